@@ -1,0 +1,54 @@
+"""Octant: regional labelling of fundus photographs, with model assistance and in-clinic training.
+
+``python main.py`` opens the workstation; ``python main.py <command> --help`` lists each command's
+options. Commands live beside the code they drive (``storage/commands.py``, ``annotate/commands.py``,
+``models/commands.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
+``func`` on its parser. Errors the user can act on are printed as one line with a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
+COMMAND_MODULES = ("storage.commands", "annotate.commands", "models.commands", "ui.commands")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="octant",
+        description="Octant: eight-region labelling of fundus photographs by three blind readers.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from storage.errors import OctantError
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *argv])
+    try:
+        return int(args.func(args) or 0)
+    except OctantError as error:
+        print(f"octant: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("octant: interrupted; everything saved so far is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

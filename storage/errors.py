@@ -1,0 +1,46 @@
+"""The project's own exception types.
+
+Every error meant for a user is an ``OctantError`` whose message is one sentence that says what
+to do. ``main.py`` and ``ui/`` show the message; they never show a traceback for these.
+This module sits in ``storage/`` because it is the bottom layer: every other layer may import it.
+"""
+
+
+class OctantError(Exception):
+    """A problem the user can understand and act on."""
+
+
+class BadImageError(OctantError):
+    """A file could not be read as a fundus photograph (corrupt, truncated, not an image)."""
+
+
+class GeometryError(OctantError):
+    """Disc and fovea landmarks that cannot define the eight regions."""
+
+
+class DatabaseError(OctantError):
+    """The project database cannot be used as it is (newer schema, locked, broken)."""
+
+
+class SchemaTooNewError(DatabaseError):
+    """The database was written by a newer Octant."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another program holds the database lock for longer than the busy timeout."""
+
+
+class AccessDeniedError(OctantError):
+    """A reader asked for what blind reading forbids (another reader's labels)."""
+
+
+class NotFoundError(OctantError):
+    """A project, image, reader or finding that does not exist."""
+
+
+class WeightsError(OctantError):
+    """Model weights that are missing or cannot be read."""
+
+
+class CancelledError(OctantError):
+    """Long work stopped because the user cancelled it."""
