@@ -2,7 +2,7 @@
 
 ``python main.py`` opens the workstation; ``python main.py <command> --help`` lists each command's
 options. Commands live beside the code they drive (``storage/commands.py``, ``annotate/commands.py``,
-``models/commands.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
+``models/commands.py``, ``models/train_commands.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
 ``func`` on its parser. Errors the user can act on are printed as one line with a non-zero exit.
 """
 from __future__ import annotations
@@ -12,7 +12,13 @@ import importlib
 import sys
 
 # Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
-COMMAND_MODULES = ("storage.commands", "annotate.commands", "models.commands", "ui.commands")
+COMMAND_MODULES = (
+    "storage.commands",
+    "annotate.commands",
+    "models.commands",
+    "models.train_commands",
+    "ui.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
