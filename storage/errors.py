@@ -44,3 +44,7 @@ class WeightsError(OctantError):
 
 class CancelledError(OctantError):
     """Long work stopped because the user cancelled it."""
+
+
+class InvalidRequestError(OctantError):
+    """A request that cannot be carried out as asked (project exists, name taken, too few readers)."""
