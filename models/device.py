@@ -1,0 +1,128 @@
+"""The one place that decides where tensors live (architecture.md, "Device").
+
+Preference order when nothing is asked for: CUDA, then Apple's MPS, then the CPU. A named
+preference is honoured or refused with a sentence that says what to do; it is never silently
+replaced, because a clinic that asked for the GPU should know when it is not being used.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from storage.errors import OctantError
+
+DEVICE_ENV = "OCTANT_DEVICE"  # lets a command line or a test pin the device without code changes
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_device(preference: str | None = None) -> torch.device:
+    """Return the device to compute on.
+
+    ``preference`` is ``None``/``"auto"`` (best available; ``OCTANT_DEVICE`` if set), ``"cpu"``,
+    ``"cuda"``, ``"cuda:<index>"`` or ``"mps"``. An unavailable choice raises ``OctantError``.
+    """
+    if preference is None or preference == "auto":
+        preference = os.environ.get(DEVICE_ENV) or "auto"
+    choice = preference.strip().lower()
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise OctantError(
+                "No CUDA graphics card is usable on this computer; choose the device 'cpu' or 'auto'."
+            )
+        device = torch.device(choice)
+        index = 0 if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise OctantError(
+                f"This computer has {torch.cuda.device_count()} CUDA card(s), so '{preference}' "
+                "does not exist; choose 'cuda:0' or 'auto'."
+            )
+        return torch.device("cuda", index)
+    if choice == "mps":
+        if not _mps_available():
+            raise OctantError("Apple's MPS graphics backend is not available here; choose 'cpu' or 'auto'.")
+        return torch.device("mps")
+    raise OctantError(f"Unknown device '{preference}'; choose 'auto', 'cpu', 'cuda' or 'mps'.")
+
+
+def describe_device(device: torch.device) -> str:
+    """One line for a status bar or a model card, e.g. ``"CPU (2 threads)"``."""
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        props = torch.cuda.get_device_properties(index)
+        return f"{props.name} (cuda:{index}, {props.total_memory / 2**30:.0f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+class TrainingWorld:
+    """The processes of one training: a single process, or a DDP group launched by ``torchrun``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on ``cuda:LOCAL_RANK`` with NCCL, or
+    on the CPU with gloo; the model is wrapped in DistributedDataParallel, each epoch's shards come
+    from a DistributedSampler seeded like the single-process shuffle, and only rank 0 writes.
+    """
+
+    def __init__(self, preference: str | None = None):
+        self.size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.size > 1
+        self.device = torch.device("cpu")
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        wants_cpu = (preference or os.environ.get(DEVICE_ENV) or "auto").lower() == "cpu"
+        if torch.cuda.is_available() and not wants_cpu:
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def sampler(self, dataset, seed: int, epoch: int):
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=self.size, rank=self.rank,
+                                     shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return sampler
+
+    def agree(self, outcome: str) -> str:
+        """Every rank follows rank 0's decision to stop, so no process waits forever on the others."""
+        if not self.active:
+            return outcome
+        import torch.distributed as dist
+
+        codes = ("", "stopped_early", "timed_out", "cancelled")
+        flag = torch.tensor([codes.index(outcome)], device=self.device)
+        dist.broadcast(flag, src=0)
+        return codes[int(flag.item())]
+
+    def teardown(self) -> None:
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()

@@ -1,0 +1,114 @@
+"""Starter and trained weights on disk: fp16 safetensors with their metadata in the header.
+
+Only floating tensors are cast (to fp16 by default); integer buffers such as BatchNorm's
+``num_batches_tracked`` keep their type, and BatchNorm running statistics survive the round
+trip within fp16 precision. The metadata dict (architecture, config, version, metrics) is stored
+as JSON under one header key, so a file describes itself without a side car.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from storage.errors import WeightsError
+
+METADATA_KEY = "octant"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DistributedDataParallel keeps the network in .module
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: dict,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``model``'s state as safetensors, floating tensors cast to ``dtype``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, tensor in _unwrapped(model).state_dict().items():
+        tensor = tensor.detach().cpu()
+        tensor = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        tensors[name] = tensor.contiguous().clone()  # clone: tied weights must not share storage
+    temporary = path.with_name(path.name + ".partial")
+    save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    temporary.replace(path)  # a crash mid-write never leaves a half file under the real name
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata dict stored by ``save_weights`` (empty if the file has none)."""
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        return json.loads(header.get(METADATA_KEY, "{}"))
+    except Exception as error:  # safetensors raises several types for a damaged header
+        raise WeightsError(
+            f"The weights file {path} is damaged or not a safetensors file ({error}); "
+            "replace it with a good copy or retrain the model."
+        ) from error
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict:
+    """Load ``path`` into ``model`` (converted to the model's dtypes) and return its metadata."""
+    path = _existing(path)
+    metadata = read_metadata(path)
+    try:
+        stored = load_file(str(path))
+    except Exception as error:
+        raise WeightsError(
+            f"The weights file {path} cannot be read ({error}); replace it with a good copy or retrain."
+        ) from error
+    target = _unwrapped(model)
+    expected = target.state_dict()
+    problems = _mismatches(expected, stored, strict)
+    if problems:
+        made_for = metadata.get("architecture", "another network")
+        raise WeightsError(
+            f"The weights file {path} was made for {made_for} and does not fit this network "
+            f"({problems}); choose weights trained for this network and size."
+        )
+    converted = {
+        name: tensor.to(expected[name].dtype) for name, tensor in stored.items() if name in expected
+    }
+    target.load_state_dict(converted, strict=strict)
+    return metadata
+
+
+def starter_weights_path(name: str) -> Path | None:
+    """``<repo>/weights/<name>.safetensors`` if it ships with this copy of Octant, else None."""
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    return path if path.is_file() else None
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"The weights file {path} does not exist; train the model first or choose another file."
+        )
+    return path
+
+
+def _mismatches(expected: dict, stored: dict, strict: bool) -> str:
+    missing = [name for name in expected if name not in stored]
+    unexpected = [name for name in stored if name not in expected]
+    wrong = [
+        f"{name} {tuple(stored[name].shape)} vs {tuple(expected[name].shape)}"
+        for name in expected
+        if name in stored and stored[name].shape != expected[name].shape
+    ]
+    parts = []
+    if wrong:
+        parts.append("shape differs: " + ", ".join(wrong[:3]))
+    if strict and missing:
+        parts.append(f"{len(missing)} tensors missing, e.g. {missing[0]}")
+    if strict and unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors, e.g. {unexpected[0]}")
+    return "; ".join(parts)
