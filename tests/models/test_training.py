@@ -155,3 +155,27 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 def test_a_missing_monitored_metric_is_named(tmp_path):
     with pytest.raises(OctantError, match="val_auroc"):
         train(BlobTask(), config(epochs=1, monitor="val_auroc"), tmp_path)
+
+
+def test_torchrun_with_two_cpu_processes_trains_and_only_rank_zero_writes(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "ddp_run.py"
+    script.write_text(
+        "import sys\n"
+        "from tests.models.test_training import BlobTask, config\n"
+        "from models.training import train\n"
+        "result = train(BlobTask(), config(epochs=2), sys.argv[1])\n"
+        "assert len(result.history) == 2\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+         str(tmp_path / "run")], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 2
+    assert not list((tmp_path / "run").glob("*.partial"))
