@@ -1,0 +1,189 @@
+"""How well the readers agree: Fleiss' kappa, pairwise Cohen's kappa, each reader against consensus.
+
+Every rating here is "finding marked / not marked" by one gradable read (see ``consensus.py``).
+- Fleiss' kappa (Fleiss 1971) per finding takes each image as an item rated by its gradable
+  reads; the general form with a varying number of raters per item is used (items with fewer
+  than two raters are skipped), which equals the textbook form when every image has three.
+  "Overall" pools every (image, finding) item into one kappa.
+- Cohen's kappa for each pair of readers on the images both graded, pooled over findings unless
+  one finding is asked for.
+- Each reader against the consensus, on items whose consensus is present or absent. The reader's
+  own vote is part of that consensus, which flatters every reader alike.
+A kappa whose chance agreement is 1 (everybody always says the same) is undefined: NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from annotate.consensus import ABSENT, PRESENT, ProjectConsensus
+
+
+@dataclass(frozen=True)
+class KappaResult:
+    kappa: float
+    items: int
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    reader_a: int
+    reader_b: int
+    items: int
+    observed_agreement: float
+    kappa: float
+
+
+@dataclass(frozen=True)
+class ReaderAccuracy:
+    reader_id: int
+    true_positive: int
+    false_negative: int
+    true_negative: int
+    false_positive: int
+
+    @property
+    def sensitivity(self) -> float:
+        found = self.true_positive + self.false_negative
+        return self.true_positive / found if found else float("nan")
+
+    @property
+    def specificity(self) -> float:
+        clear = self.true_negative + self.false_positive
+        return self.true_negative / clear if clear else float("nan")
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    fleiss_by_finding: dict[str, KappaResult]
+    fleiss_overall: KappaResult
+    pairs: list[PairAgreement]
+    readers: list[ReaderAccuracy]
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa of ``counts[item, category]`` = raters who chose the category for the item.
+
+    P_i = (Σ_j n_ij² − n_i) / (n_i (n_i − 1)),  p_j = Σ_i n_ij / Σ_i n_i,
+    κ = (mean P_i − Σ_j p_j²) / (1 − Σ_j p_j²).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    raters = counts.sum(axis=1)
+    counts, raters = counts[raters >= 2], raters[raters >= 2]
+    if len(counts) == 0:
+        return float("nan")
+    per_item = ((counts**2).sum(axis=1) - raters) / (raters * (raters - 1))
+    shares = counts.sum(axis=0) / raters.sum()
+    chance = float((shares**2).sum())
+    if chance >= 1.0:
+        return float("nan")
+    return (float(per_item.mean()) - chance) / (1.0 - chance)
+
+
+def cohen_kappa_from_table(table: np.ndarray) -> float:
+    """Cohen's kappa of a square confusion table (rows: rater A, columns: rater B)."""
+    table = np.asarray(table, dtype=np.float64)
+    total = table.sum()
+    if total == 0:
+        return float("nan")
+    observed = np.trace(table) / total
+    chance = float((table.sum(axis=1) * table.sum(axis=0)).sum() / total**2)
+    if chance >= 1.0:
+        return float("nan")
+    return (observed - chance) / (1.0 - chance)
+
+
+def cohen_kappa(rater_a, rater_b) -> float:
+    """Cohen's kappa of two equal-length sequences of binary ratings."""
+    a = np.asarray(rater_a, dtype=bool)
+    b = np.asarray(rater_b, dtype=bool)
+    return cohen_kappa_from_table(np.bincount(2 * a + b, minlength=4).reshape(2, 2))
+
+
+def _marks(consensus: ProjectConsensus) -> np.ndarray:
+    return consensus.table.region_bits != 0
+
+
+def _finding_slice(consensus: ProjectConsensus, finding: str | None) -> slice:
+    if finding is None:
+        return slice(None)
+    f = consensus.table.finding_codes.index(finding)
+    return slice(f, f + 1)
+
+
+def fleiss_by_finding(consensus: ProjectConsensus) -> tuple[dict[str, KappaResult], KappaResult]:
+    """Fleiss' kappa for each finding, and for all (image, finding) items pooled."""
+    gradable = consensus.table.gradable
+    raters = gradable.sum(axis=1)[:, None]                       # [N, 1]
+    votes = (_marks(consensus) & gradable[:, :, None]).sum(axis=1)  # [N, F]
+    counts = np.stack([raters - votes, votes], axis=2)           # [N, F, 2]
+    rated = raters[:, 0] >= 2
+    per_finding = {
+        code: KappaResult(fleiss_kappa(counts[:, f]), int(rated.sum()))
+        for f, code in enumerate(consensus.table.finding_codes)
+    }
+    pooled = counts.reshape(-1, 2)
+    overall = KappaResult(fleiss_kappa(pooled), int(rated.sum()) * counts.shape[1])
+    return per_finding, overall
+
+
+def pairwise_cohen_kappa(consensus: ProjectConsensus, finding: str | None = None) -> list[PairAgreement]:
+    """Cohen's kappa for every pair of readers who both graded at least one image."""
+    t = consensus.table
+    marks = _marks(consensus)[:, :, _finding_slice(consensus, finding)]
+    readers, dense = _dense_reader_index(consensus)
+    count = len(readers)
+    tables = np.zeros(count * count * 4, np.int64)
+    for s, r in combinations(range(t.reader_ids.shape[1]), 2):
+        both = t.gradable[:, s] & t.gradable[:, r]
+        a, b = dense[both, s], dense[both, r]
+        x, y = marks[both, s], marks[both, r]                     # [M, F]
+        swap = (a > b)[:, None]                                   # count each pair once, low id first
+        first, second = np.where(swap, y, x), np.where(swap, x, y)
+        pair = (np.minimum(a, b) * count + np.maximum(a, b))[:, None]
+        tables += np.bincount((pair * 4 + 2 * first + second).ravel(), minlength=count * count * 4)
+    tables = tables.reshape(count, count, 2, 2)
+    result = []
+    for i, j in zip(*np.nonzero(tables.sum(axis=(2, 3)))):
+        table = tables[i, j]
+        result.append(PairAgreement(int(readers[i]), int(readers[j]), int(table.sum()),
+                                    float(np.trace(table) / table.sum()), cohen_kappa_from_table(table)))
+    return result
+
+
+def _dense_reader_index(consensus: ProjectConsensus) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted reader ids, and each slot's index into them (−1 for empty slots)."""
+    t = consensus.table
+    readers, which = np.unique(t.reader_ids[t.present], return_inverse=True)
+    dense = np.full(t.reader_ids.shape, -1, np.int64)
+    dense[t.present] = which
+    return readers, dense
+
+
+def readers_against_consensus(consensus: ProjectConsensus, finding: str | None = None) -> list[ReaderAccuracy]:
+    """Sensitivity and specificity of each reader where the consensus is present or absent."""
+    t = consensus.table
+    chosen = _finding_slice(consensus, finding)
+    marks = _marks(consensus)[:, :, chosen]
+    state = consensus.state[:, chosen]
+    decided = (state == PRESENT) | (state == ABSENT)
+    readers, slot_reader = _dense_reader_index(consensus)
+    counts = np.zeros(len(readers) * 4, np.int64)
+    for s in range(t.reader_ids.shape[1]):
+        valid = t.gradable[:, s][:, None] & decided                 # [N, F]
+        rows, cols = np.nonzero(valid)
+        truth = state[rows, cols] == PRESENT
+        said = marks[rows, s, cols]
+        counts += np.bincount(slot_reader[rows, s] * 4 + 2 * truth + said, minlength=len(readers) * 4)
+    counts = counts.reshape(-1, 4)  # [absent & not marked, absent & marked, present & not, present & marked]
+    return [
+        ReaderAccuracy(int(reader), true_positive=int(c[3]), false_negative=int(c[2]), true_negative=int(c[0]), false_positive=int(c[1]))
+        for reader, c in zip(readers, counts)
+    ]
+
+
+def agreement_report(consensus: ProjectConsensus) -> AgreementReport:
+    per_finding, overall = fleiss_by_finding(consensus)
+    return AgreementReport(per_finding, overall, pairwise_cohen_kappa(consensus), readers_against_consensus(consensus))
