@@ -1,0 +1,238 @@
+"""Engine, transactions and schema checks for a project database.
+
+SQLite by default (``<project>/octant.sqlite``, WAL, foreign keys, busy timeout); a PostgreSQL URL
+is used as given. Every user action runs in one ``Database.transaction()``; driver errors that a
+user can act on (locked, not a database) leave it as ``storage.errors`` types with one sentence.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.errors import DatabaseError, DatabaseLockedError, SchemaTooNewError
+
+DATABASE_FILENAME = "octant.sqlite"
+BUSY_TIMEOUT_MS = 5000
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_LOCKED = DatabaseLockedError(
+    "The project database is busy in another program; wait for it to finish (or close it) and try again."
+)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def alembic_config() -> Config:
+    """Built in code so an installed (non-editable) package needs no alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def known_revisions() -> tuple[set[str], str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {rev.revision for rev in script.walk_revisions()}, script.get_current_head()
+
+
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Take transaction control away from pysqlite so BEGIN is ours (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # With WAL, NORMAL syncs at checkpoints only: a committed action survives a crash or kill
+        # of the process (the WAL is in the OS cache); only a power cut can lose the last commits.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        # Writers take the write lock at BEGIN (IMMEDIATE) so they wait for the busy timeout
+        # instead of failing when another process wrote between their read and their write.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
+        )
+        _install_sqlite_pragmas(engine, busy_timeout_ms)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn driver errors a user can act on into Octant errors; others pass through."""
+    try:
+        yield
+    except sa_exc.OperationalError as error:
+        text = str(error.orig).lower()
+        if "locked" in text or "busy" in text:
+            raise _LOCKED from error
+        if "unable to open" in text:
+            raise DatabaseError(
+                "The project database cannot be opened; check that the folder exists and that you may write to it."
+            ) from error
+        raise DatabaseError(
+            f"The project database failed ({error.orig}); close other programs using it and try again."
+        ) from error
+    except sa_exc.DatabaseError as error:
+        if isinstance(error, sa_exc.IntegrityError):
+            raise
+        text = str(error.orig).lower()
+        if "not a database" in text or "malformed" in text:
+            raise _not_a_database() from error
+        raise
+
+
+def _not_a_database(path: Path | None = None) -> DatabaseError:
+    where = f"{path} " if path else "The project database "
+    return DatabaseError(
+        f"{where}is not a readable Octant database (damaged or another kind of file); "
+        "restore it from a backup or choose another project folder."
+    )
+
+
+def _no_project() -> DatabaseError:
+    return DatabaseError(
+        "The project database is empty; create a project with `python main.py init DIR` first."
+    )
+
+
+def sqlite_revision(path: Path) -> str | None:
+    """Read the schema revision without changing the file (read-only, no pragmas).
+
+    Returns None for a database with no tables at all; raises DatabaseError for a file that is not
+    SQLite or is an SQLite database of some other program.
+    """
+    try:
+        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as error:
+        raise DatabaseError(
+            f"{path} cannot be opened; check that it exists and that you may read it."
+        ) from error
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return None
+        if "alembic_version" not in tables:
+            raise _not_a_database(path)
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error).lower():
+            raise _LOCKED from error
+        raise _not_a_database(path) from error
+    except sqlite3.DatabaseError as error:
+        raise _not_a_database(path) from error
+    finally:
+        connection.close()
+
+
+def check_revision(revision: str | None) -> bool:
+    """True when the schema needs an upgrade; SchemaTooNewError when it comes from a newer Octant."""
+    known, head = known_revisions()
+    if revision is not None and revision not in known:
+        raise SchemaTooNewError(
+            "This project was saved by a newer Octant; update Octant to open it (nothing was changed)."
+        )
+    return revision != head
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to this Octant's head in one transaction (SQLite DDL is transactional)."""
+    config = alembic_config()
+    with translated_errors(), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with translated_errors(), engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+class Database:
+    """One project database: the engine plus sessions for reading and for one user action."""
+
+    def __init__(self, engine: Engine, root: Path | None = None) -> None:
+        self.engine = engine
+        self.root = root  # the project folder: image paths are stored relative to it
+        self._read_sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        )
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        root: Path | None = None,
+        create: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> Database:
+        """Open an Octant database, upgrading an older schema; refuses anything else.
+
+        An empty database gets the schema only when ``create`` is set.
+        """
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            revision = sqlite_revision(path) if path.exists() or not create else None
+            check_revision(revision)
+            if revision is None and not create:
+                raise _no_project()
+        engine = make_engine(url, busy_timeout_ms)
+        try:
+            if not url.startswith("sqlite"):
+                with translated_errors(), engine.connect() as connection:
+                    has_tables = bool(inspect(connection).get_table_names())
+                revision = current_revision(engine)
+                if revision is None and has_tables:
+                    raise _not_a_database()
+            else:
+                revision = current_revision(engine)
+            if revision is None and not create:
+                raise _no_project()
+            if check_revision(revision):
+                upgrade_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, root)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One user action: commits at the end, rolls everything back on any exception."""
+        with translated_errors(), self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A consistent read-only snapshot (never writes)."""
+        with translated_errors(), self._read_sessions() as session:
+            yield session  # closing the session rolls its snapshot back
+
+    def dispose(self) -> None:
+        self.engine.dispose()

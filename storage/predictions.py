@@ -1,0 +1,109 @@
+"""Model output kept in the project: predictions per image and the trained models' registry.
+
+Predictions are suggestions, never a reader's answer: blind reading does not hide them, but the
+project setting ``hide_suggestions_on_test`` lets the workstation keep them off test images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from storage.audit import record
+from storage.database import Database
+from storage.errors import NotFoundError
+from storage.schema import Image, Landmark, Prediction, TrainedModel, utc_now
+
+
+def _require_image(session, image_id: int) -> None:
+    if session.get(Image, image_id) is None:
+        raise NotFoundError(f"There is no image number {image_id} in this project; import it first.")
+
+
+def save_prediction(
+    db: Database, image_id: int, kind: str, payload: dict[str, Any], model_version: str
+) -> int:
+    """Store one model output for an image (e.g. kind "regions", "lesions"); newest wins on read."""
+    with db.transaction() as session:
+        _require_image(session, image_id)
+        prediction_id = session.scalar(insert(Prediction).returning(Prediction.id), dict(
+            image_id=image_id, kind=kind, payload=payload, model_version=model_version, created_at=utc_now()))
+        record(session, "prediction", prediction_id, "create", None,
+               dict(image_id=image_id, kind=kind, model_version=model_version))
+    return prediction_id
+
+
+def latest_prediction(db: Database, image_id: int, kind: str) -> dict[str, Any] | None:
+    with db.reading() as session:
+        return session.scalar(
+            select(Prediction.payload).where(Prediction.image_id == image_id, Prediction.kind == kind)
+            .order_by(Prediction.id.desc()).limit(1)
+        )
+
+
+def save_model_landmarks(
+    db: Database, image_id: int, disc: tuple[float, float], fovea: tuple[float, float], model_version: str
+) -> None:
+    """A model's disc and fovea for an image, offered to readers by ``ReaderSession.model_landmarks``."""
+    with db.transaction() as session:
+        _require_image(session, image_id)
+        landmark_id = session.scalar(insert(Landmark).returning(Landmark.id), dict(
+            image_id=image_id, reader_id=None, source="model", disc_x=float(disc[0]), disc_y=float(disc[1]),
+            fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now()))
+        record(session, "landmark", landmark_id, "create", None,
+               dict(image_id=image_id, disc=list(disc), fovea=list(fovea), model_version=model_version))
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    name: str
+    network: str
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    label_snapshot: dict[str, Any]
+    path: str
+    active: bool
+    created_at: datetime
+
+
+def register_model(
+    db: Database, name: str, network: str, metrics: dict[str, Any], config: dict[str, Any],
+    label_snapshot: dict[str, Any], path: str, active: bool = False,
+) -> int:
+    """Record a trained model; ``active=True`` makes it the one in use for its network."""
+    with db.transaction() as session:
+        if active:
+            session.execute(update(TrainedModel).where(TrainedModel.network == network).values(active=False))
+        model_id = session.scalar(insert(TrainedModel).returning(TrainedModel.id), dict(
+            name=name, network=network, metrics=metrics, config=config, label_snapshot=label_snapshot,
+            path=str(path), active=active, created_at=utc_now()))
+        record(session, "trained_model", model_id, "create", None,
+               dict(name=name, network=network, metrics=metrics, path=str(path), active=active))
+    return model_id
+
+
+def activate_model(db: Database, model_id: int, reader_id: int | None = None) -> None:
+    """Make one model the active one for its network (the others of that network step down)."""
+    with db.transaction() as session:
+        model = session.get(TrainedModel, model_id)
+        if model is None:
+            raise NotFoundError(f"There is no trained model number {model_id}; pick one from the model list.")
+        before = dict(active=model.active)
+        session.execute(update(TrainedModel).where(TrainedModel.network == model.network).values(active=False))
+        session.execute(update(TrainedModel).where(TrainedModel.id == model_id).values(active=True))
+        record(session, "trained_model", model_id, "activate", before, dict(active=True), reader_id)
+
+
+def list_models(db: Database, network: str | None = None) -> list[ModelRecord]:
+    query = select(TrainedModel).order_by(TrainedModel.id)
+    if network is not None:
+        query = query.where(TrainedModel.network == network)
+    with db.reading() as session:
+        return [
+            ModelRecord(m.id, m.name, m.network, m.metrics, m.config, m.label_snapshot, m.path, m.active,
+                        m.created_at)
+            for m in session.scalars(query)
+        ]

@@ -1,0 +1,251 @@
+"""Creating and opening a project, and its settings (findings, diagnoses, consensus rule).
+
+A project is a folder with ``octant.sqlite`` (or a PostgreSQL URL for several workstations at
+once) and the photographs. Settings changes are audited like labels.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, update
+
+from storage.audit import record
+from storage.catalogue import (
+    DEFAULT_DIAGNOSIS_CLASSES,
+    DEFAULT_FINDINGS,
+    DEFAULT_SPLIT_ROLES,
+    SPLITS,
+    FindingSpec,
+    check_findings,
+)
+from storage.database import DATABASE_FILENAME, Database, sqlite_url
+from storage.errors import InvalidRequestError, NotFoundError
+from storage.schema import DiagnosisClass, Finding, Project
+
+READERS_PER_IMAGE = 3  # Son et al.: three ophthalmologists read every image
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    name: str
+    findings: list[FindingSpec]  # active findings, in the order readers see them
+    diagnosis_classes: list[str]
+    consensus_k: int  # a finding is present when at least k of the three readers marked it
+    hide_suggestions_on_test: bool
+    split_roles: dict[str, frozenset[str]]  # roles allowed to read each split
+
+    def finding(self, code: str) -> FindingSpec:
+        for spec in self.findings:
+            if spec.code == code:
+                return spec
+        raise NotFoundError(f"This project has no finding called {code!r}; check the finding list.")
+
+
+class ProjectHandle:
+    """An open project: its folder and database. Close it (or use ``with``) when done."""
+
+    def __init__(self, root: Path, database: Database) -> None:
+        self.root = root
+        self.database = database
+
+    def settings(self) -> ProjectSettings:
+        return project_settings(self.database)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> ProjectHandle:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _check_consensus_k(consensus_k: int) -> None:
+    if not 1 <= consensus_k <= READERS_PER_IMAGE:
+        raise InvalidRequestError(
+            f"The consensus rule must count 1 to {READERS_PER_IMAGE} readers; use 2 or 3."
+        )
+
+
+def _role_lists(split_roles: dict[str, Iterable[str]]) -> dict[str, list[str]]:
+    from storage.readers import Role  # readers imports this module for settings
+
+    allowed = {role.value for role in Role}
+    unknown = {split for split in split_roles if split not in SPLITS}
+    if unknown:
+        raise InvalidRequestError(f"Unknown split {sorted(unknown)[0]!r}; use train or test.")
+    result = {split: sorted(set(roles)) for split, roles in split_roles.items()}
+    for roles in result.values():
+        for role in roles:
+            if role not in allowed:
+                raise InvalidRequestError(f"Unknown role {role!r}; use one of {', '.join(sorted(allowed))}.")
+    return result
+
+
+def create_project(
+    folder: str | Path,
+    name: str | None = None,
+    findings: Sequence[FindingSpec] | None = None,
+    diagnosis_classes: Sequence[str] | None = None,
+    consensus_k: int = 2,
+    database_url: str | None = None,
+    hide_suggestions_on_test: bool = True,
+    split_roles: dict[str, Iterable[str]] | None = None,
+) -> ProjectHandle:
+    """Make a new project in ``folder`` (created if missing) and return it open."""
+    root = Path(folder).expanduser().resolve()
+    findings = list(DEFAULT_FINDINGS if findings is None else findings)
+    diagnosis_classes = list(DEFAULT_DIAGNOSIS_CLASSES if diagnosis_classes is None else diagnosis_classes)
+    check_findings(findings)
+    _check_consensus_k(consensus_k)
+    roles = _role_lists(DEFAULT_SPLIT_ROLES if split_roles is None else split_roles)
+    if database_url is None and (root / DATABASE_FILENAME).exists():
+        raise InvalidRequestError(
+            f"{root} already holds an Octant project; open it instead of creating a new one."
+        )
+    if root.exists() and not root.is_dir():
+        raise InvalidRequestError(f"{root} is a file; choose a folder for the project.")
+    root.mkdir(parents=True, exist_ok=True)
+    database = Database.open(database_url or sqlite_url(root / DATABASE_FILENAME), root, create=True)
+    try:
+        with database.transaction() as session:
+            if session.scalar(select(func.count()).select_from(Project)):
+                raise InvalidRequestError(
+                    "That database already holds an Octant project; open it instead of creating a new one."
+                )
+            project_id = session.scalar(
+                insert(Project).returning(Project.id),
+                dict(name=name or root.name, consensus_k=consensus_k,
+                     hide_suggestions_on_test=hide_suggestions_on_test, split_roles=roles),
+            )
+            session.execute(insert(Finding), [
+                dict(project_id=project_id, code=f.code, name=f.name, key=f.key,
+                     size_class=f.size_class, lesion_channel=f.lesion_channel, position=i, active=True)
+                for i, f in enumerate(findings)
+            ])
+            if diagnosis_classes:
+                session.execute(insert(DiagnosisClass), [
+                    dict(project_id=project_id, name=d, position=i)
+                    for i, d in enumerate(diagnosis_classes)
+                ])
+            record(session, "project", project_id, "create", None, dict(
+                name=name or root.name, consensus_k=consensus_k, split_roles=roles,
+                hide_suggestions_on_test=hide_suggestions_on_test,
+                findings=[f.code for f in findings], diagnosis_classes=diagnosis_classes,
+            ))
+    except BaseException:
+        database.dispose()
+        raise
+    return ProjectHandle(root, database)
+
+
+def open_project(folder: str | Path, database_url: str | None = None) -> ProjectHandle:
+    """Open an existing project; DatabaseError subclasses say what is wrong and what to do."""
+    root = Path(folder).expanduser().resolve()
+    if database_url is None:
+        if not (root / DATABASE_FILENAME).is_file():
+            raise NotFoundError(
+                f"{root} holds no Octant project; run `python main.py init {root}` first."
+            )
+        database_url = sqlite_url(root / DATABASE_FILENAME)
+    database = Database.open(database_url, root)
+    try:
+        project_settings(database)
+    except BaseException:
+        database.dispose()
+        raise
+    return ProjectHandle(root, database)
+
+
+def project_settings(db: Database) -> ProjectSettings:
+    with db.reading() as session:
+        project = session.scalars(select(Project).order_by(Project.id).limit(1)).first()
+        if project is None:
+            raise NotFoundError("The database holds no project; run `python main.py init DIR` first.")
+        findings = [
+            FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel, f.id)  # type: ignore[arg-type]
+            for f in session.scalars(
+                select(Finding).where(Finding.active).order_by(Finding.position, Finding.id)
+            )
+        ]
+        diagnoses = list(session.scalars(select(DiagnosisClass.name).order_by(DiagnosisClass.position)))
+        return ProjectSettings(
+            name=project.name, findings=findings, diagnosis_classes=diagnoses,
+            consensus_k=project.consensus_k, hide_suggestions_on_test=project.hide_suggestions_on_test,
+            split_roles={split: frozenset(roles) for split, roles in project.split_roles.items()},
+        )
+
+
+def update_settings(
+    db: Database,
+    *,
+    name: str | None = None,
+    consensus_k: int | None = None,
+    hide_suggestions_on_test: bool | None = None,
+    split_roles: dict[str, Iterable[str]] | None = None,
+    reader_id: int | None = None,
+) -> ProjectSettings:
+    """Change project-wide settings (one audited action); None leaves a setting as it is."""
+    changes: dict[str, object] = {}
+    if name is not None:
+        changes["name"] = name
+    if consensus_k is not None:
+        _check_consensus_k(consensus_k)
+        changes["consensus_k"] = consensus_k
+    if hide_suggestions_on_test is not None:
+        changes["hide_suggestions_on_test"] = hide_suggestions_on_test
+    if split_roles is not None:
+        changes["split_roles"] = _role_lists(split_roles)
+    with db.transaction() as session:
+        project = session.scalars(select(Project).order_by(Project.id).limit(1)).one()
+        before = {key: getattr(project, key) for key in changes}
+        session.execute(update(Project).where(Project.id == project.id).values(**changes))
+        record(session, "project", project.id, "update", before, changes, reader_id)
+    return project_settings(db)
+
+
+def add_finding(db: Database, spec: FindingSpec, reader_id: int | None = None) -> FindingSpec:
+    """Add a finding at the end of the catalogue (one audited action)."""
+    with db.transaction() as session:
+        existing = [
+            FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel)  # type: ignore[arg-type]
+            for f in session.scalars(select(Finding).where(Finding.active))
+        ]
+        check_findings([*existing, spec])
+        if session.scalar(select(Finding.id).where(Finding.code == spec.code)) is not None:
+            raise InvalidRequestError(f"A finding called {spec.code!r} exists already; reactivate it instead.")
+        project_id = session.scalar(select(Project.id).order_by(Project.id).limit(1))
+        position = session.scalar(select(func.coalesce(func.max(Finding.position), -1) + 1))
+        finding_id = session.scalar(insert(Finding).returning(Finding.id), dict(
+            project_id=project_id, code=spec.code, name=spec.name, key=spec.key,
+            size_class=spec.size_class, lesion_channel=spec.lesion_channel, position=position, active=True,
+        ))
+        after = {k: v for k, v in asdict(spec).items() if k != "id"}
+        record(session, "finding", finding_id, "create", None, after, reader_id)
+    return FindingSpec(spec.code, spec.name, spec.key, spec.size_class, spec.lesion_channel, finding_id)
+
+
+def update_finding(
+    db: Database, code: str, reader_id: int | None = None, **changes: object
+) -> None:
+    """Edit a finding (name, key, size_class, lesion_channel, active); labels keep their finding."""
+    allowed = {"name", "key", "size_class", "lesion_channel", "active"}
+    if not changes or set(changes) - allowed:
+        raise ValueError(f"update_finding changes only {sorted(allowed)}")
+    with db.transaction() as session:
+        finding = session.scalars(select(Finding).where(Finding.code == code)).first()
+        if finding is None:
+            raise NotFoundError(f"This project has no finding called {code!r}; check the finding list.")
+        before = {key: getattr(finding, key) for key in changes}
+        for key, value in changes.items():
+            setattr(finding, key, value)
+        others = session.scalars(select(Finding).where(Finding.active, Finding.id != finding.id))
+        if finding.active:
+            check_findings([
+                FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel)  # type: ignore[arg-type]
+                for f in [*others, finding]
+            ])
+        record(session, "finding", finding.id, "update", before, dict(changes), reader_id)

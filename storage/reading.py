@@ -1,0 +1,270 @@
+"""A reader's session: their queue and their own labels, nobody else's (blind reading).
+
+Every query here is restricted to ``Read.reader_id == self.reader.id``; the one way to see another
+reader's answer, ``labels_of``, is refused unless the reader is a reviewer or an admin. Each
+``set_*``/``mark_*`` method is one user action: one transaction holding the change and its audit
+event, returning the reader's state after it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from storage.audit import record
+from storage.database import Database
+from storage.errors import AccessDeniedError, NotFoundError
+from storage.images import IMAGE_COLUMNS, ImageRecord, image_record, load_image
+from storage.labels import (
+    LANDMARK_SOURCES,
+    READ_COLUMNS,
+    Landmarks,
+    QueueProgress,
+    ReadState,
+    landmarks_of,
+    load_read_states,
+    mask_to_regions,
+    regions_to_mask,
+)
+from storage.readers import REVIEW_ROLES, ReaderInfo, get_reader
+from storage.schema import (
+    DiagnosisClass,
+    DiagnosisLabel,
+    Finding,
+    Image,
+    Landmark,
+    Read,
+    RegionalLabel,
+    utc_now,
+)
+
+_BLIND = AccessDeniedError(
+    "Blind reading: you cannot see other readers' labels; a reviewer or admin can compare them."
+)
+
+
+class ReaderSession:
+    def __init__(self, db: Database, reader_id: int) -> None:
+        self.db = db
+        self.reader: ReaderInfo = get_reader(db, reader_id)
+        self.can_review = self.reader.role in REVIEW_ROLES
+        self._finding_ids: dict[str, int] = {}
+
+    # --- the queue -------------------------------------------------------------------------
+    def _mine(self):
+        return Read.reader_id == self.reader.id
+
+    def progress(self) -> QueueProgress:
+        with self.db.reading() as session:
+            row = session.execute(
+                select(func.count(), func.count().filter(Read.done == True)).where(self._mine())  # noqa: E712
+            ).one()
+        return QueueProgress(done=int(row[1]), total=int(row[0]))
+
+    def _first_unfinished(self, session: Session, after_position: int):
+        # Served by ix_read_queue (reader_id, done, position): one index seek, whatever the size.
+        query = (
+            select(*IMAGE_COLUMNS).join(Read, Read.image_id == Image.id)
+            .where(self._mine(), Read.done == False, Read.position > after_position)  # noqa: E712
+            .order_by(Read.position).limit(1)
+        )
+        return session.execute(query).first()
+
+    def next_unfinished(self, after_image_id: int | None = None) -> ImageRecord | None:
+        """The first image not marked done after ``after_image_id`` in the queue, wrapping round
+        to the start; None when the reader has finished everything."""
+        with self.db.reading() as session:
+            after = -1
+            if after_image_id is not None:
+                after = session.scalar(
+                    select(Read.position).where(self._mine(), Read.image_id == after_image_id)
+                )
+                after = -1 if after is None else after
+            row = self._first_unfinished(session, after)
+            if row is None and after >= 0:
+                row = self._first_unfinished(session, -1)
+            return None if row is None else image_record(row, self.db.root)
+
+    def queue(self) -> list[ImageRecord]:
+        query = (
+            select(*IMAGE_COLUMNS).join(Read, Read.image_id == Image.id)
+            .where(self._mine()).order_by(Read.position)
+        )
+        with self.db.reading() as session:
+            return [image_record(row, self.db.root) for row in session.execute(query)]
+
+    def image(self, image_id: int) -> ImageRecord:
+        with self.db.reading() as session:
+            if not self.can_review:
+                self._read_row(session, image_id)
+            return load_image(session, image_id, self.db.root)
+
+    # --- this reader's answers --------------------------------------------------------------
+    def _read_row(self, session: Session, image_id: int):
+        row = session.execute(select(*READ_COLUMNS).where(self._mine(), Read.image_id == image_id)).first()
+        if row is None:
+            raise AccessDeniedError(
+                f"Image {image_id} is not in {self.reader.name}'s reading list; pick an image from the queue."
+            )
+        return row
+
+    def _state(self, session: Session, image_id: int) -> ReadState:
+        row = self._read_row(session, image_id)
+        return load_read_states(session, [row])[row.id]
+
+    def read(self, image_id: int) -> ReadState:
+        with self.db.reading() as session:
+            return self._state(session, image_id)
+
+    def _act(
+        self, image_id: int, action: str,
+        change: Callable[[Session, Any], tuple[dict[str, Any], dict[str, Any]]],
+    ) -> ReadState:
+        """One user action on this reader's read of an image: change + audit, then the new state."""
+        with self.db.transaction() as session:
+            row = self._read_row(session, image_id)
+            before, after = change(session, row)
+            session.execute(update(Read).where(Read.id == row.id).values(updated_at=utc_now()))
+            record(session, "read", row.id, action, before, after, self.reader.id)
+            return self._state(session, image_id)
+
+    def _finding_id(self, session: Session, code: str) -> int:
+        if code not in self._finding_ids:
+            found = session.scalar(select(Finding.id).where(Finding.code == code))
+            if found is None:
+                raise NotFoundError(f"This project has no finding called {code!r}; check the finding list.")
+            self._finding_ids[code] = found
+        return self._finding_ids[code]
+
+    def _write_regions(self, session: Session, row, code: str, regions: frozenset[int]):
+        finding_id = self._finding_id(session, code)
+        mask = regions_to_mask(regions)
+        where = (RegionalLabel.read_id == row.id, RegionalLabel.finding_id == finding_id)
+        old = session.scalar(select(RegionalLabel.regions).where(*where))
+        if old is None and mask:
+            session.execute(insert(RegionalLabel).values(read_id=row.id, finding_id=finding_id, regions=mask))
+        elif old is not None and mask:
+            session.execute(update(RegionalLabel).where(*where).values(regions=mask))
+        elif old is not None:
+            session.execute(delete(RegionalLabel).where(*where))  # no regions: finding absent
+        before = dict(finding=code, regions=sorted(mask_to_regions(old or 0)), normal=row.normal)
+        if mask and row.normal:  # a finding contradicts "normal"
+            session.execute(update(Read).where(Read.id == row.id).values(normal=False))
+        return before, dict(finding=code, regions=sorted(regions), normal=row.normal and not mask)
+
+    def set_regions(self, image_id: int, finding_code: str, regions: set[int] | frozenset[int]) -> ReadState:
+        """The regions where this reader sees a finding; an empty set removes the finding."""
+        regions = frozenset(regions)
+        regions_to_mask(regions)  # refuse bad codes before opening a transaction
+        return self._act(image_id, "set_regions",
+                         lambda s, row: self._write_regions(s, row, finding_code, regions))
+
+    def toggle_region(self, image_id: int, finding_code: str, region: int) -> ReadState:
+        regions_to_mask([region])
+
+        def change(session: Session, row):
+            finding_id = self._finding_id(session, finding_code)
+            old = session.scalar(select(RegionalLabel.regions).where(
+                RegionalLabel.read_id == row.id, RegionalLabel.finding_id == finding_id))
+            return self._write_regions(session, row, finding_code, mask_to_regions(old or 0) ^ {region})
+
+        return self._act(image_id, "set_regions", change)
+
+    def mark_normal(self, image_id: int) -> ReadState:
+        """The explicit answer "normal": clears this reader's findings for the image."""
+        def change(session: Session, row):
+            cleared = {
+                code: sorted(mask_to_regions(mask))
+                for code, mask in session.execute(
+                    select(Finding.code, RegionalLabel.regions)
+                    .join(Finding, Finding.id == RegionalLabel.finding_id)
+                    .where(RegionalLabel.read_id == row.id)
+                )
+            }
+            session.execute(delete(RegionalLabel).where(RegionalLabel.read_id == row.id))
+            session.execute(update(Read).where(Read.id == row.id).values(normal=True))
+            return dict(normal=row.normal, regions=cleared), dict(normal=True, regions={})
+
+        return self._act(image_id, "mark_normal", change)
+
+    def _set_read_field(self, image_id: int, action: str, name: str, value: Any) -> ReadState:
+        def change(session: Session, row):
+            session.execute(update(Read).where(Read.id == row.id).values({name: value}))
+            return {name: getattr(row, name)}, {name: value}
+
+        return self._act(image_id, action, change)
+
+    def set_ungradable(self, image_id: int, ungradable: bool = True) -> ReadState:
+        return self._set_read_field(image_id, "set_ungradable", "ungradable", bool(ungradable))
+
+    def set_comment(self, image_id: int, comment: str) -> ReadState:
+        return self._set_read_field(image_id, "set_comment", "comment", comment)
+
+    def mark_done(self, image_id: int, done: bool = True) -> ReadState:
+        return self._set_read_field(image_id, "mark_done", "done", bool(done))
+
+    def set_diagnosis(self, image_id: int, diagnosis: str | None) -> ReadState:
+        def change(session: Session, row):
+            old = session.scalar(
+                select(DiagnosisClass.name).join(DiagnosisLabel, DiagnosisLabel.diagnosis_class_id == DiagnosisClass.id)
+                .where(DiagnosisLabel.read_id == row.id)
+            )
+            session.execute(delete(DiagnosisLabel).where(DiagnosisLabel.read_id == row.id))
+            if diagnosis is not None:
+                class_id = session.scalar(select(DiagnosisClass.id).where(DiagnosisClass.name == diagnosis))
+                if class_id is None:
+                    raise NotFoundError(f"This project has no diagnosis {diagnosis!r}; check the diagnosis list.")
+                session.execute(insert(DiagnosisLabel).values(read_id=row.id, diagnosis_class_id=class_id))
+            return dict(diagnosis=old), dict(diagnosis=diagnosis)
+
+        return self._act(image_id, "set_diagnosis", change)
+
+    def set_landmarks(
+        self, image_id: int, disc: tuple[float, float], fovea: tuple[float, float], source: str = "manual"
+    ) -> ReadState:
+        """This reader's disc and fovea (source "model" when they accepted a model's suggestion)."""
+        if source not in LANDMARK_SOURCES:
+            raise ValueError(f"Landmark source is 'manual' or 'model', got {source!r}.")
+        values = dict(disc_x=float(disc[0]), disc_y=float(disc[1]),
+                      fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), source=source, updated_at=utc_now())
+
+        def change(session: Session, row):
+            where = (Landmark.image_id == image_id, Landmark.reader_id == self.reader.id)
+            old = session.scalars(select(Landmark).where(*where)).first()
+            before = None if old is None else dict(disc=list(landmarks_of(old).disc),
+                                                   fovea=list(landmarks_of(old).fovea), source=old.source)
+            if old is None:
+                session.execute(insert(Landmark).values(image_id=image_id, reader_id=self.reader.id, **values))
+            else:
+                session.execute(update(Landmark).where(*where).values(**values))
+            return dict(landmarks=before), dict(landmarks=dict(disc=list(disc), fovea=list(fovea), source=source))
+
+        return self._act(image_id, "set_landmarks", change)
+
+    def model_landmarks(self, image_id: int) -> Landmarks | None:
+        """The latest model guess for disc and fovea (no reader's answer, so not blinded)."""
+        with self.db.reading() as session:
+            if not self.can_review:
+                self._read_row(session, image_id)
+            row = session.scalars(
+                select(Landmark).where(Landmark.image_id == image_id, Landmark.reader_id.is_(None))
+                .order_by(Landmark.id.desc()).limit(1)
+            ).first()
+            return None if row is None else landmarks_of(row)
+
+    # --- other readers ----------------------------------------------------------------------
+    def labels_of(self, other_reader_id: int, image_id: int) -> ReadState:
+        """Another reader's answer: reviewers and admins only."""
+        if other_reader_id == self.reader.id:
+            return self.read(image_id)
+        if not self.can_review:
+            raise _BLIND
+        with self.db.reading() as session:
+            row = session.execute(
+                select(*READ_COLUMNS).where(Read.reader_id == other_reader_id, Read.image_id == image_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"Reader {other_reader_id} has not been given image {image_id}.")
+            return load_read_states(session, [row])[row.id]

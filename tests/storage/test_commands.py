@@ -1,0 +1,53 @@
+"""init, readers, assign and status from the command line; errors are one line and exit 1."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from main import main
+from tests.storage.conftest import add_fake_images
+from storage.project import open_project
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_readers_assign_status(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "clinic"
+    assert run(capsys, "init", str(folder), "--name", "Clinic A", "--consensus-k", "3")[0] == 0
+    monkeypatch.setenv("OCTANT_PROJECT", str(folder))
+    for i in range(3):
+        assert run(capsys, "readers", "add", f"Dr {i}", "--role", "ophthalmologist")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("4321\n"))
+    code, out, _ = run(capsys, "readers", "add", "Dr R", "--role", "retina_specialist", "--pin")
+    assert code == 0 and "PIN" in out
+    code, out, _ = run(capsys, "readers", "list")
+    assert "Dr R" in out and "retina_specialist" in out
+    with open_project(folder) as project:
+        assert project.settings().consensus_k == 3
+        add_fake_images(project, train=4)
+    code, out, _ = run(capsys, "assign", "--seed", "1")
+    assert code == 0 and "Assigned 12 reads over 4 images" in out
+    code, out, _ = run(capsys, "status", "--project", str(folder))
+    assert code == 0 and "Images: 4 (4 train)" in out and "0 / 3" in out
+
+
+def test_errors_are_one_line_and_a_non_zero_exit(tmp_path, capsys):
+    code, out, err = run(capsys, "status", "--project", str(tmp_path))
+    assert code == 1 and err.count("\n") == 1 and err.startswith("octant: ") and "init" in err
+    assert run(capsys, "init", str(tmp_path / "p"))[0] == 0
+    code, _, err = run(capsys, "init", str(tmp_path / "p"))
+    assert code == 1 and "already holds" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "assign", "--project", str(tmp_path / "p"), "--test-roles", "optometrist")
+    assert code == 1 and "Unknown role" in err
+
+
+@pytest.mark.parametrize("command", ["init", "readers", "assign", "status"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out

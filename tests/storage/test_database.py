@@ -1,0 +1,108 @@
+"""Schema from empty, SQLite settings, and refusing databases Octant must not touch."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from storage.database import DATABASE_FILENAME, Database, known_revisions, sqlite_url
+from storage.errors import DatabaseError, DatabaseLockedError, NotFoundError, SchemaTooNewError
+from storage.project import create_project, open_project
+from storage.readers import add_reader, list_readers
+from storage.schema import Base
+
+
+def test_migrations_from_empty_reach_head_and_match_the_models(tmp_project):
+    _, head = known_revisions()
+    with tmp_project.database.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_revision() == head
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_project):
+    with tmp_project.database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_foreign_keys_are_enforced(tmp_project):
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        with tmp_project.database.transaction() as session:
+            session.execute(text("INSERT INTO read (image_id, reader_id, position, done, normal, "
+                                 "ungradable, comment, assigned_at) VALUES (99, 99, 0, 0, 0, 0, '', '2026-01-01')"))
+
+
+def test_a_project_reopens_with_what_was_saved(tmp_project):
+    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    tmp_project.close()
+    with open_project(tmp_project.root) as again:
+        assert [r.name for r in list_readers(again.database)] == ["Dr A"]
+        assert again.settings().name == "Test clinic"
+
+
+def test_a_folder_without_a_project_says_to_run_init(tmp_path):
+    with pytest.raises(NotFoundError, match="init"):
+        open_project(tmp_path)
+    assert not (tmp_path / DATABASE_FILENAME).exists()
+
+
+def test_init_refuses_a_folder_that_has_a_project(tmp_project):
+    with pytest.raises(Exception, match="already holds"):
+        create_project(tmp_project.root)
+
+
+def test_a_newer_schema_is_refused_and_left_untouched(tmp_project):
+    with tmp_project.database.transaction() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    tmp_project.close()
+    path = tmp_project.root / DATABASE_FILENAME
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match="newer Octant"):
+        open_project(tmp_project.root)
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / DATABASE_FILENAME
+    path.write_bytes(b"These are clinic notes, not a database.\n" * 200)
+    with pytest.raises(DatabaseError, match="not a readable Octant database"):
+        open_project(tmp_path)
+    assert path.read_bytes() == b"These are clinic notes, not a database.\n" * 200
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / DATABASE_FILENAME
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE patients (name TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(DatabaseError, match="not a readable Octant database"):
+        open_project(tmp_path)
+    assert path.read_bytes() == before
+
+
+def test_an_empty_database_file_is_not_taken_for_a_project(tmp_path):
+    (tmp_path / DATABASE_FILENAME).touch()
+    with pytest.raises(DatabaseError, match="init"):
+        open_project(tmp_path)
+
+
+def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data(tmp_project):
+    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    url = sqlite_url(tmp_project.root / DATABASE_FILENAME)
+    impatient = Database.open(url, tmp_project.root, busy_timeout_ms=50)
+    other = sqlite3.connect(tmp_project.root / DATABASE_FILENAME, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        with pytest.raises(DatabaseLockedError, match="busy in another program"):
+            add_reader(impatient, "Dr B", "ophthalmologist")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r.name for r in list_readers(impatient)] == ["Dr A"]
+    add_reader(impatient, "Dr B", "ophthalmologist")  # works again once the lock is gone
+    impatient.dispose()

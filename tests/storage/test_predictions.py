@@ -1,0 +1,33 @@
+"""Predictions and the trained-model registry."""
+from __future__ import annotations
+
+import pytest
+
+from storage.errors import NotFoundError
+from storage.images import add_image
+from storage.predictions import (
+    activate_model, latest_prediction, list_models, register_model, save_prediction,
+)
+
+
+def test_the_latest_prediction_of_a_kind_is_returned(tmp_project):
+    db = tmp_project.database
+    image = add_image(db, "a.jpg", "a" * 64, 10, 10)
+    assert latest_prediction(db, image, "regions") is None
+    save_prediction(db, image, "regions", {"haemorrhage": [1, 2]}, "guided-1")
+    save_prediction(db, image, "regions", {"haemorrhage": [3]}, "guided-2")
+    save_prediction(db, image, "lesions", {"path": "predictions/1.png"}, "lesions-1")
+    assert latest_prediction(db, image, "regions") == {"haemorrhage": [3]}
+    with pytest.raises(NotFoundError):
+        save_prediction(db, 999, "regions", {}, "guided-1")
+
+
+def test_one_active_model_per_network(tmp_project):
+    db = tmp_project.database
+    first = register_model(db, "vessels A", "vessels", {"dice": 0.8}, {"epochs": 5}, {"images": 20}, "models/a", active=True)
+    second = register_model(db, "vessels B", "vessels", {"dice": 0.82}, {"epochs": 9}, {"images": 20}, "models/b")
+    other = register_model(db, "lesions", "lesions", {}, {}, {}, "models/c", active=True)
+    activate_model(db, second)
+    active = {m.id: m.active for m in list_models(db)}
+    assert active == {first: False, second: True, other: True}
+    assert list_models(db, "vessels")[1].metrics == {"dice": 0.82}
