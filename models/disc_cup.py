@@ -1,0 +1,119 @@
+"""Optic disc and cup: a U-Net with two sigmoid channels (0 disc, 1 cup; Himbitskaya et al. III-A,
+Table I) run on a 256 × 256 crop around the located disc, so the cup is seen in detail.
+
+The crop spans ``crop_disc_diameters`` disc diameters. A first pass uses the expected disc size
+(1/8 of the FOV diameter on 45° photos); a second pass re-centres and re-sizes the crop on the
+disc the first pass found, which makes the result independent of how good the first guess was.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from models.seg_common import LIGHT_ENCODER, build_smp, inference_context, rgb_to_tensor
+
+DISC_PER_FOV = 1 / 8     # disc diameter / FOV diameter on 45° fundus photos (IDRiD ≈ 430 / 3450)
+
+
+@dataclass
+class DiscCupConfig:
+    encoder: str = LIGHT_ENCODER
+    encoder_depth: int = 4
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16)
+    crop_size: int = 256                  # Himbitskaya III-A: input (3, 256, 256)
+    crop_disc_diameters: float = 3.0
+    threshold: float = 0.5
+    encoder_weights_path: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DiscCupConfig":
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class DiscCupResult:
+    disc_prob: np.ndarray          # (N, N) float32, crop pixels
+    cup_prob: np.ndarray
+    crop_matrix: np.ndarray        # 2 × 3 affine: image pixels -> crop pixels
+    disc_centre: tuple[float, float] | None    # image pixels; None when no disc was found
+    disc_diameter: float | None
+    cup_to_disc: float | None      # vertical cup-to-disc ratio
+    found: bool
+
+    def paste(self, prob: np.ndarray, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+        """A crop map drawn back into an image of ``shape`` (h, w) whose pixels are ``scale`` times
+        the pipeline image's (e.g. the original photo)."""
+        matrix = self.crop_matrix.astype(np.float64).copy()
+        matrix[:, :2] /= scale
+        return cv2.warpAffine(prob, matrix, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def build_disc_cup_net(config: DiscCupConfig) -> nn.Module:
+    return build_smp("Unet", config.encoder, config.encoder_weights_path, classes=2,
+                     encoder_depth=config.encoder_depth, decoder_channels=config.decoder_channels)
+
+
+def crop_matrix(centre: tuple[float, float], side: float, size: int) -> np.ndarray:
+    """Affine map from image pixels to a ``size``² crop of ``side`` image pixels around ``centre``."""
+    s = size / side
+    cx, cy = centre
+    return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float32)
+
+
+def crop_disc(image_rgb: np.ndarray, centre: tuple[float, float], side: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    matrix = crop_matrix(centre, side, size)
+    crop = cv2.warpAffine(image_rgb, matrix, (size, size), flags=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, matrix
+
+
+def measure_disc(disc_prob: np.ndarray, cup_prob: np.ndarray, threshold: float) -> tuple[tuple[float, float], float, float] | None:
+    """Centre (crop px), diameter (crop px) and vertical cup-to-disc ratio of the largest disc blob."""
+    disc = (disc_prob >= threshold).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(disc)
+    if count < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    height = stats[best, cv2.CC_STAT_HEIGHT]
+    diameter = float(max(stats[best, cv2.CC_STAT_WIDTH], height))
+    cup_rows = np.nonzero(((cup_prob >= threshold) & (labels == best)).any(axis=1))[0]
+    cdr = float((cup_rows[-1] - cup_rows[0] + 1) / height) if cup_rows.size else 0.0
+    return (float(centroids[best][0]), float(centroids[best][1])), diameter, cdr
+
+
+def _predict(model: nn.Module, crop: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    with inference_context(device):
+        prob = torch.sigmoid(model(rgb_to_tensor(crop)[None].to(device)))[0].float().cpu().numpy()
+    return prob[0], prob[1]
+
+
+def segment_disc_cup(model: nn.Module, image_rgb: np.ndarray, centre_guess: tuple[float, float],
+                     disc_diameter_guess: float, config: DiscCupConfig, device: torch.device) -> DiscCupResult:
+    """Two passes on 256² crops: around the guess, then around the disc the first pass found."""
+    side = config.crop_disc_diameters * disc_diameter_guess
+    centre = centre_guess
+    result = None
+    for _ in range(2):
+        crop, matrix = crop_disc(image_rgb, centre, side, config.crop_size)
+        disc_prob, cup_prob = _predict(model, crop, device)
+        measured = measure_disc(disc_prob, cup_prob, config.threshold)
+        if measured is None:
+            break
+        (u, v), diameter, cdr = measured
+        scale = matrix[0, 0]
+        centre = ((u - matrix[0, 2]) / scale, (v - matrix[1, 2]) / scale)
+        diameter_px = diameter / scale
+        result = DiscCupResult(disc_prob, cup_prob, matrix, centre, diameter_px, cdr, True)
+        side = config.crop_disc_diameters * diameter_px
+    if result is None:
+        return DiscCupResult(disc_prob, cup_prob, matrix, None, None, None, False)
+    return result
