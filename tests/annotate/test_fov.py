@@ -7,19 +7,7 @@ import pytest
 
 from annotate.fov import CropMapping, FieldOfView, crop_box, crop_to_fov, detect_fov, fov_mask
 from storage.errors import BadImageError
-
-
-def synthetic_fundus(w: int, h: int, cx: float, cy: float, r: float, seed: int = 0) -> np.ndarray:
-    """Textured orange disc on a noisy black border; the circle may be cut by the image edges."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] + 0.5
-    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-    shade = 0.6 + 0.4 * np.cos((xx - cx) / r * 1.2)          # darker towards the rim, like vignetting
-    image = np.zeros((h, w, 3), np.float64)
-    for channel, level in enumerate((30, 80, 170)):           # B, G, R
-        image[..., channel] = level * shade + rng.normal(0, 8, (h, w))
-    image[~inside] = rng.integers(0, 8, size=(int((~inside).sum()), 3))
-    return np.clip(image, 0, 255).astype(np.uint8)
+from tests.annotate.fundus import synthetic_fundus
 
 
 @pytest.mark.parametrize(
