@@ -1,0 +1,236 @@
+"""Training data for the guided networks: photos, per-finding labels and regional cues.
+
+Two sources give the same ``FindingSample``s:
+- the project database (``consensus_samples``): the readers' consensus per finding (Son et al.
+  §3.1: absent when nobody marked it, present when k of 3 did, uncertain left out), the cue being
+  the union of the marking readers' regions;
+- a public reference labelling (``models.reference_labels``) standing in for consensus, marked
+  ``source="reference:..."``.
+
+A sample's photo is decoded, its black border cropped (``annotate.fov``), resized to the network
+input and cached under ``local-data/``; its regions are rasterised at the activation map's size with
+``annotate.geometry.region_mask`` over the same crop box (``mode="area"``: a cell on a region border
+gets the covered fraction, a soft version of the paper's binary M). Negatives get an all-zero cue.
+Augmentation (``random_affine``) runs on whole batches, on the training device, so the photo and
+its cue move together and draw from torch's RNG, which the engine reseeds each epoch.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from annotate.fov import crop_box, detect_fov, FieldOfView
+from annotate.geometry import region_mask
+from storage.errors import BadImageError, OctantError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_ROOT = REPO_ROOT / "local-data" / "photo-cache"
+REDUCED_READS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass(frozen=True)
+class FindingSample:
+    key: str                          # unique; names the cached photo
+    image_path: Path
+    present: bool
+    regions: frozenset[int]           # cue: region codes 1..8 (empty for negatives)
+    disc: tuple[float, float] | None  # landmarks in decoded pixels (needed when regions exist)
+    fovea: tuple[float, float] | None
+    source: str                       # "consensus" or "reference:<labelling>"
+    group: str = ""                   # one photo under several names shares a group
+    confident: bool = True            # fit for validation (public data: name match checked)
+    reduce: int = 1                   # decode at 1/reduce size (JPEG decoders do this cheaply)
+    crop: tuple[int, int, int, int] | None = None  # FOV crop box in decoded pixels; None: detect
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def read_photo(path: Path, reduce: int = 1) -> np.ndarray:
+    """BGR photo at 1/``reduce`` size; BadImageError with advice when it cannot be decoded."""
+    image = cv2.imread(str(path), REDUCED_READS.get(reduce, cv2.IMREAD_COLOR))
+    if image is None:
+        raise BadImageError(f"The photo {path} cannot be read; check that the file exists and is an image.")
+    return image
+
+
+def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
+                 crop: tuple[int, int, int, int] | None = None,
+                 cache_root: Path | None = CACHE_ROOT) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """RGB uint8 ``size``×``size`` photo with its black border cropped, and the crop box used.
+
+    The crop box is in decoded pixels (1/``reduce`` of the original). Cached as PNG + box JSON.
+    """
+    folder = None if cache_root is None else Path(cache_root) / str(size)
+    if folder is not None:
+        png, box_file = folder / f"{key}.png", folder / f"{key}.box.json"
+        if png.is_file() and box_file.is_file():
+            image = cv2.imread(str(png), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
+    decoded = read_photo(path, reduce)
+    box = crop if crop is not None else crop_box(detect_fov(decoded), decoded.shape)
+    x0, y0, x1, y1 = box
+    resized = cv2.resize(decoded[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(png), resized)
+        box_file.write_text(json.dumps([int(v) for v in box]))
+    return resized[..., ::-1].copy(), tuple(int(v) for v in box)
+
+
+def regional_cue(sample: FindingSample, decoded_shape: tuple[int, int],
+                 box: tuple[int, int, int, int], map_size: int) -> np.ndarray:
+    """The sample's regions over the crop box at the activation map's size (all zero if none)."""
+    if not sample.regions:
+        return np.zeros((map_size, map_size), np.float32)
+    if sample.disc is None or sample.fovea is None:
+        raise OctantError(f"Photo {sample.key} has regions but no disc and fovea; place both landmarks first.")
+    return region_mask(sample.regions, sample.disc, sample.fovea, decoded_shape, (map_size, map_size),
+                       mode="area", box=box)
+
+
+class FindingDataset(Dataset):
+    """Items ``(image float[3, S, S] in [0, 1], present float, cue float[m, m])`` (§3.1 input)."""
+
+    def __init__(self, samples: list[FindingSample], input_size: int, map_size: int,
+                 cache_root: Path | None = CACHE_ROOT):
+        self.samples = list(samples)
+        self.photos: list[np.ndarray] = []
+        cues = []
+        for sample in self.samples:
+            photo, box = cached_photo(sample.image_path, sample.key, input_size, sample.reduce,
+                                      sample.crop, cache_root)
+            self.photos.append(photo)
+            shape = sample.extra.get("decoded_shape") or _decoded_shape(sample)
+            cues.append(regional_cue(sample, shape, box, map_size))
+        self.cues = np.stack(cues) if cues else np.zeros((0, map_size, map_size), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        image = torch.from_numpy(self.photos[index]).permute(2, 0, 1).float() / 255.0
+        return image, torch.tensor(float(self.samples[index].present)), torch.from_numpy(self.cues[index])
+
+    def label_snapshot(self) -> dict:
+        """What the model saw, for the model registry: per photo, label, cue regions and source."""
+        return {s.key: {"present": s.present, "regions": sorted(s.regions), "source": s.source}
+                for s in self.samples}
+
+
+def _decoded_shape(sample: FindingSample) -> tuple[int, int]:
+    return read_photo(sample.image_path, sample.reduce).shape[:2]
+
+
+def split_derivation_validation(samples: list[FindingSample], validation_fraction: float = 0.1,
+                                seed: int = 0) -> tuple[list[FindingSample], list[FindingSample]]:
+    """Son et al. §3.1: 90 % derivation, 10 % validation, drawn per group and per class.
+
+    A photo known under two names (``group``) lands wholly on one side; only groups whose samples
+    are all ``confident`` can be drawn for validation; present and absent are drawn separately so
+    that both sides keep the prevalence.
+    """
+    groups: dict[str, list[FindingSample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group or sample.key, []).append(sample)
+    rng = np.random.default_rng(seed)
+    validation_groups: set[str] = set()
+    for present in (True, False):
+        names = sorted(g for g, members in groups.items() if members[0].present == present)
+        eligible = [g for g in names if all(s.confident for s in groups[g])]
+        count = min(len(eligible), math.ceil(validation_fraction * len(names))) if names else 0
+        validation_groups.update(rng.permutation(eligible)[:count].tolist())
+    derivation = [s for g, members in groups.items() if g not in validation_groups for s in members]
+    validation = [s for g, members in groups.items() if g in validation_groups for s in members]
+    return derivation, validation
+
+
+def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path | None = None
+                      ) -> list[FindingSample]:
+    """Present/absent samples of one finding from the readers' consensus in a project database.
+
+    Uncertain images are left out. The cue landmarks are the mean of the landmarks the readers set
+    (regions are drawn from them); a positive without any reader's landmarks is left out too.
+    """
+    from annotate.consensus import consensus_for_project
+    from storage.images import list_images
+    from storage.review import iter_all_reads
+
+    reads = list(iter_all_reads(db))
+    landmarks: dict[int, list] = {}
+    for image_id, _, read in reads:
+        if read.done and read.landmarks is not None:
+            landmarks.setdefault(image_id, []).append(read.landmarks)
+    consensus = consensus_for_project(reads, [finding_code], k=k)
+    images = {record.id: record for record in list_images(db, split)}
+    samples = []
+    for image in consensus.images():
+        record = images.get(image.image_id)
+        finding = image.findings[finding_code]
+        if record is None or finding.state == "uncertain":
+            continue
+        marks = landmarks.get(image.image_id, [])
+        present = finding.state == "present"
+        if present and not marks:
+            continue
+        disc = tuple(np.mean([m.disc for m in marks], axis=0).tolist()) if marks else None
+        fovea = tuple(np.mean([m.fovea for m in marks], axis=0).tolist()) if marks else None
+        box = record.crop or (crop_box(FieldOfView(*record.fov), (record.height, record.width))
+                              if record.fov else None)
+        samples.append(FindingSample(
+            key=f"project-{record.sha256[:16]}", image_path=record.path, present=present,
+            regions=finding.cue_regions if present else frozenset(), disc=disc, fovea=fovea,
+            source="consensus", group=record.sha256, crop=box,
+            extra={"image_id": record.id, "decoded_shape": (record.height, record.width)}))
+    return samples
+
+
+def random_affine(images: torch.Tensor, maps: torch.Tensor | None = None, *, rotation_deg: float = 0.0,
+                  shift: float = 0.0, scale: float = 0.0, shear_deg: float = 0.0,
+                  flip: bool = False, vertical_flip: bool = False, intensity: float = 0.0
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One random affine per image applied to the photos (bilinear) and their maps (nearest).
+
+    Ranges are symmetric: rotation ±``rotation_deg``, translation ±``shift`` of the size, zoom
+    1 ± ``scale``, shear ±``shear_deg``, brightness ×(1 ± ``intensity``). Parameters are drawn on
+    the CPU from torch's global RNG so that a seeded epoch repeats exactly on any device.
+    """
+    n = images.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(n) * 2 - 1) * limit
+
+    angle = torch.deg2rad(uniform(rotation_deg))
+    shear = torch.deg2rad(uniform(shear_deg))
+    zoom = 1 + uniform(scale)
+    sign_x = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    sign_y = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if vertical_flip else torch.ones(n)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotate = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    skew = torch.eye(2).repeat(n, 1, 1)
+    skew[:, 0, 1] = torch.tan(shear)
+    mirror = torch.diag_embed(torch.stack([sign_x, sign_y], -1))
+    theta = torch.zeros(n, 2, 3)
+    theta[:, :, :2] = rotate @ skew @ mirror / zoom.view(n, 1, 1)  # output → input sampling grid
+    theta[:, :, 2] = torch.stack([uniform(2 * shift), uniform(2 * shift)], dim=1)  # grid spans 2
+    brightness = 1 + uniform(intensity)
+    theta, brightness = theta.to(images.device, images.dtype), brightness.to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    moved = (moved * brightness.view(n, 1, 1, 1)).clamp(0, 1)
+    if maps is None:
+        return moved, None
+    squeeze = maps.dim() == 3
+    stacked = maps.unsqueeze(1) if squeeze else maps
+    map_grid = F.affine_grid(theta, list(stacked.shape), align_corners=False)
+    moved_maps = F.grid_sample(stacked.to(images.dtype), map_grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False)
+    return moved, (moved_maps.squeeze(1) if squeeze else moved_maps)

@@ -1,0 +1,230 @@
+"""The regionally guided network of Son et al. (§2.2–2.3): one network per finding.
+
+Layout (input S × S, ``width`` = w base channels):
+
+    stem      3×3 conv, BN, ReLU (stride 1, w)                               S
+    stage i   residual unit(s) [6] then a reduction layer:                  S / 2^i
+              3×3 conv stride 2, BN, ReLU, depth doubled (w·2^i)            for i = 1..4
+    pooling   the four reduction layers average-pooled to the 4th's size (S/16) and concatenated
+    atrous    parallel 3×3 convs with the size class's dilation rates (each BN, ReLU), concatenated
+    1×1 conv  to one channel: logits z; activation map A = sigmoid(z), S/16 × S/16
+    existence y = sigmoid(GAP(z)); small findings max-pool z (``small_pool`` × ``small_pool``) first
+
+For the paper's 512 × 512 input the activation map is 32 × 32 (four halvings after a stride-1
+stem). Concatenating the atrous branches before the 1×1 conv equals summing a 1×1 projection of
+each branch, which is DeepLab's fusion of its pyramid [2].
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# §2.2: dilation rates by the finding's size class (storage/catalogue.py's FindingSpec.size_class).
+ATROUS_RATES: dict[str, tuple[int, ...]] = {"large": (1, 2, 4, 8), "medium": (1, 2, 4), "small": (1, 2)}
+REDUCTIONS = 4                 # first four reduction layers feed the pyramid
+GUIDANCE_EPSILON = 1e-3        # §3.1, ε in eq. 2
+GUIDANCE_WEIGHT = 1.0          # §3.1, λ in eq. 3; 0 trains the unguided ablation
+PAPER_INPUT_SIZE = 512
+
+
+@dataclass
+class GuidedConfig:
+    finding: str = "haemorrhage"
+    size_class: str = "small"
+    input_size: int = PAPER_INPUT_SIZE
+    width: int = 8                  # channels of the stem; stage i has width·2^i
+    residual_units: int = 1         # per stage, before its reduction layer
+    atrous_channels: int = 32       # per pyramid branch
+    small_pool: int = 4             # max-pool kernel before GAP for small findings
+    guidance_weight: float = GUIDANCE_WEIGHT
+    epsilon: float = GUIDANCE_EPSILON
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def map_size(self) -> int:
+        return self.input_size // 2**REDUCTIONS
+
+
+class ResidualUnit(nn.Module):
+    """He et al.'s basic block: two 3×3 conv–BN, identity shortcut, ReLU after the sum."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
+def _conv_bn_relu(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(outputs), nn.ReLU(inplace=True))
+
+
+class GuidedNet(nn.Module):
+    """Returns ``(existence_logit [N], activation_map [N, 1, S/16, S/16])``."""
+
+    def __init__(self, config: GuidedConfig):
+        super().__init__()
+        if config.size_class not in ATROUS_RATES:
+            raise ValueError(f"size_class must be one of {sorted(ATROUS_RATES)}")
+        if config.input_size % 2**REDUCTIONS:
+            raise ValueError(f"input_size must be a multiple of {2**REDUCTIONS}")
+        self.config = config
+        width = config.width
+        self.stem = _conv_bn_relu(3, width)
+        self.stages = nn.ModuleList()
+        channels = width
+        for _ in range(REDUCTIONS):
+            units = [ResidualUnit(channels) for _ in range(config.residual_units)]
+            self.stages.append(nn.Sequential(*units, _conv_bn_relu(channels, channels * 2, stride=2)))
+            channels *= 2
+        concatenated = sum(width * 2**i for i in range(1, REDUCTIONS + 1))
+        self.rates = ATROUS_RATES[config.size_class]
+        self.pyramid = nn.ModuleList(
+            _conv_bn_relu(concatenated, config.atrous_channels, dilation=rate) for rate in self.rates)
+        self.to_map = nn.Conv2d(config.atrous_channels * len(self.rates), 1, 1)
+        self.small_pool = config.small_pool if config.size_class == "small" else 1
+        _xavier(self)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.stem(image)
+        reductions = []
+        for stage in self.stages:
+            x = stage(x)
+            reductions.append(x)
+        size = reductions[-1].shape[-2:]
+        pooled = [F.adaptive_avg_pool2d(r, size) for r in reductions]
+        features = torch.cat(pooled, dim=1)
+        logits = self.to_map(torch.cat([branch(features) for branch in self.pyramid], dim=1))
+        pooled_logits = F.max_pool2d(logits, self.small_pool, ceil_mode=True) if self.small_pool > 1 else logits
+        existence_logit = pooled_logits.mean(dim=(1, 2, 3))
+        return existence_logit, torch.sigmoid(logits)
+
+
+def _xavier(module: nn.Module) -> None:
+    """§3.1: weights and biases start from Xavier initialisation (biases at zero)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+def guidance_loss(activation: Tensor, cue: Tensor, epsilon: float = GUIDANCE_EPSILON) -> Tensor:
+    """Eq. 2: mean over the batch and the map's pixels of (1 − m)·log(max(a, ε)).
+
+    Its value is ≤ 0; minimising it drives activation outside the cue (m = 0) down to ε and leaves
+    activation inside the cue free. ``activation`` and ``cue`` are (N, 1, H, W) or (N, H, W).
+    """
+    activation = activation.float().reshape(cue.shape)
+    return ((1 - cue.float()) * torch.log(torch.clamp(activation, min=epsilon))).mean()
+
+
+def classification_loss(existence_logit: Tensor, present: Tensor) -> Tensor:
+    """Eq. 1, binary cross-entropy on y_pred = sigmoid(logit), computed stably from the logit."""
+    return F.binary_cross_entropy_with_logits(existence_logit.float(), present.float())
+
+
+def total_loss(existence_logit: Tensor, activation: Tensor, present: Tensor, cue: Tensor,
+               guidance_weight: float = GUIDANCE_WEIGHT,
+               epsilon: float = GUIDANCE_EPSILON) -> tuple[Tensor, dict[str, float]]:
+    """Eq. 3: L_class + λ·L_guide; returns the loss and its parts for the progress display."""
+    classification = classification_loss(existence_logit, present)
+    guidance = guidance_loss(activation, cue, epsilon)
+    total = classification + guidance_weight * guidance if guidance_weight else classification
+    return total, {"class_loss": float(classification.detach()), "guide_loss": float(guidance.detach())}
+
+
+def guided_train_config(**changes):
+    """Engine settings of §3.1: SGD with Nesterov momentum 0.9, decaying rate, batch 32, keep the
+    model with the lowest validation loss and stop when it stagnates. The base rate and decay are
+    not given in the paper; 0.01 × 0.95 per epoch trains these narrow networks stably."""
+    from models.training import TrainConfig
+
+    defaults = dict(epochs=60, batch_size=32, lr=0.01, optimizer="sgd", momentum=0.9, nesterov=True,
+                    weight_decay=1e-4, scheduler="exponential", gamma=0.95, monitor="val_loss",
+                    monitor_mode="min", early_stopping_patience=8)
+    return TrainConfig(**{**defaults, **changes})
+
+
+# §3.1 names the kinds of augmentation, not their ranges; these are moderate for fundus photos.
+GUIDED_AUGMENTATION = dict(rotation_deg=20.0, shift=0.05, scale=0.1, shear_deg=5.0, flip=True,
+                           vertical_flip=True, intensity=0.2)
+
+
+class GuidedTask:
+    """A ``TrainingTask`` for one finding; datasets yield (image, present, cue) (finding_data)."""
+
+    def __init__(self, config: GuidedConfig, train_set, validation_set, augment: bool = True):
+        self.config, self.train_set, self.validation_set, self.augment = config, train_set, validation_set, augment
+
+    def build_model(self) -> GuidedNet:
+        return GuidedNet(self.config)
+
+    def datasets(self):
+        return self.train_set, self.validation_set
+
+    def loss(self, model, batch, device):
+        images, present, cues = (t.to(device, non_blocking=True) for t in batch)
+        if self.augment:
+            images, cues = _augment(images, cues)
+        logit, activation = model(images)
+        return total_loss(logit, activation, present, cues, self.config.guidance_weight, self.config.epsilon)
+
+    def validate(self, model, loader, device) -> dict[str, float]:
+        outputs = predict(model, loader, device)
+        loss, _ = total_loss(torch.from_numpy(outputs["logits"]), torch.from_numpy(outputs["activations"]),
+                             torch.from_numpy(outputs["present"]), torch.from_numpy(outputs["cues"]),
+                             self.config.guidance_weight, self.config.epsilon)
+        return {"val_loss": float(loss), **{f"val_{k}": v for k, v in finding_metrics(outputs).items()}}
+
+    def task_config(self) -> dict:
+        return {"network": "guided", **self.config.to_dict(), "augmentation": GUIDED_AUGMENTATION}
+
+
+def _augment(images: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
+    from models.finding_data import random_affine
+
+    return random_affine(images, cues, **GUIDED_AUGMENTATION)
+
+
+def predict(model: nn.Module, loader, device) -> dict:
+    """Logits, probabilities and activation maps of a whole loader, as numpy arrays."""
+    import numpy as np
+
+    model.eval()
+    parts: dict[str, list] = {"logits": [], "activations": [], "present": [], "cues": []}
+    with torch.no_grad():
+        for images, present, cues in loader:
+            logit, activation = model(images.to(device))
+            parts["logits"].append(logit.float().cpu())
+            parts["activations"].append(activation.float().cpu()[:, 0])
+            parts["present"].append(present.float())
+            parts["cues"].append(cues.float())
+    out = {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32) for k, v in parts.items()}
+    out["probabilities"] = 1 / (1 + np.exp(-out["logits"]))
+    return out
+
+
+def finding_metrics(outputs: dict) -> dict[str, float]:
+    """AUROC, sensitivity/specificity at the best harmonic mean, AIR on TP and FN (§3.1, Table 1)."""
+    from models.metrics import air_by_outcome, auroc, best_operating_point
+
+    scores, labels = outputs["probabilities"], outputs["present"]
+    point = best_operating_point(scores, labels)
+    air = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold)
+    return {"auroc": auroc(scores, labels), "sensitivity": point.sensitivity,
+            "specificity": point.specificity, "threshold": point.threshold, **air}
