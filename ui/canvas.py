@@ -1,0 +1,257 @@
+"""The fundus canvas: zoom around the cursor, pan, fit, 1:1, landmarks and the eight regions.
+
+Scene coordinates are original image pixels (what the database stores). The display copy is a
+reduced decode, so the pixmap item is scaled by ``DisplayImage.scale``; nothing else needs to
+know. A left click toggles the region under the cursor; a left drag (or middle/right drag) pans;
+the markers are dragged directly. With no landmarks yet, the first two clicks place the disc and
+then the fovea.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QTransform
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+from ui.canvas_items import HoverLabel, LandmarkMarker, RegionOverlay
+from ui.display_image import DisplayImage
+from annotate.fov import FieldOfView
+from annotate.geometry import region_at
+from storage.errors import GeometryError
+from ui.region_shapes import LandmarkFrame
+
+PAN_THRESHOLD = 4        # screen pixels a press may move and still count as a click
+WHEEL_STEP = 1.0015      # zoom factor per 1/8° of wheel: 120 units (one notch) ≈ ×1.2
+MIN_ZOOM, MAX_ZOOM = 0.02, 16.0
+BACKGROUND = QColor("#101214")
+
+
+class FundusCanvas(QGraphicsView):
+    regionClicked = Signal(int)              # region code 1..8 under a left click
+    landmarksChanged = Signal(object, object)  # (disc, fovea) after a placement or a drag
+    placingChanged = Signal(str)             # "disc", "fovea" or "" while landmarks are placed
+    regionHovered = Signal(int)              # 0 when the cursor leaves every region
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setBackgroundBrush(BACKGROUND)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing
+                            | QPainter.RenderHint.SmoothPixmapTransform)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setMouseTracking(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._pixmap = QGraphicsPixmapItem()
+        self._pixmap.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._pixmap.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+        self.overlay = RegionOverlay()
+        self.disc_marker = LandmarkMarker("disc", self._on_marker_moved, self._on_marker_released)
+        self.fovea_marker = LandmarkMarker("fovea", self._on_marker_moved,
+                                           self._on_marker_released)
+        self._hover = HoverLabel()
+        for item in (self._pixmap, self.overlay, self.disc_marker, self.fovea_marker, self._hover):
+            self.scene().addItem(item)
+        self.disc_marker.setVisible(False)
+        self.fovea_marker.setVisible(False)
+        self.image_id: int | None = None
+        self.image_size: tuple[int, int] | None = None
+        self.fov: FieldOfView | None = None
+        self.placing = ""
+        self._fit_mode = True
+        self._press: QPointF | None = None
+        self._panning = False
+        self._hovered = 0
+
+    # --- content ------------------------------------------------------------------------------
+    def begin_image(self, image_id: int, size: tuple[int, int],
+                    fov: tuple[float, float, float] | None) -> None:
+        """A new image: scene, clip and view are set at once; the photo follows when decoded."""
+        self.image_id = image_id
+        self.image_size = size
+        self.fov = FieldOfView(*fov) if fov is not None else None
+        w, h = size
+        self._pixmap.setPixmap(QPixmap())
+        self.scene().setSceneRect(QRectF(-0.05 * w, -0.05 * h, 1.1 * w, 1.1 * h))
+        self.overlay.set_image(w, h, fov)
+        self._set_hover(0, QPointF())
+        if self._fit_mode:
+            self.fit()
+
+    def show_image(self, image_id: int, display: DisplayImage, shown: QImage) -> None:
+        """The decoded display copy (or a re-render with other view aids) of the open image."""
+        if image_id != self.image_id:
+            return
+        self._pixmap.setPixmap(QPixmap.fromImage(shown))
+        self._pixmap.setScale(display.scale)
+
+    def set_landmarks(self, disc: tuple[float, float] | None,
+                      fovea: tuple[float, float] | None) -> None:
+        """Show the markers and regions, or start placing (disc first) when there are none."""
+        for marker, point in ((self.disc_marker, disc), (self.fovea_marker, fovea)):
+            marker.setVisible(point is not None)
+            if point is not None:
+                marker.setPos(QPointF(*point))
+        self._update_regions()
+        self._set_placing("" if disc and fovea else ("fovea" if disc else "disc"))
+
+    def landmarks(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        if not (self.disc_marker.isVisible() and self.fovea_marker.isVisible()):
+            return None
+        d, f = self.disc_marker.pos(), self.fovea_marker.pos()
+        return (d.x(), d.y()), (f.x(), f.y())
+
+    def set_fills(self, fills: dict[int, QColor]) -> None:
+        self.overlay.set_fills(fills)
+
+    def set_regions_visible(self, visible: bool) -> None:
+        self.overlay.setOpacity(1.0 if visible else 0.0)
+
+    def region_at(self, scene_point: QPointF) -> int:
+        """Region code under a scene point (original pixels): 0 outside the image/FOV.
+
+        Asks annotate.geometry, the same arithmetic that rasterises labels for training.
+        """
+        frame = self.overlay.frame
+        if frame is None or not self.overlay.isVisible() or self.image_size is None:
+            return 0
+        w, h = self.image_size
+        try:
+            return region_at(frame.disc, frame.fovea, (scene_point.x(), scene_point.y()),
+                             shape=(h, w), fov=self.fov)
+        except GeometryError:
+            return 0
+
+    # --- zoom and pan -------------------------------------------------------------------------
+    def fit(self) -> None:
+        self._fit_mode = True
+        if self.image_size:
+            w, h = self.image_size
+            self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def actual_size(self) -> None:
+        """One original pixel per physical screen pixel (HiDPI aware)."""
+        self._fit_mode = False
+        centre = self.mapToScene(self.viewport().rect().center())
+        ratio = self.devicePixelRatioF() or 1.0
+        self.setTransform(QTransform.fromScale(1.0 / ratio, 1.0 / ratio))
+        self.centerOn(centre)
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def zoom_by(self, factor: float) -> None:
+        factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
+        self._fit_mode = False
+        self.scale(factor, factor)
+
+    def wheelEvent(self, event) -> None:
+        delta = event.angleDelta().y() or event.pixelDelta().y()
+        if delta:
+            self.zoom_by(WHEEL_STEP ** delta)
+        event.accept()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit_mode:
+            self.fit()
+
+    # --- mouse --------------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        item = self.itemAt(event.position().toPoint())
+        if isinstance(item, LandmarkMarker) and event.button() == Qt.MouseButton.LeftButton:
+            super().mousePressEvent(event)
+            return
+        self._press = event.position()
+        self._panning = event.button() != Qt.MouseButton.LeftButton
+        if self._panning:
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._press is not None:
+            delta = event.position() - self._press
+            if self._panning or delta.manhattanLength() > PAN_THRESHOLD:
+                if not self._panning:
+                    self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+                self._panning = True
+                self._fit_mode = False
+                h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+                h.setValue(h.value() - round(delta.x()))
+                v.setValue(v.value() - round(delta.y()))
+                self._press = event.position()
+            return
+        super().mouseMoveEvent(event)
+        scene_point = self.mapToScene(event.position().toPoint())
+        self._set_hover(self.region_at(scene_point), scene_point)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._press is None:
+            super().mouseReleaseEvent(event)
+            return
+        was_click = not self._panning and event.button() == Qt.MouseButton.LeftButton
+        self._press, self._panning = None, False
+        self.viewport().unsetCursor()
+        if was_click:
+            self.click_at(self.mapToScene(event.position().toPoint()))
+
+    def leaveEvent(self, event) -> None:
+        self._set_hover(0, QPointF())
+        super().leaveEvent(event)
+
+    def click_at(self, scene_point: QPointF) -> None:
+        """A click in scene coordinates: place the next landmark, or toggle the region there."""
+        if self.placing and self.image_size:
+            w, h = self.image_size
+            if not (0 <= scene_point.x() < w and 0 <= scene_point.y() < h):
+                return
+            marker = self.disc_marker if self.placing == "disc" else self.fovea_marker
+            marker.setPos(scene_point)
+            marker.setVisible(True)
+            landmarks = self.landmarks()
+            if landmarks is None:
+                self._set_placing("fovea")
+            else:
+                self._set_placing("")
+                self._update_regions()
+                self.landmarksChanged.emit(*landmarks)
+            return
+        code = self.region_at(scene_point)
+        if code:
+            self.regionClicked.emit(code)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _set_placing(self, placing: str) -> None:
+        if placing != self.placing:
+            self.placing = placing
+            self.placingChanged.emit(placing)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if placing
+                                  else Qt.CursorShape.ArrowCursor)
+
+    def _set_hover(self, code: int, at: QPointF) -> None:
+        if code:
+            self._hover.show_region(code, at + QPointF(14 / max(self.zoom(), 1e-6), 0))
+        else:
+            self._hover.setVisible(False)
+        if code != self._hovered:
+            self._hovered = code
+            self.overlay.set_hover(code)
+            self.regionHovered.emit(code)
+
+    def _update_regions(self) -> None:
+        landmarks = self.landmarks()
+        frame = LandmarkFrame(*landmarks) if landmarks else None
+        self.overlay.set_frame(frame if frame and frame.distance >= 1.0 else None)
+
+    def _on_marker_moved(self) -> None:
+        if not self.placing:
+            self._update_regions()
+
+    def _on_marker_released(self) -> None:
+        landmarks = self.landmarks()
+        if landmarks and not self.placing:
+            self.landmarksChanged.emit(*landmarks)

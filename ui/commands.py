@@ -1,0 +1,77 @@
+"""Command line: ``gui`` (the default with no command) and ``screenshot``.
+
+``gui --project DIR --reader NAME`` skips the sign-in dialog (the dialog still asks for the PIN
+when that reader has one); ``gui --demo`` opens the demo project as its first reader.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from storage.commands import add_project_argument, default_project_folder
+
+
+def register(subparsers) -> None:
+    gui = subparsers.add_parser("gui", help="open the reading workstation (the default)")
+    add_project_argument(gui)
+    gui.add_argument("--reader", metavar="NAME", help="sign in as this reader")
+    gui.add_argument("--demo", action="store_true",
+                     help="open the demo project (created in $OCTANT_DEMO_DIR or "
+                          "~/.local/share/octant/demo) as its first reader")
+    gui.set_defaults(func=run_gui)
+    shot = subparsers.add_parser(
+        "screenshot", help="render the workstation's main states to PNG files (offscreen)")
+    add_project_argument(shot)
+    shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
+    shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
+    shot.add_argument("--size", default="1600x1000", metavar="WxH", help="window size in pixels")
+    shot.set_defaults(func=run_screenshot)
+
+
+def demo_folder() -> Path:
+    from ui.app import data_dir
+
+    return Path(os.environ.get("OCTANT_DEMO_DIR") or data_dir() / "demo")
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    from ui.app import make_app, use_offscreen_without_display
+    from ui.workstation import open_workstation
+
+    if os.environ.get("QT_QPA_PLATFORM") is None and not (os.environ.get("DISPLAY")
+                                                        or os.environ.get("WAYLAND_DISPLAY")):
+        use_offscreen_without_display()
+        print("octant: no display found; the workstation is running offscreen "
+              "(use `screenshot` to see it, or run it on a desktop).")
+    app = make_app()
+    if args.demo:
+        from ui.demo import demo_project
+
+        folder = demo_project(demo_folder())
+        reader = None
+        first_reader = True
+    else:
+        folder = args.project
+        if folder is None and (default_project_folder() / "octant.sqlite").is_file():
+            folder = default_project_folder()
+        reader, first_reader = args.reader, False
+    window = open_workstation(folder, reader, database_url=args.database_url,
+                              first_reader=first_reader)
+    if window is None:
+        return 0
+    return app.exec()
+
+
+def run_screenshot(args: argparse.Namespace) -> int:
+    from ui.app import use_offscreen_without_display
+
+    use_offscreen_without_display()
+    from ui.screenshots import render_screenshots
+
+    width, _, height = args.size.partition("x")
+    paths = render_screenshots(args.out, project=args.project, reader=args.reader,
+                               size=(int(width), int(height)))
+    for path in paths:
+        print(path)
+    return 0

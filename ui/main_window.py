@@ -1,0 +1,355 @@
+"""The reading workstation: queue on the left, the photo in the centre, the answer on the right.
+
+The window holds no labelling logic: keys, clicks and buttons call the ReadingController, and
+the window redraws from what the controller reports back (each state it shows is the saved one).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import qtawesome as qta
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QToolBar, QToolButton,
+                               QWidgetAction)
+
+from annotate.geometry import RegionGeometry
+from storage.errors import GeometryError
+from storage.images import ImageRecord
+from storage.labels import Landmarks, ReadState
+from ui.canvas import FundusCanvas
+from ui.display_image import DisplayImage, ViewAids
+from ui.image_loader import ImageLoader
+from ui.panels import AnswerPanel, QueuePanel
+from ui.reading_controller import ReadingController
+from ui.shortcuts import Binding, ShortcutSheet, resolve_bindings
+from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
+
+ICONS = {
+    "next_unfinished": "mdi6.skip-next-circle-outline", "previous": "mdi6.chevron-left",
+    "next": "mdi6.chevron-right", "normal": "mdi6.check-decagram-outline",
+    "undo": "mdi6.undo", "redo": "mdi6.redo", "fit": "mdi6.fit-to-screen-outline",
+    "actual_size": "mdi6.numeric-1-box-outline", "zoom_in": "mdi6.magnify-plus-outline",
+    "zoom_out": "mdi6.magnify-minus-outline", "regions": "mdi6.vector-polygon",
+    "green": "mdi6.leaf", "clahe": "mdi6.contrast-box", "shortcuts": "mdi6.keyboard-outline",
+    "accept_suggestions": "mdi6.auto-fix", "reset_aids": "mdi6.image-refresh-outline",
+}
+TOOLBAR = ("previous", "next", "next_unfinished", None, "undo", "redo", None, "fit",
+           "actual_size", "zoom_in", "zoom_out", None, "regions", "green", "clahe", "aids", None,
+           "shortcuts")
+CHECKABLE = {"regions", "green", "clahe", "ungradable"}
+ZOOM_STEP = 1.25
+
+
+def workstation_settings() -> QSettings:
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "Octant",
+                     "workstation")
+
+
+class MainWindow(QMainWindow):
+    imageShown = Signal(int)  # the photo of this image is on screen and clickable
+    signOutRequested = Signal()
+
+    def __init__(self, controller: ReadingController, loader: ImageLoader | None = None):
+        super().__init__()
+        self.controller = controller
+        self.loader = loader or ImageLoader(self)
+        settings = controller.settings
+        self.setWindowTitle(f"Octant — {settings.name} — {controller.reader.name}")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
+        self.canvas = FundusCanvas(self)
+        self.setCentralWidget(self.canvas)
+        self.queue_panel = QueuePanel()
+        self.answer_panel = AnswerPanel(settings.findings, settings.diagnosis_classes)
+        self._dock("queue", "Queue", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("answer", "This image", self.answer_panel,
+                   Qt.DockWidgetArea.RightDockWidgetArea)
+        self.aids_panel = ViewAidsPanel()
+        self.bindings = resolve_bindings(settings.findings)
+        self.actions_by_name: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_toolbar_and_menus()
+        self._build_status_bar()
+        self._connect()
+        self._requested_at = 0.0
+        self.last_open_ms = 0.0
+        self._restore_layout()
+
+    # --- construction -------------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget, area) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+
+    def _action(self, binding: Binding, slot) -> QAction:
+        action = QAction(binding.text.split(" (")[0].split(":")[0], self)
+        action.setShortcuts([QKeySequence(k) for k in binding.keys])
+        action.setToolTip(f"{binding.text}  [{binding.keys[0]}]")
+        action.setStatusTip(binding.text)
+        if binding.name in ICONS:
+            action.setIcon(qta.icon(ICONS[binding.name]))
+        action.setCheckable(binding.name in CHECKABLE)
+        action.triggered.connect(slot)
+        self.addAction(action)  # window-wide, also when hidden from toolbar and menus
+        self.actions_by_name[binding.name] = action
+        return action
+
+    def _build_actions(self) -> None:
+        c, canvas, aids = self.controller, self.canvas, self.aids_panel
+        slots = {
+            "next_unfinished": c.next_unfinished, "normal": self.normal_and_next,
+            "ungradable": lambda: c.set_ungradable(not (c.state and c.state.ungradable)),
+            "clear_finding": lambda: c.select_finding(None),
+            "previous": lambda: c.go(-1), "next": lambda: c.go(1),
+            "undo": c.undo, "redo": c.redo, "accept_suggestions": self.accept_suggestions,
+            "fit": canvas.fit, "actual_size": canvas.actual_size,
+            "zoom_in": lambda: canvas.zoom_by(ZOOM_STEP),
+            "zoom_out": lambda: canvas.zoom_by(1 / ZOOM_STEP),
+            "regions": lambda on: canvas.set_regions_visible(on),
+            "green": lambda: aids.adjust(green_channel=True),
+            "clahe": lambda: aids.adjust(clahe=True),
+            "brighter": lambda: aids.adjust(brightness=BRIGHTNESS_STEP),
+            "darker": lambda: aids.adjust(brightness=-BRIGHTNESS_STEP),
+            "more_contrast": lambda: aids.adjust(contrast=CONTRAST_STEP),
+            "less_contrast": lambda: aids.adjust(contrast=-CONTRAST_STEP),
+            "reset_aids": lambda: aids.set_aids(ViewAids()),
+            "shortcuts": self.show_shortcuts,
+        }
+        for name, binding in self.bindings.items():
+            if name in slots:
+                self._action(binding, slots[name])
+        self.actions_by_name["regions"].setChecked(True)
+        for spec in self.controller.settings.findings:
+            action = QAction(spec.name, self)
+            action.setShortcut(QKeySequence(spec.key.upper()))
+            action.triggered.connect(lambda _=False, code=spec.code: self.choose_finding(code))
+            self.addAction(action)
+        for code in range(1, 9):
+            action = QAction(f"Region {code}", self)
+            action.setShortcut(QKeySequence(str(code)))
+            action.triggered.connect(lambda _=False, code=code: self.controller.toggle_region(code))
+            self.addAction(action)
+
+    def _build_toolbar_and_menus(self) -> None:
+        toolbar = QToolBar("Tools", self)
+        toolbar.setObjectName("toolbar")
+        toolbar.setMovable(False)
+        self.addToolBar(toolbar)
+        aids_button = QToolButton()
+        aids_button.setIcon(qta.icon("mdi6.brightness-6"))
+        aids_button.setToolTip("Brightness and contrast (display only)  [Shift+↑↓ / Shift+←→]")
+        aids_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(aids_button)
+        holder = QWidgetAction(menu)
+        holder.setDefaultWidget(self.aids_panel)
+        menu.addAction(holder)
+        aids_button.setMenu(menu)
+        for name in TOOLBAR:
+            if name is None:
+                toolbar.addSeparator()
+            elif name == "aids":
+                toolbar.addWidget(aids_button)
+            else:
+                toolbar.addAction(self.actions_by_name[name])
+        a = self.actions_by_name
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(qta.icon("mdi6.account-switch-outline"),
+                            "Sign in as another reader / open a project…",
+                            self.signOutRequested.emit)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", self.close)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        menus = {
+            "&Reading": ("next_unfinished", "previous", "next", "normal", "ungradable", None,
+                         "undo", "redo", "clear_finding", "accept_suggestions"),
+            "&View": ("fit", "actual_size", "zoom_in", "zoom_out", "regions", None, "green",
+                      "clahe", "brighter", "darker", "more_contrast", "less_contrast",
+                      "reset_aids"),
+            "&Help": ("shortcuts",),
+        }
+        for title, names in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for name in names:
+                menu.addSeparator() if name is None else menu.addAction(a[name])
+
+    def _build_status_bar(self) -> None:
+        self.saved_label = QLabel("")
+        self.saved_label.setObjectName("savedLabel")
+        self.hint_label = QLabel("")
+        self.statusBar().addWidget(self.hint_label, 1)
+        self.statusBar().addPermanentWidget(self.saved_label)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.imageOpened.connect(self._on_image_opened)
+        c.stateChanged.connect(self._on_state)
+        c.saved.connect(self._on_saved)
+        c.problem.connect(self.show_problem)
+        c.progressChanged.connect(self.queue_panel.set_progress)
+        c.findingChanged.connect(self._on_finding)
+        c.queueFinished.connect(lambda: self.show_hint(
+            "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
+        self.loader.ready.connect(self._on_image_ready)
+        self.loader.failed.connect(lambda _id, message: self.show_problem(message))
+        self.aids_panel.changed.connect(self._on_aids)
+        self.canvas.regionClicked.connect(c.toggle_region)
+        self.canvas.landmarksChanged.connect(self._on_landmarks_moved)
+        self.canvas.placingChanged.connect(self._on_placing)
+        self.queue_panel.imageChosen.connect(c.open_image)
+        p = self.answer_panel
+        p.findingChosen.connect(self.choose_finding)
+        p.normalClicked.connect(self.normal_and_next)
+        p.ungradableToggled.connect(c.set_ungradable)
+        p.diagnosisChosen.connect(c.set_diagnosis)
+        p.commentEdited.connect(c.set_comment)
+
+    # --- starting -----------------------------------------------------------------------------
+    def start(self) -> None:
+        c = self.controller
+        self.queue_panel.set_reader(c.reader.name, c.reader.role.value)
+        records = c.queue()
+        done = {r.id: c.session.read(r.id).done for r in records}
+        self.queue_panel.set_queue(records, done)
+        c.start()
+        if not records:
+            self.show_hint("No images are assigned to you yet; ask the project lead to assign "
+                           "readers (`python main.py assign`).")
+
+    # --- reactions ----------------------------------------------------------------------------
+    def _on_image_opened(self, record: ImageRecord, state: ReadState,
+                         shown: Landmarks | None) -> None:
+        self._requested_at = time.perf_counter()
+        self.answer_panel.flush_comment() if self.answer_panel.comment.hasFocus() else None
+        self.canvas.setFocus()
+        self.canvas.begin_image(record.id, (record.width, record.height), record.fov)
+        self.canvas.set_landmarks(shown.disc if shown else None, shown.fovea if shown else None)
+        self.answer_panel.reset_comment(state.comment)
+        self._on_state(state)
+        self.queue_panel.set_current(record.id)
+        self.loader.request(record.id, record.path, (record.width, record.height))
+        number = self.controller.queue_ids().index(record.id) + 1 \
+            if record.id in self.controller.queue_ids() else 0
+        self.canvas.setToolTip("")
+        self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of "
+                            f"{len(self.controller.queue_ids())}) — {self.controller.reader.name}")
+        if shown is not None and shown.source == "model" and state.landmarks is None:
+            self.show_hint("Disc and fovea placed by the model: drag them if they are off.")
+
+    def _on_image_ready(self, image_id: int, display: DisplayImage, shown) -> None:
+        if self.controller.image is None or image_id != self.controller.image.id:
+            return
+        self.canvas.show_image(image_id, display, shown)
+        if self._requested_at:
+            self.last_open_ms = (time.perf_counter() - self._requested_at) * 1000
+            self._requested_at = 0.0
+            self.imageShown.emit(image_id)
+            self._prefetch_upcoming()
+
+    def _prefetch_upcoming(self) -> None:
+        upcoming = self.controller.upcoming()
+        if upcoming is not None and self.loader.prefetch_enabled:
+            record = self.controller.session.image(upcoming)
+            self.loader.prefetch(record.id, record.path, (record.width, record.height))
+
+    def _on_state(self, state: ReadState) -> None:
+        self.answer_panel.show_state(state)
+        self._refresh_fills()
+        if self.controller.image is not None:
+            self.queue_panel.set_done(self.controller.image.id, state.done)
+        self.actions_by_name["ungradable"].setChecked(state.ungradable)
+
+    def _on_finding(self, code: str | None) -> None:
+        self.answer_panel.set_current_finding(code)
+        self._refresh_fills()
+        if code is not None:
+            name = self.controller.findings[code].name
+            self.show_hint(f"{name}: press 1–8 or click the regions where you see it.")
+
+    def _refresh_fills(self) -> None:
+        c = self.controller
+        if c.state is None or c.finding is None:
+            self.canvas.set_fills({})
+            return
+        colour = self.answer_panel.colours[c.finding]
+        self.canvas.set_fills({code: colour for code in c.state.regions.get(c.finding, ())})
+
+    def _on_saved(self, text: str) -> None:
+        self.saved_label.setText(text)
+        self.saved_label.setStyleSheet("color:#2e9d58;" if text.startswith("Saved") else "")
+
+    def _on_aids(self, aids: ViewAids) -> None:
+        self.actions_by_name["green"].setChecked(aids.green_channel)
+        self.actions_by_name["clahe"].setChecked(aids.clahe)
+        self.loader.set_aids(aids)
+
+    def _on_placing(self, placing: str) -> None:
+        if placing == "disc":
+            self.show_hint("Click the centre of the optic disc.")
+        elif placing == "fovea":
+            self.show_hint("Now click the fovea (centre of the macula).")
+
+    def _on_landmarks_moved(self, disc: tuple[float, float], fovea: tuple[float, float]) -> None:
+        c = self.controller
+        if c.image is None:
+            return
+        try:
+            RegionGeometry.from_landmarks(disc, fovea, (c.image.height, c.image.width))
+        except GeometryError as error:
+            self.show_problem(str(error))
+            shown = c.state.landmarks if c.state else None
+            self.canvas.set_landmarks(shown.disc if shown else disc, shown.fovea if shown else None)
+            return
+        c.set_landmarks(disc, fovea, source="manual")
+
+    # --- commands -----------------------------------------------------------------------------
+    def choose_finding(self, code: str) -> None:
+        c = self.controller
+        c.select_finding(None if c.finding == code else code)
+
+    def normal_and_next(self) -> None:
+        """N: one key for a normal eye: saved as normal, then the next unfinished image."""
+        if self.controller.state is not None and not self.controller.state.normal:
+            self.controller.mark_normal()
+        self.controller.next_unfinished()
+
+    def accept_suggestions(self) -> None:
+        self.show_hint("No model suggestions are stored for this image.")
+
+    def show_shortcuts(self) -> None:
+        sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)
+        sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.open()
+
+    def show_hint(self, text: str) -> None:
+        self.hint_label.setStyleSheet("")
+        self.hint_label.setText(text)
+
+    def show_problem(self, text: str) -> None:
+        """Storage and file problems: in the status bar, and as a (non-blocking) message."""
+        self.hint_label.setStyleSheet("color:#c0392b;")
+        self.hint_label.setText(text)
+
+    # --- layout memory ------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        settings = workstation_settings()
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:
+        self.answer_panel.flush_comment()
+        self.controller.finish()
+        settings = workstation_settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        self.loader.wait(3000)
+        super().closeEvent(event)

@@ -1,0 +1,233 @@
+"""What a reader does, as calls: the one code path used by the window, the tests and the benches.
+
+Every action goes straight to the signed-in reader's ``ReaderSession`` (one transaction each), so
+it is durable when the call returns; the window only shows what the controller says. Only a
+ReaderSession is ever used here, never a ReviewSession: a reader sees their own answers and a
+model's guesses, nothing of the other readers (blind reading, Son et al. §2.1: three readers per
+image, independently).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from storage.errors import OctantError
+from storage.images import ImageRecord
+from storage.labels import Landmarks, ReadState
+from storage.project import ProjectHandle, ProjectSettings
+from storage.reading import ReaderSession
+from ui.undo import ImageUndoStack, UndoEntry, restore
+
+
+class ReadingController(QObject):
+    imageOpened = Signal(object, object, object)  # ImageRecord, ReadState, Landmarks | None shown
+    stateChanged = Signal(object)                 # ReadState after an action, undo or redo
+    saved = Signal(str)                           # status text after each durable write
+    problem = Signal(str)                         # an OctantError's sentence
+    progressChanged = Signal(int, int)            # done, total
+    findingChanged = Signal(object)               # finding code or None
+    queueFinished = Signal()
+
+    def __init__(self, project: ProjectHandle, reader_id: int, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.session = ReaderSession(project.database, reader_id)
+        self.settings: ProjectSettings = project.settings()
+        self.findings = {f.code: f for f in self.settings.findings}
+        self.image: ImageRecord | None = None
+        self.state: ReadState | None = None
+        self.shown_landmarks: Landmarks | None = None
+        self.finding: str | None = None
+        self._history: dict[int, ImageUndoStack] = {}
+        self._queue_ids: list[int] | None = None
+
+    @property
+    def reader(self):
+        return self.session.reader
+
+    # --- moving through the queue -----------------------------------------------------------
+    def queue(self) -> list[ImageRecord]:
+        records = self.session.queue()
+        self._queue_ids = [r.id for r in records]
+        return records
+
+    def queue_ids(self) -> list[int]:
+        if self._queue_ids is None:
+            self.queue()
+        return self._queue_ids
+
+    def start(self) -> None:
+        """Open the first unfinished image (or the first image when all are done)."""
+        target = self.session.next_unfinished()
+        ids = self.queue_ids()
+        if target is not None:
+            self.open_image(target.id)
+        elif ids:
+            self.open_image(ids[0])
+        self._emit_progress()
+
+    def open_image(self, image_id: int) -> None:
+        if self.image is not None and image_id != self.image.id:
+            self._leave_current()
+        self._guard(lambda: self._open(image_id))
+
+    def _open(self, image_id: int) -> None:
+        self.image = self.session.image(image_id)
+        self.state = self.session.read(image_id)
+        self.shown_landmarks = self.state.landmarks or self.session.model_landmarks(image_id)
+        self.imageOpened.emit(self.image, self.state, self.shown_landmarks)
+
+    def neighbour(self, step: int) -> int | None:
+        ids = self.queue_ids()
+        if self.image is None or self.image.id not in ids:
+            return ids[0] if ids else None
+        index = ids.index(self.image.id) + step
+        return ids[index] if 0 <= index < len(ids) else None
+
+    def go(self, step: int) -> None:
+        target = self.neighbour(step)
+        if target is not None:
+            self.open_image(target)
+
+    def next_unfinished(self) -> None:
+        """Space/Enter: mark this image done when answered, then open the next unfinished."""
+        if self.image is None:
+            return
+        self._leave_current()
+        target = self.session.next_unfinished(after_image_id=self.image.id)
+        if target is None:
+            self.queueFinished.emit()
+        elif target.id != self.image.id:
+            self._guard(lambda: self._open(target.id))
+
+    def finish(self) -> None:
+        """Closing the window: the same rule as moving on (answered images are done)."""
+        self._leave_current()
+
+    def upcoming(self) -> int | None:
+        """The image Space would open next (for prefetch), without changing anything."""
+        if self.image is None:
+            return None
+        after = self.image.id
+        target = self.session.next_unfinished(after_image_id=after)
+        if target is not None and target.id == after:
+            return self.neighbour(1)
+        return target.id if target is not None else self.neighbour(1)
+
+    def _leave_current(self) -> None:
+        """Moving on: an answered image becomes done; an emptied one returns to the queue."""
+        state = self.state
+        if self.image is None or state is None or state.done == state.answered:
+            return
+        self._write(f"{'Done' if state.answered else 'Reopened'}",
+                    lambda s, i: s.mark_done(i, state.answered), undoable=False)
+        self._emit_progress()
+
+    # --- labelling ----------------------------------------------------------------------------
+    def select_finding(self, code: str | None) -> None:
+        if code is not None and code not in self.findings:
+            self.problem.emit(f"This project has no finding {code!r}; pick one from the list.")
+            return
+        self.finding = code
+        self.findingChanged.emit(code)
+
+    def toggle_region(self, region: int) -> None:
+        if self.finding is None:
+            keys = ", ".join(f"{f.key.upper()} {f.name.lower()}" for f in self.settings.findings[:4])
+            self.problem.emit(f"Choose a finding first (e.g. {keys}), then the region.")
+            return
+        self._keep_shown_landmarks()
+        name = self.findings[self.finding].name
+        self._write(f"{name}: region {region}",
+                    lambda s, i: s.toggle_region(i, self.finding, region))
+
+    def mark_normal(self) -> None:
+        self._write("Normal", lambda s, i: s.mark_normal(i))
+
+    def set_ungradable(self, ungradable: bool) -> None:
+        if self.state is not None and self.state.ungradable != ungradable:
+            self._write("Ungradable" if ungradable else "Gradable",
+                        lambda s, i: s.set_ungradable(i, ungradable))
+
+    def set_diagnosis(self, diagnosis: str | None) -> None:
+        if self.state is not None and self.state.diagnosis != diagnosis:
+            self._write(f"Diagnosis: {diagnosis or 'none'}",
+                        lambda s, i: s.set_diagnosis(i, diagnosis))
+
+    def set_comment(self, comment: str) -> None:
+        if self.state is not None and self.state.comment != comment:
+            self._write("Comment", lambda s, i: s.set_comment(i, comment))
+
+    def set_landmarks(self, disc: tuple[float, float], fovea: tuple[float, float],
+                      source: str = "manual") -> None:
+        self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source),
+                    undoable=self.state is not None and self.state.landmarks is not None)
+        if self.state is not None:
+            self.shown_landmarks = self.state.landmarks
+
+    def _keep_shown_landmarks(self) -> None:
+        """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""
+        shown = self.shown_landmarks
+        if self.state is not None and self.state.landmarks is None and shown is not None:
+            self.set_landmarks(shown.disc, shown.fovea, source=shown.source)
+
+    # --- undo ---------------------------------------------------------------------------------
+    def history(self) -> ImageUndoStack:
+        return self._history.setdefault(self.image.id if self.image else -1, ImageUndoStack())
+
+    def undo(self) -> None:
+        stack = self.history()
+        if self.image is None or not stack.can_undo():
+            self.saved.emit("Nothing to undo on this image")
+            return
+        entry = stack.take_undo()
+        self._write(f"Undone: {entry.label}",
+                    lambda s, i: restore(s, i, self.state, entry.before), undoable=False)
+
+    def redo(self) -> None:
+        stack = self.history()
+        if self.image is None or not stack.can_redo():
+            self.saved.emit("Nothing to redo on this image")
+            return
+        entry = stack.take_redo()
+        self._write(f"Redone: {entry.label}",
+                    lambda s, i: restore(s, i, self.state, entry.after), undoable=False)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _write(self, label: str, action: Callable[[ReaderSession, int], ReadState],
+               undoable: bool = True) -> bool:
+        if self.image is None or self.state is None:
+            return False
+        before, image_id = self.state, self.image.id
+        try:
+            after = action(self.session, image_id)
+        except OctantError as error:
+            self.problem.emit(str(error))
+            self._guard(lambda: self._refresh(image_id))
+            return False
+        self.state = after
+        if undoable and after != before:
+            self.history().push(UndoEntry(label, before, after))
+        self.stateChanged.emit(after)
+        self.saved.emit(f"Saved ✓ {datetime.now():%H:%M:%S} · {label}")
+        return True
+
+    def _refresh(self, image_id: int) -> None:
+        self.state = self.session.read(image_id)
+        self.stateChanged.emit(self.state)
+
+    def _emit_progress(self) -> None:
+        try:
+            progress = self.session.progress()
+        except OctantError as error:
+            self.problem.emit(str(error))
+            return
+        self.progressChanged.emit(progress.done, progress.total)
+
+    def _guard(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except OctantError as error:
+            self.problem.emit(str(error))

@@ -1,0 +1,196 @@
+"""Sign in: choose (or create) a project, choose (or add) a reader, type the PIN if they have one.
+
+PINs are checked by ``storage.readers.verify_pin`` against a salted scrypt hash; the dialog keeps
+no PIN. Recent project folders are remembered in the workstation's QSettings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import qtawesome as qta
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+
+from storage.errors import OctantError
+from storage.project import ProjectHandle, create_project, open_project
+from storage.readers import Role, add_reader, list_readers, verify_pin
+from ui.main_window import workstation_settings
+
+RECENT_KEY = "recent/projects"
+RECENT_COUNT = 8
+
+
+def recent_projects() -> list[str]:
+    value = workstation_settings().value(RECENT_KEY) or []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def remember_project(folder: Path) -> None:
+    folders = [str(folder)] + [f for f in recent_projects() if f != str(folder)]
+    workstation_settings().setValue(RECENT_KEY, folders[:RECENT_COUNT])
+
+
+class SignInDialog(QDialog):
+    def __init__(self, folder: Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Octant — sign in")
+        self.setWindowIcon(qta.icon("mdi6.eye-outline"))
+        self.project: ProjectHandle | None = None
+        self.reader_id: int | None = None
+        self.folder = QComboBox()
+        self.folder.setEditable(True)
+        self.folder.setMinimumWidth(380)
+        self.folder.addItems(recent_projects())
+        self.folder.lineEdit().setPlaceholderText("Project folder")
+        browse = QPushButton(qta.icon("mdi6.folder-open-outline"), "Open…")
+        browse.clicked.connect(self._browse)
+        new = QPushButton(qta.icon("mdi6.folder-plus-outline"), "New…")
+        new.clicked.connect(self._new_project)
+        row = QHBoxLayout()
+        for widget in (self.folder, browse, new):
+            row.addWidget(widget)
+        self.readers = QListWidget()
+        self.readers.setMinimumHeight(160)
+        self.readers.currentItemChanged.connect(self._reader_changed)
+        self.readers.itemDoubleClicked.connect(lambda _item: self._sign_in())
+        add = QPushButton(qta.icon("mdi6.account-plus-outline"), "Add reader…")
+        add.clicked.connect(self._add_reader)
+        self.pin = QLineEdit()
+        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin.setPlaceholderText("no PIN")
+        self.pin.returnPressed.connect(self._sign_in)
+        self.message = QLabel("")
+        self.message.setStyleSheet("color:#c0392b;")
+        self.message.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
+        buttons.accepted.connect(self._sign_in)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Project", row)
+        form.addRow("Reader", self.readers)
+        form.addRow("", add)
+        form.addRow("PIN", self.pin)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        self.folder.activated.connect(lambda _index: self._load_project())
+        self.folder.lineEdit().editingFinished.connect(self._load_project)
+        if folder is not None:
+            self.folder.setCurrentText(str(folder))
+        self._load_project()
+
+    # --- project ------------------------------------------------------------------------------
+    def _browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Open an Octant project folder",
+                                                  self.folder.currentText())
+        if chosen:
+            self.folder.setCurrentText(chosen)
+            self._load_project()
+
+    def _new_project(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Folder for the new project")
+        if not chosen:
+            return
+        try:
+            create_project(chosen).close()
+        except OctantError as error:
+            self.message.setText(str(error))
+            return
+        self.folder.setCurrentText(chosen)
+        self._load_project()
+
+    def _load_project(self) -> None:
+        text = self.folder.currentText().strip()
+        if self.project is not None and text and Path(text).resolve() == self.project.root:
+            return
+        self._close_project()
+        self.readers.clear()
+        if not text:
+            return
+        try:
+            self.project = open_project(Path(text))
+        except OctantError as error:
+            self.message.setText(str(error))
+            return
+        self._fill_readers()
+
+    def _fill_readers(self) -> None:
+        self.readers.clear()
+        try:
+            readers = list_readers(self.project.database)
+        except OctantError as error:
+            self.message.setText(str(error))
+            return
+        self.message.setText("" if readers else "This project has no readers yet: add one.")
+        for reader in readers:
+            item = QListWidgetItem(qta.icon("mdi6.lock-outline" if reader.has_pin
+                                            else "mdi6.account-outline"),
+                                   f"{reader.name}  ·  {reader.role.value.replace('_', ' ')}")
+            item.setData(Qt.ItemDataRole.UserRole, (reader.id, reader.has_pin))
+            self.readers.addItem(item)
+        if readers:
+            self.readers.setCurrentRow(0)
+
+    def _close_project(self) -> None:
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+
+    # --- reader -------------------------------------------------------------------------------
+    def _reader_changed(self, item: QListWidgetItem | None, _previous=None) -> None:
+        has_pin = bool(item and item.data(Qt.ItemDataRole.UserRole)[1])
+        self.pin.setEnabled(has_pin)
+        self.pin.setPlaceholderText("PIN" if has_pin else "no PIN")
+        self.pin.clear()
+        if has_pin:
+            self.pin.setFocus()
+
+    def _add_reader(self) -> None:
+        if self.project is None:
+            self.message.setText("Open a project first.")
+            return
+        name, ok = QInputDialog.getText(self, "Add reader", "Name (as it should appear):")
+        if not ok or not name.strip():
+            return
+        roles = [role.value.replace("_", " ") for role in Role]
+        role, ok = QInputDialog.getItem(self, "Add reader", "Role:", roles, 0, False)
+        if not ok:
+            return
+        pin, ok = QInputDialog.getText(self, "Add reader", "PIN (leave empty for none):",
+                                       QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        try:
+            add_reader(self.project.database, name, role=role, pin=pin or None)
+        except OctantError as error:
+            self.message.setText(str(error))
+            return
+        self._fill_readers()
+        self.readers.setCurrentRow(self.readers.count() - 1)
+
+    def _sign_in(self) -> None:
+        item = self.readers.currentItem()
+        if self.project is None or item is None:
+            self.message.setText("Choose a project and a reader.")
+            return
+        reader_id, _has_pin = item.data(Qt.ItemDataRole.UserRole)
+        try:
+            if not verify_pin(self.project.database, reader_id, self.pin.text() or None):
+                self.message.setText("That PIN is not right; try again.")
+                self.pin.selectAll()
+                return
+        except OctantError as error:
+            self.message.setText(str(error))
+            return
+        remember_project(self.project.root)
+        self.reader_id = reader_id
+        self.accept()
+
+    def reject(self) -> None:
+        self._close_project()
+        super().reject()

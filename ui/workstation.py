@@ -1,0 +1,75 @@
+"""Signing in and opening the workstation window (also after "Sign in as another reader…")."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QDialog
+
+from storage.errors import OctantError
+from storage.project import ProjectHandle, open_project
+from storage.readers import find_reader, list_readers
+from ui.app import show_message
+from ui.main_window import MainWindow
+from ui.reading_controller import ReadingController
+from ui.sign_in import SignInDialog, remember_project
+
+_open_windows: list[MainWindow] = []  # keep windows alive while they are shown
+
+
+def build_window(project: ProjectHandle, reader_id: int) -> MainWindow:
+    """The window for one signed-in reader, queue loaded and the first unfinished image open."""
+    controller = ReadingController(project, reader_id)
+    window = MainWindow(controller)
+    controller.setParent(window)
+    window.start()
+    return window
+
+
+def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,
+                    first_reader: bool) -> tuple[ProjectHandle, int] | None:
+    """Project and reader from the command line; None when a PIN must be typed."""
+    project = open_project(folder, database_url=database_url)
+    try:
+        if first_reader:
+            readers = list_readers(project.database)
+            info = readers[0] if readers else None
+        else:
+            info = find_reader(project.database, reader)
+        if info is None or info.has_pin:
+            project.close()
+            return None
+    except BaseException:
+        project.close()
+        raise
+    remember_project(project.root)
+    return project, info.id
+
+
+def open_workstation(folder: Path | None, reader: str | None = None,
+                     database_url: str | None = None,
+                     first_reader: bool = False) -> MainWindow | None:
+    """Sign in (directly when the command line says who, else with the dialog) and show."""
+    signed_in = None
+    if folder is not None and (reader or first_reader):
+        try:
+            signed_in = _direct_sign_in(Path(folder), reader, database_url, first_reader)
+        except OctantError as error:
+            show_message(str(error))
+    if signed_in is None:
+        dialog = SignInDialog(Path(folder) if folder else None)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        signed_in = dialog.project, dialog.reader_id
+    window = build_window(*signed_in)
+    _open_windows.append(window)
+    window.signOutRequested.connect(lambda: _sign_out(window))
+    window.show()
+    return window
+
+
+def _sign_out(window: MainWindow) -> None:
+    folder = window.controller.project.root
+    window.close()
+    window.controller.project.close()
+    _open_windows.remove(window)
+    open_workstation(folder)
