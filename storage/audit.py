@@ -25,6 +25,7 @@ def _operating_system_user() -> str:
 
 
 ACTOR = _operating_system_user()
+_INSERT_EVENT = insert(AuditEvent.__table__)  # prebuilt: recorded on every save
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,10 @@ def record(
     after: dict[str, Any] | None,
     reader_id: int | None = None,
 ) -> None:
-    session.execute(
-        insert(AuditEvent).values(
-            reader_id=reader_id, actor=ACTOR, at=utc_now(), entity=entity, entity_id=entity_id,
-            action=action, before=before, after=after,
-        )
-    )
+    session.execute(_INSERT_EVENT, dict(
+        reader_id=reader_id, actor=ACTOR, at=utc_now(), entity=entity, entity_id=entity_id,
+        action=action, before=before, after=after,
+    ))
 
 
 def audit_events(

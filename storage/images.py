@@ -44,10 +44,11 @@ class NewImage:
     split: str = "train"
 
 
-IMAGE_COLUMNS = (
-    Image.id, Image.path, Image.sha256, Image.width, Image.height, Image.laterality, Image.split,
-    Image.fov_cx, Image.fov_cy, Image.fov_r, Image.crop_x0, Image.crop_y0, Image.crop_x1, Image.crop_y1,
-)
+IMAGE = Image.__table__
+IMAGE_COLUMNS = tuple(IMAGE.c[name] for name in (
+    "id", "path", "sha256", "width", "height", "laterality", "split",
+    "fov_cx", "fov_cy", "fov_r", "crop_x0", "crop_y0", "crop_x1", "crop_y1",
+))
 
 
 def image_record(row: Row, root: Path | None) -> ImageRecord:

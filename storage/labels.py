@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Landmark, Read, RegionalLabel
@@ -63,7 +63,36 @@ class QueueProgress:
     total: int
 
 
-READ_COLUMNS = (Read.id, Read.image_id, Read.reader_id, Read.normal, Read.ungradable, Read.comment, Read.done)
+# Core tables: the hot paths (saving a label, next in queue) use prebuilt Core statements with
+# bound parameters, which skips most of the ORM's per-statement work (see bench_storage.py).
+READ = Read.__table__
+REGIONAL_LABEL = RegionalLabel.__table__
+FINDING = Finding.__table__
+DIAGNOSIS_LABEL = DiagnosisLabel.__table__
+DIAGNOSIS_CLASS = DiagnosisClass.__table__
+LANDMARK = Landmark.__table__
+
+READ_COLUMNS = (READ.c.id, READ.c.image_id, READ.c.reader_id, READ.c.normal, READ.c.ungradable,
+                READ.c.comment, READ.c.done)
+
+_REGIONS_OF_READS = (
+    select(REGIONAL_LABEL.c.read_id, FINDING.c.code, REGIONAL_LABEL.c.regions)
+    .join(FINDING, FINDING.c.id == REGIONAL_LABEL.c.finding_id)
+    .where(REGIONAL_LABEL.c.read_id.in_(bindparam("read_ids", expanding=True)))
+    .order_by(REGIONAL_LABEL.c.read_id, FINDING.c.position)
+)
+_DIAGNOSES_OF_READS = (
+    select(DIAGNOSIS_LABEL.c.read_id, DIAGNOSIS_CLASS.c.name)
+    .join(DIAGNOSIS_CLASS, DIAGNOSIS_CLASS.c.id == DIAGNOSIS_LABEL.c.diagnosis_class_id)
+    .where(DIAGNOSIS_LABEL.c.read_id.in_(bindparam("read_ids", expanding=True)))
+)
+_LANDMARKS_OF_READERS = select(
+    LANDMARK.c.image_id, LANDMARK.c.reader_id, LANDMARK.c.disc_x, LANDMARK.c.disc_y,
+    LANDMARK.c.fovea_x, LANDMARK.c.fovea_y, LANDMARK.c.source,
+).where(
+    LANDMARK.c.image_id.in_(bindparam("image_ids", expanding=True)),
+    LANDMARK.c.reader_id.in_(bindparam("reader_ids", expanding=True)),
+)
 
 
 def landmarks_of(row) -> Landmarks:
@@ -71,32 +100,20 @@ def landmarks_of(row) -> Landmarks:
 
 
 def load_read_states(session: Session, reads: list) -> dict[int, ReadState]:
-    """ReadStates for rows selected with READ_COLUMNS, keyed by read id (few queries in all)."""
+    """ReadStates for rows selected with READ_COLUMNS, keyed by read id (three queries in all)."""
     if not reads:
         return {}
     read_ids = [r.id for r in reads]
     regions: dict[int, dict[str, frozenset[int]]] = {i: {} for i in read_ids}
-    for row in session.execute(
-        select(RegionalLabel.read_id, Finding.code, RegionalLabel.regions)
-        .join(Finding, Finding.id == RegionalLabel.finding_id)
-        .where(RegionalLabel.read_id.in_(read_ids))
-        .order_by(Finding.position)
-    ):
-        regions[row.read_id][row.code] = _MASK_TO_REGIONS[row.regions]
-    diagnoses = dict(session.execute(
-        select(DiagnosisLabel.read_id, DiagnosisClass.name)
-        .join(DiagnosisClass, DiagnosisClass.id == DiagnosisLabel.diagnosis_class_id)
-        .where(DiagnosisLabel.read_id.in_(read_ids))
-    ).all())
-    pairs = {(r.image_id, r.reader_id) for r in reads}
-    landmarks: dict[tuple[int, int], Landmarks] = {}
-    for row in session.execute(
-        select(Landmark).where(
-            Landmark.image_id.in_({image for image, _ in pairs}),
-            Landmark.reader_id.in_({reader for _, reader in pairs}),
-        )
-    ).scalars():
-        landmarks[(row.image_id, row.reader_id)] = landmarks_of(row)
+    for read_id, code, mask in session.execute(_REGIONS_OF_READS, {"read_ids": read_ids}):
+        regions[read_id][code] = _MASK_TO_REGIONS[mask]
+    diagnoses = dict(session.execute(_DIAGNOSES_OF_READS, {"read_ids": read_ids}).all())
+    landmarks = {
+        (row.image_id, row.reader_id): landmarks_of(row)
+        for row in session.execute(_LANDMARKS_OF_READERS, {
+            "image_ids": list({r.image_id for r in reads}), "reader_ids": list({r.reader_id for r in reads}),
+        })
+    }
     return {
         r.id: ReadState(
             regions=regions[r.id], normal=r.normal, ungradable=r.ungradable,

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.audit import record
 from storage.database import Database
 from storage.errors import AccessDeniedError, NotFoundError
-from storage.images import IMAGE_COLUMNS, ImageRecord, image_record, load_image
+from storage.images import IMAGE, IMAGE_COLUMNS, ImageRecord, image_record, load_image
 from storage.labels import (
     LANDMARK_SOURCES,
+    READ,
     READ_COLUMNS,
+    REGIONAL_LABEL,
     Landmarks,
     QueueProgress,
     ReadState,
@@ -39,6 +41,26 @@ from storage.schema import (
     RegionalLabel,
     utc_now,
 )
+
+# Prebuilt statements for the hot paths (next in queue, saving a label), bound per call.
+# _NEXT is served by ix_read_queue (reader_id, done, position): one index seek, whatever the size.
+_NEXT = (
+    select(*IMAGE_COLUMNS).join(READ, READ.c.image_id == IMAGE.c.id)
+    .where(READ.c.reader_id == bindparam("reader_id"), READ.c.done == False,  # noqa: E712
+           READ.c.position > bindparam("after"))
+    .order_by(READ.c.position).limit(1)
+)
+_POSITION = select(READ.c.position).where(
+    READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
+_READ_ROW = select(*READ_COLUMNS).where(
+    READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
+_LABEL = (REGIONAL_LABEL.c.read_id == bindparam("r_id"), REGIONAL_LABEL.c.finding_id == bindparam("f_id"))
+_LABEL_MASK = select(REGIONAL_LABEL.c.regions).where(*_LABEL)
+_INSERT_LABEL = insert(REGIONAL_LABEL)
+_UPDATE_LABEL = update(REGIONAL_LABEL).where(*_LABEL).values(regions=bindparam("mask"))
+_DELETE_LABEL = delete(REGIONAL_LABEL).where(*_LABEL)
+_CLEAR_NORMAL = update(READ).where(READ.c.id == bindparam("r_id")).values(normal=False)
+_TOUCH_READ = update(READ).where(READ.c.id == bindparam("r_id")).values(updated_at=bindparam("now"))
 
 _BLIND = AccessDeniedError(
     "Blind reading: you cannot see other readers' labels; a reviewer or admin can compare them."
@@ -63,28 +85,18 @@ class ReaderSession:
             ).one()
         return QueueProgress(done=int(row[1]), total=int(row[0]))
 
-    def _first_unfinished(self, session: Session, after_position: int):
-        # Served by ix_read_queue (reader_id, done, position): one index seek, whatever the size.
-        query = (
-            select(*IMAGE_COLUMNS).join(Read, Read.image_id == Image.id)
-            .where(self._mine(), Read.done == False, Read.position > after_position)  # noqa: E712
-            .order_by(Read.position).limit(1)
-        )
-        return session.execute(query).first()
-
     def next_unfinished(self, after_image_id: int | None = None) -> ImageRecord | None:
         """The first image not marked done after ``after_image_id`` in the queue, wrapping round
         to the start; None when the reader has finished everything."""
+        mine = {"reader_id": self.reader.id}
         with self.db.reading() as session:
             after = -1
             if after_image_id is not None:
-                after = session.scalar(
-                    select(Read.position).where(self._mine(), Read.image_id == after_image_id)
-                )
-                after = -1 if after is None else after
-            row = self._first_unfinished(session, after)
+                position = session.scalar(_POSITION, {**mine, "image_id": after_image_id})
+                after = -1 if position is None else position
+            row = session.execute(_NEXT, {**mine, "after": after}).first()
             if row is None and after >= 0:
-                row = self._first_unfinished(session, -1)
+                row = session.execute(_NEXT, {**mine, "after": -1}).first()
             return None if row is None else image_record(row, self.db.root)
 
     def queue(self) -> list[ImageRecord]:
@@ -103,7 +115,7 @@ class ReaderSession:
 
     # --- this reader's answers --------------------------------------------------------------
     def _read_row(self, session: Session, image_id: int):
-        row = session.execute(select(*READ_COLUMNS).where(self._mine(), Read.image_id == image_id)).first()
+        row = session.execute(_READ_ROW, {"reader_id": self.reader.id, "image_id": image_id}).first()
         if row is None:
             raise AccessDeniedError(
                 f"Image {image_id} is not in {self.reader.name}'s reading list; pick an image from the queue."
@@ -126,7 +138,7 @@ class ReaderSession:
         with self.db.transaction() as session:
             row = self._read_row(session, image_id)
             before, after = change(session, row)
-            session.execute(update(Read).where(Read.id == row.id).values(updated_at=utc_now()))
+            session.execute(_TOUCH_READ, {"r_id": row.id, "now": utc_now()})
             record(session, "read", row.id, action, before, after, self.reader.id)
             return self._state(session, image_id)
 
@@ -139,19 +151,18 @@ class ReaderSession:
         return self._finding_ids[code]
 
     def _write_regions(self, session: Session, row, code: str, regions: frozenset[int]):
-        finding_id = self._finding_id(session, code)
+        label = {"r_id": row.id, "f_id": self._finding_id(session, code)}
         mask = regions_to_mask(regions)
-        where = (RegionalLabel.read_id == row.id, RegionalLabel.finding_id == finding_id)
-        old = session.scalar(select(RegionalLabel.regions).where(*where))
+        old = session.scalar(_LABEL_MASK, label)
         if old is None and mask:
-            session.execute(insert(RegionalLabel).values(read_id=row.id, finding_id=finding_id, regions=mask))
+            session.execute(_INSERT_LABEL, {"read_id": row.id, "finding_id": label["f_id"], "regions": mask})
         elif old is not None and mask:
-            session.execute(update(RegionalLabel).where(*where).values(regions=mask))
+            session.execute(_UPDATE_LABEL, {**label, "mask": mask})
         elif old is not None:
-            session.execute(delete(RegionalLabel).where(*where))  # no regions: finding absent
+            session.execute(_DELETE_LABEL, label)  # no regions: the finding is absent
         before = dict(finding=code, regions=sorted(mask_to_regions(old or 0)), normal=row.normal)
-        if mask and row.normal:  # a finding contradicts "normal"
-            session.execute(update(Read).where(Read.id == row.id).values(normal=False))
+        if mask and row.normal:  # a finding withdraws "normal"
+            session.execute(_CLEAR_NORMAL, {"r_id": row.id})
         return before, dict(finding=code, regions=sorted(regions), normal=row.normal and not mask)
 
     def set_regions(self, image_id: int, finding_code: str, regions: set[int] | frozenset[int]) -> ReadState:
@@ -165,9 +176,7 @@ class ReaderSession:
         regions_to_mask([region])
 
         def change(session: Session, row):
-            finding_id = self._finding_id(session, finding_code)
-            old = session.scalar(select(RegionalLabel.regions).where(
-                RegionalLabel.read_id == row.id, RegionalLabel.finding_id == finding_id))
+            old = session.scalar(_LABEL_MASK, {"r_id": row.id, "f_id": self._finding_id(session, finding_code)})
             return self._write_regions(session, row, finding_code, mask_to_regions(old or 0) ^ {region})
 
         return self._act(image_id, "set_regions", change)
