@@ -154,6 +154,13 @@ class ProjectConsensus:
             self._rows = {int(image): i for i, image in enumerate(self.table.image_ids)}
         return self._rows[int(image_id)]
 
+    def __contains__(self, image_id: int) -> bool:
+        try:
+            self.row(image_id)
+        except KeyError:
+            return False
+        return True
+
     def image(self, image_id: int) -> ImageConsensus:
         return self._image_at(self.row(image_id))
 

@@ -1,0 +1,158 @@
+"""Exporting every reader's labels and the consensus, as CSV or JSON.
+
+Export shows all readers' answers side by side, which blind reading reserves for reviewers and
+admins: it runs as such a reader (``ReviewSession`` refuses anyone else).
+
+CSV is one long table, one row per (image, reader, finding) with ``record = "reader"`` and one
+per (image, finding) with ``record = "consensus"``; a read without findings (normal, ungradable,
+or not answered yet) has one row with an empty finding. Regions are written as codes joined by
+";" (e.g. "1;5") and, beside them, their names. JSON nests the same facts per image.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from annotate.consensus import ProjectConsensus, consensus_for_project
+from annotate.geometry import REGION_NAMES
+from storage.errors import InvalidRequestError, OctantError
+from storage.images import ImageRecord, list_images
+from storage.labels import ReadState
+from storage.readers import list_readers
+from storage.review import ReviewSession
+
+FORMATS = ("csv", "json")
+CSV_COLUMNS = (
+    "record", "image_id", "sha256", "path", "split", "laterality", "reader_id", "reader", "role",
+    "done", "normal", "ungradable", "diagnosis", "finding", "state", "votes", "regions", "region_names",
+    "comment",
+)
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    images: int
+    reads: int
+
+
+def _codes(regions) -> str:
+    return ";".join(str(c) for c in sorted(regions))
+
+
+def _names(regions) -> str:
+    return ";".join(REGION_NAMES[c] for c in sorted(regions))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _collect(project, reader_id: int):
+    review = ReviewSession(project.database, reader_id)  # AccessDeniedError unless reviewer/admin
+    settings = project.settings()
+    reads = list(review.all_reads())
+    findings = [f.code for f in settings.findings]
+    consensus = consensus_for_project(reads, findings, k=settings.consensus_k)
+    by_image: dict[int, list[tuple[int, ReadState]]] = defaultdict(list)
+    for image_id, reader, state in reads:
+        by_image[image_id].append((reader, state))
+    readers = {r.id: r for r in list_readers(project.database, include_inactive=True)}
+    return settings, list_images(project.database), by_image, consensus, readers, len(reads)
+
+
+def _csv_rows(project, images, by_image, consensus: ProjectConsensus, readers):
+    for image in images:
+        base = dict(image_id=image.id, sha256=image.sha256, path=_relative(image.path, project.root),
+                    split=image.split, laterality=image.laterality or "")
+        for reader_id, state in by_image.get(image.id, []):
+            reader = readers.get(reader_id)
+            who = dict(base, record="reader", reader_id=reader_id, reader=reader.name if reader else "",
+                       role=reader.role.value if reader else "", done=int(state.done), normal=int(state.normal),
+                       ungradable=int(state.ungradable), diagnosis=state.diagnosis or "", comment=state.comment)
+            if not state.regions:
+                yield dict(who, finding="")
+            for code, regions in state.regions.items():
+                yield dict(who, finding=code, regions=_codes(regions), region_names=_names(regions))
+        if image.id not in consensus:
+            continue
+        agreed = consensus.image(image.id)
+        for code, finding in agreed.findings.items():
+            yield dict(base, record="consensus", ungradable=int(agreed.ungradable), diagnosis=agreed.diagnosis or "",
+                       finding=code, state=finding.state, votes=finding.votes,
+                       regions=_codes(finding.cue_regions), region_names=_names(finding.cue_regions))
+
+
+def _image_json(project, image: ImageRecord, reads, consensus: ProjectConsensus, readers) -> dict[str, Any]:
+    entry: dict[str, Any] = dict(
+        id=image.id, sha256=image.sha256, path=_relative(image.path, project.root), split=image.split,
+        laterality=image.laterality, width=image.width, height=image.height,
+        fov=list(image.fov) if image.fov else None, crop=list(image.crop) if image.crop else None, reads=[],
+    )
+    for reader_id, state in reads:
+        reader = readers.get(reader_id)
+        landmarks = state.landmarks
+        entry["reads"].append(dict(
+            reader_id=reader_id, reader=reader.name if reader else None, role=reader.role.value if reader else None,
+            done=state.done, normal=state.normal, ungradable=state.ungradable, diagnosis=state.diagnosis,
+            comment=state.comment, findings={code: sorted(r) for code, r in state.regions.items()},
+            landmarks=None if landmarks is None else dict(disc=list(landmarks.disc), fovea=list(landmarks.fovea),
+                                                          source=landmarks.source),
+        ))
+    entry["consensus"] = None
+    if image.id in consensus:
+        agreed = consensus.image(image.id)
+        entry["consensus"] = dict(
+            ungradable=agreed.ungradable, diagnosis=agreed.diagnosis, reads=agreed.reads,
+            gradable_reads=agreed.gradable_reads,
+            findings={code: dict(state=f.state, votes=f.votes, cue_regions=sorted(f.cue_regions))
+                      for code, f in agreed.findings.items()},
+        )
+    return entry
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write next to ``path`` and rename, so a failure never leaves half an export behind."""
+    temporary = path.with_name(path.name + ".part")
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OctantError(f"Cannot write {path} ({error.strerror}); choose a folder you can write to.") from None
+
+
+def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | None = None) -> ExportSummary:
+    """Write every reader's labels and the consensus to ``out``, as reviewer/admin ``reader_id``."""
+    if fmt not in FORMATS:
+        raise InvalidRequestError(f"Unknown export format {fmt!r}; use csv or json.")
+    if reader_id is None:
+        raise InvalidRequestError("Export shows every reader's labels; run it as a reviewer or admin (--as NAME).")
+    out = Path(out).expanduser()
+    settings, images, by_image, consensus, readers, count = _collect(project, reader_id)
+    if fmt == "csv":
+        def write(handle):
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, restval="")
+            writer.writeheader()
+            writer.writerows(_csv_rows(project, images, by_image, consensus, readers))
+    else:
+        document = dict(
+            project=settings.name, consensus_k=settings.consensus_k,
+            findings=[dict(code=f.code, name=f.name) for f in settings.findings],
+            regions={str(code): name for code, name in REGION_NAMES.items()},
+            images=[_image_json(project, image, by_image.get(image.id, []), consensus, readers) for image in images],
+        )
+
+        def write(handle):
+            json.dump(document, handle, indent=1, ensure_ascii=False)
+    _write_atomically(out, write)
+    return ExportSummary(out, len(images), count)
