@@ -100,25 +100,26 @@ def landmarks_of(row) -> Landmarks:
 
 
 def load_read_states(session: Session, reads: list) -> dict[int, ReadState]:
-    """ReadStates for rows selected with READ_COLUMNS, keyed by read id (three queries in all)."""
+    """ReadStates for rows selected with READ_COLUMNS (in that order), keyed by read id.
+
+    Three queries whatever the number of reads; rows are unpacked as tuples because this also
+    builds every state of a project when consensus streams all reads.
+    """
     if not reads:
         return {}
-    read_ids = [r.id for r in reads]
-    regions: dict[int, dict[str, frozenset[int]]] = {i: {} for i in read_ids}
+    read_ids = [r[0] for r in reads]
+    regions: dict[int, dict[str, frozenset[int]]] = {}
     for read_id, code, mask in session.execute(_REGIONS_OF_READS, {"read_ids": read_ids}):
-        regions[read_id][code] = _MASK_TO_REGIONS[mask]
+        regions.setdefault(read_id, {})[code] = _MASK_TO_REGIONS[mask]
     diagnoses = dict(session.execute(_DIAGNOSES_OF_READS, {"read_ids": read_ids}).all())
     landmarks = {
         (row.image_id, row.reader_id): landmarks_of(row)
         for row in session.execute(_LANDMARKS_OF_READERS, {
-            "image_ids": list({r.image_id for r in reads}), "reader_ids": list({r.reader_id for r in reads}),
+            "image_ids": list({r[1] for r in reads}), "reader_ids": list({r[2] for r in reads}),
         })
     }
     return {
-        r.id: ReadState(
-            regions=regions[r.id], normal=r.normal, ungradable=r.ungradable,
-            diagnosis=diagnoses.get(r.id), comment=r.comment, done=r.done,
-            landmarks=landmarks.get((r.image_id, r.reader_id)),
-        )
-        for r in reads
+        read_id: ReadState(regions.get(read_id) or {}, normal, ungradable, diagnoses.get(read_id), comment, done,
+                           landmarks.get((image_id, reader_id)) if landmarks else None)
+        for read_id, image_id, reader_id, normal, ungradable, comment, done in reads
     }

@@ -44,7 +44,8 @@ def iter_all_reads(db: Database) -> Iterator[tuple[int, int, ReadState]]:
     """Unchecked stream of all reads; callers outside review (training, export) decide access."""
     query = select(*READ_COLUMNS).order_by(Read.image_id, Read.reader_id)
     with db.reading() as session:
-        result = session.execute(query.execution_options(yield_per=STREAM_BATCH))
+        # Core streaming on the session's connection: one snapshot for the whole pass.
+        result = session.connection().execution_options(yield_per=STREAM_BATCH).execute(query)
         for rows in result.partitions():
             states = load_read_states(session, rows)
             for row in rows:
