@@ -88,13 +88,11 @@ def detect_fov(image_bgr: np.ndarray) -> FieldOfView:
     A photo without a black border (already cropped) gets the circle through the image corners,
     so that nothing is masked. A photo with nothing brighter than the border raises BadImageError.
     """
-    if image_bgr.ndim == 3:
-        brightness = image_bgr.max(axis=2) if image_bgr.shape[2] <= 3 else image_bgr[..., :3].max(axis=2)
-    else:
-        brightness = image_bgr
-    h, w = brightness.shape[:2]
+    h, w = image_bgr.shape[:2]
     scale = min(1.0, DETECTION_SIDE / max(h, w))
-    small = cv2.resize(brightness, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if small.ndim == 3:  # brightest channel: the border is black in all three, the retina bright in red
+        small = np.max(small[..., :3], axis=2) if small.shape[2] > 1 else small[..., 0]
     small = cv2.GaussianBlur(small.astype(np.uint8, copy=False), (5, 5), 0)
     sh, sw = small.shape
     level = min(BORDER_LEVEL_MAX, 0.25 * float(np.percentile(small, 90)))
@@ -123,11 +121,13 @@ def fov_mask(shape, fov: FieldOfView) -> np.ndarray:
     ys = np.arange(h) + 0.5
     square = fov.r**2 - (ys - fov.cy) ** 2
     half = np.sqrt(np.maximum(square, 0.0))
-    lo = np.clip(np.ceil(fov.cx - half - 0.5), 0, w)       # first column whose centre is inside
-    hi = np.clip(np.floor(fov.cx + half - 0.5) + 1, 0, w)  # one past the last
-    hi = np.where(square < 0, lo, hi)                       # rows that miss the circle
-    cols = np.arange(w)
-    return (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
+    lo = np.clip(np.ceil(fov.cx - half - 0.5), 0, w).astype(np.int64)       # first column inside
+    hi = np.clip(np.floor(fov.cx + half - 0.5) + 1, 0, w).astype(np.int64)  # one past the last
+    hi = np.maximum(np.where(square < 0, lo, hi), lo)                       # rows that miss the circle
+    # Each row is three runs (outside, inside, outside): fill them without a full-size comparison.
+    lengths = np.stack([lo, hi - lo, w - hi], axis=1).ravel()
+    values = np.tile(np.array([False, True, False]), h)
+    return np.repeat(values, lengths).reshape(h, w)
 
 
 def crop_box(fov: FieldOfView, shape) -> tuple[int, int, int, int]:

@@ -34,30 +34,28 @@ def render_region_overlay(
     h, w = image_bgr.shape[:2]
     inside = fov_mask((h, w), fov) if fov is not None else None
     labels = region_label_map(disc, fovea, (h, w), fov_mask=inside)
-    palette = np.zeros((9, 3), np.uint8)
+    palette = np.zeros((256, 1, 3), np.uint8)   # a lookup table: code -> colour
     for code, colour in REGION_COLOURS_BGR.items():
-        palette[code] = colour
-    tint = palette[labels]
-    covered = labels > 0
+        palette[code, 0] = colour
+    tint = cv2.LUT(cv2.merge([labels, labels, labels]), palette)
+    blended = cv2.addWeighted(image_bgr, 1 - alpha, tint, alpha, 0)
     out = image_bgr.copy()
-    out[covered] = (out[covered] * (1 - alpha) + tint[covered] * alpha).astype(np.uint8)
-    # Outlines where the region changes; thicker on large photos so they survive downscaling.
-    edges = np.zeros((h, w), np.uint8)
-    edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edges[1:, :] |= labels[1:, :] != labels[:-1, :]
-    thickness = max(1, round(max(h, w) / 800))
-    if thickness > 1:
-        edges = cv2.dilate(edges, np.ones((thickness, thickness), np.uint8))
+    np.copyto(out, blended, where=(labels > 0)[:, :, None])
+    # Outlines where the region changes (a morphological gradient of the codes); thicker on large
+    # photos so that they survive downscaling on screen.
+    thickness = max(2, round(max(h, w) / 800))
+    kernel = np.ones((thickness, thickness), np.uint8)
+    edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, kernel)
     out[edges > 0] = (255, 255, 255)
     scale = max(0.35, max(h, w) / 1600)
+    for (x, y), colour in ((disc, (255, 255, 255)), (fovea, (0, 0, 0))):
+        cv2.drawMarker(out, (int(round(x)), int(round(y))), colour, cv2.MARKER_CROSS,
+                       max(8, int(20 * scale)), max(1, thickness))
     for code, polygon in region_polygons(disc, fovea, (h, w), fov=fov).items():
         if polygon.is_empty:
             continue
         point = polygon.representative_point()
         _label(out, REGION_NAMES[code], (int(point.x), int(point.y)), scale)
-    for (x, y), colour in ((disc, (255, 255, 255)), (fovea, (0, 0, 0))):
-        cv2.drawMarker(out, (int(round(x)), int(round(y))), colour, cv2.MARKER_CROSS,
-                       max(8, int(20 * scale)), max(1, thickness))
     return out
 
 
