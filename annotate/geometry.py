@@ -45,6 +45,8 @@ MIN_DISTANCE_FRACTION_OF_DIAGONAL = 0.02
 # Circle polygons: segments per quarter circle. At 64 the chord sags by r·(π/256)²/8 ≈ 2e-5·r,
 # about 0.02 px for a 1000-px circle.
 CIRCLE_SEGMENTS_PER_QUARTER = 64
+# region_mask classifies at most this many sample points at once (bounded memory, ~100 MB).
+MASK_SAMPLES_PER_BAND = 1 << 20
 
 Point2 = tuple[float, float]
 
@@ -226,16 +228,27 @@ def region_mask(
     ys = y0 + (np.arange(out_h * s) + 0.5) * ((y1 - y0) / (out_h * s))
     wanted = np.zeros(9, dtype=bool)
     wanted[[int(c) for c in codes]] = True
-    px, py = xs - geometry.disc[0], ys - geometry.disc[1]
-    a = (px * geometry.u[0])[None, :] + (py * geometry.u[1])[:, None]
-    b = (px * geometry.n[0])[None, :] + (py * geometry.n[1])[:, None]
-    hit = wanted[geometry.classify_ab(a, b)]
-    hit &= (xs >= 0)[None, :] & (xs < w)[None, :] & (ys >= 0)[:, None] & (ys < h)[:, None]
-    if fov_mask is not None:
-        cols = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
-        rows = np.clip(np.floor(ys).astype(np.int64), 0, h - 1)
-        hit &= fov_mask.astype(bool, copy=False)[np.ix_(rows, cols)]
-    return hit.reshape(out_h, s, out_w, s).mean(axis=(1, 3), dtype=np.float32)
+    inside_x = (xs >= 0) & (xs < w)
+    inside_y = (ys >= 0) & (ys < h)
+    fov = None if fov_mask is None else fov_mask.astype(bool, copy=False)
+    cols = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
+    px = xs - geometry.disc[0]
+    out = np.empty((out_h, out_w), np.float32)
+    # Bands of output rows keep the temporaries near MASK_SAMPLES_PER_BAND samples (512² cells × 64
+    # samples would otherwise need gigabytes).
+    band = max(1, MASK_SAMPLES_PER_BAND // (out_w * s * s))
+    for top in range(0, out_h, band):
+        sub = slice(top * s, min(out_h, top + band) * s)
+        py = ys[sub] - geometry.disc[1]
+        a = (px * geometry.u[0])[None, :] + (py * geometry.u[1])[:, None]
+        b = (px * geometry.n[0])[None, :] + (py * geometry.n[1])[:, None]
+        hit = wanted[geometry.classify_ab(a, b)]
+        hit &= inside_x[None, :] & inside_y[sub, None]
+        if fov is not None:
+            rows = np.clip(np.floor(ys[sub]).astype(np.int64), 0, h - 1)
+            hit &= fov[np.ix_(rows, cols)]
+        out[top:top + hit.shape[0] // s] = hit.reshape(-1, s, out_w, s).mean(axis=(1, 3), dtype=np.float32)
+    return out
 
 
 def _frame_to_image(geometry: RegionGeometry) -> list[float]:

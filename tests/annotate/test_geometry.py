@@ -198,3 +198,13 @@ def test_mask_of_a_cropped_box_and_of_the_fov():
             x, y = 50 + (j + 0.5) * 3.75, 15 + (i + 0.5) * 3.75
             assert cropped[i, j] == float(region_at(DISC, FOVEA, (x, y)) == 1)
     assert 0 < cropped.sum() < 32 * 32
+
+
+def test_mask_computed_in_bands_equals_the_mask_in_one_go(monkeypatch):
+    import annotate.geometry as geometry
+
+    fov = FieldOfView(110.0, 75.0, 70.0)
+    whole = region_mask([1, 5, 7], DISC, FOVEA, SHAPE, (30, 44), fov_mask=fov_mask(SHAPE, fov))
+    monkeypatch.setattr(geometry, "MASK_SAMPLES_PER_BAND", 5000)    # 2 output rows per band
+    banded = region_mask([1, 5, 7], DISC, FOVEA, SHAPE, (30, 44), fov_mask=fov_mask(SHAPE, fov))
+    assert np.array_equal(whole, banded) and 0 < whole.mean() < 1
