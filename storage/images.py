@@ -42,6 +42,19 @@ class NewImage:
     height: int
     laterality: str | None = None
     split: str = "train"
+    fov: tuple[float, float, float] | None = None  # field-of-view circle (cx, cy, r)
+    crop: tuple[int, int, int, int] | None = None  # crop box (x0, y0, x1, y1)
+
+
+def _geometry_values(
+    fov: tuple[float, float, float] | None, crop: tuple[int, int, int, int] | None
+) -> dict:
+    values: dict = {}
+    if fov is not None:
+        values.update(fov_cx=float(fov[0]), fov_cy=float(fov[1]), fov_r=float(fov[2]))
+    if crop is not None:
+        values.update(crop_x0=int(crop[0]), crop_y0=int(crop[1]), crop_x1=int(crop[2]), crop_y1=int(crop[3]))
+    return values
 
 
 IMAGE = Image.__table__
@@ -106,7 +119,8 @@ def add_images(
                 ids.append(None)
                 continue
             values = dict(path=path, sha256=image.sha256, width=image.width, height=image.height,
-                          laterality=image.laterality, split=image.split)
+                          laterality=image.laterality, split=image.split,
+                          **_geometry_values(image.fov, image.crop))
             image_id = session.scalar(insert(Image).returning(Image.id), values)
             record(session, "image", image_id, "create", None, values, reader_id)
             ids.append(image_id)
@@ -115,10 +129,13 @@ def add_images(
 
 def add_image(
     db: Database, path: str | Path, sha256: str, width: int, height: int,
-    laterality: str | None = None, split: str = "train", reader_id: int | None = None,
+    laterality: str | None = None, split: str = "train",
+    fov: tuple[float, float, float] | None = None, crop: tuple[int, int, int, int] | None = None,
+    reader_id: int | None = None,
 ) -> int | None:
-    """Add one image; returns its id, or None when the same photograph is already in the project."""
-    return add_images(db, [NewImage(path, sha256, width, height, laterality, split)], reader_id)[0]
+    """Add one image (with its geometry, if known, in the same action); returns its id, or None
+    when the same photograph is already in the project."""
+    return add_images(db, [NewImage(path, sha256, width, height, laterality, split, fov, crop)], reader_id)[0]
 
 
 def find_image_by_sha256(db: Database, sha256: str) -> ImageRecord | None:
@@ -156,11 +173,7 @@ def set_image_geometry(
     reader_id: int | None = None,
 ) -> None:
     """Store the field-of-view circle and/or crop box (a None argument leaves that part as it is)."""
-    values: dict = {}
-    if fov is not None:
-        values.update(fov_cx=float(fov[0]), fov_cy=float(fov[1]), fov_r=float(fov[2]))
-    if crop is not None:
-        values.update(crop_x0=int(crop[0]), crop_y0=int(crop[1]), crop_x1=int(crop[2]), crop_y1=int(crop[3]))
+    values = _geometry_values(fov, crop)
     if values:
         _update_image(db, image_id, "set_geometry", values, reader_id)
 

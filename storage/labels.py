@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Landmark, Read, RegionalLabel
+from storage.errors import NotFoundError
+from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Landmark, Read, RegionalLabel, utc_now
 
 REGION_CODES = frozenset(range(1, 9))
 LANDMARK_SOURCES = ("manual", "model")
@@ -123,3 +124,47 @@ def load_read_states(session: Session, reads: list) -> dict[int, ReadState]:
                            landmarks.get((image_id, reader_id)) if landmarks else None)
         for read_id, image_id, reader_id, normal, ungradable, comment, done in reads
     }
+
+
+# --- writing (callers hold the transaction and have checked access) ------------------------
+def landmarks_json(landmarks: Landmarks | None) -> dict | None:
+    if landmarks is None:
+        return None
+    return dict(disc=list(landmarks.disc), fovea=list(landmarks.fovea), source=landmarks.source)
+
+
+def state_json(state: ReadState) -> dict:
+    """A ReadState as audit JSON."""
+    return dict(
+        regions={code: sorted(regions) for code, regions in state.regions.items()},
+        normal=state.normal, ungradable=state.ungradable, diagnosis=state.diagnosis,
+        comment=state.comment, landmarks=landmarks_json(state.landmarks),
+    )
+
+
+def write_diagnosis(session: Session, read_id: int, diagnosis: str | None) -> str | None:
+    """Set (or with None remove) a read's diagnosis; returns the previous one."""
+    old = session.scalar(_DIAGNOSES_OF_READS.with_only_columns(DIAGNOSIS_CLASS.c.name), {"read_ids": [read_id]})
+    session.execute(delete(DIAGNOSIS_LABEL).where(DIAGNOSIS_LABEL.c.read_id == read_id))
+    if diagnosis is not None:
+        class_id = session.scalar(select(DIAGNOSIS_CLASS.c.id).where(DIAGNOSIS_CLASS.c.name == diagnosis))
+        if class_id is None:
+            raise NotFoundError(f"This project has no diagnosis {diagnosis!r}; check the diagnosis list.")
+        session.execute(insert(DIAGNOSIS_LABEL).values(read_id=read_id, diagnosis_class_id=class_id))
+    return old
+
+
+def write_landmarks(session: Session, image_id: int, reader_id: int, landmarks: Landmarks | None) -> Landmarks | None:
+    """Set (or with None remove) a reader's landmarks for an image; returns the previous ones."""
+    where = (LANDMARK.c.image_id == image_id, LANDMARK.c.reader_id == reader_id)
+    old = session.execute(_LANDMARKS_OF_READERS.where(*where), {"image_ids": [image_id], "reader_ids": [reader_id]}).first()
+    if landmarks is None:
+        session.execute(delete(LANDMARK).where(*where))
+    else:
+        values = dict(disc_x=landmarks.disc[0], disc_y=landmarks.disc[1], fovea_x=landmarks.fovea[0],
+                      fovea_y=landmarks.fovea[1], source=landmarks.source, updated_at=utc_now())
+        if old is None:
+            session.execute(insert(LANDMARK).values(image_id=image_id, reader_id=reader_id, **values))
+        else:
+            session.execute(update(LANDMARK).where(*where).values(**values))
+    return None if old is None else landmarks_of(old)

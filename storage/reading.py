@@ -25,15 +25,17 @@ from storage.labels import (
     Landmarks,
     QueueProgress,
     ReadState,
+    landmarks_json,
     landmarks_of,
     load_read_states,
     mask_to_regions,
     regions_to_mask,
+    state_json,
+    write_diagnosis,
+    write_landmarks,
 )
 from storage.readers import REVIEW_ROLES, ReaderInfo, get_reader
 from storage.schema import (
-    DiagnosisClass,
-    DiagnosisLabel,
     Finding,
     Image,
     Landmark,
@@ -214,18 +216,15 @@ class ReaderSession:
     def mark_done(self, image_id: int, done: bool = True) -> ReadState:
         return self._set_read_field(image_id, "mark_done", "done", bool(done))
 
+    def set_normal(self, image_id: int, normal: bool) -> ReadState:
+        """True is ``mark_normal``; False withdraws "normal" and leaves the image unanswered."""
+        if normal:
+            return self.mark_normal(image_id)
+        return self._set_read_field(image_id, "clear_normal", "normal", False)
+
     def set_diagnosis(self, image_id: int, diagnosis: str | None) -> ReadState:
         def change(session: Session, row):
-            old = session.scalar(
-                select(DiagnosisClass.name).join(DiagnosisLabel, DiagnosisLabel.diagnosis_class_id == DiagnosisClass.id)
-                .where(DiagnosisLabel.read_id == row.id)
-            )
-            session.execute(delete(DiagnosisLabel).where(DiagnosisLabel.read_id == row.id))
-            if diagnosis is not None:
-                class_id = session.scalar(select(DiagnosisClass.id).where(DiagnosisClass.name == diagnosis))
-                if class_id is None:
-                    raise NotFoundError(f"This project has no diagnosis {diagnosis!r}; check the diagnosis list.")
-                session.execute(insert(DiagnosisLabel).values(read_id=row.id, diagnosis_class_id=class_id))
+            old = write_diagnosis(session, row.id, diagnosis)
             return dict(diagnosis=old), dict(diagnosis=diagnosis)
 
         return self._act(image_id, "set_diagnosis", change)
@@ -234,23 +233,42 @@ class ReaderSession:
         self, image_id: int, disc: tuple[float, float], fovea: tuple[float, float], source: str = "manual"
     ) -> ReadState:
         """This reader's disc and fovea (source "model" when they accepted a model's suggestion)."""
+        landmarks = Landmarks((float(disc[0]), float(disc[1])), (float(fovea[0]), float(fovea[1])), source)
         if source not in LANDMARK_SOURCES:
             raise ValueError(f"Landmark source is 'manual' or 'model', got {source!r}.")
-        values = dict(disc_x=float(disc[0]), disc_y=float(disc[1]),
-                      fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), source=source, updated_at=utc_now())
 
         def change(session: Session, row):
-            where = (Landmark.image_id == image_id, Landmark.reader_id == self.reader.id)
-            old = session.scalars(select(Landmark).where(*where)).first()
-            before = None if old is None else dict(disc=list(landmarks_of(old).disc),
-                                                   fovea=list(landmarks_of(old).fovea), source=old.source)
-            if old is None:
-                session.execute(insert(Landmark).values(image_id=image_id, reader_id=self.reader.id, **values))
-            else:
-                session.execute(update(Landmark).where(*where).values(**values))
-            return dict(landmarks=before), dict(landmarks=dict(disc=list(disc), fovea=list(fovea), source=source))
+            old = write_landmarks(session, image_id, self.reader.id, landmarks)
+            return dict(landmarks=landmarks_json(old)), dict(landmarks=landmarks_json(landmarks))
 
         return self._act(image_id, "set_landmarks", change)
+
+    def clear_landmarks(self, image_id: int) -> ReadState:
+        def change(session: Session, row):
+            old = write_landmarks(session, image_id, self.reader.id, None)
+            return dict(landmarks=landmarks_json(old)), dict(landmarks=None)
+
+        return self._act(image_id, "clear_landmarks", change)
+
+    def restore(self, image_id: int, target: ReadState) -> ReadState:
+        """Write a whole earlier answer back as one action (undo/redo); ``done`` stays as it is."""
+        masks = {code: regions_to_mask(regions) for code, regions in target.regions.items() if regions}
+        if target.landmarks is not None and target.landmarks.source not in LANDMARK_SOURCES:
+            raise ValueError(f"Landmark source is 'manual' or 'model', got {target.landmarks.source!r}.")
+
+        def change(session: Session, row):
+            before = load_read_states(session, [row])[row.id]
+            session.execute(delete(RegionalLabel).where(RegionalLabel.read_id == row.id))
+            for code, mask in masks.items():
+                session.execute(_INSERT_LABEL, {"read_id": row.id, "finding_id": self._finding_id(session, code),
+                                                "regions": mask})
+            session.execute(update(Read).where(Read.id == row.id).values(
+                normal=target.normal and not masks, ungradable=target.ungradable, comment=target.comment))
+            write_diagnosis(session, row.id, target.diagnosis)
+            write_landmarks(session, image_id, self.reader.id, target.landmarks)
+            return state_json(before), state_json(target)
+
+        return self._act(image_id, "restore", change)
 
     def model_landmarks(self, image_id: int) -> Landmarks | None:
         """The latest model guess for disc and fovea (no reader's answer, so not blinded)."""

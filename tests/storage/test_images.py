@@ -41,3 +41,11 @@ def test_field_of_view_and_crop_are_stored_and_audited(tmp_project):
     assert event.action == "set_geometry" and event.before["fov_r"] is None and event.after["fov_r"] == 38.5
     with pytest.raises(NotFoundError):
         set_image_geometry(db, 999, fov=(1, 1, 1))
+
+
+def test_an_image_and_its_geometry_are_added_in_one_action(tmp_project):
+    db = tmp_project.database
+    image = add_image(db, "b.jpg", "9" * 64, 100, 80, "right", "test", fov=(50, 40, 39), crop=(11, 1, 89, 79))
+    record = get_image(db, image)
+    assert record.fov == (50.0, 40.0, 39.0) and record.crop == (11, 1, 89, 79) and record.laterality == "right"
+    assert [e.action for e in audit_events(db, "image", image)] == ["create"]

@@ -178,3 +178,30 @@ def test_model_landmarks_are_offered_to_the_reader(clinic):
     assert suggestion.source == "model" and suggestion.fovea == (60, 21)
     assert s.read(image).landmarks is None  # a suggestion is not the reader's answer
     assert s.set_landmarks(image, suggestion.disc, suggestion.fovea, source="model").landmarks.source == "model"
+
+
+def test_restore_writes_a_whole_earlier_answer_as_one_audited_action(clinic):
+    db = clinic.project.database
+    s = ReaderSession(db, clinic.ophthalmologists[0].id)
+    image = first_image(s)
+    s.set_regions(image, "drusen", {1, 2})
+    s.set_diagnosis(image, "mild NPDR")
+    earlier = s.set_landmarks(image, (5, 5), (25, 6))
+    s.mark_normal(image)
+    s.set_comment(image, "changed my mind")
+    s.clear_landmarks(image)
+    events = count(db, AuditEvent)
+    state = s.restore(image, earlier)
+    assert state == earlier
+    assert count(db, AuditEvent) == events + 1
+    event = audit_events(db, "read")[-1]
+    assert event.action == "restore" and event.before["normal"] and event.after["regions"] == {"drusen": [1, 2]}
+
+
+def test_normal_can_be_withdrawn_and_landmarks_removed(clinic):
+    s = ReaderSession(clinic.project.database, clinic.ophthalmologists[0].id)
+    image = first_image(s)
+    assert s.set_normal(image, True).normal
+    assert not s.set_normal(image, False).normal
+    assert s.set_landmarks(image, (1, 2), (3, 4)).landmarks is not None
+    assert s.clear_landmarks(image).landmarks is None
