@@ -81,6 +81,8 @@ class RegionOverlay(QGraphicsPathItem):
         self._image_size = (1, 1)
         self._clip = QPainterPath()
         self.frame: LandmarkFrame | None = None
+        self._fills: dict[int, QColor] = {}
+        self._hovered = 0
         self.regions: dict[int, QGraphicsPathItem] = {}
         self.numbers: dict[int, QGraphicsSimpleTextItem] = {}
         font = QFont()
@@ -95,7 +97,7 @@ class RegionOverlay(QGraphicsPathItem):
             number.setBrush(QColor(255, 255, 255, 230))
             number.setPen(QPen(QColor(0, 0, 0, 200), 0.8))
             number.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-            number.setZValue(2)
+            number.setZValue(3)
             self.numbers[code] = number
         self.setVisible(False)
 
@@ -130,25 +132,40 @@ class RegionOverlay(QGraphicsPathItem):
         transform = frame.to_image()
         for code, item in self.regions.items():
             item.setTransform(transform)
-            a, b = LABEL_ANCHORS[code]
-            anchor = transform.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
             label = self.numbers[code]
-            label.setPos(anchor - QPointF(4, 8))
-            label.setVisible(self._clip.contains(anchor))
+            label.setVisible(False)
+            for a, b in LABEL_ANCHORS[code]:  # the first anchor inside the image and FOV
+                anchor = transform.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
+                if self._clip.contains(anchor):
+                    label.setPos(anchor)
+                    label.setVisible(True)
+                    break
         self.setVisible(True)
 
     def set_fills(self, fills: dict[int, QColor]) -> None:
+        """Chosen regions: a translucent fill and an outline in the current finding's colour."""
+        self._fills = dict(fills)
         for code, item in self.regions.items():
             colour = fills.get(code)
             if colour is None:
                 item.setBrush(QBrush(Qt.BrushStyle.NoBrush))
             else:
                 item.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
+        self._restyle()
 
     def set_hover(self, code: int) -> None:
-        for c, item in self.regions.items():
-            item.setPen(self._pen(OUTLINE_HOVER, 3.0) if c == code else self._pen(OUTLINE, 1.4))
-            item.setZValue(1 if c == code else 0)
+        self._hovered = code
+        self._restyle()
+
+    def _restyle(self) -> None:
+        for code, item in self.regions.items():
+            if code == self._hovered:
+                item.setPen(self._pen(OUTLINE_HOVER, 3.0))
+            elif code in self._fills:
+                item.setPen(self._pen(self._fills[code], 2.5))
+            else:
+                item.setPen(self._pen(OUTLINE, 1.4))
+            item.setZValue(2 if code == self._hovered else 1 if code in self._fills else 0)
 
     def inside(self, point: QPointF) -> bool:
         return self._clip.contains(point)

@@ -11,8 +11,8 @@ from pathlib import Path
 import qtawesome as qta
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QToolBar, QToolButton,
-                               QWidgetAction)
+from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMenu, QScrollArea,
+                               QToolBar, QToolButton, QWidgetAction)
 
 from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError
@@ -80,7 +80,12 @@ class MainWindow(QMainWindow):
     def _dock(self, name: str, title: str, widget, area) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{name}")
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # small screens: the panel scrolls instead of forcing the height
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
@@ -256,6 +261,9 @@ class MainWindow(QMainWindow):
             self.loader.prefetch(record.id, record.path, (record.width, record.height))
 
     def _on_state(self, state: ReadState) -> None:
+        marks = state.landmarks
+        if marks is not None and self.canvas.landmarks() != (marks.disc, marks.fovea):
+            self.canvas.set_landmarks(marks.disc, marks.fovea)  # set by undo/redo or a model
         self.answer_panel.show_state(state)
         self._refresh_fills()
         if self.controller.image is not None:
@@ -287,6 +295,8 @@ class MainWindow(QMainWindow):
         self.loader.set_aids(aids)
 
     def _on_placing(self, placing: str) -> None:
+        if not placing and self.hint_label.text().startswith(("Click the centre", "Now click")):
+            self.show_hint("")
         if placing == "disc":
             self.show_hint("Click the centre of the optic disc.")
         elif placing == "fovea":

@@ -14,9 +14,10 @@ from storage.catalogue import FindingSpec
 from storage.images import ImageRecord
 from storage.labels import ReadState
 
-# Distinct, colour-blind-friendly hues (Okabe–Ito first, then Tol's muted), one per finding.
-FINDING_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-                   "#88CCEE", "#44AA99", "#DDCC77", "#AA4499", "#882255", "#999933", "#6699CC")
+# Saturated blues, greens and magentas first: they stand out on the orange-red fundus, where
+# the usual orange/red/yellow palettes vanish.
+FINDING_COLOURS = ("#40C4FF", "#00E676", "#E040FB", "#FFEA00", "#2979FF", "#1DE9B6", "#FF4081",
+                   "#C6FF00", "#EA80FC", "#7C4DFF", "#18FFFF", "#FFAB40", "#B388FF", "#69F0AE")
 COMMENT_SAVE_DELAY_MS = 1200  # a comment is saved once typing pauses, not per keystroke
 
 
@@ -60,8 +61,7 @@ class QueuePanel(QWidget):
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.list.itemActivated.connect(self._chosen)
         self.list.itemClicked.connect(self._chosen)
-        for widget in (self.reader_label, _heading("Queue"), self.progress_label, self.bar,
-                       self.list):
+        for widget in (self.reader_label, self.progress_label, self.bar, self.list):
             layout.addWidget(widget)
         self._rows: dict[int, QListWidgetItem] = {}
         self._done_icon = qta.icon("mdi6.check-circle", color="#2e9d58")

@@ -37,16 +37,17 @@ REGION_NAMES: dict[int, str] = {
 # where D = 1 would turn the circles into coarse polygons.
 FRAME_UNIT = 1000.0
 
-# Where each region's number is written, in the landmarks' frame (a/D, b/D; b points superior).
-LABEL_ANCHORS: dict[int, tuple[float, float]] = {
-    1: (1.0, 0.42),
-    2: (-0.02, 0.24),
-    3: (-0.02, -0.24),
-    4: (1.95, 0.0),
-    5: (1.05, 1.05),
-    6: (1.05, -1.05),
-    7: (-0.75, 0.75),
-    8: (-0.75, -0.75),
+# Where each region's number is written, in the landmarks' frame (a/D, b/D; b points superior):
+# candidates in order, the first that falls inside the image and field of view is used.
+LABEL_ANCHORS: dict[int, tuple[tuple[float, float], ...]] = {
+    1: ((1.0, 0.42), (1.0, -0.42)),
+    2: ((-0.02, 0.24),),
+    3: ((-0.02, -0.24),),
+    4: ((1.9, 0.0), (1.75, 0.3), (1.75, -0.3)),
+    5: ((1.05, 1.05), (0.55, 0.75), (1.6, 0.9), (0.3, 0.55)),
+    6: ((1.05, -1.05), (0.55, -0.75), (1.6, -0.9), (0.3, -0.55)),
+    7: ((-0.75, 0.75), (-0.5, 0.5), (-0.45, 0.25), (-1.0, 0.4)),
+    8: ((-0.75, -0.75), (-0.5, -0.5), (-0.45, -0.25), (-1.0, -0.4)),
 }
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QLabel, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QHBoxLayout, QLabel,
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from storage.catalogue import FindingSpec
 from ui.region_shapes import display_name
@@ -77,43 +77,43 @@ class ShortcutSheet(QDialog):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        content = QWidget()
-        grid = QGridLayout(content)
-        grid.setHorizontalSpacing(18)
-        row = 0
-
-        def heading(text: str) -> None:
-            nonlocal row
-            label = QLabel(f"<b>{text}</b>")
-            label.setContentsMargins(0, 10 if row else 0, 0, 2)
-            grid.addWidget(label, row, 0, 1, 2)
-            row += 1
-
-        def line(keys: str, text: str) -> None:
-            nonlocal row
-            grid.addWidget(QLabel(keys), row, 0, Qt.AlignmentFlag.AlignTop)
-            text_label = QLabel(text)
-            text_label.setWordWrap(True)
-            grid.addWidget(text_label, row, 1)
-            row += 1
-
-        heading("Findings (choose the current finding, then its regions)")
-        for finding in findings:
-            line(_key_label(finding.key.upper()), finding.name)
-        heading("Regions (toggle for the current finding; or click on the photo)")
-        for code in range(1, 9):
-            line(_key_label(str(code)), display_name(code))
-        groups: dict[str, list[Binding]] = {}
+        groups: dict[str, list[tuple[str, str]]] = {
+            "Findings (choose the current finding, then its regions)":
+                [(_key_label(f.key.upper()), f.name) for f in findings],
+            "Regions (toggle for the current finding, or click on the photo)":
+                [(_key_label(str(code)), display_name(code)) for code in range(1, 9)],
+            "Mouse": [
+                ("click", "Toggle the region under the cursor (no landmarks yet: place the "
+                          "disc, then the fovea)"),
+                ("drag", "Pan; drag a marker to move the disc or fovea (the regions follow)"),
+                ("wheel", "Zoom around the cursor")],
+        }
         for binding in bindings.values():
-            groups.setdefault(binding.group, []).append(binding)
-        for group, items in groups.items():
-            heading(group)
-            for binding in items:
-                line(" / ".join(_key_label(k) for k in binding.keys), binding.text)
-        heading("Mouse")
-        line("click", "Toggle the region under the cursor (first photo: place disc, then fovea)")
-        line("drag", "Pan; drag a marker to move the disc or fovea (regions follow)")
-        line("wheel", "Zoom around the cursor")
+            groups.setdefault(binding.group, []).append(
+                (" / ".join(_key_label(k) for k in binding.keys), binding.text))
+        names = list(groups)
+        columns = QHBoxLayout()
+        for part in (names[:3], names[3:]):
+            grid = QGridLayout()
+            grid.setHorizontalSpacing(14)
+            grid.setColumnStretch(1, 1)
+            row = 0
+            for name in part:
+                heading = QLabel(f"<b>{name}</b>")
+                heading.setContentsMargins(0, 10 if row else 0, 0, 2)
+                grid.addWidget(heading, row, 0, 1, 2)
+                row += 1
+                for keys, text in groups[name]:
+                    grid.addWidget(QLabel(keys), row, 0, Qt.AlignmentFlag.AlignTop)
+                    label = QLabel(text)
+                    label.setWordWrap(True)
+                    grid.addWidget(label, row, 1)
+                    row += 1
+            grid.setRowStretch(row, 1)
+            columns.addLayout(grid, 1)
+            columns.addSpacing(16)
+        content = QWidget()
+        content.setLayout(columns)
         scroll = QScrollArea()
         scroll.setWidget(content)
         scroll.setWidgetResizable(True)
@@ -122,4 +122,4 @@ class ShortcutSheet(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(scroll)
         layout.addWidget(buttons)
-        self.resize(560, 640)
+        self.resize(980, 700)

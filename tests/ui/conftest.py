@@ -1,0 +1,74 @@
+"""UI test set-up: offscreen Qt, private QSettings, and a tiny project three readers share."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+PHOTO_SIZE = (256, 192)  # width, height
+DISC = (80.0, 96.0)      # where the tests place landmarks, original pixels
+FOVEA = (170.0, 100.0)
+
+
+def write_fundus(path: Path, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Path:
+    """A small synthetic fundus JPEG: orange field of view, a bright disc, a darker macula."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    image = np.zeros((h, w, 3), np.uint8)
+    cv2.circle(image, (w // 2, h // 2), int(0.48 * h) + 20, (40, 90, 190), -1)
+    cv2.circle(image, (int(DISC[0]), int(DISC[1])), 12, (150, 220, 250), -1)
+    cv2.circle(image, (int(FOVEA[0]), int(FOVEA[1])), 14, (20, 50, 120), -1)
+    noise = rng.integers(0, 12, image.shape, dtype=np.uint8)
+    image = cv2.add(image, noise)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+@dataclass
+class ReadingProject:
+    folder: Path
+    project: object        # storage.project.ProjectHandle
+    readers: dict          # name -> ReaderInfo
+    image_ids: list
+
+
+def make_reading_project(folder: Path, images: int = 3):
+    from annotate.importer import import_images
+    from storage.assignment import assign_readers
+    from storage.project import create_project
+    from storage.readers import add_reader
+
+    project = create_project(folder, name="UI test clinic")
+    photos = [write_fundus(folder / "photos" / f"eye_{i}.jpg", seed=i) for i in range(images)]
+    report = import_images(project, photos)
+    readers = {name: add_reader(project.database, name, role="ophthalmologist")
+               for name in ("Ana", "Ben", "Cleo")}
+    readers["Admin"] = add_reader(project.database, "Admin", role="admin")
+    assign_readers(project.database, readers_per_image=3)
+    return ReadingProject(folder, project, readers, sorted(report.added))
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path_factory, monkeypatch):
+    """Window layout and recent projects go to a temporary folder, never the user's."""
+    folder = tmp_path_factory.mktemp("qsettings")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    monkeypatch.setenv("OCTANT_DATA_DIR", str(folder))
+
+
+@pytest.fixture
+def reading_project(tmp_path):
+    made = make_reading_project(tmp_path / "project")
+    yield made
+    made.project.close()

@@ -1,0 +1,160 @@
+"""A reader at the workstation: keys and clicks in, exactly that in the database."""
+from __future__ import annotations
+
+import pytest
+
+from storage.reading import ReaderSession
+from tests.ui.conftest import DISC, FOVEA
+from tests.ui.driving import click_photo, next_image, open_window, press
+
+# Points well inside two regions for the landmarks of conftest (disc left, fovea right).
+IN_MACULA = (FOVEA[0] + 25, FOVEA[1] - 10)      # region 1 (clear of the marker)
+IN_SUPEROTEMPORAL = (125.0, 40.0)               # region 5 (above the axis, between the lines)
+
+
+@pytest.fixture
+def no_review_session(monkeypatch):
+    """The workstation must never ask for other readers' labels (blind reading)."""
+    import storage.review
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reading workstation used a review path")
+
+    monkeypatch.setattr(storage.review.ReviewSession, "__init__", refuse)
+    monkeypatch.setattr(ReaderSession, "labels_of", refuse)
+
+
+def place_landmarks(qtbot, window) -> None:
+    click_photo(qtbot, window, *DISC)
+    click_photo(qtbot, window, *FOVEA)
+
+
+def test_three_images_by_keys_and_clicks_are_stored_exactly(qtbot, reading_project,
+                                                              no_review_session):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    first, second, third = ReaderSession(project.database, ana.id).queue()
+    assert window.controller.image.id == first.id
+    assert window.queue_panel.progress_label.text() == "0 / 3 done"
+
+    # Image 1: landmarks by two clicks; haemorrhage in the macula (click) and region 5 (key).
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "h")
+    click_photo(qtbot, window, *IN_MACULA)
+    press(qtbot, window, "5")
+    assert window.saved_label.text().startswith("Saved ✓")
+    assert window.answer_panel.rows["haemorrhage"].regions.text() == "1 5"
+    next_image(qtbot, window, "Space")
+    assert window.controller.image.id == second.id
+
+    # Image 2: normal, one key.
+    next_image(qtbot, window, "N")
+    assert window.controller.image.id == third.id
+    assert window.queue_panel.progress_label.text() == "2 / 3 done"
+
+    # Image 3: hard exudate in region 3 by key, a diagnosis, a comment; then Enter.
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "e", "3")
+    window.answer_panel.diagnosis.activated.emit(2)  # "mild NPDR"
+    qtbot.keyClicks(window.answer_panel.comment, "check in 6 months")
+    window.answer_panel.flush_comment()
+    window.canvas.setFocus()
+    press(qtbot, window, "Return")
+    assert window.queue_panel.progress_label.text() == "3 / 3 done"
+
+    reads = {image.id: ReaderSession(project.database, ana.id).read(image.id)
+             for image in (first, second, third)}
+    one, two, three = reads[first.id], reads[second.id], reads[third.id]
+    assert one.regions == {"haemorrhage": frozenset({1, 5})}
+    assert (one.normal, one.ungradable, one.diagnosis, one.comment, one.done) == \
+        (False, False, None, "", True)
+    assert one.landmarks.source == "manual"
+    assert one.landmarks.disc == pytest.approx(DISC, abs=2.0)
+    assert one.landmarks.fovea == pytest.approx(FOVEA, abs=2.0)
+    assert two.regions == {} and two.normal and two.done and two.landmarks is None
+    assert three.regions == {"hard_exudate": frozenset({3})}
+    assert (three.normal, three.diagnosis, three.comment, three.done) == \
+        (False, "mild NPDR", "check in 6 months", True)
+
+
+def test_undo_and_redo_within_an_image_are_saved(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    image_id = window.controller.image.id
+    session = ReaderSession(project.database, ana.id)
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "h", "1", "4")
+    assert session.read(image_id).regions == {"haemorrhage": frozenset({1, 4})}
+    press(qtbot, window, "Ctrl+Z")
+    assert session.read(image_id).regions == {"haemorrhage": frozenset({1})}
+    press(qtbot, window, "Ctrl+Z")
+    assert session.read(image_id).regions == {}
+    press(qtbot, window, "Ctrl+Shift+Z")
+    assert session.read(image_id).regions == {"haemorrhage": frozenset({1})}
+    assert window.saved_label.text().startswith("Saved ✓")
+    # "Normal" clears the finding; undo brings it back and withdraws "normal".
+    window.controller.mark_normal()
+    assert session.read(image_id).normal and session.read(image_id).regions == {}
+    press(qtbot, window, "Ctrl+Z")
+    state = session.read(image_id)
+    assert not state.normal and state.regions == {"haemorrhage": frozenset({1})}
+    assert window.answer_panel.rows["haemorrhage"].regions.text() == "1"
+
+
+def test_one_finding_in_one_region_takes_three_actions(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    first = session.queue()[0]
+    session.set_landmarks(first.id, DISC, FOVEA)
+    window = open_window(qtbot, project, ana.id)
+    press(qtbot, window, "m")                     # 1: the finding
+    click_photo(qtbot, window, *IN_SUPEROTEMPORAL)  # 2: the region
+    next_image(qtbot, window, "Space")            # 3: next
+    state = session.read(first.id)
+    assert state.regions == {"microaneurysm": frozenset({5})} and state.done
+
+
+def test_second_reader_sees_nothing_of_the_first(qtbot, reading_project, no_review_session):
+    project = reading_project.project
+    ana, ben = reading_project.readers["Ana"], reading_project.readers["Ben"]
+    ana_session = ReaderSession(project.database, ana.id)
+    image = ana_session.queue()[0]
+    ana_session.set_landmarks(image.id, DISC, FOVEA)
+    ana_session.toggle_region(image.id, "haemorrhage", 1)
+    ana_session.set_comment(image.id, "Ana's note")
+    ana_session.mark_done(image.id)
+
+    window = open_window(qtbot, project, ben.id)
+    window.controller.open_image(image.id)
+    qtbot.waitUntil(lambda: window.canvas.image_id == image.id)
+    state = window.controller.state
+    assert state.regions == {} and state.landmarks is None and state.comment == ""
+    assert window.controller.shown_landmarks is None
+    assert not window.canvas.disc_marker.isVisible() and window.canvas.placing == "disc"
+    assert window.answer_panel.comment.toPlainText() == ""
+    assert all(row.regions.text() == "" for row in window.answer_panel.rows.values())
+    assert window.queue_panel.progress_label.text() == "0 / 3 done"
+
+
+def test_storage_errors_are_shown_and_the_window_stays(qtbot, reading_project, monkeypatch):
+    from storage.errors import DatabaseLockedError
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+
+    def locked(*args, **kwargs):
+        raise DatabaseLockedError("The database is busy; try again in a moment.")
+
+    monkeypatch.setattr(ReaderSession, "toggle_region", locked)
+    press(qtbot, window, "h", "2")
+    assert "busy" in window.hint_label.text()
+    assert window.isVisible()
+
+
+def test_layout_is_remembered(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    window.resize(720, 520)
+    window.close()
+    again = open_window(qtbot, project, ana.id, size=None)
+    assert (again.size().width(), again.size().height()) == (720, 520)

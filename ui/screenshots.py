@@ -1,0 +1,148 @@
+"""``screenshot``: the workstation's main states rendered offscreen to PNG files.
+
+Works on a copy of the database (the photos are read where they are), so a real project is
+never changed: the states are reached by the same controller calls a reader's keys make.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QApplication
+
+from annotate.fov import detect_fov
+from annotate.imagefiles import read_fundus
+from storage.database import sqlite_url
+from storage.project import open_project
+from storage.readers import find_reader, list_readers
+from ui.app import make_app
+from ui.demo import demo_project
+from ui.display_image import ViewAids
+from ui.main_window import MainWindow
+from ui.shortcuts import ShortcutSheet
+from ui.workstation import build_window
+
+
+def _wait(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def staged_landmarks(path: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Disc and fovea for staging a screenshot when neither a reader nor a model gave any.
+
+    Not a model (models/ holds the real landmark network): the disc is the brightest blurred
+    spot of the green channel inside the field of view; the fovea is put where it usually is in
+    a 45° macula-centred photo, about 0.3 image widths from the disc towards the centre and
+    slightly lower (IDRiD's median). Good enough to show the regions.
+    """
+    bgr = read_fundus(path)
+    h, w = bgr.shape[:2]
+    fov = detect_fov(bgr)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = (xx - fov.cx) ** 2 + (yy - fov.cy) ** 2 < (0.92 * fov.r) ** 2
+    bright = cv2.GaussianBlur(bgr[:, :, 1].astype(np.float32), (0, 0), w / 60)
+    bright[~inside] = 0
+    dy, dx = np.unravel_index(int(np.argmax(bright)), bright.shape)
+    towards_centre = 1.0 if fov.cx > dx else -1.0
+    return (float(dx), float(dy)), (float(dx + towards_centre * 0.30 * w), float(dy + 0.04 * h))
+
+
+def _grab(widget, path: Path) -> Path:
+    QApplication.processEvents()
+    widget.grab().save(str(path))
+    return path
+
+
+def _show(window: MainWindow, image_id: int) -> None:
+    window.controller.open_image(image_id)
+    _wait(lambda: window.canvas.image_id == image_id and
+          not window.canvas._pixmap.pixmap().isNull())
+
+
+def render_screenshots(out: Path, project: Path | None = None, reader: str | None = None,
+                       size: tuple[int, int] = (1600, 1000)) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    app = make_app()
+    with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch:
+        folder = Path(project) if project else demo_project(Path(scratch) / "demo")
+        database = Path(scratch) / "copy.sqlite"
+        shutil.copy2(folder / "octant.sqlite", database)  # a copy: the project is not changed
+        handle = open_project(folder, database_url=sqlite_url(database))
+        try:
+            info = find_reader(handle.database, reader) if reader else \
+                list_readers(handle.database)[0]
+            window = build_window(handle, info.id)
+            window.resize(*size)
+            window.show()
+            paths = _render_states(window, out)
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+        finally:
+            handle.close()
+    return paths
+
+
+def _render_states(window: MainWindow, out: Path) -> list[Path]:
+    c = window.controller
+    ids = c.queue_ids()
+    _wait(lambda: c.image is not None and not window.canvas._pixmap.pixmap().isNull())
+    paths = []
+    # 1. The queue: two images answered (one normal, one with a finding), the third open.
+    if len(ids) >= 3:
+        _show(window, ids[0])
+        c.mark_normal()
+        _show(window, ids[1])
+        _place(window)
+        c.select_finding(c.settings.findings[1].code)
+        c.toggle_region(1)
+        _show(window, ids[2])
+        c.select_finding(None)
+    paths.append(_grab(window, out / "1-queue.png"))
+    # 2. The same image with its eight regions, one of them under the cursor.
+    _place(window)
+    canvas = window.canvas
+    number = canvas.overlay.numbers[5]
+    hover = number.pos() + QPointF(2, 2)
+    canvas._set_hover(canvas.region_at(hover), hover)
+    paths.append(_grab(window, out / "2-regions.png"))
+    canvas._set_hover(0, QPointF())
+    # 3. A finding being labelled: haemorrhage in the macula and the superotemporal region.
+    c.select_finding(c.settings.findings[0].code)
+    for region in (1, 5):
+        c.toggle_region(region)
+    paths.append(_grab(window, out / "3-finding.png"))
+    # 4. View aids: green channel with CLAHE (display only).
+    window.aids_panel.set_aids(ViewAids(green_channel=True, clahe=True))
+    _wait(lambda: window.loader._cache.get(c.image.id) is not None
+          and window.loader._cache[c.image.id].shown_aids == window.loader.aids)
+    paths.append(_grab(window, out / "4-view-aids.png"))
+    window.aids_panel.set_aids(ViewAids())
+    # 5. The shortcut sheet (F1).
+    sheet = ShortcutSheet(window.bindings, c.settings.findings, window)
+    sheet.show()
+    paths.append(_grab(sheet, out / "5-shortcuts.png"))
+    sheet.close()
+    return paths
+
+
+def _place(window: MainWindow) -> None:
+    """Landmarks as a reader would accept or place them: the model's, else staged ones."""
+    c = window.controller
+    if c.state is not None and c.state.landmarks is not None:
+        return
+    shown = c.shown_landmarks
+    disc, fovea = (shown.disc, shown.fovea) if shown else staged_landmarks(c.image.path)
+    c.set_landmarks(disc, fovea, source=shown.source if shown else "manual")
+    QApplication.processEvents()
