@@ -168,4 +168,4 @@ def iter_report_lines(report: ImportReport) -> Iterator[str]:
     yield (f"Imported {len(report.added)} new photograph{'s' if len(report.added) != 1 else ''}; "
            f"{len(report.duplicates)} already known; {len(report.failed)} could not be read.")
     for path, reason in report.failed:
-        yield f"  skipped {path}: {reason}"
+        yield f"  skipped: {reason}"
