@@ -114,9 +114,13 @@ def run_status(args: argparse.Namespace) -> int:
                 .group_by(Reader.id, Image.split).order_by(Reader.id, Image.split)
             ).all()
             reader_count = session.scalar(select(func.count()).select_from(Reader).where(Reader.active))
+            reads_per_image = select(Read.image_id).group_by(Read.image_id).having(func.count() >= 3)
+            waiting = session.scalar(select(func.count()).select_from(Image).where(Image.id.not_in(reads_per_image)))
     print(f"Project {settings.name!r} in {project.root}")
     print(f"Images: {sum(images.values())} ({', '.join(f'{n} {s}' for s, n in sorted(images.items())) or 'none'}); "
           f"readers: {reader_count}; consensus {settings.consensus_k} of 3")
+    if waiting:
+        print(f"{waiting} images still need readers; run `assign`.")
     if not rows:
         print("No reads assigned yet; run `assign` after adding images and readers.")
     for name, role, split, total, done in rows:

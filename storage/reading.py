@@ -39,6 +39,8 @@ from storage.schema import (
     Finding,
     Image,
     Landmark,
+    Prediction,
+    Project,
     Read,
     RegionalLabel,
     utc_now,
@@ -280,6 +282,21 @@ class ReaderSession:
                 .order_by(Landmark.id.desc()).limit(1)
             ).first()
             return None if row is None else landmarks_of(row)
+
+    def suggestion(self, image_id: int, kind: str) -> dict[str, Any] | None:
+        """The latest model prediction of ``kind`` for an image in this reader's list; None on test
+        images while the project hides suggestions there (the test set is the gold standard, so
+        its readers must not be led by a model). Reviewers and admins always see them."""
+        with self.db.reading() as session:
+            if not self.can_review:
+                self._read_row(session, image_id)
+                hide = session.scalar(select(Project.hide_suggestions_on_test).order_by(Project.id).limit(1))
+                if hide and session.scalar(select(Image.split).where(Image.id == image_id)) == "test":
+                    return None
+            return session.scalar(
+                select(Prediction.payload).where(Prediction.image_id == image_id, Prediction.kind == kind)
+                .order_by(Prediction.id.desc()).limit(1)
+            )
 
     # --- other readers ----------------------------------------------------------------------
     def labels_of(self, other_reader_id: int, image_id: int) -> ReadState:

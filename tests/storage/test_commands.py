@@ -30,10 +30,11 @@ def test_init_readers_assign_status(tmp_path, capsys, monkeypatch):
     with open_project(folder) as project:
         assert project.settings().consensus_k == 3
         add_fake_images(project, train=4)
+    assert "4 images still need readers" in run(capsys, "status")[1]
     code, out, _ = run(capsys, "assign", "--seed", "1")
     assert code == 0 and "Assigned 12 reads over 4 images" in out
     code, out, _ = run(capsys, "status", "--project", str(folder))
-    assert code == 0 and "Images: 4 (4 train)" in out and "0 / 3" in out
+    assert code == 0 and "Images: 4 (4 train)" in out and "0 / 3" in out and "need readers" not in out
 
 
 def test_errors_are_one_line_and_a_non_zero_exit(tmp_path, capsys):

@@ -205,3 +205,19 @@ def test_normal_can_be_withdrawn_and_landmarks_removed(clinic):
     assert not s.set_normal(image, False).normal
     assert s.set_landmarks(image, (1, 2), (3, 4)).landmarks is not None
     assert s.clear_landmarks(image).landmarks is None
+
+
+def test_suggestions_are_hidden_from_test_set_readers_while_the_project_says_so(clinic):
+    from storage.predictions import save_prediction
+    from storage.project import update_settings
+
+    db = clinic.project.database
+    s = ReaderSession(db, clinic.specialists[0].id)
+    by_split = {image.split: image.id for image in s.queue()}
+    for image in by_split.values():
+        save_prediction(db, image, "regions", {"drusen": [1]}, "guided-1")
+    assert s.suggestion(by_split["train"], "regions") == {"drusen": [1]}
+    assert s.suggestion(by_split["test"], "regions") is None
+    assert ReaderSession(db, clinic.admin.id).suggestion(by_split["test"], "regions") == {"drusen": [1]}
+    update_settings(db, hide_suggestions_on_test=False)
+    assert s.suggestion(by_split["test"], "regions") == {"drusen": [1]}
