@@ -2,9 +2,9 @@
 
 Folders are searched recursively for JPEG, PNG and TIFF files. Each photograph is hashed (SHA-256:
 the same photo under two names is imported once), decoded to prove it is whole, and its field of
-view is found and stored with the crop box. Each photo is saved on its own, so a crash or a
-cancel keeps everything imported before it; a bad file is listed in the report and the import
-goes on with the next.
+view is found and stored with the crop box. Each photo and its geometry are saved as one action,
+so a crash or a cancel keeps everything imported before it; a bad file is listed in the report
+and the import goes on with the next.
 """
 from __future__ import annotations
 
@@ -96,16 +96,15 @@ def _copy_into(root: Path, source: Path, data: bytes, sha256: str) -> Path:
 def _store(project, path: Path, data: bytes, sha256: str, split: str, laterality: str | None, copy: bool) -> int | None:
     width, height, fov = inspect_photo(data, str(path))
     stored = _copy_into(project.root, path, data, sha256) if copy else path
-    try:
+    try:  # the photo and its geometry in one action: a crash leaves either both or neither
         image_id = add_image(project.database, stored, sha256, width, height,
-                             laterality if laterality is not None else guess_laterality(path), split)
+                             laterality if laterality is not None else guess_laterality(path), split,
+                             fov=fov.as_tuple(), crop=crop_box(fov, (height, width)))
     except BaseException:
         if copy:
             stored.unlink(missing_ok=True)
         raise
-    if image_id is not None:
-        set_image_geometry(project.database, image_id, fov=fov.as_tuple(), crop=crop_box(fov, (height, width)))
-    elif copy:
+    if image_id is None and copy:
         stored.unlink(missing_ok=True)
     return image_id
 
@@ -143,7 +142,7 @@ def import_images(
                 seen.add(sha256)
                 known = find_image_by_sha256(project.database, sha256)
                 if known is not None:
-                    if known.fov is None:  # a crash between saving the photo and its geometry
+                    if known.fov is None:  # added by other means without its field of view
                         _repair_geometry(project, known.id, data, str(path))
                     report.duplicates.append(path)
                 else:

@@ -104,3 +104,16 @@ def test_files_are_found_recursively_once_each(camera_folder):
 )
 def test_laterality_is_guessed_from_file_name_tokens(name, eye):
     assert guess_laterality(Path(name)) == eye
+
+
+def test_importing_a_known_photo_without_geometry_fills_it_in(tmp_project, camera_folder):
+    import hashlib
+
+    from storage.images import add_image
+
+    photo = camera_folder / "p001_R.jpg"
+    add_image(tmp_project.database, photo, hashlib.sha256(photo.read_bytes()).hexdigest(), 96, 64)
+    report = import_images(tmp_project, [photo])
+    assert report.added == [] and report.duplicates == [photo.resolve()]
+    (image,) = list_images(tmp_project.database)
+    assert image.fov is not None and image.crop == (0, 0, 96, 64)
