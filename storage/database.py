@@ -165,6 +165,18 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def backup_sqlite(path: Path, revision: str) -> Path:
+    """Copy a database before its schema is upgraded, so an upgrade can never cost saved work."""
+    target = path.with_name(f"{path.name}.before-upgrade-from-{revision}")
+    source, copy = sqlite3.connect(path), sqlite3.connect(target)
+    try:
+        source.backup(copy)  # consistent even while other programs use the database
+    finally:
+        copy.close()
+        source.close()
+    return target
+
+
 def current_revision(engine: Engine) -> str | None:
     with translated_errors(), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -212,6 +224,8 @@ class Database:
             if revision is None and not create:
                 raise _no_project()
             if check_revision(revision):
+                if revision is not None and url.startswith("sqlite:///"):
+                    backup_sqlite(Path(url.removeprefix("sqlite:///")), revision)
                 upgrade_schema(engine)
         except BaseException:
             engine.dispose()

@@ -106,3 +106,12 @@ def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data
     assert [r.name for r in list_readers(impatient)] == ["Dr A"]
     add_reader(impatient, "Dr B", "ophthalmologist")  # works again once the lock is gone
     impatient.dispose()
+
+
+def test_a_backup_copy_holds_everything_saved(tmp_project):
+    from storage.database import backup_sqlite
+
+    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    copy = backup_sqlite(tmp_project.root / DATABASE_FILENAME, "0001")
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("SELECT name FROM reader").fetchall() == [("Dr A",)]
