@@ -8,7 +8,7 @@ then the fovea.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
@@ -38,7 +38,7 @@ class FundusCanvas(QGraphicsView):
         self.setBackgroundBrush(BACKGROUND)
         self.setRenderHints(QPainter.RenderHint.Antialiasing
                             | QPainter.RenderHint.SmoothPixmapTransform)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)  # see zoom_by
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
@@ -144,15 +144,22 @@ class FundusCanvas(QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, at: QPoint | None = None) -> None:
+        """Zoom keeping the photo point under ``at`` (viewport pixels; default centre) still."""
         factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
+        at = at if at is not None else self.viewport().rect().center()
+        fixed = self.mapToScene(at)
         self._fit_mode = False
         self.scale(factor, factor)
+        drift = self.mapFromScene(fixed) - at
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(h.value() + drift.x())
+        v.setValue(v.value() + drift.y())
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if delta:
-            self.zoom_by(WHEEL_STEP ** delta)
+            self.zoom_by(WHEEL_STEP ** delta, event.position().toPoint())
         event.accept()
 
     def resizeEvent(self, event) -> None:

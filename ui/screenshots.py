@@ -5,8 +5,9 @@ never changed: the states are reached by the same controller calls a reader's ke
 """
 from __future__ import annotations
 
-import shutil
+import sqlite3
 import tempfile
+from contextlib import closing
 import time
 from pathlib import Path
 
@@ -57,6 +58,13 @@ def staged_landmarks(path: Path) -> tuple[tuple[float, float], tuple[float, floa
     return (float(dx), float(dy)), (float(dx + towards_centre * 0.30 * w), float(dy + 0.04 * h))
 
 
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite project (WAL included), so the project is unchanged."""
+    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
+            closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 def _grab(widget, path: Path) -> Path:
     QApplication.processEvents()
     widget.grab().save(str(path))
@@ -77,7 +85,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
     with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch:
         folder = Path(project) if project else demo_project(Path(scratch) / "demo")
         database = Path(scratch) / "copy.sqlite"
-        shutil.copy2(folder / "octant.sqlite", database)  # a copy: the project is not changed
+        _copy_database(folder / "octant.sqlite", database)
         handle = open_project(folder, database_url=sqlite_url(database))
         try:
             info = find_reader(handle.database, reader) if reader else \

@@ -1,0 +1,31 @@
+"""``screenshot`` renders the main states of a project to PNGs without changing the project."""
+from __future__ import annotations
+
+import hashlib
+
+from PySide6.QtGui import QImage
+
+from main import main
+from ui.screenshots import render_screenshots
+
+
+def test_screenshots_of_a_project_leave_its_database_alone(qapp, reading_project, tmp_path):
+    database = reading_project.folder / "octant.sqlite"
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    paths = render_screenshots(tmp_path / "shots", project=reading_project.folder,
+                               reader="Ana", size=(1000, 700))
+    assert [p.name for p in paths] == ["1-queue.png", "2-regions.png", "3-finding.png",
+                                       "4-view-aids.png", "5-shortcuts.png"]
+    for path in paths:
+        image = QImage(str(path))
+        assert image.width() >= 500 and image.height() >= 400
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def test_gui_and_screenshot_are_commands(capsys):
+    for command in ("gui", "screenshot"):
+        try:
+            main([command, "--help"])
+        except SystemExit as exit_:
+            assert exit_.code == 0
+        assert "--project" in capsys.readouterr().out

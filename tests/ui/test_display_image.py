@@ -1,0 +1,70 @@
+"""Display copies and view aids: reduced decode, original pixels kept, the file never touched."""
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+
+from storage.errors import BadImageError
+from tests.ui.conftest import write_fundus
+from ui.display_image import (ViewAids, apply_view_aids, decode_for_display, reduction_for,
+                              to_qimage)
+
+
+def test_reduction_keeps_the_long_side_at_display_size():
+    assert reduction_for(4288, 2848) == 2
+    assert reduction_for(1429, 949) == 1
+    assert reduction_for(8000, 6000, long_side=1000) == 8
+
+
+def test_decoded_copy_maps_back_to_original_pixels(tmp_path):
+    path = write_fundus(tmp_path / "eye.jpg", seed=0, size=(512, 384))
+    display = decode_for_display(path, (512, 384), long_side=200)
+    assert display.bgr.shape[:2] == (192, 256)
+    assert display.scale == pytest.approx(2.0)
+    assert display.original_size == (512, 384)
+
+
+def test_view_aids_change_only_the_copy(tmp_path):
+    path = write_fundus(tmp_path / "eye.jpg", seed=1)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    bgr = decode_for_display(path).bgr
+    kept = bgr.copy()
+    for aids in (ViewAids(green_channel=True), ViewAids(clahe=True),
+                 ViewAids(brightness=40, contrast=1.8, green_channel=True, clahe=True)):
+        shown = apply_view_aids(bgr, aids)
+        assert shown.shape == bgr.shape and shown is not bgr
+    assert np.array_equal(bgr, kept)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_green_channel_shows_green_as_grey():
+    bgr = np.dstack([np.full((4, 4), v, np.uint8) for v in (10, 120, 200)])
+    shown = apply_view_aids(bgr, ViewAids(green_channel=True))
+    assert (shown == 120).all()
+
+
+def test_brightness_and_contrast_saturate_instead_of_wrapping():
+    bgr = np.array([[[0, 128, 255]]], np.uint8)
+    assert apply_view_aids(bgr, ViewAids(contrast=2.0)).tolist() == [[[0, 128, 255]]]
+    assert apply_view_aids(bgr, ViewAids(brightness=-100)).tolist() == [[[0, 28, 155]]]
+    assert not ViewAids().active and ViewAids(clahe=True).active
+
+
+def test_qimage_owns_its_pixels():
+    bgr = np.zeros((3, 5, 3), np.uint8)
+    bgr[1, 2] = (255, 0, 0)  # blue
+    image = to_qimage(bgr)
+    del bgr
+    assert (image.width(), image.height()) == (5, 3)
+    assert image.pixelColor(2, 1).blue() == 255 and image.pixelColor(2, 1).red() == 0
+
+
+def test_a_broken_file_is_refused_with_a_sentence(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"not a photo at all")
+    with pytest.raises(BadImageError):
+        decode_for_display(path)
+    assert cv2 is not None

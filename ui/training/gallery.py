@@ -1,0 +1,103 @@
+"""Activation-map gallery: the validation photos with the guided network's map laid over them.
+
+``activation_heatmap`` and ``overlay_activation`` are plain numpy/OpenCV (no Qt) so they can move
+to ``models/`` unchanged. They follow Son et al.'s Fig. 3 (§3.2): "activation maps are upscaled
+through bilinear interpolation and blurred with 32 × 32 Gaussian filter for natural visualization
+and normalized to [0, 1]" before being superimposed on the photo.
+
+The 32-pixel window belongs to the paper's 512-pixel input, where one activation cell covers
+16 pixels: the window spans two cells. At other sizes the window keeps that ratio (two cells), so
+a 64-pixel thumbnail is blurred like the paper's figure shrunk. OpenCV needs an odd kernel, so the
+window w becomes ksize w + 1 (33 at 512 px), with sigma = w / 6 so that ±3 sigma fill the window
+(5.3 px at 512 px, OpenCV's own choice for ksize 33 is 5.3 as well).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+PAPER_INPUT_SIZE = 512
+PAPER_MAP_SIZE = 32          # activation map at that input (models/guided.py: S / 16)
+PAPER_BLUR_WINDOW = 32       # pixels at the paper's input size (Fig. 3)
+BLUR_CELLS = PAPER_BLUR_WINDOW / (PAPER_INPUT_SIZE / PAPER_MAP_SIZE)  # = 2 activation cells
+OVERLAY_ALPHA = 0.45         # weight of the heat map over the photo
+
+
+def blur_window(side: int, map_size: int) -> int:
+    """The paper's 32 px at 512 px input (two activation cells), kept in cells at other sizes."""
+    return max(2, int(round(BLUR_CELLS * side / max(1, map_size))))
+
+
+def activation_heatmap(activation: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 (height, width) in [0, 1]: bilinear upscale, Gaussian blur, min–max normalised."""
+    activation = np.asarray(activation, np.float32)
+    height, width = size
+    upscaled = cv2.resize(activation, (width, height), interpolation=cv2.INTER_LINEAR)
+    window = blur_window(max(height, width), max(activation.shape))
+    ksize = window + 1 if window % 2 == 0 else window
+    blurred = cv2.GaussianBlur(upscaled, (ksize, ksize), sigmaX=window / 6, sigmaY=window / 6)
+    low, high = float(blurred.min()), float(blurred.max())
+    if high - low < 1e-12:  # a flat map carries no location: show it as no activation
+        return np.zeros_like(blurred)
+    return (blurred - low) / (high - low)
+
+
+def overlay_activation(photo_rgb: np.ndarray, activation: np.ndarray,
+                       alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """RGB uint8: the photo with the normalised activation as a JET heat map over it."""
+    heat = activation_heatmap(activation, photo_rgb.shape[:2])
+    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    return cv2.addWeighted(np.ascontiguousarray(photo_rgb), 1 - alpha, colour, alpha, 0)
+
+
+def rgb_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy()).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+
+
+class ActivationGallery(QWidget):
+    """A grid of overlays, each captioned with the consensus label and the network's probability."""
+
+    def __init__(self, parent: QWidget | None = None, thumbnail: int = 150, columns: int = 4):
+        super().__init__(parent)
+        self.thumbnail, self.columns = thumbnail, columns
+        self.items: list = []
+        self._grid_host = QWidget()
+        self._grid = QGridLayout(self._grid_host)
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._grid_host)
+        self._empty = QLabel("The activation maps of validation photos appear here after training.")
+        self._empty.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._empty)
+        layout.addWidget(scroll)
+
+    def show_items(self, items: list) -> None:
+        """``items``: ``ui.training.runner.GalleryItem`` (photo, activation, probability, present)."""
+        while self._grid.count():
+            widget = self._grid.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        self.items = list(items)
+        self._empty.setVisible(not self.items)
+        for n, item in enumerate(self.items):
+            cell = QWidget()
+            column = QVBoxLayout(cell)
+            column.setContentsMargins(2, 2, 2, 2)
+            picture = QLabel()
+            picture.setPixmap(rgb_pixmap(overlay_activation(item.photo, item.activation), self.thumbnail))
+            label = "present" if item.present else "absent"
+            caption = QLabel(f"{label} · p = {item.probability:.2f}")
+            caption.setToolTip(item.key)
+            caption.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            column.addWidget(picture)
+            column.addWidget(caption)
+            self._grid.addWidget(cell, n // self.columns, n % self.columns)

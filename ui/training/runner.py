@@ -1,0 +1,115 @@
+"""One guided training as the panel runs it: consensus samples → datasets → engine → weights →
+registry, plus the validation photos' activation maps for the gallery.
+
+Plain Python (no Qt): the panel's worker calls ``run_guided`` on its thread. It mirrors
+``models.train_commands.train_guided_from_args`` step for step, but takes the full
+``GuidedConfig`` and ``TrainConfig`` that the panel's form edits (the command line exposes only a
+few of their fields). Meant to move into ``models/`` as the one ``train_guided(...)`` both use.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from models.finding_data import FindingDataset, consensus_samples, split_derivation_validation
+from models.guided import GuidedConfig, GuidedTask, predict
+from models.train_commands import TrainingOutcome, evaluate_loader, finish_training
+from models.training import ProgressEvent, TrainConfig, TrainResult, load_best, train
+from storage.errors import OctantError
+
+
+@dataclass
+class GuidedRequest:
+    guided: GuidedConfig                  # finding, size class, input size, width, λ, ...
+    engine: TrainConfig
+    run_dir: Path
+    name: str                             # registry name, e.g. "guided_haemorrhage"
+    validation_fraction: float = 0.1      # §3.1: 90 % derivation, 10 % validation
+    resume: bool = False
+    gallery_size: int = 8
+
+
+@dataclass
+class GalleryItem:
+    key: str
+    photo: np.ndarray                     # RGB uint8, input_size × input_size (border cropped)
+    activation: np.ndarray                # float32 map_size × map_size, sigmoid output
+    probability: float
+    present: bool                         # consensus label
+    cue: np.ndarray                       # regional cue at map size (zeros for negatives)
+
+
+@dataclass
+class RunOutcome:
+    result: TrainResult
+    training: TrainingOutcome | None      # None when cancelled (resume continues the run)
+    gallery: list[GalleryItem] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+
+def _check_both_classes(samples, what: str) -> None:
+    present = sum(s.present for s in samples)
+    if present == 0 or present == len(samples):
+        raise OctantError(f"The {what} set needs photos with and without the finding ({present} of "
+                          f"{len(samples)} have it); label more photos first.")
+
+
+def run_guided(project, request: GuidedRequest, progress: Callable[[ProgressEvent], None] | None = None,
+               cancel: threading.Event | None = None) -> RunOutcome:
+    config, engine = request.guided, request.engine
+    k = project.settings().consensus_k
+    samples = consensus_samples(project.database, config.finding, "train", k=k)
+    test_samples = consensus_samples(project.database, config.finding, "test", k=k)
+    derivation, validation = split_derivation_validation(samples, request.validation_fraction, engine.seed)
+    _check_both_classes(derivation, "derivation")
+    if not validation:
+        raise OctantError("No photo is left for validation; label more photos or raise the validation share.")
+    labels = f"consensus of three readers (k = {k})"
+    train_set = FindingDataset(derivation, config.input_size, config.map_size)
+    validation_set = FindingDataset(validation, config.input_size, config.map_size)
+    task = GuidedTask(config, train_set, validation_set)
+    result = train(task, engine, request.run_dir, progress, cancel, resume=request.resume)
+    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
+    if result.cancelled:
+        return RunOutcome(result, None, counts=counts)
+    model = task.build_model()
+    snapshot = {"labels": labels, "derivation": train_set.label_snapshot(),
+                "validation": validation_set.label_snapshot()}
+    network = f"guided:{config.finding}"
+    metadata = {"architecture": "guided", "network": network, "config": config.to_dict(),
+                "engine": engine.to_dict(), "labels": labels,
+                "input": "black border cropped, RGB in [0, 1], input_size × input_size", "counts": counts}
+
+    def record(metrics: dict, path: Path) -> int:
+        from storage.predictions import register_model
+
+        return register_model(project.database, request.name, network, metrics,
+                              {"task": task.task_config(), "engine": engine.to_dict()}, snapshot, str(path))
+
+    test_metrics = {}
+    if test_samples and result.best_path.is_file():
+        load_best(model, request.run_dir)
+        test_set = FindingDataset(test_samples, config.input_size, config.map_size)
+        snapshot["test"] = test_set.label_snapshot()
+        test_metrics = evaluate_loader(task, model, test_set, engine.batch_size, torch.device("cpu"))
+    training = finish_training(model, result, request.run_dir, None, metadata, record, test_metrics)
+    gallery = validation_gallery(model, validation_set, request.gallery_size)
+    return RunOutcome(result, training, gallery, counts)
+
+
+def validation_gallery(model: torch.nn.Module, dataset: FindingDataset, size: int) -> list[GalleryItem]:
+    """The best epoch's activation maps on the first validation photos, positives first."""
+    from torch.utils.data import DataLoader, Subset
+
+    order = sorted(range(len(dataset)), key=lambda i: not dataset.samples[i].present)[:size]
+    if not order:
+        return []
+    outputs = predict(model.cpu(), DataLoader(Subset(dataset, order), batch_size=len(order)), torch.device("cpu"))
+    return [GalleryItem(dataset.samples[i].key, dataset.photos[i], outputs["activations"][j],
+                        float(outputs["probabilities"][j]), bool(dataset.samples[i].present), dataset.cues[i])
+            for j, i in enumerate(order)]

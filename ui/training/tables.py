@@ -1,0 +1,122 @@
+"""The panel's tables: consensus counts, result metrics, and the trained models' registry."""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from ui.training.summary import DataSummary
+
+# Result rows in the papers' order (Son et al. Table 1; Himbitskaya et al. §V); others follow.
+METRIC_NAMES = {
+    "auroc": "AUROC", "sensitivity": "sensitivity", "specificity": "specificity",
+    "threshold": "threshold (best harmonic mean)", "air_tp": "AIR, true positives",
+    "air_fn": "AIR, false negatives", "n_tp": "true positives with a cue", "n_fn": "false negatives with a cue",
+    "accuracy": "accuracy", "loss": "loss",
+}
+
+
+def _item(text: str, number: float | None = None) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if number is not None:
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+def _read_only(table: QTableWidget) -> QTableWidget:
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    table.setAlternatingRowColors(True)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+def finding_table(summary: DataSummary) -> QTableWidget:
+    """Per finding: present / absent / uncertain / unread in the train split, present / absent in test."""
+    columns = ["finding", "present", "absent", "uncertain", "unread", "test present", "test absent"]
+    table = _read_only(QTableWidget(len(summary.findings), len(columns)))
+    table.setObjectName("findingCounts")
+    table.setHorizontalHeaderLabels(columns)
+    for row, (code, splits) in enumerate(summary.findings.items()):
+        train, test = splits["train"], splits["test"]
+        table.setItem(row, 0, _item(summary.finding_names.get(code, code)))
+        for col, value in enumerate((train.present, train.absent, train.uncertain, train.unread,
+                                     test.present, test.absent), start=1):
+            table.setItem(row, col, _item(str(value), value))
+    return table
+
+
+def class_table(summary: DataSummary) -> QTableWidget:
+    """Consensus diagnosis counts per split (majority of the gradable reads)."""
+    rows = list(summary.classes.items()) + [("no majority / unread", summary.no_diagnosis)]
+    table = _read_only(QTableWidget(len(rows), 3))
+    table.setObjectName("classCounts")
+    table.setHorizontalHeaderLabels(["diagnosis", "train", "test"])
+    for row, (name, counts) in enumerate(rows):
+        table.setItem(row, 0, _item(name))
+        for col, split in enumerate(("train", "test"), start=1):
+            table.setItem(row, col, _item(str(counts.get(split, 0)), counts.get(split, 0)))
+    return table
+
+
+def fill_results(table: QTableWidget, metrics: dict) -> None:
+    """Rows: metrics; columns: validation (best epoch) and test. Non-numbers are skipped."""
+    def split(key: str) -> tuple[str, str] | None:
+        for prefix, column in (("val_", "validation"), ("test_", "test")):
+            if key.startswith(prefix):
+                return key.removeprefix(prefix), column
+        return None
+
+    found: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = split(key)
+        if parts is not None and isinstance(value, (int, float)):
+            found.setdefault(parts[0], {})[parts[1]] = float(value)
+    order = [k for k in METRIC_NAMES if k in found] + sorted(k for k in found if k not in METRIC_NAMES)
+    table.clear()
+    table.setRowCount(len(order))
+    table.setColumnCount(3)
+    table.setHorizontalHeaderLabels(["metric", "validation", "test"])
+    for row, name in enumerate(order):
+        table.setItem(row, 0, _item(METRIC_NAMES.get(name, name.replace("_", " "))))
+        for col, column in enumerate(("validation", "test"), start=1):
+            value = found[name].get(column)
+            text = "" if value is None else ("–" if math.isnan(value) else
+                                             (f"{value:.0f}" if name.startswith("n_") else f"{value:.3f}"))
+            table.setItem(row, col, _item(text, value))
+
+
+def results_table() -> QTableWidget:
+    table = _read_only(QTableWidget(0, 3))
+    table.setObjectName("results")
+    table.setHorizontalHeaderLabels(["metric", "validation", "test"])
+    return table
+
+
+def fill_models(table: QTableWidget, models: list) -> None:
+    """``storage.predictions.ModelRecord`` rows, newest first; the active ones marked."""
+    columns = ["id", "name", "network", "AUROC / accuracy", "trained", "in use"]
+    table.clear()
+    table.setColumnCount(len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setRowCount(len(models))
+    for row, model in enumerate(sorted(models, key=lambda m: m.id, reverse=True)):
+        score = model.metrics.get("val_auroc", model.metrics.get("val_accuracy"))
+        cells = [str(model.id), model.name, model.network,
+                 "" if score is None else f"{float(score):.3f}",
+                 model.created_at.strftime("%Y-%m-%d %H:%M"), "active" if model.active else ""]
+        for col, text in enumerate(cells):
+            item = _item(text)
+            item.setData(Qt.ItemDataRole.UserRole, model.id)
+            table.setItem(row, col, item)
+
+
+def models_table() -> QTableWidget:
+    table = _read_only(QTableWidget(0, 6))
+    table.setObjectName("models")
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    return table

@@ -1,0 +1,73 @@
+"""Training off the GUI thread: a QObject on its own QThread turns the engine's callbacks into
+signals (architecture.md, "Long work"). Cancel sets a ``threading.Event`` the engine checks
+between batches; the engine then returns with ``cancelled=True`` and keeps the last finished
+epoch for a resume.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from storage.errors import OctantError
+
+log = logging.getLogger("octant.ui.training")
+
+
+class TrainingWorker(QObject):
+    """Runs ``job(progress, cancel)`` once; its return value comes back through ``finished``."""
+
+    progress = Signal(object)      # models.training.ProgressEvent
+    finished = Signal(object)      # whatever the job returns (ui.training.runner.RunOutcome)
+    failed = Signal(str)           # one sentence for the user
+
+    def __init__(self, job: Callable[[Callable, threading.Event], object]):
+        super().__init__()
+        self.job = job
+        self.cancel_flag = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            outcome = self.job(self.progress.emit, self.cancel_flag)
+        except OctantError as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # the window must survive a failed run; the log keeps the details
+            log.error("Training failed:\n%s", traceback.format_exc())
+            self.failed.emit(f"Training stopped on an unexpected error ({error}); see the log and try again.")
+        else:
+            self.finished.emit(outcome)
+
+    def cancel(self) -> None:
+        self.cancel_flag.set()
+
+
+class TrainingThread:
+    """A worker and its thread, started together and cleaned up when the job ends."""
+
+    def __init__(self, job, on_progress, on_finished, on_failed):
+        self.thread = QThread()
+        self.thread.setObjectName("octant-training")
+        self.worker = TrainingWorker(job)
+        self.worker.moveToThread(self.thread)
+        self.worker.progress.connect(on_progress)
+        self.worker.finished.connect(on_finished)
+        self.worker.failed.connect(on_failed)
+        for signal in (self.worker.finished, self.worker.failed):
+            signal.connect(self.thread.quit)
+        self.thread.started.connect(self.worker.run)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, ms: int = 30_000) -> bool:
+        return self.thread.wait(ms)
