@@ -10,6 +10,12 @@ from tests.storage.conftest import add_fake_images
 from storage.project import open_project
 
 
+@pytest.fixture(autouse=True)
+def storage_commands_only(monkeypatch):
+    # main.py would import every layer's commands (torch, Qt); these tests need only storage's.
+    monkeypatch.setattr("main.COMMAND_MODULES", ("storage.commands",))
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
