@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from storage.database import Database
@@ -42,7 +42,7 @@ class AuditRecord:
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     entity: str,
     entity_id: int | None,
     action: str,

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFoundError
 from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Landmark, Read, RegionalLabel, utc_now
+
+# Where statements run: an ORM session, or the connection of one (faster on the hot paths).
+Executor = Session | Connection
 
 REGION_CODES = frozenset(range(1, 9))
 LANDMARK_SOURCES = ("manual", "model")
@@ -100,7 +103,7 @@ def landmarks_of(row) -> Landmarks:
     return Landmarks((row.disc_x, row.disc_y), (row.fovea_x, row.fovea_y), row.source)
 
 
-def load_read_states(session: Session, reads: list) -> dict[int, ReadState]:
+def load_read_states(session: Executor, reads: list) -> dict[int, ReadState]:
     """ReadStates for rows selected with READ_COLUMNS (in that order), keyed by read id.
 
     Three queries whatever the number of reads; rows are unpacked as tuples because this also
@@ -142,7 +145,7 @@ def state_json(state: ReadState) -> dict:
     )
 
 
-def write_diagnosis(session: Session, read_id: int, diagnosis: str | None) -> str | None:
+def write_diagnosis(session: Executor, read_id: int, diagnosis: str | None) -> str | None:
     """Set (or with None remove) a read's diagnosis; returns the previous one."""
     old = session.scalar(_DIAGNOSES_OF_READS.with_only_columns(DIAGNOSIS_CLASS.c.name), {"read_ids": [read_id]})
     session.execute(delete(DIAGNOSIS_LABEL).where(DIAGNOSIS_LABEL.c.read_id == read_id))
@@ -154,7 +157,7 @@ def write_diagnosis(session: Session, read_id: int, diagnosis: str | None) -> st
     return old
 
 
-def write_landmarks(session: Session, image_id: int, reader_id: int, landmarks: Landmarks | None) -> Landmarks | None:
+def write_landmarks(session: Executor, image_id: int, reader_id: int, landmarks: Landmarks | None) -> Landmarks | None:
     """Set (or with None remove) a reader's landmarks for an image; returns the previous ones."""
     where = (LANDMARK.c.image_id == image_id, LANDMARK.c.reader_id == reader_id)
     old = session.execute(_LANDMARKS_OF_READERS.where(*where), {"image_ids": [image_id], "reader_ids": [reader_id]}).first()
