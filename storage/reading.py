@@ -93,7 +93,8 @@ class ReaderSession:
         """The first image not marked done after ``after_image_id`` in the queue, wrapping round
         to the start; None when the reader has finished everything."""
         mine = {"reader_id": self.reader.id}
-        with self.db.reading() as session:
+        with self.db.reading() as reading:
+            session = reading.connection()  # the hot path skips the ORM session (see _act)
             after = -1
             if after_image_id is not None:
                 position = session.scalar(_POSITION, {**mine, "image_id": after_image_id})
