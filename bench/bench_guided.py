@@ -25,7 +25,8 @@ import torch  # noqa: E402
 from main import main as octant  # noqa: E402
 from models.metrics import guidance_table  # noqa: E402
 
-REDUCED = ["--input-size", "256", "--width", "8", "--epochs", "8", "--batch-size", "16", "--lr", "0.02",
+REDUCED = ["--input-size", "192", "--width", "8", "--epochs", "6", "--batch-size", "16", "--lr", "0.02",
+           "--bf16", "--time-limit", "300",
            "--validation-fraction", "0.2", "--seed", "0", "--device", "cpu"]
 
 

@@ -130,21 +130,21 @@ def _decoded_shape(sample: FindingSample) -> tuple[int, int]:
     return read_photo(sample.image_path, sample.reduce).shape[:2]
 
 
-def split_derivation_validation(samples: list[FindingSample], validation_fraction: float = 0.1,
-                                seed: int = 0) -> tuple[list[FindingSample], list[FindingSample]]:
+def split_derivation_validation(samples: list, validation_fraction: float = 0.1, seed: int = 0,
+                                stratum=lambda sample: sample.present) -> tuple[list, list]:
     """Son et al. §3.1: 90 % derivation, 10 % validation, drawn per group and per class.
 
     A photo known under two names (``group``) lands wholly on one side; only groups whose samples
-    are all ``confident`` can be drawn for validation; present and absent are drawn separately so
-    that both sides keep the prevalence.
+    are all ``confident`` can be drawn for validation; each stratum (present / absent, or each
+    diagnosis class) is drawn separately so that both sides keep the prevalence.
     """
     groups: dict[str, list[FindingSample]] = {}
     for sample in samples:
         groups.setdefault(sample.group or sample.key, []).append(sample)
     rng = np.random.default_rng(seed)
     validation_groups: set[str] = set()
-    for present in (True, False):
-        names = sorted(g for g, members in groups.items() if members[0].present == present)
+    for value in sorted({stratum(members[0]) for members in groups.values()}):
+        names = sorted(g for g, members in groups.items() if stratum(members[0]) == value)
         eligible = [g for g in names if all(s.confident for s in groups[g])]
         count = min(len(eligible), math.ceil(validation_fraction * len(names))) if names else 0
         validation_groups.update(rng.permutation(eligible)[:count].tolist())
@@ -193,15 +193,71 @@ def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path 
     return samples
 
 
+@dataclass(frozen=True)
+class GradedPhoto:
+    """A photo with a diagnosis class (index into the project's diagnosis classes)."""
+
+    key: str
+    image_path: Path
+    label: int
+    source: str
+    group: str = ""
+    confident: bool = True
+    reduce: int = 1
+    crop: tuple[int, int, int, int] | None = None
+    disc: tuple[float, float] | None = None     # decoded pixels, a start for the disc network
+
+
+def idrid_grade_photos(data_root: Path) -> list[GradedPhoto]:
+    """IDRiD-landmarks photos with their retinopathy grade 0–4 (the default diagnosis classes)."""
+    import csv
+
+    folder = Path(data_root) / "IDRiD-landmarks"
+    with open(folder / "landmarks.csv", newline="") as handle:
+        landmarks = {r["image"]: r for r in csv.DictReader(handle)}
+    with open(folder / "grades.csv", newline="") as handle:
+        grades = list(csv.DictReader(handle))
+    photos = []
+    for row in grades:
+        name, mark = row["image"], landmarks.get(row["image"])
+        photos.append(GradedPhoto(
+            key=f"idrid-landmarks-{Path(name).stem}", image_path=folder / "images" / name,
+            label=int(row["retinopathy_grade"]), source="reference:IDRiD grades", group=f"landmarks:{name}",
+            confident=bool(mark) and mark["confident"] == "1",
+            disc=(float(mark["disc_x"]), float(mark["disc_y"])) if mark else None))
+    return photos
+
+
+def consensus_diagnosis_photos(db, classes: list[str], split: str) -> list[GradedPhoto]:
+    """Photos whose readers agree on a diagnosis (majority of gradable reads; ties left out)."""
+    from annotate.consensus import consensus_for_project
+    from storage.images import list_images
+    from storage.review import iter_all_reads
+
+    images = {record.id: record for record in list_images(db, split)}
+    photos = []
+    for image in consensus_for_project(iter_all_reads(db), []).images():
+        record = images.get(image.image_id)
+        if record is None or image.diagnosis not in classes:
+            continue
+        box = record.crop or (crop_box(FieldOfView(*record.fov), (record.height, record.width))
+                              if record.fov else None)
+        photos.append(GradedPhoto(key=f"project-{record.sha256[:16]}", image_path=record.path,
+                                  label=classes.index(image.diagnosis), source="consensus",
+                                  group=record.sha256, crop=box))
+    return photos
+
+
 def random_affine(images: torch.Tensor, maps: torch.Tensor | None = None, *, rotation_deg: float = 0.0,
                   shift: float = 0.0, scale: float = 0.0, shear_deg: float = 0.0,
-                  flip: bool = False, vertical_flip: bool = False, intensity: float = 0.0
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  flip: bool = False, vertical_flip: bool = False, intensity: float = 0.0,
+                  unit_range: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One random affine per image applied to the photos (bilinear) and their maps (nearest).
 
     Ranges are symmetric: rotation ±``rotation_deg``, translation ±``shift`` of the size, zoom
     1 ± ``scale``, shear ±``shear_deg``, brightness ×(1 ± ``intensity``). Parameters are drawn on
     the CPU from torch's global RNG so that a seeded epoch repeats exactly on any device.
+    ``unit_range`` clamps the photos to [0, 1] afterwards (off for inputs already weighted by a mask).
     """
     n = images.shape[0]
 
@@ -225,7 +281,8 @@ def random_affine(images: torch.Tensor, maps: torch.Tensor | None = None, *, rot
     theta, brightness = theta.to(images.device, images.dtype), brightness.to(images.device, images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    moved = (moved * brightness.view(n, 1, 1, 1)).clamp(0, 1)
+    moved = moved * brightness.view(n, 1, 1, 1)
+    moved = moved.clamp(0, 1) if unit_range else moved
     if maps is None:
         return moved, None
     squeeze = maps.dim() == 3

@@ -88,8 +88,6 @@ def run_train(args: argparse.Namespace) -> int:
     if args.network == "guided":
         outcome = train_guided_from_args(args, progress=bar, cancel=None)
     else:
-        from models.attention_mask import train_attention_from_args
-
         outcome = train_attention_from_args(args, progress=bar, cancel=None)
     bar.close()
     shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()
@@ -228,6 +226,77 @@ def train_guided_from_args(args: argparse.Namespace, progress=None,
             snapshot["test"] = test_set.label_snapshot()
             test_metrics = evaluate_loader(task, model, test_set, engine.batch_size, torch.device("cpu"))
         return finish_training(model, result, run_dir, args.export, metadata, record, test_metrics)
+    finally:
+        if project is not None:
+            project.close()
+
+
+def train_attention_from_args(args: argparse.Namespace, progress=None,
+                              cancel: threading.Event | None = None) -> TrainingOutcome:
+    """Diagnosis photos → masks from pre-segmentation → ``AttentionTask`` → engine → weights."""
+    from models.attention_mask import (AttentionConfig, AttentionTask, attention_train_config, diagnosis_dataset,
+                                       diagnosis_report, load_structure_models, predict_classes)
+    from models.device import pick_device
+    from models.finding_data import consensus_diagnosis_photos, idrid_grade_photos, split_derivation_validation
+
+    project = None if args.reference else _open_project(args)
+    try:
+        if args.reference == "idrid":
+            from models.reference_labels import shared_data_root
+
+            config = AttentionConfig()
+            photos, test_photos = idrid_grade_photos(shared_data_root()), []
+            labels = "reference: IDRiD retinopathy grades"
+        else:
+            config = AttentionConfig(classes=list(project.settings().diagnosis_classes))
+            photos = consensus_diagnosis_photos(project.database, config.classes, "train")
+            test_photos = consensus_diagnosis_photos(project.database, config.classes, "test")
+            labels = "consensus diagnosis of three readers (majority)"
+        config.backbone, config.masked = args.backbone, not args.no_mask
+        config.input_size = args.input_size or config.input_size
+        derivation, validation = split_derivation_validation(photos, args.validation_fraction, args.seed,
+                                                             stratum=lambda photo: photo.label)
+        if len({p.label for p in derivation}) < 2:
+            raise OctantError("Training a diagnosis classifier needs photos of at least two diagnoses; "
+                              "label more photos first.")
+        device = pick_device(args.device)
+        models = load_structure_models(device) if config.masked else None
+        train_set = diagnosis_dataset(derivation, config, models, device)
+        validation_set = diagnosis_dataset(validation, config, models, device)
+        task = AttentionTask(config, train_set, validation_set)
+        engine = attention_train_config(**engine_overrides(args))
+        name = args.name or ("dr_grade_attention" if config.masked else "dr_grade_baseline")
+        run_dir = default_run_dir(args, name)
+        result = train(task, engine, run_dir, progress, cancel, resume=not args.no_resume)
+        model = task.build_model()
+        snapshot = {"labels": labels, "derivation": train_set.label_snapshot(config.classes),
+                    "validation": validation_set.label_snapshot(config.classes)}
+        extra = {}
+        if result.best_path.is_file():
+            load_best(model, run_dir)
+            model.to(device)
+            loader = DataLoader(validation_set, batch_size=engine.batch_size)
+            extra = {f"val_{k}": v for k, v in diagnosis_report(*predict_classes(model, loader, device, task.inputs),
+                                                                  config.classes).items()}
+            if test_photos:
+                test_set = diagnosis_dataset(test_photos, config, models, device)
+                snapshot["test"] = test_set.label_snapshot(config.classes)
+                loader = DataLoader(test_set, batch_size=engine.batch_size)
+                extra.update({f"test_{k}": v for k, v in diagnosis_report(
+                    *predict_classes(model, loader, device, task.inputs), config.classes).items()})
+            model.cpu()
+        metadata = {"architecture": f"attention-mask {config.backbone}", "network": "attention-mask",
+                    "config": config.to_dict(), "engine": engine.to_dict(), "labels": labels,
+                    "input": "black border cropped, RGB in [0, 1] times the attention mask, ImageNet-normalised inside",
+                    "counts": {"derivation": len(derivation), "validation": len(validation)}}
+        record = None
+        if project is not None:
+            from storage.predictions import register_model
+
+            def record(metrics: dict, path: Path) -> int:
+                return register_model(project.database, name, "attention-mask", metrics,
+                                      {"task": task.task_config(), "engine": engine.to_dict()}, snapshot, str(path))
+        return finish_training(model, result, run_dir, args.export, metadata, record, extra)
     finally:
         if project is not None:
             project.close()
