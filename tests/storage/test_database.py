@@ -115,3 +115,39 @@ def test_a_backup_copy_holds_everything_saved(tmp_project):
     copy = backup_sqlite(tmp_project.root / DATABASE_FILENAME, "0001")
     with sqlite3.connect(copy) as connection:
         assert connection.execute("SELECT name FROM reader").fetchall() == [("Dr A",)]
+
+
+KILLED_MID_ACTION = """
+import os, signal, sys
+from sqlalchemy import text
+from storage.project import open_project
+from storage.reading import ReaderSession
+project = open_project(sys.argv[1])
+session = ReaderSession(project.database, 1)
+image = session.next_unfinished().id
+session.set_regions(image, "drusen", {3})               # committed
+with project.database.transaction() as s:               # killed before this one commits
+    s.execute(text("UPDATE regional_label SET regions = 255"))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_mid_action_keeps_every_committed_action(clinic, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from storage.reading import ReaderSession
+
+    assert clinic.ophthalmologists[0].id == 1
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_MID_ACTION)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script), str(clinic.project.root)], cwd=repo,
+                          env={"PYTHONPATH": str(repo)}, capture_output=True, timeout=60)
+    assert done.returncode == -9, done.stderr.decode()
+    clinic.project.close()
+    with open_project(clinic.project.root) as again:
+        session = ReaderSession(again.database, 1)
+        image = session.queue()[0].id
+        assert session.read(image).regions == {"drusen": frozenset({3})}
