@@ -16,7 +16,7 @@ METRIC_SERIES = (("val_auroc", "AUROC", "#2ca02c"), ("val_sensitivity", "sensiti
                  ("val_specificity", "specificity", "#ff7f0e"), ("val_accuracy", "accuracy", "#2ca02c"),
                  ("val_air_tp", "AIR (TP)", "#8c564b"))
 BATCH_COLOUR = "#9ecae1"
-MARGIN = 34
+MARGIN = 48
 
 
 class TrainingCurves(QWidget):

@@ -73,6 +73,7 @@ def format_eta(seconds: float) -> str:
 class TrainingPanel(QWidget):
     """Everything about training for one open project (``storage.project.ProjectHandle``)."""
 
+    runStarting = Signal(object)   # TrainingThread, before its thread starts
     runFinished = Signal(object)   # RunOutcome (cancelled or not)
     runFailed = Signal(str)
 
@@ -81,6 +82,7 @@ class TrainingPanel(QWidget):
         self.project = project
         self.run: TrainingThread | None = None
         self.outcome: RunOutcome | None = None
+        self.last_error: str | None = None
         self.history: list[dict] = []
         self.summary: DataSummary = summarise_training_data(project)
         self._build()
@@ -90,16 +92,17 @@ class TrainingPanel(QWidget):
     def _build(self) -> None:
         left = QWidget()
         column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self._choice_box())
-        column.addWidget(self._data_box(), 1)
-        column.addWidget(self._parameter_box(), 2)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
-        scroll.setMinimumWidth(400)
+        self.setup_tabs = QTabWidget()
+        self.setup_tabs.addTab(self._data_page(), "Consensus data")
+        self._parameter_pages(self.setup_tabs)
+        column.addWidget(self.setup_tabs, 1)
+        left.setMinimumWidth(470)
 
         right = QWidget()
         rcol = QVBoxLayout(right)
+        rcol.setContentsMargins(0, 0, 0, 0)
         rcol.addLayout(self._controls())
         self.curves = TrainingCurves()
         self.tabs = QTabWidget()
@@ -115,12 +118,12 @@ class TrainingPanel(QWidget):
         rcol.addWidget(split, 1)
 
         outer = QSplitter(Qt.Orientation.Horizontal)
-        outer.addWidget(scroll)
+        outer.addWidget(left)
         outer.addWidget(right)
         outer.setStretchFactor(1, 1)
-        outer.setSizes([430, 800])
+        outer.setSizes([480, 800])
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(outer)
 
     def _choice_box(self) -> QGroupBox:
@@ -152,20 +155,20 @@ class TrainingPanel(QWidget):
         form.addRow("device", self.device)
         return box
 
-    def _data_box(self) -> QGroupBox:
-        box = QGroupBox(f"Consensus data (k = {self.summary.k} of 3; "
-                        f"{self.summary.images['train']} train, {self.summary.images['test']} test photos)")
-        column = QVBoxLayout(box)
+    def _data_page(self) -> QWidget:
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.addWidget(QLabel(f"Consensus of three readers, present when {self.summary.k} of 3 marked it; "
+                                f"{self.summary.images['train']} train and {self.summary.images['test']} test photos."))
+        column.itemAt(0).widget().setWordWrap(True)
         self.finding_counts = tables.finding_table(self.summary)
         self.class_counts = tables.class_table(self.summary)
         column.addWidget(self.finding_counts, 3)
         column.addWidget(self.class_counts, 2)
-        return box
+        return page
 
-    def _parameter_box(self) -> QGroupBox:
-        box = QGroupBox("Hyper-parameters (the papers' defaults)")
-        column = QVBoxLayout(box)
-        tabs = QTabWidget()
+    def _parameter_pages(self, tabs: QTabWidget) -> None:
+        """Two forms opened on the papers' defaults (Son et al. §2.2–3.1; models/guided.py)."""
         self.network_form = ConfigForm(GuidedConfig(), hidden=("finding",), labels=GUIDED_LABELS,
                                        choices={"size_class": tuple(ATROUS_RATES)})
         self.engine_form = ConfigForm(guided_train_config(), hidden=HIDDEN_ENGINE_FIELDS, labels=ENGINE_LABELS)
@@ -174,16 +177,19 @@ class TrainingPanel(QWidget):
         self.validation_share.setSingleStep(0.05)
         self.validation_share.setValue(0.1)
         self.engine_form.layout().insertRow(0, "validation share", self.validation_share)
-        for form, title in ((self.network_form, "Network"), (self.engine_form, "Training")):
+        for form, title in ((self.network_form, "Network settings"), (self.engine_form, "Training settings")):
+            page = QWidget()
+            column = QVBoxLayout(page)
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             scroll.setWidget(form)
-            tabs.addTab(scroll, title)
-        defaults = QPushButton("Papers' defaults")
-        defaults.clicked.connect(self._reset_defaults)
-        column.addWidget(tabs)
-        column.addWidget(defaults, 0, Qt.AlignmentFlag.AlignRight)
-        return box
+            defaults = QPushButton("Papers' defaults")
+            defaults.setToolTip("Put every setting back to the papers' values")
+            defaults.clicked.connect(self._reset_defaults)
+            column.addWidget(scroll, 1)
+            column.addWidget(defaults, 0, Qt.AlignmentFlag.AlignRight)
+            tabs.addTab(page, title)
 
     def _controls(self) -> QVBoxLayout:
         column = QVBoxLayout()
@@ -302,11 +308,13 @@ class TrainingPanel(QWidget):
         self.history = self._saved_rows() if resume else []
         self.curves.clear(engine.epochs)
         self.curves.set_history(self.history)
+        self.outcome, self.last_error = None, None
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self.status.setText("Preparing the photos…" if not resume else "Resuming…")
         job = self._guided_job(engine, resume) if self.network_kind() == GUIDED else self._attention_job(engine, resume)
         self.run = TrainingThread(job, self._on_progress, self._on_finished, self._on_failed)
+        self.runStarting.emit(self.run)
         self.run.start()
         self._refresh_buttons()
 
@@ -392,6 +400,7 @@ class TrainingPanel(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self._wait_for_thread()
+        self.last_error = message
         self.status.setText(message)
         self.progress.setValue(0)
         self.eta.setText("ETA –")
@@ -413,7 +422,8 @@ class TrainingPanel(QWidget):
         from storage.predictions import list_models
 
         tables.fill_models(self.models, list_models(self.project.database))
-        self._refresh_buttons() if hasattr(self, "start_button") else None
+        if hasattr(self, "start_button"):  # the models page is built before the controls
+            self._refresh_buttons()
 
     def selected_model_id(self) -> int | None:
         items = self.models.selectedItems()
@@ -487,11 +497,9 @@ def render_training_panel_screenshot(project, out_png: str | Path, size: tuple[i
         tiny_settings(panel, train_finding)
         panel.start(resume=False)
         deadline = time.monotonic() + timeout_s
-        while panel.running() or panel.outcome is None and "Finished" not in panel.status.text():
+        while panel.outcome is None and panel.last_error is None and time.monotonic() < deadline:
             QApplication.processEvents()
             time.sleep(0.01)
-            if time.monotonic() > deadline or panel.status.text().startswith(("The ", "Training stopped", "No ")):
-                break
         panel.tabs.setCurrentWidget(panel.gallery)
     QApplication.processEvents()
     out_png = Path(out_png)

@@ -29,17 +29,21 @@ def _read_only(table: QTableWidget) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
     table.setAlternatingRowColors(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     return table
 
 
 def finding_table(summary: DataSummary) -> QTableWidget:
     """Per finding: present / absent / uncertain / unread in the train split, present / absent in test."""
-    columns = ["finding", "present", "absent", "uncertain", "unread", "test present", "test absent"]
+    columns = ["finding", "present", "absent", "uncertain", "unread", "test +", "test −"]
     table = _read_only(QTableWidget(len(summary.findings), len(columns)))
     table.setObjectName("findingCounts")
     table.setHorizontalHeaderLabels(columns)
+    table.horizontalHeaderItem(5).setToolTip("present in the test split")
+    table.horizontalHeaderItem(6).setToolTip("absent in the test split")
     for row, (code, splits) in enumerate(summary.findings.items()):
         train, test = splits["train"], splits["test"]
         table.setItem(row, 0, _item(summary.finding_names.get(code, code)))

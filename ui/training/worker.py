@@ -10,7 +10,7 @@ import threading
 import traceback
 from typing import Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from storage.errors import OctantError
 
@@ -57,7 +57,9 @@ class TrainingThread:
         self.worker.finished.connect(on_finished)
         self.worker.failed.connect(on_failed)
         for signal in (self.worker.finished, self.worker.failed):
-            signal.connect(self.thread.quit)
+            # Direct: quit from the worker's own thread, so a GUI-thread wait() cannot deadlock
+            # on a quit queued behind it.
+            signal.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
         self.thread.started.connect(self.worker.run)
 
     def start(self) -> None:

@@ -1,0 +1,130 @@
+"""The training panel drives real (tiny) guided runs offscreen: start, cancel, resume, promote."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from storage.predictions import list_models
+from storage.reading import ReaderSession
+from tests.ui.training_project import CUE, FINDING, make_labelled_project
+from ui.training import TrainingPanel, render_training_panel_screenshot
+from ui.training.gallery import activation_heatmap, blur_window, overlay_activation
+from ui.training.panel import tiny_settings
+from ui.training.summary import summarise_training_data
+
+RUN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    made, present = make_labelled_project(tmp_path / "project")
+    yield made, present
+    made.project.close()
+
+
+def open_panel(qtbot, project, epochs: int = 2) -> TrainingPanel:
+    panel = TrainingPanel(project)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 800)
+    panel.show()
+    tiny_settings(panel, FINDING, epochs=epochs)
+    return panel
+
+
+def test_data_summary_counts_present_absent_uncertain_and_classes(labelled):
+    made, present = labelled
+    some_image = sorted(set(made.image_ids) - present)[0]
+    ReaderSession(made.project.database, made.readers["Ana"].id).set_regions(some_image, "drusen", {2})
+    summary = summarise_training_data(made.project)
+    haemorrhage = summary.findings[FINDING]["train"]
+    assert (haemorrhage.present, haemorrhage.absent, haemorrhage.uncertain) == (4, 4, 0)
+    drusen = summary.findings["drusen"]["train"]
+    assert (drusen.present, drusen.absent, drusen.uncertain) == (0, 7, 1)  # one vote of three
+    assert summary.classes["no DR"]["train"] == 4 and summary.classes["mild NPDR"]["train"] == 4
+    assert summary.trainable(FINDING) and not summary.trainable("drusen")
+
+
+def test_activation_heatmap_is_bilinear_blurred_normalised_and_peaks_at_the_hot_cell():
+    assert blur_window(512, 32) == 32  # the paper's 32 × 32 window at its 512-pixel input
+    activation = np.zeros((8, 8), np.float32)
+    activation[2, 5] = 1.0
+    heat = activation_heatmap(activation, (128, 128))
+    assert heat.shape == (128, 128) and heat.min() == 0.0 and heat.max() == pytest.approx(1.0)
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    assert abs(y - 2.5 * 16) <= 8 and abs(x - 5.5 * 16) <= 8
+    assert not activation_heatmap(np.full((4, 4), 0.3, np.float32), (32, 32)).any()  # flat: no place
+    photo = np.full((64, 64, 3), 100, np.uint8)
+    over = overlay_activation(photo, activation)
+    hot = cv2.applyColorMap(np.array([[255]], np.uint8), cv2.COLORMAP_JET)[0, 0, ::-1]
+    assert over.shape == photo.shape and np.argmax(over[20, 44]) == np.argmax(hot)  # red where active
+
+
+def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot, labelled, tmp_path):
+    made, _ = labelled
+    panel = open_panel(qtbot, made.project)
+    assert panel.engine_config().optimizer == "sgd" and panel.engine_config().nesterov  # the paper's
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    outcome = finished.args[0]
+    assert not outcome.result.cancelled and panel.progress.value() == 1000
+    history = json.loads((panel.run_dir() / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2] and len(panel.curves.history) == 2
+    assert panel.curves.batches and "val_auroc" in history[-1]
+    models = list_models(made.project.database, network=f"guided:{FINDING}")
+    assert len(models) == 1 and not models[0].active
+    positives = [v for v in models[0].label_snapshot["derivation"].values() if v["present"]]
+    assert positives and all(v["regions"] == sorted(CUE) for v in positives)  # the readers' cue
+    assert outcome.training.weights_path.is_file() and models[0].path == str(outcome.training.weights_path)
+    shown = [panel.results.item(r, 0).text() for r in range(panel.results.rowCount())]
+    assert shown[:3] == ["AUROC", "sensitivity", "specificity"] and "AIR, true positives" in shown
+    assert len(panel.gallery.items) == 2 and panel.gallery.items[0].present  # 10 % of 4 + 4 photos
+    assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
+
+    panel.models.selectRow(0)
+    qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
+    assert list_models(made.project.database)[0].active
+    assert panel.models.item(0, 5).text() == "active"
+
+    png = render_training_panel_screenshot(made.project, tmp_path / "panel.png")
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[:2] == (860, 1280)
+
+
+def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, labelled):
+    made, _ = labelled
+    panel = open_panel(qtbot, made.project, epochs=2)
+
+    def cancel_after_first_epoch(run):
+        # Direct connection: the flag is set on the training thread before epoch 2's first batch.
+        run.worker.progress.connect(lambda event: event.kind == "epoch" and run.cancel(),
+                                    Qt.ConnectionType.DirectConnection)
+
+    panel.runStarting.connect(cancel_after_first_epoch)
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        panel.start(resume=False)
+    assert finished.args[0].result.cancelled and "Cancelled" in panel.status.text()
+    assert len(json.loads((panel.run_dir() / "history.json").read_text())) == 1
+    assert list_models(made.project.database) == []  # a cancelled run is not registered
+    assert panel.resume_button.isEnabled()
+
+    panel.runStarting.disconnect(cancel_after_first_epoch)
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    assert not finished.args[0].result.cancelled
+    assert [row["epoch"] for row in finished.args[0].result.history] == [1, 2]
+    assert len(list_models(made.project.database)) == 1
+
+
+def test_a_finding_nobody_marked_is_refused_with_advice_and_the_panel_stays_usable(qtbot, labelled):
+    made, _ = labelled
+    panel = open_panel(qtbot, made.project)
+    panel.finding.setCurrentIndex(panel.finding.findData("drusen"))
+    with qtbot.waitSignal(panel.runFailed, timeout=RUN_TIMEOUT_MS) as failed:
+        panel.start()
+    assert "label more photos" in failed.args[0] and panel.status.text() == failed.args[0]
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
