@@ -63,26 +63,25 @@ def read_photo(path: Path, reduce: int = 1) -> np.ndarray:
 
 def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
                  crop: tuple[int, int, int, int] | None = None,
-                 cache_root: Path | None = CACHE_ROOT) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+                 cache_root: Path | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """RGB uint8 ``size``×``size`` photo with its black border cropped, and the crop box used.
 
-    The crop box is in decoded pixels (1/``reduce`` of the original). Cached as PNG + box JSON.
+    The crop box is in decoded pixels (1/``reduce`` of the original). Cached as PNG + box JSON
+    under ``cache_root`` (default ``local-data/photo-cache``).
     """
-    folder = None if cache_root is None else Path(cache_root) / str(size)
-    if folder is not None:
-        png, box_file = folder / f"{key}.png", folder / f"{key}.box.json"
-        if png.is_file() and box_file.is_file():
-            image = cv2.imread(str(png), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
+    folder = Path(cache_root or CACHE_ROOT) / str(size)
+    png, box_file = folder / f"{key}.png", folder / f"{key}.box.json"
+    if png.is_file() and box_file.is_file():
+        image = cv2.imread(str(png), cv2.IMREAD_COLOR)
+        if image is not None:
+            return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
     decoded = read_photo(path, reduce)
     box = crop if crop is not None else crop_box(detect_fov(decoded), decoded.shape)
     x0, y0, x1, y1 = box
     resized = cv2.resize(decoded[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(png), resized)
-        box_file.write_text(json.dumps([int(v) for v in box]))
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(png), resized)
+    box_file.write_text(json.dumps([int(v) for v in box]))
     return resized[..., ::-1].copy(), tuple(int(v) for v in box)
 
 
@@ -101,7 +100,7 @@ class FindingDataset(Dataset):
     """Items ``(image float[3, S, S] in [0, 1], present float, cue float[m, m])`` (§3.1 input)."""
 
     def __init__(self, samples: list[FindingSample], input_size: int, map_size: int,
-                 cache_root: Path | None = CACHE_ROOT):
+                 cache_root: Path | None = None):
         self.samples = list(samples)
         self.photos: list[np.ndarray] = []
         cues = []

@@ -83,3 +83,66 @@ def test_affine_without_ranges_is_the_identity_and_a_flip_moves_the_cue_with_the
         assert mirrored != bool(flipped_cues[i, 0, 0] == 1)
         assert bool(torch.allclose(flipped[i, :, :2, 6:], torch.ones(3, 2, 2))) == mirrored
     assert mirrored_any == {True, False}  # seed 0 flips some and keeps others
+
+
+def reading_project(tmp_path, marks_per_image):
+    """A project with three ophthalmologists; ``marks_per_image[i]`` readers mark haemorrhage in 1, 4."""
+    import hashlib
+
+    from storage.assignment import assign_readers
+    from storage.images import NewImage, add_images
+    from storage.project import create_project
+    from storage.readers import add_reader
+    from storage.reading import ReaderSession
+
+    project = create_project(tmp_path / "project", name="test")
+    db = project.database
+    readers = [add_reader(db, f"reader {i}").id for i in range(3)]
+    new = []
+    for i in range(len(marks_per_image)):
+        path = synthetic_fundus(tmp_path / "project" / f"eye{i}.png")
+        new.append(NewImage(path=path, sha256=hashlib.sha256(f"eye{i}".encode()).hexdigest(), width=96,
+                            height=64, split="train"))
+    image_ids = add_images(db, new)
+    assign_readers(db, seed=0)
+    for image_id, marks in zip(image_ids, marks_per_image):
+        for slot, reader in enumerate(readers):
+            session = ReaderSession(db, reader)
+            session.set_landmarks(image_id, disc=(30.0, 32.0), fovea=(66.0, 32.0))
+            if slot < marks:
+                session.set_regions(image_id, "haemorrhage", {1, 4} if slot == 0 else {1})
+            else:
+                session.mark_normal(image_id)
+            session.mark_done(image_id)
+    return project, image_ids
+
+
+def test_consensus_samples_keep_present_and_absent_and_leave_uncertain_out(tmp_path):
+    from models.finding_data import consensus_samples
+
+    project, ids = reading_project(tmp_path, [3, 2, 1, 0])
+    samples = {s.extra["image_id"]: s for s in consensus_samples(project.database, "haemorrhage", "train", k=2)}
+    assert set(samples) == {ids[0], ids[1], ids[3]}  # one mark of three is uncertain
+    assert samples[ids[0]].present and samples[ids[0]].regions == frozenset({1, 4})  # union of readers
+    assert not samples[ids[3]].present and samples[ids[3]].regions == frozenset()
+    assert samples[ids[0]].disc == (30.0, 32.0) and samples[ids[0]].source == "consensus"
+    project.close()
+
+
+def test_train_command_registers_the_model_with_metrics_config_and_label_snapshot(tmp_path, monkeypatch):
+    from main import main
+    from storage.predictions import list_models
+    from storage.project import open_project
+
+    project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
+    project.close()
+    monkeypatch.setattr("models.finding_data.CACHE_ROOT", tmp_path / "cache")
+    code = main(["train", "--network", "guided", "--finding", "haemorrhage", "--project", str(tmp_path / "project"),
+                 "--input-size", "32", "--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu"])
+    assert code == 0
+    with open_project(tmp_path / "project") as project:
+        (model,) = list_models(project.database)
+    assert model.network == "guided:haemorrhage" and "val_auroc" in model.metrics
+    assert model.config["task"]["finding"] == "haemorrhage"
+    assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
+    assert Path(model.path).is_file()
