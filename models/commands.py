@@ -1,0 +1,198 @@
+"""Commands of the pre-segmentation networks: ``train-seg`` and ``presegment``.
+
+``python main.py train-seg --task vessels --time-limit 15 --export weights/vessels.safetensors``
+trains one network with its paper's recipe on the public sets (caches in ``local-data/`` are
+built on first use), resumes an interrupted run from ``--run-dir``, and exports the best epoch
+as fp16 safetensors with a model card beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from storage.errors import OctantError
+
+TASK_CHOICES = ("vessels", "disc_cup", "lesions", "landmarks")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
+    train.add_argument("--task", required=True, choices=TASK_CHOICES)
+    train.add_argument("--architecture", help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab")
+    train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
+    train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (crops are sampled at random)")
+    train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
+    train.add_argument("--run-dir", help="checkpoints and history (default runs/seg-<task>-<architecture>)")
+    train.add_argument("--fresh", action="store_true", help="start over instead of resuming from the run folder")
+    train.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    train.add_argument("--no-bf16", action="store_true", help="train in fp32 on the CPU (bf16 autocast is the default there)")
+    train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
+    train.add_argument("--data", help="folder of the public data sets (default ../shared/data or $OCTANT_SHARED_DATA)")
+    train.set_defaults(func=run_train_seg)
+
+    pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
+    pre.add_argument("inputs", nargs="+", help="image files or folders")
+    pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
+    pre.add_argument("--project", help="store the results as predictions of this project instead of files")
+    pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")
+    pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
+    pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
+    pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
+    pre.set_defaults(func=run_presegment)
+
+
+# ---------------------------------------------------------------- train-seg
+def build_task(args):
+    from models.disc_cup import DiscCupConfig
+    from models.landmarks import LocatorConfig
+    from models.lesions import LesionNetConfig
+    from models.seg_common import LIGHT_ENCODER
+    from models.seg_tasks import TASKS
+    from models.vessels import VesselNetConfig
+
+    net_options = {}
+    if args.architecture:
+        if args.task not in ("vessels", "lesions"):
+            raise OctantError(f"The task {args.task} has one architecture; leave out --architecture.")
+        net_options["architecture"] = args.architecture
+    net_options["encoder"] = args.encoder or (LIGHT_ENCODER if args.architecture != "attention_unetpp" else "resnet34")
+    if args.encoder_weights:
+        net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
+    net_class = {"vessels": VesselNetConfig, "disc_cup": DiscCupConfig, "lesions": LesionNetConfig,
+                 "landmarks": LocatorConfig}[args.task]
+    try:
+        net = net_class(**net_options)
+    except TypeError as error:
+        raise OctantError(f"Bad option for {args.task}: {error}; see train-seg --help.") from error
+    task = TASKS[args.task](net=net)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("device", args.device)) if v is not None}
+    overrides["time_limit_s"] = args.time_limit * 60
+    if args.no_bf16:
+        overrides["cpu_bf16"] = False
+    config = task.recipe(**overrides)
+    if args.steps_per_epoch:
+        field = "patches_per_epoch" if args.task == "vessels" else "samples_per_epoch"
+        setattr(task, field, args.steps_per_epoch * config.batch_size)
+    return task, config
+
+
+def ensure_caches(task: str, data: str | None) -> None:
+    from models import seg_cache
+
+    root = Path(data) if data else None
+    local = seg_cache.local_data_dir()
+    needed = {"vessels": [(local / "drive.npz", seg_cache.build_drive_cache)],
+              "disc_cup": [(local / "drishti" / "names.txt", seg_cache.build_drishti_cache)],
+              "landmarks": [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache)],
+              "lesions": [(local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache)]}[task]
+    if task in ("landmarks", "lesions"):   # the overlap table keeps the IDRiD splits apart
+        needed = [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache),
+                  (local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache),
+                  (local / "idrid_overlap.csv", lambda _root=None: seg_cache.find_idrid_overlap())]
+    source = root or seg_cache.shared_data_dir()
+    for path, builder in needed:
+        if not path.exists():
+            if not source.is_dir():
+                raise OctantError(f"The public data folder {source} does not exist; pass --data with its location.")
+            print(f"building the cache {path.name} from {source} ...", file=sys.stderr, flush=True)
+            builder(root)
+
+
+def progress_printer(stream=sys.stderr):
+    """A one-line progress bar on a terminal; whole lines per epoch (and every 10 %) in a log."""
+    interactive = stream.isatty()
+
+    def show(event) -> None:
+        if event.kind == "batch":
+            step = max(1, event.batches // 10)
+            if not interactive and event.batch % step:
+                return
+            done = int(20 * event.batch / max(1, event.batches))
+            line = (f"epoch {event.epoch}/{event.epochs} [{'#' * done}{'.' * (20 - done)}] "
+                    f"{event.batch}/{event.batches} loss {event.loss:.4f} eta {event.eta_s / 60:.1f} min")
+            print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
+        elif event.kind == "epoch":
+            metrics = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if "threshold" not in k)
+            print(("\n" if interactive else "") + f"epoch {event.epoch}: {metrics}", file=stream, flush=True)
+        else:
+            print(f"done: best {event.metrics}", file=stream, flush=True)
+    return show
+
+
+def run_train_seg(args) -> int:
+    from models.training import load_best, train
+
+    ensure_caches(args.task, args.data)
+    task, config = build_task(args)
+    architecture = getattr(task.net, "architecture", args.task)
+    run_dir = Path(args.run_dir or REPO / "runs" / f"seg-{args.task}-{architecture}")
+    started = time.time()
+    result = train(task, config, run_dir, progress=progress_printer(), resume=not args.fresh)
+    print(f"trained {len(result.history)} epochs in {(time.time() - started) / 60:.1f} min; best {result.best_metrics}",
+          flush=True)
+    if args.export:
+        model = task.build_model()
+        metrics = load_best(model, run_dir)
+        export_starter(model, Path(args.export), task, config, metrics, result.history)
+    return 0
+
+
+def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict]) -> None:
+    """fp16 safetensors with the metadata the pipeline needs, and a model card beside it."""
+    from models.weights import save_weights
+    from models.seg_common import count_parameters
+
+    now = datetime.now(timezone.utc)
+    architecture = getattr(task.net, "architecture", task.task_config()["task"])
+    metadata = {
+        "name": path.stem, "task": task.task_config()["task"], "architecture": architecture,
+        "config": task.net.to_dict(), "version": f"{path.stem}-{architecture}-{now:%Y%m%d%H%M}",
+        "metrics": metrics, "date": now.isoformat(timespec="seconds"),
+        "command": "python main.py " + shlex.join(sys.argv[1:]), "engine": config.to_dict(),
+        "epochs_trained": len(history), "parameters": count_parameters(model),
+    }
+    save_weights(model.eval(), path, metadata)
+    write_card(path.with_suffix(".md"), metadata, task)
+    print(f"exported {path} ({path.stat().st_size / 2**20:.1f} MB) and its model card", flush=True)
+
+
+DATA_NOTES = {
+    "vessels": "DRIVE training images 21–37 (38–40 validate); tested by bench/bench_segmentation.py on DRIVE test 01–20.",
+    "disc_cup": "Drishti-GS1 training split (50 photos, 4-expert soft maps); every 5th photo by name validates.",
+    "lesions": "IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
+    "landmarks": "IDRiD-landmarks (413 photos, 1/3 scale, letterboxed 512 × 384); validation: every 4th `confident` photo "
+                 "not in the lesion training set under another name; lesion-validation photos excluded from training.",
+}
+
+
+def write_card(path: Path, metadata: dict, task) -> None:
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in metadata["metrics"].items() if isinstance(v, float))
+    path.write_text(
+        f"# {metadata['name']}: {metadata['architecture']} ({metadata['task']})\n\n"
+        f"- version: `{metadata['version']}`\n- date: {metadata['date']}\n"
+        f"- command: `{metadata['command']}`\n- data: {DATA_NOTES[metadata['task']]}\n"
+        f"- network: {metadata['architecture']}, encoder `{metadata['config'].get('encoder')}` from scratch, "
+        f"{metadata['parameters'] / 1e6:.2f} M parameters, stored fp16\n"
+        f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "
+        f"lr {metadata['engine']['lr']}, {metadata['engine']['scheduler']} schedule, "
+        f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, bf16 on CPU {metadata['engine']['cpu_bf16']})\n\n"
+        f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{metrics}\n"
+    )
+
+
+# ---------------------------------------------------------------- presegment
+def run_presegment(args) -> int:
+    from models.presegment import presegment_command
+
+    return presegment_command(args)
