@@ -1,18 +1,18 @@
 """Scene items of the fundus canvas: the landmark markers and the region overlay.
 
-The scene is in original image pixels. The region overlay is a clipping parent (image rectangle
-∩ field of view, `geometry.md`: pixels outside the FOV belong to no region) holding eight path
-items whose shapes are fixed in the landmarks' frame; moving a landmark only replaces their
-common QTransform (see ``region_shapes``).
+The scene is in original image pixels. The region overlay draws eight paths whose shapes are
+fixed in the landmarks' frame, clipped to image rectangle ∩ field of view (`geometry.md`: pixels
+outside the FOV belong to no region); moving a landmark only replaces their common QTransform
+(see ``region_shapes``).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleTextItem,
-                               QStyleOptionGraphicsItem, QWidget)
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QTransform
+from PySide6.QtWidgets import (QGraphicsItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem,
+                               QWidget)
 
 from ui.region_shapes import (FRAME_UNIT, LABEL_ANCHORS, LandmarkFrame, display_name, extent_for,
                               region_paths_in_frame)
@@ -35,8 +35,7 @@ class LandmarkMarker(QGraphicsItem):
         self._on_moved, self._on_released = on_moved, on_released
         self._colour = DISC_COLOUR if kind == "disc" else FOVEA_COLOUR
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+                      | QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setCursor(Qt.CursorShape.SizeAllCursor)
         self.setZValue(20)
         self.setToolTip("Optic disc centre: drag to move" if kind == "disc"
@@ -59,45 +58,45 @@ class LandmarkMarker(QGraphicsItem):
             if self.kind == "disc":
                 painter.drawEllipse(QPointF(0, 0), s - 3, s - 3)
 
-    def itemChange(self, change, value):
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
-            self._on_moved()
-        return super().itemChange(change, value)
+    # Not itemChange(): overriding it in PySide6 6.12 leaks a reference to None per call and
+    # crashed the interpreter after a few hundred moves. The drag itself is what must redraw.
+    def mouseMoveEvent(self, event) -> None:
+        super().mouseMoveEvent(event)
+        self._on_moved()
 
     def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)
         self._on_released()
 
 
-class RegionOverlay(QGraphicsPathItem):
-    """Clip (image ∩ FOV) holding the eight region outlines, their numbers and fills."""
+class RegionOverlay(QGraphicsItem):
+    """The eight region outlines and fills, clipped to image ∩ FOV, and their numbers.
+
+    One item paints all eight paths under a single clip (a clip per child item cost more than
+    the drawing itself); the numbers are child items that keep their size on screen.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.setPen(QPen(Qt.PenStyle.NoPen))
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
         self.setZValue(10)
         self._extent = 0.0
         self._image_size = (1, 1)
         self._clip = QPainterPath()
+        self._paths: dict[int, QPainterPath] = {}
         self.frame: LandmarkFrame | None = None
+        self.transform_to_image = QTransform()
         self._fills: dict[int, QColor] = {}
         self._hovered = 0
-        self.regions: dict[int, QGraphicsPathItem] = {}
         self.numbers: dict[int, QGraphicsSimpleTextItem] = {}
         font = QFont()
         font.setBold(True)
         font.setPointSizeF(11)
         for code in range(1, 9):
-            item = QGraphicsPathItem(self)
-            item.setPen(self._pen(OUTLINE, 1.4))
-            self.regions[code] = item
             number = QGraphicsSimpleTextItem(str(code), self)
             number.setFont(font)
             number.setBrush(QColor(255, 255, 255, 230))
             number.setPen(QPen(QColor(0, 0, 0, 200), 0.8))
             number.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-            number.setZValue(3)
             self.numbers[code] = number
         self.setVisible(False)
 
@@ -107,7 +106,32 @@ class RegionOverlay(QGraphicsPathItem):
         pen.setCosmetic(True)  # screen pixels, whatever the zoom
         return pen
 
+    def boundingRect(self) -> QRectF:
+        return self._clip.boundingRect()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        if self.frame is None:
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setClipPath(self._clip, Qt.ClipOperation.IntersectClip)
+        painter.setTransform(self.transform_to_image, combine=True)
+        # Plain regions first, then chosen ones, the hovered one on top.
+        order = sorted(self._paths, key=lambda c: (c == self._hovered, c in self._fills))
+        for code in order:
+            colour = self._fills.get(code)
+            if code == self._hovered:
+                painter.setPen(self._pen(OUTLINE_HOVER, 3.0))
+            elif colour is not None:
+                painter.setPen(self._pen(colour, 2.5))
+            else:
+                painter.setPen(self._pen(OUTLINE, 1.4))
+            painter.setBrush(Qt.BrushStyle.NoBrush if colour is None else
+                             QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
+            painter.drawPath(self._paths[code])
+
     def set_image(self, width: int, height: int, fov: tuple[float, float, float] | None) -> None:
+        self.prepareGeometryChange()
         self._image_size = (width, height)
         clip = QPainterPath()
         clip.addRect(QRectF(0, 0, width, height))
@@ -116,10 +140,9 @@ class RegionOverlay(QGraphicsPathItem):
             circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
             clip = clip.intersected(circle)
         self._clip = clip
-        self.setPath(clip)
 
     def set_frame(self, frame: LandmarkFrame | None) -> None:
-        """Move the regions to new landmarks: only transforms and label positions change."""
+        """Move the regions to new landmarks: only a transform and label positions change."""
         self.frame = frame
         if frame is None or frame.distance < 1.0:
             self.setVisible(False)
@@ -127,12 +150,9 @@ class RegionOverlay(QGraphicsPathItem):
         extent = extent_for(frame, *self._image_size)
         if extent != self._extent:
             self._extent = extent
-            for code, path in region_paths_in_frame(extent).items():
-                self.regions[code].setPath(path)
-        transform = frame.to_image()
-        for code, item in self.regions.items():
-            item.setTransform(transform)
-            label = self.numbers[code]
+            self._paths = region_paths_in_frame(extent)
+        transform = self.transform_to_image = frame.to_image()
+        for code, label in self.numbers.items():
             label.setVisible(False)
             for a, b in LABEL_ANCHORS[code]:  # the first anchor inside the image and FOV
                 anchor = transform.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
@@ -141,31 +161,19 @@ class RegionOverlay(QGraphicsPathItem):
                     label.setVisible(True)
                     break
         self.setVisible(True)
+        self.update()
 
     def set_fills(self, fills: dict[int, QColor]) -> None:
         """Chosen regions: a translucent fill and an outline in the current finding's colour."""
         self._fills = dict(fills)
-        for code, item in self.regions.items():
-            colour = fills.get(code)
-            if colour is None:
-                item.setBrush(QBrush(Qt.BrushStyle.NoBrush))
-            else:
-                item.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
-        self._restyle()
+        self.update()
 
     def set_hover(self, code: int) -> None:
         self._hovered = code
-        self._restyle()
+        self.update()
 
-    def _restyle(self) -> None:
-        for code, item in self.regions.items():
-            if code == self._hovered:
-                item.setPen(self._pen(OUTLINE_HOVER, 3.0))
-            elif code in self._fills:
-                item.setPen(self._pen(self._fills[code], 2.5))
-            else:
-                item.setPen(self._pen(OUTLINE, 1.4))
-            item.setZValue(2 if code == self._hovered else 1 if code in self._fills else 0)
+    def fills(self) -> dict[int, QColor]:
+        return dict(self._fills)
 
     def inside(self, point: QPointF) -> bool:
         return self._clip.contains(point)

@@ -90,6 +90,30 @@ def apply_view_aids(bgr: np.ndarray, aids: ViewAids) -> np.ndarray:
     return out if out is not bgr else bgr.copy()
 
 
+@dataclass(frozen=True)
+class ShownImage:
+    """What the canvas draws: the display copy, and the same pre-shrunk to the window's fit size
+    (cv2 INTER_AREA in the worker), so the usual "fit" view is a plain blit, not a smooth
+    downscale of a 2144-pixel image on every repaint."""
+
+    full: QImage
+    fitted: QImage | None = None
+
+
+def render_shown(bgr: np.ndarray, aids: ViewAids,
+                 fit_size: tuple[int, int] | None = None) -> ShownImage:
+    """View aids, then the images for the screen (worker thread)."""
+    shown = apply_view_aids(bgr, aids) if aids.active else bgr
+    fitted = None
+    if fit_size is not None:
+        h, w = shown.shape[:2]
+        ratio = min(fit_size[0] / w, fit_size[1] / h)
+        if ratio < 0.9:
+            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+            fitted = to_qimage(cv2.resize(shown, size, interpolation=cv2.INTER_AREA))
+    return ShownImage(to_qimage(shown), fitted)
+
+
 def to_qimage(bgr: np.ndarray) -> QImage:
     """A QImage that owns its pixels (safe to hand to the GUI thread)."""
     bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)

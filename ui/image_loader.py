@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-from PySide6.QtGui import QImage
 
 from storage.errors import OctantError
-from ui.display_image import (DisplayImage, ViewAids, apply_view_aids, decode_for_display,
-                              to_qimage)
+from ui.display_image import DisplayImage, ShownImage, ViewAids, decode_for_display, render_shown
 
 CACHE_SIZE = 4  # current, previous, next and one spare: ~12 MB each at 2144 × 1424 display size
 
@@ -24,12 +22,12 @@ CACHE_SIZE = 4  # current, previous, next and one spare: ~12 MB each at 2144 × 
 @dataclass
 class _Entry:
     display: DisplayImage | None = None
-    shown: QImage | None = None
+    shown: ShownImage | None = None
     shown_aids: ViewAids | None = None
 
 
 class _JobSignals(QObject):
-    finished = Signal(int, object, object, object)  # image_id, DisplayImage, QImage, ViewAids
+    finished = Signal(int, object, object, object)  # image_id, DisplayImage, ShownImage, ViewAids
     failed = Signal(int, str)
 
 
@@ -37,16 +35,17 @@ class _RenderJob(QRunnable):
     """Decode (unless already decoded) and apply the view aids: pure work, no Qt widgets."""
 
     def __init__(self, signals: _JobSignals, image_id: int, path: Path,
-                 size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids):
+                 size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids,
+                 fit_size: tuple[int, int] | None):
         super().__init__()
         self.signals, self.image_id, self.path, self.size = signals, image_id, path, size
-        self.display, self.aids = display, aids
+        self.display, self.aids, self.fit_size = display, aids, fit_size
 
     def run(self) -> None:
         try:
             display = self.display or decode_for_display(self.path, self.size)
-            shown = apply_view_aids(display.bgr, self.aids) if self.aids.active else display.bgr
-            self.signals.finished.emit(self.image_id, display, to_qimage(shown), self.aids)
+            shown = render_shown(display.bgr, self.aids, self.fit_size)
+            self.signals.finished.emit(self.image_id, display, shown, self.aids)
         except OctantError as error:
             self.signals.failed.emit(self.image_id, str(error))
         except Exception as error:  # a worker must never take the window down
@@ -54,7 +53,10 @@ class _RenderJob(QRunnable):
 
 
 class ImageLoader(QObject):
-    """Ask with ``request``; ``ready(image_id, DisplayImage, QImage)`` answers when available."""
+    """Ask with ``request``; ``ready(image_id, DisplayImage, ShownImage)`` answers when ready.
+
+    ``fit_size`` (device pixels of the canvas) lets the worker pre-shrink the photo for "fit".
+    """
 
     ready = Signal(int, object, object)
     failed = Signal(int, str)
@@ -74,6 +76,8 @@ class ImageLoader(QObject):
         self._wanted: int | None = None
         self.aids = ViewAids()
         self.prefetch_enabled = True
+        self.fit_size: tuple[int, int] | None = None
+        self._closed = False
 
     # --- asking -------------------------------------------------------------------------------
     def request(self, image_id: int, path: Path, size: tuple[int, int] | None = None) -> None:
@@ -109,18 +113,23 @@ class ImageLoader(QObject):
     def wait(self, msecs: int = 5000) -> bool:
         return self._pool.waitForDone(msecs)
 
+    def shutdown(self, msecs: int = 5000) -> None:
+        """No new work; wait for the running jobs (before the window and its pool go away)."""
+        self._closed = True
+        self._pool.waitForDone(msecs)
+
     # --- work ---------------------------------------------------------------------------------
     def _submit(self, image_id: int) -> None:
-        if self._in_flight.get(image_id) == self.aids:
+        if self._closed or self._in_flight.get(image_id) == self.aids:
             return
         path, size = self._sources[image_id]
         entry = self._cache.get(image_id)
         self._in_flight[image_id] = self.aids
         job = _RenderJob(self._signals, image_id, path, size,
-                         entry.display if entry else None, self.aids)
+                         entry.display if entry else None, self.aids, self.fit_size)
         self._pool.start(job)
 
-    def _on_finished(self, image_id: int, display: DisplayImage, shown: QImage,
+    def _on_finished(self, image_id: int, display: DisplayImage, shown: ShownImage,
                      aids: ViewAids) -> None:
         if self._in_flight.get(image_id) == aids:
             del self._in_flight[image_id]

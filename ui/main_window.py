@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMenu, QScrollArea,
                                QToolBar, QToolButton, QWidgetAction)
@@ -201,6 +201,7 @@ class MainWindow(QMainWindow):
         self.loader.ready.connect(self._on_image_ready)
         self.loader.failed.connect(lambda _id, message: self.show_problem(message))
         self.aids_panel.changed.connect(self._on_aids)
+        self.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.canvas.fit_size()))
         self.canvas.regionClicked.connect(c.toggle_region)
         self.canvas.landmarksChanged.connect(self._on_landmarks_moved)
         self.canvas.placingChanged.connect(self._on_placing)
@@ -252,7 +253,7 @@ class MainWindow(QMainWindow):
             self.last_open_ms = (time.perf_counter() - self._requested_at) * 1000
             self._requested_at = 0.0
             self.imageShown.emit(image_id)
-            self._prefetch_upcoming()
+            QTimer.singleShot(0, self._prefetch_upcoming)  # after this photo is painted
 
     def _prefetch_upcoming(self) -> None:
         upcoming = self.controller.upcoming()
@@ -361,5 +362,5 @@ class MainWindow(QMainWindow):
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())
-        self.loader.wait(3000)
+        self.loader.shutdown(3000)
         super().closeEvent(event)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
@@ -64,8 +64,9 @@ class QueuePanel(QWidget):
         for widget in (self.reader_label, self.progress_label, self.bar, self.list):
             layout.addWidget(widget)
         self._rows: dict[int, QListWidgetItem] = {}
-        self._done_icon = qta.icon("mdi6.check-circle", color="#2e9d58")
-        self._open_icon = qta.icon("mdi6.circle-outline", color="#8a8f98")
+        # Rendered once: a font icon repaints its glyph on every paint of every row.
+        self._done_icon = QIcon(qta.icon("mdi6.check-circle", color="#2e9d58").pixmap(32, 32))
+        self._open_icon = QIcon(qta.icon("mdi6.circle-outline", color="#8a8f98").pixmap(32, 32))
 
     def set_reader(self, name: str, role: str) -> None:
         self.reader_label.setText(f"<b>{name}</b><br><span style='color:gray'>"

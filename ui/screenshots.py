@@ -74,7 +74,7 @@ def _grab(widget, path: Path) -> Path:
 def _show(window: MainWindow, image_id: int) -> None:
     window.controller.open_image(image_id)
     _wait(lambda: window.canvas.image_id == image_id and
-          not window.canvas._pixmap.pixmap().isNull())
+          window.canvas.has_photo())
 
 
 def render_screenshots(out: Path, project: Path | None = None, reader: str | None = None,
@@ -105,7 +105,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
 def _render_states(window: MainWindow, out: Path) -> list[Path]:
     c = window.controller
     ids = c.queue_ids()
-    _wait(lambda: c.image is not None and not window.canvas._pixmap.pixmap().isNull())
+    _wait(lambda: c.image is not None and window.canvas.has_photo())
     paths = []
     # 1. The queue: two images answered (one normal, one with a finding), the third open.
     if len(ids) >= 3:

@@ -8,7 +8,7 @@ from PySide6.QtGui import QWheelEvent
 from annotate.geometry import region_at
 from tests.ui.conftest import DISC, FOVEA, write_fundus
 from ui.canvas import FundusCanvas
-from ui.display_image import decode_for_display, to_qimage
+from ui.display_image import ViewAids, decode_for_display, render_shown
 
 SIZE = (256, 192)
 
@@ -22,7 +22,7 @@ def canvas(qtbot, tmp_path):
     qtbot.waitExposed(view)
     display = decode_for_display(write_fundus(tmp_path / "eye.jpg", seed=0), SIZE)
     view.begin_image(1, SIZE, None)
-    view.show_image(1, display, to_qimage(display.bgr))
+    view.show_image(1, display, render_shown(display.bgr, ViewAids(), view.fit_size()))
     return view
 
 
@@ -68,14 +68,14 @@ def test_clicks_name_the_region_annotate_geometry_names(qtbot, canvas):
 
 def test_dragging_a_marker_moves_the_regions_live_and_reports_on_release(qtbot, canvas):
     canvas.set_landmarks(DISC, FOVEA)
-    transform = canvas.overlay.regions[1].transform()
+    transform = canvas.overlay.transform_to_image
     start = canvas.mapFromScene(QPointF(*FOVEA))
     end = start + QPoint(-20, 15)
     viewport = canvas.viewport()
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
     qtbot.mouseMove(viewport, start + QPoint(-10, 8))
     qtbot.mouseMove(viewport, end)
-    assert canvas.overlay.regions[1].transform() != transform  # redrawn during the drag
+    assert canvas.overlay.transform_to_image != transform  # redrawn during the drag
     with qtbot.waitSignal(canvas.landmarksChanged) as moved:
         qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
     disc, fovea = moved.args

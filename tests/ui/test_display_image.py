@@ -68,3 +68,13 @@ def test_a_broken_file_is_refused_with_a_sentence(tmp_path):
     with pytest.raises(BadImageError):
         decode_for_display(path)
     assert cv2 is not None
+
+
+def test_fitted_copy_is_shrunk_to_the_window_and_keeps_the_aspect():
+    from ui.display_image import render_shown
+
+    bgr = np.zeros((1424, 2144, 3), np.uint8)
+    shown = render_shown(bgr, ViewAids(), fit_size=(1000, 800))
+    assert (shown.full.width(), shown.full.height()) == (2144, 1424)
+    assert (shown.fitted.width(), shown.fitted.height()) == (1000, 664)
+    assert render_shown(bgr, ViewAids(), fit_size=(4000, 3000)).fitted is None

@@ -15,7 +15,7 @@ def test_request_answers_with_the_decoded_image(qtbot, tmp_path):
         loader.request(7, path, (256, 192))
     image_id, display, shown = blocker.args
     assert image_id == 7 and display.original_size == (256, 192)
-    assert (shown.width(), shown.height()) == (256, 192)
+    assert (shown.full.width(), shown.full.height()) == (256, 192)
 
 
 def test_decoding_runs_outside_the_gui_thread(qtbot, tmp_path, monkeypatch):
@@ -66,6 +66,6 @@ def test_changing_view_aids_renders_the_open_image_again(qtbot, tmp_path):
         loader.request(1, path, (256, 192))
     with qtbot.waitSignal(loader.ready, timeout=5000) as green:
         loader.set_aids(ViewAids(green_channel=True))
-    colour = green.args[2].pixelColor(128, 96)
+    colour = green.args[2].full.pixelColor(128, 96)
     assert colour.red() == colour.green() == colour.blue()
-    assert plain.args[2].pixelColor(128, 96) != colour
+    assert plain.args[2].full.pixelColor(128, 96) != colour

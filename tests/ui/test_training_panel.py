@@ -128,3 +128,34 @@ def test_a_finding_nobody_marked_is_refused_with_advice_and_the_panel_stays_usab
         panel.start()
     assert "label more photos" in failed.args[0] and panel.status.text() == failed.args[0]
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_results_show_per_class_accuracy_and_the_confusion_matrix_of_a_diagnosis_model(qtbot):
+    from ui.training import tables
+
+    results, confusion = tables.results_table(), tables.confusion_table()
+    qtbot.addWidget(results)
+    qtbot.addWidget(confusion)
+    metrics = {"val_loss": 1.2, "val_accuracy": 0.75, "test_accuracy": 0.5,
+               "val_per_class_accuracy": {"no DR": 1.0, "PDR": 0.5},
+               "val_confusion_matrix": [[2, 0], [1, 1]], "val_classes": ["no DR", "PDR"]}
+    tables.fill_results(results, metrics)
+    rows = {results.item(r, 0).text(): (results.item(r, 1).text(), results.item(r, 2).text())
+            for r in range(results.rowCount())}
+    assert rows["accuracy"] == ("0.750", "0.500") and rows["accuracy, PDR"] == ("0.500", "")
+    tables.fill_confusion(confusion, metrics)
+    assert not confusion.isHidden() and confusion.item(1, 0).text() == "1"
+    tables.fill_confusion(confusion, {"val_auroc": 0.9})
+    assert confusion.isHidden()  # a finding model has no confusion matrix
+
+
+def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot, labelled):
+    made, present = labelled
+    panel = open_panel(qtbot, made.project)
+    image = sorted(present)[0]
+    for name in ("Ana", "Ben"):
+        ReaderSession(made.project.database, made.readers[name].id).mark_normal(image)
+    panel.refresh_data()
+    row = [panel.finding_counts.item(r, 0).text() for r in range(panel.finding_counts.rowCount())].index("Haemorrhage")
+    assert [panel.finding_counts.item(row, c).text() for c in (1, 2, 3)] == ["3", "4", "1"]
+    assert panel.finding.itemText(panel.finding.currentIndex()).endswith("(3 present, 4 absent)")

@@ -17,16 +17,17 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+                               QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
-from models.guided import ATROUS_RATES, PAPER_INPUT_SIZE, GuidedConfig, guided_train_config
+from models.attention_mask import AttentionConfig, attention_train_config
+from models.guided import ATROUS_RATES, GuidedConfig, guided_train_config
 from models.training import ProgressEvent, TrainConfig
 from storage.errors import OctantError
 from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.form import ConfigForm
 from ui.training.gallery import ActivationGallery
-from ui.training.runner import GuidedRequest, RunOutcome, run_guided
+from ui.training.runner import AttentionRequest, GuidedRequest, RunOutcome, run_attention, run_guided
 from ui.training.summary import DataSummary, summarise_training_data
 from ui.training.worker import TrainingThread
 
@@ -40,6 +41,8 @@ ENGINE_LABELS = {"lr": "learning rate", "cpu_bf16": "bf16 on the CPU", "amp": "f
                  "early_stopping_patience": "early stopping patience", "num_workers": "loader processes"}
 GUIDED_LABELS = {"input_size": "input size (px)", "width": "width (stem channels)",
                  "guidance_weight": "guidance weight λ (eq. 3)", "epsilon": "ε (eq. 2)"}
+ATTENTION_LABELS = {"input_size": "input size (px)", "backbone": "EfficientNet (timm name)",
+                    "masked": "attention mask (off: the paper's baseline)"}
 
 
 def available_devices() -> dict[str, bool]:
@@ -54,14 +57,6 @@ def available_devices() -> dict[str, bool]:
         except OctantError:
             usable[name] = False
     return usable
-
-
-def attention_available() -> bool:
-    try:
-        from models.attention_mask import train_attention_from_args  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def format_eta(seconds: float) -> str:
@@ -107,8 +102,12 @@ class TrainingPanel(QWidget):
         self.curves = TrainingCurves()
         self.tabs = QTabWidget()
         self.results = tables.results_table()
+        self.confusion = tables.confusion_table()
+        results = QSplitter(Qt.Orientation.Horizontal)
+        results.addWidget(self.results)
+        results.addWidget(self.confusion)
         self.gallery = ActivationGallery()
-        self.tabs.addTab(self.results, "Results")
+        self.tabs.addTab(results, "Results")
         self.tabs.addTab(self.gallery, "Activation maps")
         self.tabs.addTab(self._models_page(), "Models")
         split = QSplitter(Qt.Orientation.Vertical)
@@ -132,14 +131,9 @@ class TrainingPanel(QWidget):
         self.network = QComboBox()
         self.network.addItem("Guided network, one finding (Son et al.)", GUIDED)
         self.network.addItem("Attention-mask classifier, diagnosis (Himbitskaya et al.)", ATTENTION)
-        if not attention_available():
-            self.network.model().item(1).setEnabled(False)
-            self.network.setItemData(1, "The attention-mask network is not installed in this version.",
-                                     Qt.ItemDataRole.ToolTipRole)
         self.finding = QComboBox()
         for spec in self.project.settings().findings:
-            counts = self.summary.findings[spec.code]["train"]
-            self.finding.addItem(f"{spec.name}  ({counts.present} present, {counts.absent} absent)", spec.code)
+            self.finding.addItem(self._finding_label(spec.code), spec.code)
         self.run_name = QLineEdit()
         self.device = QComboBox()
         for name, usable in available_devices().items():
@@ -158,32 +152,75 @@ class TrainingPanel(QWidget):
     def _data_page(self) -> QWidget:
         page = QWidget()
         column = QVBoxLayout(page)
-        column.addWidget(QLabel(f"Consensus of three readers, present when {self.summary.k} of 3 marked it; "
-                                f"{self.summary.images['train']} train and {self.summary.images['test']} test photos."))
-        column.itemAt(0).widget().setWordWrap(True)
+        self.data_note = QLabel()
+        self.data_note.setWordWrap(True)
+        refresh = QPushButton("Refresh")
+        refresh.setToolTip("Count again: readers may have finished more photos since the panel opened")
+        refresh.clicked.connect(self.refresh_data)
+        row = QHBoxLayout()
+        row.addWidget(self.data_note, 1)
+        row.addWidget(refresh)
         self.finding_counts = tables.finding_table(self.summary)
         self.class_counts = tables.class_table(self.summary)
+        self._data_column = column
+        column.addLayout(row)
         column.addWidget(self.finding_counts, 3)
         column.addWidget(self.class_counts, 2)
+        self._describe_data()
         return page
+
+    def _describe_data(self) -> None:
+        self.data_note.setText(f"Consensus of three readers, present when {self.summary.k} of 3 marked it; "
+                               f"{self.summary.images['train']} train and {self.summary.images['test']} test photos.")
+
+    def refresh_data(self) -> None:
+        """Recount the consensus and update the tables and the finding list's counts."""
+        self.summary = summarise_training_data(self.project)
+        for old, build in ((self.finding_counts, tables.finding_table), (self.class_counts, tables.class_table)):
+            new = build(self.summary)
+            self._data_column.replaceWidget(old, new)
+            old.deleteLater()
+            if old is self.finding_counts:
+                self.finding_counts = new
+            else:
+                self.class_counts = new
+        for index in range(self.finding.count()):
+            self.finding.setItemText(index, self._finding_label(self.finding.itemData(index)))
+        self._describe_data()
+
+    def _finding_label(self, code: str) -> str:
+        counts = self.summary.findings[code]["train"]
+        return f"{self.summary.finding_names[code]}  ({counts.present} present, {counts.absent} absent)"
 
     def _parameter_pages(self, tabs: QTabWidget) -> None:
         """Two forms opened on the papers' defaults (Son et al. §2.2–3.1; models/guided.py)."""
-        self.network_form = ConfigForm(GuidedConfig(), hidden=("finding",), labels=GUIDED_LABELS,
-                                       choices={"size_class": tuple(ATROUS_RATES)})
-        self.engine_form = ConfigForm(guided_train_config(), hidden=HIDDEN_ENGINE_FIELDS, labels=ENGINE_LABELS)
+        self.network_forms = {
+            GUIDED: ConfigForm(GuidedConfig(), hidden=("finding",), labels=GUIDED_LABELS,
+                               choices={"size_class": tuple(ATROUS_RATES)}),
+            ATTENTION: ConfigForm(AttentionConfig(), labels=ATTENTION_LABELS)}
+        self.engine_forms = {GUIDED: ConfigForm(guided_train_config(), hidden=HIDDEN_ENGINE_FIELDS, labels=ENGINE_LABELS),
+                             ATTENTION: ConfigForm(attention_train_config(), hidden=HIDDEN_ENGINE_FIELDS,
+                                                   labels=ENGINE_LABELS)}
         self.validation_share = QDoubleSpinBox()
         self.validation_share.setRange(0.05, 0.5)
         self.validation_share.setSingleStep(0.05)
         self.validation_share.setValue(0.1)
-        self.engine_form.layout().insertRow(0, "validation share", self.validation_share)
-        for form, title in ((self.network_form, "Network settings"), (self.engine_form, "Training settings")):
+        self.network_forms[ATTENTION].editors["masked"].toggled.connect(self._finding_changed)
+        self.network_stack, self.engine_stack = QStackedWidget(), QStackedWidget()
+        for kind in (GUIDED, ATTENTION):
+            self.network_stack.addWidget(self.network_forms[kind])
+            self.engine_stack.addWidget(self.engine_forms[kind])
+        share = QFormLayout()
+        share.addRow("validation share", self.validation_share)
+        for stack, title in ((self.network_stack, "Network settings"), (self.engine_stack, "Training settings")):
             page = QWidget()
             column = QVBoxLayout(page)
+            if stack is self.engine_stack:
+                column.addLayout(share)
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-            scroll.setWidget(form)
+            scroll.setWidget(stack)
             defaults = QPushButton("Papers' defaults")
             defaults.setToolTip("Put every setting back to the papers' values")
             defaults.clicked.connect(self._reset_defaults)
@@ -234,6 +271,14 @@ class TrainingPanel(QWidget):
     def network_kind(self) -> str:
         return self.network.currentData()
 
+    @property
+    def network_form(self) -> ConfigForm:
+        return self.network_forms[self.network_kind()]
+
+    @property
+    def engine_form(self) -> ConfigForm:
+        return self.engine_forms[self.network_kind()]
+
     def finding_code(self) -> str:
         return self.finding.currentData()
 
@@ -241,9 +286,8 @@ class TrainingPanel(QWidget):
         return self.project.root / "models" / self.run_name.text().strip()
 
     def _network_changed(self) -> None:
-        guided = self.network_kind() == GUIDED
-        self.finding.setEnabled(guided)
-        self.network_form.setEnabled(guided)
+        self.network_stack.setCurrentWidget(self.network_form)
+        self.engine_stack.setCurrentWidget(self.engine_form)
         self._finding_changed()
 
     def _finding_changed(self) -> None:
@@ -252,7 +296,8 @@ class TrainingPanel(QWidget):
             self.network_form.set_values(size_class=spec.size_class)
             self.run_name.setText(f"guided_{spec.code}")
         else:
-            self.run_name.setText("attention_mask")
+            masked = self.network_form.value().masked
+            self.run_name.setText("dr_grade_attention" if masked else "dr_grade_baseline")
         self._show_saved_history()
 
     def _reset_defaults(self) -> None:
@@ -284,10 +329,10 @@ class TrainingPanel(QWidget):
     def _refresh_buttons(self) -> None:
         busy = self.running()
         can_resume = (self.run_dir() / "last.pt").is_file() if self.run_name.text().strip() else False
-        for widget in (self.network, self.finding, self.run_name, self.device, self.network_form,
-                       self.engine_form, self.validation_share):
-            widget.setEnabled(not busy and (widget is not self.finding and widget is not self.network_form
-                                            or self.network_kind() == GUIDED))
+        for widget in (self.network, self.run_name, self.device, self.network_stack, self.engine_stack,
+                       self.validation_share):
+            widget.setEnabled(not busy)
+        self.finding.setEnabled(not busy and self.network_kind() == GUIDED)
         self.start_button.setEnabled(not busy and bool(self.run_name.text().strip()))
         self.resume_button.setEnabled(not busy and can_resume)
         self.cancel_button.setEnabled(busy)
@@ -299,7 +344,7 @@ class TrainingPanel(QWidget):
         return self.engine_form.value(device=None if device == "auto" else device)
 
     def guided_config(self) -> GuidedConfig:
-        return self.network_form.value(finding=self.finding_code())
+        return self.network_forms[GUIDED].value(finding=self.finding_code())
 
     def start(self, resume: bool = False) -> None:
         if self.running():
@@ -331,25 +376,10 @@ class TrainingPanel(QWidget):
         return lambda progress, cancel: run_guided(project, request, progress, cancel)
 
     def _attention_job(self, engine: TrainConfig, resume: bool):
-        """The attention-mask network through its command's entry point (its own config)."""
-        import argparse
-
-        from models.attention_mask import train_attention_from_args
-
-        url = self.project.database.engine.url
-        args = argparse.Namespace(
-            network=ATTENTION, reference=None, finding=None, project=self.project.root,
-            database_url=None if url.drivername.startswith("sqlite") else url.render_as_string(hide_password=False),
-            input_size=None, width=8, guidance_weight=1.0, backbone="efficientnet_b0", no_mask=False,
-            epochs=engine.epochs, batch_size=engine.batch_size, lr=engine.lr, seed=engine.seed, device=engine.device,
-            bf16=engine.cpu_bf16, validation_fraction=self.validation_share.value(),
-            max_batches=engine.max_batches_per_epoch, time_limit=engine.time_limit_s, workers=engine.num_workers,
-            run_dir=self.run_dir(), export=None, name=self.run_name.text().strip(), no_resume=not resume)
-
-        def job(progress, cancel):
-            outcome = train_attention_from_args(args, progress=progress, cancel=cancel)
-            return RunOutcome(outcome.result, None if outcome.result.cancelled else outcome)
-        return job
+        request = AttentionRequest(self.network_form.value(), engine, self.run_dir(), self.run_name.text().strip(),
+                                   self.validation_share.value(), resume)
+        project = self.project
+        return lambda progress, cancel: run_attention(project, request, progress, cancel)
 
     def cancel(self) -> None:
         if self.running():
@@ -388,6 +418,7 @@ class TrainingPanel(QWidget):
         else:
             training = outcome.training
             tables.fill_results(self.results, training.metrics)
+            tables.fill_confusion(self.confusion, training.metrics)
             self.gallery.show_items(outcome.gallery)
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
             self.status.setText(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "

@@ -1,17 +1,18 @@
-"""One guided training as the panel runs it: consensus samples → datasets → engine → weights →
-registry, plus the validation photos' activation maps for the gallery.
+"""Trainings as the panel runs them: consensus labels → datasets → engine → weights → registry,
+plus, for the guided network, the validation photos' activation maps for the gallery.
 
-Plain Python (no Qt): the panel's worker calls ``run_guided`` on its thread. It mirrors
-``models.train_commands.train_guided_from_args`` step for step, but takes the full
-``GuidedConfig`` and ``TrainConfig`` that the panel's form edits (the command line exposes only a
-few of their fields). Meant to move into ``models/`` as the one ``train_guided(...)`` both use.
+Plain Python (no Qt): the panel's worker calls ``run_guided`` / ``run_attention`` on its thread.
+They mirror ``models.train_commands.train_guided_from_args`` / ``train_attention_from_args`` step
+for step, but take the full network and engine configs that the panel's forms edit (the command
+line exposes only a few of their fields). Meant to move into ``models/`` as the one
+``train_guided(...)`` / ``train_attention(...)`` that both the command and the panel call.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from models.guided import GuidedConfig, GuidedTask, predict
 from models.train_commands import TrainingOutcome, evaluate_loader, finish_training
 from models.training import ProgressEvent, TrainConfig, TrainResult, load_best, train
 from storage.errors import OctantError
+
+if TYPE_CHECKING:
+    from models.attention_mask import AttentionConfig
 
 
 @dataclass
@@ -113,3 +117,78 @@ def validation_gallery(model: torch.nn.Module, dataset: FindingDataset, size: in
     return [GalleryItem(dataset.samples[i].key, dataset.photos[i], outputs["activations"][j],
                         float(outputs["probabilities"][j]), bool(dataset.samples[i].present), dataset.cues[i])
             for j, i in enumerate(order)]
+
+
+@dataclass
+class AttentionRequest:
+    attention: AttentionConfig            # backbone, input size, masked (False: the baseline)
+    engine: TrainConfig
+    run_dir: Path
+    name: str                             # e.g. "dr_grade_attention"
+    validation_fraction: float = 0.1
+    resume: bool = False
+
+
+def run_attention(project, request: AttentionRequest, progress: Callable[[ProgressEvent], None] | None = None,
+                  cancel: threading.Event | None = None) -> RunOutcome:
+    """Mirrors ``models.train_commands.train_attention_from_args`` with the panel's full configs."""
+    from torch.utils.data import DataLoader
+
+    from models.attention_mask import (AttentionTask, diagnosis_dataset, diagnosis_report,
+                                       load_structure_models, predict_classes)
+    from models.device import pick_device
+    from models.finding_data import consensus_diagnosis_photos
+
+    config, engine = request.attention, request.engine
+    config.classes = list(project.settings().diagnosis_classes)
+    photos = consensus_diagnosis_photos(project.database, config.classes, "train")
+    test_photos = consensus_diagnosis_photos(project.database, config.classes, "test")
+    derivation, validation = split_derivation_validation(photos, request.validation_fraction, engine.seed,
+                                                         stratum=lambda photo: photo.label)
+    if len({p.label for p in derivation}) < 2:
+        raise OctantError("Training a diagnosis classifier needs photos of at least two diagnoses; "
+                          "label more photos first.")
+    if not validation:
+        raise OctantError("No photo is left for validation; label more photos or raise the validation share.")
+    device = pick_device(engine.device)
+    structures = load_structure_models(device) if config.masked else None
+    train_set = diagnosis_dataset(derivation, config, structures, device)
+    validation_set = diagnosis_dataset(validation, config, structures, device)
+    task = AttentionTask(config, train_set, validation_set)
+    result = train(task, engine, request.run_dir, progress, cancel, resume=request.resume)
+    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_photos)}
+    if result.cancelled:
+        return RunOutcome(result, None, counts=counts)
+    labels = "consensus diagnosis of three readers (majority)"
+    model = task.build_model()
+    snapshot = {"labels": labels, "derivation": train_set.label_snapshot(config.classes),
+                "validation": validation_set.label_snapshot(config.classes)}
+    extra = {}
+    if result.best_path.is_file():
+        load_best(model, request.run_dir)
+        model.to(device)
+
+        def report(dataset, prefix: str) -> dict:
+            loader = DataLoader(dataset, batch_size=engine.batch_size)
+            found = diagnosis_report(*predict_classes(model, loader, device, task.inputs), config.classes)
+            return {f"{prefix}_{k}": v for k, v in found.items()}
+
+        extra = report(validation_set, "val")
+        if test_photos:
+            test_set = diagnosis_dataset(test_photos, config, structures, device)
+            snapshot["test"] = test_set.label_snapshot(config.classes)
+            extra.update(report(test_set, "test"))
+        model.cpu()
+    metadata = {"architecture": f"attention-mask {config.backbone}", "network": "attention-mask",
+                "config": config.to_dict(), "engine": engine.to_dict(), "labels": labels,
+                "input": "black border cropped, RGB in [0, 1] times the attention mask, ImageNet-normalised inside",
+                "counts": counts}
+
+    def record(metrics: dict, path: Path) -> int:
+        from storage.predictions import register_model
+
+        return register_model(project.database, request.name, "attention-mask", metrics,
+                              {"task": task.task_config(), "engine": engine.to_dict()}, snapshot, str(path))
+
+    training = finish_training(model, result, request.run_dir, None, metadata, record, extra)
+    return RunOutcome(result, training, [], counts)

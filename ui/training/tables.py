@@ -75,11 +75,19 @@ def fill_results(table: QTableWidget, metrics: dict) -> None:
         return None
 
     found: dict[str, dict[str, float]] = {}
+    per_class: list[str] = []
     for key, value in metrics.items():
         parts = split(key)
-        if parts is not None and isinstance(value, (int, float)):
+        if parts is None:
+            continue
+        if isinstance(value, (int, float)):
             found.setdefault(parts[0], {})[parts[1]] = float(value)
-    order = [k for k in METRIC_NAMES if k in found] + sorted(k for k in found if k not in METRIC_NAMES)
+        elif parts[0] == "per_class_accuracy" and isinstance(value, dict):  # Himbitskaya et al. §V
+            for name, accuracy in value.items():
+                found.setdefault(f"accuracy, {name}", {})[parts[1]] = float(accuracy)
+                per_class += [] if f"accuracy, {name}" in per_class else [f"accuracy, {name}"]
+    order = [k for k in METRIC_NAMES if k in found] + per_class
+    order += sorted(k for k in found if k not in order)
     table.clear()
     table.setRowCount(len(order))
     table.setColumnCount(3)
@@ -91,6 +99,32 @@ def fill_results(table: QTableWidget, metrics: dict) -> None:
             text = "" if value is None else ("–" if math.isnan(value) else
                                              (f"{value:.0f}" if name.startswith("n_") else f"{value:.3f}"))
             table.setItem(row, col, _item(text, value))
+
+
+def fill_confusion(table: QTableWidget, metrics: dict) -> None:
+    """The validation confusion matrix (rows: consensus diagnosis, columns: predicted); hidden if none."""
+    matrix, classes = metrics.get("val_confusion_matrix"), metrics.get("val_classes")
+    table.setVisible(bool(matrix and classes))
+    if not (matrix and classes):
+        return
+    table.clear()
+    table.setRowCount(len(classes))
+    table.setColumnCount(len(classes))
+    table.setHorizontalHeaderLabels([f"→ {name}" for name in classes])
+    table.setVerticalHeaderLabels(list(classes))
+    table.verticalHeader().setVisible(True)
+    for r, row in enumerate(matrix):
+        for c, count in enumerate(row):
+            table.setItem(r, c, _item(str(int(count)), count))
+
+
+def confusion_table() -> QTableWidget:
+    table = _read_only(QTableWidget(0, 0))
+    table.setObjectName("confusion")
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.setToolTip("Validation confusion matrix: rows are the consensus diagnosis, columns the prediction")
+    table.setVisible(False)
+    return table
 
 
 def results_table() -> QTableWidget:
