@@ -179,3 +179,41 @@ def test_torchrun_with_two_cpu_processes_trains_and_only_rank_zero_writes(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 2
     assert not list((tmp_path / "run").glob("*.partial"))
+
+
+def test_resume_after_the_process_is_killed_mid_epoch_equals_uninterrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from tests.models.test_training import BlobTask, config\n"
+        "from models.training import train\n"
+        "def die(event):\n"
+        "    if sys.argv[2] == 'kill' and event.kind == 'batch' and event.epoch == 3 and event.batch == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "train(BlobTask(), config(), sys.argv[1], progress=die)\n"
+    )
+    # Same thread count in every run: float sums are then bitwise reproducible.
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+
+    def run(folder: str, mode: str) -> int:
+        return subprocess.run([sys.executable, str(script), str(tmp_path / folder), mode], cwd=root, env=env,
+                              capture_output=True, timeout=120).returncode
+
+    assert run("split", "kill") == -signal.SIGKILL
+    assert torch.load(tmp_path / "split" / "last.pt", weights_only=False)["state"]["epoch"] == 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = weights_of(train(BlobTask(), config(), tmp_path / "split").last_path)
+        whole = weights_of(train(BlobTask(), config(), tmp_path / "whole").last_path)
+    finally:
+        torch.set_num_threads(threads)
+    for name, tensor in whole.items():
+        assert torch.equal(tensor, resumed[name]), name
