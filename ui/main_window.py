@@ -196,6 +196,7 @@ class MainWindow(QMainWindow):
         c.problem.connect(self.show_problem)
         c.progressChanged.connect(self.queue_panel.set_progress)
         c.findingChanged.connect(self._on_finding)
+        c.leaving.connect(self.answer_panel.flush_comment)
         c.queueFinished.connect(lambda: self.show_hint(
             "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
         self.loader.ready.connect(self._on_image_ready)
@@ -229,7 +230,6 @@ class MainWindow(QMainWindow):
     def _on_image_opened(self, record: ImageRecord, state: ReadState,
                          shown: Landmarks | None) -> None:
         self._requested_at = time.perf_counter()
-        self.answer_panel.flush_comment() if self.answer_panel.comment.hasFocus() else None
         self.canvas.setFocus()
         self.canvas.begin_image(record.id, (record.width, record.height), record.fov)
         self.canvas.set_landmarks(shown.disc if shown else None, shown.fovea if shown else None)
@@ -357,7 +357,6 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, event) -> None:
-        self.answer_panel.flush_comment()
         self.controller.finish()
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())

@@ -202,6 +202,7 @@ class AnswerPanel(QWidget):
         self._comment_timer.timeout.connect(self.flush_comment)
         self.comment.textChanged.connect(self._comment_typed)
         self._loading = False
+        self._comment_dirty = False
 
     def show_state(self, state: ReadState) -> None:
         """Reflect a saved state without emitting edits back."""
@@ -221,17 +222,21 @@ class AnswerPanel(QWidget):
 
     def reset_comment(self, text: str) -> None:
         self._comment_timer.stop()
+        self._comment_dirty = False
         self._loading = True
         self.comment.setPlainText(text)
         self._loading = False
 
     def _comment_typed(self) -> None:
         if not self._loading:
+            self._comment_dirty = True
             self._comment_timer.start()
 
     def flush_comment(self) -> None:
+        """Save a comment typed since the last save (on a pause, or before leaving the image)."""
         self._comment_timer.stop()
-        if not self._loading:
+        if self._comment_dirty:
+            self._comment_dirty = False
             self.commentEdited.emit(self.comment.toPlainText())
 
     def set_current_finding(self, code: str | None) -> None:

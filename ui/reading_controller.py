@@ -29,6 +29,7 @@ class ReadingController(QObject):
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
     queueFinished = Signal()
+    leaving = Signal()  # about to leave the open image: unsaved edits (comment) go in now
 
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QObject | None = None):
         super().__init__(parent)
@@ -70,6 +71,7 @@ class ReadingController(QObject):
 
     def open_image(self, image_id: int) -> None:
         if self.image is not None and image_id != self.image.id:
+            self.leaving.emit()
             self._leave_current()
         self._guard(lambda: self._open(image_id))
 
@@ -95,6 +97,7 @@ class ReadingController(QObject):
         """Space/Enter: mark this image done when answered, then open the next unfinished."""
         if self.image is None:
             return
+        self.leaving.emit()
         self._leave_current()
         target = self.session.next_unfinished(after_image_id=self.image.id)
         if target is None:
@@ -104,6 +107,7 @@ class ReadingController(QObject):
 
     def finish(self) -> None:
         """Closing the window: the same rule as moving on (answered images are done)."""
+        self.leaving.emit()
         self._leave_current()
 
     def upcoming(self) -> int | None:

@@ -57,9 +57,8 @@ def test_three_images_by_keys_and_clicks_are_stored_exactly(qtbot, reading_proje
     press(qtbot, window, "e", "3")
     window.answer_panel.diagnosis.activated.emit(2)  # "mild NPDR"
     qtbot.keyClicks(window.answer_panel.comment, "check in 6 months")
-    window.answer_panel.flush_comment()
     window.canvas.setFocus()
-    press(qtbot, window, "Return")
+    press(qtbot, window, "Return")  # the comment is saved to this image before moving on
     assert window.queue_panel.progress_label.text() == "3 / 3 done"
 
     reads = {image.id: ReaderSession(project.database, ana.id).read(image.id)
@@ -158,3 +157,40 @@ def test_layout_is_remembered(qtbot, reading_project):
     window.close()
     again = open_window(qtbot, project, ana.id, size=None)
     assert (again.size().width(), again.size().height()) == (720, 520)
+
+
+def test_model_landmarks_are_offered_and_kept_with_the_first_region(qtbot, reading_project):
+    from storage.predictions import save_model_landmarks
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    image = session.queue()[0]
+    save_model_landmarks(project.database, image.id, DISC, FOVEA, model_version="landmarks-1")
+    window = open_window(qtbot, project, ana.id)
+    assert window.canvas.landmarks() == (DISC, FOVEA) and window.canvas.placing == ""
+    assert "model" in window.hint_label.text()
+    press(qtbot, window, "h", "1")
+    state = session.read(image.id)
+    assert state.regions == {"haemorrhage": frozenset({1})}
+    assert state.landmarks.source == "model" and state.landmarks.disc == DISC
+
+
+def test_ungradable_key_answers_the_image(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    image_id = window.controller.image.id
+    press(qtbot, window, "u")
+    assert window.answer_panel.ungradable.isChecked()
+    next_image(qtbot, window, "Space")
+    state = ReaderSession(project.database, ana.id).read(image_id)
+    assert state.ungradable and state.done and state.regions == {}
+
+
+def test_an_unanswered_image_is_skipped_not_marked_done(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    first = window.controller.image.id
+    next_image(qtbot, window, "Space")
+    assert window.controller.image.id != first
+    assert not ReaderSession(project.database, ana.id).read(first).done
+    assert window.queue_panel.progress_label.text() == "0 / 3 done"
