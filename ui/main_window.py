@@ -262,9 +262,12 @@ class MainWindow(QMainWindow):
             self.loader.prefetch(record.id, record.path, (record.width, record.height))
 
     def _on_state(self, state: ReadState) -> None:
-        marks = state.landmarks
-        if marks is not None and self.canvas.landmarks() != (marks.disc, marks.fovea):
-            self.canvas.set_landmarks(marks.disc, marks.fovea)  # set by undo/redo or a model
+        shown = self.controller.shown_landmarks  # after undo/redo the canvas follows the answer
+        on_canvas = self.canvas.landmarks()
+        if shown is None and on_canvas is not None:
+            self.canvas.set_landmarks(None, None)
+        elif shown is not None and on_canvas != (shown.disc, shown.fovea):
+            self.canvas.set_landmarks(shown.disc, shown.fovea)
         self.answer_panel.show_state(state)
         self._refresh_fills()
         if self.controller.image is not None:

@@ -18,7 +18,7 @@ from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.project import ProjectHandle, ProjectSettings
 from storage.reading import ReaderSession
-from ui.undo import ImageUndoStack, UndoEntry, restore
+from ui.undo import ImageUndoStack, UndoEntry
 
 
 class ReadingController(QObject):
@@ -39,7 +39,8 @@ class ReadingController(QObject):
         self.findings = {f.code: f for f in self.settings.findings}
         self.image: ImageRecord | None = None
         self.state: ReadState | None = None
-        self.shown_landmarks: Landmarks | None = None
+        self.shown_landmarks: Landmarks | None = None  # the reader's own, else the model's
+        self._model_landmarks: Landmarks | None = None
         self.finding: str | None = None
         self._history: dict[int, ImageUndoStack] = {}
         self._queue_ids: list[int] | None = None
@@ -78,7 +79,8 @@ class ReadingController(QObject):
     def _open(self, image_id: int) -> None:
         self.image = self.session.image(image_id)
         self.state = self.session.read(image_id)
-        self.shown_landmarks = self.state.landmarks or self.session.model_landmarks(image_id)
+        self._model_landmarks = self.session.model_landmarks(image_id)
+        self.shown_landmarks = self.state.landmarks or self._model_landmarks
         self.imageOpened.emit(self.image, self.state, self.shown_landmarks)
 
     def neighbour(self, step: int) -> int | None:
@@ -166,10 +168,7 @@ class ReadingController(QObject):
 
     def set_landmarks(self, disc: tuple[float, float], fovea: tuple[float, float],
                       source: str = "manual") -> None:
-        self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source),
-                    undoable=self.state is not None and self.state.landmarks is not None)
-        if self.state is not None:
-            self.shown_landmarks = self.state.landmarks
+        self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source))
 
     def _keep_shown_landmarks(self) -> None:
         """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""
@@ -187,8 +186,8 @@ class ReadingController(QObject):
             self.saved.emit("Nothing to undo on this image")
             return
         entry = stack.take_undo()
-        self._write(f"Undone: {entry.label}",
-                    lambda s, i: restore(s, i, self.state, entry.before), undoable=False)
+        self._write(f"Undone: {entry.label}", lambda s, i: s.restore(i, entry.before),
+                    undoable=False)
 
     def redo(self) -> None:
         stack = self.history()
@@ -196,8 +195,8 @@ class ReadingController(QObject):
             self.saved.emit("Nothing to redo on this image")
             return
         entry = stack.take_redo()
-        self._write(f"Redone: {entry.label}",
-                    lambda s, i: restore(s, i, self.state, entry.after), undoable=False)
+        self._write(f"Redone: {entry.label}", lambda s, i: s.restore(i, entry.after),
+                    undoable=False)
 
     # --- internals ----------------------------------------------------------------------------
     def _write(self, label: str, action: Callable[[ReaderSession, int], ReadState],
@@ -212,6 +211,7 @@ class ReadingController(QObject):
             self._guard(lambda: self._refresh(image_id))
             return False
         self.state = after
+        self.shown_landmarks = after.landmarks or self._model_landmarks
         if undoable and after != before:
             self.history().push(UndoEntry(label, before, after))
         self.stateChanged.emit(after)

@@ -98,6 +98,12 @@ def test_undo_and_redo_within_an_image_are_saved(qtbot, reading_project):
     state = session.read(image_id)
     assert not state.normal and state.regions == {"haemorrhage": frozenset({1})}
     assert window.answer_panel.rows["haemorrhage"].regions.text() == "1"
+    # Back to the start: the first placement of the landmarks is undone too.
+    for _ in range(3):
+        press(qtbot, window, "Ctrl+Z")
+    state = session.read(image_id)
+    assert state.regions == {} and state.landmarks is None
+    assert window.canvas.placing == "disc" and not window.canvas.disc_marker.isVisible()
 
 
 def test_one_finding_in_one_region_takes_three_actions(qtbot, reading_project):
