@@ -159,3 +159,26 @@ def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot
     row = [panel.finding_counts.item(r, 0).text() for r in range(panel.finding_counts.rowCount())].index("Haemorrhage")
     assert [panel.finding_counts.item(row, c).text() for c in (1, 2, 3)] == ["3", "4", "1"]
     assert panel.finding.itemText(panel.finding.currentIndex()).endswith("(3 present, 4 absent)")
+
+
+def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(qtbot, labelled):
+    from models.attention_mask import attention_train_config
+    from models.guided import GuidedConfig, guided_train_config
+    from ui.training.panel import ATTENTION, available_devices
+
+    made, _ = labelled
+    panel = TrainingPanel(made.project)
+    qtbot.addWidget(panel)
+    assert panel.engine_config() == guided_train_config()  # SGD, Nesterov, batch 32 (§3.1)
+    assert panel.guided_config() == GuidedConfig(finding=panel.finding_code(), size_class="small")
+    panel.engine_form.set_values(lr=0.5, nesterov=False)
+    panel._reset_defaults()
+    assert panel.engine_config() == guided_train_config()
+    panel.network.setCurrentIndex(panel.network.findData(ATTENTION))
+    assert panel.engine_config() == attention_train_config() and panel.run_name.text() == "dr_grade_attention"
+    panel.network_form.set_values(masked=False)
+    assert panel.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline
+    model = panel.device.model()
+    for row, (name, usable) in enumerate(available_devices().items()):
+        assert panel.device.itemText(row) == name and model.item(row).isEnabled() == usable
+    assert available_devices()["cpu"] and available_devices()["auto"]

@@ -86,18 +86,21 @@ class TrainingCurves(QWidget):
         for value, y in ((high, area.top()), (low, area.bottom())):
             painter.drawText(QRectF(area.left() - MARGIN, y - 8, MARGIN - 3, 16),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.3g}")
-        painter.drawText(QRectF(area.left(), area.bottom() + 2, area.width(), 16),
-                         Qt.AlignmentFlag.AlignHCenter, f"epoch (of {self.epochs})")
+        painter.drawText(QRectF(area.left(), area.top() - 20, area.width(), 16),
+                         Qt.AlignmentFlag.AlignRight, f"epochs (of {self.epochs})")
 
         def point(x: float, y: float) -> QPointF:
             return QPointF(area.left() + x / self.epochs * area.width(),
                            area.bottom() - (y - low) / (high - low) * area.height())
 
-        legend_y = area.bottom() + 18
-        legend_x = area.left()
-        for points, name, colour in series:
-            pen = QPen(QColor(colour), 2 if name != "batch loss" else 1)
-            painter.setPen(pen)
+        step = max(1, math.ceil(self.epochs / 10))
+        for epoch in range(0, self.epochs + 1, step):
+            x = point(epoch, low).x()
+            painter.drawText(QRectF(x - 15, area.bottom() + 1, 30, 14), Qt.AlignmentFlag.AlignHCenter,
+                             str(epoch) if epoch else "")
+        # The first series is the one that matters most (AUROC, train loss): drawn last, on top.
+        for points, name, colour in reversed(series):
+            painter.setPen(QPen(QColor(colour), 2 if name != "batch loss" else 1))
             if len(points) > 1:
                 path = QPainterPath(point(*points[0]))
                 for p in points[1:]:
@@ -106,8 +109,12 @@ class TrainingCurves(QWidget):
             if name != "batch loss":
                 for p in points:
                     painter.drawEllipse(point(*p), 2.5, 2.5)
-            if points:
-                painter.drawLine(QPointF(legend_x, legend_y + 6), QPointF(legend_x + 14, legend_y + 6))
-                painter.setPen(QPen(text))
-                painter.drawText(QPointF(legend_x + 18, legend_y + 10), name)
-                legend_x += 26 + painter.fontMetrics().horizontalAdvance(name)
+        legend_y, legend_x = area.bottom() + 18, area.left()
+        for points, name, colour in series:
+            if not points:
+                continue
+            painter.setPen(QPen(QColor(colour), 2))
+            painter.drawLine(QPointF(legend_x, legend_y + 6), QPointF(legend_x + 14, legend_y + 6))
+            painter.setPen(QPen(text))
+            painter.drawText(QPointF(legend_x + 18, legend_y + 10), name)
+            legend_x += 26 + painter.fontMetrics().horizontalAdvance(name)

@@ -290,7 +290,7 @@ class TrainingPanel(QWidget):
         self.engine_stack.setCurrentWidget(self.engine_form)
         self._finding_changed()
 
-    def _finding_changed(self) -> None:
+    def _finding_changed(self, *_signal_args, load_saved: bool = True) -> None:
         if self.network_kind() == GUIDED and self.finding_code():
             spec = self.project.settings().finding(self.finding_code())
             self.network_form.set_values(size_class=spec.size_class)
@@ -298,30 +298,36 @@ class TrainingPanel(QWidget):
         else:
             masked = self.network_form.value().masked
             self.run_name.setText("dr_grade_attention" if masked else "dr_grade_baseline")
-        self._show_saved_history()
+        self._show_saved_history(load_saved)
 
     def _reset_defaults(self) -> None:
         self.network_form.reset()
         self.engine_form.reset()
         self.validation_share.setValue(0.1)
-        self._finding_changed()
+        self._finding_changed(load_saved=False)
 
-    def _show_saved_history(self) -> None:
-        """A run of this name already on disk: show its curves and offer to resume it."""
-        path = self.run_dir() / "history.json"
-        rows = []
-        if path.is_file():
-            try:
-                rows = json.loads(path.read_text())
-            except (OSError, ValueError):
-                rows = []
+    def _show_saved_history(self, load_settings: bool = True) -> None:
+        """A run of this name already on disk: load its settings (so Resume matches) and curves."""
+        rows = self._saved_rows()
+        saved = self._saved_config() if load_settings else {}
+        if saved:
+            self.network_form.set_values(**{k: v for k, v in saved.get("task", {}).items() if k != "finding"})
+            engine = saved.get("engine", {})
+            self.engine_form.set_values(**engine)
+            self.device.setCurrentText(engine.get("device") or "auto")
         self.history = rows
         self.curves.clear(self.engine_form.value().epochs)
         self.curves.set_history(rows)
         if rows and not self.running():
-            self.status.setText(f"{len(rows)} epoch(s) of '{self.run_name.text()}' are saved; "
+            self.status.setText(f"{len(rows)} epoch(s) of '{self.run_name.text()}' are saved with their settings; "
                                 "Resume continues them, Start begins again.")
         self._refresh_buttons()
+
+    def _saved_config(self) -> dict:
+        try:
+            return json.loads((self.run_dir() / "config.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
     def running(self) -> bool:
         return self.run is not None and self.run.running()

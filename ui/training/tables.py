@@ -25,13 +25,13 @@ def _item(text: str, number: float | None = None) -> QTableWidgetItem:
     return item
 
 
-def _read_only(table: QTableWidget) -> QTableWidget:
+def _read_only(table: QTableWidget, stretch: int = 0) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
     table.setAlternatingRowColors(True)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     return table
 
@@ -153,7 +153,7 @@ def fill_models(table: QTableWidget, models: list) -> None:
 
 
 def models_table() -> QTableWidget:
-    table = _read_only(QTableWidget(0, 6))
+    table = _read_only(QTableWidget(0, 6), stretch=1)
     table.setObjectName("models")
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
