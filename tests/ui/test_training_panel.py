@@ -182,3 +182,28 @@ def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(
     for row, (name, usable) in enumerate(available_devices().items()):
         assert panel.device.itemText(row) == name and model.item(row).isEnabled() == usable
     assert available_devices()["cpu"] and available_devices()["auto"]
+
+
+def test_the_window_stays_responsive_while_training_and_closing_it_cancels_the_run(qtbot, labelled):
+    from PySide6.QtCore import QTimer
+
+    from ui.training.panel import TrainingWindow
+
+    made, _ = labelled
+    window = TrainingWindow(made.project)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panel
+    tiny_settings(panel, FINDING, epochs=50)
+    ticks: list[int] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    panel.start()
+    qtbot.waitUntil(lambda: len(panel.curves.history) >= 1, timeout=RUN_TIMEOUT_MS)
+    timer.stop()
+    assert len(ticks) >= 5 and panel.running()  # the GUI's own timer kept firing during training
+    window.close()
+    assert not panel.running()
+    rows = json.loads((panel.run_dir() / "history.json").read_text())
+    assert 1 <= len(rows) < 50 and list_models(made.project.database) == []

@@ -56,6 +56,15 @@ class RunOutcome:
     counts: dict = field(default_factory=dict)
 
 
+def weights_file(request) -> Path:
+    """A new file per finished run: Start reuses the run folder, and must not overwrite the weights
+    of a model registered earlier (perhaps the active one) from the same folder."""
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    return request.run_dir / f"{request.name}-{stamp}.safetensors"
+
+
 def _check_both_classes(samples, what: str) -> None:
     present = sum(s.present for s in samples)
     if present == 0 or present == len(samples):
@@ -101,7 +110,7 @@ def run_guided(project, request: GuidedRequest, progress: Callable[[ProgressEven
         test_set = FindingDataset(test_samples, config.input_size, config.map_size)
         snapshot["test"] = test_set.label_snapshot()
         test_metrics = evaluate_loader(task, model, test_set, engine.batch_size, torch.device("cpu"))
-    training = finish_training(model, result, request.run_dir, None, metadata, record, test_metrics)
+    training = finish_training(model, result, request.run_dir, weights_file(request), metadata, record, test_metrics)
     gallery = validation_gallery(model, validation_set, request.gallery_size)
     return RunOutcome(result, training, gallery, counts)
 
@@ -190,5 +199,5 @@ def run_attention(project, request: AttentionRequest, progress: Callable[[Progre
         return register_model(project.database, request.name, "attention-mask", metrics,
                               {"task": task.task_config(), "engine": engine.to_dict()}, snapshot, str(path))
 
-    training = finish_training(model, result, request.run_dir, None, metadata, record, extra)
+    training = finish_training(model, result, request.run_dir, weights_file(request), metadata, record, extra)
     return RunOutcome(result, training, [], counts)
