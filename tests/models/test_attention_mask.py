@@ -8,6 +8,8 @@ from models.attention_mask import (MASK_WEIGHTS, AttentionClassifier, AttentionC
                                    diagnosis_report)
 from models.training import train
 
+TINY = "tinynet_e"  # the smallest EfficientNet-family network in timm keeps tests fast
+
 
 def test_attention_mask_matches_a_hand_built_example():
     disc = np.array([[1.0, 1.0, 0.0, 0.0]])
@@ -26,7 +28,7 @@ def test_soft_masks_use_the_maximum_as_their_union_and_weights_are_configurable(
 
 
 def test_classifier_head_is_gap_dense_224_dropout_dense_classes():
-    net = AttentionClassifier(AttentionConfig(classes=["a", "b", "c"]))
+    net = AttentionClassifier(AttentionConfig(classes=["a", "b", "c"], backbone=TINY))
     head = list(net.head)
     assert head[0].out_features == 224 and isinstance(head[1], torch.nn.ReLU)
     assert head[2].p == 0.3 and head[3].out_features == 3
@@ -35,6 +37,7 @@ def test_classifier_head_is_gap_dense_224_dropout_dense_classes():
 
 
 def test_paper_training_defaults():
+    assert AttentionConfig().backbone == "efficientnet_b0" and AttentionConfig().input_size == 224
     config = attention_train_config()
     assert (config.optimizer, config.lr, config.batch_size, config.epochs, config.early_stopping_patience) == (
         "adam", 1e-4, 8, 30, 5)
@@ -62,7 +65,7 @@ def test_masked_input_is_the_photo_times_the_mask_and_the_baseline_is_the_photo(
 
 def test_one_epoch_trains_and_reports_accuracy(tmp_path):
     data = tiny_diagnoses(True)
-    task = AttentionTask(AttentionConfig(classes=["a", "b"]), data, data)
+    task = AttentionTask(AttentionConfig(classes=["a", "b"], backbone=TINY), data, data)
     result = train(task, attention_train_config(epochs=1, batch_size=4, device="cpu"), tmp_path)
     assert {"val_loss", "val_accuracy"} <= set(result.best_metrics)
 
