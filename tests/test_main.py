@@ -1,0 +1,50 @@
+"""The command line as a user meets it: help for every command, one-line errors, exit codes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ("init", "readers", "assign", "status", "import", "export", "regions",
+            "train-seg", "presegment", "train", "gui", "screenshot")
+
+
+def test_every_command_is_registered():
+    parser = main.build_parser()
+    choices = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(COMMANDS) <= set(choices)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_a_missing_project_is_one_clear_line_and_exit_1(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "status", "--project", str(tmp_path / "nowhere")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("octant: ")
+    assert "init" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_damaged_database_is_refused_and_left_untouched(tmp_path, capsys):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    damaged = folder / "octant.sqlite"
+    damaged.write_bytes(b"this is not a database" * 10)
+    before = damaged.read_bytes()
+    assert main.main(["status", "--project", str(folder)]) == 1
+    assert "octant:" in capsys.readouterr().err
+    assert damaged.read_bytes() == before
