@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train_seg)
 
     pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
-    pre.add_argument("inputs", nargs="+", help="image files or folders")
+    pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
     pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
     pre.add_argument("--project", help="store the results as predictions of this project instead of files")
     pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")

@@ -1,0 +1,277 @@
+"""The per-image pre-segmentation pipeline:
+field of view → landmarks (locator, else classical) → disc/cup on a disc crop (refines the disc)
+→ eight regions → vessels → lesions → regions suggested per lesion type.
+
+``load_pipeline_models`` never fails for missing or damaged weights: it says which, and the
+pipeline skips that network (or, for the landmark locator, falls back to the classical method).
+``run_pipeline`` works at each network's own working resolution (see ``WORKING_RESOLUTIONS``) and
+keeps every map with the affine map from original pixels to it, so masks are drawn at any size.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
+from annotate.geometry import region_label_map
+from models.device import pick_device
+from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup
+from models.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned, plausible
+from models.lesions import LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, segment_lesions
+from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels
+from models.weights import WEIGHTS_DIR, load_weights
+from storage.errors import GeometryError, WeightsError
+
+MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions")
+CONFIGS = {"landmarks": (LocatorConfig, build_locator), "disc_cup": (DiscCupConfig, build_disc_cup_net),
+           "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net)}
+WORKING_RESOLUTIONS = {
+    "landmarks": "photo letterboxed into 512 × 384",
+    "disc_cup": "256 × 256 crop of 3 disc diameters around the disc (two passes)",
+    "vessels": "FOV rescaled to 540 px across (DRIVE's scale), 352-px tiles",
+    "lesions": "FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
+}
+MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))
+FALLBACK_HINT = {
+    "landmarks": "disc and fovea come from the classical method",
+    "disc_cup": "the optic disc and cup are not segmented",
+    "vessels": "vessels are not segmented",
+    "lesions": "lesions are not segmented and no regions are suggested",
+}
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    config: object
+    version: str
+
+
+@dataclass
+class PipelineModels:
+    device: torch.device
+    loaded: dict[str, LoadedModel] = field(default_factory=dict)
+
+    def get(self, name: str) -> LoadedModel | None:
+        return self.loaded.get(name)
+
+    def versions(self) -> dict[str, str]:
+        out = {name: self.loaded[name].version for name in MODEL_NAMES if name in self.loaded}
+        out.setdefault("landmarks", "classical")
+        return out
+
+
+def load_pipeline_models(weights_dir: str | Path | None = None,
+                         device: torch.device | str | None = None) -> tuple[PipelineModels, list[str]]:
+    """The four networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
+    each built from the config stored in its file; missing or damaged files become messages."""
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    models, messages = PipelineModels(device), []
+    for name in MODEL_NAMES:
+        path = folder / f"{name}.safetensors"
+        config_class, build = CONFIGS[name]
+        try:
+            if not path.is_file():
+                raise WeightsError(f"no {name} weights at {path}")
+            from models.weights import read_metadata
+            metadata = read_metadata(path)
+            config = config_class.from_dict(metadata.get("config", {}))
+            model = build(config)
+            load_weights(model, path)
+        except (WeightsError, TypeError, ValueError, RuntimeError) as error:
+            messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
+                            f"(train them with `python main.py train-seg --task {name}`).")
+            continue
+        models.loaded[name] = LoadedModel(model.eval().to(device), config, metadata.get("version", path.stem))
+    return models, messages
+
+
+@dataclass
+class PipelineOptions:
+    input_scale: float = 1.0                  # pixels of the given image per original pixel (0.5: decoded at 1/2)
+    original_shape: tuple[int, int] | None = None   # (h, w) of the original photo; default from the image
+    min_lesion_area: float = 5e-4             # suggested when a region holds ≥ this × disc area of a lesion type
+    lesion_thresholds: dict[str, float] | None = None   # default: the thresholds stored with the lesion model
+    vessel_threshold: float | None = None
+
+
+@dataclass
+class Layer:
+    """A probability map and the 2 × 3 affine from original pixels (continuous) to its pixels."""
+    prob: np.ndarray
+    to_map: np.ndarray
+
+    def render(self, shape: tuple[int, int]) -> np.ndarray:
+        matrix = self.to_map.astype(np.float64).copy()
+        matrix[:, 2] += matrix[:, :2].sum(axis=1) * 0.5 - 0.5   # continuous -> OpenCV pixel centres
+        return cv2.warpAffine(self.prob.astype(np.float32), matrix, (shape[1], shape[0]),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+
+
+@dataclass
+class PipelineResult:
+    shape: tuple[int, int]                     # original (h, w)
+    fov: FieldOfView                           # original pixels
+    disc: tuple[float, float] | None
+    fovea: tuple[float, float] | None
+    landmark_method: str
+    disc_diameter: float | None = None
+    cup_to_disc: float | None = None
+    layers: dict[str, Layer] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    lesion_regions: dict[str, list[int]] = field(default_factory=dict)
+    lesion_area_by_region: dict[str, dict[int, float]] = field(default_factory=dict)
+    model_versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        layer = self.layers.get(name)
+        return None if layer is None else layer.render(shape or self.shape)
+
+    def mask(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """uint8 0/255 at ``shape`` (default: the original size); None if that network did not run."""
+        prob = self.probability(name, shape)
+        return None if prob is None else ((prob >= self.thresholds.get(name, 0.5)) * 255).astype(np.uint8)
+
+    def region_map(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        if self.disc is None or self.fovea is None:
+            return None
+        shape = shape or self.shape
+        sy, sx = shape[0] / self.shape[0], shape[1] / self.shape[1]
+        fov = FieldOfView(self.fov.cx * sx, self.fov.cy * sy, self.fov.r * (sx * sy) ** 0.5)
+        disc, fovea = (self.disc[0] * sx, self.disc[1] * sy), (self.fovea[0] * sx, self.fovea[1] * sy)
+        return region_label_map(disc, fovea, shape, fov_mask(shape, fov))
+
+    def to_json(self) -> dict:
+        point = lambda p: None if p is None else [round(float(p[0]), 1), round(float(p[1]), 1)]
+        return {
+            "width": self.shape[1], "height": self.shape[0],
+            "fov": [round(float(v), 1) for v in self.fov.as_tuple()],
+            "disc": point(self.disc), "fovea": point(self.fovea), "landmark_method": self.landmark_method,
+            "disc_diameter": None if self.disc_diameter is None else round(float(self.disc_diameter), 1),
+            "cup_to_disc": None if self.cup_to_disc is None else round(float(self.cup_to_disc), 3),
+            "lesion_regions": self.lesion_regions,
+            "lesion_area_by_region": {k: {str(r): round(a, 5) for r, a in v.items()}
+                                      for k, v in self.lesion_area_by_region.items()},
+            "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "model_versions": self.model_versions,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "messages": self.messages,
+        }
+
+
+def scale_matrix(scale: float, x0: float = 0.0, y0: float = 0.0) -> np.ndarray:
+    """Affine original -> map for ``map = (original − (x0, y0)) · scale``."""
+    return np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float64)
+
+
+def _working_image(image_rgb: np.ndarray, fov: FieldOfView, target_diameter: float):
+    """The FOV's bounding square cut out and rescaled so the FOV is ``target_diameter`` across."""
+    scale = target_diameter / (2 * fov.r)
+    crop, mapping = crop_to_fov(image_rgb, fov)
+    size = (max(32, round(crop.shape[1] * scale)), max(32, round(crop.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(crop, size, interpolation=interpolation), mapping.x0, mapping.y0, size[0] / crop.shape[1]
+
+
+def _locate(models: PipelineModels, image_rgb: np.ndarray, fov: FieldOfView, messages: list[str]):
+    locator = models.get("landmarks")
+    if locator is not None:
+        estimate = locate_learned(locator.model, image_rgb, locator.config, models.device)
+        confident = min(estimate.disc_confidence, estimate.fovea_confidence) >= locator.config.min_confidence
+        if confident and plausible(estimate, fov):
+            return estimate
+        messages.append("The landmark locator was not confident on this photo; the classical method placed disc and fovea.")
+    return locate_classical(image_rgb, fov)
+
+
+def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
+    """Pre-segment one photo (BGR uint8, possibly decoded at reduced size: ``options.input_scale``)."""
+    options = options or PipelineOptions()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage], clock = now - clock, now
+
+    image_rgb = np.ascontiguousarray(image_bgr[..., ::-1])
+    s = options.input_scale                         # given-image pixels per original pixel
+    shape = options.original_shape or (round(image_bgr.shape[0] / s), round(image_bgr.shape[1] / s))
+    fov = detect_fov(image_bgr)
+    original_fov = FieldOfView(fov.cx / s, fov.cy / s, fov.r / s)
+    messages: list[str] = []
+    lap("field_of_view")
+
+    estimate = _locate(models, image_rgb, fov, messages)
+    disc, fovea = estimate.disc, estimate.fovea
+    result = PipelineResult(shape, original_fov, None, None, estimate.method, model_versions=models.versions())
+    lap("landmarks")
+
+    disc_cup = models.get("disc_cup")
+    if disc_cup is not None:
+        guess = 2 * fov.r * DISC_PER_FOV
+        found = segment_disc_cup(disc_cup.model, image_rgb, disc, guess, disc_cup.config, models.device)
+        if found.found:
+            if np.hypot(found.disc_centre[0] - disc[0], found.disc_centre[1] - disc[1]) <= 1.5 * guess:
+                disc = found.disc_centre         # the disc network's centre is the more precise one
+            result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
+        to_crop = found.crop_matrix.astype(np.float64).copy()
+        to_crop[:, :2] *= s
+        result.layers["disc"] = Layer(found.disc_prob, to_crop)
+        result.layers["cup"] = Layer(found.cup_prob, to_crop)
+        result.thresholds["disc"] = result.thresholds["cup"] = disc_cup.config.threshold
+        lap("disc_cup")
+    result.disc, result.fovea = (disc[0] / s, disc[1] / s), (fovea[0] / s, fovea[1] / s)
+
+    vessels = models.get("vessels")
+    if vessels is not None:
+        work, x0, y0, k = _working_image(image_rgb, fov, vessels.config.fov_diameter_px)
+        prob = segment_vessels(vessels.model, work, vessels.config, models.device)
+        result.layers["vessels"] = Layer(prob, scale_matrix(k * s, x0 / s, y0 / s))
+        result.thresholds["vessels"] = options.vessel_threshold or vessels.config.threshold
+        lap("vessels")
+
+    lesions = models.get("lesions")
+    if lesions is not None:
+        work, x0, y0, k = _working_image(image_rgb, fov, lesions.config.fov_diameter_px)
+        probs = segment_lesions(lesions.model, work, models.device)
+        to_work = scale_matrix(k * s, x0 / s, y0 / s)
+        stored = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
+        for channel, prob in zip(LESION_CHANNELS, probs):
+            name = LESION_NAMES[channel]
+            result.layers[name] = Layer(prob, to_work)
+            result.thresholds[name] = (options.lesion_thresholds or {}).get(channel, stored[channel])
+        lap("lesions")
+        _suggest_regions(result, probs, to_work, work.shape[:2], options, messages)
+        lap("regions")
+    result.timings, result.messages = timings, messages
+    return result
+
+
+def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],
+                     options: PipelineOptions, messages: list[str]) -> None:
+    """Regions whose lesion area (per type) exceeds ``min_lesion_area`` × the disc's area."""
+    k = to_work[0, 0]
+    point = lambda p: (p[0] * k + to_work[0, 2], p[1] * k + to_work[1, 2])
+    fov = result.fov
+    work_fov = FieldOfView(*point((fov.cx, fov.cy)), fov.r * k)
+    try:
+        labels = region_label_map(point(result.disc), point(result.fovea), shape, fov_mask(shape, work_fov))
+    except GeometryError as error:
+        messages.append(f"No regions: {error}")
+        return
+    disc_diameter = result.disc_diameter or 2 * fov.r * DISC_PER_FOV
+    disc_area = np.pi * (disc_diameter * k / 2) ** 2
+    for channel, prob in zip(LESION_CHANNELS, probs):
+        name = LESION_NAMES[channel]
+        counts = np.bincount(labels[prob >= result.thresholds[name]], minlength=9)[1:9] / disc_area
+        result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(counts) if a > 0}
+        result.lesion_regions[name] = [r + 1 for r, a in enumerate(counts) if a >= options.min_lesion_area]

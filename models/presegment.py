@@ -1,0 +1,240 @@
+"""Batch pre-segmentation: thousands of photos overnight, in bounded memory, resumable.
+
+Each photo is decoded (JPEGs at 1/2 or 1/4 size inside the decoder when that still leaves the
+lesion network its working resolution), run through ``run_pipeline`` and written out before the
+next is read, so memory does not grow with the number of photos. ``result.json`` is written
+last, atomically: a folder with it is complete, and a rerun skips it (``redo`` recomputes).
+A bad file is reported in one line and skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotate.imagefiles import image_size, is_image_name, read_fundus
+from models.lesions import LesionNetConfig
+from models.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
+                             run_pipeline)
+from storage.errors import BadImageError, CancelledError, OctantError
+
+RESULT_FILE = "result.json"
+PREDICTION_KIND = "presegmentation"
+
+
+@dataclass
+class PresegmentProgress:
+    done: int
+    total: int
+    path: Path
+    status: str            # "done" | "skipped" | "failed"
+    message: str = ""
+
+
+@dataclass
+class PresegmentSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+
+def find_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files named directly, and those inside named folders (recursively), sorted."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p))
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise OctantError(f"{item} does not exist; check the path.")
+    return found
+
+
+def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
+    """(reduce, width, height): the largest JPEG decoder reduction (1, 2, 4) that keeps the
+    photo's shorter side (≈ its FOV diameter) at least the lesion network's working FOV."""
+    width, height = image_size(path)
+    reduce = 1
+    for candidate in (2, 4):
+        if min(width, height) / candidate >= lesion_fov_px:
+            reduce = candidate
+    return reduce, width, height
+
+
+def process_photo(path: Path, models: PipelineModels) -> PipelineResult:
+    reduce, width, height = decode_reduction(path)
+    image = read_fundus(path, reduce)
+    started = time.perf_counter()
+    result = run_pipeline(image, models, PipelineOptions(input_scale=image.shape[1] / width,
+                                                         original_shape=(height, width)))
+    result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, source: Path) -> None:
+    """PNG masks at the original size (0/255), ``regions.png`` (codes 0–8), optional 8-bit
+    probability maps, and ``result.json`` last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]   # fast: binary masks compress well anyway
+    for name in MASK_NAMES:
+        prob = result.probability(name)
+        if prob is None:
+            continue
+        threshold = result.thresholds.get(name, 0.5)
+        cv2.imwrite(str(folder / f"{name}.png"), ((prob >= threshold) * 255).astype(np.uint8), png)
+        if probabilities:
+            cv2.imwrite(str(folder / f"{name}_probability.png"), np.clip(prob * 255 + 0.5, 0, 255).astype(np.uint8), png)
+    regions = result.region_map()
+    if regions is not None:
+        cv2.imwrite(str(folder / "regions.png"), regions, png)
+    payload = {"image": str(source), **result.to_json()}
+    temporary = folder / (RESULT_FILE + ".partial")
+    temporary.write_text(json.dumps(payload, indent=1))
+    os.replace(temporary, folder / RESULT_FILE)
+
+
+def presegment_to_folder(paths: list[Path], out: Path, models: PipelineModels, probabilities: bool = False,
+                         redo: bool = False, progress: Callable[[PresegmentProgress], None] | None = None,
+                         cancel: threading.Event | None = None) -> PresegmentSummary:
+    summary, started, used = PresegmentSummary(), time.perf_counter(), set()
+    for index, path in enumerate(paths, 1):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
+        stem = path.stem if path.stem not in used else f"{path.stem}_{index}"
+        used.add(stem)
+        folder = out / stem
+        status, message = "done", ""
+        if (folder / RESULT_FILE).is_file() and not redo:
+            summary.skipped, status = summary.skipped + 1, "skipped"
+        else:
+            try:
+                write_outputs(process_photo(path, models), folder, probabilities, path)
+                summary.done += 1
+            except (BadImageError, OSError) as error:
+                summary.failed.append((str(path), str(error)))
+                status, message = "failed", str(error)
+        if progress is not None:
+            progress(PresegmentProgress(index, len(paths), path, status, message))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def presegment_project(project, paths: list[Path] | None, models: PipelineModels, redo: bool = False,
+                       progress: Callable[[PresegmentProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> PresegmentSummary:
+    """Store results as predictions of ``project``: kind "presegmentation" (the result JSON plus
+    suggested regions per finding code), the model's landmarks, and PNG masks under
+    ``<project>/predictions/<image id>/``. ``paths`` None means every image of the project."""
+    from annotate.imagefiles import sha256_of_file
+    from storage.images import find_image_by_sha256, list_images
+    from storage.predictions import latest_prediction, save_model_landmarks, save_prediction
+
+    db = project.database
+    if paths is None:
+        records = list_images(db)
+    else:
+        records = []
+        for path in paths:
+            record = find_image_by_sha256(db, sha256_of_file(path))
+            if record is None:
+                raise OctantError(f"{path} is not in the project; import it first with `python main.py import`.")
+            records.append(record)
+    channel_to_findings: dict[str, list[str]] = {}
+    for finding in project.settings().findings:
+        if finding.lesion_channel:
+            channel_to_findings.setdefault(finding.lesion_channel, []).append(finding.code)
+    summary, started = PresegmentSummary(), time.perf_counter()
+    for index, record in enumerate(records, 1):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
+        status, message = "done", ""
+        if not redo and latest_prediction(db, record.id, PREDICTION_KIND) is not None:
+            summary.skipped, status = summary.skipped + 1, "skipped"
+        else:
+            try:
+                result = process_photo(record.path, models)
+                folder = project.root / "predictions" / str(record.id)
+                write_outputs(result, folder, False, record.path)
+                payload = {**result.to_json(), "mask_folder": f"predictions/{record.id}",
+                           "finding_regions": finding_regions(result, channel_to_findings)}
+                version = ";".join(f"{k}={v}" for k, v in sorted(result.model_versions.items()))
+                save_prediction(db, record.id, PREDICTION_KIND, payload, version)
+                if result.disc is not None and result.fovea is not None:
+                    save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
+                summary.done += 1
+            except (BadImageError, OSError) as error:
+                summary.failed.append((str(record.path), str(error)))
+                status, message = "failed", str(error)
+        if progress is not None:
+            progress(PresegmentProgress(index, len(records), record.path, status, message))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[str]]) -> dict[str, list[int]]:
+    """Suggested regions per finding code, through each finding's lesion channel (e.g. cotton
+    wool patch ↔ SE)."""
+    from models.lesions import LESION_NAMES
+
+    out: dict[str, list[int]] = {}
+    for channel, codes in channel_to_findings.items():
+        regions = result.lesion_regions.get(LESION_NAMES.get(channel, ""), None)
+        if regions is not None:
+            for code in codes:
+                out[code] = regions
+    return out
+
+
+def presegment_command(args) -> int:
+    import sys
+
+    if not args.project and not args.out:
+        raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+    models, messages = load_pipeline_models(args.weights_dir, args.device)
+    for line in messages:
+        print(f"octant: {line}", file=sys.stderr)
+    show = _progress_bar(sys.stderr)
+    paths = find_images(args.inputs) if args.inputs else None
+    if args.project:
+        from storage.project import open_project
+
+        project = open_project(args.project, args.database_url)
+        try:
+            summary = presegment_project(project, paths, models, args.redo, show)
+        finally:
+            project.close()
+    else:
+        if not paths:
+            raise OctantError("No images found; name image files or folders that hold them.")
+        summary = presegment_to_folder(paths, Path(args.out), models, args.probabilities, args.redo, show)
+    print(f"\n{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
+          f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
+    return 0 if not summary.failed else 2
+
+
+def _progress_bar(stream):
+    interactive = stream.isatty()
+    started = time.perf_counter()
+
+    def show(event: PresegmentProgress) -> None:
+        if event.status == "failed":
+            print(("\n" if interactive else "") + f"skipped {event.path}: {event.message}", file=stream, flush=True)
+        elapsed = time.perf_counter() - started
+        eta = elapsed / event.done * (event.total - event.done)
+        done = int(20 * event.done / max(1, event.total))
+        line = f"[{'#' * done}{'.' * (20 - done)}] {event.done}/{event.total} {event.path.name} eta {eta / 60:.1f} min"
+        if interactive:
+            print("\r" + line[:120].ljust(120), end="", file=stream, flush=True)
+        elif event.done == event.total or event.done % 50 == 0:
+            print(line, file=stream, flush=True)
+    return show

@@ -1,0 +1,111 @@
+"""The pre-segmentation pipeline on a synthetic fundus: fallbacks and messages without weights,
+masks at the original size with (tiny, untrained) weights, resumable batch output, predictions
+stored in a project."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from models.disc_cup import DiscCupConfig, build_disc_cup_net
+from models.landmarks import LocatorConfig, build_locator
+from models.lesions import LesionNetConfig, build_lesion_net
+from models.pipeline import MASK_NAMES, load_pipeline_models, run_pipeline
+from models.presegment import RESULT_FILE, presegment_project, presegment_to_folder
+from models.vessels import VesselNetConfig, build_vessel_net
+from models.weights import save_weights
+from tests.models.fundus_synthetic import synthetic_fundus
+
+TINY = {
+    "landmarks": (LocatorConfig(decoder_channels=(8,) * 4, canvas=(96, 64)), build_locator),
+    "disc_cup": (DiscCupConfig(decoder_channels=(8,) * 4, crop_size=64), build_disc_cup_net),
+    "vessels": (VesselNetConfig(encoder="tu-mobilenetv4_conv_small", decoder_channels=(8,) * 5, fov_diameter_px=120,
+                                tile=64, overlap=16, margin=4), build_vessel_net),
+    "lesions": (LesionNetConfig(decoder_channels=16, fov_diameter_px=160), build_lesion_net),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    for name, (config, build) in TINY.items():
+        save_weights(build(config), folder / f"{name}.safetensors",
+                     {"name": name, "config": config.to_dict(), "version": f"{name}-test"})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fundus():
+    return synthetic_fundus(320, 240)
+
+
+def test_missing_weights_give_classical_landmarks_and_a_message_per_network(tmp_path, fundus):
+    image, disc, fovea, (cx, cy, r) = fundus
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert len(messages) == 4 and all("train-seg --task" in m for m in messages)
+    assert any(m.startswith("landmarks:") and "classical" in m for m in messages)
+    result = run_pipeline(image, models)
+    assert result.landmark_method == "classical" and result.model_versions == {"landmarks": "classical"}
+    assert np.hypot(*np.subtract(result.disc, disc)) < 0.25 * (2 * r / 8)
+    assert result.mask("vessels") is None and result.region_map().shape == image.shape[:2]
+
+
+def test_damaged_weights_are_named_and_skipped(tmp_path, tiny_weights):
+    for name in TINY:
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    (tmp_path / "vessels.safetensors").write_bytes(b"not a safetensors file")
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert len(messages) == 1 and messages[0].startswith("vessels:") and "damaged" in messages[0]
+    assert set(models.loaded) == {"landmarks", "disc_cup", "lesions"}
+
+
+def test_pipeline_reports_in_original_pixels_from_a_half_size_decode(tiny_weights, fundus):
+    image, *_ = fundus
+    models, messages = load_pipeline_models(tiny_weights, "cpu")
+    assert messages == []
+    from models.pipeline import PipelineOptions
+    half = cv2.resize(image, (160, 120), interpolation=cv2.INTER_AREA)
+    result = run_pipeline(half, models, PipelineOptions(input_scale=0.5, original_shape=(240, 320)))
+    for name in MASK_NAMES:
+        mask = result.mask(name)
+        assert mask.shape == (240, 320) and set(np.unique(mask)) <= {0, 255}
+    assert abs(result.fov.r - fundus[3][2]) < 6
+    assert set(result.lesion_regions) == {"microaneurysms", "haemorrhages", "hard_exudates", "soft_exudates"}
+    assert result.model_versions["vessels"] == "vessels-test"
+    json.dumps(result.to_json())
+
+
+def test_batch_writes_one_folder_per_image_skips_bad_files_and_resumes(tmp_path, tiny_weights, fundus):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "eye_a.png"), fundus[0])
+    (photos / "eye_b.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    out = tmp_path / "out"
+    summary = presegment_to_folder(sorted(photos.iterdir()), out, models, probabilities=True)
+    assert summary.done == 1 and len(summary.failed) == 1 and "eye_b.jpg" in summary.failed[0][0]
+    written = {p.name for p in (out / "eye_a").iterdir()}
+    assert {f"{n}.png" for n in MASK_NAMES} | {"regions.png", RESULT_FILE, "vessels_probability.png"} <= written
+    result = json.loads((out / "eye_a" / RESULT_FILE).read_text())
+    assert result["width"] == 320 and len(result["disc"]) == 2 and "timings_s" in result
+    assert cv2.imread(str(out / "eye_a" / "regions.png"), cv2.IMREAD_UNCHANGED).max() <= 8
+    again = presegment_to_folder([photos / "eye_a.png"], out, models)
+    assert again.skipped == 1 and again.done == 0
+
+
+def test_pipeline_writes_predictions_for_a_small_project(tmp_project, tiny_weights, fundus):
+    from annotate.imagefiles import sha256_of_file
+    from storage.images import add_image
+    from storage.predictions import latest_prediction
+
+    path = tmp_project.root / "eye.png"
+    cv2.imwrite(str(path), fundus[0])
+    image_id = add_image(tmp_project.database, path, sha256_of_file(path), 320, 240)
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    summary = presegment_project(tmp_project, None, models)
+    assert summary.done == 1
+    stored = latest_prediction(tmp_project.database, image_id, "presegmentation")
+    assert stored["model_versions"]["lesions"] == "lesions-test"
+    assert {"haemorrhage", "microaneurysm", "hard_exudate", "cotton_wool_patch"} <= set(stored["finding_regions"])
+    assert (tmp_project.root / stored["mask_folder"] / "disc.png").is_file()
+    assert presegment_project(tmp_project, None, models).skipped == 1
