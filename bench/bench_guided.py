@@ -55,19 +55,19 @@ def main() -> None:
     args = parser.parse_args()
     run_root = ROOT / "runs" / "bench_guided"
     weights = ROOT / "weights"
-    rows, results = {}, {"settings": REDUCED, "machine": "2-core CPU, OMP_NUM_THREADS=1", "runs": {}}
     output = ROOT / "bench" / "results" / "bench_guided.json"
     output.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(output.read_text()) if output.is_file() else {"runs": {}}  # earlier findings stay
+    results.update({"settings": REDUCED, "machine": "2-core CPU, OMP_NUM_THREADS=1"})
     findings = [f for f in args.findings.split(",") if f]
     for finding in findings + [f for f in args.starters.split(",") if f]:
         export = weights / f"guided_{finding}.safetensors" if args.export_starters else None
         pair = {"with": run(finding, 1.0, export, run_root)}
         if finding in findings:
             pair["without"] = run(finding, 0.0, None, run_root)
-            rows[finding] = pair
         results["runs"][finding] = pair
         output.write_text(json.dumps(results, indent=2, default=str))
-    table = guidance_table(rows)
+    table = guidance_table({f: pair for f, pair in results["runs"].items() if "without" in pair})
     results["table"] = table
     output.write_text(json.dumps(results, indent=2, default=str))
     print(table)

@@ -138,6 +138,32 @@ def finish_training(model: torch.nn.Module, result: TrainResult, run_dir: Path, 
     return TrainingOutcome(result, weights_path, metrics, model_id)
 
 
+def write_model_card(weights_path: Path, command: str, data: str, notes: str = "") -> Path:
+    """``<weights>.md`` beside the weights: what, how trained, on what, how good, when."""
+    from models.weights import read_metadata
+
+    meta = read_metadata(weights_path)
+    engine, config = meta.get("engine", {}), meta.get("config", {})
+    size_mb = weights_path.stat().st_size / 2**20
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in meta.get("metrics", {}).items()
+                     if isinstance(v, float) and v == v)
+    settings = ", ".join(f"{k} {config[k]}" for k in ("finding", "size_class", "input_size", "width", "backbone",
+                                                         "masked", "guidance_weight") if k in config)
+    card = (f"# {weights_path.stem}: {meta.get('architecture', '?')}\n\n"
+            f"- trained: {meta.get('trained', '?')}, by the project's own command:\n  `{command}`\n"
+            f"- network: {settings}; stored fp16 safetensors, {size_mb:.2f} MB; metadata (config, engine, "
+            f"metrics) in the file's header\n"
+            f"- input: {meta.get('input', '?')}\n- labels: {meta.get('labels', '?')}\n- data: {data}\n"
+            f"- engine: {engine.get('optimizer')} lr {engine.get('lr')}, batch {engine.get('batch_size')}, "
+            f"{engine.get('epochs')} epochs max, time limit {engine.get('time_limit_s')} s, "
+            f"bf16 on CPU {engine.get('cpu_bf16')}, seed {engine.get('seed')}\n\n"
+            f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{rows}\n"
+            + (f"\n## Notes\n\n{notes}\n" if notes else ""))
+    path = weights_path.with_suffix(".md")
+    path.write_text(card)
+    return path
+
+
 def evaluate_loader(task, model: torch.nn.Module, dataset, batch_size: int, device) -> dict:
     """The task's validation metrics on another split (the test split), named ``test_*``."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
