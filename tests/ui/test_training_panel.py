@@ -13,7 +13,7 @@ from storage.reading import ReaderSession
 from tests.ui.training_project import CUE, FINDING, make_labelled_project
 from ui.training import TrainingPanel, render_training_panel_screenshot
 from ui.training.gallery import activation_heatmap, blur_window, overlay_activation
-from ui.training.panel import tiny_settings
+from ui.training.window import tiny_settings
 from ui.training.summary import summarise_training_data
 
 RUN_TIMEOUT_MS = 60_000
@@ -66,7 +66,7 @@ def test_activation_heatmap_is_bilinear_blurred_normalised_and_peaks_at_the_hot_
 def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot, labelled, tmp_path):
     made, _ = labelled
     panel = open_panel(qtbot, made.project)
-    assert panel.engine_config().optimizer == "sgd" and panel.engine_config().nesterov  # the paper's
+    assert panel.setup.engine_config().optimizer == "sgd" and panel.setup.engine_config().nesterov  # the paper's
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
         assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
@@ -123,7 +123,7 @@ def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, lab
 def test_a_finding_nobody_marked_is_refused_with_advice_and_the_panel_stays_usable(qtbot, labelled):
     made, _ = labelled
     panel = open_panel(qtbot, made.project)
-    panel.finding.setCurrentIndex(panel.finding.findData("drusen"))
+    panel.setup.finding.setCurrentIndex(panel.setup.finding.findData("drusen"))
     with qtbot.waitSignal(panel.runFailed, timeout=RUN_TIMEOUT_MS) as failed:
         panel.start()
     assert "label more photos" in failed.args[0] and panel.status.text() == failed.args[0]
@@ -155,39 +155,42 @@ def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot
     image = sorted(present)[0]
     for name in ("Ana", "Ben"):
         ReaderSession(made.project.database, made.readers[name].id).mark_normal(image)
-    panel.refresh_data()
-    row = [panel.finding_counts.item(r, 0).text() for r in range(panel.finding_counts.rowCount())].index("Haemorrhage")
-    assert [panel.finding_counts.item(row, c).text() for c in (1, 2, 3)] == ["3", "4", "1"]
-    assert panel.finding.itemText(panel.finding.currentIndex()).endswith("(3 present, 4 absent)")
+    setup = panel.setup
+    setup.refresh_data()
+    counts = setup.finding_counts
+    row = [counts.item(r, 0).text() for r in range(counts.rowCount())].index("Haemorrhage")
+    assert [counts.item(row, c).text() for c in (1, 2, 3)] == ["3", "4", "1"]
+    assert setup.finding.itemText(setup.finding.currentIndex()).endswith("(3 present, 4 absent)")
 
 
 def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(qtbot, labelled):
     from models.attention_mask import attention_train_config
     from models.guided import GuidedConfig, guided_train_config
-    from ui.training.panel import ATTENTION, available_devices
+    from ui.training.setup import ATTENTION, available_devices
 
     made, _ = labelled
     panel = TrainingPanel(made.project)
     qtbot.addWidget(panel)
-    assert panel.engine_config() == guided_train_config()  # SGD, Nesterov, batch 32 (§3.1)
-    assert panel.guided_config() == GuidedConfig(finding=panel.finding_code(), size_class="small")
-    panel.engine_form.set_values(lr=0.5, nesterov=False)
-    panel._reset_defaults()
-    assert panel.engine_config() == guided_train_config()
-    panel.network.setCurrentIndex(panel.network.findData(ATTENTION))
-    assert panel.engine_config() == attention_train_config() and panel.run_name.text() == "dr_grade_attention"
-    panel.network_form.set_values(masked=False)
-    assert panel.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline
-    model = panel.device.model()
+    setup = panel.setup
+    assert setup.engine_config() == guided_train_config()  # SGD, Nesterov, batch 32 (§3.1)
+    assert setup.guided_config() == GuidedConfig(finding=setup.finding_code(), size_class="small")
+    setup.engine_form.set_values(lr=0.5, nesterov=False)
+    setup.reset_defaults()
+    assert setup.engine_config() == guided_train_config()
+    setup.network.setCurrentIndex(setup.network.findData(ATTENTION))
+    assert setup.engine_config() == attention_train_config() and setup.run_name.text() == "dr_grade_attention"
+    setup.network_form.set_values(masked=False)
+    assert setup.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline
+    model = setup.device.model()
     for row, (name, usable) in enumerate(available_devices().items()):
-        assert panel.device.itemText(row) == name and model.item(row).isEnabled() == usable
+        assert setup.device.itemText(row) == name and model.item(row).isEnabled() == usable
     assert available_devices()["cpu"] and available_devices()["auto"]
 
 
 def test_the_window_stays_responsive_while_training_and_closing_it_cancels_the_run(qtbot, labelled):
     from PySide6.QtCore import QTimer
 
-    from ui.training.panel import TrainingWindow
+    from ui.training.window import TrainingWindow
 
     made, _ = labelled
     window = TrainingWindow(made.project)
