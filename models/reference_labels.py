@@ -36,7 +36,8 @@ BOX_LABELS = {"haemorrhage": "haemorrhages", "hard_exudate": "hard_exudates",
 REFERENCE_FINDINGS = tuple(SEGMENTATION_FOLDERS)
 FOVEA_DISC_DIAMETERS = 2.5       # typical disc–fovea distance in disc diameters
 SEGMENTATION_REDUCE = 4          # 4288 × 2848 decoded at 1072 × 712
-LANDMARKS_SCALE = 3              # IDRiD-landmarks photos are the originals downscaled by 3
+LANDMARKS_SCALE = 3              # IDRiD-landmarks photos are the originals downscaled by 3 ...
+LANDMARKS_SHAPE = (949, 1429)    # ... to 1429 × 949 (data README), the frame of its CSV coordinates
 CERTAIN_TWIN, PROBABLE_TWIN, TWIN_MARGIN = 0.99, 0.9, 0.03  # see match_same_photos
 
 
@@ -88,13 +89,12 @@ def _landmark_set_samples(finding: str, folder: Path) -> list[FindingSample]:
         path = folder / "images" / name
         regions = frozenset()
         if present:
-            shape = (949, 1429)
-            regions = _regions_of_boxes(boxes[name], disc, fovea, shape)
+            regions = _regions_of_boxes(boxes[name], disc, fovea, LANDMARKS_SHAPE)
         samples.append(FindingSample(
             key=f"idrid-landmarks-{Path(name).stem}", image_path=path, present=present, regions=regions,
             disc=disc, fovea=fovea, source="reference:IDRiD-landmarks boxes + grades",
             group=f"landmarks:{name}", confident=r["confident"] == "1",
-            extra={"decoded_shape": (949, 1429), "grade": grade}))
+            extra={"decoded_shape": LANDMARKS_SHAPE, "grade": grade}))
     return samples
 
 
