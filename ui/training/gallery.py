@@ -23,7 +23,7 @@ PAPER_INPUT_SIZE = 512
 PAPER_MAP_SIZE = 32          # activation map at that input (models/guided.py: S / 16)
 PAPER_BLUR_WINDOW = 32       # pixels at the paper's input size (Fig. 3)
 BLUR_CELLS = PAPER_BLUR_WINDOW / (PAPER_INPUT_SIZE / PAPER_MAP_SIZE)  # = 2 activation cells
-OVERLAY_ALPHA = 0.45         # weight of the heat map over the photo
+OVERLAY_ALPHA = 0.6          # weight of the heat map where the activation is highest
 
 
 def blur_window(side: int, map_size: int) -> int:
@@ -47,10 +47,16 @@ def activation_heatmap(activation: np.ndarray, size: tuple[int, int]) -> np.ndar
 
 def overlay_activation(photo_rgb: np.ndarray, activation: np.ndarray,
                        alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """RGB uint8: the photo with the normalised activation as a JET heat map over it."""
+    """RGB uint8: the photo with the normalised activation as a JET heat map over it.
+
+    The heat map's weight grows with the activation (``alpha`` × heat), so the photo stays
+    readable where the network is not looking instead of being tinted blue all over.
+    """
     heat = activation_heatmap(activation, photo_rgb.shape[:2])
     colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return cv2.addWeighted(np.ascontiguousarray(photo_rgb), 1 - alpha, colour, alpha, 0)
+    weight = (alpha * heat)[..., None]
+    blended = photo_rgb.astype(np.float32) * (1 - weight) + colour.astype(np.float32) * weight
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def rgb_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
@@ -63,7 +69,7 @@ def rgb_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
 class ActivationGallery(QWidget):
     """A grid of overlays, each captioned with the consensus label and the network's probability."""
 
-    def __init__(self, parent: QWidget | None = None, thumbnail: int = 150, columns: int = 4):
+    def __init__(self, parent: QWidget | None = None, thumbnail: int = 200, columns: int = 4):
         super().__init__(parent)
         self.thumbnail, self.columns = thumbnail, columns
         self.items: list = []

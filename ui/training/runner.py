@@ -61,7 +61,7 @@ def weights_file(request) -> Path:
     of a model registered earlier (perhaps the active one) from the same folder."""
     import datetime as dt
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return request.run_dir / f"{request.name}-{stamp}.safetensors"
 
 

@@ -47,9 +47,10 @@ def tiny_settings(panel: TrainingPanel, finding: str, epochs: int = 2) -> None:
 def render_training_panel_screenshot(project, out_png: str | Path, size: tuple[int, int] = (1280, 860),
                                      train_finding: str | None = None, timeout_s: float = 120.0) -> Path:
     """Grab the panel offscreen to ``out_png``; with ``train_finding``, after a tiny run of it."""
-    from ui.app import make_app
+    if QApplication.instance() is None:  # a running application (the workstation, a test) keeps its set-up
+        from ui.app import make_app
 
-    make_app()
+        make_app()
     window = TrainingWindow(project)
     window.resize(*size)
     window.show()
