@@ -355,6 +355,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1440, 900)
+            docks = [self.findChild(QDockWidget, "dock_queue"),
+                     self.findChild(QDockWidget, "dock_answer")]
+            self.resizeDocks(docks, [230, 290], Qt.Orientation.Horizontal)
         state = settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)

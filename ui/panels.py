@@ -132,7 +132,10 @@ class FindingRow(QFrame):
             layout.addWidget(widget)
 
     def show_regions(self, regions: frozenset[int]) -> None:
-        self.regions.setText(" ".join(str(c) for c in sorted(regions)))
+        text = " ".join(str(c) for c in sorted(regions))
+        if text == self.regions.text() and self.name.font().bold() == bool(regions):
+            return  # unchanged: no relayout
+        self.regions.setText(text)
         font = self.name.font()
         font.setBold(bool(regions))
         self.name.setFont(font)

@@ -122,7 +122,7 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     _place(window)
     canvas = window.canvas
     number = canvas.overlay.numbers[5]
-    hover = number.pos() + QPointF(2, 2)
+    hover = number.pos() + QPointF(0, 30 / max(canvas.zoom(), 1e-6))  # below the number
     canvas._set_hover(canvas.region_at(hover), hover)
     paths.append(_grab(window, out / "2-regions.png"))
     canvas._set_hover(0, QPointF())

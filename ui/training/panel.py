@@ -128,15 +128,23 @@ class TrainingPanel(QWidget):
         """A run of this name already on disk: show its curves and offer to resume it."""
         rows = self.setup.saved_rows()
         self.history = rows
-        self.curves.clear(self.setup.engine_form.value().epochs)
+        epochs = self.setup.engine_form.value().epochs
+        self.curves.clear(epochs)
         self.curves.set_history(rows)
+        if not self.running():
+            self.progress.setValue(int(1000 * min(1.0, len(rows) / max(1, epochs))))
+            self._say("")
         if rows and not self.running():
-            self.status.setText(f"{len(rows)} epoch(s) of '{self.setup.run_name.text()}' are saved with their "
-                                "settings; Resume continues them, Start begins again.")
+            self._say(f"{len(rows)} epoch(s) of '{self.setup.run_name.text()}' are saved with their "
+                      "settings; Resume continues them, Start begins again.")
         self._refresh_buttons()
 
     def running(self) -> bool:
         return self.run is not None and self.run.running()
+
+    def _say(self, text: str, problem: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #b00020; font-weight: 600;" if problem else "")
 
     def _refresh_buttons(self) -> None:
         busy = self.running()
@@ -158,7 +166,7 @@ class TrainingPanel(QWidget):
         self.outcome, self.last_error = None, None
         self.progress.setValue(0)
         self.eta.setText("ETA –")
-        self.status.setText("Preparing the photos…" if not resume else "Resuming…")
+        self._say("Preparing the photos…" if not resume else "Resuming…")
         self.run = TrainingThread(self._job(engine, resume), self._on_progress, self._on_finished, self._on_failed)
         self.runStarting.emit(self.run)
         self.run.start()
@@ -176,7 +184,7 @@ class TrainingPanel(QWidget):
     def cancel(self) -> None:
         if self.running():
             self.run.cancel()
-            self.status.setText("Cancelling after this batch…")
+            self._say("Cancelling after this batch…")
             self.cancel_button.setEnabled(False)
 
     def _on_progress(self, event: ProgressEvent) -> None:
@@ -186,7 +194,7 @@ class TrainingPanel(QWidget):
             self.progress.setValue(int(1000 * done))
             self.eta.setText(format_eta(event.eta_s))
             self.curves.add_batch(event.epoch - 1 + event.batch / batches, event.loss)
-            self.status.setText(f"Epoch {event.epoch} of {event.epochs}, batch {event.batch} of {event.batches}: "
+            self._say(f"Epoch {event.epoch} of {event.epochs}, batch {event.batch} of {event.batches}: "
                                 f"loss {event.loss:.4f}")
         elif event.kind == "epoch":
             self.history = [r for r in self.history if r.get("epoch", 0) < event.epoch]
@@ -196,7 +204,7 @@ class TrainingPanel(QWidget):
             self.eta.setText(format_eta(event.eta_s))
             shown = ", ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in event.metrics.items()
                               if k in ("val_loss", "val_auroc", "val_accuracy"))
-            self.status.setText(f"Epoch {event.epoch} of {event.epochs} done: {shown}")
+            self._say(f"Epoch {event.epoch} of {event.epochs} done: {shown}")
         elif event.kind == "done":
             self.progress.setValue(1000)
             self.eta.setText(format_eta(0.0))
@@ -206,14 +214,14 @@ class TrainingPanel(QWidget):
         self._wait_for_thread()
         result = outcome.result
         if result.cancelled or outcome.training is None:
-            self.status.setText(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues.")
+            self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues.")
         else:
             training = outcome.training
             tables.fill_results(self.results, training.metrics)
             tables.fill_confusion(self.confusion, training.metrics)
             self.gallery.show_items(outcome.gallery)
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
-            self.status.setText(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
+            self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
                                 f"{training.weights_path.name} and registered as model {training.model_id}.")
             self._refresh_models()
         self.history = list(result.history) or self.history
@@ -224,7 +232,7 @@ class TrainingPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self._wait_for_thread()
         self.last_error = message
-        self.status.setText(message)
+        self._say(message, problem=True)
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self._refresh_buttons()
@@ -258,9 +266,9 @@ class TrainingPanel(QWidget):
         try:
             activate_model(self.project.database, model_id)
         except OctantError as error:
-            self.status.setText(str(error))
+            self._say(str(error), problem=True)
             return
-        self.status.setText(f"Model {model_id} is now used for pre-screening and review.")
+        self._say(f"Model {model_id} is now used for pre-screening and review.")
         self._refresh_models()
 
     def promote_selected(self) -> None:
