@@ -134,7 +134,7 @@ def split_derivation_validation(samples: list, validation_fraction: float = 0.1,
     """Son et al. §3.1: 90 % derivation, 10 % validation, drawn per group and per class.
 
     A photo known under two names (``group``) lands wholly on one side; only groups whose samples
-    are all ``confident`` can be drawn for validation; each stratum (present / absent, or each
+    are all ``confident`` can be drawn for validation (unless a stratum has none); each stratum (present / absent, or each
     diagnosis class) is drawn separately so that both sides keep the prevalence.
     """
     groups: dict[str, list[FindingSample]] = {}
@@ -144,7 +144,9 @@ def split_derivation_validation(samples: list, validation_fraction: float = 0.1,
     validation_groups: set[str] = set()
     for value in sorted({stratum(members[0]) for members in groups.values()}):
         names = sorted(g for g, members in groups.items() if stratum(members[0]) == value)
-        eligible = [g for g in names if all(s.confident for s in groups[g])]
+        # A class with no confident photo at all (e.g. cotton wool patches, only in IDRiD-segmentation)
+        # is drawn from all its photos, else validation would have no positives to measure.
+        eligible = [g for g in names if all(s.confident for s in groups[g])] or names
         count = min(len(eligible), math.ceil(validation_fraction * len(names))) if names else 0
         validation_groups.update(rng.permutation(eligible)[:count].tolist())
     derivation = [s for g, members in groups.items() if g not in validation_groups for s in members]

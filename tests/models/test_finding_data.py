@@ -67,6 +67,13 @@ def test_split_keeps_twins_together_and_validates_on_confident_photos_only():
     assert sides["twin"] == sides["p0"]
 
 
+def test_a_class_without_confident_photos_is_still_validated():
+    items = [sample(f"p{i}", True, {1}, confident=False) for i in range(10)]
+    items += [sample(f"n{i}", False) for i in range(10)]
+    _, validation = split_derivation_validation(items, 0.2, seed=0)
+    assert sum(s.present for s in validation) == 2 and sum(not s.present for s in validation) == 2
+
+
 def test_affine_without_ranges_is_the_identity_and_a_flip_moves_the_cue_with_the_photo():
     images = torch.rand(3, 3, 8, 8)
     cues = torch.zeros(3, 4, 4)
