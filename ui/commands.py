@@ -46,9 +46,9 @@ def run_gui(args: argparse.Namespace) -> int:
               "(use `screenshot` to see it, or run it on a desktop).")
     app = make_app()
     if args.demo:
-        from ui.demo import demo_project
+        from annotate.demo import create_demo_project
 
-        folder = demo_project(demo_folder())
+        folder = create_demo_project(demo_folder())
         reader = None
         first_reader = True
     else:

@@ -16,13 +16,13 @@ import numpy as np
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
+from annotate.demo import create_demo_project
 from annotate.fov import detect_fov
 from annotate.imagefiles import read_fundus
 from storage.database import sqlite_url
 from storage.project import open_project
 from storage.readers import find_reader, list_readers
 from ui.app import make_app
-from ui.demo import demo_project
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
 from ui.shortcuts import ShortcutSheet
@@ -83,7 +83,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
     out.mkdir(parents=True, exist_ok=True)
     app = make_app()
     with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch:
-        folder = Path(project) if project else demo_project(Path(scratch) / "demo")
+        folder = Path(project) if project else create_demo_project(Path(scratch) / "demo")
         database = Path(scratch) / "copy.sqlite"
         _copy_database(folder / "octant.sqlite", database)
         handle = open_project(folder, database_url=sqlite_url(database))

@@ -242,11 +242,13 @@ class TrainingPanel(QWidget):
         if self.run is not None:
             self.run.wait()
 
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        """Closing the window: cancel a running training and wait for its epoch to be dropped."""
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Closing the window: cancel a running training; the engine stops after the current batch
+        (photo decoding before the first batch cannot be interrupted and finishes in the background)."""
         if self.running():
             self.run.cancel()
-            self.run.wait(timeout_ms)
+            if not self.run.wait(timeout_ms):
+                self.run.release_when_done()
 
     # ---------- models ----------
     def _refresh_models(self) -> None:

@@ -9,6 +9,7 @@ line exposes only a few of their fields). Meant to move into ``models/`` as the 
 """
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,20 @@ def weights_file(request) -> Path:
     return request.run_dir / f"{request.name}-{stamp}.safetensors"
 
 
+def _cancelled(cancel: threading.Event | None) -> bool:
+    return cancel is not None and cancel.is_set()
+
+
+def _not_started(run_dir: Path) -> TrainResult:
+    """A run cancelled before its first batch: the folder keeps whatever an earlier run saved."""
+    history = []
+    try:
+        history = json.loads((run_dir / "history.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return TrainResult({}, history, run_dir / "best.pt", run_dir / "last.pt", cancelled=True)
+
+
 def _check_both_classes(samples, what: str) -> None:
     present = sum(s.present for s in samples)
     if present == 0 or present == len(samples):
@@ -83,11 +98,13 @@ def run_guided(project, request: GuidedRequest, progress: Callable[[ProgressEven
     if not validation:
         raise OctantError("No photo is left for validation; label more photos or raise the validation share.")
     labels = f"consensus of three readers (k = {k})"
+    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
     train_set = FindingDataset(derivation, config.input_size, config.map_size)
     validation_set = FindingDataset(validation, config.input_size, config.map_size)
+    if _cancelled(cancel):  # decoding a large project's photos takes a while: honour a cancel before training
+        return RunOutcome(_not_started(request.run_dir), None, counts=counts)
     task = GuidedTask(config, train_set, validation_set)
     result = train(task, engine, request.run_dir, progress, cancel, resume=request.resume)
-    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
     if result.cancelled:
         return RunOutcome(result, None, counts=counts)
     model = task.build_model()
@@ -161,11 +178,13 @@ def run_attention(project, request: AttentionRequest, progress: Callable[[Progre
         raise OctantError("No photo is left for validation; label more photos or raise the validation share.")
     device = pick_device(engine.device)
     structures = load_structure_models(device) if config.masked else None
+    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_photos)}
     train_set = diagnosis_dataset(derivation, config, structures, device)
     validation_set = diagnosis_dataset(validation, config, structures, device)
+    if _cancelled(cancel):
+        return RunOutcome(_not_started(request.run_dir), None, counts=counts)
     task = AttentionTask(config, train_set, validation_set)
     result = train(task, engine, request.run_dir, progress, cancel, resume=request.resume)
-    counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_photos)}
     if result.cancelled:
         return RunOutcome(result, None, counts=counts)
     labels = "consensus diagnosis of three readers (majority)"

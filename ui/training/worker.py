@@ -15,6 +15,9 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from storage.errors import OctantError
 
 log = logging.getLogger("octant.ui.training")
+# Threads whose window closed before their cancelled run came back: kept referenced until they end,
+# because a QThread destroyed while running takes the whole application down.
+_ORPHANS: set = set()
 
 
 class TrainingWorker(QObject):
@@ -73,3 +76,9 @@ class TrainingThread:
 
     def wait(self, ms: int = 30_000) -> bool:
         return self.thread.wait(ms)
+
+    def release_when_done(self) -> None:
+        """Keep this thread alive past its window; it is dropped once its run has stopped."""
+        if self.thread.isRunning():
+            _ORPHANS.add(self)
+            self.thread.finished.connect(lambda: _ORPHANS.discard(self))

@@ -1,0 +1,44 @@
+"""Opening the workstation from the command line's project and reader, and refusing bad landmarks."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF
+
+from storage.reading import ReaderSession
+from tests.ui.conftest import DISC
+from tests.ui.driving import open_window
+from ui.workstation import _open_windows, open_workstation
+
+
+def test_project_and_reader_from_the_command_line_skip_the_dialog(qtbot, reading_project):
+    window = open_workstation(reading_project.folder, "Ben")
+    qtbot.addWidget(window)
+    try:
+        assert window.isVisible()
+        assert window.controller.reader.name == "Ben"
+        assert window.controller.image is not None
+    finally:
+        _open_windows.remove(window)
+        window.close()
+        window.controller.project.close()
+
+
+def test_first_reader_of_a_project(qtbot, reading_project):
+    window = open_workstation(reading_project.folder, first_reader=True)
+    qtbot.addWidget(window)
+    try:
+        assert window.controller.reader.name == "Ana"
+    finally:
+        _open_windows.remove(window)
+        window.close()
+        window.controller.project.close()
+
+
+def test_a_fovea_on_top_of_the_disc_is_refused_and_nothing_is_saved(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    image_id = window.controller.image.id
+    window.canvas.click_at(QPointF(*DISC))
+    window.canvas.click_at(QPointF(DISC[0] + 1, DISC[1]))  # 1 px away: no eight regions
+    assert "fovea" in window.hint_label.text()
+    assert window.canvas.placing == "fovea" and window.canvas.disc_marker.isVisible()
+    assert ReaderSession(project.database, ana.id).read(image_id).landmarks is None
