@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     train.add_argument("--task", required=True, choices=TASK_CHOICES)
     train.add_argument("--architecture", help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab")
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
+    train.add_argument("--decoder-channels", type=int, help="lesions: channels after ASPP (paper 256)")
     train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -66,6 +67,10 @@ def build_task(args):
             raise OctantError(f"The task {args.task} has one architecture; leave out --architecture.")
         net_options["architecture"] = args.architecture
     net_options["encoder"] = args.encoder or (LIGHT_ENCODER if args.architecture != "attention_unetpp" else "resnet34")
+    if args.decoder_channels:
+        if args.task != "lesions":
+            raise OctantError("--decoder-channels applies to the lesions task only; leave it out.")
+        net_options["decoder_channels"] = args.decoder_channels
     if args.encoder_weights:
         net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
     net_class = {"vessels": VesselNetConfig, "disc_cup": DiscCupConfig, "lesions": LesionNetConfig,

@@ -1,0 +1,124 @@
+"""Speed and end-to-end accuracy of the whole pre-segmentation pipeline on original IDRiD photos.
+
+    python bench/bench_pipeline.py [--weights-dir weights] [--photos 45-54] [--repeats 1]
+
+For each IDRiD-segmentation photo (4288 × 2848 JPEG; 45–54 were held out by every network):
+decode (JPEG reduced inside the decoder) + ``run_pipeline``, timed per stage (median over photos),
+and, separately, writing the PNG masks at the original size. Accuracy: disc and fovea errors
+against the IDRiD localisation ground truth (the same photo in IDRiD-landmarks), and the
+suggested regions per lesion type against the regions the ground-truth masks hit (the same
+``min_lesion_area`` rule on the true masks, true landmarks and true disc), as sensitivity and
+specificity over (photo, region) pairs. Writes bench/results/bench_pipeline.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from annotate.fov import FieldOfView, detect_fov, fov_mask  # noqa: E402
+from annotate.geometry import region_label_map  # noqa: E402
+from models.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
+from models.pipeline import WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
+from models.presegment import process_photo, write_outputs  # noqa: E402
+from models.seg_cache import idrid_overlap, shared_data_dir  # noqa: E402
+
+
+def true_landmarks() -> dict[str, np.ndarray]:
+    rows = csv.DictReader(open(shared_data_dir() / "IDRiD-landmarks" / "landmarks.csv"))
+    return {r["image"]: np.array([[float(r["disc_x"]), float(r["disc_y"])],
+                                  [float(r["fovea_x"]), float(r["fovea_y"])]]) * 3 for r in rows}
+
+
+def true_regions(name: str, landmarks: np.ndarray, min_area: float) -> dict[str, set[int]]:
+    """Regions hit by each lesion type in the ground truth (1/3 scale cache), same rule as the pipeline."""
+    folder = REPO / "local-data" / "idrid_lesions"
+    names = (folder / "names.txt").read_text().split()
+    i = names.index(name)
+    masks = np.load(folder / "masks.npy", mmap_mode="r")[i]
+    image = np.load(folder / "images.npy", mmap_mode="r")[i]
+    fov = detect_fov(np.asarray(image)[..., ::-1])
+    shape = masks.shape[1:]
+    labels = region_label_map(landmarks[0] / 3, landmarks[1] / 3, shape, fov_mask(shape, fov))
+    disc_area = float((masks[4] >= 128).sum())
+    out = {}
+    for c, channel in enumerate(LESION_CHANNELS):
+        counts = np.bincount(labels[np.asarray(masks[c]) >= 128], minlength=9)[1:9] / max(disc_area, 1.0)
+        out[LESION_NAMES[channel]] = {r + 1 for r, a in enumerate(counts) if a >= min_area}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights-dir", default=str(REPO / "weights"))
+    parser.add_argument("--photos", default="45-54")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    first, last = (int(v) for v in args.photos.split("-"))
+    models, messages = load_pipeline_models(args.weights_dir, args.device)
+    for line in messages:
+        print("note:", line)
+    landmarks, overlap = true_landmarks(), idrid_overlap()
+    folder = shared_data_dir() / "IDRiD-segmentation" / "images"
+    stages: dict[str, list[float]] = {}
+    writing, disc_err, fovea_err = [], [], []
+    pairs = {name: {"tp": 0, "fp": 0, "fn": 0, "tn": 0} for name in LESION_NAMES.values()}
+    min_area = PipelineOptions().min_lesion_area
+    for number in range(first, last + 1):
+        name = f"IDRiD_{number:02d}"
+        path = folder / f"{name}.jpg"
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            result = process_photo(path, models)
+            stages.setdefault("decode_and_pipeline", []).append(time.perf_counter() - start)
+            for stage, seconds in result.timings.items():
+                stages.setdefault(stage, []).append(seconds)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            write_outputs(result, Path(tmp), False, path)
+            writing.append(time.perf_counter() - start)
+        truth_name = overlap.get(name)
+        if truth_name is None:
+            continue
+        truth = landmarks[truth_name]
+        disc_err.append(float(np.hypot(*np.subtract(result.disc, truth[0]))))
+        fovea_err.append(float(np.hypot(*np.subtract(result.fovea, truth[1]))))
+        for lesion, regions in true_regions(name, truth, min_area).items():
+            predicted = set(result.lesion_regions.get(lesion, []))
+            for region in range(1, 9):
+                key = ("t" if (region in predicted) == (region in regions) else "f") + ("p" if region in predicted else "n")
+                pairs[lesion][key] += 1
+        print(f"{name}: {result.timings.get('total', 0):.2f} s, disc {disc_err[-1]:.0f} px, fovea {fovea_err[-1]:.0f} px,"
+              f" {result.landmark_method}", flush=True)
+    summary = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                   f"device {models.device}",
+        "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": WORKING_RESOLUTIONS,
+        "median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
+        "writing_masks_seconds": float(np.median(writing)),
+        "disc_error_px": float(np.mean(disc_err)) if disc_err else None,
+        "fovea_error_px": float(np.mean(fovea_err)) if fovea_err else None,
+        "landmark_photos": len(disc_err), "model_versions": models.versions(), "messages": messages,
+        "region_suggestions": {k: {**v, "sensitivity": v["tp"] / max(1, v["tp"] + v["fn"]),
+                                   "specificity": v["tn"] / max(1, v["tn"] + v["fp"])} for k, v in pairs.items()},
+    }
+    print(json.dumps(summary, indent=1))
+    out = REPO / "bench" / "results" / "bench_pipeline.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

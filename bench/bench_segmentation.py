@@ -1,0 +1,221 @@
+"""Accuracy of the pre-segmentation networks on held-out public data.
+
+    python bench/bench_segmentation.py [--weights-dir weights] [--only vessels,disc_cup,landmarks,lesions]
+        [--extra lesions=runs/...safetensors] [--tune-lesion-thresholds]
+
+- vessels: Dice inside the FOV on DRIVE test 01–20 (trained on DRIVE training only), the second
+  observer (0.788) beside it;
+- disc/cup: Dice on the Drishti-GS1 validation photos (every 5th by name), through the pipeline's
+  two-pass crop started from a guess 0.3 disc diameters off and 20 % too large;
+- landmarks: mean disc and fovea errors (original 4288 × 2848 pixels) on the IDRiD-landmarks
+  validation photos, for the learned locator, the classical fallback and the pipeline's choice;
+- lesions: pixel AUPR and Dice per type on IDRiD-segmentation 45–54 at the working scale (1/3).
+``--extra NAME=PATH`` measures further weight files of a task (e.g. the ablations).
+Writes bench/results/bench_segmentation.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from models.device import pick_device  # noqa: E402
+from models.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
+from models.landmarks import locate_classical, locate_learned, plausible  # noqa: E402
+from models.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
+from models.pipeline import CONFIGS  # noqa: E402
+from models.seg_cache import read_rgb, shared_data_dir  # noqa: E402
+from models.seg_data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
+from models.seg_metrics import PrecisionRecallCurve, dice  # noqa: E402
+from models.vessels import segment_vessels  # noqa: E402
+from models.weights import load_weights, read_metadata  # noqa: E402
+from annotate.fov import detect_fov  # noqa: E402
+
+PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, "cup_dice": 0.87,
+             "disc_px": 21, "fovea_px": 64, "aupr_EX": 0.89, "aupr_HE": 0.68, "aupr_SE": 0.70, "aupr_MA": 0.50}
+
+
+def load(task: str, path: Path, device):
+    config_class, build = CONFIGS[task]
+    metadata = read_metadata(path)
+    config = config_class.from_dict(metadata["config"])
+    model = build(config)
+    load_weights(model, path)
+    return model.eval().to(device), config, metadata
+
+
+def bench_vessels(path: Path, device) -> dict:
+    model, config, _ = load("vessels", path, device)
+    data = np.load(REPO / "local-data" / "drive.npz")
+    dices, seconds, pooled = [], [], [0, 0]
+    for image, truth, fov in zip(data["test_images"], data["test_vessels"], data["test_fov"]):
+        start = time.perf_counter()
+        prob = segment_vessels(model, image, config, device)
+        seconds.append(time.perf_counter() - start)
+        pred, fov = prob >= config.threshold, fov.astype(bool)
+        dices.append(dice(pred, truth, fov))
+        pooled[0] += 2 * (pred & truth.astype(bool) & fov).sum()
+        pooled[1] += (pred & fov).sum() + (truth.astype(bool) & fov).sum()
+    second = [dice(b, a, f.astype(bool)) for a, b, f in zip(data["test_vessels"], data["test_vessels_2nd"], data["test_fov"])]
+    return {"dice_mean": float(np.mean(dices)), "dice_pooled": float(pooled[0] / pooled[1]),
+            "second_observer_dice": float(np.mean(second)), "seconds_per_image": float(np.median(seconds)),
+            "images": len(dices)}
+
+
+def bench_disc_cup(path: Path, device) -> dict:
+    model, config, _ = load("disc_cup", path, device)
+    data = shared_data_dir() / "Drishti-GS1"
+    _, names = drishti_split()
+    disc_d, cup_d, cdr_err, found = [], [], [], 0
+    experts = {row["name"]: np.mean([float(row[f"cdr_expert{i}"]) for i in range(1, 5)])
+               for row in csv.DictReader(open(data / "cdr.csv"))}
+    for name in names:
+        image = read_rgb(data / "images" / f"{name}.jpg")
+        disc_truth = cv2.imread(str(data / "disc" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        cup_truth = cv2.imread(str(data / "cup" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        ys, xs = np.nonzero(disc_truth)
+        diameter = max(np.ptp(xs), np.ptp(ys)) + 1
+        guess = (xs.mean() + 0.3 * diameter, ys.mean())   # 0.3 disc diameters off
+        result = segment_disc_cup(model, image, guess, 1.2 * diameter, config, device)
+        found += result.found
+        disc = result.paste(result.disc_prob, disc_truth.shape) >= config.threshold
+        cup = result.paste(result.cup_prob, disc_truth.shape) >= config.threshold
+        disc_d.append(dice(disc, disc_truth))
+        cup_d.append(dice(cup, cup_truth))
+        if result.cup_to_disc is not None:
+            cdr_err.append(abs(result.cup_to_disc - experts[name]))
+    return {"disc_dice": float(np.mean(disc_d)), "cup_dice": float(np.mean(cup_d)),
+            "vertical_cdr_abs_error": float(np.mean(cdr_err)) if cdr_err else None,
+            "found": found, "images": len(names)}
+
+
+def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device) -> dict:
+    data = np.load(REPO / "local-data" / "idrid_landmarks.npz")
+    _, val = landmark_split()
+    folder = shared_data_dir() / "IDRiD-landmarks" / "images"
+    locator = load("landmarks", path, device) if path else None
+    disc_cup = load("disc_cup", disc_cup_path, device) if disc_cup_path else None
+    errors = {k: [] for k in ("locator", "classical", "pipeline")}
+    fallbacks = 0
+    for i in val:
+        image = read_rgb(folder / str(data["names"][i]))
+        truth = (data["points"][i] - data["photo_box"][i][:2]) / (data["scale"][i] * 3)   # 1/3-scale photo pixels
+        fov = detect_fov(image[..., ::-1])
+        classical = locate_classical(image, fov)
+        errors["classical"].append(_errors(classical, truth))
+        chosen = classical
+        if locator is not None:
+            model, config, _ = locator
+            learned = locate_learned(model, image, config, device)
+            errors["locator"].append(_errors(learned, truth))
+            if min(learned.disc_confidence, learned.fovea_confidence) >= config.min_confidence and plausible(learned, fov):
+                chosen = learned
+            else:
+                fallbacks += 1
+        disc = chosen.disc
+        if disc_cup is not None:
+            model, config, _ = disc_cup
+            guess = 2 * fov.r * DISC_PER_FOV
+            found = segment_disc_cup(model, image, disc, guess, config, device)
+            if found.found and np.hypot(*np.subtract(found.disc_centre, disc)) <= 1.5 * guess:
+                disc = found.disc_centre
+        errors["pipeline"].append(_errors(type(chosen)(disc, chosen.fovea, 1, 1, chosen.method), truth))
+    out = {"images": len(val), "locator_fallbacks": fallbacks}
+    for key, rows in errors.items():
+        if rows:
+            rows = np.array(rows) * 3   # 1/3-scale photo pixels -> original 4288 × 2848 pixels
+            out[f"{key}_disc_px"], out[f"{key}_fovea_px"] = float(rows[:, 0].mean()), float(rows[:, 1].mean())
+    return out
+
+
+def _errors(estimate, truth) -> tuple[float, float]:
+    return (float(np.hypot(*np.subtract(estimate.disc, truth[0]))),
+            float(np.hypot(*np.subtract(estimate.fovea, truth[1]))))
+
+
+def bench_lesions(path: Path, device, tune: bool = False) -> dict:
+    model, config, metadata = load("lesions", path, device)
+    images, masks, names = lesion_arrays()
+    _, val = lesion_split(names)
+    curves = [PrecisionRecallCurve() for _ in LESION_CHANNELS]
+    seconds = []
+    for i in val:
+        start = time.perf_counter()
+        prob = segment_lesions(model, np.asarray(images[i]), device)
+        seconds.append(time.perf_counter() - start)
+        for c, curve in enumerate(curves):
+            curve.add(prob[c], np.asarray(masks[i, c]) >= 128)
+    out = {"images": len(val), "seconds_per_image": float(np.median(seconds)),
+           "working_size": list(images.shape[1:3])}
+    tuned = []
+    for channel, threshold, curve in zip(LESION_CHANNELS, config.thresholds, curves):
+        out[f"aupr_{channel}"] = curve.average_precision()
+        out[f"dice_{channel}"] = curve.dice_at(threshold)
+        best, best_threshold = curve.best_dice()
+        out[f"best_dice_{channel}"], out[f"best_threshold_{channel}"] = best, best_threshold
+        tuned.append(round(best_threshold, 3))
+    out["aupr_mean"] = float(np.nanmean([out[f"aupr_{c}"] for c in LESION_CHANNELS]))
+    if tune:
+        from models.weights import save_weights
+        metadata["config"]["thresholds"] = tuned
+        metadata["thresholds_note"] = "per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54"
+        save_weights(model.cpu(), path, metadata)
+        out["thresholds_written"] = tuned
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights-dir", default=str(REPO / "weights"))
+    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions")
+    parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
+    parser.add_argument("--tune-lesion-thresholds", action="store_true")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    torch.set_grad_enabled(False)
+    folder = Path(args.weights_dir)
+    weights = {name: folder / f"{name}.safetensors" for name in ("vessels", "disc_cup", "landmarks", "lesions")}
+    runs = [(name, weights[name], name) for name in args.only.split(",")]
+    runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
+    results = {}
+    for task, path, label in runs:
+        if task != "landmarks" and not path.is_file():
+            print(f"{label}: no weights at {path}, skipped")
+            continue
+        start = time.perf_counter()
+        if task == "vessels":
+            results[label] = bench_vessels(path, device)
+        elif task == "disc_cup":
+            results[label] = bench_disc_cup(path, device)
+        elif task == "landmarks":
+            results[label] = bench_landmarks(path if path.is_file() else None,
+                                             weights["disc_cup"] if weights["disc_cup"].is_file() else None, device)
+        else:
+            results[label] = bench_lesions(path, device, args.tune_lesion_thresholds and label == "lesions")
+        if path.is_file():
+            results[label]["version"] = read_metadata(path).get("version")
+        results[label]["bench_seconds"] = round(time.perf_counter() - start, 1)
+        print(f"\n## {label}")
+        for key, value in results[label].items():
+            print(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    out = REPO / "bench" / "results" / "bench_segmentation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    previous.update(results)
+    out.write_text(json.dumps({**previous, "published": PUBLISHED}, indent=2))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
