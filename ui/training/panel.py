@@ -114,8 +114,7 @@ class TrainingPanel(QWidget):
         self.promote_button = QPushButton("Use for pre-screening and review")
         self.promote_button.setToolTip("Make the selected model the active one for its network")
         self.promote_button.clicked.connect(self.promote_selected)
-        self.models.itemSelectionChanged.connect(
-            lambda: self.promote_button.setEnabled(bool(self.models.selectedItems())))
+        self.models.itemSelectionChanged.connect(self._show_selected_model)
         column.addWidget(self.models)
         column.addWidget(self.promote_button, 0, Qt.AlignmentFlag.AlignRight)
         self._refresh_models()
@@ -256,6 +255,17 @@ class TrainingPanel(QWidget):
 
         tables.fill_models(self.models, list_models(self.project.database))
         self.promote_button.setEnabled(bool(self.models.selectedItems()))
+
+    def _show_selected_model(self) -> None:
+        """A registered model's metrics (from the registry) in the results tables."""
+        from storage.predictions import list_models
+
+        model_id = self.selected_model_id()
+        self.promote_button.setEnabled(model_id is not None)
+        chosen = [m for m in list_models(self.project.database) if m.id == model_id]
+        if chosen:
+            tables.fill_results(self.results, chosen[0].metrics)
+            tables.fill_confusion(self.confusion, chosen[0].metrics)
 
     def selected_model_id(self) -> int | None:
         items = self.models.selectedItems()
