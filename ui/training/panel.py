@@ -132,10 +132,8 @@ class TrainingPanel(QWidget):
         self.curves.set_history(rows)
         if not self.running():
             self.progress.setValue(int(1000 * min(1.0, len(rows) / max(1, epochs))))
-            self._say("")
-        if rows and not self.running():
-            self._say(f"{len(rows)} epoch(s) of '{self.setup.run_name.text()}' are saved with their "
-                      "settings; Resume continues them, Start begins again.")
+            self._say(f"{len(rows)} epoch(s) of '{self.setup.run_name.text()}' are saved with their settings; "
+                      "Resume continues them, Start begins again." if rows else "")
         self._refresh_buttons()
 
     def running(self) -> bool:
@@ -194,7 +192,7 @@ class TrainingPanel(QWidget):
             self.eta.setText(format_eta(event.eta_s))
             self.curves.add_batch(event.epoch - 1 + event.batch / batches, event.loss)
             self._say(f"Epoch {event.epoch} of {event.epochs}, batch {event.batch} of {event.batches}: "
-                                f"loss {event.loss:.4f}")
+                      f"loss {event.loss:.4f}")
         elif event.kind == "epoch":
             self.history = [r for r in self.history if r.get("epoch", 0) < event.epoch]
             self.history.append({"epoch": event.epoch, "train_loss": event.loss, **event.metrics})
@@ -213,7 +211,8 @@ class TrainingPanel(QWidget):
         self._wait_for_thread()
         result = outcome.result
         if result.cancelled or outcome.training is None:
-            self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues.")
+            self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues."
+                      if result.history else "Cancelled before the first epoch ended; nothing was saved.")
         else:
             training = outcome.training
             tables.fill_results(self.results, training.metrics)
@@ -221,7 +220,7 @@ class TrainingPanel(QWidget):
             self.gallery.show_items(outcome.gallery)
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
             self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
-                                f"{training.weights_path.name} and registered as model {training.model_id}.")
+                      f"{training.weights_path.name} and registered as model {training.model_id}.")
             self._refresh_models()
         self.history = list(result.history) or self.history
         self.curves.set_history(self.history)
