@@ -49,6 +49,7 @@ class FundusCanvas(QGraphicsView):
         # blits it and redraws the region paths (≤ 16 ms); zoom and pan re-render it.
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self._photo = ShownImage(QImage())
+        self._overlay_image = QImage()  # model masks, drawn over the photo
         self.overlay = RegionOverlay()
         self.disc_marker = LandmarkMarker("disc", self._on_marker_moved, self._on_marker_released)
         self.fovea_marker = LandmarkMarker("fovea", self._on_marker_moved,
@@ -75,6 +76,7 @@ class FundusCanvas(QGraphicsView):
         self.image_size = size
         self.fov = FieldOfView(*fov) if fov is not None else None
         w, h = size
+        self._overlay_image = QImage()
         self._set_photo(ShownImage(QImage()))
         self.scene().setSceneRect(QRectF(-0.05 * w, -0.05 * h, 1.1 * w, 1.1 * h))
         self.overlay.set_image(w, h, fov)
@@ -87,6 +89,15 @@ class FundusCanvas(QGraphicsView):
         if image_id != self.image_id:
             return
         self._set_photo(shown)
+
+    def set_overlay(self, image: QImage | None) -> None:
+        """Model masks over the photo (display size; stretched like the photo), or none."""
+        self._overlay_image = image if image is not None else QImage()
+        self.resetCachedContent()
+        self.viewport().update()
+
+    def has_overlay(self) -> bool:
+        return not self._overlay_image.isNull()
 
     def has_photo(self) -> bool:
         return not self._photo.full.isNull()
@@ -114,6 +125,9 @@ class FundusCanvas(QGraphicsView):
             else self._photo.full
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(0, 0, w, h), image, QRectF(image.rect()))
+        if not self._overlay_image.isNull():
+            painter.drawImage(QRectF(0, 0, w, h), self._overlay_image,
+                              QRectF(self._overlay_image.rect()))
 
     def set_landmarks(self, disc: tuple[float, float] | None,
                       fovea: tuple[float, float] | None) -> None:

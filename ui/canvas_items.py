@@ -88,6 +88,8 @@ class RegionOverlay(QGraphicsItem):
         self.frame: LandmarkFrame | None = None
         self.transform_to_image = QTransform()
         self._fills: dict[int, QColor] = {}
+        self._suggested: set[int] = set()
+        self._suggested_colour = QColor("white")
         self._hovered = 0
         self.numbers: dict[int, QGraphicsSimpleTextItem] = {}
         font = QFont()
@@ -138,6 +140,13 @@ class RegionOverlay(QGraphicsItem):
             painter.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
             painter.setPen(self._pen(colour, 2.5))
             painter.drawPath(self._placed[code])
+        if self._suggested:  # the model's regions for the current finding, not yet chosen
+            pen = self._pen(self._suggested_colour, 2.0)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for code in self._suggested - set(self._fills):
+                painter.drawPath(self._placed[code])
         if self._hovered in self._placed:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(self._pen(OUTLINE_HOVER, 3.0))
@@ -182,6 +191,11 @@ class RegionOverlay(QGraphicsItem):
     def set_fills(self, fills: dict[int, QColor]) -> None:
         """Chosen regions: a translucent fill and an outline in the current finding's colour."""
         self._fills = dict(fills)
+        self.update()
+
+    def set_suggested(self, codes: set[int], colour: QColor) -> None:
+        """Regions the model suggests for the current finding: dashed, in its colour."""
+        self._suggested, self._suggested_colour = set(codes), colour
         self.update()
 
     def set_hover(self, code: int) -> None:

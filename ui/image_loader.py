@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from storage.errors import OctantError
+from ui.assist import render_overlay
 from ui.display_image import DisplayImage, ShownImage, ViewAids, decode_for_display, render_shown
 
 CACHE_SIZE = 4  # current, previous, next and one spare: ~12 MB each at 2144 × 1424 display size
@@ -29,6 +30,7 @@ class _Entry:
 class _JobSignals(QObject):
     finished = Signal(int, object, object, object)  # image_id, DisplayImage, ShownImage, ViewAids
     failed = Signal(int, str)
+    overlay = Signal(int, str, object)              # image_id, overlay key, QImage
 
 
 class _RenderJob(QRunnable):
@@ -52,6 +54,22 @@ class _RenderJob(QRunnable):
             self.signals.failed.emit(self.image_id, f"Could not show this image ({error}).")
 
 
+class _OverlayJob(QRunnable):
+    def __init__(self, signals: "_JobSignals", image_id: int, key: str, layers: list,
+                 size: tuple[int, int]):
+        super().__init__()
+        self.signals, self.image_id, self.key, self.layers, self.size = (signals, image_id, key,
+                                                                          layers, size)
+
+    def run(self) -> None:
+        try:
+            image = render_overlay(self.layers, self.size)
+        except Exception as error:  # a damaged mask must not take the window down
+            self.signals.failed.emit(self.image_id, f"Could not draw the model overlay ({error}).")
+            return
+        self.signals.overlay.emit(self.image_id, self.key, image)
+
+
 class ImageLoader(QObject):
     """Ask with ``request``; ``ready(image_id, DisplayImage, ShownImage)`` answers when ready.
 
@@ -60,6 +78,7 @@ class ImageLoader(QObject):
 
     ready = Signal(int, object, object)
     failed = Signal(int, str)
+    overlayReady = Signal(int, str, object)  # image_id, key, QImage (model masks, translucent)
 
     def __init__(self, parent: QObject | None = None, threads: int = 2,
                  cache_size: int = CACHE_SIZE):
@@ -69,6 +88,7 @@ class ImageLoader(QObject):
         self._signals = _JobSignals(self)
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
+        self._signals.overlay.connect(self.overlayReady)
         self._cache: OrderedDict[int, _Entry] = OrderedDict()
         self._cache_size = cache_size
         self._in_flight: dict[int, ViewAids] = {}
@@ -105,6 +125,12 @@ class ImageLoader(QObject):
         self.aids = aids
         if self._wanted is not None:
             self._submit(self._wanted)
+
+    def request_overlay(self, image_id: int, key: str, layers: list,
+                        size: tuple[int, int]) -> None:
+        """Compose model masks off the GUI thread; ``overlayReady`` answers."""
+        if not self._closed:
+            self._pool.start(_OverlayJob(self._signals, image_id, key, layers, size))
 
     def clear(self) -> None:
         self._cache.clear()

@@ -8,37 +8,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import qtawesome as qta
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMenu, QScrollArea,
-                               QToolBar, QToolButton, QWidgetAction)
+from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea
 
 from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
+from ui.assist import OVERLAYS, overlay_layers
 from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
 from ui.image_loader import ImageLoader
 from ui.panels import AnswerPanel, QueuePanel
 from ui.reading_controller import ReadingController
-from ui.shortcuts import Binding, ShortcutSheet, resolve_bindings
+from ui.shortcuts import ShortcutSheet, resolve_bindings
 from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
+from ui.window_actions import add_action, build_toolbar_and_menus
 
-ICONS = {
-    "next_unfinished": "mdi6.skip-next-circle-outline", "previous": "mdi6.chevron-left",
-    "next": "mdi6.chevron-right", "normal": "mdi6.check-decagram-outline",
-    "undo": "mdi6.undo", "redo": "mdi6.redo", "fit": "mdi6.fit-to-screen-outline",
-    "actual_size": "mdi6.numeric-1-box-outline", "zoom_in": "mdi6.magnify-plus-outline",
-    "zoom_out": "mdi6.magnify-minus-outline", "regions": "mdi6.vector-polygon",
-    "green": "mdi6.leaf", "clahe": "mdi6.contrast-box", "shortcuts": "mdi6.keyboard-outline",
-    "accept_suggestions": "mdi6.auto-fix", "reset_aids": "mdi6.image-refresh-outline",
-}
-TOOLBAR = ("previous", "next", "next_unfinished", None, "undo", "redo", None, "fit",
-           "actual_size", "zoom_in", "zoom_out", None, "regions", "green", "clahe", "aids", None,
-           "shortcuts")
-CHECKABLE = {"regions", "green", "clahe", "ungradable"}
 ZOOM_STEP = 1.25
 
 
@@ -69,11 +56,13 @@ class MainWindow(QMainWindow):
         self.bindings = resolve_bindings(settings.findings)
         self.actions_by_name: dict[str, QAction] = {}
         self._build_actions()
-        self._build_toolbar_and_menus()
+        build_toolbar_and_menus(self)
         self._build_status_bar()
         self._connect()
         self._requested_at = 0.0
         self.last_open_ms = 0.0
+        self._overlays: set[str] = set()
+        self._display_size: tuple[int, int] | None = None
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------
@@ -89,19 +78,6 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
-
-    def _action(self, binding: Binding, slot) -> QAction:
-        action = QAction(binding.text.split(" (")[0].split(":")[0], self)
-        action.setShortcuts([QKeySequence(k) for k in binding.keys])
-        action.setToolTip(f"{binding.text}  [{binding.keys[0]}]")
-        action.setStatusTip(binding.text)
-        if binding.name in ICONS:
-            action.setIcon(qta.icon(ICONS[binding.name]))
-        action.setCheckable(binding.name in CHECKABLE)
-        action.triggered.connect(slot)
-        self.addAction(action)  # window-wide, also when hidden from toolbar and menus
-        self.actions_by_name[binding.name] = action
-        return action
 
     def _build_actions(self) -> None:
         c, canvas, aids = self.controller, self.canvas, self.aids_panel
@@ -122,11 +98,14 @@ class MainWindow(QMainWindow):
             "more_contrast": lambda: aids.adjust(contrast=CONTRAST_STEP),
             "less_contrast": lambda: aids.adjust(contrast=-CONTRAST_STEP),
             "reset_aids": lambda: aids.set_aids(ViewAids()),
+            "overlay_vessels": lambda on: self._toggle_overlay("vessels", on),
+            "overlay_disc_cup": lambda on: self._toggle_overlay("disc_cup", on),
+            "overlay_lesions": lambda on: self._toggle_overlay("lesions", on),
             "shortcuts": self.show_shortcuts,
         }
         for name, binding in self.bindings.items():
             if name in slots:
-                self._action(binding, slots[name])
+                add_action(self, binding, slots[name])
         self.actions_by_name["regions"].setChecked(True)
         for spec in self.controller.settings.findings:
             action = QAction(spec.name, self)
@@ -138,48 +117,6 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(str(code)))
             action.triggered.connect(lambda _=False, code=code: self.controller.toggle_region(code))
             self.addAction(action)
-
-    def _build_toolbar_and_menus(self) -> None:
-        toolbar = QToolBar("Tools", self)
-        toolbar.setObjectName("toolbar")
-        toolbar.setMovable(False)
-        self.addToolBar(toolbar)
-        aids_button = QToolButton()
-        aids_button.setIcon(qta.icon("mdi6.brightness-6"))
-        aids_button.setToolTip("Brightness and contrast (display only)  [Shift+↑↓ / Shift+←→]")
-        aids_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(aids_button)
-        holder = QWidgetAction(menu)
-        holder.setDefaultWidget(self.aids_panel)
-        menu.addAction(holder)
-        aids_button.setMenu(menu)
-        for name in TOOLBAR:
-            if name is None:
-                toolbar.addSeparator()
-            elif name == "aids":
-                toolbar.addWidget(aids_button)
-            else:
-                toolbar.addAction(self.actions_by_name[name])
-        a = self.actions_by_name
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(qta.icon("mdi6.account-switch-outline"),
-                            "Sign in as another reader / open a project…",
-                            self.signOutRequested.emit)
-        file_menu.addSeparator()
-        quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", self.close)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        menus = {
-            "&Reading": ("next_unfinished", "previous", "next", "normal", "ungradable", None,
-                         "undo", "redo", "clear_finding", "accept_suggestions"),
-            "&View": ("fit", "actual_size", "zoom_in", "zoom_out", "regions", None, "green",
-                      "clahe", "brighter", "darker", "more_contrast", "less_contrast",
-                      "reset_aids"),
-            "&Help": ("shortcuts",),
-        }
-        for title, names in menus.items():
-            menu = self.menuBar().addMenu(title)
-            for name in names:
-                menu.addSeparator() if name is None else menu.addAction(a[name])
 
     def _build_status_bar(self) -> None:
         self.saved_label = QLabel("")
@@ -194,12 +131,14 @@ class MainWindow(QMainWindow):
         c.stateChanged.connect(self._on_state)
         c.saved.connect(self._on_saved)
         c.problem.connect(self.show_problem)
+        c.hint.connect(self.show_hint)
         c.progressChanged.connect(self.queue_panel.set_progress)
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
         c.queueFinished.connect(lambda: self.show_hint(
             "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
         self.loader.ready.connect(self._on_image_ready)
+        self.loader.overlayReady.connect(self._on_overlay_ready)
         self.loader.failed.connect(lambda _id, message: self.show_problem(message))
         self.aids_panel.changed.connect(self._on_aids)
         self.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.canvas.fit_size()))
@@ -242,14 +181,29 @@ class MainWindow(QMainWindow):
         self.canvas.setToolTip("")
         self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of "
                             f"{len(self.controller.queue_ids())}) — {self.controller.reader.name}")
+        self._display_size = None  # known when the photo is decoded; overlays wait for it
+        self.canvas.set_overlay(None)
+        notes = []
         if shown is not None and shown.source == "model" and state.landmarks is None:
-            self.show_hint("Disc and fovea placed by the model: drag them if they are off.")
+            notes.append("Disc and fovea placed by the model: drag them if they are off.")
+        suggestion = self.controller.suggestion
+        if suggestion is not None and suggestion.finding_regions:
+            names = ", ".join(f"{self.controller.findings[code].name} "
+                              f"{' '.join(map(str, sorted(regions)))}"
+                              for code, regions in suggestion.finding_regions.items()
+                              if code in self.controller.findings)
+            notes.append(f"Model suggests: {names} (Shift+A accepts).")
+        if notes:
+            self.show_hint("  ".join(notes))
 
     def _on_image_ready(self, image_id: int, display: DisplayImage, shown) -> None:
         if self.controller.image is None or image_id != self.controller.image.id:
             return
         self.canvas.show_image(image_id, display, shown)
+        if (display.bgr.shape[1], display.bgr.shape[0]) != self._display_size:
+            self._display_size = (display.bgr.shape[1], display.bgr.shape[0])
         if self._requested_at:
+            self._request_overlays()
             self.last_open_ms = (time.perf_counter() - self._requested_at) * 1000
             self._requested_at = 0.0
             self.imageShown.emit(image_id)
@@ -268,7 +222,8 @@ class MainWindow(QMainWindow):
             self.canvas.set_landmarks(None, None)
         elif shown is not None and on_canvas != (shown.disc, shown.fovea):
             self.canvas.set_landmarks(shown.disc, shown.fovea)
-        self.answer_panel.show_state(state)
+        suggestion = self.controller.suggestion
+        self.answer_panel.show_state(state, suggestion.finding_regions if suggestion else None)
         self._refresh_fills()
         if self.controller.image is not None:
             self.queue_panel.set_done(self.controller.image.id, state.done)
@@ -285,9 +240,12 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.state is None or c.finding is None:
             self.canvas.set_fills({})
+            self.canvas.overlay.set_suggested(set(), QColor("white"))
             return
         colour = self.answer_panel.colours[c.finding]
         self.canvas.set_fills({code: colour for code in c.state.regions.get(c.finding, ())})
+        suggested = c.suggestion.finding_regions.get(c.finding, ()) if c.suggestion else ()
+        self.canvas.overlay.set_suggested(set(suggested), colour)
 
     def _on_saved(self, text: str) -> None:
         self.saved_label.setText(text)
@@ -331,7 +289,38 @@ class MainWindow(QMainWindow):
         self.controller.next_unfinished()
 
     def accept_suggestions(self) -> None:
-        self.show_hint("No model suggestions are stored for this image.")
+        self.controller.accept_suggestions()
+
+    # --- model overlays -----------------------------------------------------------------------
+    def _toggle_overlay(self, overlay: str, on: bool) -> None:
+        self._overlays = (self._overlays | {overlay}) if on else (self._overlays - {overlay})
+        self._request_overlays()
+
+    def _request_overlays(self) -> None:
+        """Ask the worker for the active overlays of the open image (none: clear them)."""
+        c, suggestion = self.controller, self.controller.suggestion
+        for overlay in OVERLAYS:
+            action = self.actions_by_name[f"overlay_{overlay}"]
+            available = suggestion is not None and suggestion.has_overlay(overlay)
+            action.setEnabled(available)
+            action.setToolTip(action.statusTip() + ("" if available else
+                              " — run `python main.py presegment --project DIR` first"))
+        layers = []
+        if suggestion is not None and c.image is not None:
+            colours = {f.lesion_channel: self.answer_panel.colours[f.code]
+                       for f in c.settings.findings if f.lesion_channel}
+            for overlay in sorted(self._overlays):
+                layers += overlay_layers(overlay, suggestion, colours)
+        if not layers or self._display_size is None:
+            self.canvas.set_overlay(None)
+            return
+        key = ",".join(sorted(self._overlays))
+        self.loader.request_overlay(c.image.id, key, layers, self._display_size)
+
+    def _on_overlay_ready(self, image_id: int, key: str, image) -> None:
+        c = self.controller
+        if c.image is not None and image_id == c.image.id and key == ",".join(sorted(self._overlays)):
+            self.canvas.set_overlay(image)
 
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)

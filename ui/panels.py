@@ -128,7 +128,10 @@ class FindingRow(QFrame):
         self.name.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.regions = QLabel("")
         self.regions.setObjectName("regions")
-        for widget in (key, swatch, self.name, self.regions):
+        self.suggested = QLabel("")
+        self.suggested.setObjectName("suggested")
+        self.suggested.setToolTip("Regions the model suggests (Shift+A accepts them)")
+        for widget in (key, swatch, self.name, self.suggested, self.regions):
             layout.addWidget(widget)
 
     def show_regions(self, regions: frozenset[int]) -> None:
@@ -139,6 +142,11 @@ class FindingRow(QFrame):
         font = self.name.font()
         font.setBold(bool(regions))
         self.name.setFont(font)
+
+    def show_suggested(self, suggested: frozenset[int], chosen: frozenset[int]) -> None:
+        """Suggested regions the reader has not chosen, e.g. "+2 5"."""
+        left = sorted(suggested - chosen)
+        self.suggested.setText(("+" + " ".join(map(str, left))) if left else "")
 
     def set_current(self, current: bool) -> None:
         self.setProperty("current", current)
@@ -207,12 +215,15 @@ class AnswerPanel(QWidget):
         self._loading = False
         self._comment_dirty = False
 
-    def show_state(self, state: ReadState) -> None:
-        """Reflect a saved state without emitting edits back."""
+    def show_state(self, state: ReadState,
+                   suggested: dict[str, frozenset[int]] | None = None) -> None:
+        """Reflect a saved state (and the model's suggestions) without emitting edits back."""
         self._loading = True
         try:
             for code, row in self.rows.items():
-                row.show_regions(state.regions.get(code, frozenset()))
+                chosen = state.regions.get(code, frozenset())
+                row.show_regions(chosen)
+                row.show_suggested((suggested or {}).get(code, frozenset()), chosen)
             self.normal.setChecked(state.normal)
             self.ungradable.setChecked(state.ungradable)
             index = self.diagnosis.findData(state.diagnosis) if state.diagnosis else 0

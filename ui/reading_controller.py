@@ -18,6 +18,7 @@ from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.project import ProjectHandle, ProjectSettings
 from storage.reading import ReaderSession
+from ui.assist import PRESEGMENTATION, ModelSuggestion, accepted, suggestion_from_payload
 from ui.undo import ImageUndoStack, UndoEntry
 
 
@@ -26,6 +27,7 @@ class ReadingController(QObject):
     stateChanged = Signal(object)                 # ReadState after an action, undo or redo
     saved = Signal(str)                           # status text after each durable write
     problem = Signal(str)                         # an OctantError's sentence
+    hint = Signal(str)                            # what to do next (not an error)
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
     queueFinished = Signal()
@@ -41,6 +43,7 @@ class ReadingController(QObject):
         self.state: ReadState | None = None
         self.shown_landmarks: Landmarks | None = None  # the reader's own, else the model's
         self._model_landmarks: Landmarks | None = None
+        self.suggestion: ModelSuggestion | None = None  # the model's, hidden on test if set so
         self.finding: str | None = None
         self._history: dict[int, ImageUndoStack] = {}
         self._queue_ids: list[int] | None = None
@@ -80,6 +83,8 @@ class ReadingController(QObject):
         self.image = self.session.image(image_id)
         self.state = self.session.read(image_id)
         self._model_landmarks = self.session.model_landmarks(image_id)
+        self.suggestion = suggestion_from_payload(
+            self.session.suggestion(image_id, PRESEGMENTATION), self.project.root)
         self.shown_landmarks = self.state.landmarks or self._model_landmarks
         self.imageOpened.emit(self.image, self.state, self.shown_landmarks)
 
@@ -142,7 +147,7 @@ class ReadingController(QObject):
     def toggle_region(self, region: int) -> None:
         if self.finding is None:
             keys = ", ".join(f"{f.key.upper()} {f.name.lower()}" for f in self.settings.findings[:4])
-            self.problem.emit(f"Choose a finding first (e.g. {keys}), then the region.")
+            self.hint.emit(f"Choose a finding first (e.g. {keys}), then the region.")
             return
         self._keep_shown_landmarks()
         name = self.findings[self.finding].name
@@ -169,6 +174,15 @@ class ReadingController(QObject):
     def set_landmarks(self, disc: tuple[float, float], fovea: tuple[float, float],
                       source: str = "manual") -> None:
         self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source))
+
+    def accept_suggestions(self) -> bool:
+        """Shift+A: every region the model suggests becomes the reader's (one undoable action)."""
+        if self.state is None or self.suggestion is None or not self.suggestion.finding_regions:
+            self.hint.emit("The model suggests no regions for this image.")
+            return False
+        self._keep_shown_landmarks()
+        target = accepted(self.state, self.suggestion, set(self.findings))
+        return self._write("Model's regions accepted", lambda s, i: s.restore(i, target))
 
     def _keep_shown_landmarks(self) -> None:
         """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""

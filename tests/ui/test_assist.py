@@ -1,0 +1,89 @@
+"""Model assistance: suggested regions (accepted in one undoable action), mask overlays, and
+nothing of it on test images while the project hides suggestions there."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from annotate.importer import import_images
+from storage.assignment import assign_readers
+from storage.predictions import save_prediction
+from storage.project import create_project
+from storage.readers import add_reader
+from storage.reading import ReaderSession
+from tests.ui.conftest import PHOTO_SIZE, write_fundus
+from tests.ui.driving import open_window, press
+from ui.assist import LESION_MASKS, PRESEGMENTATION
+
+
+def store_presegmentation(project, image_id: int) -> None:
+    folder = project.root / "predictions" / str(image_id)
+    folder.mkdir(parents=True)
+    w, h = PHOTO_SIZE
+    vessels = np.zeros((h, w), np.uint8)
+    cv2.line(vessels, (20, 100), (230, 100), 255, 5)
+    disc = np.zeros((h, w), np.uint8)
+    cv2.circle(disc, (80, 96), 12, 255, -1)
+    for name, mask in (("vessels", vessels), ("disc", disc), ("haemorrhages", disc)):
+        cv2.imwrite(str(folder / f"{name}.png"), mask)
+    save_prediction(project.database, image_id, PRESEGMENTATION,
+                    {"finding_regions": {"haemorrhage": [1, 5]},
+                     "mask_folder": f"predictions/{image_id}"}, model_version="test-1")
+
+
+def test_suggested_regions_are_shown_and_accepted_in_one_undoable_action(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    image_id = session.queue()[0].id
+    store_presegmentation(project, image_id)
+    window = open_window(qtbot, project, ana.id)
+    assert window.answer_panel.rows["haemorrhage"].suggested.text() == "+1 5"
+    assert "Model suggests: Haemorrhage 1 5" in window.hint_label.text()
+    assert session.read(image_id).regions == {}  # a suggestion is not a label
+    press(qtbot, window, "Shift+A")
+    assert session.read(image_id).regions == {"haemorrhage": frozenset({1, 5})}
+    assert window.answer_panel.rows["haemorrhage"].suggested.text() == ""
+    press(qtbot, window, "Ctrl+Z")
+    assert session.read(image_id).regions == {}
+
+
+def test_vessel_overlay_is_drawn_from_the_stored_mask(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    image_id = ReaderSession(project.database, ana.id).queue()[0].id
+    store_presegmentation(project, image_id)
+    window = open_window(qtbot, project, ana.id)
+    assert window.actions_by_name["overlay_vessels"].isEnabled()
+    with qtbot.waitSignal(window.loader.overlayReady, timeout=5000) as ready:
+        press(qtbot, window, "Shift+V")
+    overlay = ready.args[2]
+    assert overlay.pixelColor(120, 100).alpha() > 0 and overlay.pixelColor(120, 20).alpha() == 0
+    assert window.canvas.has_overlay()
+    press(qtbot, window, "Shift+V")
+    assert not window.canvas.has_overlay()
+
+
+def test_test_images_show_no_suggestions_while_the_project_hides_them(qtbot, tmp_path):
+    project = create_project(tmp_path / "gold", name="Gold standard")
+    try:
+        photo = write_fundus(tmp_path / "photos" / "test_eye.jpg", seed=3)
+        image_id = import_images(project, [photo], split="test").added[0]
+        readers = [add_reader(project.database, f"Specialist {i}", role="retina_specialist")
+                   for i in range(3)]
+        assign_readers(project.database, readers_per_image=3)
+        store_presegmentation(project, image_id)
+        window = open_window(qtbot, project, readers[0].id)
+        assert window.controller.suggestion is None
+        assert window.answer_panel.rows["haemorrhage"].suggested.text() == ""
+        assert not window.actions_by_name["overlay_vessels"].isEnabled()
+        press(qtbot, window, "Shift+A")
+        assert ReaderSession(project.database, readers[0].id).read(image_id).regions == {}
+    finally:
+        project.close()
+
+
+def test_names_match_the_pre_segmentation_that_stores_them():
+    from models.lesions import LESION_NAMES
+    from models.presegment import PREDICTION_KIND
+
+    assert PRESEGMENTATION == PREDICTION_KIND
+    assert LESION_MASKS == LESION_NAMES
