@@ -148,7 +148,10 @@ class PipelineResult:
         sy, sx = shape[0] / self.shape[0], shape[1] / self.shape[1]
         fov = FieldOfView(self.fov.cx * sx, self.fov.cy * sy, self.fov.r * (sx * sy) ** 0.5)
         disc, fovea = (self.disc[0] * sx, self.disc[1] * sy), (self.fovea[0] * sx, self.fovea[1] * sy)
-        return region_label_map(disc, fovea, shape, fov_mask(shape, fov))
+        try:
+            return region_label_map(disc, fovea, shape, fov_mask(shape, fov))
+        except GeometryError:   # landmarks that cannot define regions: said in messages, no map
+            return None
 
     def to_json(self) -> dict:
         point = lambda p: None if p is None else [round(float(p[0]), 1), round(float(p[1]), 1)]
@@ -229,7 +232,8 @@ def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: Pipelin
         result.layers["cup"] = Layer(found.cup_prob, to_crop)
         result.thresholds["disc"] = result.thresholds["cup"] = disc_cup.config.threshold
         lap("disc_cup")
-    result.disc, result.fovea = (disc[0] / s, disc[1] / s), (fovea[0] / s, fovea[1] / s)
+    result.disc = (float(disc[0]) / s, float(disc[1]) / s)
+    result.fovea = (float(fovea[0]) / s, float(fovea[1]) / s)
 
     vessels = models.get("vessels")
     if vessels is not None:

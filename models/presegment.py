@@ -23,7 +23,7 @@ from annotate.imagefiles import image_size, is_image_name, read_fundus
 from models.lesions import LesionNetConfig
 from models.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
                              run_pipeline)
-from storage.errors import BadImageError, CancelledError, OctantError
+from storage.errors import CancelledError, OctantError
 
 RESULT_FILE = "result.json"
 PREDICTION_KIND = "presegmentation"
@@ -120,9 +120,9 @@ def presegment_to_folder(paths: list[Path], out: Path, models: PipelineModels, p
             try:
                 write_outputs(process_photo(path, models), folder, probabilities, path)
                 summary.done += 1
-            except (BadImageError, OSError) as error:
-                summary.failed.append((str(path), str(error)))
-                status, message = "failed", str(error)
+            except Exception as error:   # one bad photo must not stop an overnight batch
+                status, message = "failed", describe_failure(error)
+                summary.failed.append((str(path), message))
         if progress is not None:
             progress(PresegmentProgress(index, len(paths), path, status, message))
     summary.seconds = time.perf_counter() - started
@@ -172,13 +172,21 @@ def presegment_project(project, paths: list[Path] | None, models: PipelineModels
                 if result.disc is not None and result.fovea is not None:
                     save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
                 summary.done += 1
-            except (BadImageError, OSError) as error:
-                summary.failed.append((str(record.path), str(error)))
-                status, message = "failed", str(error)
+            except Exception as error:
+                status, message = "failed", describe_failure(error)
+                summary.failed.append((str(record.path), message))
         if progress is not None:
             progress(PresegmentProgress(index, len(records), record.path, status, message))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def describe_failure(error: Exception) -> str:
+    if isinstance(error, CancelledError):
+        raise error
+    if isinstance(error, (OctantError, OSError)):
+        return str(error)
+    return f"could not be pre-segmented ({type(error).__name__}: {error}); check that it is a fundus photograph"
 
 
 def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[str]]) -> dict[str, list[int]]:
