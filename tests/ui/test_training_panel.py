@@ -86,8 +86,14 @@ def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot,
     assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
 
     panel.results.setRowCount(0)
+    panel.gallery.show_items([])
     panel.models.selectRow(0)  # a registered model's metrics come back from the registry
     assert panel.results.rowCount() == len(shown) and panel.results.item(0, 0).text() == "AUROC"
+    with qtbot.waitSignal(panel.galleryShown, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(panel.maps_button, Qt.MouseButton.LeftButton)
+    assert [item.key for item in panel.gallery.items] == [item.key for item in outcome.gallery]
+    assert np.allclose([i.probability for i in panel.gallery.items],  # the fp16 weights, reloaded
+                       [i.probability for i in outcome.gallery], atol=0.02)
     qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
     assert list_models(made.project.database)[0].active
     assert panel.models.item(0, 5).text() == "active"

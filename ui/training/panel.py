@@ -20,7 +20,8 @@ from storage.errors import OctantError
 from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.gallery import ActivationGallery
-from ui.training.runner import AttentionRequest, GuidedRequest, RunOutcome, run_attention, run_guided
+from ui.training.runner import (AttentionRequest, GuidedRequest, RunOutcome, run_attention, run_guided,
+                                saved_model_gallery)
 from ui.training.setup import GUIDED, TrainingSetup
 from ui.training.worker import TrainingThread
 
@@ -37,11 +38,13 @@ class TrainingPanel(QWidget):
     runStarting = Signal(object)   # TrainingThread, before its thread starts
     runFinished = Signal(object)   # RunOutcome (cancelled or not)
     runFailed = Signal(str)
+    galleryShown = Signal(int)     # number of activation maps on show
 
     def __init__(self, project, parent: QWidget | None = None):
         super().__init__(parent)
         self.project = project
         self.run: TrainingThread | None = None
+        self.gallery_run: TrainingThread | None = None
         self.outcome: RunOutcome | None = None
         self.last_error: str | None = None
         self.history: list[dict] = []
@@ -114,9 +117,16 @@ class TrainingPanel(QWidget):
         self.promote_button = QPushButton("Use for pre-screening and review")
         self.promote_button.setToolTip("Make the selected model the active one for its network")
         self.promote_button.clicked.connect(self.promote_selected)
+        self.maps_button = QPushButton("Activation maps")
+        self.maps_button.setToolTip("The selected guided model's maps on the validation photos it was measured on")
+        self.maps_button.clicked.connect(self.show_selected_maps)
         self.models.itemSelectionChanged.connect(self._show_selected_model)
         column.addWidget(self.models)
-        column.addWidget(self.promote_button, 0, Qt.AlignmentFlag.AlignRight)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.maps_button)
+        row.addWidget(self.promote_button)
+        column.addLayout(row)
         self._refresh_models()
         return page
 
@@ -150,7 +160,6 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(not busy and named)
         self.resume_button.setEnabled(not busy and named and (self.run_dir() / "last.pt").is_file())
         self.cancel_button.setEnabled(busy)
-        self.promote_button.setEnabled(bool(self.models.selectedItems()))
 
     # ---------- running ----------
     def start(self, resume: bool = False) -> None:
@@ -218,6 +227,7 @@ class TrainingPanel(QWidget):
             tables.fill_results(self.results, training.metrics)
             tables.fill_confusion(self.confusion, training.metrics)
             self.gallery.show_items(outcome.gallery)
+            self.galleryShown.emit(len(outcome.gallery))
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
             self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
                       f"{training.weights_path.name} and registered as model {training.model_id}.")
@@ -247,21 +257,24 @@ class TrainingPanel(QWidget):
             self.run.cancel()
             if not self.run.wait(timeout_ms):
                 self.run.release_when_done()
+        if self.gallery_run is not None:
+            self.gallery_run.release_when_done()
 
     # ---------- models ----------
     def _refresh_models(self) -> None:
         from storage.predictions import list_models
 
         tables.fill_models(self.models, list_models(self.project.database))
-        self.promote_button.setEnabled(bool(self.models.selectedItems()))
+        self._show_selected_model()
 
     def _show_selected_model(self) -> None:
         """A registered model's metrics (from the registry) in the results tables."""
         from storage.predictions import list_models
 
         model_id = self.selected_model_id()
-        self.promote_button.setEnabled(model_id is not None)
         chosen = [m for m in list_models(self.project.database) if m.id == model_id]
+        self.promote_button.setEnabled(bool(chosen))
+        self.maps_button.setEnabled(bool(chosen) and chosen[0].network.startswith("guided:"))
         if chosen:
             tables.fill_results(self.results, chosen[0].metrics)
             tables.fill_confusion(self.confusion, chosen[0].metrics)
@@ -281,6 +294,34 @@ class TrainingPanel(QWidget):
             return
         self._say(f"Model {model_id} is now used for pre-screening and review.")
         self._refresh_models()
+
+    def show_selected_maps(self) -> None:
+        """Compute the selected model's activation maps off the GUI thread (photos are decoded)."""
+        from storage.predictions import list_models
+
+        model_id = self.selected_model_id()
+        chosen = [m for m in list_models(self.project.database) if m.id == model_id]
+        if not chosen or (self.gallery_run is not None and self.gallery_run.running()):
+            return
+        project, model = self.project, chosen[0]
+        self.maps_button.setEnabled(False)
+        self._say(f"Computing the activation maps of model {model.id}…")
+        self.gallery_run = TrainingThread(lambda _progress, _cancel: saved_model_gallery(project, model),
+                                          lambda _event: None, self._on_gallery, self._on_gallery_failed)
+        self.gallery_run.start()
+
+    def _on_gallery(self, items: list) -> None:
+        self.gallery_run.wait()
+        self.gallery.show_items(items)
+        self.tabs.setCurrentWidget(self.gallery)
+        self._say(f"{len(items)} activation map(s) of the selected model on its validation photos.")
+        self._show_selected_model()
+        self.galleryShown.emit(len(items))
+
+    def _on_gallery_failed(self, message: str) -> None:
+        self.gallery_run.wait()
+        self._say(message, problem=True)
+        self._show_selected_model()
 
     def promote_selected(self) -> None:
         model_id = self.selected_model_id()

@@ -220,3 +220,28 @@ def run_attention(project, request: AttentionRequest, progress: Callable[[Progre
 
     training = finish_training(model, result, request.run_dir, weights_file(request), metadata, record, extra)
     return RunOutcome(result, training, [], counts)
+
+
+def saved_model_gallery(project, model, size: int = 8) -> list[GalleryItem]:
+    """A registered guided model's activation maps on the validation photos it was measured on.
+
+    ``model`` is a ``storage.predictions.ModelRecord``; the photos and labels come from its label
+    snapshot (what the model saw), not from today's consensus, which may have moved on.
+    """
+    import dataclasses
+
+    from models.guided import GuidedNet
+    from models.weights import load_weights
+
+    task = (model.config or {}).get("task", {})
+    if task.get("network") != "guided":
+        raise OctantError(f"Model {model.id} is not a guided finding network; activation maps exist only for those.")
+    fields = {f.name for f in dataclasses.fields(GuidedConfig)}
+    config = GuidedConfig(**{k: v for k, v in task.items() if k in fields})
+    seen = (model.label_snapshot or {}).get("validation", {})
+    samples = [dataclasses.replace(s, present=bool(seen[s.key]["present"]), regions=frozenset(seen[s.key]["regions"]))
+               for s in consensus_samples(project.database, config.finding, "train", k=project.settings().consensus_k)
+               if s.key in seen]
+    network = GuidedNet(config)
+    load_weights(network, model.path)
+    return validation_gallery(network, FindingDataset(samples, config.input_size, config.map_size), size)
