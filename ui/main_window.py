@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea
 
 from annotate.geometry import RegionGeometry
-from storage.errors import GeometryError
+from storage.errors import GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from ui.assist import OVERLAYS, overlay_layers
@@ -27,6 +27,7 @@ from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
 from ui.window_actions import add_action, build_toolbar_and_menus
 
 ZOOM_STEP = 1.25
+DONE_TICK_BATCH = 50
 
 
 def workstation_settings() -> QSettings:
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self._requested_at = 0.0
         self.last_open_ms = 0.0
         self._overlays: set[str] = set()
+        self._closing = False
         self._display_size: tuple[int, int] | None = None
         self._restore_layout()
 
@@ -84,7 +86,7 @@ class MainWindow(QMainWindow):
         slots = {
             "next_unfinished": c.next_unfinished, "normal": self.normal_and_next,
             "ungradable": lambda: c.set_ungradable(not (c.state and c.state.ungradable)),
-            "clear_finding": lambda: c.select_finding(None),
+            "clear_finding": self.back_to_photo,
             "previous": lambda: c.go(-1), "next": lambda: c.go(1),
             "undo": c.undo, "redo": c.redo, "accept_suggestions": self.accept_suggestions,
             "fit": canvas.fit, "actual_size": canvas.actual_size,
@@ -158,12 +160,30 @@ class MainWindow(QMainWindow):
         c = self.controller
         self.queue_panel.set_reader(c.reader.name, c.reader.role.value)
         records = c.queue()
-        done = {r.id: c.session.read(r.id).done for r in records}
-        self.queue_panel.set_queue(records, done)
+        self.queue_panel.set_queue(records, {})
         c.start()
         if not records:
             self.show_hint("No images are assigned to you yet; ask the project lead to assign "
                            "readers (`python main.py assign`).")
+        self._tick_queue([r.id for r in records])
+
+    def _tick_queue(self, pending: list[int]) -> None:
+        """Done ticks, a batch per event-loop turn: ReaderSession reads one image at a time
+        (~0.6 ms), so a queue of thousands must not hold up the first photo."""
+        batch, rest = pending[:DONE_TICK_BATCH], pending[DONE_TICK_BATCH:]
+        current = self.controller.image.id if self.controller.image else None
+        if self._closing:
+            return
+        try:
+            for image_id in batch:
+                if image_id != current:  # the open image's tick follows its state
+                    self.queue_panel.set_done(image_id,
+                                              self.controller.session.read(image_id).done)
+        except OctantError as error:
+            self.show_problem(str(error))
+            return
+        if rest:
+            QTimer.singleShot(0, lambda: self._tick_queue(rest))
 
     # --- reactions ----------------------------------------------------------------------------
     def _on_image_opened(self, record: ImageRecord, state: ReadState,
@@ -282,6 +302,11 @@ class MainWindow(QMainWindow):
         c = self.controller
         c.select_finding(None if c.finding == code else code)
 
+    def back_to_photo(self) -> None:
+        """Esc: no current finding, and the keys go to the photo again (e.g. from the comment)."""
+        self.controller.select_finding(None)
+        self.canvas.setFocus()
+
     def normal_and_next(self) -> None:
         """N: one key for a normal eye: saved as normal, then the next unfinished image."""
         if self.controller.state is not None and not self.controller.state.normal:
@@ -352,6 +377,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, event) -> None:
+        self._closing = True
         self.controller.finish()
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())

@@ -58,6 +58,21 @@ def staged_landmarks(path: Path) -> tuple[tuple[float, float], tuple[float, floa
     return (float(dx), float(dy)), (float(dx + towards_centre * 0.30 * w), float(dy + 0.04 * h))
 
 
+def _demo_with_presegmentation(folder: Path) -> Path:
+    """The demo project, pre-segmented (model landmarks, and masks and suggested regions when
+    the networks' weights are present) so the screenshots show model assistance."""
+    create_demo_project(folder)
+    try:
+        from models.pipeline import load_pipeline_models
+        from models.presegment import presegment_project
+    except ImportError:  # a trimmed install without models/
+        return folder
+    models, _messages = load_pipeline_models(device="cpu")
+    with open_project(folder) as handle:
+        presegment_project(handle, None, models)
+    return folder
+
+
 def _copy_database(source: Path, target: Path) -> None:
     """A consistent copy of a live SQLite project (WAL included), so the project is unchanged."""
     with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
@@ -83,7 +98,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
     out.mkdir(parents=True, exist_ok=True)
     app = make_app()
     with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch:
-        folder = Path(project) if project else create_demo_project(Path(scratch) / "demo")
+        folder = Path(project) if project else _demo_with_presegmentation(Path(scratch) / "demo")
         database = Path(scratch) / "copy.sqlite"
         _copy_database(folder / "octant.sqlite", database)
         handle = open_project(folder, database_url=sqlite_url(database))

@@ -200,3 +200,17 @@ def test_an_unanswered_image_is_skipped_not_marked_done(qtbot, reading_project):
     assert window.controller.image.id != first
     assert not ReaderSession(project.database, ana.id).read(first).done
     assert window.queue_panel.progress_label.text() == "0 / 3 done"
+
+
+def test_queue_ticks_the_images_already_done(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    first, second, third = session.queue()
+    session.mark_normal(second.id)
+    session.mark_done(second.id)
+    window = open_window(qtbot, project, ana.id)
+    panel = window.queue_panel
+    qtbot.waitUntil(lambda: panel._rows[second.id].icon().cacheKey()
+                    == panel._done_icon.cacheKey())
+    assert panel._rows[third.id].icon().cacheKey() == panel._open_icon.cacheKey()
+    assert panel.progress_label.text() == "1 / 3 done"
