@@ -147,7 +147,8 @@ def train(task: TrainingTask, config: TrainConfig, run_dir: str | Path,
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False,
                             num_workers=config.num_workers)
     clock = _Clock(config, len(_train_loader(train_set, config, 0, world)))
-    outcome = ""
+    # A run that already stopped early stays stopped when resumed.
+    outcome = "stopped_early" if _patience_spent(state, config) else ""
     while state.epoch < config.epochs and not outcome:
         epoch = state.epoch + 1
         _seed_everything(config.seed + epoch)
@@ -183,7 +184,7 @@ def train(task: TrainingTask, config: TrainConfig, run_dir: str | Path,
         improved = state.observe(metrics, config)
         if scheduler is not None:
             _scheduler_step(scheduler, config, metrics)
-        if config.early_stopping_patience and state.stale >= config.early_stopping_patience:
+        if _patience_spent(state, config):
             outcome = "stopped_early"
         if clock.out_of_time():
             outcome = outcome or "timed_out"
@@ -240,6 +241,10 @@ class _RunState:
         else:
             self.stale += 1
         return better
+
+
+def _patience_spent(state: _RunState, config: TrainConfig) -> bool:
+    return bool(config.early_stopping_patience) and state.stale >= config.early_stopping_patience
 
 
 class _Clock:

@@ -129,6 +129,8 @@ def test_early_stopping_stops_when_the_monitor_stops_improving(tmp_path):
     assert result.stopped_early and len(result.history) == 4  # best at 2, then two stale epochs
     assert result.best_metrics == {"val_loss": 0.5}
     assert torch.load(result.best_path, weights_only=False)["epoch"] == 2
+    again = train(ScriptedValidation([]), config(epochs=6, early_stopping_patience=2), tmp_path)
+    assert again.stopped_early and len(again.history) == 4  # resuming a stopped run trains nothing more
 
 
 def test_progress_reports_batches_epochs_and_done_with_an_eta(tmp_path):
