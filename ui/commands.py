@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from storage.commands import add_project_argument, default_project_folder
@@ -36,14 +37,14 @@ def demo_folder() -> Path:
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    from ui.app import make_app, use_offscreen_without_display
+    from storage.errors import OctantError
+    from ui.app import make_app
     from ui.workstation import open_workstation
 
-    if os.environ.get("QT_QPA_PLATFORM") is None and not (os.environ.get("DISPLAY")
-                                                        or os.environ.get("WAYLAND_DISPLAY")):
-        use_offscreen_without_display()
-        print("octant: no display found; the workstation is running offscreen "
-              "(use `screenshot` to see it, or run it on a desktop).")
+    if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
+        raise OctantError("No display found; run the workstation on a desktop, or see it with "
+                          "`python main.py screenshot --out DIR`.")
     app = make_app()
     if args.demo:
         from annotate.demo import create_demo_project

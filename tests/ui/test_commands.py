@@ -29,3 +29,11 @@ def test_gui_and_screenshot_are_commands(capsys):
         except SystemExit as exit_:
             assert exit_.code == 0
         assert "--project" in capsys.readouterr().out
+
+
+def test_gui_without_a_display_says_what_to_do(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["gui", "--demo"]) == 1
+    assert "No display found" in capsys.readouterr().err
