@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         c.saved.connect(self._on_saved)
         c.problem.connect(self.show_problem)
         c.hint.connect(self.show_hint)
+        c.suggestionChanged.connect(self._on_suggestion)
         c.progressChanged.connect(self.queue_panel.set_progress)
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
@@ -203,18 +204,28 @@ class MainWindow(QMainWindow):
                             f"{len(self.controller.queue_ids())}) — {self.controller.reader.name}")
         self._display_size = None  # known when the photo is decoded; overlays wait for it
         self.canvas.set_overlay(None)
-        notes = []
-        if shown is not None and shown.source == "model" and state.landmarks is None:
+        self._request_overlays()
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        """What the model did for this image, in the status bar."""
+        c, notes = self.controller, []
+        if c.shown_landmarks is not None and c.shown_landmarks.source == "model" \
+                and c.state is not None and c.state.landmarks is None:
             notes.append("Disc and fovea placed by the model: drag them if they are off.")
-        suggestion = self.controller.suggestion
-        if suggestion is not None and suggestion.finding_regions:
-            names = ", ".join(f"{self.controller.findings[code].name} "
-                              f"{' '.join(map(str, sorted(regions)))}"
-                              for code, regions in suggestion.finding_regions.items()
-                              if code in self.controller.findings)
+        if c.suggestion is not None and c.suggestion.finding_regions:
+            names = ", ".join(f"{c.findings[code].name} {' '.join(map(str, sorted(regions)))}"
+                              for code, regions in c.suggestion.finding_regions.items()
+                              if code in c.findings)
             notes.append(f"Model suggests: {names} (Shift+A accepts).")
         if notes:
             self.show_hint("  ".join(notes))
+
+    def _on_suggestion(self, _suggestion) -> None:
+        if self.controller.state is not None:
+            self._on_state(self.controller.state)
+        self._request_overlays()
+        self._show_notes()
 
     def _on_image_ready(self, image_id: int, display: DisplayImage, shown) -> None:
         if self.controller.image is None or image_id != self.controller.image.id:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from storage.errors import OctantError
 from storage.images import ImageRecord
@@ -31,6 +31,7 @@ class ReadingController(QObject):
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
     queueFinished = Signal()
+    suggestionChanged = Signal(object)            # ModelSuggestion of the open image
     leaving = Signal()  # about to leave the open image: unsaved edits (comment) go in now
 
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QObject | None = None):
@@ -47,6 +48,7 @@ class ReadingController(QObject):
         self.finding: str | None = None
         self._history: dict[int, ImageUndoStack] = {}
         self._queue_ids: list[int] | None = None
+        self._records: dict[int, ImageRecord] = {}
 
     @property
     def reader(self):
@@ -56,6 +58,7 @@ class ReadingController(QObject):
     def queue(self) -> list[ImageRecord]:
         records = self.session.queue()
         self._queue_ids = [r.id for r in records]
+        self._records = {r.id: r for r in records}  # opening an image needs no second query
         return records
 
     def queue_ids(self) -> list[int]:
@@ -80,13 +83,27 @@ class ReadingController(QObject):
         self._guard(lambda: self._open(image_id))
 
     def _open(self, image_id: int) -> None:
-        self.image = self.session.image(image_id)
+        self.image = self._records.get(image_id) or self.session.image(image_id)
         self.state = self.session.read(image_id)
         self._model_landmarks = self.session.model_landmarks(image_id)
-        self.suggestion = suggestion_from_payload(
-            self.session.suggestion(image_id, PRESEGMENTATION), self.project.root)
+        self.suggestion = None
         self.shown_landmarks = self.state.landmarks or self._model_landmarks
         self.imageOpened.emit(self.image, self.state, self.shown_landmarks)
+        # Suggestions are not needed to start reading: fetched after the photo is up.
+        QTimer.singleShot(0, lambda: self.load_suggestion(image_id))
+
+    def load_suggestion(self, image_id: int) -> None:
+        """The model's suggestion for the open image (None on test images if hidden)."""
+        if self.image is None or self.image.id != image_id:
+            return
+        try:
+            payload = self.session.suggestion(image_id, PRESEGMENTATION)
+        except OctantError as error:
+            self.problem.emit(str(error))
+            return
+        self.suggestion = suggestion_from_payload(payload, self.project.root)
+        if self.suggestion is not None:
+            self.suggestionChanged.emit(self.suggestion)
 
     def neighbour(self, step: int) -> int | None:
         ids = self.queue_ids()
@@ -177,6 +194,8 @@ class ReadingController(QObject):
 
     def accept_suggestions(self) -> bool:
         """Shift+A: every region the model suggests becomes the reader's (one undoable action)."""
+        if self.image is not None and self.suggestion is None:
+            self.load_suggestion(self.image.id)
         if self.state is None or self.suggestion is None or not self.suggestion.finding_regions:
             self.hint.emit("The model suggests no regions for this image.")
             return False
