@@ -10,12 +10,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea
+from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QScrollArea)
 
 from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
+from ui.app import show_message
 from ui.assist import OVERLAYS, overlay_layers
 from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
@@ -116,7 +118,9 @@ class MainWindow(QMainWindow):
             self.addAction(action)
         for code in range(1, 9):
             action = QAction(f"Region {code}", self)
-            action.setShortcut(QKeySequence(str(code)))
+            action.setShortcuts([QKeySequence(str(code)),  # the number row and the keypad
+                                 QKeySequence(Qt.KeyboardModifier.KeypadModifier
+                                              | getattr(Qt.Key, f"Key_{code}"))])
             action.triggered.connect(lambda _=False, code=code: self.controller.toggle_region(code))
             self.addAction(action)
 
@@ -199,7 +203,6 @@ class MainWindow(QMainWindow):
         self.loader.request(record.id, record.path, (record.width, record.height))
         number = self.controller.queue_ids().index(record.id) + 1 \
             if record.id in self.controller.queue_ids() else 0
-        self.canvas.setToolTip("")
         self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of "
                             f"{len(self.controller.queue_ids())}) — {self.controller.reader.name}")
         self._display_size = None  # known when the photo is decoded; overlays wait for it
@@ -241,9 +244,14 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._prefetch_upcoming)  # after this photo is painted
 
     def _prefetch_upcoming(self) -> None:
-        upcoming = self.controller.upcoming()
-        if upcoming is not None and self.loader.prefetch_enabled:
-            record = self.controller.session.image(upcoming)
+        if self._closing or not self.loader.prefetch_enabled:
+            return
+        try:
+            upcoming = self.controller.upcoming()
+            record = self.controller.record(upcoming) if upcoming is not None else None
+        except OctantError:
+            return  # prefetch is only a head start; the open image is unaffected
+        if record is not None:
             self.loader.prefetch(record.id, record.path, (record.width, record.height))
 
     def _on_state(self, state: ReadState) -> None:
@@ -302,7 +310,7 @@ class MainWindow(QMainWindow):
         try:
             RegionGeometry.from_landmarks(disc, fovea, (c.image.height, c.image.width))
         except GeometryError as error:
-            self.show_problem(str(error))
+            self.show_problem(str(error), box=False)
             shown = c.state.landmarks if c.state else None
             self.canvas.set_landmarks(shown.disc if shown else disc, shown.fovea if shown else None)
             return
@@ -354,8 +362,8 @@ class MainWindow(QMainWindow):
         self.loader.request_overlay(c.image.id, key, layers, self._display_size)
 
     def _on_overlay_ready(self, image_id: int, key: str, image) -> None:
-        c = self.controller
-        if c.image is not None and image_id == c.image.id and key == ",".join(sorted(self._overlays)):
+        c, wanted = self.controller, ",".join(sorted(self._overlays))
+        if c.image is not None and image_id == c.image.id and key == wanted:
             self.canvas.set_overlay(image)
 
     def show_shortcuts(self) -> None:
@@ -367,10 +375,13 @@ class MainWindow(QMainWindow):
         self.hint_label.setStyleSheet("")
         self.hint_label.setText(text)
 
-    def show_problem(self, text: str) -> None:
-        """Storage and file problems: in the status bar, and as a (non-blocking) message."""
+    def show_problem(self, text: str, box: bool = True) -> None:
+        """Storage and file problems: in red in the status bar and, unless one is already open,
+        in a non-blocking message box; the window stays and nothing saved is lost."""
         self.hint_label.setStyleSheet("color:#c0392b;")
         self.hint_label.setText(text)
+        if box and not any(b.isVisible() for b in self.findChildren(QMessageBox)):
+            show_message(text, self)
 
     # --- layout memory ------------------------------------------------------------------------
     def _restore_layout(self) -> None:

@@ -66,6 +66,9 @@ class ReadingController(QObject):
             self.queue()
         return self._queue_ids
 
+    def record(self, image_id: int) -> ImageRecord:
+        return self._records.get(image_id) or self.session.image(image_id)
+
     def start(self) -> None:
         """Open the first unfinished image (or the first image when all are done)."""
         target = self.session.next_unfinished()
@@ -83,7 +86,7 @@ class ReadingController(QObject):
         self._guard(lambda: self._open(image_id))
 
     def _open(self, image_id: int) -> None:
-        self.image = self._records.get(image_id) or self.session.image(image_id)
+        self.image = self.record(image_id)
         self.state = self.session.read(image_id)
         self._model_landmarks = self.session.model_landmarks(image_id)
         self.suggestion = None
