@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
             self.show_problem(str(error))
             return
         if rest:
-            QTimer.singleShot(0, lambda: self._tick_queue(rest))
+            QTimer.singleShot(0, self, lambda: self._tick_queue(rest))
 
     # --- reactions ----------------------------------------------------------------------------
     def _on_image_opened(self, record: ImageRecord, state: ReadState,
@@ -241,7 +241,7 @@ class MainWindow(QMainWindow):
             self.last_open_ms = (time.perf_counter() - self._requested_at) * 1000
             self._requested_at = 0.0
             self.imageShown.emit(image_id)
-            QTimer.singleShot(0, self._prefetch_upcoming)  # after this photo is painted
+            QTimer.singleShot(0, self, self._prefetch_upcoming)  # after this photo is painted
 
     def _prefetch_upcoming(self) -> None:
         if self._closing or not self.loader.prefetch_enabled:

@@ -93,7 +93,7 @@ class ReadingController(QObject):
         self.shown_landmarks = self.state.landmarks or self._model_landmarks
         self.imageOpened.emit(self.image, self.state, self.shown_landmarks)
         # Suggestions are not needed to start reading: fetched after the photo is up.
-        QTimer.singleShot(0, lambda: self.load_suggestion(image_id))
+        QTimer.singleShot(0, self, lambda: self.load_suggestion(image_id))
 
     def load_suggestion(self, image_id: int) -> None:
         """The model's suggestion for the open image (None on test images if hidden)."""
@@ -126,10 +126,17 @@ class ReadingController(QObject):
             return
         self.leaving.emit()
         self._leave_current()
-        target = self.session.next_unfinished(after_image_id=self.image.id)
+        try:
+            target = self.session.next_unfinished(after_image_id=self.image.id)
+        except OctantError as error:
+            self.problem.emit(str(error))
+            return
         if target is None:
             self.queueFinished.emit()
-        elif target.id != self.image.id:
+        elif target.id == self.image.id:
+            self.hint.emit("This is your last unfinished image: answer it (a finding, N for "
+                           "normal or U for ungradable), then press Space.")
+        else:
             self._guard(lambda: self._open(target.id))
 
     def finish(self) -> None:
