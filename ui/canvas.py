@@ -31,6 +31,7 @@ class FundusCanvas(QGraphicsView):
     placingChanged = Signal(str)             # "disc", "fovea" or "" while landmarks are placed
     regionHovered = Signal(int)              # 0 when the cursor leaves every region
     resized = Signal()
+    detailWanted = Signal(int)  # zoomed in beyond the display copy: full resolution, please
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -50,6 +51,8 @@ class FundusCanvas(QGraphicsView):
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self._photo = ShownImage(QImage())
         self._overlay_image = QImage()  # model masks, drawn over the photo
+        self._detail = QImage()         # full resolution, only while zoomed in that far
+        self._detail_asked = False
         self.overlay = RegionOverlay()
         self.disc_marker = LandmarkMarker("disc", self._on_marker_moved, self._on_marker_released)
         self.fovea_marker = LandmarkMarker("fovea", self._on_marker_moved,
@@ -77,6 +80,7 @@ class FundusCanvas(QGraphicsView):
         self.fov = FieldOfView(*fov) if fov is not None else None
         w, h = size
         self._overlay_image = QImage()
+        self._detail, self._detail_asked = QImage(), False
         self._set_photo(ShownImage(QImage()))
         self.scene().setSceneRect(QRectF(-0.05 * w, -0.05 * h, 1.1 * w, 1.1 * h))
         self.overlay.set_image(w, h, fov)
@@ -88,7 +92,28 @@ class FundusCanvas(QGraphicsView):
         """The decoded display copy (or a re-render with other view aids) of the open image."""
         if image_id != self.image_id:
             return
+        self._detail, self._detail_asked = QImage(), False  # other aids: the loader redoes it
         self._set_photo(shown)
+        self._check_detail()
+
+    def set_detail(self, image_id: int, image: QImage) -> None:
+        if image_id == self.image_id:
+            self._detail = image
+            self.resetCachedContent()
+            self.viewport().update()
+
+    def _device_pixels_across(self) -> float:
+        """How many screen pixels the photo's width spans at the current zoom."""
+        w = self.image_size[0] if self.image_size else 0
+        return w * self.zoom() * (self.devicePixelRatioF() or 1.0)
+
+    def _check_detail(self) -> None:
+        full = self._photo.full
+        if (not full.isNull() and self._detail.isNull() and not self._detail_asked
+                and self.image_size is not None and full.width() < self.image_size[0]
+                and self._device_pixels_across() > 1.05 * full.width()):
+            self._detail_asked = True
+            self.detailWanted.emit(self.image_id)
 
     def set_overlay(self, image: QImage | None) -> None:
         """Model masks over the photo (display size; stretched like the photo), or none."""
@@ -118,11 +143,13 @@ class FundusCanvas(QGraphicsView):
         if self._photo.full.isNull() or self.image_size is None:
             return
         w, h = self.image_size
-        # The pre-shrunk copy while it has enough pixels for this zoom, else the display copy.
-        needed = w * self.zoom() * (self.devicePixelRatioF() or 1.0)
-        fitted = self._photo.fitted
-        image = fitted if fitted is not None and fitted.width() >= 0.98 * needed \
-            else self._photo.full
+        # The smallest copy with enough pixels for this zoom: pre-shrunk, display, full.
+        needed = self._device_pixels_across()
+        fitted, image = self._photo.fitted, self._photo.full
+        if fitted is not None and fitted.width() >= 0.98 * needed:
+            image = fitted
+        elif not self._detail.isNull() and image.width() < 0.98 * needed:
+            image = self._detail
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(0, 0, w, h), image, QRectF(image.rect()))
         if not self._overlay_image.isNull():
@@ -180,6 +207,7 @@ class FundusCanvas(QGraphicsView):
         ratio = self.devicePixelRatioF() or 1.0
         self.setTransform(QTransform.fromScale(1.0 / ratio, 1.0 / ratio))
         self.centerOn(centre)
+        self._check_detail()
 
     def zoom(self) -> float:
         return self.transform().m11()
@@ -195,6 +223,7 @@ class FundusCanvas(QGraphicsView):
         h, v = self.horizontalScrollBar(), self.verticalScrollBar()
         h.setValue(h.value() + drift.x())
         v.setValue(v.value() + drift.y())
+        self._check_detail()
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y() or event.pixelDelta().y()

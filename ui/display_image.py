@@ -44,8 +44,9 @@ class DisplayImage:
     original_size: tuple[int, int]  # (width, height) in original pixels
 
 
-def reduction_for(width: int, height: int, long_side: int = DISPLAY_LONG_SIDE) -> int:
+def reduction_for(width: int, height: int, long_side: int | None = None) -> int:
     """Largest JPEG reduction (1, 2, 4, 8) that keeps the long side ≥ ``long_side``."""
+    long_side = long_side or DISPLAY_LONG_SIDE
     factor = 1
     while factor < 8 and max(width, height) / (factor * 2) >= long_side:
         factor *= 2
@@ -53,7 +54,7 @@ def reduction_for(width: int, height: int, long_side: int = DISPLAY_LONG_SIDE) -
 
 
 def decode_for_display(path: Path | str, original_size: tuple[int, int] | None = None,
-                       long_side: int = DISPLAY_LONG_SIDE) -> DisplayImage:
+                       long_side: int | None = None) -> DisplayImage:
     """Decode ``path`` at a reduction chosen from ``original_size`` (width, height).
 
     ``annotate.imagefiles.read_fundus`` turns every bad file into a BadImageError.

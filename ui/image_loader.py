@@ -15,7 +15,9 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from storage.errors import OctantError
 from ui.assist import render_overlay
-from ui.display_image import DisplayImage, ShownImage, ViewAids, decode_for_display, render_shown
+from annotate.imagefiles import read_fundus
+from ui.display_image import (DisplayImage, ShownImage, ViewAids, apply_view_aids,
+                              decode_for_display, render_shown, to_qimage)
 
 CACHE_SIZE = 4  # current, previous, next and one spare: ~12 MB each at 2144 × 1424 display size
 
@@ -31,6 +33,7 @@ class _JobSignals(QObject):
     finished = Signal(int, object, object, object)  # image_id, DisplayImage, ShownImage, ViewAids
     failed = Signal(int, str)
     overlay = Signal(int, str, object)              # image_id, overlay key, QImage
+    detail = Signal(int, object, object)            # image_id, full-resolution QImage, ViewAids
 
 
 class _RenderJob(QRunnable):
@@ -70,6 +73,24 @@ class _OverlayJob(QRunnable):
         self.signals.overlay.emit(self.image_id, self.key, image)
 
 
+class _DetailJob(QRunnable):
+    """The photo at full resolution, for zooms beyond the display copy (1:1 on microaneurysms)."""
+
+    def __init__(self, signals: "_JobSignals", image_id: int, path: Path, aids: ViewAids):
+        super().__init__()
+        self.signals, self.image_id, self.path, self.aids = signals, image_id, path, aids
+
+    def run(self) -> None:
+        try:
+            bgr = read_fundus(self.path)
+            shown = apply_view_aids(bgr, self.aids) if self.aids.active else bgr
+            self.signals.detail.emit(self.image_id, to_qimage(shown), self.aids)
+        except OctantError as error:
+            self.signals.failed.emit(self.image_id, str(error))
+        except Exception as error:  # a worker must never take the window down
+            self.signals.failed.emit(self.image_id, f"Could not show this image ({error}).")
+
+
 class ImageLoader(QObject):
     """Ask with ``request``; ``ready(image_id, DisplayImage, ShownImage)`` answers when ready.
 
@@ -79,6 +100,7 @@ class ImageLoader(QObject):
     ready = Signal(int, object, object)
     failed = Signal(int, str)
     overlayReady = Signal(int, str, object)  # image_id, key, QImage (model masks, translucent)
+    detailReady = Signal(int, object)        # image_id, QImage at full resolution
 
     def __init__(self, parent: QObject | None = None, threads: int = 2,
                  cache_size: int = CACHE_SIZE):
@@ -89,6 +111,10 @@ class ImageLoader(QObject):
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.overlay.connect(self.overlayReady)
+        self._signals.detail.connect(self._on_detail)
+        # One full-resolution copy at a time (≈ 50 MB for 4288 × 2848), for the open image only.
+        self._detail: tuple[int, ViewAids, object] | None = None
+        self._detail_in_flight: tuple[int, ViewAids] | None = None
         self._cache: OrderedDict[int, _Entry] = OrderedDict()
         self._cache_size = cache_size
         self._in_flight: dict[int, ViewAids] = {}
@@ -102,6 +128,8 @@ class ImageLoader(QObject):
     # --- asking -------------------------------------------------------------------------------
     def request(self, image_id: int, path: Path, size: tuple[int, int] | None = None) -> None:
         """Show ``image_id`` next; emits ``ready`` now if it is cached with the current aids."""
+        if self._detail is not None and self._detail[0] != image_id:
+            self._detail = None
         self._wanted = image_id
         self._sources[image_id] = (Path(path), size)
         entry = self._cache.get(image_id)
@@ -125,6 +153,21 @@ class ImageLoader(QObject):
         self.aids = aids
         if self._wanted is not None:
             self._submit(self._wanted)
+            if self._detail is not None and self._detail[0] == self._wanted:
+                self.request_detail(self._wanted)  # the zoomed-in copy follows the aids
+
+    def request_detail(self, image_id: int) -> None:
+        """The full-resolution copy of the wanted image; ``detailReady`` answers."""
+        if self._closed or image_id != self._wanted or image_id not in self._sources:
+            return
+        if self._detail is not None and self._detail[:2] == (image_id, self.aids):
+            self.detailReady.emit(image_id, self._detail[2])
+            return
+        if self._detail_in_flight == (image_id, self.aids):
+            return
+        self._detail_in_flight = (image_id, self.aids)
+        self._pool.start(_DetailJob(self._signals, image_id, self._sources[image_id][0],
+                                    self.aids))
 
     def request_overlay(self, image_id: int, key: str, layers: list,
                         size: tuple[int, int]) -> None:
@@ -176,6 +219,13 @@ class ImageLoader(QObject):
             self.ready.emit(image_id, display, shown)
         else:  # the aids changed while this was rendering
             self._submit(image_id)
+
+    def _on_detail(self, image_id: int, image, aids: ViewAids) -> None:
+        if self._detail_in_flight == (image_id, aids):
+            self._detail_in_flight = None
+        if image_id == self._wanted and aids == self.aids:
+            self._detail = (image_id, aids, image)
+            self.detailReady.emit(image_id, image)
 
     def _on_failed(self, image_id: int, message: str) -> None:
         self._in_flight.pop(image_id, None)

@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
             "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
         self.loader.ready.connect(self._on_image_ready)
         self.loader.overlayReady.connect(self._on_overlay_ready)
+        self.loader.detailReady.connect(self.canvas.set_detail)
+        self.canvas.detailWanted.connect(self.loader.request_detail)
         self.loader.failed.connect(lambda _id, message: self.show_problem(message))
         self.aids_panel.changed.connect(self._on_aids)
         self.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.canvas.fit_size()))

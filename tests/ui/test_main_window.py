@@ -214,3 +214,20 @@ def test_queue_ticks_the_images_already_done(qtbot, reading_project):
                     == panel._done_icon.cacheKey())
     assert panel._rows[third.id].icon().cacheKey() == panel._open_icon.cacheKey()
     assert panel.progress_label.text() == "1 / 3 done"
+
+
+def test_zooming_past_the_display_copy_brings_the_full_resolution(qtbot, reading_project,
+                                                                  monkeypatch):
+    import ui.display_image
+
+    monkeypatch.setattr(ui.display_image, "DISPLAY_LONG_SIDE", 128)  # display copy at 1/2
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    canvas = window.canvas
+    assert canvas._photo.full.width() == 128
+    with qtbot.waitSignal(window.loader.detailReady, timeout=5000):
+        canvas.zoom_by(8.0)
+    assert canvas._detail.width() == 256  # the photo's own pixels for close reading
+    first = window.controller.image.id
+    window.controller.go(1)
+    assert window.loader._detail is None or window.loader._detail[0] != first  # memory freed
