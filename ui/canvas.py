@@ -52,6 +52,7 @@ class FundusCanvas(QGraphicsView):
         self._photo = ShownImage(QImage())
         self._overlay_image = QImage()  # model masks, drawn over the photo
         self._detail = QImage()         # full resolution, only while zoomed in that far
+        self._message = ""              # why there is no photo (unreadable file)
         self._detail_asked = False
         self.overlay = RegionOverlay()
         self.disc_marker = LandmarkMarker("disc", self._on_marker_moved, self._on_marker_released)
@@ -81,6 +82,7 @@ class FundusCanvas(QGraphicsView):
         w, h = size
         self._overlay_image = QImage()
         self._detail, self._detail_asked = QImage(), False
+        self._message = ""
         self._set_photo(ShownImage(QImage()))
         self.scene().setSceneRect(QRectF(-0.05 * w, -0.05 * h, 1.1 * w, 1.1 * h))
         self.overlay.set_image(w, h, fov)
@@ -95,6 +97,13 @@ class FundusCanvas(QGraphicsView):
         self._detail, self._detail_asked = QImage(), False  # other aids: the loader redoes it
         self._set_photo(shown)
         self._check_detail()
+
+    def show_message(self, image_id: int, text: str) -> None:
+        """Instead of a photo that cannot be read: the reason, on the canvas."""
+        if image_id == self.image_id:
+            self._message = text
+            self.resetCachedContent()
+            self.viewport().update()
 
     def set_detail(self, image_id: int, image: QImage) -> None:
         if image_id == self.image_id:
@@ -140,6 +149,15 @@ class FundusCanvas(QGraphicsView):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         painter.fillRect(rect, BACKGROUND)
+        if self._message and self.image_size is not None:
+            painter.setPen(QColor("#e0e0e0"))
+            font = painter.font()
+            font.setPointSizeF(font.pointSizeF() / max(self.zoom(), 1e-3))  # readable at any zoom
+            painter.setFont(font)
+            w, h = self.image_size
+            painter.drawText(QRectF(0, 0, w, h),
+                             int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                             self._message)
         if self._photo.full.isNull() or self.image_size is None:
             return
         w, h = self.image_size

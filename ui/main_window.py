@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.loader.overlayReady.connect(self._on_overlay_ready)
         self.loader.detailReady.connect(self.canvas.set_detail)
         self.canvas.detailWanted.connect(self.loader.request_detail)
-        self.loader.failed.connect(lambda _id, message: self.show_problem(message))
+        self.loader.failed.connect(self._on_image_failed)
         self.aids_panel.changed.connect(self._on_aids)
         self.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.canvas.fit_size()))
         self.canvas.regionClicked.connect(c.toggle_region)
@@ -244,6 +244,12 @@ class MainWindow(QMainWindow):
             self._requested_at = 0.0
             self.imageShown.emit(image_id)
             QTimer.singleShot(0, self, self._prefetch_upcoming)  # after this photo is painted
+
+    def _on_image_failed(self, image_id: int, message: str) -> None:
+        """An unreadable photo: said on the canvas and in the status bar, without a box, so the
+        reader can go on with the keyboard (the answer can still be given, e.g. ungradable)."""
+        self.canvas.show_message(image_id, message)
+        self.show_problem(message, box=False)
 
     def _prefetch_upcoming(self) -> None:
         if self._closing or not self.loader.prefetch_enabled:

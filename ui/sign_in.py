@@ -33,7 +33,8 @@ def remember_project(folder: Path) -> None:
 
 
 class SignInDialog(QDialog):
-    def __init__(self, folder: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, folder: Path | None = None, parent: QWidget | None = None,
+                 reader: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Octant — sign in")
         self.setWindowIcon(qta.icon("mdi6.eye-outline"))
@@ -83,6 +84,15 @@ class SignInDialog(QDialog):
         if folder is not None:
             self.folder.setCurrentText(str(folder))
         self._load_project()
+        if reader:
+            self.select_reader(reader)
+
+    def select_reader(self, name: str) -> None:
+        """Preselect a reader by name (the command line's --reader), e.g. to type their PIN."""
+        for row in range(self.readers.count()):
+            if self.readers.item(row).text().split("  ·")[0] == name.strip():
+                self.readers.setCurrentRow(row)
+                return
 
     # --- project ------------------------------------------------------------------------------
     def _browse(self) -> None:

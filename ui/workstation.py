@@ -56,7 +56,7 @@ def open_workstation(folder: Path | None, reader: str | None = None,
         except OctantError as error:
             show_message(str(error))
     if signed_in is None:
-        dialog = SignInDialog(Path(folder) if folder else None)
+        dialog = SignInDialog(Path(folder) if folder else None, reader=reader)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         signed_in = dialog.project, dialog.reader_id

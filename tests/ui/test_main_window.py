@@ -231,3 +231,15 @@ def test_zooming_past_the_display_copy_brings_the_full_resolution(qtbot, reading
     first = window.controller.image.id
     window.controller.go(1)
     assert window.loader._detail is None or window.loader._detail[0] != first  # memory freed
+
+
+def test_a_missing_photo_is_reported_and_reading_goes_on(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    second = ReaderSession(project.database, ana.id).queue()[1]
+    second.path.unlink()
+    window = open_window(qtbot, project, ana.id)
+    with qtbot.waitSignal(window.loader.failed, timeout=5000):
+        press(qtbot, window, "Right")
+    assert second.path.name in window.hint_label.text() and window.isVisible()
+    next_image(qtbot, window, "Right")  # the third photo opens as usual
+    assert window.controller.image.id != second.id

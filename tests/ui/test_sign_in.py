@@ -37,3 +37,11 @@ def test_a_folder_without_a_project_says_what_to_do(qtbot, tmp_path):
     dialog = SignInDialog(tmp_path)
     qtbot.addWidget(dialog)
     assert dialog.project is None and "init" in dialog.message.text()
+
+
+def test_the_command_line_reader_is_preselected_for_the_pin(qtbot, reading_project):
+    add_reader(reading_project.project.database, "Dina", role="ophthalmologist", pin="2468")
+    dialog = SignInDialog(reading_project.folder, reader="Dina")
+    qtbot.addWidget(dialog)
+    assert dialog.readers.currentItem().text().startswith("Dina") and dialog.pin.isEnabled()
+    dialog.project.close()
