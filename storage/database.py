@@ -23,6 +23,7 @@ from storage.errors import DatabaseError, DatabaseLockedError, SchemaTooNewError
 
 DATABASE_FILENAME = "octant.sqlite"
 BUSY_TIMEOUT_MS = 5000
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # 4 KiB pages
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _LOCKED = DatabaseLockedError(
@@ -58,6 +59,10 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         # With WAL, NORMAL syncs at checkpoints only: a committed action survives a crash or kill
         # of the process (the WAL is in the OS cache); only a power cut can lose the last commits.
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint (copy the WAL into the database) every ~40 MB instead of SQLite's 4 MB: a
+        # checkpoint runs inside whichever commit crosses the limit, so rarer checkpoints keep
+        # saving a label fast for 99 % of clicks or more (bench_storage.py). dispose() checkpoints.
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -249,4 +254,10 @@ class Database:
             yield session  # closing the session rolls its snapshot back
 
     def dispose(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            try:  # fold the WAL into the database file without waiting for other programs
+                with self.engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except sa_exc.SQLAlchemyError:
+                pass
         self.engine.dispose()
