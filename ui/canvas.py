@@ -2,9 +2,9 @@
 
 Scene coordinates are original image pixels (what the database stores). The display copy is a
 reduced decode drawn stretched over the original-pixel rectangle, so nothing else needs to know
-its scale. A left click toggles the region under the cursor; a left drag (or middle/right drag) pans;
-the markers are dragged directly. With no landmarks yet, the first two clicks place the disc and
-then the fovea.
+its scale. A left click toggles the region under the cursor; a left drag (or a middle or right
+drag) pans; the markers are dragged directly. With no landmarks yet, the first two clicks place
+the disc and then the fovea.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QTransform
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
-from ui.canvas_items import HoverLabel, LandmarkMarker, RegionOverlay
-from ui.display_image import DisplayImage, ShownImage
 from annotate.fov import FieldOfView
 from annotate.geometry import region_at
 from storage.errors import GeometryError
+from ui.canvas_items import HoverLabel, LandmarkMarker, RegionOverlay
+from ui.display_image import DisplayImage, ShownImage
 from ui.region_shapes import LandmarkFrame
 
 PAN_THRESHOLD = 4        # screen pixels a press may move and still count as a click

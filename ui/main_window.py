@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
         self.canvas.detailWanted.connect(self.loader.request_detail)
         self.loader.failed.connect(self._on_image_failed)
         self.aids_panel.changed.connect(self._on_aids)
-        self.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.canvas.fit_size()))
+        self.canvas.resized.connect(self._on_canvas_resized)
         self.canvas.regionClicked.connect(c.toggle_region)
         self.canvas.landmarksChanged.connect(self._on_landmarks_moved)
         self.canvas.placingChanged.connect(self._on_placing)
@@ -203,10 +203,10 @@ class MainWindow(QMainWindow):
         self._on_state(state)
         self.queue_panel.set_current(record.id)
         self.loader.request(record.id, record.path, (record.width, record.height))
-        number = self.controller.queue_ids().index(record.id) + 1 \
-            if record.id in self.controller.queue_ids() else 0
-        self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of "
-                            f"{len(self.controller.queue_ids())}) — {self.controller.reader.name}")
+        ids = self.controller.queue_ids()
+        number = ids.index(record.id) + 1 if record.id in ids else 0
+        self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of {len(ids)}) — "
+                            f"{self.controller.reader.name}")
         self._display_size = None  # known when the photo is decoded; overlays wait for it
         self.canvas.set_overlay(None)
         self._request_overlays()
@@ -244,6 +244,9 @@ class MainWindow(QMainWindow):
             self._requested_at = 0.0
             self.imageShown.emit(image_id)
             QTimer.singleShot(0, self, self._prefetch_upcoming)  # after this photo is painted
+
+    def _on_canvas_resized(self) -> None:
+        self.loader.fit_size = self.canvas.fit_size()  # the worker pre-shrinks to this
 
     def _on_image_failed(self, image_id: int, message: str) -> None:
         """An unreadable photo: said on the canvas and in the status bar, without a box, so the

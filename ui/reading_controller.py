@@ -173,7 +173,8 @@ class ReadingController(QObject):
 
     def toggle_region(self, region: int) -> None:
         if self.finding is None:
-            keys = ", ".join(f"{f.key.upper()} {f.name.lower()}" for f in self.settings.findings[:4])
+            keys = ", ".join(f"{f.key.upper()} {f.name.lower()}"
+                             for f in self.settings.findings[:4])
             self.hint.emit(f"Choose a finding first (e.g. {keys}), then the region.")
             return
         self._keep_shown_landmarks()

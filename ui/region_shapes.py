@@ -5,7 +5,7 @@ lengths proportional to ``D = |fovea − disc|``. In the frame (a/D, b/D) the ei
 change; only the similarity transform from that frame to image pixels does. So the paths are
 built once (QPainterPath boolean operations, a few ms) and a landmark drag only swaps one
 QTransform, which keeps the redraw far below a frame (16 ms). Clipping to the image and the field
-of view is left to a clipping parent item in the canvas.
+of view is left to the painter (``canvas_items.RegionOverlay``).
 """
 from __future__ import annotations
 
@@ -16,22 +16,13 @@ from functools import lru_cache
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath, QTransform
 
+from annotate.geometry import DISC_RADIUS_FRACTION, FOVEA_RADIUS_FRACTION, REGION_NAMES
+
 # Son et al. §2.1: disc circle radius 2/5·D, fovea circle radius 2/3·D (geometry.md, step 1).
-DISC_RADIUS = 2.0 / 5.0
-FOVEA_RADIUS = 2.0 / 3.0
+DISC_RADIUS = DISC_RADIUS_FRACTION
+FOVEA_RADIUS = FOVEA_RADIUS_FRACTION
 # The common chord of the two circles (geometry.md, step 2), in units of D.
 CHORD = (1.0 + DISC_RADIUS**2 - FOVEA_RADIUS**2) / 2.0
-
-REGION_NAMES: dict[int, str] = {
-    1: "macula",
-    2: "superior_disc",
-    3: "inferior_disc",
-    4: "temporal",
-    5: "superotemporal",
-    6: "inferotemporal",
-    7: "superonasal",
-    8: "inferonasal",
-}
 
 # Paths are built with D = FRAME_UNIT: Qt flattens curves with an absolute tolerance, so a frame
 # where D = 1 would turn the circles into coarse polygons.
@@ -81,26 +72,6 @@ class LandmarkFrame:
         d = self.distance / FRAME_UNIT
         (ux, uy), (nx, ny) = self.axes()
         return QTransform(d * ux, d * uy, d * nx, d * ny, self.disc[0], self.disc[1])
-
-    def to_frame(self, x: float, y: float) -> tuple[float, float]:
-        d = self.distance
-        (ux, uy), (nx, ny) = self.axes()
-        px, py = x - self.disc[0], y - self.disc[1]
-        return (px * ux + py * uy) / d, (px * nx + py * ny) / d
-
-
-def region_in_frame(a: float, b: float) -> int:
-    """Region code of a point given in the landmarks' frame, precedence as in geometry.md."""
-    in_fovea = (a - 1.0) ** 2 + b * b <= FOVEA_RADIUS**2
-    if in_fovea and a >= CHORD:
-        return 1
-    if a * a + b * b <= DISC_RADIUS**2 and a <= CHORD:
-        return 2 if b > 0 else 3
-    if a >= 1.0 and abs(b) <= FOVEA_RADIUS:
-        return 4
-    if a >= 0:
-        return 5 if b > 0 else 6
-    return 7 if b > 0 else 8
 
 
 def _circle(cx: float, cy: float, r: float) -> QPainterPath:

@@ -1,4 +1,4 @@
-"""Opening the workstation from the command line's project and reader, and refusing bad landmarks."""
+"""Opening the workstation from the command line's reader; refusing landmarks with no regions."""
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF
