@@ -143,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     description="Manage the people who read images.")
     actions = readers.add_subparsers(dest="readers_command", metavar="<action>", required=True)
     add = actions.add_parser("add", help="add a reader")
-    add.add_argument("name", metavar="NAME")
+    add.add_argument("name", metavar="NAME", help="the reader's name as shown when signing in")
     add.add_argument("--role", required=True, choices=[r.value for r in Role],
                      help="ophthalmologists read training images, specialists the test set")
     add.add_argument("--pin", action="store_true",
