@@ -377,6 +377,12 @@ class MainWindow(QMainWindow):
         if c.image is not None and image_id == c.image.id and key == wanted:
             self.canvas.set_overlay(image)
 
+    def open_training(self) -> None:
+        """The training panel (ui/training), for reviewers and admins."""
+        from ui.training import open_training_window
+
+        self._training = open_training_window(self.controller.project)
+
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)
         sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -72,6 +72,10 @@ def build_toolbar_and_menus(window) -> None:
     file_menu.addAction(qta.icon("mdi6.account-switch-outline"),
                         "Sign in as another reader / open a project…",
                         window.signOutRequested.emit)
+    if window.controller.session.can_review:
+        # Training reads every reader's labels (consensus): reviewers and admins only.
+        file_menu.addAction(qta.icon("mdi6.school-outline"), "Train models…",
+                            window.open_training)
     file_menu.addSeparator()
     quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", window.close)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)

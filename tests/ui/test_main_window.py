@@ -243,3 +243,13 @@ def test_a_missing_photo_is_reported_and_reading_goes_on(qtbot, reading_project)
     assert second.path.name in window.hint_label.text() and window.isVisible()
     next_image(qtbot, window, "Right")  # the third photo opens as usual
     assert window.controller.image.id != second.id
+
+
+def test_only_reviewers_and_admins_see_model_training(qtbot, reading_project):
+    from ui.workstation import build_window
+
+    for name, expected in (("Ana", False), ("Admin", True)):
+        window = build_window(reading_project.project, reading_project.readers[name].id)
+        qtbot.addWidget(window)
+        file_menu = window.menuBar().actions()[0].menu()
+        assert ("Train models…" in [a.text() for a in file_menu.actions()]) is expected
