@@ -23,7 +23,7 @@ PRESEGMENTATION = "presegmentation"  # models.presegment.PREDICTION_KIND
 LESION_MASKS = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates",
                 "SE": "soft_exudates"}
 OVERLAYS = ("vessels", "disc_cup", "lesions")
-VESSEL_COLOUR = QColor(0, 229, 255)
+VESSEL_COLOUR = QColor(240, 240, 240)  # neutral: the finding colours stay for findings
 DISC_COLOUR, CUP_COLOUR = QColor(255, 214, 0), QColor(255, 64, 129)
 OVERLAY_ALPHA = 110
 

@@ -152,10 +152,20 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
           and window.loader._cache[c.image.id].shown_aids == window.loader.aids)
     paths.append(_grab(window, out / "4-view-aids.png"))
     window.aids_panel.set_aids(ViewAids())
-    # 5. The shortcut sheet (F1).
+    # 5. The model's masks over the photo, when the pre-segmentation stored any.
+    available = [name for name in ("overlay_vessels", "overlay_disc_cup", "overlay_lesions")
+                 if window.actions_by_name[name].isEnabled()]
+    if available:
+        for name in available:
+            window.actions_by_name[name].trigger()
+        _wait(window.canvas.has_overlay)
+        paths.append(_grab(window, out / "5-model-overlays.png"))
+        for name in available:
+            window.actions_by_name[name].trigger()
+    # 6. The shortcut sheet (F1).
     sheet = ShortcutSheet(window.bindings, c.settings.findings, window)
     sheet.show()
-    paths.append(_grab(sheet, out / "5-shortcuts.png"))
+    paths.append(_grab(sheet, out / "6-shortcuts.png"))
     sheet.close()
     return paths
 
