@@ -19,10 +19,16 @@ _NONE_EXTRA_REFERENCES = 1 << 48
 def _make_none_effectively_immortal() -> None:
     if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return
-    if sys.getrefcount(None) > _NONE_EXTRA_REFERENCES:  # already done (module reloaded)
+    if hasattr(sys, "gettotalrefcount"):  # a debug build: PyObject has other fields first
         return
-    # ob_refcnt is the first field of every CPython object (Include/object.h, PyObject).
-    ctypes.c_ssize_t.from_address(id(None)).value += _NONE_EXTRA_REFERENCES
+    before = sys.getrefcount(None)
+    if before > _NONE_EXTRA_REFERENCES:  # already done (module reloaded)
+        return
+    # ob_refcnt is the first field of a release build's PyObject (Include/object.h).
+    count = ctypes.c_ssize_t.from_address(id(None))
+    if abs(count.value - before) > 64:  # not a reference count there: layout not as expected
+        return
+    count.value += _NONE_EXTRA_REFERENCES
 
 
 _make_none_effectively_immortal()
