@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
     parser.add_argument("--tune-lesion-thresholds", action="store_true")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--update-cards", action="store_true",
+                        help="write each starter's held-out figures into its model card (weights/<name>.md)")
     args = parser.parse_args()
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
@@ -215,6 +217,31 @@ def main() -> None:
     previous.update(results)
     out.write_text(json.dumps({**previous, "published": PUBLISHED}, indent=2))
     print(f"\nwritten {out}")
+    if args.update_cards:
+        for label, figures in results.items():
+            card = folder / f"{label}.md"
+            if card.is_file():
+                update_card(card, figures, [(k, v) for k, v in results.items() if k.startswith(label + ":")])
+
+
+CARD_HEADING = "## Held-out bench (bench/bench_segmentation.py)"
+
+
+def update_card(card: Path, figures: dict, variants: list[tuple[str, dict]]) -> None:
+    """Replace the card's bench section with these figures (and any measured variants)."""
+    text = card.read_text().split(CARD_HEADING)[0].rstrip() + "\n\n" + CARD_HEADING + "\n\n"
+    text += f"Measured {time.strftime('%Y-%m-%d')} on this 2-core CPU (no GPU), published figures in brackets.\n\n"
+    for label, values in [(card.stem, figures), *variants]:
+        text += f"### {label}\n\n| figure | value |\n|---|---|\n"
+        for key, value in values.items():
+            if key in ("bench_seconds",):
+                continue
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            published = PUBLISHED.get(key.replace("dice_mean", "vessels_dice").replace("classical_", "")
+                                      .replace("pipeline_", "").replace("locator_", ""))
+            text += f"| {key} | {shown}{f' ({published})' if published is not None else ''} |\n"
+        text += "\n"
+    card.write_text(text)
 
 
 if __name__ == "__main__":
