@@ -153,3 +153,19 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     assert model.config["task"]["finding"] == "haemorrhage"
     assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
     assert Path(model.path).is_file()
+
+
+def test_consensus_diagnosis_needs_a_majority_of_readers(tmp_path):
+    from models.finding_data import consensus_diagnosis_photos
+    from storage.reading import ReaderSession
+    from storage.readers import list_readers
+
+    project, ids = reading_project(tmp_path, [0, 0])
+    readers = [r.id for r in list_readers(project.database)]
+    for image_id, answers in zip(ids, (["PDR", "PDR", "no DR"], ["PDR", "no DR", None])):
+        for reader, answer in zip(readers, answers):
+            ReaderSession(project.database, reader).set_diagnosis(image_id, answer)
+    classes = ["no DR", "mild NPDR", "moderate NPDR", "severe NPDR", "PDR"]
+    photos = consensus_diagnosis_photos(project.database, classes, "train")
+    assert [(p.label, p.source) for p in photos] == [(4, "consensus")]  # the second image has no majority
+    project.close()
