@@ -17,6 +17,7 @@ from torch import nn
 from models.seg_common import LIGHT_ENCODER, build_smp, inference_context, rgb_to_tensor
 
 DISC_PER_FOV = 1 / 8     # disc diameter / FOV diameter on 45° fundus photos (IDRiD ≈ 430 / 3450)
+PLAUSIBLE_DIAMETER = (0.5, 2.0)   # a found disc this many times the expected diameter is believed
 
 
 @dataclass
@@ -98,7 +99,8 @@ def _predict(model: nn.Module, crop: np.ndarray, device: torch.device) -> tuple[
 
 def segment_disc_cup(model: nn.Module, image_rgb: np.ndarray, centre_guess: tuple[float, float],
                      disc_diameter_guess: float, config: DiscCupConfig, device: torch.device) -> DiscCupResult:
-    """Two passes on 256² crops: around the guess, then around the disc the first pass found."""
+    """Two passes on 256² crops: around the guess, then around the disc the first pass found.
+    A blob whose diameter is not within PLAUSIBLE_DIAMETER × the guess is not taken for the disc."""
     side = config.crop_disc_diameters * disc_diameter_guess
     centre = centre_guess
     result = None
@@ -110,6 +112,8 @@ def segment_disc_cup(model: nn.Module, image_rgb: np.ndarray, centre_guess: tupl
             break
         (u, v), diameter, cdr = measured
         scale = matrix[0, 0]
+        if not PLAUSIBLE_DIAMETER[0] <= diameter / scale / disc_diameter_guess <= PLAUSIBLE_DIAMETER[1]:
+            break   # a blob far from a disc's size (e.g. a bright patch): keep the last plausible pass
         centre = ((u - matrix[0, 2]) / scale, (v - matrix[1, 2]) / scale)
         diameter_px = diameter / scale
         result = DiscCupResult(disc_prob, cup_prob, matrix, centre, diameter_px, cdr, True)

@@ -48,7 +48,7 @@ class LocatorConfig:
     canvas: tuple[int, int] = (512, 384)      # (width, height), as the cache in seg_cache.py
     sigma_px: tuple[float, float] = (5.0, 7.0)  # target heatmap σ in canvas pixels: disc, fovea
     peak_radius: float = 12.0
-    min_confidence: float = 0.3
+    min_confidence: float = 0.2   # below it the classical fallback is used (chosen on IDRiD validation)
     encoder_weights_path: str | None = None
 
     def to_dict(self) -> dict:

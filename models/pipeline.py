@@ -194,6 +194,16 @@ def _locate(models: PipelineModels, image_rgb: np.ndarray, fov: FieldOfView, mes
     return locate_classical(image_rgb, fov)
 
 
+def choose_disc(estimate, found, expected_diameter: float) -> tuple[float, float]:
+    """The confident locator's disc centre (on IDRiD it errs less than the disc/cup network, which
+    learnt on Drishti-GS1); after the classical fallback, the disc/cup network's centre when it
+    found a disc within 1.5 expected diameters of the guess."""
+    if estimate.method == "locator" or not found.found:
+        return estimate.disc
+    offset = np.hypot(found.disc_centre[0] - estimate.disc[0], found.disc_centre[1] - estimate.disc[1])
+    return found.disc_centre if offset <= 1.5 * expected_diameter else estimate.disc
+
+
 def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
     """Pre-segment one photo (BGR uint8, possibly decoded at reduced size: ``options.input_scale``)."""
     options = options or PipelineOptions()
@@ -222,9 +232,8 @@ def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: Pipelin
     if disc_cup is not None:
         guess = 2 * fov.r * DISC_PER_FOV
         found = segment_disc_cup(disc_cup.model, image_rgb, disc, guess, disc_cup.config, models.device)
+        disc = choose_disc(estimate, found, guess)
         if found.found:
-            if np.hypot(found.disc_centre[0] - disc[0], found.disc_centre[1] - disc[1]) <= 1.5 * guess:
-                disc = found.disc_centre         # the disc network's centre is the more precise one
             result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
         to_crop = found.crop_matrix.astype(np.float64).copy()
         to_crop[:, :2] *= s
