@@ -63,7 +63,7 @@ def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot,
     assert len(models) == 1 and not models[0].active
     positives = [v for v in models[0].label_snapshot["derivation"].values() if v["present"]]
     assert positives and all(v["regions"] == sorted(CUE) for v in positives)  # the readers' cue
-    assert outcome.training.weights_path.is_file() and models[0].path == str(outcome.training.weights_path)
+    assert outcome.weights_path.is_file() and models[0].path == str(outcome.weights_path)
     shown = [panel.results.item(r, 0).text() for r in range(panel.results.rowCount())]
     assert shown[:3] == ["AUROC", "sensitivity", "specificity"] and "AIR, true positives" in shown
     assert len(panel.gallery.items) == 2 and panel.gallery.items[0].present  # 10 % of 4 + 4 photos

@@ -15,15 +15,16 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from models.finding_training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
 from models.training import ProgressEvent, TrainConfig
 from storage.errors import OctantError
 from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.gallery import ActivationGallery
-from ui.training.runner import (AttentionRequest, GuidedRequest, RunOutcome, run_attention, run_guided,
-                                saved_model_gallery)
 from ui.training.setup import GUIDED, TrainingSetup
 from ui.training.worker import TrainingThread
+
+GALLERY_SIZE = 8             # validation photos whose activation maps are shown after a run
 
 
 def format_eta(seconds: float) -> str:
@@ -36,7 +37,7 @@ class TrainingPanel(QWidget):
     """Everything about training for one open project (``storage.project.ProjectHandle``)."""
 
     runStarting = Signal(object)   # TrainingThread, before its thread starts
-    runFinished = Signal(object)   # RunOutcome (cancelled or not)
+    runFinished = Signal(object)   # models.finding_training.TrainingOutcome (cancelled or not)
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
 
@@ -45,7 +46,7 @@ class TrainingPanel(QWidget):
         self.project = project
         self.run: TrainingThread | None = None
         self.gallery_run: TrainingThread | None = None
-        self.outcome: RunOutcome | None = None
+        self.outcome: TrainingOutcome | None = None
         self.last_error: str | None = None
         self.history: list[dict] = []
         self.setup = TrainingSetup(project)
@@ -181,11 +182,16 @@ class TrainingPanel(QWidget):
     def _job(self, engine: TrainConfig, resume: bool):
         setup, project = self.setup, self.project
         name, share = setup.run_name.text().strip(), setup.validation_share.value()
+        run_dir = setup.run_dir()
         if setup.network_kind() == GUIDED:
-            guided = GuidedRequest(setup.guided_config(), engine, setup.run_dir(), name, share, resume)
-            return lambda progress, cancel: run_guided(project, guided, progress, cancel)
-        attention = AttentionRequest(setup.attention_config(), engine, setup.run_dir(), name, share, resume)
-        return lambda progress, cancel: run_attention(project, attention, progress, cancel)
+            guided = setup.guided_config()
+            return lambda progress, cancel: train_guided(
+                project, guided, engine, run_dir, name, validation_fraction=share, resume=resume,
+                progress=progress, cancel=cancel, gallery_size=GALLERY_SIZE)
+        attention = setup.attention_config()
+        return lambda progress, cancel: train_attention(
+            project, attention, engine, run_dir, name, validation_fraction=share, resume=resume,
+            progress=progress, cancel=cancel)
 
     def cancel(self) -> None:
         if self.running():
@@ -215,22 +221,21 @@ class TrainingPanel(QWidget):
             self.progress.setValue(1000)
             self.eta.setText(format_eta(0.0))
 
-    def _on_finished(self, outcome: RunOutcome) -> None:
+    def _on_finished(self, outcome: TrainingOutcome) -> None:
         self.outcome = outcome
         self._wait_for_thread()
         result = outcome.result
-        if result.cancelled or outcome.training is None:
+        if result.cancelled or not outcome.finished:
             self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues."
                       if result.history else "Cancelled before the first epoch ended; nothing was saved.")
         else:
-            training = outcome.training
-            tables.fill_results(self.results, training.metrics)
-            tables.fill_confusion(self.confusion, training.metrics)
+            tables.fill_results(self.results, outcome.metrics)
+            tables.fill_confusion(self.confusion, outcome.metrics)
             self.gallery.show_items(outcome.gallery)
             self.galleryShown.emit(len(outcome.gallery))
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
             self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
-                      f"{training.weights_path.name} and registered as model {training.model_id}.")
+                      f"{outcome.weights_path.name} and registered as model {outcome.model_id}.")
             self._refresh_models()
         self.history = list(result.history) or self.history
         self.curves.set_history(self.history)

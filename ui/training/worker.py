@@ -24,7 +24,7 @@ class TrainingWorker(QObject):
     """Runs ``job(progress, cancel)`` once; its return value comes back through ``finished``."""
 
     progress = Signal(object)      # models.training.ProgressEvent
-    finished = Signal(object)      # whatever the job returns (ui.training.runner.RunOutcome)
+    finished = Signal(object)      # whatever the job returns (models.finding_training.TrainingOutcome)
     failed = Signal(str)           # one sentence for the user
 
     def __init__(self, job: Callable[[Callable, threading.Event], object]):
