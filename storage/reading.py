@@ -105,12 +105,17 @@ class ReaderSession:
             return None if row is None else image_record(row, self.db.root)
 
     def queue(self) -> list[ImageRecord]:
+        return [record for record, _ in self.queue_status()]
+
+    def queue_status(self) -> list[tuple[ImageRecord, bool]]:
+        """The reader's queue in reading order, each image with its done flag: one query, so a
+        queue of thousands opens at once."""
         query = (
-            select(*IMAGE_COLUMNS).join(Read, Read.image_id == Image.id)
-            .where(self._mine()).order_by(Read.position)
+            select(*IMAGE_COLUMNS, READ.c.done.label("read_done")).join(READ, READ.c.image_id == IMAGE.c.id)
+            .where(READ.c.reader_id == self.reader.id).order_by(READ.c.position)
         )
         with self.db.reading() as session:
-            return [image_record(row, self.db.root) for row in session.execute(query)]
+            return [(image_record(row, self.db.root), bool(row.read_done)) for row in session.execute(query)]
 
     def image(self, image_id: int) -> ImageRecord:
         with self.db.reading() as session:
@@ -276,11 +281,22 @@ class ReaderSession:
 
         return self._act(image_id, "restore", change)
 
+    def _suggestions_hidden(self, session, image_id: int) -> bool:
+        """Models' suggestions are kept from readers (not reviewers or admins) of an image in their
+        list when it is a test image and the project hides suggestions there: the test set is the
+        gold standard, so its readers must not be led by a model."""
+        if self.can_review:
+            return False
+        self._read_row(session, image_id)
+        hide = session.scalar(select(Project.hide_suggestions_on_test).order_by(Project.id).limit(1))
+        return bool(hide) and session.scalar(select(Image.split).where(Image.id == image_id)) == "test"
+
     def model_landmarks(self, image_id: int) -> Landmarks | None:
-        """The latest model guess for disc and fovea (no reader's answer, so not blinded)."""
+        """The latest model guess for disc and fovea; None where suggestions are hidden (as
+        ``suggestion``)."""
         with self.db.reading() as session:
-            if not self.can_review:
-                self._read_row(session, image_id)
+            if self._suggestions_hidden(session, image_id):
+                return None
             row = session.scalars(
                 select(Landmark).where(Landmark.image_id == image_id, Landmark.reader_id.is_(None))
                 .order_by(Landmark.id.desc()).limit(1)
@@ -289,14 +305,10 @@ class ReaderSession:
 
     def suggestion(self, image_id: int, kind: str) -> dict[str, Any] | None:
         """The latest model prediction of ``kind`` for an image in this reader's list; None on test
-        images while the project hides suggestions there (the test set is the gold standard, so
-        its readers must not be led by a model). Reviewers and admins always see them."""
+        images while the project hides suggestions there. Reviewers and admins always see them."""
         with self.db.reading() as session:
-            if not self.can_review:
-                self._read_row(session, image_id)
-                hide = session.scalar(select(Project.hide_suggestions_on_test).order_by(Project.id).limit(1))
-                if hide and session.scalar(select(Image.split).where(Image.id == image_id)) == "test":
-                    return None
+            if self._suggestions_hidden(session, image_id):
+                return None
             return session.scalar(
                 select(Prediction.payload).where(Prediction.image_id == image_id, Prediction.kind == kind)
                 .order_by(Prediction.id.desc()).limit(1)

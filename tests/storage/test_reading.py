@@ -221,3 +221,42 @@ def test_suggestions_are_hidden_from_test_set_readers_while_the_project_says_so(
     assert ReaderSession(db, clinic.admin.id).suggestion(by_split["test"], "regions") == {"drusen": [1]}
     update_settings(db, hide_suggestions_on_test=False)
     assert s.suggestion(by_split["test"], "regions") == {"drusen": [1]}
+
+
+def test_model_landmarks_are_hidden_from_test_set_readers_while_the_project_says_so(clinic):
+    from storage.predictions import save_model_landmarks
+    from storage.project import update_settings
+
+    db = clinic.project.database
+    s = ReaderSession(db, clinic.specialists[0].id)
+    by_split = {image.split: image.id for image in s.queue()}
+    for image in by_split.values():
+        save_model_landmarks(db, image, disc=(30, 20), fovea=(60, 21), model_version="landmarks-1")
+    assert s.model_landmarks(by_split["train"]).fovea == (60, 21)
+    assert s.model_landmarks(by_split["test"]) is None
+    assert ReaderSession(db, clinic.admin.id).model_landmarks(by_split["test"]).fovea == (60, 21)
+    update_settings(db, hide_suggestions_on_test=False)
+    assert s.model_landmarks(by_split["test"]).disc == (30, 20)
+
+
+def test_queue_status_gives_every_image_with_its_done_flag_in_one_query(clinic):
+    from sqlalchemy import event
+
+    db = clinic.project.database
+    s = ReaderSession(db, clinic.ophthalmologists[0].id)
+    queue = s.queue()
+    s.mark_done(queue[1].id)
+    selects = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        status = s.queue_status()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(selects) == 1
+    assert [record for record, _ in status] == queue
+    assert [done for _, done in status] == [image.id == queue[1].id for image in queue]
