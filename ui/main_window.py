@@ -29,7 +29,6 @@ from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
 from ui.window_actions import add_action, build_toolbar_and_menus
 
 ZOOM_STEP = 1.25
-DONE_TICK_BATCH = 50
 
 
 def workstation_settings() -> QSettings:
@@ -166,31 +165,12 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         c = self.controller
         self.queue_panel.set_reader(c.reader.name, c.reader.role.value)
-        records = c.queue()
-        self.queue_panel.set_queue(records, {})
+        status = c.queue_status()
+        self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
         c.start()
-        if not records:
+        if not status:
             self.show_hint("No images are assigned to you yet; ask the project lead to assign "
                            "readers (`python main.py assign`).")
-        self._tick_queue([r.id for r in records])
-
-    def _tick_queue(self, pending: list[int]) -> None:
-        """Done ticks, a batch per event-loop turn: ReaderSession reads one image at a time
-        (~0.6 ms), so a queue of thousands must not hold up the first photo."""
-        batch, rest = pending[:DONE_TICK_BATCH], pending[DONE_TICK_BATCH:]
-        current = self.controller.image.id if self.controller.image else None
-        if self._closing:
-            return
-        try:
-            for image_id in batch:
-                if image_id != current:  # the open image's tick follows its state
-                    self.queue_panel.set_done(image_id,
-                                              self.controller.session.read(image_id).done)
-        except OctantError as error:
-            self.show_problem(str(error))
-            return
-        if rest:
-            QTimer.singleShot(0, self, lambda: self._tick_queue(rest))
 
     # --- reactions ----------------------------------------------------------------------------
     def _on_image_opened(self, record: ImageRecord, state: ReadState,

@@ -56,10 +56,14 @@ class ReadingController(QObject):
 
     # --- moving through the queue -----------------------------------------------------------
     def queue(self) -> list[ImageRecord]:
-        records = self.session.queue()
-        self._queue_ids = [r.id for r in records]
-        self._records = {r.id: r for r in records}  # opening an image needs no second query
-        return records
+        return [record for record, _ in self.queue_status()]
+
+    def queue_status(self) -> list[tuple[ImageRecord, bool]]:
+        """The queue with each image's done flag, in one query (``ReaderSession.queue_status``)."""
+        status = self.session.queue_status()
+        self._queue_ids = [r.id for r, _ in status]
+        self._records = {r.id: r for r, _ in status}  # opening an image needs no second query
+        return status
 
     def queue_ids(self) -> list[int]:
         if self._queue_ids is None:
