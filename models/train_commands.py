@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     parser.add_argument("--time-limit", type=float, default=0.0, help="seconds of training (0 = none)")
     parser.add_argument("--workers", type=int, default=0, help="data loader processes")
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: under the project)")
-    parser.add_argument("--export", type=Path, default=None, help="write the best weights to this file (.safetensors) instead of a new one in the run folder")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the best weights to this file (.safetensors), not a new one in the run folder")
     parser.add_argument("--name", default=None, help="model name in the registry")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
     parser.set_defaults(func=run_train)
