@@ -91,8 +91,9 @@ def run_train(args: argparse.Namespace) -> int:
 class ProgressBar:
     """One self-rewriting line on stderr: epoch, batch, loss, ETA; epoch summaries stay."""
 
-    def __init__(self, stream=sys.stderr, width: int = 24):
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width: int = 24):
+        # sys.stderr when the bar is made, not when this module was imported (it may be replaced since)
+        self.stream, self.width = stream or sys.stderr, width
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.kind == "batch":
