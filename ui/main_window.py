@@ -363,6 +363,12 @@ class MainWindow(QMainWindow):
 
         self._training = open_training_window(self.controller.project)
 
+    def open_review(self) -> None:
+        """The reviewers' screen (ui/review): readers, consensus and model side by side."""
+        from ui.review import open_review_window
+
+        self._review = open_review_window(self.controller.project, self.controller.reader.id)
+
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)
         sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

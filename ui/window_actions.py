@@ -76,6 +76,8 @@ def build_toolbar_and_menus(window) -> None:
         # Training reads every reader's labels (consensus): reviewers and admins only.
         file_menu.addAction(qta.icon("mdi6.school-outline"), "Train models…",
                             window.open_training)
+        # Every reader's labels side by side, agreement and queues (ui/review).
+        file_menu.addAction(qta.icon("mdi6.compare"), "Review…", window.open_review)
     file_menu.addSeparator()
     quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", window.close)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)

@@ -1,0 +1,159 @@
+"""The reviewers' screen on a tiny project: three readers, two disagreements, a reviewer."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from storage.errors import AccessDeniedError
+from storage.reading import ReaderSession
+from storage.readers import add_reader
+from tests.ui.conftest import DISC, FOVEA, make_reading_project
+
+FINDING = "haemorrhage"
+# image index -> reader -> haemorrhage regions (None: marked normal)
+LABELS = {
+    0: {"Ana": {1, 4}, "Ben": {1, 4}, "Cleo": {1, 4}},   # agreed: present
+    1: {"Ana": {1}, "Ben": {1, 4}, "Cleo": None},        # present, but regions differ
+    2: {"Ana": {5}, "Ben": None, "Cleo": None},          # one vote of k = 2: uncertain
+    3: {"Ana": None, "Ben": None, "Cleo": None},         # absent
+    4: {"Ana": None, "Ben": None, "Cleo": None},         # absent
+}
+
+
+@pytest.fixture
+def review_project(tmp_path):
+    made = make_reading_project(tmp_path / "project", images=len(LABELS))
+    made.readers["Rhea"] = add_reader(made.project.database, "Rhea", role="reviewer")
+    for name in ("Ana", "Ben", "Cleo"):
+        session = ReaderSession(made.project.database, made.readers[name].id)
+        for n, image_id in enumerate(made.image_ids):
+            session.set_landmarks(image_id, disc=DISC, fovea=FOVEA, source="manual")
+            regions = LABELS[n][name]
+            if regions is None:
+                session.mark_normal(image_id)
+            else:
+                session.set_regions(image_id, FINDING, regions)
+            session.set_diagnosis(image_id, "no DR" if regions is None else "mild NPDR")
+            session.mark_done(image_id)
+    yield made
+    made.project.close()
+
+
+def open_review(qtbot, made, name="Rhea"):
+    from ui.review import ReviewWindow
+
+    window = ReviewWindow(made.project, made.readers[name].id)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.data is not None and window.agreement.shown is not None, timeout=10_000)
+    return window
+
+
+def choose_queue(window, queue):
+    window.queues.queue.setCurrentIndex(window.queues.queue.findData(queue))
+
+
+def listed(window):
+    lst = window.queues.list
+    return [(lst.item(n).data(256), lst.item(n).data(257), lst.item(n).text()) for n in range(lst.count())]
+
+
+def test_a_plain_reader_is_refused_and_has_no_review_menu(qtbot, review_project):
+    from ui.review import ReviewWindow
+    from ui.workstation import build_window
+
+    with pytest.raises(AccessDeniedError):
+        ReviewWindow(review_project.project, review_project.readers["Ana"].id)
+    for name, expected in (("Ana", False), ("Admin", True)):
+        window = build_window(review_project.project, review_project.readers[name].id)
+        qtbot.addWidget(window)
+        file_menu = window.menuBar().actions()[0].menu()
+        assert ("Review…" in [a.text() for a in file_menu.actions()]) is expected
+
+
+def test_disagreement_queue_lists_the_uncertain_vote_and_the_differing_regions(qtbot, review_project):
+    from ui.review.queues import DISAGREEMENTS, MODEL_VS_CONSENSUS
+
+    window = open_review(qtbot, review_project)
+    ids = review_project.image_ids
+    assert window.queues.list.count() == len(ids)  # all images first
+    assert window.queues.queue.findData(MODEL_VS_CONSENSUS) == -1  # no active model
+    choose_queue(window, DISAGREEMENTS)
+    items = listed(window)
+    assert [(i, f) for i, f, _ in items] == [(ids[1], FINDING), (ids[2], FINDING)]
+    assert "regions differ" in items[0][2] and "uncertain vote" in items[1][2]
+    window.queues.finding.setCurrentIndex(window.queues.finding.findData("drusen"))
+    assert window.queues.list.count() == 0
+
+
+def test_side_by_side_shows_each_readers_regions_and_the_consensus(qtbot, review_project):
+    from ui.review.queues import DISAGREEMENTS
+
+    window = open_review(qtbot, review_project)
+    choose_queue(window, DISAGREEMENTS)
+    window.queues.list.setCurrentRow(0)  # image 1: Ana {1}, Ben {1, 4}, Cleo normal
+    qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photos, timeout=5000)
+    sbs = window.side_by_side
+    assert {name: set(fills) for name, fills in sbs.shown_fills.items()} == {
+        "reader1": {1}, "reader2": {1, 4}, "reader3": set(), "consensus": {1, 4}}
+    assert [p.title.text() for p in sbs.readers] == [
+        "Reader 1 · Ana (ophthalmologist)", "Reader 2 · Ben (ophthalmologist)", "Reader 3 · Cleo (ophthalmologist)"]
+    assert "normal" in sbs.readers[2].details.text()
+    assert "present" in sbs.consensus.details.text() and "2 of 3" in sbs.consensus.details.text()
+    # The fill is painted: inside the macula (region 1) Ana's picture is tinted, Cleo's is not.
+    x, y = int(FOVEA[0]), int(FOVEA[1] + 25)
+    ana, cleo = (sbs.readers[n].picture.image.pixelColor(x, y) for n in (0, 2))
+    assert ana != cleo
+    assert "No active model for haemorrhage" in sbs.model.details.text()
+
+
+def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
+    from annotate.agreement import agreement_report
+    from annotate.consensus import consensus_for_project
+    from storage.review import iter_all_reads
+
+    window = open_review(qtbot, review_project)
+    db = review_project.project.database
+    codes = [f.code for f in review_project.project.settings().findings]
+    expected = agreement_report(consensus_for_project(iter_all_reads(db), codes, k=2))
+    table = window.agreement.fleiss
+    shown = {table.item(r, 0).text(): table.item(r, 1) for r in range(table.rowCount())}
+    kappa = expected.fleiss_by_finding[FINDING].kappa
+    assert shown["Haemorrhage"].text() == f"{kappa:.2f}"
+    assert shown["Overall (all findings pooled)"].text() == f"{expected.fleiss_overall.kappa:.2f}"
+    assert math.isnan(expected.fleiss_by_finding["drusen"].kappa)  # nobody marked drusen
+    assert shown["Drusen"].text() == "—" and shown["Drusen"].toolTip()
+    pairs = window.agreement.pairs
+    assert pairs.rowCount() == len(expected.pairs) == 3
+    assert [pairs.item(r, 4).text() for r in range(3)] == [f"{p.kappa:.2f}" for p in expected.pairs]
+    readers = window.agreement.readers
+    assert [readers.item(r, 1).text() for r in range(3)] == [f"{a.sensitivity:.2f}" for a in expected.readers]
+
+
+def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
+    import torch
+
+    from models.guided import GuidedConfig, GuidedNet
+    from models.weights import save_weights
+    from storage.predictions import register_model
+    from ui.review import render_review_screenshot
+    from ui.review.queues import MODEL_VS_CONSENSUS
+
+    torch.manual_seed(0)
+    config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(GuidedNet(config), path, {"architecture": "guided"})
+    # A threshold near 0 calls every photo present: the two absent images must be queued.
+    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 1e-6},
+                   {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+    window = open_review(qtbot, review_project)
+    qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
+    choose_queue(window, MODEL_VS_CONSENSUS)
+    ids = review_project.image_ids
+    assert [(i, f) for i, f, _ in listed(window)] == [(ids[3], FINDING), (ids[4], FINDING)]
+    qtbot.waitUntil(lambda: window.side_by_side.model.picture.image is not None, timeout=10_000)
+    assert "p = " in window.side_by_side.model.details.text()
+    out = render_review_screenshot(review_project.project, review_project.readers["Rhea"].id,
+                                   tmp_path / "7-review.png", size=(1200, 800))
+    assert out.stat().st_size > 10_000

@@ -1,0 +1,85 @@
+"""What the reviewers' screen shows, gathered once: every read, the consensus and the queues.
+
+Plain Python (no Qt) so the queue rules can be tested and reused. Access goes through
+``storage.review.ReviewSession``, which refuses anyone but reviewers and admins.
+
+Disagreement, per image and finding (among the gradable reads marked done, as in consensus):
+- *uncertain vote*: some readers marked the finding but fewer than k (``annotate.consensus``);
+- *regions differ*: at least two readers marked it but did not choose the same regions.
+An image is in the queue for a finding when either holds; "all findings" lists it once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annotate.consensus import ProjectConsensus, consensus_from_table, collect_reads
+from storage.images import ImageRecord, list_images
+from storage.labels import ReadState
+from storage.readers import ReaderInfo, list_readers
+from storage.review import ReviewSession
+
+UNCERTAIN_VOTE = "uncertain vote"
+REGIONS_DIFFER = "regions differ"
+
+
+@dataclass
+class ReviewData:
+    """Every read of the project (done or not), by image, with the consensus of the done ones."""
+
+    images: list[ImageRecord]
+    readers: dict[int, ReaderInfo]
+    reads: dict[int, dict[int, ReadState]]        # image id -> reader id -> read
+    consensus: ProjectConsensus
+    finding_codes: list[str]
+    finding_names: dict[str, str] = field(default_factory=dict)
+
+    def image(self, image_id: int) -> ImageRecord:
+        return next(record for record in self.images if record.id == image_id)
+
+    def disagreements(self, finding: str | None = None) -> dict[int, dict[str, str]]:
+        """image id -> {finding: why} for every disagreement (module docstring), image order."""
+        c = self.consensus
+        t = c.table
+        if not len(t.image_ids):
+            return {}
+        marked = (t.region_bits != 0) & t.gradable[:, :, None]           # [N, R, F]
+        votes = marked.sum(axis=1)
+        uncertain = (votes >= 1) & (votes < c.k)
+        union = np.bitwise_or.reduce(np.where(marked, t.region_bits, 0), axis=1)
+        common = np.bitwise_and.reduce(np.where(marked, t.region_bits, 0xFF), axis=1)
+        differ = (votes >= 2) & (union != common)
+        found: dict[int, dict[str, str]] = {}
+        for f, code in enumerate(t.finding_codes):
+            if finding is not None and code != finding:
+                continue
+            for row in np.nonzero(uncertain[:, f] | differ[:, f])[0]:
+                why = UNCERTAIN_VOTE if uncertain[row, f] else REGIONS_DIFFER
+                found.setdefault(int(t.image_ids[row]), {})[code] = why
+        order = {record.id: n for n, record in enumerate(self.images)}
+        return dict(sorted(found.items(), key=lambda item: order.get(item[0], item[0])))
+
+    def consensus_state(self, image_id: int, finding: str):
+        """``FindingConsensus`` or None when the image has no done read yet."""
+        if image_id not in self.consensus:
+            return None
+        return self.consensus.image(image_id).findings[finding]
+
+
+def load_review_data(review: ReviewSession, k: int | None = None) -> ReviewData:
+    """One streaming pass over every read (``ReviewSession.all_reads``), then consensus."""
+    from storage.project import project_settings
+
+    db = review.db
+    settings = project_settings(db)
+    codes = [spec.code for spec in settings.findings]
+    reads: dict[int, dict[int, ReadState]] = {}
+    triples = []
+    for image_id, reader_id, state in review.all_reads():
+        reads.setdefault(image_id, {})[reader_id] = state
+        triples.append((image_id, reader_id, state))
+    consensus = consensus_from_table(collect_reads(triples, codes), k or settings.consensus_k)
+    readers = {info.id: info for info in list_readers(db, include_inactive=True)}
+    return ReviewData(list_images(db), readers, reads, consensus, codes,
+                      {spec.code: spec.name for spec in settings.findings})

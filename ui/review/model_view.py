@@ -1,0 +1,148 @@
+"""The active guided model of a finding on one photo: probability and activation overlay.
+
+Runs on a worker thread (``ui.review.workers``); nothing here touches Qt. The photo goes in as the
+network was trained on it (``models.finding_data``: black border cropped, RGB in [0, 1],
+input_size × input_size); the overlay is ``models.activation_maps`` (Son et al., Fig. 3) on the
+same crop at a size people can see.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from storage.errors import OctantError
+from storage.images import ImageRecord
+from storage.predictions import ModelRecord, list_models
+
+OVERLAY_SIDE = 256          # pixels of the model panel's picture
+DEFAULT_THRESHOLD = 0.5     # when the model's record holds no operating point
+MAX_OVERLAYS = 64           # overlays kept in memory (probabilities are kept for every photo)
+
+
+def active_guided_models(db) -> dict[str, ModelRecord]:
+    """finding code -> its active guided model (network ``guided:<finding>``)."""
+    return {m.network.removeprefix("guided:"): m for m in list_models(db)
+            if m.active and m.network.startswith("guided:")}
+
+
+def model_threshold(model: ModelRecord) -> float:
+    """The operating point chosen on validation (best harmonic mean, §3.1), else 0.5."""
+    value = (model.metrics or {}).get("val_threshold", (model.metrics or {}).get("threshold"))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_THRESHOLD
+    return value if 0.0 < value < 1.0 else DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class ModelView:
+    model_id: int
+    image_id: int
+    probability: float
+    overlay: np.ndarray     # RGB uint8, OVERLAY_SIDE × OVERLAY_SIDE
+
+
+class GuidedRunner:
+    """Loads each active model once and keeps its outputs per image (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._networks: dict[int, object] = {}
+        self._views: dict[tuple[int, int], ModelView] = {}
+        self._probabilities: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, model_id: int, image_id: int) -> ModelView | None:
+        with self._lock:
+            return self._views.get((model_id, image_id))
+
+    def probability(self, model: ModelRecord, record: ImageRecord) -> float:
+        """The model's probability for the photo (kept; the queue asks for every photo)."""
+        with self._lock:
+            known = self._probabilities.get((model.id, record.id))
+        if known is None:
+            known, _, _ = self._forward(model, record)
+        return known
+
+    def view(self, model: ModelRecord, record: ImageRecord) -> ModelView:
+        cached = self.cached(model.id, record.id)
+        if cached is not None:
+            return cached
+        from models.activation_maps import overlay_activation
+
+        probability, activation, crop = self._forward(model, record)
+        shown = cv2.resize(crop, (OVERLAY_SIDE, OVERLAY_SIDE), interpolation=cv2.INTER_AREA)
+        view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation))
+        with self._lock:
+            self._views[(model.id, record.id)] = view
+            while len(self._views) > MAX_OVERLAYS:  # oldest first (dicts keep insertion order)
+                self._views.pop(next(iter(self._views)))
+        return view
+
+    def _forward(self, model: ModelRecord, record: ImageRecord) -> tuple[float, np.ndarray, np.ndarray]:
+        import torch
+
+        network, size = self._network(model)
+        crop = _cropped(record)
+        square = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        tensor = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1).float()[None] / 255.0
+        with self._lock, torch.no_grad():  # one forward at a time on the shared network
+            logit, activation = network(tensor)
+            probability = float(torch.sigmoid(logit)[0])
+            self._probabilities[(model.id, record.id)] = probability
+        return probability, activation[0, 0].numpy(), crop
+
+    def _network(self, model: ModelRecord):
+        with self._lock:
+            if model.id in self._networks:
+                return self._networks[model.id]
+        from models.guided import GuidedConfig, GuidedNet
+        from models.weights import load_weights
+
+        task = (model.config or {}).get("task", {})
+        if task.get("network") != "guided":
+            raise OctantError(f"Model {model.name} is not a guided finding network; activate a guided one.")
+        names = {f.name for f in dataclasses.fields(GuidedConfig)}
+        config = GuidedConfig(**{k: v for k, v in task.items() if k in names})
+        network = GuidedNet(config)
+        load_weights(network, model.path)
+        network.eval()
+        with self._lock:
+            self._networks[model.id] = (network, config.input_size)
+        return network, config.input_size
+
+
+def _cropped(record: ImageRecord) -> np.ndarray:
+    """RGB uint8: the photo inside its field of view's crop box (stored, else detected)."""
+    from annotate.fov import crop_box, detect_fov
+    from annotate.imagefiles import read_fundus
+
+    bgr = read_fundus(record.path)
+    box = record.crop or crop_box(detect_fov(bgr), bgr.shape)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])
+
+
+def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunner,
+                        cancel: threading.Event | None = None) -> dict[int, dict[str, str]]:
+    """image id -> {finding: why} where the active model's call (probability ≥ its threshold)
+    differs from a decided consensus (present or absent; uncertain images have no answer to miss).
+
+    ``data`` is a ``ui.review.data.ReviewData``. Runs every photo through the network once.
+    """
+    found: dict[int, dict[str, str]] = {}
+    for record in data.images:
+        for code, model in models.items():
+            if cancel is not None and cancel.is_set():
+                return found
+            state = data.consensus_state(record.id, code)
+            if state is None or state.state == "uncertain":
+                continue
+            probability = runner.probability(model, record)
+            if (probability >= model_threshold(model)) != (state.state == "present"):
+                found.setdefault(record.id, {})[code] = f"model p = {probability:.2f}, consensus {state.state}"
+    return found

@@ -1,0 +1,133 @@
+"""A photo with the eight regions drawn the workstation's way, as a still picture.
+
+The shapes are the canvas's own (``ui.region_shapes``: built once in the landmarks' frame, moved
+by one QTransform) and the look follows ``ui.canvas_items.RegionOverlay``: chosen regions filled
+translucently in the finding's colour, the rest outlined, all clipped to image ∩ field of view.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from storage.labels import Landmarks
+from ui.canvas_items import DISC_COLOUR, FILL_ALPHA, FOVEA_COLOUR, OUTLINE, OUTLINE_SHADOW
+from ui.region_shapes import FRAME_UNIT, LABEL_ANCHORS, LandmarkFrame, extent_for, region_paths_in_frame
+
+MARKER = 6.0  # landmark cross half-size, picture pixels
+
+
+def _cosmetic(colour: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
+    pen = QPen(colour, width, style)
+    pen.setCosmetic(True)
+    return pen
+
+
+def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float] | None,
+                    landmarks: Landmarks | None, fills: dict[int, QColor],
+                    dashed: set[int] = frozenset()) -> QImage:
+    """``photo`` (display copy, ``scale`` original pixels per pixel) with regions and landmarks.
+
+    ``fills``: region code -> colour of the chosen regions; ``dashed``: regions outlined dashed
+    (another reader's choice shown for comparison). Without landmarks only the photo comes back.
+    """
+    picture = photo.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    if landmarks is None:
+        return picture
+    frame = LandmarkFrame(tuple(landmarks.disc), tuple(landmarks.fovea))
+    if frame.distance < 1.0:
+        return picture
+    width, height = photo.width() * scale, photo.height() * scale
+    painter = QPainter(picture)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.scale(1.0 / scale, 1.0 / scale)               # draw in original pixels
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, width, height))
+    if fov is not None:
+        circle = QPainterPath()
+        circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
+        clip = clip.intersected(circle)
+    painter.setClipPath(clip)
+    to_image = frame.to_image()
+    placed = {code: to_image.map(path)
+              for code, path in region_paths_in_frame(extent_for(frame, int(width), int(height))).items()}
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    for colour, offset in ((OUTLINE_SHADOW, 1.0), (OUTLINE, 0.0)):
+        painter.save()
+        painter.translate(0, offset * scale)
+        painter.setPen(_cosmetic(colour, 1.0))
+        for code, path in placed.items():
+            if code not in fills:
+                painter.drawPath(path)
+        painter.restore()
+    for code, colour in fills.items():
+        painter.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
+        painter.setPen(_cosmetic(colour, 2.5))
+        painter.drawPath(placed[code])
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    for code in set(dashed) - set(fills):
+        painter.setPen(_cosmetic(QColor("white"), 1.5, Qt.PenStyle.DashLine))
+        painter.drawPath(placed[code])
+    _numbers(painter, to_image, clip, scale)
+    painter.setClipping(False)
+    for (x, y), colour in ((landmarks.disc, DISC_COLOUR), (landmarks.fovea, FOVEA_COLOUR)):
+        s = MARKER * scale
+        for pen in (_cosmetic(QColor(20, 20, 20), 3.5), _cosmetic(colour, 1.8)):
+            painter.setPen(pen)
+            painter.drawLine(QPointF(x - s, y), QPointF(x + s, y))
+            painter.drawLine(QPointF(x, y - s), QPointF(x, y + s))
+    painter.end()
+    return picture
+
+
+def _numbers(painter: QPainter, to_image, clip: QPainterPath, scale: float) -> None:
+    """Each region's number at the first of its anchors inside the image and FOV."""
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(11)
+    painter.save()
+    painter.resetTransform()
+    painter.setFont(font)
+    for code, anchors in LABEL_ANCHORS.items():
+        for a, b in anchors:
+            point = to_image.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
+            if clip.contains(point):
+                at = QPointF(point.x() / scale - 3, point.y() / scale + 4)
+                painter.setPen(QColor(0, 0, 0, 200))
+                painter.drawText(at + QPointF(1, 1), str(code))
+                painter.setPen(QColor(255, 255, 255, 230))
+                painter.drawText(at, str(code))
+                break
+    painter.restore()
+
+
+class PictureView(QWidget):
+    """Shows one QImage scaled to fit, aspect kept; a line of text when there is none."""
+
+    def __init__(self, parent: QWidget | None = None, minimum: int = 160):
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.text = ""
+        self.setMinimumSize(minimum, int(minimum * 0.75))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_image(self, image: QImage | None, text: str = "") -> None:
+        self.image, self.text = image, text
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 240)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(18, 18, 20))
+        if self.image is not None and not self.image.isNull():
+            size = self.image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            x, y = (self.width() - size.width()) // 2, (self.height() - size.height()) // 2
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(QRectF(x, y, size.width(), size.height()), self.image)
+        elif self.text:
+            painter.setPen(QColor(200, 200, 200))
+            painter.drawText(self.rect().adjusted(8, 8, -8, -8),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text)
+        painter.end()

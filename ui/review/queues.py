@@ -1,0 +1,91 @@
+"""The reviewer's queues: all images, readers' disagreements, model against consensus; by finding."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS = "all", "disagreements", "model"
+QUEUE_TITLES = {ALL_IMAGES: "All images", DISAGREEMENTS: "Readers disagree",
+                MODEL_VS_CONSENSUS: "Model vs consensus"}
+QUEUE_TIPS = {
+    ALL_IMAGES: "Every image of the project.",
+    DISAGREEMENTS: "Some but fewer than k readers marked the finding (uncertain consensus), or two or "
+                   "more readers marked it in different regions.",
+    MODEL_VS_CONSENSUS: "The active guided model's call (probability at or above its validation "
+                        "threshold) differs from a present or absent consensus.",
+}
+IMAGE_ROLE = Qt.ItemDataRole.UserRole
+FINDING_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class QueuePanel(QWidget):
+    """Emits ``selected(image_id, finding or None)``; ``finding_changed(code or None)``."""
+
+    selected = Signal(int, object)
+    finding_changed = Signal(object)
+    queue_changed = Signal(str)
+
+    def __init__(self, finding_names: dict[str, str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.queue = QComboBox()
+        self.finding = QComboBox()
+        self.finding.addItem("All findings", None)
+        for code, name in finding_names.items():
+            self.finding.addItem(name, code)
+        self.finding.setToolTip("Show one finding: the queues, the panels and the pairwise tables follow it.")
+        self.count = QLabel()
+        self.list = QListWidget()
+        self.list.setUniformItemSizes(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(QLabel("Queue"))
+        layout.addWidget(self.queue)
+        layout.addWidget(QLabel("Finding"))
+        layout.addWidget(self.finding)
+        layout.addWidget(self.count)
+        layout.addWidget(self.list, 1)
+        self.set_queues([ALL_IMAGES, DISAGREEMENTS])
+        self.queue.currentIndexChanged.connect(lambda _: self.queue_changed.emit(self.current_queue()))
+        self.finding.currentIndexChanged.connect(lambda _: self.finding_changed.emit(self.current_finding()))
+        self.list.currentItemChanged.connect(self._on_item)
+
+    def set_queues(self, queues: list[str]) -> None:
+        current = self.current_queue() if self.queue.count() else ALL_IMAGES
+        self.queue.blockSignals(True)
+        self.queue.clear()
+        for name in queues:
+            self.queue.addItem(QUEUE_TITLES[name], name)
+            self.queue.setItemData(self.queue.count() - 1, QUEUE_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.queue.setCurrentIndex(max(0, self.queue.findData(current)))
+        self.queue.blockSignals(False)
+
+    def current_queue(self) -> str:
+        return self.queue.currentData() or ALL_IMAGES
+
+    def current_finding(self) -> str | None:
+        return self.finding.currentData()
+
+    def show_items(self, items: list[tuple[int, str | None, str]], note: str = "") -> None:
+        """``items``: (image id, finding or None, text); keeps the selection when it is still listed."""
+        keep = self.current()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for image_id, finding, label in items:
+            item = QListWidgetItem(label)
+            item.setData(IMAGE_ROLE, image_id)
+            item.setData(FINDING_ROLE, finding)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        self.count.setText(note or f"{len(items)} image{'s' if len(items) != 1 else ''}")
+        row = next((n for n, (image_id, finding, _) in enumerate(items) if keep and (image_id, finding) == keep), 0)
+        if items:
+            self.list.setCurrentRow(row)
+            self._on_item(self.list.currentItem(), None)
+
+    def current(self) -> tuple[int, str | None] | None:
+        item = self.list.currentItem()
+        return None if item is None else (item.data(IMAGE_ROLE), item.data(FINDING_ROLE))
+
+    def _on_item(self, item, _previous) -> None:
+        if item is not None:
+            self.selected.emit(item.data(IMAGE_ROLE), item.data(FINDING_ROLE))

@@ -1,0 +1,220 @@
+"""The reviewers' screen: queues on the left; readers, consensus and model side by side, and the
+agreement statistics, in the centre. Reviewers and admins only (``storage.review.ReviewSession``
+refuses everyone else before anything is shown)."""
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from storage.review import ReviewSession
+from ui.display_image import DisplayImage, decode_for_display
+from ui.panels import finding_colour
+from ui.review.agreement_view import AgreementView, compute_agreement
+from ui.review.data import ReviewData, load_review_data
+from ui.review.model_view import (GuidedRunner, ModelView, active_guided_models, model_disagreements,
+                                  model_threshold)
+from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
+from ui.review.side_by_side import SideBySide, role_text
+from ui.review.workers import JobRunner
+
+PHOTO_LONG_SIDE = 900      # display copies: enough for a third of a screen
+PHOTOS_KEPT = 32
+
+
+class ReviewWindow(QWidget):
+    def __init__(self, project, reader_id: int, parent: QWidget | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.review = ReviewSession(project.database, reader_id)   # AccessDeniedError for readers
+        self.project = project
+        settings = project.settings()
+        self.finding_names = {spec.code: spec.name for spec in settings.findings}
+        self.colours = {spec.code: finding_colour(i) for i, spec in enumerate(settings.findings)}
+        self.setWindowTitle(f"Review — {settings.name} — {self.review.reader.name}")
+        self.data: ReviewData | None = None
+        self.models = active_guided_models(project.database)
+        self.runner = GuidedRunner()
+        self.model_queue: dict[int, dict[str, str]] | None = None
+        self.photos: dict[int, DisplayImage] = {}
+        self.photo_errors: dict[int, str] = {}
+        self._pending_photos: set[int] = set()
+        self.current: tuple[int, str] | None = None
+        self._cancel = threading.Event()
+        self.jobs = JobRunner(self)
+        self.jobs.done.connect(self._on_done)
+        self.jobs.failed.connect(self._on_failed)
+        self._build()
+        self.jobs.submit(("data",), lambda: load_review_data(self.review))
+        self.resize(1500, 950)
+
+    def _build(self) -> None:
+        self.queues = QueuePanel(self.finding_names)
+        self.side_by_side = SideBySide()
+        self.agreement = AgreementView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.side_by_side, "Side by side")
+        self.tabs.addTab(self.agreement, "Agreement")
+        self.status = QLabel("Loading every reader's answers…")
+        splitter = QSplitter()
+        splitter.addWidget(self.queues)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 1200])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+        self.queues.queue_changed.connect(lambda _: self._refresh_queue())
+        self.queues.finding_changed.connect(self._on_finding_filter)
+        self.queues.selected.connect(self._on_selected)
+
+    # Jobs ---------------------------------------------------------------------------------------
+    def _on_done(self, tag: tuple, result) -> None:
+        kind = tag[0]
+        if kind == "data":
+            self.data = result
+            self.status.setText(f"{len(result.images)} images, {len(result.readers)} readers; "
+                                f"consensus needs {result.consensus.k} of 3.")
+            queues = [ALL_IMAGES, DISAGREEMENTS] + ([MODEL_VS_CONSENSUS] if self.models else [])
+            self.queues.set_queues(queues)
+            self._refresh_queue()
+            self._request_agreement()
+            if self.models:
+                self.jobs.submit(("model_queue",),
+                                 lambda: model_disagreements(result, self.models, self.runner, self._cancel))
+        elif kind == "agreement" and tag[1] == self.queues.current_finding():
+            names = {i: f"{r.name} ({role_text(r.role)})" for i, r in self.data.readers.items()}
+            self.agreement.show_agreement(result, names, self.finding_names)
+        elif kind == "photo":
+            self._pending_photos.discard(tag[1])
+            self.photos[tag[1]] = result
+            while len(self.photos) > PHOTOS_KEPT:
+                self.photos.pop(next(iter(self.photos)))
+            if self.current and self.current[0] == tag[1]:
+                self._show_current()
+        elif kind == "model" and self.current == (tag[2], tag[3]):
+            self._show_model_view(result)
+        elif kind == "model_queue":
+            self.model_queue = result
+            if self.queues.current_queue() == MODEL_VS_CONSENSUS:
+                self._refresh_queue()
+
+    def _on_failed(self, tag: tuple, message: str) -> None:
+        kind = tag[0]
+        if kind == "photo":
+            self._pending_photos.discard(tag[1])
+            self.photo_errors[tag[1]] = message
+            if self.current and self.current[0] == tag[1]:
+                self._show_current()
+        elif kind == "model":
+            if self.current == (tag[2], tag[3]):
+                self.side_by_side.show_model("Model", [message], None, message)
+        elif kind == "agreement":
+            self.agreement.show_pending(message)
+        else:
+            self.model_queue = {} if kind == "model_queue" else self.model_queue
+            self.status.setText(message)
+
+    def _request_agreement(self) -> None:
+        finding = self.queues.current_finding()
+        self.agreement.show_pending()
+        consensus = self.data.consensus
+        self.jobs.submit(("agreement", finding), lambda: compute_agreement(consensus, finding))
+
+    # Queues -------------------------------------------------------------------------------------
+    def _on_finding_filter(self, _finding) -> None:
+        if self.data is None:
+            return
+        self._refresh_queue()
+        self._request_agreement()
+
+    def _refresh_queue(self) -> None:
+        if self.data is None:
+            return
+        queue, finding = self.queues.current_queue(), self.queues.current_finding()
+        names = self.finding_names
+        if queue == ALL_IMAGES:
+            items = [(r.id, finding, f"{r.id} · {r.path.name}") for r in self.data.images]
+            self.queues.show_items(items)
+            return
+        if queue == DISAGREEMENTS:
+            found = self.data.disagreements(finding)
+            note = None
+        else:
+            found = {} if self.model_queue is None else {
+                i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
+            note = "The model is reading every photo…" if self.model_queue is None else None
+        items = [(image_id, code, f"{image_id} · {self.data.image(image_id).path.name} — {names.get(code, code)}: {why}")
+                 for image_id, per in found.items() for code, why in per.items()]
+        self.queues.show_items(items, note or "")
+
+    # The side-by-side ---------------------------------------------------------------------------
+    def _on_selected(self, image_id: int, finding: str | None) -> None:
+        finding = finding or self._likely_finding(image_id)
+        self.current = (image_id, finding)
+        self._show_current()
+
+    def _likely_finding(self, image_id: int) -> str:
+        """Without a finding chosen: the first one any reader marked, else the first finding."""
+        for state in (self.data.reads.get(image_id, {}) if self.data else {}).values():
+            for code in self.finding_names:
+                if state.regions.get(code):
+                    return code
+        return next(iter(self.finding_names))
+
+    def _show_current(self) -> None:
+        image_id, finding = self.current
+        record = self.data.image(image_id)
+        photo = self.photos.get(image_id)
+        if photo is None and image_id not in self.photo_errors and image_id not in self._pending_photos:
+            self._pending_photos.add(image_id)
+            size = (record.width, record.height)
+            self.jobs.submit(("photo", image_id),
+                             lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
+        colour = self.colours.get(finding, QColor("white"))
+        self.side_by_side.show_image(self.data, image_id, finding, colour, photo)
+        if image_id in self.photo_errors:
+            for panel in self.side_by_side.readers + [self.side_by_side.consensus]:
+                panel.picture.set_image(None, self.photo_errors[image_id])
+        self._show_model(image_id, finding)
+
+    def _show_model(self, image_id: int, finding: str) -> None:
+        name = self.finding_names.get(finding, finding)
+        model = self.models.get(finding)
+        if model is None:
+            message = f"No active model for {name.lower()} — train one in File → Train models…"
+            self.side_by_side.show_model("Model", [message], None, message)
+            return
+        cached = self.runner.cached(model.id, image_id)
+        if cached is not None:
+            self._show_model_view(cached)
+            return
+        self.side_by_side.show_model(f"Model · {model.name}", ["Computing the activation map…"], None,
+                                     "Computing the activation map…")
+        record = self.data.image(image_id)
+        self.jobs.submit(("model", model.id, image_id, finding), lambda: self.runner.view(model, record))
+
+    def _show_model_view(self, view: ModelView) -> None:
+        finding = self.current[1]
+        model = self.models[finding]
+        threshold = model_threshold(model)
+        call = "present" if view.probability >= threshold else "absent"
+        found = self.data.consensus_state(view.image_id, finding)
+        lines = [f"<b>p = {view.probability:.2f}</b> (threshold {threshold:.2f}) → {call}",
+                 f"Consensus: {found.state if found else 'not yet'}",
+                 "Activation map (Son et al., Fig. 3) over the photo cropped to its field of view."]
+        self.side_by_side.show_model(f"Model · {model.name}", lines, view.overlay)
+
+    def closeEvent(self, event) -> None:
+        self._cancel.set()
+        self.jobs.wait(30_000)
+        super().closeEvent(event)
+
+
+def open_review_window(project, reader_id: int, parent: QWidget | None = None) -> ReviewWindow:
+    """Open and show the reviewers' screen (AccessDeniedError for a reader who is not a reviewer)."""
+    window = ReviewWindow(project, reader_id, parent)
+    window.show()
+    return window
