@@ -44,7 +44,7 @@ class ModelView:
     model_id: int
     image_id: int
     probability: float
-    overlay: np.ndarray     # RGB uint8, OVERLAY_SIDE × OVERLAY_SIDE
+    overlay: np.ndarray     # RGB uint8, the crop's shape with its long side OVERLAY_SIDE
 
 
 class GuidedRunner:
@@ -75,7 +75,10 @@ class GuidedRunner:
         from models.activation_maps import overlay_activation
 
         probability, activation, crop = self._forward(model, record)
-        shown = cv2.resize(crop, (OVERLAY_SIDE, OVERLAY_SIDE), interpolation=cv2.INTER_AREA)
+        # The network saw the crop squeezed to a square; its map is stretched back to the crop's shape.
+        h, w = crop.shape[:2]
+        side = OVERLAY_SIDE / max(h, w)
+        shown = cv2.resize(crop, (max(1, round(w * side)), max(1, round(h * side))), interpolation=cv2.INTER_AREA)
         view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation))
         with self._lock:
             self._views[(model.id, record.id)] = view

@@ -7,7 +7,7 @@ translucently in the finding's colour, the rest outlined, all clipped to image â
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from storage.labels import Landmarks
@@ -25,12 +25,14 @@ def _cosmetic(colour: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QPen
 
 def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float] | None,
                     landmarks: Landmarks | None, fills: dict[int, QColor],
-                    dashed: set[int] = frozenset()) -> QImage:
+                    dashed: set[int] = frozenset(), dashed_colour: QColor | None = None) -> QImage:
     """``photo`` (display copy, ``scale`` original pixels per pixel) with regions and landmarks.
 
-    ``fills``: region code -> colour of the chosen regions; ``dashed``: regions outlined dashed
-    (another reader's choice shown for comparison). Without landmarks only the photo comes back.
+    ``fills``: region code -> colour of the chosen regions; ``dashed``: regions hatched with a
+    dashed outline (another reader's choice shown for comparison; in ``dashed_colour``, default the first fill's
+    colour or white). Without landmarks only the photo comes back.
     """
+    dashed_colour = dashed_colour or next(iter(fills.values()), QColor("white"))
     picture = photo.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     if landmarks is None:
         return picture
@@ -57,17 +59,18 @@ def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float]
         painter.translate(0, offset * scale)
         painter.setPen(_cosmetic(colour, 1.0))
         for code, path in placed.items():
-            if code not in fills:
+            if code not in fills and code not in dashed:
                 painter.drawPath(path)
         painter.restore()
     for code, colour in fills.items():
         painter.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
         painter.setPen(_cosmetic(colour, 2.5))
         painter.drawPath(placed[code])
-    painter.setBrush(Qt.BrushStyle.NoBrush)
     for code in set(dashed) - set(fills):
-        painter.setPen(_cosmetic(QColor("white"), 1.5, Qt.PenStyle.DashLine))
+        painter.setBrush(QBrush(dashed_colour, Qt.BrushStyle.BDiagPattern))
+        painter.setPen(_cosmetic(dashed_colour, 1.5, Qt.PenStyle.DashLine))
         painter.drawPath(placed[code])
+    painter.setBrush(Qt.BrushStyle.NoBrush)
     _numbers(painter, to_image, clip, scale)
     painter.setClipping(False)
     for (x, y), colour in ((landmarks.disc, DISC_COLOUR), (landmarks.fovea, FOVEA_COLOUR)):

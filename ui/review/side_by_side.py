@@ -89,7 +89,7 @@ class SideBySide(QWidget):
             self.shown_fills[f"reader{n + 1}"] = fills
             panel.show_text(f"Reader {n + 1} · {who}", _read_lines(state, finding, data))
             self._picture(panel, qphoto, scale, record.fov, state.landmarks, fills,
-                          marked_by_anyone - chosen)
+                          marked_by_anyone - chosen, colour)
         self._show_consensus(data, image_id, finding, name, colour, qphoto, scale, record.fov, reads)
 
     def _show_consensus(self, data, image_id, finding, name, colour, qphoto, scale, fov, reads) -> None:
@@ -122,15 +122,15 @@ class SideBySide(QWidget):
         self.model.picture.set_image(image, message)
 
     @staticmethod
-    def _picture(panel: Panel, qphoto, scale, fov, landmarks, fills, dashed) -> None:
+    def _picture(panel: Panel, qphoto, scale, fov, landmarks, fills, dashed, colour=None) -> None:
         if qphoto is None:
             panel.picture.set_image(None, "Loading the photo…")
             return
-        panel.picture.set_image(regions_picture(qphoto, scale, fov, landmarks, fills, dashed))
+        panel.picture.set_image(regions_picture(qphoto, scale, fov, landmarks, fills, dashed, colour))
         if landmarks is None:
             panel.picture.setToolTip("No disc and fovea placed, so no regions can be drawn.")
         else:
-            panel.picture.setToolTip("Filled: chosen regions. Dashed: regions only other readers chose.")
+            panel.picture.setToolTip("Filled: this reader's regions. Hatched: regions only other readers chose.")
 
 
 def _first_landmarks(reads: dict[int, ReadState]) -> Landmarks | None:
