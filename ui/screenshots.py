@@ -112,6 +112,11 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             window.close()
             window.deleteLater()
             app.processEvents()
+            # 7. The reviewers' screen (ui/review); the demo's other readers answer a few photos.
+            from ui.review.screenshot import review_state_screenshot
+
+            review = review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
+            paths += [review] if review else []
         finally:
             handle.close()
     return paths

@@ -25,21 +25,29 @@ def _cosmetic(colour: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QPen
 
 def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float] | None,
                     landmarks: Landmarks | None, fills: dict[int, QColor],
-                    dashed: set[int] = frozenset(), dashed_colour: QColor | None = None) -> QImage:
+                    dashed: set[int] = frozenset(), dashed_colour: QColor | None = None,
+                    max_side: int | None = None) -> QImage:
     """``photo`` (display copy, ``scale`` original pixels per pixel) with regions and landmarks.
 
     ``fills``: region code -> colour of the chosen regions; ``dashed``: regions hatched with a
     dashed outline (another reader's choice shown for comparison; in ``dashed_colour``, default the first fill's
-    colour or white). Without landmarks only the photo comes back.
+    colour or white). ``max_side`` shrinks the photo first. Without landmarks only the photo comes back.
     """
     dashed_colour = dashed_colour or next(iter(fills.values()), QColor("white"))
+    if max_side and max(photo.width(), photo.height()) > max_side:
+        # Drawn at the size it is shown: hairlines and numbers drawn larger and shrunk on
+        # screen would fade into dashes.
+        shrunk = photo.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
+                              Qt.TransformationMode.SmoothTransformation)
+        scale *= photo.width() / shrunk.width()
+        photo = shrunk
     picture = photo.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     if landmarks is None:
         return picture
+    width, height = photo.width() * scale, photo.height() * scale
     frame = LandmarkFrame(tuple(landmarks.disc), tuple(landmarks.fovea))
     if frame.distance < 1.0:
         return picture
-    width, height = photo.width() * scale, photo.height() * scale
     painter = QPainter(picture)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.scale(1.0 / scale, 1.0 / scale)               # draw in original pixels

@@ -72,6 +72,7 @@ class QueuePanel(QWidget):
         self.list.clear()
         for image_id, finding, label in items:
             item = QListWidgetItem(label)
+            item.setToolTip(label)
             item.setData(IMAGE_ROLE, image_id)
             item.setData(FINDING_ROLE, finding)
             self.list.addItem(item)

@@ -13,6 +13,7 @@ from ui.review.data import ReviewData
 from ui.review.pictures import PictureView, regions_picture
 
 READER_SLOTS = 3
+MIN_PICTURE_SIDE = 320   # pictures are drawn at about the size shown, never smaller than this
 
 
 def regions_text(regions) -> str:
@@ -126,7 +127,8 @@ class SideBySide(QWidget):
         if qphoto is None:
             panel.picture.set_image(None, "Loading the photo…")
             return
-        panel.picture.set_image(regions_picture(qphoto, scale, fov, landmarks, fills, dashed, colour))
+        side = max(MIN_PICTURE_SIDE, panel.picture.width(), panel.picture.height())
+        panel.picture.set_image(regions_picture(qphoto, scale, fov, landmarks, fills, dashed, colour, side))
         if landmarks is None:
             panel.picture.setToolTip("No disc and fovea placed, so no regions can be drawn.")
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -46,6 +46,8 @@ class ReviewWindow(QWidget):
         self.jobs.done.connect(self._on_done)
         self.jobs.failed.connect(self._on_failed)
         self._build()
+        self._redraw = QTimer(self, singleShot=True, interval=150)   # pictures follow a resize
+        self._redraw.timeout.connect(lambda: self.current and self._show_current())
         self.jobs.submit(("data",), lambda: load_review_data(self.review))
         self.resize(1500, 950)
 
@@ -206,6 +208,10 @@ class ReviewWindow(QWidget):
                  f"Consensus: {found.state if found else 'not yet'}",
                  "Activation map (Son et al., Fig. 3) over the photo cropped to its field of view."]
         self.side_by_side.show_model(f"Model · {model.name}", lines, view.overlay)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._redraw.start()
 
     def closeEvent(self, event) -> None:
         self._cancel.set()
