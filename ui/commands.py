@@ -1,7 +1,8 @@
 """Command line: ``gui`` (the default with no command) and ``screenshot``.
 
 ``gui --project DIR --reader NAME`` skips the sign-in dialog (the dialog still asks for the PIN
-when that reader has one); ``gui --demo`` opens the demo project as its first reader.
+when that reader has one); ``gui --demo`` opens the demo project as its first reader;
+``--review`` also opens the reviewers' screen for a reviewer or admin.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def register(subparsers) -> None:
     gui.add_argument("--demo", action="store_true",
                      help="open the demo project (created in $OCTANT_DEMO_DIR or "
                           "~/.local/share/octant/demo) as its first reader")
+    gui.add_argument("--review", action="store_true",
+                     help="also open the reviewers' screen (reviewers and admins only)")
     gui.set_defaults(func=run_gui)
     shot = subparsers.add_parser(
         "screenshot", help="render the workstation's main states to PNG files (offscreen)")
@@ -38,7 +41,7 @@ def demo_folder() -> Path:
 
 def run_gui(args: argparse.Namespace) -> int:
     from storage.errors import OctantError
-    from ui.app import make_app
+    from ui.app import make_app, show_message
     from ui.workstation import open_workstation
 
     if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
@@ -61,6 +64,11 @@ def run_gui(args: argparse.Namespace) -> int:
                               first_reader=first_reader)
     if window is None:
         return 0
+    if args.review:
+        try:
+            window.open_review()
+        except OctantError as error:  # a plain reader: told why, the workstation stays open
+            show_message(str(error), window)
     return app.exec()
 
 

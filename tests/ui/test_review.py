@@ -157,3 +157,27 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     out = render_review_screenshot(review_project.project, review_project.readers["Rhea"].id,
                                    tmp_path / "7-review.png", size=(1200, 800))
     assert out.stat().st_size > 10_000
+
+
+def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, monkeypatch):
+    from main import main
+    from ui import workstation
+
+    class NoEventLoop:
+        def exec(self) -> int:
+            return 0
+
+    monkeypatch.setattr("ui.app.make_app", lambda: NoEventLoop())
+    folder = str(review_project.folder)
+    for name, opens in (("Rhea", True), ("Ana", False)):
+        assert main(["gui", "--review", "--project", folder, "--reader", name]) == 0
+        window = workstation._open_windows.pop()
+        qtbot.addWidget(window)
+        review = getattr(window, "_review", None)
+        assert (review is not None) is opens
+        if review is not None:
+            qtbot.addWidget(review)
+            qtbot.waitUntil(lambda: review.data is not None, timeout=5000)
+            review.close()
+        window.close()
+        window.controller.project.close()
