@@ -181,3 +181,17 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
             review.close()
         window.close()
         window.controller.project.close()
+
+
+def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot, review_project):
+    from ui.review.queues import DISAGREEMENTS
+
+    record_path = review_project.project.database.root / "photos" / "eye_1.jpg"
+    record_path.unlink()
+    window = open_review(qtbot, review_project)
+    choose_queue(window, DISAGREEMENTS)
+    window.queues.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photo_errors, timeout=5000)
+    panel = window.side_by_side.readers[0]
+    assert panel.picture.image is None and "eye_1.jpg" in panel.picture.text
+    assert "1 macula" in panel.details.text()

@@ -35,8 +35,11 @@ class ReviewData:
     finding_codes: list[str]
     finding_names: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._by_id = {record.id: record for record in self.images}
+
     def image(self, image_id: int) -> ImageRecord:
-        return next(record for record in self.images if record.id == image_id)
+        return self._by_id[image_id]
 
     def disagreements(self, finding: str | None = None) -> dict[int, dict[str, str]]:
         """image id -> {finding: why} for every disagreement (module docstring), image order."""

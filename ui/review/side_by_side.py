@@ -109,7 +109,8 @@ class SideBySide(QWidget):
                  f"Cue (union of their regions): {regions_text(found.cue_regions)}",
                  f"Diagnosis: {image.diagnosis or 'no majority'}"
                  + (" · <b>ungradable</b> (majority)" if image.ungradable else ""),
-                 f"Done reads: {image.reads}"]
+                 f"Done reads: {image.reads}"
+                 + (f" · {len(reads) - READER_SLOTS} more reader(s) not shown above" if len(reads) > READER_SLOTS else "")]
         self.consensus.show_text("Consensus", lines)
         self._picture(self.consensus, qphoto, scale, fov, _first_landmarks(reads), fills, set())
 
