@@ -93,11 +93,12 @@ class GuidedRunner:
         crop = _cropped(record)
         square = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         tensor = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1).float()[None] / 255.0
+        device = next(network.parameters()).device
         with self._lock, torch.no_grad():  # one forward at a time on the shared network
-            logit, activation = network(tensor)
-            probability = float(torch.sigmoid(logit)[0])
+            logit, activation = network(tensor.to(device))
+            probability = float(torch.sigmoid(logit.float().cpu())[0])
             self._probabilities[(model.id, record.id)] = probability
-        return probability, activation[0, 0].numpy(), crop
+        return probability, activation[0, 0].float().cpu().numpy(), crop
 
     def _network(self, model: ModelRecord):
         with self._lock:
@@ -113,7 +114,9 @@ class GuidedRunner:
         config = GuidedConfig(**{k: v for k, v in task.items() if k in names})
         network = GuidedNet(config)
         load_weights(network, model.path)
-        network.eval()
+        from models.device import pick_device
+
+        network.to(pick_device()).eval()
         with self._lock:
             self._networks[model.id] = (network, config.input_size)
         return network, config.input_size

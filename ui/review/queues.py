@@ -77,7 +77,11 @@ class QueuePanel(QWidget):
             item.setData(FINDING_ROLE, finding)
             self.list.addItem(item)
         self.list.blockSignals(False)
-        self.count.setText(note or f"{len(items)} image{'s' if len(items) != 1 else ''}")
+        images = len({image_id for image_id, _, _ in items})
+        plural = lambda n, word: f"{n} {word}{'s' if n != 1 else ''}"  # noqa: E731
+        counted = plural(images, "image") if images == len(items) else \
+            f"{plural(len(items), 'finding')} on {plural(images, 'image')}"
+        self.count.setText(note or counted)
         row = next((n for n, (image_id, finding, _) in enumerate(items) if keep and (image_id, finding) == keep), 0)
         if items:
             self.list.setCurrentRow(row)
