@@ -129,6 +129,14 @@ def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
     assert [pairs.item(r, 4).text() for r in range(3)] == [f"{p.kappa:.2f}" for p in expected.pairs]
     readers = window.agreement.readers
     assert [readers.item(r, 1).text() for r in range(3)] == [f"{a.sensitivity:.2f}" for a in expected.readers]
+    # One finding chosen: pairs and readers are computed on that finding alone.
+    from annotate.agreement import pairwise_cohen_kappa
+
+    window.queues.finding.setCurrentIndex(window.queues.finding.findData(FINDING))
+    qtbot.waitUntil(lambda: window.agreement.shown.finding == FINDING, timeout=5000)
+    consensus = consensus_for_project(iter_all_reads(db), codes, k=2)
+    assert [pairs.item(r, 4).text() for r in range(3)] == [
+        f"{p.kappa:.2f}" for p in pairwise_cohen_kappa(consensus, FINDING)]
 
 
 def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
