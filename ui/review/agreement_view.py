@@ -47,7 +47,10 @@ def number(value: float, why_missing: str, digits: int = 2) -> QTableWidgetItem:
 
 
 def text(value) -> QTableWidgetItem:
-    return QTableWidgetItem(str(value))
+    item = QTableWidgetItem(str(value))
+    if isinstance(value, int):
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
 
 
 def _table(headers: list[str]) -> QTableWidget:

@@ -77,8 +77,9 @@ class ReviewWindow(QWidget):
         kind = tag[0]
         if kind == "data":
             self.data = result
-            self.status.setText(f"{len(result.images)} images, {len(result.readers)} readers; "
-                                f"consensus needs {result.consensus.k} of 3.")
+            answering = len({reader for reads in result.reads.values() for reader in reads})
+            self.status.setText(f"{len(result.images)} images, {answering} readers assigned; "
+                                f"consensus needs {result.consensus.k} of 3 readers.")
             queues = [ALL_IMAGES, DISAGREEMENTS] + ([MODEL_VS_CONSENSUS] if self.models else [])
             self.queues.set_queues(queues)
             self._refresh_queue()
