@@ -6,12 +6,14 @@ across it, ``n`` pointing up the image ("superior"). Pixel (i, j) is tested at i
 (j + 0.5, i + 0.5). ``region_label_map`` finds, row by row, where each test changes sign and fills
 the runs between those places, then re-tests the pixels beside every change with the exact
 arithmetic, so the map, ``region_at`` and ``region_mask`` ("center") agree pixel for pixel.
-``region_polygons`` draws the same regions with shapely for display and export.
+``canonical_region_shapes`` builds the same regions once with shapely, in the frame where disc is
+(0, 0) and fovea (1, 0); ``region_polygons`` (export) and the canvas map them to image pixels.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -251,10 +253,57 @@ def region_mask(
     return out
 
 
-def _frame_to_image(geometry: RegionGeometry) -> list[float]:
-    """Shapely affine matrix from (a, b) frame coordinates to image (x, y)."""
-    (ux, uy), (nx, ny), (dx, dy) = geometry.u, geometry.n, geometry.disc
-    return [ux, nx, uy, ny, dx, dy]
+def region_extent(disc: Sequence[float], distance: float, width: float, height: float) -> float:
+    """How far (in units of D) the open regions must reach to cover every image corner from the disc.
+
+    A power of two, at least 4, so that ``canonical_region_shapes`` is built for only a few extents.
+    """
+    reach = max(math.hypot(cx - disc[0], cy - disc[1])
+                for cx, cy in ((0.0, 0.0), (width, 0.0), (0.0, height), (width, height)))
+    need = reach / max(distance, 1e-6) + 1.0
+    return float(2 ** math.ceil(math.log2(max(need, 4.0))))
+
+
+def canonical_region_shapes(extent: float = 4.0,
+                            quad_segs: int = CIRCLE_SEGMENTS_PER_QUARTER) -> dict[int, shapely.Geometry]:
+    """The eight regions in the canonical frame: disc at (0, 0), fovea at (1, 0), y = b = superior.
+
+    The construction is invariant to translation, rotation and scale (geometry.md), so this is the
+    only place that builds it; ``region_polygons`` and the canvas (``ui.region_shapes``) map these
+    shapes to image pixels. Open regions are cut at ±``extent`` (units of D). Cached.
+    """
+    return dict(_canonical_region_shapes(float(extent), int(quad_segs)))
+
+
+@lru_cache(maxsize=16)
+def _canonical_region_shapes(extent: float, quad_segs: int) -> dict[int, shapely.Geometry]:
+    g = RegionGeometry.from_landmarks((0.0, 0.0), (1.0, 0.0))   # D = 1: rd, rf and c in units of D
+    far = extent
+    # In the (a, b) frame the half-planes are axis-aligned boxes.
+    fovea_circle = Point(1.0, 0.0).buffer(g.fovea_radius, quad_segs=quad_segs)
+    disc_circle = Point(0.0, 0.0).buffer(g.disc_radius, quad_segs=quad_segs)
+    macula = fovea_circle.intersection(box(g.chord, -far, far, far))
+    disc_part = disc_circle.intersection(box(-far, -far, g.chord, far)).difference(macula)
+    temporal = box(1.0, -g.fovea_radius, far, g.fovea_radius).difference(macula)
+    taken = shapely.union_all([macula, disc_part, temporal])
+    upper, lower = box(-far, 0.0, far, far), box(-far, -far, far, 0.0)
+    temporal_side, nasal_side = box(0.0, -far, far, far), box(-far, -far, 0.0, far)
+    return {
+        1: macula,
+        2: disc_part.intersection(upper),
+        3: disc_part.intersection(lower),
+        4: temporal,
+        5: temporal_side.intersection(upper).difference(taken),
+        6: temporal_side.intersection(lower).difference(taken),
+        7: nasal_side.intersection(upper).difference(disc_circle),
+        8: nasal_side.intersection(lower).difference(disc_circle),
+    }
+
+
+def _canonical_to_image(geometry: RegionGeometry) -> list[float]:
+    """Shapely affine matrix from the canonical frame (a/D, b/D) to image (x, y)."""
+    (ux, uy), (nx, ny), (dx, dy), d = geometry.u, geometry.n, geometry.disc, geometry.distance
+    return [d * ux, d * nx, d * uy, d * ny, dx, dy]
 
 
 def region_polygons(
@@ -265,36 +314,16 @@ def region_polygons(
 ) -> dict[int, shapely.Geometry]:
     """Shapely geometry of each region (codes 1..8), clipped to the image and the FOV circle.
 
-    Built in the (a, b) frame, where the half-planes are axis-aligned boxes, then mapped to image
-    pixels. A region that falls wholly outside is an empty geometry.
+    The canonical shapes mapped to image pixels. A region that falls wholly outside is an empty geometry.
     """
     h, w = int(shape[0]), int(shape[1])
     g = RegionGeometry.from_landmarks(disc, fovea, (h, w))
-    far = 4.0 * (w + h + g.distance)  # beyond every corner of the image in any rotation
-    quad = CIRCLE_SEGMENTS_PER_QUARTER
-    fovea_circle = Point(g.distance, 0.0).buffer(g.fovea_radius, quad_segs=quad)
-    disc_circle = Point(0.0, 0.0).buffer(g.disc_radius, quad_segs=quad)
-    macula = fovea_circle.intersection(box(g.chord, -far, far, far))
-    disc_part = disc_circle.intersection(box(-far, -far, g.chord, far)).difference(macula)
-    temporal = box(g.distance, -g.fovea_radius, far, g.fovea_radius).difference(macula)
-    taken = shapely.union_all([macula, disc_part, temporal])
-    upper, lower = box(-far, 0.0, far, far), box(-far, -far, far, 0.0)
-    temporal_side, nasal_side = box(0.0, -far, far, far), box(-far, -far, 0.0, far)
-    frame = {
-        1: macula,
-        2: disc_part.intersection(upper),
-        3: disc_part.intersection(lower),
-        4: temporal,
-        5: temporal_side.intersection(upper).difference(taken),
-        6: temporal_side.intersection(lower).difference(taken),
-        7: nasal_side.intersection(upper).difference(disc_circle),
-        8: nasal_side.intersection(lower).difference(disc_circle),
-    }
+    shapes = canonical_region_shapes(region_extent(g.disc, g.distance, w, h))
     clip: shapely.Geometry = box(0.0, 0.0, float(w), float(h))
     if fov is not None:
-        clip = clip.intersection(Point(fov.cx, fov.cy).buffer(fov.r, quad_segs=quad))
-    matrix = _frame_to_image(g)
-    return {code: affine_transform(geom, matrix).intersection(clip) for code, geom in frame.items()}
+        clip = clip.intersection(Point(fov.cx, fov.cy).buffer(fov.r, quad_segs=CIRCLE_SEGMENTS_PER_QUARTER))
+    matrix = _canonical_to_image(g)
+    return {code: affine_transform(geom, matrix).intersection(clip) for code, geom in shapes.items()}
 
 
 def mirror_landmarks(point: Point2, width: int) -> Point2:
