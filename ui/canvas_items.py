@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QTransfor
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem,
                                QWidget)
 
-from ui.region_shapes import (FRAME_UNIT, LABEL_ANCHORS, LandmarkFrame, display_name, extent_for,
+from ui.region_shapes import (LABEL_ANCHORS, LandmarkFrame, display_name, extent_for, fov_clip_path,
                               region_paths_in_frame)
 
 OUTLINE = QColor(236, 236, 236)  # opaque: translucent hairlines take a slow path
@@ -155,13 +155,7 @@ class RegionOverlay(QGraphicsItem):
     def set_image(self, width: int, height: int, fov: tuple[float, float, float] | None) -> None:
         self.prepareGeometryChange()
         self._image_size = (width, height)
-        clip = QPainterPath()
-        clip.addRect(QRectF(0, 0, width, height))
-        if fov is not None:
-            circle = QPainterPath()
-            circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
-            clip = clip.intersected(circle)
-        self._clip = clip
+        self._clip = fov_clip_path(width, height, fov)
         if self.frame is not None:
             self.set_frame(self.frame)
 
@@ -180,7 +174,7 @@ class RegionOverlay(QGraphicsItem):
         for code, label in self.numbers.items():
             label.setVisible(False)
             for a, b in LABEL_ANCHORS[code]:  # the first anchor inside the image and FOV
-                anchor = transform.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
+                anchor = transform.map(QPointF(a, b))
                 if self._clip.contains(anchor):
                     label.setPos(anchor)
                     label.setVisible(True)

@@ -2,10 +2,10 @@
 
 `geometry.md` defines every region through ``a = (p − disc)·u`` and ``b = (p − disc)·n`` and
 lengths proportional to ``D = |fovea − disc|``. In the frame (a/D, b/D) the eight shapes never
-change; only the similarity transform from that frame to image pixels does. So the paths are
-built once (QPainterPath boolean operations, a few ms) and a landmark drag only swaps one
-QTransform, which keeps the redraw far below a frame (16 ms). Clipping to the image and the field
-of view is left to the painter (``canvas_items.RegionOverlay``).
+change; only the similarity transform from that frame to image pixels does. The shapes are
+``annotate.geometry.canonical_region_shapes`` (the one construction), turned into QPainterPaths
+once per extent, and a landmark drag only swaps one QTransform, which keeps the redraw far below a
+frame (16 ms). Clipping to the image and the field of view (``fov_clip_path``) is left to the painter.
 """
 from __future__ import annotations
 
@@ -13,20 +13,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import shapely
 from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QPainterPath, QTransform
+from PySide6.QtGui import QPainterPath, QPolygonF, QTransform
 
-from annotate.geometry import DISC_RADIUS_FRACTION, FOVEA_RADIUS_FRACTION, REGION_NAMES
-
-# Son et al. §2.1: disc circle radius 2/5·D, fovea circle radius 2/3·D (geometry.md, step 1).
-DISC_RADIUS = DISC_RADIUS_FRACTION
-FOVEA_RADIUS = FOVEA_RADIUS_FRACTION
-# The common chord of the two circles (geometry.md, step 2), in units of D.
-CHORD = (1.0 + DISC_RADIUS**2 - FOVEA_RADIUS**2) / 2.0
-
-# Paths are built with D = FRAME_UNIT: Qt flattens curves with an absolute tolerance, so a frame
-# where D = 1 would turn the circles into coarse polygons.
-FRAME_UNIT = 1000.0
+from annotate.geometry import REGION_NAMES, canonical_region_shapes, region_extent
 
 # Where each region's number is written, in the landmarks' frame (a/D, b/D; b points superior):
 # candidates in order, the first that falls inside the image and field of view is used.
@@ -68,59 +59,44 @@ class LandmarkFrame:
         return (ux, uy), (nx, ny)
 
     def to_image(self) -> QTransform:
-        """QTransform mapping frame coordinates (a, b in units of D/FRAME_UNIT) to image pixels."""
-        d = self.distance / FRAME_UNIT
+        """QTransform mapping frame coordinates (a/D, b/D) to image pixels."""
+        d = self.distance
         (ux, uy), (nx, ny) = self.axes()
         return QTransform(d * ux, d * uy, d * nx, d * ny, self.disc[0], self.disc[1])
 
 
-def _circle(cx: float, cy: float, r: float) -> QPainterPath:
+def _path(geometry: shapely.Geometry) -> QPainterPath:
+    """A shapely (multi)polygon as one QPainterPath; odd-even fill keeps any hole a hole."""
     path = QPainterPath()
-    path.addEllipse(QPointF(cx, cy), r, r)
-    return path
-
-
-def _rect(x0: float, y0: float, x1: float, y1: float) -> QPainterPath:
-    path = QPainterPath()
-    path.addRect(QRectF(QPointF(x0, y0), QPointF(x1, y1)).normalized())
+    for polygon in shapely.get_parts(geometry):
+        if polygon.geom_type != "Polygon" or polygon.is_empty:
+            continue
+        for ring in (polygon.exterior, *polygon.interiors):
+            path.addPolygon(QPolygonF([QPointF(x, y) for x, y in ring.coords]))
+            path.closeSubpath()
     return path
 
 
 @lru_cache(maxsize=8)
 def region_paths_in_frame(extent: float) -> dict[int, QPainterPath]:
-    """The eight regions in the landmarks' frame (D = FRAME_UNIT), open ones cut at ±``extent``·D.
+    """The eight regions in the landmarks' frame (D = 1), open ones cut at ±``extent``·D.
 
     ``extent`` only needs to reach past the image corners; the canvas clips to the image/FOV.
     """
-    k = FRAME_UNIT
-    e = float(extent) * k
-    fovea = _circle(k, 0.0, FOVEA_RADIUS * k)
-    disc = _circle(0.0, 0.0, DISC_RADIUS * k)
-    beyond_chord = _rect(CHORD * k, -e, e, e)
-    macula = fovea.intersected(beyond_chord)
-    disc_part = disc.subtracted(beyond_chord)
-    upper, lower = _rect(-e, 0.0, e, e), _rect(-e, -e, e, 0.0)
-    taken = macula.united(disc_part)
-    temporal = _rect(k, -FOVEA_RADIUS * k, e, FOVEA_RADIUS * k).subtracted(taken)
-    taken_t = taken.united(temporal)
-    temporal_half = _rect(0.0, -e, e, e)
-    nasal_half = _rect(-e, -e, 0.0, e)
-    paths = {
-        1: macula,
-        2: disc_part.intersected(upper),
-        3: disc_part.intersected(lower),
-        4: temporal,
-        5: temporal_half.intersected(upper).subtracted(taken_t),
-        6: temporal_half.intersected(lower).subtracted(taken_t),
-        7: nasal_half.intersected(upper).subtracted(disc_part),
-        8: nasal_half.intersected(lower).subtracted(disc_part),
-    }
-    return paths
+    return {code: _path(shape) for code, shape in canonical_region_shapes(extent).items()}
 
 
 def extent_for(frame: LandmarkFrame, width: int, height: int) -> float:
     """Smallest power of two (units of D) that reaches every image corner from the disc."""
-    reach = max(math.hypot(cx - frame.disc[0], cy - frame.disc[1])
-                for cx, cy in ((0, 0), (width, 0), (0, height), (width, height)))
-    need = reach / max(frame.distance, 1e-6) + 1.0
-    return float(2 ** math.ceil(math.log2(max(need, 4.0))))
+    return region_extent(frame.disc, frame.distance, width, height)
+
+
+def fov_clip_path(width: float, height: float, fov: tuple[float, float, float] | None) -> QPainterPath:
+    """Image rectangle ∩ field-of-view circle (cx, cy, r), in image pixels: where regions exist."""
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, width, height))
+    if fov is not None:
+        circle = QPainterPath()
+        circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
+        clip = clip.intersected(circle)
+    return clip

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from storage.labels import Landmarks
 from ui.canvas_items import DISC_COLOUR, FILL_ALPHA, FOVEA_COLOUR, OUTLINE, OUTLINE_SHADOW
-from ui.region_shapes import FRAME_UNIT, LABEL_ANCHORS, LandmarkFrame, extent_for, region_paths_in_frame
+from ui.region_shapes import LABEL_ANCHORS, LandmarkFrame, extent_for, fov_clip_path, region_paths_in_frame
 
 MARKER = 6.0  # landmark cross half-size, picture pixels
 
@@ -51,12 +51,7 @@ def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float]
     painter = QPainter(picture)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.scale(1.0 / scale, 1.0 / scale)               # draw in original pixels
-    clip = QPainterPath()
-    clip.addRect(QRectF(0, 0, width, height))
-    if fov is not None:
-        circle = QPainterPath()
-        circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
-        clip = clip.intersected(circle)
+    clip = fov_clip_path(width, height, fov)
     painter.setClipPath(clip)
     to_image = frame.to_image()
     placed = {code: to_image.map(path)
@@ -101,7 +96,7 @@ def _numbers(painter: QPainter, to_image, clip: QPainterPath, scale: float) -> N
     painter.setFont(font)
     for code, anchors in LABEL_ANCHORS.items():
         for a, b in anchors:
-            point = to_image.map(QPointF(a * FRAME_UNIT, b * FRAME_UNIT))
+            point = to_image.map(QPointF(a, b))
             if clip.contains(point):
                 at = QPointF(point.x() / scale - 3, point.y() / scale + 4)
                 painter.setPen(QColor(0, 0, 0, 200))
