@@ -21,6 +21,15 @@ LABELS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_starter_models(tmp_path, monkeypatch):
+    """The shipped starter weights stay out of these tests unless a test puts its own in this folder."""
+    folder = tmp_path / "starter_weights"
+    folder.mkdir()
+    monkeypatch.setattr("models.weights.WEIGHTS_DIR", folder)
+    return folder
+
+
 @pytest.fixture
 def review_project(tmp_path):
     made = make_reading_project(tmp_path / "project", images=len(LABELS))
@@ -165,6 +174,45 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     out = render_review_screenshot(review_project.project, review_project.readers["Rhea"].id,
                                    tmp_path / "7-review.png", size=(1200, 800))
     assert out.stat().st_size > 10_000
+
+
+def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):
+    import torch
+
+    from models.guided import GuidedConfig, GuidedNet
+    from models.weights import save_weights
+    from storage.predictions import register_model
+    from ui.review.model_view import STARTER_MODEL_NAME, guided_models
+    from ui.review.queues import ALL_IMAGES, MODEL_VS_CONSENSUS
+
+    torch.manual_seed(0)
+    config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
+    # As the starter files are written: the network's config and validation metrics in the metadata.
+    # A threshold near 0 calls every photo present: the two absent images must be queued.
+    save_weights(GuidedNet(config), no_starter_models / f"guided_{FINDING}.safetensors",
+                 {"architecture": "guided", "network": f"guided:{FINDING}", "config": config.to_dict(),
+                  "metrics": {"val_threshold": 1e-6}})
+    window = open_review(qtbot, review_project)
+    assert set(window.models) == {FINDING}        # drusen etc. ship no starter weights
+    qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
+    choose_queue(window, MODEL_VS_CONSENSUS)
+    ids = review_project.image_ids
+    assert [(i, f) for i, f, _ in listed(window)] == [(ids[3], FINDING), (ids[4], FINDING)]
+    window.queues.list.setCurrentRow(0)
+    model_panel = window.side_by_side.model
+    qtbot.waitUntil(lambda: model_panel.picture.image is not None, timeout=10_000)
+    assert model_panel.title.text() == f"Model · {STARTER_MODEL_NAME}"
+    assert "p = " in model_panel.details.text() and "threshold 0.00" in model_panel.details.text()
+    # A finding without starter weights keeps the plain message.
+    choose_queue(window, ALL_IMAGES)
+    window.queues.finding.setCurrentIndex(window.queues.finding.findData("drusen"))
+    window.queues.list.setCurrentRow(0)
+    assert "No active model for drusen" in model_panel.details.text()
+    # Once the clinic activates its own model, that one is shown instead.
+    db = review_project.project.database
+    register_model(db, "clinic", f"guided:{FINDING}", {}, {"task": {"network": "guided", **config.to_dict()}},
+                   {}, str(no_starter_models / f"guided_{FINDING}.safetensors"), active=True)
+    assert guided_models(db, window.finding_names)[FINDING].name == "clinic"
 
 
 def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, monkeypatch):

@@ -1,4 +1,7 @@
-"""The active guided model of a finding on one photo: probability and activation overlay.
+"""The guided model of a finding on one photo: probability and activation overlay.
+
+The model is the project's active one for the finding, else the starter model shipped in
+``weights/guided_<finding>.safetensors`` (trained on public IDRiD data), labelled as such.
 
 Runs on a worker thread (``ui.review.workers``); nothing here touches Qt. The photo goes in as the
 network was trained on it (``models.finding_data``: black border cropped, RGB in [0, 1],
@@ -8,25 +11,67 @@ same crop at a size people can see.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from storage.errors import OctantError
+from storage.errors import OctantError, WeightsError
 from storage.images import ImageRecord
 from storage.predictions import ModelRecord, list_models
 
 OVERLAY_SIDE = 256          # pixels of the model panel's picture
 DEFAULT_THRESHOLD = 0.5     # when the model's record holds no operating point
 MAX_OVERLAYS = 64           # overlays kept in memory (probabilities are kept for every photo)
+STARTER_MODEL_NAME = "Starter model (trained on public IDRiD data, not on this clinic's labels)"
+
+log = logging.getLogger("octant.ui.review")
 
 
 def active_guided_models(db) -> dict[str, ModelRecord]:
     """finding code -> its active guided model (network ``guided:<finding>``)."""
     return {m.network.removeprefix("guided:"): m for m in list_models(db)
             if m.active and m.network.startswith("guided:")}
+
+
+def starter_guided_model(finding: str, model_id: int) -> ModelRecord | None:
+    """The shipped starter weights of ``finding`` as a model record, or None when none ship.
+
+    The record carries what a trained model's registry entry holds (the network's config as its
+    task, the validation metrics with their threshold), read from the file's metadata, so
+    ``GuidedRunner`` loads it the way it loads any saved guided model. ``model_id`` must be negative:
+    registry ids are positive, and the runner keeps outputs per id.
+    """
+    from models.weights import read_metadata, starter_weights_path
+
+    path = starter_weights_path(f"guided_{finding}")
+    if path is None:
+        return None
+    try:
+        metadata = read_metadata(path)
+    except WeightsError as error:  # a damaged starter must not keep the screen from opening
+        log.warning("Starter model for %s skipped: %s", finding, error)
+        return None
+    return ModelRecord(
+        id=model_id, name=STARTER_MODEL_NAME, network=f"guided:{finding}", metrics=metadata.get("metrics", {}),
+        config={"task": {"network": "guided", **metadata.get("config", {})}}, label_snapshot={},
+        path=str(path), active=False,
+        created_at=dt.datetime.fromtimestamp(Path(path).stat().st_mtime, dt.timezone.utc))
+
+
+def guided_models(db, findings) -> dict[str, ModelRecord]:
+    """finding code -> the model the review screen shows: the active one, else the starter model."""
+    models = active_guided_models(db)
+    for n, finding in enumerate(findings):
+        if finding not in models:
+            starter = starter_guided_model(finding, -(n + 1))
+            if starter is not None:
+                models[finding] = starter
+    return models
 
 
 def model_threshold(model: ModelRecord) -> float:

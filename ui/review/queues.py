@@ -11,8 +11,8 @@ QUEUE_TIPS = {
     ALL_IMAGES: "Every image of the project.",
     DISAGREEMENTS: "Some but fewer than k readers marked the finding (uncertain consensus), or two or "
                    "more readers marked it in different regions.",
-    MODEL_VS_CONSENSUS: "The active guided model's call (probability at or above its validation "
-                        "threshold) differs from a present or absent consensus.",
+    MODEL_VS_CONSENSUS: "The guided model's call (the active model, else the starter model; probability "
+                        "at or above its validation threshold) differs from a present or absent consensus.",
 }
 IMAGE_ROLE = Qt.ItemDataRole.UserRole
 FINDING_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -14,8 +14,7 @@ from ui.display_image import DisplayImage, decode_for_display
 from ui.panels import finding_colour
 from ui.review.agreement_view import AgreementView, compute_agreement
 from ui.review.data import ReviewData, load_review_data
-from ui.review.model_view import (GuidedRunner, ModelView, active_guided_models, model_disagreements,
-                                  model_threshold)
+from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
 from ui.review.workers import JobRunner
@@ -34,7 +33,7 @@ class ReviewWindow(QWidget):
         self.colours = {spec.code: finding_colour(i) for i, spec in enumerate(settings.findings)}
         self.setWindowTitle(f"Review — {settings.name} — {self.review.reader.name}")
         self.data: ReviewData | None = None
-        self.models = active_guided_models(project.database)
+        self.models = guided_models(project.database, self.finding_names)
         self.runner = GuidedRunner()
         self.model_queue: dict[int, dict[str, str]] | None = None
         self.photos: dict[int, DisplayImage] = {}
