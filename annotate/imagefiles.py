@@ -1,4 +1,4 @@
-"""Reading fundus photographs from disk safely: JPEG, PNG and TIFF.
+"""Reading fundus photographs from disk safely: JPEG, PNG, TIFF and DICOM (``annotate/dicom.py``).
 
 Every failure becomes a ``BadImageError`` naming the file and what to do, never a crash or a
 silently grey picture. libjpeg fills a truncated JPEG with grey and only warns, so a JPEG must
@@ -15,9 +15,10 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from annotate.dicom import decode_dicom, dicom_size, is_dicom
 from storage.errors import BadImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dcm")
 _SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -39,11 +40,11 @@ def is_image_name(path: Path | str) -> bool:
 
 
 def image_format(data: bytes) -> str | None:
-    """"JPEG", "PNG" or "TIFF" from the file's first bytes, else None."""
+    """"JPEG", "PNG", "TIFF" or "DICOM" from the file's first bytes, else None."""
     for signature, name in _SIGNATURES.items():
         if data.startswith(signature):
             return name
-    return None
+    return "DICOM" if is_dicom(data) else None
 
 
 def require_image_format(data: bytes, name: str = "image") -> str:
@@ -52,7 +53,7 @@ def require_image_format(data: bytes, name: str = "image") -> str:
     if kind is None:
         if not data:
             raise BadImageError(f"{name} is empty; copy the photograph again.")
-        raise BadImageError(f"{name} is not a JPEG, PNG or TIFF image; remove it or export the photo again.")
+        raise BadImageError(f"{name} is not a JPEG, PNG, TIFF or DICOM image; remove it or export the photo again.")
     return kind
 
 
@@ -94,6 +95,12 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1) -> np.ndarr
     if reduce not in _REDUCED_FLAGS:
         raise ValueError(f"reduce must be one of {sorted(_REDUCED_FLAGS)}, not {reduce}")
     kind = require_image_format(data, name)
+    if kind == "DICOM":
+        image = decode_dicom(data, name)
+        if reduce == 1:
+            return image
+        height, width = image.shape[:2]
+        return cv2.resize(image, (max(1, width // reduce), max(1, height // reduce)), interpolation=cv2.INTER_AREA)
     if kind == "JPEG" and not _jpeg_is_complete(data):
         raise BadImageError(f"{name} is a truncated or damaged JPEG (it stops before its end); copy the photograph again from the camera.")
     try:
@@ -116,6 +123,9 @@ def image_size(path: Path | str) -> ImageSize:
     """Width and height from the file header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
 
+    if Path(path).suffix.lower() == ".dcm":
+        return size_from_bytes(read_bytes(path), str(path))
+
     try:
         with Image.open(path) as picture:
             return ImageSize(*picture.size)
@@ -129,7 +139,8 @@ def size_from_bytes(data: bytes, name: str = "image") -> ImageSize:
     """Width and height of an image held in memory, from its header."""
     from PIL import Image, UnidentifiedImageError
 
-    require_image_format(data, name)
+    if require_image_format(data, name) == "DICOM":
+        return ImageSize(*dicom_size(data, name))
     try:
         with Image.open(io.BytesIO(data)) as picture:
             return ImageSize(*picture.size)

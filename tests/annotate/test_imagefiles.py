@@ -35,7 +35,7 @@ def test_hash_is_sha256_of_the_bytes(tmp_path):
     [
         (lambda p: write_truncated_jpeg(p / "t.jpg"), "truncated"),
         (lambda p: write_corrupt_jpeg(p / "c.jpg"), "damaged JPEG"),
-        (lambda p: (p / "x.png").write_text("not a photo") and p / "x.png", "not a JPEG, PNG or TIFF"),
+        (lambda p: (p / "x.png").write_text("not a photo") and p / "x.png", "not a JPEG, PNG, TIFF or DICOM"),
         (lambda p: (p / "e.jpg").write_bytes(b"") or p / "e.jpg", "empty"),
         (lambda p: p / "missing.jpg", "does not exist"),
         (lambda p: (p / "folder.jpg").mkdir() or p / "folder.jpg", "folder"),
