@@ -166,12 +166,14 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
         out[f"dice_{channel}"] = curve.dice_at(threshold)
         best, best_threshold = curve.best_dice()
         out[f"best_dice_{channel}"], out[f"best_threshold_{channel}"] = best, best_threshold
-        tuned.append(round(best_threshold, 3))
+        # A type the network has not learnt (AUPR < 0.05) keeps 0.5, so it suggests nothing rather than noise.
+        tuned.append(round(best_threshold, 3) if out[f"aupr_{channel}"] >= 0.05 else 0.5)
     out["aupr_mean"] = float(np.nanmean([out[f"aupr_{c}"] for c in LESION_CHANNELS]))
     if tune:
         from models.weights import save_weights
         metadata["config"]["thresholds"] = tuned
-        metadata["thresholds_note"] = "per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54"
+        metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54; "
+                                       "0.5 for a type with AUPR < 0.05")
         save_weights(model.cpu(), path, metadata)
         out["thresholds_written"] = tuned
     return out
