@@ -240,21 +240,31 @@ def saved_model_gallery(project, model, size: int = 8) -> list[GalleryItem]:
     ``model`` is a ``storage.predictions.ModelRecord``; the photos and labels come from its label
     snapshot (what the model saw), not from today's consensus, which may have moved on.
     """
+    network, config = load_guided_model(model)
+    seen = (model.label_snapshot or {}).get("validation", {})
+    samples = [dataclasses.replace(s, present=bool(seen[s.key]["present"]), regions=frozenset(seen[s.key]["regions"]))
+               for s in consensus_samples(project.database, config.finding, "train", k=project.settings().consensus_k)
+               if s.key in seen]
+    return validation_gallery(network, FindingDataset(samples, config.input_size, config.map_size), size)
+
+
+def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:
+    """The network of a registered guided model (``storage.predictions.ModelRecord``), on the CPU.
+
+    Its architecture comes from the task config saved with it, so a model trained with other
+    settings (width, input size, size class) loads as it was trained.
+    """
     from models.guided import GuidedNet
     from models.weights import load_weights
 
     task = (model.config or {}).get("task", {})
     if task.get("network") != "guided":
-        raise OctantError(f"Model {model.id} is not a guided finding network; activation maps exist only for those.")
+        raise OctantError(f"Model {model.name} is not a guided finding network; choose a guided one.")
     fields = {f.name for f in dataclasses.fields(GuidedConfig)}
     config = GuidedConfig(**{k: v for k, v in task.items() if k in fields})
-    seen = (model.label_snapshot or {}).get("validation", {})
-    samples = [dataclasses.replace(s, present=bool(seen[s.key]["present"]), regions=frozenset(seen[s.key]["regions"]))
-               for s in consensus_samples(project.database, config.finding, "train", k=project.settings().consensus_k)
-               if s.key in seen]
     network = GuidedNet(config)
     load_weights(network, model.path)
-    return validation_gallery(network, FindingDataset(samples, config.input_size, config.map_size), size)
+    return network, config
 
 
 def _check_source(project, reference: str | None) -> None:

@@ -10,7 +10,6 @@ same crop at a size people can see.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from storage.errors import OctantError, WeightsError
+from storage.errors import WeightsError
 from storage.images import ImageRecord
 from storage.predictions import ModelRecord, list_models
 
@@ -149,17 +148,10 @@ class GuidedRunner:
         with self._lock:
             if model.id in self._networks:
                 return self._networks[model.id]
-        from models.guided import GuidedConfig, GuidedNet
-        from models.weights import load_weights
-
-        task = (model.config or {}).get("task", {})
-        if task.get("network") != "guided":
-            raise OctantError(f"Model {model.name} is not a guided finding network; activate a guided one.")
-        names = {f.name for f in dataclasses.fields(GuidedConfig)}
-        config = GuidedConfig(**{k: v for k, v in task.items() if k in names})
-        network = GuidedNet(config)
-        load_weights(network, model.path)
         from models.device import pick_device
+        from models.finding_training import load_guided_model
+
+        network, config = load_guided_model(model)
 
         network.to(pick_device()).eval()
         with self._lock:
