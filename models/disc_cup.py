@@ -7,21 +7,21 @@ disc the first pass found, which makes the result independent of how good the fi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from models.seg_common import LIGHT_ENCODER, build_smp, inference_context, rgb_to_tensor
+from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
 
 DISC_PER_FOV = 1 / 8     # disc diameter / FOV diameter on 45° fundus photos (IDRiD ≈ 430 / 3450)
 PLAUSIBLE_DIAMETER = (0.5, 2.0)   # a found disc this many times the expected diameter is believed
 
 
 @dataclass
-class DiscCupConfig:
+class DiscCupConfig(NetConfig):
     encoder: str = LIGHT_ENCODER
     encoder_depth: int = 4
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16)
@@ -29,14 +29,6 @@ class DiscCupConfig:
     crop_disc_diameters: float = 3.0
     threshold: float = 0.5
     encoder_weights_path: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DiscCupConfig":
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 @dataclass

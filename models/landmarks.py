@@ -13,7 +13,7 @@ the same anatomy; ``/work/shared/docs/geometry.md``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ from torch import nn
 
 from annotate.fov import FieldOfView, detect_fov, fov_mask
 from models.disc_cup import DISC_PER_FOV
-from models.seg_common import LIGHT_ENCODER, build_smp, inference_context, rgb_to_tensor
+from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
 
 # Disc–fovea offset in units of the expected disc diameter (FOV diameter / 8), measured on 60
 # IDRiD-landmarks training photos: 3.1 ± 0.19 apart, the fovea 0.33 ± 0.27 below the disc.
@@ -41,7 +41,7 @@ class LandmarkEstimate:
 
 
 @dataclass
-class LocatorConfig:
+class LocatorConfig(NetConfig):
     encoder: str = LIGHT_ENCODER
     encoder_depth: int = 4
     decoder_channels: tuple[int, ...] = (64, 32, 16, 16)
@@ -50,14 +50,6 @@ class LocatorConfig:
     peak_radius: float = 12.0
     min_confidence: float = 0.2   # below it the classical fallback is used (chosen on IDRiD validation)
     encoder_weights_path: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "LocatorConfig":
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 def build_locator(config: LocatorConfig) -> nn.Module:

@@ -11,13 +11,13 @@ is ``fov_diameter_px`` wide (1/3 of IDRiD's): MAs are then ≈ 5 px, ≥ 1 logit
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.seg_common import LIGHT_ENCODER, build_smp, inference_context, rgb_to_tensor
+from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
 from models.tiling import predict_padded
 
 LESION_CHANNELS = ("MA", "HE", "EX", "SE")
@@ -66,7 +66,7 @@ class CBAM(nn.Module):
 
 
 @dataclass
-class LesionNetConfig:
+class LesionNetConfig(NetConfig):
     architecture: str = "attention_deeplab"    # "attention_deeplab" | "deeplab" (the ablation)
     encoder: str = LIGHT_ENCODER
     decoder_channels: int = 256                 # Jithesh III-C: 256 channels after ASPP
@@ -74,14 +74,6 @@ class LesionNetConfig:
     fov_diameter_px: int = IDRID_FOV_DIAMETER_PX // 3
     thresholds: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)   # per channel, tuned on validation
     encoder_weights_path: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "LesionNetConfig":
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 def build_lesion_net(config: LesionNetConfig) -> nn.Module:

@@ -3,6 +3,7 @@ and the inference precision policy."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,19 @@ from storage.errors import WeightsError
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # Jithesh III-B normalisation
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 LIGHT_ENCODER = "tu-mobilenetv4_conv_small"   # 1.3 M encoder parameters: the starter models' encoder
+
+
+class NetConfig:
+    """Mixin for the networks' config dataclasses: a plain dict for checkpoints and weight headers,
+    and back (JSON turns tuples into lists; keys from other versions are ignored)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 def build_smp(architecture: str, encoder: str, encoder_weights_path: str | None = None, **kwargs) -> nn.Module:

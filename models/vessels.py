@@ -7,7 +7,7 @@ learns from (DRIVE's FOV is ≈ 540 px across), so vessel calibres match whateve
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from models.attention_unetpp import AttentionUNetPlusPlus
-from models.seg_common import LIGHT_ENCODER, build_smp, inference_context
+from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context
 from models.tiling import TileConfig, predict_tiled
 
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
@@ -23,7 +23,7 @@ DRIVE_FOV_DIAMETER_PX = 540
 
 
 @dataclass
-class VesselNetConfig:
+class VesselNetConfig(NetConfig):
     architecture: str = "unet"                 # "unet" | "attention_unetpp"
     encoder: str = "resnet18"                  # Himbitskaya III-B; the starter uses LIGHT_ENCODER
     decoder_channels: tuple[int, ...] = (128, 64, 32, 32, 16)
@@ -35,14 +35,6 @@ class VesselNetConfig:
     margin: int = 8
     threshold: float = 0.5
     encoder_weights_path: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "VesselNetConfig":
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 STARTER_VESSELS = VesselNetConfig(encoder=LIGHT_ENCODER)
