@@ -30,6 +30,7 @@ def open_panel(qtbot, project, epochs: int = 2) -> TrainingPanel:
     qtbot.addWidget(panel)
     panel.resize(1200, 800)
     panel.show()
+    qtbot.waitUntil(lambda: panel.setup.counts_pending == 0, timeout=10_000)  # counted off the GUI thread
     tiny_settings(panel, FINDING, epochs=epochs)
     return panel
 
@@ -148,7 +149,8 @@ def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot
     for name in ("Ana", "Ben"):
         ReaderSession(made.project.database, made.readers[name].id).mark_normal(image)
     setup = panel.setup
-    setup.refresh_data()
+    with qtbot.waitSignal(setup.summaryReady, timeout=10_000):
+        setup.refresh_data()
     counts = setup.finding_counts
     row = [counts.item(r, 0).text() for r in range(counts.rowCount())].index("Haemorrhage")
     assert [counts.item(row, c).text() for c in (1, 2, 3)] == ["3", "4", "1"]

@@ -17,7 +17,7 @@ from ui.review.data import ReviewData, load_review_data
 from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
-from ui.review.workers import JobRunner
+from ui.jobs import JobRunner
 
 PHOTO_LONG_SIDE = 900      # display copies: enough for a third of a screen
 PHOTOS_KEPT = 32

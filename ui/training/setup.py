@@ -20,7 +20,8 @@ from models.training import TrainConfig
 from storage.errors import OctantError
 from ui.training import tables
 from ui.training.form import ConfigForm
-from ui.training.summary import DataSummary, summarise_training_data
+from ui.jobs import JobRunner
+from ui.training.summary import DataSummary, empty_summary, summarise_training_data
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 GUIDED = "guided"
@@ -55,11 +56,18 @@ class TrainingSetup(QWidget):
     """``runChosen`` fires when the network, finding or run name changes (after the forms)."""
 
     runChosen = Signal()
+    summaryReady = Signal()   # the consensus counts are in the tables
+
 
     def __init__(self, project, parent: QWidget | None = None):
         super().__init__(parent)
         self.project = project
-        self.summary: DataSummary = summarise_training_data(project)
+        # Counting the consensus streams every read (seconds for a large project): off the GUI thread.
+        self.summary: DataSummary = empty_summary(project)
+        self._counting = JobRunner(self, threads=1)   # one at a time: the latest count lands last
+        self.counts_pending = 0
+        self._counting.done.connect(lambda _tag, summary: self._show_summary(summary))
+        self._counting.failed.connect(lambda _tag, message: self._count_failed(message))
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self._choice_box())
@@ -110,7 +118,7 @@ class TrainingSetup(QWidget):
         column.addLayout(row)
         column.addWidget(self.finding_counts, 3)
         column.addWidget(self.class_counts, 2)
-        self._describe_data()
+        self.refresh_data()
         return page
 
     def _parameter_pages(self, tabs: QTabWidget) -> None:
@@ -158,8 +166,18 @@ class TrainingSetup(QWidget):
         return f"{self.summary.finding_names[code]}  ({counts.present} present, {counts.absent} absent)"
 
     def refresh_data(self) -> None:
-        """Recount the consensus and update the tables and the finding list's counts."""
-        self.summary = summarise_training_data(self.project)
+        """Recount the consensus off the GUI thread; ``summaryReady`` fires when the tables show it."""
+        self.data_note.setText("Counting the readers' consensus…")
+        self.counts_pending += 1
+        self._counting.submit("summary", lambda: summarise_training_data(self.project))
+
+    def _count_failed(self, message: str) -> None:
+        self.counts_pending -= 1
+        self.data_note.setText(message)
+
+    def _show_summary(self, summary: DataSummary) -> None:
+        self.counts_pending -= 1
+        self.summary = summary
         finding_counts, class_counts = tables.finding_table(self.summary), tables.class_table(self.summary)
         for old, new in ((self.finding_counts, finding_counts), (self.class_counts, class_counts)):
             self._data_column.replaceWidget(old, new)
@@ -168,6 +186,7 @@ class TrainingSetup(QWidget):
         for index in range(self.finding.count()):
             self.finding.setItemText(index, self._finding_label(self.finding.itemData(index)))
         self._describe_data()
+        self.summaryReady.emit()
 
     # ---------- the choice ----------
     def network_kind(self) -> str:

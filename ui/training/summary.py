@@ -39,6 +39,16 @@ class DataSummary:
         return counts.present >= 2 and counts.absent >= 2
 
 
+def empty_summary(project) -> DataSummary:
+    """All counts zero: what the panel shows while the real count runs off the GUI thread."""
+    settings = project.settings()
+    return DataSummary(settings.consensus_k, {split: 0 for split in SPLITS},
+                       {spec.code: {split: FindingCounts() for split in SPLITS} for spec in settings.findings},
+                       {spec.code: spec.name for spec in settings.findings},
+                       {name: {split: 0 for split in SPLITS} for name in settings.diagnosis_classes},
+                       {split: 0 for split in SPLITS})
+
+
 def summarise_training_data(project) -> DataSummary:
     """One pass over all reads (streamed) and the image list; O(reads) and vectorised per finding."""
     settings = project.settings()

@@ -55,6 +55,10 @@ def render_training_panel_screenshot(project, out_png: str | Path, size: tuple[i
     window.resize(*size)
     window.show()
     panel = window.panel
+    deadline = time.monotonic() + timeout_s
+    while panel.setup.counts_pending and time.monotonic() < deadline:  # the counts arrive off-thread
+        QApplication.processEvents()
+        time.sleep(0.01)
     if train_finding is not None:
         tiny_settings(panel, train_finding)
         panel.start(resume=False)

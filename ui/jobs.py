@@ -1,4 +1,4 @@
-"""Work off the GUI thread for the reviewers' screen: one QRunnable per job on a QThreadPool,
+"""Work off the GUI thread (review screen, training panel): one QRunnable per job on a QThreadPool,
 its result or one sentence of failure coming back as a queued signal (architecture.md, "Long work")."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from storage.errors import OctantError
 
-log = logging.getLogger("octant.ui.review")
+log = logging.getLogger("octant.ui.jobs")
 
 
 class JobSignals(QObject):
@@ -29,7 +29,7 @@ class Job(QRunnable):
         except OctantError as error:
             self.signals.failed.emit(self.tag, str(error))
         except Exception as error:  # the screen must survive a failed job; the log keeps details
-            log.error("Review job %r failed:\n%s", self.tag, traceback.format_exc())
+            log.error("Job %r failed:\n%s", self.tag, traceback.format_exc())
             self.signals.failed.emit(self.tag, f"This could not be computed ({error}); see the log.")
         else:
             self.signals.done.emit(self.tag, result)
