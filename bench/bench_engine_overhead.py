@@ -32,7 +32,7 @@ def data(seed: int) -> TensorDataset:
     config = GuidedConfig(input_size=SIZE)
     present = (torch.rand(COUNT, generator=g) < 0.5).float()
     cues = (torch.rand(COUNT, config.map_size, config.map_size, generator=g) < 0.3).float() * present.view(-1, 1, 1)
-    return TensorDataset(torch.rand(COUNT, 3, SIZE, SIZE, generator=g), present, cues)
+    return TensorDataset(torch.rand(COUNT, 3, SIZE, SIZE, generator=g), present, cues, torch.ones(COUNT))
 
 
 def task() -> GuidedTask:

@@ -154,7 +154,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     seconds = []
     for i in val:
         start = time.perf_counter()
-        prob = segment_lesions(model, np.asarray(images[i]), device)
+        prob = segment_lesions(model, np.asarray(images[i]), device, config)
         seconds.append(time.perf_counter() - start)
         for c, curve in enumerate(curves):
             curve.add(prob[c], np.asarray(masks[i, c]) >= 128)

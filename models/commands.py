@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     train.add_argument("--architecture", help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab")
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
     train.add_argument("--decoder-channels", type=int, help="lesions: channels after ASPP (paper 256)")
+    train.add_argument("--preprocess", choices=("none", "local_contrast"),
+                       help="lesions: input as is or with the local mean colour subtracted")
     train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -71,6 +73,10 @@ def build_task(args):
         if args.task != "lesions":
             raise OctantError("--decoder-channels applies to the lesions task only; leave it out.")
         net_options["decoder_channels"] = args.decoder_channels
+    if args.preprocess:
+        if args.task != "lesions":
+            raise OctantError("--preprocess applies to the lesions task only; leave it out.")
+        net_options["preprocess"] = args.preprocess
     if args.encoder_weights:
         net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
     net_class = {"vessels": VesselNetConfig, "disc_cup": DiscCupConfig, "lesions": LesionNetConfig,

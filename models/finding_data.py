@@ -50,6 +50,9 @@ class FindingSample:
     confident: bool = True            # fit for validation (public data: name match checked)
     reduce: int = 1                   # decode at 1/reduce size (JPEG decoders do this cheaply)
     crop: tuple[int, int, int, int] | None = None  # FOV crop box in decoded pixels; None: detect
+    # The cue names every region holding the finding (readers, exhaustive masks). Non-exhaustive
+    # boxes leave the other regions unknown: no guidance there, and no AIR measured on them.
+    cue_complete: bool = True
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -97,7 +100,8 @@ def regional_cue(sample: FindingSample, decoded_shape: tuple[int, int],
 
 
 class FindingDataset(Dataset):
-    """Items ``(image float[3, S, S] in [0, 1], present float, cue float[m, m])`` (§3.1 input)."""
+    """Items ``(image float[3, S, S] in [0, 1], present float, cue float[m, m], cue complete float)``
+    (§3.1 input)."""
 
     def __init__(self, samples: list[FindingSample], input_size: int, map_size: int,
                  cache_root: Path | None = None):
@@ -117,12 +121,14 @@ class FindingDataset(Dataset):
 
     def __getitem__(self, index: int):
         image = torch.from_numpy(self.photos[index]).permute(2, 0, 1).float() / 255.0
-        return image, torch.tensor(float(self.samples[index].present)), torch.from_numpy(self.cues[index])
+        sample = self.samples[index]
+        return (image, torch.tensor(float(sample.present)), torch.from_numpy(self.cues[index]),
+                torch.tensor(float(sample.cue_complete)))
 
     def label_snapshot(self) -> dict:
         """What the model saw, for the model registry: per photo, label, cue regions and source."""
-        return {s.key: {"present": s.present, "regions": sorted(s.regions), "source": s.source}
-                for s in self.samples}
+        return {s.key: {"present": s.present, "regions": sorted(s.regions), "source": s.source,
+                        "cue_complete": s.cue_complete} for s in self.samples}
 
 
 def _decoded_shape(sample: FindingSample) -> tuple[int, int]:

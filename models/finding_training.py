@@ -87,7 +87,9 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
         samples = consensus_samples(project.database, config.finding, "train", k=k)
         test_samples = consensus_samples(project.database, config.finding, "test", k=k)
         labels = f"consensus of three readers (k = {k})"
-    derivation, validation = split_derivation_validation(samples, validation_fraction, engine.seed)
+    # Drawn per label and per cue kind, so validation holds complete cues to measure AIR on.
+    derivation, validation = split_derivation_validation(samples, validation_fraction, engine.seed,
+                                                         stratum=lambda s: (s.present, s.cue_complete))
     _check_both_classes(derivation, "derivation")
     _check_validation(validation)
     counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}

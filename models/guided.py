@@ -123,14 +123,19 @@ def _xavier(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def guidance_loss(activation: Tensor, cue: Tensor, epsilon: float = GUIDANCE_EPSILON) -> Tensor:
+def guidance_loss(activation: Tensor, cue: Tensor, epsilon: float = GUIDANCE_EPSILON,
+                  cue_complete: Tensor | None = None) -> Tensor:
     """Eq. 2: mean over the batch and the map's pixels of (1 − m)·log(max(a, ε)).
 
     Its value is ≤ 0; minimising it drives activation outside the cue (m = 0) down to ε and leaves
     activation inside the cue free. ``activation`` and ``cue`` are (N, 1, H, W) or (N, H, W).
+    Samples whose ``cue_complete`` (N,) is 0 add nothing: outside their cue is unknown, not clear.
     """
     activation = activation.float().reshape(cue.shape)
-    return ((1 - cue.float()) * torch.log(torch.clamp(activation, min=epsilon))).mean()
+    outside = 1 - cue.float()
+    if cue_complete is not None:
+        outside = outside * cue_complete.float().reshape(-1, *[1] * (cue.dim() - 1))
+    return (outside * torch.log(torch.clamp(activation, min=epsilon))).mean()
 
 
 def classification_loss(existence_logit: Tensor, present: Tensor) -> Tensor:
@@ -139,11 +144,11 @@ def classification_loss(existence_logit: Tensor, present: Tensor) -> Tensor:
 
 
 def total_loss(existence_logit: Tensor, activation: Tensor, present: Tensor, cue: Tensor,
-               guidance_weight: float = GUIDANCE_WEIGHT,
-               epsilon: float = GUIDANCE_EPSILON) -> tuple[Tensor, dict[str, float]]:
+               guidance_weight: float = GUIDANCE_WEIGHT, epsilon: float = GUIDANCE_EPSILON,
+               cue_complete: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Eq. 3: L_class + λ·L_guide; returns the loss and its parts for the progress display."""
     classification = classification_loss(existence_logit, present)
-    guidance = guidance_loss(activation, cue, epsilon)
+    guidance = guidance_loss(activation, cue, epsilon, cue_complete)
     total = classification + guidance_weight * guidance if guidance_weight else classification
     return total, {"class_loss": float(classification.detach()), "guide_loss": float(guidance.detach())}
 
@@ -166,7 +171,7 @@ GUIDED_AUGMENTATION = dict(rotation_deg=20.0, shift=0.05, scale=0.1, shear_deg=5
 
 
 class GuidedTask:
-    """A ``TrainingTask`` for one finding; datasets yield (image, present, cue) (finding_data)."""
+    """A ``TrainingTask`` for one finding; datasets yield (image, present, cue, cue complete) (finding_data)."""
 
     def __init__(self, config: GuidedConfig, train_set, validation_set, augment: bool = True):
         self.config, self.train_set, self.validation_set, self.augment = config, train_set, validation_set, augment
@@ -178,17 +183,19 @@ class GuidedTask:
         return self.train_set, self.validation_set
 
     def loss(self, model, batch, device):
-        images, present, cues = (t.to(device, non_blocking=True) for t in batch)
+        images, present, cues, complete = (t.to(device, non_blocking=True) for t in batch)
         if self.augment:
             images, cues = _augment(images, cues)
         logit, activation = model(images)
-        return total_loss(logit, activation, present, cues, self.config.guidance_weight, self.config.epsilon)
+        return total_loss(logit, activation, present, cues, self.config.guidance_weight, self.config.epsilon,
+                          complete)
 
     def validate(self, model, loader, device) -> dict[str, float]:
         outputs = predict(model, loader, device)
         loss, _ = total_loss(torch.from_numpy(outputs["logits"]), torch.from_numpy(outputs["activations"]),
                              torch.from_numpy(outputs["present"]), torch.from_numpy(outputs["cues"]),
-                             self.config.guidance_weight, self.config.epsilon)
+                             self.config.guidance_weight, self.config.epsilon,
+                             torch.from_numpy(outputs["cue_complete"]))
         return {"val_loss": float(loss), **{f"val_{k}": v for k, v in finding_metrics(outputs).items()}}
 
     def task_config(self) -> dict:
@@ -206,14 +213,15 @@ def predict(model: nn.Module, loader, device) -> dict:
     import numpy as np
 
     model.eval()
-    parts: dict[str, list] = {"logits": [], "activations": [], "present": [], "cues": []}
+    parts: dict[str, list] = {"logits": [], "activations": [], "present": [], "cues": [], "cue_complete": []}
     with torch.no_grad():
-        for images, present, cues in loader:
+        for images, present, cues, complete in loader:
             logit, activation = model(images.to(device))
             parts["logits"].append(logit.float().cpu())
             parts["activations"].append(activation.float().cpu()[:, 0])
             parts["present"].append(present.float())
             parts["cues"].append(cues.float())
+            parts["cue_complete"].append(complete.float())
     out = {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32) for k, v in parts.items()}
     out["probabilities"] = 1 / (1 + np.exp(-out["logits"]))
     return out
@@ -225,6 +233,8 @@ def finding_metrics(outputs: dict) -> dict[str, float]:
 
     scores, labels = outputs["probabilities"], outputs["present"]
     point = best_operating_point(scores, labels)
-    air = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold)
+    complete = outputs.get("cue_complete")
+    air = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold,
+                         None if complete is None else complete > 0.5)
     return {"auroc": auroc(scores, labels), "sensitivity": point.sensitivity,
             "specificity": point.specificity, "threshold": point.threshold, **air}

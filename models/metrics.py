@@ -82,15 +82,18 @@ def activation_in_regions(activation, cue) -> float:
     return float((activation * np.asarray(cue, dtype=np.float64)).sum() / total) if total > 0 else math.nan
 
 
-def air_by_outcome(activations, cues, scores, labels, threshold: float) -> dict[str, float]:
+def air_by_outcome(activations, cues, scores, labels, threshold: float, cue_complete=None) -> dict[str, float]:
     """Mean AIR over true positives and over false negatives that carry a regional cue (§3.1).
 
-    ``activations`` and ``cues`` are (N, H, W); returns ``{"air_tp", "air_fn", "n_tp", "n_fn"}``.
+    ``activations`` and ``cues`` are (N, H, W); ``cue_complete`` (N,) bool leaves out cues that
+    may miss regions (AIR would be a lower bound there). Returns ``{"air_tp", "air_fn", "n_tp", "n_fn"}``.
     """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
     cues = np.asarray(cues, dtype=np.float64)
     has_cue = cues.reshape(len(cues), -1).sum(axis=1) > 0
+    if cue_complete is not None:
+        has_cue &= np.asarray(cue_complete, dtype=bool).ravel()
     detected = scores >= threshold
     result: dict[str, float] = {}
     for name, chosen in (("tp", labels & detected & has_cue), ("fn", labels & ~detected & has_cue)):

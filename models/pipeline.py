@@ -255,7 +255,7 @@ def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: Pipelin
     lesions = models.get("lesions")
     if lesions is not None:
         work, x0, y0, k = _working_image(image_rgb, fov, lesions.config.fov_diameter_px)
-        probs = segment_lesions(lesions.model, work, models.device)
+        probs = segment_lesions(lesions.model, work, models.device, lesions.config)
         to_work = scale_matrix(k * s, x0 / s, y0 / s)
         stored = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
         for channel, prob in zip(LESION_CHANNELS, probs):

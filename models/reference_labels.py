@@ -10,7 +10,9 @@ Two labellings (``/work/shared/data/README.md``):
 - ``IDRiD-landmarks``: disc and fovea centres and a clinician's boxes (CODRAS), not exhaustive. A
   box says "present in the regions it covers"; no box is "unknown" (left out) unless the photo's
   retinopathy grade is 0 (no DR: no microaneurysm, haemorrhage or exudate, so absent). A box on
-  a grade-0 photo contradicts the grade and the photo is left out as uncertain.
+  a grade-0 photo contradicts the grade and the photo is left out as uncertain. A box cue is
+  incomplete (``cue_complete`` False): the regions without a box are unknown, so guidance leaves
+  them alone and AIR is not measured there. A photo also in the segmentation set keeps only its masks.
 
 Microaneurysms have no boxes of their own: the boxes labelled haemorrhages include them, so a
 red-lesion box on a photo of grade ≥ 1 (ICDR: at least microaneurysms) marks microaneurysm
@@ -56,7 +58,9 @@ def idrid_reference_samples(finding: str, data_root: Path | None = None) -> list
     landmark_samples = _landmark_set_samples(finding, root / "IDRiD-landmarks")
     segmentation_samples = _segmentation_set_samples(finding, root / "IDRiD-segmentation",
                                                      root / "IDRiD-landmarks")
-    return segmentation_samples + landmark_samples
+    # A photo in both sets keeps its exhaustive masks; its boxes would only repeat it, less completely.
+    masked = {s.group for s in segmentation_samples}
+    return segmentation_samples + [s for s in landmark_samples if s.group not in masked]
 
 
 def _rows(path: Path) -> list[dict]:
@@ -93,7 +97,7 @@ def _landmark_set_samples(finding: str, folder: Path) -> list[FindingSample]:
         samples.append(FindingSample(
             key=f"idrid-landmarks-{Path(name).stem}", image_path=path, present=present, regions=regions,
             disc=disc, fovea=fovea, source="reference:IDRiD-landmarks boxes + grades",
-            group=f"landmarks:{name}", confident=r["confident"] == "1",
+            group=f"landmarks:{name}", confident=r["confident"] == "1", cue_complete=not present,
             extra={"decoded_shape": LANDMARKS_SHAPE, "grade": grade}))
     return samples
 
@@ -112,8 +116,7 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
     manifest = _rows(folder / "manifest.csv")
     matches = match_same_photos(tuple(folder / "images" / r["image"] for r in manifest),
                                 landmarks_folder / "images", SEGMENTATION_REDUCE)
-    fovea_of = {r["image"]: (float(r["fovea_x"]), float(r["fovea_y"]))
-                for r in _rows(landmarks_folder / "landmarks.csv")}
+    landmark_rows = {r["image"]: r for r in _rows(landmarks_folder / "landmarks.csv")}
     samples = []
     for r in manifest:
         name = r["image"]
@@ -122,7 +125,7 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
         disc, diameter = _disc_from_mask(folder / "optic_disc" / f"{Path(name).stem}.png")
         twin, certain = matches.get(path, (None, False))
         if certain:
-            fx, fy = fovea_of[twin.name]
+            fx, fy = float(landmark_rows[twin.name]["fovea_x"]), float(landmark_rows[twin.name]["fovea_y"])
             scale = LANDMARKS_SCALE / SEGMENTATION_REDUCE
             fovea, fovea_source = (fx * scale, fy * scale), "IDRiD-landmarks (same photo)"
         else:
@@ -135,7 +138,8 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
             key=f"idrid-segmentation-{Path(name).stem}", image_path=path, present=bool(regions),
             regions=regions, disc=disc, fovea=fovea, source="reference:IDRiD-segmentation masks",
             group=f"landmarks:{twin.name}" if twin is not None else f"segmentation:{name}",
-            confident=False, reduce=SEGMENTATION_REDUCE,
+            # Fit for validation when its fovea is the twin's, and that twin's name was checked.
+            confident=certain and landmark_rows[twin.name]["confident"] == "1", reduce=SEGMENTATION_REDUCE,
             extra={"decoded_shape": shape, "fovea_source": fovea_source}))
     return samples
 

@@ -234,9 +234,10 @@ class LesionCrops(Dataset):
     paper's flips, 90° turns, shift–scale–rotate (±6.25 %, ±10 %, ±15°) and colour jitter
     (Jithesh III-B; the elastic/grid/optical distortions are left out)."""
 
-    def __init__(self, indices: list[int], crop: int = 384, samples_per_epoch: int = 400, lesion_centred: float = 0.5):
+    def __init__(self, indices: list[int], crop: int = 384, samples_per_epoch: int = 400, lesion_centred: float = 0.5,
+                 prepare=None):
         images, masks, _ = lesion_arrays()
-        self.images = np.ascontiguousarray(images[indices])
+        self.images = np.stack([prepare(images[i]) if prepare else images[i] for i in indices])
         self.masks = np.ascontiguousarray(masks[indices, :4] >= 128)   # lesion present over half the pixel
         self.crop, self.length, self.lesion_centred = crop, samples_per_epoch, lesion_centred
         step = 4   # lesion pixels kept on a 4-pixel grid: enough centres, little memory
@@ -269,9 +270,9 @@ class LesionCrops(Dataset):
 class LesionPhotos(Dataset):
     """Whole validation photos at 1/3 scale: (input, targets (4, H, W), all-true mask)."""
 
-    def __init__(self, indices: list[int]):
+    def __init__(self, indices: list[int], prepare=None):
         self.images, self.masks, _ = lesion_arrays()
-        self.indices = indices
+        self.indices, self.prepare = indices, prepare
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -279,4 +280,5 @@ class LesionPhotos(Dataset):
     def __getitem__(self, index: int):
         i = self.indices[index]
         target = torch.from_numpy((np.asarray(self.masks[i, :4]) >= 128).astype(np.float32))
-        return rgb_to_tensor(np.asarray(self.images[i])), target, torch.ones(target.shape[1:], dtype=torch.bool)
+        image = np.asarray(self.images[i])
+        return rgb_to_tensor(self.prepare(image) if self.prepare else image), target, torch.ones(target.shape[1:], dtype=torch.bool)

@@ -11,6 +11,7 @@ each with its paper's recipe as a ``TrainConfig`` factory.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from models.disc_cup import DiscCupConfig, build_disc_cup_net
 from models.landmarks import LocatorConfig, build_locator, decode_heatmaps
-from models.lesions import LESION_CHANNELS, LesionNetConfig, build_lesion_net
+from models.lesions import LESION_CHANNELS, LesionNetConfig, build_lesion_net, prepare_input
 from models.losses import BCEDiceLoss, LesionLoss, LesionLossConfig, SpatialSoftmaxLoss
 from models.seg_data import (DRIVE_VALIDATION, DiscCupCrops, LandmarkCanvases, LesionCrops, LesionPhotos,
                              VesselPatches, WholeImages, drishti_split, landmark_split, lesion_arrays,
@@ -131,7 +132,9 @@ class LesionTask:
     def datasets(self):
         _, _, names = lesion_arrays()
         train, val = lesion_split(names)
-        return LesionCrops(train, self.crop, self.samples_per_epoch, self.lesion_centred), LesionPhotos(val)
+        prepare = partial(prepare_input, config=self.net)
+        return (LesionCrops(train, self.crop, self.samples_per_epoch, self.lesion_centred, prepare),
+                LesionPhotos(val, prepare))
 
     def loss(self, model, batch, device):
         x, target = (t.to(device) for t in batch)

@@ -48,10 +48,11 @@ def test_dataset_items_are_image_label_and_cue(tmp_path):
     path = synthetic_fundus(tmp_path / "eye.png")
     items = [sample("p", True, {1, 4}, path=path), sample("n", False, path=path)]
     dataset = FindingDataset(items, input_size=32, map_size=2, cache_root=tmp_path / "cache")
-    image, present, cue = dataset[0]
+    image, present, cue, complete = dataset[0]
     assert image.shape == (3, 32, 32) and 0 <= image.min() and image.max() <= 1
-    assert present.item() == 1.0 and cue.shape == (2, 2) and cue.sum() > 0
-    assert dataset.label_snapshot()["p"] == {"present": True, "regions": [1, 4], "source": "reference:test"}
+    assert present.item() == 1.0 and cue.shape == (2, 2) and cue.sum() > 0 and complete.item() == 1.0
+    assert dataset.label_snapshot()["p"] == {"present": True, "regions": [1, 4], "source": "reference:test",
+                                             "cue_complete": True}
 
 
 def test_split_keeps_twins_together_and_validates_on_confident_photos_only():

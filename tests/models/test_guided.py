@@ -24,6 +24,13 @@ def test_guidance_loss_averages_over_the_batch_and_ignores_activation_inside_the
     assert guidance_loss(activation, cue).item() == pytest.approx(math.log(0.25) / 2, rel=1e-6)
 
 
+def test_an_incomplete_cue_adds_no_guidance_but_still_counts_in_the_mean():
+    activation = torch.full((2, 1, 2, 2), 0.25)
+    cue = torch.zeros(2, 1, 2, 2)
+    complete = torch.tensor([1.0, 0.0])   # second: a box cue, its other regions unknown
+    assert guidance_loss(activation, cue, cue_complete=complete).item() == pytest.approx(math.log(0.25) / 2, rel=1e-6)
+
+
 def test_minimising_guidance_lowers_activation_outside_the_cue_only():
     logits = torch.zeros(1, 1, 2, 2, requires_grad=True)
     cue = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
@@ -78,7 +85,7 @@ def tiny_findings(count=24, size=32, seed=0):
         if present[i]:
             images[i, :, 4:12, 4:12] = 0.9
             cues[i, 0, 0] = 1
-    return TensorDataset(images, present, cues)
+    return TensorDataset(images, present, cues, torch.ones(count))
 
 
 def test_one_epoch_of_guided_training_on_tiny_data_lowers_the_loss(tmp_path):

@@ -52,6 +52,13 @@ def test_air_by_outcome_separates_true_positives_and_false_negatives():
     assert result["air_fn"] == pytest.approx(0.25) and result["n_fn"] == 1
 
 
+def test_air_leaves_out_incomplete_cues():
+    activations = np.array([[[0.9, 0.1]], [[0.2, 0.6]]])
+    cues = np.array([[[1, 0]], [[1, 0]]])
+    result = air_by_outcome(activations, cues, [0.9, 0.8], [1, 1], threshold=0.5, cue_complete=[True, False])
+    assert result["air_tp"] == pytest.approx(0.9) and result["n_tp"] == 1
+
+
 def test_confusion_matrix_rows_are_true_classes_and_per_class_accuracy_reads_its_diagonal():
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

@@ -27,14 +27,16 @@ def fundus(width: int, height: int, seed: int) -> np.ndarray:
 def fake_idrid(root: Path) -> Path:
     landmarks = root / "IDRiD-landmarks"
     (landmarks / "images").mkdir(parents=True)
-    for i in range(1, 5):
+    for i in range(1, 6):
         cv2.imwrite(str(landmarks / "images" / f"IDRiD_00{i}.jpg"), fundus(1429, 949, i))
     write_csv(landmarks / "landmarks.csv", ["image", "idrid_name", "disc_x", "disc_y", "fovea_x", "fovea_y", "confident"],
-              [[f"IDRiD_00{i}.jpg", f"IDRiD_00{i}_train", *DISC, *FOVEA, 1] for i in range(1, 5)])
+              [[f"IDRiD_00{i}.jpg", f"IDRiD_00{i}_train", *DISC, *FOVEA, 1] for i in range(1, 6)])
     write_csv(landmarks / "grades.csv", ["image", "retinopathy_grade", "macular_edema_risk"],
-              [["IDRiD_001.jpg", 0, 0], ["IDRiD_002.jpg", 2, 1], ["IDRiD_003.jpg", 2, 0], ["IDRiD_004.jpg", 0, 0]])
+              [["IDRiD_001.jpg", 0, 0], ["IDRiD_002.jpg", 2, 1], ["IDRiD_003.jpg", 2, 0], ["IDRiD_004.jpg", 0, 0],
+               ["IDRiD_005.jpg", 2, 0]])
     write_csv(landmarks / "lesion_boxes.csv", ["image", "label", "x0", "y0", "x1", "y1"],
-              [["IDRiD_002.jpg", "haemorrhages", 740, 460, 780, 500],     # on the fovea: macula
+              [["IDRiD_002.jpg", "haemorrhages", 740, 460, 780, 500],     # the segmentation photo's twin
+               ["IDRiD_003.jpg", "haemorrhages", 740, 460, 780, 500],     # on the fovea: macula
                ["IDRiD_004.jpg", "haemorrhages", 100, 100, 120, 120]])    # contradicts grade 0
     segmentation = root / "IDRiD-segmentation"
     for folder in ("images", "optic_disc", "haemorrhages"):
@@ -56,11 +58,15 @@ def fake_idrid(root: Path) -> Path:
 def test_boxes_grades_and_masks_become_regional_labels(tmp_path):
     samples = {s.key: s for s in idrid_reference_samples("haemorrhage", fake_idrid(tmp_path))}
     assert not samples["idrid-landmarks-IDRiD_001"].present                  # grade 0, no box: absent
-    assert samples["idrid-landmarks-IDRiD_002"].regions == frozenset({1})    # box on the fovea: macula
-    assert "idrid-landmarks-IDRiD_003" not in samples                        # no box, grade 2: unknown
+    boxed = samples["idrid-landmarks-IDRiD_003"]
+    assert boxed.regions == frozenset({1}) and not boxed.cue_complete        # box on the fovea: macula
+    assert samples["idrid-landmarks-IDRiD_001"].cue_complete                 # absent: nothing to miss
+    assert "idrid-landmarks-IDRiD_005" not in samples                        # no box, grade 2: unknown
     assert "idrid-landmarks-IDRiD_004" not in samples                        # box on grade 0: uncertain
+    assert "idrid-landmarks-IDRiD_002" not in samples                        # its masks supersede its boxes
     seg = samples["idrid-segmentation-IDRiD_01"]
     assert seg.present and seg.regions == frozenset({5})                     # superotemporal
-    assert seg.group == samples["idrid-landmarks-IDRiD_002"].group           # one photo, one group
+    assert seg.group == "landmarks:IDRiD_002.jpg" and seg.cue_complete       # one photo, one group
+    assert seg.confident                                                     # fovea from a checked twin
     assert seg.extra["fovea_source"].startswith("IDRiD-landmarks")
     assert seg.disc == (300.125, 352.625) and seg.fovea == (570.0, 360.0)   # quarter-size pixels
