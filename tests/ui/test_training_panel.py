@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from storage.images import NewImage, add_images
 from storage.predictions import list_models
 from storage.reading import ReaderSession
 from tests.ui.training_project import CUE, FINDING, make_labelled_project
@@ -39,6 +40,7 @@ def test_data_summary_counts_present_absent_uncertain_and_classes(labelled):
     made, present = labelled
     some_image = sorted(set(made.image_ids) - present)[0]
     ReaderSession(made.project.database, made.readers["Ana"].id).set_regions(some_image, "drusen", {2})
+    add_images(made.project.database, [NewImage("unread.png", "0" * 64, 256, 192, split="test")])
     summary = summarise_training_data(made.project)
     haemorrhage = summary.findings[FINDING]["train"]
     assert (haemorrhage.present, haemorrhage.absent, haemorrhage.uncertain) == (4, 4, 0)
@@ -46,6 +48,10 @@ def test_data_summary_counts_present_absent_uncertain_and_classes(labelled):
     assert (drusen.present, drusen.absent, drusen.uncertain) == (0, 7, 1)  # one vote of three
     assert summary.classes["no DR"]["train"] == 4 and summary.classes["mild NPDR"]["train"] == 4
     assert summary.trainable(FINDING) and not summary.trainable("drusen")
+    assert summary.findings[FINDING]["test"].unread == 1 and summary.no_diagnosis["test"] == 1
+    for split in ("train", "test"):   # every photo sits in one row of the class table, unread ones too
+        rows = sum(counts[split] for counts in summary.classes.values()) + summary.no_diagnosis[split]
+        assert rows == summary.images[split]
 
 
 def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot, labelled, tmp_path):

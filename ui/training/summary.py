@@ -84,5 +84,6 @@ def summarise_training_data(project) -> DataSummary:
         if image_id not in read and split in images:
             for code in codes:
                 findings[code][split].unread += 1
+            no_diagnosis[split] += 1   # the table's "no majority / unread" row
     return DataSummary(settings.consensus_k, images, findings,
                        {spec.code: spec.name for spec in settings.findings}, classes, no_diagnosis)
