@@ -25,10 +25,10 @@ import torch  # noqa: E402
 from main import main as octant  # noqa: E402
 from models.metrics import guidance_table  # noqa: E402
 
-# Reduced settings for a 2-core CPU: 256 px instead of 512, 8 base channels, 15 minutes a run.
+# Reduced settings for a 2-core CPU: 320 px instead of 512, 8 base channels, ≤ 20 minutes a run.
 # A quarter of each stratum (label × complete/box cue) validates, so AIR rests on ≥ 10 complete cues.
-REDUCED = ["--input-size", "256", "--width", "8", "--epochs", "20", "--batch-size", "16", "--lr", "0.02",
-           "--bf16", "--time-limit", "900",
+REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-size", "16", "--lr", "0.02",
+           "--bf16", "--time-limit", "1200",
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
 
 

@@ -262,8 +262,7 @@ def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:
     task = (model.config or {}).get("task", {})
     if task.get("network") != "guided":
         raise OctantError(f"Model {model.name} is not a guided finding network; choose a guided one.")
-    fields = {f.name for f in dataclasses.fields(GuidedConfig)}
-    config = GuidedConfig(**{k: v for k, v in task.items() if k in fields})
+    config = GuidedConfig.from_saved(task)
     network = GuidedNet(config)
     load_weights(network, model.path)
     return network, config

@@ -10,6 +10,11 @@ Layout (input S × S, ``width`` = w base channels):
     1×1 conv  to one channel: logits z; activation map A = sigmoid(z), S/16 × S/16
     existence y = sigmoid(GAP(z)); small findings max-pool z (``small_pool`` × ``small_pool``) first
 
+With ``fov_mask`` (our addition) the map lives inside the fundus only: outside the field of view z
+is fixed very low and GAP averages over the fundus. Without it the black corners, identical in
+every photo, become a free bias: they saturate at A ≈ 1, where eq. 2's gradient vanishes
+(d log σ(z)/dz = 1 − σ(z)), so guidance can no longer pull them down and AIR counts them.
+
 For the paper's 512 × 512 input the activation map is 32 × 32 (four halvings after a stride-1
 stem). Concatenating the atrous branches before the 1×1 conv equals summing a 1×1 projection of
 each branch, which is DeepLab's fusion of its pyramid [2].
@@ -27,6 +32,8 @@ ATROUS_RATES: dict[str, tuple[int, ...]] = {"large": (1, 2, 4, 8), "medium": (1,
 REDUCTIONS = 4                 # first four reduction layers feed the pyramid
 GUIDANCE_EPSILON = 1e-3        # §3.1, ε in eq. 2
 GUIDANCE_WEIGHT = 1.0          # §3.1, λ in eq. 3; 0 trains the unguided ablation
+FOV_LEVEL = 15 / 255           # brighter than this in some channel: inside the fundus (input in [0, 1])
+OUTSIDE_LOGIT = -20.0          # sigmoid ≈ 2e-9: no activation outside the fundus
 PAPER_INPUT_SIZE = 512
 
 
@@ -41,9 +48,16 @@ class GuidedConfig:
     small_pool: int = 4             # max-pool kernel before GAP for small findings
     guidance_weight: float = GUIDANCE_WEIGHT
     epsilon: float = GUIDANCE_EPSILON
+    fov_mask: bool = True           # activation only inside the fundus (see the module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, values: dict) -> "GuidedConfig":
+        """The config saved with a model; models saved before ``fov_mask`` existed ran without it."""
+        known = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
+        return cls(**{"fov_mask": False, **known})
 
     @property
     def map_size(self) -> int:
@@ -106,8 +120,19 @@ class GuidedNet(nn.Module):
         pooled = [F.adaptive_avg_pool2d(r, size) for r in reductions]
         features = torch.cat(pooled, dim=1)
         logits = self.to_map(torch.cat([branch(features) for branch in self.pyramid], dim=1))
-        pooled_logits = F.max_pool2d(logits, self.small_pool, ceil_mode=True) if self.small_pool > 1 else logits
-        existence_logit = pooled_logits.mean(dim=(1, 2, 3))
+        if not self.config.fov_mask:
+            pooled = F.max_pool2d(logits, self.small_pool, ceil_mode=True) if self.small_pool > 1 else logits
+            return pooled.mean(dim=(1, 2, 3)), torch.sigmoid(logits)
+        inside = F.adaptive_avg_pool2d((image.amax(1, keepdim=True) > FOV_LEVEL).to(logits.dtype),
+                                       logits.shape[-2:]) > 0.5
+        logits = logits.masked_fill(~inside, OUTSIDE_LOGIT)
+        if self.small_pool > 1:
+            logits_pooled = F.max_pool2d(logits, self.small_pool, ceil_mode=True)
+            inside_pooled = F.max_pool2d(inside.to(logits.dtype), self.small_pool, ceil_mode=True) > 0
+        else:
+            logits_pooled, inside_pooled = logits, inside
+        weight = inside_pooled.to(logits.dtype)
+        existence_logit = (logits_pooled * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp(min=1)
         return existence_logit, torch.sigmoid(logits)
 
 

@@ -117,3 +117,20 @@ def test_predict_returns_maps_per_image():
     net = GuidedNet(GuidedConfig(input_size=32, width=4, atrous_channels=4))
     outputs = predict(net, DataLoader(tiny_findings(count=4), batch_size=3), "cpu")
     assert outputs["activations"].shape == (4, 2, 2) and outputs["probabilities"].shape == (4,)
+
+
+def test_fov_mask_keeps_activation_inside_the_fundus():
+    torch.manual_seed(0)
+    image = torch.zeros(1, 3, 64, 64)
+    image[:, :, 16:48, 16:48] = 0.5            # the "fundus"; the rest is black border
+    net = GuidedNet(GuidedConfig(input_size=64, width=4, atrous_channels=4)).eval()
+    logit, activation = net(image)
+    outside = torch.ones(4, 4, dtype=torch.bool)
+    outside[1:3, 1:3] = False
+    assert activation[0, 0][outside].max() < 1e-6 and activation[0, 0][~outside].min() > 1e-6
+    assert torch.isfinite(logit).all()
+
+
+def test_models_saved_before_the_fov_mask_load_without_it():
+    assert not GuidedConfig.from_saved({"finding": "drusen", "width": 4, "unknown": 1}).fov_mask
+    assert GuidedConfig.from_saved(GuidedConfig().to_dict()).fov_mask
