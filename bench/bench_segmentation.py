@@ -150,25 +150,26 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     model, config, metadata = load("lesions", path, device)
     images, masks, names = lesion_arrays()
     _, val = lesion_split(names)
-    curves = [PrecisionRecallCurve() for _ in LESION_CHANNELS]
+    channels = list(config.channels)   # all four, or a detail network's subset (microaneurysms)
+    curves = [PrecisionRecallCurve() for _ in channels]
     seconds = []
     for i in val:
         start = time.perf_counter()
         prob = segment_lesions(model, np.asarray(images[i]), device, config)
         seconds.append(time.perf_counter() - start)
-        for c, curve in enumerate(curves):
-            curve.add(prob[c], np.asarray(masks[i, c]) >= 128)
+        for c, (channel, curve) in enumerate(zip(channels, curves)):
+            curve.add(prob[c], np.asarray(masks[i, LESION_CHANNELS.index(channel)]) >= 128)
     out = {"images": len(val), "seconds_per_image": float(np.median(seconds)),
            "working_size": list(images.shape[1:3])}
     tuned = []
-    for channel, threshold, curve in zip(LESION_CHANNELS, config.thresholds, curves):
+    for channel, threshold, curve in zip(channels, config.thresholds, curves):
         out[f"aupr_{channel}"] = curve.average_precision()
         out[f"dice_{channel}"] = curve.dice_at(threshold)
         best, best_threshold = curve.best_dice()
         out[f"best_dice_{channel}"], out[f"best_threshold_{channel}"] = best, best_threshold
         # A type the network has not learnt (AUPR < 0.05) keeps 0.5, so it suggests nothing rather than noise.
         tuned.append(round(best_threshold, 3) if out[f"aupr_{channel}"] >= 0.05 else 0.5)
-    out["aupr_mean"] = float(np.nanmean([out[f"aupr_{c}"] for c in LESION_CHANNELS]))
+    out["aupr_mean"] = float(np.nanmean([out[f"aupr_{c}"] for c in channels]))
     if tune:
         from models.weights import save_weights
         metadata["config"]["thresholds"] = tuned
@@ -182,7 +183,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-dir", default=str(REPO / "weights"))
-    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions")
+    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions,microaneurysms")
     parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
     parser.add_argument("--tune-lesion-thresholds", action="store_true")
     parser.add_argument("--device", default=None)
@@ -192,7 +193,8 @@ def main() -> None:
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
     folder = Path(args.weights_dir)
-    weights = {name: folder / f"{name}.safetensors" for name in ("vessels", "disc_cup", "landmarks", "lesions")}
+    weights = {name: folder / f"{name}.safetensors"
+               for name in ("vessels", "disc_cup", "landmarks", "lesions", "microaneurysms")}
     runs = [(name, weights[name], name) for name in args.only.split(",")]
     runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
     results = {}
@@ -209,7 +211,8 @@ def main() -> None:
             results[label] = bench_landmarks(path if path.is_file() else None,
                                              weights["disc_cup"] if weights["disc_cup"].is_file() else None, device)
         else:
-            results[label] = bench_lesions(path, device, args.tune_lesion_thresholds and label == "lesions")
+            results[label] = bench_lesions(path, device,
+                                           args.tune_lesion_thresholds and label in ("lesions", "microaneurysms"))
         if path.is_file():
             results[label]["version"] = read_metadata(path).get("version")
         results[label]["bench_seconds"] = round(time.perf_counter() - start, 1)

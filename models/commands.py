@@ -23,9 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 def register(subparsers) -> None:
     train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
     train.add_argument("--task", required=True, choices=TASK_CHOICES)
-    train.add_argument("--architecture", help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab")
+    train.add_argument("--architecture",
+                       help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab | unet")
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
     train.add_argument("--decoder-channels", type=int, help="lesions: channels after ASPP (paper 256)")
+    train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
     train.add_argument("--preprocess", choices=("none", "local_contrast"),
                        help="lesions: input as is or with the local mean colour subtracted")
     train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
@@ -73,6 +75,16 @@ def build_task(args):
         if args.task != "lesions":
             raise OctantError("--decoder-channels applies to the lesions task only; leave it out.")
         net_options["decoder_channels"] = args.decoder_channels
+    if args.channels:
+        if args.task != "lesions":
+            raise OctantError("--channels applies to the lesions task only; leave it out.")
+        from models.lesions import LESION_CHANNELS
+
+        net_options["channels"] = tuple(c.strip().upper() for c in args.channels.split(",") if c.strip())
+        if not net_options["channels"] or set(net_options["channels"]) - set(LESION_CHANNELS):
+            raise OctantError(f"--channels takes lesion types among {', '.join(LESION_CHANNELS)}, "
+                              f"not {args.channels!r}.")
+        net_options["thresholds"] = (0.5,) * len(net_options["channels"])
     if args.preprocess:
         if args.task != "lesions":
             raise OctantError("--preprocess applies to the lesions task only; leave it out.")

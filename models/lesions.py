@@ -9,6 +9,11 @@ Input: optionally contrast-normalised (``preprocess="local_contrast"``): the loc
 subtracted, which removes uneven illumination and pigmentation so small dark (MA, HE) and bright
 (EX, SE) spots stand out; networks trained from scratch on a few dozen photos learn them sooner.
 
+Microaneurysm detail network: DeepLabV3+ predicts at 1/4 of its input, coarse for spots one or
+two logit pixels wide. ``architecture="unet"`` with ``channels=("MA",)`` is a U-Net whose decoder
+returns to full resolution, trained on the same crops and loss; the pipeline lets it replace the
+lesion network's MA channel when its weights (``microaneurysms.safetensors``) are present.
+
 Working resolution: microaneurysms are ≈ 16 px across (median, IDRiD at 4288 × 2848; 10th
 percentile 10 px); DeepLabV3+ predicts at 1/4 of its input, so the photo is rescaled until the FOV
 is ``fov_diameter_px`` wide (1/3 of IDRiD's): MAs are then ≈ 5 px, ≥ 1 logit pixel each.
@@ -71,9 +76,10 @@ class CBAM(nn.Module):
 
 @dataclass
 class LesionNetConfig(NetConfig):
-    architecture: str = "attention_deeplab"    # "attention_deeplab" | "deeplab" (the ablation)
+    architecture: str = "attention_deeplab"    # "attention_deeplab" | "deeplab" (the ablation) | "unet"
     encoder: str = LIGHT_ENCODER
-    decoder_channels: int = 256                 # Jithesh III-C: 256 channels after ASPP
+    decoder_channels: int = 256                 # Jithesh III-C: 256 channels after ASPP (U-Net: its widest stage)
+    channels: tuple[str, ...] = LESION_CHANNELS  # which lesion types it predicts, in LESION_CHANNELS order
     cbam_reduction: int = 16
     fov_diameter_px: int = IDRID_FOV_DIAMETER_PX // 3
     thresholds: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)   # per channel, tuned on validation
@@ -117,10 +123,17 @@ def prepare_input(image_rgb: np.ndarray, config: LesionNetConfig) -> np.ndarray:
 
 
 def build_lesion_net(config: LesionNetConfig) -> nn.Module:
-    if config.architecture not in ("attention_deeplab", "deeplab"):
+    if config.architecture not in ("attention_deeplab", "deeplab", "unet"):
         raise ValueError(f"unknown lesion architecture {config.architecture!r}")
+    unknown = set(config.channels) - set(LESION_CHANNELS)
+    if unknown or not config.channels:
+        raise ValueError(f"lesion channels must be among {LESION_CHANNELS}, not {sorted(unknown)}")
+    if config.architecture == "unet":
+        widest = config.decoder_channels
+        return build_smp("Unet", config.encoder, config.encoder_weights_path, classes=len(config.channels),
+                         decoder_channels=(widest, widest // 2, widest // 4, widest // 4, widest // 4))
     model = build_smp("DeepLabV3Plus", config.encoder, config.encoder_weights_path,
-                      classes=len(LESION_CHANNELS), decoder_channels=config.decoder_channels)
+                      classes=len(config.channels), decoder_channels=config.decoder_channels)
     if config.architecture == "attention_deeplab":
         decoder = model.decoder
         decoder.aspp.append(CBAM(config.decoder_channels, config.cbam_reduction))
@@ -131,7 +144,7 @@ def build_lesion_net(config: LesionNetConfig) -> nn.Module:
 
 def segment_lesions(model: nn.Module, image_rgb: np.ndarray, device: torch.device,
                     config: LesionNetConfig | None = None) -> np.ndarray:
-    """Lesion probabilities (4, H, W) float32 for an image already at the working scale."""
+    """Lesion probabilities (len(config.channels), H, W) float32 for an image already at the working scale."""
     x = rgb_to_tensor(prepare_input(image_rgb, config or LesionNetConfig())).to(device)
     with inference_context(device):
         prob = predict_padded(lambda batch: torch.sigmoid(model(batch)), x, multiple=32)

@@ -28,14 +28,17 @@ from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels
 from models.weights import WEIGHTS_DIR, load_weights
 from storage.errors import GeometryError, WeightsError
 
-MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions")
+MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions", "microaneurysms")
+OPTIONAL_MODELS = {"microaneurysms"}   # a detail network: without it the lesion network's MA channel serves
 CONFIGS = {"landmarks": (LocatorConfig, build_locator), "disc_cup": (DiscCupConfig, build_disc_cup_net),
-           "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net)}
+           "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net),
+           "microaneurysms": (LesionNetConfig, build_lesion_net)}
 WORKING_RESOLUTIONS = {
     "landmarks": "photo letterboxed into 512 × 384",
     "disc_cup": "256 × 256 crop of 3 disc diameters around the disc (two passes)",
     "vessels": "FOV rescaled to 540 px across (DRIVE's scale), 352-px tiles",
     "lesions": "FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
+    "microaneurysms": "FOV rescaled to 1150 px across, full-resolution output",
 }
 MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))
 FALLBACK_HINT = {
@@ -43,6 +46,7 @@ FALLBACK_HINT = {
     "disc_cup": "the optic disc and cup are not segmented",
     "vessels": "vessels are not segmented",
     "lesions": "lesions are not segmented and no regions are suggested",
+    "microaneurysms": "microaneurysms come from the lesion network",
 }
 
 
@@ -77,6 +81,8 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
     for name in MODEL_NAMES:
         path = folder / f"{name}.safetensors"
         config_class, build = CONFIGS[name]
+        if name in OPTIONAL_MODELS and not path.is_file():
+            continue
         try:
             if not path.is_file():
                 raise WeightsError(f"no {name} weights at {path}")
@@ -257,11 +263,20 @@ def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: Pipelin
         work, x0, y0, k = _working_image(image_rgb, fov, lesions.config.fov_diameter_px)
         probs = segment_lesions(lesions.model, work, models.device, lesions.config)
         to_work = scale_matrix(k * s, x0 / s, y0 / s)
-        stored = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
+        thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
+        detail = models.get("microaneurysms")
+        if detail is not None:   # finer probabilities (microaneurysms) from the full-resolution network
+            detail_work, *_ = _working_image(image_rgb, fov, detail.config.fov_diameter_px)
+            detail_probs = segment_lesions(detail.model, detail_work, models.device, detail.config)
+            for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
+                if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
+                    prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
+                probs[LESION_CHANNELS.index(channel)] = prob
+                thresholds[channel] = threshold
         for channel, prob in zip(LESION_CHANNELS, probs):
             name = LESION_NAMES[channel]
             result.layers[name] = Layer(prob, to_work)
-            result.thresholds[name] = (options.lesion_thresholds or {}).get(channel, stored[channel])
+            result.thresholds[name] = (options.lesion_thresholds or {}).get(channel, thresholds[channel])
         lap("lesions")
         _suggest_regions(result, probs, to_work, work.shape[:2], options, messages)
         lap("regions")

@@ -235,13 +235,14 @@ class LesionCrops(Dataset):
     (Jithesh III-B; the elastic/grid/optical distortions are left out)."""
 
     def __init__(self, indices: list[int], crop: int = 384, samples_per_epoch: int = 400, lesion_centred: float = 0.5,
-                 prepare=None):
+                 prepare=None, channels: tuple[int, ...] = (0, 1, 2, 3)):
         images, masks, _ = lesion_arrays()
         self.images = np.stack([prepare(images[i]) if prepare else images[i] for i in indices])
-        self.masks = np.ascontiguousarray(masks[indices, :4] >= 128)   # lesion present over half the pixel
+        # lesion present over half the pixel; only the channels this network predicts
+        self.masks = np.ascontiguousarray(masks[indices][:, list(channels)] >= 128)
         self.crop, self.length, self.lesion_centred = crop, samples_per_epoch, lesion_centred
         step = 4   # lesion pixels kept on a 4-pixel grid: enough centres, little memory
-        self.lesion_pixels = [[np.argwhere(m[c, ::step, ::step]) * step for c in range(4)] for m in self.masks]
+        self.lesion_pixels = [[np.argwhere(c_mask[::step, ::step]) * step for c_mask in m] for m in self.masks]
 
     def __len__(self) -> int:
         return self.length
@@ -250,7 +251,7 @@ class LesionCrops(Dataset):
         rng = np.random
         i = rng.randint(len(self.images))
         h, w = self.images.shape[1:3]
-        present = [c for c in range(4) if len(self.lesion_pixels[i][c])]
+        present = [c for c in range(len(self.masks[i])) if len(self.lesion_pixels[i][c])]
         if present and rng.rand() < self.lesion_centred:
             pixels = self.lesion_pixels[i][present[rng.randint(len(present))]]
             cy, cx = pixels[rng.randint(len(pixels))] + rng.uniform(-0.3, 0.3, 2) * self.crop
@@ -260,8 +261,8 @@ class LesionCrops(Dataset):
         matrix = random_affine((float(cx), float(cy)), (self.crop, self.crop), scale,
                                rng.uniform(-15, 15) if rng.rand() < 0.5 else 0.0, False)
         image = colour_jitter(warp(self.images[i], matrix, (self.crop, self.crop)))
-        masks = np.stack([warp(self.masks[i, c].astype(np.uint8), matrix, (self.crop, self.crop), linear=False)
-                          for c in range(4)]).astype(np.float32)
+        masks = np.stack([warp(m.astype(np.uint8), matrix, (self.crop, self.crop), linear=False)
+                          for m in self.masks[i]]).astype(np.float32)
         image_chw, masks = flips_and_quarter_turns(image.transpose(2, 0, 1), masks)
         x = rgb_to_tensor(np.ascontiguousarray(image_chw.transpose(1, 2, 0)))
         return x, torch.from_numpy(masks)
@@ -270,15 +271,15 @@ class LesionCrops(Dataset):
 class LesionPhotos(Dataset):
     """Whole validation photos at 1/3 scale: (input, targets (4, H, W), all-true mask)."""
 
-    def __init__(self, indices: list[int], prepare=None):
+    def __init__(self, indices: list[int], prepare=None, channels: tuple[int, ...] = (0, 1, 2, 3)):
         self.images, self.masks, _ = lesion_arrays()
-        self.indices, self.prepare = indices, prepare
+        self.indices, self.prepare, self.channels = indices, prepare, list(channels)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int):
         i = self.indices[index]
-        target = torch.from_numpy((np.asarray(self.masks[i, :4]) >= 128).astype(np.float32))
+        target = torch.from_numpy((np.asarray(self.masks[i, self.channels]) >= 128).astype(np.float32))
         image = np.asarray(self.images[i])
         return rgb_to_tensor(self.prepare(image) if self.prepare else image), target, torch.ones(target.shape[1:], dtype=torch.bool)

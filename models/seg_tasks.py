@@ -133,8 +133,9 @@ class LesionTask:
         _, _, names = lesion_arrays()
         train, val = lesion_split(names)
         prepare = partial(prepare_input, config=self.net)
-        return (LesionCrops(train, self.crop, self.samples_per_epoch, self.lesion_centred, prepare),
-                LesionPhotos(val, prepare))
+        channels = tuple(LESION_CHANNELS.index(c) for c in self.net.channels)
+        return (LesionCrops(train, self.crop, self.samples_per_epoch, self.lesion_centred, prepare, channels),
+                LesionPhotos(val, prepare, channels))
 
     def loss(self, model, batch, device):
         x, target = (t.to(device) for t in batch)
@@ -145,7 +146,7 @@ class LesionTask:
         return total, _parts(terms)
 
     def validate(self, model, loader, device):
-        curves = [PrecisionRecallCurve() for _ in LESION_CHANNELS]
+        curves = [PrecisionRecallCurve() for _ in self.net.channels]
         criterion, losses = LesionLoss(self.loss_weights), []
         for x, target, _ in loader:
             logits = _padded_logits(model, x.to(device)).float().cpu()
@@ -154,12 +155,12 @@ class LesionTask:
             for c, curve in enumerate(curves):
                 curve.add(prob[:, c], target[:, c].numpy())
         metrics = {"val_loss": float(np.mean(losses))}
-        for name, curve in zip(LESION_CHANNELS, curves):
+        for name, curve in zip(self.net.channels, curves):
             metrics[f"val_aupr_{name}"] = curve.average_precision()
             metrics[f"val_dice_{name}"] = curve.dice_at(0.5)
             best, threshold = curve.best_dice()
             metrics[f"val_best_dice_{name}"], metrics[f"val_threshold_{name}"] = best, threshold
-        metrics["val_aupr_mean"] = float(np.nanmean([metrics[f"val_aupr_{n}"] for n in LESION_CHANNELS]))
+        metrics["val_aupr_mean"] = float(np.nanmean([metrics[f"val_aupr_{n}"] for n in self.net.channels]))
         return metrics
 
     def task_config(self) -> dict:

@@ -75,6 +75,23 @@ def test_pipeline_reports_in_original_pixels_from_a_half_size_decode(tiny_weight
     json.dumps(result.to_json())
 
 
+def test_a_microaneurysm_detail_network_replaces_the_lesion_networks_ma_channel(tmp_path, tiny_weights, fundus):
+    image, *_ = fundus
+    for name in TINY:
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    without, _ = load_pipeline_models(tmp_path, "cpu")
+    config = LesionNetConfig(architecture="unet", channels=("MA",), decoder_channels=16, thresholds=(0.3,),
+                             fov_diameter_px=160, preprocess="local_contrast")
+    save_weights(build_lesion_net(config), tmp_path / "microaneurysms.safetensors",
+                 {"name": "microaneurysms", "config": config.to_dict(), "version": "ma-test"})
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert messages == [] and models.versions()["microaneurysms"] == "ma-test"
+    plain, detailed = run_pipeline(image, without), run_pipeline(image, models)
+    assert detailed.thresholds["microaneurysms"] == 0.3
+    assert not np.allclose(plain.probability("microaneurysms"), detailed.probability("microaneurysms"))
+    assert np.allclose(plain.probability("haemorrhages"), detailed.probability("haemorrhages"))
+
+
 def test_batch_writes_one_folder_per_image_skips_bad_files_and_resumes(tmp_path, tiny_weights, fundus):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -4,7 +4,7 @@ import torch
 
 from models.disc_cup import DiscCupConfig, build_disc_cup_net, crop_disc, measure_disc, segment_disc_cup, DiscCupResult
 from models.landmarks import LocatorConfig, build_locator
-from models.lesions import CBAM, LesionNetConfig, build_lesion_net, segment_lesions
+from models.lesions import CBAM, LesionNetConfig, build_lesion_net, local_contrast, segment_lesions
 from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels, STARTER_VESSELS
 
 CPU = torch.device("cpu")
@@ -30,6 +30,27 @@ def test_segment_lesions_accepts_any_image_size():
     model = build_lesion_net(LesionNetConfig(decoder_channels=16)).eval()
     prob = segment_lesions(model, np.full((50, 70, 3), 120, np.uint8), CPU)
     assert prob.shape == (4, 50, 70) and prob.min() >= 0 and prob.max() <= 1
+
+
+def test_microaneurysm_detail_net_predicts_its_channels_at_full_resolution_on_normalised_input():
+    config = LesionNetConfig(architecture="unet", channels=("MA",), decoder_channels=16, thresholds=(0.5,),
+                             preprocess="local_contrast", fov_diameter_px=60)
+    model = build_lesion_net(config).eval()
+    rng = np.random.default_rng(0)
+    prob = segment_lesions(model, rng.integers(0, 255, (50, 70, 3), dtype=np.uint8), CPU, config)
+    assert prob.shape == (1, 50, 70)
+    with pytest.raises(ValueError, match="lesion channels"):
+        build_lesion_net(LesionNetConfig(channels=("XX",)))
+
+
+def test_local_contrast_removes_uneven_illumination_and_keeps_a_dark_spot():
+    ramp = np.tile(np.linspace(60, 200, 120, dtype=np.float32), (120, 1))
+    image = np.repeat(ramp[..., None], 3, axis=2)
+    image[60:63, 60:63] -= 40                                   # a microaneurysm-sized dark spot
+    out = local_contrast(image.astype(np.uint8), fov_diameter_px=120).astype(np.float32)
+    background = np.delete(out[40:80, 20:100, 1], np.s_[38:45], axis=1)
+    assert background.std() < 12 and abs(background.mean() - 128) < 10   # the ramp is gone
+    assert out[61, 61, 1] < 128 - 60                                      # the spot stands out (×4 gain)
 
 
 def test_vessel_unet_tiles_an_image_of_any_size():
