@@ -49,11 +49,34 @@ def run(finding: str, guidance: float, export: Path | None, run_root: Path) -> d
             "minutes": (time.perf_counter() - start) / 60, "command": "python main.py " + " ".join(argv)}
 
 
+def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
+    """The best epoch again on its validation photos, with the figures training does not log:
+    the share of the map the cues cover (AIR of a flat map) and AIR on box cues (a lower bound)."""
+    from torch.utils.data import DataLoader
+
+    from models.finding_data import FindingDataset
+    from models.finding_training import guided_split
+    from models.guided import GuidedConfig, GuidedNet, finding_metrics, predict
+    from models.reference_labels import idrid_reference_samples
+
+    run_dir = run_root / f"{finding}_lambda{guidance:g}"
+    config = GuidedConfig.from_saved(json.loads((run_dir / "config.json").read_text())["task"])
+    model = GuidedNet(config)
+    model.load_state_dict(torch.load(run_dir / "best.pt", weights_only=False)["model"])
+    fraction = float(REDUCED[REDUCED.index("--validation-fraction") + 1])
+    seed = int(REDUCED[REDUCED.index("--seed") + 1])
+    _, validation = guided_split(idrid_reference_samples(finding), fraction, seed)
+    loader = DataLoader(FindingDataset(validation, config.input_size, config.map_size), batch_size=32)
+    return finding_metrics(predict(model, loader, torch.device("cpu")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--findings", default="haemorrhage,hard_exudate")
     parser.add_argument("--starters", default="", help="findings trained guided only, for starter weights")
     parser.add_argument("--export-starters", action="store_true")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="measure the runs already in runs/bench_guided again, without training")
     parser.add_argument("--export-dir", type=Path, default=ROOT / "weights",
                         help="where --export-starters writes (compare there before replacing shipped weights)")
     args = parser.parse_args()
@@ -68,9 +91,12 @@ def main() -> None:
     findings = [f for f in args.findings.split(",") if f]
     for finding in findings + [f for f in args.starters.split(",") if f]:
         export = weights / f"guided_{finding}.safetensors" if args.export_starters else None
-        pair = {"with": run(finding, 1.0, export, run_root)}
-        if finding in findings:
-            pair["without"] = run(finding, 0.0, None, run_root)
+        sides = {"with": 1.0, "without": 0.0} if finding in findings else {"with": 1.0}
+        pair = results["runs"].get(finding, {}) if args.evaluate_only else {}
+        for side, guidance in sides.items():
+            if not args.evaluate_only:
+                pair[side] = run(finding, guidance, export if guidance else None, run_root)
+            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root))
         results["runs"][finding] = pair
         output.write_text(json.dumps(results, indent=2, default=str))
     table = guidance_table({f: pair for f, pair in results["runs"].items() if "without" in pair})
@@ -79,8 +105,11 @@ def main() -> None:
     print(table)
     for finding, pair in results["runs"].items():
         for side, r in pair.items():
-            print(f"{finding} {side}: best epoch {r['best_epoch']}/{r['epochs']}, {r['minutes']:.1f} min, "
-                  f"n_tp {r.get('n_tp')}, n_fn {r.get('n_fn')}, threshold {r.get('threshold'):.3f}")
+            print(f"{finding} {side}: best epoch {r.get('best_epoch')}/{r.get('epochs')}, "
+                  f"{r.get('minutes', float('nan')):.1f} min, n_tp {r.get('n_tp')}, n_fn {r.get('n_fn')}, "
+                  f"threshold {r.get('threshold'):.3f}, cues cover {r.get('cue_tp', float('nan')):.2f} of the map "
+                  f"on TP; box cues (lower bound): AIR TP {r.get('air_tp_box', float('nan')):.3f} "
+                  f"(n {r.get('n_tp_box')}), FN {r.get('air_fn_box', float('nan')):.3f} (n {r.get('n_fn_box')})")
 
 
 if __name__ == "__main__":

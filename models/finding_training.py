@@ -87,9 +87,7 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
         samples = consensus_samples(project.database, config.finding, "train", k=k)
         test_samples = consensus_samples(project.database, config.finding, "test", k=k)
         labels = f"consensus of three readers (k = {k})"
-    # Drawn per label and per cue kind, so validation holds complete cues to measure AIR on.
-    derivation, validation = split_derivation_validation(samples, validation_fraction, engine.seed,
-                                                         stratum=lambda s: (s.present, s.cue_complete))
+    derivation, validation = guided_split(samples, validation_fraction, engine.seed)
     _check_both_classes(derivation, "derivation")
     _check_validation(validation)
     counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
@@ -116,6 +114,13 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
     outcome.counts = counts
     outcome.gallery = validation_gallery(model, validation_set, gallery_size)
     return outcome
+
+
+def guided_split(samples: list, validation_fraction: float, seed: int) -> tuple[list, list]:
+    """Derivation / validation drawn per label and per cue kind, so that validation holds complete
+    cues to measure AIR on."""
+    return split_derivation_validation(samples, validation_fraction, seed,
+                                       stratum=lambda s: (s.present, s.cue_complete))
 
 
 def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,

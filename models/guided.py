@@ -259,7 +259,10 @@ def finding_metrics(outputs: dict) -> dict[str, float]:
     scores, labels = outputs["probabilities"], outputs["present"]
     point = best_operating_point(scores, labels)
     complete = outputs.get("cue_complete")
-    air = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold,
-                         None if complete is None else complete > 0.5)
+    complete = None if complete is None else complete > 0.5
+    air = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold, complete)
+    if complete is not None and not complete.all():   # box cues: AIR there is a lower bound
+        box = air_by_outcome(outputs["activations"], outputs["cues"], scores, labels, point.threshold, ~complete)
+        air.update({f"{key}_box": value for key, value in box.items()})
     return {"auroc": auroc(scores, labels), "sensitivity": point.sensitivity,
             "specificity": point.specificity, "threshold": point.threshold, **air}

@@ -86,7 +86,9 @@ def air_by_outcome(activations, cues, scores, labels, threshold: float, cue_comp
     """Mean AIR over true positives and over false negatives that carry a regional cue (§3.1).
 
     ``activations`` and ``cues`` are (N, H, W); ``cue_complete`` (N,) bool leaves out cues that
-    may miss regions (AIR would be a lower bound there). Returns ``{"air_tp", "air_fn", "n_tp", "n_fn"}``.
+    may miss regions (AIR would be a lower bound there). Returns ``{"air_tp", "air_fn", "n_tp", "n_fn",
+    "cue_tp"}``; ``cue_tp`` is the share of the map the true positives' cues cover: the AIR of a
+    map that activates everywhere alike, the level guidance has to beat.
     """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
@@ -101,6 +103,8 @@ def air_by_outcome(activations, cues, scores, labels, threshold: float, cue_comp
         values = [v for v in values if not math.isnan(v)]
         result[f"air_{name}"] = float(np.mean(values)) if values else math.nan
         result[f"n_{name}"] = float(len(values))
+    true_positives = np.flatnonzero(labels & detected & has_cue)
+    result["cue_tp"] = float(cues[true_positives].mean()) if len(true_positives) else math.nan
     return result
 
 

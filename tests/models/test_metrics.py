@@ -50,6 +50,7 @@ def test_air_by_outcome_separates_true_positives_and_false_negatives():
     result = air_by_outcome(activations, cues, scores, labels, threshold=0.5)
     assert result["air_tp"] == pytest.approx(0.9) and result["n_tp"] == 1
     assert result["air_fn"] == pytest.approx(0.25) and result["n_fn"] == 1
+    assert result["cue_tp"] == pytest.approx(0.5)   # the true positive's cue covers half its map
 
 
 def test_air_leaves_out_incomplete_cues():
