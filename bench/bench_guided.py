@@ -27,8 +27,10 @@ from models.metrics import guidance_table  # noqa: E402
 
 # Reduced settings for a 2-core CPU: 320 px instead of 512, 8 base channels, ≤ 20 minutes a run.
 # A quarter of each stratum (label × complete/box cue) validates, so AIR rests on ≥ 10 complete cues.
+# Both sides run all 30 epochs (no early stop): the guided validation loss, mostly the guidance
+# term, levels off within ~8 epochs while the classification still improves.
 REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-size", "16", "--lr", "0.02",
-           "--bf16", "--time-limit", "1200",
+           "--bf16", "--time-limit", "1200", "--patience", "0",
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
 
 
@@ -92,7 +94,7 @@ def main() -> None:
     for finding in findings + [f for f in args.starters.split(",") if f]:
         export = weights / f"guided_{finding}.safetensors" if args.export_starters else None
         sides = {"with": 1.0, "without": 0.0} if finding in findings else {"with": 1.0}
-        pair = results["runs"].get(finding, {}) if args.evaluate_only else {}
+        pair = results["runs"].get(finding, {})   # a side not trained now keeps its earlier figures
         for side, guidance in sides.items():
             if not args.evaluate_only:
                 pair[side] = run(finding, guidance, export if guidance else None, run_root)

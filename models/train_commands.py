@@ -51,6 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0 = all)")
     parser.add_argument("--time-limit", type=float, default=0.0, help="seconds of training (0 = none)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="epochs without a better validation loss before stopping (0 = never stop early)")
     parser.add_argument("--workers", type=int, default=0, help="data loader processes")
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: under the project)")
     parser.add_argument("--export", type=Path, default=None,
@@ -64,7 +66,8 @@ def engine_overrides(args: argparse.Namespace) -> dict:
     changes = {"seed": args.seed, "device": args.device, "cpu_bf16": args.bf16,
                "max_batches_per_epoch": args.max_batches, "time_limit_s": args.time_limit,
                "num_workers": args.workers}
-    for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr")):
+    for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                      ("patience", "early_stopping_patience")):
         if getattr(args, name) is not None:
             changes[key] = getattr(args, name)
     return changes
