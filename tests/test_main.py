@@ -48,3 +48,10 @@ def test_a_damaged_database_is_refused_and_left_untouched(tmp_path, capsys):
     assert main.main(["status", "--project", str(folder)]) == 1
     assert "octant:" in capsys.readouterr().err
     assert damaged.read_bytes() == before
+
+
+def test_train_seg_refuses_unknown_lesion_types_and_options_of_other_tasks(capsys):
+    assert main.main(["train-seg", "--task", "lesions", "--channels", "MA,XX"]) == 1
+    assert "--channels takes lesion types among MA, HE, EX, SE" in capsys.readouterr().err
+    assert main.main(["train-seg", "--task", "vessels", "--preprocess", "local_contrast"]) == 1
+    assert "lesions task only" in capsys.readouterr().err
