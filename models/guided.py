@@ -120,12 +120,12 @@ class GuidedNet(nn.Module):
         pooled = [F.adaptive_avg_pool2d(r, size) for r in reductions]
         features = torch.cat(pooled, dim=1)
         logits = self.to_map(torch.cat([branch(features) for branch in self.pyramid], dim=1))
-        if not self.config.fov_mask:
-            pooled = F.max_pool2d(logits, self.small_pool, ceil_mode=True) if self.small_pool > 1 else logits
-            return pooled.mean(dim=(1, 2, 3)), torch.sigmoid(logits)
-        inside = F.adaptive_avg_pool2d((image.amax(1, keepdim=True) > FOV_LEVEL).to(logits.dtype),
-                                       logits.shape[-2:]) > 0.5
-        logits = logits.masked_fill(~inside, OUTSIDE_LOGIT)
+        if self.config.fov_mask:
+            inside = F.adaptive_avg_pool2d((image.amax(1, keepdim=True) > FOV_LEVEL).to(logits.dtype),
+                                           logits.shape[-2:]) > 0.5
+            logits = logits.masked_fill(~inside, OUTSIDE_LOGIT)
+        else:
+            inside = torch.ones_like(logits, dtype=torch.bool)
         if self.small_pool > 1:
             logits_pooled = F.max_pool2d(logits, self.small_pool, ceil_mode=True)
             inside_pooled = F.max_pool2d(inside.to(logits.dtype), self.small_pool, ceil_mode=True) > 0
