@@ -156,8 +156,8 @@ def progress_printer(stream=sys.stderr):
 def run_train_seg(args) -> int:
     from models.training import load_best, train
 
+    task, config = build_task(args)   # bad options are refused before any data is looked for
     ensure_caches(args.task, args.data)
-    task, config = build_task(args)
     architecture = getattr(task.net, "architecture", args.task)
     run_dir = Path(args.run_dir or REPO / "runs" / f"seg-{args.task}-{architecture}")
     started = time.time()
