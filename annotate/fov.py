@@ -22,6 +22,8 @@ DETECTION_SIDE = 512
 # Brightness (0–255, smoothed max channel) below which a pixel counts as black border. The border
 # of JPEG photos sits at 0–12; the darkest retina at the FOV edge stays above ~20.
 BORDER_LEVEL_MAX = 20
+# One pixel's brightest channel at or below this is border, for networks that mask it per pixel.
+BLACK_PIXEL_LEVEL = 15
 # Contour points closer than this (detection pixels) to the image edge belong to the cut, not the circle.
 EDGE_MARGIN = 2
 

@@ -27,12 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from annotate.fov import BLACK_PIXEL_LEVEL
+
 # §2.2: dilation rates by the finding's size class (storage/catalogue.py's FindingSpec.size_class).
 ATROUS_RATES: dict[str, tuple[int, ...]] = {"large": (1, 2, 4, 8), "medium": (1, 2, 4), "small": (1, 2)}
 REDUCTIONS = 4                 # first four reduction layers feed the pyramid
 GUIDANCE_EPSILON = 1e-3        # §3.1, ε in eq. 2
 GUIDANCE_WEIGHT = 1.0          # §3.1, λ in eq. 3; 0 trains the unguided ablation
-FOV_LEVEL = 15 / 255           # brighter than this in some channel: inside the fundus (input in [0, 1])
+FOV_LEVEL = BLACK_PIXEL_LEVEL / 255   # brighter than this in some channel: inside the fundus (input in [0, 1])
 OUTSIDE_LOGIT = -20.0          # sigmoid ≈ 2e-9: no activation outside the fundus
 PAPER_INPUT_SIZE = 512
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from annotate.fov import BLACK_PIXEL_LEVEL
 from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
 from models.tiling import predict_padded
 
@@ -98,7 +99,7 @@ def local_contrast(image_rgb: np.ndarray, fov_diameter_px: float) -> np.ndarray:
     not leak a bright ring into the rim of the fundus."""
     import cv2
 
-    fov = (image_rgb.max(axis=2) > 15).astype(np.float32)
+    fov = (image_rgb.max(axis=2) > BLACK_PIXEL_LEVEL).astype(np.float32)
     image = image_rgb.astype(np.float32)
     # The mean varies slowly: blur a 4× smaller copy (16× fewer pixels, same result within a grey level).
     h, w = fov.shape
