@@ -146,7 +146,12 @@ def build_lesion_net(config: LesionNetConfig) -> nn.Module:
 def segment_lesions(model: nn.Module, image_rgb: np.ndarray, device: torch.device,
                     config: LesionNetConfig | None = None) -> np.ndarray:
     """Lesion probabilities (len(config.channels), H, W) float32 for an image already at the working scale."""
-    x = rgb_to_tensor(prepare_input(image_rgb, config or LesionNetConfig())).to(device)
+    return segment_prepared(model, prepare_input(image_rgb, config or LesionNetConfig()), device)
+
+
+def segment_prepared(model: nn.Module, prepared_rgb: np.ndarray, device: torch.device) -> np.ndarray:
+    """``segment_lesions`` on an input already through ``prepare_input`` (shared by two networks)."""
+    x = rgb_to_tensor(prepared_rgb).to(device)
     with inference_context(device):
         prob = predict_padded(lambda batch: torch.sigmoid(model(batch)), x, multiple=32)
     return prob.float().cpu().numpy()

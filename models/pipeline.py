@@ -23,7 +23,8 @@ from annotate.geometry import region_label_map
 from models.device import pick_device
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup
 from models.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned, plausible
-from models.lesions import LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, segment_lesions
+from models.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
+                            segment_prepared)
 from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels
 from models.weights import WEIGHTS_DIR, load_weights
 from storage.errors import GeometryError, WeightsError
@@ -260,14 +261,22 @@ def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: Pipelin
 
     lesions = models.get("lesions")
     if lesions is not None:
-        work, x0, y0, k = _working_image(image_rgb, fov, lesions.config.fov_diameter_px)
-        probs = segment_lesions(lesions.model, work, models.device, lesions.config)
+        inputs: dict = {}   # (scale, preprocessing) -> network input: the lesion and detail networks share it
+
+        def lesion_input(config: LesionNetConfig) -> tuple[np.ndarray, tuple]:
+            key = (config.fov_diameter_px, config.preprocess)
+            if key not in inputs:
+                working = _working_image(image_rgb, fov, config.fov_diameter_px)
+                inputs[key] = (prepare_input(working[0], config), working)
+            return inputs[key]
+
+        prepared, (work, x0, y0, k) = lesion_input(lesions.config)
+        probs = segment_prepared(lesions.model, prepared, models.device)
         to_work = scale_matrix(k * s, x0 / s, y0 / s)
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
         detail = models.get("microaneurysms")
         if detail is not None:   # finer probabilities (microaneurysms) from the full-resolution network
-            detail_work, *_ = _working_image(image_rgb, fov, detail.config.fov_diameter_px)
-            detail_probs = segment_lesions(detail.model, detail_work, models.device, detail.config)
+            detail_probs = segment_prepared(detail.model, lesion_input(detail.config)[0], models.device)
             for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
                 if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
                     prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
