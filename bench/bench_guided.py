@@ -6,8 +6,13 @@ networks are trained by the project's own ``train`` command on reference labels
 validation split of photos whose IDRiD name match is confirmed (grouped so a photo known under
 two names never sits on both sides). Optionally the guided runs are exported as starter weights.
 
+``--cue lesions`` trains on lesion cues instead of regional ones (the map cells holding the
+IDRiD masks' lesions, ``models.finding_data.lesion_cue``): a much narrower cue than the regions,
+which on these advanced-retinopathy photos cover most of the map. Every run's AIR is measured
+against both kinds of cue, so the two tables compare directly.
+
     OMP_NUM_THREADS=1 python bench/bench_guided.py [--findings haemorrhage,hard_exudate]
-        [--starters microaneurysm,cotton_wool_patch] [--export-starters]
+        [--starters microaneurysm,cotton_wool_patch] [--export-starters] [--cue lesions]
 """
 from __future__ import annotations
 
@@ -34,9 +39,9 @@ REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-siz
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
 
 
-def run(finding: str, guidance: float, export: Path | None, run_root: Path) -> dict:
+def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str) -> dict:
     run_dir = run_root / f"{finding}_lambda{guidance:g}"
-    argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid",
+    argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--cue", cue,
             "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *REDUCED]
     if export is not None:
         argv += ["--export", str(export)]
@@ -53,7 +58,8 @@ def run(finding: str, guidance: float, export: Path | None, run_root: Path) -> d
 
 def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     """The best epoch again on its validation photos, with the figures training does not log:
-    the share of the map the cues cover (AIR of a flat map) and AIR on box cues (a lower bound)."""
+    the share of the map the cues cover (AIR of a flat map), AIR on box cues (a lower bound), and
+    AIR against lesion cues (suffix ``_lesion``) as well as regional ones."""
     from torch.utils.data import DataLoader
 
     from models.finding_data import FindingDataset
@@ -68,8 +74,13 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     fraction = float(REDUCED[REDUCED.index("--validation-fraction") + 1])
     seed = int(REDUCED[REDUCED.index("--seed") + 1])
     _, validation = guided_split(idrid_reference_samples(finding), fraction, seed)
-    loader = DataLoader(FindingDataset(validation, config.input_size, config.map_size), batch_size=32)
-    return finding_metrics(predict(model, loader, torch.device("cpu")))
+    figures = {}
+    for cue, suffix in (("lesions", "_lesion"), ("regions", "")):
+        dataset = FindingDataset(validation, config.input_size, config.map_size, cue_source=cue)
+        metrics = finding_metrics(predict(model, DataLoader(dataset, batch_size=32), torch.device("cpu")))
+        figures.update({f"{k}{suffix}": v for k, v in metrics.items() if k.startswith(("air", "cue", "n_"))
+                        or not suffix})
+    return figures
 
 
 def main() -> None:
@@ -81,37 +92,48 @@ def main() -> None:
                         help="measure the runs already in runs/bench_guided again, without training")
     parser.add_argument("--export-dir", type=Path, default=ROOT / "weights",
                         help="where --export-starters writes (compare there before replacing shipped weights)")
+    parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
+                        help="what guides training: the lesions' regions (as readers label) or the lesions' cells")
     args = parser.parse_args()
-    run_root = ROOT / "runs" / "bench_guided"
+    run_root = ROOT / "runs" / ("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues")
+    runs_key = "runs" if args.cue == "regions" else "runs_lesion_cues"
     weights = args.export_dir
     weights.mkdir(parents=True, exist_ok=True)
     output = ROOT / "bench" / "results" / "bench_guided.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(output.read_text()) if output.is_file() else {"runs": {}}  # earlier findings stay
+    results = json.loads(output.read_text()) if output.is_file() else {}  # earlier findings stay
+    results.setdefault(runs_key, {})
     results.update({"settings": REDUCED, "machine": "2-core CPU, OMP_NUM_THREADS=1",
-                    "air": "on validation photos with complete cues (IDRiD-segmentation masks) only"})
+                    "air": "on validation photos with complete cues (IDRiD-segmentation masks) only; "
+                           "*_lesion: against the lesions' map cells instead of their regions"})
     findings = [f for f in args.findings.split(",") if f]
     for finding in findings + [f for f in args.starters.split(",") if f]:
         export = weights / f"guided_{finding}.safetensors" if args.export_starters else None
         sides = {"with": 1.0, "without": 0.0} if finding in findings else {"with": 1.0}
-        pair = results["runs"].get(finding, {})   # a side not trained now keeps its earlier figures
+        pair = results[runs_key].get(finding, {})   # a side not trained now keeps its earlier figures
         for side, guidance in sides.items():
             if not args.evaluate_only:
-                pair[side] = run(finding, guidance, export if guidance else None, run_root)
+                pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue)
             pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root))
-        results["runs"][finding] = pair
+        results[runs_key][finding] = pair
         output.write_text(json.dumps(results, indent=2, default=str))
-    table = guidance_table({f: pair for f, pair in results["runs"].items() if "without" in pair})
-    results["table"] = table
+    pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
+    lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
+                             or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}
+                  for f, pair in pairs.items()}
+    table = (f"trained on {args.cue} cues; AIR against regional cues:\n{guidance_table(pairs)}\n\n"
+             f"AIR against lesion cues:\n{guidance_table(lesion_air, with_paper=False)}")
+    results[f"table_{args.cue}"] = table
     output.write_text(json.dumps(results, indent=2, default=str))
     print(table)
-    for finding, pair in results["runs"].items():
+    for finding, pair in results[runs_key].items():
         for side, r in pair.items():
             print(f"{finding} {side}: best epoch {r.get('best_epoch')}/{r.get('epochs')}, "
                   f"{r.get('minutes', float('nan')):.1f} min, n_tp {r.get('n_tp')}, n_fn {r.get('n_fn')}, "
                   f"threshold {r.get('threshold'):.3f}, cues cover {r.get('cue_tp', float('nan')):.2f} of the map "
                   f"on TP; box cues (lower bound): AIR TP {r.get('air_tp_box', float('nan')):.3f} "
-                  f"(n {r.get('n_tp_box')}), FN {r.get('air_fn_box', float('nan')):.3f} (n {r.get('n_fn_box')})")
+                  f"(n {r.get('n_tp_box')}), FN {r.get('air_fn_box', float('nan')):.3f} (n {r.get('n_fn_box')}); "
+                  f"lesion cues cover {r.get('cue_tp_lesion', float('nan')):.2f} of the map on TP")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ A sample's photo is decoded, its black border cropped (``annotate.fov``), resize
 input and cached under ``local-data/``; its regions are rasterised at the activation map's size with
 ``annotate.geometry.region_mask`` over the same crop box (``mode="area"``: a cell on a region border
 gets the covered fraction, a soft version of the paper's binary M). Negatives get an all-zero cue.
+With ``cue_source="lesions"`` a sample that carries its lesions (public masks or boxes, see
+``models.reference_labels``) is cued by the map cells holding them instead (``lesion_cue``).
 Augmentation (``random_affine``) runs on whole batches, on the training device, so the photo and
 its cue move together and draw from torch's RNG, which the engine reseeds each epoch.
 """
@@ -33,6 +35,9 @@ from storage.errors import BadImageError, OctantError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO_ROOT / "local-data" / "photo-cache"
+CUE_SOURCES = ("regions", "lesions")
+# A map cell's activation sees well past the cell, so a lesion's neighbours are not "outside" it.
+LESION_CUE_DILATION_CELLS = 1
 REDUCED_READS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -99,21 +104,59 @@ def regional_cue(sample: FindingSample, decoded_shape: tuple[int, int],
                        mode="area", box=box)
 
 
+def lesion_cue(sample: FindingSample, box: tuple[int, int, int, int], map_size: int) -> np.ndarray | None:
+    """The map cells (over the crop box) that hold the sample's lesions, widened by
+    ``LESION_CUE_DILATION_CELLS``; None when the sample carries no lesion detail.
+
+    ``extra["lesion_mask"]`` is (mask file, its scale to decoded pixels); ``extra["lesion_boxes"]``
+    are boxes in decoded pixels. Regions are what readers give; lesions, where public data has
+    them, tell the starters much more precisely where activation belongs.
+    """
+    x0, y0, x1, y1 = box
+    mask_file = sample.extra.get("lesion_mask")
+    boxes = sample.extra.get("lesion_boxes")
+    if mask_file:
+        path, scale = mask_file
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if mask is None:
+            raise BadImageError(f"The lesion mask {path} cannot be read; check the public data folder.")
+        inside = mask[int(y0 * scale):int(y1 * scale), int(x0 * scale):int(x1 * scale)] > 0
+        cells = cv2.resize(inside.astype(np.float32), (map_size, map_size), interpolation=cv2.INTER_AREA) > 0
+    elif boxes:
+        cells = np.zeros((map_size, map_size), bool)
+        sx, sy = map_size / (x1 - x0), map_size / (y1 - y0)
+        for bx0, by0, bx1, by1 in boxes:
+            c0, c1 = max(0, math.floor((bx0 - x0) * sx)), min(map_size, math.ceil((bx1 - x0) * sx))
+            r0, r1 = max(0, math.floor((by0 - y0) * sy)), min(map_size, math.ceil((by1 - y0) * sy))
+            cells[r0:r1, c0:c1] = True
+    else:
+        return None
+    if LESION_CUE_DILATION_CELLS:
+        side = 2 * LESION_CUE_DILATION_CELLS + 1
+        cells = cv2.dilate(cells.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+    return cells.astype(np.float32)
+
+
 class FindingDataset(Dataset):
     """Items ``(image float[3, S, S] in [0, 1], present float, cue float[m, m], cue complete float)``
     (§3.1 input)."""
 
     def __init__(self, samples: list[FindingSample], input_size: int, map_size: int,
-                 cache_root: Path | None = None):
-        self.samples = list(samples)
+                 cache_root: Path | None = None, cue_source: str = "regions"):
+        if cue_source not in CUE_SOURCES:
+            raise OctantError(f"The cue source must be one of {', '.join(CUE_SOURCES)}, not {cue_source!r}.")
+        self.samples, self.cue_source = list(samples), cue_source
         self.photos: list[np.ndarray] = []
         cues = []
         for sample in self.samples:
             photo, box = cached_photo(sample.image_path, sample.key, input_size, sample.reduce,
                                       sample.crop, cache_root)
             self.photos.append(photo)
-            shape = sample.extra.get("decoded_shape") or _decoded_shape(sample)
-            cues.append(regional_cue(sample, shape, box, map_size))
+            cue = lesion_cue(sample, box, map_size) if cue_source == "lesions" and sample.present else None
+            if cue is None:
+                shape = sample.extra.get("decoded_shape") or _decoded_shape(sample)
+                cue = regional_cue(sample, shape, box, map_size)
+            cues.append(cue)
         self.cues = np.stack(cues) if cues else np.zeros((0, map_size, map_size), np.float32)
 
     def __len__(self) -> int:
@@ -128,7 +171,7 @@ class FindingDataset(Dataset):
     def label_snapshot(self) -> dict:
         """What the model saw, for the model registry: per photo, label, cue regions and source."""
         return {s.key: {"present": s.present, "regions": sorted(s.regions), "source": s.source,
-                        "cue_complete": s.cue_complete} for s in self.samples}
+                        "cue_complete": s.cue_complete, "cue": self.cue_source} for s in self.samples}
 
 
 def _decoded_shape(sample: FindingSample) -> tuple[int, int]:

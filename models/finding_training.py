@@ -74,25 +74,37 @@ def unique_weights_file(run_dir: Path, name: str) -> Path:
 def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                  reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                  export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
-                 gallery_size: int = 0) -> TrainingOutcome:
-    """Present/absent photos of ``config.finding`` → ``GuidedTask`` → engine → weights (→ registry)."""
+                 gallery_size: int = 0, cue_source: str = "regions", complete_cues_only: bool = False
+                 ) -> TrainingOutcome:
+    """Present/absent photos of ``config.finding`` → ``GuidedTask`` → engine → weights (→ registry).
+
+    ``cue_source="lesions"`` (public reference data only) cues positives by their lesions' map
+    cells instead of their regions (``models.finding_data.lesion_cue``). ``complete_cues_only``
+    trains on no positive whose cue may miss lesions (public boxes): guidance leaves such a photo's
+    map free, and the network learns to write its answer in a fixed place instead of on the
+    lesions. Validation keeps them, so its figures stay comparable."""
     _check_source(project, reference)
+    if cue_source != "regions" and reference is None:
+        raise OctantError("Lesion cues need public reference data (--reference idrid): readers label regions.")
     if reference == "idrid":
         from models.reference_labels import idrid_reference_samples
 
         samples, test_samples = idrid_reference_samples(config.finding), []
-        labels = "reference: IDRiD segmentation masks + IDRiD/CODRAS boxes and grades"
+        labels = "reference: IDRiD segmentation masks + IDRiD/CODRAS boxes and grades" + (
+            "; cues: the lesions' map cells (masks, boxes)" if cue_source == "lesions" else "")
     else:
         k = project.settings().consensus_k
         samples = consensus_samples(project.database, config.finding, "train", k=k)
         test_samples = consensus_samples(project.database, config.finding, "test", k=k)
         labels = f"consensus of three readers (k = {k})"
     derivation, validation = guided_split(samples, validation_fraction, engine.seed)
+    if complete_cues_only:
+        derivation = drop_incomplete_positives(derivation)
     _check_both_classes(derivation, "derivation")
     _check_validation(validation)
     counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
-    train_set = FindingDataset(derivation, config.input_size, config.map_size)
-    validation_set = FindingDataset(validation, config.input_size, config.map_size)
+    train_set = FindingDataset(derivation, config.input_size, config.map_size, cue_source=cue_source)
+    validation_set = FindingDataset(validation, config.input_size, config.map_size, cue_source=cue_source)
     task = GuidedTask(config, train_set, validation_set)
     result = _run_engine(task, engine, run_dir, resume, progress, cancel)
     if result.cancelled:
@@ -108,7 +120,8 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
         test_metrics = evaluate_loader(task, model, test_set, engine.batch_size, torch.device("cpu"))
     network = f"guided:{config.finding}"
     metadata = {"architecture": "guided", "network": network, "config": config.to_dict(),
-                "engine": engine.to_dict(), "labels": labels,
+                "engine": engine.to_dict(), "labels": labels, "cue_source": cue_source,
+                "complete_cues_only": complete_cues_only,
                 "input": "black border cropped, RGB in [0, 1], input_size × input_size", "counts": counts}
     outcome = _finish(project, model, task, result, run_dir, name, network, export, metadata, snapshot, test_metrics)
     outcome.counts = counts
@@ -121,6 +134,11 @@ def guided_split(samples: list, validation_fraction: float, seed: int) -> tuple[
     cues to measure AIR on."""
     return split_derivation_validation(samples, validation_fraction, seed,
                                        stratum=lambda s: (s.present, s.cue_complete))
+
+
+def drop_incomplete_positives(samples: list) -> list:
+    """The samples less the positives whose cue may miss lesions (negatives' empty cues are complete)."""
+    return [s for s in samples if s.cue_complete or not s.present]
 
 
 def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,

@@ -14,6 +14,10 @@ Two labellings (``/work/shared/data/README.md``):
   incomplete (``cue_complete`` False): the regions without a box are unknown, so guidance leaves
   them alone and AIR is not measured there. A photo also in the segmentation set keeps only its masks.
 
+Each sample also keeps its lesions themselves (``extra``: the mask file, or the boxes), for
+``FindingDataset(cue_source="lesions")``: starters may be guided by where the lesions are, a finer
+cue than the regions they fall in (see ``models.finding_data.lesion_cue``).
+
 Microaneurysms have no boxes of their own: the boxes labelled haemorrhages include them, so a
 red-lesion box on a photo of grade ≥ 1 (ICDR: at least microaneurysms) marks microaneurysm
 regions too. Cotton wool patches (IDRiD "soft exudates") come from the segmentation set only, with
@@ -98,7 +102,8 @@ def _landmark_set_samples(finding: str, folder: Path) -> list[FindingSample]:
             key=f"idrid-landmarks-{Path(name).stem}", image_path=path, present=present, regions=regions,
             disc=disc, fovea=fovea, source="reference:IDRiD-landmarks boxes + grades",
             group=f"landmarks:{name}", confident=r["confident"] == "1", cue_complete=not present,
-            extra={"decoded_shape": LANDMARKS_SHAPE, "grade": grade}))
+            extra={"decoded_shape": LANDMARKS_SHAPE, "grade": grade,
+                   "lesion_boxes": tuple(boxes[name]) if present else ()}))
     return samples
 
 
@@ -140,7 +145,8 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
             group=f"landmarks:{twin.name}" if twin is not None else f"segmentation:{name}",
             # Fit for validation when its fovea is the twin's, and that twin's name was checked.
             confident=certain and landmark_rows[twin.name]["confident"] == "1", reduce=SEGMENTATION_REDUCE,
-            extra={"decoded_shape": shape, "fovea_source": fovea_source}))
+            extra={"decoded_shape": shape, "fovea_source": fovea_source,
+                   "lesion_mask": (mask_path, SEGMENTATION_REDUCE) if regions else None}))
     return samples
 
 

@@ -40,6 +40,13 @@ def register(subparsers) -> None:
     parser.add_argument("--input-size", type=int, default=None, help="network input side in pixels")
     parser.add_argument("--width", type=int, default=8, help="guided: base channels")
     parser.add_argument("--guidance-weight", type=float, default=1.0, help="guided: λ of eq. 3 (0 = unguided)")
+    parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
+                        help="guided with --reference: cue by the regions (default, as readers label) or by "
+                             "the lesions' own map cells where the public data has masks or boxes")
+    parser.add_argument("--fov-margin", type=int, default=None,
+                        help="guided: map cells along the fundus edge left out of the activation map")
+    parser.add_argument("--complete-cues-only", action="store_true",
+                        help="guided: train on no positive whose cue may miss lesions (public boxes)")
     parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
     parser.add_argument("--epochs", type=int)
@@ -168,13 +175,16 @@ def train_from_args(args: argparse.Namespace, progress=None,
         raise OctantError("Name the finding to train with --finding, e.g. --finding haemorrhage.")
     project = None if args.reference else _open_project(args)
     try:
+        options = {}
         if args.network == "guided":
             run, (config, engine, name) = finding_training.train_guided, _guided_settings(args, project)
+            options["cue_source"] = getattr(args, "cue", "regions")
+            options["complete_cues_only"] = getattr(args, "complete_cues_only", False)
         else:
             run, (config, engine, name) = finding_training.train_attention, _attention_settings(args)
         return run(project, config, engine, default_run_dir(args, name), name, reference=args.reference,
                    validation_fraction=args.validation_fraction, resume=not args.no_resume, export=args.export,
-                   progress=progress, cancel=cancel)
+                   progress=progress, cancel=cancel, **options)
     finally:
         if project is not None:
             project.close()
@@ -186,6 +196,8 @@ def _guided_settings(args: argparse.Namespace, project) -> tuple:
     config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
                           input_size=args.input_size or PAPER_INPUT_SIZE, width=args.width,
                           guidance_weight=args.guidance_weight)
+    if getattr(args, "fov_margin", None) is not None:
+        config.fov_margin = args.fov_margin
     name = args.name or f"guided_{args.finding}" + ("" if args.guidance_weight else "_unguided")
     return config, guided_train_config(**engine_overrides(args)), name
 

@@ -4,8 +4,13 @@ import cv2
 import numpy as np
 import torch
 
-from models.finding_data import (FindingDataset, FindingSample, cached_photo, random_affine,
+import dataclasses
+
+import pytest
+
+from models.finding_data import (FindingDataset, FindingSample, cached_photo, lesion_cue, random_affine,
                                  regional_cue, split_derivation_validation)
+from storage.errors import OctantError
 
 
 def synthetic_fundus(path: Path, width=96, height=64) -> Path:
@@ -52,7 +57,43 @@ def test_dataset_items_are_image_label_and_cue(tmp_path):
     assert image.shape == (3, 32, 32) and 0 <= image.min() and image.max() <= 1
     assert present.item() == 1.0 and cue.shape == (2, 2) and cue.sum() > 0 and complete.item() == 1.0
     assert dataset.label_snapshot()["p"] == {"present": True, "regions": [1, 4], "source": "reference:test",
-                                             "cue_complete": True}
+                                             "cue_complete": True, "cue": "regions"}
+
+
+def with_extra(item: FindingSample, **extra) -> FindingSample:
+    return dataclasses.replace(item, extra={**item.extra, **extra})
+
+
+def test_lesion_cue_marks_the_cells_of_a_mask_and_their_neighbours(tmp_path):
+    mask = np.zeros((128, 192), np.uint8)       # twice the decoded size, as IDRiD masks are to 1/4 photos
+    mask[70:74, 100:104] = 255                   # one lesion: decoded (50–52, 35–37), crop (40–42, 35–37)
+    cv2.imwrite(str(tmp_path / "lesion.png"), mask)
+    item = with_extra(sample("p", True, {1}), lesion_mask=(tmp_path / "lesion.png", 2))
+    cue = lesion_cue(item, (10, 0, 90, 64), map_size=8)   # cells of 10 × 8 decoded pixels
+    expected = np.zeros((8, 8), np.float32)
+    expected[3:6, 3:6] = 1                       # cell (row 4, column 4) and one cell around it
+    assert np.array_equal(cue, expected)
+
+
+def test_lesion_cue_from_boxes_and_none_without_lesion_detail():
+    item = with_extra(sample("p", True, {1}), lesion_boxes=((10.0, 0.0, 20.0, 8.0),))
+    cue = lesion_cue(item, (0, 0, 80, 64), map_size=8)   # the box is cell (0, 1)
+    assert cue.sum() == 6 and cue[0, 0] == cue[0, 2] == cue[1, 1] == 1 and cue[2, 1] == 0
+    assert lesion_cue(sample("q", True, {1}), (0, 0, 80, 64), map_size=8) is None
+
+
+def test_dataset_with_lesion_cues_falls_back_to_regions_and_refuses_unknown_sources(tmp_path):
+    path = synthetic_fundus(tmp_path / "eye.png")
+    boxed = with_extra(sample("b", True, {1, 4}, path=path), lesion_boxes=((40.0, 24.0, 48.0, 32.0),))
+    plain = sample("r", True, {1, 4}, path=path)
+    lesions = FindingDataset([boxed, plain], 32, 8, cache_root=tmp_path / "cache", cue_source="lesions")
+    regions = FindingDataset([boxed, plain], 32, 8, cache_root=tmp_path / "cache")
+    assert 0 < lesions.cues[0].sum() < regions.cues[0].sum()   # the box's cells, not its regions'
+    assert set(np.unique(lesions.cues[0])) == {0.0, 1.0}
+    assert np.array_equal(lesions.cues[1], regions.cues[1])     # no lesion detail: its regions
+    assert lesions.label_snapshot()["b"]["cue"] == "lesions"
+    with pytest.raises(OctantError, match="cue source"):
+        FindingDataset([plain], 32, 4, cache_root=tmp_path / "cache", cue_source="pixels")
 
 
 def test_split_keeps_twins_together_and_validates_on_confident_photos_only():

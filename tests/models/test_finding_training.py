@@ -1,12 +1,13 @@
 """The one training orchestration of the command line and the panel, on a tiny consensus project."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
 import pytest
 
-from models.finding_training import train_guided
+from models.finding_training import drop_incomplete_positives, train_guided
 from models.guided import GuidedConfig, guided_train_config
 from storage.errors import OctantError
 from storage.predictions import list_models
@@ -63,6 +64,19 @@ def test_without_a_project_a_public_reference_must_be_named(tmp_path):
         train_guided(None, tiny(), engine(), tmp_path / "run", "g")
     with pytest.raises(OctantError, match="no public reference labels"):
         train_guided(None, tiny(), engine(), tmp_path / "run", "g", reference="messidor")
+
+
+def test_lesion_cues_need_public_reference_data(project, tmp_path):
+    with pytest.raises(OctantError, match="reference data"):
+        train_guided(project, tiny(), engine(), tmp_path / "run", "g", cue_source="lesions")
+
+
+def test_complete_cues_only_drops_the_positives_whose_cue_may_miss_lesions():
+    from tests.models.test_finding_data import sample
+
+    boxed = dataclasses.replace(sample("box", True, {1}), cue_complete=False)
+    kept = [sample("mask", True, {1}), sample("absent", False)]
+    assert drop_incomplete_positives([boxed, *kept]) == kept
 
 
 def test_the_train_command_loads_no_torch_until_it_runs():

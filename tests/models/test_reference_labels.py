@@ -70,3 +70,6 @@ def test_boxes_grades_and_masks_become_regional_labels(tmp_path):
     assert seg.confident                                                     # fovea from a checked twin
     assert seg.extra["fovea_source"].startswith("IDRiD-landmarks")
     assert seg.disc == (300.125, 352.625) and seg.fovea == (570.0, 360.0)   # quarter-size pixels
+    mask_file, scale = seg.extra["lesion_mask"]                              # the lesions, for lesion cues
+    assert mask_file.name == "IDRiD_01.png" and mask_file.parent.name == "haemorrhages" and scale == 4
+    assert len(boxed.extra["lesion_boxes"]) == 1 and samples["idrid-landmarks-IDRiD_001"].extra["lesion_boxes"] == ()

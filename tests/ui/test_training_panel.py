@@ -203,9 +203,10 @@ def test_the_window_stays_responsive_while_training_and_closing_it_cancels_the_r
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)
     panel.start()
-    qtbot.waitUntil(lambda: len(panel.curves.history) >= 1, timeout=RUN_TIMEOUT_MS)
+    # On a loaded machine the first epoch may end before the timer's fifth tick: wait for both.
+    qtbot.waitUntil(lambda: len(panel.curves.history) >= 1 and len(ticks) >= 5, timeout=RUN_TIMEOUT_MS)
     timer.stop()
-    assert len(ticks) >= 5 and panel.running()  # the GUI's own timer kept firing during training
+    assert panel.running()  # the GUI's own timer kept firing while training went on
     window.close()
     assert not panel.running()
     rows = json.loads((panel.run_dir() / "history.json").read_text())
