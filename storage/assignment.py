@@ -55,7 +55,7 @@ def assign_readers(
     else:
         allowed = {split: frozenset(Role.parse(r).value for r in roles) for split, roles in roles_by_split.items()}
     rng = random.Random(seed)
-    with db.transaction() as session:
+    with db.transaction(lock="assignment") as session:
         eligible = _eligible(session, allowed)
         assigned: dict[int, set[int]] = defaultdict(set)
         for image_id, reader in session.execute(select(Read.image_id, Read.reader_id)):

@@ -1,12 +1,14 @@
 """Engine, transactions and schema checks for a project database.
 
 SQLite by default (``<project>/octant.sqlite``, WAL, foreign keys, busy timeout); a PostgreSQL URL
-is used as given. Every user action runs in one ``Database.transaction()``; driver errors that a
-user can act on (locked, not a database) leave it as ``storage.errors`` types with one sentence.
+is used as given, with the locks and isolation levels of ``storage.postgresql``. Every user action
+runs in one ``Database.transaction()``; driver errors that a user can act on (locked, not a
+database, server unreachable) leave it as ``storage.errors`` types with one sentence.
 """
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +21,16 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import postgresql
 from storage.errors import DatabaseError, DatabaseLockedError, SchemaTooNewError
 
 DATABASE_FILENAME = "octant.sqlite"
 BUSY_TIMEOUT_MS = 5000
 WAL_AUTOCHECKPOINT_PAGES = 10_000  # 4 KiB pages
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Alembic keeps the running migration in module globals (alembic.context, alembic.op): one
+# migration at a time in this process, whichever database it is for.
+_ALEMBIC_IN_USE = threading.Lock()
 
 _LOCKED = DatabaseLockedError(
     "The project database is busy in another program; wait for it to finish (or close it) and try again."
@@ -80,7 +86,23 @@ def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
         )
         _install_sqlite_pragmas(engine, busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ImportError, sa_exc.ArgumentError) as error:  # not a URL, or its driver is missing
+        raise DatabaseError(
+            "Octant cannot use that database URL; write it as postgresql+psycopg://USER@HOST/DATABASE "
+            "and install the driver with Octant's extra: pip install -e '.[postgres]'."
+        ) from error
+    if engine.dialect.name == "postgresql":
+        postgresql.configure_engine(engine, busy_timeout_ms)
+    return engine
+
+
+def _writing(engine: Engine) -> Engine:
+    """The engine for actions that write (see _on_begin and storage.postgresql)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.writing_options(engine)
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 @contextmanager
@@ -88,24 +110,33 @@ def translated_errors() -> Iterator[None]:
     """Turn driver errors a user can act on into Octant errors; others pass through."""
     try:
         yield
-    except sa_exc.OperationalError as error:
-        text = str(error.orig).lower()
-        if "locked" in text or "busy" in text:
-            raise _LOCKED from error
-        if "unable to open" in text:
-            raise DatabaseError(
-                "The project database cannot be opened; check that the folder exists and that you may write to it."
-            ) from error
-        raise DatabaseError(
-            f"The project database failed ({error.orig}); close other programs using it and try again."
-        ) from error
-    except sa_exc.DatabaseError as error:
-        if isinstance(error, sa_exc.IntegrityError):
-            raise
-        text = str(error.orig).lower()
-        if "not a database" in text or "malformed" in text:
-            raise _not_a_database() from error
+    except sa_exc.IntegrityError:
         raise
+    except sa_exc.DatabaseError as error:
+        if postgresql.raised_by_postgresql(error):
+            user_error = postgresql.user_error(error)
+        else:
+            user_error = _sqlite_user_error(error)
+        if user_error is None:
+            raise
+        raise user_error from error
+
+
+def _sqlite_user_error(error: sa_exc.DatabaseError) -> DatabaseError | None:
+    text = str(error.orig).lower()
+    if isinstance(error, sa_exc.OperationalError):
+        if "locked" in text or "busy" in text:
+            return _LOCKED
+        if "unable to open" in text:
+            return DatabaseError(
+                "The project database cannot be opened; check that the folder exists and that you may write to it."
+            )
+        return DatabaseError(
+            f"The project database failed ({error.orig}); close other programs using it and try again."
+        )
+    if "not a database" in text or "malformed" in text:
+        return _not_a_database()
+    return None
 
 
 def _not_a_database(path: Path | None = None) -> DatabaseError:
@@ -116,10 +147,9 @@ def _not_a_database(path: Path | None = None) -> DatabaseError:
     )
 
 
-def _no_project() -> DatabaseError:
-    return DatabaseError(
-        "The project database is empty; create a project with `python main.py init DIR` first."
-    )
+def _no_project(url: str) -> DatabaseError:
+    init = "init DIR" if url.startswith("sqlite") else "init DIR --database-url URL"
+    return DatabaseError(f"The project database is empty; create a project with `python main.py {init}` first.")
 
 
 def sqlite_revision(path: Path) -> str | None:
@@ -163,9 +193,13 @@ def check_revision(revision: str | None) -> bool:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to this Octant's head in one transaction (SQLite DDL is transactional)."""
+    """Bring the schema to this Octant's head in one transaction (SQLite and PostgreSQL DDL are
+    transactional). Another workstation may be upgrading the same database: Alembic reads the
+    revision again once this one holds the lock, and finds nothing left to do."""
     config = alembic_config()
-    with translated_errors(), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as connection:
+    with _ALEMBIC_IN_USE, translated_errors(), _writing(engine).begin() as connection:
+        if engine.dialect.name == "postgresql":
+            postgresql.take_write_lock(connection, "schema")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -193,10 +227,9 @@ class Database:
     def __init__(self, engine: Engine, root: Path | None = None) -> None:
         self.engine = engine
         self.root = root  # the project folder: image paths are stored relative to it
-        self._read_sessions = sessionmaker(engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
-        )
+        reading = postgresql.reading_options(engine) if engine.dialect.name == "postgresql" else engine
+        self._read_sessions = sessionmaker(reading, expire_on_commit=False)
+        self._write_sessions = sessionmaker(_writing(engine), expire_on_commit=False)
 
     @classmethod
     def open(
@@ -215,7 +248,7 @@ class Database:
             revision = sqlite_revision(path) if path.exists() or not create else None
             check_revision(revision)
             if revision is None and not create:
-                raise _no_project()
+                raise _no_project(url)
         engine = make_engine(url, busy_timeout_ms)
         try:
             if not url.startswith("sqlite"):
@@ -223,11 +256,11 @@ class Database:
                     has_tables = bool(inspect(connection).get_table_names())
                 revision = current_revision(engine)
                 if revision is None and has_tables:
-                    raise _not_a_database()
+                    raise postgresql.not_an_octant_database()
             else:
                 revision = current_revision(engine)
             if revision is None and not create:
-                raise _no_project()
+                raise _no_project(url)
             if check_revision(revision):
                 if revision is not None and url.startswith("sqlite:///"):
                     backup_sqlite(Path(url.removeprefix("sqlite:///")), revision)
@@ -242,9 +275,17 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One user action: commits at the end, rolls everything back on any exception."""
+    def transaction(self, lock: str | None = None) -> Iterator[Session]:
+        """One user action: commits at the end, rolls everything back on any exception.
+
+        ``lock`` (one of ``postgresql.WRITE_LOCKS``) is for an action that checks what is stored
+        before it writes: on PostgreSQL it holds that lock from its start to its commit, so no
+        other workstation's action of the same kind comes in between. SQLite needs none: its
+        writers take turns (BEGIN IMMEDIATE).
+        """
         with translated_errors(), self._write_sessions() as session, session.begin():
+            if lock is not None and self.engine.dialect.name == "postgresql":
+                postgresql.take_write_lock(session.connection(), lock)
             yield session
 
     @contextmanager

@@ -27,7 +27,14 @@ class SchemaTooNewError(DatabaseError):
 
 
 class DatabaseLockedError(DatabaseError):
-    """Another program holds the database lock for longer than the busy timeout."""
+    """Another program or workstation holds a lock for longer than the busy timeout; trying
+    again later can succeed."""
+
+
+class ConcurrentChangeError(DatabaseLockedError):
+    """PostgreSQL gave up an action because another workstation changed the same data at the
+    same moment (serialization failure or deadlock); nothing of it was saved, trying again can
+    succeed."""
 
 
 class AccessDeniedError(OctantError):

@@ -109,7 +109,7 @@ def add_images(
     for image in images:
         _check(image)
     ids: list[int | None] = []
-    with db.transaction() as session:
+    with db.transaction(lock="images") as session:
         for image in images:
             path = stored_path(image.path, db.root)
             duplicate = session.scalar(
@@ -158,7 +158,7 @@ def list_images(db: Database, split: str | None = None) -> list[ImageRecord]:
 
 
 def _update_image(db: Database, image_id: int, action: str, values: dict, reader_id: int | None) -> None:
-    with db.transaction() as session:
+    with db.transaction(lock="images") as session:
         row = session.execute(select(*(getattr(Image, k) for k in values)).where(Image.id == image_id)).first()
         if row is None:
             raise NotFoundError(f"There is no image number {image_id} in this project; import it first.")

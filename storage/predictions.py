@@ -74,7 +74,7 @@ def register_model(
     label_snapshot: dict[str, Any], path: str, active: bool = False,
 ) -> int:
     """Record a trained model; ``active=True`` makes it the one in use for its network."""
-    with db.transaction() as session:
+    with db.transaction(lock="models") as session:
         if active:
             session.execute(update(TrainedModel).where(TrainedModel.network == network).values(active=False))
         model_id = session.scalar(insert(TrainedModel).returning(TrainedModel.id), dict(
@@ -87,7 +87,7 @@ def register_model(
 
 def activate_model(db: Database, model_id: int, reader_id: int | None = None) -> None:
     """Make one model the active one for its network (the others of that network step down)."""
-    with db.transaction() as session:
+    with db.transaction(lock="models") as session:
         model = session.get(TrainedModel, model_id)
         if model is None:
             raise NotFoundError(f"There is no trained model number {model_id}; pick one from the model list.")

@@ -111,7 +111,7 @@ def create_project(
     root.mkdir(parents=True, exist_ok=True)
     database = Database.open(database_url or sqlite_url(root / DATABASE_FILENAME), root, create=True)
     try:
-        with database.transaction() as session:
+        with database.transaction(lock="project") as session:
             if session.scalar(select(func.count()).select_from(Project)):
                 raise InvalidRequestError(
                     "That database already holds an Octant project; open it instead of creating a new one."
@@ -199,7 +199,7 @@ def update_settings(
         changes["hide_suggestions_on_test"] = hide_suggestions_on_test
     if split_roles is not None:
         changes["split_roles"] = _role_lists(split_roles)
-    with db.transaction() as session:
+    with db.transaction(lock="project") as session:
         project = session.scalars(select(Project).order_by(Project.id).limit(1)).one()
         before = {key: getattr(project, key) for key in changes}
         session.execute(update(Project).where(Project.id == project.id).values(**changes))
@@ -209,7 +209,7 @@ def update_settings(
 
 def add_finding(db: Database, spec: FindingSpec, reader_id: int | None = None) -> FindingSpec:
     """Add a finding at the end of the catalogue (one audited action)."""
-    with db.transaction() as session:
+    with db.transaction(lock="project") as session:
         existing = [
             FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel)  # type: ignore[arg-type]
             for f in session.scalars(select(Finding).where(Finding.active))
@@ -235,7 +235,7 @@ def update_finding(
     allowed = {"name", "key", "size_class", "lesion_channel", "active"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"update_finding changes only {sorted(allowed)}")
-    with db.transaction() as session:
+    with db.transaction(lock="project") as session:
         finding = session.scalars(select(Finding).where(Finding.code == code)).first()
         if finding is None:
             raise NotFoundError(f"This project has no finding called {code!r}; check the finding list.")

@@ -82,7 +82,7 @@ def add_reader(
     role = Role.parse(role)
     if pin is not None and not pin:
         raise InvalidRequestError("A PIN cannot be empty; leave it out for no PIN.")
-    with db.transaction() as session:
+    with db.transaction(lock="readers") as session:
         if session.scalar(select(Reader.id).where(Reader.name == name)) is not None:
             raise InvalidRequestError(f"A reader called {name!r} exists already; choose another name.")
         reader_id = session.scalar(
@@ -132,7 +132,7 @@ def verify_pin(db: Database, reader_id: int, pin: str | None) -> bool:
 
 def set_pin(db: Database, reader_id: int, pin: str | None, acting_reader_id: int | None = None) -> None:
     """Set, change or (with None) remove a reader's PIN; the audit records only that it changed."""
-    with db.transaction() as session:
+    with db.transaction(lock="readers") as session:
         row = session.execute(select(Reader.pin_hash).where(Reader.id == reader_id)).first()
         if row is None:
             raise NotFoundError(f"There is no reader number {reader_id}; pick one from the reader list.")
@@ -144,7 +144,7 @@ def set_pin(db: Database, reader_id: int, pin: str | None, acting_reader_id: int
 
 def set_reader_active(db: Database, reader_id: int, active: bool, acting_reader_id: int | None = None) -> None:
     """Retire (or bring back) a reader; their labels stay, they get no new assignments."""
-    with db.transaction() as session:
+    with db.transaction(lock="readers") as session:
         before = session.scalar(select(Reader.active).where(Reader.id == reader_id))
         if before is None:
             raise NotFoundError(f"There is no reader number {reader_id}; pick one from the reader list.")

@@ -58,6 +58,10 @@ _POSITION = select(READ.c.position).where(
     READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
 _READ_ROW = select(*READ_COLUMNS).where(
     READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
+# An action holds its read's row until it commits: the same reader on a second workstation waits
+# instead of overwriting what this one read (PostgreSQL; SQLite's writers take turns anyway, and
+# SQLAlchemy leaves FOR UPDATE out of SQLite's SQL). NO KEY: labels may still point at the row.
+_READ_ROW_FOR_ACTION = _READ_ROW.with_for_update(key_share=True)
 _LABEL = (REGIONAL_LABEL.c.read_id == bindparam("r_id"), REGIONAL_LABEL.c.finding_id == bindparam("f_id"))
 _LABEL_MASK = select(REGIONAL_LABEL.c.regions).where(*_LABEL)
 _INSERT_LABEL = insert(REGIONAL_LABEL)
@@ -124,8 +128,9 @@ class ReaderSession:
             return load_image(session, image_id, self.db.root)
 
     # --- this reader's answers --------------------------------------------------------------
-    def _read_row(self, session: Executor, image_id: int):
-        row = session.execute(_READ_ROW, {"reader_id": self.reader.id, "image_id": image_id}).first()
+    def _read_row(self, session: Executor, image_id: int, for_action: bool = False):
+        query = _READ_ROW_FOR_ACTION if for_action else _READ_ROW
+        row = session.execute(query, {"reader_id": self.reader.id, "image_id": image_id}).first()
         if row is None:
             raise AccessDeniedError(
                 f"Image {image_id} is not in {self.reader.name}'s reading list; pick an image from the queue."
@@ -149,7 +154,7 @@ class ReaderSession:
             # Statements go straight to the transaction's connection: the ORM session adds
             # nothing here and costs a third of a label save (bench_storage.py).
             connection = session.connection()
-            row = self._read_row(connection, image_id)
+            row = self._read_row(connection, image_id, for_action=True)
             before, after = change(connection, row)
             connection.execute(_TOUCH_READ, {"r_id": row.id, "now": utc_now()})
             record(connection, "read", row.id, action, before, after, self.reader.id)

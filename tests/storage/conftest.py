@@ -1,14 +1,91 @@
-"""Projects with readers, images and assignments, built in a temporary folder."""
+"""Projects with readers, images and assignments, on SQLite and on PostgreSQL.
+
+Every test that uses ``tmp_project`` (or ``clinic``, ``database_url``, ``new_database_url``) runs
+once per backend: ``[sqlite]`` with the project's own file, ``[postgresql]`` with a fresh database
+on the session's PostgreSQL server (``postgres_server.py``; skipped, with the reason, when there is
+none). Tests about SQLite itself carry ``@pytest.mark.sqlite_only``.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from storage.assignment import assign_readers
 from storage.images import NewImage, add_images
-from storage.project import ProjectHandle
+from storage.project import ProjectHandle, create_project
 from storage.readers import ReaderInfo, Role, add_reader
+from tests.storage.postgres_server import PostgresServer, Unavailable, start_server
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: a test of SQLite itself, not run on PostgreSQL")
+    config.addinivalue_line("markers", "postgresql_only: a test of PostgreSQL itself, not run on SQLite")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = BACKENDS
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = ("sqlite",)
+        elif metafunc.definition.get_closest_marker("postgresql_only"):
+            backends = ("postgresql",)
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One server for the whole session; a skip (the same reason for every test) when there is
+    none. A server that is there but fails to start is an error, not a skip."""
+    try:
+        server = start_server()
+    except Unavailable as reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def new_database_url(backend, request) -> Iterator[Callable[[], str | None]]:
+    """Makes empty databases for this test: None (a project folder's own SQLite file) or a
+    PostgreSQL URL; the PostgreSQL ones are dropped when the test ends."""
+    if backend == "sqlite":
+        yield lambda: None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(server.create_database())
+        return made[-1]
+
+    yield make
+    for url in made:
+        server.drop_database(url)
+
+
+@pytest.fixture
+def database_url(new_database_url) -> str | None:
+    """The database of this test's project: None for SQLite (the folder's file), else a URL."""
+    return new_database_url()
+
+
+@pytest.fixture
+def tmp_project(tmp_path, database_url) -> Iterator[ProjectHandle]:
+    """A new, empty project (default findings and diagnoses) on this test's backend."""
+    project = create_project(tmp_path / "project", name="Test clinic", database_url=database_url)
+    yield project
+    project.close()
 
 
 def fake_sha(i: int) -> str:

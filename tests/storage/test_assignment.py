@@ -75,12 +75,12 @@ def add_fake_images_after(clinic, n: int) -> list[int]:
             for i in range(n)]
 
 
-def test_the_same_seed_gives_the_same_assignment(tmp_path):
+def test_the_same_seed_gives_the_same_assignment(tmp_path, new_database_url):
     from storage.project import create_project
 
     results = []
     for run in range(2):
-        with create_project(tmp_path / f"p{run}") as project:
+        with create_project(tmp_path / f"p{run}", database_url=new_database_url()) as project:
             for i in range(5):
                 add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST)
             add_fake_images(project, train=12)

@@ -22,25 +22,29 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_init_readers_assign_status(tmp_path, capsys, monkeypatch):
+def test_init_readers_assign_status(tmp_path, capsys, monkeypatch, database_url):
+    # PostgreSQL: the same commands with --database-url, as every workstation would run them.
+    db = [] if database_url is None else ["--database-url", database_url]
     folder = tmp_path / "clinic"
-    assert run(capsys, "init", str(folder), "--name", "Clinic A", "--consensus-k", "3")[0] == 0
+    assert run(capsys, "init", str(folder), "--name", "Clinic A", "--consensus-k", "3", *db)[0] == 0
     monkeypatch.setenv("OCTANT_PROJECT", str(folder))
     for i in range(3):
-        assert run(capsys, "readers", "add", f"Dr {i}", "--role", "ophthalmologist")[0] == 0
+        assert run(capsys, "readers", "add", f"Dr {i}", "--role", "ophthalmologist", *db)[0] == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("4321\n"))
-    code, out, _ = run(capsys, "readers", "add", "Dr R", "--role", "retina_specialist", "--pin")
+    code, out, _ = run(capsys, "readers", "add", "Dr R", "--role", "retina_specialist", "--pin", *db)
     assert code == 0 and "PIN" in out
-    code, out, _ = run(capsys, "readers", "list")
+    code, out, _ = run(capsys, "readers", "list", *db)
     assert "Dr R" in out and "retina_specialist" in out
-    with open_project(folder) as project:
+    with open_project(folder, database_url) as project:
         assert project.settings().consensus_k == 3
         add_fake_images(project, train=4)
-    assert "4 images still need readers" in run(capsys, "status")[1]
-    code, out, _ = run(capsys, "assign", "--seed", "1")
+    assert "4 images still need readers" in run(capsys, "status", *db)[1]
+    code, out, _ = run(capsys, "assign", "--seed", "1", *db)
     assert code == 0 and "Assigned 12 reads over 4 images" in out
-    code, out, _ = run(capsys, "status", "--project", str(folder))
+    code, out, _ = run(capsys, "status", "--project", str(folder), *db)
     assert code == 0 and "Images: 4 (4 train)" in out and "0 / 3" in out and "need readers" not in out
+    code, _, err = run(capsys, "init", str(folder), *db)
+    assert code == 1 and "already holds" in err and err.count("\n") == 1
 
 
 def test_errors_are_one_line_and_a_non_zero_exit(tmp_path, capsys):

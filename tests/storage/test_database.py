@@ -1,4 +1,7 @@
-"""Schema from empty, SQLite settings, and refusing databases Octant must not touch."""
+"""Schema from empty, SQLite settings, and refusing databases Octant must not touch.
+
+PostgreSQL's own cases (unreachable server, another program's database) are in test_postgresql.py.
+"""
 from __future__ import annotations
 
 import sqlite3
@@ -6,13 +9,16 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
 
 from storage.database import DATABASE_FILENAME, Database, known_revisions, sqlite_url
-from storage.errors import DatabaseError, DatabaseLockedError, NotFoundError, SchemaTooNewError
+from storage.errors import (
+    DatabaseError, DatabaseLockedError, InvalidRequestError, NotFoundError, SchemaTooNewError,
+)
 from storage.project import create_project, open_project
 from storage.readers import add_reader, list_readers
-from storage.schema import Base
+from storage.schema import Base, Read
 
 
 def test_migrations_from_empty_reach_head_and_match_the_models(tmp_project):
@@ -23,6 +29,7 @@ def test_migrations_from_empty_reach_head_and_match_the_models(tmp_project):
         assert compare_metadata(context, Base.metadata) == []
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_project):
     with tmp_project.database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -33,16 +40,15 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_project):
 
 
 def test_foreign_keys_are_enforced(tmp_project):
-    with pytest.raises(Exception, match="FOREIGN KEY"):
+    with pytest.raises(IntegrityError, match="(?i)FOREIGN KEY"):
         with tmp_project.database.transaction() as session:
-            session.execute(text("INSERT INTO read (image_id, reader_id, position, done, normal, "
-                                 "ungradable, comment, assigned_at) VALUES (99, 99, 0, 0, 0, 0, '', '2026-01-01')"))
+            session.execute(insert(Read).values(image_id=99, reader_id=99, position=0))
 
 
-def test_a_project_reopens_with_what_was_saved(tmp_project):
+def test_a_project_reopens_with_what_was_saved(tmp_project, database_url):
     add_reader(tmp_project.database, "Dr A", "ophthalmologist")
     tmp_project.close()
-    with open_project(tmp_project.root) as again:
+    with open_project(tmp_project.root, database_url) as again:
         assert [r.name for r in list_readers(again.database)] == ["Dr A"]
         assert again.settings().name == "Test clinic"
 
@@ -53,11 +59,12 @@ def test_a_folder_without_a_project_says_to_run_init(tmp_path):
     assert not (tmp_path / DATABASE_FILENAME).exists()
 
 
-def test_init_refuses_a_folder_that_has_a_project(tmp_project):
-    with pytest.raises(Exception, match="already holds"):
-        create_project(tmp_project.root)
+def test_init_refuses_a_folder_or_database_that_has_a_project(tmp_project, database_url):
+    with pytest.raises(InvalidRequestError, match="already holds"):
+        create_project(tmp_project.root, database_url=database_url)
 
 
+@pytest.mark.sqlite_only
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_project):
     with tmp_project.database.transaction() as session:
         session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
@@ -93,6 +100,7 @@ def test_an_empty_database_file_is_not_taken_for_a_project(tmp_path):
         open_project(tmp_path)
 
 
+@pytest.mark.sqlite_only
 def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data(tmp_project):
     add_reader(tmp_project.database, "Dr A", "ophthalmologist")
     url = sqlite_url(tmp_project.root / DATABASE_FILENAME)
@@ -110,6 +118,7 @@ def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data
     impatient.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_a_backup_copy_holds_everything_saved(tmp_project):
     from storage.database import backup_sqlite
 
@@ -121,7 +130,8 @@ def test_a_backup_copy_holds_everything_saved(tmp_project):
 
 KILLED_MID_ACTION = """
 import os, signal, sys
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
 from storage.project import open_project
 from storage.reading import ReaderSession
 project = open_project(sys.argv[1])
@@ -134,6 +144,7 @@ with project.database.transaction() as s:               # killed before this one
 """
 
 
+@pytest.mark.sqlite_only
 def test_a_process_killed_mid_action_keeps_every_committed_action(clinic, tmp_path):
     import subprocess
     import sys

@@ -23,9 +23,10 @@ def test_a_new_project_has_the_default_catalogue(tmp_project):
         settings.finding("nonexistent")
 
 
-def test_a_project_can_have_its_own_findings(tmp_path):
+def test_a_project_can_have_its_own_findings(tmp_path, new_database_url):
     findings = [FindingSpec("drusen", "Drusen", "d", "small"), FindingSpec("hole", "Hole", "o", "medium")]
-    with create_project(tmp_path / "p", findings=findings, diagnosis_classes=[], consensus_k=3) as project:
+    with create_project(tmp_path / "p", findings=findings, diagnosis_classes=[], consensus_k=3,
+                        database_url=new_database_url()) as project:
         settings = project.settings()
         assert [f.code for f in settings.findings] == ["drusen", "hole"]
         assert settings.diagnosis_classes == [] and settings.consensus_k == 3

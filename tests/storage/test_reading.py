@@ -77,6 +77,7 @@ def test_queue_order_progress_and_next_unfinished_wraps_round(clinic):
     assert s.next_unfinished() is None
 
 
+@pytest.mark.sqlite_only
 def test_next_unfinished_uses_the_queue_index(clinic):
     with clinic.project.database.engine.connect() as connection:
         plan = connection.exec_driver_sql(

@@ -33,3 +33,32 @@ def test_all_reads_streams_every_read_with_its_labels(clinic):
     assert mine[first].regions == {"macular_hole": frozenset({1}), "membrane": frozenset({1, 4})}
     assert mine[first].diagnosis == "PDR" and mine[first].landmarks.fovea == (30, 11)
     assert mine[second].normal and not mine[second].regions
+
+
+def test_consensus_and_agreement_come_from_the_stored_reads(clinic):
+    from annotate.agreement import agreement_report
+    from annotate.consensus import consensus_for_project
+
+    db = clinic.project.database
+    review = ReviewSession(db, clinic.reviewer.id)
+    image = clinic.images[0]
+    first, second, third = sorted(review.reads_for(image))
+    for reader, regions in ((first, {1, 2}), (second, {2, 3})):
+        s = ReaderSession(db, reader)
+        s.set_regions(image, "haemorrhage", regions)
+        s.set_diagnosis(image, "mild NPDR")
+        s.mark_done(image)
+    s = ReaderSession(db, third)
+    s.mark_normal(image)
+    s.set_diagnosis(image, "no DR")
+    s.mark_done(image)
+    codes = [f.code for f in clinic.project.settings().findings]
+    consensus = consensus_for_project(review.all_reads(), codes, k=clinic.project.settings().consensus_k)
+    result = consensus.image(image)
+    assert (result.reads, result.diagnosis) == (3, "mild NPDR")
+    assert result.findings["haemorrhage"].state == "present" and result.findings["haemorrhage"].votes == 2
+    assert result.findings["haemorrhage"].cue_regions == {1, 2, 3}
+    assert result.findings["drusen"].state == "absent"
+    assert clinic.images[1] not in consensus  # nobody finished it
+    accuracy = {r.reader_id: r for r in agreement_report(consensus).readers}
+    assert (accuracy[third].false_negative, accuracy[first].true_positive) == (1, 1)
