@@ -14,9 +14,6 @@ With ``fov_mask`` (our addition) the map lives inside the fundus only: outside t
 is fixed very low and GAP averages over the fundus. Without it the black corners, identical in
 every photo, become a free bias: they saturate at A ≈ 1, where eq. 2's gradient vanishes
 (d log σ(z)/dz = 1 − σ(z)), so guidance can no longer pull them down and AIR counts them.
-``fov_margin`` also leaves out the map cells along the fundus edge (and along the frame, where
-IDRiD's fundus is cut off): trained on a few hundred photos, the network lit a band there in every
-photo, present or absent, its answer written on the photo's own edge instead of on the lesions.
 
 For the paper's 512 × 512 input the activation map is 32 × 32 (four halvings after a stride-1
 stem). Concatenating the atrous branches before the 1×1 conv equals summing a 1×1 projection of
@@ -54,7 +51,6 @@ class GuidedConfig:
     guidance_weight: float = GUIDANCE_WEIGHT
     epsilon: float = GUIDANCE_EPSILON
     fov_mask: bool = True           # activation only inside the fundus (see the module docstring)
-    fov_margin: int = 0             # map cells along the fundus edge left out too (see the docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +59,7 @@ class GuidedConfig:
     def from_saved(cls, values: dict) -> "GuidedConfig":
         """The config saved with a model; models saved before ``fov_mask`` existed ran without it."""
         known = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
-        return cls(**{"fov_mask": False, "fov_margin": 0, **known})
+        return cls(**{"fov_mask": False, **known})
 
     @property
     def map_size(self) -> int:
@@ -129,8 +125,6 @@ class GuidedNet(nn.Module):
         if self.config.fov_mask:
             inside = F.adaptive_avg_pool2d((image.amax(1, keepdim=True) > FOV_LEVEL).to(logits.dtype),
                                            logits.shape[-2:]) > 0.5
-            if self.config.fov_margin:
-                inside = _eroded(inside, self.config.fov_margin)
             logits = logits.masked_fill(~inside, OUTSIDE_LOGIT)
         else:
             inside = torch.ones_like(logits, dtype=torch.bool)
@@ -142,13 +136,6 @@ class GuidedNet(nn.Module):
         weight = inside_pooled.to(logits.dtype)
         existence_logit = (logits_pooled * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp(min=1)
         return existence_logit, torch.sigmoid(logits)
-
-
-def _eroded(inside: Tensor, cells: int) -> Tensor:
-    """``inside`` (N, 1, h, w) bool less every cell within ``cells`` of an outside cell or of the
-    photo's edge (a fundus cut off by the frame ends there too)."""
-    outside = F.pad((~inside).to(torch.float32), (cells,) * 4, value=1.0)
-    return F.max_pool2d(outside, 2 * cells + 1, stride=1) < 0.5
 
 
 def _xavier(module: nn.Module) -> None:

@@ -43,8 +43,6 @@ def register(subparsers) -> None:
     parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
                         help="guided with --reference: cue by the regions (default, as readers label) or by "
                              "the lesions' own map cells where the public data has masks or boxes")
-    parser.add_argument("--fov-margin", type=int, default=None,
-                        help="guided: map cells along the fundus edge left out of the activation map")
     parser.add_argument("--complete-cues-only", action="store_true",
                         help="guided: train on no positive whose cue may miss lesions (public boxes)")
     parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
@@ -196,8 +194,6 @@ def _guided_settings(args: argparse.Namespace, project) -> tuple:
     config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
                           input_size=args.input_size or PAPER_INPUT_SIZE, width=args.width,
                           guidance_weight=args.guidance_weight)
-    if getattr(args, "fov_margin", None) is not None:
-        config.fov_margin = args.fov_margin
     name = args.name or f"guided_{args.finding}" + ("" if args.guidance_weight else "_unguided")
     return config, guided_train_config(**engine_overrides(args)), name
 

@@ -131,17 +131,6 @@ def test_fov_mask_keeps_activation_inside_the_fundus():
     assert torch.isfinite(logit).all()
 
 
-def test_fov_margin_leaves_out_the_cells_along_the_fundus_and_frame_edges():
-    image = torch.zeros(1, 3, 96, 96)
-    image[:, :, 0:80, 16:96] = 0.5              # a fundus cut off by the top and right edges of the frame
-    net = GuidedNet(GuidedConfig(input_size=96, width=4, atrous_channels=4, fov_margin=1)).eval()
-    _, activation = net(image)
-    kept = torch.zeros(6, 6, dtype=torch.bool)
-    kept[1:4, 2:5] = True                       # inside cells rows 0–4, columns 1–5, less one cell all round
-    assert activation[0, 0][~kept].max() < 1e-6 and activation[0, 0][kept].min() > 1e-6
-
-
 def test_models_saved_before_the_fov_mask_load_without_it():
     assert not GuidedConfig.from_saved({"finding": "drusen", "width": 4, "unknown": 1}).fov_mask
-    assert GuidedConfig.from_saved({"finding": "drusen"}).fov_margin == 0
     assert GuidedConfig.from_saved(GuidedConfig().to_dict()).fov_mask

@@ -34,8 +34,7 @@ ENGINE_LABELS = {"lr": "learning rate", "cpu_bf16": "bf16 on the CPU", "amp": "f
                  "early_stopping_patience": "early stopping patience", "num_workers": "loader processes"}
 GUIDED_LABELS = {"input_size": "input size (px)", "width": "width (stem channels)",
                  "guidance_weight": "guidance weight λ (eq. 3)", "epsilon": "ε (eq. 2)",
-                 "fov_mask": "activation inside the fundus only",
-                 "fov_margin": "cells left out along the fundus edge"}
+                 "fov_mask": "activation inside the fundus only"}
 ATTENTION_LABELS = {"input_size": "input size (px)", "backbone": "EfficientNet (timm name)",
                     "masked": "attention mask (off: the paper's baseline)"}
 
