@@ -80,9 +80,9 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
 
     ``cue_source="lesions"`` (public reference data only) cues positives by their lesions' map
     cells instead of their regions (``models.finding_data.lesion_cue``). ``complete_cues_only``
-    trains on no positive whose cue may miss lesions (public boxes): guidance leaves such a photo's
-    map free, and the network learns to write its answer in a fixed place instead of on the
-    lesions. Validation keeps them, so its figures stay comparable."""
+    trains on no positive whose cue may miss lesions (public boxes), whose maps guidance leaves
+    free; validation keeps them, so its figures stay comparable (measured in docs/benchmarks.md:
+    it did not stop the band the starters light along the fundus edge)."""
     _check_source(project, reference)
     if cue_source != "regions" and reference is None:
         raise OctantError("Lesion cues need public reference data (--reference idrid): readers label regions.")
