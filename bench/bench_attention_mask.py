@@ -29,8 +29,8 @@ from models.weights import read_metadata  # noqa: E402
 # loss) with a time cap, a smaller encoder and a rate for training from scratch. From scratch the
 # validation loss jumps between epochs (1.3 → 2.8 → 1.4): on 2026-11-26 early stopping ended both
 # networks at epoch 7 or 8 with their best at epoch 2 or 3 (``--patience 0`` would run all 30).
-def reduced_settings(minutes: float) -> list[str]:
-    return ["--backbone", "efficientnet_b0", "--input-size", "224", "--epochs", "30", "--patience", "5",
+def reduced_settings(minutes: float, patience: int) -> list[str]:
+    return ["--backbone", "efficientnet_b0", "--input-size", "224", "--epochs", "30", "--patience", str(patience),
             "--batch-size", "8", "--lr", "1e-3", "--bf16", "--time-limit", str(int(minutes * 60)),
             "--validation-fraction", "0.2", "--seed", "0", "--device", "cpu"]
 
@@ -60,9 +60,11 @@ def main() -> None:
     parser.add_argument("--export-starter", action="store_true")
     parser.add_argument("--only", choices=("baseline", "attention"), default=None)
     parser.add_argument("--minutes", type=float, default=55.0, help="training time cap per network")
+    parser.add_argument("--patience", type=int, default=5, help="early stopping (the paper's 5; 0 = all epochs)")
+    parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "bench_attention_mask")
     args = parser.parse_args()
-    settings = reduced_settings(args.minutes)
-    run_root = ROOT / "runs" / "bench_attention_mask"
+    settings = reduced_settings(args.minutes, args.patience)
+    run_root = args.run_root
     output = ROOT / "bench" / "results" / "bench_attention_mask.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     results: dict = {}
