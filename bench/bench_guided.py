@@ -74,12 +74,12 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     fraction = float(REDUCED[REDUCED.index("--validation-fraction") + 1])
     seed = int(REDUCED[REDUCED.index("--seed") + 1])
     _, validation = guided_split(idrid_reference_samples(finding), fraction, seed)
-    figures = {}
-    for cue, suffix in (("lesions", "_lesion"), ("regions", "")):
-        dataset = FindingDataset(validation, config.input_size, config.map_size, cue_source=cue)
-        metrics = finding_metrics(predict(model, DataLoader(dataset, batch_size=32), torch.device("cpu")))
-        figures.update({f"{k}{suffix}": v for k, v in metrics.items() if k.startswith(("air", "cue", "n_"))
-                        or not suffix})
+    regional = FindingDataset(validation, config.input_size, config.map_size)
+    outputs = predict(model, DataLoader(regional, batch_size=32), torch.device("cpu"))  # one pass, two kinds of cue
+    lesion = FindingDataset(validation, config.input_size, config.map_size, cue_source="lesions")
+    figures = finding_metrics(outputs)
+    lesion_metrics = finding_metrics({**outputs, "cues": lesion.cues})
+    figures.update({f"{k}_lesion": v for k, v in lesion_metrics.items() if k.startswith(("air", "cue", "n_"))})
     return figures
 
 
