@@ -37,10 +37,16 @@ from models.metrics import guidance_table  # noqa: E402
 REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-size", "16", "--lr", "0.02",
            "--bf16", "--time-limit", "1200", "--patience", "0",
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
+UNGUIDED_ROOT = ROOT / "runs" / "bench_guided"
+
+
+def run_dir_of(finding: str, guidance: float, run_root: Path) -> Path:
+    """λ = 0 ignores the cue, so one unguided run (under the regional root) serves both kinds of cue."""
+    return (run_root if guidance else UNGUIDED_ROOT) / f"{finding}_lambda{guidance:g}"
 
 
 def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str) -> dict:
-    run_dir = run_root / f"{finding}_lambda{guidance:g}"
+    run_dir = run_dir_of(finding, guidance, run_root)
     argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--cue", cue,
             "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *REDUCED]
     if export is not None:
@@ -67,7 +73,7 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     from models.guided import GuidedConfig, GuidedNet, finding_metrics, predict
     from models.reference_labels import idrid_reference_samples
 
-    run_dir = run_root / f"{finding}_lambda{guidance:g}"
+    run_dir = run_dir_of(finding, guidance, run_root)
     config = GuidedConfig.from_saved(json.loads((run_dir / "config.json").read_text())["task"])
     model = GuidedNet(config)
     model.load_state_dict(torch.load(run_dir / "best.pt", weights_only=False)["model"])
@@ -81,6 +87,19 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     lesion_metrics = finding_metrics({**outputs, "cues": lesion.cues})
     figures.update({f"{k}_lesion": v for k, v in lesion_metrics.items() if k.startswith(("air", "cue", "n_"))})
     return figures
+
+
+def save(output: Path, results: dict, runs_key: str, finding: str | None = None) -> dict:
+    """Write ``results`` over the file as it is now, so that two runs of this bench side by side
+    (one per kind of cue) keep each other's figures; returns what was written."""
+    on_disk = json.loads(output.read_text()) if output.is_file() else {}
+    merged = {**on_disk, **{k: v for k, v in results.items() if not k.startswith("runs")}}
+    if finding is None:
+        merged[runs_key] = results[runs_key]
+    else:
+        merged[runs_key] = {**on_disk.get(runs_key, {}), finding: results[runs_key][finding]}
+    output.write_text(json.dumps(merged, indent=2, default=str))
+    return merged
 
 
 def main() -> None:
@@ -115,8 +134,7 @@ def main() -> None:
             if not args.evaluate_only:
                 pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue)
             pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root))
-        results[runs_key][finding] = pair
-        output.write_text(json.dumps(results, indent=2, default=str))
+        results = save(output, {**results, runs_key: {**results[runs_key], finding: pair}}, runs_key, finding)
     pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
     lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
                              or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}
@@ -124,7 +142,7 @@ def main() -> None:
     table = (f"trained on {args.cue} cues; AIR against regional cues:\n{guidance_table(pairs)}\n\n"
              f"AIR against lesion cues:\n{guidance_table(lesion_air, with_paper=False)}")
     results[f"table_{args.cue}"] = table
-    output.write_text(json.dumps(results, indent=2, default=str))
+    save(output, results, runs_key)
     print(table)
     for finding, pair in results[runs_key].items():
         for side, r in pair.items():

@@ -15,12 +15,25 @@ is fixed very low and GAP averages over the fundus. Without it the black corners
 every photo, become a free bias: they saturate at A ≈ 1, where eq. 2's gradient vanishes
 (d log σ(z)/dz = 1 − σ(z)), so guidance can no longer pull them down and AIR counts them.
 
+Three more additions of ours close the two ways the network escaped eq. 2 on IDRiD (measured in
+docs/benchmarks.md; ``GuidedConfig.as_published()`` drops all four):
+- ``existence_floor``: GAP sees each logit z through a soft floor, f + softplus(z − f) with
+  f = log(ε/(1 − ε)), the logit below which eq. 2's clamp stops acting. Without it the logits
+  below f are free of guidance yet still move GAP: the network told photos apart there, out of
+  sight of the map and of AIR.
+- ``existence_intercept``: a learnt scalar added after GAP. A photo whose lesions the network
+  cannot see needs a prior near the base rate; without an intercept the network made one from a
+  band of saturated cells along the fundus's cut-off top edge, in every photo.
+- ``saturation_hinge``: guidance adds (1 − m)·max(z, 0), so a saturated cell outside the cue is
+  still pulled down (eq. 2 alone gives it (1 − A) ≈ 0) and the band cannot stay once it is useless.
+
 For the paper's 512 × 512 input the activation map is 32 × 32 (four halvings after a stride-1
 stem). Concatenating the atrous branches before the 1×1 conv equals summing a 1×1 projection of
 each branch, which is DeepLab's fusion of its pyramid [2].
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,6 +64,9 @@ class GuidedConfig:
     guidance_weight: float = GUIDANCE_WEIGHT
     epsilon: float = GUIDANCE_EPSILON
     fov_mask: bool = True           # activation only inside the fundus (see the module docstring)
+    existence_floor: bool = True    # GAP sees no logit below ε's (see the module docstring)
+    existence_intercept: bool = True    # a learnt scalar added after GAP (see the module docstring)
+    saturation_hinge: bool = True   # guidance keeps pulling saturated cells outside the cue
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +75,13 @@ class GuidedConfig:
     def from_saved(cls, values: dict) -> "GuidedConfig":
         """The config saved with a model; models saved before ``fov_mask`` existed ran without it."""
         known = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
-        return cls(**{"fov_mask": False, **known})
+        return cls(**{"fov_mask": False, "existence_floor": False, "existence_intercept": False,
+                      "saturation_hinge": False, **known})
+
+    def as_published(self) -> "GuidedConfig":
+        """The same network without our four additions: the paper's architecture and loss as written."""
+        return GuidedConfig(**{**self.to_dict(), "fov_mask": False, "existence_floor": False,
+                               "existence_intercept": False, "saturation_hinge": False})
 
     @property
     def map_size(self) -> int:
@@ -110,9 +132,16 @@ class GuidedNet(nn.Module):
             _conv_bn_relu(concatenated, config.atrous_channels, dilation=rate) for rate in self.rates)
         self.to_map = nn.Conv2d(config.atrous_channels * len(self.rates), 1, 1)
         self.small_pool = config.small_pool if config.size_class == "small" else 1
+        if config.existence_intercept:
+            self.intercept = nn.Parameter(torch.zeros(1))
         _xavier(self)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        existence_logit, map_logits = self.forward_logits(image)
+        return existence_logit, torch.sigmoid(map_logits)
+
+    def forward_logits(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """``(existence_logit [N], map logits z [N, 1, S/16, S/16])``: A = sigmoid(z)."""
         x = self.stem(image)
         reductions = []
         for stage in self.stages:
@@ -128,14 +157,21 @@ class GuidedNet(nn.Module):
             logits = logits.masked_fill(~inside, OUTSIDE_LOGIT)
         else:
             inside = torch.ones_like(logits, dtype=torch.bool)
+        if self.config.existence_floor:
+            floor = math.log(self.config.epsilon / (1 - self.config.epsilon))
+            existence_input = floor + F.softplus(logits - floor)
+        else:
+            existence_input = logits
         if self.small_pool > 1:
-            logits_pooled = F.max_pool2d(logits, self.small_pool, ceil_mode=True)
+            logits_pooled = F.max_pool2d(existence_input, self.small_pool, ceil_mode=True)
             inside_pooled = F.max_pool2d(inside.to(logits.dtype), self.small_pool, ceil_mode=True) > 0
         else:
-            logits_pooled, inside_pooled = logits, inside
+            logits_pooled, inside_pooled = existence_input, inside
         weight = inside_pooled.to(logits.dtype)
         existence_logit = (logits_pooled * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp(min=1)
-        return existence_logit, torch.sigmoid(logits)
+        if self.config.existence_intercept:
+            existence_logit = existence_logit + self.intercept
+        return existence_logit, logits
 
 
 def _xavier(module: nn.Module) -> None:
@@ -165,17 +201,30 @@ def guidance_loss(activation: Tensor, cue: Tensor, epsilon: float = GUIDANCE_EPS
     return (outside * torch.log(torch.clamp(activation, min=epsilon))).mean()
 
 
+def saturation_hinge(map_logits: Tensor, cue: Tensor, cue_complete: Tensor | None = None) -> Tensor:
+    """Mean of (1 − m)·max(z, 0): added to eq. 2 it keeps a cell's gradient at ≥ 1 once A > 0.5,
+    where eq. 2's own (1 − A) fades, so a saturated cell outside the cue cannot escape guidance."""
+    map_logits = map_logits.float().reshape(cue.shape)
+    outside = 1 - cue.float()
+    if cue_complete is not None:
+        outside = outside * cue_complete.float().reshape(-1, *[1] * (cue.dim() - 1))
+    return (outside * F.relu(map_logits)).mean()
+
+
 def classification_loss(existence_logit: Tensor, present: Tensor) -> Tensor:
     """Eq. 1, binary cross-entropy on y_pred = sigmoid(logit), computed stably from the logit."""
     return F.binary_cross_entropy_with_logits(existence_logit.float(), present.float())
 
 
-def total_loss(existence_logit: Tensor, activation: Tensor, present: Tensor, cue: Tensor,
+def total_loss(existence_logit: Tensor, map_logits: Tensor, present: Tensor, cue: Tensor,
                guidance_weight: float = GUIDANCE_WEIGHT, epsilon: float = GUIDANCE_EPSILON,
-               cue_complete: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-    """Eq. 3: L_class + λ·L_guide; returns the loss and its parts for the progress display."""
+               cue_complete: Tensor | None = None, hinge: bool = False) -> tuple[Tensor, dict[str, float]]:
+    """Eq. 3: L_class + λ·L_guide (plus ``saturation_hinge`` when ``hinge``); returns the loss and
+    its parts for the progress display."""
     classification = classification_loss(existence_logit, present)
-    guidance = guidance_loss(activation, cue, epsilon, cue_complete)
+    guidance = guidance_loss(torch.sigmoid(map_logits.float()), cue, epsilon, cue_complete)
+    if hinge:
+        guidance = guidance + saturation_hinge(map_logits, cue, cue_complete)
     total = classification + guidance_weight * guidance if guidance_weight else classification
     return total, {"class_loss": float(classification.detach()), "guide_loss": float(guidance.detach())}
 
@@ -213,16 +262,16 @@ class GuidedTask:
         images, present, cues, complete = (t.to(device, non_blocking=True) for t in batch)
         if self.augment:
             images, cues = _augment(images, cues)
-        logit, activation = model(images)
-        return total_loss(logit, activation, present, cues, self.config.guidance_weight, self.config.epsilon,
-                          complete)
+        logit, map_logits = model.forward_logits(images)
+        return total_loss(logit, map_logits, present, cues, self.config.guidance_weight, self.config.epsilon,
+                          complete, self.config.saturation_hinge)
 
     def validate(self, model, loader, device) -> dict[str, float]:
         outputs = predict(model, loader, device)
-        loss, _ = total_loss(torch.from_numpy(outputs["logits"]), torch.from_numpy(outputs["activations"]),
+        loss, _ = total_loss(torch.from_numpy(outputs["logits"]), torch.from_numpy(outputs["map_logits"]),
                              torch.from_numpy(outputs["present"]), torch.from_numpy(outputs["cues"]),
                              self.config.guidance_weight, self.config.epsilon,
-                             torch.from_numpy(outputs["cue_complete"]))
+                             torch.from_numpy(outputs["cue_complete"]), self.config.saturation_hinge)
         return {"val_loss": float(loss), **{f"val_{k}": v for k, v in finding_metrics(outputs).items()}}
 
     def task_config(self) -> dict:
@@ -240,17 +289,18 @@ def predict(model: nn.Module, loader, device) -> dict:
     import numpy as np
 
     model.eval()
-    parts: dict[str, list] = {"logits": [], "activations": [], "present": [], "cues": [], "cue_complete": []}
+    parts: dict[str, list] = {"logits": [], "map_logits": [], "present": [], "cues": [], "cue_complete": []}
     with torch.no_grad():
         for images, present, cues, complete in loader:
-            logit, activation = model(images.to(device))
+            logit, map_logits = model.forward_logits(images.to(device))
             parts["logits"].append(logit.float().cpu())
-            parts["activations"].append(activation.float().cpu()[:, 0])
+            parts["map_logits"].append(map_logits.float().cpu()[:, 0])
             parts["present"].append(present.float())
             parts["cues"].append(cues.float())
             parts["cue_complete"].append(complete.float())
     out = {k: torch.cat(v).numpy() if v else np.zeros(0, np.float32) for k, v in parts.items()}
     out["probabilities"] = 1 / (1 + np.exp(-out["logits"]))
+    out["activations"] = torch.sigmoid(torch.from_numpy(out["map_logits"])).numpy()
     return out
 
 

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                              "the lesions' own map cells where the public data has masks or boxes")
     parser.add_argument("--complete-cues-only", action="store_true",
                         help="guided: train on no positive whose cue may miss lesions (public boxes)")
+    parser.add_argument("--as-published", action="store_true",
+                        help="guided: the paper's network and loss as written, without our four additions "
+                             "(field-of-view mask, existence floor and intercept, saturation hinge; models/guided.py)")
     parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
     parser.add_argument("--epochs", type=int)
@@ -194,6 +197,8 @@ def _guided_settings(args: argparse.Namespace, project) -> tuple:
     config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
                           input_size=args.input_size or PAPER_INPUT_SIZE, width=args.width,
                           guidance_weight=args.guidance_weight)
+    if getattr(args, "as_published", False):
+        config = config.as_published()
     name = args.name or f"guided_{args.finding}" + ("" if args.guidance_weight else "_unguided")
     return config, guided_train_config(**engine_overrides(args)), name
 

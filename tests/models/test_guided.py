@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from models.guided import (ATROUS_RATES, GuidedConfig, GuidedNet, GuidedTask, classification_loss,
-                           finding_metrics, guidance_loss, guided_train_config, predict, total_loss)
+                           finding_metrics, guidance_loss, saturation_hinge, guided_train_config, predict, total_loss)
 from models.training import train
 
 
@@ -46,8 +46,8 @@ def test_classification_loss_is_binary_cross_entropy_of_the_probability():
 
 
 def test_lambda_zero_is_the_unguided_ablation():
-    logit, activation = torch.tensor([0.3]), torch.full((1, 1, 2, 2), 0.4)
-    loss, parts = total_loss(logit, activation, torch.tensor([1.0]), torch.zeros(1, 2, 2), guidance_weight=0.0)
+    logit, map_logits = torch.tensor([0.3]), torch.full((1, 1, 2, 2), -0.4)
+    loss, parts = total_loss(logit, map_logits, torch.tensor([1.0]), torch.zeros(1, 2, 2), guidance_weight=0.0)
     assert loss.item() == pytest.approx(parts["class_loss"]) and parts["guide_loss"] < 0
 
 
@@ -65,7 +65,7 @@ def test_paper_input_gives_a_32_by_32_map():
 
 
 def test_small_findings_max_pool_before_averaging():
-    net = GuidedNet(GuidedConfig(size_class="small", input_size=64, width=4, small_pool=4))
+    net = GuidedNet(GuidedConfig(size_class="small", input_size=64, width=4, small_pool=4, existence_floor=False))
     net.eval()
     with torch.no_grad():
         for p in net.to_map.parameters():
@@ -132,5 +132,58 @@ def test_fov_mask_keeps_activation_inside_the_fundus():
 
 
 def test_models_saved_before_the_fov_mask_load_without_it():
-    assert not GuidedConfig.from_saved({"finding": "drusen", "width": 4, "unknown": 1}).fov_mask
-    assert GuidedConfig.from_saved(GuidedConfig().to_dict()).fov_mask
+    old = GuidedConfig.from_saved({"finding": "drusen", "width": 4, "unknown": 1})
+    assert not old.fov_mask and not old.existence_floor
+    new = GuidedConfig.from_saved(GuidedConfig().to_dict())
+    assert new.fov_mask and new.existence_floor
+
+
+def _net_with_map(values: torch.Tensor, **config) -> GuidedNet:
+    """A guided net whose logit map is ``values`` (4×4) whatever the image."""
+    net = GuidedNet(GuidedConfig(size_class="large", input_size=64, width=4, atrous_channels=4,
+                                 fov_mask=False, **config)).eval()
+    net.to_map.register_forward_hook(lambda module, inputs, output: values.reshape(1, 1, 4, 4))
+    return net
+
+
+def test_existence_ignores_logits_below_epsilon():
+    # Below log(ε/(1−ε)) eq. 2 no longer acts; the floor keeps existence from hiding there.
+    floor = math.log(1e-3 / (1 - 1e-3))
+    deep = torch.full((4, 4), floor - 30.0)
+    shallow = torch.full((4, 4), floor - 10.0)
+    for background in (deep, shallow):
+        background[0, 0] = 20.0
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        deep_logit, _ = _net_with_map(deep)(image)
+        shallow_logit, _ = _net_with_map(shallow)(image)
+        unfloored, _ = _net_with_map(deep, existence_floor=False)(image)
+    expected = (20.0 + 15 * floor) / 16
+    assert deep_logit.item() == pytest.approx(expected, abs=1e-3)
+    assert shallow_logit.item() == pytest.approx(expected, abs=1e-3)
+    assert unfloored.item() == pytest.approx((20.0 + 15 * (floor - 30.0)) / 16, abs=1e-4)
+
+
+def test_saturation_hinge_adds_the_positive_logits_outside_the_cue():
+    logits = torch.tensor([[[3.0, -2.0], [5.0, 1.0]]])
+    cue = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    assert saturation_hinge(logits, cue).item() == pytest.approx((5.0 + 1.0) / 4)
+    assert saturation_hinge(logits, cue, cue_complete=torch.zeros(1)).item() == 0.0
+
+
+def test_with_the_hinge_a_saturated_cell_outside_the_cue_is_still_pulled_down():
+    logits = torch.tensor([[[30.0, 30.0]]], requires_grad=True)
+    cue = torch.tensor([[[1.0, 0.0]]])
+    for hinge, least in ((False, 0.0), (True, 0.5)):
+        logits.grad = None
+        total_loss(torch.tensor([0.0]), logits, torch.tensor([1.0]), cue, hinge=hinge)[0].backward()
+        assert logits.grad[0, 0, 0] == 0.0                        # inside the cue: free
+        assert logits.grad[0, 0, 1] == pytest.approx(least, abs=1e-6)   # outside: only the hinge pulls
+
+
+def test_as_published_drops_our_four_additions_and_keeps_the_rest():
+    ours = GuidedConfig(finding="drusen", width=4, guidance_weight=0.5)
+    paper = ours.as_published()
+    assert not (paper.fov_mask or paper.existence_floor or paper.existence_intercept or paper.saturation_hinge)
+    assert (paper.finding, paper.width, paper.guidance_weight) == ("drusen", 4, 0.5)
+    assert not hasattr(GuidedNet(GuidedConfig(input_size=32, width=4, existence_intercept=False)), "intercept")

@@ -34,7 +34,10 @@ ENGINE_LABELS = {"lr": "learning rate", "cpu_bf16": "bf16 on the CPU", "amp": "f
                  "early_stopping_patience": "early stopping patience", "num_workers": "loader processes"}
 GUIDED_LABELS = {"input_size": "input size (px)", "width": "width (stem channels)",
                  "guidance_weight": "guidance weight λ (eq. 3)", "epsilon": "ε (eq. 2)",
-                 "fov_mask": "activation inside the fundus only"}
+                 "fov_mask": "activation inside the fundus only",
+                 "existence_floor": "existence ignores logits below ε",
+                 "existence_intercept": "learnt intercept after pooling",
+                 "saturation_hinge": "guidance also pulls saturated cells"}
 ATTENTION_LABELS = {"input_size": "input size (px)", "backbone": "EfficientNet (timm name)",
                     "masked": "attention mask (off: the paper's baseline)"}
 
