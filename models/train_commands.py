@@ -67,13 +67,39 @@ def register(subparsers) -> None:
                         help="write the best weights to this file (.safetensors), not a new one in the run folder")
     parser.add_argument("--name", default=None, help="model name in the registry")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    parser.add_argument("--start-from", default=None, metavar="starter|scratch|FILE",
+                        help="what a new run starts from: the shipped starter (default on a project's labels), "
+                             "random weights (default with --reference), or a .safetensors file")
     parser.set_defaults(func=run_train)
+
+
+def initial_weights(args: argparse.Namespace) -> str:
+    """``TrainConfig.init_weights`` from ``--start-from``: clinics fine-tune the shipped starter by
+    default; starters themselves (``--reference``) and the unmasked baseline start from scratch."""
+    from models.weights import starter_for
+
+    choice = getattr(args, "start_from", None) or ("scratch" if args.reference else "starter")
+    if choice == "scratch":
+        return ""
+    if choice != "starter":
+        if not Path(choice).is_file():
+            raise OctantError(f"--start-from {choice}: no such weights file; give a .safetensors file, "
+                              "'starter' or 'scratch'.")
+        return str(choice)
+    if args.network == "attention-mask" and args.no_mask:
+        print("The unmasked baseline has no starter; it starts from scratch.", file=sys.stderr)
+        return ""
+    starter = starter_for(args.network, args.finding)
+    if starter is None:
+        print(f"No starter ships for {args.finding or args.network}; training starts from scratch.", file=sys.stderr)
+        return ""
+    return str(starter)
 
 
 def engine_overrides(args: argparse.Namespace) -> dict:
     changes = {"seed": args.seed, "device": args.device, "cpu_bf16": args.bf16,
                "max_batches_per_epoch": args.max_batches, "time_limit_s": args.time_limit,
-               "num_workers": args.workers}
+               "num_workers": args.workers, "init_weights": initial_weights(args)}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("patience", "early_stopping_patience")):
         if getattr(args, name) is not None:

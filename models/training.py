@@ -43,7 +43,7 @@ from storage.errors import OctantError
 CHECKPOINT_VERSION = 1
 # Engine fields that may change between a run and its resumption without changing its result.
 RUN_CONTROL_FIELDS = ("epochs", "time_limit_s", "num_workers", "device", "log_every",
-                      "early_stopping_patience")
+                      "early_stopping_patience", "init_weights")
 
 
 @dataclass
@@ -75,6 +75,7 @@ class TrainConfig:
     max_batches_per_epoch: int = 0  # 0 = all; for benches on a slow CPU
     time_limit_s: float = 0.0       # 0 = none; the running epoch ends early, is validated, saved, last
     log_every: int = 1              # batches between progress events (each one syncs the GPU)
+    init_weights: str = ""          # weights file a new run starts from (fine-tuning); "" = from scratch
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -139,6 +140,12 @@ def train(task: TrainingTask, config: TrainConfig, run_dir: str | Path,
             scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
         state = _RunState(**checkpoint["state"])
+    elif config.init_weights:
+        from models.weights import load_matching_weights
+
+        start = load_matching_weights(model, config.init_weights)
+        if writer:   # which tensors were fine-tuned and which started fresh, beside the run
+            _write_json(run_dir / "init.json", start)
     if writer:
         _write_json(run_dir / "config.json", saved_config)
 

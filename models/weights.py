@@ -81,10 +81,50 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dic
     return metadata
 
 
+def load_matching_weights(model: nn.Module, path: str | Path) -> dict:
+    """Start ``model`` from ``path`` for fine-tuning: every tensor whose name and shape match is
+    loaded, the rest keep their initial values (a head sized for other classes, a part the file's
+    network lacks). Returns what happened; WeightsError when most of the network would not load,
+    because that is training from scratch under another name."""
+    path = _existing(path)
+    try:
+        stored = load_file(str(path))
+    except Exception as error:
+        raise WeightsError(
+            f"The weights file {path} cannot be read ({error}); replace it with a good copy or train from scratch."
+        ) from error
+    target = _unwrapped(model)
+    expected = target.state_dict()
+    fitting = {name: tensor.to(expected[name].dtype) for name, tensor in stored.items()
+               if name in expected and tensor.shape == expected[name].shape}
+    kept = [name for name in expected if name not in fitting]
+    total = sum(t.numel() for t in expected.values())
+    loaded = sum(expected[name].numel() for name in fitting)
+    if loaded < 0.5 * total:
+        made_for = read_metadata(path).get("architecture", "another network")
+        raise WeightsError(
+            f"The weights file {path} was made for {made_for}; only {loaded / max(total, 1):.0%} of this "
+            f"network's weights fit it (e.g. {kept[0] if kept else '?'}). Use that network's settings "
+            f"(width, size class) or train from scratch.")
+    target.load_state_dict(fitting, strict=False)
+    return {"file": str(path), "loaded_tensors": len(fitting), "kept_initial": kept,
+            "loaded_share": round(loaded / max(total, 1), 4)}
+
+
 def starter_weights_path(name: str) -> Path | None:
     """``<repo>/weights/<name>.safetensors`` if it ships with this copy of Octant, else None."""
     path = WEIGHTS_DIR / f"{name}.safetensors"
     return path if path.is_file() else None
+
+
+def starter_for(network: str, finding: str | None = None) -> Path | None:
+    """The shipped starter a clinic's training fine-tunes by default: ``guided_<finding>`` for a
+    guided network, ``dr_grade_attention`` for the attention-mask classifier; None if none ships."""
+    if network == "guided":
+        return starter_weights_path(f"guided_{finding}") if finding else None
+    if network == "attention-mask":
+        return starter_weights_path("dr_grade_attention")
+    raise ValueError(f"no starters for network {network!r}")
 
 
 def _existing(path: str | Path) -> Path:

@@ -225,3 +225,33 @@ def test_bf16_autocast_on_the_cpu_trains_when_asked(tmp_path):
     result = train(BlobTask(), config(epochs=1, cpu_bf16=True), tmp_path)
     assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # not NaN
     assert torch.load(result.best_path, weights_only=False)["model"]["0.weight"].dtype == torch.float32
+
+
+def test_a_new_run_starts_from_init_weights_where_they_fit(tmp_path):
+    from models.weights import save_weights
+
+    starter = BlobTask().build_model()
+    with torch.no_grad():
+        for index, parameter in enumerate(starter.parameters()):
+            parameter.fill_(0.01 * (index + 1))
+    # The starter has another head (3 outputs): it keeps its initial values, the rest is loaded.
+    starter[-1] = nn.Linear(4, 3)
+    save_weights(starter, tmp_path / "starter.safetensors", {"architecture": "blobs"})
+    result = train(BlobTask(), config(epochs=1, lr=0.0, init_weights=str(tmp_path / "starter.safetensors")),
+                   tmp_path / "run")
+    trained = weights_of(result.last_path)
+    assert torch.allclose(trained["0.weight"], torch.full_like(trained["0.weight"], 0.01), atol=1e-5)  # fp16 file
+    assert not torch.allclose(trained["6.weight"], torch.full_like(trained["6.weight"], 0.05))
+    start = json.loads((tmp_path / "run" / "init.json").read_text())
+    assert start["kept_initial"] == ["6.weight", "6.bias"] and start["loaded_share"] > 0.5
+
+
+def test_weights_that_mostly_do_not_fit_are_refused_with_advice(tmp_path):
+    from models.weights import save_weights
+    from storage.errors import WeightsError
+
+    other = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(16, 1))
+    save_weights(other, tmp_path / "wide.safetensors", {"architecture": "wide blobs"})
+    with pytest.raises(WeightsError, match="wide blobs.*train from scratch"):
+        train(BlobTask(), config(epochs=1, init_weights=str(tmp_path / "wide.safetensors")), tmp_path / "run")

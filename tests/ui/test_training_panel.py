@@ -166,21 +166,28 @@ def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot
 def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(qtbot, labelled):
     from models.attention_mask import attention_train_config
     from models.guided import GuidedConfig, guided_train_config
+    from models.weights import starter_for
     from ui.training.setup import ATTENTION, available_devices
 
     made, _ = labelled
     panel = TrainingPanel(made.project)
     qtbot.addWidget(panel)
     setup = panel.setup
-    assert setup.engine_config() == guided_train_config()  # SGD, Nesterov, batch 32 (§3.1)
+    starter = str(starter_for("guided", setup.finding_code()))   # fine-tuned by default (issue: starters)
+    assert setup.engine_config() == guided_train_config(init_weights=starter)  # SGD, Nesterov, batch 32 (§3.1)
     assert setup.guided_config() == GuidedConfig(finding=setup.finding_code(), size_class="small")
     setup.engine_form.set_values(lr=0.5, nesterov=False)
     setup.reset_defaults()
-    assert setup.engine_config() == guided_train_config()
+    assert setup.engine_config() == guided_train_config(init_weights=starter)
+    setup.start_from.setCurrentIndex(setup.start_from.findData("scratch"))
+    assert setup.engine_config() == guided_train_config() and "random" in setup.start_note.text()
+    setup.start_from.setCurrentIndex(setup.start_from.findData("starter"))
     setup.network.setCurrentIndex(setup.network.findData(ATTENTION))
-    assert setup.engine_config() == attention_train_config() and setup.run_name.text() == "dr_grade_attention"
+    assert setup.engine_config() == attention_train_config(init_weights=str(starter_for("attention-mask")))
+    assert setup.run_name.text() == "dr_grade_attention"
     setup.network_form.set_values(masked=False)
     assert setup.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline
+    assert setup.engine_config() == attention_train_config() and "No starter" in setup.start_note.text()
     model = setup.device.model()
     for row, (name, usable) in enumerate(available_devices().items()):
         assert setup.device.itemText(row) == name and model.item(row).isEnabled() == usable

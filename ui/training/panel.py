@@ -91,7 +91,7 @@ class TrainingPanel(QWidget):
         self.start_button = QPushButton("Start")
         self.resume_button = QPushButton("Resume")
         self.cancel_button = QPushButton("Cancel")
-        self.start_button.setToolTip("Train from scratch (an earlier run of this name is replaced)")
+        self.start_button.setToolTip("Start a new run (an earlier run of this name is replaced)")
         self.resume_button.setToolTip("Continue the run of this name from its last finished epoch")
         self.start_button.clicked.connect(lambda: self.start(resume=False))
         self.resume_button.clicked.connect(lambda: self.start(resume=True))

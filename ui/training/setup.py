@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 from models.attention_mask import AttentionConfig, attention_train_config
 from models.guided import ATROUS_RATES, GuidedConfig, guided_train_config
 from models.training import TrainConfig
+from models.weights import starter_for
 from storage.errors import OctantError
 from ui.training import tables
 from ui.training.form import ConfigForm
@@ -27,8 +28,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 GUIDED = "guided"
 ATTENTION = "attention-mask"
 VALIDATION_SHARE = 0.1   # Son et al. §3.1: 90 % derivation, 10 % validation
-# Engine fields the panel sets itself (device combo) or that only benches use.
-HIDDEN_ENGINE_FIELDS = ("device", "log_every")
+# Engine fields the panel sets itself (device and start-from combos) or that only benches use.
+HIDDEN_ENGINE_FIELDS = ("device", "log_every", "init_weights")
 ENGINE_LABELS = {"lr": "learning rate", "cpu_bf16": "bf16 on the CPU", "amp": "fp16 on CUDA (AMP)",
                  "max_batches_per_epoch": "max batches per epoch", "time_limit_s": "time limit (s)",
                  "early_stopping_patience": "early stopping patience", "num_workers": "loader processes"}
@@ -94,6 +95,12 @@ class TrainingSetup(QWidget):
         for spec in self.project.settings().findings:
             self.finding.addItem(self._finding_label(spec.code), spec.code)
         self.run_name = QLineEdit()
+        self.start_from = QComboBox()
+        self.start_from.addItem("the starter model (fine-tune)", "starter")
+        self.start_from.addItem("random weights (from scratch)", "scratch")
+        self.start_from.currentIndexChanged.connect(self._show_start)
+        self.start_note = QLabel()
+        self.start_note.setWordWrap(True)
         self.device = QComboBox()
         for name, usable in available_devices().items():
             self.device.addItem(name)
@@ -102,6 +109,8 @@ class TrainingSetup(QWidget):
         form.addRow("network", self.network)
         form.addRow("finding", self.finding)
         form.addRow("run name", self.run_name)
+        form.addRow("start from", self.start_from)
+        form.addRow("", self.start_note)
         form.addRow("device", self.device)
         return box
 
@@ -212,7 +221,25 @@ class TrainingSetup(QWidget):
 
     def engine_config(self) -> TrainConfig:
         device = self.device.currentText()
-        return self.engine_form.value(device=None if device == "auto" else device)
+        starter = self.starter() if self.start_from.currentData() == "starter" else None
+        return self.engine_form.value(device=None if device == "auto" else device,
+                                      init_weights=str(starter) if starter else "")
+
+    def starter(self) -> Path | None:
+        """The shipped starter of the chosen network (None for the unmasked baseline, which has none)."""
+        if self.network_kind() == ATTENTION and not self.attention_config().masked:
+            return None
+        return starter_for(self.network_kind(), self.finding_code() if self.network_kind() == GUIDED else None)
+
+    def _show_start(self) -> None:
+        starter = self.starter()
+        if self.start_from.currentData() == "scratch":
+            self.start_note.setText("Every weight starts random (Xavier for the guided network).")
+        elif starter is None:
+            self.start_note.setText("No starter ships for this choice: the run starts from random weights.")
+        else:
+            self.start_note.setText(f"Fine-tunes {starter.name}, trained on public IDRiD data "
+                                    "(its card: the .md file beside it).")
 
     def guided_config(self) -> GuidedConfig:
         return self.network_forms[GUIDED].value(finding=self.finding_code())
@@ -235,6 +262,7 @@ class TrainingSetup(QWidget):
             self.run_name.setText("dr_grade_attention" if self.attention_config().masked else "dr_grade_baseline")
         if load_saved:
             self.load_saved_settings()
+        self._show_start()
         self.runChosen.emit()
 
     def reset_defaults(self) -> None:
@@ -244,8 +272,8 @@ class TrainingSetup(QWidget):
         self._choice_changed(load_saved=False)
 
     def set_busy(self, busy: bool) -> None:
-        for widget in (self.network, self.run_name, self.device, self.network_stack, self.engine_stack,
-                       self.validation_share):
+        for widget in (self.network, self.run_name, self.start_from, self.device, self.network_stack,
+                       self.engine_stack, self.validation_share):
             widget.setEnabled(not busy)
         self.finding.setEnabled(not busy and self.network_kind() == GUIDED)
 

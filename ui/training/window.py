@@ -39,7 +39,7 @@ def tiny_settings(panel: TrainingPanel, finding: str, epochs: int = 2) -> None:
     setup = panel.setup
     setup.network.setCurrentIndex(setup.network.findData(GUIDED))
     setup.finding.setCurrentIndex(setup.finding.findData(finding))
-    setup.network_form.set_values(input_size=32, width=4, atrous_channels=4)
+    setup.network_form.set_values(input_size=32)   # the starter's width: the run fine-tunes it
     setup.engine_form.set_values(epochs=epochs, batch_size=4, early_stopping_patience=0)
     setup.device.setCurrentText("cpu")
 
