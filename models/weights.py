@@ -59,12 +59,7 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dic
     """Load ``path`` into ``model`` (converted to the model's dtypes) and return its metadata."""
     path = _existing(path)
     metadata = read_metadata(path)
-    try:
-        stored = load_file(str(path))
-    except Exception as error:
-        raise WeightsError(
-            f"The weights file {path} cannot be read ({error}); replace it with a good copy or retrain."
-        ) from error
+    stored = _tensors(path)
     target = _unwrapped(model)
     expected = target.state_dict()
     problems = _mismatches(expected, stored, strict)
@@ -87,12 +82,7 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> dict:
     network lacks). Returns what happened; WeightsError when most of the network would not load,
     because that is training from scratch under another name."""
     path = _existing(path)
-    try:
-        stored = load_file(str(path))
-    except Exception as error:
-        raise WeightsError(
-            f"The weights file {path} cannot be read ({error}); replace it with a good copy or train from scratch."
-        ) from error
+    stored = _tensors(path)
     target = _unwrapped(model)
     expected = target.state_dict()
     fitting = {name: tensor.to(expected[name].dtype) for name, tensor in stored.items()
@@ -125,6 +115,16 @@ def starter_for(network: str, finding: str | None = None) -> Path | None:
     if network == "attention-mask":
         return starter_weights_path("dr_grade_attention")
     raise ValueError(f"no starters for network {network!r}")
+
+
+def _tensors(path: Path) -> dict:
+    try:
+        return load_file(str(path))
+    except Exception as error:
+        raise WeightsError(
+            f"The weights file {path} cannot be read ({error}); replace it with a good copy, retrain, "
+            "or train from scratch."
+        ) from error
 
 
 def _existing(path: str | Path) -> Path:
