@@ -73,7 +73,7 @@ class GuidedConfig:
 
     @classmethod
     def from_saved(cls, values: dict) -> "GuidedConfig":
-        """The config saved with a model; models saved before ``fov_mask`` existed ran without it."""
+        """The config saved with a model; a model saved before one of our additions existed ran without it."""
         known = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
         return cls(**{"fov_mask": False, "existence_floor": False, "existence_intercept": False,
                       "saturation_hinge": False, **known})
@@ -195,20 +195,22 @@ def guidance_loss(activation: Tensor, cue: Tensor, epsilon: float = GUIDANCE_EPS
     Samples whose ``cue_complete`` (N,) is 0 add nothing: outside their cue is unknown, not clear.
     """
     activation = activation.float().reshape(cue.shape)
+    return (_guided_cells(cue, cue_complete) * torch.log(torch.clamp(activation, min=epsilon))).mean()
+
+
+def _guided_cells(cue: Tensor, cue_complete: Tensor | None) -> Tensor:
+    """1 − m, zeroed for samples whose cue is incomplete: the cells guidance acts on."""
     outside = 1 - cue.float()
     if cue_complete is not None:
         outside = outside * cue_complete.float().reshape(-1, *[1] * (cue.dim() - 1))
-    return (outside * torch.log(torch.clamp(activation, min=epsilon))).mean()
+    return outside
 
 
 def saturation_hinge(map_logits: Tensor, cue: Tensor, cue_complete: Tensor | None = None) -> Tensor:
     """Mean of (1 − m)·max(z, 0): added to eq. 2 it keeps a cell's gradient at ≥ 1 once A > 0.5,
     where eq. 2's own (1 − A) fades, so a saturated cell outside the cue cannot escape guidance."""
     map_logits = map_logits.float().reshape(cue.shape)
-    outside = 1 - cue.float()
-    if cue_complete is not None:
-        outside = outside * cue_complete.float().reshape(-1, *[1] * (cue.dim() - 1))
-    return (outside * F.relu(map_logits)).mean()
+    return (_guided_cells(cue, cue_complete) * F.relu(map_logits)).mean()
 
 
 def classification_loss(existence_logit: Tensor, present: Tensor) -> Tensor:

@@ -45,9 +45,9 @@ def starter_guided_model(finding: str, model_id: int) -> ModelRecord | None:
     ``GuidedRunner`` loads it the way it loads any saved guided model. ``model_id`` must be negative:
     registry ids are positive, and the runner keeps outputs per id.
     """
-    from models.weights import read_metadata, starter_weights_path
+    from models.weights import read_metadata, starter_for
 
-    path = starter_weights_path(f"guided_{finding}")
+    path = starter_for("guided", finding)
     if path is None:
         return None
     try:
