@@ -89,15 +89,13 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     return figures
 
 
-def save(output: Path, results: dict, runs_key: str, finding: str | None = None) -> dict:
-    """Write ``results`` over the file as it is now, so that two runs of this bench side by side
-    (one per kind of cue) keep each other's figures; returns what was written."""
+def save(output: Path, results: dict, runs_key: str) -> dict:
+    """Write ``results`` over the file as it is now: ``runs_key``'s findings join those on disk and
+    every other runs key stays, so two runs of this bench side by side (one per kind of cue) keep
+    each other's figures. Returns what was written."""
     on_disk = json.loads(output.read_text()) if output.is_file() else {}
     merged = {**on_disk, **{k: v for k, v in results.items() if not k.startswith("runs")}}
-    if finding is None:
-        merged[runs_key] = results[runs_key]
-    else:
-        merged[runs_key] = {**on_disk.get(runs_key, {}), finding: results[runs_key][finding]}
+    merged[runs_key] = {**on_disk.get(runs_key, {}), **results[runs_key]}
     output.write_text(json.dumps(merged, indent=2, default=str))
     return merged
 
@@ -134,7 +132,8 @@ def main() -> None:
             if not args.evaluate_only:
                 pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue)
             pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root))
-        results = save(output, {**results, runs_key: {**results[runs_key], finding: pair}}, runs_key, finding)
+        results[runs_key][finding] = pair
+        results = save(output, results, runs_key)
     pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
     lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
                              or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}

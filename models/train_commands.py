@@ -86,12 +86,10 @@ def initial_weights(args: argparse.Namespace) -> str:
             raise OctantError(f"--start-from {choice}: no such weights file; give a .safetensors file, "
                               "'starter' or 'scratch'.")
         return str(choice)
-    if args.network == "attention-mask" and args.no_mask:
-        print("The unmasked baseline has no starter; it starts from scratch.", file=sys.stderr)
-        return ""
-    starter = starter_for(args.network, args.finding)
+    starter = starter_for(args.network, args.finding, masked=not args.no_mask)
     if starter is None:
-        print(f"No starter ships for {args.finding or args.network}; training starts from scratch.", file=sys.stderr)
+        print(f"No starter ships for this network ({args.finding or args.network}); it starts from scratch.",
+              file=sys.stderr)
         return ""
     return str(starter)
 

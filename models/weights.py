@@ -107,13 +107,14 @@ def starter_weights_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def starter_for(network: str, finding: str | None = None) -> Path | None:
+def starter_for(network: str, finding: str | None = None, masked: bool = True) -> Path | None:
     """The shipped starter a clinic's training fine-tunes by default: ``guided_<finding>`` for a
-    guided network, ``dr_grade_attention`` for the attention-mask classifier; None if none ships."""
+    guided network, ``dr_grade_attention`` for the attention-mask classifier; None if none ships
+    (the unmasked baseline, an ablation, has none)."""
     if network == "guided":
         return starter_weights_path(f"guided_{finding}") if finding else None
     if network == "attention-mask":
-        return starter_weights_path("dr_grade_attention")
+        return starter_weights_path("dr_grade_attention") if masked else None
     raise ValueError(f"no starters for network {network!r}")
 
 

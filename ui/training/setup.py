@@ -227,9 +227,9 @@ class TrainingSetup(QWidget):
 
     def starter(self) -> Path | None:
         """The shipped starter of the chosen network (None for the unmasked baseline, which has none)."""
-        if self.network_kind() == ATTENTION and not self.attention_config().masked:
-            return None
-        return starter_for(self.network_kind(), self.finding_code() if self.network_kind() == GUIDED else None)
+        if self.network_kind() == GUIDED:
+            return starter_for(GUIDED, self.finding_code())
+        return starter_for(ATTENTION, masked=self.attention_config().masked)
 
     def _show_start(self) -> None:
         starter = self.starter()
