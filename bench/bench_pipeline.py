@@ -8,7 +8,10 @@ and, separately, writing the PNG masks at the original size. Accuracy: disc and 
 against the IDRiD localisation ground truth (the same photo in IDRiD-landmarks), and the
 suggested regions per lesion type against the regions the ground-truth masks hit (the same
 ``min_lesion_area`` rule on the true masks, true landmarks and true disc), as sensitivity and
-specificity over (photo, region) pairs. Writes bench/results/bench_pipeline.json.
+specificity over (photo, region) pairs. Throughput: the same photos, cycled ``--throughput-photos``
+long, through ``pipeline_results`` (decoding on threads, ``--batch-sizes`` photos per network call;
+default 1 on a CPU, 1 and 8 on a GPU) and through ``presegment_to_folder`` (the same plus the PNG
+masks written on threads), in photos per second. Writes bench/results/bench_pipeline.json.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from annotate.fov import FieldOfView, detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map  # noqa: E402
 from models.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
 from models.pipeline import WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
-from models.presegment import process_photo, write_outputs  # noqa: E402
+from models.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
 from models.seg_cache import idrid_overlap, shared_data_dir  # noqa: E402
 
 
@@ -65,6 +68,10 @@ def main() -> None:
     parser.add_argument("--photos", default="45-54")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--batch-sizes", default=None, help="e.g. 1,8 (default: 1 on a CPU, 1,8 on a GPU)")
+    parser.add_argument("--throughput-photos", type=int, default=0,
+                        help="photos per throughput run, the list cycled (default: the photos once; 0 skips on request)")
+    parser.add_argument("--skip-accuracy", action="store_true", help="throughput only")
     args = parser.parse_args()
     first, last = (int(v) for v in args.photos.split("-"))
     models, messages = load_pipeline_models(args.weights_dir, args.device)
@@ -76,7 +83,7 @@ def main() -> None:
     writing, disc_err, fovea_err = [], [], []
     pairs = {name: {"tp": 0, "fp": 0, "fn": 0, "tn": 0} for name in LESION_NAMES.values()}
     min_area = PipelineOptions().min_lesion_area
-    for number in range(first, last + 1):
+    for number in range(first, last + 1) if not args.skip_accuracy else ():
         name = f"IDRiD_{number:02d}"
         path = folder / f"{name}.jpg"
         for _ in range(args.repeats):
@@ -107,17 +114,46 @@ def main() -> None:
                    f"device {models.device}",
         "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": WORKING_RESOLUTIONS,
         "median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
-        "writing_masks_seconds": float(np.median(writing)),
+        "writing_masks_seconds": float(np.median(writing)) if writing else None,
         "disc_error_px": float(np.mean(disc_err)) if disc_err else None,
         "fovea_error_px": float(np.mean(fovea_err)) if fovea_err else None,
         "landmark_photos": len(disc_err), "model_versions": models.versions(), "messages": messages,
         "region_suggestions": {k: {**v, "sensitivity": v["tp"] / max(1, v["tp"] + v["fn"]),
                                    "specificity": v["tn"] / max(1, v["tn"] + v["fp"])} for k, v in pairs.items()},
     }
+    paths = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)]
+    sizes = [int(v) for v in (args.batch_sizes or ("1,8" if models.device.type == "cuda" else "1")).split(",")]
+    summary["throughput"] = throughput(paths, models, sizes, args.throughput_photos or len(paths))
     print(json.dumps(summary, indent=1))
     out = REPO / "bench" / "results" / "bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
+
+
+def throughput(paths: list[Path], models, batch_sizes: list[int], count: int) -> dict:
+    """Photos per second through the pipeline alone and through the whole ``presegment`` (masks
+    written), per batch size; one warm-up batch first (CUDA kernels, allocator)."""
+    cycled = [paths[i % len(paths)] for i in range(count)]
+    out = {}
+    for size in batch_sizes:
+        for _ in pipeline_results(cycled[:size], models, size):
+            pass
+        start = time.perf_counter()
+        for _ in pipeline_results(cycled, models, size):
+            pass
+        pipeline_s = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            summary = presegment_to_folder(cycled, Path(tmp), models, batch_size=size)
+            total_s = time.perf_counter() - start
+        out[f"batch_{size}"] = {"photos": count, "pipeline_photos_per_s": count / pipeline_s,
+                                "pipeline_ms_per_photo": 1000 * pipeline_s / count,
+                                "presegment_photos_per_s": count / total_s,
+                                "presegment_ms_per_photo": 1000 * total_s / count,
+                                "written": summary.done}
+        print(f"batch {size}: pipeline {1000 * pipeline_s / count:.0f} ms/photo ({count / pipeline_s:.2f} photos/s), "
+              f"with masks written {1000 * total_s / count:.0f} ms/photo", flush=True)
+    return out
 
 
 if __name__ == "__main__":

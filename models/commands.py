@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
     train.add_argument("--run-dir", help="checkpoints and history (default runs/seg-<task>-<architecture>)")
     train.add_argument("--fresh", action="store_true", help="start over instead of resuming from the run folder")
+    train.add_argument("--start-from", metavar="FILE",
+                       help="a new run starts from this .safetensors file (e.g. a shipped starter): tensors of "
+                            "matching name and shape load, the rest (a head for other channels) start fresh")
     train.add_argument("--device", help="auto (default), cpu, cuda, mps")
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 on the CPU (bf16 autocast is the default there)")
     train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
@@ -53,6 +56,7 @@ def register(subparsers) -> None:
     pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
     pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
+    pre.add_argument("--batch-size", type=int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
     pre.set_defaults(func=run_presegment)
 
 
@@ -101,6 +105,10 @@ def build_task(args):
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("device", args.device)) if v is not None}
     overrides["time_limit_s"] = args.time_limit * 60
+    if args.start_from:
+        if not Path(args.start_from).is_file():
+            raise OctantError(f"--start-from {args.start_from}: no such weights file; give a .safetensors file.")
+        overrides["init_weights"] = str(Path(args.start_from).resolve())
     if args.no_bf16:
         overrides["cpu_bf16"] = False
     config = task.recipe(**overrides)

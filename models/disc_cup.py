@@ -83,33 +83,48 @@ def measure_disc(disc_prob: np.ndarray, cup_prob: np.ndarray, threshold: float) 
     return (float(centroids[best][0]), float(centroids[best][1])), diameter, cdr
 
 
-def _predict(model: nn.Module, crop: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def _predict_batch(model: nn.Module, crops: list[np.ndarray], device: torch.device) -> list[tuple[np.ndarray, np.ndarray]]:
     with inference_context(device):
-        prob = torch.sigmoid(model(rgb_to_tensor(crop)[None].to(device)))[0].float().cpu().numpy()
-    return prob[0], prob[1]
+        prob = torch.sigmoid(model(torch.stack([rgb_to_tensor(crop) for crop in crops]).to(device))).float().cpu().numpy()
+    return [(p[0], p[1]) for p in prob]
 
 
 def segment_disc_cup(model: nn.Module, image_rgb: np.ndarray, centre_guess: tuple[float, float],
                      disc_diameter_guess: float, config: DiscCupConfig, device: torch.device) -> DiscCupResult:
     """Two passes on 256² crops: around the guess, then around the disc the first pass found.
     A blob whose diameter is not within PLAUSIBLE_DIAMETER × the guess is not taken for the disc."""
-    side = config.crop_disc_diameters * disc_diameter_guess
-    centre = centre_guess
-    result = None
+    return segment_disc_cup_batch(model, [image_rgb], [centre_guess], [disc_diameter_guess], config, device)[0]
+
+
+def segment_disc_cup_batch(model: nn.Module, images_rgb: list[np.ndarray], centre_guesses: list[tuple[float, float]],
+                           diameter_guesses: list[float], config: DiscCupConfig,
+                           device: torch.device) -> list[DiscCupResult]:
+    """``segment_disc_cup`` for several photos: each pass is one network call on the photos still
+    being refined."""
+    centres, sides = list(centre_guesses), [config.crop_disc_diameters * d for d in diameter_guesses]
+    last: list = [None] * len(images_rgb)      # (disc prob, cup prob, matrix) of the latest pass
+    results: list[DiscCupResult | None] = [None] * len(images_rgb)
+    active = list(range(len(images_rgb)))
     for _ in range(2):
-        crop, matrix = crop_disc(image_rgb, centre, side, config.crop_size)
-        disc_prob, cup_prob = _predict(model, crop, device)
-        measured = measure_disc(disc_prob, cup_prob, config.threshold)
-        if measured is None:
+        if not active:
             break
-        (u, v), diameter, cdr = measured
-        scale = matrix[0, 0]
-        if not PLAUSIBLE_DIAMETER[0] <= diameter / scale / disc_diameter_guess <= PLAUSIBLE_DIAMETER[1]:
-            break   # a blob far from a disc's size (e.g. a bright patch): keep the last plausible pass
-        centre = ((u - matrix[0, 2]) / scale, (v - matrix[1, 2]) / scale)
-        diameter_px = diameter / scale
-        result = DiscCupResult(disc_prob, cup_prob, matrix, centre, diameter_px, cdr, True)
-        side = config.crop_disc_diameters * diameter_px
-    if result is None:
-        return DiscCupResult(disc_prob, cup_prob, matrix, None, None, None, False)
-    return result
+        crops = [crop_disc(images_rgb[i], centres[i], sides[i], config.crop_size) for i in active]
+        probs = _predict_batch(model, [crop for crop, _ in crops], device)
+        still = []
+        for i, (_, matrix), (disc_prob, cup_prob) in zip(active, crops, probs):
+            last[i] = (disc_prob, cup_prob, matrix)
+            measured = measure_disc(disc_prob, cup_prob, config.threshold)
+            if measured is None:
+                continue
+            (u, v), diameter, cdr = measured
+            scale = matrix[0, 0]
+            if not PLAUSIBLE_DIAMETER[0] <= diameter / scale / diameter_guesses[i] <= PLAUSIBLE_DIAMETER[1]:
+                continue   # a blob far from a disc's size (e.g. a bright patch): keep the last plausible pass
+            centres[i] = ((u - matrix[0, 2]) / scale, (v - matrix[1, 2]) / scale)
+            diameter_px = diameter / scale
+            results[i] = DiscCupResult(disc_prob, cup_prob, matrix, centres[i], diameter_px, cdr, True)
+            sides[i] = config.crop_disc_diameters * diameter_px
+            still.append(i)
+        active = still
+    return [result if result is not None else DiscCupResult(*last[i], None, None, None, False)
+            for i, result in enumerate(results)]

@@ -22,6 +22,7 @@ from torch import nn
 
 from annotate.fov import FieldOfView, detect_fov, fov_mask
 from models.disc_cup import DISC_PER_FOV
+from models.seg_cache import letterbox
 from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
 
 # Disc–fovea offset in units of the expected disc diameter (FOV diameter / 8), measured on 60
@@ -82,24 +83,23 @@ def decode_heatmaps(logits: torch.Tensor, radius: float) -> tuple[np.ndarray, np
     return torch.stack([cx, cy], -1).cpu().numpy(), mass.cpu().numpy()
 
 
-def letterbox_transform(shape: tuple[int, int], canvas: tuple[int, int]) -> tuple[float, int, int]:
-    """(scale, dx, dy) with canvas = image * scale + (dx, dy), as ``seg_cache.letterbox``."""
-    h, w = shape
-    scale = min(canvas[0] / w, canvas[1] / h)
-    return scale, (canvas[0] - max(1, round(w * scale))) // 2, (canvas[1] - max(1, round(h * scale))) // 2
-
-
 def locate_learned(model: nn.Module, image_rgb: np.ndarray, config: LocatorConfig,
                    device: torch.device) -> LandmarkEstimate:
-    scale, dx, dy = letterbox_transform(image_rgb.shape[:2], config.canvas)
-    nw, nh = max(1, round(image_rgb.shape[1] * scale)), max(1, round(image_rgb.shape[0] * scale))
-    canvas = np.zeros((config.canvas[1], config.canvas[0], 3), np.uint8)
-    canvas[dy:dy + nh, dx:dx + nw] = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return locate_learned_batch(model, [image_rgb], config, device)[0]
+
+
+def locate_learned_batch(model: nn.Module, images_rgb: list[np.ndarray], config: LocatorConfig,
+                         device: torch.device) -> list[LandmarkEstimate]:
+    """The locator on several photos in one network call; coordinates in each input's pixels."""
+    boxed = [letterbox(image, config.canvas) for image in images_rgb]   # the training cache's letterbox
     with inference_context(device):
-        logits = model(rgb_to_tensor(canvas)[None].to(device))
+        logits = model(torch.stack([rgb_to_tensor(canvas) for canvas, *_ in boxed]).to(device))
     centres, confidence = decode_heatmaps(logits.float(), config.peak_radius)
-    (disc, fovea) = [((x - dx) / scale, (y - dy) / scale) for x, y in centres[0]]
-    return LandmarkEstimate(disc, fovea, float(confidence[0, 0]), float(confidence[0, 1]), "locator")
+    estimates = []
+    for (_, scale, (dx, dy)), points, (disc_confidence, fovea_confidence) in zip(boxed, centres, confidence):
+        disc, fovea = [((x - dx) / scale, (y - dy) / scale) for x, y in points]
+        estimates.append(LandmarkEstimate(disc, fovea, float(disc_confidence), float(fovea_confidence), "locator"))
+    return estimates
 
 
 def _band(image: np.ndarray, small_sigma: float, large_sigma: float) -> np.ndarray:

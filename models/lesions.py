@@ -28,7 +28,7 @@ from torch import nn
 
 from annotate.fov import BLACK_PIXEL_LEVEL
 from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
-from models.tiling import predict_padded
+from models.tiling import predict_padded_many
 
 LESION_CHANNELS = ("MA", "HE", "EX", "SE")
 LESION_NAMES = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates", "SE": "soft_exudates"}
@@ -151,7 +151,12 @@ def segment_lesions(model: nn.Module, image_rgb: np.ndarray, device: torch.devic
 
 def segment_prepared(model: nn.Module, prepared_rgb: np.ndarray, device: torch.device) -> np.ndarray:
     """``segment_lesions`` on an input already through ``prepare_input`` (shared by two networks)."""
-    x = rgb_to_tensor(prepared_rgb).to(device)
+    return segment_prepared_batch(model, [prepared_rgb], device)[0]
+
+
+def segment_prepared_batch(model: nn.Module, prepared: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
+    """``segment_prepared`` for several photos: one network call for those of one padded size."""
+    inputs = [rgb_to_tensor(image).to(device) for image in prepared]
     with inference_context(device):
-        prob = predict_padded(lambda batch: torch.sigmoid(model(batch)), x, multiple=32)
-    return prob.float().cpu().numpy()
+        probs = predict_padded_many(lambda batch: torch.sigmoid(model(batch)), inputs, multiple=32)
+    return [prob.float().cpu().numpy() for prob in probs]

@@ -21,11 +21,11 @@ from torch import nn
 from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
 from annotate.geometry import region_label_map
 from models.device import pick_device
-from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup
-from models.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned, plausible
+from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
+from models.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned_batch, plausible
 from models.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
-                            segment_prepared)
-from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels
+                            segment_prepared_batch)
+from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels_batch
 from models.weights import WEIGHTS_DIR, load_weights
 from storage.errors import GeometryError, WeightsError
 
@@ -190,15 +190,21 @@ def _working_image(image_rgb: np.ndarray, fov: FieldOfView, target_diameter: flo
     return cv2.resize(crop, size, interpolation=interpolation), mapping.x0, mapping.y0, size[0] / crop.shape[1]
 
 
-def _locate(models: PipelineModels, image_rgb: np.ndarray, fov: FieldOfView, messages: list[str]):
+def _locate_all(models: PipelineModels, photos: list[_Photo]) -> list:
+    """Disc and fovea of each photo: the locator (one batch) where it is confident and plausible,
+    else the classical method."""
     locator = models.get("landmarks")
+    estimates: list = [None] * len(photos)
     if locator is not None:
-        estimate = locate_learned(locator.model, image_rgb, locator.config, models.device)
-        confident = min(estimate.disc_confidence, estimate.fovea_confidence) >= locator.config.min_confidence
-        if confident and plausible(estimate, fov):
-            return estimate
-        messages.append("The landmark locator was not confident on this photo; the classical method placed disc and fovea.")
-    return locate_classical(image_rgb, fov)
+        learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device)
+        for i, (photo, estimate) in enumerate(zip(photos, learned)):
+            confident = min(estimate.disc_confidence, estimate.fovea_confidence) >= locator.config.min_confidence
+            if confident and plausible(estimate, photo.fov):
+                estimates[i] = estimate
+            else:
+                photo.messages.append("The landmark locator was not confident on this photo; "
+                                      "the classical method placed disc and fovea.")
+    return [estimate or locate_classical(photo.rgb, photo.fov) for photo, estimate in zip(photos, estimates)]
 
 
 def choose_disc(estimate, found, expected_diameter: float) -> tuple[float, float]:
@@ -211,86 +217,129 @@ def choose_disc(estimate, found, expected_diameter: float) -> tuple[float, float
     return found.disc_centre if offset <= 1.5 * expected_diameter else estimate.disc
 
 
+@dataclass
+class _Photo:
+    """One photo on its way through ``run_pipeline_batch``."""
+    rgb: np.ndarray
+    s: float                        # given-image pixels per original pixel
+    fov: FieldOfView                # given-image pixels
+    result: PipelineResult
+    messages: list[str] = field(default_factory=list)
+    lesion_probs: np.ndarray | None = None   # (4, h, w) on the lesion network's working grid
+    to_work: np.ndarray | None = None        # original pixels -> that grid
+    work_shape: tuple[int, int] | None = None
+
+
 def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
     """Pre-segment one photo (BGR uint8, possibly decoded at reduced size: ``options.input_scale``)."""
-    options = options or PipelineOptions()
+    return run_pipeline_batch([image_bgr], models, [options or PipelineOptions()])[0]
+
+
+def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
+                       options: list[PipelineOptions] | None = None) -> list[PipelineResult]:
+    """Pre-segment several photos, each network called once per stage for all of them (batches
+    fill a GPU; on a CPU one photo at a time is as fast). Each result equals ``run_pipeline``'s
+    on that photo alone; its timings are the stages' times shared equally among the photos."""
+    if not images_bgr:
+        return []
+    options = options or [PipelineOptions() for _ in images_bgr]
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        timings[stage], clock = now - clock, now
+        timings[stage], clock = (now - clock) / len(images_bgr), now
 
-    image_rgb = np.ascontiguousarray(image_bgr[..., ::-1])
-    s = options.input_scale                         # given-image pixels per original pixel
-    shape = options.original_shape or (round(image_bgr.shape[0] / s), round(image_bgr.shape[1] / s))
-    fov = detect_fov(image_bgr)
-    original_fov = FieldOfView(fov.cx / s, fov.cy / s, fov.r / s)
-    messages: list[str] = []
+    photos = []
+    for image_bgr, option in zip(images_bgr, options):
+        s = option.input_scale
+        shape = option.original_shape or (round(image_bgr.shape[0] / s), round(image_bgr.shape[1] / s))
+        fov = detect_fov(image_bgr)
+        result = PipelineResult(shape, FieldOfView(fov.cx / s, fov.cy / s, fov.r / s), None, None, "",
+                                model_versions=models.versions())
+        photos.append(_Photo(np.ascontiguousarray(image_bgr[..., ::-1]), s, fov, result))
     lap("field_of_view")
 
-    estimate = _locate(models, image_rgb, fov, messages)
-    disc, fovea = estimate.disc, estimate.fovea
-    result = PipelineResult(shape, original_fov, None, None, estimate.method, model_versions=models.versions())
+    estimates = _locate_all(models, photos)
+    discs = [estimate.disc for estimate in estimates]
+    for photo, estimate in zip(photos, estimates):
+        photo.result.landmark_method = estimate.method
     lap("landmarks")
 
     disc_cup = models.get("disc_cup")
     if disc_cup is not None:
-        guess = 2 * fov.r * DISC_PER_FOV
-        found = segment_disc_cup(disc_cup.model, image_rgb, disc, guess, disc_cup.config, models.device)
-        disc = choose_disc(estimate, found, guess)
-        if found.found:
-            result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
-        to_crop = found.crop_matrix.astype(np.float64).copy()
-        to_crop[:, :2] *= s
-        result.layers["disc"] = Layer(found.disc_prob, to_crop)
-        result.layers["cup"] = Layer(found.cup_prob, to_crop)
-        result.thresholds["disc"] = result.thresholds["cup"] = disc_cup.config.threshold
+        guesses = [2 * photo.fov.r * DISC_PER_FOV for photo in photos]
+        found_all = segment_disc_cup_batch(disc_cup.model, [p.rgb for p in photos], discs, guesses,
+                                           disc_cup.config, models.device)
+        for i, (photo, found) in enumerate(zip(photos, found_all)):
+            result, s = photo.result, photo.s
+            discs[i] = choose_disc(estimates[i], found, guesses[i])
+            if found.found:
+                result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
+            to_crop = found.crop_matrix.astype(np.float64).copy()
+            to_crop[:, :2] *= s
+            result.layers["disc"] = Layer(found.disc_prob, to_crop)
+            result.layers["cup"] = Layer(found.cup_prob, to_crop)
+            result.thresholds["disc"] = result.thresholds["cup"] = disc_cup.config.threshold
         lap("disc_cup")
-    result.disc = (float(disc[0]) / s, float(disc[1]) / s)
-    result.fovea = (float(fovea[0]) / s, float(fovea[1]) / s)
+    for photo, disc, estimate in zip(photos, discs, estimates):
+        photo.result.disc = (float(disc[0]) / photo.s, float(disc[1]) / photo.s)
+        photo.result.fovea = (float(estimate.fovea[0]) / photo.s, float(estimate.fovea[1]) / photo.s)
 
     vessels = models.get("vessels")
     if vessels is not None:
-        work, x0, y0, k = _working_image(image_rgb, fov, vessels.config.fov_diameter_px)
-        prob = segment_vessels(vessels.model, work, vessels.config, models.device)
-        result.layers["vessels"] = Layer(prob, scale_matrix(k * s, x0 / s, y0 / s))
-        result.thresholds["vessels"] = options.vessel_threshold or vessels.config.threshold
+        works = [_working_image(p.rgb, p.fov, vessels.config.fov_diameter_px) for p in photos]
+        probs = segment_vessels_batch(vessels.model, [w[0] for w in works], vessels.config, models.device,
+                                      tiles_per_batch=4 * len(photos))
+        for photo, option, (_, x0, y0, k), prob in zip(photos, options, works, probs):
+            photo.result.layers["vessels"] = Layer(prob, scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s))
+            photo.result.thresholds["vessels"] = option.vessel_threshold or vessels.config.threshold
         lap("vessels")
 
-    lesions = models.get("lesions")
-    if lesions is not None:
-        inputs: dict = {}   # (scale, preprocessing) -> network input: the lesion and detail networks share it
+    if models.get("lesions") is not None:
+        _segment_lesions(photos, models, options)
+        lap("lesions")
+        for photo, option in zip(photos, options):
+            _suggest_regions(photo.result, photo.lesion_probs, photo.to_work, photo.work_shape, option, photo.messages)
+        lap("regions")
+    for photo in photos:
+        photo.result.timings, photo.result.messages = dict(timings), photo.messages
+    return [photo.result for photo in photos]
 
-        def lesion_input(config: LesionNetConfig) -> tuple[np.ndarray, tuple]:
-            key = (config.fov_diameter_px, config.preprocess)
-            if key not in inputs:
-                working = _working_image(image_rgb, fov, config.fov_diameter_px)
-                inputs[key] = (prepare_input(working[0], config), working)
-            return inputs[key]
 
-        prepared, (work, x0, y0, k) = lesion_input(lesions.config)
-        probs = segment_prepared(lesions.model, prepared, models.device)
-        to_work = scale_matrix(k * s, x0 / s, y0 / s)
+def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> None:
+    """Lesion probabilities per photo (``photo.lesion_probs`` on the lesion network's grid), the
+    detail network's channels replacing the lesion network's where it is present."""
+    lesions, detail = models.get("lesions"), models.get("microaneurysms")
+    inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
+
+    def lesion_inputs(config: LesionNetConfig) -> list[tuple[np.ndarray, tuple]]:
+        key = (config.fov_diameter_px, config.preprocess)
+        if key not in inputs:
+            working = [_working_image(p.rgb, p.fov, config.fov_diameter_px) for p in photos]
+            inputs[key] = [(prepare_input(w[0], config), w) for w in working]
+        return inputs[key]
+
+    prepared = lesion_inputs(lesions.config)
+    probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device)
+    detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device)
+                  if detail is not None else [None] * len(photos))
+    for photo, option, (_, (work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
+                                                                         detail_all):
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
-        detail = models.get("microaneurysms")
-        if detail is not None:   # finer probabilities (microaneurysms) from the full-resolution network
-            detail_probs = segment_prepared(detail.model, lesion_input(detail.config)[0], models.device)
+        if detail_probs is not None:   # finer probabilities from the full-resolution network
             for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
                 if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
                     prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
                 probs[LESION_CHANNELS.index(channel)] = prob
                 thresholds[channel] = threshold
+        to_work = scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s)
         for channel, prob in zip(LESION_CHANNELS, probs):
             name = LESION_NAMES[channel]
-            result.layers[name] = Layer(prob, to_work)
-            result.thresholds[name] = (options.lesion_thresholds or {}).get(channel, thresholds[channel])
-        lap("lesions")
-        _suggest_regions(result, probs, to_work, work.shape[:2], options, messages)
-        lap("regions")
-    result.timings, result.messages = timings, messages
-    return result
+            photo.result.layers[name] = Layer(prob, to_work)
+            photo.result.thresholds[name] = (option.lesion_thresholds or {}).get(channel, thresholds[channel])
+        photo.lesion_probs, photo.to_work, photo.work_shape = probs, to_work, work.shape[:2]
 
 
 def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],

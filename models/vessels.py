@@ -16,7 +16,7 @@ from torch import nn
 
 from models.attention_unetpp import AttentionUNetPlusPlus
 from models.seg_common import LIGHT_ENCODER, NetConfig, build_smp, inference_context
-from models.tiling import TileConfig, predict_tiled
+from models.tiling import TileConfig, predict_tiled_many
 
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
 DRIVE_FOV_DIAMETER_PX = 540
@@ -60,8 +60,14 @@ def vessel_input(image_rgb: np.ndarray) -> np.ndarray:
 def segment_vessels(model: nn.Module, image_rgb: np.ndarray, config: VesselNetConfig,
                     device: torch.device) -> np.ndarray:
     """Vessel probability (H, W) float32 for an image already at the working scale."""
-    x = torch.from_numpy(vessel_input(image_rgb))[None].to(device)
-    tiles = TileConfig(config.tile, config.overlap, config.margin)
+    return segment_vessels_batch(model, [image_rgb], config, device)[0]
+
+
+def segment_vessels_batch(model: nn.Module, images_rgb: list[np.ndarray], config: VesselNetConfig,
+                          device: torch.device, tiles_per_batch: int = 4) -> list[np.ndarray]:
+    """``segment_vessels`` for several photos, their tiles ``tiles_per_batch`` to a network call."""
+    inputs = [torch.from_numpy(vessel_input(image))[None].to(device) for image in images_rgb]
+    tiles = TileConfig(config.tile, config.overlap, config.margin, tiles_per_batch)
     with inference_context(device):
-        prob = predict_tiled(lambda batch: torch.sigmoid(model(batch)), x, tiles)
-    return prob[0].float().cpu().numpy()
+        probs = predict_tiled_many(lambda batch: torch.sigmoid(model(batch)), inputs, tiles)
+    return [prob[0].float().cpu().numpy() for prob in probs]

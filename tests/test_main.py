@@ -55,3 +55,16 @@ def test_train_seg_refuses_unknown_lesion_types_and_options_of_other_tasks(capsy
     assert "--channels takes lesion types among MA, HE, EX, SE" in capsys.readouterr().err
     assert main.main(["train-seg", "--task", "vessels", "--preprocess", "local_contrast"]) == 1
     assert "lesions task only" in capsys.readouterr().err
+
+
+def test_train_seg_starts_a_new_run_from_a_given_weights_file(tmp_path, capsys):
+    from models.commands import build_task
+
+    missing = tmp_path / "none.safetensors"
+    assert main.main(["train-seg", "--task", "lesions", "--start-from", str(missing)]) == 1
+    assert "no such weights file" in capsys.readouterr().err
+    starter = tmp_path / "starter.safetensors"
+    starter.write_bytes(b"checked when the run starts")
+    args = main.build_parser().parse_args(["train-seg", "--task", "lesions", "--start-from", str(starter)])
+    _, config = build_task(args)
+    assert config.init_weights == str(starter.resolve())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import qtawesome as qta
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
@@ -23,6 +24,7 @@ from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
 from ui.image_loader import ImageLoader
 from ui.panels import AnswerPanel, QueuePanel
+from ui.presegment_ahead import PresegmentAhead
 from ui.reading_controller import ReadingController
 from ui.shortcuts import ShortcutSheet, resolve_bindings
 from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
@@ -66,6 +68,7 @@ class MainWindow(QMainWindow):
         self._overlays: set[str] = set()
         self._closing = False
         self._display_size: tuple[int, int] | None = None
+        self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------
@@ -110,6 +113,11 @@ class MainWindow(QMainWindow):
             if name in slots:
                 add_action(self, binding, slots[name])
         self.actions_by_name["regions"].setChecked(True)
+        self.ahead_action = QAction(qta.icon("mdi6.run-fast"), "Pre-segment my queue ahead of me", self)
+        self.ahead_action.setCheckable(True)
+        self.ahead_action.setStatusTip("Find disc, fovea, vessels and lesions on the coming images in the "
+                                       "background (stored for every reader; shown where the project allows)")
+        self.ahead_action.triggered.connect(self.run_ahead)
         for spec in self.controller.settings.findings:
             action = QAction(spec.name, self)
             action.setShortcut(QKeySequence(spec.key.upper()))
@@ -127,7 +135,10 @@ class MainWindow(QMainWindow):
         self.saved_label = QLabel("")
         self.saved_label.setObjectName("savedLabel")
         self.hint_label = QLabel("")
+        self.ahead_label = QLabel("")
+        self.ahead_label.setObjectName("aheadLabel")
         self.statusBar().addWidget(self.hint_label, 1)
+        self.statusBar().addPermanentWidget(self.ahead_label)
         self.statusBar().addPermanentWidget(self.saved_label)
 
     def _connect(self) -> None:
@@ -138,6 +149,7 @@ class MainWindow(QMainWindow):
         c.problem.connect(self.show_problem)
         c.hint.connect(self.show_hint)
         c.suggestionChanged.connect(self._on_suggestion)
+        c.landmarksShown.connect(self._on_model_landmarks)
         c.progressChanged.connect(self.queue_panel.set_progress)
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
@@ -401,8 +413,33 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 
+    # --- pre-segmentation ahead of the reader ---------------------------------------------------
+    def run_ahead(self, on: bool, remember: bool = True) -> None:
+        """Start (or stop) pre-segmenting the reader's queue from the open image on, so the model's
+        disc, fovea, suggestions and overlays are ready when they get there (Model menu)."""
+        self.ahead_action.setChecked(on)
+        if remember:
+            workstation_settings().setValue("model/presegment_ahead", on)
+        if not on:
+            if self.ahead is not None:
+                self.ahead.cancel()
+            return
+        if self.ahead is None:
+            self.ahead = PresegmentAhead(self.controller.project, self)
+            self.ahead.imageReady.connect(self.controller.model_output_arrived)
+            self.ahead.status.connect(self.ahead_label.setText)
+            self.ahead.stopped.connect(lambda: self.ahead_action.setChecked(False))
+        self.ahead.start(self.controller.queue_from_here())
+
+    def _on_model_landmarks(self, shown: Landmarks) -> None:
+        if not self.canvas.disc_marker.isVisible():   # never over a disc the reader is placing
+            self.canvas.set_landmarks(shown.disc, shown.fovea)
+            self._show_notes()
+
     def closeEvent(self, event) -> None:
         self._closing = True
+        if self.ahead is not None:
+            self.ahead.shutdown()
         self.controller.finish()
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())

@@ -32,6 +32,7 @@ class ReadingController(QObject):
     findingChanged = Signal(object)               # finding code or None
     queueFinished = Signal()
     suggestionChanged = Signal(object)            # ModelSuggestion of the open image
+    landmarksShown = Signal(object)               # the model's Landmarks, arrived after the image opened
     leaving = Signal()  # about to leave the open image: unsaved edits (comment) go in now
 
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QObject | None = None):
@@ -111,6 +112,27 @@ class ReadingController(QObject):
         self.suggestion = suggestion_from_payload(payload, self.project.root)
         if self.suggestion is not None:
             self.suggestionChanged.emit(self.suggestion)
+
+    def model_output_arrived(self, image_id: int) -> None:
+        """The background pre-segmentation stored this image's results: if it is open, show its
+        disc and fovea (unless the reader has their own) and its suggestion."""
+        if self.image is None or self.image.id != image_id:
+            return
+        self._guard(lambda: self._take_model_landmarks(image_id))
+        self.load_suggestion(image_id)
+
+    def _take_model_landmarks(self, image_id: int) -> None:
+        self._model_landmarks = self.session.model_landmarks(image_id)
+        if self.state is not None and self.state.landmarks is None and self._model_landmarks is not None:
+            self.shown_landmarks = self._model_landmarks
+            self.landmarksShown.emit(self.shown_landmarks)
+
+    def queue_from_here(self) -> list[int]:
+        """The queue from the open image on, then the images before it: the order in which the
+        reader will need them."""
+        ids = self.queue_ids()
+        start = ids.index(self.image.id) if self.image is not None and self.image.id in ids else 0
+        return ids[start:] + ids[:start]
 
     def neighbour(self, step: int) -> int | None:
         ids = self.queue_ids()

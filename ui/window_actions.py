@@ -95,3 +95,6 @@ def build_toolbar_and_menus(window) -> None:
         menu = window.menuBar().addMenu(title)
         for name in names:
             menu.addSeparator() if name is None else menu.addAction(a[name])
+        if title == "&Model":
+            menu.addSeparator()
+            menu.addAction(window.ahead_action)

@@ -9,19 +9,22 @@ from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
 from storage.readers import find_reader, list_readers
 from ui.app import show_message
-from ui.main_window import MainWindow
+from ui.main_window import MainWindow, workstation_settings
 from ui.reading_controller import ReadingController
 from ui.sign_in import SignInDialog, remember_project
 
 _open_windows: list[MainWindow] = []  # keep windows alive while they are shown
 
 
-def build_window(project: ProjectHandle, reader_id: int) -> MainWindow:
-    """The window for one signed-in reader, queue loaded and the first unfinished image open."""
+def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False) -> MainWindow:
+    """The window for one signed-in reader, queue loaded and the first unfinished image open;
+    with ``run_ahead`` its queue is pre-segmented in the background."""
     controller = ReadingController(project, reader_id)
     window = MainWindow(controller)
     controller.setParent(window)
     window.start()
+    if run_ahead:
+        window.run_ahead(True, remember=False)
     return window
 
 
@@ -60,7 +63,9 @@ def open_workstation(folder: Path | None, reader: str | None = None,
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         signed_in = dialog.project, dialog.reader_id
-    window = build_window(*signed_in)
+    # On unless the reader switched it off (Model menu); remembered per user.
+    ahead = workstation_settings().value("model/presegment_ahead", True, type=bool)
+    window = build_window(*signed_in, run_ahead=ahead)
     _open_windows.append(window)
     window.signOutRequested.connect(lambda: _sign_out(window))
     window.show()

@@ -7,31 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from models.disc_cup import DiscCupConfig, build_disc_cup_net
-from models.landmarks import LocatorConfig, build_locator
 from models.lesions import LesionNetConfig, build_lesion_net
 from models.pipeline import MASK_NAMES, load_pipeline_models, run_pipeline
 from models.presegment import RESULT_FILE, presegment_project, presegment_to_folder
-from models.vessels import VesselNetConfig, build_vessel_net
 from models.weights import save_weights
 from tests.models.fundus_synthetic import synthetic_fundus
-
-TINY = {
-    "landmarks": (LocatorConfig(decoder_channels=(8,) * 4, canvas=(96, 64)), build_locator),
-    "disc_cup": (DiscCupConfig(decoder_channels=(8,) * 4, crop_size=64), build_disc_cup_net),
-    "vessels": (VesselNetConfig(encoder="tu-mobilenetv4_conv_small", decoder_channels=(8,) * 5, fov_diameter_px=120,
-                                tile=64, overlap=16, margin=4), build_vessel_net),
-    "lesions": (LesionNetConfig(decoder_channels=16, fov_diameter_px=160), build_lesion_net),
-}
-
+from tests.models.tiny_pipeline import TINY, write_tiny_pipeline_weights
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("weights")
-    for name, (config, build) in TINY.items():
-        save_weights(build(config), folder / f"{name}.safetensors",
-                     {"name": name, "config": config.to_dict(), "version": f"{name}-test"})
-    return folder
+    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +77,24 @@ def test_a_microaneurysm_detail_network_replaces_the_lesion_networks_ma_channel(
     assert np.allclose(plain.probability("haemorrhages"), detailed.probability("haemorrhages"))
 
 
+def test_a_batch_of_photos_gives_each_photo_its_own_result(tiny_weights, fundus):
+    """Photos of different sizes in one batch: every network runs once per stage, and each photo
+    gets what it gets alone (bf16 rounding aside)."""
+    from models.pipeline import PipelineOptions, run_pipeline_batch
+    image, *_ = fundus
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    photos = [image, cv2.flip(image, 1), cv2.resize(image, (400, 300))]
+    batch = run_pipeline_batch(photos, models, [PipelineOptions() for _ in photos])
+    for photo, together in zip(photos, batch):
+        alone = run_pipeline(photo, models)
+        assert together.shape == alone.shape and together.landmark_method == alone.landmark_method
+        assert np.allclose(together.disc, alone.disc, atol=0.5) and np.allclose(together.fovea, alone.fovea, atol=0.5)
+        for name in MASK_NAMES:
+            assert np.abs(together.probability(name) - alone.probability(name)).max() < 0.02, name
+        assert together.lesion_regions == alone.lesion_regions
+    assert abs(batch[0].disc[0] - batch[1].disc[0]) > 10   # each photo's own disc, not a neighbour's
+
+
 def test_batch_writes_one_folder_per_image_skips_bad_files_and_resumes(tmp_path, tiny_weights, fundus):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -126,3 +129,47 @@ def test_pipeline_writes_predictions_for_a_small_project(tmp_project, tiny_weigh
     assert {"haemorrhage", "microaneurysm", "hard_exudate", "cotton_wool_patch"} <= set(stored["finding_regions"])
     assert (tmp_project.root / stored["mask_folder"] / "disc.png").is_file()
     assert presegment_project(tmp_project, None, models).skipped == 1
+
+
+def test_batched_presegmentation_writes_what_one_at_a_time_writes_and_isolates_a_bad_file(tmp_path, tiny_weights,
+                                                                                        fundus):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "eye_a.png"), fundus[0])
+    (photos / "eye_b.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    cv2.imwrite(str(photos / "eye_c.png"), cv2.flip(fundus[0], 1))
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    seen = []
+    batched = presegment_to_folder(sorted(photos.iterdir()), tmp_path / "batched", models, batch_size=3,
+                                   progress=lambda event: seen.append((event.done, event.path.name, event.status)))
+    assert batched.done == 2 and [name for name, _ in batched.failed] == [str(photos / "eye_b.jpg")]
+    assert [done for done, *_ in seen] == [1, 2, 3] and ("eye_b.jpg", "failed") in [s[1:] for s in seen]
+    presegment_to_folder(sorted(photos.iterdir()), tmp_path / "single", models, batch_size=1)
+    for stem in ("eye_a", "eye_c"):
+        together = json.loads((tmp_path / "batched" / stem / RESULT_FILE).read_text())
+        alone = json.loads((tmp_path / "single" / stem / RESULT_FILE).read_text())
+        assert np.allclose(together["disc"], alone["disc"], atol=0.5)
+        assert together["lesion_regions"] == alone["lesion_regions"]
+
+
+def test_presegmenting_a_readers_queue_stops_when_cancelled(tmp_project, tiny_weights, fundus):
+    import threading
+
+    from annotate.imagefiles import sha256_of_file
+    from storage.errors import CancelledError
+    from storage.images import add_image
+    from storage.predictions import latest_prediction
+
+    ids = []
+    for name, flip in (("first", None), ("second", 0), ("third", 1)):
+        path = tmp_project.root / f"{name}.png"
+        cv2.imwrite(str(path), fundus[0] if flip is None else cv2.flip(fundus[0], flip))
+        ids.append(add_image(tmp_project.database, path, sha256_of_file(path), 320, 240))
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    cancel = threading.Event()
+    # Cancelled while the second photo runs: the photos already computed are kept, no more start.
+    with pytest.raises(CancelledError, match="stopped after 2 photos"):
+        presegment_project(tmp_project, None, models, image_ids=[ids[2], ids[0], ids[1]], cancel=cancel,
+                           progress=lambda event: cancel.set())
+    done = [latest_prediction(tmp_project.database, i, "presegmentation") is not None for i in ids]
+    assert done == [True, False, True]   # in the queue's order: the third image first, the second never

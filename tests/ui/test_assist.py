@@ -87,3 +87,25 @@ def test_names_match_the_pre_segmentation_that_stores_them():
 
     assert PRESEGMENTATION == PREDICTION_KIND
     assert LESION_MASKS == LESION_NAMES
+
+
+def test_the_queue_is_presegmented_ahead_and_the_open_image_gets_the_models_landmarks(qtbot, reading_project,
+                                                                                      tmp_path, monkeypatch):
+    from storage.predictions import latest_prediction
+    from tests.models.tiny_pipeline import write_tiny_pipeline_weights
+
+    monkeypatch.setattr("models.pipeline.WEIGHTS_DIR", write_tiny_pipeline_weights(tmp_path / "weights"))
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    assert window.canvas.landmarks() is None and not window.ahead_action.isChecked()
+    window.run_ahead(True)
+    assert window.ahead_action.isChecked()
+    qtbot.waitUntil(lambda: not window.ahead.running(), timeout=120_000)
+    for image_id in window.controller.queue_ids():
+        assert latest_prediction(project.database, image_id, PRESEGMENTATION) is not None
+    assert window.canvas.landmarks() is not None   # the open image: the model's disc and fovea arrived
+    assert "ready for your queue (3 new" in window.ahead_label.text()
+    assert not window.ahead_action.isChecked()
+    window.run_ahead(True)   # a second pass finds nothing left to do
+    qtbot.waitUntil(lambda: not window.ahead.running(), timeout=60_000)
+    assert "(0 new, 3 done before" in window.ahead_label.text()

@@ -2,7 +2,7 @@
 edit the papers' hyper-parameters, pick a device, start / cancel / resume, watch the curves and
 the ETA, read the results, look at the activation maps, and promote a model for pre-screening.
 
-Training runs on a QThread (``ui.training.worker``); the window stays responsive. Runs live in
+Training runs on a QThread (``ui.background``); the window stays responsive. Runs live in
 ``<project>/models/<name>/`` (checkpoints and ``history.json`` from ``models.training``), so a
 run cancelled today resumes tomorrow from its last finished epoch.
 """
@@ -22,7 +22,7 @@ from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.gallery import ActivationGallery
 from ui.training.setup import GUIDED, TrainingSetup
-from ui.training.worker import TrainingThread
+from ui.background import BackgroundThread
 
 GALLERY_SIZE = 8             # validation photos whose activation maps are shown after a run
 
@@ -36,7 +36,7 @@ def format_eta(seconds: float) -> str:
 class TrainingPanel(QWidget):
     """Everything about training for one open project (``storage.project.ProjectHandle``)."""
 
-    runStarting = Signal(object)   # TrainingThread, before its thread starts
+    runStarting = Signal(object)   # BackgroundThread, before its thread starts
     runFinished = Signal(object)   # models.finding_training.TrainingOutcome (cancelled or not)
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
@@ -44,8 +44,8 @@ class TrainingPanel(QWidget):
     def __init__(self, project, parent: QWidget | None = None):
         super().__init__(parent)
         self.project = project
-        self.run: TrainingThread | None = None
-        self.gallery_run: TrainingThread | None = None
+        self.run: BackgroundThread | None = None
+        self.gallery_run: BackgroundThread | None = None
         self.outcome: TrainingOutcome | None = None
         self.last_error: str | None = None
         self.history: list[dict] = []
@@ -174,7 +174,7 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self._say("Preparing the photos…" if not resume else "Resuming…")
-        self.run = TrainingThread(self._job(engine, resume), self._on_progress, self._on_finished, self._on_failed)
+        self.run = BackgroundThread(self._job(engine, resume), self._on_progress, self._on_finished, self._on_failed)
         self.runStarting.emit(self.run)
         self.run.start()
         self._refresh_buttons()
@@ -311,7 +311,7 @@ class TrainingPanel(QWidget):
         project, model = self.project, chosen[0]
         self.maps_button.setEnabled(False)
         self._say(f"Computing the activation maps of model {model.id}…")
-        self.gallery_run = TrainingThread(lambda _progress, _cancel: saved_model_gallery(project, model),
+        self.gallery_run = BackgroundThread(lambda _progress, _cancel: saved_model_gallery(project, model),
                                           lambda _event: None, self._on_gallery, self._on_gallery_failed)
         self.gallery_run.start()
 

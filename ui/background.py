@@ -1,7 +1,7 @@
-"""Training off the GUI thread: a QObject on its own QThread turns the engine's callbacks into
-signals (architecture.md, "Long work"). Cancel sets a ``threading.Event`` the engine checks
-between batches; the engine then returns with ``cancelled=True`` and keeps the last finished
-epoch for a resume.
+"""Long work off the GUI thread (training, pre-segmentation ahead of the reader): a QObject on its
+own QThread turns a job's progress callbacks into signals (architecture.md, "Long work"). Cancel
+sets a ``threading.Event`` the job checks between steps (the training engine between batches, the
+pre-segmentation between photos); what was finished stays saved.
 """
 from __future__ import annotations
 
@@ -14,21 +14,22 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from storage.errors import OctantError
 
-log = logging.getLogger("octant.ui.training")
+log = logging.getLogger("octant.ui.background")
 # Threads whose window closed before their cancelled run came back: kept referenced until they end,
 # because a QThread destroyed while running takes the whole application down.
 _ORPHANS: set = set()
 
 
-class TrainingWorker(QObject):
+class BackgroundWorker(QObject):
     """Runs ``job(progress, cancel)`` once; its return value comes back through ``finished``."""
 
-    progress = Signal(object)      # models.training.ProgressEvent
-    finished = Signal(object)      # whatever the job returns (models.finding_training.TrainingOutcome)
+    progress = Signal(object)      # whatever the job reports (models.training.ProgressEvent, ...)
+    finished = Signal(object)      # whatever the job returns (models.finding_training.TrainingOutcome, ...)
     failed = Signal(str)           # one sentence for the user
 
-    def __init__(self, job: Callable[[Callable, threading.Event], object]):
+    def __init__(self, job: Callable[[Callable, threading.Event], object], what: str = "Training"):
         super().__init__()
+        self.what = what
         self.job = job
         self.cancel_flag = threading.Event()
 
@@ -39,8 +40,8 @@ class TrainingWorker(QObject):
         except OctantError as error:
             self.failed.emit(str(error))
         except Exception as error:  # the window must survive a failed run; the log keeps the details
-            log.error("Training failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"Training stopped on an unexpected error ({error}); see the log and try again.")
+            log.error("%s failed:\n%s", self.what, traceback.format_exc())
+            self.failed.emit(f"{self.what} stopped on an unexpected error ({error}); see the log and try again.")
         else:
             self.finished.emit(outcome)
 
@@ -48,13 +49,13 @@ class TrainingWorker(QObject):
         self.cancel_flag.set()
 
 
-class TrainingThread:
+class BackgroundThread:
     """A worker and its thread, started together and cleaned up when the job ends."""
 
-    def __init__(self, job, on_progress, on_finished, on_failed):
+    def __init__(self, job, on_progress, on_finished, on_failed, what: str = "Training"):
         self.thread = QThread()
-        self.thread.setObjectName("octant-training")
-        self.worker = TrainingWorker(job)
+        self.thread.setObjectName(f"octant-{what.lower().replace(' ', '-')}")
+        self.worker = BackgroundWorker(job, what)
         self.worker.moveToThread(self.thread)
         self.worker.progress.connect(on_progress)
         self.worker.finished.connect(on_finished)

@@ -1,0 +1,88 @@
+"""Pre-segmentation ahead of the reader: the images of their queue that have no pre-segmentation
+yet go through the pipeline on a background thread, in queue order from the open image on (GPU
+batches where there is a GPU), so disc, fovea, regions, suggestions and overlays are there when the
+reader reaches them. Each image's result is stored (``models.presegment.presegment_project``)
+before the next batch starts; stopping keeps every finished image, and a later pass skips them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from storage.project import ProjectHandle
+from ui.background import BackgroundThread
+
+
+class PresegmentAhead(QObject):
+    imageReady = Signal(int)      # an image's pre-segmentation is stored
+    status = Signal(str)          # one line for the status bar ("" when there is nothing to say)
+    stopped = Signal()            # the pass ended: finished, cancelled or failed
+
+    def __init__(self, project: ProjectHandle, parent: QObject | None = None,
+                 weights_dir: Path | None = None, device: str | None = None):
+        super().__init__(parent)
+        self.project, self.weights_dir, self.device = project, weights_dir, device
+        self.run: BackgroundThread | None = None
+        self._busy = False   # from start until the job's last signal (its thread quits just after)
+
+    def running(self) -> bool:
+        return self._busy
+
+    def start(self, image_ids: list[int]) -> None:
+        """Pre-segment ``image_ids`` in this order (those already done are skipped quickly)."""
+        if self._busy or not image_ids:
+            return
+        if self.run is not None:
+            self.run.wait(2000)   # the last pass's thread, already past its job
+        self._busy = True
+        self.run = BackgroundThread(self._job(list(image_ids)), self._on_progress, self._on_finished,
+                                    self._on_failed, what="Pre-segmentation")
+        self.run.start()
+        self.status.emit("Pre-segmenting your queue ahead of you…")
+
+    def cancel(self) -> None:
+        if self.run is not None:
+            self.run.cancel()
+
+    def shutdown(self, msecs: int = 5000) -> None:
+        """Stop for the window's close: the photo in hand is finished (and saved) first."""
+        if self.run is not None:
+            self.run.cancel()
+            if not self.run.wait(msecs):
+                self.run.release_when_done()
+
+    def _job(self, image_ids: list[int]):
+        project, weights_dir, device = self.project, self.weights_dir, self.device
+
+        def job(progress, cancel):
+            from models.pipeline import load_pipeline_models
+            from models.presegment import presegment_project
+
+            models, messages = load_pipeline_models(weights_dir, device)
+            for line in messages:
+                progress(line)
+            return presegment_project(project, None, models, progress=progress, cancel=cancel, image_ids=image_ids)
+        return job
+
+    def _on_progress(self, event) -> None:
+        if isinstance(event, str):   # a network whose weights are missing: said once, work goes on without it
+            self.status.emit(f"Pre-segmentation: {event}")
+            return
+        if event.status == "done" and event.image_id is not None:
+            self.imageReady.emit(event.image_id)
+        if event.status == "failed":
+            self.status.emit(f"Pre-segmentation skipped {Path(event.path).name}: {event.message}")
+        elif event.done < event.total:
+            self.status.emit(f"Pre-segmenting ahead: {event.done} of {event.total} images ready")
+
+    def _on_finished(self, summary) -> None:
+        self._busy = False
+        self.status.emit(f"Pre-segmentation ready for your queue ({summary.done} new, "
+                         f"{summary.skipped} done before, {len(summary.failed)} unreadable).")
+        self.stopped.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._busy = False
+        self.status.emit(message)   # cancelled ("run it again to continue") or a real failure
+        self.stopped.emit()
