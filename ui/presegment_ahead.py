@@ -78,8 +78,9 @@ class PresegmentAhead(QObject):
 
     def _on_finished(self, summary) -> None:
         self._busy = False
+        unreadable = f", {len(summary.failed)} unreadable" if summary.failed else ""
         self.status.emit(f"Pre-segmentation ready for your queue ({summary.done} new, "
-                         f"{summary.skipped} done before, {len(summary.failed)} unreadable).")
+                         f"{summary.skipped} done before{unreadable}).")
         self.stopped.emit()
 
     def _on_failed(self, message: str) -> None:

@@ -105,9 +105,12 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
         try:
             info = find_reader(handle.database, reader) if reader else \
                 list_readers(handle.database)[0]
-            window = build_window(handle, info.id)
+            # The demo is pre-segmented already: the pass ahead only says so in the status bar.
+            window = build_window(handle, info.id, run_ahead=project is None)
             window.resize(*size)
             window.show()
+            if window.ahead is not None:
+                _wait(lambda: not window.ahead.running(), 60.0)
             paths = _render_states(window, out)
             window.close()
             window.deleteLater()
