@@ -166,9 +166,10 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             summary.failed.append((str(job.path), message))
             report(job.path, "failed", message, job.image_id)
 
+    results = pipeline_results([job.path for job in jobs], models, batch_size)
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as writers:
         try:
-            for job, (_, outcome) in zip(jobs, pipeline_results([job.path for job in jobs], models, batch_size)):
+            for job, (_, outcome) in zip(jobs, results):
                 if isinstance(outcome, Exception):
                     message = describe_failure(outcome)
                     summary.failed.append((str(job.path), message))
@@ -180,6 +181,7 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
                 if cancel is not None and cancel.is_set():
                     break
         finally:
+            results.close()   # its decoding threads end with it
             while pending:
                 finish_oldest()
     if cancel is not None and cancel.is_set():
