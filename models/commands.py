@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     train.add_argument("--device", help="auto (default), cpu, cuda, mps")
     train.add_argument("--no-bf16", action="store_true", help="train in fp32 on the CPU (bf16 autocast is the default there)")
     train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
+    train.add_argument("--int8", action="store_true",
+                       help="export the convolution weights as int8 (half the size; ship only if the bench measures the same)")
     train.add_argument("--data", help="folder of the public data sets (default ../shared/data or $OCTANT_SHARED_DATA)")
     train.set_defaults(func=run_train_seg)
 
@@ -175,12 +177,12 @@ def run_train_seg(args) -> int:
     if args.export:
         model = task.build_model()
         metrics = load_best(model, run_dir)
-        export_starter(model, Path(args.export), task, config, metrics, result.history)
+        export_starter(model, Path(args.export), task, config, metrics, result.history, int8=args.int8)
     return 0
 
 
-def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict]) -> None:
-    """fp16 safetensors with the metadata the pipeline needs, and a model card beside it."""
+def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict], int8: bool = False) -> None:
+    """fp16 (or int8-weight) safetensors with the metadata the pipeline needs, and a model card beside it."""
     from models.weights import save_weights
     from models.seg_common import count_parameters
 
@@ -193,7 +195,9 @@ def export_starter(model, path: Path, task, config, metrics: dict, history: list
         "command": "python main.py " + shlex.join(sys.argv[1:]), "engine": config.to_dict(),
         "epochs_trained": len(history), "parameters": count_parameters(model),
     }
-    save_weights(model.eval(), path, metadata)
+    if int8:
+        metadata["storage"] = "int8 per-channel weights, fp16 others"
+    save_weights(model.eval(), path, metadata, int8=int8)
     write_card(path.with_suffix(".md"), metadata, task)
     print(f"exported {path} ({path.stat().st_size / 2**20:.1f} MB) and its model card", flush=True)
 
@@ -214,7 +218,7 @@ def write_card(path: Path, metadata: dict, task) -> None:
         f"- version: `{metadata['version']}`\n- date: {metadata['date']}\n"
         f"- command: `{metadata['command']}`\n- data: {DATA_NOTES[metadata['task']]}\n"
         f"- network: {metadata['architecture']}, encoder `{metadata['config'].get('encoder')}` from scratch, "
-        f"{metadata['parameters'] / 1e6:.2f} M parameters, stored fp16\n"
+        f"{metadata['parameters'] / 1e6:.2f} M parameters, stored {'int8 (convolution weights) and fp16' if metadata.get('storage') else 'fp16'}\n"
         f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "
         f"lr {metadata['engine']['lr']}, {metadata['engine']['scheduler']} schedule, "
         f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, bf16 on CPU {metadata['engine']['cpu_bf16']})\n\n"

@@ -38,6 +38,25 @@ def test_floating_tensors_are_stored_as_fp16(tmp_path):
     assert stored["1.num_batches_tracked"].dtype == torch.int64
 
 
+def test_int8_storage_keeps_each_weight_within_half_a_step_of_its_channel_scale(tmp_path):
+    from safetensors.torch import load_file
+
+    source, target = small_net(width=16), small_net(width=16)
+    with torch.no_grad():
+        source[0].weight.mul_(torch.arange(1, 17).float().view(16, 1, 1, 1))   # channels of different ranges
+    path = save_weights(source, tmp_path / "net.safetensors", {"architecture": "small_net"}, int8=True)
+    stored = load_file(str(path))
+    assert stored["0.weight"].dtype == torch.int8 and stored["0.weight.int8_scale"].shape == (16,)
+    assert stored["0.bias"].dtype == torch.float16 and stored["1.running_var"].dtype == torch.float16
+    assert read_metadata(path)["storage"].startswith("int8")
+    load_weights(target, path)   # the scales are not tensors of the network: a strict load still fits
+    original, loaded = source[0].weight, target[0].weight
+    step = original.abs().amax(dim=(1, 2, 3)) / 127
+    assert ((loaded - original).abs().amax(dim=(1, 2, 3)) <= step / 2 + 1e-6).all()
+    half = save_weights(source, tmp_path / "half.safetensors", {})
+    assert path.stat().st_size < half.stat().st_size
+
+
 def test_metadata_is_readable_without_loading_tensors(tmp_path):
     path = save_weights(small_net(), tmp_path / "net.safetensors", {"version": 2, "config": {"a": [1]}})
     assert read_metadata(path) == {"version": 2, "config": {"a": [1]}}
