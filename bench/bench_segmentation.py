@@ -150,7 +150,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     model, config, metadata = load("lesions", path, device)
     images, masks, names = lesion_arrays()
     _, val = lesion_split(names)
-    channels = list(config.channels)   # all four, or a detail network's subset (microaneurysms)
+    channels = list(config.channels)   # all four, or a detail network's subset (the detail network: MA, EX)
     curves = [PrecisionRecallCurve() for _ in channels]
     seconds = []
     for i in val:
@@ -175,7 +175,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
         metadata["config"]["thresholds"] = tuned
         metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54; "
                                        "0.5 for a type with AUPR < 0.05")
-        save_weights(model.cpu(), path, metadata)
+        save_weights(model.cpu(), path, metadata, int8="storage" in metadata)
         out["thresholds_written"] = tuned
     return out
 
@@ -183,7 +183,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-dir", default=str(REPO / "weights"))
-    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions,microaneurysms")
+    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions,lesion_detail")
     parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
     parser.add_argument("--tune-lesion-thresholds", action="store_true")
     parser.add_argument("--device", default=None)
@@ -194,7 +194,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     folder = Path(args.weights_dir)
     weights = {name: folder / f"{name}.safetensors"
-               for name in ("vessels", "disc_cup", "landmarks", "lesions", "microaneurysms")}
+               for name in ("vessels", "disc_cup", "landmarks", "lesions", "lesion_detail")}
     runs = [(name, weights[name], name) for name in args.only.split(",")]
     runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
     results = {}
@@ -212,7 +212,7 @@ def main() -> None:
                                              weights["disc_cup"] if weights["disc_cup"].is_file() else None, device)
         else:
             results[label] = bench_lesions(path, device,
-                                           args.tune_lesion_thresholds and label in ("lesions", "microaneurysms"))
+                                           args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"))
         if path.is_file():
             results[label]["version"] = read_metadata(path).get("version")
         results[label]["bench_seconds"] = round(time.perf_counter() - start, 1)

@@ -9,10 +9,11 @@ Input: optionally contrast-normalised (``preprocess="local_contrast"``): the loc
 subtracted, which removes uneven illumination and pigmentation so small dark (MA, HE) and bright
 (EX, SE) spots stand out; networks trained from scratch on a few dozen photos learn them sooner.
 
-Microaneurysm detail network: DeepLabV3+ predicts at 1/4 of its input, coarse for spots one or
-two logit pixels wide. ``architecture="unet"`` with ``channels=("MA",)`` is a U-Net whose decoder
-returns to full resolution, trained on the same crops and loss; the pipeline lets it replace the
-lesion network's MA channel when its weights (``microaneurysms.safetensors``) are present.
+Detail network for the small lesions: DeepLabV3+ predicts at 1/4 of its input, coarse for spots
+one or two logit pixels wide. ``architecture="unet"`` with ``channels=("MA", "EX")`` is a U-Net
+whose decoder returns to full resolution, trained on the same crops and loss; the pipeline lets it
+replace the lesion network's channels it has when its weights (``lesion_detail.safetensors``) are
+present.
 
 Working resolution: microaneurysms are ≈ 16 px across (median, IDRiD at 4288 × 2848; 10th
 percentile 10 px); DeepLabV3+ predicts at 1/4 of its input, so the photo is rescaled until the FOV

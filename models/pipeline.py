@@ -29,17 +29,21 @@ from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels_ba
 from models.weights import WEIGHTS_DIR, load_weights
 from storage.errors import GeometryError, WeightsError
 
-MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions", "microaneurysms")
-OPTIONAL_MODELS = {"microaneurysms"}   # a detail network: without it the lesion network's MA channel serves
+MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions", "lesion_detail")
+# A detail network for the small lesions (its channels, e.g. MA and EX, replace the lesion
+# network's); without it the lesion network's channels serve.
+OPTIONAL_MODELS = {"lesion_detail"}
+TRAIN_TASK = {"lesion_detail": "lesions --architecture unet --channels MA,EX"}
+FORMER_FILE_NAMES = {"lesion_detail": "microaneurysms"}   # before 2026-11-26's fifth session it held MA only
 CONFIGS = {"landmarks": (LocatorConfig, build_locator), "disc_cup": (DiscCupConfig, build_disc_cup_net),
            "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net),
-           "microaneurysms": (LesionNetConfig, build_lesion_net)}
+           "lesion_detail": (LesionNetConfig, build_lesion_net)}
 WORKING_RESOLUTIONS = {
     "landmarks": "photo letterboxed into 512 × 384",
     "disc_cup": "256 × 256 crop of 3 disc diameters around the disc (two passes)",
     "vessels": "FOV rescaled to 540 px across (DRIVE's scale), 352-px tiles",
     "lesions": "FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
-    "microaneurysms": "FOV rescaled to 1150 px across, full-resolution output",
+    "lesion_detail": "FOV rescaled to 1150 px across, full-resolution output",
 }
 MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))
 FALLBACK_HINT = {
@@ -47,7 +51,7 @@ FALLBACK_HINT = {
     "disc_cup": "the optic disc and cup are not segmented",
     "vessels": "vessels are not segmented",
     "lesions": "lesions are not segmented and no regions are suggested",
-    "microaneurysms": "microaneurysms come from the lesion network",
+    "lesion_detail": "all lesion types come from the lesion network",
 }
 
 
@@ -74,13 +78,15 @@ class PipelineModels:
 
 def load_pipeline_models(weights_dir: str | Path | None = None,
                          device: torch.device | str | None = None) -> tuple[PipelineModels, list[str]]:
-    """The four networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
+    """The networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
     each built from the config stored in its file; missing or damaged files become messages."""
     device = device if isinstance(device, torch.device) else pick_device(device)
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     models, messages = PipelineModels(device), []
     for name in MODEL_NAMES:
         path = folder / f"{name}.safetensors"
+        if not path.is_file() and name in FORMER_FILE_NAMES:
+            path = folder / f"{FORMER_FILE_NAMES[name]}.safetensors"
         config_class, build = CONFIGS[name]
         if name in OPTIONAL_MODELS and not path.is_file():
             continue
@@ -94,7 +100,7 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
             load_weights(model, path)
         except (WeightsError, TypeError, ValueError, RuntimeError) as error:
             messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
-                            f"(train them with `python main.py train-seg --task {name}`).")
+                            f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
             continue
         models.loaded[name] = LoadedModel(model.eval().to(device), config, metadata.get("version", path.stem))
     return models, messages
@@ -311,7 +317,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
 def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> None:
     """Lesion probabilities per photo (``photo.lesion_probs`` on the lesion network's grid), the
     detail network's channels replacing the lesion network's where it is present."""
-    lesions, detail = models.get("lesions"), models.get("microaneurysms")
+    lesions, detail = models.get("lesions"), models.get("lesion_detail")
     inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
 
     def lesion_inputs(config: LesionNetConfig) -> list[tuple[np.ndarray, tuple]]:

@@ -60,21 +60,26 @@ def test_pipeline_reports_in_original_pixels_from_a_half_size_decode(tiny_weight
     json.dumps(result.to_json())
 
 
-def test_a_microaneurysm_detail_network_replaces_the_lesion_networks_ma_channel(tmp_path, tiny_weights, fundus):
+def test_a_detail_network_replaces_the_lesion_networks_channels_it_has(tmp_path, tiny_weights, fundus):
     image, *_ = fundus
     for name in TINY:
         (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
     without, _ = load_pipeline_models(tmp_path, "cpu")
-    config = LesionNetConfig(architecture="unet", channels=("MA",), decoder_channels=16, thresholds=(0.3,),
+    config = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.3, 0.4),
                              fov_diameter_px=160, preprocess="local_contrast")
-    save_weights(build_lesion_net(config), tmp_path / "microaneurysms.safetensors",
-                 {"name": "microaneurysms", "config": config.to_dict(), "version": "ma-test"})
+    save_weights(build_lesion_net(config), tmp_path / "lesion_detail.safetensors",
+                 {"name": "lesion_detail", "config": config.to_dict(), "version": "detail-test"})
     models, messages = load_pipeline_models(tmp_path, "cpu")
-    assert messages == [] and models.versions()["microaneurysms"] == "ma-test"
+    assert messages == [] and models.versions()["lesion_detail"] == "detail-test"
     plain, detailed = run_pipeline(image, without), run_pipeline(image, models)
-    assert detailed.thresholds["microaneurysms"] == 0.3
-    assert not np.allclose(plain.probability("microaneurysms"), detailed.probability("microaneurysms"))
-    assert np.allclose(plain.probability("haemorrhages"), detailed.probability("haemorrhages"))
+    assert detailed.thresholds["microaneurysms"] == 0.3 and detailed.thresholds["hard_exudates"] == 0.4
+    for name in ("microaneurysms", "hard_exudates"):
+        assert not np.allclose(plain.probability(name), detailed.probability(name))
+    for name in ("haemorrhages", "soft_exudates"):
+        assert np.allclose(plain.probability(name), detailed.probability(name))
+    # A weights folder from before the detail network learnt EX names it after microaneurysms.
+    (tmp_path / "lesion_detail.safetensors").rename(tmp_path / "microaneurysms.safetensors")
+    assert load_pipeline_models(tmp_path, "cpu")[0].versions()["lesion_detail"] == "detail-test"
 
 
 def test_a_batch_of_photos_gives_each_photo_its_own_result(tiny_weights, fundus):
