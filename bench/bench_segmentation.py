@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from models.device import pick_device  # noqa: E402
 from models.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
-from models.landmarks import locate_classical, locate_learned, plausible  # noqa: E402
+from models.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
 from models.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
 from models.pipeline import CONFIGS, choose_disc  # noqa: E402
 from models.seg_cache import read_rgb, shared_data_dir  # noqa: E402
@@ -118,10 +118,8 @@ def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device) -> di
             model, config, _ = locator
             learned = locate_learned(model, image, config, device)
             errors["locator"].append(_errors(learned, truth))
-            if min(learned.disc_confidence, learned.fovea_confidence) >= config.min_confidence and plausible(learned, fov):
-                chosen = learned
-            else:
-                fallbacks += 1
+            chosen = choose_landmarks(learned, image, fov, config.min_confidence)   # as the pipeline
+            fallbacks += chosen.method != "locator"
         disc = chosen.disc
         if disc_cup is not None:
             model, config, _ = disc_cup

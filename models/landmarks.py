@@ -38,7 +38,7 @@ class LandmarkEstimate:
     fovea: tuple[float, float]
     disc_confidence: float
     fovea_confidence: float
-    method: str                   # "locator" | "classical"
+    method: str                   # "locator" | "locator disc, classical fovea" | "classical"
 
 
 @dataclass
@@ -113,8 +113,11 @@ def _zscore(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (values - inside.mean()) / (inside.std() + 1e-6)
 
 
-def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None) -> LandmarkEstimate:
-    """Disc and fovea from brightness and darkness alone (no weights); coordinates in the input's pixels."""
+def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
+                     disc: tuple[float, float] | None = None) -> LandmarkEstimate:
+    """Disc and fovea from brightness and darkness alone (no weights); coordinates in the input's
+    pixels. With ``disc`` given (e.g. the locator's, when only its fovea is in doubt) only the
+    fovea is searched, around that disc."""
     h, w = image_rgb.shape[:2]
     if fov is None:
         fov = detect_fov(image_rgb[..., ::-1])
@@ -131,7 +134,11 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None) -> L
     brightness = rgb.mean(axis=2)
     bright = _zscore(_band(brightness, dd / 4, 2 * dd), core)
     bright[~core] = -np.inf
-    disc_y, disc_x = np.unravel_index(int(np.argmax(bright)), bright.shape)
+    if disc is None:
+        disc_y, disc_x = np.unravel_index(int(np.argmax(bright)), bright.shape)
+    else:
+        disc_x = int(np.clip(disc[0] * s - 0.5, 0, small.shape[1] - 1))
+        disc_y = int(np.clip(disc[1] * s - 0.5, 0, small.shape[0] - 1))
     disc_confidence = float(np.clip(bright[disc_y, disc_x] / 6, 0, 1))
 
     dark = _zscore(-_band(rgb[..., 1], dd / 3, 2 * dd), core)
@@ -147,8 +154,25 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None) -> L
     fovea_y, fovea_x = np.unravel_index(int(np.argmax(score)), score.shape)
     fovea_confidence = float(np.clip(dark[fovea_y, fovea_x] / 4, 0, 1))
     to_input = lambda x, y: ((x + 0.5) / s, (y + 0.5) / s)   # pixel centre in the input's pixels
-    return LandmarkEstimate(to_input(disc_x, disc_y), to_input(fovea_x, fovea_y),
+    return LandmarkEstimate(to_input(disc_x, disc_y) if disc is None else tuple(disc), to_input(fovea_x, fovea_y),
                             disc_confidence, fovea_confidence, "classical")
+
+
+def choose_landmarks(learned: LandmarkEstimate | None, image_rgb: np.ndarray, fov: FieldOfView,
+                     min_confidence: float) -> LandmarkEstimate:
+    """What the pipeline places: the locator's disc and fovea when it is confident of both and
+    they are plausible; its disc with a classical fovea found around it when only the disc is
+    confident (a whole classical answer would throw the good disc away, and on a photo whose
+    brightest spot is not the disc, lose both); else the classical method."""
+    if learned is not None:
+        confident = (learned.disc_confidence >= min_confidence, learned.fovea_confidence >= min_confidence)
+        if all(confident) and plausible(learned, fov):
+            return learned
+        if confident[0]:
+            fovea = locate_classical(image_rgb, fov, disc=learned.disc)
+            return LandmarkEstimate(learned.disc, fovea.fovea, learned.disc_confidence, fovea.fovea_confidence,
+                                    "locator disc, classical fovea")
+    return locate_classical(image_rgb, fov)
 
 
 def plausible(estimate: LandmarkEstimate, fov: FieldOfView) -> bool:

@@ -22,7 +22,7 @@ from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
 from annotate.geometry import region_label_map
 from models.device import pick_device
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
-from models.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned_batch, plausible
+from models.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
 from models.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
                             segment_prepared_batch)
 from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels_batch
@@ -197,27 +197,28 @@ def _working_image(image_rgb: np.ndarray, fov: FieldOfView, target_diameter: flo
 
 
 def _locate_all(models: PipelineModels, photos: list[_Photo]) -> list:
-    """Disc and fovea of each photo: the locator (one batch) where it is confident and plausible,
-    else the classical method."""
+    """Disc and fovea of each photo: the locator (one batch), with the classical method for what
+    it is not confident of (``landmarks.choose_landmarks``)."""
     locator = models.get("landmarks")
-    estimates: list = [None] * len(photos)
-    if locator is not None:
-        learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device)
-        for i, (photo, estimate) in enumerate(zip(photos, learned)):
-            confident = min(estimate.disc_confidence, estimate.fovea_confidence) >= locator.config.min_confidence
-            if confident and plausible(estimate, photo.fov):
-                estimates[i] = estimate
-            else:
-                photo.messages.append("The landmark locator was not confident on this photo; "
-                                      "the classical method placed disc and fovea.")
-    return [estimate or locate_classical(photo.rgb, photo.fov) for photo, estimate in zip(photos, estimates)]
+    if locator is None:
+        return [locate_classical(photo.rgb, photo.fov) for photo in photos]
+    learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device)
+    estimates = []
+    for photo, estimate in zip(photos, learned):
+        chosen = choose_landmarks(estimate, photo.rgb, photo.fov, locator.config.min_confidence)
+        if chosen.method != "locator":
+            placed = "the fovea" if chosen.method.startswith("locator") else "disc and fovea"
+            photo.messages.append(f"The landmark locator was not confident on this photo; the classical method "
+                                  f"placed {placed}.")
+        estimates.append(chosen)
+    return estimates
 
 
 def choose_disc(estimate, found, expected_diameter: float) -> tuple[float, float]:
     """The confident locator's disc centre (on IDRiD it errs less than the disc/cup network, which
     learnt on Drishti-GS1); after the classical fallback, the disc/cup network's centre when it
     found a disc within 1.5 expected diameters of the guess."""
-    if estimate.method == "locator" or not found.found:
+    if estimate.method.startswith("locator") or not found.found:
         return estimate.disc
     offset = np.hypot(found.disc_centre[0] - estimate.disc[0], found.disc_centre[1] - estimate.disc[1])
     return found.disc_centre if offset <= 1.5 * expected_diameter else estimate.disc

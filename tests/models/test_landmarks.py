@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from annotate.fov import FieldOfView
-from models.landmarks import (LandmarkEstimate, LocatorConfig, build_locator, decode_heatmaps,
+from models.landmarks import (LandmarkEstimate, LocatorConfig, build_locator, choose_landmarks, decode_heatmaps,
                               heatmap_targets, locate_classical, locate_learned, plausible)
 from tests.models.fundus_synthetic import synthetic_fundus
 
@@ -41,3 +41,18 @@ def test_implausible_landmarks_are_refused():
     fov = FieldOfView(320, 240, 220)
     assert not plausible(LandmarkEstimate((300, 240), (305, 240), 1, 1, "locator"), fov)   # too close
     assert not plausible(LandmarkEstimate((200, 240), (900, 240), 1, 1, "locator"), fov)   # outside the FOV
+
+
+def test_the_classical_method_fills_in_only_what_the_locator_is_unsure_of():
+    image_bgr, disc, fovea, (cx, cy, r) = synthetic_fundus(seed=1)
+    image, fov, dd = image_bgr[..., ::-1].copy(), FieldOfView(cx, cy, r), 2 * r / 8
+    sure = LandmarkEstimate(disc, fovea, 0.9, 0.9, "locator")
+    assert choose_landmarks(sure, image, fov, 0.2) is sure
+    # Sure of the disc only: its disc stays, the fovea is searched around it (and found).
+    half_sure = LandmarkEstimate((disc[0] + 3, disc[1] - 2), (cx, cy), 0.9, 0.05, "locator")
+    chosen = choose_landmarks(half_sure, image, fov, 0.2)
+    assert chosen.method == "locator disc, classical fovea" and chosen.disc == half_sure.disc
+    assert np.hypot(*np.subtract(chosen.fovea, fovea)) < 0.5 * dd
+    unsure = LandmarkEstimate((cx, cy), (cx, cy), 0.05, 0.05, "locator")
+    assert choose_landmarks(unsure, image, fov, 0.2).method == "classical"
+    assert choose_landmarks(None, image, fov, 0.2).method == "classical"
