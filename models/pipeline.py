@@ -232,9 +232,6 @@ class _Photo:
     fov: FieldOfView                # given-image pixels
     result: PipelineResult
     messages: list[str] = field(default_factory=list)
-    lesion_probs: np.ndarray | None = None   # (4, h, w) on the lesion network's working grid
-    to_work: np.ndarray | None = None        # original pixels -> that grid
-    work_shape: tuple[int, int] | None = None
 
 
 def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
@@ -305,19 +302,20 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         lap("vessels")
 
     if models.get("lesions") is not None:
-        _segment_lesions(photos, models, options)
+        grids = _segment_lesions(photos, models, options)
         lap("lesions")
-        for photo, option in zip(photos, options):
-            _suggest_regions(photo.result, photo.lesion_probs, photo.to_work, photo.work_shape, option, photo.messages)
+        for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
+            _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages)
         lap("regions")
     for photo in photos:
         photo.result.timings, photo.result.messages = dict(timings), photo.messages
     return [photo.result for photo in photos]
 
 
-def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> None:
-    """Lesion probabilities per photo (``photo.lesion_probs`` on the lesion network's grid), the
-    detail network's channels replacing the lesion network's where it is present."""
+def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> list[tuple]:
+    """Lesion layers of each photo, the detail network's channels replacing the lesion network's
+    where it is present; per photo (probabilities (4, h, w) on the lesion network's working grid,
+    the affine from original pixels to that grid, the grid's shape)."""
     lesions, detail = models.get("lesions"), models.get("lesion_detail")
     inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
 
@@ -332,6 +330,7 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
     probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device)
     detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device)
                   if detail is not None else [None] * len(photos))
+    grids = []
     for photo, option, (_, (work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
                                                                          detail_all):
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
@@ -346,7 +345,8 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
             name = LESION_NAMES[channel]
             photo.result.layers[name] = Layer(prob, to_work)
             photo.result.thresholds[name] = (option.lesion_thresholds or {}).get(channel, thresholds[channel])
-        photo.lesion_probs, photo.to_work, photo.work_shape = probs, to_work, work.shape[:2]
+        grids.append((probs, to_work, work.shape[:2]))
+    return grids
 
 
 def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],

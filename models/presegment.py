@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from annotate.imagefiles import image_size, is_image_name, read_fundus
 from models.lesions import LesionNetConfig
@@ -76,9 +77,9 @@ def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diam
     return reduce, width, height
 
 
-def default_batch_size(device) -> int:
+def default_batch_size(device: torch.device) -> int:
     """Photos per network call: a GPU gains from batches; a CPU does not, and would hold more photos."""
-    return 8 if getattr(device, "type", str(device)) == "cuda" else 1
+    return 8 if device.type == "cuda" else 1
 
 
 def decode_photo(path: Path) -> tuple[np.ndarray, PipelineOptions]:
