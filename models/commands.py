@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def register(subparsers) -> None:
+    from models.precision import add_precision_argument
+
     train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
     train.add_argument("--task", required=True, choices=TASK_CHOICES)
     train.add_argument("--architecture",
@@ -42,7 +44,8 @@ def register(subparsers) -> None:
                        help="a new run starts from this .safetensors file (e.g. a shipped starter): tensors of "
                             "matching name and shape load, the rest (a head for other channels) start fresh")
     train.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    train.add_argument("--no-bf16", action="store_true", help="train in fp32 on the CPU (bf16 autocast is the default there)")
+    add_precision_argument(train)
+    train.add_argument("--no-bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision fp32
     train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
     train.add_argument("--int8", action="store_true",
                        help="export the convolution weights as int8 (half the size; ship only if the bench measures the same)")
@@ -57,6 +60,7 @@ def register(subparsers) -> None:
     pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
     pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
     pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    add_precision_argument(pre)
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
     pre.add_argument("--batch-size", type=int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
     pre.set_defaults(func=run_presegment)
@@ -65,6 +69,7 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- train-seg
 def build_task(args):
     from models.disc_cup import DiscCupConfig
+    from models.precision import apply_precision_argument
     from models.landmarks import LocatorConfig
     from models.lesions import LesionNetConfig
     from models.seg_common import LIGHT_ENCODER
@@ -111,8 +116,8 @@ def build_task(args):
         if not Path(args.start_from).is_file():
             raise OctantError(f"--start-from {args.start_from}: no such weights file; give a .safetensors file.")
         overrides["init_weights"] = str(Path(args.start_from).resolve())
-    if args.no_bf16:
-        overrides["cpu_bf16"] = False
+    overrides["precision"] = apply_precision_argument(args, "fp32" if getattr(args, "no_bf16", False) else None,
+                                                      args.device)
     config = task.recipe(**overrides)
     if args.steps_per_epoch:
         field = "patches_per_epoch" if args.task == "vessels" else "samples_per_epoch"
@@ -221,7 +226,7 @@ def write_card(path: Path, metadata: dict, task) -> None:
         f"{metadata['parameters'] / 1e6:.2f} M parameters, stored {'int8 (convolution weights) and fp16' if metadata.get('storage') else 'fp16'}\n"
         f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "
         f"lr {metadata['engine']['lr']}, {metadata['engine']['scheduler']} schedule, "
-        f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, bf16 on CPU {metadata['engine']['cpu_bf16']})\n\n"
+        f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, precision {metadata['engine']['precision']})\n\n"
         f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{metrics}\n"
     )
 

@@ -323,6 +323,9 @@ def presegment_command(args) -> int:
 
     if not args.project and not args.out:
         raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+    from models.precision import apply_precision_argument
+
+    apply_precision_argument(args, device=args.device)
     models, messages = load_pipeline_models(args.weights_dir, args.device)
     for line in messages:
         print(f"octant: {line}", file=sys.stderr)

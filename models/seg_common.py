@@ -64,15 +64,14 @@ def rgb_to_tensor(image_rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def inference_context(device: torch.device, bf16_on_cpu: bool = True):
-    """no_grad plus autocast: fp16 on CUDA, bf16 on CPU (halves the time on this CPU with the
-    same Dice, measured.md), none on MPS."""
+def inference_context(device: torch.device, precision: str | None = None):
+    """no_grad plus the autocast ``models.precision`` chooses for ``device`` (``precision``:
+    auto, fp32 or bf16; default the process's choice, ``--precision``)."""
+    from models.precision import resolve_precision
+
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
-    if device.type == "cuda":
-        stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
-    elif device.type == "cpu" and bf16_on_cpu:
-        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    stack.enter_context(resolve_precision(device, precision).autocast())
     return stack
 
 

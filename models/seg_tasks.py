@@ -76,7 +76,7 @@ class VesselTask:
     def recipe(**overrides) -> TrainConfig:
         return TrainConfig(**{**dict(epochs=300, batch_size=16, lr=1e-3, optimizer="adam", scheduler="plateau",
                                      gamma=0.5, plateau_patience=10, early_stopping_patience=30,
-                                     monitor="val_dice", monitor_mode="max", cpu_bf16=True), **overrides})
+                                     monitor="val_dice", monitor_mode="max"), **overrides})
 
 
 @dataclass
@@ -115,7 +115,7 @@ class DiscCupTask:
     def recipe(**overrides) -> TrainConfig:
         return TrainConfig(**{**dict(epochs=30, batch_size=8, lr=1e-3, optimizer="adam", scheduler="plateau",
                                      gamma=0.5, plateau_patience=3, early_stopping_patience=8,
-                                     monitor="val_dice_mean", monitor_mode="max", cpu_bf16=True), **overrides})
+                                     monitor="val_dice_mean", monitor_mode="max"), **overrides})
 
 
 @dataclass
@@ -170,7 +170,7 @@ class LesionTask:
     def recipe(**overrides) -> TrainConfig:
         return TrainConfig(**{**dict(epochs=100, batch_size=4, lr=1e-4, optimizer="adam", scheduler="plateau",
                                      gamma=0.5, plateau_patience=5, early_stopping_patience=15,
-                                     monitor="val_aupr_mean", monitor_mode="max", cpu_bf16=True), **overrides})
+                                     monitor="val_aupr_mean", monitor_mode="max"), **overrides})
 
 
 @dataclass
@@ -210,8 +210,8 @@ class LandmarkTask:
     @staticmethod
     def recipe(**overrides) -> TrainConfig:
         return TrainConfig(**{**dict(epochs=40, batch_size=8, lr=1e-3, optimizer="adam", scheduler="cosine",
-                                     early_stopping_patience=10, monitor="val_mean_px", monitor_mode="min",
-                                     cpu_bf16=True), **overrides})
+                                     early_stopping_patience=10, monitor="val_mean_px", monitor_mode="min"),
+                                **overrides})
 
 
 TASKS = {"vessels": VesselTask, "disc_cup": DiscCupTask, "lesions": LesionTask, "landmarks": LandmarkTask}

@@ -55,7 +55,10 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU")
+    from models.precision import add_precision_argument
+
+    add_precision_argument(parser)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision bf16
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0 = all)")
     parser.add_argument("--time-limit", type=float, default=0.0, help="seconds of training (0 = none)")
@@ -95,7 +98,10 @@ def initial_weights(args: argparse.Namespace) -> str:
 
 
 def engine_overrides(args: argparse.Namespace) -> dict:
-    changes = {"seed": args.seed, "device": args.device, "cpu_bf16": args.bf16,
+    from models.precision import apply_precision_argument
+
+    precision = apply_precision_argument(args, "bf16" if getattr(args, "bf16", False) else None, args.device)
+    changes = {"seed": args.seed, "device": args.device, "precision": precision,
                "max_batches_per_epoch": args.max_batches, "time_limit_s": args.time_limit,
                "num_workers": args.workers, "init_weights": initial_weights(args)}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
@@ -148,6 +154,7 @@ class ProgressBar:
 
 def write_model_card(weights_path: Path, command: str, data: str, notes: str = "") -> Path:
     """``<weights>.md`` beside the weights: what, how trained, on what, how good, when."""
+    from models.training import upgrade_engine
     from models.weights import read_metadata
 
     meta = read_metadata(weights_path)
@@ -164,7 +171,7 @@ def write_model_card(weights_path: Path, command: str, data: str, notes: str = "
             f"- input: {meta.get('input', '?')}\n- labels: {meta.get('labels', '?')}\n- data: {data}\n"
             f"- engine: {engine.get('optimizer')} lr {engine.get('lr')}, batch {engine.get('batch_size')}, "
             f"{engine.get('epochs')} epochs max, time limit {engine.get('time_limit_s')} s, "
-            f"bf16 on CPU {engine.get('cpu_bf16')}, seed {engine.get('seed')}\n\n"
+            f"precision {upgrade_engine(engine).get('precision')}, seed {engine.get('seed')}\n\n"
             f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{rows}\n"
             + (f"\n## Notes\n\n{notes}\n" if notes else ""))
     path = weights_path.with_suffix(".md")

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from models.device import TrainingWorld, pick_device
+from models.precision import resolve_precision
 from storage.errors import OctantError
 
 CHECKPOINT_VERSION = 1
@@ -65,8 +66,8 @@ class TrainConfig:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = never
     monitor: str = "val_loss"       # key of task.validate()'s dict that decides "best"
     monitor_mode: Literal["min", "max"] = "min"
-    amp: bool = True                # fp16 autocast + GradScaler, CUDA only
-    cpu_bf16: bool = False          # bf16 autocast on the CPU (about 2x faster here; opt-in)
+    amp: bool = True                # fp16 autocast + GradScaler, CUDA with precision auto only
+    precision: Literal["auto", "fp32", "bf16"] = "auto"   # models/precision.py: bf16 only on native CPUs
     grad_clip: float = 0.0          # max gradient norm; 0 = off
     seed: int = 0
     num_workers: int = 0
@@ -301,15 +302,25 @@ def _seed_everything(seed: int) -> None:
 
 
 def _use_fp16(config: TrainConfig, device: torch.device) -> bool:
-    return config.amp and device.type == "cuda"
+    return config.amp and device.type == "cuda" and config.precision == "auto"
 
 
 def _autocast(config: TrainConfig, device: torch.device):
     if _use_fp16(config, device):
         return torch.autocast("cuda", dtype=torch.float16)
-    if config.cpu_bf16 and device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if device.type == "cuda" and config.precision == "auto":   # amp switched off: fp32
+        return contextlib.nullcontext()
+    return resolve_precision(device, config.precision).autocast()
+
+
+def upgrade_engine(values: dict) -> dict:
+    """An engine dict saved before ``precision`` existed reads as what it did: ``cpu_bf16`` true
+    was bf16, false fp32."""
+    values = dict(values)
+    if "cpu_bf16" in values:
+        legacy = values.pop("cpu_bf16")
+        values.setdefault("precision", "bf16" if legacy else "fp32")
+    return values
 
 
 def _step(loss: Tensor, optimizer, scaler, net: nn.Module, config: TrainConfig) -> None:
@@ -402,7 +413,7 @@ def _load_checkpoint(path: Path, saved_config: dict, device) -> dict:
 
 
 def _comparable(saved_config: dict) -> dict:
-    engine = {k: v for k, v in saved_config["engine"].items() if k not in RUN_CONTROL_FIELDS}
+    engine = {k: v for k, v in upgrade_engine(saved_config["engine"]).items() if k not in RUN_CONTROL_FIELDS}
     return json.loads(json.dumps({"engine": engine, "task": saved_config["task"]}))
 
 

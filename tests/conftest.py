@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The precision timing and exported networks are cached here, not in the user's cache folder.
+os.environ.setdefault("OCTANT_CACHE_DIR", tempfile.mkdtemp(prefix="octant-test-cache-"))
 
 import pytest  # noqa: E402
 

@@ -59,7 +59,7 @@ TASKS = {
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_task_trains_one_step_and_exports_loadable_weights(caches, name):
     task = TASKS[name]()
-    config = task.recipe(epochs=1, batch_size=2, max_batches_per_epoch=1, cpu_bf16=False, device="cpu")
+    config = task.recipe(epochs=1, batch_size=2, max_batches_per_epoch=1, precision="fp32", device="cpu")
     result = train(task, config, caches / "run")
     assert config.monitor in result.best_metrics and "val_loss" in result.best_metrics
     model = task.build_model()

@@ -222,7 +222,7 @@ def test_resume_after_the_process_is_killed_mid_epoch_equals_uninterrupted(tmp_p
 
 
 def test_bf16_autocast_on_the_cpu_trains_when_asked(tmp_path):
-    result = train(BlobTask(), config(epochs=1, cpu_bf16=True), tmp_path)
+    result = train(BlobTask(), config(epochs=1, precision="bf16"), tmp_path)
     assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # not NaN
     assert torch.load(result.best_path, weights_only=False)["model"]["0.weight"].dtype == torch.float32
 
