@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
     try:
+        if getattr(args, "thread_role", None):   # a command that runs networks: cores shared once, here
+            from models.device import configure_threads
+
+            configure_threads()
         return int(args.func(args) or 0)
     except OctantError as error:
         print(f"octant: {error}", file=sys.stderr)

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     train.add_argument("--int8", action="store_true",
                        help="export the convolution weights as int8 (half the size; ship only if the bench measures the same)")
     train.add_argument("--data", help="folder of the public data sets (default ../shared/data or $OCTANT_SHARED_DATA)")
-    train.set_defaults(func=run_train_seg)
+    train.set_defaults(func=run_train_seg, thread_role="batch")
 
     pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
     pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     add_precision_argument(pre)
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
     pre.add_argument("--batch-size", type=int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
-    pre.set_defaults(func=run_presegment)
+    pre.set_defaults(func=run_presegment, thread_role="batch")
 
 
 # ---------------------------------------------------------------- train-seg

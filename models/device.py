@@ -7,6 +7,7 @@ replaced, because a clinic that asked for the GPU should know when it is not bei
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -66,6 +67,69 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple GPU (mps)"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+THREADS_ENV = "OCTANT_THREADS"   # cores Octant may use (default: those the OS gives this process)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How the cores are shared, so that networks, photo decoding and writing, and the GUI never
+    ask for more threads at once than there are cores (architecture.md, "Device")."""
+    cores: int
+    network: int       # torch intra-op threads (inter-op: 1; stages run one after another)
+    decode: int        # photo decoders working beside the networks (0: decoded in turn, on the same thread)
+    write: int         # mask writers working beside the networks (0: written in turn)
+    opencv: int        # OpenCV's own threads per call
+    interactive: int   # the GUI's own background pools (photo loading): the core kept for the reader
+
+
+def usable_cores() -> int:
+    if os.environ.get(THREADS_ENV, "").strip().isdigit() and int(os.environ[THREADS_ENV]) > 0:
+        return int(os.environ[THREADS_ENV])
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_plan(gui: bool = False, cores: int | None = None, gpu: bool | None = None) -> ThreadPlan:
+    """The rule: in the GUI one core stays with the reader (the window and its photo loading);
+    the rest go to the networks. On a CPU, decoding and writing get a thread each per eight cores
+    left; below eight they run in turn with the networks, which would lose more from a core taken
+    away than decoding alongside gains (a decode is ~0.1 s beside ~1 s of networks per photo).
+    With a CUDA card the networks need one core to feed it, and decoding and writing the rest."""
+    cores = max(1, cores or usable_cores())
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    interactive = 1 if gui else 0
+    left = max(0, cores - interactive)
+    helpers = (left - 1) // 2 if gpu else left // 8
+    network = max(1, left - 2 * helpers)
+    return ThreadPlan(cores, network, helpers, helpers, 1 if helpers else network, interactive)
+
+
+_configured: ThreadPlan | None = None
+
+
+def current_thread_plan() -> ThreadPlan:
+    """The plan ``configure_threads`` applied last in this process (the default plan before)."""
+    return _configured or thread_plan()
+
+
+def configure_threads(gui: bool = False) -> ThreadPlan:
+    """Apply ``thread_plan`` to torch and OpenCV; call it on every thread that runs networks (torch's
+    thread count is per OpenMP thread): once at start-up and in the GUI's background worker."""
+    import cv2
+
+    global _configured
+    plan = _configured = thread_plan(gui)
+    torch.set_num_threads(plan.network)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:   # allowed once, before any parallel work; later calls keep the first value
+        pass
+    cv2.setNumThreads(plan.opencv)
+    return plan
 
 
 class TrainingWorld:

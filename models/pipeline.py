@@ -21,6 +21,8 @@ from torch import nn
 from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
 from annotate.geometry import region_label_map
 from models.device import pick_device
+from models.fast_cpu import accelerated
+from models.precision import resolve_precision
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
 from models.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
 from models.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
@@ -102,7 +104,10 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
             messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
                             f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
             continue
-        models.loaded[name] = LoadedModel(model.eval().to(device), config, metadata.get("version", path.stem))
+        model = model.eval().to(device)
+        if device.type == "cpu" and resolve_precision(device).name == "fp32":   # ONNX Runtime where installed
+            model = accelerated(model, path)
+        models.loaded[name] = LoadedModel(model, config, metadata.get("version", path.stem))
     return models, messages
 
 

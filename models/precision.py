@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from storage.errors import OctantError
+
+if TYPE_CHECKING:   # torch loads when a network runs, not when the workstation opens
+    import torch
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PRECISION_ENV = "OCTANT_PRECISION"   # the command line's --precision, seen by every network in the process
@@ -70,10 +72,14 @@ class Precision:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        import torch
+
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
 
     def autocast(self):
         """The autocast context for this precision (a null context for fp32)."""
+        import torch
+
         dtype = self.autocast_dtype
         if dtype is None or self.device_type not in ("cpu", "cuda"):
             return contextlib.nullcontext()
@@ -127,6 +133,8 @@ def _cpu_model_and_flags() -> tuple[str, tuple[str, ...] | None]:
 
 @lru_cache(maxsize=None)
 def _cached_facts(restrictions: tuple) -> CpuFacts:
+    import torch
+
     model, flags = _cpu_model_and_flags()
     return CpuFacts(model, flags, torch.backends.cpu.get_cpu_capability(), restrictions,
                     torch.__version__, platform.machine())
@@ -153,6 +161,8 @@ def native_bf16(facts: CpuFacts) -> bool | None:
 
 def time_convolution(dtype: torch.dtype | None, repeats: int = 3) -> float:
     """Seconds for a small convolution (a U-Net stage's shape) under autocast to ``dtype`` (None: fp32)."""
+    import torch
+
     conv = torch.nn.Conv2d(32, 32, 3, padding=1).eval()
     x = torch.randn(1, 32, 64, 64)
     with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
@@ -173,6 +183,8 @@ def measured_bf16(facts: CpuFacts, timer=time_convolution) -> bool:
     entry = remembered.get(facts.key())
     if isinstance(entry, dict) and isinstance(entry.get("bf16"), bool):
         return entry["bf16"]
+    import torch
+
     fp32_s, bf16_s = timer(None), timer(torch.bfloat16)
     entry = {"bf16": bf16_s <= BF16_FASTER * fp32_s, "fp32_s": fp32_s, "bf16_s": bf16_s, "cpu": facts.to_dict()}
     remembered[facts.key()] = entry
@@ -192,6 +204,8 @@ def cpu_bf16_is_fast(facts: CpuFacts | None = None) -> bool:
 
 @lru_cache(maxsize=None)   # once per process and machine state: every network call asks
 def _bf16_is_fast(facts: CpuFacts) -> bool:
+    import torch
+
     if not torch.backends.mkldnn.is_available():
         return False
     native = native_bf16(facts)
@@ -200,6 +214,8 @@ def _bf16_is_fast(facts: CpuFacts) -> bool:
 
 def resolve_precision(device: torch.device | str, preference: str | None = None) -> Precision:
     """The precision ``device`` computes in for ``preference`` (default: ``OCTANT_PRECISION`` or auto)."""
+    import torch
+
     device_type = torch.device(device).type
     choice = parse_precision(preference) if preference is not None else current_preference()
     if device_type == "cuda":

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from annotate.imagefiles import image_size, is_image_name, read_fundus
+from models.device import current_thread_plan
 from models.lesions import LesionNetConfig
 from models.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
                              run_pipeline, run_pipeline_batch)
@@ -97,6 +98,29 @@ def process_photo(path: Path, models: PipelineModels) -> PipelineResult:
     return result
 
 
+class _InTurn:
+    """An executor that runs each job at once on the calling thread (no cores to spare beside the networks)."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def helper_pool(workers: int):
+    """Threads beside the networks as ``models.device.thread_plan`` allows; none: jobs run in turn."""
+    return ThreadPoolExecutor(max_workers=workers) if workers > 0 else _InTurn()
+
+
 def _outcome(future: Future):
     """A finished future's result, or the exception it raised."""
     error = future.exception()
@@ -108,7 +132,7 @@ def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int 
     """(path, result or the reason it failed) in the order of ``paths``. The next batch is decoded
     on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails."""
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), max(1, batch_size))]
-    with ThreadPoolExecutor(max_workers=max(1, min(batch_size, os.cpu_count() or 1))) as decoders:
+    with helper_pool(min(batch_size, current_thread_plan().decode)) as decoders:
         upcoming = [decoders.submit(decode_photo, path) for path in chunks[0]] if chunks else []
         for k, chunk in enumerate(chunks):
             decoded = [_outcome(future) for future in upcoming]
@@ -168,7 +192,7 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             report(job.path, "failed", message, job.image_id)
 
     results = pipeline_results([job.path for job in jobs], models, batch_size)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as writers:
+    with helper_pool(current_thread_plan().write) as writers:
         try:
             for job, (_, outcome) in zip(jobs, results):
                 if isinstance(outcome, Exception):

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
     parser.add_argument("--start-from", default=None, metavar="starter|scratch|FILE",
                         help="what a new run starts from: the shipped starter (default on a project's labels), "
                              "random weights (default with --reference), or a .safetensors file")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, thread_role="batch")
 
 
 def initial_weights(args: argparse.Namespace) -> str:

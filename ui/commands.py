@@ -23,14 +23,23 @@ def register(subparsers) -> None:
                           "~/.local/share/octant/demo) as its first reader")
     gui.add_argument("--review", action="store_true",
                      help="also open the reviewers' screen (reviewers and admins only)")
-    gui.set_defaults(func=run_gui)
+    add_precision_option(gui)
+    gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.device.configure_threads)
     shot = subparsers.add_parser(
         "screenshot", help="render the workstation's main states to PNG files (offscreen)")
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
     shot.add_argument("--size", default="1600x1000", metavar="WxH", help="window size in pixels")
-    shot.set_defaults(func=run_screenshot)
+    add_precision_option(shot)
+    shot.set_defaults(func=run_screenshot, thread_role="batch")
+
+
+def add_precision_option(parser) -> None:
+    # the same option as models.precision.add_precision_argument, without importing torch for --help
+    parser.add_argument("--precision", default=None, metavar="auto|fp32|bf16",
+                        help="arithmetic of the pre-segmentation networks: auto (default: bf16 only on a CPU "
+                             "that has it natively, fp16 on CUDA), fp32 or bf16; remembered by the workstation")
 
 
 def demo_folder() -> Path:
@@ -48,6 +57,10 @@ def run_gui(args: argparse.Namespace) -> int:
             and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
         raise OctantError("No display found; run the workstation on a desktop, or see it with "
                           "`python main.py screenshot --out DIR`.")
+    if args.precision is not None:   # remembered as the workstation's setting (Model menu)
+        from ui.precision_setting import remember_precision
+
+        remember_precision(args.precision)
     app = make_app()
     if args.demo:
         from annotate.demo import create_demo_project
@@ -76,6 +89,10 @@ def run_screenshot(args: argparse.Namespace) -> int:
     from ui.app import use_offscreen_without_display
 
     use_offscreen_without_display()
+    if args.precision is not None:
+        from models.precision import apply_precision_argument
+
+        apply_precision_argument(args)
     from ui.screenshots import render_screenshots
 
     width, _, height = args.size.partition("x")

@@ -56,7 +56,10 @@ class PresegmentAhead(QObject):
         project, weights_dir, device = self.project, self.weights_dir, self.device
 
         def job(progress, cancel):
+            from models.device import configure_threads
             from models.pipeline import load_pipeline_models
+
+            configure_threads(gui=True)   # this thread's networks leave a core to the reader
             from models.presegment import presegment_project
 
             models, messages = load_pipeline_models(weights_dir, device)

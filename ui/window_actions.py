@@ -98,3 +98,6 @@ def build_toolbar_and_menus(window) -> None:
         if title == "&Model":
             menu.addSeparator()
             menu.addAction(window.ahead_action)
+            from ui.precision_setting import add_precision_menu
+
+            add_precision_menu(menu, window)

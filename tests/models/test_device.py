@@ -44,3 +44,35 @@ def test_single_process_world_is_inactive(monkeypatch):
     model = torch.nn.Linear(2, 1)
     assert not world.active and world.rank == 0 and world.wrap(model) is model
     assert world.agree("stopped_early") == "stopped_early"
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 4, 8, 16, 64])
+@pytest.mark.parametrize("gpu", [False, True])
+def test_threads_never_outnumber_the_cores(cores, gpu):
+    from models.device import thread_plan
+
+    for gui in (False, True):
+        plan = thread_plan(gui=gui, cores=cores, gpu=gpu)
+        busy = plan.network + plan.decode + plan.write + plan.interactive
+        assert plan.network >= 1 and (busy <= cores or cores == 1)
+        assert plan.opencv == 1 or (plan.decode == plan.write == 0 and plan.opencv == plan.network)
+    assert thread_plan(gui=True, cores=cores, gpu=gpu).interactive == 1   # the reader keeps a core
+
+
+def test_two_cores_give_the_networks_both_and_decode_in_turn(monkeypatch):
+    from models.device import configure_threads, thread_plan
+    from models.presegment import helper_pool
+
+    assert thread_plan(cores=2, gpu=False) == thread_plan(cores=2, gpu=False).__class__(2, 2, 0, 0, 2, 0)
+    assert thread_plan(gui=True, cores=2, gpu=False).network == 1
+    monkeypatch.setenv("OCTANT_THREADS", "2")
+    threads = torch.get_num_threads()
+    try:
+        plan = configure_threads()
+        assert torch.get_num_threads() == plan.network == (2 if not torch.cuda.is_available() else plan.network)
+    finally:
+        torch.set_num_threads(threads)
+    with helper_pool(0) as in_turn:
+        assert in_turn.submit(sum, [1, 2]).result() == 3
+        failed = in_turn.submit(int, "x")
+        assert isinstance(failed.exception(), ValueError)

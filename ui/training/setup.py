@@ -16,9 +16,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 
 from models.attention_mask import AttentionConfig, attention_train_config
 from models.guided import ATROUS_RATES, GuidedConfig, guided_train_config
-from models.training import TrainConfig
+from models.training import TrainConfig, upgrade_engine
 from models.weights import starter_for
 from storage.errors import OctantError
+from ui.precision_setting import saved_precision
 from ui.training import tables
 from ui.training.form import ConfigForm
 from ui.jobs import JobRunner
@@ -30,7 +31,7 @@ ATTENTION = "attention-mask"
 VALIDATION_SHARE = 0.1   # Son et al. §3.1: 90 % derivation, 10 % validation
 # Engine fields the panel sets itself (device and start-from combos) or that only benches use.
 HIDDEN_ENGINE_FIELDS = ("device", "log_every", "init_weights")
-ENGINE_LABELS = {"lr": "learning rate", "cpu_bf16": "bf16 on the CPU", "amp": "fp16 on CUDA (AMP)",
+ENGINE_LABELS = {"lr": "learning rate", "precision": "precision (auto: by the hardware)", "amp": "fp16 on CUDA (AMP)",
                  "max_batches_per_epoch": "max batches per epoch", "time_limit_s": "time limit (s)",
                  "early_stopping_patience": "early stopping patience", "num_workers": "loader processes"}
 GUIDED_LABELS = {"input_size": "input size (px)", "width": "width (stem channels)",
@@ -143,6 +144,8 @@ class TrainingSetup(QWidget):
         self.engine_forms = {
             GUIDED: ConfigForm(guided_train_config(), hidden=HIDDEN_ENGINE_FIELDS, labels=ENGINE_LABELS),
             ATTENTION: ConfigForm(attention_train_config(), hidden=HIDDEN_ENGINE_FIELDS, labels=ENGINE_LABELS)}
+        for form in self.engine_forms.values():   # the workstation's precision (Model menu) is the default
+            form.set_values(precision=saved_precision())
         self.validation_share = QDoubleSpinBox()
         self.validation_share.setRange(0.05, 0.5)
         self.validation_share.setSingleStep(0.05)
@@ -285,7 +288,7 @@ class TrainingSetup(QWidget):
         saved = self._read_json("config.json") or {}
         if saved:
             self.network_form.set_values(**{k: v for k, v in saved.get("task", {}).items() if k != "finding"})
-            engine = saved.get("engine", {})
+            engine = upgrade_engine(saved.get("engine", {}))
             self.engine_form.set_values(**engine)
             self.device.setCurrentText(engine.get("device") or "auto")
 

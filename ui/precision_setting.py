@@ -1,0 +1,65 @@
+"""The workstation's precision setting (Model menu → Precision): auto, fp32 or bf16, remembered in
+the workstation's QSettings and followed by every network it runs (the pass ahead of the reader,
+the training panel's default). ``gui --precision`` sets it too."""
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QMenu
+
+from models.precision import PRECISION_CHOICES, parse_precision, set_precision
+from storage.errors import OctantError
+
+SETTING_KEY = "model/precision"
+LABELS = {"auto": "Automatic (bf16 only where the CPU has it natively)", "fp32": "fp32 (full precision)",
+          "bf16": "bf16 (half the memory; slow on CPUs without native bf16)"}
+
+
+def saved_precision() -> str:
+    from ui.main_window import workstation_settings
+
+    try:
+        return parse_precision(str(workstation_settings().value(SETTING_KEY, "auto")))
+    except OctantError:   # a hand-edited settings file: the safe default
+        return "auto"
+
+
+def remember_precision(value: str) -> str:
+    """Check, apply to this process and remember ``value``; a bad one raises a one-sentence OctantError."""
+    from ui.main_window import workstation_settings
+
+    choice = set_precision(value)
+    workstation_settings().setValue(SETTING_KEY, choice)
+    return choice
+
+
+def slow_precision_warning(choice: str) -> str:
+    """The sentence to show when ``choice`` will be slow on this computer's CPU ("" otherwise)."""
+    if choice != "bf16":
+        return ""
+    from models.device import pick_device
+    from models.precision import resolve_precision
+
+    return resolve_precision(pick_device(), choice).warning
+
+
+def add_precision_menu(menu: QMenu, window) -> QMenu:
+    """A Precision submenu of radio items; the saved choice is applied when the menu is built."""
+    choice = set_precision(saved_precision())
+    submenu = menu.addMenu("Precision")
+    group = QActionGroup(submenu)
+    group.setExclusive(True)
+    for name in PRECISION_CHOICES:
+        action = QAction(LABELS[name], submenu)
+        action.setCheckable(True)
+        action.setChecked(name == choice)
+        action.setData(name)
+        group.addAction(action)
+        submenu.addAction(action)
+
+    def chosen(action: QAction) -> None:
+        remember_precision(action.data())
+        warning = slow_precision_warning(action.data())
+        if warning:
+            window.show_problem(warning, box=False)
+    group.triggered.connect(chosen)
+    return submenu
