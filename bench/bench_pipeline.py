@@ -11,13 +11,23 @@ suggested regions per lesion type against the regions the ground-truth masks hit
 specificity over (photo, region) pairs. Throughput: the same photos, cycled ``--throughput-photos``
 long, through ``pipeline_results`` (decoding on threads, ``--batch-sizes`` photos per network call;
 default 1 on a CPU, 1 and 8 on a GPU) and through ``presegment_to_folder`` (the same plus the PNG
-masks written on threads), in photos per second. Writes bench/results/bench_pipeline.json.
+masks written on threads), in photos per second. Precisions: the CPU's model, the flags that
+matter and the restrictions in force (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``), the
+precision ``auto`` picks, and per-photo time (decode + pipeline) of each ``--variants`` entry,
+photos and variants interleaved over ``--rounds`` so a loaded machine slows all alike; each
+variant's masks are compared (Dice) with fp32 PyTorch's. Writes bench/results/bench_pipeline.json
+(``--out`` to name another file).
+
+    # the AVX2-only clinic CPU on a bigger one:
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python bench/bench_pipeline.py
+        --skip-accuracy --skip-throughput --out bench/results/bench_pipeline_avx2.json
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -33,7 +43,10 @@ sys.path.insert(0, str(REPO))
 from annotate.fov import FieldOfView, detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map  # noqa: E402
 from models.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
-from models.pipeline import WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
+from models.device import configure_threads, pick_device  # noqa: E402
+from models.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
+from models.pipeline import MASK_NAMES, WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
+from models.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
 from models.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
 from models.seg_cache import idrid_overlap, shared_data_dir  # noqa: E402
 
@@ -71,14 +84,30 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default=None, help="e.g. 1,8 (default: 1 on a CPU, 1,8 on a GPU)")
     parser.add_argument("--throughput-photos", type=int, default=0,
                         help="photos per throughput run, the list cycled (default: the photos once; 0 skips on request)")
-    parser.add_argument("--skip-accuracy", action="store_true", help="throughput only")
+    parser.add_argument("--skip-accuracy", action="store_true", help="no accuracy pass")
+    parser.add_argument("--skip-throughput", action="store_true", help="no throughput pass")
+    parser.add_argument("--variants", default="fp32/torch,fp32/onnxruntime,bf16/torch",
+                        help="precision/backend pairs timed side by side ('' skips)")
+    parser.add_argument("--compare-photos", type=int, default=3, help="photos of --photos in the side-by-side timing")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the side-by-side timing")
+    parser.add_argument("--slow-limit", type=float, default=60.0,
+                        help="seconds per photo after which a variant (emulated bf16) is timed on no more photos")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_pipeline.json"))
     args = parser.parse_args()
     first, last = (int(v) for v in args.photos.split("-"))
+    plan = configure_threads()
+    facts, auto = cpu_facts(), resolve_precision(pick_device(args.device), "auto")
+    print(f"CPU {facts.model}; flags {' '.join(facts.flags or ['(not reported)'])}; torch kernels "
+          f"{facts.capability}; restrictions {dict(facts.restrictions) or 'none'}; {plan.network} network threads "
+          f"of {plan.cores} cores; auto picks {auto.name} ({auto.reason})", flush=True)
+    folder = shared_data_dir() / "IDRiD-segmentation" / "images"
+    compared = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)][:args.compare_photos]
+    side_by_side = compare_variants(compared, [v for v in args.variants.split(",") if v], args)
+    set_precision("auto")
     models, messages = load_pipeline_models(args.weights_dir, args.device)
     for line in messages:
         print("note:", line)
     landmarks, overlap = true_landmarks(), idrid_overlap()
-    folder = shared_data_dir() / "IDRiD-segmentation" / "images"
     stages: dict[str, list[float]] = {}
     writing, disc_err, fovea_err = [], [], []
     pairs = {name: {"tp": 0, "fp": 0, "fn": 0, "tn": 0} for name in LESION_NAMES.values()}
@@ -112,6 +141,9 @@ def main() -> None:
     summary = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                    f"device {models.device}",
+        "cpu": facts.to_dict(), "threads": plan.__dict__, "auto_precision": auto.name,
+        "auto_reason": auto.reason, "backend_auto": type(next(iter(models.loaded.values())).model).__name__
+        if models.loaded else None, "per_photo_seconds": side_by_side,
         "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": WORKING_RESOLUTIONS,
         "median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
         "writing_masks_seconds": float(np.median(writing)) if writing else None,
@@ -123,11 +155,61 @@ def main() -> None:
     }
     paths = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)]
     sizes = [int(v) for v in (args.batch_sizes or ("1,8" if models.device.type == "cuda" else "1")).split(",")]
-    summary["throughput"] = throughput(paths, models, sizes, args.throughput_photos or len(paths))
+    if not args.skip_throughput:
+        summary["throughput"] = throughput(paths, models, sizes, args.throughput_photos or len(paths))
     print(json.dumps(summary, indent=1))
-    out = REPO / "bench" / "results" / "bench_pipeline.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
+
+
+def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
+    """Per-photo seconds (decode + pipeline; median) of each precision/backend, photos and variants
+    interleaved; each variant's masks against fp32 PyTorch's (mean Dice over masks and photos)."""
+    loaded = {}
+    for variant in variants:
+        precision, _, backend = variant.partition("/")
+        os.environ[BACKEND_ENV] = backend or "auto"
+        set_precision(precision)
+        if backend == "onnxruntime" and not onnxruntime_available():
+            print(f"{variant}: onnxruntime is not installed; skipped", flush=True)
+            continue
+        loaded[variant] = load_pipeline_models(args.weights_dir, args.device)[0]
+    os.environ.pop(BACKEND_ENV, None)
+    times = {variant: [] for variant in loaded}
+    masks: dict[tuple[str, int], dict] = {}
+    for _ in range(args.rounds):
+        for index, path in enumerate(paths):
+            for variant, models in loaded.items():
+                if times[variant] and max(times[variant]) > args.slow_limit:
+                    continue   # emulated bf16: one photo says enough
+                set_precision(variant.partition("/")[0])
+                start = time.perf_counter()
+                result = process_photo(path, models)
+                times[variant].append(time.perf_counter() - start)
+                masks.setdefault((variant, index), {name: result.mask(name) for name in MASK_NAMES})
+                print(f"{variant}: {path.name} {times[variant][-1]:.2f} s", flush=True)
+    reference = "fp32/torch"
+    out = {}
+    for variant, seconds in times.items():
+        dices = [dice(masks[(variant, i)][name], masks[(reference, i)][name])
+                 for i in range(len(paths)) if (variant, i) in masks and (reference, i) in masks
+                 for name in MASK_NAMES if masks[(reference, i)][name] is not None]
+        out[variant] = {"median_s": float(np.median(seconds)), "min_s": float(np.min(seconds)), "runs": len(seconds),
+                        "dice_vs_fp32_torch": float(np.mean(dices)) if dices else None,
+                        "min_dice_vs_fp32_torch": float(np.min(dices)) if dices else None}
+        print(f"{variant}: median {out[variant]['median_s']:.2f} s per photo over {len(seconds)} runs, "
+              f"Dice against fp32 PyTorch {out[variant]['dice_vs_fp32_torch']}", flush=True)
+    set_precision("auto")
+    return out
+
+
+def dice(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    a, b = a > 0, b > 0
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
 
 def throughput(paths: list[Path], models, batch_sizes: list[int], count: int) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -66,7 +67,8 @@ def export_onnx(model: nn.Module, in_channels: int, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.stem}.{os.getpid()}.partial")
     example = torch.zeros(1, in_channels, 64, 64)
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript exporter's deprecation notes: it still serves opset 17
         torch.onnx.export(model.eval(), (example,), str(temporary), input_names=["x"], output_names=["y"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"},
