@@ -31,7 +31,7 @@ from models.weights import read_metadata  # noqa: E402
 # networks at epoch 7 or 8 with their best at epoch 2 or 3 (``--patience 0`` would run all 30).
 def reduced_settings(minutes: float, patience: int) -> list[str]:
     return ["--backbone", "efficientnet_b0", "--input-size", "224", "--epochs", "30", "--patience", str(patience),
-            "--batch-size", "8", "--lr", "1e-3", "--bf16", "--time-limit", str(int(minutes * 60)),
+            "--batch-size", "8", "--lr", "1e-3", "--precision", "auto", "--time-limit", str(int(minutes * 60)),
             "--validation-fraction", "0.2", "--seed", "0", "--device", "cpu"]
 
 

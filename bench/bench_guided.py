@@ -35,7 +35,7 @@ from models.metrics import guidance_table  # noqa: E402
 # Both sides run all 30 epochs (no early stop): the guided validation loss, mostly the guidance
 # term, levels off within ~8 epochs while the classification still improves.
 REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-size", "16", "--lr", "0.02",
-           "--bf16", "--time-limit", "1200", "--patience", "0",
+           "--precision", "auto", "--time-limit", "1200", "--patience", "0",
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
 UNGUIDED_ROOT = ROOT / "runs" / "bench_guided"
 

@@ -177,6 +177,7 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
         loaded[variant] = load_pipeline_models(args.weights_dir, args.device)[0]
     os.environ.pop(BACKEND_ENV, None)
     times = {variant: [] for variant in loaded}
+    stages: dict[str, dict[str, list[float]]] = {variant: {} for variant in loaded}
     masks: dict[tuple[str, int], dict] = {}
     for _ in range(args.rounds):
         for index, path in enumerate(paths):
@@ -187,6 +188,8 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
                 start = time.perf_counter()
                 result = process_photo(path, models)
                 times[variant].append(time.perf_counter() - start)
+                for stage, seconds in result.timings.items():
+                    stages[variant].setdefault(stage, []).append(seconds)
                 masks.setdefault((variant, index), {name: result.mask(name) for name in MASK_NAMES})
                 print(f"{variant}: {path.name} {times[variant][-1]:.2f} s", flush=True)
     reference = "fp32/torch"
@@ -197,7 +200,8 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
                  for name in MASK_NAMES if masks[(reference, i)][name] is not None]
         out[variant] = {"median_s": float(np.median(seconds)), "min_s": float(np.min(seconds)), "runs": len(seconds),
                         "dice_vs_fp32_torch": float(np.mean(dices)) if dices else None,
-                        "min_dice_vs_fp32_torch": float(np.min(dices)) if dices else None}
+                        "min_dice_vs_fp32_torch": float(np.min(dices)) if dices else None,
+                        "stages_median_s": {k: float(np.median(v)) for k, v in stages[variant].items()}}
         print(f"{variant}: median {out[variant]['median_s']:.2f} s per photo over {len(seconds)} runs, "
               f"Dice against fp32 PyTorch {out[variant]['dice_vs_fp32_torch']}", flush=True)
     set_precision("auto")
