@@ -1,7 +1,8 @@
 """Batch pre-segmentation: thousands of photos overnight, in bounded memory, resumable.
 
 Photos are decoded (JPEGs at 1/2 or 1/4 size inside the decoder when that still leaves the
-lesion network its working resolution) on worker threads while the previous batch runs through
+lesion network its working resolution) on worker threads (where ``models.device.thread_plan``
+spares cores for them; on 2 cores in turn) while the previous batch runs through
 ``run_pipeline_batch`` (``batch_size`` photos per network call: 8 on a GPU, 1 on a CPU), and
 written out on worker threads while the next batch runs. At most two batches are in memory,
 whatever the number of photos. ``result.json`` is written last, atomically: a folder with it is
