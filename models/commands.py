@@ -69,9 +69,9 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- train-seg
 def build_task(args):
     from models.disc_cup import DiscCupConfig
-    from models.precision import apply_precision_argument
     from models.landmarks import LocatorConfig
     from models.lesions import LesionNetConfig
+    from models.precision import apply_precision_argument
     from models.seg_common import LIGHT_ENCODER
     from models.seg_tasks import TASKS
     from models.vessels import VesselNetConfig

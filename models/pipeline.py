@@ -21,12 +21,12 @@ from torch import nn
 from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
 from annotate.geometry import region_label_map
 from models.device import pick_device
-from models.fast_cpu import accelerated
-from models.precision import resolve_precision
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
+from models.fast_cpu import accelerated
 from models.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
 from models.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
                             segment_prepared_batch)
+from models.precision import resolve_precision
 from models.vessels import VesselNetConfig, build_vessel_net, segment_vessels_batch
 from models.weights import WEIGHTS_DIR, load_weights
 from storage.errors import GeometryError, WeightsError

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from models.precision import add_precision_argument
 from storage.commands import add_project_argument, default_project_folder
 
 
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
                           "~/.local/share/octant/demo) as its first reader")
     gui.add_argument("--review", action="store_true",
                      help="also open the reviewers' screen (reviewers and admins only)")
-    add_precision_option(gui)
+    add_precision_argument(gui)   # remembered as the workstation's setting
     gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.device.configure_threads)
     shot = subparsers.add_parser(
         "screenshot", help="render the workstation's main states to PNG files (offscreen)")
@@ -31,15 +32,8 @@ def register(subparsers) -> None:
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
     shot.add_argument("--size", default="1600x1000", metavar="WxH", help="window size in pixels")
-    add_precision_option(shot)
+    add_precision_argument(shot)
     shot.set_defaults(func=run_screenshot, thread_role="batch")
-
-
-def add_precision_option(parser) -> None:
-    # the same option as models.precision.add_precision_argument, without importing torch for --help
-    parser.add_argument("--precision", default=None, metavar="auto|fp32|bf16",
-                        help="arithmetic of the pre-segmentation networks: auto (default: bf16 only on a CPU "
-                             "that has it natively, fp16 on CUDA), fp32 or bf16; remembered by the workstation")
 
 
 def demo_folder() -> Path:

@@ -58,9 +58,9 @@ class PresegmentAhead(QObject):
         def job(progress, cancel):
             from models.device import configure_threads
             from models.pipeline import load_pipeline_models
+            from models.presegment import presegment_project
 
             configure_threads(gui=True)   # this thread's networks leave a core to the reader
-            from models.presegment import presegment_project
 
             models, messages = load_pipeline_models(weights_dir, device)
             for line in messages:
