@@ -9,6 +9,7 @@ keeps every map with the affine map from original pixels to it, so masks are dra
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch import nn
 
 from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
 from annotate.geometry import region_label_map
+from models.cancel import check_cancelled, stop_layers_when
 from models.device import pick_device
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
 from models.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
@@ -66,6 +68,7 @@ class LoadedModel:
 class PipelineModels:
     device: torch.device
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    cancel: threading.Event | None = None   # seen between stages and before every layer
 
     def get(self, name: str) -> LoadedModel | None:
         return self.loaded.get(name)
@@ -77,13 +80,16 @@ class PipelineModels:
 
 
 def load_pipeline_models(weights_dir: str | Path | None = None,
-                         device: torch.device | str | None = None) -> tuple[PipelineModels, list[str]]:
+                         device: torch.device | str | None = None,
+                         cancel: threading.Event | None = None) -> tuple[PipelineModels, list[str]]:
     """The networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
-    each built from the config stored in its file; missing or damaged files become messages."""
+    each built from the config stored in its file; missing or damaged files become messages.
+    ``cancel`` is checked between networks and, later, between stages and before every layer."""
     device = device if isinstance(device, torch.device) else pick_device(device)
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-    models, messages = PipelineModels(device), []
+    models, messages = PipelineModels(device, cancel=cancel), []
     for name in MODEL_NAMES:
+        check_cancelled(cancel)
         path = folder / f"{name}.safetensors"
         if not path.is_file() and name in FORMER_FILE_NAMES:
             path = folder / f"{FORMER_FILE_NAMES[name]}.safetensors"
@@ -102,6 +108,7 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
             messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
                             f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
             continue
+        stop_layers_when(cancel, model)
         models.loaded[name] = LoadedModel(model.eval().to(device), config, metadata.get("version", path.stem))
     return models, messages
 
@@ -252,6 +259,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
 
     def lap(stage: str) -> None:
         nonlocal clock
+        check_cancelled(models.cancel)
         now = time.perf_counter()
         timings[stage], clock = (now - clock) / len(images_bgr), now
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from annotate.imagefiles import image_size, is_image_name, read_fundus
+from models.cancel import check_cancelled
 from models.lesions import LesionNetConfig
 from models.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
                              run_pipeline, run_pipeline_batch)
@@ -122,6 +123,8 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
     started = time.perf_counter()
     try:
         results = run_pipeline_batch([decoded[i][0] for i in ready], models, [decoded[i][1] for i in ready])
+    except CancelledError:
+        raise
     except Exception as error:
         if len(ready) == 1:
             results = [error]
@@ -130,6 +133,8 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
             for i in ready:
                 try:
                     results.append(run_pipeline(*decoded[i], models=models))
+                except CancelledError:
+                    raise
                 except Exception as single_error:
                     results.append(single_error)
     seconds = (time.perf_counter() - started) / max(1, len(ready))
@@ -151,8 +156,10 @@ class _Job:
 def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
               batch_size: int, cancel: threading.Event | None) -> None:
     """Each job's photo through the pipeline, its outputs written on threads (one photo's PNGs
-    take longer than its networks on a GPU), finished in order."""
+    take longer than its networks on a GPU), finished in order. A cancel is seen between photos
+    and, through ``models.cancel``, inside a photo; the photos finished before it are stored."""
     pending: deque[tuple[_Job, Future, PipelineResult]] = deque()
+    stopped = False
 
     def finish_oldest() -> None:
         job, writing, result = pending.popleft()
@@ -179,13 +186,14 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
                     pending.append((job, writers.submit(job.write, outcome), outcome))
                 while len(pending) > batch_size:   # one batch written while the next runs
                     finish_oldest()
-                if cancel is not None and cancel.is_set():
-                    break
+                check_cancelled(cancel)
+        except CancelledError:
+            stopped = True
         finally:
             results.close()   # its decoding threads end with it
             while pending:
                 finish_oldest()
-    if cancel is not None and cancel.is_set():
+    if stopped:
         raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
 
 
