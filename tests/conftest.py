@@ -5,7 +5,24 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """A test that leaves a background thread running fails; its threads and pools are then
+    cancelled and joined, so the next test (and the interpreter's exit) starts clean."""
+    yield
+    background = sys.modules.get("ui.background")
+    if background is None:
+        return
+    for run in list(background._STARTED):
+        run.wait(500)   # a pass whose last signal has arrived is a few instructions from its end
+    left = background.running_background_work()
+    background.stop_all_background_work()
+    assert not left, f"the test left background threads running: {left}"
 
 
 @pytest.fixture

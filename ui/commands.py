@@ -41,7 +41,7 @@ def demo_folder() -> Path:
 
 def run_gui(args: argparse.Namespace) -> int:
     from storage.errors import OctantError
-    from ui.app import make_app, show_message
+    from ui.app import make_app, quit_on_termination_signals, show_message
     from ui.workstation import open_workstation
 
     if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
@@ -64,6 +64,7 @@ def run_gui(args: argparse.Namespace) -> int:
                               first_reader=first_reader)
     if window is None:
         return 0
+    quit_on_termination_signals(app)
     if args.review:
         try:
             window.open_review()
