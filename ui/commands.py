@@ -42,12 +42,14 @@ def demo_folder() -> Path:
 def run_gui(args: argparse.Namespace) -> int:
     from storage.errors import OctantError
     from ui.app import make_app, quit_on_termination_signals, show_message
+    from ui.platform_check import check_qt_can_open_windows
     from ui.workstation import open_workstation
 
     if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
             and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
         raise OctantError("No display found; run the workstation on a desktop, or see it with "
                           "`python main.py screenshot --out DIR`.")
+    check_qt_can_open_windows()
     app = make_app()
     if args.demo:
         from annotate.demo import create_demo_project
@@ -77,6 +79,9 @@ def run_screenshot(args: argparse.Namespace) -> int:
     from ui.app import use_offscreen_without_display
 
     use_offscreen_without_display()
+    from ui.platform_check import check_qt_can_open_windows
+
+    check_qt_can_open_windows()
     from ui.screenshots import render_screenshots
 
     width, _, height = args.size.partition("x")
