@@ -180,9 +180,10 @@ def image_size(path: Path | str) -> ImageSize:
         return size_from_bytes(read_bytes(path), str(path))
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as picture:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # check_photo_size decides
-            return ImageSize(*picture.size)
+            with Image.open(path) as picture:
+                return ImageSize(*picture.size)
     except Image.DecompressionBombError:
         raise BadImageError(_too_large(path)) from None
     except FileNotFoundError:
@@ -198,9 +199,10 @@ def size_from_bytes(data: bytes, name: str = "image") -> ImageSize:
     if require_image_format(data, name) == "DICOM":
         return ImageSize(*dicom_size(data, name))
     try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as picture:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # check_photo_size decides
-            return ImageSize(*picture.size)
+            with Image.open(io.BytesIO(data)) as picture:
+                return ImageSize(*picture.size)
     except Image.DecompressionBombError:
         raise BadImageError(_too_large(name)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
