@@ -42,8 +42,8 @@ def _point(text: str) -> tuple[float, float]:
 class ProgressBar:
     """A one-line text bar on stderr, redrawn at most ten times a second."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr   # looked up now, not at import (tests and callers replace it)
         self.last = 0.0
 
     def __call__(self, step: ImportProgress) -> None:
