@@ -202,9 +202,9 @@ OPTION_CASES = [
     ("train-lr-word", options("train", "--network", "guided", "--lr", "fast"), "argument --lr: must be a number above 0"),
     ("train-lr-nan", options("train", "--network", "guided", "--lr", "nan"), "argument --lr: must be a number above 0"),
     ("train-input-size-7", options("train", "--network", "guided", "--input-size", "7"),
-     "argument --input-size: must be a multiple of 32 pixels of at least 64"),
+     "argument --input-size: must be a positive multiple of 32 pixels"),
     ("train-input-size-100", options("train", "--network", "attention-mask", "--input-size", "100"),
-     "argument --input-size: must be a multiple of 32"),
+     "argument --input-size: must be a positive multiple of 32"),
     ("train-epochs-0", options("train", "--network", "attention-mask", "--epochs", "0"), "argument --epochs: must be a whole number"),
     ("train-width-0", options("train", "--network", "guided", "--width", "0"), "argument --width: must be a whole number"),
     ("train-seg-batch-size-0", lambda env: ["train-seg", "--task", "vessels", "--batch-size", "0"],
@@ -460,3 +460,15 @@ def test_a_picture_that_is_no_retina_gets_no_fundus_found_and_no_suggestions(tmp
     assert result["no_fundus"] is True and any(m.startswith("No fundus found") for m in result["messages"])
     assert result["disc"] is None and result["cup_to_disc"] is None and not result["lesion_regions"]
     assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_in_a_batch_only_the_picture_without_a_retina_loses_its_suggestions(tmp_path):
+    from models.pipeline import load_pipeline_models, run_pipeline_batch
+    from tests.models.fundus_synthetic import synthetic_fundus as fundus_with_landmarks
+
+    (tmp_path / "none").mkdir()
+    models, _ = load_pipeline_models(tmp_path / "none", "cpu")
+    photo = fundus_with_landmarks(320, 240)[0]
+    results = run_pipeline_batch([np.full((240, 320, 3), 255, np.uint8), photo], models)
+    assert [result.no_fundus for result in results] == [True, False]
+    assert results[0].disc is None and results[1].disc is not None and results[1].region_map() is not None
