@@ -2,7 +2,8 @@
 
 ``import PATH... [--split train|test] [--eye left|right] [--copy]``: photographs from files or
 folders (recursive), with a progress bar; bad files are listed at the end and give exit status 1.
-``export --out FILE [--format csv|json] --as READER``: every reader's labels and the consensus.
+``export --out FILE [--format csv|json] [--force] --as READER``: every reader's labels and the consensus
+(an existing FILE is replaced only with ``--force``).
 ``regions IMAGE --out PNG [--disc X,Y --fovea X,Y] [--as READER]``: the eight regions drawn over a
 photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given.
 """
@@ -41,8 +42,8 @@ def _point(text: str) -> tuple[float, float]:
 class ProgressBar:
     """A one-line text bar on stderr, redrawn at most ten times a second."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr   # looked up now, not at import (tests and callers replace it)
         self.last = 0.0
 
     def __call__(self, step: ImportProgress) -> None:
@@ -79,9 +80,15 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    fmt = args.format or args.out.suffix.lower().lstrip(".")
+    suffix = args.out.suffix.lower().lstrip(".")
+    fmt = args.format or suffix
     if fmt not in FORMATS:
         raise InvalidRequestError(f"Cannot tell the format from {args.out.name}; add --format csv or --format json.")
+    if suffix in FORMATS and suffix != fmt:
+        raise InvalidRequestError(f"--format {fmt} does not match the file name {args.out.name}; "
+                                  f"name the file .{fmt} or leave out --format.")
+    if args.out.exists() and not args.force:
+        raise InvalidRequestError(f"{args.out} already exists; add --force to replace it, or choose another name.")
     if args.as_reader is None:
         raise InvalidRequestError("Export shows every reader's labels; add --as NAME of a reviewer or admin.")
     with open_project_from_args(args) as project:
@@ -165,6 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write per-reader labels (regions as codes and names) and the consensus per image and finding.")
     exp.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write (.csv or .json)")
     exp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's suffix")
+    exp.add_argument("--force", action="store_true", help="replace FILE when it exists")
     exp.add_argument("--as", dest="as_reader", metavar="READER", help="reviewer or admin (name or number)")
     add_project_argument(exp)
     exp.set_defaults(func=run_export)

@@ -21,20 +21,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def register(subparsers) -> None:
+    from storage.options import positive_float, positive_int
+
     train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
     train.add_argument("--task", required=True, choices=TASK_CHOICES)
     train.add_argument("--architecture",
                        help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab | unet")
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
-    train.add_argument("--decoder-channels", type=int, help="lesions: channels after ASPP (paper 256)")
+    train.add_argument("--decoder-channels", type=positive_int, help="lesions: channels after ASPP (paper 256)")
     train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
     train.add_argument("--preprocess", choices=("none", "local_contrast"),
                        help="lesions: input as is or with the local mean colour subtracted")
     train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (crops are sampled at random)")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--lr", type=positive_float)
+    train.add_argument("--steps-per-epoch", type=positive_int, help="training batches per epoch (crops are sampled at random)")
     train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
     train.add_argument("--run-dir", help="checkpoints and history (default runs/seg-<task>-<architecture>)")
     train.add_argument("--fresh", action="store_true", help="start over instead of resuming from the run folder")
@@ -58,7 +60,7 @@ def register(subparsers) -> None:
     pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
     pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
-    pre.add_argument("--batch-size", type=int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
+    pre.add_argument("--batch-size", type=positive_int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
     pre.set_defaults(func=run_presegment)
 
 

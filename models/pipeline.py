@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
+from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fundus_reason
 from annotate.geometry import region_label_map
 from models.cancel import check_cancelled, stop_layers_when
 from models.device import pick_device
@@ -151,6 +151,7 @@ class PipelineResult:
     model_versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    no_fundus: bool = False                    # the picture is not a retina: no landmarks or suggestions
 
     def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         layer = self.layers.get(name)
@@ -186,6 +187,7 @@ class PipelineResult:
                                       for k, v in self.lesion_area_by_region.items()},
             "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "model_versions": self.model_versions,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "messages": self.messages,
+            "no_fundus": self.no_fundus,
         }
 
 
@@ -271,7 +273,15 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         result = PipelineResult(shape, FieldOfView(fov.cx / s, fov.cy / s, fov.r / s), None, None, "",
                                 model_versions=models.versions())
         photos.append(_Photo(np.ascontiguousarray(image_bgr[..., ::-1]), s, fov, result))
+        reason = no_fundus_reason(image_bgr, fov)
+        if reason is not None:   # a blank page or a snapshot: no disc, no CDR, no suggestions
+            result.no_fundus = True
+            photos[-1].messages.append(f"No fundus found: {reason}; nothing is suggested for this picture.")
     lap("field_of_view")
+    everything, photos = photos, [photo for photo in photos if not photo.result.no_fundus]
+    options = [option for option, photo in zip(options, everything) if not photo.result.no_fundus]
+    if not photos:
+        return _finished(everything, timings)
 
     estimates = _locate_all(models, photos)
     discs = [estimate.disc for estimate in estimates]
@@ -315,6 +325,10 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
             _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages)
         lap("regions")
+    return _finished(everything, timings)
+
+
+def _finished(photos: list[_Photo], timings: dict[str, float]) -> list[PipelineResult]:
     for photo in photos:
         photo.result.timings, photo.result.messages = dict(timings), photo.messages
     return [photo.result for photo in photos]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # torch and the networks load only when a training starts (fa
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
+    from storage.options import network_input_size, positive_float, positive_int
 
     parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
                                    description=__doc__.split("\n\n")[0])
@@ -37,8 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--reference", choices=("idrid",), default=None,
                         help="train on public IDRiD reference labels instead of the project's consensus")
     add_project_argument(parser)
-    parser.add_argument("--input-size", type=int, default=None, help="network input side in pixels")
-    parser.add_argument("--width", type=int, default=8, help="guided: base channels")
+    parser.add_argument("--input-size", type=network_input_size, default=None, help="network input side in pixels")
+    parser.add_argument("--width", type=positive_int, default=8, help="guided: base channels")
     parser.add_argument("--guidance-weight", type=float, default=1.0, help="guided: λ of eq. 3 (0 = unguided)")
     parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
                         help="guided with --reference: cue by the regions (default, as readers label) or by "
@@ -50,9 +51,9 @@ def register(subparsers) -> None:
                              "(field-of-view mask, existence floor and intercept, saturation hinge; models/guided.py)")
     parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU")

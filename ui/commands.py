@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from storage.commands import add_project_argument, default_project_folder
+from storage.options import window_size
 
 
 def register(subparsers) -> None:
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
-    shot.add_argument("--size", default="1600x1000", metavar="WxH", help="window size in pixels")
+    shot.add_argument("--size", type=window_size, default="1600x1000", metavar="WxH", help="window size in pixels")
     shot.set_defaults(func=run_screenshot)
 
 
@@ -84,9 +85,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     check_qt_can_open_windows()
     from ui.screenshots import render_screenshots
 
-    width, _, height = args.size.partition("x")
-    paths = render_screenshots(args.out, project=args.project, reader=args.reader,
-                               size=(int(width), int(height)))
+    paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
     for path in paths:
         print(path)
     return 0
