@@ -52,7 +52,8 @@ def register(subparsers) -> None:
     pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
     pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
     pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
-    pre.add_argument("--project", help="store the results as predictions of this project instead of files")
+    pre.add_argument("--project", help="store the results as predictions of this project instead of files "
+                                       "(without --out: default $OCTANT_PROJECT, else the current folder)")
     pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")
     pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
     pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
