@@ -174,7 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     reg = subparsers.add_parser(
         "regions", help="draw the eight disc-fovea regions over a photo as a PNG",
-        description="Draw the eight regions of geometry.md over a photo. IMAGE is a file or a project image number.")
+        description="Draw the eight disc-fovea regions (docs/geometry.md) over a photo. IMAGE is a file or a project image number.")
     reg.add_argument("image", metavar="IMAGE", help="photo file, or image number in the project")
     reg.add_argument("--disc", type=_point, metavar="X,Y", help="optic disc centre in original pixels")
     reg.add_argument("--fovea", type=_point, metavar="X,Y", help="fovea centre in original pixels")

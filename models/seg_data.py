@@ -7,7 +7,7 @@ epoch's crops and augmentations are reproducible and a resumed run repeats them.
 Splits (validation never overlaps training, also across the two IDRiD numberings):
 - DRIVE: train 21–37, validate 38–40 (carved from the training set); the bench tests on 01–20.
 - Drishti-GS1: every 5th photo (sorted by name) validates.
-- IDRiD-segmentation: train 01–44, validate 45–54 (as in measured.md).
+- IDRiD-segmentation: train 01–44, validate 45–54 (the split every network and bench here uses).
 - IDRiD-landmarks: validate on every 4th ``confident`` photo that is not one of the
   segmentation training photos under another name; train on the rest, minus the validation
   segmentation photos (45–54) under their landmark names, so every network is clean on them.
@@ -95,7 +95,7 @@ def load_drive(split: str, numbers=None) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 class VesselPatches(Dataset):
-    """Random square patches of the pre-processed green channel, flips and 90° turns (measured.md)."""
+    """Random square patches of the pre-processed green channel, flips and 90° turns (Andrikevych et al.'s recipe)."""
 
     def __init__(self, inputs: np.ndarray, vessels: np.ndarray, patch: int = 128, patches_per_epoch: int = 800):
         self.inputs, self.vessels, self.patch, self.length = inputs, vessels, patch, patches_per_epoch
