@@ -25,7 +25,7 @@ from storage.images import add_image, find_image_by_sha256, set_image_geometry, 
 
 COPY_FOLDER = "images"   # --copy puts photographs here, inside the project
 # Field-of-view detection needs only a ~500-px picture: decode large photos at 1/8, 1/4 or 1/2 size
-# inside the JPEG decoder (3–5× faster than full size, docs measured.md).
+# inside the JPEG decoder (3–5× faster than full size on a 2-core CPU: 10–28 ms against 53–61 ms).
 REDUCE_ABOVE = {8: 2400, 4: 1200, 2: 600}   # reduce factor: shorter side at least this many pixels
 _EYE_TOKENS = {"l": "left", "left": "left", "os": "left", "r": "right", "right": "right", "od": "right"}
 

@@ -329,8 +329,13 @@ def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[
 def presegment_command(args) -> int:
     import sys
 
-    if not args.project and not args.out:
-        raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+    if not args.project and not args.out:   # like every other command: $OCTANT_PROJECT, else this folder
+        from storage.commands import default_project_folder
+
+        folder = default_project_folder()
+        if not (os.environ.get("OCTANT_PROJECT") or args.database_url or (folder / "octant.sqlite").is_file()):
+            raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+        args.project = str(folder)
     models, messages = load_pipeline_models(args.weights_dir, args.device)
     for line in messages:
         print(f"octant: {line}", file=sys.stderr)
@@ -367,6 +372,6 @@ def _progress_bar(stream):
         line = f"[{'#' * done}{'.' * (20 - done)}] {event.done}/{event.total} {event.path.name} eta {eta / 60:.1f} min"
         if interactive:
             print("\r" + line[:120].ljust(120), end="", file=stream, flush=True)
-        elif event.done == event.total or event.done % 50 == 0:
+        else:   # a log or a pipe: one whole line per photo, from the first
             print(line, file=stream, flush=True)
     return show

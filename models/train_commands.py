@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--finding", help="finding code for --network guided (e.g. haemorrhage)")
     parser.add_argument("--reference", choices=("idrid",), default=None,
                         help="train on public IDRiD reference labels instead of the project's consensus")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="with --reference: folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     add_project_argument(parser)
     parser.add_argument("--input-size", type=network_input_size, default=None, help="network input side in pixels")
     parser.add_argument("--width", type=positive_int, default=8, help="guided: base channels")
@@ -178,7 +180,9 @@ def default_run_dir(args: argparse.Namespace, name: str) -> Path:
         return args.run_dir
     if args.project is not None:
         return Path(args.project) / "models" / name
-    return Path(__file__).resolve().parents[1] / "runs" / name
+    from storage.locations import default_runs_dir
+
+    return default_runs_dir() / name
 
 
 def _size_class(finding: str, project) -> str:
@@ -210,7 +214,7 @@ def train_from_args(args: argparse.Namespace, progress=None,
             run, (config, engine, name) = finding_training.train_attention, _attention_settings(args)
         return run(project, config, engine, default_run_dir(args, name), name, reference=args.reference,
                    validation_fraction=args.validation_fraction, resume=not args.no_resume, export=args.export,
-                   progress=progress, cancel=cancel, **options)
+                   progress=progress, cancel=cancel, data_root=getattr(args, "data", None), **options)
     finally:
         if project is not None:
             project.close()

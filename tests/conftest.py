@@ -25,6 +25,18 @@ def no_thread_left_running():
     assert not left, f"the test left background threads running: {left}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_folders_in_temp(tmp_path_factory):
+    """The user's data and cache folders (demo project, log, caches of public sets) in a temporary
+    folder for the whole run: tests never write into the home directory."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("user")
+    patch.setenv("OCTANT_DATA_DIR", str(root / "data"))
+    patch.setenv("OCTANT_CACHE_DIR", str(root / "cache"))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture
 def tmp_project(tmp_path):
     """A new, empty project (default findings and diagnoses) in a temporary folder."""

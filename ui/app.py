@@ -14,6 +14,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from storage.errors import OctantError
+from storage.locations import user_data_folder
 
 log = logging.getLogger("octant.ui")
 
@@ -31,8 +32,8 @@ QLabel#savedLabel { padding: 0 8px; }
 
 
 def data_dir() -> Path:
-    """Where the workstation keeps its log (and the demo project): OCTANT_DATA_DIR or ~/.local."""
-    return Path(os.environ.get("OCTANT_DATA_DIR") or Path.home() / ".local" / "share" / "octant")
+    """Where the workstation keeps its log: the user's data folder (``storage.locations``)."""
+    return user_data_folder()
 
 
 def use_offscreen_without_display() -> None:

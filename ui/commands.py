@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     add_project_argument(gui)
     gui.add_argument("--reader", metavar="NAME", help="sign in as this reader")
     gui.add_argument("--demo", action="store_true",
-                     help="open the demo project (created in $OCTANT_DEMO_DIR or "
-                          "~/.local/share/octant/demo) as its first reader")
+                     help="open the demo project (created in $OCTANT_DEMO_DIR, else in the user's "
+                          "data folder, e.g. ~/.local/share/octant/demo) as its first reader")
     gui.add_argument("--review", action="store_true",
                      help="also open the reviewers' screen (reviewers and admins only)")
     gui.set_defaults(func=run_gui)
@@ -32,12 +32,6 @@ def register(subparsers) -> None:
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
     shot.add_argument("--size", type=window_size, default="1600x1000", metavar="WxH", help="window size in pixels")
     shot.set_defaults(func=run_screenshot)
-
-
-def demo_folder() -> Path:
-    from ui.app import data_dir
-
-    return Path(os.environ.get("OCTANT_DEMO_DIR") or data_dir() / "demo")
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -54,8 +48,9 @@ def run_gui(args: argparse.Namespace) -> int:
     app = make_app()
     if args.demo:
         from annotate.demo import create_demo_project
+        from storage.locations import demo_project_dir
 
-        folder = create_demo_project(demo_folder())
+        folder = create_demo_project(demo_project_dir())
         reader = None
         first_reader = True
     else:
