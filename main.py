@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
@@ -21,8 +22,15 @@ COMMAND_MODULES = (
 )
 
 
+class OctantParser(argparse.ArgumentParser):
+    """argparse with a bad option reported in one line (no usage dump); sub-commands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OctantParser(
         prog="octant",
         description="Octant: eight-region labelling of fundus photographs by three blind readers.",
     )
@@ -51,13 +59,29 @@ def main(argv: list[str] | None = None) -> int:
             from models.device import configure_threads
 
             configure_threads()
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()   # inside the try: a reader that went away (`status | head`) is caught here
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return 141   # as if killed by SIGPIPE, the shell's convention; the reader has what it wanted
     except OctantError as error:
         print(f"octant: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("octant: interrupted; everything saved so far is kept.", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device so the interpreter's final flush cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):   # replaced by a test or an embedding program
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 ``import PATH... [--split train|test] [--eye left|right] [--copy]``: photographs from files or
 folders (recursive), with a progress bar; bad files are listed at the end and give exit status 1.
-``export --out FILE [--format csv|json] --as READER``: every reader's labels and the consensus.
+``export --out FILE [--format csv|json] [--force] --as READER``: every reader's labels and the consensus
+(an existing FILE is replaced only with ``--force``).
 ``regions IMAGE --out PNG [--disc X,Y --fovea X,Y] [--as READER]``: the eight regions drawn over a
-photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given.
+photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given
+(a reader's with ``--as``, else the model's from pre-segmentation).
 """
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ def _point(text: str) -> tuple[float, float]:
 class ProgressBar:
     """A one-line text bar on stderr, redrawn at most ten times a second."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr   # looked up now, not at import (tests and callers replace it)
         self.last = 0.0
 
     def __call__(self, step: ImportProgress) -> None:
@@ -79,9 +81,15 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    fmt = args.format or args.out.suffix.lower().lstrip(".")
+    suffix = args.out.suffix.lower().lstrip(".")
+    fmt = args.format or suffix
     if fmt not in FORMATS:
         raise InvalidRequestError(f"Cannot tell the format from {args.out.name}; add --format csv or --format json.")
+    if suffix in FORMATS and suffix != fmt:
+        raise InvalidRequestError(f"--format {fmt} does not match the file name {args.out.name}; "
+                                  f"name the file .{fmt} or leave out --format.")
+    if args.out.exists() and not args.force:
+        raise InvalidRequestError(f"{args.out} already exists; add --force to replace it, or choose another name.")
     if args.as_reader is None:
         raise InvalidRequestError("Export shows every reader's labels; add --as NAME of a reviewer or admin.")
     with open_project_from_args(args) as project:
@@ -92,11 +100,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _stored_landmarks(project, image_id: int, who: str | None):
-    """Landmarks of ``who`` (or, for a reviewer, any reader's), else the model's, else None."""
+    """Landmarks of ``who`` (or, for a reviewer, any reader's), else the model's (pre-segmentation),
+    else None. Without a reader only the model's: readers' landmarks are theirs to show."""
     if who is None:
-        raise InvalidRequestError(
-            f"Give --disc X,Y and --fovea X,Y, or --as READER to use landmarks stored for image {image_id}."
-        )
+        from storage.predictions import latest_model_landmarks
+
+        return latest_model_landmarks(project.database, image_id)
     session = ReaderSession(project.database, resolve_reader(project, who).id)
     try:
         own = session.read(image_id).landmarks
@@ -132,7 +141,8 @@ def run_regions(args: argparse.Namespace) -> int:
             if disc is None:
                 landmarks = _stored_landmarks(project, record.id, args.as_reader)
                 if landmarks is None:
-                    raise NotFoundError(f"Image {record.id} has no landmarks yet; give --disc X,Y and --fovea X,Y.")
+                    raise NotFoundError(f"Image {record.id} has no landmarks yet; give --disc X,Y and --fovea X,Y, "
+                                        f"--as READER, or pre-segment it first (`python main.py presegment`).")
                 disc, fovea = landmarks.disc, landmarks.fovea
         image = read_fundus(record.path)
         fov = FieldOfView(*record.fov) if record.fov else detect_fov(image)
@@ -165,18 +175,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write per-reader labels (regions as codes and names) and the consensus per image and finding.")
     exp.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write (.csv or .json)")
     exp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's suffix")
+    exp.add_argument("--force", action="store_true", help="replace FILE when it exists")
     exp.add_argument("--as", dest="as_reader", metavar="READER", help="reviewer or admin (name or number)")
     add_project_argument(exp)
     exp.set_defaults(func=run_export)
 
     reg = subparsers.add_parser(
         "regions", help="draw the eight disc-fovea regions over a photo as a PNG",
-        description="Draw the eight regions of geometry.md over a photo. IMAGE is a file or a project image number.")
+        description="Draw the eight disc-fovea regions (docs/geometry.md) over a photo. IMAGE is a file or a project image number.")
     reg.add_argument("image", metavar="IMAGE", help="photo file, or image number in the project")
     reg.add_argument("--disc", type=_point, metavar="X,Y", help="optic disc centre in original pixels")
     reg.add_argument("--fovea", type=_point, metavar="X,Y", help="fovea centre in original pixels")
     reg.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
     reg.add_argument("--as", dest="as_reader", metavar="READER",
-                     help="use this reader's stored landmarks (reviewers: any reader's; else the model's)")
+                     help="use this reader's stored landmarks (reviewers: any reader's; else the model's); "
+                          "without it, the model's (from presegment)")
     add_project_argument(reg)
     reg.set_defaults(func=run_regions)

@@ -24,6 +24,11 @@ DETECTION_SIDE = 512
 BORDER_LEVEL_MAX = 20
 # One pixel's brightest channel at or below this is border, for networks that mask it per pixel.
 BLACK_PIXEL_LEVEL = 15
+# A retina's brightness varies by more than this (standard deviation, 0–255) inside its field of
+# view; a blank page or a flat colour does not. Above WHITE_LEVEL in every channel a pixel is white.
+UNIFORM_LEVEL_STD = 4.0
+WHITE_LEVEL = 240
+COLOUR_MARGIN = 10
 # Contour points closer than this (detection pixels) to the image edge belong to the cut, not the circle.
 EDGE_MARGIN = 2
 
@@ -115,6 +120,33 @@ def detect_fov(image_bgr: np.ndarray) -> FieldOfView:
     # Contour points are centres of the outermost FOV pixels; the edge lies half a pixel further out.
     r += 0.5
     return FieldOfView(cx=(cx + 0.5) * sx, cy=(cy + 0.5) * sy, r=r * math.sqrt(sx * sy))
+
+
+def no_fundus_reason(image_bgr: np.ndarray, fov: FieldOfView) -> str | None:
+    """Why the picture inside ``fov`` cannot be a retina (None when it can be one).
+
+    A retina is lit unevenly (vessels, disc, vignetting), is not blown out to white, and in a
+    colour photo is red or orange, never blue. Grey (red-free) photos pass on the first two tests.
+    """
+    h, w = image_bgr.shape[:2]
+    scale = min(1.0, DETECTION_SIDE / max(h, w))
+    small = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[..., None]
+    inside = fov_mask(small.shape, FieldOfView(fov.cx * scale, fov.cy * scale, fov.r * scale))
+    pixels = small[inside].reshape(-1, small.shape[2])[:, :3].astype(np.float32)
+    if len(pixels) < 16:
+        return "the field of view is too small to hold a retina"
+    brightest = pixels.max(axis=1)
+    if float(brightest.std()) < UNIFORM_LEVEL_STD:
+        return "the picture is one flat colour"
+    if float((pixels.min(axis=1) >= WHITE_LEVEL).mean()) > 0.5:
+        return "the picture is mostly white"
+    if pixels.shape[1] == 3:
+        blue, _green, red = np.median(pixels, axis=0)
+        if red + COLOUR_MARGIN < blue:
+            return "its colours are not those of a retina (more blue than red)"
+    return None
 
 
 def fov_mask(shape, fov: FieldOfView) -> np.ndarray:

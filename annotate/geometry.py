@@ -104,7 +104,7 @@ class RegionGeometry:
         return px * self.u[0] + py * self.u[1], px * self.n[0] + py * self.n[1]
 
     def classify_ab(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Region codes 1..8 for frame coordinates, with the precedence of geometry.md."""
+        """Region codes 1..8 for frame coordinates, with the precedence of docs/geometry.md."""
         a = np.asarray(a, dtype=np.float64)
         b = np.asarray(b, dtype=np.float64)
         superior = b > 0
@@ -268,7 +268,7 @@ def canonical_region_shapes(extent: float = 4.0,
                             quad_segs: int = CIRCLE_SEGMENTS_PER_QUARTER) -> dict[int, shapely.Geometry]:
     """The eight regions in the canonical frame: disc at (0, 0), fovea at (1, 0), y = b = superior.
 
-    The construction is invariant to translation, rotation and scale (geometry.md), so this is the
+    The construction is invariant to translation, rotation and scale (docs/geometry.md), so this is the
     only place that builds it; ``region_polygons`` and the canvas (``ui.region_shapes``) map these
     shapes to image pixels. Open regions are cut at ±``extent`` (units of D). Cached.
     """

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from main import main as octant  # noqa: E402
 from models.weights import read_metadata  # noqa: E402
+from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 
 # The paper's recipe (30 epochs, batch 8, 224 px, early stopping with patience 5 on the validation
 # loss) with a time cap, a smaller encoder and a rate for training from scratch. From scratch the
@@ -38,11 +39,12 @@ def reduced_settings(minutes: float, patience: int) -> list[str]:
 PAPER = {"baseline": 0.783, "attention": 0.922}
 
 
-def run(masked: bool, export: Path | None, run_root: Path, settings: list[str]) -> dict:
+def run(masked: bool, export: Path | None, run_root: Path, settings: list[str], data: Path) -> dict:
     name = "attention" if masked else "baseline"
     run_dir = run_root / name
     weights = export or run_dir / "model.safetensors"
-    argv = ["train", "--network", "attention-mask", "--reference", "idrid", "--run-dir", str(run_dir),
+    argv = ["train", "--network", "attention-mask", "--reference", "idrid", "--data", str(data),
+            "--run-dir", str(run_dir),
             "--export", str(weights), *settings] + ([] if masked else ["--no-mask"])
     start = time.perf_counter()
     if octant(argv) != 0:
@@ -61,8 +63,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("baseline", "attention"), default=None)
     parser.add_argument("--minutes", type=float, default=55.0, help="training time cap per network")
     parser.add_argument("--patience", type=int, default=5, help="early stopping (the paper's 5; 0 = all epochs)")
-    parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "bench_attention_mask")
+    parser.add_argument("--run-root", type=Path, default=default_runs_dir() / "bench_attention_mask")
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
+    data = public_data_dir(args.data)
     settings = reduced_settings(args.minutes, args.patience)
     run_root = args.run_root
     output = ROOT / "bench" / "results" / "bench_attention_mask.json"
@@ -73,7 +77,7 @@ def main() -> None:
         if args.only and args.only != name:
             continue
         export = ROOT / "weights" / "dr_grade_attention.safetensors" if masked and args.export_starter else None
-        figures = run(masked, export, run_root, settings)
+        figures = run(masked, export, run_root, settings, data)
         # Re-read just before writing: a side-by-side run of the other network may have finished.
         results = json.loads(output.read_text()) if output.is_file() else {}
         results.update({"settings": settings, "machine": "2-core CPU, OMP_NUM_THREADS=1", "paper_odir": PAPER,

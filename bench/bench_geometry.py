@@ -27,13 +27,10 @@ from annotate.geometry import region_label_map, region_mask, region_polygons  # 
 from annotate.imagefiles import read_fundus  # noqa: E402
 from annotate.importer import inspect_photo  # noqa: E402
 from annotate.overlay import render_region_overlay  # noqa: E402
+from storage.locations import public_data_dir  # noqa: E402
 
 FULL_SHAPE = (2848, 4288)
 LANDMARK_SCALE = 3.0  # IDRiD-landmarks stores pixels of the photo downscaled by 3
-
-
-def shared_data() -> Path:
-    return Path(os.environ.get("OCTANT_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def timed(function, repeats: int) -> dict[str, float]:
@@ -57,8 +54,9 @@ def landmark_cases(data: Path, count: int) -> list[tuple[tuple[float, float], tu
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
-    data = shared_data()
+    data = public_data_dir(args.data)
     cases = landmark_cases(data, 5)
     originals = sorted((data / "IDRiD-segmentation" / "images").glob("*.jpg"))[:5]
     disc, fovea = cases[0]

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from main import main as octant  # noqa: E402
 from models.metrics import guidance_table  # noqa: E402
+from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 
 # Reduced settings for a 2-core CPU: 320 px instead of 512, 8 base channels, ≤ 20 minutes a run.
 # A quarter of each stratum (label × complete/box cue) validates, so AIR rests on ≥ 10 complete cues.
@@ -37,7 +38,7 @@ from models.metrics import guidance_table  # noqa: E402
 REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-size", "16", "--lr", "0.02",
            "--precision", "auto", "--time-limit", "1200", "--patience", "0",
            "--validation-fraction", "0.25", "--seed", "0", "--device", "cpu"]
-UNGUIDED_ROOT = ROOT / "runs" / "bench_guided"
+UNGUIDED_ROOT = default_runs_dir() / "bench_guided"
 
 
 def run_dir_of(finding: str, guidance: float, run_root: Path) -> Path:
@@ -45,9 +46,10 @@ def run_dir_of(finding: str, guidance: float, run_root: Path) -> Path:
     return (run_root if guidance else UNGUIDED_ROOT) / f"{finding}_lambda{guidance:g}"
 
 
-def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str) -> dict:
+def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str, data: Path) -> dict:
     run_dir = run_dir_of(finding, guidance, run_root)
-    argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--cue", cue,
+    argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--data", str(data),
+            "--cue", cue,
             "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *REDUCED]
     if export is not None:
         argv += ["--export", str(export)]
@@ -62,7 +64,7 @@ def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue:
             "minutes": (time.perf_counter() - start) / 60, "command": "python main.py " + " ".join(argv)}
 
 
-def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
+def evaluate(finding: str, guidance: float, run_root: Path, data: Path) -> dict:
     """The best epoch again on its validation photos, with the figures training does not log:
     the share of the map the cues cover (AIR of a flat map), AIR on box cues (a lower bound), and
     AIR against lesion cues (suffix ``_lesion``) as well as regional ones."""
@@ -79,7 +81,7 @@ def evaluate(finding: str, guidance: float, run_root: Path) -> dict:
     model.load_state_dict(torch.load(run_dir / "best.pt", weights_only=False)["model"])
     fraction = float(REDUCED[REDUCED.index("--validation-fraction") + 1])
     seed = int(REDUCED[REDUCED.index("--seed") + 1])
-    _, validation = guided_split(idrid_reference_samples(finding), fraction, seed)
+    _, validation = guided_split(idrid_reference_samples(finding, data), fraction, seed)
     regional = FindingDataset(validation, config.input_size, config.map_size)
     outputs = predict(model, DataLoader(regional, batch_size=32), torch.device("cpu"))  # one pass, two kinds of cue
     lesion = FindingDataset(validation, config.input_size, config.map_size, cue_source="lesions")
@@ -106,13 +108,16 @@ def main() -> None:
     parser.add_argument("--starters", default="", help="findings trained guided only, for starter weights")
     parser.add_argument("--export-starters", action="store_true")
     parser.add_argument("--evaluate-only", action="store_true",
-                        help="measure the runs already in runs/bench_guided again, without training")
+                        help="measure the runs already made (in the user's data folder, runs/bench_guided) "
+                             "again, without training")
     parser.add_argument("--export-dir", type=Path, default=ROOT / "weights",
                         help="where --export-starters writes (compare there before replacing shipped weights)")
     parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
                         help="what guides training: the lesions' regions (as readers label) or the lesions' cells")
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
-    run_root = ROOT / "runs" / ("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues")
+    data = public_data_dir(args.data)
+    run_root = default_runs_dir() / ("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues")
     runs_key = "runs" if args.cue == "regions" else "runs_lesion_cues"
     weights = args.export_dir
     weights.mkdir(parents=True, exist_ok=True)
@@ -130,8 +135,8 @@ def main() -> None:
         pair = results[runs_key].get(finding, {})   # a side not trained now keeps its earlier figures
         for side, guidance in sides.items():
             if not args.evaluate_only:
-                pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue)
-            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root))
+                pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue, data)
+            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root, data))
         results[runs_key][finding] = pair
         results = save(output, results, runs_key)
     pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}

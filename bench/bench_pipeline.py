@@ -1,6 +1,6 @@
 """Speed and end-to-end accuracy of the whole pre-segmentation pipeline on original IDRiD photos.
 
-    python bench/bench_pipeline.py [--weights-dir weights] [--photos 45-54] [--repeats 1]
+    python bench/bench_pipeline.py --data DIR [--weights-dir weights] [--photos 45-54] [--repeats 1]
 
 For each IDRiD-segmentation photo (4288 × 2848 JPEG; 45–54 were held out by every network):
 decode (JPEG reduced inside the decoder) + ``run_pipeline``, timed per stage (median over photos),
@@ -48,18 +48,20 @@ from models.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
 from models.pipeline import MASK_NAMES, WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
 from models.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
 from models.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
-from models.seg_cache import idrid_overlap, shared_data_dir  # noqa: E402
+from models.commands import ensure_caches  # noqa: E402
+from models.seg_cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
+from storage.locations import public_data_dir  # noqa: E402
 
 
-def true_landmarks() -> dict[str, np.ndarray]:
-    rows = csv.DictReader(open(shared_data_dir() / "IDRiD-landmarks" / "landmarks.csv"))
+def true_landmarks(data: Path) -> dict[str, np.ndarray]:
+    rows = csv.DictReader(open(data / "IDRiD-landmarks" / "landmarks.csv"))
     return {r["image"]: np.array([[float(r["disc_x"]), float(r["disc_y"])],
                                   [float(r["fovea_x"]), float(r["fovea_y"])]]) * 3 for r in rows}
 
 
 def true_regions(name: str, landmarks: np.ndarray, min_area: float) -> dict[str, set[int]]:
     """Regions hit by each lesion type in the ground truth (1/3 scale cache), same rule as the pipeline."""
-    folder = REPO / "local-data" / "idrid_lesions"
+    folder = public_sets_cache_dir() / "idrid_lesions"
     names = (folder / "names.txt").read_text().split()
     i = names.index(name)
     masks = np.load(folder / "masks.npy", mmap_mode="r")[i]
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--throughput-photos", type=int, default=0,
                         help="photos per throughput run, the list cycled (default: the photos once; 0 skips on request)")
     parser.add_argument("--skip-accuracy", action="store_true", help="no accuracy pass")
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     parser.add_argument("--skip-throughput", action="store_true", help="no throughput pass")
     parser.add_argument("--variants", default="fp32/torch,fp32/onnxruntime,bf16/torch",
                         help="precision/backend pairs timed side by side ('' skips)")
@@ -94,6 +97,8 @@ def main() -> None:
                         help="seconds per photo after which a variant (emulated bf16) is timed on no more photos")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_pipeline.json"))
     args = parser.parse_args()
+    data = public_data_dir(args.data)
+    ensure_caches("lesions", str(data))   # the ground-truth regions come from the lesion cache
     first, last = (int(v) for v in args.photos.split("-"))
     plan = configure_threads()
     facts, auto = cpu_facts(), resolve_precision(pick_device(args.device), "auto")
@@ -107,7 +112,8 @@ def main() -> None:
     models, messages = load_pipeline_models(args.weights_dir, args.device)
     for line in messages:
         print("note:", line)
-    landmarks, overlap = true_landmarks(), idrid_overlap()
+    landmarks, overlap = true_landmarks(data), idrid_overlap()
+    folder = data / "IDRiD-segmentation" / "images"
     stages: dict[str, list[float]] = {}
     writing, disc_err, fovea_err = [], [], []
     pairs = {name: {"tp": 0, "fp": 0, "fn": 0, "tn": 0} for name in LESION_NAMES.values()}

@@ -1,6 +1,6 @@
 """Accuracy of the pre-segmentation networks on held-out public data.
 
-    python bench/bench_segmentation.py [--weights-dir weights] [--only vessels,disc_cup,landmarks,lesions]
+    python bench/bench_segmentation.py --data DIR [--weights-dir weights] [--only vessels,disc_cup,landmarks,lesions]
         [--extra lesions=runs/...safetensors] [--tune-lesion-thresholds]
 
 - vessels: Dice inside the FOV on DRIVE test 01–20 (trained on DRIVE training only), the second
@@ -34,7 +34,9 @@ from models.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
 from models.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
 from models.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
 from models.pipeline import CONFIGS, choose_disc  # noqa: E402
-from models.seg_cache import read_rgb, shared_data_dir  # noqa: E402
+from models.commands import ensure_caches  # noqa: E402
+from models.seg_cache import public_sets_cache_dir, read_rgb  # noqa: E402
+from storage.locations import public_data_dir  # noqa: E402
 from models.seg_data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
 from models.seg_metrics import PrecisionRecallCurve, dice  # noqa: E402
 from models.vessels import segment_vessels  # noqa: E402
@@ -56,7 +58,7 @@ def load(task: str, path: Path, device):
 
 def bench_vessels(path: Path, device) -> dict:
     model, config, _ = load("vessels", path, device)
-    data = np.load(REPO / "local-data" / "drive.npz")
+    data = np.load(public_sets_cache_dir() / "drive.npz")
     dices, seconds, pooled = [], [], [0, 0]
     for image, truth, fov in zip(data["test_images"], data["test_vessels"], data["test_fov"]):
         start = time.perf_counter()
@@ -72,9 +74,9 @@ def bench_vessels(path: Path, device) -> dict:
             "images": len(dices)}
 
 
-def bench_disc_cup(path: Path, device) -> dict:
+def bench_disc_cup(path: Path, device, data: Path) -> dict:
     model, config, _ = load("disc_cup", path, device)
-    data = shared_data_dir() / "Drishti-GS1"
+    data = data / "Drishti-GS1"
     _, names = drishti_split()
     disc_d, cup_d, cdr_err, found = [], [], [], 0
     experts = {row["name"]: np.mean([float(row[f"cdr_expert{i}"]) for i in range(1, 5)])
@@ -99,10 +101,10 @@ def bench_disc_cup(path: Path, device) -> dict:
             "found": found, "images": len(names)}
 
 
-def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device) -> dict:
-    data = np.load(REPO / "local-data" / "idrid_landmarks.npz")
+def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, public: Path) -> dict:
+    data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
     _, val = landmark_split()
-    folder = shared_data_dir() / "IDRiD-landmarks" / "images"
+    folder = public / "IDRiD-landmarks" / "images"
     locator = load("landmarks", path, device) if path else None
     disc_cup = load("disc_cup", disc_cup_path, device) if disc_cup_path else None
     errors = {k: [] for k in ("locator", "classical", "pipeline")}   # + "disc_cup": its own disc centres
@@ -187,7 +189,12 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--update-cards", action="store_true",
                         help="write each starter's held-out figures into its model card (weights/<name>.md)")
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
+    data = public_data_dir(args.data)
+    tasks = set(args.only.split(",")) | {extra.split("=", 1)[0] for extra in args.extra}
+    for task in tasks:   # the caches are built on first use
+        ensure_caches("lesions" if task == "lesion_detail" else task, str(data))
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
     folder = Path(args.weights_dir)
@@ -204,10 +211,11 @@ def main() -> None:
         if task == "vessels":
             results[label] = bench_vessels(path, device)
         elif task == "disc_cup":
-            results[label] = bench_disc_cup(path, device)
+            results[label] = bench_disc_cup(path, device, data)
         elif task == "landmarks":
             results[label] = bench_landmarks(path if path.is_file() else None,
-                                             weights["disc_cup"] if weights["disc_cup"].is_file() else None, device)
+                                             weights["disc_cup"] if weights["disc_cup"].is_file() else None, device,
+                                             data)
         else:
             results[label] = bench_lesions(path, device,
                                            args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"))

@@ -33,13 +33,11 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from annotate.importer import import_images  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.project import create_project  # noqa: E402
+from storage.locations import public_data_dir  # noqa: E402
 from storage.readers import add_reader  # noqa: E402
 from ui.app import make_app  # noqa: E402
 from ui.workstation import build_window  # noqa: E402
 
-SHARED = Path(os.environ.get("OCTANT_SHARED_DATA")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-PHOTOS = SHARED / "IDRiD-segmentation" / "images"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_workstation.json"
 # IDRiD_01's disc and fovea, roughly (original pixels): only to draw the regions.
 DISC, FOVEA = (3470.0, 1350.0), (2290.0, 1480.0)
@@ -64,10 +62,11 @@ def wait_until(condition, timeout_s: float = 10.0) -> None:
         time.sleep(0.0005)
 
 
-def build_project(folder: Path, count: int):
-    photos = sorted(PHOTOS.glob("*.jpg"))[:count]
+def build_project(folder: Path, count: int, data: Path):
+    originals = data / "IDRiD-segmentation" / "images"
+    photos = sorted(originals.glob("*.jpg"))[:count]
     if len(photos) < count:
-        raise SystemExit(f"need {count} photos in {PHOTOS}; set OCTANT_SHARED_DATA")
+        raise SystemExit(f"need {count} photos in {originals}; pass --data DIR (the public data sets)")
     project = create_project(folder / "project", name="Workstation bench")
     import_images(project, photos, copy=True)  # copies into the temporary project folder
     for name in ("Reader A", "Reader B", "Reader C"):
@@ -170,11 +169,13 @@ def main() -> int:
     parser.add_argument("--size", default="1600x1000")
     parser.add_argument("--drags", type=int, default=300)
     parser.add_argument("--clicks", type=int, default=300)
+    parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
+    data = public_data_dir(args.data)
     app = make_app()
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory(prefix="octant-bench-ui-") as scratch:
-        project = build_project(Path(scratch), args.photos)
+        project = build_project(Path(scratch), args.photos, data)
         window = build_window(project, reader_id=1)
         window.resize(width, height)
         window.show()

@@ -1,6 +1,7 @@
 """Son et al.'s Fig. 3 for bench_guided's runs: per validation photo, the photo with its lesion
 cells outlined, the guided network's map (lesion cues) and the unguided one's, drawn as the
 paper draws them (``models.activation_maps``). Four positives with masks, then one negative.
+The public data sets are found through ``$OCTANT_PUBLIC_DATA``.
 
     OMP_NUM_THREADS=1 python bench/figure_guided_maps.py haemorrhage docs/images/guided_maps_haemorrhage.jpg
 """
@@ -20,6 +21,7 @@ from models.finding_data import FindingDataset  # noqa: E402
 from models.finding_training import guided_split  # noqa: E402
 from models.guided import GuidedConfig, GuidedNet  # noqa: E402
 from models.reference_labels import idrid_reference_samples  # noqa: E402
+from storage.locations import default_runs_dir  # noqa: E402
 
 
 def load(run: Path):
@@ -30,8 +32,8 @@ def load(run: Path):
 
 
 def figure(finding: str) -> np.ndarray:
-    guided, config = load(ROOT / "runs" / "bench_guided_lesion_cues" / f"{finding}_lambda1")
-    unguided, _ = load(ROOT / "runs" / "bench_guided" / f"{finding}_lambda0")
+    guided, config = load(default_runs_dir() / "bench_guided_lesion_cues" / f"{finding}_lambda1")
+    unguided, _ = load(default_runs_dir() / "bench_guided" / f"{finding}_lambda0")
     _, validation = guided_split(idrid_reference_samples(finding), 0.25, 0)   # bench_guided's split
     picked = ([s for s in validation if s.present and s.cue_complete][:4]
               + [s for s in validation if not s.present][:1])

@@ -16,6 +16,7 @@ Without the mask (``masked=False``) it is the paper's baseline (§IV).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -222,12 +223,14 @@ def structure_maps(crop_rgb: np.ndarray, size: int, models, device: torch.device
 
 def cached_structure_maps(photo, box: tuple[int, int, int, int], size: int, models, device,
                           cache_root=None) -> np.ndarray:
-    """``structure_maps`` of a ``GradedPhoto`` over its crop box, cached as PNG under local-data/."""
+    """``structure_maps`` of a ``GradedPhoto`` over its crop box, cached as PNG under
+    ``<cache_root>/structure-maps`` (default: the user's cache folder, for public photos)."""
     import cv2
 
-    from models.finding_data import CACHE_ROOT, read_photo
+    from models.finding_data import read_photo
+    from storage.locations import public_cache_dir
 
-    folder = (cache_root or CACHE_ROOT.parent / "structure-maps") / str(size)
+    folder = Path(cache_root or public_cache_dir()) / "structure-maps" / str(size)
     path = folder / f"{photo.key}.png"
     if path.is_file():
         cached = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -242,15 +245,18 @@ def cached_structure_maps(photo, box: tuple[int, int, int, int], size: int, mode
     return maps
 
 
-def diagnosis_dataset(photos: list, config: AttentionConfig, models=None, device=None) -> DiagnosisDataset:
-    """Photos cropped and resized (``finding_data.cached_photo``) with their structure maps."""
+def diagnosis_dataset(photos: list, config: AttentionConfig, models=None, device=None,
+                      cache_root=None) -> DiagnosisDataset:
+    """Photos cropped and resized (``finding_data.cached_photo``) with their structure maps, both
+    cached under ``cache_root`` (default: the user's cache folder)."""
     from models.finding_data import cached_photo
 
     images, maps = [], []
     for photo in photos:
-        image, box = cached_photo(photo.image_path, photo.key, config.input_size, photo.reduce, photo.crop)
+        image, box = cached_photo(photo.image_path, photo.key, config.input_size, photo.reduce, photo.crop,
+                                  cache_root)
         images.append(image)
         if config.masked:
-            maps.append(cached_structure_maps(photo, box, config.input_size, models, device))
+            maps.append(cached_structure_maps(photo, box, config.input_size, models, device, cache_root))
     return DiagnosisDataset(images, maps if config.masked else None, [p.label for p in photos],
                             [p.key for p in photos], config.mask_weights)

@@ -1,8 +1,8 @@
 """Commands of the pre-segmentation networks: ``train-seg`` and ``presegment``.
 
 ``python main.py train-seg --task vessels --time-limit 15 --export weights/vessels.safetensors``
-trains one network with its paper's recipe on the public sets (caches in ``local-data/`` are
-built on first use), resumes an interrupted run from ``--run-dir``, and exports the best epoch
+trains one network with its paper's recipe on the public sets (``--data DIR`` or
+``$OCTANT_PUBLIC_DATA``; their caches are built on first use in the user's cache folder), resumes an interrupted run from ``--run-dir``, and exports the best epoch
 as fp16 safetensors with a model card beside it.
 """
 from __future__ import annotations
@@ -17,28 +17,29 @@ from pathlib import Path
 from storage.errors import OctantError
 
 TASK_CHOICES = ("vessels", "disc_cup", "lesions", "landmarks")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def register(subparsers) -> None:
     from models.precision import add_precision_argument
+    from storage.options import positive_float, positive_int
 
     train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
     train.add_argument("--task", required=True, choices=TASK_CHOICES)
     train.add_argument("--architecture",
                        help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab | unet")
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
-    train.add_argument("--decoder-channels", type=int, help="lesions: channels after ASPP (paper 256)")
+    train.add_argument("--decoder-channels", type=positive_int, help="lesions: channels after ASPP (paper 256)")
     train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
     train.add_argument("--preprocess", choices=("none", "local_contrast"),
                        help="lesions: input as is or with the local mean colour subtracted")
     train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (crops are sampled at random)")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--lr", type=positive_float)
+    train.add_argument("--steps-per-epoch", type=positive_int, help="training batches per epoch (crops are sampled at random)")
     train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
-    train.add_argument("--run-dir", help="checkpoints and history (default runs/seg-<task>-<architecture>)")
+    train.add_argument("--run-dir", help="checkpoints and history (default: runs/seg-<task>-<architecture> "
+                            "in the user's data folder, e.g. ~/.local/share/octant)")
     train.add_argument("--fresh", action="store_true", help="start over instead of resuming from the run folder")
     train.add_argument("--start-from", metavar="FILE",
                        help="a new run starts from this .safetensors file (e.g. a shipped starter): tensors of "
@@ -49,20 +50,21 @@ def register(subparsers) -> None:
     train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
     train.add_argument("--int8", action="store_true",
                        help="export the convolution weights as int8 (half the size; ship only if the bench measures the same)")
-    train.add_argument("--data", help="folder of the public data sets (default ../shared/data or $OCTANT_SHARED_DATA)")
+    train.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     train.set_defaults(func=run_train_seg, thread_role="batch")
 
     pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
     pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
     pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
-    pre.add_argument("--project", help="store the results as predictions of this project instead of files")
+    pre.add_argument("--project", help="store the results as predictions of this project instead of files "
+                                       "(without --out: default $OCTANT_PROJECT, else the current folder)")
     pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")
     pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
     pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
     pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
     add_precision_argument(pre)
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
-    pre.add_argument("--batch-size", type=int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
+    pre.add_argument("--batch-size", type=positive_int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
     pre.set_defaults(func=run_presegment, thread_role="batch")
 
 
@@ -128,8 +130,7 @@ def build_task(args):
 def ensure_caches(task: str, data: str | None) -> None:
     from models import seg_cache
 
-    root = Path(data) if data else None
-    local = seg_cache.local_data_dir()
+    local = seg_cache.public_sets_cache_dir()
     needed = {"vessels": [(local / "drive.npz", seg_cache.build_drive_cache)],
               "disc_cup": [(local / "drishti" / "names.txt", seg_cache.build_drishti_cache)],
               "landmarks": [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache)],
@@ -138,13 +139,14 @@ def ensure_caches(task: str, data: str | None) -> None:
         needed = [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache),
                   (local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache),
                   (local / "idrid_overlap.csv", lambda _root=None: seg_cache.find_idrid_overlap())]
-    source = root or seg_cache.shared_data_dir()
-    for path, builder in needed:
-        if not path.exists():
-            if not source.is_dir():
-                raise OctantError(f"The public data folder {source} does not exist; pass --data with its location.")
+    missing = [(path, builder) for path, builder in needed if not path.exists()]
+    if missing:
+        from storage.locations import public_data_dir
+
+        source = public_data_dir(data)   # one sentence saying how to point to it when missing
+        for path, builder in missing:
             print(f"building the cache {path.name} from {source} ...", file=sys.stderr, flush=True)
-            builder(root)
+            builder(source)
 
 
 def progress_printer(stream=sys.stderr):
@@ -174,7 +176,12 @@ def run_train_seg(args) -> int:
     task, config = build_task(args)   # bad options are refused before any data is looked for
     ensure_caches(args.task, args.data)
     architecture = getattr(task.net, "architecture", args.task)
-    run_dir = Path(args.run_dir or REPO / "runs" / f"seg-{args.task}-{architecture}")
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    else:
+        from storage.locations import default_runs_dir
+
+        run_dir = default_runs_dir() / f"seg-{args.task}-{architecture}"
     started = time.time()
     result = train(task, config, run_dir, progress=progress_printer(), resume=not args.fresh)
     print(f"trained {len(result.history)} epochs in {(time.time() - started) / 60:.1f} min; best {result.best_metrics}",

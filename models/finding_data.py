@@ -8,7 +8,8 @@ Two sources give the same ``FindingSample``s:
   ``source="reference:..."``.
 
 A sample's photo is decoded, its black border cropped (``annotate.fov``), resized to the network
-input and cached under ``local-data/``; its regions are rasterised at the activation map's size with
+input and cached (a project's photos in the project's ``cache/`` folder, public photos in the user's
+cache folder; ``storage.locations``); its regions are rasterised at the activation map's size with
 ``annotate.geometry.region_mask`` over the same crop box (``mode="area"``: a cell on a region border
 gets the covered fraction, a soft version of the paper's binary M). Negatives get an all-zero cue.
 With ``cue_source="lesions"`` a sample that carries its lesions (public masks or boxes, see
@@ -32,9 +33,8 @@ from torch.utils.data import Dataset
 from annotate.fov import crop_box, detect_fov, FieldOfView
 from annotate.geometry import region_mask
 from storage.errors import BadImageError, OctantError
+from storage.locations import public_cache_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CACHE_ROOT = REPO_ROOT / "local-data" / "photo-cache"
 CUE_SOURCES = ("regions", "lesions")
 # A map cell's activation sees well past the cell, so a lesion's neighbours are not "outside" it.
 LESION_CUE_DILATION_CELLS = 1
@@ -75,9 +75,10 @@ def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
     """RGB uint8 ``size``×``size`` photo with its black border cropped, and the crop box used.
 
     The crop box is in decoded pixels (1/``reduce`` of the original). Cached as PNG + box JSON
-    under ``cache_root`` (default ``local-data/photo-cache``).
+    under ``<cache_root>/photo-cache`` (default: the user's cache folder, for public photos; a
+    project's photos are cached in ``storage.locations.project_cache_dir``).
     """
-    folder = Path(cache_root or CACHE_ROOT) / str(size)
+    folder = Path(cache_root or public_cache_dir()) / "photo-cache" / str(size)
     png, box_file = folder / f"{key}.png", folder / f"{key}.box.json"
     if png.is_file() and box_file.is_file():
         image = cv2.imread(str(png), cv2.IMREAD_COLOR)

@@ -74,22 +74,23 @@ def unique_weights_file(run_dir: Path, name: str) -> Path:
 def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                  reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                  export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
-                 gallery_size: int = 0, cue_source: str = "regions", complete_cues_only: bool = False
-                 ) -> TrainingOutcome:
+                 gallery_size: int = 0, cue_source: str = "regions", complete_cues_only: bool = False,
+                 data_root: Path | None = None) -> TrainingOutcome:
     """Present/absent photos of ``config.finding`` → ``GuidedTask`` → engine → weights (→ registry).
 
     ``cue_source="lesions"`` (public reference data only) cues positives by their lesions' map
     cells instead of their regions (``models.finding_data.lesion_cue``). ``complete_cues_only``
     trains on no positive whose cue may miss lesions (public boxes), whose maps guidance leaves
     free; validation keeps them, so its figures stay comparable (measured in docs/benchmarks.md:
-    it did not stop the band the starters light along the fundus edge)."""
+    it did not stop the band the starters light along the fundus edge). ``data_root`` is the public
+    data folder (default ``$OCTANT_PUBLIC_DATA``)."""
     _check_source(project, reference)
     if cue_source != "regions" and reference is None:
         raise OctantError("Lesion cues need public reference data (--reference idrid): readers label regions.")
     if reference == "idrid":
         from models.reference_labels import idrid_reference_samples
 
-        samples, test_samples = idrid_reference_samples(config.finding), []
+        samples, test_samples = idrid_reference_samples(config.finding, data_root), []
         labels = "reference: IDRiD segmentation masks + IDRiD/CODRAS boxes and grades" + (
             "; cues: the lesions' map cells (masks, boxes)" if cue_source == "lesions" else "")
     else:
@@ -103,8 +104,9 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
     _check_both_classes(derivation, "derivation")
     _check_validation(validation)
     counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_samples)}
-    train_set = FindingDataset(derivation, config.input_size, config.map_size, cue_source=cue_source)
-    validation_set = FindingDataset(validation, config.input_size, config.map_size, cue_source=cue_source)
+    cache = photo_cache_root(project, reference)
+    train_set = FindingDataset(derivation, config.input_size, config.map_size, cache, cue_source)
+    validation_set = FindingDataset(validation, config.input_size, config.map_size, cache, cue_source)
     task = GuidedTask(config, train_set, validation_set)
     result = _run_engine(task, engine, run_dir, resume, progress, cancel)
     if result.cancelled:
@@ -115,7 +117,7 @@ def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Pa
     test_metrics = {}
     if test_samples and result.best_path.is_file():
         load_best(model, run_dir)
-        test_set = FindingDataset(test_samples, config.input_size, config.map_size)
+        test_set = FindingDataset(test_samples, config.input_size, config.map_size, cache)
         snapshot["test"] = test_set.label_snapshot()
         test_metrics = evaluate_loader(task, model, test_set, engine.batch_size, torch.device("cpu"))
     network = f"guided:{config.finding}"
@@ -144,7 +146,7 @@ def drop_incomplete_positives(samples: list) -> list:
 def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                     reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                     export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
-                    ) -> TrainingOutcome:
+                    data_root: Path | None = None) -> TrainingOutcome:
     """Diagnosis photos → masks from pre-segmentation → ``AttentionTask`` → engine → weights.
 
     For a project the classes are its diagnosis classes; IDRiD's reference keeps the config's
@@ -155,9 +157,9 @@ def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_d
 
     _check_source(project, reference)
     if reference == "idrid":
-        from models.reference_labels import shared_data_root
+        from storage.locations import public_data_dir
 
-        photos, test_photos = idrid_grade_photos(shared_data_root()), []
+        photos, test_photos = idrid_grade_photos(public_data_dir(data_root)), []
         labels = "reference: IDRiD retinopathy grades"
     else:
         config = dataclasses.replace(config, classes=list(project.settings().diagnosis_classes))
@@ -173,8 +175,9 @@ def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_d
     device = pick_device(engine.device)
     structures = load_structure_models(device) if config.masked else None
     counts = {"derivation": len(derivation), "validation": len(validation), "test": len(test_photos)}
-    train_set = diagnosis_dataset(derivation, config, structures, device)
-    validation_set = diagnosis_dataset(validation, config, structures, device)
+    cache = photo_cache_root(project, reference)
+    train_set = diagnosis_dataset(derivation, config, structures, device, cache)
+    validation_set = diagnosis_dataset(validation, config, structures, device, cache)
     task = AttentionTask(config, train_set, validation_set)
     result = _run_engine(task, engine, run_dir, resume, progress, cancel)
     if result.cancelled:
@@ -188,7 +191,7 @@ def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_d
         model.to(device)
         extra = _diagnosis_metrics(model, task, validation_set, engine.batch_size, device, "val")
         if test_photos:
-            test_set = diagnosis_dataset(test_photos, config, structures, device)
+            test_set = diagnosis_dataset(test_photos, config, structures, device, cache)
             snapshot["test"] = test_set.label_snapshot(config.classes)
             extra.update(_diagnosis_metrics(model, task, test_set, engine.batch_size, device, "test"))
         model.cpu()
@@ -199,6 +202,14 @@ def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_d
     outcome = _finish(project, model, task, result, run_dir, name, "attention-mask", export, metadata, snapshot, extra)
     outcome.counts = counts
     return outcome
+
+
+def photo_cache_root(project, reference: str | None) -> Path | None:
+    """Patients' photos are cached inside their project; public reference photos in the user's
+    cache folder (None: ``finding_data``'s default)."""
+    from storage.locations import project_cache_dir
+
+    return None if reference is not None or project is None else project_cache_dir(project.root)
 
 
 def _run_engine(task, engine: TrainConfig, run_dir: Path, resume: bool, progress: Progress,
@@ -270,7 +281,8 @@ def saved_model_gallery(project, model, size: int = 8) -> list[GalleryItem]:
     samples = [dataclasses.replace(s, present=bool(seen[s.key]["present"]), regions=frozenset(seen[s.key]["regions"]))
                for s in consensus_samples(project.database, config.finding, "train", k=project.settings().consensus_k)
                if s.key in seen]
-    return validation_gallery(network, FindingDataset(samples, config.input_size, config.map_size), size)
+    dataset = FindingDataset(samples, config.input_size, config.map_size, photo_cache_root(project, None))
+    return validation_gallery(network, dataset, size)
 
 
 def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:

@@ -9,7 +9,7 @@ probability mass within ``peak_radius`` of it.
 Classical: the disc is the brightest disc-sized blob inside the field of view; the fovea is the
 darkest (avascular, pigmented) disc-sized spot about 2.5 disc diameters temporal to it, a little
 below it, on the side of the FOV centre (Son et al. build their regions on
-the same anatomy; ``/work/shared/docs/geometry.md``).
+the same anatomy; ``docs/geometry.md``).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ keeps every map with the affine map from original pixels to it, so masks are dra
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask
+from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fundus_reason
 from annotate.geometry import region_label_map
+from models.cancel import check_cancelled, stop_layers_when
 from models.device import pick_device
 from models.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
 from models.fast_cpu import accelerated
@@ -68,6 +70,7 @@ class LoadedModel:
 class PipelineModels:
     device: torch.device
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    cancel: threading.Event | None = None   # seen between stages and before every layer
 
     def get(self, name: str) -> LoadedModel | None:
         return self.loaded.get(name)
@@ -79,13 +82,16 @@ class PipelineModels:
 
 
 def load_pipeline_models(weights_dir: str | Path | None = None,
-                         device: torch.device | str | None = None) -> tuple[PipelineModels, list[str]]:
+                         device: torch.device | str | None = None,
+                         cancel: threading.Event | None = None) -> tuple[PipelineModels, list[str]]:
     """The networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
-    each built from the config stored in its file; missing or damaged files become messages."""
+    each built from the config stored in its file; missing or damaged files become messages.
+    ``cancel`` is checked between networks and, later, between stages and before every layer."""
     device = device if isinstance(device, torch.device) else pick_device(device)
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-    models, messages = PipelineModels(device), []
+    models, messages = PipelineModels(device, cancel=cancel), []
     for name in MODEL_NAMES:
+        check_cancelled(cancel)
         path = folder / f"{name}.safetensors"
         if not path.is_file() and name in FORMER_FILE_NAMES:
             path = folder / f"{FORMER_FILE_NAMES[name]}.safetensors"
@@ -105,6 +111,7 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
                             f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
             continue
         model = model.eval().to(device)
+        stop_layers_when(cancel, model)   # PyTorch layers check the cancel; ONNX Runtime is checked between stages
         if device.type == "cpu" and resolve_precision(device).name == "fp32":   # ONNX Runtime where installed
             model = accelerated(model, path)
         models.loaded[name] = LoadedModel(model, config, metadata.get("version", path.stem))
@@ -149,6 +156,7 @@ class PipelineResult:
     model_versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    no_fundus: bool = False                    # the picture is not a retina: no landmarks or suggestions
 
     def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         layer = self.layers.get(name)
@@ -184,6 +192,7 @@ class PipelineResult:
                                       for k, v in self.lesion_area_by_region.items()},
             "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "model_versions": self.model_versions,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "messages": self.messages,
+            "no_fundus": self.no_fundus,
         }
 
 
@@ -257,6 +266,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
 
     def lap(stage: str) -> None:
         nonlocal clock
+        check_cancelled(models.cancel)
         now = time.perf_counter()
         timings[stage], clock = (now - clock) / len(images_bgr), now
 
@@ -268,7 +278,15 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         result = PipelineResult(shape, FieldOfView(fov.cx / s, fov.cy / s, fov.r / s), None, None, "",
                                 model_versions=models.versions())
         photos.append(_Photo(np.ascontiguousarray(image_bgr[..., ::-1]), s, fov, result))
+        reason = no_fundus_reason(image_bgr, fov)
+        if reason is not None:   # a blank page or a snapshot: no disc, no CDR, no suggestions
+            result.no_fundus = True
+            photos[-1].messages.append(f"No fundus found: {reason}; nothing is suggested for this picture.")
     lap("field_of_view")
+    everything, photos = photos, [photo for photo in photos if not photo.result.no_fundus]
+    options = [option for option, photo in zip(options, everything) if not photo.result.no_fundus]
+    if not photos:
+        return _finished(everything, timings)
 
     estimates = _locate_all(models, photos)
     discs = [estimate.disc for estimate in estimates]
@@ -312,6 +330,10 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
             _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages)
         lap("regions")
+    return _finished(everything, timings)
+
+
+def _finished(photos: list[_Photo], timings: dict[str, float]) -> list[PipelineResult]:
     for photo in photos:
         photo.result.timings, photo.result.messages = dict(timings), photo.messages
     return [photo.result for photo in photos]

@@ -27,6 +27,7 @@ import torch
 
 from annotate.imagefiles import image_size, is_image_name, read_fundus
 from models.device import current_thread_plan
+from models.cancel import check_cancelled
 from models.lesions import LesionNetConfig
 from models.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
                              run_pipeline, run_pipeline_batch)
@@ -147,6 +148,8 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
     started = time.perf_counter()
     try:
         results = run_pipeline_batch([decoded[i][0] for i in ready], models, [decoded[i][1] for i in ready])
+    except CancelledError:
+        raise
     except Exception as error:
         if len(ready) == 1:
             results = [error]
@@ -155,6 +158,8 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
             for i in ready:
                 try:
                     results.append(run_pipeline(*decoded[i], models=models))
+                except CancelledError:
+                    raise
                 except Exception as single_error:
                     results.append(single_error)
     seconds = (time.perf_counter() - started) / max(1, len(ready))
@@ -176,8 +181,10 @@ class _Job:
 def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
               batch_size: int, cancel: threading.Event | None) -> None:
     """Each job's photo through the pipeline, its outputs written on threads (one photo's PNGs
-    take longer than its networks on a GPU), finished in order."""
+    take longer than its networks on a GPU), finished in order. A cancel is seen between photos
+    and, through ``models.cancel``, inside a photo; the photos finished before it are stored."""
     pending: deque[tuple[_Job, Future, PipelineResult]] = deque()
+    stopped = False
 
     def finish_oldest() -> None:
         job, writing, result = pending.popleft()
@@ -204,13 +211,14 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
                     pending.append((job, writers.submit(job.write, outcome), outcome))
                 while len(pending) > batch_size:   # one batch written while the next runs
                     finish_oldest()
-                if cancel is not None and cancel.is_set():
-                    break
+                check_cancelled(cancel)
+        except CancelledError:
+            stopped = True
         finally:
             results.close()   # its decoding threads end with it
             while pending:
                 finish_oldest()
-    if cancel is not None and cancel.is_set():
+    if stopped:
         raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
 
 
@@ -346,8 +354,13 @@ def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[
 def presegment_command(args) -> int:
     import sys
 
-    if not args.project and not args.out:
-        raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+    if not args.project and not args.out:   # like every other command: $OCTANT_PROJECT, else this folder
+        from storage.commands import default_project_folder
+
+        folder = default_project_folder()
+        if not (os.environ.get("OCTANT_PROJECT") or args.database_url or (folder / "octant.sqlite").is_file()):
+            raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+        args.project = str(folder)
     from models.precision import apply_precision_argument
 
     apply_precision_argument(args, device=args.device)
@@ -387,6 +400,6 @@ def _progress_bar(stream):
         line = f"[{'#' * done}{'.' * (20 - done)}] {event.done}/{event.total} {event.path.name} eta {eta / 60:.1f} min"
         if interactive:
             print("\r" + line[:120].ljust(120), end="", file=stream, flush=True)
-        elif event.done == event.total or event.done % 50 == 0:
+        else:   # a log or a pipe: one whole line per photo, from the first
             print(line, file=stream, flush=True)
     return show

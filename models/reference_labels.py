@@ -1,6 +1,6 @@
 """Regional labels built from public IDRiD annotations, standing in for the readers' consensus.
 
-Two labellings (``/work/shared/data/README.md``):
+Two labellings (the public data folder's README.md; ``--data`` or ``$OCTANT_PUBLIC_DATA``):
 - ``IDRiD-segmentation``: pixel masks, exhaustive (no mask = no such lesion). Every lesion pixel
   is classified into its disc–fovea region with ``annotate.geometry``; the disc centre is the
   centroid of the optic-disc mask. The fovea is not in this set: it is taken from
@@ -34,6 +34,7 @@ import numpy as np
 
 from annotate.geometry import RegionGeometry
 from models.finding_data import FindingSample, read_photo
+from storage.locations import public_data_dir
 
 SEGMENTATION_FOLDERS = {"haemorrhage": "haemorrhages", "hard_exudate": "hard_exudates",
                         "microaneurysm": "microaneurysms", "cotton_wool_patch": "soft_exudates"}
@@ -47,18 +48,11 @@ LANDMARKS_SHAPE = (949, 1429)    # ... to 1429 × 949 (data README), the frame o
 CERTAIN_TWIN, PROBABLE_TWIN, TWIN_MARGIN = 0.99, 0.9, 0.03  # see match_same_photos
 
 
-def shared_data_root() -> Path:
-    import os
-
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return Path(os.environ.get("OCTANT_SHARED_DATA", default))
-
-
 def idrid_reference_samples(finding: str, data_root: Path | None = None) -> list[FindingSample]:
     """Present/absent samples of ``finding`` from both IDRiD labellings, duplicates grouped."""
     if finding not in SEGMENTATION_FOLDERS:
         raise ValueError(f"public labels exist for {REFERENCE_FINDINGS}, not {finding!r}")
-    root = data_root or shared_data_root()
+    root = public_data_dir(data_root)
     landmark_samples = _landmark_set_samples(finding, root / "IDRiD-landmarks")
     segmentation_samples = _segmentation_set_samples(finding, root / "IDRiD-segmentation",
                                                      root / "IDRiD-landmarks")

@@ -1,8 +1,9 @@
 """Compact caches of the public training sets for the pre-segmentation networks.
 
 The public photos are large (IDRiD 4288 × 2848 JPEG); decoding them every epoch would cost more
-CPU than training. Each builder reads one set from ``../shared/data`` once and writes downscaled
-uint8 arrays to the git-ignored ``local-data/`` folder, at the working resolution of its network:
+CPU than training. Each builder reads one set from the public data folder (``--data`` or
+``$OCTANT_PUBLIC_DATA``, ``storage.locations.public_data_dir``) once and writes downscaled uint8
+arrays to the user's cache folder (``public_cache_dir``), at the working resolution of its network:
 
 - DRIVE: as published (565 × 584), the vessel network's own scale (FOV diameter ≈ 540 px);
 - Drishti-GS1: each photo rescaled so that its disc is ``DISC_DIAMETER_PX`` wide (the disc/cup
@@ -15,27 +16,21 @@ Nothing here is imported at run time by the pipeline; the arrays are only for tr
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from storage.locations import public_cache_dir, public_data_dir
 LESION_FOLDERS = ("microaneurysms", "haemorrhages", "hard_exudates", "soft_exudates")
 LESION_SCALE = 1 / 3            # IDRiD-segmentation working scale (MA median ≈ 16 px → 5.5 px)
 DISC_DIAMETER_PX = 96           # Drishti photos are normalised to this disc diameter
 LOCATOR_CANVAS = (512, 384)     # (width, height) of the landmark locator's input
 
 
-def shared_data_dir() -> Path:
-    """``$OCTANT_SHARED_DATA`` or ``<repo>/../shared/data`` (see /work/shared/data/README.md)."""
-    override = os.environ.get("OCTANT_SHARED_DATA")
-    return Path(override) if override else REPO.parent / "shared" / "data"
-
-
-def local_data_dir() -> Path:
-    path = Path(os.environ.get("OCTANT_LOCAL_DATA", REPO / "local-data"))
+def public_sets_cache_dir() -> Path:
+    """The caches of the public sets, under the user's cache folder (never the source tree)."""
+    path = public_cache_dir() / "public-sets"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -70,8 +65,8 @@ def letterbox(image: np.ndarray, canvas: tuple[int, int] = LOCATOR_CANVAS) -> tu
 
 
 def build_drive_cache(data: Path | None = None) -> Path:
-    data = (data or shared_data_dir()) / "DRIVE"
-    out = local_data_dir() / "drive.npz"
+    data = public_data_dir(data) / "DRIVE"
+    out = public_sets_cache_dir() / "drive.npz"
     arrays: dict[str, np.ndarray] = {}
     for split, numbers in (("training", range(21, 41)), ("test", range(1, 21))):
         images, vessels, fovs, second = [], [], [], []
@@ -93,8 +88,8 @@ def build_drive_cache(data: Path | None = None) -> Path:
 
 def build_drishti_cache(data: Path | None = None) -> Path:
     """Each photo rescaled so its disc is DISC_DIAMETER_PX wide; disc/cup soft maps kept (0..255)."""
-    data = (data or shared_data_dir()) / "Drishti-GS1"
-    out = local_data_dir() / "drishti"
+    data = public_data_dir(data) / "Drishti-GS1"
+    out = public_sets_cache_dir() / "drishti"
     out.mkdir(exist_ok=True)
     names = []
     with open(data / "index.csv") as handle:
@@ -119,8 +114,8 @@ def build_drishti_cache(data: Path | None = None) -> Path:
 
 
 def build_idrid_landmarks_cache(data: Path | None = None) -> Path:
-    data = (data or shared_data_dir()) / "IDRiD-landmarks"
-    out = local_data_dir() / "idrid_landmarks.npz"
+    data = public_data_dir(data) / "IDRiD-landmarks"
+    out = public_sets_cache_dir() / "idrid_landmarks.npz"
     images, points, names, confident, scales, boxes = [], [], [], [], [], []
     with open(data / "landmarks.csv") as handle:
         for row in csv.DictReader(handle):
@@ -143,8 +138,8 @@ def build_idrid_landmarks_cache(data: Path | None = None) -> Path:
 def build_idrid_lesion_cache(data: Path | None = None) -> Path:
     """IDRiD-segmentation at LESION_SCALE: images (N, H, W, 3), masks (N, 5, H, W) area fractions
     0..255 in the order MA, HE, EX, SE, optic disc. Stored as .npy so training can memory-map them."""
-    data = (data or shared_data_dir()) / "IDRiD-segmentation"
-    out = local_data_dir() / "idrid_lesions"
+    data = public_data_dir(data) / "IDRiD-segmentation"
+    out = public_sets_cache_dir() / "idrid_lesions"
     out.mkdir(exist_ok=True)
     names = sorted(p.stem for p in (data / "images").glob("IDRiD_*.jpg"))
     images, masks = [], []
@@ -174,13 +169,13 @@ def find_idrid_overlap(threshold: float = 0.985) -> Path:
     """Pairs (segmentation name, landmarks name) that are the same photo under two IDRiD numberings
     (the README warns of them), by correlation of thumbnails. Written to idrid_overlap.csv so that
     no network is validated on a photo it trained on under another name."""
-    landmarks = np.load(local_data_dir() / "idrid_landmarks.npz")
-    lesions = local_data_dir() / "idrid_lesions"
+    landmarks = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
+    lesions = public_sets_cache_dir() / "idrid_lesions"
     seg_images = np.load(lesions / "images.npy", mmap_mode="r")
     seg_names = (lesions / "names.txt").read_text().split()
     land = np.stack([thumbnail(im[y0:y1, x0:x1])
                      for im, (x0, y0, x1, y1) in zip(landmarks["images"], landmarks["photo_box"])])
-    out = local_data_dir() / "idrid_overlap.csv"
+    out = public_sets_cache_dir() / "idrid_overlap.csv"
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["segmentation", "landmarks", "correlation"])
@@ -194,19 +189,21 @@ def find_idrid_overlap(threshold: float = 0.985) -> Path:
 
 def idrid_overlap() -> dict[str, str]:
     """segmentation name -> landmarks image name for photos present in both IDRiD sets."""
-    path = local_data_dir() / "idrid_overlap.csv"
+    path = public_sets_cache_dir() / "idrid_overlap.csv"
     if not path.exists():
         return {}
     with open(path) as handle:
         return {row["segmentation"]: row["landmarks"] for row in csv.DictReader(handle)}
 
 
-def build_all() -> None:
+def build_all(data: Path | None = None) -> None:
     for builder in (build_drive_cache, build_drishti_cache, build_idrid_landmarks_cache,
                     build_idrid_lesion_cache):
-        print(builder.__name__, "->", builder(), flush=True)
+        print(builder.__name__, "->", builder(data), flush=True)
     print("overlap ->", find_idrid_overlap(), flush=True)
 
 
-if __name__ == "__main__":
-    build_all()
+if __name__ == "__main__":   # python -m models.seg_cache [DATA_DIR]
+    import sys
+
+    build_all(Path(sys.argv[1]) if len(sys.argv) > 1 else None)

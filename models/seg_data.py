@@ -7,7 +7,7 @@ epoch's crops and augmentations are reproducible and a resumed run repeats them.
 Splits (validation never overlaps training, also across the two IDRiD numberings):
 - DRIVE: train 21–37, validate 38–40 (carved from the training set); the bench tests on 01–20.
 - Drishti-GS1: every 5th photo (sorted by name) validates.
-- IDRiD-segmentation: train 01–44, validate 45–54 (as in measured.md).
+- IDRiD-segmentation: train 01–44, validate 45–54 (the split every network and bench here uses).
 - IDRiD-landmarks: validate on every 4th ``confident`` photo that is not one of the
   segmentation training photos under another name; train on the rest, minus the validation
   segmentation photos (45–54) under their landmark names, so every network is clean on them.
@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.landmarks import heatmap_targets
-from models.seg_cache import DISC_DIAMETER_PX, idrid_overlap, local_data_dir
+from models.seg_cache import DISC_DIAMETER_PX, idrid_overlap, public_sets_cache_dir
 from models.seg_common import rgb_to_tensor
 from models.vessels import vessel_input
 
@@ -88,14 +88,14 @@ def flips_and_quarter_turns(*arrays: np.ndarray) -> list[np.ndarray]:
 # ---------------------------------------------------------------- vessels (DRIVE)
 def load_drive(split: str, numbers=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(network inputs (N, H, W) float32, vessels (N, H, W) uint8, fov masks, image numbers)."""
-    data = np.load(local_data_dir() / "drive.npz")
+    data = np.load(public_sets_cache_dir() / "drive.npz")
     keep = [i for i, n in enumerate(data[f"{split}_numbers"]) if numbers is None or n in numbers]
     inputs = np.stack([vessel_input(data[f"{split}_images"][i]) for i in keep])
     return inputs, data[f"{split}_vessels"][keep], data[f"{split}_fov"][keep], data[f"{split}_numbers"][keep]
 
 
 class VesselPatches(Dataset):
-    """Random square patches of the pre-processed green channel, flips and 90° turns (measured.md)."""
+    """Random square patches of the pre-processed green channel, flips and 90° turns (Andrikevych et al.'s recipe)."""
 
     def __init__(self, inputs: np.ndarray, vessels: np.ndarray, patch: int = 128, patches_per_epoch: int = 800):
         self.inputs, self.vessels, self.patch, self.length = inputs, vessels, patch, patches_per_epoch
@@ -132,7 +132,7 @@ class WholeImages(Dataset):
 
 # ---------------------------------------------------------------- disc and cup (Drishti-GS1)
 def drishti_split() -> tuple[list[str], list[str]]:
-    names = sorted((local_data_dir() / "drishti" / "names.txt").read_text().split())
+    names = sorted((public_sets_cache_dir() / "drishti" / "names.txt").read_text().split())
     return [n for i, n in enumerate(names) if i % 5], [n for i, n in enumerate(names) if i % 5 == 0]
 
 
@@ -144,7 +144,7 @@ class DiscCupCrops(Dataset):
 
     def __init__(self, names: list[str], train: bool, size: int = 256, crop_disc_diameters: float = 3.0,
                  samples_per_epoch: int = 400):
-        folder = local_data_dir() / "drishti"
+        folder = public_sets_cache_dir() / "drishti"
         self.items = [dict(np.load(folder / f"{n}.npz")) for n in names]
         self.centres = []
         for item in self.items:
@@ -176,7 +176,7 @@ class DiscCupCrops(Dataset):
 
 # ---------------------------------------------------------------- landmarks (IDRiD-landmarks)
 def landmark_split() -> tuple[np.ndarray, np.ndarray]:
-    data = np.load(local_data_dir() / "idrid_landmarks.npz")
+    data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
     overlap = idrid_overlap()
     seg_train = {v for k, v in overlap.items() if int(k.split("_")[1]) not in LESION_VALIDATION}
     seg_val = {v for k, v in overlap.items() if int(k.split("_")[1]) in LESION_VALIDATION}
@@ -192,7 +192,7 @@ class LandmarkCanvases(Dataset):
 
     def __init__(self, indices: np.ndarray, train: bool, sigma: tuple[float, float] = (5.0, 7.0),
                  samples_per_epoch: int = 0):
-        data = np.load(local_data_dir() / "idrid_landmarks.npz")
+        data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
         self.images, self.points = data["images"][indices], data["points"][indices]
         self.scale = data["scale"][indices]   # canvas pixels per original pixel
         self.train, self.sigma = train, sigma
@@ -218,7 +218,7 @@ class LandmarkCanvases(Dataset):
 
 # ---------------------------------------------------------------- lesions (IDRiD-segmentation)
 def lesion_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    folder = local_data_dir() / "idrid_lesions"
+    folder = public_sets_cache_dir() / "idrid_lesions"
     return (np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
             (folder / "names.txt").read_text().split())
 

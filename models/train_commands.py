@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # torch and the networks load only when a training starts (fa
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
+    from storage.options import network_input_size, positive_float, positive_int
 
     parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
                                    description=__doc__.split("\n\n")[0])
@@ -36,9 +37,11 @@ def register(subparsers) -> None:
     parser.add_argument("--finding", help="finding code for --network guided (e.g. haemorrhage)")
     parser.add_argument("--reference", choices=("idrid",), default=None,
                         help="train on public IDRiD reference labels instead of the project's consensus")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="with --reference: folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     add_project_argument(parser)
-    parser.add_argument("--input-size", type=int, default=None, help="network input side in pixels")
-    parser.add_argument("--width", type=int, default=8, help="guided: base channels")
+    parser.add_argument("--input-size", type=network_input_size, default=None, help="network input side in pixels")
+    parser.add_argument("--width", type=positive_int, default=8, help="guided: base channels")
     parser.add_argument("--guidance-weight", type=float, default=1.0, help="guided: λ of eq. 3 (0 = unguided)")
     parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
                         help="guided with --reference: cue by the regions (default, as readers label) or by "
@@ -50,9 +53,9 @@ def register(subparsers) -> None:
                              "(field-of-view mask, existence floor and intercept, saturation hinge; models/guided.py)")
     parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
     from models.precision import add_precision_argument
@@ -184,7 +187,9 @@ def default_run_dir(args: argparse.Namespace, name: str) -> Path:
         return args.run_dir
     if args.project is not None:
         return Path(args.project) / "models" / name
-    return Path(__file__).resolve().parents[1] / "runs" / name
+    from storage.locations import default_runs_dir
+
+    return default_runs_dir() / name
 
 
 def _size_class(finding: str, project) -> str:
@@ -216,7 +221,7 @@ def train_from_args(args: argparse.Namespace, progress=None,
             run, (config, engine, name) = finding_training.train_attention, _attention_settings(args)
         return run(project, config, engine, default_run_dir(args, name), name, reference=args.reference,
                    validation_fraction=args.validation_fraction, resume=not args.no_resume, export=args.export,
-                   progress=progress, cancel=cancel, **options)
+                   progress=progress, cancel=cancel, data_root=getattr(args, "data", None), **options)
     finally:
         if project is not None:
             project.close()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
+from storage.images import list_images
 from storage.project import ProjectHandle, create_project, open_project, update_settings
 from storage.readers import Role, add_reader, list_readers
 from storage.schema import Image, Read, Reader
@@ -116,9 +117,13 @@ def run_status(args: argparse.Namespace) -> int:
             reader_count = session.scalar(select(func.count()).select_from(Reader).where(Reader.active))
             reads_per_image = select(Read.image_id).group_by(Read.image_id).having(func.count() >= 3)
             waiting = session.scalar(select(func.count()).select_from(Image).where(Image.id.not_in(reads_per_image)))
+        missing = sum(not image.path.is_file() for image in list_images(project.database))
     print(f"Project {settings.name!r} in {project.root}")
     print(f"Images: {sum(images.values())} ({', '.join(f'{n} {s}' for s, n in sorted(images.items())) or 'none'}); "
           f"readers: {reader_count}; consensus {settings.consensus_k} of 3")
+    if missing:
+        print(f"{missing} photograph{'s are' if missing != 1 else ' is'} missing from {'their' if missing != 1 else 'its'} "
+              "stored place; import them from where they are now to relink them (labels are kept).")
     if waiting:
         print(f"{waiting} images still need readers; run `assign`.")
     if not rows:

@@ -7,6 +7,7 @@ database, server unreachable) leave it as ``storage.errors`` types with one sent
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -123,20 +124,43 @@ def translated_errors() -> Iterator[None]:
 
 
 def _sqlite_user_error(error: sa_exc.DatabaseError) -> DatabaseError | None:
-    text = str(error.orig).lower()
-    if isinstance(error, sa_exc.OperationalError):
-        if "locked" in text or "busy" in text:
-            return _LOCKED
-        if "unable to open" in text:
-            return DatabaseError(
-                "The project database cannot be opened; check that the folder exists and that you may write to it."
-            )
+    return sqlite_problem(error.orig)
+
+
+def sqlite_problem(error: BaseException) -> DatabaseError | None:
+    """One sentence per kind of SQLite failure (by its result code, else its text); None for
+    errors that are bugs rather than something the user can act on."""
+    text = str(error).lower()
+    code = getattr(error, "sqlite_errorname", "") or ""
+    if "locked" in text or "busy" in text or code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return _LOCKED
+    if code.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return _read_only()
+    if code == "SQLITE_FULL" or "disk is full" in text:
+        return DatabaseError("The disk holding the project database is full; free some space and try again "
+                             "(nothing of this action was saved).")
+    if code.startswith("SQLITE_IOERR") or "i/o error" in text:
+        return DatabaseError("The project database's disk failed to read or write (an I/O error); check the disk "
+                             "or network drive, then try again (nothing of this action was saved).")
+    if "no such table" in text or "no such column" in text or "malformed database schema" in text:
+        return DatabaseError(f"The project database's tables are damaged ({error}); restore it from a backup "
+                             "(Octant changed nothing).")
+    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return DatabaseError(
-            f"The project database failed ({error.orig}); close other programs using it and try again."
+            "The project database cannot be opened; check that the folder exists and that you may write to it."
         )
-    if "not a database" in text or "malformed" in text:
+    if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "not a database" in text or "malformed" in text:
         return _not_a_database()
+    if isinstance(error, sqlite3.OperationalError):
+        return DatabaseError(
+            f"The project database failed ({error}); close other programs using it and try again."
+        )
     return None
+
+
+def _read_only() -> DatabaseError:
+    return DatabaseError("The project database is read-only (its file or folder cannot be written); make "
+                         "the project folder and octant.sqlite writable for you, then try again.")
 
 
 def _not_a_database(path: Path | None = None) -> DatabaseError:
@@ -170,11 +194,20 @@ def sqlite_revision(path: Path) -> str | None:
             return None
         if "alembic_version" not in tables:
             raise _not_a_database(path)
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        return row[0] if row else None
+        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        if not rows and tables - {"alembic_version"}:
+            raise DatabaseError(f"{path} holds a project's tables but no schema version (its alembic_version "
+                                "table is empty); restore it from a backup (Octant changed nothing).")
+        if len(rows) > 1:
+            raise _two_versions(len(rows))
+        return rows[0][0] if rows else None
     except sqlite3.OperationalError as error:
-        if "locked" in str(error).lower():
+        problem = sqlite_problem(error)
+        if problem is _LOCKED:
             raise _LOCKED from error
+        if not os.access(path, os.W_OK) or not os.access(Path(path).parent, os.W_OK) or "unable to open" in str(error):
+            # WAL: a read-only reader still needs the -shm file, which a read-only folder cannot hold
+            raise _read_only() from error
         raise _not_a_database(path) from error
     except sqlite3.DatabaseError as error:
         raise _not_a_database(path) from error
@@ -216,9 +249,17 @@ def backup_sqlite(path: Path, revision: str) -> Path:
     return target
 
 
+def _two_versions(count: int) -> DatabaseError:
+    return DatabaseError(f"The project database records {count} schema versions at once (its alembic_version "
+                         "table should hold one row); restore it from a backup (Octant changed nothing).")
+
+
 def current_revision(engine: Engine) -> str | None:
     with translated_errors(), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    if len(heads) > 1:
+        raise _two_versions(len(heads))
+    return heads[0] if heads else None
 
 
 class Database:

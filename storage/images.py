@@ -178,6 +178,11 @@ def set_image_geometry(
         _update_image(db, image_id, "set_geometry", values, reader_id)
 
 
+def set_image_path(db: Database, image_id: int, path: str | Path, reader_id: int | None = None) -> None:
+    """Point an image at its photograph's new place (the same file, moved: same SHA-256)."""
+    _update_image(db, image_id, "relink", dict(path=stored_path(path, db.root)), reader_id)
+
+
 def set_image_split(db: Database, image_id: int, split: str, reader_id: int | None = None) -> None:
     if split not in SPLITS:
         raise InvalidRequestError(f"Unknown split {split!r}; use train or test.")

@@ -1,6 +1,6 @@
 """What one reader answered for one image (``ReadState``), and how it is loaded.
 
-Region sets travel as ``frozenset[int]`` of codes 1..8 (``geometry.md``) and are stored as an
+Region sets travel as ``frozenset[int]`` of codes 1..8 (``docs/geometry.md``) and are stored as an
 8-bit mask, bit ``code - 1``. Blind reading is enforced by the callers (``reading.py``,
 ``review.py``): these loaders take the read ids they are allowed to see.
 """

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 from storage.audit import record
 from storage.database import Database
 from storage.errors import NotFoundError
+from storage.labels import Landmarks, landmarks_of
 from storage.schema import Image, Landmark, Prediction, TrainedModel, utc_now
 
 
@@ -54,6 +55,16 @@ def save_model_landmarks(
             fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now()))
         record(session, "landmark", landmark_id, "create", None,
                dict(image_id=image_id, disc=list(disc), fovea=list(fovea), model_version=model_version))
+
+
+def latest_model_landmarks(db: Database, image_id: int) -> Landmarks | None:
+    """The newest disc and fovea a model stored for an image (pre-segmentation), or None."""
+    with db.reading() as session:
+        row = session.scalars(
+            select(Landmark).where(Landmark.image_id == image_id, Landmark.reader_id.is_(None))
+            .order_by(Landmark.id.desc()).limit(1)
+        ).first()
+        return None if row is None else landmarks_of(row)
 
 
 @dataclass(frozen=True)

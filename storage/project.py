@@ -21,7 +21,7 @@ from storage.catalogue import (
     check_findings,
 )
 from storage.database import DATABASE_FILENAME, Database, sqlite_url
-from storage.errors import InvalidRequestError, NotFoundError
+from storage.errors import DatabaseError, InvalidRequestError, NotFoundError
 from storage.schema import DiagnosisClass, Finding, Project
 
 READERS_PER_IMAGE = 3  # Son et al.: three ophthalmologists read every image
@@ -146,7 +146,12 @@ def open_project(folder: str | Path, database_url: str | None = None) -> Project
     """Open an existing project; DatabaseError subclasses say what is wrong and what to do."""
     root = Path(folder).expanduser().resolve()
     if database_url is None:
-        if not (root / DATABASE_FILENAME).is_file():
+        try:
+            found = (root / DATABASE_FILENAME).is_file()
+        except PermissionError:
+            raise DatabaseError(f"You may not open the project folder {root}; ask for read and write "
+                                "access to it.") from None
+        if not found:
             raise NotFoundError(
                 f"{root} holds no Octant project; run `python main.py init {root}` first."
             )

@@ -3,7 +3,7 @@
 One database holds one project. A *read* is one reader's assignment to one image and carries that
 reader's whole answer for it (normal, ungradable, comment, done); regional labels, the diagnosis
 and landmarks hang off the same (image, reader) pair. Region sets are stored as an 8-bit mask
-(bit ``code - 1`` for region codes 1..8 of ``geometry.md``) so a label is a single integer.
+(bit ``code - 1`` for region codes 1..8 of ``docs/geometry.md``) so a label is a single integer.
 
 Every change to these tables goes through ``storage/`` functions that add an ``AuditEvent`` in the
 same transaction. Schema changes need an Alembic revision in ``storage/migrations/versions/``.

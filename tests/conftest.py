@@ -10,7 +10,36 @@ os.environ.setdefault("OCTANT_CACHE_DIR", tempfile.mkdtemp(prefix="octant-test-c
 # Tiny test networks run in PyTorch (no ONNX export per test); tests/models/test_fast_cpu.py covers ONNX Runtime.
 os.environ.setdefault("OCTANT_BACKEND", "torch")
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """A test that leaves a background thread running fails; its threads and pools are then
+    cancelled and joined, so the next test (and the interpreter's exit) starts clean."""
+    yield
+    background = sys.modules.get("ui.background")
+    if background is None:
+        return
+    for run in list(background._STARTED):
+        run.wait(500)   # a pass whose last signal has arrived is a few instructions from its end
+    left = background.running_background_work()
+    background.stop_all_background_work()
+    assert not left, f"the test left background threads running: {left}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_folders_in_temp(tmp_path_factory):
+    """The user's data and cache folders (demo project, log, caches of public sets) in a temporary
+    folder for the whole run: tests never write into the home directory."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("user")
+    patch.setenv("OCTANT_DATA_DIR", str(root / "data"))
+    patch.setenv("OCTANT_CACHE_DIR", str(root / "cache"))
+    yield root
+    patch.undo()
 
 
 @pytest.fixture

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import sys
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSocketNotifier, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from storage.errors import OctantError
+from storage.locations import user_data_folder
 
 log = logging.getLogger("octant.ui")
 
@@ -29,8 +32,8 @@ QLabel#savedLabel { padding: 0 8px; }
 
 
 def data_dir() -> Path:
-    """Where the workstation keeps its log (and the demo project): OCTANT_DATA_DIR or ~/.local."""
-    return Path(os.environ.get("OCTANT_DATA_DIR") or Path.home() / ".local" / "share" / "octant")
+    """Where the workstation keeps its log: the user's data folder (``storage.locations``)."""
+    return user_data_folder()
 
 
 def use_offscreen_without_display() -> None:
@@ -51,7 +54,51 @@ def make_app() -> QApplication:
     app.setStyle("Fusion")
     app.setStyleSheet(STYLE)
     install_exception_guard()
+    if not app.property("octant_stops_work_at_quit"):
+        app.aboutToQuit.connect(stop_work_before_teardown)
+        app.setProperty("octant_stops_work_at_quit", True)
     return app
+
+
+def stop_work_before_teardown() -> None:
+    """The application is about to quit: every background job is cancelled and joined before
+    Qt is torn down; the log says how long that took (support's first question on a slow quit)."""
+    from ui.background import stop_all_background_work
+
+    seconds = stop_all_background_work()
+    note_in_log(f"Quit: background work stopped and joined in {seconds:.2f} s.")
+
+
+def note_in_log(line: str) -> None:
+    log_file = data_dir() / "octant.log"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    except OSError:   # a read-only home must not stop the quit
+        pass
+
+
+def quit_on_termination_signals(app: QApplication) -> None:
+    """SIGTERM (a logout, ``kill``) and SIGINT (Ctrl+C in the terminal) quit like File → Quit:
+    windows close, background work is cancelled and joined, the exit status is 0.
+
+    Python runs signal handlers only between bytecodes, which an idle Qt event loop never
+    reaches; the wake-up socket makes Qt's loop run Python as soon as a signal arrives."""
+    receive, send = socket.socketpair()
+    for end in (receive, send):
+        end.setblocking(False)
+    signal.set_wakeup_fd(send.fileno())
+    notifier = QSocketNotifier(receive.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_: receive.recv(64))
+    app._termination_wakeup = (receive, send, notifier)   # kept as long as the application
+
+    def quit_now(*_) -> None:
+        app.closeAllWindows()
+        app.quit()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, quit_now)
 
 
 def install_exception_guard() -> None:

@@ -1,23 +1,33 @@
 """Long work off the GUI thread (training, pre-segmentation ahead of the reader): a QObject on its
 own QThread turns a job's progress callbacks into signals (architecture.md, "Long work"). Cancel
 sets a ``threading.Event`` the job checks between steps (the training engine between batches, the
-pre-segmentation between photos); what was finished stays saved.
+pre-segmentation before every network layer); what was finished stays saved.
+
+Every started thread, and every worker pool of ``ui.jobs`` and ``ui.image_loader``, is known to
+this module until it has ended: ``stop_all_background_work`` (run when the application is about
+to quit, and at interpreter exit) cancels them all and joins them, so Qt is never torn down under
+a running thread (which aborts the process: "QThread: Destroyed while thread ... is still running").
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import time
 import traceback
+import weakref
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, Signal, Slot
 
 from storage.errors import OctantError
 
 log = logging.getLogger("octant.ui.background")
-# Threads whose window closed before their cancelled run came back: kept referenced until they end,
-# because a QThread destroyed while running takes the whole application down.
-_ORPHANS: set = set()
+# Started threads, until stop_all_background_work or a later start sees them ended: a QThread
+# dropped while running takes the whole application down, whatever window started it.
+_STARTED: set[BackgroundThread] = set()
+# Worker pools (ui.jobs, ui.image_loader), dropped with their owners.
+_POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
 
 
 class BackgroundWorker(QObject):
@@ -67,6 +77,8 @@ class BackgroundThread:
         self.thread.started.connect(self.worker.run)
 
     def start(self) -> None:
+        _forget_ended()
+        _STARTED.add(self)
         self.thread.start()
 
     def cancel(self) -> None:
@@ -78,8 +90,52 @@ class BackgroundThread:
     def wait(self, ms: int = 30_000) -> bool:
         return self.thread.wait(ms)
 
-    def release_when_done(self) -> None:
-        """Keep this thread alive past its window; it is dropped once its run has stopped."""
-        if self.thread.isRunning():
-            _ORPHANS.add(self)
-            self.thread.finished.connect(lambda: _ORPHANS.discard(self))
+
+def track_pool(pool: QThreadPool) -> QThreadPool:
+    """Have ``pool``'s queued jobs dropped and its running ones joined when the application quits."""
+    _POOLS.add(pool)
+    return pool
+
+
+def _forget_ended() -> None:
+    for run in [run for run in _STARTED if run.thread.isFinished()]:
+        run.thread.wait()   # past its last signal; returns at once
+        _STARTED.discard(run)
+
+
+def running_background_work() -> list[str]:
+    """The names of the threads still running (for tests and the log)."""
+    return sorted(run.thread.objectName() for run in _STARTED if run.thread.isRunning())
+
+
+def stop_all_background_work() -> float:
+    """Cancel every background thread, drop every pool's queued jobs, and wait until all have
+    ended (a cancel is seen within a second); returns the seconds it took."""
+    started = time.perf_counter()
+    runs = list(_STARTED)
+    for run in runs:
+        run.cancel()
+    pools = list(_POOLS)
+    for pool in pools:
+        try:
+            pool.clear()
+        except RuntimeError:   # its owner was deleted, and its destructor has waited already
+            pass
+    for run in runs:
+        run.thread.wait()
+    for pool in pools:
+        try:
+            pool.waitForDone(-1)
+        except RuntimeError:
+            pass
+    _forget_ended()
+    seconds = time.perf_counter() - started
+    if seconds > 1:
+        log.warning("Background work took %.1f s to stop at quit.", seconds)
+    return seconds
+
+
+# After the application's aboutToQuit (connected in ui.app.make_app), a last net for a script or
+# a test that never ran the event loop: atexit calls run in reverse order, so this runs before
+# PySide6's own clean-up (imported above) deletes the application.
+atexit.register(stop_all_background_work)

@@ -1,7 +1,7 @@
 """Scene items of the fundus canvas: the landmark markers and the region overlay.
 
 The scene is in original image pixels. The region overlay draws eight paths whose shapes are
-fixed in the landmarks' frame, clipped to image rectangle ∩ field of view (`geometry.md`: pixels
+fixed in the landmarks' frame, clipped to image rectangle ∩ field of view (`docs/geometry.md`: pixels
 outside the FOV belong to no region); moving a landmark only replaces their common QTransform
 (see ``region_shapes``).
 """

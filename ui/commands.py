@@ -13,6 +13,7 @@ from pathlib import Path
 
 from models.precision import add_precision_argument
 from storage.commands import add_project_argument, default_project_folder
+from storage.options import window_size
 
 
 def register(subparsers) -> None:
@@ -20,8 +21,8 @@ def register(subparsers) -> None:
     add_project_argument(gui)
     gui.add_argument("--reader", metavar="NAME", help="sign in as this reader")
     gui.add_argument("--demo", action="store_true",
-                     help="open the demo project (created in $OCTANT_DEMO_DIR or "
-                          "~/.local/share/octant/demo) as its first reader")
+                     help="open the demo project (created in $OCTANT_DEMO_DIR, else in the user's "
+                          "data folder, e.g. ~/.local/share/octant/demo) as its first reader")
     gui.add_argument("--review", action="store_true",
                      help="also open the reviewers' screen (reviewers and admins only)")
     add_precision_argument(gui)   # remembered as the workstation's setting
@@ -31,20 +32,15 @@ def register(subparsers) -> None:
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
-    shot.add_argument("--size", default="1600x1000", metavar="WxH", help="window size in pixels")
+    shot.add_argument("--size", type=window_size, default="1600x1000", metavar="WxH", help="window size in pixels")
     add_precision_argument(shot)
     shot.set_defaults(func=run_screenshot, thread_role="batch")
 
 
-def demo_folder() -> Path:
-    from ui.app import data_dir
-
-    return Path(os.environ.get("OCTANT_DEMO_DIR") or data_dir() / "demo")
-
-
 def run_gui(args: argparse.Namespace) -> int:
     from storage.errors import OctantError
-    from ui.app import make_app, show_message
+    from ui.app import make_app, quit_on_termination_signals, show_message
+    from ui.platform_check import check_qt_can_open_windows
     from ui.workstation import open_workstation
 
     if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
@@ -55,11 +51,13 @@ def run_gui(args: argparse.Namespace) -> int:
         from ui.precision_setting import remember_precision
 
         remember_precision(args.precision)
+    check_qt_can_open_windows()
     app = make_app()
     if args.demo:
         from annotate.demo import create_demo_project
+        from storage.locations import demo_project_dir
 
-        folder = create_demo_project(demo_folder())
+        folder = create_demo_project(demo_project_dir())
         reader = None
         first_reader = True
     else:
@@ -71,6 +69,7 @@ def run_gui(args: argparse.Namespace) -> int:
                               first_reader=first_reader)
     if window is None:
         return 0
+    quit_on_termination_signals(app)
     if args.review:
         try:
             window.open_review()
@@ -87,11 +86,12 @@ def run_screenshot(args: argparse.Namespace) -> int:
         from models.precision import apply_precision_argument
 
         apply_precision_argument(args)
+    from ui.platform_check import check_qt_can_open_windows
+
+    check_qt_can_open_windows()
     from ui.screenshots import render_screenshots
 
-    width, _, height = args.size.partition("x")
-    paths = render_screenshots(args.out, project=args.project, reader=args.reader,
-                               size=(int(width), int(height)))
+    paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
     for path in paths:
         print(path)
     return 0

@@ -1,7 +1,7 @@
 """Decoding a fundus photo for the screen, and the view aids readers expect.
 
 Everything here works on a *display copy*: the JPEG decoder's own reduced decode (a 4288 × 2848
-photo at 1/2 scale decodes in 14–28 ms instead of ~55 ms, `measured.md`) and brightness/contrast,
+photo at 1/2 scale decodes in 14–28 ms instead of ~55 ms, measured on a 2-core CPU) and brightness/contrast,
 green channel and CLAHE applied to that copy. The file on disk is never written. Landmarks and
 regions stay in original pixels; ``DisplayImage.scale`` maps display pixels back to them.
 Runs in worker threads: no QPixmap here (GUI thread only), only QImage.

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from storage.errors import OctantError
+from ui.background import track_pool
 from ui.assist import render_overlay
 from annotate.imagefiles import read_fundus
 from ui.display_image import (DisplayImage, ShownImage, ViewAids, apply_view_aids,
@@ -105,7 +106,7 @@ class ImageLoader(QObject):
     def __init__(self, parent: QObject | None = None, threads: int = 2,
                  cache_size: int = CACHE_SIZE):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
+        self._pool = track_pool(QThreadPool(self))   # joined at quit (ui.background)
         self._pool.setMaxThreadCount(threads)
         self._signals = _JobSignals(self)
         self._signals.finished.connect(self._on_finished)
@@ -183,8 +184,9 @@ class ImageLoader(QObject):
         return self._pool.waitForDone(msecs)
 
     def shutdown(self, msecs: int = 5000) -> None:
-        """No new work; wait for the running jobs (before the window and its pool go away)."""
+        """No new work, queued work dropped; wait for the running jobs (one decode each)."""
         self._closed = True
+        self._pool.clear()
         self._pool.waitForDone(msecs)
 
     # --- work ---------------------------------------------------------------------------------

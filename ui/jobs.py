@@ -9,6 +9,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from storage.errors import OctantError
+from ui.background import track_pool
 
 log = logging.getLogger("octant.ui.jobs")
 
@@ -43,7 +44,7 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, threads: int = 2):
         super().__init__(parent)
-        self.pool = QThreadPool(self)
+        self.pool = track_pool(QThreadPool(self))   # joined at quit (ui.background)
         self.pool.setMaxThreadCount(threads)
         self._signals = JobSignals(self)
         self._signals.done.connect(self.done)
@@ -53,4 +54,9 @@ class JobRunner(QObject):
         self.pool.start(Job(self._signals, tag, work))
 
     def wait(self, msecs: int = 30_000) -> bool:
+        return self.pool.waitForDone(msecs)
+
+    def shutdown(self, msecs: int = 1000) -> bool:
+        """Drop the queued jobs and wait for the running ones (those past ``msecs`` are joined at quit)."""
+        self.pool.clear()
         return self.pool.waitForDone(msecs)

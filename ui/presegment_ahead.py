@@ -45,24 +45,27 @@ class PresegmentAhead(QObject):
         if self.run is not None:
             self.run.cancel()
 
-    def shutdown(self, msecs: int = 5000) -> None:
-        """Stop for the window's close: the photo in hand is finished (and saved) first."""
+    def shutdown(self, msecs: int = 1000) -> None:
+        """Stop for the window's close: the photo in hand is dropped (those finished are saved).
+        The cancel is seen within a second; a thread still starting up (importing torch) is
+        joined when the application quits (``ui.background``)."""
         if self.run is not None:
             self.run.cancel()
-            if not self.run.wait(msecs):
-                self.run.release_when_done()
+            self.run.wait(msecs)
 
     def _job(self, image_ids: list[int]):
         project, weights_dir, device = self.project, self.weights_dir, self.device
 
         def job(progress, cancel):
+            from models.cancel import check_cancelled   # torch's import: seconds, not interruptible
+            check_cancelled(cancel)
             from models.device import configure_threads
-            from models.pipeline import load_pipeline_models
+            from models.pipeline import load_pipeline_models   # smp and timm: seconds more
             from models.presegment import presegment_project
 
             configure_threads(gui=True)   # this thread's networks leave a core to the reader
 
-            models, messages = load_pipeline_models(weights_dir, device)
+            models, messages = load_pipeline_models(weights_dir, device, cancel=cancel)
             for line in messages:
                 progress(line)
             return presegment_project(project, None, models, progress=progress, cancel=cancel, image_ids=image_ids)

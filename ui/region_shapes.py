@@ -1,6 +1,6 @@
 """The eight disc–fovea regions as Qt paths, built once in the landmarks' own frame.
 
-`geometry.md` defines every region through ``a = (p − disc)·u`` and ``b = (p − disc)·n`` and
+`docs/geometry.md` defines every region through ``a = (p − disc)·u`` and ``b = (p − disc)·n`` and
 lengths proportional to ``D = |fovea − disc|``. In the frame (a/D, b/D) the eight shapes never
 change; only the similarity transform from that frame to image pixels does. The shapes are
 ``annotate.geometry.canonical_region_shapes`` (the one construction), turned into QPainterPaths

@@ -89,3 +89,22 @@ def test_regions_of_a_project_image_uses_stored_landmarks(project_dir, tmp_path,
     assert cv2.imread(str(out_png)).shape == (120, 160, 3)
     code, _, err = run(capsys, "regions", 99, "--out", out_png, "--project", project_dir, "--as", "Dr 0")
     assert code == 1 and "no image number 99" in err
+
+
+def test_regions_without_a_reader_uses_the_models_stored_landmarks(project_dir, tmp_path, capsys):
+    write_photo(tmp_path / "photos" / "a.jpg", size=(160, 120))
+    run(capsys, "import", tmp_path / "photos", "--project", project_dir, "--quiet")
+    from storage.predictions import save_model_landmarks
+    from storage.project import open_project
+
+    with open_project(project_dir) as project:
+        (image,) = list_images(project.database)
+        save_model_landmarks(project.database, image.id, (100.0, 50.0), (50.0, 60.0), "landmarks-old")
+        save_model_landmarks(project.database, image.id, (110.0, 55.0), (60.0, 62.0), "landmarks-new")
+    code, _, err = run(capsys, "regions", image.id, "--out", tmp_path / "model.png", "--project", project_dir)
+    assert code == 0, err
+    code, _, err = run(capsys, "regions", image.id, "--out", tmp_path / "given.png", "--project", project_dir,
+                       "--disc", "110,55", "--fovea", "60,62")
+    assert code == 0, err
+    # The newest model landmarks, exactly: the same picture as those landmarks given by hand.
+    assert (cv2.imread(str(tmp_path / "model.png")) == cv2.imread(str(tmp_path / "given.png"))).all()

@@ -1,4 +1,4 @@
-"""The eight regions: the table of geometry.md, its invariances, refusals, polygons and masks."""
+"""The eight regions: the table of docs/geometry.md, its invariances, refusals, polygons and masks."""
 from __future__ import annotations
 
 import math
@@ -24,7 +24,7 @@ SUPERIOR_TO_INFERIOR = {1: 1, 2: 3, 3: 2, 4: 4, 5: 6, 6: 5, 7: 8, 8: 7}
 
 
 def table_region(disc, fovea, x, y) -> int:
-    """geometry.md's table read literally, one point at a time (independent of the module)."""
+    """docs/geometry.md's table read literally, one point at a time (independent of the module)."""
     D = math.dist(disc, fovea)
     u = ((fovea[0] - disc[0]) / D, (fovea[1] - disc[1]) / D)
     n = (u[1], -u[0]) if -u[0] < 0 else (-u[1], u[0])  # the normal whose y points up

@@ -178,20 +178,20 @@ def test_consensus_samples_keep_present_and_absent_and_leave_uncertain_out(tmp_p
     project.close()
 
 
-def test_train_command_registers_the_model_with_metrics_config_and_label_snapshot(tmp_path, monkeypatch):
+def test_train_command_registers_the_model_with_metrics_config_and_label_snapshot(tmp_path):
     from main import main
     from storage.predictions import list_models
     from storage.project import open_project
 
     project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
     project.close()
-    monkeypatch.setattr("models.finding_data.CACHE_ROOT", tmp_path / "cache")
     code = main(["train", "--network", "guided", "--finding", "haemorrhage", "--project", str(tmp_path / "project"),
                  "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu"])
     assert code == 0
     with open_project(tmp_path / "project") as project:
         (model,) = list_models(project.database)
     assert model.network == "guided:haemorrhage" and "val_auroc" in model.metrics
+    assert any((tmp_path / "project" / "cache" / "photo-cache").rglob("*.png"))   # patients' photos stay in the project
     assert model.config["task"]["finding"] == "haemorrhage"
     # A clinic's run fine-tunes the shipped starter unless told otherwise.
     assert model.config["engine"]["init_weights"].endswith("weights/guided_haemorrhage.safetensors")
@@ -199,12 +199,11 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     assert Path(model.path).is_file()
 
 
-def test_a_network_the_starter_does_not_fit_is_refused_unless_it_starts_from_scratch(tmp_path, monkeypatch, capsys):
+def test_a_network_the_starter_does_not_fit_is_refused_unless_it_starts_from_scratch(tmp_path, capsys):
     from main import main
 
     project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
     project.close()
-    monkeypatch.setattr("models.finding_data.CACHE_ROOT", tmp_path / "cache")
     args = ["train", "--network", "guided", "--finding", "haemorrhage", "--project", str(tmp_path / "project"),
             "--input-size", "32", "--width", "4", "--epochs", "1", "--batch-size", "4", "--device", "cpu"]
     assert main(args) == 1

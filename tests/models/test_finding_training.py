@@ -15,8 +15,7 @@ from tests.models.test_finding_data import reading_project
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.setattr("models.finding_data.CACHE_ROOT", tmp_path / "cache")
+def project(tmp_path):
     made, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
     yield made
     made.close()

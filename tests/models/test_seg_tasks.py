@@ -6,6 +6,7 @@ import torch
 
 from models.commands import export_starter
 from models.disc_cup import DiscCupConfig
+from models.seg_cache import public_sets_cache_dir
 from models.landmarks import LocatorConfig
 from models.lesions import LesionNetConfig
 from models.seg_tasks import DiscCupTask, LandmarkTask, LesionTask, VesselTask
@@ -16,9 +17,8 @@ from models.weights import load_weights, read_metadata
 
 @pytest.fixture
 def caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("OCTANT_LOCAL_DATA", str(tmp_path / "cache"))
-    root = tmp_path / "cache"
-    root.mkdir()
+    monkeypatch.setenv("OCTANT_CACHE_DIR", str(tmp_path / "cache"))
+    root = public_sets_cache_dir()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (20, 48, 48, 3), dtype=np.uint8)
     vessels = np.zeros((20, 48, 48), np.uint8)

@@ -61,10 +61,14 @@ def make_reading_project(folder: Path, images: int = 3):
 
 @pytest.fixture(autouse=True)
 def private_settings(tmp_path_factory, monkeypatch):
-    """Window layout and recent projects go to a temporary folder, never the user's."""
+    """Window layout and recent projects go to a temporary folder, never the user's; the
+    workstation does not pre-segment ahead (the starter networks) unless a test turns it on."""
     folder = tmp_path_factory.mktemp("qsettings")
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     monkeypatch.setenv("OCTANT_DATA_DIR", str(folder))
+    from ui.main_window import workstation_settings
+
+    workstation_settings().setValue("model/presegment_ahead", False)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The drawn regions are the regions of geometry.md: same pixels as annotate.geometry."""
+"""The drawn regions are the regions of docs/geometry.md: same pixels as annotate.geometry."""
 from __future__ import annotations
 
 import numpy as np

@@ -224,6 +224,7 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
             return 0
 
     monkeypatch.setattr("ui.app.make_app", lambda: NoEventLoop())
+    monkeypatch.setattr("ui.app.quit_on_termination_signals", lambda app: None)   # pytest keeps its Ctrl+C
     folder = str(review_project.folder)
     for name, opens in (("Rhea", True), ("Ana", False)):
         assert main(["gui", "--review", "--project", folder, "--reader", name]) == 0

@@ -215,7 +215,7 @@ class ReviewWindow(QWidget):
 
     def closeEvent(self, event) -> None:
         self._cancel.set()
-        self.jobs.wait(30_000)
+        self.jobs.shutdown()   # what is still running is joined at quit (ui.background)
         super().closeEvent(event)
 
 

@@ -255,15 +255,13 @@ class TrainingPanel(QWidget):
         if self.run is not None:
             self.run.wait()
 
-    def shutdown(self, timeout_ms: int = 10_000) -> None:
+    def shutdown(self, timeout_ms: int = 1000) -> None:
         """Closing the window: cancel a running training; the engine stops after the current batch
-        (photo decoding before the first batch cannot be interrupted and finishes in the background)."""
+        (photo decoding before the first batch cannot be interrupted). What has not stopped within
+        ``timeout_ms`` is joined when the application quits (``ui.background``)."""
         if self.running():
             self.run.cancel()
-            if not self.run.wait(timeout_ms):
-                self.run.release_when_done()
-        if self.gallery_run is not None:
-            self.gallery_run.release_when_done()
+            self.run.wait(timeout_ms)
 
     # ---------- models ----------
     def _refresh_models(self) -> None:

@@ -1,0 +1,58 @@
+"""Argument types for the command line, shared by every layer's commands.
+
+Each refuses a bad value with one sentence that argparse prints as ``argument --x: <sentence>``,
+before any project, data or network is opened.
+"""
+from __future__ import annotations
+
+import argparse
+
+NETWORK_STRIDE = 32      # the encoders halve the picture five times: inputs are multiples of 32
+MIN_INPUT_SIZE = 32
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (batch sizes, epochs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (learning rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0 (e.g. 0.001), not {text!r}")
+    return value
+
+
+def network_input_size(text: str) -> int:
+    """A network's input side: a multiple of 32 pixels (32 itself for tiny test runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_INPUT_SIZE or value % NETWORK_STRIDE:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive multiple of {NETWORK_STRIDE} pixels (e.g. 512), not {text!r}")
+    return value
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT in pixels, each between 320 and 8192."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not all(320 <= side <= 8192 for side in size):
+        raise argparse.ArgumentTypeError(
+            f"must be WIDTHxHEIGHT in pixels, each 320 to 8192 (e.g. 1600x1000), not {text!r}")
+    return size

@@ -1,0 +1,474 @@
+"""The bad-input corpus: files, options and damaged projects a new user really tried.
+
+Each case runs ``main.main`` in-process as the user would and asserts three things: the exit
+status, one line on stderr that says what went wrong (a key phrase of it), and that nothing saved
+changed (every row of the project database and every file of the project folder, before and
+after). A case is (name, setup, expected status, key phrase): ``setup(env)`` prepares the bad input
+and returns the command line.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import main
+import storage.database
+from storage.project import create_project
+from storage.readers import Role, add_reader
+from tests.annotate.fundus import synthetic_fundus, write_photo, write_truncated_jpeg
+
+USAGE = 2   # argparse's status for a bad option
+FAILED = 1  # an OctantError
+
+
+@dataclass
+class Env:
+    root: Path       # a temporary folder
+    project: Path    # a project with two photos and an admin
+    photos: Path     # an empty folder for bad photos
+
+    @property
+    def database(self) -> Path:
+        return self.project / "octant.sqlite"
+
+
+@pytest.fixture
+def env(tmp_path) -> Env:
+    project = tmp_path / "clinic"
+    with create_project(project, name="Clinic") as handle:
+        add_reader(handle.database, "Boss", Role.ADMIN)
+    good = tmp_path / "good"
+    write_photo(good / "a_L.jpg", seed=1)
+    write_photo(good / "b_R.png", seed=2)
+    assert main.main(["import", str(good), "--project", str(project), "--quiet"]) == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    return Env(tmp_path, project, photos)
+
+
+def snapshot(env: Env) -> tuple[list[str], dict[str, str]]:
+    """Every row of the database (as SQL) and every other file of the project and the tmp folder."""
+    with sqlite3.connect(f"{env.database.as_uri()}?mode=ro", uri=True) as connection:
+        rows = list(connection.iterdump())
+    connection.close()
+    files = {}
+    for path in sorted(env.root.rglob("*")):
+        if path.is_file() and not path.name.startswith("octant.sqlite"):
+            files[str(path.relative_to(env.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return rows, files
+
+
+# ------------------------------------------------------------------ bad photos
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` × ``height`` pixels over a few bytes of data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A real small JPEG whose frame header is rewritten to claim ``width`` × ``height``."""
+    data = bytearray(encoded(".jpg", synthetic_fundus(96, 64, 48, 32, 58)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def encoded(suffix: str, image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(suffix, image)
+    assert ok
+    return data.tobytes()
+
+
+def big_jpeg() -> bytes:
+    return encoded(".jpg", synthetic_fundus(640, 480, 320, 240, 300))
+
+
+def write(name: str, make):
+    def setup(env: Env) -> list:
+        make(env.photos / name) if callable(make) else (env.photos / name).write_bytes(make)
+        return ["import", env.photos, "--project", env.project, "--quiet"]
+    return setup
+
+
+def mid_stream_garbage(path: Path) -> None:
+    data = big_jpeg()
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + np.random.default_rng(1).integers(0, 255, 400, np.uint8).tobytes()
+                     + data[middle + 400:])
+
+
+def mid_stream_gap(path: Path) -> None:
+    data = big_jpeg()
+    path.write_bytes(data[:len(data) // 2] + data[len(data) // 2 + 1500:])
+
+
+def symlink_loop(path: Path) -> None:
+    path.symlink_to(path.name)
+
+
+def symlink_pair(path: Path) -> None:
+    other = path.with_name(f"{path.stem}-back.jpg")
+    path.symlink_to(other.name)
+    other.symlink_to(path.name)
+
+
+def dangling_link(path: Path) -> None:
+    path.symlink_to("moved-away.jpg")
+
+
+def truncated_png(path: Path) -> None:
+    data = encoded(".png", synthetic_fundus(200, 150, 100, 75, 90))
+    path.write_bytes(data[: len(data) // 2])
+
+
+IMPORT_CASES = [
+    ("bomb-png-100000-square", write("bomb.png", png_claiming(100_000, 100_000)), "than any fundus camera makes"),
+    ("bomb-jpeg-65000-square", write("bomb.jpg", jpeg_claiming(65_000, 65_000)), "than any fundus camera makes"),
+    ("png-header-claims-108-megapixels", write("huge.png", png_claiming(12_000, 9_000)), "more than any fundus camera"),
+    ("symlink-to-itself", write("loop.jpg", symlink_loop), "a symbolic link that leads back to itself"),
+    ("two-symlinks-in-a-circle", write("circle.jpg", symlink_pair), "a symbolic link that leads back to itself"),
+    ("dangling-symlink", write("gone.jpg", dangling_link), "does not exist"),
+    ("png-10-by-10", write("tiny.png", encoded(".png", np.full((10, 10, 3), 90, np.uint8))), "too small for a fundus photograph"),
+    ("jpeg-10-by-10", write("tiny.jpg", encoded(".jpg", synthetic_fundus(10, 10, 5, 5, 5))), "too small for a fundus photograph"),
+    ("strip-2000-by-40", write("strip.png", encoded(".png", synthetic_fundus(2000, 40, 1000, 20, 900))), "only 2000 × 40 pixels"),
+    ("jpeg-garbage-mid-stream", write("garbled.jpg", mid_stream_garbage), "data missing or garbled in the middle"),
+    ("jpeg-gap-mid-stream", write("gap.jpg", mid_stream_gap), "data missing or garbled in the middle"),
+    ("jpeg-cut-short", write("short.jpg", write_truncated_jpeg), "truncated or damaged JPEG"),
+    ("png-cut-short", write("short.png", truncated_png), "damaged PNG"),
+    ("empty-jpeg", write("empty.jpg", b""), "is empty"),
+    ("text-named-jpeg", write("notes.jpg", b"Patient list, not a photo\n"), "is not a JPEG, PNG, TIFF or DICOM"),
+    ("html-named-png", write("page.png", b"<!doctype html><title>x</title>"), "is not a JPEG, PNG, TIFF or DICOM"),
+]
+
+
+@pytest.mark.parametrize("name, setup, phrase", IMPORT_CASES, ids=[case[0] for case in IMPORT_CASES])
+def test_a_bad_photo_is_skipped_with_one_sentence_and_nothing_saved_changes(env, capsys, name, setup, phrase):
+    argv = [str(a) for a in setup(env)]
+    capsys.readouterr()
+    before = snapshot(env)
+    assert main.main(argv) == FAILED
+    out, err = capsys.readouterr()
+    assert out.startswith("Imported 0 new photographs; 0 already known;") and "could not be read." in out
+    skipped = [line for line in out.splitlines() if line.startswith("  skipped:")]
+    assert skipped and all(phrase in line for line in skipped), out
+    assert "Traceback" not in out + err
+    assert snapshot(env) == before
+
+
+def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
+    for name, setup, _ in IMPORT_CASES:
+        setup(env)   # all into the same folder
+    write_photo(env.photos / "new_L.jpg", seed=9)
+    capsys.readouterr()
+    assert main.main(["import", str(env.photos), "--project", str(env.project), "--quiet"]) == FAILED
+    out = capsys.readouterr().out
+    assert out.startswith("Imported 1 new photograph; 0 already known;"), out
+
+
+# ------------------------------------------------------------------ bad options
+def options(*argv):
+    return lambda env: list(argv) + ["--project", env.project]
+
+
+def screenshot(size):
+    return lambda env: ["screenshot", "--out", env.root / "shots", "--size", size, "--project", env.project]
+
+
+def presegment(*argv):
+    return lambda env: ["presegment", "--out", env.root / "masks", *argv, env.project]
+
+
+OPTION_CASES = [
+    ("train-batch-size-0", options("train", "--network", "guided", "--finding", "haemorrhage", "--batch-size", "0"),
+     "argument --batch-size: must be a whole number of at least 1, not '0'"),
+    ("train-lr-negative", options("train", "--network", "guided", "--lr", "-1"), "argument --lr: must be a number above 0"),
+    ("train-lr-word", options("train", "--network", "guided", "--lr", "fast"), "argument --lr: must be a number above 0"),
+    ("train-lr-nan", options("train", "--network", "guided", "--lr", "nan"), "argument --lr: must be a number above 0"),
+    ("train-input-size-7", options("train", "--network", "guided", "--input-size", "7"),
+     "argument --input-size: must be a positive multiple of 32 pixels"),
+    ("train-input-size-100", options("train", "--network", "attention-mask", "--input-size", "100"),
+     "argument --input-size: must be a positive multiple of 32"),
+    ("train-epochs-0", options("train", "--network", "attention-mask", "--epochs", "0"), "argument --epochs: must be a whole number"),
+    ("train-width-0", options("train", "--network", "guided", "--width", "0"), "argument --width: must be a whole number"),
+    ("train-seg-batch-size-0", lambda env: ["train-seg", "--task", "vessels", "--batch-size", "0"],
+     "argument --batch-size: must be a whole number of at least 1"),
+    ("train-seg-lr-negative", lambda env: ["train-seg", "--task", "vessels", "--lr", "-1"], "argument --lr: must be a number above 0"),
+    ("train-seg-epochs-negative", lambda env: ["train-seg", "--task", "lesions", "--epochs", "-3"],
+     "argument --epochs: must be a whole number"),
+    ("train-seg-steps-0", lambda env: ["train-seg", "--task", "disc_cup", "--steps-per-epoch", "0"],
+     "argument --steps-per-epoch: must be a whole number"),
+    ("screenshot-size-big", screenshot("big"), "argument --size: must be WIDTHxHEIGHT in pixels"),
+    ("screenshot-size-10x10", screenshot("10x10"), "argument --size: must be WIDTHxHEIGHT in pixels, each 320 to 8192"),
+    ("screenshot-size-one-number", screenshot("1600"), "argument --size: must be WIDTHxHEIGHT"),
+    ("presegment-batch-size-negative", presegment("--batch-size", "-1"), "argument --batch-size: must be a whole number"),
+    ("presegment-batch-size-0", presegment("--batch-size", "0"), "argument --batch-size: must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("name, setup, phrase", OPTION_CASES, ids=[case[0] for case in OPTION_CASES])
+def test_a_bad_option_is_one_line_before_anything_starts(env, capsys, name, setup, phrase):
+    argv = [str(a) for a in setup(env)]
+    capsys.readouterr()
+    before = snapshot(env)
+    with pytest.raises(SystemExit) as stopped:
+        main.main(argv)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == USAGE
+    assert phrase in err and err.count("\n") == 1 and "usage:" not in err, err
+    assert not (env.root / "shots").exists() and not (env.root / "masks").exists()
+    assert snapshot(env) == before
+
+
+# ------------------------------------------------------------------ export
+def export_onto_existing(env: Env) -> list:
+    (env.root / "labels.csv").write_text("someone's spreadsheet\n")
+    return ["export", "--out", env.root / "labels.csv", "--as", "Boss", "--project", env.project]
+
+
+def export_as(out: str, *extra):
+    return lambda env: ["export", "--out", env.root / out, *extra, "--as", "Boss", "--project", env.project]
+
+
+EXPORT_CASES = [
+    ("export-onto-an-existing-file", export_onto_existing, "labels.csv already exists; add --force"),
+    ("export-json-into-csv-name", export_as("x.csv", "--format", "json"), "--format json does not match the file name x.csv"),
+    ("export-csv-into-json-name", export_as("x.json", "--format", "csv"), "--format csv does not match the file name x.json"),
+    ("export-unknown-suffix", export_as("x.txt"), "Cannot tell the format from x.txt"),
+    ("export-without-a-reviewer", lambda env: ["export", "--out", env.root / "y.csv", "--project", env.project],
+     "add --as NAME of a reviewer or admin"),
+]
+
+
+# ------------------------------------------------------------------ damaged projects
+def injected(monkeypatch, on_connect=None, failing_writes=None):
+    """Make every project engine run ``on_connect`` SQL per connection, or fail its writes with
+    ``failing_writes`` (an sqlite3 error as the driver raises it)."""
+    original = storage.database.make_engine
+
+    def make_engine(url, *args, **kwargs):
+        engine = original(url, *args, **kwargs)
+        if on_connect:
+            from sqlalchemy import event
+
+            event.listen(engine, "connect", lambda connection, _: connection.execute(on_connect))
+        if failing_writes is not None:
+            do_execute = engine.dialect.do_execute
+
+            def execute(cursor, statement, parameters, context=None):
+                if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+                    raise failing_writes
+                return do_execute(cursor, statement, parameters, context)
+
+            engine.dialect.do_execute = execute
+        return engine
+
+    monkeypatch.setattr(storage.database, "make_engine", make_engine)
+
+
+def with_sql(*statements):
+    def damage(env: Env) -> None:
+        connection = sqlite3.connect(env.database)
+        for statement in statements:
+            connection.execute(statement)
+        connection.commit()
+        connection.close()
+    return damage
+
+
+def sqlite_error(message: str, name: str) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorname = name
+    return error
+
+
+ADD_READER = ["readers", "add", "Dr New", "--role", "ophthalmologist"]
+DATABASE_CASES = [
+    ("read-only-database", ADD_READER, dict(on_connect="PRAGMA query_only = ON"), None,
+     "The project database is read-only"),
+    ("disk-full", ADD_READER, dict(failing_writes=sqlite_error("database or disk is full", "SQLITE_FULL")), None,
+     "The disk holding the project database is full"),
+    ("disk-io-error", ADD_READER, dict(failing_writes=sqlite_error("disk I/O error", "SQLITE_IOERR_WRITE")), None,
+     "failed to read or write (an I/O error)"),
+    ("table-dropped", ["status"], {}, with_sql("DROP TABLE regional_label", "DROP TABLE read"), "The project database's tables are damaged"),
+    ("column-dropped", ["readers", "list"], {}, with_sql("ALTER TABLE reader DROP COLUMN active"),
+     "The project database's tables are damaged"),
+    ("two-schema-versions", ["status"], {}, with_sql("INSERT INTO alembic_version VALUES ('0123abcd')"),
+     "records 2 schema versions at once"),
+    ("schema-version-missing", ["status"], {}, with_sql("DELETE FROM alembic_version"),
+     "holds a project's tables but no schema version"),
+    ("schema-version-from-the-future", ["status"], {}, with_sql("UPDATE alembic_version SET version_num = 'ffff9999'"),
+     "saved by a newer Octant"),
+    ("version-table-missing", ["status"], {}, with_sql("DROP TABLE alembic_version"), "is not a readable Octant database"),
+]
+
+
+@pytest.mark.parametrize("name, setup, phrase", EXPORT_CASES, ids=[case[0] for case in EXPORT_CASES])
+def test_a_refused_export_is_one_line_and_writes_nothing(env, capsys, name, setup, phrase):
+    argv = [str(a) for a in setup(env)]
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(argv) == FAILED
+    out, err = capsys.readouterr()
+    assert phrase in err and err.startswith("octant: ") and err.count("\n") == 1, err
+    assert snapshot(env) == before
+
+
+def test_export_replaces_a_file_only_with_force(env, capsys):
+    target = env.root / "labels.csv"
+    target.write_text("old\n")
+    assert main.main(["export", "--out", str(target), "--force", "--as", "Boss", "--project", str(env.project)]) == 0
+    assert target.read_text().startswith("record,image_id")
+
+
+@pytest.mark.parametrize("name, command, faults, damage, phrase", DATABASE_CASES, ids=[case[0] for case in DATABASE_CASES])
+def test_a_damaged_or_unwritable_database_is_one_specific_sentence(env, capsys, monkeypatch, name, command, faults,
+                                                                    damage, phrase):
+    if damage is not None:
+        damage(env)
+    injected(monkeypatch, **faults)
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main([*command, "--project", str(env.project)]) == FAILED
+    out, err = capsys.readouterr()
+    assert err.startswith("octant: ") and phrase in err and err.count("\n") == 1, err
+    assert "close other programs" not in err
+    assert snapshot(env) == before
+
+
+def test_init_refuses_a_folder_whose_database_lost_its_version_row(env, capsys):
+    with_sql("DELETE FROM alembic_version")(env)
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(["init", str(env.project)]) == FAILED
+    assert main.main(["status", "--project", str(env.project)]) == FAILED
+    err = capsys.readouterr().err
+    assert "empty; create a project" not in err and "restore it from a backup" in err
+    assert snapshot(env) == before
+
+
+def test_a_read_only_project_folder_is_called_read_only(env, tmp_path):
+    """A real read-only folder and file: as another user when the tests run as root."""
+    os.chmod(env.database, 0o444)
+    os.chmod(env.project, 0o555)
+    command = [sys.executable, str(Path(main.__file__)), *ADD_READER, "--project", str(env.project)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+        for folder in (tmp_path, *tmp_path.parents):   # pytest's folders are private to their owner
+            if folder == Path(tempfile.gettempdir()):
+                break
+            os.chmod(folder, folder.stat().st_mode | 0o005)
+        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    before = snapshot(env)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=Path(main.__file__).parent)
+    finally:
+        os.chmod(env.project, 0o755)
+        os.chmod(env.database, 0o644)
+    assert done.returncode == FAILED and "The project database is read-only" in done.stderr, done.stderr
+    assert snapshot(env) == before
+
+
+def test_a_project_folder_the_user_may_not_enter_is_one_sentence(env, tmp_path):
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: access cannot be denied")
+    os.chmod(tmp_path, 0o700)
+    command = [sys.executable, str(Path(main.__file__)), "status", "--project", str(env.project)]
+    if os.geteuid() == 0:
+        command = [shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    else:
+        os.chmod(env.project, 0o000)
+    before = snapshot(env) if os.geteuid() == 0 else None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=Path(main.__file__).parent)
+    finally:
+        os.chmod(env.project, 0o755)
+    assert done.returncode == FAILED and "You may not open the project folder" in done.stderr, done.stderr
+    assert before is None or snapshot(env) == before
+
+
+# ------------------------------------------------------------------ pipes, moved photos, non-fundus pictures
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("command", [["status"], ["readers", "list"]])
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(env, capsys, monkeypatch, command):
+    before = snapshot(env)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main.main([*command, "--project", str(env.project)]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+    assert snapshot(env) == before
+
+
+def test_status_piped_into_head_prints_no_traceback(env):
+    script = f"{sys.executable} {Path(main.__file__)} status --project {env.project} | head -c 10"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "Project 'C" and done.stderr == ""
+
+
+def test_photos_moved_on_disk_are_counted_missing_then_relinked_by_their_hash(env, capsys):
+    (env.root / "good").rename(env.root / "archive")
+    capsys.readouterr()
+    assert main.main(["status", "--project", str(env.project)]) == 0
+    assert "2 photographs are missing from their stored place" in capsys.readouterr().out
+    assert main.main(["import", str(env.root / "archive"), "--project", str(env.project), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Imported 0 new photographs" in out and "Found 2 known photographs at a new place" in out
+    from storage.images import list_images
+    from storage.project import open_project
+
+    with open_project(env.project) as project:
+        assert {image.path.parent.name for image in list_images(project.database)} == {"archive"}
+    assert main.main(["status", "--project", str(env.project)]) == 0
+    assert "missing" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("picture", [
+    np.full((480, 640, 3), 255, np.uint8),
+    np.full((480, 640, 3), 40, np.uint8),
+    np.clip(np.random.default_rng(0).normal((200, 120, 60), 25, (480, 640, 3)), 0, 255).astype(np.uint8),
+], ids=["all-white", "flat-grey", "blue-sky"])
+def test_a_picture_that_is_no_retina_gets_no_fundus_found_and_no_suggestions(tmp_path, capsys, picture):
+    import json
+
+    cv2.imwrite(str(tmp_path / "picture.png"), picture)
+    (tmp_path / "no-weights").mkdir()
+    code = main.main(["presegment", str(tmp_path / "picture.png"), "--out", str(tmp_path / "out"),
+                      "--weights-dir", str(tmp_path / "no-weights"), "--device", "cpu"])
+    assert code == 0
+    result = json.loads(next((tmp_path / "out").rglob("result.json")).read_text())
+    assert result["no_fundus"] is True and any(m.startswith("No fundus found") for m in result["messages"])
+    assert result["disc"] is None and result["cup_to_disc"] is None and not result["lesion_regions"]
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_in_a_batch_only_the_picture_without_a_retina_loses_its_suggestions(tmp_path):
+    from models.pipeline import load_pipeline_models, run_pipeline_batch
+    from tests.models.fundus_synthetic import synthetic_fundus as fundus_with_landmarks
+
+    (tmp_path / "none").mkdir()
+    models, _ = load_pipeline_models(tmp_path / "none", "cpu")
+    photo = fundus_with_landmarks(320, 240)[0]
+    results = run_pipeline_batch([np.full((240, 320, 3), 255, np.uint8), photo], models)
+    assert [result.no_fundus for result in results] == [True, False]
+    assert results[0].disc is None and results[1].disc is not None and results[1].region_map() is not None

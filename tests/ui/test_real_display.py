@@ -1,0 +1,66 @@
+"""The workstation on a real X server (Xvfb) through Qt's xcb plugin, not only offscreen: start
+on the demo, label with the keyboard as a reader does (xdotool's XTEST key presses), quit with
+Ctrl+Q while the queue is being pre-segmented; exit 0, the labels saved. Skipped where Xvfb or
+xdotool is not installed (.ci/run installs them when it can)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.ui.test_quit import REPOSITORY, wait_for, workstation_environment
+
+pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and shutil.which("Xvfb")
+                                     and shutil.which("xdotool")),
+                                reason="needs Xvfb and xdotool (apt-get install xvfb xdotool)")
+
+
+@pytest.fixture
+def x_server():
+    display = ":%d" % (90 + int(time.time() * 1000) % 400)
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if server.poll() is not None:
+        pytest.skip(f"Xvfb could not start on {display}")
+    yield display
+    server.terminate()
+    server.wait(10)
+
+
+def xdotool(display: str, *args: str) -> str:
+    return subprocess.run(["xdotool", *args], env={"DISPLAY": display, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120).stdout.strip()
+
+
+def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
+    from storage.project import open_project
+    from storage.readers import list_readers
+    from storage.reading import ReaderSession
+    from ui.platform_check import missing_libraries, xcb_plugin
+
+    if missing_libraries(xcb_plugin()):
+        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
+    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
+    process = subprocess.Popen([sys.executable, "main.py", "gui", "--demo"], cwd=REPOSITORY, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = xdotool(x_server, "search", "--sync", "--name", "^Octant").splitlines()[0]
+        title = lambda: xdotool(x_server, "getwindowname", window)
+        wait_for(lambda: "(1 of 6)" in title(), 120, process)
+        xdotool(x_server, "windowfocus", "--sync", window)
+        xdotool(x_server, "key", "n")                    # normal: saved, the next image opens
+        wait_for(lambda: "(2 of 6)" in title(), 30, process)
+        xdotool(x_server, "key", "ctrl+q")              # pre-segmentation ahead is still running
+        _, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
+    assert "QThread" not in errors
+    with open_project(tmp_path / "demo") as project:
+        reader = list_readers(project.database)[0]
+        assert ReaderSession(project.database, reader.id).progress().done == 1
