@@ -11,12 +11,17 @@ NETWORK_STRIDE = 32      # the encoders halve the picture five times: inputs are
 MIN_INPUT_SIZE = 32
 
 
+def _parsed(text: str, kind, invalid):
+    """``kind(text)``, or ``invalid`` (which every check refuses) when the text is no number."""
+    try:
+        return kind(text)
+    except ValueError:
+        return invalid
+
+
 def positive_int(text: str) -> int:
     """A whole number of at least 1 (batch sizes, epochs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = _parsed(text, int, 0)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
     return value
@@ -24,10 +29,7 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = _parsed(text, float, float("nan"))
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number above 0 (e.g. 0.001), not {text!r}")
     return value
@@ -35,10 +37,7 @@ def positive_float(text: str) -> float:
 
 def network_input_size(text: str) -> int:
     """A network's input side: a multiple of 32 pixels (32 itself for tiny test runs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = _parsed(text, int, 0)
     if value < MIN_INPUT_SIZE or value % NETWORK_STRIDE:
         raise argparse.ArgumentTypeError(
             f"must be a positive multiple of {NETWORK_STRIDE} pixels (e.g. 512), not {text!r}")
