@@ -1,8 +1,8 @@
 """Octant: regional labelling of fundus photographs, with model assistance and in-clinic training.
 
 ``python main.py`` opens the workstation; ``python main.py <command> --help`` lists each command's
-options. Commands live beside the code they drive (``storage/commands.py``, ``annotate/commands.py``,
-``models/commands.py``, ``models/train_commands.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
+options. Commands live beside the code they drive (``storage/commands.py``, ``annotate/services/commands.py``,
+``models/commands/segmentation.py``, ``models/commands/training.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
 ``func`` on its parser. Errors the user can act on are printed as one line with a non-zero exit.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 # Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
 COMMAND_MODULES = (
     "storage.commands",
-    "annotate.commands",
-    "models.commands",
-    "models.train_commands",
+    "annotate.services.commands",
+    "models.commands.segmentation",
+    "models.commands.training",
     "ui.commands",
 )
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["gui", *argv])
     try:
         if getattr(args, "thread_role", None):   # a command that runs networks: cores shared once, here
-            from models.device import configure_threads
+            from models.engine.device import configure_threads
 
             configure_threads()
         code = int(args.func(args) or 0)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from main import main as octant  # noqa: E402
-from models.weights import read_metadata  # noqa: E402
+from models.engine.weights import read_metadata  # noqa: E402
 from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 
 # The paper's recipe (30 epochs, batch 8, 224 px, early stopping with patience 5 on the validation

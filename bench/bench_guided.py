@@ -2,12 +2,12 @@
 
 Son et al. Table 1 compares AUROC and AIR (TP, FN) with and without the guidance loss. Here both
 networks are trained by the project's own ``train`` command on reference labels
-(``models/reference_labels.py``) at reduced settings that fit a 2-core CPU, and measured on a
+(``models/findings/reference_labels.py``) at reduced settings that fit a 2-core CPU, and measured on a
 validation split of photos whose IDRiD name match is confirmed (grouped so a photo known under
 two names never sits on both sides). Optionally the guided runs are exported as starter weights.
 
 ``--cue lesions`` trains on lesion cues instead of regional ones (the map cells holding the
-IDRiD masks' lesions, ``models.finding_data.lesion_cue``): a much narrower cue than the regions,
+IDRiD masks' lesions, ``models.findings.data.lesion_cue``): a much narrower cue than the regions,
 which on these advanced-retinopathy photos cover most of the map. Every run's AIR is measured
 against both kinds of cue, so the two tables compare directly.
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from main import main as octant  # noqa: E402
-from models.metrics import guidance_table  # noqa: E402
+from models.metrics.classification import guidance_table  # noqa: E402
 from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 
 # Reduced settings for a 2-core CPU: 320 px instead of 512, 8 base channels, ≤ 20 minutes a run.
@@ -70,10 +70,10 @@ def evaluate(finding: str, guidance: float, run_root: Path, data: Path) -> dict:
     AIR against lesion cues (suffix ``_lesion``) as well as regional ones."""
     from torch.utils.data import DataLoader
 
-    from models.finding_data import FindingDataset
-    from models.finding_training import guided_split
-    from models.guided import GuidedConfig, GuidedNet, finding_metrics, predict
-    from models.reference_labels import idrid_reference_samples
+    from models.findings.data import FindingDataset
+    from models.findings.training import guided_split
+    from models.findings.guided import GuidedConfig, GuidedNet, finding_metrics, predict
+    from models.findings.reference_labels import idrid_reference_samples
 
     run_dir = run_dir_of(finding, guidance, run_root)
     config = GuidedConfig.from_saved(json.loads((run_dir / "config.json").read_text())["task"])

@@ -42,14 +42,14 @@ sys.path.insert(0, str(REPO))
 
 from annotate.fov import FieldOfView, detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map  # noqa: E402
-from models.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
-from models.device import configure_threads, pick_device  # noqa: E402
-from models.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
-from models.pipeline import MASK_NAMES, WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
-from models.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
-from models.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
-from models.commands import ensure_caches  # noqa: E402
-from models.seg_cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
+from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
+from models.engine.device import configure_threads, pick_device  # noqa: E402
+from models.engine.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
+from models.segmentation.pipeline import MASK_NAMES, WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
+from models.engine.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
+from models.segmentation.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
+from models.commands.segmentation import ensure_caches  # noqa: E402
+from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 
 

@@ -29,18 +29,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.device import pick_device  # noqa: E402
-from models.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
-from models.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
-from models.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
-from models.pipeline import CONFIGS, choose_disc  # noqa: E402
-from models.commands import ensure_caches  # noqa: E402
-from models.seg_cache import public_sets_cache_dir, read_rgb  # noqa: E402
+from models.engine.device import pick_device  # noqa: E402
+from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
+from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
+from models.segmentation.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
+from models.segmentation.pipeline import CONFIGS, choose_disc  # noqa: E402
+from models.commands.segmentation import ensure_caches  # noqa: E402
+from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
-from models.seg_data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
-from models.seg_metrics import PrecisionRecallCurve, dice  # noqa: E402
-from models.vessels import segment_vessels  # noqa: E402
-from models.weights import load_weights, read_metadata  # noqa: E402
+from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
+from models.metrics.segmentation import PrecisionRecallCurve, dice  # noqa: E402
+from models.segmentation.vessels import segment_vessels  # noqa: E402
+from models.engine.weights import load_weights, read_metadata  # noqa: E402
 from annotate.fov import detect_fov  # noqa: E402
 
 PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, "cup_dice": 0.87,
@@ -171,7 +171,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
         tuned.append(round(best_threshold, 3) if out[f"aupr_{channel}"] >= 0.05 else 0.5)
     out["aupr_mean"] = float(np.nanmean([out[f"aupr_{c}"] for c in channels]))
     if tune:
-        from models.weights import save_weights
+        from models.engine.weights import save_weights
         metadata["config"]["thresholds"] = tuned
         metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54; "
                                        "0.5 for a type with AUPR < 0.05")

@@ -30,7 +30,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from annotate.importer import import_images  # noqa: E402
+from annotate.services.importer import import_images  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.project import create_project  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402

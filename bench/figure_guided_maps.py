@@ -1,6 +1,6 @@
 """Son et al.'s Fig. 3 for bench_guided's runs: per validation photo, the photo with its lesion
 cells outlined, the guided network's map (lesion cues) and the unguided one's, drawn as the
-paper draws them (``models.activation_maps``). Four positives with masks, then one negative.
+paper draws them (``models.findings.activation_maps``). Four positives with masks, then one negative.
 The public data sets are found through ``$OCTANT_PUBLIC_DATA``.
 
     OMP_NUM_THREADS=1 python bench/figure_guided_maps.py haemorrhage docs/images/guided_maps_haemorrhage.jpg
@@ -16,11 +16,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from models.activation_maps import overlay_activation  # noqa: E402
-from models.finding_data import FindingDataset  # noqa: E402
-from models.finding_training import guided_split  # noqa: E402
-from models.guided import GuidedConfig, GuidedNet  # noqa: E402
-from models.reference_labels import idrid_reference_samples  # noqa: E402
+from models.findings.activation_maps import overlay_activation  # noqa: E402
+from models.findings.data import FindingDataset  # noqa: E402
+from models.findings.training import guided_split  # noqa: E402
+from models.findings.guided import GuidedConfig, GuidedNet  # noqa: E402
+from models.findings.reference_labels import idrid_reference_samples  # noqa: E402
 from storage.locations import default_runs_dir  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import tempfile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The precision timing and exported networks are cached here, not in the user's cache folder.
 os.environ.setdefault("OCTANT_CACHE_DIR", tempfile.mkdtemp(prefix="octant-test-cache-"))
-# Tiny test networks run in PyTorch (no ONNX export per test); tests/models/test_fast_cpu.py covers ONNX Runtime.
+# Tiny test networks run in PyTorch (no ONNX export per test); tests/models/engine/test_fast_cpu.py covers ONNX Runtime.
 os.environ.setdefault("OCTANT_BACKEND", "torch")
 
 import sys  # noqa: E402

@@ -463,7 +463,7 @@ def test_a_picture_that_is_no_retina_gets_no_fundus_found_and_no_suggestions(tmp
 
 
 def test_in_a_batch_only_the_picture_without_a_retina_loses_its_suggestions(tmp_path):
-    from models.pipeline import load_pipeline_models, run_pipeline_batch
+    from models.segmentation.pipeline import load_pipeline_models, run_pipeline_batch
     from tests.models.fundus_synthetic import synthetic_fundus as fundus_with_landmarks
 
     (tmp_path / "none").mkdir()

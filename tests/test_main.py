@@ -58,7 +58,7 @@ def test_train_seg_refuses_unknown_lesion_types_and_options_of_other_tasks(capsy
 
 
 def test_train_seg_starts_a_new_run_from_a_given_weights_file(tmp_path, capsys):
-    from models.commands import build_task
+    from models.commands.segmentation import build_task
 
     missing = tmp_path / "none.safetensors"
     assert main.main(["train-seg", "--task", "lesions", "--start-from", str(missing)]) == 1

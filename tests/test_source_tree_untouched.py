@@ -94,7 +94,7 @@ def test_the_main_commands_write_nothing_into_the_source_tree(tmp_path, user_hom
     assert (tmp_path / "labels.csv").is_file() and any((tmp_path / "shots").glob("*.png"))
 
     demo = subprocess.run(
-        [sys.executable, "-c", "from annotate.demo import create_demo_project;"
+        [sys.executable, "-c", "from annotate.services.demo import create_demo_project;"
                                "from storage.locations import demo_project_dir;"
                                "print(create_demo_project(demo_project_dir()))"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -104,7 +104,7 @@ def test_the_main_commands_write_nothing_into_the_source_tree(tmp_path, user_hom
 
     public = fake_drishti(tmp_path / "public")
     cache = subprocess.run(
-        [sys.executable, "-c", "from models.seg_cache import build_drishti_cache; print(build_drishti_cache())"],
+        [sys.executable, "-c", "from models.segmentation.cache import build_drishti_cache; print(build_drishti_cache())"],
         cwd=REPO, env={**env, "OCTANT_PUBLIC_DATA": str(public)}, capture_output=True, text=True, timeout=300)
     assert cache.returncode == 0, cache.stderr
     assert Path(cache.stdout.strip()).is_relative_to(home / "cache" / "octant")

@@ -1,8 +1,8 @@
 """Model assistance at the workstation: suggested regions and the pre-segmentation overlays.
 
-``models.presegment`` stores, per image, a prediction of kind "presegmentation" whose payload
+``models.segmentation.presegment`` stores, per image, a prediction of kind "presegmentation" whose payload
 holds ``finding_regions`` ({finding code: [region codes]}) and ``mask_folder`` (PNG masks at the
-original size, 0/255, named after ``models.pipeline.MASK_NAMES``). A reader gets it through
+original size, 0/255, named after ``models.segmentation.pipeline.MASK_NAMES``). A reader gets it through
 ``ReaderSession.suggestion``, which hides it on test images when the project says so (the test
 set is the gold standard). Suggestions are never labels: they become the reader's own only
 when accepted (one audited action, undoable).
@@ -18,8 +18,8 @@ from PySide6.QtGui import QColor, QImage
 
 from storage.labels import ReadState
 
-PRESEGMENTATION = "presegmentation"  # models.presegment.PREDICTION_KIND
-# models.lesions.LESION_NAMES: the lesion channel of a finding (catalogue) -> its mask's name
+PRESEGMENTATION = "presegmentation"  # models.segmentation.presegment.PREDICTION_KIND
+# models.segmentation.lesions.LESION_NAMES: the lesion channel of a finding (catalogue) -> its mask's name
 LESION_MASKS = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates",
                 "SE": "soft_exudates"}
 OVERLAYS = ("vessels", "disc_cup", "lesions")

@@ -33,8 +33,8 @@ _POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
 class BackgroundWorker(QObject):
     """Runs ``job(progress, cancel)`` once; its return value comes back through ``finished``."""
 
-    progress = Signal(object)      # whatever the job reports (models.training.ProgressEvent, ...)
-    finished = Signal(object)      # whatever the job returns (models.finding_training.TrainingOutcome, ...)
+    progress = Signal(object)      # whatever the job reports (models.engine.training.ProgressEvent, ...)
+    finished = Signal(object)      # whatever the job returns (models.findings.training.TrainingOutcome, ...)
     failed = Signal(str)           # one sentence for the user
 
     def __init__(self, job: Callable[[Callable, threading.Event], object], what: str = "Training"):

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from models.precision import add_precision_argument
+from models.engine.precision import add_precision_argument
 from storage.commands import add_project_argument, default_project_folder
 from storage.options import window_size
 
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     gui.add_argument("--review", action="store_true",
                      help="also open the reviewers' screen (reviewers and admins only)")
     add_precision_argument(gui)   # remembered as the workstation's setting
-    gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.device.configure_threads)
+    gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.engine.device.configure_threads)
     shot = subparsers.add_parser(
         "screenshot", help="render the workstation's main states to PNG files (offscreen)")
     add_project_argument(shot)
@@ -54,7 +54,7 @@ def run_gui(args: argparse.Namespace) -> int:
     check_qt_can_open_windows()
     app = make_app()
     if args.demo:
-        from annotate.demo import create_demo_project
+        from annotate.services.demo import create_demo_project
         from storage.locations import demo_project_dir
 
         folder = create_demo_project(demo_project_dir())
@@ -83,7 +83,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
 
     use_offscreen_without_display()
     if args.precision is not None:
-        from models.precision import apply_precision_argument
+        from models.engine.precision import apply_precision_argument
 
         apply_precision_argument(args)
     from ui.platform_check import check_qt_can_open_windows

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
-from annotate.imagefiles import read_fundus
+from annotate.services.photos import read_fundus
 
 # Reduce so that the display copy's long side stays at or above this (a 4K screen at "fit").
 DISPLAY_LONG_SIDE = 2000
@@ -57,7 +57,7 @@ def decode_for_display(path: Path | str, original_size: tuple[int, int] | None =
                        long_side: int | None = None) -> DisplayImage:
     """Decode ``path`` at a reduction chosen from ``original_size`` (width, height).
 
-    ``annotate.imagefiles.read_fundus`` turns every bad file into a BadImageError.
+    ``annotate.services.photos.read_fundus`` turns every bad file into a BadImageError.
     """
     factor = reduction_for(*original_size, long_side=long_side) if original_size else 1
     bgr = read_fundus(path, reduce=factor)

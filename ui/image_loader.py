@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from storage.errors import OctantError
 from ui.background import track_pool
 from ui.assist import render_overlay
-from annotate.imagefiles import read_fundus
+from annotate.services.photos import read_fundus
 from ui.display_image import (DisplayImage, ShownImage, ViewAids, apply_view_aids,
                               decode_for_display, render_shown, to_qimage)
 

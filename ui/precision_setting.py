@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu
 
-from models.precision import PRECISION_CHOICES, parse_precision, set_precision
+from models.engine.precision import PRECISION_CHOICES, parse_precision, set_precision
 from storage.errors import OctantError
 
 SETTING_KEY = "model/precision"
@@ -36,8 +36,8 @@ def slow_precision_warning(choice: str) -> str:
     """The sentence to show when ``choice`` will be slow on this computer's CPU ("" otherwise)."""
     if choice != "bf16":
         return ""
-    from models.device import pick_device
-    from models.precision import resolve_precision
+    from models.engine.device import pick_device
+    from models.engine.precision import resolve_precision
 
     return resolve_precision(pick_device(), choice).warning
 

@@ -1,7 +1,7 @@
 """Pre-segmentation ahead of the reader: the images of their queue that have no pre-segmentation
 yet go through the pipeline on a background thread, in queue order from the open image on (GPU
 batches where there is a GPU), so disc, fovea, regions, suggestions and overlays are there when the
-reader reaches them. Each image's result is stored (``models.presegment.presegment_project``)
+reader reaches them. Each image's result is stored (``models.segmentation.presegment.presegment_project``)
 before the next batch starts; stopping keeps every finished image, and a later pass skips them.
 """
 from __future__ import annotations
@@ -57,11 +57,11 @@ class PresegmentAhead(QObject):
         project, weights_dir, device = self.project, self.weights_dir, self.device
 
         def job(progress, cancel):
-            from models.cancel import check_cancelled   # torch's import: seconds, not interruptible
+            from models.engine.cancel import check_cancelled   # torch's import: seconds, not interruptible
             check_cancelled(cancel)
-            from models.device import configure_threads
-            from models.pipeline import load_pipeline_models   # smp and timm: seconds more
-            from models.presegment import presegment_project
+            from models.engine.device import configure_threads
+            from models.segmentation.pipeline import load_pipeline_models   # smp and timm: seconds more
+            from models.segmentation.presegment import presegment_project
 
             configure_threads(gui=True)   # this thread's networks leave a core to the reader
 

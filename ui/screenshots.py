@@ -16,9 +16,9 @@ import numpy as np
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
-from annotate.demo import create_demo_project
+from annotate.services.demo import create_demo_project
 from annotate.fov import detect_fov
-from annotate.imagefiles import read_fundus
+from annotate.services.photos import read_fundus
 from storage.database import sqlite_url
 from storage.project import open_project
 from storage.readers import find_reader, list_readers
@@ -63,8 +63,8 @@ def _demo_with_presegmentation(folder: Path) -> Path:
     the networks' weights are present) so the screenshots show model assistance."""
     create_demo_project(folder)
     try:
-        from models.pipeline import load_pipeline_models
-        from models.presegment import presegment_project
+        from models.segmentation.pipeline import load_pipeline_models
+        from models.segmentation.presegment import presegment_project
     except ImportError:  # a trimmed install without models/
         return folder
     models, _messages = load_pipeline_models(device="cpu")

@@ -44,7 +44,7 @@ class ReadingProject:
 
 
 def make_reading_project(folder: Path, images: int = 3):
-    from annotate.importer import import_images
+    from annotate.services.importer import import_images
     from storage.assignment import assign_readers
     from storage.project import create_project
     from storage.readers import add_reader

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from annotate.importer import import_images
+from annotate.services.importer import import_images
 from storage.assignment import assign_readers
 from storage.predictions import save_prediction
 from storage.project import create_project
@@ -82,8 +82,8 @@ def test_test_images_show_no_suggestions_while_the_project_hides_them(qtbot, tmp
 
 
 def test_names_match_the_pre_segmentation_that_stores_them():
-    from models.lesions import LESION_NAMES
-    from models.presegment import PREDICTION_KIND
+    from models.segmentation.lesions import LESION_NAMES
+    from models.segmentation.presegment import PREDICTION_KIND
 
     assert PRESEGMENTATION == PREDICTION_KIND
     assert LESION_MASKS == LESION_NAMES
@@ -92,9 +92,9 @@ def test_names_match_the_pre_segmentation_that_stores_them():
 def test_the_queue_is_presegmented_ahead_and_the_open_image_gets_the_models_landmarks(qtbot, reading_project,
                                                                                       tmp_path, monkeypatch):
     from storage.predictions import latest_prediction
-    from tests.models.tiny_pipeline import write_tiny_pipeline_weights
+    from tests.models.segmentation.tiny_pipeline import write_tiny_pipeline_weights
 
-    monkeypatch.setattr("models.pipeline.WEIGHTS_DIR", write_tiny_pipeline_weights(tmp_path / "weights"))
+    monkeypatch.setattr("models.segmentation.pipeline.WEIGHTS_DIR", write_tiny_pipeline_weights(tmp_path / "weights"))
     project, ana = reading_project.project, reading_project.readers["Ana"]
     window = open_window(qtbot, project, ana.id)
     assert window.canvas.landmarks() is None and not window.ahead_action.isChecked()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.precision import PRECISION_ENV
+from models.engine.precision import PRECISION_ENV
 from storage.errors import OctantError
 
 

@@ -26,7 +26,7 @@ def no_starter_models(tmp_path, monkeypatch):
     """The shipped starter weights stay out of these tests unless a test puts its own in this folder."""
     folder = tmp_path / "starter_weights"
     folder.mkdir()
-    monkeypatch.setattr("models.weights.WEIGHTS_DIR", folder)
+    monkeypatch.setattr("models.engine.weights.WEIGHTS_DIR", folder)
     return folder
 
 
@@ -151,8 +151,8 @@ def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
 def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
     import torch
 
-    from models.guided import GuidedConfig, GuidedNet
-    from models.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
+    from models.engine.weights import save_weights
     from storage.predictions import register_model
     from ui.review import render_review_screenshot
     from ui.review.queues import MODEL_VS_CONSENSUS
@@ -179,8 +179,8 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
 def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):
     import torch
 
-    from models.guided import GuidedConfig, GuidedNet
-    from models.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
+    from models.engine.weights import save_weights
     from storage.predictions import register_model
     from ui.review.model_view import STARTER_MODEL_NAME, guided_models
     from ui.review.queues import ALL_IMAGES, MODEL_VS_CONSENSUS

@@ -4,8 +4,8 @@ The model is the project's active one for the finding, else the starter model sh
 ``weights/guided_<finding>.safetensors`` (trained on public IDRiD data), labelled as such.
 
 Runs on a worker thread (``ui.jobs``); nothing here touches Qt. The photo goes in as the
-network was trained on it (``models.finding_data``: black border cropped, RGB in [0, 1],
-input_size × input_size); the overlay is ``models.activation_maps`` (Son et al., Fig. 3) on the
+network was trained on it (``models.findings.data``: black border cropped, RGB in [0, 1],
+input_size × input_size); the overlay is ``models.findings.activation_maps`` (Son et al., Fig. 3) on the
 same crop at a size people can see.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def starter_guided_model(finding: str, model_id: int) -> ModelRecord | None:
     ``GuidedRunner`` loads it the way it loads any saved guided model. ``model_id`` must be negative:
     registry ids are positive, and the runner keeps outputs per id.
     """
-    from models.weights import read_metadata, starter_for
+    from models.engine.weights import read_metadata, starter_for
 
     path = starter_for("guided", finding)
     if path is None:
@@ -116,7 +116,7 @@ class GuidedRunner:
         cached = self.cached(model.id, record.id)
         if cached is not None:
             return cached
-        from models.activation_maps import overlay_activation
+        from models.findings.activation_maps import overlay_activation
 
         probability, activation, crop = self._forward(model, record)
         # The network saw the crop squeezed to a square; its map is stretched back to the crop's shape.
@@ -148,8 +148,8 @@ class GuidedRunner:
         with self._lock:
             if model.id in self._networks:
                 return self._networks[model.id]
-        from models.device import pick_device
-        from models.finding_training import load_guided_model
+        from models.engine.device import pick_device
+        from models.findings.training import load_guided_model
 
         network, config = load_guided_model(model)
 
@@ -162,7 +162,7 @@ class GuidedRunner:
 def _cropped(record: ImageRecord) -> np.ndarray:
     """RGB uint8: the photo inside its field of view's crop box (stored, else detected)."""
     from annotate.fov import crop_box, detect_fov
-    from annotate.imagefiles import read_fundus
+    from annotate.services.photos import read_fundus
 
     bgr = read_fundus(record.path)
     box = record.crop or crop_box(detect_fov(bgr), bgr.shape)

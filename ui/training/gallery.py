@@ -1,6 +1,6 @@
 """Activation-map gallery: the validation photos with the guided network's map laid over them.
 
-The maps are drawn by ``models.activation_maps`` (Son et al., Fig. 3); this module only lays them
+The maps are drawn by ``models.findings.activation_maps`` (Son et al., Fig. 3); this module only lays them
 out in Qt.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from models.activation_maps import activation_heatmap, blur_window, overlay_activation
+from models.findings.activation_maps import activation_heatmap, blur_window, overlay_activation
 
 __all__ = ["ActivationGallery", "activation_heatmap", "blur_window", "overlay_activation", "rgb_pixmap"]
 
@@ -43,7 +43,7 @@ class ActivationGallery(QWidget):
         layout.addWidget(scroll)
 
     def show_items(self, items: list) -> None:
-        """``items``: ``models.finding_training.GalleryItem`` (photo, activation, probability, present)."""
+        """``items``: ``models.findings.training.GalleryItem`` (photo, activation, probability, present)."""
         while self._grid.count():
             widget = self._grid.takeAt(0).widget()
             if widget is not None:

@@ -3,7 +3,7 @@ edit the papers' hyper-parameters, pick a device, start / cancel / resume, watch
 the ETA, read the results, look at the activation maps, and promote a model for pre-screening.
 
 Training runs on a QThread (``ui.background``); the window stays responsive. Runs live in
-``<project>/models/<name>/`` (checkpoints and ``history.json`` from ``models.training``), so a
+``<project>/models/<name>/`` (checkpoints and ``history.json`` from ``models.engine.training``), so a
 run cancelled today resumes tomorrow from its last finished epoch.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from models.finding_training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
-from models.training import ProgressEvent, TrainConfig
+from models.findings.training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
+from models.engine.training import ProgressEvent, TrainConfig
 from storage.errors import OctantError
 from ui.training import tables
 from ui.training.curves import TrainingCurves
@@ -37,7 +37,7 @@ class TrainingPanel(QWidget):
     """Everything about training for one open project (``storage.project.ProjectHandle``)."""
 
     runStarting = Signal(object)   # BackgroundThread, before its thread starts
-    runFinished = Signal(object)   # models.finding_training.TrainingOutcome (cancelled or not)
+    runFinished = Signal(object)   # models.findings.training.TrainingOutcome (cancelled or not)
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
 

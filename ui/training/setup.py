@@ -14,10 +14,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QLineEdit, QPushButton, QScrollArea, QStackedWidget, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from models.attention_mask import AttentionConfig, attention_train_config
-from models.guided import ATROUS_RATES, GuidedConfig, guided_train_config
-from models.training import TrainConfig, upgrade_engine
-from models.weights import starter_for
+from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
+from models.findings.guided import ATROUS_RATES, GuidedConfig, guided_train_config
+from models.engine.training import TrainConfig, upgrade_engine
+from models.engine.weights import starter_for
 from storage.errors import OctantError
 from ui.precision_setting import saved_precision
 from ui.training import tables
@@ -45,8 +45,8 @@ ATTENTION_LABELS = {"input_size": "input size (px)", "backbone": "EfficientNet (
 
 
 def available_devices() -> dict[str, bool]:
-    """Which device choices ``models.device.pick_device`` accepts on this computer."""
-    from models.device import pick_device
+    """Which device choices ``models.engine.device.pick_device`` accepts on this computer."""
+    from models.engine.device import pick_device
 
     usable = {}
     for name in DEVICES:
@@ -136,7 +136,7 @@ class TrainingSetup(QWidget):
         return page
 
     def _parameter_pages(self, tabs: QTabWidget) -> None:
-        """Two forms opened on the papers' defaults (models/guided.py, models/attention_mask.py)."""
+        """Two forms opened on the papers' defaults (models/findings/guided.py, models/diagnosis/attention_mask.py)."""
         self.network_forms = {
             GUIDED: ConfigForm(GuidedConfig(), hidden=("finding",), labels=GUIDED_LABELS,
                                choices={"size_class": tuple(ATROUS_RATES)}),

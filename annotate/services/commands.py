@@ -1,0 +1,194 @@
+"""Command line: ``import``, ``export``, ``regions``.
+
+``import PATH... [--split train|test] [--eye left|right] [--copy]``: photographs from files or
+folders (recursive), with a progress bar; bad files are listed at the end and give exit status 1.
+``export --out FILE [--format csv|json] [--force] --as READER``: every reader's labels and the consensus
+(an existing FILE is replaced only with ``--force``).
+``regions IMAGE --out PNG [--disc X,Y --fovea X,Y] [--as READER]``: the eight regions drawn over a
+photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given
+(a reader's with ``--as``, else the model's from pre-segmentation).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from annotate.services.export import FORMATS, export_labels
+from annotate.fov import FieldOfView, detect_fov
+from annotate.services.photos import read_fundus
+from annotate.services.importer import ImportProgress, import_images, iter_report_lines
+from annotate.overlay import render_region_overlay
+from storage.commands import add_project_argument, open_project_from_args
+from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
+from storage.images import get_image
+from storage.readers import ReaderInfo, find_reader, get_reader, verify_pin
+from storage.reading import ReaderSession
+
+BAR_WIDTH = 30
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in pixels (e.g. 1520,980), not {text!r}") from None
+    return x, y
+
+
+class ProgressBar:
+    """A one-line text bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr   # looked up now, not at import (tests and callers replace it)
+        self.last = 0.0
+
+    def __call__(self, step: ImportProgress) -> None:
+        now = time.monotonic()
+        if step.done < step.total and now - self.last < 0.1:
+            return
+        self.last = now
+        filled = BAR_WIDTH * step.done // max(step.total, 1)
+        name = step.path.name[-30:]
+        self.stream.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step.done}/{step.total} {name:<30}")
+        if step.done == step.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def resolve_reader(project, who: str) -> ReaderInfo:
+    """A reader by id or name; asks for the PIN when the reader has one (stdin when piped)."""
+    reader = get_reader(project.database, int(who)) if who.strip().isdigit() else find_reader(project.database, who)
+    if reader.has_pin:
+        pin = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(f"PIN for {reader.name}: ")
+        if not verify_pin(project.database, reader.id, pin):
+            raise AccessDeniedError(f"Wrong PIN for {reader.name}; try again.")
+    return reader
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        show = ProgressBar() if not args.quiet else None
+        report = import_images(project, args.paths, split=args.split, laterality=args.eye,
+                               progress=show, copy=args.copy)
+    for line in iter_report_lines(report):
+        print(line)
+    return 1 if report.failed else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    suffix = args.out.suffix.lower().lstrip(".")
+    fmt = args.format or suffix
+    if fmt not in FORMATS:
+        raise InvalidRequestError(f"Cannot tell the format from {args.out.name}; add --format csv or --format json.")
+    if suffix in FORMATS and suffix != fmt:
+        raise InvalidRequestError(f"--format {fmt} does not match the file name {args.out.name}; "
+                                  f"name the file .{fmt} or leave out --format.")
+    if args.out.exists() and not args.force:
+        raise InvalidRequestError(f"{args.out} already exists; add --force to replace it, or choose another name.")
+    if args.as_reader is None:
+        raise InvalidRequestError("Export shows every reader's labels; add --as NAME of a reviewer or admin.")
+    with open_project_from_args(args) as project:
+        reader = resolve_reader(project, args.as_reader)
+        summary = export_labels(project, args.out, fmt, reader.id)
+    print(f"Exported {summary.reads} reads of {summary.images} images to {summary.path}.")
+    return 0
+
+
+def _stored_landmarks(project, image_id: int, who: str | None):
+    """Landmarks of ``who`` (or, for a reviewer, any reader's), else the model's (pre-segmentation),
+    else None. Without a reader only the model's: readers' landmarks are theirs to show."""
+    if who is None:
+        from storage.predictions import latest_model_landmarks
+
+        return latest_model_landmarks(project.database, image_id)
+    session = ReaderSession(project.database, resolve_reader(project, who).id)
+    try:
+        own = session.read(image_id).landmarks
+    except (AccessDeniedError, NotFoundError):
+        own = None
+    if own is not None:
+        return own
+    if session.can_review:
+        from storage.review import ReviewSession
+
+        for state in ReviewSession(project.database, session.reader.id).reads_for(image_id).values():
+            if state.landmarks is not None:
+                return state.landmarks
+    try:
+        return session.model_landmarks(image_id)
+    except AccessDeniedError:
+        return None
+
+
+def run_regions(args: argparse.Namespace) -> int:
+    if (args.disc is None) != (args.fovea is None):
+        raise InvalidRequestError("Give both --disc and --fovea, or neither to use stored landmarks.")
+    disc, fovea = args.disc, args.fovea
+    source = Path(args.image)
+    if source.is_file():
+        if disc is None:
+            raise InvalidRequestError(f"{source} is not in a project; give --disc X,Y and --fovea X,Y.")
+        image = read_fundus(source)
+        fov = detect_fov(image)
+    elif args.image.isdigit():
+        with open_project_from_args(args) as project:
+            record = get_image(project.database, int(args.image))
+            if disc is None:
+                landmarks = _stored_landmarks(project, record.id, args.as_reader)
+                if landmarks is None:
+                    raise NotFoundError(f"Image {record.id} has no landmarks yet; give --disc X,Y and --fovea X,Y, "
+                                        f"--as READER, or pre-segment it first (`python main.py presegment`).")
+                disc, fovea = landmarks.disc, landmarks.fovea
+        image = read_fundus(record.path)
+        fov = FieldOfView(*record.fov) if record.fov else detect_fov(image)
+    else:
+        raise NotFoundError(f"{args.image} is neither a photograph nor an image number; check the name.")
+    overlay = render_region_overlay(image, disc, fovea, fov)
+    ok = cv2.imwrite(str(args.out), overlay) if args.out.suffix.lower() == ".png" else False
+    if not ok:
+        raise OctantError(f"Cannot write {args.out}; give a .png file in a folder you can write to.")
+    print(f"Wrote the region map of {args.image} to {args.out}.")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    imp = subparsers.add_parser(
+        "import", help="add fundus photographs to the project",
+        description="Add JPEG, PNG and TIFF photographs (folders are searched recursively). The same photo "
+                    "is added once (by SHA-256); damaged files are listed at the end and give exit status 1.")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photo files or folders")
+    imp.add_argument("--split", choices=("train", "test"), default="train", help="set of the new photos (default train)")
+    imp.add_argument("--eye", choices=("left", "right"), default=None,
+                     help="eye of all photos (default: guessed from names such as _L, _R, OS, OD)")
+    imp.add_argument("--copy", action="store_true", help="copy the photos into the project's images/ folder")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_project_argument(imp)
+    imp.set_defaults(func=run_import)
+
+    exp = subparsers.add_parser(
+        "export", help="write all readers' labels and the consensus to CSV or JSON",
+        description="Write per-reader labels (regions as codes and names) and the consensus per image and finding.")
+    exp.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write (.csv or .json)")
+    exp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's suffix")
+    exp.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    exp.add_argument("--as", dest="as_reader", metavar="READER", help="reviewer or admin (name or number)")
+    add_project_argument(exp)
+    exp.set_defaults(func=run_export)
+
+    reg = subparsers.add_parser(
+        "regions", help="draw the eight disc-fovea regions over a photo as a PNG",
+        description="Draw the eight disc-fovea regions (docs/geometry.md) over a photo. IMAGE is a file or a project image number.")
+    reg.add_argument("image", metavar="IMAGE", help="photo file, or image number in the project")
+    reg.add_argument("--disc", type=_point, metavar="X,Y", help="optic disc centre in original pixels")
+    reg.add_argument("--fovea", type=_point, metavar="X,Y", help="fovea centre in original pixels")
+    reg.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
+    reg.add_argument("--as", dest="as_reader", metavar="READER",
+                     help="use this reader's stored landmarks (reviewers: any reader's; else the model's); "
+                          "without it, the model's (from presegment)")
+    add_project_argument(reg)
+    reg.set_defaults(func=run_regions)

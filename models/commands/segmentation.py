@@ -1,0 +1,245 @@
+"""Commands of the pre-segmentation networks: ``train-seg`` and ``presegment``.
+
+``python main.py train-seg --task vessels --time-limit 15 --export weights/vessels.safetensors``
+trains one network with its paper's recipe on the public sets (``--data DIR`` or
+``$OCTANT_PUBLIC_DATA``; their caches are built on first use in the user's cache folder), resumes an interrupted run from ``--run-dir``, and exports the best epoch
+as fp16 safetensors with a model card beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from storage.errors import OctantError
+
+TASK_CHOICES = ("vessels", "disc_cup", "lesions", "landmarks")
+
+
+def register(subparsers) -> None:
+    from models.engine.precision import add_precision_argument
+    from storage.options import positive_float, positive_int
+
+    train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
+    train.add_argument("--task", required=True, choices=TASK_CHOICES)
+    train.add_argument("--architecture",
+                       help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab | unet")
+    train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
+    train.add_argument("--decoder-channels", type=positive_int, help="lesions: channels after ASPP (paper 256)")
+    train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
+    train.add_argument("--preprocess", choices=("none", "local_contrast"),
+                       help="lesions: input as is or with the local mean colour subtracted")
+    train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--lr", type=positive_float)
+    train.add_argument("--steps-per-epoch", type=positive_int, help="training batches per epoch (crops are sampled at random)")
+    train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
+    train.add_argument("--run-dir", help="checkpoints and history (default: runs/seg-<task>-<architecture> "
+                            "in the user's data folder, e.g. ~/.local/share/octant)")
+    train.add_argument("--fresh", action="store_true", help="start over instead of resuming from the run folder")
+    train.add_argument("--start-from", metavar="FILE",
+                       help="a new run starts from this .safetensors file (e.g. a shipped starter): tensors of "
+                            "matching name and shape load, the rest (a head for other channels) start fresh")
+    train.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    add_precision_argument(train)
+    train.add_argument("--no-bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision fp32
+    train.add_argument("--export", help="write the best epoch to this .safetensors file (fp16) with a model card")
+    train.add_argument("--int8", action="store_true",
+                       help="export the convolution weights as int8 (half the size; ship only if the bench measures the same)")
+    train.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
+    train.set_defaults(func=run_train_seg, thread_role="batch")
+
+    pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
+    pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
+    pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
+    pre.add_argument("--project", help="store the results as predictions of this project instead of files "
+                                       "(without --out: default $OCTANT_PROJECT, else the current folder)")
+    pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")
+    pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
+    pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
+    pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    add_precision_argument(pre)
+    pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
+    pre.add_argument("--batch-size", type=positive_int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
+    pre.set_defaults(func=run_presegment, thread_role="batch")
+
+
+# ---------------------------------------------------------------- train-seg
+def build_task(args):
+    from models.segmentation.disc_cup import DiscCupConfig
+    from models.segmentation.landmarks import LocatorConfig
+    from models.segmentation.lesions import LesionNetConfig
+    from models.engine.precision import apply_precision_argument
+    from models.segmentation.common import LIGHT_ENCODER
+    from models.segmentation.tasks import TASKS
+    from models.segmentation.vessels import VesselNetConfig
+
+    net_options = {}
+    if args.architecture:
+        if args.task not in ("vessels", "lesions"):
+            raise OctantError(f"The task {args.task} has one architecture; leave out --architecture.")
+        net_options["architecture"] = args.architecture
+    net_options["encoder"] = args.encoder or (LIGHT_ENCODER if args.architecture != "attention_unetpp" else "resnet34")
+    if args.decoder_channels:
+        if args.task != "lesions":
+            raise OctantError("--decoder-channels applies to the lesions task only; leave it out.")
+        net_options["decoder_channels"] = args.decoder_channels
+    if args.channels:
+        if args.task != "lesions":
+            raise OctantError("--channels applies to the lesions task only; leave it out.")
+        from models.segmentation.lesions import LESION_CHANNELS
+
+        net_options["channels"] = tuple(c.strip().upper() for c in args.channels.split(",") if c.strip())
+        if not net_options["channels"] or set(net_options["channels"]) - set(LESION_CHANNELS):
+            raise OctantError(f"--channels takes lesion types among {', '.join(LESION_CHANNELS)}, "
+                              f"not {args.channels!r}.")
+        net_options["thresholds"] = (0.5,) * len(net_options["channels"])
+    if args.preprocess:
+        if args.task != "lesions":
+            raise OctantError("--preprocess applies to the lesions task only; leave it out.")
+        net_options["preprocess"] = args.preprocess
+    if args.encoder_weights:
+        net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
+    net_class = {"vessels": VesselNetConfig, "disc_cup": DiscCupConfig, "lesions": LesionNetConfig,
+                 "landmarks": LocatorConfig}[args.task]
+    try:
+        net = net_class(**net_options)
+    except TypeError as error:
+        raise OctantError(f"Bad option for {args.task}: {error}; see train-seg --help.") from error
+    task = TASKS[args.task](net=net)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("device", args.device)) if v is not None}
+    overrides["time_limit_s"] = args.time_limit * 60
+    if args.start_from:
+        if not Path(args.start_from).is_file():
+            raise OctantError(f"--start-from {args.start_from}: no such weights file; give a .safetensors file.")
+        overrides["init_weights"] = str(Path(args.start_from).resolve())
+    overrides["precision"] = apply_precision_argument(args, "fp32" if getattr(args, "no_bf16", False) else None,
+                                                      args.device)
+    config = task.recipe(**overrides)
+    if args.steps_per_epoch:
+        field = "patches_per_epoch" if args.task == "vessels" else "samples_per_epoch"
+        setattr(task, field, args.steps_per_epoch * config.batch_size)
+    return task, config
+
+
+def ensure_caches(task: str, data: str | None) -> None:
+    from models.segmentation import cache as seg_cache
+
+    local = seg_cache.public_sets_cache_dir()
+    needed = {"vessels": [(local / "drive.npz", seg_cache.build_drive_cache)],
+              "disc_cup": [(local / "drishti" / "names.txt", seg_cache.build_drishti_cache)],
+              "landmarks": [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache)],
+              "lesions": [(local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache)]}[task]
+    if task in ("landmarks", "lesions"):   # the overlap table keeps the IDRiD splits apart
+        needed = [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache),
+                  (local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache),
+                  (local / "idrid_overlap.csv", lambda _root=None: seg_cache.find_idrid_overlap())]
+    missing = [(path, builder) for path, builder in needed if not path.exists()]
+    if missing:
+        from storage.locations import public_data_dir
+
+        source = public_data_dir(data)   # one sentence saying how to point to it when missing
+        for path, builder in missing:
+            print(f"building the cache {path.name} from {source} ...", file=sys.stderr, flush=True)
+            builder(source)
+
+
+def progress_printer(stream=sys.stderr):
+    """A one-line progress bar on a terminal; whole lines per epoch (and every 10 %) in a log."""
+    interactive = stream.isatty()
+
+    def show(event) -> None:
+        if event.kind == "batch":
+            step = max(1, event.batches // 10)
+            if not interactive and event.batch % step:
+                return
+            done = int(20 * event.batch / max(1, event.batches))
+            line = (f"epoch {event.epoch}/{event.epochs} [{'#' * done}{'.' * (20 - done)}] "
+                    f"{event.batch}/{event.batches} loss {event.loss:.4f} eta {event.eta_s / 60:.1f} min")
+            print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
+        elif event.kind == "epoch":
+            metrics = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if "threshold" not in k)
+            print(("\n" if interactive else "") + f"epoch {event.epoch}: {metrics}", file=stream, flush=True)
+        else:
+            print(f"done: best {event.metrics}", file=stream, flush=True)
+    return show
+
+
+def run_train_seg(args) -> int:
+    from models.engine.training import load_best, train
+
+    task, config = build_task(args)   # bad options are refused before any data is looked for
+    ensure_caches(args.task, args.data)
+    architecture = getattr(task.net, "architecture", args.task)
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    else:
+        from storage.locations import default_runs_dir
+
+        run_dir = default_runs_dir() / f"seg-{args.task}-{architecture}"
+    started = time.time()
+    result = train(task, config, run_dir, progress=progress_printer(), resume=not args.fresh)
+    print(f"trained {len(result.history)} epochs in {(time.time() - started) / 60:.1f} min; best {result.best_metrics}",
+          flush=True)
+    if args.export:
+        model = task.build_model()
+        metrics = load_best(model, run_dir)
+        export_starter(model, Path(args.export), task, config, metrics, result.history, int8=args.int8)
+    return 0
+
+
+def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict], int8: bool = False) -> None:
+    """fp16 (or int8-weight) safetensors with the metadata the pipeline needs, and a model card beside it."""
+    from models.engine.weights import save_weights
+    from models.segmentation.common import count_parameters
+
+    now = datetime.now(timezone.utc)
+    architecture = getattr(task.net, "architecture", task.task_config()["task"])
+    metadata = {
+        "name": path.stem, "task": task.task_config()["task"], "architecture": architecture,
+        "config": task.net.to_dict(), "version": f"{path.stem}-{architecture}-{now:%Y%m%d%H%M}",
+        "metrics": metrics, "date": now.isoformat(timespec="seconds"),
+        "command": "python main.py " + shlex.join(sys.argv[1:]), "engine": config.to_dict(),
+        "epochs_trained": len(history), "parameters": count_parameters(model),
+    }
+    if int8:
+        metadata["storage"] = "int8 per-channel weights, fp16 others"
+    save_weights(model.eval(), path, metadata, int8=int8)
+    write_card(path.with_suffix(".md"), metadata, task)
+    print(f"exported {path} ({path.stat().st_size / 2**20:.1f} MB) and its model card", flush=True)
+
+
+DATA_NOTES = {
+    "vessels": "DRIVE training images 21–37 (38–40 validate); tested by bench/bench_segmentation.py on DRIVE test 01–20.",
+    "disc_cup": "Drishti-GS1 training split (50 photos, 4-expert soft maps); every 5th photo by name validates.",
+    "lesions": "IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
+    "landmarks": "IDRiD-landmarks (413 photos, 1/3 scale, letterboxed 512 × 384); validation: every 4th `confident` photo "
+                 "not in the lesion training set under another name; lesion-validation photos excluded from training.",
+}
+
+
+def write_card(path: Path, metadata: dict, task) -> None:
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in metadata["metrics"].items() if isinstance(v, float))
+    path.write_text(
+        f"# {metadata['name']}: {metadata['architecture']} ({metadata['task']})\n\n"
+        f"- version: `{metadata['version']}`\n- date: {metadata['date']}\n"
+        f"- command: `{metadata['command']}`\n- data: {DATA_NOTES[metadata['task']]}\n"
+        f"- network: {metadata['architecture']}, encoder `{metadata['config'].get('encoder')}` from scratch, "
+        f"{metadata['parameters'] / 1e6:.2f} M parameters, stored {'int8 (convolution weights) and fp16' if metadata.get('storage') else 'fp16'}\n"
+        f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "
+        f"lr {metadata['engine']['lr']}, {metadata['engine']['scheduler']} schedule, "
+        f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, precision {metadata['engine']['precision']})\n\n"
+        f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{metrics}\n"
+    )
+
+
+# ---------------------------------------------------------------- presegment
+def run_presegment(args) -> int:
+    from models.segmentation.presegment import presegment_command
+
+    return presegment_command(args)

@@ -1,0 +1,254 @@
+"""``python main.py train``: train a guided (finding) or attention-mask (diagnosis) network.
+
+The same records as the workstation's training panel: a run folder with config, checkpoints and
+history (``models/engine/training.py``), fp16 safetensors of the best epoch with a metadata header (a new
+``<name>-<UTC stamp>.safetensors`` in the run folder per run, so an earlier, perhaps active, model
+is never overwritten; ``--export`` names the file instead), and, for a project, the model registered
+in its database with metrics, config and the label snapshot. The orchestration itself is
+``models/findings/training.py``, shared with the training panel; this module parses arguments.
+
+Labels come from the project's consensus (``--project``; derivation/validation 90/10 of the train
+split, the test split measured at the end) or, marked as such, from public IDRiD reference labels
+(``--reference idrid``; no test split, validation only).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storage.errors import OctantError
+
+if TYPE_CHECKING:  # torch and the networks load only when a training starts (fast --help and GUI start)
+    from models.findings.training import TrainingOutcome
+    from models.engine.training import ProgressEvent
+
+
+def register(subparsers) -> None:
+    from storage.commands import add_project_argument
+    from storage.options import network_input_size, positive_float, positive_int
+
+    parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", required=True, choices=("guided", "attention-mask"))
+    parser.add_argument("--finding", help="finding code for --network guided (e.g. haemorrhage)")
+    parser.add_argument("--reference", choices=("idrid",), default=None,
+                        help="train on public IDRiD reference labels instead of the project's consensus")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="with --reference: folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
+    add_project_argument(parser)
+    parser.add_argument("--input-size", type=network_input_size, default=None, help="network input side in pixels")
+    parser.add_argument("--width", type=positive_int, default=8, help="guided: base channels")
+    parser.add_argument("--guidance-weight", type=float, default=1.0, help="guided: λ of eq. 3 (0 = unguided)")
+    parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
+                        help="guided with --reference: cue by the regions (default, as readers label) or by "
+                             "the lesions' own map cells where the public data has masks or boxes")
+    parser.add_argument("--complete-cues-only", action="store_true",
+                        help="guided: train on no positive whose cue may miss lesions (public boxes)")
+    parser.add_argument("--as-published", action="store_true",
+                        help="guided: the paper's network and loss as written, without our four additions "
+                             "(field-of-view mask, existence floor and intercept, saturation hinge; models/findings/guided.py)")
+    parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
+    parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
+    from models.engine.precision import add_precision_argument
+
+    add_precision_argument(parser)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision bf16
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0 = all)")
+    parser.add_argument("--time-limit", type=float, default=0.0, help="seconds of training (0 = none)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="epochs without a better validation loss before stopping (0 = never stop early)")
+    parser.add_argument("--workers", type=int, default=0, help="data loader processes")
+    parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: under the project)")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the best weights to this file (.safetensors), not a new one in the run folder")
+    parser.add_argument("--name", default=None, help="model name in the registry")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    parser.add_argument("--start-from", default=None, metavar="starter|scratch|FILE",
+                        help="what a new run starts from: the shipped starter (default on a project's labels), "
+                             "random weights (default with --reference), or a .safetensors file")
+    parser.set_defaults(func=run_train, thread_role="batch")
+
+
+def initial_weights(args: argparse.Namespace) -> str:
+    """``TrainConfig.init_weights`` from ``--start-from``: clinics fine-tune the shipped starter by
+    default; starters themselves (``--reference``) and the unmasked baseline start from scratch."""
+    from models.engine.weights import starter_for
+
+    choice = getattr(args, "start_from", None) or ("scratch" if args.reference else "starter")
+    if choice == "scratch":
+        return ""
+    if choice != "starter":
+        if not Path(choice).is_file():
+            raise OctantError(f"--start-from {choice}: no such weights file; give a .safetensors file, "
+                              "'starter' or 'scratch'.")
+        return str(choice)
+    starter = starter_for(args.network, args.finding, masked=not args.no_mask)
+    if starter is None:
+        print(f"No starter ships for this network ({args.finding or args.network}); it starts from scratch.",
+              file=sys.stderr)
+        return ""
+    return str(starter)
+
+
+def engine_overrides(args: argparse.Namespace) -> dict:
+    from models.engine.precision import apply_precision_argument
+
+    precision = apply_precision_argument(args, "bf16" if getattr(args, "bf16", False) else None, args.device)
+    changes = {"seed": args.seed, "device": args.device, "precision": precision,
+               "max_batches_per_epoch": args.max_batches, "time_limit_s": args.time_limit,
+               "num_workers": args.workers, "init_weights": initial_weights(args)}
+    for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                      ("patience", "early_stopping_patience")):
+        if getattr(args, name) is not None:
+            changes[key] = getattr(args, name)
+    return changes
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.reference is None and args.project is None:
+        from storage.commands import default_project_folder
+
+        args.project = default_project_folder()
+    bar = ProgressBar()
+    outcome = train_from_args(args, progress=bar)
+    bar.close()
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()
+                      if isinstance(v, float) and k.endswith(("loss", "auroc", "accuracy", "air_tp", "air_fn")))
+    print(f"Best epoch: {shown}")
+    if outcome.weights_path:
+        print(f"Weights: {outcome.weights_path}")
+    if outcome.model_id is not None:
+        print(f"Registered as model {outcome.model_id}.")
+    return 0
+
+
+class ProgressBar:
+    """One self-rewriting line on stderr: epoch, batch, loss, ETA; epoch summaries stay."""
+
+    def __init__(self, stream=None, width: int = 24):
+        # sys.stderr when the bar is made, not when this module was imported (it may be replaced since)
+        self.stream, self.width = stream or sys.stderr, width
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "batch":
+            filled = int(self.width * event.batch / max(1, event.batches))
+            eta = str(dt.timedelta(seconds=int(event.eta_s))) if event.eta_s == event.eta_s else "?"
+            self.stream.write(f"\repoch {event.epoch}/{event.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
+                              f"loss {event.loss:.4f} ETA {eta} ")
+        elif event.kind == "epoch":
+            shown = " ".join(f"{k} {v:.4f}" for k, v in list(event.metrics.items())[:6])
+            self.stream.write(f"\repoch {event.epoch}/{event.epochs} train loss {event.loss:.4f} {shown}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def write_model_card(weights_path: Path, command: str, data: str, notes: str = "") -> Path:
+    """``<weights>.md`` beside the weights: what, how trained, on what, how good, when."""
+    from models.engine.training import upgrade_engine
+    from models.engine.weights import read_metadata
+
+    meta = read_metadata(weights_path)
+    engine, config = meta.get("engine", {}), meta.get("config", {})
+    size_mb = weights_path.stat().st_size / 2**20
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in meta.get("metrics", {}).items()
+                     if isinstance(v, float) and v == v)
+    settings = ", ".join(f"{k} {config[k]}" for k in ("finding", "size_class", "input_size", "width", "backbone",
+                                                         "masked", "guidance_weight") if k in config)
+    card = (f"# {weights_path.stem}: {meta.get('architecture', '?')}\n\n"
+            f"- trained: {meta.get('trained', '?')}, by the project's own command:\n  `{command}`\n"
+            f"- network: {settings}; stored fp16 safetensors, {size_mb:.2f} MB; metadata (config, engine, "
+            f"metrics) in the file's header\n"
+            f"- input: {meta.get('input', '?')}\n- labels: {meta.get('labels', '?')}\n- data: {data}\n"
+            f"- engine: {engine.get('optimizer')} lr {engine.get('lr')}, batch {engine.get('batch_size')}, "
+            f"{engine.get('epochs')} epochs max, time limit {engine.get('time_limit_s')} s, "
+            f"precision {upgrade_engine(engine).get('precision')}, seed {engine.get('seed')}\n\n"
+            f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{rows}\n"
+            + (f"\n## Notes\n\n{notes}\n" if notes else ""))
+    path = weights_path.with_suffix(".md")
+    path.write_text(card)
+    return path
+
+
+def default_run_dir(args: argparse.Namespace, name: str) -> Path:
+    if args.run_dir is not None:
+        return args.run_dir
+    if args.project is not None:
+        return Path(args.project) / "models" / name
+    from storage.locations import default_runs_dir
+
+    return default_runs_dir() / name
+
+
+def _size_class(finding: str, project) -> str:
+    if project is not None:
+        return project.settings().finding(finding).size_class
+    from storage.catalogue import DEFAULT_FINDINGS
+
+    for spec in DEFAULT_FINDINGS:
+        if spec.code == finding:
+            return spec.size_class
+    raise OctantError(f"There is no finding called {finding!r} in the default catalogue; check its code.")
+
+
+def train_from_args(args: argparse.Namespace, progress=None,
+                    cancel: threading.Event | None = None) -> TrainingOutcome:
+    """The settings on the command line → ``models.findings.training.train_guided`` / ``train_attention``."""
+    from models.findings import training as finding_training
+
+    if args.network == "guided" and not args.finding:
+        raise OctantError("Name the finding to train with --finding, e.g. --finding haemorrhage.")
+    project = None if args.reference else _open_project(args)
+    try:
+        options = {}
+        if args.network == "guided":
+            run, (config, engine, name) = finding_training.train_guided, _guided_settings(args, project)
+            options["cue_source"] = getattr(args, "cue", "regions")
+            options["complete_cues_only"] = getattr(args, "complete_cues_only", False)
+        else:
+            run, (config, engine, name) = finding_training.train_attention, _attention_settings(args)
+        return run(project, config, engine, default_run_dir(args, name), name, reference=args.reference,
+                   validation_fraction=args.validation_fraction, resume=not args.no_resume, export=args.export,
+                   progress=progress, cancel=cancel, data_root=getattr(args, "data", None), **options)
+    finally:
+        if project is not None:
+            project.close()
+
+
+def _guided_settings(args: argparse.Namespace, project) -> tuple:
+    from models.findings.guided import PAPER_INPUT_SIZE, GuidedConfig, guided_train_config
+
+    config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
+                          input_size=args.input_size or PAPER_INPUT_SIZE, width=args.width,
+                          guidance_weight=args.guidance_weight)
+    if getattr(args, "as_published", False):
+        config = config.as_published()
+    name = args.name or f"guided_{args.finding}" + ("" if args.guidance_weight else "_unguided")
+    return config, guided_train_config(**engine_overrides(args)), name
+
+
+def _attention_settings(args: argparse.Namespace) -> tuple:
+    from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
+
+    config = AttentionConfig(backbone=args.backbone, masked=not args.no_mask)
+    config.input_size = args.input_size or config.input_size
+    name = args.name or ("dr_grade_attention" if config.masked else "dr_grade_baseline")
+    return config, attention_train_config(**engine_overrides(args)), name
+
+
+def _open_project(args: argparse.Namespace):
+    from storage.commands import open_project_from_args
+
+    return open_project_from_args(args)

@@ -1,0 +1,96 @@
+"""The pre-segmentation networks on the CPU through ONNX Runtime, when it is installed (``pip
+install .[fast]``) and the precision is fp32 (docs/benchmarks.md: several times faster than eager
+PyTorch on these small-encoder networks, same masks).
+
+Each network is exported at run time from its shipped safetensors into the user's cache folder,
+keyed by the weights' SHA-256 (never into the source tree), and wrapped in a module whose forward
+calls the session, so the pipeline's code is the same for both. Without onnxruntime, or when an
+export fails, the PyTorch network is used as it is. ``OCTANT_BACKEND=torch`` turns this off.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.engine.precision import cache_folder
+
+BACKEND_ENV = "OCTANT_BACKEND"   # "auto" (default: onnxruntime where it fits) or "torch"
+OPSET = 17
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def wanted_backend() -> str:
+    return "torch" if os.environ.get(BACKEND_ENV, "auto").strip().lower() == "torch" else "onnxruntime"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxRuntimeNetwork(nn.Module):
+    """A network's forward through an ONNX Runtime session (fp32 in, fp32 out, on the CPU)."""
+
+    def __init__(self, onnx_path: Path, threads: int):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads   # models.engine.device's share of the cores
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.onnx_path = onnx_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().float().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"x": array})[0])
+
+
+def export_onnx(model: nn.Module, in_channels: int, path: Path) -> None:
+    """Write ``model`` as ONNX (batch, height and width free) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.stem}.{os.getpid()}.partial")
+    example = torch.zeros(1, in_channels, 64, 64)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the TorchScript exporter's deprecation notes: it still serves opset 17
+        torch.onnx.export(model.eval(), (example,), str(temporary), input_names=["x"], output_names=["y"],
+                          opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"},
+                                        "y": {0: "batch", 2: "height", 3: "width"}})
+    os.replace(temporary, path)
+
+
+def input_channels(model: nn.Module) -> int:
+    first = next(module for module in model.modules() if isinstance(module, nn.Conv2d))
+    return first.in_channels
+
+
+def accelerated(model: nn.Module, weights_path: Path, threads: int | None = None) -> nn.Module:
+    """``model`` through ONNX Runtime where that is installed and wanted; ``model`` itself otherwise."""
+    if wanted_backend() == "torch" or not onnxruntime_available():
+        return model
+    threads = threads or torch.get_num_threads()
+    onnx_path = (cache_folder() / "onnx" /
+                 f"{weights_path.stem}-{file_sha256(weights_path)[:16]}-opset{OPSET}.onnx")
+    try:
+        if not onnx_path.is_file():
+            export_onnx(model, input_channels(model), onnx_path)
+        return OnnxRuntimeNetwork(onnx_path, threads)
+    except Exception:   # an exporter or runtime that cannot take this network: PyTorch serves
+        return model

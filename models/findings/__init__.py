@@ -1,0 +1,2 @@
+"""Regionally guided finding networks: their data, training, reference labels and
+activation maps."""

@@ -1,0 +1,79 @@
+"""What the pre-segmentation networks share: building smp models offline, input normalisation,
+and the inference precision policy."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from storage.errors import WeightsError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # Jithesh III-B normalisation
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+LIGHT_ENCODER = "tu-mobilenetv4_conv_small"   # 1.3 M encoder parameters: the starter models' encoder
+
+
+class NetConfig:
+    """Mixin for the networks' config dataclasses: a plain dict for checkpoints and weight headers,
+    and back (JSON turns tuples into lists; keys from other versions are ignored)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+def build_smp(architecture: str, encoder: str, encoder_weights_path: str | None = None, **kwargs) -> nn.Module:
+    """An smp network whose encoder starts from scratch (no downloads, ever) or from a local file."""
+    model = getattr(smp, architecture)(encoder_name=encoder, encoder_weights=None, **kwargs)
+    if encoder_weights_path:
+        load_encoder_file(model.encoder, Path(encoder_weights_path))
+    return model
+
+
+def load_encoder_file(encoder: nn.Module, path: Path) -> None:
+    """Load ImageNet (or other) encoder weights from a local .pth/.safetensors file the user chose."""
+    if not path.is_file():
+        raise WeightsError(f"Encoder weights file {path} does not exist; point to a local .pth or .safetensors file.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+    except Exception as error:   # any unreadable file is the user's to replace
+        raise WeightsError(f"Encoder weights file {path} cannot be read ({error}); choose another file.") from error
+    target = encoder.model if hasattr(encoder, "model") else encoder   # timm "tu-" encoders wrap .model
+    missing, _ = target.load_state_dict(state, strict=False)
+    if len(missing) == len(target.state_dict()):
+        raise WeightsError(f"Encoder weights file {path} does not match encoder; choose the file for this encoder.")
+
+
+def rgb_to_tensor(image_rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float (3, H, W) normalised with ImageNet statistics."""
+    x = (image_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def inference_context(device: torch.device, precision: str | None = None):
+    """no_grad plus the autocast ``models.engine.precision`` chooses for ``device`` (``precision``:
+    auto, fp32 or bf16; default the process's choice, ``--precision``)."""
+    from models.engine.precision import resolve_precision
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(resolve_precision(device, precision).autocast())
+    return stack
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,397 @@
+"""The per-image pre-segmentation pipeline:
+field of view → landmarks (locator, else classical) → disc/cup on a disc crop (refines the disc)
+→ eight regions → vessels → lesions → regions suggested per lesion type.
+
+``load_pipeline_models`` never fails for missing or damaged weights: it says which, and the
+pipeline skips that network (or, for the landmark locator, falls back to the classical method).
+``run_pipeline`` works at each network's own working resolution (see ``WORKING_RESOLUTIONS``) and
+keeps every map with the affine map from original pixels to it, so masks are drawn at any size.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fundus_reason
+from annotate.geometry import region_label_map
+from models.engine.cancel import check_cancelled, stop_layers_when
+from models.engine.device import pick_device
+from models.segmentation.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
+from models.engine.fast_cpu import accelerated
+from models.segmentation.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
+from models.segmentation.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
+                            segment_prepared_batch)
+from models.engine.precision import resolve_precision
+from models.segmentation.vessels import VesselNetConfig, build_vessel_net, segment_vessels_batch
+from models.engine.weights import WEIGHTS_DIR, load_weights
+from storage.errors import GeometryError, WeightsError
+
+MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions", "lesion_detail")
+# A detail network for the small lesions (its channels, e.g. MA and EX, replace the lesion
+# network's); without it the lesion network's channels serve.
+OPTIONAL_MODELS = {"lesion_detail"}
+TRAIN_TASK = {"lesion_detail": "lesions --architecture unet --channels MA,EX"}
+FORMER_FILE_NAMES = {"lesion_detail": "microaneurysms"}   # before 2026-11-26's fifth session it held MA only
+CONFIGS = {"landmarks": (LocatorConfig, build_locator), "disc_cup": (DiscCupConfig, build_disc_cup_net),
+           "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net),
+           "lesion_detail": (LesionNetConfig, build_lesion_net)}
+WORKING_RESOLUTIONS = {
+    "landmarks": "photo letterboxed into 512 × 384",
+    "disc_cup": "256 × 256 crop of 3 disc diameters around the disc (two passes)",
+    "vessels": "FOV rescaled to 540 px across (DRIVE's scale), 352-px tiles",
+    "lesions": "FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
+    "lesion_detail": "FOV rescaled to 1150 px across, full-resolution output",
+}
+MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))
+FALLBACK_HINT = {
+    "landmarks": "disc and fovea come from the classical method",
+    "disc_cup": "the optic disc and cup are not segmented",
+    "vessels": "vessels are not segmented",
+    "lesions": "lesions are not segmented and no regions are suggested",
+    "lesion_detail": "all lesion types come from the lesion network",
+}
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    config: object
+    version: str
+
+
+@dataclass
+class PipelineModels:
+    device: torch.device
+    loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    cancel: threading.Event | None = None   # seen between stages and before every layer
+
+    def get(self, name: str) -> LoadedModel | None:
+        return self.loaded.get(name)
+
+    def versions(self) -> dict[str, str]:
+        out = {name: self.loaded[name].version for name in MODEL_NAMES if name in self.loaded}
+        out.setdefault("landmarks", "classical")
+        return out
+
+
+def load_pipeline_models(weights_dir: str | Path | None = None,
+                         device: torch.device | str | None = None,
+                         cancel: threading.Event | None = None) -> tuple[PipelineModels, list[str]]:
+    """The networks from ``<weights_dir>/<name>.safetensors`` (default: the starter weights),
+    each built from the config stored in its file; missing or damaged files become messages.
+    ``cancel`` is checked between networks and, later, between stages and before every layer."""
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+    models, messages = PipelineModels(device, cancel=cancel), []
+    for name in MODEL_NAMES:
+        check_cancelled(cancel)
+        path = folder / f"{name}.safetensors"
+        if not path.is_file() and name in FORMER_FILE_NAMES:
+            path = folder / f"{FORMER_FILE_NAMES[name]}.safetensors"
+        config_class, build = CONFIGS[name]
+        if name in OPTIONAL_MODELS and not path.is_file():
+            continue
+        try:
+            if not path.is_file():
+                raise WeightsError(f"no {name} weights at {path}")
+            from models.engine.weights import read_metadata
+            metadata = read_metadata(path)
+            config = config_class.from_dict(metadata.get("config", {}))
+            model = build(config)
+            load_weights(model, path)
+        except (WeightsError, TypeError, ValueError, RuntimeError) as error:
+            messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
+                            f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
+            continue
+        model = model.eval().to(device)
+        stop_layers_when(cancel, model)   # PyTorch layers check the cancel; ONNX Runtime is checked between stages
+        if device.type == "cpu" and resolve_precision(device).name == "fp32":   # ONNX Runtime where installed
+            model = accelerated(model, path)
+        models.loaded[name] = LoadedModel(model, config, metadata.get("version", path.stem))
+    return models, messages
+
+
+@dataclass
+class PipelineOptions:
+    input_scale: float = 1.0                  # pixels of the given image per original pixel (0.5: decoded at 1/2)
+    original_shape: tuple[int, int] | None = None   # (h, w) of the original photo; default from the image
+    min_lesion_area: float = 5e-4             # suggested when a region holds ≥ this × disc area of a lesion type
+    lesion_thresholds: dict[str, float] | None = None   # default: the thresholds stored with the lesion model
+    vessel_threshold: float | None = None
+
+
+@dataclass
+class Layer:
+    """A probability map and the 2 × 3 affine from original pixels (continuous) to its pixels."""
+    prob: np.ndarray
+    to_map: np.ndarray
+
+    def render(self, shape: tuple[int, int]) -> np.ndarray:
+        matrix = self.to_map.astype(np.float64).copy()
+        matrix[:, 2] += matrix[:, :2].sum(axis=1) * 0.5 - 0.5   # continuous -> OpenCV pixel centres
+        return cv2.warpAffine(self.prob.astype(np.float32), matrix, (shape[1], shape[0]),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+
+
+@dataclass
+class PipelineResult:
+    shape: tuple[int, int]                     # original (h, w)
+    fov: FieldOfView                           # original pixels
+    disc: tuple[float, float] | None
+    fovea: tuple[float, float] | None
+    landmark_method: str
+    disc_diameter: float | None = None
+    cup_to_disc: float | None = None
+    layers: dict[str, Layer] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    lesion_regions: dict[str, list[int]] = field(default_factory=dict)
+    lesion_area_by_region: dict[str, dict[int, float]] = field(default_factory=dict)
+    model_versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    no_fundus: bool = False                    # the picture is not a retina: no landmarks or suggestions
+
+    def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        layer = self.layers.get(name)
+        return None if layer is None else layer.render(shape or self.shape)
+
+    def mask(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """uint8 0/255 at ``shape`` (default: the original size); None if that network did not run."""
+        prob = self.probability(name, shape)
+        return None if prob is None else ((prob >= self.thresholds.get(name, 0.5)) * 255).astype(np.uint8)
+
+    def region_map(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        if self.disc is None or self.fovea is None:
+            return None
+        shape = shape or self.shape
+        sy, sx = shape[0] / self.shape[0], shape[1] / self.shape[1]
+        fov = FieldOfView(self.fov.cx * sx, self.fov.cy * sy, self.fov.r * (sx * sy) ** 0.5)
+        disc, fovea = (self.disc[0] * sx, self.disc[1] * sy), (self.fovea[0] * sx, self.fovea[1] * sy)
+        try:
+            return region_label_map(disc, fovea, shape, fov_mask(shape, fov))
+        except GeometryError:   # landmarks that cannot define regions: said in messages, no map
+            return None
+
+    def to_json(self) -> dict:
+        point = lambda p: None if p is None else [round(float(p[0]), 1), round(float(p[1]), 1)]
+        return {
+            "width": self.shape[1], "height": self.shape[0],
+            "fov": [round(float(v), 1) for v in self.fov.as_tuple()],
+            "disc": point(self.disc), "fovea": point(self.fovea), "landmark_method": self.landmark_method,
+            "disc_diameter": None if self.disc_diameter is None else round(float(self.disc_diameter), 1),
+            "cup_to_disc": None if self.cup_to_disc is None else round(float(self.cup_to_disc), 3),
+            "lesion_regions": self.lesion_regions,
+            "lesion_area_by_region": {k: {str(r): round(a, 5) for r, a in v.items()}
+                                      for k, v in self.lesion_area_by_region.items()},
+            "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "model_versions": self.model_versions,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "messages": self.messages,
+            "no_fundus": self.no_fundus,
+        }
+
+
+def scale_matrix(scale: float, x0: float = 0.0, y0: float = 0.0) -> np.ndarray:
+    """Affine original -> map for ``map = (original − (x0, y0)) · scale``."""
+    return np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float64)
+
+
+def _working_image(image_rgb: np.ndarray, fov: FieldOfView, target_diameter: float):
+    """The FOV's bounding square cut out and rescaled so the FOV is ``target_diameter`` across."""
+    scale = target_diameter / (2 * fov.r)
+    crop, mapping = crop_to_fov(image_rgb, fov)
+    size = (max(32, round(crop.shape[1] * scale)), max(32, round(crop.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(crop, size, interpolation=interpolation), mapping.x0, mapping.y0, size[0] / crop.shape[1]
+
+
+def _locate_all(models: PipelineModels, photos: list[_Photo]) -> list:
+    """Disc and fovea of each photo: the locator (one batch), with the classical method for what
+    it is not confident of (``landmarks.choose_landmarks``)."""
+    locator = models.get("landmarks")
+    if locator is None:
+        return [locate_classical(photo.rgb, photo.fov) for photo in photos]
+    learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device)
+    estimates = []
+    for photo, estimate in zip(photos, learned):
+        chosen = choose_landmarks(estimate, photo.rgb, photo.fov, locator.config.min_confidence)
+        if chosen.method != "locator":
+            placed = "the fovea" if chosen.method.startswith("locator") else "disc and fovea"
+            photo.messages.append(f"The landmark locator was not confident on this photo; the classical method "
+                                  f"placed {placed}.")
+        estimates.append(chosen)
+    return estimates
+
+
+def choose_disc(estimate, found, expected_diameter: float) -> tuple[float, float]:
+    """The confident locator's disc centre (on IDRiD it errs less than the disc/cup network, which
+    learnt on Drishti-GS1); after the classical fallback, the disc/cup network's centre when it
+    found a disc within 1.5 expected diameters of the guess."""
+    if estimate.method.startswith("locator") or not found.found:
+        return estimate.disc
+    offset = np.hypot(found.disc_centre[0] - estimate.disc[0], found.disc_centre[1] - estimate.disc[1])
+    return found.disc_centre if offset <= 1.5 * expected_diameter else estimate.disc
+
+
+@dataclass
+class _Photo:
+    """One photo on its way through ``run_pipeline_batch``."""
+    rgb: np.ndarray
+    s: float                        # given-image pixels per original pixel
+    fov: FieldOfView                # given-image pixels
+    result: PipelineResult
+    messages: list[str] = field(default_factory=list)
+
+
+def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
+    """Pre-segment one photo (BGR uint8, possibly decoded at reduced size: ``options.input_scale``)."""
+    return run_pipeline_batch([image_bgr], models, [options or PipelineOptions()])[0]
+
+
+def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
+                       options: list[PipelineOptions] | None = None) -> list[PipelineResult]:
+    """Pre-segment several photos, each network called once per stage for all of them (batches
+    fill a GPU; on a CPU one photo at a time is as fast). Each result equals ``run_pipeline``'s
+    on that photo alone; its timings are the stages' times shared equally among the photos."""
+    if not images_bgr:
+        return []
+    options = options or [PipelineOptions() for _ in images_bgr]
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        check_cancelled(models.cancel)
+        now = time.perf_counter()
+        timings[stage], clock = (now - clock) / len(images_bgr), now
+
+    photos = []
+    for image_bgr, option in zip(images_bgr, options):
+        s = option.input_scale
+        shape = option.original_shape or (round(image_bgr.shape[0] / s), round(image_bgr.shape[1] / s))
+        fov = detect_fov(image_bgr)
+        result = PipelineResult(shape, FieldOfView(fov.cx / s, fov.cy / s, fov.r / s), None, None, "",
+                                model_versions=models.versions())
+        photos.append(_Photo(np.ascontiguousarray(image_bgr[..., ::-1]), s, fov, result))
+        reason = no_fundus_reason(image_bgr, fov)
+        if reason is not None:   # a blank page or a snapshot: no disc, no CDR, no suggestions
+            result.no_fundus = True
+            photos[-1].messages.append(f"No fundus found: {reason}; nothing is suggested for this picture.")
+    lap("field_of_view")
+    everything, photos = photos, [photo for photo in photos if not photo.result.no_fundus]
+    options = [option for option, photo in zip(options, everything) if not photo.result.no_fundus]
+    if not photos:
+        return _finished(everything, timings)
+
+    estimates = _locate_all(models, photos)
+    discs = [estimate.disc for estimate in estimates]
+    for photo, estimate in zip(photos, estimates):
+        photo.result.landmark_method = estimate.method
+    lap("landmarks")
+
+    disc_cup = models.get("disc_cup")
+    if disc_cup is not None:
+        guesses = [2 * photo.fov.r * DISC_PER_FOV for photo in photos]
+        found_all = segment_disc_cup_batch(disc_cup.model, [p.rgb for p in photos], discs, guesses,
+                                           disc_cup.config, models.device)
+        for i, (photo, found) in enumerate(zip(photos, found_all)):
+            result, s = photo.result, photo.s
+            discs[i] = choose_disc(estimates[i], found, guesses[i])
+            if found.found:
+                result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
+            to_crop = found.crop_matrix.astype(np.float64).copy()
+            to_crop[:, :2] *= s
+            result.layers["disc"] = Layer(found.disc_prob, to_crop)
+            result.layers["cup"] = Layer(found.cup_prob, to_crop)
+            result.thresholds["disc"] = result.thresholds["cup"] = disc_cup.config.threshold
+        lap("disc_cup")
+    for photo, disc, estimate in zip(photos, discs, estimates):
+        photo.result.disc = (float(disc[0]) / photo.s, float(disc[1]) / photo.s)
+        photo.result.fovea = (float(estimate.fovea[0]) / photo.s, float(estimate.fovea[1]) / photo.s)
+
+    vessels = models.get("vessels")
+    if vessels is not None:
+        works = [_working_image(p.rgb, p.fov, vessels.config.fov_diameter_px) for p in photos]
+        probs = segment_vessels_batch(vessels.model, [w[0] for w in works], vessels.config, models.device,
+                                      tiles_per_batch=4 * len(photos))
+        for photo, option, (_, x0, y0, k), prob in zip(photos, options, works, probs):
+            photo.result.layers["vessels"] = Layer(prob, scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s))
+            photo.result.thresholds["vessels"] = option.vessel_threshold or vessels.config.threshold
+        lap("vessels")
+
+    if models.get("lesions") is not None:
+        grids = _segment_lesions(photos, models, options)
+        lap("lesions")
+        for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
+            _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages)
+        lap("regions")
+    return _finished(everything, timings)
+
+
+def _finished(photos: list[_Photo], timings: dict[str, float]) -> list[PipelineResult]:
+    for photo in photos:
+        photo.result.timings, photo.result.messages = dict(timings), photo.messages
+    return [photo.result for photo in photos]
+
+
+def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> list[tuple]:
+    """Lesion layers of each photo, the detail network's channels replacing the lesion network's
+    where it is present; per photo (probabilities (4, h, w) on the lesion network's working grid,
+    the affine from original pixels to that grid, the grid's shape)."""
+    lesions, detail = models.get("lesions"), models.get("lesion_detail")
+    inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
+
+    def lesion_inputs(config: LesionNetConfig) -> list[tuple[np.ndarray, tuple]]:
+        key = (config.fov_diameter_px, config.preprocess)
+        if key not in inputs:
+            working = [_working_image(p.rgb, p.fov, config.fov_diameter_px) for p in photos]
+            inputs[key] = [(prepare_input(w[0], config), w) for w in working]
+        return inputs[key]
+
+    prepared = lesion_inputs(lesions.config)
+    probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device)
+    detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device)
+                  if detail is not None else [None] * len(photos))
+    grids = []
+    for photo, option, (_, (work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
+                                                                         detail_all):
+        thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
+        if detail_probs is not None:   # finer probabilities from the full-resolution network
+            for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
+                if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
+                    prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
+                probs[LESION_CHANNELS.index(channel)] = prob
+                thresholds[channel] = threshold
+        to_work = scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s)
+        for channel, prob in zip(LESION_CHANNELS, probs):
+            name = LESION_NAMES[channel]
+            photo.result.layers[name] = Layer(prob, to_work)
+            photo.result.thresholds[name] = (option.lesion_thresholds or {}).get(channel, thresholds[channel])
+        grids.append((probs, to_work, work.shape[:2]))
+    return grids
+
+
+def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],
+                     options: PipelineOptions, messages: list[str]) -> None:
+    """Regions whose lesion area (per type) exceeds ``min_lesion_area`` × the disc's area."""
+    k = to_work[0, 0]
+    point = lambda p: (p[0] * k + to_work[0, 2], p[1] * k + to_work[1, 2])
+    fov = result.fov
+    work_fov = FieldOfView(*point((fov.cx, fov.cy)), fov.r * k)
+    try:
+        labels = region_label_map(point(result.disc), point(result.fovea), shape, fov_mask(shape, work_fov))
+    except GeometryError as error:
+        messages.append(f"No regions: {error}")
+        return
+    disc_diameter = result.disc_diameter or 2 * fov.r * DISC_PER_FOV
+    disc_area = np.pi * (disc_diameter * k / 2) ** 2
+    for channel, prob in zip(LESION_CHANNELS, probs):
+        name = LESION_NAMES[channel]
+        counts = np.bincount(labels[prob >= result.thresholds[name]], minlength=9)[1:9] / disc_area
+        result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(counts) if a > 0}
+        result.lesion_regions[name] = [r + 1 for r, a in enumerate(counts) if a >= options.min_lesion_area]

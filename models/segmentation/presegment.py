@@ -1,0 +1,405 @@
+"""Batch pre-segmentation: thousands of photos overnight, in bounded memory, resumable.
+
+Photos are decoded (JPEGs at 1/2 or 1/4 size inside the decoder when that still leaves the
+lesion network its working resolution) on worker threads (where ``models.engine.device.thread_plan``
+spares cores for them; on 2 cores in turn) while the previous batch runs through
+``run_pipeline_batch`` (``batch_size`` photos per network call: 8 on a GPU, 1 on a CPU), and
+written out on worker threads while the next batch runs. At most two batches are in memory,
+whatever the number of photos. ``result.json`` is written last, atomically: a folder with it is
+complete, and a rerun skips it (``redo`` recomputes). A bad file is reported in one line and
+skipped; the rest of its batch goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from annotate.services.photos import image_size, is_image_name, read_fundus
+from models.engine.device import current_thread_plan
+from models.engine.cancel import check_cancelled
+from models.segmentation.lesions import LesionNetConfig
+from models.segmentation.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
+                             run_pipeline, run_pipeline_batch)
+from storage.errors import CancelledError, OctantError
+
+RESULT_FILE = "result.json"
+PREDICTION_KIND = "presegmentation"
+
+
+@dataclass
+class PresegmentProgress:
+    done: int
+    total: int
+    path: Path
+    status: str            # "done" | "skipped" | "failed"
+    message: str = ""
+    image_id: int | None = None   # the project's image (with a project)
+
+
+@dataclass
+class PresegmentSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+
+def find_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files named directly, and those inside named folders (recursively), sorted."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p))
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise OctantError(f"{item} does not exist; check the path.")
+    return found
+
+
+def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
+    """(reduce, width, height): the largest JPEG decoder reduction (1, 2, 4) that keeps the
+    photo's shorter side (≈ its FOV diameter) at least the lesion network's working FOV."""
+    width, height = image_size(path)
+    reduce = 1
+    for candidate in (2, 4):
+        if min(width, height) / candidate >= lesion_fov_px:
+            reduce = candidate
+    return reduce, width, height
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Photos per network call: a GPU gains from batches; a CPU does not, and would hold more photos."""
+    return 8 if device.type == "cuda" else 1
+
+
+def decode_photo(path: Path) -> tuple[np.ndarray, PipelineOptions]:
+    """The photo as the pipeline reads it, with where its pixels sit in the original."""
+    reduce, width, height = decode_reduction(path)
+    image = read_fundus(path, reduce)
+    return image, PipelineOptions(input_scale=image.shape[1] / width, original_shape=(height, width))
+
+
+def process_photo(path: Path, models: PipelineModels) -> PipelineResult:
+    image, options = decode_photo(path)
+    started = time.perf_counter()
+    result = run_pipeline(image, models, options)
+    result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+class _InTurn:
+    """An executor that runs each job at once on the calling thread (no cores to spare beside the networks)."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def helper_pool(workers: int):
+    """Threads beside the networks as ``models.engine.device.thread_plan`` allows; none: jobs run in turn."""
+    return ThreadPoolExecutor(max_workers=workers) if workers > 0 else _InTurn()
+
+
+def _outcome(future: Future):
+    """A finished future's result, or the exception it raised."""
+    error = future.exception()
+    return error if error is not None else future.result()
+
+
+def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int = 1
+                     ) -> Iterator[tuple[Path, PipelineResult | Exception]]:
+    """(path, result or the reason it failed) in the order of ``paths``. The next batch is decoded
+    on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails."""
+    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), max(1, batch_size))]
+    with helper_pool(min(batch_size, current_thread_plan().decode)) as decoders:
+        upcoming = [decoders.submit(decode_photo, path) for path in chunks[0]] if chunks else []
+        for k, chunk in enumerate(chunks):
+            decoded = [_outcome(future) for future in upcoming]
+            upcoming = [decoders.submit(decode_photo, path) for path in chunks[k + 1]] if k + 1 < len(chunks) else []
+            yield from zip(chunk, _run_batch(decoded, models))
+
+
+def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | Exception]:
+    outcomes = list(decoded)
+    ready = [i for i, item in enumerate(decoded) if not isinstance(item, Exception)]
+    started = time.perf_counter()
+    try:
+        results = run_pipeline_batch([decoded[i][0] for i in ready], models, [decoded[i][1] for i in ready])
+    except CancelledError:
+        raise
+    except Exception as error:
+        if len(ready) == 1:
+            results = [error]
+        else:   # find the photo that broke the batch: the others still get their results
+            results = []
+            for i in ready:
+                try:
+                    results.append(run_pipeline(*decoded[i], models=models))
+                except CancelledError:
+                    raise
+                except Exception as single_error:
+                    results.append(single_error)
+    seconds = (time.perf_counter() - started) / max(1, len(ready))
+    for i, result in zip(ready, results):
+        if isinstance(result, PipelineResult):
+            result.timings["total"] = seconds
+        outcomes[i] = result
+    return outcomes
+
+
+@dataclass
+class _Job:
+    path: Path
+    write: Callable[[PipelineResult], object]               # files, on a writer thread
+    record: Callable[[PipelineResult], None] | None = None   # then the database, on the calling thread
+    image_id: int | None = None
+
+
+def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
+              batch_size: int, cancel: threading.Event | None) -> None:
+    """Each job's photo through the pipeline, its outputs written on threads (one photo's PNGs
+    take longer than its networks on a GPU), finished in order. A cancel is seen between photos
+    and, through ``models.engine.cancel``, inside a photo; the photos finished before it are stored."""
+    pending: deque[tuple[_Job, Future, PipelineResult]] = deque()
+    stopped = False
+
+    def finish_oldest() -> None:
+        job, writing, result = pending.popleft()
+        try:
+            writing.result()
+            if job.record is not None:
+                job.record(result)
+            summary.done += 1
+            report(job.path, "done", "", job.image_id)
+        except Exception as error:
+            message = describe_failure(error)
+            summary.failed.append((str(job.path), message))
+            report(job.path, "failed", message, job.image_id)
+
+    results = pipeline_results([job.path for job in jobs], models, batch_size)
+    with helper_pool(current_thread_plan().write) as writers:
+        try:
+            for job, (_, outcome) in zip(jobs, results):
+                if isinstance(outcome, Exception):
+                    message = describe_failure(outcome)
+                    summary.failed.append((str(job.path), message))
+                    report(job.path, "failed", message, job.image_id)
+                else:
+                    pending.append((job, writers.submit(job.write, outcome), outcome))
+                while len(pending) > batch_size:   # one batch written while the next runs
+                    finish_oldest()
+                check_cancelled(cancel)
+        except CancelledError:
+            stopped = True
+        finally:
+            results.close()   # its decoding threads end with it
+            while pending:
+                finish_oldest()
+    if stopped:
+        raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
+
+
+def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, source: Path) -> None:
+    """PNG masks at the original size (0/255), ``regions.png`` (codes 0–8), optional 8-bit
+    probability maps, and ``result.json`` last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]   # fast: binary masks compress well anyway
+    for name in MASK_NAMES:
+        prob = result.probability(name)
+        if prob is None:
+            continue
+        threshold = result.thresholds.get(name, 0.5)
+        cv2.imwrite(str(folder / f"{name}.png"), ((prob >= threshold) * 255).astype(np.uint8), png)
+        if probabilities:
+            cv2.imwrite(str(folder / f"{name}_probability.png"), np.clip(prob * 255 + 0.5, 0, 255).astype(np.uint8), png)
+    regions = result.region_map()
+    if regions is not None:
+        cv2.imwrite(str(folder / "regions.png"), regions, png)
+    payload = {"image": str(source), **result.to_json()}
+    temporary = folder / (RESULT_FILE + ".partial")
+    temporary.write_text(json.dumps(payload, indent=1))
+    os.replace(temporary, folder / RESULT_FILE)
+
+
+def presegment_to_folder(paths: list[Path], out: Path, models: PipelineModels, probabilities: bool = False,
+                         redo: bool = False, progress: Callable[[PresegmentProgress], None] | None = None,
+                         cancel: threading.Event | None = None, batch_size: int | None = None) -> PresegmentSummary:
+    summary, started, used = PresegmentSummary(), time.perf_counter(), set()
+    report = _reporter(len(paths), progress)
+    jobs = []
+    for index, path in enumerate(paths, 1):
+        stem = path.stem if path.stem not in used else f"{path.stem}_{index}"
+        used.add(stem)
+        folder = out / stem
+        if (folder / RESULT_FILE).is_file() and not redo:
+            summary.skipped += 1
+            report(path, "skipped", "")
+        else:
+            jobs.append(_Job(path, lambda result, folder=folder, path=path:
+                             write_outputs(result, folder, probabilities, path)))
+    _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _reporter(total: int, progress: Callable[[PresegmentProgress], None] | None) -> Callable:
+    count = 0
+
+    def report(path: Path, status: str, message: str, image_id: int | None = None) -> None:
+        nonlocal count
+        count += 1
+        if progress is not None:
+            progress(PresegmentProgress(count, total, path, status, message, image_id))
+    return report
+
+
+def presegment_project(project, paths: list[Path] | None, models: PipelineModels, redo: bool = False,
+                       progress: Callable[[PresegmentProgress], None] | None = None,
+                       cancel: threading.Event | None = None, batch_size: int | None = None,
+                       image_ids: list[int] | None = None) -> PresegmentSummary:
+    """Store results as predictions of ``project``: kind "presegmentation" (the result JSON plus
+    suggested regions per finding code), the model's landmarks, and PNG masks under
+    ``<project>/predictions/<image id>/``. The images are ``image_ids`` in that order (e.g. a
+    reader's queue), else those at ``paths``, else every image of the project."""
+    from annotate.services.photos import sha256_of_file
+    from storage.images import find_image_by_sha256, get_image, list_images
+    from storage.predictions import latest_prediction, save_model_landmarks, save_prediction
+
+    db = project.database
+    if image_ids is not None:
+        records = [get_image(db, image_id) for image_id in image_ids]
+    elif paths is None:
+        records = list_images(db)
+    else:
+        records = []
+        for path in paths:
+            record = find_image_by_sha256(db, sha256_of_file(path))
+            if record is None:
+                raise OctantError(f"{path} is not in the project; import it first with `python main.py import`.")
+            records.append(record)
+    channel_to_findings: dict[str, list[str]] = {}
+    for finding in project.settings().findings:
+        if finding.lesion_channel:
+            channel_to_findings.setdefault(finding.lesion_channel, []).append(finding.code)
+    summary, started = PresegmentSummary(), time.perf_counter()
+    report = _reporter(len(records), progress)
+    jobs = []
+    for record in records:
+        if not redo and latest_prediction(db, record.id, PREDICTION_KIND) is not None:
+            summary.skipped += 1
+            report(record.path, "skipped", "", record.id)
+            continue
+        folder = project.root / "predictions" / str(record.id)
+
+        def store(result: PipelineResult, record=record) -> None:
+            payload = {**result.to_json(), "mask_folder": f"predictions/{record.id}",
+                       "finding_regions": finding_regions(result, channel_to_findings)}
+            version = ";".join(f"{k}={v}" for k, v in sorted(result.model_versions.items()))
+            save_prediction(db, record.id, PREDICTION_KIND, payload, version)
+            if result.disc is not None and result.fovea is not None:
+                save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
+
+        jobs.append(_Job(record.path, lambda result, folder=folder, path=record.path:
+                         write_outputs(result, folder, False, path), store, record.id))
+    _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def describe_failure(error: Exception) -> str:
+    if isinstance(error, CancelledError):
+        raise error
+    if isinstance(error, (OctantError, OSError)):
+        return str(error)
+    return f"could not be pre-segmented ({type(error).__name__}: {error}); check that it is a fundus photograph"
+
+
+def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[str]]) -> dict[str, list[int]]:
+    """Suggested regions per finding code, through each finding's lesion channel (e.g. cotton
+    wool patch ↔ SE)."""
+    from models.segmentation.lesions import LESION_NAMES
+
+    out: dict[str, list[int]] = {}
+    for channel, codes in channel_to_findings.items():
+        regions = result.lesion_regions.get(LESION_NAMES.get(channel, ""), None)
+        if regions is not None:
+            for code in codes:
+                out[code] = regions
+    return out
+
+
+def presegment_command(args) -> int:
+    import sys
+
+    if not args.project and not args.out:   # like every other command: $OCTANT_PROJECT, else this folder
+        from storage.commands import default_project_folder
+
+        folder = default_project_folder()
+        if not (os.environ.get("OCTANT_PROJECT") or args.database_url or (folder / "octant.sqlite").is_file()):
+            raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
+        args.project = str(folder)
+    from models.engine.precision import apply_precision_argument
+
+    apply_precision_argument(args, device=args.device)
+    models, messages = load_pipeline_models(args.weights_dir, args.device)
+    for line in messages:
+        print(f"octant: {line}", file=sys.stderr)
+    show = _progress_bar(sys.stderr)
+    paths = find_images(args.inputs) if args.inputs else None
+    if args.project:
+        from storage.project import open_project
+
+        project = open_project(args.project, args.database_url)
+        try:
+            summary = presegment_project(project, paths, models, args.redo, show, batch_size=args.batch_size)
+        finally:
+            project.close()
+    else:
+        if not paths:
+            raise OctantError("No images found; name image files or folders that hold them.")
+        summary = presegment_to_folder(paths, Path(args.out), models, args.probabilities, args.redo, show,
+                                       batch_size=args.batch_size)
+    print(f"\n{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
+          f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
+    return 0 if not summary.failed else 2
+
+
+def _progress_bar(stream):
+    interactive = stream.isatty()
+    started = time.perf_counter()
+
+    def show(event: PresegmentProgress) -> None:
+        if event.status == "failed":
+            print(("\n" if interactive else "") + f"skipped {event.path}: {event.message}", file=stream, flush=True)
+        elapsed = time.perf_counter() - started
+        eta = elapsed / event.done * (event.total - event.done)
+        done = int(20 * event.done / max(1, event.total))
+        line = f"[{'#' * done}{'.' * (20 - done)}] {event.done}/{event.total} {event.path.name} eta {eta / 60:.1f} min"
+        if interactive:
+            print("\r" + line[:120].ljust(120), end="", file=stream, flush=True)
+        else:   # a log or a pipe: one whole line per photo, from the first
+            print(line, file=stream, flush=True)
+    return show

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from models.diagnosis.attention_mask import (MASK_WEIGHTS, AttentionClassifier, AttentionConfig, AttentionTask,
+                                   DiagnosisDataset, attention_mask, attention_train_config,
+                                   diagnosis_report)
+from models.engine.training import train
+
+TINY = "tinynet_e"  # the smallest EfficientNet-family network in timm keeps tests fast
+
+
+def test_attention_mask_matches_a_hand_built_example():
+    disc = np.array([[1.0, 1.0, 0.0, 0.0]])
+    cup = np.array([[0.0, 1.0, 0.0, 0.0]])
+    vessels = np.array([[0.0, 0.0, 1.0, 0.0]])
+    # disc only 0.9; disc + cup 0.9 + 1.0; vessel 0.8; background 0.2
+    assert np.allclose(attention_mask(disc, cup, vessels), [[0.9, 1.9, 0.8, 0.2]])
+
+
+def test_soft_masks_use_the_maximum_as_their_union_and_weights_are_configurable():
+    m = attention_mask(np.array([0.5]), np.array([0.0]), np.array([0.25]), weights={"background": 0.4})
+    assert m[0] == pytest.approx(0.9 * 0.5 + 0.8 * 0.25 + 0.4 * (1 - 0.5))
+    t = attention_mask(torch.tensor([0.5]), torch.tensor([0.0]), torch.tensor([0.25]))
+    assert t.item() == pytest.approx(0.9 * 0.5 + 0.8 * 0.25 + 0.2 * 0.5)
+    assert MASK_WEIGHTS == {"disc": 0.9, "cup": 1.0, "vessels": 0.8, "background": 0.2}
+
+
+def test_classifier_head_is_gap_dense_224_dropout_dense_classes():
+    net = AttentionClassifier(AttentionConfig(classes=["a", "b", "c"], backbone=TINY))
+    head = list(net.head)
+    assert head[0].out_features == 224 and isinstance(head[1], torch.nn.ReLU)
+    assert head[2].p == 0.3 and head[3].out_features == 3
+    net.eval()
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_paper_training_defaults():
+    assert AttentionConfig().backbone == "efficientnet_b0" and AttentionConfig().input_size == 224
+    config = attention_train_config()
+    assert (config.optimizer, config.lr, config.batch_size, config.epochs, config.early_stopping_patience) == (
+        "adam", 1e-4, 8, 30, 5)
+
+
+def tiny_diagnoses(masked: bool, count: int = 8):
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(count)]
+    maps = [np.zeros((32, 32, 3), np.uint8) for _ in range(count)]
+    for m in maps:
+        m[8:16, 8:16, 0] = 255  # a disc
+    return DiagnosisDataset(photos, maps if masked else None, [i % 2 for i in range(count)])
+
+
+def test_masked_input_is_the_photo_times_the_mask_and_the_baseline_is_the_photo():
+    masked, plain = tiny_diagnoses(True), tiny_diagnoses(False)
+    image, mask, _ = masked[0]
+    assert mask[0, 10, 10].item() == pytest.approx(0.9) and mask[0, 0, 0].item() == pytest.approx(0.2)
+    task = AttentionTask(AttentionConfig(classes=["a", "b"]), masked, masked)
+    assert torch.allclose(task.inputs(image[None], mask[None]), image[None] * mask[None])
+    base = AttentionTask(AttentionConfig(classes=["a", "b"], masked=False), plain, plain)
+    image, mask, _ = plain[0]
+    assert torch.equal(base.inputs(image[None], mask[None]), image[None])
+
+
+def test_one_epoch_trains_and_reports_accuracy(tmp_path):
+    data = tiny_diagnoses(True)
+    task = AttentionTask(AttentionConfig(classes=["a", "b"], backbone=TINY), data, data)
+    result = train(task, attention_train_config(epochs=1, batch_size=4, device="cpu"), tmp_path)
+    assert {"val_loss", "val_accuracy"} <= set(result.best_metrics)
+
+
+def test_diagnosis_report_has_accuracy_per_class_and_confusion():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    report = diagnosis_report(logits, np.array([0, 1, 1]), ["no DR", "PDR"])
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    assert report["confusion_matrix"] == [[1, 0], [1, 1]]
+    assert report["per_class_accuracy"] == {"no DR": 1.0, "PDR": 0.5}

@@ -1,0 +1,70 @@
+"""``presegment`` as a user runs it: the project found like every other command's, and progress
+in whole lines from the first photo when the output is a log or a pipe."""
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+import main
+from storage.images import list_images
+from storage.predictions import latest_model_landmarks, latest_prediction
+from storage.project import create_project, open_project
+from tests.models.fundus_synthetic import synthetic_fundus
+from tests.models.segmentation.tiny_pipeline import write_tiny_pipeline_weights
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    image = synthetic_fundus(320, 240)[0]
+    for name in ("eye_a", "eye_b", "eye_c"):
+        cv2.imwrite(str(folder / f"{name}.png"), image)
+        image = cv2.flip(image, 1)   # a different photo (the importer de-duplicates by content)
+    return folder
+
+
+def test_presegment_stores_into_the_project_named_by_octant_project(tmp_path, tiny_weights, photos, monkeypatch,
+                                                                    capsys):
+    folder = tmp_path / "clinic"
+    create_project(folder, name="Clinic").close()
+    assert main.main(["import", str(photos / "eye_a.png"), "--project", str(folder), "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path)   # not a project: only the variable names it
+    monkeypatch.setenv("OCTANT_PROJECT", str(folder))
+    assert main.main(["presegment", "--weights-dir", str(tiny_weights), "--device", "cpu"]) == 0
+    with open_project(folder) as project:
+        (image,) = list_images(project.database)
+        assert latest_prediction(project.database, image.id, "presegmentation") is not None
+        assert latest_model_landmarks(project.database, image.id) is not None
+    assert "1 photos pre-segmented" in capsys.readouterr().err
+
+
+def test_presegment_without_a_project_or_out_says_where_results_can_go(tmp_path, tiny_weights, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OCTANT_PROJECT", raising=False)
+    assert main.main(["presegment", "--weights-dir", str(tiny_weights), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out DIR" in err and "--project DIR" in err
+
+
+def test_presegment_prints_one_flushed_line_per_photo_when_not_on_a_terminal(tmp_path, tiny_weights, photos):
+    """Read from a pipe while the command runs: a whole line for the first photo, then one per photo."""
+    command = [sys.executable, str(REPO / "main.py"), "presegment", str(photos), "--out", str(tmp_path / "out"),
+               "--weights-dir", str(tiny_weights), "--device", "cpu"]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path) as run:
+        first = run.stderr.readline()
+        while first.startswith("octant:"):   # notes before the photos (none with all four networks)
+            first = run.stderr.readline()
+        rest = run.stderr.read()
+        assert run.wait(timeout=240) == 0, rest
+    assert "1/3" in first and "eye_a.png" in first and "\r" not in first
+    lines = [line for line in rest.splitlines() if "/3 " in line]
+    assert [line.split("] ")[1].split()[0] for line in lines] == ["2/3", "3/3"]
