@@ -105,7 +105,7 @@ def main() -> None:
     print(f"CPU {facts.model}; flags {' '.join(facts.flags or ['(not reported)'])}; torch kernels "
           f"{facts.capability}; restrictions {dict(facts.restrictions) or 'none'}; {plan.network} network threads "
           f"of {plan.cores} cores; auto picks {auto.name} ({auto.reason})", flush=True)
-    folder = shared_data_dir() / "IDRiD-segmentation" / "images"
+    folder = data / "IDRiD-segmentation" / "images"
     compared = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)][:args.compare_photos]
     side_by_side = compare_variants(compared, [v for v in args.variants.split(",") if v], args)
     set_precision("auto")
