@@ -1,4 +1,4 @@
-"""Command line: ``init``, ``readers``, ``assign``, ``status``.
+"""Command line: ``init``, ``readers``, ``assign``, ``status``, ``label-source``.
 
 Also the project arguments every command module shares: ``add_project_argument(parser)`` and
 ``open_project_from_args(args)`` (``--project DIR``, default ``$OCTANT_PROJECT`` else the current
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
 from storage.images import list_images
-from storage.project import ProjectHandle, create_project, open_project, update_settings
+from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
 from storage.readers import Role, add_reader, list_readers
 from storage.schema import Image, Read, Reader
 
@@ -133,6 +133,17 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_label_source(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        if args.source is None:
+            source = project.settings().label_source
+        else:
+            source = update_settings(project.database, label_source=args.source).label_source
+    verb = "use" if args.source is None else "now use"
+    print(f"Training and export {verb} {LABEL_SOURCES[source]} labels.")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     init = subparsers.add_parser("init", help="create a project folder with an empty database",
                                  description="Create a project: DIR/octant.sqlite with the default findings.")
@@ -177,3 +188,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Show images per split and each reader's progress per split.")
     add_project_argument(status)
     status.set_defaults(func=run_status)
+
+    source = subparsers.add_parser(
+        "label-source", help="show or set where training and export take their labels from",
+        description="Show or set the project's label source: the readers' consensus, or a reviewer's "
+                    "adjudicated answer where one exists, else the consensus.")
+    source.add_argument("source", nargs="?", choices=sorted(LABEL_SOURCES), metavar="SOURCE",
+                        help="consensus, or adjudicated (adjudicated, else consensus); leave out to show it")
+    add_project_argument(source)
+    source.set_defaults(func=run_label_source)

@@ -25,6 +25,12 @@ from storage.errors import DatabaseError, InvalidRequestError, NotFoundError
 from storage.schema import DiagnosisClass, Finding, Project
 
 READERS_PER_IMAGE = 3  # Son et al.: three ophthalmologists read every image
+# Where training and export take their labels from (the project's ``label_source``), with the words
+# shown to users.
+LABEL_SOURCES = {
+    "consensus": "consensus",
+    "adjudicated": "adjudicated, else consensus",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class ProjectSettings:
     consensus_k: int  # a finding is present when at least k of the three readers marked it
     hide_suggestions_on_test: bool
     split_roles: dict[str, frozenset[str]]  # roles allowed to read each split
+    label_source: str = "consensus"  # a key of LABEL_SOURCES
 
     def finding(self, code: str) -> FindingSpec:
         for spec in self.findings:
@@ -68,6 +75,16 @@ def _check_consensus_k(consensus_k: int) -> None:
         raise InvalidRequestError(
             f"The consensus rule must count 1 to {READERS_PER_IMAGE} readers; use 2 or 3."
         )
+
+
+def parse_label_source(text: str) -> str:
+    """The stored key for a label source given as its key or its words (any case, - or _ for spaces)."""
+    wanted = " ".join(str(text).lower().replace("-", " ").replace("_", " ").replace(",", " ").split())
+    for key, words in LABEL_SOURCES.items():
+        if wanted in (key, " ".join(words.replace(",", " ").split())):
+            return key
+    raise InvalidRequestError(
+        f"Unknown label source {text!r}; use consensus or adjudicated (adjudicated, else consensus).")
 
 
 def _role_lists(split_roles: dict[str, Iterable[str]]) -> dict[str, list[str]]:
@@ -181,6 +198,7 @@ def project_settings(db: Database) -> ProjectSettings:
             name=project.name, findings=findings, diagnosis_classes=diagnoses,
             consensus_k=project.consensus_k, hide_suggestions_on_test=project.hide_suggestions_on_test,
             split_roles={split: frozenset(roles) for split, roles in project.split_roles.items()},
+            label_source=project.label_source,
         )
 
 
@@ -191,6 +209,7 @@ def update_settings(
     consensus_k: int | None = None,
     hide_suggestions_on_test: bool | None = None,
     split_roles: dict[str, Iterable[str]] | None = None,
+    label_source: str | None = None,
     reader_id: int | None = None,
 ) -> ProjectSettings:
     """Change project-wide settings (one audited action); None leaves a setting as it is."""
@@ -204,6 +223,8 @@ def update_settings(
         changes["hide_suggestions_on_test"] = hide_suggestions_on_test
     if split_roles is not None:
         changes["split_roles"] = _role_lists(split_roles)
+    if label_source is not None:
+        changes["label_source"] = parse_label_source(label_source)
     with db.transaction(lock="project") as session:
         project = session.scalars(select(Project).order_by(Project.id).limit(1)).one()
         before = {key: getattr(project, key) for key in changes}

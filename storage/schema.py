@@ -58,6 +58,9 @@ class Project(Base):
     # {"train": ["ophthalmologist", ...], "test": [...]}: roles allowed to read each split.
     split_roles: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # Labels training and export use: "consensus", or "adjudicated" (a reviewer's answer where one
+    # exists, else the consensus); storage/project.py LABEL_SOURCES.
+    label_source: Mapped[str] = mapped_column(String(24), default="consensus", server_default="consensus")
 
 
 class Finding(Base):
@@ -175,6 +178,29 @@ class Landmark(Base):
     fovea_y: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(120))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Adjudication(Base):
+    """A reviewer's final answer for an image and finding, kept apart from the readers' rows.
+
+    Rows are only ever added: the newest row per (image, finding) is the answer, the older ones are
+    its history. ``finding_id`` is NULL for a decision about the diagnosis alone; ``present`` is NULL
+    then. ``regions`` is the 8-bit region mask (0 when absent); ``diagnosis_class_id`` NULL leaves
+    the image's diagnosis undecided by this row.
+    """
+
+    __tablename__ = "adjudication"
+    __table_args__ = (Index("ix_adjudication_image_finding", "image_id", "finding_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("finding.id", ondelete="CASCADE"))
+    present: Mapped[bool | None] = mapped_column(Boolean)
+    regions: Mapped[int] = mapped_column(Integer, default=0)
+    diagnosis_class_id: Mapped[int | None] = mapped_column(ForeignKey("diagnosis_class.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reader.id", ondelete="CASCADE"))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class AuditEvent(Base):

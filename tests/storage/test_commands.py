@@ -57,7 +57,20 @@ def test_errors_are_one_line_and_a_non_zero_exit(tmp_path, capsys):
     assert code == 1 and "Unknown role" in err
 
 
-@pytest.mark.parametrize("command", ["init", "readers", "assign", "status"])
+def test_label_source_is_shown_and_set(tmp_path, capsys):
+    folder = str(tmp_path / "p")
+    assert run(capsys, "init", folder)[0] == 0
+    assert run(capsys, "label-source", "--project", folder)[1] == "Training and export use consensus labels.\n"
+    code, out, _ = run(capsys, "label-source", "adjudicated", "--project", folder)
+    assert code == 0 and "now use adjudicated, else consensus labels" in out
+    with open_project(folder) as project:
+        assert project.settings().label_source == "adjudicated"
+    with pytest.raises(SystemExit) as exit_:
+        main(["label-source", "majority", "--project", folder])
+    assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["init", "readers", "assign", "status", "label-source"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
