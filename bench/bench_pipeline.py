@@ -45,10 +45,10 @@ from annotate.geometry import region_label_map  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
 from models.engine.device import configure_threads, pick_device  # noqa: E402
 from models.engine.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
-from models.segmentation.pipeline import MASK_NAMES, WORKING_RESOLUTIONS, PipelineOptions, load_pipeline_models  # noqa: E402
+from models.segmentation.pipeline import MASK_NAMES, PipelineOptions, load_pipeline_models  # noqa: E402
 from models.engine.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
 from models.segmentation.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
-from models.commands.segmentation import ensure_caches  # noqa: E402
+from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 
@@ -150,7 +150,7 @@ def main() -> None:
         "cpu": facts.to_dict(), "threads": plan.__dict__, "auto_precision": auto.name,
         "auto_reason": auto.reason, "backend_auto": type(next(iter(models.loaded.values())).model).__name__
         if models.loaded else None, "per_photo_seconds": side_by_side,
-        "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": WORKING_RESOLUTIONS,
+        "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": {name: spec.working_resolution for name, spec in NETWORKS.items()},
         "median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
         "writing_masks_seconds": float(np.median(writing)) if writing else None,
         "disc_error_px": float(np.mean(disc_err)) if disc_err else None,

@@ -33,8 +33,8 @@ from models.engine.device import pick_device  # noqa: E402
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
-from models.segmentation.pipeline import CONFIGS, choose_disc  # noqa: E402
-from models.commands.segmentation import ensure_caches  # noqa: E402
+from models.segmentation.pipeline import choose_disc  # noqa: E402
+from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
@@ -48,10 +48,10 @@ PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, 
 
 
 def load(task: str, path: Path, device):
-    config_class, build = CONFIGS[task]
+    spec = NETWORKS[task]
     metadata = read_metadata(path)
-    config = config_class.from_dict(metadata["config"])
-    model = build(config)
+    config = spec.config_class.from_dict(metadata["config"])
+    model = spec.build(config)
     load_weights(model, path)
     return model.eval().to(device), config, metadata
 
@@ -183,7 +183,8 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-dir", default=str(REPO / "weights"))
-    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions,lesion_detail")
+    parser.add_argument("--only", default="vessels,disc_cup,landmarks,lesions,lesion_detail",
+                        help=f"comma-separated networks among {', '.join(NETWORKS)}")
     parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
     parser.add_argument("--tune-lesion-thresholds", action="store_true")
     parser.add_argument("--device", default=None)
@@ -194,12 +195,12 @@ def main() -> None:
     data = public_data_dir(args.data)
     tasks = set(args.only.split(",")) | {extra.split("=", 1)[0] for extra in args.extra}
     for task in tasks:   # the caches are built on first use
-        ensure_caches("lesions" if task == "lesion_detail" else task, str(data))
+        ensure_caches(task, str(data))
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
     folder = Path(args.weights_dir)
     weights = {name: folder / f"{name}.safetensors"
-               for name in ("vessels", "disc_cup", "landmarks", "lesions", "lesion_detail")}
+               for name in NETWORKS}
     runs = [(name, weights[name], name) for name in args.only.split(",")]
     runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
     results = {}

@@ -14,9 +14,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.segmentation.registry import NETWORKS, TRAINABLE, ensure_caches
 from storage.errors import OctantError
-
-TASK_CHOICES = ("vessels", "disc_cup", "lesions", "landmarks")
 
 
 def register(subparsers) -> None:
@@ -24,9 +23,9 @@ def register(subparsers) -> None:
     from storage.options import positive_float, positive_int
 
     train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
-    train.add_argument("--task", required=True, choices=TASK_CHOICES)
-    train.add_argument("--architecture",
-                       help="vessels: unet | attention_unetpp; lesions: attention_deeplab | deeplab | unet")
+    train.add_argument("--task", required=True, choices=tuple(TRAINABLE))
+    train.add_argument("--architecture", help="; ".join(f"{name}: {' | '.join(spec.architectures)}"
+                                                        for name, spec in TRAINABLE.items() if spec.architectures))
     train.add_argument("--encoder", help="encoder name (smp or tu-<timm name>); default: the task's starter encoder")
     train.add_argument("--decoder-channels", type=positive_int, help="lesions: channels after ASPP (paper 256)")
     train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
@@ -70,27 +69,24 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------- train-seg
 def build_task(args):
-    from models.segmentation.disc_cup import DiscCupConfig
-    from models.segmentation.landmarks import LocatorConfig
-    from models.segmentation.lesions import LesionNetConfig
     from models.engine.precision import apply_precision_argument
     from models.segmentation.common import LIGHT_ENCODER
-    from models.segmentation.tasks import TASKS
-    from models.segmentation.vessels import VesselNetConfig
 
+    spec = TRAINABLE[args.task]
     net_options = {}
     if args.architecture:
-        if args.task not in ("vessels", "lesions"):
+        if not spec.architectures:
             raise OctantError(f"The task {args.task} has one architecture; leave out --architecture.")
         net_options["architecture"] = args.architecture
     net_options["encoder"] = args.encoder or (LIGHT_ENCODER if args.architecture != "attention_unetpp" else "resnet34")
+    lesions_only = [option for option, value in (("--decoder-channels", args.decoder_channels),
+                                                 ("--channels", args.channels), ("--preprocess", args.preprocess))
+                    if value and not spec.lesion_options]
+    if lesions_only:
+        raise OctantError(f"{lesions_only[0]} applies to the lesions task only; leave it out.")
     if args.decoder_channels:
-        if args.task != "lesions":
-            raise OctantError("--decoder-channels applies to the lesions task only; leave it out.")
         net_options["decoder_channels"] = args.decoder_channels
     if args.channels:
-        if args.task != "lesions":
-            raise OctantError("--channels applies to the lesions task only; leave it out.")
         from models.segmentation.lesions import LESION_CHANNELS
 
         net_options["channels"] = tuple(c.strip().upper() for c in args.channels.split(",") if c.strip())
@@ -99,18 +95,14 @@ def build_task(args):
                               f"not {args.channels!r}.")
         net_options["thresholds"] = (0.5,) * len(net_options["channels"])
     if args.preprocess:
-        if args.task != "lesions":
-            raise OctantError("--preprocess applies to the lesions task only; leave it out.")
         net_options["preprocess"] = args.preprocess
     if args.encoder_weights:
         net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
-    net_class = {"vessels": VesselNetConfig, "disc_cup": DiscCupConfig, "lesions": LesionNetConfig,
-                 "landmarks": LocatorConfig}[args.task]
     try:
-        net = net_class(**net_options)
+        net = spec.config_class(**net_options)
     except TypeError as error:
         raise OctantError(f"Bad option for {args.task}: {error}; see train-seg --help.") from error
-    task = TASKS[args.task](net=net)
+    task = spec.training_task(net=net)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("device", args.device)) if v is not None}
     overrides["time_limit_s"] = args.time_limit * 60
@@ -122,31 +114,8 @@ def build_task(args):
                                                       args.device)
     config = task.recipe(**overrides)
     if args.steps_per_epoch:
-        field = "patches_per_epoch" if args.task == "vessels" else "samples_per_epoch"
-        setattr(task, field, args.steps_per_epoch * config.batch_size)
+        setattr(task, spec.samples_field, args.steps_per_epoch * config.batch_size)
     return task, config
-
-
-def ensure_caches(task: str, data: str | None) -> None:
-    from models.segmentation import cache as seg_cache
-
-    local = seg_cache.public_sets_cache_dir()
-    needed = {"vessels": [(local / "drive.npz", seg_cache.build_drive_cache)],
-              "disc_cup": [(local / "drishti" / "names.txt", seg_cache.build_drishti_cache)],
-              "landmarks": [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache)],
-              "lesions": [(local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache)]}[task]
-    if task in ("landmarks", "lesions"):   # the overlap table keeps the IDRiD splits apart
-        needed = [(local / "idrid_landmarks.npz", seg_cache.build_idrid_landmarks_cache),
-                  (local / "idrid_lesions" / "names.txt", seg_cache.build_idrid_lesion_cache),
-                  (local / "idrid_overlap.csv", lambda _root=None: seg_cache.find_idrid_overlap())]
-    missing = [(path, builder) for path, builder in needed if not path.exists()]
-    if missing:
-        from storage.locations import public_data_dir
-
-        source = public_data_dir(data)   # one sentence saying how to point to it when missing
-        for path, builder in missing:
-            print(f"building the cache {path.name} from {source} ...", file=sys.stderr, flush=True)
-            builder(source)
 
 
 def progress_printer(stream=sys.stderr):
@@ -214,21 +183,12 @@ def export_starter(model, path: Path, task, config, metrics: dict, history: list
     print(f"exported {path} ({path.stat().st_size / 2**20:.1f} MB) and its model card", flush=True)
 
 
-DATA_NOTES = {
-    "vessels": "DRIVE training images 21–37 (38–40 validate); tested by bench/bench_segmentation.py on DRIVE test 01–20.",
-    "disc_cup": "Drishti-GS1 training split (50 photos, 4-expert soft maps); every 5th photo by name validates.",
-    "lesions": "IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
-    "landmarks": "IDRiD-landmarks (413 photos, 1/3 scale, letterboxed 512 × 384); validation: every 4th `confident` photo "
-                 "not in the lesion training set under another name; lesion-validation photos excluded from training.",
-}
-
-
 def write_card(path: Path, metadata: dict, task) -> None:
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in metadata["metrics"].items() if isinstance(v, float))
     path.write_text(
         f"# {metadata['name']}: {metadata['architecture']} ({metadata['task']})\n\n"
         f"- version: `{metadata['version']}`\n- date: {metadata['date']}\n"
-        f"- command: `{metadata['command']}`\n- data: {DATA_NOTES[metadata['task']]}\n"
+        f"- command: `{metadata['command']}`\n- data: {NETWORKS[metadata['task']].training_data}\n"
         f"- network: {metadata['architecture']}, encoder `{metadata['config'].get('encoder')}` from scratch, "
         f"{metadata['parameters'] / 1e6:.2f} M parameters, stored {'int8 (convolution weights) and fp16' if metadata.get('storage') else 'fp16'}\n"
         f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "

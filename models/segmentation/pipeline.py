@@ -4,7 +4,7 @@ field of view → landmarks (locator, else classical) → disc/cup on a disc cro
 
 ``load_pipeline_models`` never fails for missing or damaged weights: it says which, and the
 pipeline skips that network (or, for the landmark locator, falls back to the classical method).
-``run_pipeline`` works at each network's own working resolution (see ``WORKING_RESOLUTIONS``) and
+``run_pipeline`` works at each network's own working resolution (see ``registry.NETWORKS``) and
 keeps every map with the affine map from original pixels to it, so masks are drawn at any size.
 """
 from __future__ import annotations
@@ -23,40 +23,18 @@ from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fund
 from annotate.geometry import region_label_map
 from models.engine.cancel import check_cancelled, stop_layers_when
 from models.engine.device import pick_device
-from models.segmentation.disc_cup import DISC_PER_FOV, DiscCupConfig, build_disc_cup_net, segment_disc_cup_batch
+from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup_batch
 from models.engine.fast_cpu import accelerated
-from models.segmentation.landmarks import LocatorConfig, build_locator, choose_landmarks, locate_classical, locate_learned_batch
-from models.segmentation.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, build_lesion_net, prepare_input,
-                            segment_prepared_batch)
+from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned_batch
+from models.segmentation.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, prepare_input,
+                                         segment_prepared_batch)
 from models.engine.precision import resolve_precision
-from models.segmentation.vessels import VesselNetConfig, build_vessel_net, segment_vessels_batch
-from models.engine.weights import WEIGHTS_DIR, load_weights
+from models.segmentation.registry import NETWORKS
+from models.segmentation.vessels import segment_vessels_batch
+from models.engine.weights import WEIGHTS_DIR, load_weights, read_metadata
 from storage.errors import GeometryError, WeightsError
 
-MODEL_NAMES = ("landmarks", "disc_cup", "vessels", "lesions", "lesion_detail")
-# A detail network for the small lesions (its channels, e.g. MA and EX, replace the lesion
-# network's); without it the lesion network's channels serve.
-OPTIONAL_MODELS = {"lesion_detail"}
-TRAIN_TASK = {"lesion_detail": "lesions --architecture unet --channels MA,EX"}
-FORMER_FILE_NAMES = {"lesion_detail": "microaneurysms"}   # before 2026-11-26's fifth session it held MA only
-CONFIGS = {"landmarks": (LocatorConfig, build_locator), "disc_cup": (DiscCupConfig, build_disc_cup_net),
-           "vessels": (VesselNetConfig, build_vessel_net), "lesions": (LesionNetConfig, build_lesion_net),
-           "lesion_detail": (LesionNetConfig, build_lesion_net)}
-WORKING_RESOLUTIONS = {
-    "landmarks": "photo letterboxed into 512 × 384",
-    "disc_cup": "256 × 256 crop of 3 disc diameters around the disc (two passes)",
-    "vessels": "FOV rescaled to 540 px across (DRIVE's scale), 352-px tiles",
-    "lesions": "FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
-    "lesion_detail": "FOV rescaled to 1150 px across, full-resolution output",
-}
 MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))
-FALLBACK_HINT = {
-    "landmarks": "disc and fovea come from the classical method",
-    "disc_cup": "the optic disc and cup are not segmented",
-    "vessels": "vessels are not segmented",
-    "lesions": "lesions are not segmented and no regions are suggested",
-    "lesion_detail": "all lesion types come from the lesion network",
-}
 
 
 @dataclass
@@ -76,7 +54,7 @@ class PipelineModels:
         return self.loaded.get(name)
 
     def versions(self) -> dict[str, str]:
-        out = {name: self.loaded[name].version for name in MODEL_NAMES if name in self.loaded}
+        out = {name: self.loaded[name].version for name in NETWORKS if name in self.loaded}
         out.setdefault("landmarks", "classical")
         return out
 
@@ -90,25 +68,21 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
     device = device if isinstance(device, torch.device) else pick_device(device)
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     models, messages = PipelineModels(device, cancel=cancel), []
-    for name in MODEL_NAMES:
+    for name, spec in NETWORKS.items():
         check_cancelled(cancel)
-        path = folder / f"{name}.safetensors"
-        if not path.is_file() and name in FORMER_FILE_NAMES:
-            path = folder / f"{FORMER_FILE_NAMES[name]}.safetensors"
-        config_class, build = CONFIGS[name]
-        if name in OPTIONAL_MODELS and not path.is_file():
+        path = spec.weights_file(folder)
+        if spec.optional and path is None:
             continue
         try:
-            if not path.is_file():
-                raise WeightsError(f"no {name} weights at {path}")
-            from models.engine.weights import read_metadata
+            if path is None:
+                raise WeightsError(f"no {name} weights at {folder / f'{name}.safetensors'}")
             metadata = read_metadata(path)
-            config = config_class.from_dict(metadata.get("config", {}))
-            model = build(config)
+            config = spec.config_class.from_dict(metadata.get("config", {}))
+            model = spec.build(config)
             load_weights(model, path)
         except (WeightsError, TypeError, ValueError, RuntimeError) as error:
-            messages.append(f"{name}: {str(error).rstrip('.')}; {FALLBACK_HINT[name]} "
-                            f"(train them with `python main.py train-seg --task {TRAIN_TASK.get(name, name)}`).")
+            messages.append(f"{name}: {str(error).rstrip('.')}; {spec.fallback} "
+                            f"(train them with `{spec.train_command}`).")
             continue
         model = model.eval().to(device)
         stop_layers_when(cancel, model)   # PyTorch layers check the cancel; ONNX Runtime is checked between stages

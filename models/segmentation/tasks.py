@@ -212,6 +212,3 @@ class LandmarkTask:
         return TrainConfig(**{**dict(epochs=40, batch_size=8, lr=1e-3, optimizer="adam", scheduler="cosine",
                                      early_stopping_patience=10, monitor="val_mean_px", monitor_mode="min"),
                                 **overrides})
-
-
-TASKS = {"vessels": VesselTask, "disc_cup": DiscCupTask, "lesions": LesionTask, "landmarks": LandmarkTask}
