@@ -10,6 +10,10 @@ Every rating here is "finding marked / not marked" by one gradable read (see ``c
 - Each reader against the consensus, on items whose consensus is present or absent. The reader's
   own vote is part of that consensus, which flatters every reader alike.
 A kappa whose chance agreement is 1 (everybody always says the same) is undefined: NaN.
+
+``regional_agreement`` asks the same of each of the eight regions (see its section below): Fleiss'
+kappa per finding and region, each reader against the consensus union region by region, and the
+regional confusion between readers.
 """
 from __future__ import annotations
 
@@ -187,3 +191,116 @@ def readers_against_consensus(consensus: ProjectConsensus, finding: str | None =
 def agreement_report(consensus: ProjectConsensus) -> AgreementReport:
     per_finding, overall = fleiss_by_finding(consensus)
     return AgreementReport(per_finding, overall, pairwise_cohen_kappa(consensus), readers_against_consensus(consensus))
+
+
+# ---------------------------------------------------------------------------------------------
+# Region-level agreement (issue 19): the same questions asked of each of the eight regions.
+#
+# A rating is "reader marked finding f in region r" (a reader who did not mark f marked no region).
+# - Fleiss' kappa per finding and region takes each image with ≥ 2 gradable reads as an item; per
+#   finding, the image × region items are pooled (regions must agree, not only the finding).
+# - Each reader against the consensus union: on images whose consensus of f is present or absent,
+#   truth for region r is "r is in the consensus cue (the union of the markers' regions)"; absent
+#   findings have an empty cue. Counts per reader, finding and region.
+# - Regional confusion between readers: for every image, finding and ordered pair of gradable reads
+#   (a, b), each region a marked (or 0 when a did not mark the finding) against each region b
+#   marked (or 0): cell [i, j] counts how often one reader's region i met another's region j.
+#   Symmetric; the diagonal from 1 is agreement, a heavy [5, 6] means 5 and 6 are mixed up.
+# ---------------------------------------------------------------------------------------------
+
+REGIONS = 8
+
+
+@dataclass(frozen=True)
+class RegionalAgreement:
+    finding_codes: list[str]
+    items: int                      # images with at least two gradable reads
+    fleiss: np.ndarray              # float [F, 8]: Fleiss' kappa per finding and region (column r-1)
+    fleiss_by_finding: np.ndarray   # float [F]: image × region items pooled
+    fleiss_overall: float           # every image × finding × region item pooled
+    reader_ids: np.ndarray          # int64 [Q]
+    reader_counts: np.ndarray       # int64 [Q, F, 8, 4]: TP, FN, TN, FP against the consensus union
+    confusion: np.ndarray           # int64 [F, 9, 9]: row/column 0 = finding not marked, 1..8 regions
+
+    def reader_accuracy(self, reader_id: int, finding: str | None = None, region: int | None = None
+                        ) -> ReaderAccuracy:
+        """One reader's regional counts, pooled over findings and/or regions unless one is named."""
+        q = int(np.flatnonzero(self.reader_ids == reader_id)[0])
+        counts = self.reader_counts[q]
+        if finding is not None:
+            counts = counts[self.finding_codes.index(finding)][None]
+        if region is not None:
+            counts = counts[:, region - 1][:, None]
+        tp, fn, tn, fp = (int(v) for v in counts.reshape(-1, 4).sum(axis=0))
+        return ReaderAccuracy(int(reader_id), true_positive=tp, false_negative=fn, true_negative=tn,
+                              false_positive=fp)
+
+    def readers(self, finding: str | None = None) -> list[ReaderAccuracy]:
+        return [self.reader_accuracy(int(r), finding) for r in self.reader_ids]
+
+
+def region_marks(region_bits: np.ndarray) -> np.ndarray:
+    """bool [..., 8]: region code r marked ⇔ bit r − 1 of the stored byte."""
+    return (region_bits[..., None] >> np.arange(REGIONS, dtype=np.uint8)) & 1 == 1
+
+
+def regional_fleiss(consensus: ProjectConsensus) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Fleiss' kappa per finding and region, per finding (regions pooled) and overall; items."""
+    gradable = consensus.table.gradable
+    raters = gradable.sum(axis=1)                                              # [N]
+    marked = region_marks(consensus.table.region_bits) & gradable[:, :, None, None]
+    votes = marked.sum(axis=1)                                                 # [N, F, 8]
+    counts = np.stack([raters[:, None, None] - votes, votes], axis=-1)         # [N, F, 8, 2]
+    count_f = counts.shape[1]
+    per_region = np.array([[fleiss_kappa(counts[:, f, r]) for r in range(REGIONS)] for f in range(count_f)],
+                          dtype=np.float64).reshape(count_f, REGIONS)
+    per_finding = np.array([fleiss_kappa(counts[:, f].reshape(-1, 2)) for f in range(count_f)], np.float64)
+    overall = fleiss_kappa(counts.reshape(-1, 2))
+    return per_region, per_finding, overall, int((raters >= 2).sum())
+
+
+def readers_regional_counts(consensus: ProjectConsensus) -> tuple[np.ndarray, np.ndarray]:
+    """Reader ids and their [Q, F, 8, 4] counts (TP, FN, TN, FP) against the consensus union."""
+    t = consensus.table
+    readers, slot_reader = _dense_reader_index(consensus)
+    decided = (consensus.state == PRESENT) | (consensus.state == ABSENT)      # [N, F]
+    truth = region_marks(np.where(consensus.state == PRESENT, consensus.cue_bits, 0).astype(np.uint8))
+    marks = region_marks(t.region_bits)                                         # [N, R, F, 8]
+    count_f = len(t.finding_codes)
+    cells = count_f * REGIONS * 4
+    counts = np.zeros(len(readers) * cells, np.int64)
+    f_index = np.arange(count_f)[:, None]
+    r_index = np.arange(REGIONS)[None, :]
+    for s in range(t.reader_ids.shape[1]):
+        rows = np.flatnonzero(t.gradable[:, s])
+        if not len(rows):
+            continue
+        said, real = marks[rows, s], truth[rows]                                 # [M, F, 8]
+        outcome = np.where(real, np.where(said, 0, 1), np.where(said, 3, 2))     # TP, FN, TN, FP
+        valid = np.broadcast_to(decided[rows][:, :, None], outcome.shape)
+        flat = ((slot_reader[rows, s][:, None, None] * count_f + f_index) * REGIONS + r_index) * 4 + outcome
+        counts += np.bincount(flat[valid], minlength=len(readers) * cells)
+    return readers, counts.reshape(len(readers), count_f, REGIONS, 4)
+
+
+def regional_confusion(consensus: ProjectConsensus) -> np.ndarray:
+    """[F, 9, 9]: over ordered pairs of gradable reads of an image, one's regions against the other's."""
+    t = consensus.table
+    marks = region_marks(t.region_bits)                                         # [N, R, F, 8]
+    with_none = np.concatenate([~marks.any(axis=-1, keepdims=True), marks], axis=-1).astype(np.int64)  # [N, R, F, 9]
+    result = np.zeros((len(t.finding_codes), REGIONS + 1, REGIONS + 1), np.int64)
+    slots = t.reader_ids.shape[1]
+    for a in range(slots):
+        for b in range(slots):
+            if a == b:
+                continue
+            both = t.gradable[:, a] & t.gradable[:, b]
+            result += np.einsum("nfi,nfj->fij", with_none[both, a], with_none[both, b])
+    return result
+
+
+def regional_agreement(consensus: ProjectConsensus) -> RegionalAgreement:
+    per_region, per_finding, overall, items = regional_fleiss(consensus)
+    readers, counts = readers_regional_counts(consensus)
+    return RegionalAgreement(list(consensus.table.finding_codes), items, per_region, per_finding, overall,
+                             readers, counts, regional_confusion(consensus))

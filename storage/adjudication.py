@@ -50,6 +50,11 @@ class AdjudicatedAnswers:
         return self.findings.get((int(image_id), code))
 
     @property
+    def settled(self) -> set[tuple[int, str | None]]:
+        """(image, finding) pairs with an answer, and (image, None) for a decided diagnosis."""
+        return set(self.findings) | {(image, None) for image in self.diagnoses}
+
+    @property
     def image_ids(self) -> set[int]:
         return {image for image, _ in self.findings} | set(self.diagnoses)
 

@@ -3,8 +3,11 @@
 Export shows all readers' answers side by side, which blind reading reserves for reviewers and
 admins: it runs as such a reader (``ReviewSession`` refuses anyone else).
 
-CSV is one long table, one row per (image, reader, finding) with ``record = "reader"`` and one
-per (image, finding) with ``record = "consensus"``; a read without findings (normal, ungradable,
+CSV is one long table, one row per (image, reader, finding) with ``record = "reader"``, one
+per (image, finding) with ``record = "consensus"``, one per (image, finding) with
+``record = "final"``: the answer training uses (``annotate.services.final_labels``: the consensus,
+or a reviewer's adjudication where the project's label source says so; ``source`` tells which
+and ``comment`` holds the adjudication's reason); a read without findings (normal, ungradable,
 or not answered yet) has one row with an empty finding. Regions are written as codes joined by
 ";" (e.g. "1;5") and, beside them, their names. JSON nests the same facts per image.
 """
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotate.consensus import ProjectConsensus, consensus_for_project
+from annotate.consensus import ProjectConsensus
+from annotate.services.final_labels import FinalLabels, final_labels
 from annotate.geometry import REGION_NAMES
 from storage.errors import InvalidRequestError, OctantError
 from storage.images import ImageRecord, list_images
@@ -30,7 +34,7 @@ FORMATS = ("csv", "json")
 CSV_COLUMNS = (
     "record", "image_id", "sha256", "path", "split", "laterality", "reader_id", "reader", "role",
     "done", "normal", "ungradable", "diagnosis", "finding", "state", "votes", "regions", "region_names",
-    "comment",
+    "comment", "source",
 )
 
 
@@ -61,15 +65,27 @@ def _collect(project, reader_id: int):
     settings = project.settings()
     reads = list(review.all_reads())
     findings = [f.code for f in settings.findings]
-    consensus = consensus_for_project(reads, findings, k=settings.consensus_k)
+    labels = final_labels(project.database, findings, reads=reads)
     by_image: dict[int, list[tuple[int, ReadState]]] = defaultdict(list)
     for image_id, reader, state in reads:
         by_image[image_id].append((reader, state))
     readers = {r.id: r for r in list_readers(project.database, include_inactive=True)}
-    return settings, list_images(project.database), by_image, consensus, readers, len(reads)
+    return settings, list_images(project.database), by_image, labels, readers, len(reads)
 
 
-def _csv_rows(project, images, by_image, consensus: ProjectConsensus, readers):
+def _final_rows(base, labels: FinalLabels, image_id: int):
+    if image_id not in labels:
+        return
+    final = labels.image(image_id)
+    for code, finding in final.findings.items():
+        decided = labels.answers.finding(image_id, code) if finding.source == "adjudicated" else None
+        yield dict(base, record="final", diagnosis=final.diagnosis or "", finding=code, state=finding.state,
+                   regions=_codes(finding.regions), region_names=_names(finding.regions), source=finding.source,
+                   comment=decided.reason if decided else "")
+
+
+def _csv_rows(project, images, by_image, labels: FinalLabels, readers):
+    consensus = labels.consensus
     for image in images:
         base = dict(image_id=image.id, sha256=image.sha256, path=_relative(image.path, project.root),
                     split=image.split, laterality=image.laterality or "")
@@ -82,6 +98,7 @@ def _csv_rows(project, images, by_image, consensus: ProjectConsensus, readers):
                 yield dict(who, finding="")
             for code, regions in state.regions.items():
                 yield dict(who, finding=code, regions=_codes(regions), region_names=_names(regions))
+        yield from _final_rows(base, labels, image.id)
         if image.id not in consensus:
             continue
         agreed = consensus.image(image.id)
@@ -91,7 +108,8 @@ def _csv_rows(project, images, by_image, consensus: ProjectConsensus, readers):
                        regions=_codes(finding.cue_regions), region_names=_names(finding.cue_regions))
 
 
-def _image_json(project, image: ImageRecord, reads, consensus: ProjectConsensus, readers) -> dict[str, Any]:
+def _image_json(project, image: ImageRecord, reads, labels: FinalLabels, readers) -> dict[str, Any]:
+    consensus: ProjectConsensus = labels.consensus
     entry: dict[str, Any] = dict(
         id=image.id, sha256=image.sha256, path=_relative(image.path, project.root), split=image.split,
         laterality=image.laterality, width=image.width, height=image.height,
@@ -116,6 +134,14 @@ def _image_json(project, image: ImageRecord, reads, consensus: ProjectConsensus,
             findings={code: dict(state=f.state, votes=f.votes, cue_regions=sorted(f.cue_regions))
                       for code, f in agreed.findings.items()},
         )
+    entry["final"] = None
+    if image.id in labels:
+        final = labels.image(image.id)
+        entry["final"] = dict(
+            diagnosis=final.diagnosis, diagnosis_source=final.diagnosis_source,
+            findings={code: dict(state=f.state, regions=sorted(f.regions), source=f.source)
+                      for code, f in final.findings.items()},
+        )
     return entry
 
 
@@ -138,18 +164,18 @@ def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | N
     if reader_id is None:
         raise InvalidRequestError("Export shows every reader's labels; run it as a reviewer or admin (--as NAME).")
     out = Path(out).expanduser()
-    settings, images, by_image, consensus, readers, count = _collect(project, reader_id)
+    settings, images, by_image, labels, readers, count = _collect(project, reader_id)
     if fmt == "csv":
         def write(handle):
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, restval="")
             writer.writeheader()
-            writer.writerows(_csv_rows(project, images, by_image, consensus, readers))
+            writer.writerows(_csv_rows(project, images, by_image, labels, readers))
     else:
         document = dict(
-            project=settings.name, consensus_k=settings.consensus_k,
+            project=settings.name, consensus_k=settings.consensus_k, label_source=settings.label_source,
             findings=[dict(code=f.code, name=f.name) for f in settings.findings],
             regions={str(code): name for code, name in REGION_NAMES.items()},
-            images=[_image_json(project, image, by_image.get(image.id, []), consensus, readers) for image in images],
+            images=[_image_json(project, image, by_image.get(image.id, []), labels, readers) for image in images],
         )
 
         def write(handle):

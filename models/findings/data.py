@@ -3,7 +3,8 @@
 Two sources give the same ``FindingSample``s:
 - the project database (``consensus_samples``): the readers' consensus per finding (Son et al.
   §3.1: absent when nobody marked it, present when k of 3 did, uncertain left out), the cue being
-  the union of the marking readers' regions;
+  the union of the marking readers' regions; or a reviewer's adjudicated answer where the project's
+  label source is "adjudicated, else consensus" (``annotate.services.final_labels``);
 - a public reference labelling (``models.findings.reference_labels``) standing in for consensus, marked
   ``source="reference:..."``.
 
@@ -206,12 +207,14 @@ def split_derivation_validation(samples: list, validation_fraction: float = 0.1,
 
 def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path | None = None
                       ) -> list[FindingSample]:
-    """Present/absent samples of one finding from the readers' consensus in a project database.
+    """Present/absent samples of one finding from the project's final labels in its database.
 
-    Uncertain images are left out. The cue landmarks are the mean of the landmarks the readers set
-    (regions are drawn from them); a positive without any reader's landmarks is left out too.
+    The final labels are the readers' consensus, or a reviewer's adjudicated answer where the
+    project's label source says so (``annotate.services.final_labels``). Uncertain images are left
+    out. The cue landmarks are the mean of the landmarks the readers set (regions are drawn from
+    them); a positive without any reader's landmarks is left out too.
     """
-    from annotate.consensus import consensus_for_project
+    from annotate.services.final_labels import final_labels
     from storage.images import list_images
     from storage.review import iter_all_reads
 
@@ -220,15 +223,15 @@ def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path 
     for image_id, _, read in reads:
         if read.done and read.landmarks is not None:
             landmarks.setdefault(image_id, []).append(read.landmarks)
-    consensus = consensus_for_project(reads, [finding_code], k=k)
+    labels = final_labels(db, [finding_code], reads=reads, k=k)
     images = {record.id: record for record in list_images(db, split)}
     samples = []
-    for image in consensus.images():
-        record = images.get(image.image_id)
-        finding = image.findings[finding_code]
+    for image_id in labels.image_ids():
+        record = images.get(image_id)
+        finding = labels.finding(image_id, finding_code)
         if record is None or finding.state == "uncertain":
             continue
-        marks = landmarks.get(image.image_id, [])
+        marks = landmarks.get(image_id, [])
         present = finding.state == "present"
         if present and not marks:
             continue
@@ -238,8 +241,8 @@ def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path 
                               if record.fov else None)
         samples.append(FindingSample(
             key=f"project-{record.sha256[:16]}", image_path=record.path, present=present,
-            regions=finding.cue_regions if present else frozenset(), disc=disc, fovea=fovea,
-            source="consensus", group=record.sha256, crop=box,
+            regions=finding.regions if present else frozenset(), disc=disc, fovea=fovea,
+            source=finding.source, group=record.sha256, crop=box,
             extra={"image_id": record.id, "decoded_shape": (record.height, record.width)}))
     return samples
 
@@ -280,21 +283,23 @@ def idrid_grade_photos(data_root: Path) -> list[GradedPhoto]:
 
 
 def consensus_diagnosis_photos(db, classes: list[str], split: str) -> list[GradedPhoto]:
-    """Photos whose readers agree on a diagnosis (majority of gradable reads; ties left out)."""
-    from annotate.consensus import consensus_for_project
+    """Photos whose readers agree on a diagnosis (majority of gradable reads; ties left out), or
+    whose diagnosis a reviewer adjudicated where the project's label source uses adjudication."""
+    from annotate.services.final_labels import final_labels
     from storage.images import list_images
-    from storage.review import iter_all_reads
 
     images = {record.id: record for record in list_images(db, split)}
+    labels = final_labels(db, [])
     photos = []
-    for image in consensus_for_project(iter_all_reads(db), []).images():
-        record = images.get(image.image_id)
-        if record is None or image.diagnosis not in classes:
+    for image_id in labels.image_ids():
+        record = images.get(image_id)
+        diagnosis, source = labels.diagnosis(image_id)
+        if record is None or diagnosis not in classes:
             continue
         box = record.crop or (crop_box(FieldOfView(*record.fov), (record.height, record.width))
                               if record.fov else None)
         photos.append(GradedPhoto(key=f"project-{record.sha256[:16]}", image_path=record.path,
-                                  label=classes.index(image.diagnosis), source="consensus",
+                                  label=classes.index(diagnosis), source=source,
                                   group=record.sha256, crop=box))
     return photos
 

@@ -88,3 +88,37 @@ def test_export_is_refused_to_readers_and_unknown_formats(read_project, tmp_path
     with pytest.raises(InvalidRequestError, match="reviewer or admin"):
         export_labels(project, tmp_path / "x.csv", "csv", None)
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_final_rows_follow_the_label_source_and_readers_rows_stay(read_project, tmp_path):
+    from storage.adjudication import record_adjudication
+    from storage.project import update_settings
+
+    project, readers, admin, images = read_project
+    first = images[0]
+    record_adjudication(project.database, admin.id, first, "drusen", True, {2}, diagnosis="PDR",
+                        reason="Drusen in 2, not 1.")
+
+    def rows(name):
+        export_labels(project, tmp_path / name, "csv", admin.id)
+        with open(tmp_path / name, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def final(table, code):
+        return next(r for r in table if r["record"] == "final" and r["finding"] == code and int(r["image_id"]) == first)
+
+    before = rows("consensus.csv")
+    assert (final(before, "drusen")["state"], final(before, "drusen")["source"]) == ("uncertain", "consensus")
+    assert final(before, "haemorrhage")["regions"] == "1;5;6"
+    update_settings(project.database, label_source="adjudicated")
+    after = rows("adjudicated.csv")
+    drusen = final(after, "drusen")
+    assert (drusen["state"], drusen["regions"], drusen["source"], drusen["diagnosis"]) == ("present", "2", "adjudicated", "PDR")
+    assert drusen["comment"] == "Drusen in 2, not 1."
+    assert [r for r in after if r["record"] != "final"] == [r for r in before if r["record"] != "final"]
+    export_labels(project, tmp_path / "a.json", "json", admin.id)
+    document = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
+    entry = next(i for i in document["images"] if i["id"] == first)
+    assert document["label_source"] == "adjudicated"
+    assert entry["final"]["findings"]["drusen"] == dict(state="present", regions=[2], source="adjudicated")
+    assert entry["final"]["diagnosis_source"] == "adjudicated"

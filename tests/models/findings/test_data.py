@@ -178,6 +178,32 @@ def test_consensus_samples_keep_present_and_absent_and_leave_uncertain_out(tmp_p
     project.close()
 
 
+def test_adjudicated_answers_replace_consensus_only_when_the_project_says_so(tmp_path):
+    from models.findings.data import consensus_diagnosis_photos, consensus_samples
+    from storage.adjudication import record_adjudication
+    from storage.project import update_settings
+    from storage.readers import Role, add_reader
+
+    project, ids = reading_project(tmp_path, [3, 2, 1, 0])
+    db = project.database
+    reviewer = add_reader(db, "Reviewer", Role.REVIEWER).id
+    record_adjudication(db, reviewer, ids[2], "haemorrhage", True, {2}, diagnosis="PDR", reason="Seen on review.")
+    record_adjudication(db, reviewer, ids[0], "haemorrhage", False, reason="A reflex, not a haemorrhage.")
+
+    def labels():
+        return {s.extra["image_id"]: (s.present, s.regions, s.source)
+                for s in consensus_samples(db, "haemorrhage", "train", k=2)}
+
+    assert labels()[ids[0]] == (True, frozenset({1, 4}), "consensus") and ids[2] not in labels()
+    assert consensus_diagnosis_photos(db, ["no DR", "PDR"], "train") == []
+    update_settings(db, label_source="adjudicated")
+    assert labels()[ids[0]] == (False, frozenset(), "adjudicated")
+    assert labels()[ids[2]] == (True, frozenset({2}), "adjudicated")      # uncertain by consensus
+    assert labels()[ids[1]][2] == "consensus"
+    assert [(p.label, p.source) for p in consensus_diagnosis_photos(db, ["no DR", "PDR"], "train")] == [(1, "adjudicated")]
+    project.close()
+
+
 def test_train_command_registers_the_model_with_metrics_config_and_label_snapshot(tmp_path):
     from main import main
     from storage.predictions import list_models

@@ -1,0 +1,105 @@
+"""The final answer per image and finding that export and training use.
+
+The project's ``label_source`` (``storage.project.LABEL_SOURCES``) decides:
+- ``consensus``: the readers' consensus (``annotate.consensus``), adjudications ignored;
+- ``adjudicated``: a reviewer's newest adjudication where one exists (``storage.adjudication``),
+  else the consensus. An adjudicated finding is present with the adjudicated regions or absent,
+  whatever the consensus said (also on an image the readers called ungradable); an adjudicated
+  diagnosis replaces the majority's.
+Readers' rows are never changed: the final answer is computed on reading.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from annotate.consensus import ProjectConsensus, STATE_NAMES, UNCERTAIN, consensus_for_project
+from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
+from storage.labels import ReadState
+from storage.project import parse_label_source, project_settings
+
+CONSENSUS, ADJUDICATED = "consensus", "adjudicated"
+
+
+@dataclass(frozen=True)
+class FinalFinding:
+    state: str                 # "present" | "absent" | "uncertain"
+    regions: frozenset[int]    # where present: adjudicated regions, else the consensus cue
+    source: str                # "consensus" | "adjudicated"
+
+
+@dataclass(frozen=True)
+class FinalImage:
+    image_id: int
+    findings: dict[str, FinalFinding]
+    diagnosis: str | None
+    diagnosis_source: str      # "consensus" | "adjudicated"
+
+
+@dataclass
+class FinalLabels:
+    consensus: ProjectConsensus
+    answers: AdjudicatedAnswers
+    label_source: str          # "consensus" | "adjudicated"
+
+    @property
+    def uses_adjudication(self) -> bool:
+        return self.label_source == ADJUDICATED
+
+    def image_ids(self) -> list[int]:
+        """Images with a done read or (when used) an adjudication, in id order."""
+        ids = {int(i) for i in self.consensus.table.image_ids}
+        if self.uses_adjudication:
+            ids |= self.answers.image_ids
+        return sorted(ids)
+
+    def __contains__(self, image_id: int) -> bool:
+        return image_id in self.consensus or (self.uses_adjudication and image_id in self.answers.image_ids)
+
+    def finding(self, image_id: int, code: str) -> FinalFinding:
+        if self.uses_adjudication:
+            decided = self.answers.finding(image_id, code)
+            if decided is not None:
+                return FinalFinding("present" if decided.present else "absent", decided.regions, ADJUDICATED)
+        if image_id not in self.consensus:
+            return FinalFinding(STATE_NAMES[UNCERTAIN], frozenset(), CONSENSUS)
+        agreed = self.consensus.image(image_id).findings[code]
+        return FinalFinding(agreed.state, agreed.cue_regions if agreed.state == "present" else frozenset(), CONSENSUS)
+
+    def diagnosis(self, image_id: int) -> tuple[str | None, str]:
+        if self.uses_adjudication and image_id in self.answers.diagnoses:
+            return self.answers.diagnoses[image_id], ADJUDICATED
+        if image_id not in self.consensus:
+            return None, CONSENSUS
+        return self.consensus.image(image_id).diagnosis, CONSENSUS
+
+    def image(self, image_id: int) -> FinalImage:
+        diagnosis, source = self.diagnosis(image_id)
+        codes = self.consensus.table.finding_codes
+        return FinalImage(image_id, {code: self.finding(image_id, code) for code in codes}, diagnosis, source)
+
+    def images(self) -> Iterator[FinalImage]:
+        for image_id in self.image_ids():
+            yield self.image(image_id)
+
+
+def final_labels(
+    db,
+    finding_codes: Sequence[str] | None = None,
+    reads: Iterable[tuple[int, int, ReadState]] | None = None,
+    k: int | None = None,
+    label_source: str | None = None,
+) -> FinalLabels:
+    """The final labels of a project (module docstring); the project's own settings by default.
+
+    ``reads`` (``storage.review.iter_all_reads``) may be passed when the caller already has them.
+    """
+    from storage.review import iter_all_reads
+
+    settings = project_settings(db)
+    codes = [f.code for f in settings.findings] if finding_codes is None else list(finding_codes)
+    source = parse_label_source(label_source or settings.label_source)
+    consensus = consensus_for_project(iter_all_reads(db) if reads is None else reads, codes,
+                                      k=settings.consensus_k if k is None else k)
+    answers = adjudicated_answers(db) if source == ADJUDICATED else AdjudicatedAnswers()
+    return FinalLabels(consensus, answers, source)
