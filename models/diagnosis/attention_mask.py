@@ -227,7 +227,7 @@ def cached_structure_maps(photo, box: tuple[int, int, int, int], size: int, mode
     ``<cache_root>/structure-maps`` (default: the user's cache folder, for public photos)."""
     import cv2
 
-    from models.findings.data import read_photo
+    from annotate.services.photos import read_fundus
     from storage.locations import public_cache_dir
 
     folder = Path(cache_root or public_cache_dir()) / "structure-maps" / str(size)
@@ -237,7 +237,7 @@ def cached_structure_maps(photo, box: tuple[int, int, int, int], size: int, mode
         if cached is not None:
             return cached
     x0, y0, x1, y1 = box
-    crop = read_photo(photo.image_path, photo.reduce)[y0:y1, x0:x1, ::-1]
+    crop = read_fundus(photo.image_path, photo.reduce)[y0:y1, x0:x1, ::-1]
     guess = None if photo.disc is None else (photo.disc[0] - x0, photo.disc[1] - y0)
     maps = structure_maps(np.ascontiguousarray(crop), size, models, device, guess)
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ Two sources give the same ``FindingSample``s:
 - a public reference labelling (``models.findings.reference_labels``) standing in for consensus, marked
   ``source="reference:..."``.
 
-A sample's photo is decoded, its black border cropped (``annotate.fov``), resized to the network
+A sample's photo is decoded by the app's one photo reader (``annotate.services.photos.read_fundus``:
+JPEG, PNG, TIFF and DICOM alike), its black border cropped (``annotate.fov``), resized to the network
 input and cached (a project's photos in the project's ``cache/`` folder, public photos in the user's
 cache folder; ``storage.locations``); its regions are rasterised at the activation map's size with
 ``annotate.geometry.region_mask`` over the same crop box (``mode="area"``: a cell on a region border
@@ -33,14 +34,13 @@ from torch.utils.data import Dataset
 
 from annotate.fov import crop_box, detect_fov, FieldOfView
 from annotate.geometry import region_mask
+from annotate.services.photos import read_fundus
 from storage.errors import BadImageError, OctantError
 from storage.locations import public_cache_dir
 
 CUE_SOURCES = ("regions", "lesions")
 # A map cell's activation sees well past the cell, so a lesion's neighbours are not "outside" it.
 LESION_CUE_DILATION_CELLS = 1
-REDUCED_READS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,6 @@ class FindingSample:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-def read_photo(path: Path, reduce: int = 1) -> np.ndarray:
-    """BGR photo at 1/``reduce`` size; BadImageError with advice when it cannot be decoded."""
-    image = cv2.imread(str(path), REDUCED_READS.get(reduce, cv2.IMREAD_COLOR))
-    if image is None:
-        raise BadImageError(f"The photo {path} cannot be read; check that the file exists and is an image.")
-    return image
-
-
 def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
                  crop: tuple[int, int, int, int] | None = None,
                  cache_root: Path | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -85,7 +77,7 @@ def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
         image = cv2.imread(str(png), cv2.IMREAD_COLOR)
         if image is not None:
             return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
-    decoded = read_photo(path, reduce)
+    decoded = read_fundus(path, reduce)
     box = crop if crop is not None else crop_box(detect_fov(decoded), decoded.shape)
     x0, y0, x1, y1 = box
     resized = cv2.resize(decoded[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
@@ -177,7 +169,7 @@ class FindingDataset(Dataset):
 
 
 def _decoded_shape(sample: FindingSample) -> tuple[int, int]:
-    return read_photo(sample.image_path, sample.reduce).shape[:2]
+    return read_fundus(sample.image_path, sample.reduce).shape[:2]
 
 
 def split_derivation_validation(samples: list, validation_fraction: float = 0.1, seed: int = 0,

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from annotate.geometry import RegionGeometry
-from models.findings.data import FindingSample, read_photo
+from annotate.services.photos import read_fundus
+from models.findings.data import FindingSample
 from storage.locations import public_data_dir
 
 SEGMENTATION_FOLDERS = {"haemorrhage": "haemorrhages", "hard_exudate": "hard_exudates",
@@ -120,7 +121,7 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
     for r in manifest:
         name = r["image"]
         path = folder / "images" / name
-        shape = read_photo(path, SEGMENTATION_REDUCE).shape[:2]
+        shape = read_fundus(path, SEGMENTATION_REDUCE).shape[:2]
         disc, diameter = _disc_from_mask(folder / "optic_disc" / f"{Path(name).stem}.png")
         twin, certain = matches.get(path, (None, False))
         if certain:
@@ -167,7 +168,7 @@ def _regions_of_mask(path: Path, disc, fovea, shape) -> frozenset[int]:
 
 def _thumbnail(path: Path, reduce: int) -> np.ndarray:
     """High-passed 144 × 96 grey thumbnail, unit norm: fine detail tells two eyes apart."""
-    grey = cv2.cvtColor(read_photo(path, reduce), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(read_fundus(path, reduce), cv2.COLOR_BGR2GRAY)
     small = cv2.resize(grey, (144, 96), interpolation=cv2.INTER_AREA).astype(np.float64)
     small = (small - cv2.GaussianBlur(small, (0, 0), 4)).ravel()
     small -= small.mean()

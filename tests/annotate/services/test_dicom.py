@@ -9,28 +9,10 @@ import pytest
 from annotate.services.photos import image_size, read_fundus
 from annotate.services.importer import import_images
 from storage.errors import BadImageError
+from tests.annotate.dicom_files import write_dicom
 from tests.annotate.fundus import synthetic_fundus
 
 pydicom = pytest.importorskip("pydicom")
-
-
-def write_dicom(path, rgb: np.ndarray):
-    """An uncompressed RGB ophthalmic-photography DICOM file, as a fundus camera exports it."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.5.1"  # Ophthalmic Photography 8 Bit
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.Modality = "OP"
-    dataset.Rows, dataset.Columns = rgb.shape[:2]
-    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "RGB", 0
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
-    dataset.PixelData = np.ascontiguousarray(rgb).tobytes()
-    dataset.save_as(str(path), enforce_file_format=True)
-    return path
 
 
 def test_a_dicom_photo_reads_as_the_same_bgr_pixels(tmp_path):

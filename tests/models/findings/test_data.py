@@ -14,8 +14,13 @@ from storage.errors import OctantError
 
 
 def synthetic_fundus(path: Path, width=96, height=64) -> Path:
+    """A fundus cut at top and bottom; a ``.dcm`` name writes it as ophthalmic-photography DICOM."""
     image = np.zeros((height, width, 3), np.uint8)
     cv2.circle(image, (width // 2, height // 2), 36, (40, 90, 180), -1)  # FOV cut at top and bottom
+    if path.suffix == ".dcm":
+        from tests.annotate.dicom_files import write_dicom
+
+        return write_dicom(path, image[:, :, ::-1])
     cv2.imwrite(str(path), image)
     return path
 
@@ -134,8 +139,10 @@ def test_affine_without_ranges_is_the_identity_and_a_flip_moves_the_cue_with_the
     assert mirrored_any == {True, False}  # seed 0 flips some and keeps others
 
 
-def reading_project(tmp_path, marks_per_image):
-    """A project with three ophthalmologists; ``marks_per_image[i]`` readers mark haemorrhage in 1, 4."""
+def reading_project(tmp_path, marks_per_image, suffix=".png"):
+    """A project with three ophthalmologists; ``marks_per_image[i]`` readers mark haemorrhage in 1, 4.
+
+    The photos are written in the format ``suffix`` names (".dcm": DICOM)."""
     import hashlib
 
     from storage.assignment import assign_readers
@@ -149,7 +156,7 @@ def reading_project(tmp_path, marks_per_image):
     readers = [add_reader(db, f"reader {i}").id for i in range(3)]
     new = []
     for i in range(len(marks_per_image)):
-        path = synthetic_fundus(tmp_path / "project" / f"eye{i}.png")
+        path = synthetic_fundus(tmp_path / "project" / f"eye{i}{suffix}")
         new.append(NewImage(path=path, sha256=hashlib.sha256(f"eye{i}".encode()).hexdigest(), width=96,
                             height=64, split="train"))
     image_ids = add_images(db, new)
@@ -223,6 +230,25 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     assert model.config["engine"]["init_weights"].endswith("weights/guided_haemorrhage.safetensors")
     assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
     assert Path(model.path).is_file()
+
+
+def test_dicom_photos_are_trained_on_like_jpegs(tmp_path):
+    """One photo reader for the whole app: training decodes DICOM as import and the viewer do."""
+    pytest.importorskip("pydicom")
+    from main import main
+    from storage.predictions import list_models
+    from storage.project import open_project
+
+    project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0], suffix=".dcm")
+    project.close()
+    code = main(["train", "--network", "guided", "--finding", "haemorrhage", "--project", str(tmp_path / "project"),
+                 "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu"])
+    assert code == 0
+    with open_project(tmp_path / "project") as project:
+        (model,) = list_models(project.database)
+    assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
+    cached = sorted((tmp_path / "project" / "cache" / "photo-cache").rglob("*.png"))
+    assert len(cached) == 6 and cv2.imread(str(cached[0])).max() > 100   # the photo, not a blank
 
 
 def test_a_network_the_starter_does_not_fit_is_refused_unless_it_starts_from_scratch(tmp_path, capsys):
