@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from storage.audit import record
 from storage.database import Database
@@ -42,6 +42,21 @@ def latest_prediction(db: Database, image_id: int, kind: str) -> dict[str, Any] 
             select(Prediction.payload).where(Prediction.image_id == image_id, Prediction.kind == kind)
             .order_by(Prediction.id.desc()).limit(1)
         )
+
+
+# The guided networks' and the attention-mask classifier's answer for one image (``main.py screen``):
+# {"findings": {code: {"probability", "threshold", "regions": [codes over the threshold],
+#   "region_activation": [mass outside the regions, then regions 1..8]}},
+#  "diagnosis": {class name: probability}, "models": {network: version}}.
+FINDINGS_PREDICTION = "findings"
+
+
+def latest_predictions(db: Database, kind: str) -> dict[int, dict[str, Any]]:
+    """The newest payload of one kind for every image that has one (one query)."""
+    newest = select(func.max(Prediction.id)).where(Prediction.kind == kind).group_by(Prediction.image_id)
+    with db.reading() as session:
+        return dict(session.execute(
+            select(Prediction.image_id, Prediction.payload).where(Prediction.id.in_(newest))).all())
 
 
 def save_model_landmarks(

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from annotate.consensus import ProjectConsensus, STATE_NAMES, UNCERTAIN, consensus_for_project
+import numpy as np
+
+from annotate.consensus import ABSENT, PRESENT, ProjectConsensus, STATE_NAMES, UNCERTAIN, consensus_for_project
+from storage.labels import regions_to_mask
 from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
 from storage.labels import ReadState
 from storage.project import parse_label_source, project_settings
@@ -77,6 +80,26 @@ class FinalLabels:
         diagnosis, source = self.diagnosis(image_id)
         codes = self.consensus.table.finding_codes
         return FinalImage(image_id, {code: self.finding(image_id, code) for code in codes}, diagnosis, source)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``image_ids()`` with the final state (PRESENT/ABSENT/UNCERTAIN) and region bits per
+        finding, int64 [M], int8 [M, F], uint8 [M, F]: the whole project at array speed."""
+        c = self.consensus
+        ids = np.asarray(self.image_ids(), np.int64)
+        codes = c.table.finding_codes
+        state = np.full((len(ids), len(codes)), UNCERTAIN, np.int8)
+        bits = np.zeros((len(ids), len(codes)), np.uint8)
+        rows = np.searchsorted(ids, c.table.image_ids)
+        state[rows] = c.state
+        bits[rows] = np.where(c.state == PRESENT, c.cue_bits, 0)
+        if self.uses_adjudication:
+            column = {code: f for f, code in enumerate(codes)}
+            for (image_id, code), decided in self.answers.findings.items():
+                if code in column:
+                    row = int(np.searchsorted(ids, image_id))
+                    state[row, column[code]] = PRESENT if decided.present else ABSENT
+                    bits[row, column[code]] = regions_to_mask(decided.regions)
+        return ids, state, bits
 
     def images(self) -> Iterator[FinalImage]:
         for image_id in self.image_ids():

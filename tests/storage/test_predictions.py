@@ -6,7 +6,7 @@ import pytest
 from storage.errors import NotFoundError
 from storage.images import add_image
 from storage.predictions import (
-    activate_model, latest_prediction, list_models, register_model, save_prediction,
+    activate_model, latest_prediction, latest_predictions, list_models, register_model, save_prediction,
 )
 
 
@@ -20,6 +20,17 @@ def test_the_latest_prediction_of_a_kind_is_returned(tmp_project):
     assert latest_prediction(db, image, "regions") == {"haemorrhage": [3]}
     with pytest.raises(NotFoundError):
         save_prediction(db, 999, "regions", {}, "guided-1")
+
+
+def test_the_latest_predictions_of_every_image_in_one_call(tmp_project):
+    db = tmp_project.database
+    first, second, third = (add_image(db, f"{n}.jpg", n * 64, 10, 10) for n in "abc")
+    save_prediction(db, first, "findings", {"v": 1}, "m1")
+    save_prediction(db, second, "findings", {"v": 2}, "m1")
+    save_prediction(db, first, "findings", {"v": 3}, "m2")
+    save_prediction(db, third, "regions", {"v": 4}, "m1")
+    assert latest_predictions(db, "findings") == {first: {"v": 3}, second: {"v": 2}}
+    assert latest_predictions(db, "nothing") == {}
 
 
 def test_one_active_model_per_network(tmp_project):

@@ -1,0 +1,58 @@
+"""Final labels: consensus, or adjudicated answers over it when the project says so."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotate.consensus import ABSENT, PRESENT, UNCERTAIN
+from annotate.services.final_labels import final_labels
+from storage.adjudication import record_adjudication
+from storage.project import update_settings
+from storage.reading import ReaderSession
+from storage.review import ReviewSession
+from tests.storage.conftest import Clinic, add_fake_images
+
+
+@pytest.fixture
+def clinic(tmp_project) -> Clinic:
+    from storage.assignment import assign_readers
+    from storage.readers import Role, add_reader
+
+    db = tmp_project.database
+    readers = [add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST) for i in range(3)]
+    reviewer = add_reader(db, "Reviewer", Role.REVIEWER)
+    images = add_fake_images(tmp_project, train=4)
+    assign_readers(db)
+    return Clinic(tmp_project, readers, [], reviewer, reviewer, images)
+
+
+def test_arrays_agree_with_per_image_answers_under_both_sources(clinic):
+    db = clinic.project.database
+    first, second, third = clinic.images[:3]
+    for image, regions in ((first, ({1, 5}, {1, 6}, None)), (second, ({2}, None, None))):
+        readers = sorted(ReviewSession(db, clinic.reviewer.id).reads_for(image))
+        for reader, marked in zip(readers, regions):
+            session = ReaderSession(db, reader)
+            session.set_regions(image, "haemorrhage", marked) if marked else session.mark_normal(image)
+            session.mark_done(image)
+    record_adjudication(db, clinic.reviewer.id, second, "haemorrhage", True, {2, 3}, reason="Two regions.")
+    record_adjudication(db, clinic.reviewer.id, third, "drusen", False, diagnosis="no DR", reason="Clear.")
+    codes = [f.code for f in clinic.project.settings().findings]
+    h, d = codes.index("haemorrhage"), codes.index("drusen")
+    for source in ("consensus", "adjudicated"):
+        update_settings(db, label_source=source)
+        labels = final_labels(db)
+        ids, state, bits = labels.arrays()
+        assert list(ids) == labels.image_ids()
+        for row, image in enumerate(ids):
+            for f, code in enumerate(codes):
+                answer = labels.finding(int(image), code)
+                assert {PRESENT: "present", ABSENT: "absent", UNCERTAIN: "uncertain"}[state[row, f]] == answer.state
+                assert bits[row, f] == sum(1 << (r - 1) for r in answer.regions)
+    assert list(ids) == [first, second, third]
+    assert state[1, h] == PRESENT and bits[1, h] == 0b110 and state[2, d] == ABSENT
+    assert labels.diagnosis(third) == ("no DR", "adjudicated")
+    update_settings(db, label_source="consensus")
+    ids, state, _ = final_labels(db).arrays()
+    assert list(ids) == [first, second] and state[1, h] == UNCERTAIN
+    assert np.array_equal(final_labels(db, label_source="adjudicated").arrays()[0], [first, second, third])
