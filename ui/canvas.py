@@ -51,6 +51,7 @@ class FundusCanvas(QGraphicsView):
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self._photo = ShownImage(QImage())
         self._overlay_image = QImage()  # model masks, drawn over the photo
+        self._overlay_rect: QRectF | None = None  # where it goes (original pixels); None: the whole photo
         self._detail = QImage()         # full resolution, only while zoomed in that far
         self._message = ""              # why there is no photo (unreadable file)
         self._detail_asked = False
@@ -124,9 +125,14 @@ class FundusCanvas(QGraphicsView):
             self._detail_asked = True
             self.detailWanted.emit(self.image_id)
 
-    def set_overlay(self, image: QImage | None) -> None:
-        """Model masks over the photo (display size; stretched like the photo), or none."""
+    def set_overlay(self, image: QImage | None, where: QRectF | None = None) -> None:
+        """Model masks over the photo (display size; stretched like the photo), or none.
+
+        ``where``: the rectangle it covers in original pixels (an activation map of the photo's
+        field-of-view crop); the whole photo when None.
+        """
         self._overlay_image = image if image is not None else QImage()
+        self._overlay_rect = where
         self.resetCachedContent()
         self.viewport().update()
 
@@ -171,7 +177,7 @@ class FundusCanvas(QGraphicsView):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(0, 0, w, h), image, QRectF(image.rect()))
         if not self._overlay_image.isNull():
-            painter.drawImage(QRectF(0, 0, w, h), self._overlay_image,
+            painter.drawImage(self._overlay_rect or QRectF(0, 0, w, h), self._overlay_image,
                               QRectF(self._overlay_image.rect()))
 
     def set_landmarks(self, disc: tuple[float, float] | None,

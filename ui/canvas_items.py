@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QTransform
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem,
                                QWidget)
 
-from ui.region_shapes import (LABEL_ANCHORS, LandmarkFrame, display_name, extent_for, fov_clip_path,
+from ui.region_shapes import (LandmarkFrame, display_name, extent_for, fov_clip_path, number_position,
                               region_paths_in_frame)
 
 OUTLINE = QColor(236, 236, 236)  # opaque: translucent hairlines take a slow path
@@ -90,6 +90,8 @@ class RegionOverlay(QGraphicsItem):
         self._fills: dict[int, QColor] = {}
         self._suggested: set[int] = set()
         self._suggested_colour = QColor("white")
+        self._hatched: set[int] = set()
+        self._hatched_colour = QColor("white")
         self._hovered = 0
         self.numbers: dict[int, QGraphicsSimpleTextItem] = {}
         font = QFont()
@@ -140,6 +142,14 @@ class RegionOverlay(QGraphicsItem):
             painter.setBrush(QColor(colour.red(), colour.green(), colour.blue(), FILL_ALPHA))
             painter.setPen(self._pen(colour, 2.5))
             painter.drawPath(self._placed[code])
+        if self._hatched:  # regions other readers chose (review): hatched, dashed outline
+            pen = self._pen(self._hatched_colour, 1.5)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(QBrush(self._hatched_colour, Qt.BrushStyle.BDiagPattern))
+            for code in self._hatched - set(self._fills):
+                if code in self._placed:
+                    painter.drawPath(self._placed[code])
         if self._suggested:  # the model's regions for the current finding, not yet chosen
             pen = self._pen(self._suggested_colour, 2.0)
             pen.setStyle(Qt.PenStyle.DashLine)
@@ -172,13 +182,10 @@ class RegionOverlay(QGraphicsItem):
         transform = self.transform_to_image = frame.to_image()
         self._placed = {code: transform.map(path) for code, path in self._paths.items()}
         for code, label in self.numbers.items():
-            label.setVisible(False)
-            for a, b in LABEL_ANCHORS[code]:  # the first anchor inside the image and FOV
-                anchor = transform.map(QPointF(a, b))
-                if self._clip.contains(anchor):
-                    label.setPos(anchor)
-                    label.setVisible(True)
-                    break
+            anchor = number_position(code, self._placed[code], transform, self._clip)
+            label.setVisible(anchor is not None)
+            if anchor is not None:
+                label.setPos(anchor)
         self.setVisible(True)
         self.update()
 
@@ -190,6 +197,11 @@ class RegionOverlay(QGraphicsItem):
     def set_suggested(self, codes: set[int], colour: QColor) -> None:
         """Regions the model suggests for the current finding: dashed, in its colour."""
         self._suggested, self._suggested_colour = set(codes), colour
+        self.update()
+
+    def set_hatched(self, codes: set[int], colour: QColor) -> None:
+        """Regions shown for comparison (another reader's choice): hatched and dashed, in its colour."""
+        self._hatched, self._hatched_colour = set(codes), colour
         self.update()
 
     def set_hover(self, code: int) -> None:

@@ -100,3 +100,27 @@ def fov_clip_path(width: float, height: float, fov: tuple[float, float, float] |
         circle.addEllipse(QPointF(fov[0], fov[1]), fov[2], fov[2])
         clip = clip.intersected(circle)
     return clip
+
+
+def number_position(code: int, placed: QPainterPath, to_image: QTransform,
+                    clip: QPainterPath) -> QPointF | None:
+    """Where region ``code``'s number goes, in image pixels; None when none of it is visible.
+
+    The first of its ``LABEL_ANCHORS`` inside image ∩ FOV; failing those (a thin strip left at the
+    edge of the field of view), a point inside the visible part itself (shapely's
+    ``representative_point``), so that no visible region goes without its number.
+    """
+    for a, b in LABEL_ANCHORS[code]:
+        anchor = to_image.map(QPointF(a, b))
+        if clip.contains(anchor):
+            return anchor
+    visible = placed.intersected(clip)
+    if visible.isEmpty():
+        return None
+    parts = [shapely.Polygon([(p.x(), p.y()) for p in polygon])
+             for polygon in visible.toFillPolygons() if polygon.size() >= 3]
+    shape = shapely.union_all([part.buffer(0) for part in parts])
+    if shape.is_empty or shape.area < 1.0:
+        return None
+    point = shape.representative_point()
+    return QPointF(point.x, point.y)

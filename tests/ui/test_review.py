@@ -100,6 +100,7 @@ def test_side_by_side_shows_each_readers_regions_and_the_consensus(qtbot, review
     from ui.review.queues import DISAGREEMENTS
 
     window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)
     choose_queue(window, DISAGREEMENTS)
     window.queues.list.setCurrentRow(0)  # image 1: Ana {1}, Ben {1, 4}, Cleo normal
     qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photos, timeout=5000)
@@ -246,6 +247,7 @@ def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot,
     record_path = review_project.project.database.root / "photos" / "eye_1.jpg"
     record_path.unlink()
     window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)
     choose_queue(window, DISAGREEMENTS)
     window.queues.list.setCurrentRow(0)
     qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photo_errors, timeout=5000)

@@ -23,9 +23,9 @@ from storage.errors import WeightsError
 from storage.images import ImageRecord
 from storage.predictions import ModelRecord, list_models
 
-OVERLAY_SIDE = 256          # pixels of the model panel's picture
+OVERLAY_SIDE = 768          # long side of the activation picture: sharp enough on the enlarged canvas
 DEFAULT_THRESHOLD = 0.5     # when the model's record holds no operating point
-MAX_OVERLAYS = 64           # overlays kept in memory (probabilities are kept for every photo)
+MAX_OVERLAYS = 32           # overlays kept in memory (probabilities are kept for every photo)
 STARTER_MODEL_NAME = "Starter model (trained on public IDRiD data, not on this clinic's labels)"
 
 log = logging.getLogger("octant.ui.review")
@@ -89,6 +89,7 @@ class ModelView:
     image_id: int
     probability: float
     overlay: np.ndarray     # RGB uint8, the crop's shape with its long side OVERLAY_SIDE
+    crop_box: tuple[int, int, int, int] = (0, 0, 0, 0)   # x0, y0, x1, y1 in original pixels: where it lies
 
 
 class GuidedRunner:
@@ -109,7 +110,7 @@ class GuidedRunner:
         with self._lock:
             known = self._probabilities.get((model.id, record.id))
         if known is None:
-            known, _, _ = self._forward(model, record)
+            known = self._forward(model, record)[0]
         return known
 
     def view(self, model: ModelRecord, record: ImageRecord) -> ModelView:
@@ -118,23 +119,24 @@ class GuidedRunner:
             return cached
         from models.findings.activation_maps import overlay_activation
 
-        probability, activation, crop = self._forward(model, record)
+        probability, activation, crop, box = self._forward(model, record)
         # The network saw the crop squeezed to a square; its map is stretched back to the crop's shape.
         h, w = crop.shape[:2]
         side = OVERLAY_SIDE / max(h, w)
         shown = cv2.resize(crop, (max(1, round(w * side)), max(1, round(h * side))), interpolation=cv2.INTER_AREA)
-        view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation))
+        view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation), box)
         with self._lock:
             self._views[(model.id, record.id)] = view
             while len(self._views) > MAX_OVERLAYS:  # oldest first (dicts keep insertion order)
                 self._views.pop(next(iter(self._views)))
         return view
 
-    def _forward(self, model: ModelRecord, record: ImageRecord) -> tuple[float, np.ndarray, np.ndarray]:
+    def _forward(self, model: ModelRecord, record: ImageRecord):
+        """(probability, activation map, RGB crop, crop box in original pixels)."""
         import torch
 
         network, size = self._network(model)
-        crop = _cropped(record)
+        crop, box = _cropped(record)
         square = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         tensor = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1).float()[None] / 255.0
         device = next(network.parameters()).device
@@ -142,7 +144,7 @@ class GuidedRunner:
             logit, activation = network(tensor.to(device))
             probability = float(torch.sigmoid(logit.float().cpu())[0])
             self._probabilities[(model.id, record.id)] = probability
-        return probability, activation[0, 0].float().cpu().numpy(), crop
+        return probability, activation[0, 0].float().cpu().numpy(), crop, box
 
     def _network(self, model: ModelRecord):
         with self._lock:
@@ -159,15 +161,15 @@ class GuidedRunner:
         return network, config.input_size
 
 
-def _cropped(record: ImageRecord) -> np.ndarray:
-    """RGB uint8: the photo inside its field of view's crop box (stored, else detected)."""
+def _cropped(record: ImageRecord) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """RGB uint8: the photo inside its field of view's crop box (stored, else detected), and the box."""
     from annotate.fov import crop_box, detect_fov
     from annotate.services.photos import read_fundus
 
     bgr = read_fundus(record.path)
     box = record.crop or crop_box(detect_fov(bgr), bgr.shape)
     x0, y0, x1, y1 = (int(v) for v in box)
-    return np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])
+    return np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1]), (x0, y0, x1, y1)
 
 
 def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunner,

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from storage.labels import Landmarks
 from ui.canvas_items import DISC_COLOUR, FILL_ALPHA, FOVEA_COLOUR, OUTLINE, OUTLINE_SHADOW
-from ui.region_shapes import LABEL_ANCHORS, LandmarkFrame, extent_for, fov_clip_path, region_paths_in_frame
+from ui.region_shapes import LandmarkFrame, extent_for, fov_clip_path, number_position, region_paths_in_frame
 
 MARKER = 6.0  # landmark cross half-size, picture pixels
 
@@ -74,7 +74,7 @@ def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float]
         painter.setPen(_cosmetic(dashed_colour, 1.5, Qt.PenStyle.DashLine))
         painter.drawPath(placed[code])
     painter.setBrush(Qt.BrushStyle.NoBrush)
-    _numbers(painter, to_image, clip, scale)
+    _numbers(painter, to_image, clip, scale, placed)
     painter.setClipping(False)
     for (x, y), colour in ((landmarks.disc, DISC_COLOUR), (landmarks.fovea, FOVEA_COLOUR)):
         s = MARKER * scale
@@ -86,24 +86,24 @@ def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float]
     return picture
 
 
-def _numbers(painter: QPainter, to_image, clip: QPainterPath, scale: float) -> None:
-    """Each region's number at the first of its anchors inside the image and FOV."""
+def _numbers(painter: QPainter, to_image, clip: QPainterPath, scale: float,
+             placed: dict[int, QPainterPath]) -> None:
+    """Each visible region's number (``ui.region_shapes.number_position``)."""
     font = QFont()
     font.setBold(True)
     font.setPixelSize(11)
     painter.save()
     painter.resetTransform()
     painter.setFont(font)
-    for code, anchors in LABEL_ANCHORS.items():
-        for a, b in anchors:
-            point = to_image.map(QPointF(a, b))
-            if clip.contains(point):
-                at = QPointF(point.x() / scale - 3, point.y() / scale + 4)
-                painter.setPen(QColor(0, 0, 0, 200))
-                painter.drawText(at + QPointF(1, 1), str(code))
-                painter.setPen(QColor(255, 255, 255, 230))
-                painter.drawText(at, str(code))
-                break
+    for code, path in placed.items():
+        point = number_position(code, path, to_image, clip)
+        if point is None:
+            continue
+        at = QPointF(point.x() / scale - 3, point.y() / scale + 4)
+        painter.setPen(QColor(0, 0, 0, 200))
+        painter.drawText(at + QPointF(1, 1), str(code))
+        painter.setPen(QColor(255, 255, 255, 230))
+        painter.drawText(at, str(code))
     painter.restore()
 
 

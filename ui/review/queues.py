@@ -36,6 +36,11 @@ class QueuePanel(QWidget):
         self.count = QLabel()
         self.list = QListWidget()
         self.list.setUniformItemSizes(True)
+        # Two lines per entry (file; finding and why), long names shortened in the middle, whole in the tooltip.
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setWordWrap(False)
+        self.list.setAlternatingRowColors(True)   # where one two-line entry ends and the next begins
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(QLabel("Queue"))
@@ -72,7 +77,7 @@ class QueuePanel(QWidget):
         self.list.clear()
         for image_id, finding, label in items:
             item = QListWidgetItem(label)
-            item.setToolTip(label)
+            item.setToolTip(label.replace("\n", " — "))
             item.setData(IMAGE_ROLE, image_id)
             item.setData(FINDING_ROLE, finding)
             self.list.addItem(item)
@@ -90,6 +95,22 @@ class QueuePanel(QWidget):
     def current(self) -> tuple[int, str | None] | None:
         item = self.list.currentItem()
         return None if item is None else (item.data(IMAGE_ROLE), item.data(FINDING_ROLE))
+
+    def neighbour(self, step: int) -> tuple[int, str | None] | None:
+        """The entry ``step`` rows from the current one (None past either end)."""
+        row = self.list.currentRow() + step
+        if not 0 <= row < self.list.count():
+            return None
+        item = self.list.item(row)
+        return item.data(IMAGE_ROLE), item.data(FINDING_ROLE)
+
+    def step(self, step: int) -> bool:
+        """Select the entry ``step`` rows on (keys ←/→); False at either end."""
+        row = self.list.currentRow() + step
+        if not 0 <= row < self.list.count():
+            return False
+        self.list.setCurrentRow(row)
+        return True
 
     def _on_item(self, item, _previous) -> None:
         if item is not None:

@@ -10,6 +10,7 @@ from storage.labels import Landmarks, ReadState
 from ui.display_image import DisplayImage, to_qimage
 from ui.region_shapes import display_name
 from ui.review.data import ReviewData
+from ui.review.legend import FILL, HATCH, HEAT, Legend, LegendEntry, landmark_entries
 from ui.review.pictures import PictureView, regions_picture
 
 READER_SLOTS = 3
@@ -63,6 +64,8 @@ class SideBySide(QWidget):
             grid.addWidget(panel, 0, n)
         grid.addWidget(self.consensus, 1, 0)
         grid.addWidget(self.model, 1, 1, 1, 2)
+        self.legend = Legend()
+        grid.addWidget(self.legend, 2, 0, 1, READER_SLOTS)
         self.shown_fills: dict[str, dict[int, QColor]] = {}   # panel name -> regions filled
 
     def show_image(self, data: ReviewData, image_id: int, finding: str, colour: QColor,
@@ -73,6 +76,12 @@ class SideBySide(QWidget):
         qphoto = to_qimage(photo.bgr) if photo is not None else None
         scale = photo.scale if photo is not None else 1.0
         self.shown_fills = {}
+        finding_name = name.lower()
+        self.legend.set_entries([
+            LegendEntry(FILL, f"Filled: the regions this reader (or the consensus cue) chose for {finding_name}", colour),
+            LegendEntry(HATCH, f"Hatched: regions only other readers chose for {finding_name}", colour),
+            LegendEntry(HEAT, "Model: activation map, dark blue low → dark red high"),
+            *landmark_entries("each reader's own; the consensus uses the first reader's")])
         marked_by_anyone: set[int] = set()
         for state in reads.values():
             marked_by_anyone |= set(state.regions.get(finding, ()))

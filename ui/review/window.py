@@ -1,26 +1,31 @@
-"""The reviewers' screen: queues on the left; readers, consensus and model side by side, and the
-agreement statistics, in the centre. Reviewers and admins only (``storage.review.ReviewSession``
-refuses everyone else before anything is shown)."""
+"""The reviewers' screen: queues on the left; in the centre one reader, the consensus or the model
+enlarged over the whole canvas (keys 1, 2, 3, C, M; zoom and pan as in the workstation), the five
+side by side, and the agreement statistics. Every key is in ``ui.review.keys``. Reviewers and
+admins only (``storage.review.ReviewSession`` refuses everyone else before anything is shown)."""
 from __future__ import annotations
 
 import threading
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from storage.review import ReviewSession
 from ui.display_image import DisplayImage, decode_for_display
+from ui.image_loader import ImageLoader
 from ui.panels import finding_colour
 from ui.review.agreement_view import AgreementView, compute_agreement
 from ui.review.data import ReviewData, load_review_data
+from ui.review.enlarged import MODEL, READERS, SOURCES, EnlargedView
+from ui.review.keys import BINDINGS, keys_line
 from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
 from ui.jobs import JobRunner
 
-PHOTO_LONG_SIDE = 900      # display copies: enough for a third of a screen
+PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32
+QUEUE_MIN_WIDTH = 260      # file names and reasons stay readable (two lines per entry)
 
 
 class ReviewWindow(QWidget):
@@ -52,17 +57,32 @@ class ReviewWindow(QWidget):
 
     def _build(self) -> None:
         self.queues = QueuePanel(self.finding_names)
+        self.queues.setMinimumWidth(QUEUE_MIN_WIDTH)
+        self.enlarged = EnlargedView()
         self.side_by_side = SideBySide()
         self.agreement = AgreementView()
         self.tabs = QTabWidget()
+        self.tabs.addTab(self.enlarged, "Enlarged")
         self.tabs.addTab(self.side_by_side, "Side by side")
         self.tabs.addTab(self.agreement, "Agreement")
+        self.tabs.currentChanged.connect(lambda _: self.current and self._show_current())
         self.status = QLabel("Loading every reader's answers…")
+        self.status.setWordWrap(True)
+        self.keys = QLabel(keys_line())
+        self.keys.setWordWrap(True)
+        self.keys.setToolTip("\n".join(f"{' / '.join(b.keys)}: {b.text}" for b in BINDINGS.values()))
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.queues, 1)
+        column.addWidget(self.keys)
+        left.setMinimumWidth(QUEUE_MIN_WIDTH)
         splitter = QSplitter()
-        splitter.addWidget(self.queues)
+        splitter.addWidget(left)
         splitter.addWidget(self.tabs)
+        splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 1200])
+        splitter.setSizes([320, 1200])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter, 1)
@@ -70,6 +90,41 @@ class ReviewWindow(QWidget):
         self.queues.queue_changed.connect(lambda _: self._refresh_queue())
         self.queues.finding_changed.connect(self._on_finding_filter)
         self.queues.selected.connect(self._on_selected)
+        self.loader = ImageLoader(self)   # the enlarged canvas's photos: fit copies, full detail on zoom
+        self.loader.ready.connect(self._on_enlarged_photo)
+        self.loader.failed.connect(lambda image_id, message: self.enlarged.canvas.show_message(image_id, message))
+        self.loader.detailReady.connect(self.enlarged.canvas.set_detail)
+        self.enlarged.canvas.detailWanted.connect(self.loader.request_detail)
+        self.enlarged.canvas.resized.connect(lambda: setattr(self.loader, "fit_size", self.enlarged.canvas.fit_size()))
+        self._bind_keys()
+
+    def _bind_keys(self) -> None:
+        canvas = self.enlarged.canvas
+        actions = {
+            **{name: (lambda n=name: self.show_source(n)) for name in SOURCES},
+            "side_by_side": self._toggle_side_by_side,
+            "next": lambda: self.queues.step(1),
+            "previous": lambda: self.queues.step(-1),
+            "fit": canvas.fit,
+            "actual_size": canvas.actual_size,
+            "zoom_in": lambda: canvas.zoom_by(1.25),
+            "zoom_out": lambda: canvas.zoom_by(0.8),
+        }
+        self.shortcuts: dict[str, list[QShortcut]] = {}
+        for name, act in actions.items():
+            for key in BINDINGS[name].keys:
+                shortcut = QShortcut(QKeySequence(key), self)
+                shortcut.activated.connect(act)
+                self.shortcuts.setdefault(name, []).append(shortcut)
+
+    def show_source(self, name: str) -> None:
+        """Reader 1–3, consensus or model on the enlarged canvas (keys 1, 2, 3, C, M)."""
+        self.tabs.setCurrentWidget(self.enlarged)
+        self.enlarged.show_source(name)
+
+    def _toggle_side_by_side(self) -> None:
+        self.tabs.setCurrentWidget(self.enlarged if self.tabs.currentWidget() is self.side_by_side
+                                   else self.side_by_side)
 
     # Jobs ---------------------------------------------------------------------------------------
     def _on_done(self, tag: tuple, result) -> None:
@@ -113,6 +168,7 @@ class ReviewWindow(QWidget):
         elif kind == "model":
             if self.current == (tag[2], tag[3]):
                 self.side_by_side.show_model("Model", [message], None, message)
+                self.enlarged.set_model("Model", [message])
         elif kind == "agreement":
             self.agreement.show_pending(message)
         else:
@@ -138,7 +194,7 @@ class ReviewWindow(QWidget):
         queue, finding = self.queues.current_queue(), self.queues.current_finding()
         names = self.finding_names
         if queue == ALL_IMAGES:
-            items = [(r.id, finding, f"{r.id} · {r.path.name}") for r in self.data.images]
+            items = [(r.id, finding, f"{r.path.name}\nimage {r.id}") for r in self.data.images]
             self.queues.show_items(items)
             return
         if queue == DISAGREEMENTS:
@@ -148,7 +204,7 @@ class ReviewWindow(QWidget):
             found = {} if self.model_queue is None else {
                 i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
             note = "The model is reading every photo…" if self.model_queue is None else None
-        items = [(image_id, code, f"{image_id} · {self.data.image(image_id).path.name} — {names.get(code, code)}: {why}")
+        items = [(image_id, code, f"{self.data.image(image_id).path.name} (image {image_id})\n{names.get(code, code)}: {why}")
                  for image_id, per in found.items() for code, why in per.items()]
         self.queues.show_items(items, note or "")
 
@@ -169,18 +225,35 @@ class ReviewWindow(QWidget):
     def _show_current(self) -> None:
         image_id, finding = self.current
         record = self.data.image(image_id)
-        photo = self.photos.get(image_id)
-        if photo is None and image_id not in self.photo_errors and image_id not in self._pending_photos:
-            self._pending_photos.add(image_id)
-            size = (record.width, record.height)
-            self.jobs.submit(("photo", image_id),
-                             lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
         colour = self.colours.get(finding, QColor("white"))
-        self.side_by_side.show_image(self.data, image_id, finding, colour, photo)
-        if image_id in self.photo_errors:
-            for panel in self.side_by_side.readers + [self.side_by_side.consensus]:
-                panel.picture.set_image(None, self.photo_errors[image_id])
+        if self.tabs.currentWidget() is self.side_by_side:
+            photo = self.photos.get(image_id)
+            if photo is None and image_id not in self.photo_errors and image_id not in self._pending_photos:
+                self._pending_photos.add(image_id)
+                size = (record.width, record.height)
+                self.jobs.submit(("photo", image_id),
+                                 lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
+            self.side_by_side.show_image(self.data, image_id, finding, colour, photo)
+            if image_id in self.photo_errors:
+                for panel in self.side_by_side.readers + [self.side_by_side.consensus]:
+                    panel.picture.set_image(None, self.photo_errors[image_id])
+        else:
+            new_image = self.enlarged.canvas.image_id != image_id
+            self.enlarged.show_image(self.data, image_id, finding, colour)
+            if new_image:
+                self.loader.fit_size = self.enlarged.canvas.fit_size()
+                self.loader.request(image_id, record.path, (record.width, record.height))
+                self._prefetch_next()
         self._show_model(image_id, finding)
+
+    def _prefetch_next(self) -> None:
+        following = self.queues.neighbour(1)
+        if following is not None and following[0] != self.current[0]:
+            record = self.data.image(following[0])
+            self.loader.prefetch(record.id, record.path, (record.width, record.height))
+
+    def _on_enlarged_photo(self, image_id: int, display, shown) -> None:
+        self.enlarged.set_photo(image_id, display, shown)
 
     def _show_model(self, image_id: int, finding: str) -> None:
         name = self.finding_names.get(finding, finding)
@@ -188,6 +261,7 @@ class ReviewWindow(QWidget):
         if model is None:
             message = f"No active model for {name.lower()} — train one in File → Train models…"
             self.side_by_side.show_model("Model", [message], None, message)
+            self.enlarged.set_model("Model", [message])
             return
         cached = self.runner.cached(model.id, image_id)
         if cached is not None:
@@ -195,6 +269,7 @@ class ReviewWindow(QWidget):
             return
         self.side_by_side.show_model(f"Model · {model.name}", ["Computing the activation map…"], None,
                                      "Computing the activation map…")
+        self.enlarged.set_model(f"Model · {model.name}", ["Computing the activation map…"])
         record = self.data.image(image_id)
         self.jobs.submit(("model", model.id, image_id, finding), lambda: self.runner.view(model, record))
 
@@ -208,6 +283,7 @@ class ReviewWindow(QWidget):
                  f"Consensus: {found.state if found else 'not yet'}",
                  "Activation map (Son et al., Fig. 3) over the photo cropped to its field of view."]
         self.side_by_side.show_model(f"Model · {model.name}", lines, view.overlay)
+        self.enlarged.set_model(f"Model · {model.name}", lines[:2], view)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -215,6 +291,7 @@ class ReviewWindow(QWidget):
 
     def closeEvent(self, event) -> None:
         self._cancel.set()
+        self.loader.shutdown(1000)
         self.jobs.shutdown()   # what is still running is joined at quit (ui.background)
         super().closeEvent(event)
 

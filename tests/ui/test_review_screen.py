@@ -1,0 +1,176 @@
+"""The review screen driven by its keys: the enlarged canvas (1/2/3/C/M), the queue (←/→), zoom,
+legends and readable queue entries. The tiny project is test_review's (three readers, a reviewer)."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QApplication
+
+from tests.ui.conftest import DISC, FOVEA
+from tests.ui.test_review import FINDING, no_starter_models, review_project  # noqa: F401 (fixtures)
+
+
+def open_active(qtbot, made, size=(1400, 900)):
+    from ui.review import ReviewWindow
+
+    window = ReviewWindow(made.project, made.readers["Rhea"].id)
+    qtbot.addWidget(window)
+    window.resize(*size)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+    qtbot.waitUntil(lambda: window.data is not None and window.current is not None, timeout=10_000)
+    return window
+
+
+def press(qtbot, window, *keys: str) -> None:
+    """Keys as the reviewer types them, to whatever has the focus in the window."""
+    for key in keys:
+        modifiers = Qt.KeyboardModifier.NoModifier
+        parts = [key] if key == "+" else key.split("+")
+        for part in parts[:-1]:
+            modifiers |= {"Ctrl": Qt.KeyboardModifier.ControlModifier,
+                          "Shift": Qt.KeyboardModifier.ShiftModifier}[part]
+        name = parts[-1]
+        code = {"+": Qt.Key.Key_Plus, "-": Qt.Key.Key_Minus}.get(name) or \
+            getattr(Qt.Key, f"Key_{name.upper() if len(name) == 1 else name}")
+        qtbot.keyClick(QApplication.focusWidget() or window, code, modifiers)
+
+
+def go_to_disagreement(qtbot, window):
+    from ui.review.queues import DISAGREEMENTS
+
+    window.queues.queue.setCurrentIndex(window.queues.queue.findData(DISAGREEMENTS))
+    qtbot.waitUntil(lambda: window.enlarged.canvas.has_photo(), timeout=5000)
+
+
+def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qtbot, review_project):
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)   # image 1: Ana {1}, Ben {1, 4}, Cleo normal
+    enlarged = window.enlarged
+    assert window.tabs.currentWidget() is enlarged
+    seen = {}
+    for key, source in (("1", "reader1"), ("2", "reader2"), ("3", "reader3"), ("C", "consensus")):
+        press(qtbot, window, key)
+        assert enlarged.source == source and enlarged.buttons[source].isChecked()
+        seen[source] = (set(enlarged.canvas.overlay.fills()), set(enlarged.canvas.overlay._hatched),
+                        enlarged.legend.texts(), enlarged.details.text())
+    assert seen["reader1"][:2] == ({1}, {4})            # Ana's region filled, Ben's extra one hatched
+    assert seen["reader2"][:2] == ({1, 4}, set())
+    assert seen["reader3"][:2] == (set(), {1, 4})       # Cleo said normal: both hatched
+    assert seen["consensus"][:2] == ({1, 4}, set())
+    assert any(t.startswith("Hatched") for t in seen["reader1"][2])
+    assert not any(t.startswith("Hatched") for t in seen["consensus"][2])
+    assert "Ana" in enlarged.buttons["reader1"].text() and "Cleo" in enlarged.buttons["reader3"].text()
+    assert "Cleo" in seen["reader3"][3] and "normal" in seen["reader3"][3]
+    assert "present" in seen["consensus"][3]
+    press(qtbot, window, "M")
+    assert enlarged.source == "model" and not enlarged.canvas.has_overlay()
+    assert "No active model for haemorrhage" in enlarged.details.text()
+    assert any(t.startswith("Activation map") for t in enlarged.legend.texts())
+    # The photo fills the canvas: fit, far larger than a side-by-side panel.
+    assert enlarged.canvas.width() > 900
+
+
+def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_project, tmp_path):
+    import torch
+
+    from models.engine.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
+    from storage.predictions import register_model
+
+    torch.manual_seed(0)
+    config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(GuidedNet(config), path, {"architecture": "guided"})
+    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 0.5},
+                   {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)
+    press(qtbot, window, "M")
+    canvas = window.enlarged.canvas
+    qtbot.waitUntil(canvas.has_overlay, timeout=10_000)
+    assert "p = " in window.enlarged.details.text()
+    rect = canvas._overlay_rect
+    assert rect is not None and rect.width() > 0 and rect.right() <= 256 and rect.bottom() <= 192
+    press(qtbot, window, "1")
+    assert not canvas.has_overlay()
+
+
+def test_arrow_keys_move_through_the_queue_and_zoom_keys_zoom(qtbot, review_project):
+    window = open_active(qtbot, review_project)
+    ids = review_project.image_ids
+    assert window.current[0] == ids[0]
+    press(qtbot, window, "Right")
+    assert window.current[0] == ids[1]
+    press(qtbot, window, "J", "J")
+    assert window.current[0] == ids[3]
+    press(qtbot, window, "Left", "K")
+    assert window.current[0] == ids[1]
+    press(qtbot, window, "Left", "Left")        # stops at the first
+    assert window.current[0] == ids[0]
+    qtbot.waitUntil(window.enlarged.canvas.has_photo, timeout=5000)
+    canvas = window.enlarged.canvas
+    fitted = canvas.zoom()
+    press(qtbot, window, "+")
+    assert canvas.zoom() > 1.2 * fitted
+    press(qtbot, window, "-", "-")
+    assert canvas.zoom() < fitted
+    press(qtbot, window, "F")
+    assert abs(canvas.zoom() - fitted) < 1e-6
+    press(qtbot, window, "S")
+    assert window.tabs.currentWidget() is window.side_by_side
+    press(qtbot, window, "C")                   # a source key brings the enlarged view back
+    assert window.tabs.currentWidget() is window.enlarged and window.enlarged.source == "consensus"
+
+
+def test_landmarks_stay_put_and_a_click_on_a_region_is_passed_on(qtbot, review_project):
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)
+    canvas = window.enlarged.canvas
+    clicked = []
+    window.enlarged.regionClicked.connect(clicked.append)
+    canvas.click_at(QPointF(FOVEA[0], FOVEA[1] + 10))     # inside the macula
+    assert clicked == [1]
+    disc = canvas.disc_marker
+    assert not disc.flags() & disc.GraphicsItemFlag.ItemIsMovable
+    assert (disc.pos().x(), disc.pos().y()) == DISC
+
+
+def test_queue_entries_are_two_readable_lines_with_the_whole_text_in_the_tooltip(qtbot, review_project):
+    from ui.review.queues import DISAGREEMENTS
+
+    window = open_active(qtbot, review_project, size=(1280, 800))
+    window.queues.queue.setCurrentIndex(window.queues.queue.findData(DISAGREEMENTS))
+    item = window.queues.list.item(0)
+    first, second = item.text().split("\n")
+    assert first.startswith("eye_1.jpg") and second == "Haemorrhage: regions differ"
+    assert item.toolTip() == f"{first} — {second}"
+    assert window.queues.width() >= 260
+    assert window.queues.list.textElideMode() == Qt.TextElideMode.ElideMiddle
+
+
+def test_a_thin_strip_at_the_edge_still_gets_its_number():
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPainterPath, QTransform
+
+    from ui.region_shapes import number_position
+
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, 1000, 1000))
+    strip = QPainterPath()
+    strip.addRect(QRectF(-500, 500, 2000, 4))            # 4 pixels tall where it meets the image
+    away = QTransform.fromTranslate(-5000, 0)             # every anchor of region 4 lies off the image
+    point = number_position(4, strip, away, clip)
+    assert point is not None and 0 <= point.x() <= 1000 and 500 <= point.y() <= 504
+    outside = QPainterPath()
+    outside.addRect(QRectF(2000, 0, 50, 50))
+    assert number_position(4, outside, away, clip) is None
+
+
+def test_the_side_by_side_has_a_legend_for_fills_hatches_landmarks_and_the_heat_map(qtbot, review_project):
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    texts = window.side_by_side.legend.texts()
+    assert [t.split(":")[0] for t in texts[:3]] == ["Filled", "Hatched", "Model"]
+    assert any("Optic disc" in t for t in texts) and any("Fovea" in t for t in texts)
