@@ -1,0 +1,41 @@
+"""``python main.py report --out DIR --as NAME``: the project's figures, tables and summary.
+
+Per finding prevalence, the readers' kappa at finding and region level, each reader against the
+consensus, the model's ROC and precision–recall curves with AUROC, operating point and AIR, and
+the diagnoses' confusion matrices: PNG and PDF figures, CSV tables and ``summary.html`` in DIR
+(``models/report/``). It shows every reader's answers, so it runs as a reviewer or admin.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from annotate.services.commands import resolve_reader
+    from models.report.project_numbers import project_numbers
+    from models.report.writer import write_report
+    from storage.commands import open_project_from_args
+    from storage.project import LABEL_SOURCES
+
+    with open_project_from_args(args) as project:
+        reader = resolve_reader(project, args.as_reader)
+        numbers = project_numbers(project.database, reader.id)
+        settings = project.settings()
+        written = write_report(numbers, args.out, f"Octant report: {settings.name}",
+                               LABEL_SOURCES[settings.label_source])
+    print(f"Wrote {len(written.files)} files to {written.folder} ({numbers.images} images, "
+          f"{numbers.predicted_images} with model predictions); open {written.folder / 'summary.html'}.")
+    return 0
+
+
+def register(subparsers) -> None:
+    from storage.commands import add_project_argument
+
+    parser = subparsers.add_parser("report", help="figures, tables and a summary of agreement and the model",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the report (created)")
+    parser.add_argument("--as", dest="as_reader", required=True, metavar="NAME",
+                        help="a reviewer or admin, by name or number (asks for the PIN if they have one)")
+    add_project_argument(parser)
+    parser.set_defaults(func=run_report)

@@ -1,0 +1,25 @@
+"""The report's numbers for an open project: one pass over the reads, the final labels and the
+stored predictions, for a reviewer or admin (``ReviewSession`` refuses anyone else)."""
+from __future__ import annotations
+
+from annotate.services.final_labels import final_labels
+from models.report.numbers import ReportNumbers, report_numbers
+from storage.database import Database
+from storage.predictions import FINDINGS_PREDICTION, latest_predictions
+from storage.project import LABEL_SOURCES, project_settings
+from storage.readers import list_readers
+from storage.review import ReviewSession
+
+
+def project_numbers(db: Database, reader_id: int) -> ReportNumbers:
+    review = ReviewSession(db, reader_id)            # AccessDeniedError unless reviewer or admin
+    settings = project_settings(db)
+    labels = final_labels(db, reads=list(review.all_reads()))
+    numbers = report_numbers(
+        labels, latest_predictions(db, FINDINGS_PREDICTION), {f.code: f.name for f in settings.findings},
+        settings.diagnosis_classes, {r.id: r.name for r in list_readers(db, include_inactive=True)})
+    if not numbers.predicted_images:
+        numbers.notes.append("No model predictions are stored yet: run `screen --project` on the photos "
+                             "for ROC, precision–recall, operating points and AIR.")
+    numbers.notes.append(f"Final labels: {LABEL_SOURCES[settings.label_source]}.")
+    return numbers

@@ -1,0 +1,80 @@
+"""`main.py report`: figures, tables and a summary whose numbers are the report numbers'."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from main import main
+from models.report.writer import FIGURES, SUMMARY, TABLES
+from storage.assignment import assign_readers
+from storage.images import NewImage, add_images
+from storage.predictions import FINDINGS_PREDICTION, save_prediction
+from storage.project import create_project
+from storage.readers import Role, add_reader
+from storage.reading import ReaderSession
+
+
+@pytest.fixture
+def project_folder(tmp_path):
+    rng = np.random.default_rng(5)
+    with create_project(tmp_path / "project", name="Clinic") as project:
+        db = project.database
+        readers = [add_reader(db, f"Dr {i}").id for i in range(3)]
+        add_reader(db, "Reviewer", Role.REVIEWER)
+        images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
+                                 for i in range(12)])
+        assign_readers(db)
+        for n, image in enumerate(images):
+            present = n % 3 == 0
+            for slot, reader in enumerate(readers):
+                session = ReaderSession(db, reader)
+                if present and slot < 2 or n == 4 and slot == 0:
+                    session.set_regions(image, "haemorrhage", {1, 5} if slot else {1, 6})
+                else:
+                    session.mark_normal(image)
+                session.set_diagnosis(image, "mild NPDR" if present else "no DR")
+                session.mark_done(image)
+            save_prediction(db, image, FINDINGS_PREDICTION, {
+                "findings": {"haemorrhage": {"probability": float(np.clip(0.6 * present + rng.random() * 0.5, 0, 1)),
+                                             "region_activation": [1, 3, 0, 0, 0, 2, 1, 0, 0]}},
+                "diagnosis": {"no DR": 0.3 + 0.4 * (not present), "mild NPDR": 0.5}}, "test-model")
+    return tmp_path / "project"
+
+
+def test_report_writes_every_figure_table_and_the_summary(project_folder, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--as", "Reviewer", "--project", str(project_folder)]) == 0
+    assert "summary.html" in capsys.readouterr().out
+    for name in FIGURES:
+        assert PILImage.open(out / f"{name}.png").size[0] > 100
+        assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    for name in TABLES:
+        assert (out / f"{name}.csv").is_file()
+    from models.report.project_numbers import project_numbers
+    from storage.project import open_project
+    with open_project(project_folder) as project:
+        numbers = project_numbers(project.database, 4)
+    haemorrhage = numbers.finding("haemorrhage")
+    with open(out / "findings.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["finding"] == "haemorrhage")
+    assert int(row["present"]) == haemorrhage.present == 4 and int(row["uncertain"]) == 1
+    assert float(row["auroc"]) == pytest.approx(haemorrhage.model.auroc, abs=1e-4)
+    assert float(row["regional_kappa"]) == pytest.approx(haemorrhage.regional_kappa, abs=1e-4)
+    assert float(row["fleiss_kappa"]) > float(row["regional_kappa"])        # regions {1,5} vs {1,6}
+    # Cue {1, 5, 6} (the union) holds 3 + 2 + 1 of the 7 units of activation; every positive is found.
+    assert float(row["air_tp"]) == pytest.approx(6 / 7, abs=1e-4) and row["air_fn"] == ""
+    summary = (out / SUMMARY).read_text(encoding="utf-8")
+    assert "Haemorrhage" in summary and "Dr 0" in summary and "consensus" in summary
+
+
+def test_report_is_refused_to_readers_and_bad_folders_in_one_line(project_folder, tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path / "r"), "--as", "Dr 0", "--project", str(project_folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "reviewers and admins" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["report", "--out", str(blocker / "r"), "--as", "Reviewer", "--project", str(project_folder)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
