@@ -15,6 +15,7 @@ import sys
 # Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
 COMMAND_MODULES = (
     "storage.commands",
+    "storage.audit_commands",
     "annotate.services.commands",
     "models.commands.segmentation",
     "models.commands.training",

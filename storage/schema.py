@@ -204,8 +204,14 @@ class Adjudication(Base):
 
 
 class AuditEvent(Base):
+    """Append-only and hash-chained (storage/audit.py; triggers in migration 0002)."""
+
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_entity", "entity", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_event_entity", "entity", "entity_id"),
+        # Two events can never follow the same one: a fork in the chain fails to insert.
+        Index("ux_audit_event_prev_hash", "prev_hash", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Who: the reader when a reader acted, else None; actor is the operating-system account.
@@ -217,6 +223,8 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))  # NULL only if tampered with
+    row_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Prediction(Base):

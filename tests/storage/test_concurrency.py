@@ -21,7 +21,7 @@ import storage.predictions
 import storage.project
 import storage.readers
 from storage.assignment import assign_readers
-from storage.audit import audit_events
+from storage.audit import audit_events, verify
 from storage.errors import InvalidRequestError
 from storage.images import NewImage, add_images, list_images
 from storage.predictions import activate_model, list_models, register_model
@@ -178,6 +178,7 @@ def test_one_reader_on_two_workstations_keeps_every_region_of_both(tmp_project, 
     for chain in chains.values():
         assert chain[0].before["regions"] == [] and chain[-1].after["regions"] == list(range(1, 9))
         assert all(later.before["regions"] == earlier.after["regions"] for earlier, later in zip(chain, chain[1:]))
+    assert verify(db).intact  # one hash chain, whichever workstation appended
 
 
 def test_assigning_on_two_workstations_at_once_gives_each_image_three_readers(

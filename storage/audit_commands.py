@@ -1,0 +1,51 @@
+"""Command line: ``audit verify`` (is the hash chain intact?) and ``audit export`` (CSV or JSON)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from storage.audit import EXPORT_FORMATS, export, verify
+from storage.commands import add_project_argument, open_project_from_args
+from storage.errors import InvalidRequestError
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        report = verify(project.database, expect_head=args.expect_head)
+    for problem in report.problems:
+        print(problem)
+    if not report.intact:
+        print(f"The audit trail has been tampered with: {len(report.problems)} problem(s) in {report.events} events.")
+        return 1
+    print(f"The audit trail is intact: {report.events} events, head {report.head} "
+          "(note it, and check later with --expect-head).")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        try:
+            count = export(project.database, args.out, args.format)
+        except OSError as error:
+            raise InvalidRequestError(f"Cannot write {args.out} ({error.strerror or error}); choose a folder "
+                                      "you may write to.") from error
+    print(f"Wrote {count} audit events to {args.out}.")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    audit = subparsers.add_parser("audit", help="check or export the tamper-evident audit trail",
+                                  description="Check the audit trail's hash chain, or export it (docs/audit.md).")
+    actions = audit.add_subparsers(dest="audit_command", metavar="<action>", required=True)
+    check = actions.add_parser("verify", help="find any edited, deleted or inserted audit event",
+                               description="Recompute the audit hash chain; exit 1 when it is broken.")
+    check.add_argument("--expect-head", metavar="HASH",
+                       help="the head hash noted at an earlier verify: also finds events removed from the end")
+    add_project_argument(check)
+    check.set_defaults(func=run_verify)
+    out = actions.add_parser("export", help="write the audit trail as CSV or JSON",
+                             description="Write every audit event (UTC times) to a CSV or JSON file.")
+    out.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv)")
+    out.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    add_project_argument(out)
+    out.set_defaults(func=run_export)
