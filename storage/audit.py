@@ -4,7 +4,7 @@
 action and its audit event are saved together or not at all. It is the one way events are added
 (other modules, e.g. sign-in and credential changes, call it too).
 
-Tamper evidence: the table is append-only (triggers refuse UPDATE and DELETE, migration 0002) and
+Tamper evidence: the table is append-only (triggers refuse UPDATE and DELETE, migration 0003_audit_chain) and
 hash-chained: each row stores ``prev_hash`` (the ``row_hash`` of the row before, ``GENESIS`` for
 the first) and ``row_hash``, the SHA-256 of its own content including ``prev_hash``. ``verify``
 recomputes the chain, so an edited, deleted, inserted or reordered row shows up even when the

@@ -204,7 +204,7 @@ class Adjudication(Base):
 
 
 class AuditEvent(Base):
-    """Append-only and hash-chained (storage/audit.py; triggers in migration 0002)."""
+    """Append-only and hash-chained (storage/audit.py; triggers in migration 0003_audit_chain)."""
 
     __tablename__ = "audit_event"
     __table_args__ = (

@@ -1,16 +1,16 @@
 """Tamper-evident audit: hash-chain columns (existing events chained in id order) and triggers
 that refuse UPDATE, DELETE (and on PostgreSQL TRUNCATE) of audit events.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_audit_chain
+Revises: 0002_adjudication
 """
 from alembic import op
 import sqlalchemy as sa
 
 from storage.audit import GENESIS, content_hash
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003_audit_chain'
+down_revision = '0002_adjudication'
 branch_labels = None
 depends_on = None
 
