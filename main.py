@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 
 # Modules that add sub-commands; a module that is missing (e.g. a trimmed install) is skipped.
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
+    args.command_line = "python main.py " + shlex.join(argv)   # for model cards: what made the weights
     try:
         if getattr(args, "thread_role", None):   # a command that runs networks: cores shared once, here
             from models.engine.device import configure_threads

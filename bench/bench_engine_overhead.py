@@ -8,6 +8,7 @@ the engine adds per-epoch reseeding, a fresh seeded DataLoader, progress events,
 """
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -73,8 +74,12 @@ def engine_run() -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=REPEATS, help=f"alternating repeats of each loop "
+                                                                     f"(default {REPEATS})")
+    args = parser.parse_args()
     bare, engine = [], []
-    for repeat in range(REPEATS):  # alternate the order so that load on a shared machine hits both
+    for repeat in range(args.repeats):  # alternate the order so that load on a shared machine hits both
         first, second = (bare_loop, engine_run) if repeat % 2 == 0 else (engine_run, bare_loop)
         times = {first: first(), second: second()}
         bare.append(times[bare_loop])

@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map, region_mask, region_polygons  # noqa: E402
 from annotate.services.photos import read_fundus  # noqa: E402
+from annotate.services.image_files import find_image_files  # noqa: E402
 from annotate.services.importer import inspect_photo  # noqa: E402
 from annotate.overlay import render_region_overlay  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
@@ -58,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     data = public_data_dir(args.data)
     cases = landmark_cases(data, 5)
-    originals = sorted((data / "IDRiD-segmentation" / "images").glob("*.jpg"))[:5]
+    originals = find_image_files([data / "IDRiD-segmentation" / "images"])[:5]
     disc, fovea = cases[0]
     photo = read_fundus(originals[0])
     fov = detect_fov(photo)

@@ -30,6 +30,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from annotate.services.image_files import find_image_files  # noqa: E402
 from annotate.services.importer import import_images  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.project import create_project  # noqa: E402
@@ -64,7 +65,7 @@ def wait_until(condition, timeout_s: float = 10.0) -> None:
 
 def build_project(folder: Path, count: int, data: Path):
     originals = data / "IDRiD-segmentation" / "images"
-    photos = sorted(originals.glob("*.jpg"))[:count]
+    photos = find_image_files([originals])[:count] if originals.is_dir() else []
     if len(photos) < count:
         raise SystemExit(f"need {count} photos in {originals}; pass --data DIR (the public data sets)")
     project = create_project(folder / "project", name="Workstation bench")

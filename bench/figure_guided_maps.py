@@ -5,6 +5,7 @@ The public data sets are found through ``$OCTANT_PUBLIC_DATA``.
 
     OMP_NUM_THREADS=1 python bench/figure_guided_maps.py haemorrhage docs/images/guided_maps_haemorrhage.jpg
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -59,7 +60,10 @@ def figure(finding: str) -> np.ndarray:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("finding", help="finding code of bench_guided's runs, e.g. haemorrhage")
+    parser.add_argument("out", help="the figure's JPEG file")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    finding, out = sys.argv[1], sys.argv[2]
-    cv2.imwrite(out, cv2.cvtColor(figure(finding), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    print(out)
+    cv2.imwrite(args.out, cv2.cvtColor(figure(args.finding), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(args.out)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotate.fov import FieldOfView, crop_box, detect_fov
-from annotate.services.photos import check_photo_size, decode_fundus, is_image_name, read_bytes, size_from_bytes
+from annotate.services.image_files import find_image_files
+from annotate.services.photos import check_photo_size, decode_fundus, read_bytes, size_from_bytes
 from storage.errors import BadImageError, CancelledError, InvalidRequestError, NotFoundError, OctantError
 from storage.catalogue import SPLITS
 from storage.images import add_image, find_image_by_sha256, set_image_geometry, set_image_path
@@ -43,29 +44,6 @@ class ImportReport:
     duplicates: list[Path] = field(default_factory=list)            # already in the project or the batch
     relinked: list[Path] = field(default_factory=list)              # known photos found at a new place
     failed: list[tuple[Path, str]] = field(default_factory=list)    # file and why
-
-
-def find_image_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Image files named by ``paths`` (files, or folders searched recursively), sorted, each once."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            for folder, folders, files in os.walk(path):
-                folders[:] = sorted(f for f in folders if not f.startswith("."))
-                found.extend(Path(folder) / name for name in sorted(files) if is_image_name(name) and not name.startswith("."))
-        elif path.exists() or path.is_symlink():   # a broken or looping link is reported per file
-            found.append(path)
-        else:
-            raise NotFoundError(f"{path} does not exist; check the path to import.")
-    unique = dict.fromkeys(map(_resolved, found))
-    return list(unique)
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):   # a symlink loop: kept as named, reading it says why it fails
-        return path.absolute()
 
 
 def guess_laterality(path: Path) -> str | None:

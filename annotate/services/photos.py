@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from annotate.services.dicom import decode_dicom, dicom_size, is_dicom
+from annotate.services.image_files import IMAGE_SUFFIXES, is_image_name  # noqa: F401 (re-exported)
 from storage.errors import BadImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dcm")
 _SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -49,10 +49,6 @@ _STDERR_CAPTURE = threading.Lock()
 class ImageSize(NamedTuple):
     width: int
     height: int
-
-
-def is_image_name(path: Path | str) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def image_format(data: bytes) -> str | None:

@@ -140,6 +140,7 @@ def progress_printer(stream=sys.stderr):
 
 
 def run_train_seg(args) -> int:
+    from models.commands.training import command_line
     from models.engine.training import load_best, train
 
     task, config = build_task(args)   # bad options are refused before any data is looked for
@@ -158,12 +159,15 @@ def run_train_seg(args) -> int:
     if args.export:
         model = task.build_model()
         metrics = load_best(model, run_dir)
-        export_starter(model, Path(args.export), task, config, metrics, result.history, int8=args.int8)
+        export_starter(model, Path(args.export), task, config, metrics, result.history, int8=args.int8,
+                       command=command_line(args))
     return 0
 
 
-def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict], int8: bool = False) -> None:
+def export_starter(model, path: Path, task, config, metrics: dict, history: list[dict], int8: bool = False,
+                   command: str | None = None) -> None:
     """fp16 (or int8-weight) safetensors with the metadata the pipeline needs, and a model card beside it."""
+    from models.engine.model_card import write_model_card
     from models.engine.weights import save_weights
     from models.segmentation.common import count_parameters
 
@@ -173,29 +177,14 @@ def export_starter(model, path: Path, task, config, metrics: dict, history: list
         "name": path.stem, "task": task.task_config()["task"], "architecture": architecture,
         "config": task.net.to_dict(), "version": f"{path.stem}-{architecture}-{now:%Y%m%d%H%M}",
         "metrics": metrics, "date": now.isoformat(timespec="seconds"),
-        "command": "python main.py " + shlex.join(sys.argv[1:]), "engine": config.to_dict(),
+        "command": command or "python main.py " + shlex.join(sys.argv[1:]), "engine": config.to_dict(),
         "epochs_trained": len(history), "parameters": count_parameters(model),
     }
     if int8:
         metadata["storage"] = "int8 per-channel weights, fp16 others"
     save_weights(model.eval(), path, metadata, int8=int8)
-    write_card(path.with_suffix(".md"), metadata, task)
+    write_model_card(path, command=metadata["command"], data=NETWORKS[metadata["task"]].training_data)
     print(f"exported {path} ({path.stat().st_size / 2**20:.1f} MB) and its model card", flush=True)
-
-
-def write_card(path: Path, metadata: dict, task) -> None:
-    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in metadata["metrics"].items() if isinstance(v, float))
-    path.write_text(
-        f"# {metadata['name']}: {metadata['architecture']} ({metadata['task']})\n\n"
-        f"- version: `{metadata['version']}`\n- date: {metadata['date']}\n"
-        f"- command: `{metadata['command']}`\n- data: {NETWORKS[metadata['task']].training_data}\n"
-        f"- network: {metadata['architecture']}, encoder `{metadata['config'].get('encoder')}` from scratch, "
-        f"{metadata['parameters'] / 1e6:.2f} M parameters, stored {'int8 (convolution weights) and fp16' if metadata.get('storage') else 'fp16'}\n"
-        f"- epochs trained: {metadata['epochs_trained']} (engine: batch {metadata['engine']['batch_size']}, "
-        f"lr {metadata['engine']['lr']}, {metadata['engine']['scheduler']} schedule, "
-        f"time limit {metadata['engine']['time_limit_s'] / 60:.0f} min, precision {metadata['engine']['precision']})\n\n"
-        f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{metrics}\n"
-    )
 
 
 # ---------------------------------------------------------------- presegment

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -126,7 +127,8 @@ def run_train(args: argparse.Namespace) -> int:
                       if isinstance(v, float) and k.endswith(("loss", "auroc", "accuracy", "air_tp", "air_fn")))
     print(f"Best epoch: {shown}")
     if outcome.weights_path:
-        print(f"Weights: {outcome.weights_path}")
+        card = write_card(outcome.weights_path, args, outcome.counts)
+        print(f"Weights: {outcome.weights_path} (model card {card.name})")
     if outcome.model_id is not None:
         print(f"Registered as model {outcome.model_id}.")
     return 0
@@ -155,31 +157,20 @@ class ProgressBar:
         self.stream.flush()
 
 
-def write_model_card(weights_path: Path, command: str, data: str, notes: str = "") -> Path:
-    """``<weights>.md`` beside the weights: what, how trained, on what, how good, when."""
-    from models.engine.training import upgrade_engine
-    from models.engine.weights import read_metadata
+def write_card(weights_path: Path, args: argparse.Namespace, counts: dict | None) -> Path:
+    """The model card beside the weights ``train`` wrote (the same writer as ``train-seg``'s)."""
+    from models.engine.model_card import write_model_card
 
-    meta = read_metadata(weights_path)
-    engine, config = meta.get("engine", {}), meta.get("config", {})
-    size_mb = weights_path.stat().st_size / 2**20
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in meta.get("metrics", {}).items()
-                     if isinstance(v, float) and v == v)
-    settings = ", ".join(f"{k} {config[k]}" for k in ("finding", "size_class", "input_size", "width", "backbone",
-                                                         "masked", "guidance_weight") if k in config)
-    card = (f"# {weights_path.stem}: {meta.get('architecture', '?')}\n\n"
-            f"- trained: {meta.get('trained', '?')}, by the project's own command:\n  `{command}`\n"
-            f"- network: {settings}; stored fp16 safetensors, {size_mb:.2f} MB; metadata (config, engine, "
-            f"metrics) in the file's header\n"
-            f"- input: {meta.get('input', '?')}\n- labels: {meta.get('labels', '?')}\n- data: {data}\n"
-            f"- engine: {engine.get('optimizer')} lr {engine.get('lr')}, batch {engine.get('batch_size')}, "
-            f"{engine.get('epochs')} epochs max, time limit {engine.get('time_limit_s')} s, "
-            f"precision {upgrade_engine(engine).get('precision')}, seed {engine.get('seed')}\n\n"
-            f"## Validation metrics (best epoch)\n\n| metric | value |\n|---|---|\n{rows}\n"
-            + (f"\n## Notes\n\n{notes}\n" if notes else ""))
-    path = weights_path.with_suffix(".md")
-    path.write_text(card)
-    return path
+    source = ("public IDRiD reference labels (--reference idrid)" if args.reference
+              else f"the consensus labels of the project {Path(args.project).resolve()}")
+    shown = ", ".join(f"{part} {count}" for part, count in (counts or {}).items())
+    return write_model_card(weights_path, command=command_line(args),
+                            data=source + (f"; photos: {shown}" if shown else ""))
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed (``main`` records it; a direct call falls back to this process's)."""
+    return getattr(args, "command_line", None) or "python main.py " + shlex.join(sys.argv[1:])
 
 
 def default_run_dir(args: argparse.Namespace, name: str) -> Path:

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 import torch
 
-from annotate.services.photos import image_size, is_image_name, read_fundus
+from annotate.services.image_files import find_image_files
+from annotate.services.photos import image_size, read_fundus
 from models.engine.device import current_thread_plan
 from models.engine.cancel import check_cancelled
 from models.segmentation.lesions import LesionNetConfig
@@ -54,19 +55,6 @@ class PresegmentSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
-
-
-def find_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly, and those inside named folders (recursively), sorted."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p))
-        elif item.is_file():
-            found.append(item)
-        else:
-            raise OctantError(f"{item} does not exist; check the path.")
-    return found
 
 
 def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
@@ -368,7 +356,7 @@ def presegment_command(args) -> int:
     for line in messages:
         print(f"octant: {line}", file=sys.stderr)
     show = _progress_bar(sys.stderr)
-    paths = find_images(args.inputs) if args.inputs else None
+    paths = find_image_files(args.inputs, resolve=False) if args.inputs else None
     if args.project:
         from storage.project import open_project
 

@@ -230,6 +230,10 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     assert model.config["engine"]["init_weights"].endswith("weights/guided_haemorrhage.safetensors")
     assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
     assert Path(model.path).is_file()
+    card = Path(model.path).with_suffix(".md").read_text()   # the same card writer as train-seg's
+    assert card.startswith(f"# {Path(model.path).stem}: guided") and "| val_auroc |" in card
+    assert "`python main.py train --network guided --finding haemorrhage --project" in card
+    assert "consensus labels of the project" in card
 
 
 def test_dicom_photos_are_trained_on_like_jpegs(tmp_path):
