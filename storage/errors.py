@@ -37,6 +37,11 @@ class ConcurrentChangeError(DatabaseLockedError):
     succeed."""
 
 
+class StaleAnswerError(OctantError):
+    """An undo, redo or accepted suggestion found the stored answer changed since this workstation
+    saved it (the same reader on another workstation): nothing was written."""
+
+
 class AccessDeniedError(OctantError):
     """A reader asked for what blind reading forbids (another reader's labels)."""
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from storage.audit import record, state_digest
 from storage.database import Database
-from storage.errors import AccessDeniedError, NotFoundError
+from storage.errors import AccessDeniedError, NotFoundError, StaleAnswerError
 from storage.images import IMAGE, IMAGE_COLUMNS, ImageRecord, image_record, load_image
 from storage.labels import (
     Executor,
@@ -70,6 +70,10 @@ _DELETE_LABEL = delete(REGIONAL_LABEL).where(*_LABEL)
 _CLEAR_NORMAL = update(READ).where(READ.c.id == bindparam("r_id")).values(normal=False)
 _TOUCH_READ = update(READ).where(READ.c.id == bindparam("r_id")).values(updated_at=bindparam("now"))
 
+_STALE = StaleAnswerError(
+    "This image's answer was changed on another workstation after this one saved it, so nothing "
+    "was changed here; the answer now stored is shown."
+)
 _BLIND = AccessDeniedError(
     "Blind reading: you cannot see other readers' labels; a reviewer or admin can compare them."
 )
@@ -274,14 +278,21 @@ class ReaderSession:
 
         return self._act(image_id, "clear_landmarks", change)
 
-    def restore(self, image_id: int, target: ReadState) -> ReadState:
-        """Write a whole earlier answer back as one action (undo/redo); ``done`` stays as it is."""
+    def restore(self, image_id: int, target: ReadState, expected: ReadState | None = None) -> ReadState:
+        """Write a whole earlier answer back as one action (undo/redo); ``done`` stays as it is.
+
+        With ``expected`` this is compare-and-set: when the stored answer is no longer the one this
+        workstation saved (the same reader changed it elsewhere), nothing is written and
+        StaleAnswerError says so, so an undo never erases another workstation's save."""
         masks = {code: regions_to_mask(regions) for code, regions in target.regions.items() if regions}
         if target.landmarks is not None and target.landmarks.source not in LANDMARK_SOURCES:
             raise ValueError(f"Landmark source is 'manual' or 'model', got {target.landmarks.source!r}.")
 
         def change(session: Executor, row):
             before = load_read_states(session, [row])[row.id]
+            # Compared under the action's lock (the read row on PostgreSQL, the write lock on SQLite).
+            if expected is not None and state_json(before) != state_json(expected):
+                raise _STALE
             session.execute(delete(RegionalLabel).where(RegionalLabel.read_id == row.id))
             for code, mask in masks.items():
                 session.execute(_INSERT_LABEL, {"read_id": row.id, "finding_id": self._finding_id(session, code),

@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         c.stateChanged.connect(self._on_state)
         c.saved.connect(self._on_saved)
         c.problem.connect(self.show_problem)
+        c.stale.connect(lambda text: self.show_problem(text, box=False))
         c.hint.connect(self.show_hint)
         c.suggestionChanged.connect(self._on_suggestion)
         c.landmarksShown.connect(self._on_model_landmarks)

@@ -13,7 +13,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from storage.errors import OctantError
+from storage.errors import OctantError, StaleAnswerError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.project import ProjectHandle, ProjectSettings
@@ -27,6 +27,7 @@ class ReadingController(QObject):
     stateChanged = Signal(object)                 # ReadState after an action, undo or redo
     saved = Signal(str)                           # status text after each durable write
     problem = Signal(str)                         # an OctantError's sentence
+    stale = Signal(str)                           # undo/redo/accept refused: stored answer changed elsewhere
     hint = Signal(str)                            # what to do next (not an error)
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
@@ -237,8 +238,8 @@ class ReadingController(QObject):
             self.hint.emit("The model suggests no regions for this image.")
             return False
         self._keep_shown_landmarks()
-        target = accepted(self.state, self.suggestion, set(self.findings))
-        return self._write("Model's regions accepted", lambda s, i: s.restore(i, target))
+        target, shown = accepted(self.state, self.suggestion, set(self.findings)), self.state
+        return self._write("Model's regions accepted", lambda s, i: s.restore(i, target, expected=shown))
 
     def _keep_shown_landmarks(self) -> None:
         """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""
@@ -256,8 +257,10 @@ class ReadingController(QObject):
             self.saved.emit("Nothing to undo on this image")
             return
         entry = stack.take_undo()
-        self._write(f"Undone: {entry.label}", lambda s, i: s.restore(i, entry.before),
-                    undoable=False)
+        # Compare-and-set: only if what is stored is still what this workstation saved.
+        if not self._write(f"Undone: {entry.label}", lambda s, i: s.restore(i, entry.before, expected=entry.after),
+                           undoable=False):
+            stack.position += 1  # not undone: the entry stays where it was
 
     def redo(self) -> None:
         stack = self.history()
@@ -265,8 +268,9 @@ class ReadingController(QObject):
             self.saved.emit("Nothing to redo on this image")
             return
         entry = stack.take_redo()
-        self._write(f"Redone: {entry.label}", lambda s, i: s.restore(i, entry.after),
-                    undoable=False)
+        if not self._write(f"Redone: {entry.label}", lambda s, i: s.restore(i, entry.after, expected=entry.before),
+                           undoable=False):
+            stack.position -= 1
 
     # --- internals ----------------------------------------------------------------------------
     def _write(self, label: str, action: Callable[[ReaderSession, int], ReadState],
@@ -276,6 +280,10 @@ class ReadingController(QObject):
         before, image_id = self.state, self.image.id
         try:
             after = action(self.session, image_id)
+        except StaleAnswerError as error:  # expected in a shared clinic: the status bar, no box
+            self.stale.emit(str(error))
+            self._guard(lambda: self._refresh(image_id))
+            return False
         except OctantError as error:
             self.problem.emit(str(error))
             self._guard(lambda: self._refresh(image_id))

@@ -2,7 +2,9 @@
 
 An entry is the reader's state before and after one action. Undo writes the "before" state back
 through ``ReaderSession.restore`` (one transaction with its audit event, like every action), so
-an undo is as durable and as traceable as the click it takes back.
+an undo is as durable and as traceable as the click it takes back. Undo and redo are
+compare-and-set (``restore(..., expected=...)``): they write only while the stored answer is still
+the one this workstation saved, so the same reader on another workstation never loses a save.
 """
 from __future__ import annotations
 

@@ -261,3 +261,27 @@ def test_queue_status_gives_every_image_with_its_done_flag_in_one_query(clinic):
     assert len(selects) == 1
     assert [record for record, _ in status] == queue
     assert [done for _, done in status] == [image.id == queue[1].id for image in queue]
+
+
+def test_undo_from_a_second_workstation_never_erases_the_first_ones_save(clinic):
+    """The same reader on two workstations: haemorrhage saved on 1, drusen on 2, undo on 1."""
+    from storage.errors import StaleAnswerError
+    from storage.project import open_project
+
+    reader = clinic.ophthalmologists[0].id
+    other = open_project(clinic.project.root, database_url=None if clinic.project.database.engine.dialect.name
+                         == "sqlite" else clinic.project.database.engine.url.render_as_string(hide_password=False))
+    try:
+        one, two = ReaderSession(clinic.project.database, reader), ReaderSession(other.database, reader)
+        image = first_image(one)
+        empty = one.read(image)
+        saved_on_one = one.set_regions(image, "haemorrhage", {2})
+        both = two.set_regions(image, "drusen", {5})
+        events = count(clinic.project.database, AuditEvent)
+        with pytest.raises(StaleAnswerError, match="another workstation"):
+            one.restore(image, empty, expected=saved_on_one)  # workstation 1's undo
+        assert one.read(image) == both and count(clinic.project.database, AuditEvent) == events
+        # workstation 2 still undoes its own save: it is what is stored
+        assert two.restore(image, saved_on_one, expected=both).regions == {"haemorrhage": frozenset({2})}
+    finally:
+        other.close()
