@@ -31,7 +31,11 @@ def register(subparsers) -> None:
     train.add_argument("--channels", help="lesions: comma-separated types to predict, e.g. MA (default MA,HE,EX,SE)")
     train.add_argument("--preprocess", choices=("none", "local_contrast"),
                        help="lesions: input as is or with the local mean colour subtracted")
-    train.add_argument("--encoder-weights", help="local file with pretrained encoder weights (never downloaded)")
+    from models.engine.pretrained import ENCODER_WEIGHTS_HELP
+
+    train.add_argument("--encoder-weights", metavar="imagenet-lite0|lite1|lite2|FILE|none",
+                       help="the encoder's starting weights, never downloaded: " + ENCODER_WEIGHTS_HELP
+                            + "; imagenet-liteN picks the encoder tu-tf_efficientnet_liteN unless --encoder is given")
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--batch-size", type=positive_int)
     train.add_argument("--lr", type=positive_float)
@@ -70,6 +74,7 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- train-seg
 def build_task(args):
     from models.engine.precision import apply_precision_argument
+    from models.engine.pretrained import NO_PRETRAINING, is_packaged, timm_architecture
     from models.segmentation.common import LIGHT_ENCODER
 
     spec = TRAINABLE[args.task]
@@ -78,7 +83,10 @@ def build_task(args):
         if not spec.architectures:
             raise OctantError(f"The task {args.task} has one architecture; leave out --architecture.")
         net_options["architecture"] = args.architecture
-    net_options["encoder"] = args.encoder or (LIGHT_ENCODER if args.architecture != "attention_unetpp" else "resnet34")
+    encoder_weights = encoder_weights_choice(args)
+    default_encoder = (f"tu-{timm_architecture(encoder_weights)}" if is_packaged(encoder_weights)
+                       else LIGHT_ENCODER)
+    net_options["encoder"] = args.encoder or (default_encoder if args.architecture != "attention_unetpp" else "resnet34")
     lesions_only = [option for option, value in (("--decoder-channels", args.decoder_channels),
                                                  ("--channels", args.channels), ("--preprocess", args.preprocess))
                     if value and not spec.lesion_options]
@@ -96,8 +104,11 @@ def build_task(args):
         net_options["thresholds"] = (0.5,) * len(net_options["channels"])
     if args.preprocess:
         net_options["preprocess"] = args.preprocess
-    if args.encoder_weights:
-        net_options["encoder_weights_path"] = str(Path(args.encoder_weights).resolve())
+    if encoder_weights != NO_PRETRAINING:
+        if args.architecture == "attention_unetpp":
+            raise OctantError("The Attention U-Net++ builds its own ResNet encoder and takes no --encoder-weights; "
+                              "leave the option out.")
+        net_options["encoder_weights_path"] = encoder_weights
     try:
         net = spec.config_class(**net_options)
     except TypeError as error:
@@ -116,6 +127,15 @@ def build_task(args):
     if args.steps_per_epoch:
         setattr(task, spec.samples_field, args.steps_per_epoch * config.batch_size)
     return task, config
+
+
+def encoder_weights_choice(args) -> str:
+    """``--encoder-weights`` checked (WeightsError in one sentence), ``none`` when absent, and
+    ``none`` with a one-sentence note when the packaged weights are not installed."""
+    from models.engine.pretrained import available_encoder_weights
+
+    return available_encoder_weights(getattr(args, "encoder_weights", None))
+
 
 
 def progress_printer(stream=sys.stderr):

@@ -52,7 +52,14 @@ def register(subparsers) -> None:
     parser.add_argument("--as-published", action="store_true",
                         help="guided: the paper's network and loss as written, without our four additions "
                              "(field-of-view mask, existence floor and intercept, saturation hinge; models/findings/guided.py)")
-    parser.add_argument("--backbone", default="efficientnet_b0", help="attention-mask: timm EfficientNet name")
+    parser.add_argument("--backbone", default=None,
+                        help="attention-mask: timm EfficientNet name (default efficientnet_b0, or "
+                             "tf_efficientnet_liteN with --encoder-weights imagenet-liteN)")
+    from models.engine.pretrained import ENCODER_WEIGHTS_HELP
+
+    parser.add_argument("--encoder-weights", default=None, metavar="imagenet-lite0|lite1|lite2|FILE|none",
+                        help="attention-mask: the backbone's starting weights for a run that starts from scratch, "
+                             "never downloaded: " + ENCODER_WEIGHTS_HELP)
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--batch-size", type=positive_int)
@@ -82,10 +89,13 @@ def register(subparsers) -> None:
 
 def initial_weights(args: argparse.Namespace) -> str:
     """``TrainConfig.init_weights`` from ``--start-from``: clinics fine-tune the shipped starter by
-    default; starters themselves (``--reference``) and the unmasked baseline start from scratch."""
+    default; starters themselves (``--reference``), the unmasked baseline and a network on
+    ``--encoder-weights`` start from scratch (the encoder from those weights)."""
     from models.engine.weights import starter_for
 
-    choice = getattr(args, "start_from", None) or ("scratch" if args.reference else "starter")
+    pretrained = getattr(args, "encoder_weights", None) not in (None, "none")
+    # Asking for encoder weights is asking for a new network on them, not the starter's.
+    choice = getattr(args, "start_from", None) or ("scratch" if args.reference or pretrained else "starter")
     if choice == "scratch":
         return ""
     if choice != "starter":
@@ -201,6 +211,9 @@ def train_from_args(args: argparse.Namespace, progress=None,
 
     if args.network == "guided" and not args.finding:
         raise OctantError("Name the finding to train with --finding, e.g. --finding haemorrhage.")
+    if args.network == "guided" and getattr(args, "encoder_weights", None) not in (None, "none"):
+        raise OctantError("The guided network has no pretrained encoder (the paper trains it from scratch); "
+                          "leave out --encoder-weights.")
     project = None if args.reference else _open_project(args)
     try:
         options = {}
@@ -233,7 +246,12 @@ def _guided_settings(args: argparse.Namespace, project) -> tuple:
 def _attention_settings(args: argparse.Namespace) -> tuple:
     from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
 
-    config = AttentionConfig(backbone=args.backbone, masked=not args.no_mask)
+    from models.engine.pretrained import available_encoder_weights, is_packaged, timm_architecture
+
+    encoder_weights = available_encoder_weights(getattr(args, "encoder_weights", None))
+    backbone = args.backbone or (timm_architecture(encoder_weights) if is_packaged(encoder_weights)
+                                 else "efficientnet_b0")
+    config = AttentionConfig(backbone=backbone, masked=not args.no_mask, encoder_weights=encoder_weights)
     config.input_size = args.input_size or config.input_size
     name = args.name or ("dr_grade_attention" if config.masked else "dr_grade_baseline")
     return config, attention_train_config(**engine_overrides(args)), name

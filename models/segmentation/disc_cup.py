@@ -28,7 +28,7 @@ class DiscCupConfig(NetConfig):
     crop_size: int = 256                  # Himbitskaya III-A: input (3, 256, 256)
     crop_disc_diameters: float = 3.0
     threshold: float = 0.5
-    encoder_weights_path: str | None = None
+    encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
 
 
 @dataclass

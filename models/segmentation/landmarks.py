@@ -50,7 +50,7 @@ class LocatorConfig(NetConfig):
     sigma_px: tuple[float, float] = (5.0, 7.0)  # target heatmap σ in canvas pixels: disc, fovea
     peak_radius: float = 12.0
     min_confidence: float = 0.2   # below it the classical fallback is used (chosen on IDRiD validation)
-    encoder_weights_path: str | None = None
+    encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
 
 
 def build_locator(config: LocatorConfig) -> nn.Module:

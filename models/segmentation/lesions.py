@@ -85,7 +85,7 @@ class LesionNetConfig(NetConfig):
     cbam_reduction: int = 16
     fov_diameter_px: int = IDRID_FOV_DIAMETER_PX // 3
     thresholds: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)   # per channel, tuned on validation
-    encoder_weights_path: str | None = None
+    encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
     preprocess: str = "none"                    # "none" | "local_contrast" (see prepare_input)
 
 

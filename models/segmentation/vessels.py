@@ -34,7 +34,7 @@ class VesselNetConfig(NetConfig):
     overlap: int = 48
     margin: int = 8
     threshold: float = 0.5
-    encoder_weights_path: str | None = None
+    encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
 
 
 STARTER_VESSELS = VesselNetConfig(encoder=LIGHT_ENCODER)
