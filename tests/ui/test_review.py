@@ -90,8 +90,10 @@ def test_disagreement_queue_lists_the_uncertain_vote_and_the_differing_regions(q
     assert window.queues.queue.findData(MODEL_VS_CONSENSUS) == -1  # no active model
     choose_queue(window, DISAGREEMENTS)
     items = listed(window)
-    assert [(i, f) for i, f, _ in items] == [(ids[1], FINDING), (ids[2], FINDING)]
-    assert "regions differ" in items[0][2] and "uncertain vote" in items[1][2]
+    # Each image's findings, then its diagnosis when the readers gave different ones ("" in the list).
+    assert [(i, f) for i, f, _ in items] == [(ids[1], FINDING), (ids[1], ""), (ids[2], FINDING), (ids[2], "")]
+    assert "regions differ" in items[0][2] and "uncertain vote" in items[2][2]
+    assert "Diagnosis: diagnoses differ" in items[1][2]
     window.queues.finding.setCurrentIndex(window.queues.finding.findData("drusen"))
     assert window.queues.list.count() == 0
 

@@ -68,7 +68,7 @@ def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qt
     assert "No active model for haemorrhage" in enlarged.details.text()
     assert any(t.startswith("Activation map") for t in enlarged.legend.texts())
     # The photo fills the canvas: fit, far larger than a side-by-side panel.
-    assert enlarged.canvas.width() > 900
+    assert enlarged.canvas.width() > 700
 
 
 def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_project, tmp_path):
@@ -174,3 +174,69 @@ def test_the_side_by_side_has_a_legend_for_fills_hatches_landmarks_and_the_heat_
     texts = window.side_by_side.legend.texts()
     assert [t.split(":")[0] for t in texts[:3]] == ["Filled", "Hatched", "Model"]
     assert any("Optic disc" in t for t in texts) and any("Fovea" in t for t in texts)
+
+
+def all_reads(made):
+    from storage.review import iter_all_reads
+
+    return sorted((i, r, repr(s)) for i, r, s in iter_all_reads(made.project.database))
+
+
+def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_alone(qtbot, review_project):
+    from storage.adjudication import list_adjudications
+
+    before = all_reads(review_project)
+    ids = review_project.image_ids
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)             # image 1, haemorrhage: consensus present in {1, 4}
+    panel = window.adjudication
+    assert (panel.image_id, panel.finding) == (ids[1], FINDING)
+    assert panel.answer is True and panel.regions == {1, 4} and panel.present.isChecked()
+    assert "consensus" in panel.in_force.text()
+    press(qtbot, window, "A")
+    assert panel.answer is False and panel.regions == set() and panel.absent.isChecked()
+    press(qtbot, window, "P")
+    window.enlarged.canvas.click_at(QPointF(FOVEA[0], FOVEA[1] + 10))     # region 1 in
+    assert panel.answer is True and panel.regions == {1}
+    assert window.enlarged.canvas.overlay._suggested == {1}              # drawn dashed on the canvas
+    assert any("your adjudication" in t for t in window.enlarged.legend.texts())
+    press(qtbot, window, "Ctrl+Return")                                  # no reason yet: refused
+    assert "reason" in panel.message.text() and list_adjudications(review_project.project.database) == []
+    press(qtbot, window, "R")
+    assert panel.reason.hasFocus()
+    qtbot.keyClicks(panel.reason, "Ben's temporal mark is a vessel crossing")
+    press(qtbot, window, "Ctrl+Return")
+    [entry] = list_adjudications(review_project.project.database)
+    assert (entry.image_id, entry.finding, entry.present, set(entry.regions)) == (ids[1], FINDING, True, {1})
+    assert entry.reason == "Ben's temporal mark is a vessel crossing"
+    assert entry.reviewer_id == review_project.readers["Rhea"].id
+    assert all_reads(review_project) == before                           # readers' rows untouched
+    # The queue moved on to the next entry (image 1's diagnosis, still pending, now first) and ticks the decided one.
+    assert window.current[0] == ids[1] and panel.finding is None
+    listed = [(window.queues.list.item(n).data(256), window.queues.list.item(n).data(257),
+               window.queues.list.item(n).text()) for n in range(window.queues.list.count())]
+    assert [(i, f) for i, f, _ in listed] == [(ids[1], ""), (ids[1], FINDING), (ids[2], FINDING), (ids[2], "")]
+    assert "✓ adjudicated" in listed[1][2] and not any("✓" in t for _, _, t in listed[2:])
+    assert "3 to adjudicate, 1 adjudicated" == window.queues.count.text()
+    # Back on it: the answer in force is shown and is the draft.
+    window.queues.select((ids[1], FINDING))
+    assert "In force" in panel.in_force.text() and panel.regions == {1}
+
+
+def test_a_diagnosis_entry_decides_the_diagnosis_alone(qtbot, review_project):
+    from storage.adjudication import adjudicated_answers
+
+    ids = review_project.image_ids
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)
+    press(qtbot, window, "Right")                 # image 1's diagnoses differ
+    panel = window.adjudication
+    assert panel.finding is None and not panel.present.isEnabled()
+    press(qtbot, window, "P")
+    assert panel.answer is None
+    panel.diagnosis.setCurrentIndex(panel.diagnosis.findData("mild NPDR"))
+    press(qtbot, window, "R")
+    qtbot.keyClicks(panel.reason, "two of three and the haemorrhage")
+    qtbot.keyClick(panel.reason, Qt.Key.Key_Return)                       # Enter in the reason records too
+    answers = adjudicated_answers(review_project.project.database)
+    assert answers.diagnoses == {ids[1]: "mild NPDR"} and answers.findings == {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from annotate.consensus import ProjectConsensus, consensus_from_table, collect_reads
+from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
 from storage.readers import ReaderInfo, list_readers
@@ -34,6 +35,7 @@ class ReviewData:
     consensus: ProjectConsensus
     finding_codes: list[str]
     finding_names: dict[str, str] = field(default_factory=dict)
+    answers: AdjudicatedAnswers = field(default_factory=AdjudicatedAnswers)   # reviewers' decisions in force
 
     def __post_init__(self) -> None:
         self._by_id = {record.id: record for record in self.images}
@@ -85,4 +87,4 @@ def load_review_data(review: ReviewSession, k: int | None = None) -> ReviewData:
     consensus = consensus_from_table(collect_reads(triples, codes), k or settings.consensus_k)
     readers = {info.id: info for info in list_readers(db, include_inactive=True)}
     return ReviewData(list_images(db), readers, reads, consensus, codes,
-                      {spec.code: spec.name for spec in settings.findings})
+                      {spec.code: spec.name for spec in settings.findings}, adjudicated_answers(db))

@@ -104,6 +104,15 @@ class QueuePanel(QWidget):
         item = self.list.item(row)
         return item.data(IMAGE_ROLE), item.data(FINDING_ROLE)
 
+    def select(self, entry: tuple[int, str | None]) -> bool:
+        """Select the entry for (image id, finding); False when it is not listed."""
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if (item.data(IMAGE_ROLE), item.data(FINDING_ROLE)) == tuple(entry):
+                self.list.setCurrentRow(row)
+                return True
+        return False
+
     def step(self, step: int) -> bool:
         """Select the entry ``step`` rows on (keys ←/→); False at either end."""
         row = self.list.currentRow() + step

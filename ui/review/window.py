@@ -10,10 +10,14 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from annotate.adjudication import review_queue
+from storage.adjudication import record_adjudication
+from storage.errors import OctantError
 from storage.review import ReviewSession
 from ui.display_image import DisplayImage, decode_for_display
 from ui.image_loader import ImageLoader
 from ui.panels import finding_colour
+from ui.review.adjudication import AdjudicationPanel
 from ui.review.agreement_view import AgreementView, compute_agreement
 from ui.review.data import ReviewData, load_review_data
 from ui.review.enlarged import MODEL, READERS, SOURCES, EnlargedView
@@ -26,6 +30,7 @@ from ui.jobs import JobRunner
 PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32
 QUEUE_MIN_WIDTH = 260      # file names and reasons stay readable (two lines per entry)
+DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnoses differ
 
 
 class ReviewWindow(QWidget):
@@ -66,6 +71,10 @@ class ReviewWindow(QWidget):
         self.tabs.addTab(self.side_by_side, "Side by side")
         self.tabs.addTab(self.agreement, "Agreement")
         self.tabs.currentChanged.connect(lambda _: self.current and self._show_current())
+        self.adjudication = AdjudicationPanel(self.project.settings().diagnosis_classes)
+        self.adjudication.draft_changed.connect(self.enlarged.set_draft)
+        self.adjudication.record_requested.connect(self.record_decision)
+        self.enlarged.regionClicked.connect(self.adjudication.toggle_region)
         self.status = QLabel("Loading every reader's answers…")
         self.status.setWordWrap(True)
         self.keys = QLabel(keys_line())
@@ -80,9 +89,10 @@ class ReviewWindow(QWidget):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.tabs)
+        splitter.addWidget(self.adjudication)
         splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([320, 1200])
+        splitter.setSizes([300, 1000, 280])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter, 1)
@@ -109,6 +119,10 @@ class ReviewWindow(QWidget):
             "actual_size": canvas.actual_size,
             "zoom_in": lambda: canvas.zoom_by(1.25),
             "zoom_out": lambda: canvas.zoom_by(0.8),
+            "present": lambda: self.adjudication.set_present(True),
+            "absent": lambda: self.adjudication.set_present(False),
+            "reason": self.adjudication.focus_reason,
+            "record": self.record_decision,
         }
         self.shortcuts: dict[str, list[QShortcut]] = {}
         for name, act in actions.items():
@@ -198,21 +212,64 @@ class ReviewWindow(QWidget):
             self.queues.show_items(items)
             return
         if queue == DISAGREEMENTS:
-            found = self.data.disagreements(finding)
-            note = None
-        else:
-            found = {} if self.model_queue is None else {
-                i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
-            note = "The model is reading every photo…" if self.model_queue is None else None
+            self._show_disagreements(finding)
+            return
+        found = {} if self.model_queue is None else {
+            i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
+        note = "The model is reading every photo…" if self.model_queue is None else None
         items = [(image_id, code, f"{self.data.image(image_id).path.name} (image {image_id})\n{names.get(code, code)}: {why}")
                  for image_id, per in found.items() for code, why in per.items()]
         self.queues.show_items(items, note or "")
 
+    def _show_disagreements(self, finding: str | None) -> None:
+        """Not yet adjudicated first (``annotate.adjudication.review_queue``), then the settled ones."""
+        names = self.finding_names
+        entries = review_queue(self.data.consensus, self.data.answers.settled, finding,
+                               [record.id for record in self.data.images])
+        items, pending = [], 0
+        for entry in entries:
+            name = f"{self.data.image(entry.image_id).path.name} (image {entry.image_id})"
+            for settled, reasons in ((False, entry.pending), (True, entry.settled)):
+                for code, why in reasons.items():
+                    what = names.get(code, code) if code is not None else "Diagnosis"
+                    items.append((entry.image_id, DIAGNOSIS if code is None else code,
+                                  f"{name}\n{'✓ adjudicated · ' if settled else ''}{what}: {why}"))
+                    pending += not settled
+        self.queues.show_items(items, f"{pending} to adjudicate, {len(items) - pending} adjudicated")
+
     # The side-by-side ---------------------------------------------------------------------------
     def _on_selected(self, image_id: int, finding: str | None) -> None:
-        finding = finding or self._likely_finding(image_id)
+        target = None if finding == DIAGNOSIS else (finding or self._likely_finding(image_id))
+        finding = target or self._likely_finding(image_id)
         self.current = (image_id, finding)
+        answers = self.data.answers
+        latest = answers.finding(image_id, target) if target is not None else None
+        self.adjudication.set_target(image_id, target, self.finding_names.get(finding, finding),
+                                     self.data.consensus_state(image_id, finding), latest,
+                                     self.data.image(image_id).path.name, answers.diagnoses.get(image_id))
         self._show_current()
+
+    def record_decision(self) -> None:
+        """Ctrl+Enter / Record: the draft becomes the answer in force (an audited row of its own)."""
+        draft = self.adjudication.draft()
+        if self.data is None or draft["image_id"] is None:
+            return
+        try:
+            entry = record_adjudication(self.project.database, self.review.reader.id, **draft)
+        except OctantError as error:
+            self.adjudication.show_message(str(error))
+            return
+        answers = self.data.answers
+        if entry.finding is not None:
+            answers.findings[(entry.image_id, entry.finding)] = entry
+        if entry.diagnosis is not None:
+            answers.diagnoses[entry.image_id] = entry.diagnosis
+        following = self.queues.neighbour(1)
+        self._refresh_queue()
+        if following is not None:
+            self.queues.select(following)
+        self.adjudication.show_message(f"Recorded: {self.data.image(entry.image_id).path.name}.")
+        self.enlarged.canvas.setFocus()
 
     def _likely_finding(self, image_id: int) -> str:
         """Without a finding chosen: the first one any reader marked, else the first finding."""
