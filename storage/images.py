@@ -32,6 +32,7 @@ class ImageRecord:
     split: str  # "train" | "test"
     fov: tuple[float, float, float] | None  # field-of-view circle (cx, cy, r), original pixels
     crop: tuple[int, int, int, int] | None  # crop box (x0, y0, x1, y1), original pixels
+    patient: str | None = None  # keyed-hash pseudonym (storage/patient_key.py); None when unknown
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class NewImage:
     split: str = "train"
     fov: tuple[float, float, float] | None = None  # field-of-view circle (cx, cy, r)
     crop: tuple[int, int, int, int] | None = None  # crop box (x0, y0, x1, y1)
+    patient: str | None = None  # keyed-hash pseudonym, never a name or an ID
 
 
 def _geometry_values(
@@ -60,7 +62,7 @@ def _geometry_values(
 IMAGE = Image.__table__
 IMAGE_COLUMNS = tuple(IMAGE.c[name] for name in (
     "id", "path", "sha256", "width", "height", "laterality", "split",
-    "fov_cx", "fov_cy", "fov_r", "crop_x0", "crop_y0", "crop_x1", "crop_y1",
+    "fov_cx", "fov_cy", "fov_r", "crop_x0", "crop_y0", "crop_x1", "crop_y1", "patient",
 ))
 
 
@@ -71,7 +73,8 @@ def image_record(row: Row, root: Path | None) -> ImageRecord:
         path = root / path
     fov = None if row.fov_r is None else (row.fov_cx, row.fov_cy, row.fov_r)
     crop = None if row.crop_x0 is None else (row.crop_x0, row.crop_y0, row.crop_x1, row.crop_y1)
-    return ImageRecord(row.id, path, row.sha256, row.width, row.height, row.laterality, row.split, fov, crop)
+    return ImageRecord(row.id, path, row.sha256, row.width, row.height, row.laterality, row.split, fov, crop,
+                       row.patient)
 
 
 def load_image(session: Session, image_id: int, root: Path | None) -> ImageRecord:
@@ -119,7 +122,7 @@ def add_images(
                 ids.append(None)
                 continue
             values = dict(path=path, sha256=image.sha256, width=image.width, height=image.height,
-                          laterality=image.laterality, split=image.split,
+                          laterality=image.laterality, split=image.split, patient=image.patient,
                           **_geometry_values(image.fov, image.crop))
             image_id = session.scalar(insert(Image).returning(Image.id), values)
             record(session, "image", image_id, "create", None, values, reader_id)
@@ -131,11 +134,12 @@ def add_image(
     db: Database, path: str | Path, sha256: str, width: int, height: int,
     laterality: str | None = None, split: str = "train",
     fov: tuple[float, float, float] | None = None, crop: tuple[int, int, int, int] | None = None,
-    reader_id: int | None = None,
+    reader_id: int | None = None, patient: str | None = None,
 ) -> int | None:
     """Add one image (with its geometry, if known, in the same action); returns its id, or None
     when the same photograph is already in the project."""
-    return add_images(db, [NewImage(path, sha256, width, height, laterality, split, fov, crop)], reader_id)[0]
+    return add_images(db, [NewImage(path, sha256, width, height, laterality, split, fov, crop, patient)],
+                      reader_id)[0]
 
 
 def find_image_by_sha256(db: Database, sha256: str) -> ImageRecord | None:

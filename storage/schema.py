@@ -96,6 +96,9 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     laterality: Mapped[str | None] = mapped_column(String(5))  # "left" | "right" | None (unknown)
     split: Mapped[str] = mapped_column(String(8), index=True)  # "train" | "test"
+    # Keyed-hash pseudonym of the patient (storage/patient_key.py), never a name or an ID; None
+    # when the file does not say whose photo it is (JPEG, PNG, TIFF).
+    patient: Mapped[str | None] = mapped_column(String(40), index=True)
     fov_cx: Mapped[float | None] = mapped_column(Float)
     fov_cy: Mapped[float | None] = mapped_column(Float)
     fov_r: Mapped[float | None] = mapped_column(Float)

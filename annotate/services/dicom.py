@@ -22,7 +22,8 @@ def is_dicom(data: bytes) -> bool:
     return data[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == DICOM_MAGIC
 
 
-def _pydicom(name: str):
+def require_pydicom(name: str):
+    """pydicom, or BadImageError naming the extra to install when it is missing."""
     try:
         import pydicom
     except ModuleNotFoundError:
@@ -33,7 +34,7 @@ def _pydicom(name: str):
 
 def dicom_size(data: bytes, name: str) -> tuple[int, int]:
     """(width, height) from the DICOM header, without decoding pixels."""
-    pydicom = _pydicom(name)
+    pydicom = require_pydicom(name)
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         return int(dataset.Columns), int(dataset.Rows)
@@ -43,7 +44,7 @@ def dicom_size(data: bytes, name: str) -> tuple[int, int]:
 
 def decode_dicom(data: bytes, name: str) -> np.ndarray:
     """The DICOM photograph as BGR uint8 (h, w, 3)."""
-    pydicom = _pydicom(name)
+    pydicom = require_pydicom(name)
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
         pixels = dataset.pixel_array

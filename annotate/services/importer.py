@@ -1,11 +1,16 @@
 """Importing fundus photographs into a project.
 
-Folders are searched recursively for JPEG, PNG and TIFF files. Each photograph is hashed (SHA-256:
+Folders are searched recursively for JPEG, PNG, TIFF and DICOM files. Each photograph is hashed (SHA-256:
 the same photo under two names is imported once), decoded to prove it is whole, and its field of
 view is found and stored with the crop box. Each photo and its geometry are saved as one action,
 so a crash or a cancel keeps everything imported before it; a bad file is listed in the report
 and the import goes on with the next. A known photo whose stored file is gone (moved on disk) is
 relinked to where it is imported from: the SHA-256 proves it is the same photograph.
+
+A DICOM file is de-identified first (``annotate.services.deidentify``, docs/dicom.md): the project
+keeps only the de-identified copy, under ``<project>/images`` with a name made of its hash (a
+file name may hold a patient's name), and the patient's keyed-hash pseudonym; its SHA-256 is that
+of the stored copy.
 """
 from __future__ import annotations
 
@@ -18,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotate.fov import FieldOfView, crop_box, detect_fov
+from annotate.services.deidentify import deidentify_dicom
+from annotate.services.dicom import is_dicom
 from annotate.services.image_files import find_image_files
 from annotate.services.photos import check_photo_size, decode_fundus, read_bytes, size_from_bytes
 from storage.errors import BadImageError, CancelledError, InvalidRequestError, NotFoundError, OctantError
 from storage.catalogue import SPLITS
 from storage.images import add_image, find_image_by_sha256, set_image_geometry, set_image_path
+from storage.patient_key import load_or_create_patient_key
 
 COPY_FOLDER = "images"   # --copy puts photographs here, inside the project
 # Field-of-view detection needs only a ~500-px picture: decode large photos at 1/8, 1/4 or 1/2 size
@@ -44,6 +52,16 @@ class ImportReport:
     duplicates: list[Path] = field(default_factory=list)            # already in the project or the batch
     relinked: list[Path] = field(default_factory=list)              # known photos found at a new place
     failed: list[tuple[Path, str]] = field(default_factory=list)    # file and why
+    deidentified: int = 0                                           # new DICOM photos, stored de-identified
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A file's bytes as the project will store them, and what its header said."""
+    data: bytes
+    stored_name: str | None = None     # the name to store it under; None: the file's own
+    patient: str | None = None
+    laterality: str | None = None
 
 
 def guess_laterality(path: Path) -> str | None:
@@ -70,7 +88,8 @@ def inspect_photo(data: bytes, name: str) -> tuple[int, int, FieldOfView]:
 
 
 def _copy_into(root: Path, source: Path, data: bytes, sha256: str) -> Path:
-    """Write the photo under ``<project>/images`` (atomically); a name clash gets the hash appended."""
+    """Write the photo under ``<project>/images`` as ``source``'s name (atomically); a name clash
+    gets the hash appended."""
     folder = root / COPY_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name
@@ -82,13 +101,34 @@ def _copy_into(root: Path, source: Path, data: bytes, sha256: str) -> Path:
     return target
 
 
-def _store(project, path: Path, data: bytes, sha256: str, split: str, laterality: str | None, copy: bool) -> int | None:
+def _incoming(project, path: Path, keys: dict) -> _Incoming:
+    """The file's bytes, de-identified when it is DICOM (the key is read once per import)."""
+    data = read_bytes(path)
+    if not is_dicom(data):
+        return _Incoming(data)
+    if "patient" not in keys:
+        keys["patient"] = load_or_create_patient_key(project.root)
+    clean = deidentify_dicom(data, keys["patient"], str(path))
+    name = f"dicom-{hashlib.sha256(clean.data).hexdigest()[:16]}.dcm"
+    return _Incoming(clean.data, name, clean.patient, clean.laterality)
+
+
+def _stored_copy(project, path: Path, photo: _Incoming, sha256: str, copy: bool) -> Path:
+    if photo.stored_name is not None:   # de-identified: only the copy may be kept
+        return _copy_into(project.root, Path(photo.stored_name), photo.data, sha256)
+    return _copy_into(project.root, path, photo.data, sha256) if copy else path
+
+
+def _store(project, path: Path, photo: _Incoming, sha256: str, split: str, laterality: str | None,
+           copy: bool) -> int | None:
+    data = photo.data
     width, height, fov = inspect_photo(data, str(path))
-    stored = _copy_into(project.root, path, data, sha256) if copy else path
+    stored = _stored_copy(project, path, photo, sha256, copy)
+    copy = stored != path
+    eye = laterality or photo.laterality or guess_laterality(path)
     try:  # the photo and its geometry in one action: a crash leaves either both or neither
-        image_id = add_image(project.database, stored, sha256, width, height,
-                             laterality if laterality is not None else guess_laterality(path), split,
-                             fov=fov.as_tuple(), crop=crop_box(fov, (height, width)))
+        image_id = add_image(project.database, stored, sha256, width, height, eye, split,
+                             fov=fov.as_tuple(), crop=crop_box(fov, (height, width)), patient=photo.patient)
     except BaseException:
         if copy:
             stored.unlink(missing_ok=True)
@@ -109,7 +149,8 @@ def import_images(
 ) -> ImportReport:
     """Import every photograph under ``paths`` into ``project`` (a ``storage.project.ProjectHandle``).
 
-    ``laterality`` forces the eye for all files; None guesses it from each file name.
+    ``laterality`` forces the eye for all files; None takes it from a DICOM header, else guesses it
+    from each file name.
     Raises CancelledError when ``cancel`` is set (the photos imported so far stay imported).
     """
     if split not in SPLITS:
@@ -119,11 +160,13 @@ def import_images(
     files = find_image_files(paths)
     report = ImportReport()
     seen: set[str] = set()
+    keys: dict[str, bytes] = {}
     for done, path in enumerate(files, start=1):
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"Import cancelled after {len(report.added)} new photographs; run it again to continue.")
         try:
-            data = read_bytes(path)
+            photo = _incoming(project, path, keys)
+            data = photo.data
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in seen:
                 report.duplicates.append(path)
@@ -131,7 +174,7 @@ def import_images(
                 seen.add(sha256)
                 known = find_image_by_sha256(project.database, sha256)
                 if known is not None and not known.path.is_file():   # moved on disk: follow it
-                    stored = _copy_into(project.root, path, data, sha256) if copy else path
+                    stored = _stored_copy(project, path, photo, sha256, copy)
                     set_image_path(project.database, known.id, stored)
                     report.relinked.append(path)
                 elif known is not None:
@@ -139,8 +182,9 @@ def import_images(
                         _repair_geometry(project, known.id, data, str(path))
                     report.duplicates.append(path)
                 else:
-                    image_id = _store(project, path, data, sha256, split, laterality, copy)
+                    image_id = _store(project, path, photo, sha256, split, laterality, copy)
                     (report.added.append(image_id) if image_id is not None else report.duplicates.append(path))
+                    report.deidentified += image_id is not None and photo.stored_name is not None
         except BadImageError as error:
             report.failed.append((path, str(error)))
         except OctantError:
@@ -159,6 +203,9 @@ def iter_report_lines(report: ImportReport) -> Iterator[str]:
     """The end-of-import summary, one line each, for the command line."""
     yield (f"Imported {len(report.added)} new photograph{'s' if len(report.added) != 1 else ''}; "
            f"{len(report.duplicates)} already known; {len(report.failed)} could not be read.")
+    if report.deidentified:
+        yield (f"{report.deidentified} DICOM file{'s were' if report.deidentified != 1 else ' was'} stored "
+               "de-identified (patient identity replaced by a pseudonym; docs/dicom.md).")
     if report.relinked:
         yield (f"Found {len(report.relinked)} known photograph{'s' if len(report.relinked) != 1 else ''} "
                "at a new place (same SHA-256); the project now uses the new place.")

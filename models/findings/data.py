@@ -234,7 +234,7 @@ def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path 
         samples.append(FindingSample(
             key=f"project-{record.sha256[:16]}", image_path=record.path, present=present,
             regions=finding.regions if present else frozenset(), disc=disc, fovea=fovea,
-            source=finding.source, group=record.sha256, crop=box,
+            source=finding.source, group=record.patient or record.sha256, crop=box,
             extra={"image_id": record.id, "decoded_shape": (record.height, record.width)}))
     return samples
 
@@ -292,7 +292,7 @@ def consensus_diagnosis_photos(db, classes: list[str], split: str) -> list[Grade
                               if record.fov else None)
         photos.append(GradedPhoto(key=f"project-{record.sha256[:16]}", image_path=record.path,
                                   label=classes.index(diagnosis), source=source,
-                                  group=record.sha256, crop=box))
+                                  group=record.patient or record.sha256, crop=box))
     return photos
 
 
