@@ -1,15 +1,15 @@
 """Image patient: a keyed-hash pseudonym linking one patient's photos (never a name or an ID),
 so that a patient's photos stay together when photos are split for training.
 
-Revision ID: 0003_image_patient
-Revises: 0002_adjudication
+Revision ID: 0004_image_patient
+Revises: 0003_audit_chain
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_image_patient'
-down_revision = '0002_adjudication'
+revision = '0004_image_patient'
+down_revision = '0003_audit_chain'
 branch_labels = None
 depends_on = None
 
