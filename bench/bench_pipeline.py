@@ -40,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from annotate.fov import FieldOfView, detect_fov, fov_mask  # noqa: E402
+from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
 from models.engine.device import configure_threads, pick_device  # noqa: E402

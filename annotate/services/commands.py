@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -21,7 +20,8 @@ import cv2
 from annotate.services.export import FORMATS, export_labels
 from annotate.fov import FieldOfView, detect_fov
 from annotate.services.photos import read_fundus
-from annotate.services.importer import ImportProgress, import_images, iter_report_lines
+from annotate.services.importer import import_images, iter_report_lines
+from storage.command_progress import CommandProgress
 from annotate.overlay import render_region_overlay
 from storage.commands import add_project_argument, open_project_from_args
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
@@ -29,7 +29,6 @@ from storage.images import get_image
 from storage.readers import ReaderInfo, find_reader, get_reader, verify_pin
 from storage.reading import ReaderSession
 
-BAR_WIDTH = 30
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -38,26 +37,6 @@ def _point(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels (e.g. 1520,980), not {text!r}") from None
     return x, y
-
-
-class ProgressBar:
-    """A one-line text bar on stderr, redrawn at most ten times a second."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr   # looked up now, not at import (tests and callers replace it)
-        self.last = 0.0
-
-    def __call__(self, step: ImportProgress) -> None:
-        now = time.monotonic()
-        if step.done < step.total and now - self.last < 0.1:
-            return
-        self.last = now
-        filled = BAR_WIDTH * step.done // max(step.total, 1)
-        name = step.path.name[-30:]
-        self.stream.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step.done}/{step.total} {name:<30}")
-        if step.done == step.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def resolve_reader(project, who: str) -> ReaderInfo:
@@ -72,9 +51,10 @@ def resolve_reader(project, who: str) -> ReaderInfo:
 
 def run_import(args: argparse.Namespace) -> int:
     with open_project_from_args(args) as project:
-        show = ProgressBar() if not args.quiet else None
-        report = import_images(project, args.paths, split=args.split, laterality=args.eye,
-                               progress=show, copy=args.copy)
+        with CommandProgress(unit="photo", quiet=args.quiet) as bar:
+            report = import_images(project, args.paths, split=args.split, laterality=args.eye, copy=args.copy,
+                                   progress=None if args.quiet else lambda step: bar.update(
+                                       step.done, step.path.name[-30:], total=step.total))
     for line in iter_report_lines(report):
         print(line)
     return 1 if report.failed else 0

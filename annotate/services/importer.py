@@ -27,7 +27,7 @@ from annotate.services.deidentify import deidentify_dicom
 from annotate.services.dicom import is_dicom
 from annotate.services.image_files import find_image_files
 from annotate.services.photos import check_photo_size, decode_fundus, read_bytes, size_from_bytes
-from storage.errors import BadImageError, CancelledError, InvalidRequestError, NotFoundError, OctantError
+from storage.errors import BadImageError, CancelledError, InvalidRequestError, OctantError
 from storage.catalogue import SPLITS
 from storage.images import add_image, find_image_by_sha256, set_image_geometry, set_image_path
 from storage.patient_key import load_or_create_patient_key

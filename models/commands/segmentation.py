@@ -137,29 +137,8 @@ def encoder_weights_choice(args) -> str:
     return available_encoder_weights(getattr(args, "encoder_weights", None))
 
 
-
-def progress_printer(stream=sys.stderr):
-    """A one-line progress bar on a terminal; whole lines per epoch (and every 10 %) in a log."""
-    interactive = stream.isatty()
-
-    def show(event) -> None:
-        if event.kind == "batch":
-            step = max(1, event.batches // 10)
-            if not interactive and event.batch % step:
-                return
-            done = int(20 * event.batch / max(1, event.batches))
-            line = (f"epoch {event.epoch}/{event.epochs} [{'#' * done}{'.' * (20 - done)}] "
-                    f"{event.batch}/{event.batches} loss {event.loss:.4f} eta {event.eta_s / 60:.1f} min")
-            print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=stream, flush=True)
-        elif event.kind == "epoch":
-            metrics = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if "threshold" not in k)
-            print(("\n" if interactive else "") + f"epoch {event.epoch}: {metrics}", file=stream, flush=True)
-        else:
-            print(f"done: best {event.metrics}", file=stream, flush=True)
-    return show
-
-
 def run_train_seg(args) -> int:
+    from models.commands.progress import TrainingProgress
     from models.commands.training import command_line
     from models.engine.training import load_best, train
 
@@ -173,7 +152,11 @@ def run_train_seg(args) -> int:
 
         run_dir = default_runs_dir() / f"seg-{args.task}-{architecture}"
     started = time.time()
-    result = train(task, config, run_dir, progress=progress_printer(), resume=not args.fresh)
+    progress = TrainingProgress()
+    try:
+        result = train(task, config, run_dir, progress=progress, resume=not args.fresh)
+    finally:
+        progress.close()
     print(f"trained {len(result.history)} epochs in {(time.time() - started) / 60:.1f} min; best {result.best_metrics}",
           flush=True)
     if args.export:

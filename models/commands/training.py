@@ -14,7 +14,6 @@ split, the test split measured at the end) or, marked as such, from public IDRiD
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shlex
 import sys
 import threading
@@ -25,7 +24,6 @@ from storage.errors import OctantError
 
 if TYPE_CHECKING:  # torch and the networks load only when a training starts (fast --help and GUI start)
     from models.findings.training import TrainingOutcome
-    from models.engine.training import ProgressEvent
 
 
 def register(subparsers) -> None:
@@ -130,9 +128,13 @@ def run_train(args: argparse.Namespace) -> int:
         from storage.commands import default_project_folder
 
         args.project = default_project_folder()
-    bar = ProgressBar()
-    outcome = train_from_args(args, progress=bar)
-    bar.close()
+    from models.commands.progress import TrainingProgress
+
+    progress = TrainingProgress()
+    try:
+        outcome = train_from_args(args, progress=progress)
+    finally:
+        progress.close()
     shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()
                       if isinstance(v, float) and k.endswith(("loss", "auroc", "accuracy", "air_tp", "air_fn")))
     print(f"Best epoch: {shown}")
@@ -142,29 +144,6 @@ def run_train(args: argparse.Namespace) -> int:
     if outcome.model_id is not None:
         print(f"Registered as model {outcome.model_id}.")
     return 0
-
-
-class ProgressBar:
-    """One self-rewriting line on stderr: epoch, batch, loss, ETA; epoch summaries stay."""
-
-    def __init__(self, stream=None, width: int = 24):
-        # sys.stderr when the bar is made, not when this module was imported (it may be replaced since)
-        self.stream, self.width = stream or sys.stderr, width
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if event.kind == "batch":
-            filled = int(self.width * event.batch / max(1, event.batches))
-            eta = str(dt.timedelta(seconds=int(event.eta_s))) if event.eta_s == event.eta_s else "?"
-            self.stream.write(f"\repoch {event.epoch}/{event.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
-                              f"loss {event.loss:.4f} ETA {eta} ")
-        elif event.kind == "epoch":
-            shown = " ".join(f"{k} {v:.4f}" for k, v in list(event.metrics.items())[:6])
-            self.stream.write(f"\repoch {event.epoch}/{event.epochs} train loss {event.loss:.4f} {shown}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def write_card(weights_path: Path, args: argparse.Namespace, counts: dict | None) -> Path:

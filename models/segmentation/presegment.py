@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ import torch
 
 from annotate.services.image_files import find_image_files
 from annotate.services.photos import image_size, read_fundus
+from storage.command_progress import CommandProgress
 from models.engine.device import current_thread_plan
 from models.engine.cancel import check_cancelled
 from models.segmentation.lesions import LesionNetConfig
@@ -355,39 +356,27 @@ def presegment_command(args) -> int:
     models, messages = load_pipeline_models(args.weights_dir, args.device)
     for line in messages:
         print(f"octant: {line}", file=sys.stderr)
-    show = _progress_bar(sys.stderr)
-    paths = find_image_files(args.inputs, resolve=False) if args.inputs else None
-    if args.project:
-        from storage.project import open_project
-
-        project = open_project(args.project, args.database_url)
-        try:
-            summary = presegment_project(project, paths, models, args.redo, show, batch_size=args.batch_size)
-        finally:
-            project.close()
-    else:
-        if not paths:
-            raise OctantError("No images found; name image files or folders that hold them.")
-        summary = presegment_to_folder(paths, Path(args.out), models, args.probabilities, args.redo, show,
-                                       batch_size=args.batch_size)
-    print(f"\n{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
-          f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
-    return 0 if not summary.failed else 2
-
-
-def _progress_bar(stream):
-    interactive = stream.isatty()
-    started = time.perf_counter()
+    bar = CommandProgress(unit="photo", line_every=0.0)   # a photo takes seconds: a log line for each
 
     def show(event: PresegmentProgress) -> None:
         if event.status == "failed":
-            print(("\n" if interactive else "") + f"skipped {event.path}: {event.message}", file=stream, flush=True)
-        elapsed = time.perf_counter() - started
-        eta = elapsed / event.done * (event.total - event.done)
-        done = int(20 * event.done / max(1, event.total))
-        line = f"[{'#' * done}{'.' * (20 - done)}] {event.done}/{event.total} {event.path.name} eta {eta / 60:.1f} min"
-        if interactive:
-            print("\r" + line[:120].ljust(120), end="", file=stream, flush=True)
-        else:   # a log or a pipe: one whole line per photo, from the first
-            print(line, file=stream, flush=True)
-    return show
+            bar.message(f"skipped {event.path}: {event.message}")
+        bar.update(event.done, event.path.name, total=event.total)
+    paths = find_image_files(args.inputs, resolve=False) if args.inputs else None
+    if not args.project and not paths:
+        raise OctantError("No images found; name image files or folders that hold them.")
+    with bar:
+        if args.project:
+            from storage.project import open_project
+
+            project = open_project(args.project, args.database_url)
+            try:
+                summary = presegment_project(project, paths, models, args.redo, show, batch_size=args.batch_size)
+            finally:
+                project.close()
+        else:
+            summary = presegment_to_folder(paths, Path(args.out), models, args.probabilities, args.redo, show,
+                                           batch_size=args.batch_size)
+    print(f"{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
+          f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
+    return 0 if not summary.failed else 2

@@ -1,5 +1,6 @@
 """``presegment`` as a user runs it: the project found like every other command's, and progress
 in whole lines from the first photo when the output is a log or a pipe."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,4 +68,4 @@ def test_presegment_prints_one_flushed_line_per_photo_when_not_on_a_terminal(tmp
         assert run.wait(timeout=240) == 0, rest
     assert "1/3" in first and "eye_a.png" in first and "\r" not in first
     lines = [line for line in rest.splitlines() if "/3 " in line]
-    assert [line.split("] ")[1].split()[0] for line in lines] == ["2/3", "3/3"]
+    assert [re.search(r"\| (\d/3) ", line).group(1) for line in lines] == ["2/3", "3/3"]
