@@ -2,7 +2,7 @@
 
 ``python main.py`` opens the workstation; ``python main.py <command> --help`` lists each command's
 options. Commands live beside the code they drive (``storage/commands.py``, ``annotate/services/commands.py``,
-``models/commands/segmentation.py``, ``models/commands/training.py``, ``models/commands/report.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
+``models/commands/segmentation.py``, ``models/commands/training.py``, ``models/commands/report.py``, ``models/commands/screen.py``, ``ui/commands.py``); each module exposes ``register(subparsers)`` and sets
 ``func`` on its parser. Errors the user can act on are printed as one line with a non-zero exit.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "models.commands.segmentation",
     "models.commands.training",
     "models.commands.report",
+    "models.commands.screen",
     "ui.commands",
 )
 

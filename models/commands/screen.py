@@ -1,0 +1,125 @@
+"""``python main.py screen IMAGE_OR_FOLDER... --out DIR [--project DIR]``: pre-screen photos.
+
+Runs the active guided finding networks and the attention-mask classifier
+(``models/findings/screening.py``) on every photo and writes, per photo, ``DIR/<file stem>/``
+with ``result.json`` (probability per finding, regions whose activation passes the finding's
+threshold, diagnosis probabilities, model versions) and ``activation_<finding>.png`` (the
+paper's Fig. 3 rendering). No project is needed; with ``--project`` the project's active models
+are used, each photo already in the project (same SHA-256) gets the result stored as a
+prediction for the model queues and the report, and without photos every project image is screened.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _folder_names(paths: list[Path]) -> list[str]:
+    """The file stem per photo, made unique with -2, -3 ... where two photos share a stem."""
+    used: dict[str, int] = {}
+    names = []
+    for path in paths:
+        count = used.get(path.stem, 0) + 1
+        used[path.stem] = count
+        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
+    return names
+
+
+def run_screen(args: argparse.Namespace) -> int:
+    import cv2
+
+    from annotate.services.importer import find_image_files
+    from annotate.services.photos import read_fundus, sha256_of_file
+    from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
+    from storage.catalogue import DEFAULT_FINDINGS
+    from storage.errors import OctantError
+
+    project = None
+    if args.project is not None or args.database_url is not None:
+        from storage.commands import open_project_from_args
+
+        project = open_project_from_args(args)
+    try:
+        out = Path(args.out).expanduser()
+        if project is not None:
+            findings = [f.code for f in project.settings().findings]
+        else:
+            findings = [f.code for f in DEFAULT_FINDINGS]
+        if args.paths:
+            paths = find_image_files(args.paths)
+        elif project is not None:
+            from storage.images import list_images
+
+            paths = [record.path for record in list_images(project.database)]
+        else:
+            raise OctantError("Name the photos or folders to screen, or a project with --project.")
+        if not paths:
+            raise OctantError("No photos found there; name JPEG, PNG, TIFF or DICOM files or folders holding them.")
+        models = load_screening_models(findings, project.database if project else None, args.device)
+        for message in models.messages:
+            print(f"note: {message}", file=sys.stderr)
+        require_some_model(models)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
+        failed = stored = 0
+        for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
+            try:
+                result = screen_photo(read_fundus(path), models)
+            except OctantError as error:
+                failed += 1
+                print(f"{path}: {error}", file=sys.stderr)
+                continue
+            folder = out / name
+            try:
+                folder.mkdir(exist_ok=True)
+                payload = dict(result.payload(), photo=str(path))
+                (folder / "result.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+                for code in result.findings:
+                    picture = activation_picture(result, code)
+                    if not cv2.imwrite(str(folder / f"activation_{code}.png"), picture[..., ::-1]):
+                        raise OSError(0, "the PNG could not be written")
+            except OSError as error:
+                raise OctantError(f"Cannot write into {folder} ({error.strerror}); choose a folder you can "
+                                  "write to.") from None
+            if project is not None:
+                stored += _store(project, path, result, sha256_of_file)
+            calls = ", ".join(f"{code} {r.probability:.2f}" for code, r in result.findings.items())
+            print(f"[{number}/{len(paths)}] {name}: {calls or 'no finding networks'}")
+        summary = f"Screened {len(paths) - failed} of {len(paths)} photos into {out}"
+        if project is not None:
+            summary += f"; stored {stored} in the project"
+        print(summary + ".")
+        return 1 if failed else 0
+    finally:
+        if project is not None:
+            project.close()
+
+
+def _store(project, path: Path, result, sha256_of_file) -> int:
+    from storage.images import find_image_by_sha256
+    from storage.predictions import FINDINGS_PREDICTION, save_prediction
+
+    record = find_image_by_sha256(project.database, sha256_of_file(path))
+    if record is None:
+        print(f"{path}: not in the project (import it first to store its result).", file=sys.stderr)
+        return 0
+    version = "; ".join(f"{network} {version}" for network, version in sorted(result.models.items()))
+    save_prediction(project.database, record.id, FINDINGS_PREDICTION, result.payload(), version[:120])
+    return 1
+
+
+def register(subparsers) -> None:
+    from storage.commands import add_project_argument
+
+    parser = subparsers.add_parser("screen", help="pre-screen photos with the finding networks and the classifier",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path, metavar="IMAGE_OR_FOLDER",
+                        help="photos, or folders searched recursively (with --project and none: every project image)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results (created)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
+    add_project_argument(parser)
+    parser.set_defaults(func=run_screen, thread_role="batch")

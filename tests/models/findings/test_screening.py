@@ -1,0 +1,80 @@
+"""Pre-screening: regions from activation, and `main.py screen` with and without a project."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from main import main
+from models.findings.screening import finding_result, region_fractions
+from tests.models.fundus_synthetic import synthetic_fundus
+
+
+def test_region_mass_and_passing_regions_from_a_crafted_map():
+    fractions = np.zeros((9, 4, 4), np.float32)
+    fractions[1, :, :2] = 1.0           # left half: region 1
+    fractions[5, :, 2:] = 0.6           # right half: 60 % region 5, 40 % region 6
+    fractions[6, :, 2:] = 0.4
+    activation = np.zeros((4, 4), np.float32)
+    activation[0, 0] = 0.9              # region 1 passes 0.5
+    activation[3, 3] = 0.4              # region 5's best cell is below 0.5; region 6 never has half a cell
+    result = finding_result(0.8, activation, 0.5, fractions)
+    assert result.regions == [1]
+    assert result.region_activation == pytest.approx([0, 0.9, 0, 0, 0, 0.24, 0.16, 0, 0])
+    assert finding_result(0.8, activation, 0.3, fractions).regions == [1, 5]
+    assert finding_result(0.8, activation, 0.5, None).regions == []        # no landmarks: no regions
+
+
+def test_region_fractions_tile_the_crop():
+    image, disc, fovea, _ = synthetic_fundus(320, 240)
+    fractions = region_fractions(disc, fovea, image.shape[:2], (40, 0, 280, 240), 8)
+    assert fractions.shape == (9, 8, 8)
+    np.testing.assert_allclose(fractions.sum(axis=0), 1.0, atol=1e-5)
+    assert fractions[1].max() > 0.9     # the macula region holds whole cells around the fovea
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in range(2):
+        image, *_ = synthetic_fundus(360, 270, right_eye=bool(n), seed=n)
+        cv2.imwrite(str(folder / f"eye{n}.png"), image)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return folder
+
+
+def test_screen_writes_a_folder_per_photo_and_stores_what_the_project_holds(photos, tmp_path, capsys):
+    # One run (the networks load once): two photos and a broken file, one photo in the project.
+    from annotate.services.importer import import_images
+    from storage.predictions import FINDINGS_PREDICTION, latest_predictions
+    from storage.project import create_project, open_project
+
+    with create_project(tmp_path / "project") as project:
+        import_images(project, [photos / "eye0.png"])
+    out = tmp_path / "out"
+    code = main(["screen", str(photos), "--out", str(out), "--project", str(tmp_path / "project"), "--device", "cpu"])
+    assert code == 1                                                     # the broken file
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err and "Screened 2 of 3" in captured.out
+    assert "stored 1 in the project" in captured.out and "eye1.png: not in the project" in captured.err
+    result = json.loads((out / "eye0" / "result.json").read_text())
+    assert set(result["findings"]) >= {"haemorrhage", "hard_exudate", "microaneurysm", "cotton_wool_patch"}
+    for code, finding in result["findings"].items():
+        assert 0 <= finding["probability"] <= 1 and 0 < finding["threshold"] < 1
+        assert set(finding["regions"]) <= set(range(1, 9)) and len(finding["region_activation"]) == 9
+        assert PILImage.open(out / "eye0" / f"activation_{code}.png").size[0] > 100
+    assert sum(result["diagnosis"].values()) == pytest.approx(1.0, abs=1e-4) and "PDR" in result["diagnosis"]
+    assert "guided:haemorrhage" in result["models"] and "attention-mask" in result["models"]
+    assert (out / "eye1" / "result.json").is_file()
+    with open_project(tmp_path / "project") as project:
+        (stored,) = latest_predictions(project.database, FINDINGS_PREDICTION).values()
+    assert stored["findings"] == result["findings"]
+
+
+def test_screen_needs_photos_or_a_project(tmp_path, capsys):
+    assert main(["screen", "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
