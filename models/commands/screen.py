@@ -30,7 +30,7 @@ def _folder_names(paths: list[Path]) -> list[str]:
 def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
-    from annotate.services.importer import find_image_files
+    from annotate.services.image_files import find_image_files
     from annotate.services.photos import read_fundus, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
     from storage.catalogue import DEFAULT_FINDINGS
