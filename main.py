@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = (
     "storage.commands",
     "storage.audit_commands",
+    "storage.backup_commands",
     "annotate.services.commands",
     "models.commands.segmentation",
     "models.commands.training",

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from alembic import command
@@ -238,8 +239,20 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 def backup_sqlite(path: Path, revision: str) -> Path:
-    """Copy a database before its schema is upgraded, so an upgrade can never cost saved work."""
-    target = path.with_name(f"{path.name}.before-upgrade-from-{revision}")
+    """Copy a database before its schema is upgraded, so an upgrade can never cost saved work.
+
+    The name carries the time (UTC) and, if need be, a number: a second attempt at an upgrade
+    never overwrites the copy the first one made."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.before-upgrade-from-{revision}-{stamp}")
+    number = 1
+    while True:
+        try:
+            target.open("xb").close()  # reserved atomically: two programs upgrading at once get two names
+            break
+        except FileExistsError:
+            number += 1
+            target = path.with_name(f"{path.name}.before-upgrade-from-{revision}-{stamp}-{number}")
     source, copy = sqlite3.connect(path), sqlite3.connect(target)
     try:
         source.backup(copy)  # consistent even while other programs use the database

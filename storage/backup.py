@@ -1,0 +1,256 @@
+"""Backups of a project that can be taken while readers save, and restored.
+
+A backup is a folder: ``octant.sqlite`` copied with SQLite's online backup API (one consistent
+snapshot that includes every commit still in the WAL; readers keep saving meanwhile), every other
+file at the top of the project folder (its secrets and settings, e.g. ``patient.key``: the
+database is useless without them), and ``backup.json`` with each file's SHA-256, the schema
+revision and the audit chain's head, so a damaged backup is refused and a restored one can be
+checked with ``audit verify --expect-head``. Sub-folders (photos, caches, predictions, trained
+models, the backups themselves) are not copied: see docs/backup.md.
+
+Each backup is written under a temporary name and renamed when complete, so an interrupted one is
+never taken for a backup. ``automatic_backup`` keeps one a day in ``<project>/backups`` (the
+newest ``KEEP_DAILY``). PostgreSQL projects are backed up with ``pg_dump`` (BackupNotPossible
+says so in one sentence).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from storage.audit import record, verify
+from storage.database import DATABASE_FILENAME, BUSY_TIMEOUT_MS, Database, check_revision, sqlite_revision, sqlite_url
+from storage.errors import DatabaseError, InvalidRequestError, NotFoundError, OctantError
+
+BACKUPS_FOLDER = "backups"
+MANIFEST = "backup.json"
+DAILY_PREFIX = "daily-"
+KEEP_DAILY = 7
+PG_DUMP_ADVICE = ("This project's database is on PostgreSQL; back it up on the server with "
+                  "`pg_dump --format=custom --file octant.dump DATABASE` and restore with `pg_restore` "
+                  "(docs/backup.md), and copy the project folder's files (e.g. patient.key) with it.")
+
+
+class BackupNotPossible(OctantError):
+    """The project's database cannot be backed up by Octant itself (PostgreSQL)."""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    folder: Path
+    files: list[str]  # names inside the backup folder, database first
+    events: int  # audit events in the copy
+    audit_head: str
+
+
+def is_database_file(name: str) -> bool:
+    """The database and what belongs to it (WAL, shared memory, journal, pre-upgrade copies):
+    copied through the backup API, never file by file."""
+    return name.startswith(DATABASE_FILENAME)
+
+
+def project_files(root: Path) -> list[Path]:
+    """The files a backup carries beside the database: every regular file at the top of the
+    project folder that is not part of the database (secrets such as patient.key, settings)."""
+    return sorted(p for p in Path(root).iterdir()
+                  if p.is_file() and not p.is_symlink() and not is_database_file(p.name) and not p.name.startswith("."))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sqlite_path(db: Database) -> Path:
+    if db.engine.dialect.name != "sqlite":
+        raise BackupNotPossible(PG_DUMP_ADVICE)
+    return Path(db.engine.url.database)
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """SQLite's online backup in one step: a single read snapshot (WAL included), so the copy is
+    consistent even while other processes commit; they are not held up (WAL readers never block
+    writers)."""
+    try:
+        live = sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)
+        copy = sqlite3.connect(target)
+        try:
+            live.backup(copy)  # pages=-1: everything in one step, under one snapshot
+        finally:
+            copy.close()
+            live.close()
+    except sqlite3.Error as error:
+        raise DatabaseError(f"The database could not be copied ({error}); check the disk space at "
+                            f"{target.parent} and try again (the project is unchanged).") from error
+
+
+def _seal(copy_path: Path) -> None:
+    """Make the copy one self-contained file (rollback journal, no WAL) and check it."""
+    copy = sqlite3.connect(copy_path)
+    try:
+        copy.execute("PRAGMA journal_mode = DELETE")
+        if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise DatabaseError(f"The copy of the database in {copy_path.parent} failed SQLite's integrity check; "
+                                "check the disk and take the backup again.")
+    finally:
+        copy.close()
+
+
+def _write_backup(db: Database, root: Path, folder: Path) -> BackupResult:
+    """Write a complete backup into ``folder`` (which must not exist), via a temporary name."""
+    source = _sqlite_path(db)
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InvalidRequestError(f"{folder} already exists and is not an empty folder; give a new folder for the backup.")
+    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        _copy_database(source, partial / DATABASE_FILENAME)
+        files = [DATABASE_FILENAME]
+        for path in project_files(root):
+            shutil.copy2(path, partial / path.name)  # keeps a key file's 0600 mode
+            files.append(path.name)
+        copy = Database.open(sqlite_url(partial / DATABASE_FILENAME))
+        try:
+            report = verify(copy)
+        finally:
+            copy.dispose()
+        _seal(partial / DATABASE_FILENAME)
+        manifest = dict(
+            created_at=datetime.now(timezone.utc).isoformat(), schema_revision=sqlite_revision(partial / DATABASE_FILENAME),
+            audit_events=report.events, audit_head=report.head, audit_intact=report.intact,
+            files={name: _sha256(partial / name) for name in files},
+        )
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if folder.exists():
+            folder.rmdir()  # empty (checked above)
+        partial.rename(folder)
+    except OSError as error:
+        raise InvalidRequestError(f"The backup could not be written to {folder} ({error.strerror or error}); "
+                                  "choose a folder you may write to with enough free space.") from error
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return BackupResult(folder, files, report.events, report.head)
+
+
+def backup_project(db: Database, root: Path, destination: Path) -> BackupResult:
+    """A backup of the project in the new folder ``destination``."""
+    return _write_backup(db, root, destination)
+
+
+def automatic_backup(db: Database, root: Path, today: datetime | None = None, keep: int = KEEP_DAILY) -> Path | None:
+    """Today's backup in ``<project>/backups/daily-YYYY-MM-DD`` unless there is one; the oldest
+    daily backups beyond ``keep`` are removed. None when nothing was needed (or PostgreSQL)."""
+    if db.engine.dialect.name != "sqlite":
+        return None
+    day = (today or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    backups = Path(root) / BACKUPS_FOLDER
+    folder = backups / f"{DAILY_PREFIX}{day}"
+    made = None
+    if not folder.exists():
+        try:
+            made = _write_backup(db, root, folder).folder
+        except InvalidRequestError:
+            if not folder.exists():  # another workstation finishing the same day's backup is fine
+                raise
+    daily = sorted(p for p in backups.iterdir() if p.is_dir() and p.name.startswith(DAILY_PREFIX))
+    for old in daily[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return made
+
+
+def read_manifest(folder: Path) -> dict:
+    """The backup's manifest, after checking every file it lists against its SHA-256."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except FileNotFoundError as error:
+        raise NotFoundError(f"{folder} is not an Octant backup (it has no {MANIFEST}); give the folder "
+                            "`backup` made.") from error
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatabaseError(f"The backup in {folder} is damaged (its {MANIFEST} cannot be read); use another backup.") from error
+    for name, expected in files.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file() or _sha256(path) != expected:
+            raise DatabaseError(f"The backup in {folder} is damaged ({name} is missing or changed since the "
+                                "backup); use another backup (the project is unchanged).")
+    return manifest
+
+
+def _set_aside(root: Path, folder: Path) -> str:
+    """Keep what the project holds now in ``folder`` before a restore replaces it: a consistent
+    copy of a healthy database, else the damaged files themselves, moved. Returns what was done."""
+    live = Path(root) / DATABASE_FILENAME
+    folder.mkdir(parents=True)
+    for path in project_files(root):
+        shutil.copy2(path, folder / path.name)
+    if not live.exists():
+        return "none"
+    try:
+        _copy_database(live, folder / DATABASE_FILENAME)
+        _seal(folder / DATABASE_FILENAME)
+        return "copied"
+    except (DatabaseError, sqlite3.Error):
+        (folder / DATABASE_FILENAME).unlink(missing_ok=True)
+        for name in (DATABASE_FILENAME, f"{DATABASE_FILENAME}-wal", f"{DATABASE_FILENAME}-shm"):
+            if (Path(root) / name).exists():
+                shutil.move(Path(root) / name, folder / name)
+        return "moved"
+
+
+def restore_project(root: Path, source: Path, reader_id: int | None = None) -> BackupResult:
+    """Replace the project's database and top-level files by a backup's.
+
+    What is there now is first kept in ``<project>/backups/before-restore-<time>`` (a copy of a
+    healthy database, or a damaged one moved there), so a restore never loses anything. A healthy
+    database is written over through the online backup API, under SQLite's locks, so programs
+    with the project open see the old or the restored database, never a mix. The restore is then
+    recorded in the restored audit trail. Returns where the earlier state was kept.
+    """
+    root, source = Path(root), Path(source)
+    manifest = read_manifest(source)
+    check_revision(sqlite_revision(source / DATABASE_FILENAME))  # refuses a newer Octant's backup
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = root / BACKUPS_FOLDER / f"before-restore-{stamp}"
+    live = root / DATABASE_FILENAME
+    try:
+        how = _set_aside(root, kept)
+        if how == "copied":
+            backup, target = sqlite3.connect(source / DATABASE_FILENAME), sqlite3.connect(live, timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                backup.backup(target)
+            finally:
+                target.close()
+                backup.close()
+        else:
+            partial = live.with_name(f".{DATABASE_FILENAME}.restoring")
+            shutil.copy2(source / DATABASE_FILENAME, partial)
+            partial.replace(live)
+        for name in manifest["files"]:
+            if name != DATABASE_FILENAME:
+                shutil.copy2(source / name, root / name)
+    except (OSError, sqlite3.Error) as error:
+        raise DatabaseError(f"The backup could not be restored into {root} ({error}); what the project held "
+                            f"before is kept in {kept}.") from error
+    restored = Database.open(sqlite_url(live), root)  # upgrades an older backup's schema
+    try:
+        with restored.transaction() as session:
+            record(session, "project", None, "restore_backup", None,
+                   dict(source=str(source), backup_created_at=manifest.get("created_at"),
+                        backup_audit_head=manifest.get("audit_head"), kept_before_restore=str(kept)),
+                   reader_id)
+        report = verify(restored)
+    finally:
+        restored.dispose()
+    return BackupResult(kept, list(manifest["files"]), report.events, report.head)

@@ -1,0 +1,206 @@
+"""Backups taken while readers save, restored, rotated; pre-upgrade copies never overwritten."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import main
+from storage.audit import audit_events, state_digest, verify
+from storage.backup import MANIFEST, automatic_backup, backup_project, restore_project
+from storage.database import DATABASE_FILENAME, Database, backup_sqlite, sqlite_url
+from storage.errors import DatabaseError, InvalidRequestError
+from storage.labels import READ_COLUMNS, load_read_states, state_json
+from storage.project import open_project
+from storage.reading import ReaderSession
+
+REPO = Path(__file__).resolve().parents[2]
+SAVING = """
+import sys, time
+from storage.project import open_project
+from storage.reading import ReaderSession
+project = open_project(sys.argv[1])
+session = ReaderSession(project.database, int(sys.argv[2]))
+images = [image.id for image in session.queue()]
+print("ready", flush=True)
+end, n = time.monotonic() + float(sys.argv[3]), 0
+while time.monotonic() < end:
+    session.toggle_region(images[n % len(images)], "drusen", 1 + n % 8)
+    n += 1
+project.close()
+print(n)
+"""
+
+
+def states_and_digests(db: Database) -> tuple[dict[int, dict], dict[int, str]]:
+    """Every read's stored state, and the state_sha256 of its last audited label write."""
+    with db.reading() as session:
+        rows = session.execute(select(*READ_COLUMNS)).all()
+        states = {read_id: state_json(state) for read_id, state in load_read_states(session, rows).items()}
+    digests = {e.entity_id: e.after["state_sha256"] for e in audit_events(db, "read") if e.after}
+    return states, digests
+
+
+@pytest.mark.sqlite_only
+def test_a_backup_taken_while_three_readers_save_is_consistent_with_its_audit(clinic, tmp_path, backend):
+    root = clinic.project.root
+    (root / "patient.key").write_bytes(os.urandom(32))
+    os.chmod(root / "patient.key", 0o600)
+    (root / "photos").mkdir()
+    (root / "photos" / "eye.jpg").write_bytes(b"not copied")
+    script = tmp_path / "saving.py"
+    script.write_text(SAVING)
+    readers = [r.id for r in clinic.ophthalmologists]
+    savers = [subprocess.Popen([sys.executable, str(script), str(root), str(reader), "4"], cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+              for reader in readers]
+    try:
+        for saver in savers:
+            assert saver.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        before = len(audit_events(clinic.project.database))
+        result = backup_project(clinic.project.database, root, tmp_path / "backup")
+        after_backup = len(audit_events(clinic.project.database))
+    finally:
+        counts = [int(saver.communicate(timeout=60)[0].split()[-1]) for saver in savers]
+    assert all(saver.returncode == 0 for saver in savers) and min(counts) > 0
+    assert before < after_backup or sum(counts) > 0
+    assert sorted(result.files) == sorted([DATABASE_FILENAME, "patient.key"])
+    assert (tmp_path / "backup" / "patient.key").read_bytes() == (root / "patient.key").read_bytes()
+    assert (tmp_path / "backup" / "patient.key").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "backup" / "photos").exists()
+    assert {p.name for p in (tmp_path / "backup").iterdir()} == {DATABASE_FILENAME, "patient.key", MANIFEST}
+    copy = Database.open(sqlite_url(tmp_path / "backup" / DATABASE_FILENAME))
+    try:
+        report = verify(copy, expect_head=result.audit_head)
+        assert report.intact and before <= report.events == result.events <= after_backup
+        states, digests = states_and_digests(copy)
+        for read_id, digest in digests.items():  # every label in the copy is what its last event says
+            assert state_digest(states[read_id]) == digest
+    finally:
+        copy.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_a_backup_holds_the_commits_still_in_the_wal(clinic, tmp_path, backend):
+    s = ReaderSession(clinic.project.database, clinic.ophthalmologists[0].id)
+    image = s.next_unfinished().id
+    for region in range(1, 9):
+        s.toggle_region(image, "haemorrhage", region)
+    assert (clinic.project.root / f"{DATABASE_FILENAME}-wal").stat().st_size > 0
+    backup_project(clinic.project.database, clinic.project.root, tmp_path / "b")
+    with sqlite3.connect(tmp_path / "b" / DATABASE_FILENAME) as copy:
+        assert copy.execute("SELECT regions FROM regional_label").fetchall() == [(255,)]
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
+    assert not (tmp_path / "b" / f"{DATABASE_FILENAME}-wal").exists()
+
+
+@pytest.mark.sqlite_only
+def test_a_backup_never_goes_into_a_folder_that_holds_something(clinic, tmp_path, backend):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "mine.txt").write_text("keep")
+    with pytest.raises(InvalidRequestError, match="not an empty folder"):
+        backup_project(clinic.project.database, clinic.project.root, tmp_path / "b")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["mine.txt"]
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.sqlite_only
+def test_restore_brings_back_the_labels_and_keeps_what_was_there(clinic, tmp_path, backend):
+    root, db = clinic.project.root, clinic.project.database
+    (root / "patient.key").write_bytes(b"old key")
+    s = ReaderSession(db, clinic.ophthalmologists[0].id)
+    image = s.next_unfinished().id
+    s.set_regions(image, "drusen", {2})
+    backup_project(db, root, tmp_path / "b")
+    s.set_regions(image, "drusen", {7})
+    (root / "patient.key").write_bytes(b"new key")
+    clinic.project.close()
+    result = restore_project(root, tmp_path / "b")
+    assert (root / "patient.key").read_bytes() == b"old key"
+    with open_project(root) as project:
+        assert ReaderSession(project.database, clinic.ophthalmologists[0].id).read(image).regions == \
+            {"drusen": frozenset({2})}
+        events = audit_events(project.database)
+        assert events[-1].action == "restore_backup" and verify(project.database).intact
+    # what was there before the restore is kept, whole
+    assert (result.folder / "patient.key").read_bytes() == b"new key"
+    with sqlite3.connect(result.folder / DATABASE_FILENAME) as kept:
+        assert kept.execute("SELECT regions FROM regional_label").fetchall() == [(1 << 6,)]
+
+
+@pytest.mark.sqlite_only
+def test_a_damaged_backup_is_refused_and_the_project_left_alone(clinic, tmp_path, backend):
+    root, db = clinic.project.root, clinic.project.database
+    backup_project(db, root, tmp_path / "b")
+    with (tmp_path / "b" / DATABASE_FILENAME).open("r+b") as handle:
+        handle.seek(5000)
+        handle.write(b"\xff\xff")
+    before = (root / DATABASE_FILENAME).stat().st_mtime_ns
+    with pytest.raises(DatabaseError, match="damaged"):
+        restore_project(root, tmp_path / "b")
+    assert (root / DATABASE_FILENAME).stat().st_mtime_ns == before
+    assert not (root / "backups").exists()
+
+
+@pytest.mark.sqlite_only
+def test_restore_replaces_a_broken_database_and_keeps_the_broken_one(clinic, tmp_path, backend):
+    root, db = clinic.project.root, clinic.project.database
+    backup_project(db, root, tmp_path / "b")
+    clinic.project.close()
+    for name in (f"{DATABASE_FILENAME}-wal", f"{DATABASE_FILENAME}-shm"):
+        (root / name).unlink(missing_ok=True)
+    (root / DATABASE_FILENAME).write_bytes(b"garbage" * 1000)
+    assert main.main(["restore", str(tmp_path / "b"), "--project", str(root)]) == 0
+    with open_project(root) as project:
+        assert verify(project.database).intact
+    kept = next((root / "backups").glob("before-restore-*"))
+    assert (kept / DATABASE_FILENAME).read_bytes() == b"garbage" * 1000
+
+
+@pytest.mark.sqlite_only
+def test_daily_backups_rotate_keeping_seven(clinic, backend):
+    root, db = clinic.project.root, clinic.project.database
+    for day in range(1, 11):
+        made = automatic_backup(db, root, today=datetime(2026, 11, day, tzinfo=timezone.utc))
+        assert made is not None and made.name == f"daily-2026-11-{day:02d}"
+    assert automatic_backup(db, root, today=datetime(2026, 11, 10, tzinfo=timezone.utc)) is None  # one a day
+    assert sorted(p.name for p in (root / "backups").iterdir()) == [f"daily-2026-11-{d:02d}" for d in range(4, 11)]
+    # a later backup does not carry the backups folder itself
+    assert not (root / "backups" / "daily-2026-11-10" / "backups").exists()
+
+
+@pytest.mark.sqlite_only
+def test_a_second_upgrade_attempt_never_overwrites_the_first_copy(clinic, backend):
+    path = clinic.project.root / DATABASE_FILENAME
+    first = backup_sqlite(path, "0001")
+    first_bytes = first.read_bytes()
+    ReaderSession(clinic.project.database, clinic.ophthalmologists[0].id).set_comment(clinic.images[0], "x")
+    second = backup_sqlite(path, "0001")
+    assert first != second and first.read_bytes() == first_bytes
+    assert "before-upgrade-from-0001-" in first.name
+
+
+@pytest.mark.postgresql_only
+def test_on_postgresql_backup_names_pg_dump(clinic, tmp_path, capsys, backend):
+    url = clinic.project.database.engine.url.render_as_string(hide_password=False)
+    assert main.main(["backup", str(tmp_path / "b"), "--project", str(clinic.project.root), "--database-url", url]) == 1
+    error = capsys.readouterr().err
+    assert "pg_dump" in error and error.count("\n") == 1
+    assert automatic_backup(clinic.project.database, clinic.project.root) is None
+
+
+@pytest.mark.sqlite_only
+def test_backup_command_says_what_it_wrote(clinic, tmp_path, capsys, backend):
+    assert main.main(["backup", str(tmp_path / "b"), "--project", str(clinic.project.root)]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "b") in out and "audit events" in out
+    assert main.main(["restore", str(tmp_path / "nothing"), "--project", str(clinic.project.root)]) == 1
+    assert "not an Octant backup" in capsys.readouterr().err
