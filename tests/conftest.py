@@ -17,14 +17,14 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def no_thread_left_running():
-    """A test that leaves a background thread running fails; its threads and pools are then
+    """A test that leaves a background worker running fails; its workers are then
     cancelled and joined, so the next test (and the interpreter's exit) starts clean."""
     yield
     background = sys.modules.get("ui.background")
     if background is None:
         return
-    for run in list(background._STARTED):
-        run.wait(500)   # a pass whose last signal has arrived is a few instructions from its end
+    for worker in background.active_workers():
+        worker.wait(500)   # a job whose last signal has arrived is a few instructions from its end
     left = background.running_background_work()
     background.stop_all_background_work()
     assert not left, f"the test left background threads running: {left}"

@@ -1,12 +1,24 @@
-"""Long work off the GUI thread (training, pre-segmentation ahead of the reader): a QObject on its
-own QThread turns a job's progress callbacks into signals (architecture.md, "Long work"). Cancel
-sets a ``threading.Event`` the job checks between steps (the training engine between batches, the
-pre-segmentation before every network layer); what was finished stays saved.
+"""The one way ``ui/`` runs work off the GUI thread: a ``Worker`` (architecture.md, "Long work").
 
-Every started thread, and every worker pool of ``ui.jobs`` and ``ui.image_loader``, is known to
-this module until it has ended: ``stop_all_background_work`` (run when the application is about
-to quit, and at interpreter exit) cancels them all and joins them, so Qt is never torn down under
-a running thread (which aborts the process: "QThread: Destroyed while thread ... is still running").
+Modelled on napari's ``thread_worker``: the job runs on a pool thread and everything it says
+comes back as queued signals on the GUI thread (the thread that made the worker):
+
+- ``started``: the job began;
+- ``yielded(value)``: each value the job reports (training's ``ProgressEvent``, a pre-segmented image);
+- ``returned(value)``: its return value;
+- ``errored(message)``: it failed; one sentence for the user (the log keeps the traceback);
+- ``aborted(message)``: it was cancelled (it raised ``CancelledError``, or was dropped before it ran);
+- ``finished()``: always last, whatever the outcome.
+
+A job is ``job(report, cancel)``: ``report(value)`` emits ``yielded``; ``cancel`` is a
+``threading.Event`` the job checks between steps (the training engine between batches, the
+pipeline before every network layer: ``models.engine.cancel``), so a cancel is seen within a
+second. What the job finished before the cancel stays saved; a job that stops early may return
+what it has (training's outcome says ``cancelled``) instead of raising.
+
+Every started worker is in a registry until its job has ended: ``stop_all_background_work``
+(run at the application's ``aboutToQuit``, and at interpreter exit) cancels them all, drops the
+ones still queued and joins the rest, so Qt is never torn down under a running thread.
 """
 from __future__ import annotations
 
@@ -15,120 +27,198 @@ import logging
 import threading
 import time
 import traceback
-import weakref
-from typing import Callable
+from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, Signal, Slot
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
 
-from storage.errors import OctantError
+from storage.errors import CancelledError, OctantError
 
 log = logging.getLogger("octant.ui.background")
-# Started threads, until stop_all_background_work or a later start sees them ended: a QThread
-# dropped while running takes the whole application down, whatever window started it.
-_STARTED: set[BackgroundThread] = set()
-# Worker pools (ui.jobs, ui.image_loader), dropped with their owners.
-_POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
+
+Report = Callable[[Any], None]
+Job = Callable[[Report, threading.Event], Any]
+
+LONG_JOB_THREADS = 16    # the shared pool: training, pre-segmentation, activation maps never queue behind each other
+DROPPED = "Cancelled before it started."
+
+# Started workers whose job has not ended (strong references: a worker nobody holds still reports).
+_ACTIVE: set[Worker] = set()
+_ACTIVE_LOCK = threading.Lock()
+_SHARED_POOL: QThreadPool | None = None
+# Started workers until the GUI thread has received all their signals: a worker nobody else holds
+# still reports, and is dropped on the GUI thread, never by a pool thread mid-delivery.
+_KEEP: set[Worker] = set()
 
 
-class BackgroundWorker(QObject):
-    """Runs ``job(progress, cancel)`` once; its return value comes back through ``finished``."""
-
-    progress = Signal(object)      # whatever the job reports (models.engine.training.ProgressEvent, ...)
-    finished = Signal(object)      # whatever the job returns (models.findings.training.TrainingOutcome, ...)
-    failed = Signal(str)           # one sentence for the user
-
-    def __init__(self, job: Callable[[Callable, threading.Event], object], what: str = "Training"):
-        super().__init__()
-        self.what = what
-        self.job = job
-        self.cancel_flag = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            outcome = self.job(self.progress.emit, self.cancel_flag)
-        except OctantError as error:
-            self.failed.emit(str(error))
-        except Exception as error:  # the window must survive a failed run; the log keeps the details
-            log.error("%s failed:\n%s", self.what, traceback.format_exc())
-            self.failed.emit(f"{self.what} stopped on an unexpected error ({error}); see the log and try again.")
-        else:
-            self.finished.emit(outcome)
-
-    def cancel(self) -> None:
-        self.cancel_flag.set()
-
-
-class BackgroundThread:
-    """A worker and its thread, started together and cleaned up when the job ends."""
-
-    def __init__(self, job, on_progress, on_finished, on_failed, what: str = "Training"):
-        self.thread = QThread()
-        self.thread.setObjectName(f"octant-{what.lower().replace(' ', '-')}")
-        self.worker = BackgroundWorker(job, what)
-        self.worker.moveToThread(self.thread)
-        self.worker.progress.connect(on_progress)
-        self.worker.finished.connect(on_finished)
-        self.worker.failed.connect(on_failed)
-        for signal in (self.worker.finished, self.worker.failed):
-            # Direct: quit from the worker's own thread, so a GUI-thread wait() cannot deadlock
-            # on a quit queued behind it.
-            signal.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
-        self.thread.started.connect(self.worker.run)
-
-    def start(self) -> None:
-        _forget_ended()
-        _STARTED.add(self)
-        self.thread.start()
-
-    def cancel(self) -> None:
-        self.worker.cancel()
-
-    def running(self) -> bool:
-        return self.thread.isRunning()
-
-    def wait(self, ms: int = 30_000) -> bool:
-        return self.thread.wait(ms)
-
-
-def track_pool(pool: QThreadPool) -> QThreadPool:
-    """Have ``pool``'s queued jobs dropped and its running ones joined when the application quits."""
-    _POOLS.add(pool)
+def worker_pool(parent: QObject, threads: int) -> QThreadPool:
+    """A pool of at most ``threads`` threads for one owner's workers (image decodes, counts):
+    the rest wait their turn. Deleted with ``parent``."""
+    pool = QThreadPool(parent)
+    pool.setMaxThreadCount(threads)
     return pool
 
 
-def _forget_ended() -> None:
-    for run in [run for run in _STARTED if run.thread.isFinished()]:
-        run.thread.wait()   # past its last signal; returns at once
-        _STARTED.discard(run)
+def _shared_pool() -> QThreadPool:
+    """The pool of workers started without one, owned by the application (deleted after quit)."""
+    global _SHARED_POOL
+    if _SHARED_POOL is None or not shiboken6.isValid(_SHARED_POOL):
+        _SHARED_POOL = QThreadPool(QCoreApplication.instance())
+        _SHARED_POOL.setMaxThreadCount(LONG_JOB_THREADS)
+    return _SHARED_POOL
+
+
+class _Runnable(QRunnable):
+    def __init__(self, worker: Worker):
+        super().__init__()
+        self.setAutoDelete(False)   # the worker keeps it; a queued one can be taken back
+        self.worker = worker
+
+    def run(self) -> None:
+        self.worker._run()
+
+
+class Worker(QObject):
+    """``job(report, cancel)`` run once on a pool thread; see the module docstring for the signals."""
+
+    started = Signal()
+    yielded = Signal(object)
+    returned = Signal(object)
+    errored = Signal(str)
+    aborted = Signal(str)
+    finished = Signal()
+    _released = Signal()   # after the job's end: every signal before it has been delivered
+
+    def __init__(self, job: Job, name: str = "Background work", pool: QThreadPool | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self._job = job
+        self._pool = pool
+        self._cancel = threading.Event()
+        self._ended = threading.Event()   # the job (and its signals) are done, or it was dropped
+        self._started = False
+        self._outcome_seen = False        # the GUI thread has received returned/errored/aborted
+        self._runnable = _Runnable(self)
+        for outcome in (self.returned, self.errored, self.aborted):
+            outcome.connect(self._on_outcome)   # connected first: runs before the owner's slots
+        self._released.connect(self._release)
+
+    @classmethod
+    def call(cls, function: Callable[[], Any], name: str = "Background work",
+             pool: QThreadPool | None = None, parent: QObject | None = None) -> Worker:
+        """A worker for a job that neither reports nor checks for a cancel (a count, a decode)."""
+        return cls(lambda _report, _cancel: function(), name, pool, parent)
+
+    # --- the owner's side (GUI thread) ----------------------------------------------------------
+    def start(self) -> Worker:
+        """Queue the job; connect to the signals first (what is emitted before is not seen)."""
+        if self._started:
+            raise RuntimeError(f"{self.name}: a worker runs once; make a new one")
+        self._started = True
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(self)
+        _KEEP.add(self)
+        (self._pool or _shared_pool()).start(self._runnable)
+        return self
+
+    def cancel(self) -> None:
+        """Ask the job to stop (it sees it within a second); one still queued is dropped now and
+        says ``aborted`` and ``finished`` at once."""
+        self._cancel.set()
+        if self._take_back():
+            self.aborted.emit(DROPPED)
+            self.finished.emit()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        """Started, and its outcome not yet received on the GUI thread."""
+        return self._started and not self._outcome_seen
+
+    @property
+    def has_ended(self) -> bool:
+        """The job's thread is past it (or it never ran): nothing of it runs any more."""
+        return self._ended.is_set()
+
+    def wait(self, msecs: int | None = None) -> bool:
+        """Join the job: True once it has ended (``None``: however long it takes)."""
+        if not self._started:
+            return True
+        return self._ended.wait(None if msecs is None else msecs / 1000)
+
+    def _on_outcome(self, *_args) -> None:
+        self._outcome_seen = True
+
+    def _release(self) -> None:
+        _KEEP.discard(self)
+
+    def _take_back(self) -> bool:
+        """Remove the job from its pool's queue if it has not started yet."""
+        if self._ended.is_set() or not self._started:
+            return False
+        pool = self._pool or _SHARED_POOL
+        try:
+            taken = pool is not None and pool.tryTake(self._runnable)
+        except RuntimeError:   # the pool's owner was deleted, after waiting for its jobs
+            taken = False
+        if taken:
+            self._end()
+            _KEEP.discard(self)
+        return taken
+
+    # --- the pool thread's side -----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.started.emit()
+            try:
+                result = self._job(self.yielded.emit, self._cancel)
+            except CancelledError as error:
+                self.aborted.emit(str(error))
+            except OctantError as error:
+                self.errored.emit(str(error))
+            except Exception as error:  # the window must survive a failed job; the log keeps the details
+                log.error("%s failed:\n%s", self.name, traceback.format_exc())
+                self.errored.emit(f"{self.name} stopped on an unexpected error ({error}); "
+                                  "see the log and try again.")
+            else:
+                self.returned.emit(result)
+            self.finished.emit()
+        finally:
+            self._end()
+            self._released.emit()
+
+    def _end(self) -> None:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self)
+        self._ended.set()
+
+
+def active_workers() -> list[Worker]:
+    """The workers whose job has not ended (for quit, tests and the log)."""
+    with _ACTIVE_LOCK:
+        return list(_ACTIVE)
 
 
 def running_background_work() -> list[str]:
-    """The names of the threads still running (for tests and the log)."""
-    return sorted(run.thread.objectName() for run in _STARTED if run.thread.isRunning())
+    """The names of the workers whose job has not ended."""
+    return sorted(worker.name for worker in active_workers())
 
 
 def stop_all_background_work() -> float:
-    """Cancel every background thread, drop every pool's queued jobs, and wait until all have
-    ended (a cancel is seen within a second); returns the seconds it took."""
+    """Cancel every worker, drop the queued ones and join the rest (each sees its cancel within a
+    second); returns the seconds it took. Dropped workers say nothing: the application is ending."""
     started = time.perf_counter()
-    runs = list(_STARTED)
-    for run in runs:
-        run.cancel()
-    pools = list(_POOLS)
-    for pool in pools:
-        try:
-            pool.clear()
-        except RuntimeError:   # its owner was deleted, and its destructor has waited already
-            pass
-    for run in runs:
-        run.thread.wait()
-    for pool in pools:
-        try:
-            pool.waitForDone(-1)
-        except RuntimeError:
-            pass
-    _forget_ended()
+    workers = active_workers()
+    for worker in workers:   # the queued first: a running one that stops would free a thread for them
+        worker._take_back()
+    for worker in workers:
+        worker._cancel.set()
+    for worker in workers:
+        worker.wait()
     seconds = time.perf_counter() - started
     if seconds > 1:
         log.warning("Background work took %.1f s to stop at quit.", seconds)

@@ -7,14 +7,15 @@ slider never blocks the window either.
 """
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
-from storage.errors import OctantError
-from ui.background import track_pool
+from storage.errors import BadImageError, OctantError
+from ui.background import Worker, worker_pool
 from ui.assist import render_overlay
 from annotate.services.photos import read_fundus
 from ui.display_image import (DisplayImage, ShownImage, ViewAids, apply_view_aids,
@@ -30,66 +31,34 @@ class _Entry:
     shown_aids: ViewAids | None = None
 
 
-class _JobSignals(QObject):
-    finished = Signal(int, object, object, object)  # image_id, DisplayImage, ShownImage, ViewAids
-    failed = Signal(int, str)
-    overlay = Signal(int, str, object)              # image_id, overlay key, QImage
-    detail = Signal(int, object, object)            # image_id, full-resolution QImage, ViewAids
-
-
-class _RenderJob(QRunnable):
+def _render(path: Path, size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids,
+            fit_size: tuple[int, int] | None) -> tuple[DisplayImage, ShownImage, ViewAids]:
     """Decode (unless already decoded) and apply the view aids: pure work, no Qt widgets."""
-
-    def __init__(self, signals: _JobSignals, image_id: int, path: Path,
-                 size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids,
-                 fit_size: tuple[int, int] | None):
-        super().__init__()
-        self.signals, self.image_id, self.path, self.size = signals, image_id, path, size
-        self.display, self.aids, self.fit_size = display, aids, fit_size
-
-    def run(self) -> None:
-        try:
-            display = self.display or decode_for_display(self.path, self.size)
-            shown = render_shown(display.bgr, self.aids, self.fit_size)
-            self.signals.finished.emit(self.image_id, display, shown, self.aids)
-        except OctantError as error:
-            self.signals.failed.emit(self.image_id, str(error))
-        except Exception as error:  # a worker must never take the window down
-            self.signals.failed.emit(self.image_id, f"Could not show this image ({error}).")
+    try:
+        display = display or decode_for_display(path, size)
+        return display, render_shown(display.bgr, aids, fit_size), aids
+    except OctantError:
+        raise
+    except Exception as error:  # a worker must never take the window down
+        raise BadImageError(f"Could not show this image ({error}).") from error
 
 
-class _OverlayJob(QRunnable):
-    def __init__(self, signals: "_JobSignals", image_id: int, key: str, layers: list,
-                 size: tuple[int, int]):
-        super().__init__()
-        self.signals, self.image_id, self.key, self.layers, self.size = (signals, image_id, key,
-                                                                          layers, size)
-
-    def run(self) -> None:
-        try:
-            image = render_overlay(self.layers, self.size)
-        except Exception as error:  # a damaged mask must not take the window down
-            self.signals.failed.emit(self.image_id, f"Could not draw the model overlay ({error}).")
-            return
-        self.signals.overlay.emit(self.image_id, self.key, image)
+def _overlay(layers: list, size: tuple[int, int]):
+    try:
+        return render_overlay(layers, size)
+    except Exception as error:  # a damaged mask must not take the window down
+        raise BadImageError(f"Could not draw the model overlay ({error}).") from error
 
 
-class _DetailJob(QRunnable):
+def _detail(path: Path, aids: ViewAids):
     """The photo at full resolution, for zooms beyond the display copy (1:1 on microaneurysms)."""
-
-    def __init__(self, signals: "_JobSignals", image_id: int, path: Path, aids: ViewAids):
-        super().__init__()
-        self.signals, self.image_id, self.path, self.aids = signals, image_id, path, aids
-
-    def run(self) -> None:
-        try:
-            bgr = read_fundus(self.path)
-            shown = apply_view_aids(bgr, self.aids) if self.aids.active else bgr
-            self.signals.detail.emit(self.image_id, to_qimage(shown), self.aids)
-        except OctantError as error:
-            self.signals.failed.emit(self.image_id, str(error))
-        except Exception as error:  # a worker must never take the window down
-            self.signals.failed.emit(self.image_id, f"Could not show this image ({error}).")
+    try:
+        bgr = read_fundus(path)
+        return to_qimage(apply_view_aids(bgr, aids) if aids.active else bgr), aids
+    except OctantError:
+        raise
+    except Exception as error:  # a worker must never take the window down
+        raise BadImageError(f"Could not show this image ({error}).") from error
 
 
 class ImageLoader(QObject):
@@ -106,13 +75,8 @@ class ImageLoader(QObject):
     def __init__(self, parent: QObject | None = None, threads: int = 2,
                  cache_size: int = CACHE_SIZE):
         super().__init__(parent)
-        self._pool = track_pool(QThreadPool(self))   # joined at quit (ui.background)
-        self._pool.setMaxThreadCount(threads)
-        self._signals = _JobSignals(self)
-        self._signals.finished.connect(self._on_finished)
-        self._signals.failed.connect(self._on_failed)
-        self._signals.overlay.connect(self.overlayReady)
-        self._signals.detail.connect(self._on_detail)
+        self._pool = worker_pool(self, threads)   # its workers are joined at quit (ui.background)
+        self._workers: set[Worker] = set()
         # One full-resolution copy at a time (≈ 50 MB for 4288 × 2848), for the open image only.
         self._detail: tuple[int, ViewAids, object] | None = None
         self._detail_in_flight: tuple[int, ViewAids] | None = None
@@ -167,27 +131,38 @@ class ImageLoader(QObject):
         if self._detail_in_flight == (image_id, self.aids):
             return
         self._detail_in_flight = (image_id, self.aids)
-        self._pool.start(_DetailJob(self._signals, image_id, self._sources[image_id][0],
-                                    self.aids))
+        path, aids = self._sources[image_id][0], self.aids
+        self._start(lambda: _detail(path, aids), image_id,
+                    lambda answer: self._on_detail(image_id, *answer))
 
     def request_overlay(self, image_id: int, key: str, layers: list,
                         size: tuple[int, int]) -> None:
         """Compose model masks off the GUI thread; ``overlayReady`` answers."""
         if not self._closed:
-            self._pool.start(_OverlayJob(self._signals, image_id, key, layers, size))
+            self._start(lambda: _overlay(layers, size), image_id,
+                        lambda image: self.overlayReady.emit(image_id, key, image))
 
     def clear(self) -> None:
         self._cache.clear()
         self._wanted = None
 
     def wait(self, msecs: int = 5000) -> bool:
-        return self._pool.waitForDone(msecs)
+        """Join every job asked for so far (True when all have ended within ``msecs``)."""
+        deadline = time.monotonic() + msecs / 1000
+        return all(worker.wait(max(0, round(1000 * (deadline - time.monotonic()))))
+                   for worker in list(self._workers))
 
     def shutdown(self, msecs: int = 5000) -> None:
         """No new work, queued work dropped; wait for the running jobs (one decode each)."""
         self._closed = True
-        self._pool.clear()
-        self._pool.waitForDone(msecs)
+        for worker in list(self._workers):
+            worker.cancel()
+        self.wait(msecs)
+
+    @property
+    def detail_image_id(self) -> int | None:
+        """The image whose full-resolution copy is held (one at a time), if any."""
+        return self._detail[0] if self._detail is not None else None
 
     # --- work ---------------------------------------------------------------------------------
     def _submit(self, image_id: int) -> None:
@@ -195,10 +170,19 @@ class ImageLoader(QObject):
             return
         path, size = self._sources[image_id]
         entry = self._cache.get(image_id)
-        self._in_flight[image_id] = self.aids
-        job = _RenderJob(self._signals, image_id, path, size,
-                         entry.display if entry else None, self.aids, self.fit_size)
-        self._pool.start(job)
+        self._in_flight[image_id] = aids = self.aids
+        display, fit_size = (entry.display if entry else None), self.fit_size
+        self._start(lambda: _render(path, size, display, aids, fit_size), image_id,
+                    lambda answer: self._on_finished(image_id, *answer))
+
+    def _start(self, work, image_id: int, on_result) -> None:
+        """One job on this loader's pool; a failure is reported for ``image_id``."""
+        worker = Worker.call(work, name="Showing the image", pool=self._pool)
+        worker.returned.connect(on_result)
+        worker.errored.connect(lambda message: self._on_failed(image_id, message))
+        self._workers = {running for running in self._workers if not running.has_ended}
+        self._workers.add(worker)
+        worker.start()
 
     def _on_finished(self, image_id: int, display: DisplayImage, shown: ShownImage,
                      aids: ViewAids) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from storage.project import ProjectHandle
-from ui.background import BackgroundThread
+from ui.background import Worker
 
 
 class PresegmentAhead(QObject):
@@ -23,21 +23,21 @@ class PresegmentAhead(QObject):
                  weights_dir: Path | None = None, device: str | None = None):
         super().__init__(parent)
         self.project, self.weights_dir, self.device = project, weights_dir, device
-        self.run: BackgroundThread | None = None
-        self._busy = False   # from start until the job's last signal (its thread quits just after)
+        self.run: Worker | None = None
 
     def running(self) -> bool:
-        return self._busy
+        """From ``start`` until the pass's outcome has arrived."""
+        return self.run is not None and self.run.is_running
 
     def start(self, image_ids: list[int]) -> None:
         """Pre-segment ``image_ids`` in this order (those already done are skipped quickly)."""
-        if self._busy or not image_ids:
+        if self.running() or not image_ids:
             return
-        if self.run is not None:
-            self.run.wait(2000)   # the last pass's thread, already past its job
-        self._busy = True
-        self.run = BackgroundThread(self._job(list(image_ids)), self._on_progress, self._on_finished,
-                                    self._on_failed, what="Pre-segmentation")
+        self.run = Worker(self._job(list(image_ids)), name="Pre-segmentation")
+        self.run.yielded.connect(self._on_progress)
+        self.run.returned.connect(self._on_finished)
+        self.run.errored.connect(self._on_failed)
+        self.run.aborted.connect(self._on_failed)
         self.run.start()
         self.status.emit("Pre-segmenting your queue ahead of you…")
 
@@ -83,13 +83,11 @@ class PresegmentAhead(QObject):
             self.status.emit(f"Pre-segmenting ahead: {event.done} of {event.total} images ready")
 
     def _on_finished(self, summary) -> None:
-        self._busy = False
         unreadable = f", {len(summary.failed)} unreadable" if summary.failed else ""
         self.status.emit(f"Pre-segmentation ready for your queue ({summary.done} new, "
                          f"{summary.skipped} done before{unreadable}).")
         self.stopped.emit()
 
     def _on_failed(self, message: str) -> None:
-        self._busy = False
         self.status.emit(message)   # cancelled ("run it again to continue") or a real failure
         self.stopped.emit()

@@ -100,7 +100,7 @@ def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, lab
 
     def cancel_after_first_epoch(run):
         # Direct connection: the flag is set on the training thread before epoch 2's first batch.
-        run.worker.progress.connect(lambda event: event.kind == "epoch" and run.cancel(),
+        run.yielded.connect(lambda event: event.kind == "epoch" and run.cancel(),
                                     Qt.ConnectionType.DirectConnection)
 
     panel.runStarting.connect(cancel_after_first_epoch)

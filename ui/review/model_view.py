@@ -3,7 +3,7 @@
 The model is the project's active one for the finding, else the starter model shipped in
 ``weights/guided_<finding>.safetensors`` (trained on public IDRiD data), labelled as such.
 
-Runs on a worker thread (``ui.jobs``); nothing here touches Qt. The photo goes in as the
+Runs on a worker thread (``ui.background.Worker``); nothing here touches Qt. The photo goes in as the
 network was trained on it (``models.findings.data``: black border cropped, RGB in [0, 1],
 input_size × input_size); the overlay is ``models.findings.activation_maps`` (Son et al., Fig. 3) on the
 same crop at a size people can see.

@@ -25,7 +25,7 @@ from ui.review.keys import BINDINGS, keys_line
 from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
-from ui.jobs import JobRunner
+from ui.background import Worker, worker_pool
 
 PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32
@@ -51,13 +51,12 @@ class ReviewWindow(QWidget):
         self._pending_photos: set[int] = set()
         self.current: tuple[int, str] | None = None
         self._cancel = threading.Event()
-        self.jobs = JobRunner(self)
-        self.jobs.done.connect(self._on_done)
-        self.jobs.failed.connect(self._on_failed)
+        self.jobs = worker_pool(self, threads=2)
+        self.workers: set[Worker] = set()
         self._build()
         self._redraw = QTimer(self, singleShot=True, interval=150)   # pictures follow a resize
         self._redraw.timeout.connect(lambda: self.current and self._show_current())
-        self.jobs.submit(("data",), lambda: load_review_data(self.review))
+        self._submit(("data",), lambda: load_review_data(self.review))
         self.resize(1500, 950)
 
     def _build(self) -> None:
@@ -141,6 +140,15 @@ class ReviewWindow(QWidget):
                                    else self.side_by_side)
 
     # Jobs ---------------------------------------------------------------------------------------
+    def _submit(self, tag: tuple, work) -> None:
+        """``work()`` off the GUI thread; its result comes to ``_on_done(tag, result)``."""
+        worker = Worker.call(work, name="Review", pool=self.jobs)
+        worker.returned.connect(lambda result: self._on_done(tag, result))
+        worker.errored.connect(lambda message: self._on_failed(tag, message))
+        self.workers = {running for running in self.workers if not running.has_ended}
+        self.workers.add(worker)
+        worker.start()
+
     def _on_done(self, tag: tuple, result) -> None:
         kind = tag[0]
         if kind == "data":
@@ -153,7 +161,7 @@ class ReviewWindow(QWidget):
             self._refresh_queue()
             self._request_agreement()
             if self.models:
-                self.jobs.submit(("model_queue",),
+                self._submit(("model_queue",),
                                  lambda: model_disagreements(result, self.models, self.runner, self._cancel))
         elif kind == "agreement" and tag[1] == self.queues.current_finding():
             names = {i: f"{r.name} ({role_text(r.role)})" for i, r in self.data.readers.items()}
@@ -193,7 +201,7 @@ class ReviewWindow(QWidget):
         finding = self.queues.current_finding()
         self.agreement.show_pending()
         consensus = self.data.consensus
-        self.jobs.submit(("agreement", finding), lambda: compute_agreement(consensus, finding))
+        self._submit(("agreement", finding), lambda: compute_agreement(consensus, finding))
 
     # Queues -------------------------------------------------------------------------------------
     def _on_finding_filter(self, _finding) -> None:
@@ -288,7 +296,7 @@ class ReviewWindow(QWidget):
             if photo is None and image_id not in self.photo_errors and image_id not in self._pending_photos:
                 self._pending_photos.add(image_id)
                 size = (record.width, record.height)
-                self.jobs.submit(("photo", image_id),
+                self._submit(("photo", image_id),
                                  lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
             self.side_by_side.show_image(self.data, image_id, finding, colour, photo)
             if image_id in self.photo_errors:
@@ -328,7 +336,7 @@ class ReviewWindow(QWidget):
                                      "Computing the activation map…")
         self.enlarged.set_model(f"Model · {model.name}", ["Computing the activation map…"])
         record = self.data.image(image_id)
-        self.jobs.submit(("model", model.id, image_id, finding), lambda: self.runner.view(model, record))
+        self._submit(("model", model.id, image_id, finding), lambda: self.runner.view(model, record))
 
     def _show_model_view(self, view: ModelView) -> None:
         finding = self.current[1]
@@ -349,7 +357,8 @@ class ReviewWindow(QWidget):
     def closeEvent(self, event) -> None:
         self._cancel.set()
         self.loader.shutdown(1000)
-        self.jobs.shutdown()   # what is still running is joined at quit (ui.background)
+        for worker in list(self.workers):   # queued ones dropped; running ones joined at quit (ui.background)
+            worker.cancel()
         super().closeEvent(event)
 
 

@@ -2,7 +2,7 @@
 edit the papers' hyper-parameters, pick a device, start / cancel / resume, watch the curves and
 the ETA, read the results, look at the activation maps, and promote a model for pre-screening.
 
-Training runs on a QThread (``ui.background``); the window stays responsive. Runs live in
+Training runs on a ``ui.background.Worker``; the window stays responsive. Runs live in
 ``<project>/models/<name>/`` (checkpoints and ``history.json`` from ``models.engine.training``), so a
 run cancelled today resumes tomorrow from its last finished epoch.
 """
@@ -22,7 +22,7 @@ from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.gallery import ActivationGallery
 from ui.training.setup import GUIDED, TrainingSetup
-from ui.background import BackgroundThread
+from ui.background import Worker
 
 GALLERY_SIZE = 8             # validation photos whose activation maps are shown after a run
 
@@ -36,7 +36,7 @@ def format_eta(seconds: float) -> str:
 class TrainingPanel(QWidget):
     """Everything about training for one open project (``storage.project.ProjectHandle``)."""
 
-    runStarting = Signal(object)   # BackgroundThread, before its thread starts
+    runStarting = Signal(object)   # the ui.background.Worker, before it starts
     runFinished = Signal(object)   # models.findings.training.TrainingOutcome (cancelled or not)
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
@@ -44,8 +44,8 @@ class TrainingPanel(QWidget):
     def __init__(self, project, parent: QWidget | None = None):
         super().__init__(parent)
         self.project = project
-        self.run: BackgroundThread | None = None
-        self.gallery_run: BackgroundThread | None = None
+        self.run: Worker | None = None
+        self.gallery_run: Worker | None = None
         self.outcome: TrainingOutcome | None = None
         self.last_error: str | None = None
         self.history: list[dict] = []
@@ -148,7 +148,8 @@ class TrainingPanel(QWidget):
         self._refresh_buttons()
 
     def running(self) -> bool:
-        return self.run is not None and self.run.running()
+        """A run whose outcome has not arrived yet, unless ``shutdown`` has joined it."""
+        return self.run is not None and self.run.is_running and not self.run.has_ended
 
     def _say(self, text: str, problem: bool = False) -> None:
         self.status.setText(text)
@@ -174,7 +175,11 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self._say("Preparing the photos…" if not resume else "Resuming…")
-        self.run = BackgroundThread(self._job(engine, resume), self._on_progress, self._on_finished, self._on_failed)
+        self.run = Worker(self._job(engine, resume), name="Training")
+        self.run.yielded.connect(self._on_progress)
+        self.run.returned.connect(self._on_finished)
+        self.run.errored.connect(self._on_failed)
+        self.run.aborted.connect(self._on_failed)
         self.runStarting.emit(self.run)
         self.run.start()
         self._refresh_buttons()
@@ -223,7 +228,6 @@ class TrainingPanel(QWidget):
 
     def _on_finished(self, outcome: TrainingOutcome) -> None:
         self.outcome = outcome
-        self._wait_for_thread()
         result = outcome.result
         if result.cancelled or not outcome.finished:
             self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues."
@@ -243,17 +247,12 @@ class TrainingPanel(QWidget):
         self.runFinished.emit(outcome)
 
     def _on_failed(self, message: str) -> None:
-        self._wait_for_thread()
         self.last_error = message
         self._say(message, problem=True)
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self._refresh_buttons()
         self.runFailed.emit(message)
-
-    def _wait_for_thread(self) -> None:
-        if self.run is not None:
-            self.run.wait()
 
     def shutdown(self, timeout_ms: int = 1000) -> None:
         """Closing the window: cancel a running training; the engine stops after the current batch
@@ -304,17 +303,18 @@ class TrainingPanel(QWidget):
 
         model_id = self.selected_model_id()
         chosen = [m for m in list_models(self.project.database) if m.id == model_id]
-        if not chosen or (self.gallery_run is not None and self.gallery_run.running()):
+        if not chosen or (self.gallery_run is not None and self.gallery_run.is_running):
             return
         project, model = self.project, chosen[0]
         self.maps_button.setEnabled(False)
         self._say(f"Computing the activation maps of model {model.id}…")
-        self.gallery_run = BackgroundThread(lambda _progress, _cancel: saved_model_gallery(project, model),
-                                          lambda _event: None, self._on_gallery, self._on_gallery_failed)
+        self.gallery_run = Worker.call(lambda: saved_model_gallery(project, model), name="Activation maps")
+        self.gallery_run.returned.connect(self._on_gallery)
+        self.gallery_run.errored.connect(self._on_gallery_failed)
+        self.gallery_run.aborted.connect(self._on_gallery_failed)
         self.gallery_run.start()
 
     def _on_gallery(self, items: list) -> None:
-        self.gallery_run.wait()
         self.gallery.show_items(items)
         self.tabs.setCurrentWidget(self.gallery)
         self._say(f"{len(items)} activation map(s) of the selected model on its validation photos.")
@@ -322,7 +322,6 @@ class TrainingPanel(QWidget):
         self.galleryShown.emit(len(items))
 
     def _on_gallery_failed(self, message: str) -> None:
-        self.gallery_run.wait()
         self._say(message, problem=True)
         self._show_selected_model()
 

@@ -22,7 +22,7 @@ from storage.errors import OctantError
 from ui.precision_setting import saved_precision
 from ui.training import tables
 from ui.training.form import ConfigForm
-from ui.jobs import JobRunner
+from ui.background import Worker, worker_pool
 from ui.training.summary import DataSummary, empty_summary, summarise_training_data
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -70,10 +70,8 @@ class TrainingSetup(QWidget):
         self.project = project
         # Counting the consensus streams every read (seconds for a large project): off the GUI thread.
         self.summary: DataSummary = empty_summary(project)
-        self._counting = JobRunner(self, threads=1)   # one at a time: the latest count lands last
+        self._counting = worker_pool(self, threads=1)   # one at a time: the latest count lands last
         self.counts_pending = 0
-        self._counting.done.connect(lambda _tag, summary: self._show_summary(summary))
-        self._counting.failed.connect(lambda _tag, message: self._count_failed(message))
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self._choice_box())
@@ -185,14 +183,18 @@ class TrainingSetup(QWidget):
         """Recount the consensus off the GUI thread; ``summaryReady`` fires when the tables show it."""
         self.data_note.setText("Counting the readers' consensus…")
         self.counts_pending += 1
-        self._counting.submit("summary", lambda: summarise_training_data(self.project))
+        project = self.project
+        count = Worker.call(lambda: summarise_training_data(project), name="Counting the consensus",
+                            pool=self._counting)
+        count.returned.connect(self._show_summary)
+        count.errored.connect(self.data_note.setText)
+        count.finished.connect(self._count_ended)
+        count.start()
 
-    def _count_failed(self, message: str) -> None:
+    def _count_ended(self) -> None:
         self.counts_pending -= 1
-        self.data_note.setText(message)
 
     def _show_summary(self, summary: DataSummary) -> None:
-        self.counts_pending -= 1
         self.summary = summary
         finding_counts, class_counts = tables.finding_table(self.summary), tables.class_table(self.summary)
         for old, new in ((self.finding_counts, finding_counts), (self.class_counts, class_counts)):
