@@ -2,8 +2,8 @@
 
 ``import PATH... [--split train|test] [--eye left|right] [--copy]``: photographs from files or
 folders (recursive), with a progress bar; bad files are listed at the end and give exit status 1.
-``export --out FILE [--format csv|json] [--force] --as READER``: every reader's labels and the consensus
-(an existing FILE is replaced only with ``--force``).
+``export --out FILE [--format csv|json|coco|masks] [--force] --as READER``: every reader's labels and
+the consensus (docs/labels.md; masks: FILE is a folder; an existing FILE is replaced only with ``--force``).
 ``regions IMAGE --out PNG [--disc X,Y --fovea X,Y] [--as READER]``: the eight regions drawn over a
 photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given
 (a reader's with ``--as``, else the model's from pre-segmentation).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from annotate.services.export import FORMATS, export_labels
+from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
 from annotate.fov import FieldOfView, detect_fov
 from annotate.services.photos import read_fundus
 from annotate.services.importer import import_images, iter_report_lines
@@ -61,13 +61,15 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    suffix = args.out.suffix.lower().lstrip(".")
-    fmt = args.format or suffix
+    suffix = args.out.suffix.lower()
+    fmt = args.format or {".csv": "csv", ".json": "json"}.get(suffix)
     if fmt not in FORMATS:
-        raise InvalidRequestError(f"Cannot tell the format from {args.out.name}; add --format csv or --format json.")
-    if suffix in FORMATS and suffix != fmt:
-        raise InvalidRequestError(f"--format {fmt} does not match the file name {args.out.name}; "
-                                  f"name the file .{fmt} or leave out --format.")
+        raise InvalidRequestError(f"Cannot tell the format from {args.out.name}; add --format "
+                                  f"{' or '.join(FORMATS)}.")
+    if suffix in (".csv", ".json") and suffix != FILE_SUFFIX[fmt]:
+        wanted = f"name the file {FILE_SUFFIX[fmt]}" if FILE_SUFFIX[fmt] else "give a folder"
+        raise InvalidRequestError(f"--format {fmt} does not match the name {args.out.name}; "
+                                  f"{wanted} or leave out --format.")
     if args.out.exists() and not args.force:
         raise InvalidRequestError(f"{args.out} already exists; add --force to replace it, or choose another name.")
     if args.as_reader is None:
@@ -75,7 +77,11 @@ def run_export(args: argparse.Namespace) -> int:
     with open_project_from_args(args) as project:
         reader = resolve_reader(project, args.as_reader)
         summary = export_labels(project, args.out, fmt, reader.id)
-    print(f"Exported {summary.reads} reads of {summary.images} images to {summary.path}.")
+    files = f" ({summary.files} files)" if fmt == "masks" else ""
+    print(f"Exported {summary.reads} reads of {summary.images} images to {summary.path}{files}.")
+    if summary.undrawn:
+        print(f"{summary.undrawn} present finding{'s' if summary.undrawn != 1 else ''} could not be drawn: "
+              "their photos have no landmarks yet (place disc and fovea, or pre-segment).")
     return 0
 
 
@@ -151,9 +157,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.set_defaults(func=run_import)
 
     exp = subparsers.add_parser(
-        "export", help="write all readers' labels and the consensus to CSV or JSON",
-        description="Write per-reader labels (regions as codes and names) and the consensus per image and finding.")
-    exp.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write (.csv or .json)")
+        "export", help="write all readers' labels and the consensus (CSV, JSON, COCO or PNG masks)",
+        description="Write per-reader labels (regions as codes and names) and the consensus per image and finding: "
+                    "csv and json (which import-labels reads back), coco (final labels as polygons) or "
+                    "masks (a folder of PNG masks per photo). Formats: docs/labels.md.")
+    exp.add_argument("--out", type=Path, required=True, metavar="FILE",
+                     help="file to write (.csv or .json; coco: .json; masks: a folder)")
     exp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's suffix")
     exp.add_argument("--force", action="store_true", help="replace FILE when it exists")
     exp.add_argument("--as", dest="as_reader", metavar="READER", help="reviewer or admin (name or number)")

@@ -1,4 +1,4 @@
-"""Exporting every reader's labels and the consensus, as CSV or JSON.
+"""Exporting every reader's labels and the consensus: CSV, JSON, COCO or PNG masks (docs/labels.md).
 
 Export shows all readers' answers side by side, which blind reading reserves for reviewers and
 admins: it runs as such a reader (``ReviewSession`` refuses anyone else).
@@ -9,7 +9,10 @@ per (image, finding) with ``record = "consensus"``, one per (image, finding) wit
 or a reviewer's adjudication where the project's label source says so; ``source`` tells which
 and ``comment`` holds the adjudication's reason); a read without findings (normal, ungradable,
 or not answered yet) has one row with an empty finding. Regions are written as codes joined by
-";" (e.g. "1;5") and, beside them, their names. JSON nests the same facts per image.
+";" (e.g. "1;5") and, beside them, their names. JSON nests the same facts per image, with each
+reader's landmarks: it is the form ``import-labels`` reads back (``annotate.services.label_import``).
+COCO (``annotate.services.coco_export``) has the final labels as polygons; masks
+(``annotate.services.mask_export``) a folder of PNGs per photo.
 """
 from __future__ import annotations
 
@@ -22,15 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from annotate.consensus import ProjectConsensus
+from annotate.services.coco_export import coco_document
+from annotate.services.mask_export import write_masks
 from annotate.services.final_labels import FinalLabels, final_labels
 from annotate.geometry import REGION_NAMES
 from storage.errors import InvalidRequestError, OctantError
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
+from storage.predictions import latest_model_landmarks, latest_prediction
 from storage.readers import list_readers
 from storage.review import ReviewSession
 
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "coco", "masks")
+FILE_SUFFIX = {"csv": ".csv", "json": ".json", "coco": ".json", "masks": ""}   # masks: a folder
+PRESEGMENTATION_KIND = "presegmentation"   # models.segmentation.presegment stores its masks' folder
 CSV_COLUMNS = (
     "record", "image_id", "sha256", "path", "split", "laterality", "reader_id", "reader", "role",
     "done", "normal", "ungradable", "diagnosis", "finding", "state", "votes", "regions", "region_names",
@@ -43,6 +51,8 @@ class ExportSummary:
     path: Path
     images: int
     reads: int
+    files: int = 1              # files written (masks: one per mask, plus the index)
+    undrawn: int = 0            # findings left out of COCO/masks for want of landmarks
 
 
 def _codes(regions) -> str:
@@ -112,7 +122,7 @@ def _image_json(project, image: ImageRecord, reads, labels: FinalLabels, readers
     consensus: ProjectConsensus = labels.consensus
     entry: dict[str, Any] = dict(
         id=image.id, sha256=image.sha256, path=_relative(image.path, project.root), split=image.split,
-        laterality=image.laterality, width=image.width, height=image.height,
+        laterality=image.laterality, patient=image.patient, width=image.width, height=image.height,
         fov=list(image.fov) if image.fov else None, crop=list(image.crop) if image.crop else None, reads=[],
     )
     for reader_id, state in reads:
@@ -160,18 +170,36 @@ def _write_atomically(path: Path, write) -> None:
 def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | None = None) -> ExportSummary:
     """Write every reader's labels and the consensus to ``out``, as reviewer/admin ``reader_id``."""
     if fmt not in FORMATS:
-        raise InvalidRequestError(f"Unknown export format {fmt!r}; use csv or json.")
+        raise InvalidRequestError(f"Unknown export format {fmt!r}; use {', '.join(FORMATS)}.")
     if reader_id is None:
         raise InvalidRequestError("Export shows every reader's labels; run it as a reviewer or admin (--as NAME).")
     out = Path(out).expanduser()
     settings, images, by_image, labels, readers, count = _collect(project, reader_id)
+    db = project.database
+    if fmt == "masks":
+        def presegmented(image_id: int) -> Path | None:
+            payload = latest_prediction(db, image_id, PRESEGMENTATION_KIND)
+            return project.root / payload["mask_folder"] if payload and payload.get("mask_folder") else None
+
+        files = write_masks(project, out, images, by_image, labels, readers,
+                            lambda image_id: latest_model_landmarks(db, image_id), presegmented)
+        return ExportSummary(out, len(images), count, files + 1)
+    undrawn = 0
     if fmt == "csv":
         def write(handle):
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, restval="")
             writer.writeheader()
             writer.writerows(_csv_rows(project, images, by_image, labels, readers))
+    elif fmt == "coco":
+        document, undrawn = coco_document(project, images, by_image, labels,
+                                          lambda image_id: latest_model_landmarks(db, image_id),
+                                          lambda path: _relative(path, project.root))
+
+        def write(handle):
+            json.dump(document, handle, ensure_ascii=False)
     else:
         document = dict(
+            format="octant-labels", version=1,
             project=settings.name, consensus_k=settings.consensus_k, label_source=settings.label_source,
             findings=[dict(code=f.code, name=f.name) for f in settings.findings],
             regions={str(code): name for code, name in REGION_NAMES.items()},
@@ -181,4 +209,4 @@ def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | N
         def write(handle):
             json.dump(document, handle, indent=1, ensure_ascii=False)
     _write_atomically(out, write)
-    return ExportSummary(out, len(images), count)
+    return ExportSummary(out, len(images), count, undrawn=undrawn)
