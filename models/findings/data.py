@@ -62,6 +62,21 @@ class FindingSample:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+def fov_square(decoded_bgr: np.ndarray, size: int, crop: tuple[int, int, int, int] | None = None
+               ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The network's view of a photo: the field of view's crop box (``crop``, else detected) cut
+    out and squeezed to ``size`` × ``size`` (BGR uint8), and the box. Training and inference
+    (``models.findings.inference``) both go through here."""
+    box = crop if crop is not None else crop_box(detect_fov(decoded_bgr), decoded_bgr.shape)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return cv2.resize(decoded_bgr[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA), (x0, y0, x1, y1)
+
+
+def photo_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """RGB uint8 H × W × 3 → the network's float input 3 × H × W in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+
+
 def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
                  crop: tuple[int, int, int, int] | None = None,
                  cache_root: Path | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -77,10 +92,7 @@ def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
         image = cv2.imread(str(png), cv2.IMREAD_COLOR)
         if image is not None:
             return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
-    decoded = read_fundus(path, reduce)
-    box = crop if crop is not None else crop_box(detect_fov(decoded), decoded.shape)
-    x0, y0, x1, y1 = box
-    resized = cv2.resize(decoded[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    resized, box = fov_square(read_fundus(path, reduce), size, crop)
     folder.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(png), resized)
     box_file.write_text(json.dumps([int(v) for v in box]))
@@ -157,7 +169,7 @@ class FindingDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        image = torch.from_numpy(self.photos[index]).permute(2, 0, 1).float() / 255.0
+        image = photo_tensor(self.photos[index])
         sample = self.samples[index]
         return (image, torch.tensor(float(sample.present)), torch.from_numpy(self.cues[index]),
                 torch.tensor(float(sample.cue_complete)))

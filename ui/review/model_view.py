@@ -4,8 +4,8 @@ The model is the project's active one for the finding, else the starter model sh
 ``weights/guided_<finding>.safetensors`` (trained on public IDRiD data), labelled as such.
 
 Runs on a worker thread (``ui.background.Worker``); nothing here touches Qt. The photo goes in as the
-network was trained on it (``models.findings.data``: black border cropped, RGB in [0, 1],
-input_size × input_size); the overlay is ``models.findings.activation_maps`` (Son et al., Fig. 3) on the
+network was trained on it (``models.findings.inference``, sharing ``models.findings.data``'s
+preprocessing); the overlay is ``models.findings.activation_maps`` (Son et al., Fig. 3) on the
 same crop at a size people can see.
 """
 from __future__ import annotations
@@ -133,18 +133,15 @@ class GuidedRunner:
 
     def _forward(self, model: ModelRecord, record: ImageRecord):
         """(probability, activation map, RGB crop, crop box in original pixels)."""
-        import torch
+        from annotate.services.photos import read_fundus
+        from models.findings.inference import prepare_guided_input, run_guided
 
         network, size = self._network(model)
-        crop, box = _cropped(record)
-        square = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-        tensor = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1).float()[None] / 255.0
-        device = next(network.parameters()).device
-        with self._lock, torch.no_grad():  # one forward at a time on the shared network
-            logit, activation = network(tensor.to(device))
-            probability = float(torch.sigmoid(logit.float().cpu())[0])
+        prepared = prepare_guided_input(read_fundus(record.path), size, record.crop or None)
+        with self._lock:  # one forward at a time on the shared network
+            probability, activation = run_guided(network, prepared)
             self._probabilities[(model.id, record.id)] = probability
-        return probability, activation[0, 0].float().cpu().numpy(), crop, box
+        return probability, activation, prepared.crop, prepared.box
 
     def _network(self, model: ModelRecord):
         with self._lock:
@@ -159,17 +156,6 @@ class GuidedRunner:
         with self._lock:
             self._networks[model.id] = (network, config.input_size)
         return network, config.input_size
-
-
-def _cropped(record: ImageRecord) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """RGB uint8: the photo inside its field of view's crop box (stored, else detected), and the box."""
-    from annotate.fov import crop_box, detect_fov
-    from annotate.services.photos import read_fundus
-
-    bgr = read_fundus(record.path)
-    box = record.crop or crop_box(detect_fov(bgr), bgr.shape)
-    x0, y0, x1, y1 = (int(v) for v in box)
-    return np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1]), (x0, y0, x1, y1)
 
 
 def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunner,
