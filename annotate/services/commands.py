@@ -68,7 +68,7 @@ def run_export(args: argparse.Namespace) -> int:
                                   f"{' or '.join(FORMATS)}.")
     if suffix in (".csv", ".json") and suffix != FILE_SUFFIX[fmt]:
         wanted = f"name the file {FILE_SUFFIX[fmt]}" if FILE_SUFFIX[fmt] else "give a folder"
-        raise InvalidRequestError(f"--format {fmt} does not match the name {args.out.name}; "
+        raise InvalidRequestError(f"--format {fmt} does not match the file name {args.out.name}; "
                                   f"{wanted} or leave out --format.")
     if args.out.exists() and not args.force:
         raise InvalidRequestError(f"{args.out} already exists; add --force to replace it, or choose another name.")

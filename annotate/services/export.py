@@ -170,7 +170,7 @@ def _write_atomically(path: Path, write) -> None:
 def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | None = None) -> ExportSummary:
     """Write every reader's labels and the consensus to ``out``, as reviewer/admin ``reader_id``."""
     if fmt not in FORMATS:
-        raise InvalidRequestError(f"Unknown export format {fmt!r}; use {', '.join(FORMATS)}.")
+        raise InvalidRequestError(f"Unknown export format {fmt!r}; use csv or json (or coco, masks).")
     if reader_id is None:
         raise InvalidRequestError("Export shows every reader's labels; run it as a reviewer or admin (--as NAME).")
     out = Path(out).expanduser()
