@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from storage.audit import record, state_digest
 from storage.database import Database
-from storage.errors import AccessDeniedError, NotFoundError, StaleAnswerError
+from storage.errors import AccessDeniedError, DatabaseLockedError, NotFoundError, StaleAnswerError
 from storage.images import IMAGE, IMAGE_COLUMNS, ImageRecord, image_record, load_image
 from storage.labels import (
     Executor,
@@ -156,7 +156,15 @@ class ReaderSession:
         """One user action on this reader's read of an image: change + audit, then the new state.
 
         ``change`` returns the audit's before and after; an after of None means "the whole stored
-        state"."""
+        state". An action that found the database busy past the busy timeout (or, on PostgreSQL,
+        lost to a concurrent change) is tried once more: it was rolled back whole, and a reader
+        should not lose a click to a moment of load."""
+        try:
+            return self._act_once(image_id, action, change)
+        except DatabaseLockedError:
+            return self._act_once(image_id, action, change)
+
+    def _act_once(self, image_id: int, action: str, change) -> ReadState:
         with self.db.transaction() as session:
             # Statements go straight to the transaction's connection: the ORM session adds
             # nothing here and costs a third of a label save (bench_storage.py).

@@ -285,3 +285,35 @@ def test_undo_from_a_second_workstation_never_erases_the_first_ones_save(clinic)
         assert two.restore(image, saved_on_one, expected=both).regions == {"haemorrhage": frozenset({2})}
     finally:
         other.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_save_waits_out_a_busy_database_with_one_retry_and_takes_the_lock_when_freed(clinic, backend):
+    """Another program holds the write lock a little longer than the busy timeout: the save is
+    tried once more instead of failing, and it goes in within moments of the lock's release."""
+    import sqlite3
+    import threading
+    import time
+
+    from storage.database import DATABASE_FILENAME, Database, sqlite_url
+
+    root = clinic.project.root
+    impatient = Database.open(sqlite_url(root / DATABASE_FILENAME), root, busy_timeout_ms=300)
+    try:
+        s = ReaderSession(impatient, clinic.ophthalmologists[0].id)
+        image = first_image(s)
+        other = sqlite3.connect(root / DATABASE_FILENAME, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        released = []
+        timer = threading.Timer(0.45, lambda: (other.execute("ROLLBACK"), released.append(time.monotonic())))
+        timer.start()
+        try:
+            state = s.set_regions(image, "drusen", {4})
+            saved = time.monotonic()
+        finally:
+            timer.join()
+            other.close()
+        assert state.regions == {"drusen": frozenset({4})}
+        assert saved - released[0] < 0.3  # polled: not one of SQLite's 100 ms sleeps behind
+    finally:
+        impatient.dispose()
