@@ -8,7 +8,9 @@ The model is measured on the images with a final label (consensus, or adjudicate
 project says so) and a stored prediction (``storage.predictions.FINDINGS_PREDICTION``); AIR uses
 the prediction's activation mass per region and the final label's regions as the cue.
 Per reader: sensitivity, specificity and Cohen's kappa against the consensus, finding- and
-region-level. Diagnoses: readers against the consensus, and the model against the final diagnosis.
+region-level; with the audit's read events (``annotate.analytics``), seconds per image and per
+action, agreement per week or per 100 images, and drift warnings. Diagnoses: readers against the
+consensus, and the model against the final diagnosis.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from annotate.analytics import (
+    DriftWarning, PeriodAgreement, ReadEvent, ReaderTiming, agreement_over_time, completion_times, drift_warnings,
+    reading_times,
+)
 from annotate.agreement import (
     RegionalAgreement, cohen_kappa_from_table, fleiss_by_finding, readers_against_consensus, region_marks,
     regional_agreement,
@@ -91,6 +97,11 @@ class ReportNumbers:
     images: int                        # images with a done read or an adjudication
     predicted_images: int = 0
     notes: list[str] = field(default_factory=list)
+    reader_names: dict[int, str] = field(default_factory=dict)
+    timings: list[ReaderTiming] = field(default_factory=list)       # from the audit (empty without events)
+    periods: list[PeriodAgreement] = field(default_factory=list)
+    period_kind: str = "week"          # "week" | "images"
+    drift: list[DriftWarning] = field(default_factory=list)
 
     def finding(self, code: str) -> FindingNumbers:
         return next(f for f in self.findings if f.code == code)
@@ -191,7 +202,8 @@ def _diagnosis_confusions(labels: FinalLabels, predictions: dict[int, dict], cla
 
 
 def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_names: dict[str, str],
-                   diagnosis_classes: list[str], reader_names: dict[int, str]) -> ReportNumbers:
+                   diagnosis_classes: list[str], reader_names: dict[int, str],
+                   events: list[ReadEvent] | None = None, period: str = "week", block: int = 100) -> ReportNumbers:
     consensus = labels.consensus
     codes = list(consensus.table.finding_codes)
     per_finding, overall = fleiss_by_finding(consensus)
@@ -211,6 +223,7 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
             model=model_numbers(scores[measured, f], state[measured, f] == PRESENT, mass[measured, f], bits[measured, f]),
         ))
     readers_confusion, model_confusion = _diagnosis_confusions(labels, predictions, diagnosis_classes)
+    periods = agreement_over_time(consensus, completion_times(events), period, block) if events else []
     return ReportNumbers(
         findings=findings, readers=_reader_rows(labels, regional, reader_names),
         kappa_items=overall.items // max(1, len(codes)) if codes else 0, kappa_overall=overall.kappa,
@@ -218,4 +231,6 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
         diagnosis_classes=list(diagnosis_classes), readers_diagnosis_confusion=readers_confusion,
         model_diagnosis_confusion=model_confusion, images=len(ids),
         predicted_images=int(sum(1 for image in ids.tolist() if image in predictions)),
+        reader_names=dict(reader_names), timings=reading_times(events) if events else [], periods=periods,
+        period_kind=period, drift=drift_warnings(periods),
     )

@@ -2,8 +2,10 @@
 stored predictions, for a reviewer or admin (``ReviewSession`` refuses anyone else)."""
 from __future__ import annotations
 
+from annotate.analytics import ReadEvent
 from annotate.services.final_labels import final_labels
 from models.report.numbers import ReportNumbers, report_numbers
+from storage.activity import read_actions
 from storage.database import Database
 from storage.predictions import FINDINGS_PREDICTION, latest_predictions
 from storage.project import LABEL_SOURCES, project_settings
@@ -11,13 +13,18 @@ from storage.readers import list_readers
 from storage.review import ReviewSession
 
 
-def project_numbers(db: Database, reader_id: int) -> ReportNumbers:
+def project_numbers(db: Database, reader_id: int, period: str = "week", block: int = 100) -> ReportNumbers:
+    """``period``: reader agreement per ISO "week" or per ``block`` "images" in reading order."""
     review = ReviewSession(db, reader_id)            # AccessDeniedError unless reviewer or admin
     settings = project_settings(db)
     labels = final_labels(db, reads=list(review.all_reads()))
+    events = [ReadEvent(*action) for action in read_actions(db)]
+    names = {r.id: r.name for r in list_readers(db, include_inactive=True)}
     numbers = report_numbers(
         labels, latest_predictions(db, FINDINGS_PREDICTION), {f.code: f.name for f in settings.findings},
-        settings.diagnosis_classes, {r.id: r.name for r in list_readers(db, include_inactive=True)})
+        settings.diagnosis_classes, names, events, period, block)
+    for warning in numbers.drift:
+        numbers.notes.append("Drift: " + warning.sentence(names.get(warning.reader_id, str(warning.reader_id))))
     if not numbers.predicted_images:
         numbers.notes.append("No model predictions are stored yet: run `screen --project` on the photos "
                              "for ROC, precision–recall, operating points and AIR.")

@@ -22,8 +22,10 @@ from annotate.geometry import REGION_NAMES
 from models.report.numbers import ALL, ReportNumbers
 from storage.errors import OctantError
 
-FIGURES = ("prevalence", "kappa", "regional_kappa", "readers", "roc", "pr", "diagnoses", "regional_confusion")
-TABLES = ("findings", "regions", "readers", "curves", "diagnoses", "regional_confusion")
+FIGURES = ("prevalence", "kappa", "regional_kappa", "readers", "roc", "pr", "diagnoses", "regional_confusion",
+           "readers_over_time")
+TABLES = ("findings", "regions", "readers", "curves", "diagnoses", "regional_confusion", "reading_times",
+          "reading_actions", "reader_periods")
 SUMMARY = "summary.html"
 
 
@@ -211,6 +213,32 @@ def regional_confusion_figure(numbers: ReportNumbers) -> Figure:
     return figure
 
 
+def readers_over_time_figure(numbers: ReportNumbers) -> Figure:
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    flagged = {(w.reader_id, w.period) for w in numbers.drift}
+    readers = sorted({p.reader_id for p in numbers.periods})
+    for index, measure in enumerate(("sensitivity", "specificity", "kappa")):
+        axes = figure.add_subplot(1, 3, index + 1)
+        for reader in readers:
+            own = [p for p in numbers.periods if p.reader_id == reader]
+            values = [getattr(p, measure) for p in own]
+            line, = axes.plot(range(1, len(own) + 1), values, marker="o", markersize=3,
+                              label=numbers.reader_names.get(reader, str(reader)))
+            for n, p in enumerate(own):
+                if (reader, p.period) in flagged:
+                    axes.scatter([n + 1], [getattr(p, measure)], s=80, facecolors="none", edgecolors="red", zorder=3)
+        unit = "week" if numbers.period_kind == "week" else "block of images"
+        axes.set_xlabel(f"{unit} of the reader's reading (1 = first)")
+        axes.set_ylabel(measure)
+        axes.set_ylim(-0.05 if measure == "kappa" else 0, 1.05)
+        axes.set_title(f"{measure} against consensus")
+        _note_if_empty(axes, not readers, "no reads marked done in the audit")
+    if readers:
+        figure.axes[-1].legend(fontsize=7, loc="lower right")
+    figure.suptitle("Readers over time (red rings: drift beyond chance)")
+    return figure
+
+
 # ------------------------------------------------------------------------------------------ tables
 
 def _tables(numbers: ReportNumbers, folder: Path) -> list[Path]:
@@ -254,6 +282,21 @@ def _tables(numbers: ReportNumbers, folder: Path) -> list[Path]:
         [code, i, j, int(numbers.regional.confusion[f, i, j])]
         for f, code in enumerate(numbers.regional.finding_codes) for i in range(9) for j in range(9)
         if numbers.regional.confusion[f, i, j]]))
+    name = numbers.reader_names
+    written.append(_save_table(folder, "reading_times", [
+        "reader_id", "reader", "images", "median_seconds_per_image", "mean_seconds_per_image"],
+        [[t.reader_id, name.get(t.reader_id, t.reader_id), t.images, _number(t.median_seconds_per_image, 1),
+          _number(t.mean_seconds_per_image, 1)] for t in numbers.timings]))
+    written.append(_save_table(folder, "reading_actions", ["reader_id", "reader", "action", "events", "median_seconds"],
+        [[t.reader_id, name.get(t.reader_id, t.reader_id), action, count, _number(seconds, 1)]
+         for t in numbers.timings for action, (count, seconds) in t.seconds_per_action.items()]))
+    flagged = {(w.reader_id, w.period, w.measure) for w in numbers.drift}
+    written.append(_save_table(folder, "reader_periods", [
+        "reader_id", "reader", "period", "images", "sensitivity", "specificity", "kappa", "drift"],
+        [[p.reader_id, name.get(p.reader_id, p.reader_id), p.period, p.images, _number(p.sensitivity, 4),
+          _number(p.specificity, 4), _number(p.kappa, 4),
+          ";".join(m for m in ("sensitivity", "specificity") if (p.reader_id, p.period, m) in flagged)]
+         for p in numbers.periods]))
     return written
 
 
@@ -279,6 +322,10 @@ def summary_html(numbers: ReportNumbers, title: str, label_source: str) -> str:
         [[r.name, r.images, _number(r.sensitivity), _number(r.specificity), _number(r.kappa),
           _number(r.regional_sensitivity), _number(r.regional_specificity)]
          for r in numbers.readers if r.finding == ALL])
+    timings = _html_table(
+        ["reader", "images", "median s / image", "mean s / image"],
+        [[numbers.reader_names.get(t.reader_id, t.reader_id), t.images, _number(t.median_seconds_per_image, 1),
+          _number(t.mean_seconds_per_image, 1)] for t in numbers.timings])
     figures = "".join(f'<figure><img src="{name}.png" alt="{name}"><figcaption><a href="{name}.pdf">{name}.pdf</a>'
                       f"</figcaption></figure>" for name in FIGURES)
     tables = " · ".join(f'<a href="{name}.csv">{name}.csv</a>' for name in TABLES)
@@ -297,6 +344,7 @@ harmonic mean of sensitivity and specificity there; AIR is the share of activati
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Findings</h2>{findings}
 <h2>Readers against the consensus (all findings)</h2>{readers}
+<h2>Reading time (from the audit trail; gaps over 5 minutes are breaks)</h2>{timings}
 <p>Tables: {tables}</p>
 <h2>Figures</h2>{figures}
 </body></html>
@@ -313,7 +361,8 @@ def write_report(numbers: ReportNumbers, folder: str | Path, title: str, label_s
     for name, draw in (("prevalence", prevalence_figure), ("kappa", kappa_figure),
                        ("regional_kappa", regional_kappa_figure), ("readers", readers_figure),
                        ("roc", roc_figure), ("pr", pr_figure), ("diagnoses", diagnoses_figure),
-                       ("regional_confusion", regional_confusion_figure)):
+                       ("regional_confusion", regional_confusion_figure),
+                       ("readers_over_time", readers_over_time_figure)):
         written += _save_figure(draw(numbers), folder, name)
     written += _tables(numbers, folder)
     _replace(folder / SUMMARY, summary_html(numbers, title, label_source).encode("utf-8"))

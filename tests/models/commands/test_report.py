@@ -66,6 +66,16 @@ def test_report_writes_every_figure_table_and_the_summary(project_folder, tmp_pa
     assert float(row["fleiss_kappa"]) > float(row["regional_kappa"])        # regions {1,5} vs {1,6}
     # Cue {1, 5, 6} (the union) holds 3 + 2 + 1 of the 7 units of activation; every positive is found.
     assert float(row["air_tp"]) == pytest.approx(6 / 7, abs=1e-4) and row["air_fn"] == ""
+    with open(out / "reading_times.csv", newline="") as handle:
+        timings = list(csv.DictReader(handle))
+    assert sorted(r["reader"] for r in timings) == ["Dr 0", "Dr 1", "Dr 2"] and all(int(r["images"]) == 12 for r in timings)
+    with open(out / "reader_periods.csv", newline="") as handle:
+        periods = list(csv.DictReader(handle))
+    assert len(periods) == 3 and all(int(p["images"]) == 12 for p in periods)     # one week each
+    assert main(["report", "--out", str(out / "blocks"), "--as", "Reviewer", "--period", "5",
+                 "--project", str(project_folder)]) == 0
+    with open(out / "blocks" / "reader_periods.csv", newline="") as handle:
+        assert [p["period"] for p in csv.DictReader(handle)][:3] == ["1-5", "6-10", "11-15"]
     summary = (out / SUMMARY).read_text(encoding="utf-8")
     assert "Haemorrhage" in summary and "Dr 0" in summary and "consensus" in summary
 
