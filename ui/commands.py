@@ -89,7 +89,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     from ui.platform_check import check_qt_can_open_windows
 
     check_qt_can_open_windows()
-    from ui.screenshots import render_screenshots
+    from ui.screenshots.workstation import render_screenshots
 
     paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
     for path in paths:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
                                QScrollArea)
@@ -29,13 +29,9 @@ from ui.reading_controller import ReadingController
 from ui.shortcuts import ShortcutSheet, resolve_bindings
 from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
 from ui.window_actions import add_action, build_toolbar_and_menus
+from ui.workstation_settings import workstation_settings
 
 ZOOM_STEP = 1.25
-
-
-def workstation_settings() -> QSettings:
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "Octant",
-                     "workstation")
 
 
 class MainWindow(QMainWindow):

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QMenu
 
 from models.engine.precision import PRECISION_CHOICES, parse_precision, set_precision
 from storage.errors import OctantError
+from ui.workstation_settings import workstation_settings
 
 SETTING_KEY = "model/precision"
 LABELS = {"auto": "Automatic (bf16 only where the CPU has it natively)", "fp32": "fp32 (full precision)",
@@ -15,8 +16,6 @@ LABELS = {"auto": "Automatic (bf16 only where the CPU has it natively)", "fp32":
 
 
 def saved_precision() -> str:
-    from ui.main_window import workstation_settings
-
     try:
         return parse_precision(str(workstation_settings().value(SETTING_KEY, "auto")))
     except OctantError:   # a hand-edited settings file: the safe default
@@ -25,8 +24,6 @@ def saved_precision() -> str:
 
 def remember_precision(value: str) -> str:
     """Check, apply to this process and remember ``value``; a bad one raises a one-sentence OctantError."""
-    from ui.main_window import workstation_settings
-
     choice = set_precision(value)
     workstation_settings().setValue(SETTING_KEY, choice)
     return choice

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
 from storage.readers import Role, add_reader, list_readers, verify_pin
-from ui.main_window import workstation_settings
+from ui.workstation_settings import workstation_settings
 
 RECENT_KEY = "recent/projects"
 RECENT_COUNT = 8

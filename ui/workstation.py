@@ -9,9 +9,10 @@ from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
 from storage.readers import find_reader, list_readers
 from ui.app import show_message
-from ui.main_window import MainWindow, workstation_settings
+from ui.main_window import MainWindow
 from ui.reading_controller import ReadingController
 from ui.sign_in import SignInDialog, remember_project
+from ui.workstation_settings import workstation_settings
 
 _open_windows: list[MainWindow] = []  # keep windows alive while they are shown
 

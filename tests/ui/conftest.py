@@ -66,7 +66,7 @@ def private_settings(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("qsettings")
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     monkeypatch.setenv("OCTANT_DATA_DIR", str(folder))
-    from ui.main_window import workstation_settings
+    from ui.workstation_settings import workstation_settings
 
     workstation_settings().setValue("model/presegment_ahead", False)
 

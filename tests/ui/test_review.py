@@ -157,7 +157,7 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     from models.findings.guided import GuidedConfig, GuidedNet
     from models.engine.weights import save_weights
     from storage.predictions import register_model
-    from ui.review import render_review_screenshot
+    from ui.screenshots.review import render_review_screenshot
     from ui.review.queues import MODEL_VS_CONSENSUS
 
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ from storage.images import NewImage, add_images
 from storage.predictions import list_models
 from storage.reading import ReaderSession
 from tests.ui.training_project import CUE, FINDING, make_labelled_project
-from ui.training import TrainingPanel, render_training_panel_screenshot
-from ui.training.window import tiny_settings
+from ui.screenshots.training import render_training_panel_screenshot, tiny_settings
+from ui.training import TrainingPanel
 from ui.training.summary import summarise_training_data
 
 RUN_TIMEOUT_MS = 60_000

@@ -1,5 +1,4 @@
 """The reviewers' screen: readers, consensus and model side by side; agreement; disagreement queues."""
-from ui.review.screenshot import render_review_screenshot
 from ui.review.window import ReviewWindow, open_review_window
 
-__all__ = ["ReviewWindow", "open_review_window", "render_review_screenshot"]
+__all__ = ["ReviewWindow", "open_review_window"]

@@ -1,5 +1,5 @@
-"""The in-clinic training panel (Qt): ``TrainingPanel``, ``open_training_window`` and a screenshot."""
+"""The in-clinic training panel (Qt): ``TrainingPanel``, ``open_training_window``."""
 from ui.training.panel import TrainingPanel
-from ui.training.window import TrainingWindow, open_training_window, render_training_panel_screenshot
+from ui.training.window import TrainingWindow, open_training_window
 
-__all__ = ["TrainingPanel", "TrainingWindow", "open_training_window", "render_training_panel_screenshot"]
+__all__ = ["TrainingPanel", "TrainingWindow", "open_training_window"]

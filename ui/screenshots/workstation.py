@@ -1,4 +1,5 @@
-"""``screenshot``: the workstation's main states rendered offscreen to PNG files.
+"""``screenshot``: the workstation's main states, the review screen and the training panel
+rendered offscreen to PNG files.
 
 Works on a copy of the database (the photos are read where they are), so a real project is
 never changed: the states are reached by the same controller calls a reader's keys make.
@@ -11,14 +12,10 @@ from contextlib import closing
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
 from annotate.services.demo import create_demo_project
-from annotate.fov import detect_fov
-from annotate.services.photos import read_fundus
 from storage.database import sqlite_url
 from storage.project import open_project
 from storage.readers import find_reader, list_readers
@@ -26,36 +23,11 @@ from ui.app import make_app
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
 from ui.shortcuts import ShortcutSheet
+from ui.screenshots.events import wait_until
+from ui.screenshots.review import review_state_screenshot
+from ui.screenshots.staging import staged_landmarks
+from ui.screenshots.training import render_training_panel_screenshot
 from ui.workstation import build_window
-
-
-def _wait(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        QApplication.processEvents()
-        time.sleep(0.005)
-    for _ in range(5):
-        QApplication.processEvents()
-
-
-def staged_landmarks(path: Path) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Disc and fovea for staging a screenshot when neither a reader nor a model gave any.
-
-    Not a model (models/ holds the real landmark network): the disc is the brightest blurred
-    spot of the green channel inside the field of view; the fovea is put where it usually is in
-    a 45° macula-centred photo, about 0.3 image widths from the disc towards the centre and
-    slightly lower (IDRiD's median). Good enough to show the regions.
-    """
-    bgr = read_fundus(path)
-    h, w = bgr.shape[:2]
-    fov = detect_fov(bgr)
-    yy, xx = np.mgrid[0:h, 0:w]
-    inside = (xx - fov.cx) ** 2 + (yy - fov.cy) ** 2 < (0.92 * fov.r) ** 2
-    bright = cv2.GaussianBlur(bgr[:, :, 1].astype(np.float32), (0, 0), w / 60)
-    bright[~inside] = 0
-    dy, dx = np.unravel_index(int(np.argmax(bright)), bright.shape)
-    towards_centre = 1.0 if fov.cx > dx else -1.0
-    return (float(dx), float(dy)), (float(dx + towards_centre * 0.30 * w), float(dy + 0.04 * h))
 
 
 def _demo_with_presegmentation(folder: Path) -> Path:
@@ -88,7 +60,7 @@ def _grab(widget, path: Path) -> Path:
 
 def _show(window: MainWindow, image_id: int) -> None:
     window.controller.open_image(image_id)
-    _wait(lambda: window.canvas.image_id == image_id and
+    wait_until(lambda: window.canvas.image_id == image_id and
           window.canvas.has_photo())
 
 
@@ -110,16 +82,16 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             window.resize(*size)
             window.show()
             if window.ahead is not None:
-                _wait(lambda: not window.ahead.running(), 60.0)
+                wait_until(lambda: not window.ahead.running(), 60.0)
             paths = _render_states(window, out)
             window.close()
             window.deleteLater()
             app.processEvents()
             # 7. The reviewers' screen (ui/review); the demo's other readers answer a few photos.
-            from ui.review.screenshot import review_state_screenshot
-
             review = review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
             paths += [review] if review else []
+            # 8. The training panel: the consensus counts and the papers' settings.
+            paths.append(render_training_panel_screenshot(handle, out / "8-training.png", size=size))
         finally:
             handle.close()
     return paths
@@ -128,7 +100,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
 def _render_states(window: MainWindow, out: Path) -> list[Path]:
     c = window.controller
     ids = c.queue_ids()
-    _wait(lambda: c.image is not None and window.canvas.has_photo())
+    wait_until(lambda: c.image is not None and window.canvas.has_photo())
     paths = []
     # 1. The queue: two images answered (one normal, one with a finding), the third open.
     if len(ids) >= 3:
@@ -156,7 +128,7 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     paths.append(_grab(window, out / "3-finding.png"))
     # 4. View aids: green channel with CLAHE (display only).
     window.aids_panel.set_aids(ViewAids(green_channel=True, clahe=True))
-    _wait(lambda: window.loader._cache.get(c.image.id) is not None
+    wait_until(lambda: window.loader._cache.get(c.image.id) is not None
           and window.loader._cache[c.image.id].shown_aids == window.loader.aids)
     paths.append(_grab(window, out / "4-view-aids.png"))
     window.aids_panel.set_aids(ViewAids())
@@ -166,7 +138,7 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     if available:
         for name in available:
             window.actions_by_name[name].trigger()
-        _wait(window.canvas.has_overlay)
+        wait_until(window.canvas.has_overlay)
         paths.append(_grab(window, out / "5-model-overlays.png"))
         for name in available:
             window.actions_by_name[name].trigger()
