@@ -240,3 +240,55 @@ def test_a_diagnosis_entry_decides_the_diagnosis_alone(qtbot, review_project):
     qtbot.keyClick(panel.reason, Qt.Key.Key_Return)                       # Enter in the reason records too
     answers = adjudicated_answers(review_project.project.database)
     assert answers.diagnoses == {ids[1]: "mild NPDR"} and answers.findings == {}
+
+
+def test_the_dashboard_shows_the_report_numbers_computed_off_the_gui_thread(qtbot, review_project, monkeypatch):
+    import threading
+
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from models.report.project_numbers import project_numbers
+    from storage.predictions import FINDINGS_PREDICTION, save_prediction
+    from ui.review import dashboard as dashboard_module
+
+    db = review_project.project.database
+    ids = review_project.image_ids
+    # Stored model outputs (what `screen --project` keeps): image 0 and 1 present, 3 and 4 absent.
+    for image_id, p in zip(ids, (0.9, 0.4, 0.5, 0.6, 0.1)):
+        save_prediction(db, image_id, FINDINGS_PREDICTION,
+                        {"findings": {FINDING: {"probability": p, "region_activation": [0.1] * 9}}}, "test")
+    threads = []
+    compute = dashboard_module.compute_dashboard
+    monkeypatch.setattr("ui.review.window.compute_dashboard",
+                        lambda *a: threads.append(threading.current_thread()) or compute(*a))
+    window = open_active(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.dashboard)
+    assert not window.adjudication.isVisible()
+    qtbot.waitUntil(lambda: window.dashboard.shown is not None, timeout=20_000)
+    assert threads and threads[0] is not threading.main_thread()
+    view = window.dashboard
+    expected = project_numbers(db, review_project.readers["Rhea"].id)
+    table = view.table
+    rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in range(table.columnCount())]
+            for r in range(table.rowCount())}
+    haem = rows["Haemorrhage"]
+    number = expected.finding(FINDING)
+    assert haem[1] == f"{number.prevalence:.2f}" and haem[5] == f"{number.kappa:.2f}"
+    assert haem[6] == f"{number.regional_kappa:.2f}"
+    # AUROC against scikit-learn, on the images whose consensus is decided (image 2 is uncertain).
+    truth = np.array([1, 1, 0, 0])
+    scores = np.array([0.9, 0.4, 0.6, 0.1])
+    assert haem[7] == f"{roc_auc_score(truth, scores):.3f}" == f"{number.model.auroc:.3f}"
+    assert rows["Drusen"][5] == "—"                  # nobody marked drusen: kappa undefined
+    assert set(view.canvases) == {"prevalence", "kappa", "roc", "pr", "readers", "regional_kappa",
+                                  "diagnoses", "regional_confusion"}
+    roc_axes = view.canvases["roc"].figure.axes[0]
+    assert any("AUROC" in text.get_text() for text in roc_axes.get_legend().get_texts())
+    # A decision makes it stale: it is computed again when the tab is next opened.
+    window.tabs.setCurrentWidget(window.enlarged)
+    window.adjudication.reason.setText("consensus stands")
+    window.record_decision()
+    window.tabs.setCurrentWidget(window.dashboard)
+    qtbot.waitUntil(lambda: len(threads) == 2 and view.shown is not None and not view.status.isVisible(),
+                    timeout=20_000)

@@ -19,6 +19,7 @@ from ui.image_loader import ImageLoader
 from ui.panels import finding_colour
 from ui.review.adjudication import AdjudicationPanel
 from ui.review.agreement_view import AgreementView, compute_agreement
+from ui.review.dashboard import DashboardView, compute_dashboard
 from ui.review.data import ReviewData, load_review_data
 from ui.review.enlarged import MODEL, READERS, SOURCES, EnlargedView
 from ui.review.keys import BINDINGS, keys_line
@@ -69,7 +70,10 @@ class ReviewWindow(QWidget):
         self.tabs.addTab(self.enlarged, "Enlarged")
         self.tabs.addTab(self.side_by_side, "Side by side")
         self.tabs.addTab(self.agreement, "Agreement")
-        self.tabs.currentChanged.connect(lambda _: self.current and self._show_current())
+        self.dashboard = DashboardView()
+        self.tabs.addTab(self.dashboard, "Dashboard")
+        self._dashboard_stale = True
+        self.tabs.currentChanged.connect(self._on_tab)
         self.adjudication = AdjudicationPanel(self.project.settings().diagnosis_classes)
         self.adjudication.draft_changed.connect(self.enlarged.set_draft)
         self.adjudication.record_requested.connect(self.record_decision)
@@ -130,6 +134,23 @@ class ReviewWindow(QWidget):
                 shortcut.activated.connect(act)
                 self.shortcuts.setdefault(name, []).append(shortcut)
 
+    def _on_tab(self, _index: int) -> None:
+        shown = self.tabs.currentWidget()
+        self.adjudication.setVisible(shown in (self.enlarged, self.side_by_side))
+        if shown is self.dashboard:
+            self.request_dashboard()
+        elif self.current:
+            self._show_current()
+
+    def request_dashboard(self) -> None:
+        """Numbers and figures on a worker; again after a decision (``_dashboard_stale``)."""
+        if not self._dashboard_stale:
+            return
+        self._dashboard_stale = False
+        self.dashboard.show_pending()
+        db, reader_id = self.project.database, self.review.reader.id
+        self.jobs.submit(("dashboard",), lambda: compute_dashboard(db, reader_id))
+
     def show_source(self, name: str) -> None:
         """Reader 1–3, consensus or model on the enlarged canvas (keys 1, 2, 3, C, M)."""
         self.tabs.setCurrentWidget(self.enlarged)
@@ -175,6 +196,8 @@ class ReviewWindow(QWidget):
                 self._show_current()
         elif kind == "model" and self.current == (tag[2], tag[3]):
             self._show_model_view(result)
+        elif kind == "dashboard":
+            self.dashboard.show_dashboard(result)
         elif kind == "model_queue":
             self.model_queue = result
             if self.queues.current_queue() == MODEL_VS_CONSENSUS:
@@ -193,6 +216,9 @@ class ReviewWindow(QWidget):
                 self.enlarged.set_model("Model", [message])
         elif kind == "agreement":
             self.agreement.show_pending(message)
+        elif kind == "dashboard":
+            self._dashboard_stale = True
+            self.dashboard.show_pending(message)
         else:
             self.model_queue = {} if kind == "model_queue" else self.model_queue
             self.status.setText(message)
@@ -267,6 +293,7 @@ class ReviewWindow(QWidget):
         except OctantError as error:
             self.adjudication.show_message(str(error))
             return
+        self._dashboard_stale = True
         answers = self.data.answers
         if entry.finding is not None:
             answers.findings[(entry.image_id, entry.finding)] = entry
