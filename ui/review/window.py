@@ -149,7 +149,7 @@ class ReviewWindow(QWidget):
         self._dashboard_stale = False
         self.dashboard.show_pending()
         db, reader_id = self.project.database, self.review.reader.id
-        self.jobs.submit(("dashboard",), lambda: compute_dashboard(db, reader_id))
+        self._submit(("dashboard",), lambda: compute_dashboard(db, reader_id))
 
     def show_source(self, name: str) -> None:
         """Reader 1–3, consensus or model on the enlarged canvas (keys 1, 2, 3, C, M)."""
