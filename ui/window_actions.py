@@ -78,6 +78,11 @@ def build_toolbar_and_menus(window) -> None:
                             window.open_training)
         # Every reader's labels side by side, agreement and queues (ui/review).
         file_menu.addAction(qta.icon("mdi6.compare"), "Review…", window.open_review)
+        # A backup holds every reader's labels: reviewers and admins, like training.
+        from ui.backup_actions import back_up_now
+
+        file_menu.addAction(qta.icon("mdi6.content-save-all-outline"), "Back up now…",
+                            lambda: back_up_now(window))
     file_menu.addSeparator()
     quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", window.close)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)

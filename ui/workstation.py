@@ -24,6 +24,9 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     window = MainWindow(controller)
     controller.setParent(window)
     window.start()
+    from ui.backup_actions import start_daily_backup
+
+    start_daily_backup(window)
     if run_ahead:
         window.run_ahead(True, remember=False)
     return window

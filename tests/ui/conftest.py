@@ -69,6 +69,7 @@ def private_settings(tmp_path_factory, monkeypatch):
     from ui.workstation_settings import workstation_settings
 
     workstation_settings().setValue("model/presegment_ahead", False)
+    workstation_settings().setValue("project/daily_backup", False)  # tests/ui/test_backup_actions.py turns it on
 
 
 @pytest.fixture
