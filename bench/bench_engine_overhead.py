@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from models.findings.guided import GuidedConfig, GuidedTask, guided_train_config  # noqa: E402
 from models.engine.training import train  # noqa: E402
+from models.findings.guided import GuidedConfig, GuidedTask, guided_train_config  # noqa: E402
 
 SIZE, COUNT, EPOCHS, BATCH, REPEATS = 96, 160, 3, 16, 3
 

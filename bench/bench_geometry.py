@@ -24,10 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map, region_mask, region_polygons  # noqa: E402
-from annotate.services.photos import read_fundus  # noqa: E402
+from annotate.overlay import render_region_overlay  # noqa: E402
 from annotate.services.image_files import find_image_files  # noqa: E402
 from annotate.services.importer import inspect_photo  # noqa: E402
-from annotate.overlay import render_region_overlay  # noqa: E402
+from annotate.services.photos import read_fundus  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 
 FULL_SHAPE = (2848, 4288)

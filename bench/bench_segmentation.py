@@ -29,19 +29,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from annotate.fov import detect_fov  # noqa: E402
 from models.engine.device import pick_device  # noqa: E402
+from models.engine.weights import load_weights, read_metadata  # noqa: E402
+from models.metrics.segmentation import PrecisionRecallCurve, dice  # noqa: E402
+from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
+from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
 from models.segmentation.pipeline import choose_disc  # noqa: E402
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
-from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
-from storage.locations import public_data_dir  # noqa: E402
-from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
-from models.metrics.segmentation import PrecisionRecallCurve, dice  # noqa: E402
 from models.segmentation.vessels import segment_vessels  # noqa: E402
-from models.engine.weights import load_weights, read_metadata  # noqa: E402
-from annotate.fov import detect_fov  # noqa: E402
+from storage.locations import public_data_dir  # noqa: E402
 
 PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, "cup_dice": 0.87,
              "disc_px": 21, "fovea_px": 64, "aupr_EX": 0.89, "aupr_HE": 0.68, "aupr_SE": 0.70, "aupr_MA": 0.50}

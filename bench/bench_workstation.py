@@ -33,8 +33,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from annotate.services.image_files import find_image_files  # noqa: E402
 from annotate.services.importer import import_images  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
-from storage.project import create_project  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
+from storage.project import create_project  # noqa: E402
 from storage.readers import add_reader  # noqa: E402
 from ui.app import make_app  # noqa: E402
 from ui.workstation import build_window  # noqa: E402

@@ -19,9 +19,9 @@ import torch  # noqa: E402
 
 from models.findings.activation_maps import overlay_activation  # noqa: E402
 from models.findings.data import FindingDataset  # noqa: E402
-from models.findings.training import guided_split  # noqa: E402
 from models.findings.guided import GuidedConfig, GuidedNet  # noqa: E402
 from models.findings.reference_labels import idrid_reference_samples  # noqa: E402
+from models.findings.training import guided_split  # noqa: E402
 from storage.locations import default_runs_dir  # noqa: E402
 
 

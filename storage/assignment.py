@@ -11,6 +11,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select
 
@@ -21,6 +22,9 @@ from storage.project import READERS_PER_IMAGE, project_settings
 from storage.readers import Role
 from storage.schema import Image, Read, Reader
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 
 @dataclass(frozen=True)
 class AssignmentSummary:
@@ -30,7 +34,7 @@ class AssignmentSummary:
     per_split: dict[str, int]  # split -> reads added now
 
 
-def _eligible(session, roles_by_split: dict[str, frozenset[str]]) -> dict[str, list[int]]:
+def _eligible(session: Session, roles_by_split: dict[str, frozenset[str]]) -> dict[str, list[int]]:
     readers = session.execute(select(Reader.id, Reader.role).where(Reader.active).order_by(Reader.id)).all()
     return {
         split: [r.id for r in readers if r.role in roles]

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -27,6 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import postgresql
 from storage.errors import DatabaseError, DatabaseLockedError, SchemaTooNewError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 DATABASE_FILENAME = "octant.sqlite"
 BUSY_TIMEOUT_MS = 5000
@@ -77,7 +81,7 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:
+    def _on_begin(connection: Connection) -> None:
         # Writers take the write lock at BEGIN (IMMEDIATE) so they wait for the busy timeout
         # instead of failing when another process wrote between their read and their write.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 
@@ -17,8 +17,11 @@ from storage.errors import NotFoundError
 from storage.labels import Landmarks, landmarks_of
 from storage.schema import Image, Landmark, Prediction, TrainedModel, utc_now
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-def _require_image(session, image_id: int) -> None:
+
+def _require_image(session: Session, image_id: int) -> None:
     if session.get(Image, image_id) is None:
         raise NotFoundError(f"There is no image number {image_id} in this project; import it first.")
 

@@ -8,7 +8,7 @@ event, returning the reader's state after it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
@@ -17,11 +17,11 @@ from storage.database import Database
 from storage.errors import AccessDeniedError, DatabaseLockedError, NotFoundError, StaleAnswerError
 from storage.images import IMAGE, IMAGE_COLUMNS, ImageRecord, image_record, load_image
 from storage.labels import (
-    Executor,
     LANDMARK_SOURCES,
     READ,
     READ_COLUMNS,
     REGIONAL_LABEL,
+    Executor,
     Landmarks,
     QueueProgress,
     ReadState,
@@ -45,6 +45,9 @@ from storage.schema import (
     RegionalLabel,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # Prebuilt statements for the hot paths (next in queue, saving a label), bound per call.
 # _NEXT is served by ix_read_queue (reader_id, done, position): one index seek, whatever the size.
@@ -313,7 +316,7 @@ class ReaderSession:
 
         return self._act(image_id, "restore", change)
 
-    def _suggestions_hidden(self, session, image_id: int) -> bool:
+    def _suggestions_hidden(self, session: Session, image_id: int) -> bool:
         """Models' suggestions are kept from readers (not reviewers or admins) of an image in their
         list when it is a test image and the project hides suggestions there: the test set is the
         gold standard, so its readers must not be led by a model."""

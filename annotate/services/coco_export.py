@@ -10,13 +10,22 @@ each annotation; images carry their SHA-256, eye, split and patient pseudonym.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from annotate.services.label_shapes import (outer_rings, region_code_map, regions_mask, regions_shape,
-                                            shared_landmarks, uncompressed_rle)
+from annotate.services.label_shapes import (
+    outer_rings,
+    region_code_map,
+    regions_mask,
+    regions_shape,
+    shared_landmarks,
+    uncompressed_rle,
+)
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 
-def coco_document(project, images, by_image, labels, model_landmarks, relative) -> tuple[dict[str, Any], int]:
+def coco_document(project: ProjectHandle, images, by_image, labels, model_landmarks, relative) -> tuple[dict[str, Any], int]:
     """The COCO document, and how many present findings had no landmarks to draw them with."""
     settings = project.settings()
     categories = [dict(id=index, name=f.code, full_name=f.name, supercategory="finding")

@@ -14,20 +14,24 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
-from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
 from annotate.fov import FieldOfView, detect_fov
-from annotate.services.photos import read_fundus
-from annotate.services.importer import import_images, iter_report_lines
-from storage.command_progress import CommandProgress
 from annotate.overlay import render_region_overlay
+from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
+from annotate.services.importer import import_images, iter_report_lines
+from annotate.services.photos import read_fundus
+from storage.command_progress import CommandProgress
 from storage.commands import add_project_argument, open_project_from_args
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
 from storage.images import get_image
 from storage.readers import ReaderInfo, find_reader, get_reader, verify_pin
 from storage.reading import ReaderSession
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 
 
@@ -39,7 +43,7 @@ def _point(text: str) -> tuple[float, float]:
     return x, y
 
 
-def resolve_reader(project, who: str) -> ReaderInfo:
+def resolve_reader(project: ProjectHandle, who: str) -> ReaderInfo:
     """A reader by id or name; asks for the PIN when the reader has one (stdin when piped)."""
     reader = get_reader(project.database, int(who)) if who.strip().isdigit() else find_reader(project.database, who)
     if reader.has_pin:
@@ -85,7 +89,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_landmarks(project, image_id: int, who: str | None):
+def _stored_landmarks(project: ProjectHandle, image_id: int, who: str | None):
     """Landmarks of ``who`` (or, for a reviewer, any reader's), else the model's (pre-segmentation),
     else None. Without a reader only the model's: readers' landmarks are theirs to show."""
     if who is None:

@@ -22,19 +22,22 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotate.consensus import ProjectConsensus
-from annotate.services.coco_export import coco_document
-from annotate.services.mask_export import write_masks
-from annotate.services.final_labels import FinalLabels, final_labels
 from annotate.geometry import REGION_NAMES
+from annotate.services.coco_export import coco_document
+from annotate.services.final_labels import FinalLabels, final_labels
+from annotate.services.mask_export import write_masks
 from storage.errors import InvalidRequestError, OctantError
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
 from storage.predictions import latest_model_landmarks, latest_prediction
 from storage.readers import list_readers
 from storage.review import ReviewSession
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 FORMATS = ("csv", "json", "coco", "masks")
 FILE_SUFFIX = {"csv": ".csv", "json": ".json", "coco": ".json", "masks": ""}   # masks: a folder
@@ -70,7 +73,7 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _collect(project, reader_id: int):
+def _collect(project: ProjectHandle, reader_id: int):
     review = ReviewSession(project.database, reader_id)  # AccessDeniedError unless reviewer/admin
     settings = project.settings()
     reads = list(review.all_reads())
@@ -94,7 +97,7 @@ def _final_rows(base, labels: FinalLabels, image_id: int):
                    comment=decided.reason if decided else "")
 
 
-def _csv_rows(project, images, by_image, labels: FinalLabels, readers):
+def _csv_rows(project: ProjectHandle, images, by_image, labels: FinalLabels, readers):
     consensus = labels.consensus
     for image in images:
         base = dict(image_id=image.id, sha256=image.sha256, path=_relative(image.path, project.root),
@@ -118,7 +121,7 @@ def _csv_rows(project, images, by_image, labels: FinalLabels, readers):
                        regions=_codes(finding.cue_regions), region_names=_names(finding.cue_regions))
 
 
-def _image_json(project, image: ImageRecord, reads, labels: FinalLabels, readers) -> dict[str, Any]:
+def _image_json(project: ProjectHandle, image: ImageRecord, reads, labels: FinalLabels, readers) -> dict[str, Any]:
     consensus: ProjectConsensus = labels.consensus
     entry: dict[str, Any] = dict(
         id=image.id, sha256=image.sha256, path=_relative(image.path, project.root), split=image.split,
@@ -167,7 +170,7 @@ def _write_atomically(path: Path, write) -> None:
         raise OctantError(f"Cannot write {path} ({error.strerror}); choose a folder you can write to.") from None
 
 
-def export_labels(project, out: str | Path, fmt: str = "csv", reader_id: int | None = None) -> ExportSummary:
+def export_labels(project: ProjectHandle, out: str | Path, fmt: str = "csv", reader_id: int | None = None) -> ExportSummary:
     """Write every reader's labels and the consensus to ``out``, as reviewer/admin ``reader_id``."""
     if fmt not in FORMATS:
         raise InvalidRequestError(f"Unknown export format {fmt!r}; use csv or json (or coco, masks).")

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from annotate.consensus import ABSENT, PRESENT, ProjectConsensus, STATE_NAMES, UNCERTAIN, consensus_for_project
-from storage.labels import regions_to_mask
+from annotate.consensus import ABSENT, PRESENT, STATE_NAMES, UNCERTAIN, ProjectConsensus, consensus_for_project
 from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
-from storage.labels import ReadState
+from storage.labels import ReadState, regions_to_mask
 from storage.project import parse_label_source, project_settings
+
+if TYPE_CHECKING:
+    from storage.database import Database
 
 CONSENSUS, ADJUDICATED = "consensus", "adjudicated"
 
@@ -107,7 +110,7 @@ class FinalLabels:
 
 
 def final_labels(
-    db,
+    db: Database,
     finding_codes: Sequence[str] | None = None,
     reads: Iterable[tuple[int, int, ReadState]] | None = None,
     k: int | None = None,

@@ -21,16 +21,20 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annotate.fov import FieldOfView, crop_box, detect_fov
 from annotate.services.deidentify import deidentify_dicom
 from annotate.services.dicom import is_dicom
 from annotate.services.image_files import find_image_files
 from annotate.services.photos import check_photo_size, decode_fundus, read_bytes, size_from_bytes
-from storage.errors import BadImageError, CancelledError, InvalidRequestError, OctantError
 from storage.catalogue import SPLITS
+from storage.errors import BadImageError, CancelledError, InvalidRequestError, OctantError
 from storage.images import add_image, find_image_by_sha256, set_image_geometry, set_image_path
 from storage.patient_key import load_or_create_patient_key
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 COPY_FOLDER = "images"   # --copy puts photographs here, inside the project
 # Field-of-view detection needs only a ~500-px picture: decode large photos at 1/8, 1/4 or 1/2 size
@@ -101,7 +105,7 @@ def _copy_into(root: Path, source: Path, data: bytes, sha256: str) -> Path:
     return target
 
 
-def _incoming(project, path: Path, keys: dict) -> _Incoming:
+def _incoming(project: ProjectHandle, path: Path, keys: dict) -> _Incoming:
     """The file's bytes, de-identified when it is DICOM (the key is read once per import)."""
     data = read_bytes(path)
     if not is_dicom(data):
@@ -113,13 +117,13 @@ def _incoming(project, path: Path, keys: dict) -> _Incoming:
     return _Incoming(clean.data, name, clean.patient, clean.laterality)
 
 
-def _stored_copy(project, path: Path, photo: _Incoming, sha256: str, copy: bool) -> Path:
+def _stored_copy(project: ProjectHandle, path: Path, photo: _Incoming, sha256: str, copy: bool) -> Path:
     if photo.stored_name is not None:   # de-identified: only the copy may be kept
         return _copy_into(project.root, Path(photo.stored_name), photo.data, sha256)
     return _copy_into(project.root, path, photo.data, sha256) if copy else path
 
 
-def _store(project, path: Path, photo: _Incoming, sha256: str, split: str, laterality: str | None,
+def _store(project: ProjectHandle, path: Path, photo: _Incoming, sha256: str, split: str, laterality: str | None,
            copy: bool) -> int | None:
     data = photo.data
     width, height, fov = inspect_photo(data, str(path))
@@ -139,7 +143,7 @@ def _store(project, path: Path, photo: _Incoming, sha256: str, split: str, later
 
 
 def import_images(
-    project,
+    project: ProjectHandle,
     paths: Iterable[str | Path],
     split: str = "train",
     laterality: str | None = None,
@@ -194,7 +198,7 @@ def import_images(
     return report
 
 
-def _repair_geometry(project, image_id: int, data: bytes, name: str) -> None:
+def _repair_geometry(project: ProjectHandle, image_id: int, data: bytes, name: str) -> None:
     width, height, fov = inspect_photo(data, name)
     set_image_geometry(project.database, image_id, fov=fov.as_tuple(), crop=crop_box(fov, (height, width)))
 
@@ -209,5 +213,5 @@ def iter_report_lines(report: ImportReport) -> Iterator[str]:
     if report.relinked:
         yield (f"Found {len(report.relinked)} known photograph{'s' if len(report.relinked) != 1 else ''} "
                "at a new place (same SHA-256); the project now uses the new place.")
-    for path, reason in report.failed:
+    for _path, reason in report.failed:
         yield f"  skipped: {reason}"

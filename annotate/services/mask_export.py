@@ -22,12 +22,16 @@ import csv
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from annotate.services.label_shapes import region_code_map, regions_mask, shared_landmarks
 from storage.errors import OctantError
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 INDEX_COLUMNS = ("image_id", "sha256", "patient", "record", "reader_id", "reader", "finding", "file")
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]   # fast; binary masks compress well anyway
@@ -40,7 +44,7 @@ def _write_png(path: Path, mask: np.ndarray) -> None:
         raise OctantError(f"Cannot write {path}; choose a folder you can write to with free space.")
 
 
-def write_masks(project, out: Path, images, by_image, labels, readers, model_landmarks,
+def write_masks(project: ProjectHandle, out: Path, images, by_image, labels, readers, model_landmarks,
                 presegmented_folder) -> int:
     """Write every mask under ``out`` (replaced whole); returns the number of files written."""
     staging = out.with_name(out.name + ".part")

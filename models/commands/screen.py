@@ -14,6 +14,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 
 def _folder_names(paths: list[Path]) -> list[str]:
@@ -99,7 +103,7 @@ def run_screen(args: argparse.Namespace) -> int:
             project.close()
 
 
-def _store(project, path: Path, result, sha256_of_file) -> int:
+def _store(project: ProjectHandle, path: Path, result, sha256_of_file) -> int:
     from storage.images import find_image_by_sha256
     from storage.predictions import FINDINGS_PREDICTION, save_prediction
 

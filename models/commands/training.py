@@ -24,6 +24,7 @@ from storage.errors import OctantError
 
 if TYPE_CHECKING:  # torch and the networks load only when a training starts (fast --help and GUI start)
     from models.findings.training import TrainingOutcome
+    from storage.project import ProjectHandle
 
 
 def register(subparsers) -> None:
@@ -172,7 +173,7 @@ def default_run_dir(args: argparse.Namespace, name: str) -> Path:
     return default_runs_dir() / name
 
 
-def _size_class(finding: str, project) -> str:
+def _size_class(finding: str, project: ProjectHandle | None) -> str:
     if project is not None:
         return project.settings().finding(finding).size_class
     from storage.catalogue import DEFAULT_FINDINGS
@@ -210,7 +211,7 @@ def train_from_args(args: argparse.Namespace, progress=None,
             project.close()
 
 
-def _guided_settings(args: argparse.Namespace, project) -> tuple:
+def _guided_settings(args: argparse.Namespace, project: ProjectHandle | None) -> tuple:
     from models.findings.guided import PAPER_INPUT_SIZE, GuidedConfig, guided_train_config
 
     config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
@@ -224,7 +225,6 @@ def _guided_settings(args: argparse.Namespace, project) -> tuple:
 
 def _attention_settings(args: argparse.Namespace) -> tuple:
     from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
-
     from models.engine.pretrained import available_encoder_weights, is_packaged, timm_architecture
 
     encoder_weights = available_encoder_weights(getattr(args, "encoder_weights", None))

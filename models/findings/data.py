@@ -25,6 +25,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,11 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from annotate.fov import crop_box, detect_fov, FieldOfView
+from annotate.fov import FieldOfView, crop_box, detect_fov
 from annotate.geometry import region_mask
 from annotate.services.photos import read_fundus
 from storage.errors import BadImageError, OctantError
 from storage.locations import public_cache_dir
+
+if TYPE_CHECKING:
+    from storage.database import Database
 
 CUE_SOURCES = ("regions", "lesions")
 # A map cell's activation sees well past the cell, so a lesion's neighbours are not "outside" it.
@@ -209,7 +213,7 @@ def split_derivation_validation(samples: list, validation_fraction: float = 0.1,
     return derivation, validation
 
 
-def consensus_samples(db, finding_code: str, split: str, k: int = 2, root: Path | None = None
+def consensus_samples(db: Database, finding_code: str, split: str, k: int = 2, root: Path | None = None
                       ) -> list[FindingSample]:
     """Present/absent samples of one finding from the project's final labels in its database.
 
@@ -286,7 +290,7 @@ def idrid_grade_photos(data_root: Path) -> list[GradedPhoto]:
     return photos
 
 
-def consensus_diagnosis_photos(db, classes: list[str], split: str) -> list[GradedPhoto]:
+def consensus_diagnosis_photos(db: Database, classes: list[str], split: str) -> list[GradedPhoto]:
     """Photos whose readers agree on a diagnosis (majority of gradable reads; ties left out), or
     whose diagnosis a reviewer adjudicated where the project's label source uses adjudication."""
     from annotate.services.final_labels import final_labels

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -27,6 +27,9 @@ import torch
 
 from models.engine.cancel import check_cancelled
 from storage.errors import OctantError, WeightsError
+
+if TYPE_CHECKING:
+    from storage.database import Database
 
 DEFAULT_THRESHOLD = 0.5
 REGION_SHARE = 0.5            # a cell belongs to a region for "passes" when at least half inside it
@@ -111,7 +114,7 @@ def _version(metadata: dict, path: Path, name: str | None = None) -> str:
     return f"{path.stem} v{metadata.get('version', '?')} ({metadata.get('labels', 'unknown labels')})"
 
 
-def load_screening_models(findings: list[str], db=None, device: torch.device | str | None = None,
+def load_screening_models(findings: list[str], db: Database | None = None, device: torch.device | str | None = None,
                           cancel: threading.Event | None = None) -> ScreeningModels:
     """The models to screen with (module docstring); missing ones become messages, not errors."""
     from models.diagnosis.attention_mask import AttentionClassifier, AttentionConfig, load_structure_models

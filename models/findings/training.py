@@ -15,22 +15,25 @@ import dataclasses
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from models.findings.data import FindingDataset, consensus_samples, split_derivation_validation
-from models.findings.guided import GuidedConfig, GuidedTask, predict
 from models.engine.training import ProgressEvent, TrainConfig, TrainResult, load_best, train
 from models.engine.weights import save_weights
+from models.findings.data import FindingDataset, consensus_samples, split_derivation_validation
+from models.findings.guided import GuidedConfig, GuidedTask, predict
 from storage.errors import OctantError
 
 if TYPE_CHECKING:
     from models.diagnosis.attention_mask import AttentionConfig
+    from storage.predictions import ModelRecord
+    from storage.project import ProjectHandle
 
 WEIGHTS_VERSION = 1
 REFERENCES = ("idrid",)
@@ -71,7 +74,7 @@ def unique_weights_file(run_dir: Path, name: str) -> Path:
     return path
 
 
-def train_guided(project, config: GuidedConfig, engine: TrainConfig, run_dir: Path, name: str, *,
+def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                  reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                  export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
                  gallery_size: int = 0, cue_source: str = "regions", complete_cues_only: bool = False,
@@ -143,7 +146,7 @@ def drop_incomplete_positives(samples: list) -> list:
     return [s for s in samples if s.cue_complete or not s.present]
 
 
-def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,
+def train_attention(project: ProjectHandle | None, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                     reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                     export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
                     data_root: Path | None = None) -> TrainingOutcome:
@@ -204,7 +207,7 @@ def train_attention(project, config: AttentionConfig, engine: TrainConfig, run_d
     return outcome
 
 
-def photo_cache_root(project, reference: str | None) -> Path | None:
+def photo_cache_root(project: ProjectHandle | None, reference: str | None) -> Path | None:
     """Patients' photos are cached inside their project; public reference photos in the user's
     cache folder (None: ``finding_data``'s default)."""
     from storage.locations import project_cache_dir
@@ -221,7 +224,7 @@ def _run_engine(task, engine: TrainConfig, run_dir: Path, resume: bool, progress
     return train(task, engine, run_dir, progress, cancel, resume=resume)
 
 
-def _finish(project, model: torch.nn.Module, task, result: TrainResult, run_dir: Path, name: str, network: str,
+def _finish(project: ProjectHandle | None, model: torch.nn.Module, task, result: TrainResult, run_dir: Path, name: str, network: str,
             export: Path | None, metadata: dict, snapshot: dict, extra_metrics: dict) -> TrainingOutcome:
     """The best epoch as fp16 weights with metadata, then (for a project) the registry entry."""
     if not result.best_path.is_file():
@@ -270,7 +273,7 @@ def validation_gallery(model: torch.nn.Module, dataset: FindingDataset, size: in
             for j, i in enumerate(order)]
 
 
-def saved_model_gallery(project, model, size: int = 8) -> list[GalleryItem]:
+def saved_model_gallery(project: ProjectHandle, model: ModelRecord, size: int = 8) -> list[GalleryItem]:
     """A registered guided model's activation maps on the validation photos it was measured on.
 
     ``model`` is a ``storage.predictions.ModelRecord``; the photos and labels come from its label
@@ -291,8 +294,8 @@ def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:
     Its architecture comes from the task config saved with it, so a model trained with other
     settings (width, input size, size class) loads as it was trained.
     """
-    from models.findings.guided import GuidedNet
     from models.engine.weights import load_weights
+    from models.findings.guided import GuidedNet
 
     task = (model.config or {}).get("task", {})
     if task.get("network") != "guided":
@@ -303,7 +306,7 @@ def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:
     return network, config
 
 
-def _check_source(project, reference: str | None) -> None:
+def _check_source(project: ProjectHandle | None, reference: str | None) -> None:
     if reference is not None and reference not in REFERENCES:
         raise OctantError(f"There are no public reference labels called {reference!r}; use one of {REFERENCES}.")
     if reference is None and project is None:

@@ -23,15 +23,20 @@ from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fund
 from annotate.geometry import region_label_map
 from models.engine.cancel import check_cancelled, stop_layers_when
 from models.engine.device import pick_device
-from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup_batch
 from models.engine.fast_cpu import accelerated
-from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned_batch
-from models.segmentation.lesions import (LESION_CHANNELS, LESION_NAMES, LesionNetConfig, prepare_input,
-                                         segment_prepared_batch)
 from models.engine.precision import resolve_precision
+from models.engine.weights import WEIGHTS_DIR, load_weights, read_metadata
+from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup_batch
+from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned_batch
+from models.segmentation.lesions import (
+    LESION_CHANNELS,
+    LESION_NAMES,
+    LesionNetConfig,
+    prepare_input,
+    segment_prepared_batch,
+)
 from models.segmentation.registry import NETWORKS
 from models.segmentation.vessels import segment_vessels_batch
-from models.engine.weights import WEIGHTS_DIR, load_weights, read_metadata
 from storage.errors import GeometryError, WeightsError
 
 MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNELS))

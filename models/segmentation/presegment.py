@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -27,13 +28,23 @@ import torch
 
 from annotate.services.image_files import find_image_files
 from annotate.services.photos import image_size, read_fundus
-from storage.command_progress import CommandProgress
-from models.engine.device import current_thread_plan
 from models.engine.cancel import check_cancelled
+from models.engine.device import current_thread_plan
 from models.segmentation.lesions import LesionNetConfig
-from models.segmentation.pipeline import (MASK_NAMES, PipelineModels, PipelineOptions, PipelineResult, load_pipeline_models,
-                             run_pipeline, run_pipeline_batch)
+from models.segmentation.pipeline import (
+    MASK_NAMES,
+    PipelineModels,
+    PipelineOptions,
+    PipelineResult,
+    load_pipeline_models,
+    run_pipeline,
+    run_pipeline_batch,
+)
+from storage.command_progress import CommandProgress
 from storage.errors import CancelledError, OctantError
+
+if TYPE_CHECKING:
+    from storage.project import ProjectHandle
 
 RESULT_FILE = "result.json"
 PREDICTION_KIND = "presegmentation"
@@ -265,7 +276,7 @@ def _reporter(total: int, progress: Callable[[PresegmentProgress], None] | None)
     return report
 
 
-def presegment_project(project, paths: list[Path] | None, models: PipelineModels, redo: bool = False,
+def presegment_project(project: ProjectHandle, paths: list[Path] | None, models: PipelineModels, redo: bool = False,
                        progress: Callable[[PresegmentProgress], None] | None = None,
                        cancel: threading.Event | None = None, batch_size: int | None = None,
                        image_ids: list[int] | None = None) -> PresegmentSummary:

@@ -17,16 +17,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.engine.losses import BCEDiceLoss, LesionLoss, LesionLossConfig, SpatialSoftmaxLoss
+from models.engine.training import TrainConfig
+from models.metrics.segmentation import PrecisionRecallCurve, dice
+from models.segmentation.data import (
+    DRIVE_VALIDATION,
+    DiscCupCrops,
+    LandmarkCanvases,
+    LesionCrops,
+    LesionPhotos,
+    VesselPatches,
+    WholeImages,
+    drishti_split,
+    landmark_split,
+    lesion_arrays,
+    lesion_split,
+    load_drive,
+)
 from models.segmentation.disc_cup import DiscCupConfig, build_disc_cup_net
 from models.segmentation.landmarks import LocatorConfig, build_locator, decode_heatmaps
 from models.segmentation.lesions import LESION_CHANNELS, LesionNetConfig, build_lesion_net, prepare_input
-from models.engine.losses import BCEDiceLoss, LesionLoss, LesionLossConfig, SpatialSoftmaxLoss
-from models.segmentation.data import (DRIVE_VALIDATION, DiscCupCrops, LandmarkCanvases, LesionCrops, LesionPhotos,
-                             VesselPatches, WholeImages, drishti_split, landmark_split, lesion_arrays,
-                             lesion_split, load_drive)
-from models.metrics.segmentation import PrecisionRecallCurve, dice
 from models.segmentation.tiling import predict_padded
-from models.engine.training import TrainConfig
 from models.segmentation.vessels import VesselNetConfig, build_vessel_net
 
 
