@@ -62,12 +62,26 @@ def test_qimage_owns_its_pixels():
     assert image.pixelColor(2, 1).blue() == 255 and image.pixelColor(2, 1).red() == 0
 
 
-def test_a_broken_file_is_refused_with_a_sentence(tmp_path):
+def _truncated_jpeg(path):
+    """A real JPEG cut in half: libjpeg alone would fill the missing half with grey."""
+    ok, data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    path.write_bytes(data.tobytes()[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", ["not a photo", "truncated", "empty", "missing"])
+def test_a_broken_file_is_refused_with_one_sentence_naming_it(tmp_path, damage):
     path = tmp_path / "broken.jpg"
-    path.write_bytes(b"not a photo at all")
-    with pytest.raises(BadImageError):
-        decode_for_display(path)
-    assert cv2 is not None
+    if damage == "not a photo":
+        path.write_bytes(b"not a photo at all")
+    elif damage == "truncated":
+        _truncated_jpeg(path)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    with pytest.raises(BadImageError) as refused:
+        decode_for_display(path, (64, 64))
+    message = str(refused.value)
+    assert "broken.jpg" in message and message.endswith(".") and "\n" not in message
+    assert "Traceback" not in message
 
 
 def test_fitted_copy_is_shrunk_to_the_window_and_keeps_the_aspect():

@@ -167,18 +167,38 @@ def test_torchrun_with_two_cpu_processes_trains_and_only_rank_zero_writes(tmp_pa
 
     root = Path(__file__).resolve().parents[3]
     script = tmp_path / "ddp_run.py"
+    # Each process logs, under its own rank, every file the engine puts in place (its writes all
+    # end in os.replace) and every progress event; the ranks' logs then show who wrote what.
     script.write_text(
-        "import sys\n"
+        "import os, sys\n"
+        "from pathlib import Path\n"
         "from tests.models.engine.test_training import BlobTask, config\n"
         "from models.engine.training import train\n"
-        "result = train(BlobTask(), config(epochs=2), sys.argv[1])\n"
-        "assert len(result.history) == 2\n"
+        "log = Path(sys.argv[2]) / f\"rank{os.environ['RANK']}.log\"\n"
+        "def note(line):\n"
+        "    with open(log, 'a') as handle:\n"
+        "        handle.write(line + '\\n')\n"
+        "real_replace = os.replace\n"
+        "def replace(source, target, *args, **kwargs):\n"
+        "    note('wrote ' + Path(target).name)\n"
+        "    return real_replace(source, target, *args, **kwargs)\n"
+        "os.replace = replace\n"
+        "result = train(BlobTask(), config(epochs=2), sys.argv[1], progress=lambda e: note('progress ' + e.kind))\n"
+        "note(f'trained {len(result.history)} epochs')\n"
     )
+    logs = tmp_path / "logs"
+    logs.mkdir()
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-         str(tmp_path / "run")], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+         str(tmp_path / "run"), str(logs)], cwd=root, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
+    zero = (logs / "rank0.log").read_text().splitlines()
+    one = (logs / "rank1.log").read_text().splitlines()
+    assert one == ["trained 2 epochs"]     # rank 1 trained both epochs and wrote nothing, said nothing
+    assert zero[-1] == "trained 2 epochs"
+    assert zero.count("wrote last.pt") == 2 and zero.count("wrote history.json") == 2
+    assert "wrote config.json" in zero and zero.count("progress epoch") == 2
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 2
     assert not list((tmp_path / "run").glob("*.partial"))
 
