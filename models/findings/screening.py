@@ -2,8 +2,8 @@
 
 Models: a project's active ones (``guided:<finding>``, ``attention-mask``) where a project is open,
 else the starters shipped in ``weights/`` (trained on public data; their versions say so).
-Each photo goes in as the networks were trained on it (``models.findings.data.cached_photo``:
-black border cropped, resized to the input square, RGB in [0, 1]).
+Each photo goes in as the networks were trained on it (``models.findings.inference`` for the
+guided networks: black border cropped, squeezed to the input square, RGB in [0, 1]).
 
 Per finding the result holds the probability, the finding's threshold (the operating point chosen
 on validation, else 0.5), the activation mass outside the regions and in each of the eight regions
@@ -217,6 +217,7 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
     """Every loaded network on one decoded photo (BGR uint8 as ``read_fundus`` gives it)."""
     from annotate.fov import crop_box, detect_fov
     from models.diagnosis.attention_mask import attention_mask, structure_maps
+    from models.findings.inference import prepare_guided_input, run_guided
     from storage.errors import GeometryError
 
     fov = detect_fov(bgr)
@@ -229,11 +230,7 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
     fractions_by_size: dict[int, np.ndarray | None] = {}
     for code, model in models.guided.items():
         check_cancelled(cancel)
-        square = cv2.resize(crop, (model.input_size, model.input_size), interpolation=cv2.INTER_AREA)
-        tensor = torch.from_numpy(square).permute(2, 0, 1).float()[None] / 255.0
-        with torch.no_grad():
-            logit, activation = model.network(tensor.to(models.device))
-        activation = activation[0, 0].float().cpu().numpy()
+        probability, activation = run_guided(model.network, prepare_guided_input(bgr, model.input_size, box))
         size = activation.shape[0]
         if size not in fractions_by_size:
             try:
@@ -241,8 +238,7 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
                                            region_fractions(disc, fovea, bgr.shape[:2], box, size))
             except GeometryError:
                 fractions_by_size[size] = None
-        findings[code] = finding_result(float(torch.sigmoid(logit.float().cpu())[0]), activation, model.threshold,
-                                        fractions_by_size[size])
+        findings[code] = finding_result(probability, activation, model.threshold, fractions_by_size[size])
     diagnosis: dict[str, float] = {}
     if models.diagnosis is not None:
         check_cancelled(cancel)
