@@ -176,13 +176,17 @@ def main() -> int:
         with create_project(folder, name="Report bench (IDRiD)") as project:
             result.update(build(project, photos, args.images, rng))
             reviewer = find_reader(project.database, "Reviewer").id
-            start = time.perf_counter()
+            # CPU time beside wall time: on a shared machine the wall clock is mostly waiting for a core.
+            start, start_cpu = time.perf_counter(), time.process_time()
             numbers = project_numbers(project.database, reviewer)
             result["dashboard_numbers_s"] = time.perf_counter() - start
-            start = time.perf_counter()
+            result["dashboard_numbers_cpu_s"] = time.process_time() - start_cpu
+            start, start_cpu = time.perf_counter(), time.process_time()
             write_report(numbers, Path(scratch) / "report", "Report bench", "consensus")
             result["report_files_s"] = time.perf_counter() - start
+            result["report_files_cpu_s"] = time.process_time() - start_cpu
             result["report_total_s"] = result["dashboard_numbers_s"] + result["report_files_s"]
+            result["report_total_cpu_s"] = result["dashboard_numbers_cpu_s"] + result["report_files_cpu_s"]
             result["kappa_overall"] = numbers.kappa_overall
             result["regional_kappa_overall"] = numbers.regional_kappa_overall
             for finding in (f for f in numbers.findings if f.code in FINDINGS):   # the others have no reference
@@ -195,7 +199,7 @@ def main() -> int:
         result.update(screen_real(photos, args.screen))
     result["cpus"] = os.cpu_count()
     result["load_average_before"], result["load_average_after"] = load_before, os.getloadavg()[0]
-    targets = dict(dashboard_numbers_s=2, report_total_s=30)
+    targets = dict(dashboard_numbers_s=2, dashboard_numbers_cpu_s=2, report_total_s=30, report_total_cpu_s=30)
     print(f"{'measure':<36} {'value':>12} {'target':>8}")
     for key, value in result.items():
         shown = "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))

@@ -104,6 +104,17 @@ class FinalLabels:
                     bits[row, column[code]] = regions_to_mask(decided.regions)
         return ids, state, bits
 
+    def diagnoses(self, ids: np.ndarray | None = None) -> list[str | None]:
+        """The final diagnosis of each image of ``ids`` (default ``image_ids()``), at array speed."""
+        ids = np.asarray(self.image_ids() if ids is None else ids, np.int64)
+        c = self.consensus
+        names = c.table.diagnosis_names
+        by_image = {int(image): (names[d] if d >= 0 else None)
+                    for image, d in zip(c.table.image_ids.tolist(), c.diagnosis.tolist())}
+        if self.uses_adjudication:
+            by_image.update(self.answers.diagnoses)
+        return [by_image.get(int(image)) for image in ids.tolist()]
+
     def images(self) -> Iterator[FinalImage]:
         for image_id in self.image_ids():
             yield self.image(image_id)

@@ -191,10 +191,12 @@ def _diagnosis_confusions(labels: FinalLabels, predictions: dict[int, dict], cla
     valid = (agreed[:, None] >= 0) & (said >= 0) & t.gradable
     np.add.at(readers, (np.broadcast_to(agreed[:, None], said.shape)[valid], said[valid]), 1)
     model = np.zeros((size, size), np.int64)
-    for image_id in labels.image_ids():
-        payload = predictions.get(image_id) or {}
+    ids = labels.image_ids()
+    for image_id, final in zip(ids, labels.diagnoses(ids)):
+        payload = predictions.get(image_id)
+        if not payload or final not in index:
+            continue
         probabilities = payload.get("diagnosis") or {}
-        final, _ = labels.diagnosis(image_id)
         known = {name: p for name, p in probabilities.items() if name in index}
         if final in index and known:
             model[index[final], index[max(known, key=known.get)]] += 1

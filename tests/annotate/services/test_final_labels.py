@@ -52,6 +52,7 @@ def test_arrays_agree_with_per_image_answers_under_both_sources(clinic):
     assert list(ids) == [first, second, third]
     assert state[1, h] == PRESENT and bits[1, h] == 0b110 and state[2, d] == ABSENT
     assert labels.diagnosis(third) == ("no DR", "adjudicated")
+    assert labels.diagnoses() == [labels.diagnosis(int(i))[0] for i in ids]
     update_settings(db, label_source="consensus")
     ids, state, _ = final_labels(db).arrays()
     assert list(ids) == [first, second] and state[1, h] == UNCERTAIN
