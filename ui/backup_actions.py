@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from storage.backup import BackupResult, automatic_backup, backup_project
 from ui.background import Worker
+from ui.workstation_settings import workstation_settings
 
 DAILY_SETTING = "project/daily_backup"
 
@@ -47,8 +48,6 @@ def _done(result: BackupResult) -> str:
 
 def start_daily_backup(window) -> Worker | None:
     """Today's automatic backup in <project>/backups (keeps 7), unless switched off or done."""
-    from ui.main_window import workstation_settings
-
     if str(workstation_settings().value(DAILY_SETTING, True)).lower() in ("false", "0"):
         return None
     project = _project(window)

@@ -142,6 +142,17 @@ class FundusCanvas(QGraphicsView):
     def has_photo(self) -> bool:
         return not self._photo.full.isNull()
 
+    @property
+    def photo_size(self) -> tuple[int, int] | None:
+        """The shown display copy's size in pixels (None before a photo arrives)."""
+        full = self._photo.full
+        return None if full.isNull() else (full.width(), full.height())
+
+    @property
+    def detail_size(self) -> tuple[int, int] | None:
+        """The full-resolution copy's size while zoomed in that far, else None."""
+        return None if self._detail.isNull() else (self._detail.width(), self._detail.height())
+
     def fit_size(self) -> tuple[int, int]:
         """The viewport in device pixels: the size the loader pre-shrinks photos to."""
         ratio = self.devicePixelRatioF() or 1.0

@@ -159,6 +159,11 @@ class ImageLoader(QObject):
             worker.cancel()
         self.wait(msecs)
 
+    def is_rendered(self, image_id: int) -> bool:
+        """Whether ``image_id`` is cached as shown with the current view aids."""
+        entry = self._cache.get(image_id)
+        return entry is not None and entry.shown is not None and entry.shown_aids == self.aids
+
     @property
     def detail_image_id(self) -> int | None:
         """The image whose full-resolution copy is held (one at a time), if any."""

@@ -12,7 +12,7 @@ import qtawesome as qta
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
-                               QScrollArea)
+                               QScrollArea, QWidget)
 
 from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError, OctantError
@@ -64,6 +64,8 @@ class MainWindow(QMainWindow):
         self._overlays: set[str] = set()
         self._closing = False
         self._display_size: tuple[int, int] | None = None
+        self.training_window: QWidget | None = None   # kept alive while shown
+        self.review_window: QWidget | None = None
         self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
         self._restore_layout()
 
@@ -370,13 +372,13 @@ class MainWindow(QMainWindow):
         """The training panel (ui/training), for reviewers and admins."""
         from ui.training import open_training_window
 
-        self._training = open_training_window(self.controller.project)
+        self.training_window = open_training_window(self.controller.project)
 
     def open_review(self) -> None:
         """The reviewers' screen (ui/review): readers, consensus and model side by side."""
         from ui.review import open_review_window
 
-        self._review = open_review_window(self.controller.project, self.controller.reader.id)
+        self.review_window = open_review_window(self.controller.project, self.controller.reader.id)
 
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)

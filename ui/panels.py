@@ -89,6 +89,13 @@ class QueuePanel(QWidget):
         if item is not None:
             item.setIcon(self._done_icon if done else self._open_icon)
 
+    def shows_done(self, image_id: int) -> bool | None:
+        """Whether the queue shows ``image_id`` ticked as done (None: not in the queue)."""
+        item = self._rows.get(image_id)
+        if item is None:
+            return None
+        return item.icon().cacheKey() == self._done_icon.cacheKey()
+
     def set_current(self, image_id: int) -> None:
         item = self._rows.get(image_id)
         if item is not None:

@@ -76,6 +76,16 @@ def open_workstation(folder: Path | None, reader: str | None = None,
     return window
 
 
+def open_windows() -> list[MainWindow]:
+    """The workstation windows open in this process, oldest first."""
+    return list(_open_windows)
+
+
+def release_window(window: MainWindow) -> None:
+    """Stop keeping ``window`` alive (its owner closes it: a test, a script)."""
+    _open_windows.remove(window)
+
+
 def _sign_out(window: MainWindow) -> None:
     folder = window.controller.project.root
     window.close()

@@ -210,9 +210,8 @@ def test_queue_ticks_the_images_already_done(qtbot, reading_project):
     session.mark_done(second.id)
     window = open_window(qtbot, project, ana.id)
     panel = window.queue_panel
-    qtbot.waitUntil(lambda: panel._rows[second.id].icon().cacheKey()
-                    == panel._done_icon.cacheKey())
-    assert panel._rows[third.id].icon().cacheKey() == panel._open_icon.cacheKey()
+    qtbot.waitUntil(lambda: panel.shows_done(second.id) is True)
+    assert panel.shows_done(third.id) is False and panel.shows_done(-1) is None
     assert panel.progress_label.text() == "1 / 3 done"
 
 
@@ -224,13 +223,13 @@ def test_zooming_past_the_display_copy_brings_the_full_resolution(qtbot, reading
     project, ana = reading_project.project, reading_project.readers["Ana"]
     window = open_window(qtbot, project, ana.id)
     canvas = window.canvas
-    assert canvas._photo.full.width() == 128
+    assert canvas.photo_size[0] == 128 and canvas.detail_size is None
     with qtbot.waitSignal(window.loader.detailReady, timeout=5000):
         canvas.zoom_by(8.0)
-    assert canvas._detail.width() == 256  # the photo's own pixels for close reading
+    assert canvas.detail_size[0] == 256  # the photo's own pixels for close reading
     first = window.controller.image.id
     window.controller.go(1)
-    assert window.loader._detail is None or window.loader._detail[0] != first  # memory freed
+    assert window.loader.detail_image_id != first  # memory freed
 
 
 def test_a_missing_photo_is_reported_and_reading_goes_on(qtbot, reading_project):

@@ -231,9 +231,10 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
     folder = str(review_project.folder)
     for name, opens in (("Rhea", True), ("Ana", False)):
         assert main(["gui", "--review", "--project", folder, "--reader", name]) == 0
-        window = workstation._open_windows.pop()
+        window = workstation.open_windows()[-1]
+        workstation.release_window(window)
         qtbot.addWidget(window)
-        review = getattr(window, "_review", None)
+        review = window.review_window
         assert (review is not None) is opens
         if review is not None:
             qtbot.addWidget(review)

@@ -6,7 +6,7 @@ from PySide6.QtCore import QPointF
 from storage.reading import ReaderSession
 from tests.ui.conftest import DISC
 from tests.ui.driving import open_window
-from ui.workstation import _open_windows, open_workstation
+from ui.workstation import open_workstation, release_window
 
 
 def test_project_and_reader_from_the_command_line_skip_the_dialog(qtbot, reading_project):
@@ -17,7 +17,7 @@ def test_project_and_reader_from_the_command_line_skip_the_dialog(qtbot, reading
         assert window.controller.reader.name == "Ben"
         assert window.controller.image is not None
     finally:
-        _open_windows.remove(window)
+        release_window(window)
         window.close()
         window.controller.project.close()
 
@@ -28,7 +28,7 @@ def test_first_reader_of_a_project(qtbot, reading_project):
     try:
         assert window.controller.reader.name == "Ana"
     finally:
-        _open_windows.remove(window)
+        release_window(window)
         window.close()
         window.controller.project.close()
 

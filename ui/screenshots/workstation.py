@@ -128,8 +128,7 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     paths.append(_grab(window, out / "3-finding.png"))
     # 4. View aids: green channel with CLAHE (display only).
     window.aids_panel.set_aids(ViewAids(green_channel=True, clahe=True))
-    wait_until(lambda: window.loader._cache.get(c.image.id) is not None
-          and window.loader._cache[c.image.id].shown_aids == window.loader.aids)
+    wait_until(lambda: window.loader.is_rendered(c.image.id))
     paths.append(_grab(window, out / "4-view-aids.png"))
     window.aids_panel.set_aids(ViewAids())
     # 5. The model's masks over the photo, when the pre-segmentation stored any.
