@@ -157,7 +157,9 @@ def verify(db: Database, expect_head: str | None = None) -> VerifyReport:
     problems: list[str] = []
     prev_hash, count = GENESIS, 0
     with db.reading() as session:
-        for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(2000):
+        # Core rows, streamed: a clinic's hundreds of thousands of events without the ORM's cost.
+        rows = session.connection().execution_options(yield_per=5000).execute(select(_AUDIT).order_by(_AUDIT.c.id))
+        for event in rows:
             count += 1
             if event.prev_hash != prev_hash:
                 problems.append(f"Event {event.id} does not follow the event before it (one was deleted, "
