@@ -92,6 +92,8 @@ class RegionOverlay(QGraphicsItem):
         self._suggested_colour = QColor("white")
         self._hatched: set[int] = set()
         self._hatched_colour = QColor("white")
+        self._outlined: set[int] = set()
+        self._outlined_colour = QColor("white")
         self._hovered = 0
         self.numbers: dict[int, QGraphicsSimpleTextItem] = {}
         font = QFont()
@@ -157,6 +159,14 @@ class RegionOverlay(QGraphicsItem):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             for code in self._suggested - set(self._fills):
                 painter.drawPath(self._placed[code])
+        if self._outlined:  # a reviewer's drafted answer (review): dashed over everything else
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for colour, width in ((OUTLINE_SHADOW, 4.5), (self._outlined_colour, 2.5)):
+                pen = self._pen(colour, width)
+                pen.setStyle(Qt.PenStyle.DashLine)
+                painter.setPen(pen)
+                for code in self._outlined & set(self._placed):
+                    painter.drawPath(self._placed[code])
         if self._hovered in self._placed:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(self._pen(OUTLINE_HOVER, 3.0))
@@ -202,6 +212,11 @@ class RegionOverlay(QGraphicsItem):
     def set_hatched(self, codes: set[int], colour: QColor) -> None:
         """Regions shown for comparison (another reader's choice): hatched and dashed, in its colour."""
         self._hatched, self._hatched_colour = set(codes), colour
+        self.update()
+
+    def set_outlined(self, codes: set[int], colour: QColor) -> None:
+        """Regions of a reviewer's draft: a thick dashed outline over fills and hatches."""
+        self._outlined, self._outlined_colour = set(codes), colour
         self.update()
 
     def set_hover(self, code: int) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QApplication
 
 from tests.ui.conftest import DISC, FOVEA
 from tests.ui.test_review import FINDING, no_starter_models, review_project  # noqa: F401 (fixtures)
+from ui.review import legend as mark
 
 
 def open_active(qtbot, made, size=(1400, 900)):
@@ -53,20 +54,20 @@ def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qt
         press(qtbot, window, key)
         assert enlarged.source == source and enlarged.buttons[source].isChecked()
         seen[source] = (set(enlarged.canvas.overlay.fills()), set(enlarged.canvas.overlay._hatched),
-                        enlarged.legend.texts(), enlarged.details.text())
+                        enlarged.legend.kinds(), enlarged.details.text())
     assert seen["reader1"][:2] == ({1}, {4})            # Ana's region filled, Ben's extra one hatched
     assert seen["reader2"][:2] == ({1, 4}, set())
     assert seen["reader3"][:2] == (set(), {1, 4})       # Cleo said normal: both hatched
     assert seen["consensus"][:2] == ({1, 4}, set())
-    assert any(t.startswith("Hatched") for t in seen["reader1"][2])
-    assert not any(t.startswith("Hatched") for t in seen["consensus"][2])
+    assert seen["reader1"][2][:2] == [mark.FILL, mark.HATCH] and mark.HATCH not in seen["consensus"][2]
+    assert {mark.DISC, mark.FOVEA, mark.OUTLINED} <= set(seen["consensus"][2])
     assert "Ana" in enlarged.buttons["reader1"].text() and "Cleo" in enlarged.buttons["reader3"].text()
     assert "Cleo" in seen["reader3"][3] and "normal" in seen["reader3"][3]
     assert "present" in seen["consensus"][3]
     press(qtbot, window, "M")
     assert enlarged.source == "model" and not enlarged.canvas.has_overlay()
     assert "No active model for haemorrhage" in enlarged.details.text()
-    assert any(t.startswith("Activation map") for t in enlarged.legend.texts())
+    assert enlarged.legend.kinds()[0] == mark.HEAT
     # The photo fills the canvas: fit, far larger than a side-by-side panel.
     assert enlarged.canvas.width() > 700
 
@@ -171,9 +172,7 @@ def test_the_side_by_side_has_a_legend_for_fills_hatches_landmarks_and_the_heat_
     window = open_active(qtbot, review_project)
     go_to_disagreement(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_S)
-    texts = window.side_by_side.legend.texts()
-    assert [t.split(":")[0] for t in texts[:3]] == ["Filled", "Hatched", "Model"]
-    assert any("Optic disc" in t for t in texts) and any("Fovea" in t for t in texts)
+    assert window.side_by_side.legend.kinds() == [mark.FILL, mark.HATCH, mark.HEAT, mark.OUTLINED, mark.DISC, mark.FOVEA]
 
 
 def all_reads(made):
@@ -198,8 +197,8 @@ def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_
     press(qtbot, window, "P")
     window.enlarged.canvas.click_at(QPointF(FOVEA[0], FOVEA[1] + 10))     # region 1 in
     assert panel.answer is True and panel.regions == {1}
-    assert window.enlarged.canvas.overlay._suggested == {1}              # drawn dashed on the canvas
-    assert any("your adjudication" in t for t in window.enlarged.legend.texts())
+    assert window.enlarged.canvas.overlay._outlined == {1}               # drawn dashed on the canvas
+    assert mark.DASHED in window.enlarged.legend.kinds()
     press(qtbot, window, "Ctrl+Return")                                  # no reason yet: refused
     assert "reason" in panel.message.text() and list_adjudications(review_project.project.database) == []
     press(qtbot, window, "R")

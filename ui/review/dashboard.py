@@ -136,12 +136,19 @@ class DashboardView(QWidget):
             row, column = (row + 1, 0) if wide or column else (row, 1)
 
 
+class _Canvas(FigureCanvasQTAgg):
+    def draw(self) -> None:
+        # Qt may size a canvas to nothing before the layout settles; constrained layout divides by it.
+        if self.width() >= 40 and self.height() >= 40:
+            super().draw()
+
+
 class _PlotHolder(QWidget):
     """A matplotlib canvas with its toolbar (zoom, pan, save)."""
 
     def __init__(self, figure: Figure):
         super().__init__()
-        self.canvas = FigureCanvasQTAgg(figure)
+        self.canvas = _Canvas(figure)
         self.canvas.setMinimumHeight(FIGURE_HEIGHT)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.canvas.setFixedHeight(FIGURE_HEIGHT)

@@ -123,7 +123,7 @@ class EnlargedView(QWidget):
     def set_draft(self, regions: set[int]) -> None:
         """The reviewer's adjudicated regions (drawn dashed white over every source)."""
         self._draft = set(regions)
-        self.canvas.overlay.set_suggested(self._draft, DRAFT_COLOUR)
+        self.canvas.overlay.set_outlined(self._draft, DRAFT_COLOUR)
         if self._data is not None:
             self.legend.set_entries(self._legend())
 
@@ -193,7 +193,7 @@ class EnlargedView(QWidget):
         self._set_landmarks(landmarks)
         self.canvas.set_fills(fills)
         self.canvas.overlay.set_hatched(hatched, self._colour)
-        self.canvas.overlay.set_suggested(self._draft, DRAFT_COLOUR)
+        self.canvas.overlay.set_outlined(self._draft, DRAFT_COLOUR)
         if overlay is not None and overlay.overlay is not None:
             rgb = overlay.overlay
             image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1],
@@ -215,17 +215,15 @@ class EnlargedView(QWidget):
         colour = self._colour
         if self.source in READERS:
             n = READERS.index(self.source) + 1
-            entries = [LegendEntry(FILL, f"Filled: regions reader {n} chose for {name}", colour),
-                       LegendEntry(HATCH, f"Hatched: regions only other readers chose for {name}", colour)]
+            entries = [LegendEntry(FILL, f"Reader {n}'s {name} regions", colour),
+                       LegendEntry(HATCH, f"Only other readers' {name} regions", colour)]
             whose = f"reader {n}'s"
         elif self.source == CONSENSUS:
-            entries = [LegendEntry(FILL, f"Filled: the consensus cue for {name} (union of the readers "
-                                         "who marked it)", colour)]
-            whose = "reader 1's: the consensus has none of its own"
+            entries = [LegendEntry(FILL, f"Consensus cue for {name} (union of the markers' regions)", colour)]
+            whose = "reader 1's"
         else:
-            entries = [LegendEntry(HEAT, "Activation map (Son et al., Fig. 3): dark blue low → dark red "
-                                         "high, over the field-of-view crop")]
+            entries = [LegendEntry(HEAT, "Model activation (Son et al. Fig. 3): blue low → red high")]
             whose = "reader 1's"
         if self._draft:
-            entries.append(LegendEntry(DASHED, "White dashed: the regions of your adjudication", DRAFT_COLOUR))
+            entries.append(LegendEntry(DASHED, "Your adjudication's regions", DRAFT_COLOUR))
         return entries + landmark_entries(whose)

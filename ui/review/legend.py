@@ -77,7 +77,7 @@ class Legend(QWidget):
         self.grid.setVerticalSpacing(2)
         for column in range(COLUMNS):
             self.grid.setColumnStretch(2 * column + 1, 1)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.entries: list[LegendEntry] = []
 
     def set_entries(self, entries: list[LegendEntry]) -> None:
@@ -86,7 +86,8 @@ class Legend(QWidget):
         self.entries = list(entries)
         while self.grid.count():
             widget = self.grid.takeAt(0).widget()
-            if widget is not None:
+            if widget is not None:   # hidden now: deleteLater alone leaves it painted until the next loop
+                widget.hide()
                 widget.deleteLater()
         for n, entry in enumerate(entries):
             row, column = divmod(n, COLUMNS)
@@ -98,8 +99,11 @@ class Legend(QWidget):
     def texts(self) -> list[str]:
         return [entry.text for entry in self.entries]
 
+    def kinds(self) -> list[str]:
+        return [entry.kind for entry in self.entries]
+
 
 def landmark_entries(whose: str) -> list[LegendEntry]:
-    return [LegendEntry(OUTLINED, "Thin white lines: the eight regions, numbered (docs/geometry.md)"),
+    return [LegendEntry(OUTLINED, "Region outlines, numbered 1–8"),
             LegendEntry(DISC, f"Optic disc centre ({whose})"),
             LegendEntry(FOVEA, f"Fovea ({whose})")]

@@ -78,10 +78,10 @@ class SideBySide(QWidget):
         self.shown_fills = {}
         finding_name = name.lower()
         self.legend.set_entries([
-            LegendEntry(FILL, f"Filled: the regions this reader (or the consensus cue) chose for {finding_name}", colour),
-            LegendEntry(HATCH, f"Hatched: regions only other readers chose for {finding_name}", colour),
-            LegendEntry(HEAT, "Model: activation map, dark blue low → dark red high"),
-            *landmark_entries("each reader's own; the consensus uses the first reader's")])
+            LegendEntry(FILL, f"This reader's {finding_name} regions (consensus: its cue)", colour),
+            LegendEntry(HATCH, f"Only other readers' {finding_name} regions", colour),
+            LegendEntry(HEAT, "Model activation: blue low → red high"),
+            *landmark_entries("each reader's own")])
         marked_by_anyone: set[int] = set()
         for state in reads.values():
             marked_by_anyone |= set(state.regions.get(finding, ()))

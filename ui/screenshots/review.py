@@ -12,49 +12,70 @@ from ui.screenshots.events import wait_until
 from ui.screenshots.staging import stage_readers_answers
 
 
-def render_review_screenshot(project, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
-                             timeout_s: float = 60.0) -> Path:
-    """Grab the review window on its first disagreement (else the first image), photo and model shown."""
+REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard")   # file name suffixes, in order
+
+
+def render_review_screenshots(project, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
+                              timeout_s: float = 60.0) -> list[Path]:
+    """The review window on its first disagreement (else the first image): ``out_png`` with reader 1
+    enlarged and the adjudication draft, then beside it the model enlarged (``-model``), the five side by
+    side (``-side-by-side``) and the dashboard (``-dashboard``)."""
     if QApplication.instance() is None:  # a running application (the workstation, a test) keeps its set-up
         make_app()
     window = ReviewWindow(project, reader_id)
     window.resize(*size)
     window.show()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out_png.with_name(out_png.stem + suffix + out_png.suffix) for suffix in REVIEW_VIEWS]
     try:
         wait_until(lambda: window.data is not None, timeout_s)
         queues = window.queues
         if window.data is not None and window.data.disagreements():
             queues.queue.setCurrentIndex(queues.queue.findData(DISAGREEMENTS))
+        wait_until(lambda: window.current is not None and window.enlarged.canvas.has_photo(), timeout_s)
+        window.show_source("reader1")
+        window.grab().save(str(paths[0]))
+        model = window.models.get(window.current[1]) if window.current is not None else None
+        window.show_source("model")
+        if model is not None:
+            wait_until(window.enlarged.canvas.has_overlay, timeout_s)
+        window.grab().save(str(paths[1]))
+        window.tabs.setCurrentWidget(window.side_by_side)
         wait_until(lambda: window.current is not None and window.current[0] in window.photos, timeout_s)
         wait_until(lambda: window.agreement.shown is not None, timeout_s)
-        if window.current is not None and window.current[1] in window.models:
-            model = window.models[window.current[1]]
-            wait_until(lambda: window.runner.cached(model.id, window.current[0]) is not None, timeout_s)
-        out_png = Path(out_png)
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(out_png))
+        window.grab().save(str(paths[2]))
+        window.tabs.setCurrentWidget(window.dashboard)
+        wait_until(lambda: window.dashboard.shown is not None, timeout_s)
+        window.grab().save(str(paths[3]))
     finally:
         window.close()
         window.deleteLater()
         QApplication.processEvents()
-    return out_png
+    return paths
+
+
+def render_review_screenshot(project, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
+                             timeout_s: float = 60.0) -> Path:
+    """``render_review_screenshots``'s first picture (and its siblings beside it)."""
+    return render_review_screenshots(project, reader_id, out_png, size, timeout_s)[0]
 
 
 def review_state_screenshot(project, out_png: str | Path, stage: bool = False,
-                            size: tuple[int, int] = (1600, 1000)) -> Path | None:
-    """``screenshot``'s 7-review.png: when the project has a reviewer or admin and something to
+                            size: tuple[int, int] = (1600, 1000)) -> list[Path]:
+    """``screenshot``'s 7-review*.png (``render_review_screenshots``): when the project has a reviewer or admin and something to
     compare (an image with two finished reads; ``stage`` first answers a few photos on the copy)."""
     from storage.readers import REVIEW_ROLES, list_readers
     from storage.review import iter_all_reads
 
     reviewer = next((r for r in list_readers(project.database) if r.role in REVIEW_ROLES), None)
     if reviewer is None:
-        return None
+        return []
     if stage:
         stage_readers_answers(project.database)
     done: dict[int, int] = {}
     for image_id, _reader, state in iter_all_reads(project.database):
         done[image_id] = done.get(image_id, 0) + state.done
     if max(done.values(), default=0) < 2:
-        return None
-    return render_review_screenshot(project, reviewer.id, out_png, size)
+        return []
+    return render_review_screenshots(project, reviewer.id, out_png, size)

@@ -88,8 +88,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             window.deleteLater()
             app.processEvents()
             # 7. The reviewers' screen (ui/review); the demo's other readers answer a few photos.
-            review = review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
-            paths += [review] if review else []
+            paths += review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
             # 8. The training panel: the consensus counts and the papers' settings.
             paths.append(render_training_panel_screenshot(handle, out / "8-training.png", size=size))
         finally:
