@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "storage.audit_commands",
     "storage.backup_commands",
     "annotate.services.commands",
+    "annotate.services.quality_commands",
     "models.commands.segmentation",
     "models.commands.training",
     "models.commands.report",

@@ -206,6 +206,20 @@ class Adjudication(Base):
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class GoldStandard(Base):
+    """An expert's answer for an image, entered once by an admin; readers' reads of the image are
+    scored against it (quality control). Readers are never told which images these are."""
+
+    __tablename__ = "gold_standard"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), unique=True)
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON)   # finding code -> region codes (present ones)
+    diagnosis: Mapped[str | None] = mapped_column(String(120))
+    entered_by: Mapped[int | None] = mapped_column(ForeignKey("reader.id", ondelete="SET NULL"))
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 class AuditEvent(Base):
     """Append-only and hash-chained (storage/audit.py; triggers in migration 0003_audit_chain)."""
 

@@ -28,6 +28,7 @@ from annotate.agreement import (
     regional_agreement,
 )
 from annotate.consensus import ABSENT, PRESENT
+from annotate.quality import GoldScore
 from annotate.services.final_labels import FinalLabels
 from models.metrics.classification import OperatingPoint
 from models.metrics.curves import (
@@ -102,6 +103,7 @@ class ReportNumbers:
     periods: list[PeriodAgreement] = field(default_factory=list)
     period_kind: str = "week"          # "week" | "images"
     drift: list[DriftWarning] = field(default_factory=list)
+    gold: list[GoldScore] = field(default_factory=list)     # readers against gold-standard images
 
     def finding(self, code: str) -> FindingNumbers:
         return next(f for f in self.findings if f.code == code)

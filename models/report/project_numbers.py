@@ -3,12 +3,14 @@ stored predictions, for a reviewer or admin (``ReviewSession`` refuses anyone el
 from __future__ import annotations
 
 from annotate.analytics import ReadEvent
+from annotate.quality import scores_against_gold
 from annotate.services.final_labels import final_labels
 from models.report.numbers import ReportNumbers, report_numbers
 from storage.activity import read_actions
 from storage.database import Database
 from storage.predictions import FINDINGS_PREDICTION, latest_predictions
 from storage.project import LABEL_SOURCES, project_settings
+from storage.quality import gold_answers
 from storage.readers import list_readers
 from storage.review import ReviewSession
 
@@ -17,12 +19,16 @@ def project_numbers(db: Database, reader_id: int, period: str = "week", block: i
     """``period``: reader agreement per ISO "week" or per ``block`` "images" in reading order."""
     review = ReviewSession(db, reader_id)            # AccessDeniedError unless reviewer or admin
     settings = project_settings(db)
-    labels = final_labels(db, reads=list(review.all_reads()))
+    reads = list(review.all_reads())
+    labels = final_labels(db, reads=reads)
     events = [ReadEvent(*action) for action in read_actions(db)]
     names = {r.id: r.name for r in list_readers(db, include_inactive=True)}
     numbers = report_numbers(
         labels, latest_predictions(db, FINDINGS_PREDICTION), {f.code: f.name for f in settings.findings},
         settings.diagnosis_classes, names, events, period, block)
+    gold = gold_answers(db)
+    if gold:
+        numbers.gold = scores_against_gold(reads, gold, [f.code for f in settings.findings])
     for warning in numbers.drift:
         numbers.notes.append("Drift: " + warning.sentence(names.get(warning.reader_id, str(warning.reader_id))))
     if not numbers.predicted_images:

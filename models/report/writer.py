@@ -25,7 +25,7 @@ from storage.errors import OctantError
 FIGURES = ("prevalence", "kappa", "regional_kappa", "readers", "roc", "pr", "diagnoses", "regional_confusion",
            "readers_over_time")
 TABLES = ("findings", "regions", "readers", "curves", "diagnoses", "regional_confusion", "reading_times",
-          "reading_actions", "reader_periods")
+          "reading_actions", "reader_periods", "gold_scores")
 SUMMARY = "summary.html"
 
 
@@ -297,6 +297,12 @@ def _tables(numbers: ReportNumbers, folder: Path) -> list[Path]:
           _number(p.specificity, 4), _number(p.kappa, 4),
           ";".join(m for m in ("sensitivity", "specificity") if (p.reader_id, p.period, m) in flagged)]
          for p in numbers.periods]))
+    written.append(_save_table(folder, "gold_scores", [
+        "reader_id", "reader", "gold_images", "sensitivity", "specificity", "kappa", "regional_sensitivity",
+        "regional_specificity", "diagnosis_accuracy"],
+        [[g.reader_id, name.get(g.reader_id, g.reader_id), g.images, _number(g.findings.sensitivity, 4),
+          _number(g.findings.specificity, 4), _number(g.findings.kappa, 4), _number(g.regions.sensitivity, 4),
+          _number(g.regions.specificity, 4), _number(g.diagnosis_accuracy, 4)] for g in numbers.gold]))
     return written
 
 
@@ -326,6 +332,12 @@ def summary_html(numbers: ReportNumbers, title: str, label_source: str) -> str:
         ["reader", "images", "median s / image", "mean s / image"],
         [[numbers.reader_names.get(t.reader_id, t.reader_id), t.images, _number(t.median_seconds_per_image, 1),
           _number(t.mean_seconds_per_image, 1)] for t in numbers.timings])
+    gold = _html_table(
+        ["reader", "gold images", "sensitivity", "specificity", "κ vs gold", "regional sens", "regional spec",
+         "diagnosis right"],
+        [[numbers.reader_names.get(g.reader_id, g.reader_id), g.images, _number(g.findings.sensitivity),
+          _number(g.findings.specificity), _number(g.findings.kappa), _number(g.regions.sensitivity),
+          _number(g.regions.specificity), _number(g.diagnosis_accuracy)] for g in numbers.gold])
     figures = "".join(f'<figure><img src="{name}.png" alt="{name}"><figcaption><a href="{name}.pdf">{name}.pdf</a>'
                       f"</figcaption></figure>" for name in FIGURES)
     tables = " · ".join(f'<a href="{name}.csv">{name}.csv</a>' for name in TABLES)
@@ -345,6 +357,7 @@ harmonic mean of sensitivity and specificity there; AIR is the share of activati
 <h2>Findings</h2>{findings}
 <h2>Readers against the consensus (all findings)</h2>{readers}
 <h2>Reading time (from the audit trail; gaps over 5 minutes are breaks)</h2>{timings}
+<h2>Readers against gold-standard images</h2>{gold if numbers.gold else "<p>No gold-standard images read yet.</p>"}
 <p>Tables: {tables}</p>
 <h2>Figures</h2>{figures}
 </body></html>

@@ -88,3 +88,29 @@ def test_report_is_refused_to_readers_and_bad_folders_in_one_line(project_folder
     blocker.write_text("x")
     assert main(["report", "--out", str(blocker / "r"), "--as", "Reviewer", "--project", str(project_folder)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_path, capsys):
+    from storage.project import open_project
+    from storage.readers import add_reader
+
+    with open_project(project_folder) as project:
+        add_reader(project.database, "Admin", Role.ADMIN)
+    where = ["--project", str(project_folder)]
+    assert main(["gold", "add", "1", "--finding", "haemorrhage:1,5", "--diagnosis", "mild NPDR", "--as", "Admin", *where]) == 0
+    assert "haemorrhage in [1, 5]" in capsys.readouterr().out
+    assert main(["gold", "add", "1", "--as", "Admin", *where]) == 1
+    assert "entered once" in capsys.readouterr().err
+    assert main(["gold", "list", "--as", "Dr 0", *where]) == 1
+    assert main(["gold", "mix", "--as", "Admin", *where]) == 0
+    assert main(["gold", "list", "--as", "Reviewer", *where]) == 0
+    assert "haemorrhage 1,5" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--as", "Reviewer", *where]) == 0
+    with open(out / "gold_scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # Image 1 (n = 0): two of three readers marked haemorrhage in {1, 6} / {1, 5}; the third said normal.
+    assert sorted((r["reader"], r["sensitivity"]) for r in rows) == [("Dr 0", "1.0000"), ("Dr 1", "1.0000"),
+                                                                     ("Dr 2", "0.0000")]
+    assert all(r["diagnosis_accuracy"] == "1.0000" for r in rows)
+    assert "Readers against gold-standard images" in (out / SUMMARY).read_text(encoding="utf-8")

@@ -1,0 +1,87 @@
+"""Each reader's score against the gold-standard images (quality control, ``storage.quality``).
+
+Items are every (gold image, finding) of a reader's done, gradable reads of gold images: the
+finding is present in the gold answer or absent. Finding level: sensitivity, specificity and
+Cohen's kappa of the reader's marks against gold; region level: the same over (image, finding,
+region) items, a region being "in" when the gold answer has the finding there; diagnosis: the
+share of reads giving the gold diagnosis, over gold images that have one.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from annotate.agreement import cohen_kappa_from_table
+from annotate.consensus import ReadLike
+
+
+@dataclass(frozen=True)
+class Counts:
+    true_positive: int = 0
+    false_negative: int = 0
+    true_negative: int = 0
+    false_positive: int = 0
+
+    def add(self, truth: bool, said: bool) -> "Counts":
+        tp, fn, tn, fp = self.true_positive, self.false_negative, self.true_negative, self.false_positive
+        if truth:
+            return Counts(tp + said, fn + (not said), tn, fp)
+        return Counts(tp, fn, tn + (not said), fp + said)
+
+    @property
+    def sensitivity(self) -> float:
+        found = self.true_positive + self.false_negative
+        return self.true_positive / found if found else math.nan
+
+    @property
+    def specificity(self) -> float:
+        clear = self.true_negative + self.false_positive
+        return self.true_negative / clear if clear else math.nan
+
+    @property
+    def kappa(self) -> float:
+        return cohen_kappa_from_table([[self.true_negative, self.false_positive],
+                                       [self.false_negative, self.true_positive]])
+
+
+@dataclass(frozen=True)
+class GoldScore:
+    reader_id: int
+    images: int
+    findings: Counts
+    regions: Counts
+    diagnoses_right: int
+    diagnoses_asked: int
+
+    @property
+    def diagnosis_accuracy(self) -> float:
+        return self.diagnoses_right / self.diagnoses_asked if self.diagnoses_asked else math.nan
+
+
+def scores_against_gold(reads: Iterable[tuple[int, int, ReadLike]], gold: dict, finding_codes: Sequence[str]
+                        ) -> list[GoldScore]:
+    """``reads`` as ``storage.review.iter_all_reads`` gives them; ``gold`` image id -> an answer
+    with ``findings`` (code -> regions) and ``diagnosis`` (``storage.quality.GoldAnswer``)."""
+    images: dict[int, int] = defaultdict(int)
+    findings: dict[int, Counts] = defaultdict(Counts)
+    regions: dict[int, Counts] = defaultdict(Counts)
+    right: dict[int, int] = defaultdict(int)
+    asked: dict[int, int] = defaultdict(int)
+    for image_id, reader_id, read in reads:
+        answer = gold.get(image_id)
+        if answer is None or not read.done or read.ungradable:
+            continue
+        images[reader_id] += 1
+        for code in finding_codes:
+            expected = answer.findings.get(code, frozenset())
+            said = read.regions.get(code, frozenset())
+            findings[reader_id] = findings[reader_id].add(bool(expected), bool(said))
+            for region in range(1, 9):
+                regions[reader_id] = regions[reader_id].add(region in expected, region in said)
+        if answer.diagnosis is not None:
+            asked[reader_id] += 1
+            right[reader_id] += read.diagnosis == answer.diagnosis
+    return [GoldScore(reader, images[reader], findings[reader], regions[reader], right[reader], asked[reader])
+            for reader in sorted(images)]

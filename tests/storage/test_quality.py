@@ -1,0 +1,72 @@
+"""Gold-standard images: entered once by an admin, mixed unannounced into readers' queues."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from storage.audit import audit_events
+from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError
+from storage.quality import gold_answers, mark_gold, mix_gold_into_queues
+from storage.reading import ReaderSession
+from storage.schema import Read
+from sqlalchemy import select
+
+
+def test_gold_is_entered_once_by_an_admin(clinic):
+    db = clinic.project.database
+    image = clinic.images[0]
+    for who in (clinic.reviewer, clinic.ophthalmologists[0]):
+        with pytest.raises(AccessDeniedError):
+            mark_gold(db, who.id, image, {"drusen": [2]})
+    answer = mark_gold(db, clinic.admin.id, image, {"drusen": [2, 3]}, diagnosis="no DR")
+    assert answer.findings == {"drusen": frozenset({2, 3})}
+    with pytest.raises(InvalidRequestError):
+        mark_gold(db, clinic.admin.id, image, {})
+    for findings, diagnosis, error in (({"drusen": []}, None, InvalidRequestError),
+                                       ({"drusen": [9]}, None, InvalidRequestError),
+                                       ({"no_such": [1]}, None, NotFoundError),
+                                       ({}, "no such diagnosis", NotFoundError)):
+        with pytest.raises(error):
+            mark_gold(db, clinic.admin.id, clinic.images[1], findings, diagnosis)
+    assert list(gold_answers(db)) == [image]
+    assert gold_answers(db)[image].diagnosis == "no DR"
+    assert [e.entity_id for e in audit_events(db, "gold_standard")] != []
+
+
+def test_gold_images_join_every_eligible_queue_among_unfinished_reads_unannounced(clinic):
+    db = clinic.project.database
+    reader = clinic.ophthalmologists[0]
+    session = ReaderSession(db, reader.id)
+    assert reader.role.value in clinic.project.settings().split_roles["train"]
+    before = session.queue_status()
+    first = before[0][0].id
+    session.mark_normal(first)
+    session.mark_done(first)
+    gold = next(i for i in clinic.images[:6] if i not in {record.id for record, _ in before})
+    mark_gold(db, clinic.admin.id, gold, {"haemorrhage": [1]})
+    allowed = clinic.project.settings().split_roles["train"]
+    everyone = clinic.ophthalmologists + clinic.specialists + [clinic.reviewer, clinic.admin]
+    with db.reading() as s:
+        readers_now = set(s.scalars(select(Read.reader_id).where(Read.image_id == gold)))
+    expected = {r.id for r in everyone if r.role.value in allowed} - readers_now
+    assert mix_gold_into_queues(db, clinic.admin.id, seed=3) == len(expected) > 0
+    with db.reading() as s:
+        assert set(s.scalars(select(Read.reader_id).where(Read.image_id == gold))) == readers_now | expected
+    assert mix_gold_into_queues(db, clinic.admin.id) == 0      # once only
+    after = session.queue_status()
+    assert [r.id for r, _ in after if r.id != gold] == [r.id for r, _ in before]
+    assert after[0] == (before[0][0], True)                  # the finished read keeps its place
+    assert gold in [r.id for r, _ in after[1:]]
+    gold_record = next(r for r, _ in after if r.id == gold)
+    ordinary = after[1][0] if after[1][0].id != gold else after[2][0]
+    assert type(gold_record) is type(ordinary)
+    assert {f.name for f in dataclasses.fields(gold_record)} == {f.name for f in dataclasses.fields(ordinary)}
+    assert session.read(gold) == session.read(ordinary.id)   # an untouched read, like any other
+    with db.reading() as s:
+        rows = s.execute(select(Read.reader_id, Read.position)).all()
+    for reader_id in {r for r, _ in rows}:
+        positions = sorted(p for r, p in rows if r == reader_id)
+        assert positions == list(range(len(positions)))       # the queue stays contiguous
+    with pytest.raises(AccessDeniedError):
+        mix_gold_into_queues(db, clinic.reviewer.id)
