@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 from PySide6.QtGui import QColor, QImage
 
+from models.segmentation.stored_names import LESION_NAMES, PREDICTION_KIND
 from storage.labels import ReadState
 
-PRESEGMENTATION = "presegmentation"  # models.segmentation.presegment.PREDICTION_KIND
-# models.segmentation.lesions.LESION_NAMES: the lesion channel of a finding (catalogue) -> its mask's name
-LESION_MASKS = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates",
-                "SE": "soft_exudates"}
+PRESEGMENTATION = PREDICTION_KIND
+LESION_MASKS = LESION_NAMES   # the lesion channel of a finding (catalogue) -> its mask's name
 OVERLAYS = ("vessels", "disc_cup", "lesions")
 VESSEL_COLOUR = QColor(240, 240, 240)  # neutral: the finding colours stay for findings
 DISC_COLOUR, CUP_COLOUR = QColor(255, 214, 0), QColor(255, 64, 129)

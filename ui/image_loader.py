@@ -14,12 +14,19 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from storage.errors import BadImageError, OctantError
-from ui.background import Worker, worker_pool
-from ui.assist import render_overlay
 from annotate.services.photos import read_fundus
-from ui.display_image import (DisplayImage, ShownImage, ViewAids, apply_view_aids,
-                              decode_for_display, render_shown, to_qimage)
+from storage.errors import BadImageError, OctantError
+from ui.assist import render_overlay
+from ui.background import Worker, worker_pool
+from ui.display_image import (
+    DisplayImage,
+    ShownImage,
+    ViewAids,
+    apply_view_aids,
+    decode_for_display,
+    render_shown,
+    to_qimage,
+)
 
 CACHE_SIZE = 4  # current, previous, next and one spare: ~12 MB each at 2144 × 1424 display size
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import qtawesome as qta
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
-                               QScrollArea, QWidget)
+from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError, OctantError

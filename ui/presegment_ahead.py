@@ -57,10 +57,10 @@ class PresegmentAhead(QObject):
         project, weights_dir, device = self.project, self.weights_dir, self.device
 
         def job(progress, cancel):
-            from models.engine.cancel import check_cancelled   # torch's import: seconds, not interruptible
+            from models.engine.cancel import check_cancelled  # torch's import: seconds, not interruptible
             check_cancelled(cancel)
             from models.engine.device import configure_threads
-            from models.segmentation.pipeline import load_pipeline_models   # smp and timm: seconds more
+            from models.segmentation.pipeline import load_pipeline_models  # smp and timm: seconds more
             from models.segmentation.presegment import presegment_project
 
             configure_threads(gui=True)   # this thread's networks leave a core to the reader

@@ -29,10 +29,9 @@ from torch import nn
 
 from annotate.fov import BLACK_PIXEL_LEVEL
 from models.segmentation.common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
+from models.segmentation.stored_names import LESION_CHANNELS, LESION_NAMES  # noqa: F401 (re-exported)
 from models.segmentation.tiling import predict_padded_many
 
-LESION_CHANNELS = ("MA", "HE", "EX", "SE")
-LESION_NAMES = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates", "SE": "soft_exudates"}
 IDRID_FOV_DIAMETER_PX = 3450   # IDRiD 4288 × 2848 photos: the FOV circle is ≈ 3450 px across
 
 

@@ -40,6 +40,7 @@ from models.segmentation.pipeline import (
     run_pipeline,
     run_pipeline_batch,
 )
+from models.segmentation.stored_names import PREDICTION_KIND
 from storage.command_progress import CommandProgress
 from storage.errors import CancelledError, OctantError
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from storage.project import ProjectHandle
 
 RESULT_FILE = "result.json"
-PREDICTION_KIND = "presegmentation"
 
 
 @dataclass

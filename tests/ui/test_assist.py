@@ -13,7 +13,7 @@ from storage.readers import add_reader
 from storage.reading import ReaderSession
 from tests.ui.conftest import PHOTO_SIZE, write_fundus
 from tests.ui.driving import open_window, press
-from ui.assist import LESION_MASKS, PRESEGMENTATION
+from ui.assist import PRESEGMENTATION
 
 
 def store_presegmentation(project, image_id: int) -> None:
@@ -81,12 +81,20 @@ def test_test_images_show_no_suggestions_while_the_project_hides_them(qtbot, tmp
         project.close()
 
 
-def test_names_match_the_pre_segmentation_that_stores_them():
-    from models.segmentation.lesions import LESION_NAMES
-    from models.segmentation.presegment import PREDICTION_KIND
+def test_the_workstation_reads_the_stored_names_without_loading_torch():
+    # ui.assist takes the names pre-segmentation writes from models/, not a copy, and importing
+    # it (the workstation's start) must not pay for torch.
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    assert PRESEGMENTATION == PREDICTION_KIND
-    assert LESION_MASKS == LESION_NAMES
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, ui.assist, models.segmentation.presegment as p, models.segmentation.lesions as l\n"
+            "assert ui.assist.PRESEGMENTATION is p.PREDICTION_KIND and ui.assist.LESION_MASKS is l.LESION_NAMES\n")
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True).returncode == 0
+    alone = subprocess.run([sys.executable, "-c", "import sys, ui.assist; print('torch' in sys.modules)"],
+                           cwd=root, capture_output=True, text=True)
+    assert alone.stdout.strip() == "False", alone.stderr
 
 
 def test_the_queue_is_presegmented_ahead_and_the_open_image_gets_the_models_landmarks(qtbot, reading_project,

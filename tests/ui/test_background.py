@@ -8,8 +8,14 @@ import pytest
 from PySide6.QtCore import QThread
 
 from storage.errors import CancelledError, WeightsError
-from ui.background import (DROPPED, Worker, active_workers, running_background_work,
-                           stop_all_background_work, worker_pool)
+from ui.background import (
+    DROPPED,
+    Worker,
+    active_workers,
+    running_background_work,
+    stop_all_background_work,
+    worker_pool,
+)
 
 
 def record(worker: Worker) -> list[tuple]:

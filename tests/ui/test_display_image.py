@@ -9,8 +9,7 @@ import pytest
 
 from storage.errors import BadImageError
 from tests.ui.conftest import write_fundus
-from ui.display_image import (ViewAids, apply_view_aids, decode_for_display, reduction_for,
-                              to_qimage)
+from ui.display_image import ViewAids, apply_view_aids, decode_for_display, reduction_for, to_qimage
 
 
 def test_reduction_keeps_the_long_side_at_display_size():

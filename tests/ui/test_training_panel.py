@@ -165,8 +165,8 @@ def test_refresh_counts_photos_the_readers_finished_after_the_panel_opened(qtbot
 
 def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(qtbot, labelled):
     from models.diagnosis.attention_mask import attention_train_config
-    from models.findings.guided import GuidedConfig, guided_train_config
     from models.engine.weights import starter_for
+    from models.findings.guided import GuidedConfig, guided_train_config
     from ui.training.setup import ATTENTION, available_devices
 
     made, _ = labelled

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from contextlib import closing
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QPointF
@@ -22,11 +21,11 @@ from storage.readers import find_reader, list_readers
 from ui.app import make_app
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
-from ui.shortcuts import ShortcutSheet
 from ui.screenshots.events import wait_until
 from ui.screenshots.review import review_state_screenshot
 from ui.screenshots.staging import staged_landmarks
 from ui.screenshots.training import render_training_panel_screenshot
+from ui.shortcuts import ShortcutSheet
 from ui.workstation import build_window
 
 
