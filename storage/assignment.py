@@ -107,3 +107,20 @@ def assign_readers(
             per_reader={str(r): n for r, n in per_reader.items()},
         ), reader_id)
     return AssignmentSummary(len(waiting), len(rows), per_reader, dict(per_split))
+
+
+def add_read(db: Database, image_id: int, reader_id: int, acting_reader_id: int | None = None) -> bool:
+    """Put one image in one reader's list (at the end), as importing their labels needs; one
+    audited action. False when it is there already."""
+    with db.transaction(lock="assignment") as session:
+        if session.scalar(select(Read.id).where(Read.image_id == image_id, Read.reader_id == reader_id)) is not None:
+            return False
+        if session.get(Image, image_id) is None:
+            raise InvalidRequestError(f"There is no image number {image_id} in this project; import it first.")
+        position = session.scalar(select(func.coalesce(func.max(Read.position) + 1, 0))
+                                  .where(Read.reader_id == reader_id))
+        read_id = session.scalar(insert(Read).returning(Read.id),
+                                 dict(image_id=image_id, reader_id=reader_id, position=position))
+        record(session, "read", read_id, "assign", None,
+               dict(image_id=image_id, reader_id=reader_id, position=position), acting_reader_id)
+    return True

@@ -289,8 +289,10 @@ class ReaderSession:
 
         return self._act(image_id, "clear_landmarks", change)
 
-    def restore(self, image_id: int, target: ReadState, expected: ReadState | None = None) -> ReadState:
-        """Write a whole earlier answer back as one action (undo/redo); ``done`` stays as it is.
+    def restore(self, image_id: int, target: ReadState, expected: ReadState | None = None,
+                action: str = "restore") -> ReadState:
+        """Write a whole earlier answer back as one action (undo/redo; ``action="import"`` for
+        labels read from a file); ``done`` stays as it is.
 
         With ``expected`` this is compare-and-set: when the stored answer is no longer the one this
         workstation saved (the same reader changed it elsewhere), nothing is written and
@@ -314,7 +316,7 @@ class ReaderSession:
             write_landmarks(session, image_id, self.reader.id, target.landmarks)
             return state_json(before), None  # audited as what was stored, not as what was asked
 
-        return self._act(image_id, "restore", change)
+        return self._act(image_id, action, change)
 
     def _suggestions_hidden(self, session: Session, image_id: int) -> bool:
         """Models' suggestions are kept from readers (not reviewers or admins) of an image in their

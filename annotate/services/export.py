@@ -29,6 +29,7 @@ from annotate.geometry import REGION_NAMES
 from annotate.services.coco_export import coco_document
 from annotate.services.final_labels import FinalLabels, final_labels
 from annotate.services.mask_export import write_masks
+from storage.adjudication import list_adjudications
 from storage.errors import InvalidRequestError, OctantError
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
@@ -208,6 +209,15 @@ def export_labels(project: ProjectHandle, out: str | Path, fmt: str = "csv", rea
             regions={str(code): name for code, name in REGION_NAMES.items()},
             images=[_image_json(project, image, by_image.get(image.id, []), labels, readers) for image in images],
         )
+        decided: dict[int, list[dict]] = defaultdict(list)
+        for entry in list_adjudications(db):   # the reviewers' answers, history included, in order
+            reviewer = readers.get(entry.reviewer_id)
+            decided[entry.image_id].append(dict(
+                finding=entry.finding, present=entry.present, regions=sorted(entry.regions),
+                diagnosis=entry.diagnosis, reason=entry.reason, reviewer=reviewer.name if reviewer else None,
+                reviewer_role=reviewer.role.value if reviewer else None, decided_at=entry.decided_at.isoformat()))
+        for image_entry in document["images"]:
+            image_entry["adjudications"] = decided.get(image_entry["id"], [])
 
         def write(handle):
             json.dump(document, handle, indent=1, ensure_ascii=False)
