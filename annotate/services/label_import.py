@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.adjudication import list_adjudications, record_adjudication
 from storage.assignment import add_read
@@ -26,6 +26,10 @@ from storage.images import find_image_by_sha256
 from storage.labels import LANDMARK_SOURCES, Landmarks, ReadState, state_json
 from storage.readers import Role, add_reader, find_reader, get_reader
 from storage.reading import ReaderSession
+
+if TYPE_CHECKING:
+    from storage.database import Database
+    from storage.project import ProjectHandle
 
 OCTANT_FORMAT = "octant-labels"
 IMPORT_ACTION = "import"
@@ -60,7 +64,7 @@ class LabelImportReport:
     missing: list[str] = field(default_factory=list)         # photos of the file not in the project
 
 
-def require_admin(db, reader_id: int | None) -> None:
+def require_admin(db: Database, reader_id: int | None) -> None:
     """The one check that importing labels needs an admin (and the place to switch to the
     project-wide role check)."""
     reader = get_reader(db, reader_id) if reader_id is not None else None
@@ -185,7 +189,7 @@ def read_label_file(path: Path, findings: set[str], diagnoses: set[str]) -> tupl
     return reads, adjudications, document["images"]
 
 
-def import_labels(project, path: str | Path, admin_id: int | None) -> LabelImportReport:
+def import_labels(project: ProjectHandle, path: str | Path, admin_id: int | None) -> LabelImportReport:
     """Write the labels of ``path`` into ``project`` as admin ``admin_id``."""
     db = project.database
     require_admin(db, admin_id)
