@@ -28,7 +28,10 @@ def register(subparsers) -> None:
     add_precision_argument(gui)   # remembered as the workstation's setting
     gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.engine.device.configure_threads)
     shot = subparsers.add_parser(
-        "screenshot", help="render the workstation's main states to PNG files (offscreen)")
+        "screenshot", help="render the workstation's main states to PNG files (offscreen)",
+        description="Render the workstation's main states, the review screen and the training panel to "
+                    "PNG files, offscreen, on a copy of the project's database. Without --project, a "
+                    "pre-segmented demo project in a temporary folder.")
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
