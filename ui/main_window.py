@@ -31,6 +31,8 @@ from ui.window_actions import add_action, build_toolbar_and_menus
 from ui.workstation_settings import workstation_settings
 
 ZOOM_STEP = 1.25
+# Docks never narrower than this (pixels): reader name, progress and finding names stay whole.
+DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +79,8 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # A remembered layout cannot squeeze a dock below what keeps its names legible.
+        scroll.setMinimumWidth(DOCK_MIN_WIDTH[name])
         dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)

@@ -26,13 +26,20 @@ TOOLBAR = ("previous", "next", "next_unfinished", None, "undo", "redo", None, "f
            "actual_size", "zoom_in", "zoom_out", None, "regions", "green", "clahe", "aids", None,
            "accept_suggestions", "overlay_vessels", "overlay_disc_cup", "overlay_lesions", None,
            "shortcuts")
+# Menu entries whose binding text, cut at its first " (" or ":", would lose what tells them apart
+# ("Model overlay" three times, "1" for 1:1).
+MENU_TEXT = {
+    "actual_size": "Actual size (1:1)",
+    "overlay_vessels": "Vessels overlay", "overlay_disc_cup": "Disc and cup overlay",
+    "overlay_lesions": "Lesions overlay",
+}
 CHECKABLE = {"regions", "green", "clahe", "ungradable", "overlay_vessels", "overlay_disc_cup",
              "overlay_lesions"}
 
 
 def add_action(window, binding: Binding, slot) -> QAction:
     """A window-wide action (works also when hidden from toolbar and menus)."""
-    action = QAction(binding.text.split(" (")[0].split(":")[0], window)
+    action = QAction(MENU_TEXT.get(binding.name, binding.text.split(" (")[0].split(":")[0]), window)
     action.setShortcuts([QKeySequence(k) for k in binding.keys])
     action.setToolTip(f"{binding.text}  [{binding.keys[0]}]")
     action.setStatusTip(binding.text)

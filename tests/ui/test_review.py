@@ -168,6 +168,7 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 1e-6},
                    {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
     window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)      # the model's panel; computed when shown
     qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
     choose_queue(window, MODEL_VS_CONSENSUS)
     ids = review_project.image_ids
@@ -196,6 +197,7 @@ def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, re
                  {"architecture": "guided", "network": f"guided:{FINDING}", "config": config.to_dict(),
                   "metrics": {"val_threshold": 1e-6}})
     window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)      # the model's panel; computed when shown
     assert set(window.models) == {FINDING}        # drusen etc. ship no starter weights
     qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
     choose_queue(window, MODEL_VS_CONSENSUS)

@@ -155,6 +155,8 @@ class ReviewWindow(QWidget):
         """Reader 1–3, consensus or model on the enlarged canvas (keys 1, 2, 3, C, M)."""
         self.tabs.setCurrentWidget(self.enlarged)
         self.enlarged.show_source(name)
+        if name == MODEL and self.current and self.data is not None:
+            self._show_model(*self.current)
 
     def _toggle_side_by_side(self) -> None:
         self.tabs.setCurrentWidget(self.enlarged if self.tabs.currentWidget() is self.side_by_side
@@ -336,7 +338,10 @@ class ReviewWindow(QWidget):
                 self.loader.fit_size = self.enlarged.canvas.fit_size()
                 self.loader.request(image_id, record.path, (record.width, record.height))
                 self._prefetch_next()
-        self._show_model(image_id, finding)
+        # The activation map costs a full-resolution decode and a forward pass: only when it is shown,
+        # so that moving through the queue does not wait behind it on a small CPU.
+        if self.tabs.currentWidget() is self.side_by_side or self.enlarged.source == MODEL:
+            self._show_model(image_id, finding)
 
     def _prefetch_next(self) -> None:
         following = self.queues.neighbour(1)

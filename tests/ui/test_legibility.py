@@ -1,0 +1,35 @@
+"""What a reader must be able to read (issue 19 point 9): docks keep a legible width whatever layout
+was remembered, and every menu entry says what it does, once."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget
+
+from tests.ui.driving import open_window
+
+
+def test_a_squeezed_remembered_layout_leaves_the_docks_legible(qtbot, reading_project):
+    from ui.main_window import DOCK_MIN_WIDTH
+
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id, size=(1600, 1000))
+    docks = {name: window.findChild(QDockWidget, f"dock_{name}") for name in DOCK_MIN_WIDTH}
+    window.resizeDocks(list(docks.values()), [40, 40], Qt.Orientation.Horizontal)   # as a 50 × 50 run left it
+    qtbot.wait(50)
+    window.close()                       # remembers the layout
+    again = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id, size=None)
+    again.resize(1600, 1000)
+    qtbot.wait(50)
+    for name, minimum in DOCK_MIN_WIDTH.items():
+        assert again.findChild(QDockWidget, f"dock_{name}").width() >= minimum
+
+
+def test_menu_entries_are_unique_and_whole(qtbot, reading_project):
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    for top in window.menuBar().actions():
+        texts = [a.text() for a in top.menu().actions() if not a.isSeparator() and a.text()]
+        assert len(texts) == len(set(texts)), (top.text(), texts)
+        assert all(len(text) > 2 for text in texts), (top.text(), texts)
+    view = [a.text() for a in next(t for t in window.menuBar().actions() if t.text() == "&View").menu().actions()]
+    model = [a.text() for a in next(t for t in window.menuBar().actions() if t.text() == "&Model").menu().actions()]
+    assert "Actual size (1:1)" in view
+    assert {"Vessels overlay", "Disc and cup overlay", "Lesions overlay"} <= set(model)
