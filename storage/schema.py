@@ -220,6 +220,19 @@ class GoldStandard(Base):
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class RepeatRead(Base):
+    """A read reopened for a blind repeat: the reader's first answer (``storage.labels.state_json``),
+    kept to measure intra-reader agreement against the answer they give again."""
+
+    __tablename__ = "repeat_read"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    read_id: Mapped[int] = mapped_column(ForeignKey("read.id", ondelete="CASCADE"), unique=True)
+    first_answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reopened_by: Mapped[int | None] = mapped_column(ForeignKey("reader.id", ondelete="SET NULL"))
+    reopened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 class AuditEvent(Base):
     """Append-only and hash-chained (storage/audit.py; triggers in migration 0003_audit_chain)."""
 

@@ -11,7 +11,7 @@ import main
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("init", "readers", "assign", "status", "import", "export", "regions",
-            "train-seg", "presegment", "train", "gui", "screenshot", "report", "label-source", "screen", "gold")
+            "train-seg", "presegment", "train", "gui", "screenshot", "report", "label-source", "screen", "gold", "repeats")
 
 
 def test_every_command_is_registered():

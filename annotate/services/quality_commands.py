@@ -5,6 +5,8 @@ for a project image (findings not named are absent), entered once.
 ``gold mix --as ADMIN [--seed N]``: every eligible reader gets a read of every gold image, at a
 random place among their unfinished reads; readers are not told which images these are.
 ``gold list --as REVIEWER_OR_ADMIN``: the gold images and their answers.
+``repeats --share S --as ADMIN [--seed N]``: reopen share S of each reader's finished reads for a
+blind repeat read (their first answer is kept for intra-reader agreement).
 """
 from __future__ import annotations
 
@@ -52,6 +54,28 @@ def run_gold(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_repeats(args: argparse.Namespace) -> int:
+    from annotate.services.commands import resolve_reader
+    from storage.commands import open_project_from_args
+    from storage.quality import schedule_repeats
+
+    with open_project_from_args(args) as project:
+        reader = resolve_reader(project, args.as_reader)
+        reopened = schedule_repeats(project.database, reader.id, args.share, args.seed)
+    print(f"Reopened {reopened} finished reads for blind repeat reading.")
+    return 0
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction above 0 and at most 1 (e.g. 0.05), not {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
 
@@ -71,3 +95,13 @@ def register(subparsers) -> None:
                             help="an admin (list: a reviewer or admin), by name or number")
         add_project_argument(parser)
         parser.set_defaults(func=run_gold)
+
+    repeats = subparsers.add_parser("repeats", help="reopen a share of finished reads for blind repeat reading (admins)",
+                                    description="Reopen a share of each reader's finished reads, blank and unannounced, "
+                                                "at a random place among their unfinished reads; the first answers are "
+                                                "kept for intra-reader agreement in the report.")
+    repeats.add_argument("--share", type=_share, default=0.05, help="fraction of each reader's finished reads (default 0.05)")
+    repeats.add_argument("--seed", type=int, default=0, help="selection and placement seed (default 0)")
+    repeats.add_argument("--as", dest="as_reader", required=True, metavar="NAME", help="an admin, by name or number")
+    add_project_argument(repeats)
+    repeats.set_defaults(func=run_repeats)

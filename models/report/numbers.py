@@ -28,7 +28,7 @@ from annotate.agreement import (
     regional_agreement,
 )
 from annotate.consensus import ABSENT, PRESENT
-from annotate.quality import GoldScore
+from annotate.quality import GoldScore, RepeatScore
 from annotate.services.final_labels import FinalLabels
 from models.metrics.classification import OperatingPoint
 from models.metrics.curves import (
@@ -104,6 +104,7 @@ class ReportNumbers:
     period_kind: str = "week"          # "week" | "images"
     drift: list[DriftWarning] = field(default_factory=list)
     gold: list[GoldScore] = field(default_factory=list)     # readers against gold-standard images
+    repeats: list[RepeatScore] = field(default_factory=list)   # readers against themselves
 
     def finding(self, code: str) -> FindingNumbers:
         return next(f for f in self.findings if f.code == code)

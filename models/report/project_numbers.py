@@ -3,14 +3,14 @@ stored predictions, for a reviewer or admin (``ReviewSession`` refuses anyone el
 from __future__ import annotations
 
 from annotate.analytics import ReadEvent
-from annotate.quality import scores_against_gold
+from annotate.quality import intra_reader_agreement, scores_against_gold
 from annotate.services.final_labels import final_labels
 from models.report.numbers import ReportNumbers, report_numbers
 from storage.activity import read_actions
 from storage.database import Database
 from storage.predictions import FINDINGS_PREDICTION, latest_predictions
 from storage.project import LABEL_SOURCES, project_settings
-from storage.quality import gold_answers
+from storage.quality import gold_answers, repeat_first_answers
 from storage.readers import list_readers
 from storage.review import ReviewSession
 
@@ -26,6 +26,9 @@ def project_numbers(db: Database, reader_id: int, period: str = "week", block: i
     numbers = report_numbers(
         labels, latest_predictions(db, FINDINGS_PREDICTION), {f.code: f.name for f in settings.findings},
         settings.diagnosis_classes, names, events, period, block)
+    firsts = repeat_first_answers(db)
+    if firsts:
+        numbers.repeats = intra_reader_agreement(reads, firsts, [f.code for f in settings.findings])
     gold = gold_answers(db)
     if gold:
         numbers.gold = scores_against_gold(reads, gold, [f.code for f in settings.findings])

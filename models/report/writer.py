@@ -25,7 +25,7 @@ from storage.errors import OctantError
 FIGURES = ("prevalence", "kappa", "regional_kappa", "readers", "roc", "pr", "diagnoses", "regional_confusion",
            "readers_over_time")
 TABLES = ("findings", "regions", "readers", "curves", "diagnoses", "regional_confusion", "reading_times",
-          "reading_actions", "reader_periods", "gold_scores")
+          "reading_actions", "reader_periods", "gold_scores", "repeat_scores")
 SUMMARY = "summary.html"
 
 
@@ -303,6 +303,10 @@ def _tables(numbers: ReportNumbers, folder: Path) -> list[Path]:
         [[g.reader_id, name.get(g.reader_id, g.reader_id), g.images, _number(g.findings.sensitivity, 4),
           _number(g.findings.specificity, 4), _number(g.findings.kappa, 4), _number(g.regions.sensitivity, 4),
           _number(g.regions.specificity, 4), _number(g.diagnosis_accuracy, 4)] for g in numbers.gold]))
+    written.append(_save_table(folder, "repeat_scores", [
+        "reader_id", "reader", "repeats", "intra_reader_kappa", "regional_kappa", "found_again", "diagnosis_agreement"],
+        [[r.reader_id, name.get(r.reader_id, r.reader_id), r.repeats, _number(r.kappa, 4), _number(r.regional_kappa, 4),
+          _number(r.findings.sensitivity, 4), _number(r.diagnosis_agreement, 4)] for r in numbers.repeats]))
     return written
 
 
@@ -338,6 +342,10 @@ def summary_html(numbers: ReportNumbers, title: str, label_source: str) -> str:
         [[numbers.reader_names.get(g.reader_id, g.reader_id), g.images, _number(g.findings.sensitivity),
           _number(g.findings.specificity), _number(g.findings.kappa), _number(g.regions.sensitivity),
           _number(g.regions.specificity), _number(g.diagnosis_accuracy)] for g in numbers.gold])
+    repeats = _html_table(
+        ["reader", "repeats", "intra-reader κ", "regional κ", "found again", "same diagnosis"],
+        [[numbers.reader_names.get(r.reader_id, r.reader_id), r.repeats, _number(r.kappa), _number(r.regional_kappa),
+          _number(r.findings.sensitivity), _number(r.diagnosis_agreement)] for r in numbers.repeats])
     figures = "".join(f'<figure><img src="{name}.png" alt="{name}"><figcaption><a href="{name}.pdf">{name}.pdf</a>'
                       f"</figcaption></figure>" for name in FIGURES)
     tables = " · ".join(f'<a href="{name}.csv">{name}.csv</a>' for name in TABLES)
@@ -358,6 +366,7 @@ harmonic mean of sensitivity and specificity there; AIR is the share of activati
 <h2>Readers against the consensus (all findings)</h2>{readers}
 <h2>Reading time (from the audit trail; gaps over 5 minutes are breaks)</h2>{timings}
 <h2>Readers against gold-standard images</h2>{gold if numbers.gold else "<p>No gold-standard images read yet.</p>"}
+<h2>Readers against themselves (blind repeat reads)</h2>{repeats if numbers.repeats else "<p>No repeat reads done yet.</p>"}
 <p>Tables: {tables}</p>
 <h2>Figures</h2>{figures}
 </body></html>

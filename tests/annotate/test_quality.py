@@ -31,3 +31,20 @@ def test_scores_against_gold_equal_sklearn():
     assert (first.regions.true_positive, first.regions.false_negative, first.regions.false_positive) == (1, 2, 2)
     assert (first.diagnoses_right, first.diagnoses_asked) == (1, 2) and first.diagnosis_accuracy == 0.5
     assert (second.reader_id, second.images, second.findings.true_positive, second.diagnosis_accuracy) == (8, 1, 1, 1.0)
+
+
+def test_intra_reader_agreement_equals_sklearn_kappa():
+    from annotate.quality import intra_reader_agreement
+
+    firsts = {(1, 7): dict(regions={"haemorrhage": [1, 5]}, ungradable=False, diagnosis="PDR"),
+              (2, 7): dict(regions={}, ungradable=False, diagnosis="no DR"),
+              (3, 7): dict(regions={"drusen": [2]}, ungradable=False, diagnosis=None),
+              (4, 7): dict(regions={}, ungradable=True, diagnosis=None)}             # ungradable first: left out
+    reads = [(1, 7, marks(haemorrhage={1}, diagnosis="PDR")), (2, 7, marks(drusen={4}, diagnosis="mild NPDR")),
+             (3, 7, marks(drusen={2})), (4, 7, normal()), (5, 7, normal())]
+    (score,) = intra_reader_agreement(reads, firsts, FINDINGS)
+    was = [True, False, False, False, False, True]
+    now = [True, False, False, True, False, True]
+    assert score.repeats == 3 and score.kappa == pytest.approx(cohen_kappa_score(was, now))
+    assert (score.regions.true_positive, score.regions.false_negative, score.regions.false_positive) == (2, 1, 1)
+    assert (score.diagnoses_same, score.diagnoses_both) == (1, 2)

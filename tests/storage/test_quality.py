@@ -70,3 +70,39 @@ def test_gold_images_join_every_eligible_queue_among_unfinished_reads_unannounce
         assert positions == list(range(len(positions)))       # the queue stays contiguous
     with pytest.raises(AccessDeniedError):
         mix_gold_into_queues(db, clinic.reviewer.id)
+
+
+def test_repeats_reopen_a_share_of_finished_reads_blank_and_keep_the_first_answer(clinic):
+    from storage.quality import repeat_first_answers, schedule_repeats
+    from storage.review import ReviewSession
+
+    db = clinic.project.database
+    reader = clinic.ophthalmologists[0]
+    session = ReaderSession(db, reader.id)
+    queue = [r.id for r in session.queue()]
+    for image in queue:
+        session.set_regions(image, "drusen", {2})
+        session.set_diagnosis(image, "no DR")
+        session.mark_done(image)
+    with pytest.raises(AccessDeniedError):
+        schedule_repeats(db, clinic.reviewer.id, 0.5)
+    with pytest.raises(InvalidRequestError):
+        schedule_repeats(db, clinic.admin.id, 0)
+    assert schedule_repeats(db, clinic.admin.id, share=0.5, seed=1) == round(0.5 * len(queue))
+    firsts = repeat_first_answers(db)
+    reopened = [image for (image, who) in firsts if who == reader.id]
+    assert len(reopened) == round(0.5 * len(queue))
+    for image in reopened:
+        assert firsts[(image, reader.id)]["regions"] == {"drusen": [2]}
+        assert session.read(image) == session.read(image).__class__()          # blank, unfinished: like a new read
+    assert sorted(r.id for r in session.queue()) == sorted(queue)            # the same images, nothing added
+    assert session.progress().done == len(queue) - len(reopened)
+    assert session.next_unfinished().id in reopened
+    with db.reading() as s:
+        positions = sorted(s.scalars(select(Read.position).where(Read.reader_id == reader.id)))
+    assert positions == list(range(len(queue)))
+    assert schedule_repeats(db, clinic.admin.id, share=1.0) == len(queue) - len(reopened)   # never twice
+    events = [e for e in audit_events(db, "read") if e.action == "reopen_for_repeat"]
+    assert events and all(e.reader_id == clinic.admin.id for e in events)
+    reads = {(i, r): state for i, r, state in ReviewSession(db, clinic.admin.id).all_reads()}
+    assert all(not reads[key].done and not reads[key].regions for key in repeat_first_answers(db))

@@ -92,7 +92,7 @@ def test_report_is_refused_to_readers_and_bad_folders_in_one_line(project_folder
 
 def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_path, capsys):
     from storage.project import open_project
-    from storage.readers import add_reader
+    from storage.readers import add_reader, list_readers
 
     with open_project(project_folder) as project:
         add_reader(project.database, "Admin", Role.ADMIN)
@@ -114,3 +114,27 @@ def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_pat
                                                                      ("Dr 2", "0.0000")]
     assert all(r["diagnosis_accuracy"] == "1.0000" for r in rows)
     assert "Readers against gold-standard images" in (out / SUMMARY).read_text(encoding="utf-8")
+
+    # Repeats: every finished read reopened; Dr 0 reads everything again the same way but one image.
+    assert main(["repeats", "--share", "1", "--as", "Reviewer", *where]) == 1           # admins only
+    assert main(["repeats", "--share", "1", "--as", "Admin", *where]) == 0
+    from storage.quality import repeat_first_answers
+    from storage.reading import ReaderSession
+    with open_project(project_folder) as project:
+        db = project.database
+        dr0 = next(r for r in list_readers(db) if r.name == "Dr 0").id
+        for (image, reader), first in repeat_first_answers(db).items():
+            if reader != dr0:
+                continue
+            session = ReaderSession(db, reader)
+            regions = first["regions"].get("haemorrhage")
+            if regions and image != 4:
+                session.set_regions(image, "haemorrhage", set(regions))
+            else:
+                session.mark_normal(image)
+            session.mark_done(image)
+    assert main(["report", "--out", str(out / "again"), "--as", "Reviewer", *where]) == 0
+    with open(out / "again" / "repeat_scores.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    # Gold image 1 is never repeated; Dr 0 marked haemorrhage on images 4, 5, 7, 10 and misses 4 again.
+    assert (row["reader"], row["repeats"], row["found_again"]) == ("Dr 0", "11", "0.7500")
