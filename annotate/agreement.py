@@ -139,7 +139,7 @@ def pairwise_cohen_kappa(consensus: ProjectConsensus, finding: str | None = None
     marks = _marks(consensus)[:, :, _finding_slice(consensus, finding)]
     readers, dense = _dense_reader_index(consensus)
     count = len(readers)
-    tables = np.zeros(count * count * 4, np.int64)
+    tables: np.ndarray = np.zeros(count * count * 4, np.int64)   # reshaped to [reader, reader, 2, 2] below
     for s, r in combinations(range(t.reader_ids.shape[1]), 2):
         both = t.gradable[:, s] & t.gradable[:, r]
         a, b = dense[both, s], dense[both, r]
@@ -174,7 +174,7 @@ def readers_against_consensus(consensus: ProjectConsensus, finding: str | None =
     state = consensus.state[:, chosen]
     decided = (state == PRESENT) | (state == ABSENT)
     readers, slot_reader = _dense_reader_index(consensus)
-    counts = np.zeros(len(readers) * 4, np.int64)
+    counts: np.ndarray = np.zeros(len(readers) * 4, np.int64)   # reshaped to [reader, 4] below
     for s in range(t.reader_ids.shape[1]):
         valid = t.gradable[:, s][:, None] & decided                 # [N, F]
         rows, cols = np.nonzero(valid)

@@ -79,8 +79,8 @@ class PeriodAgreement:
 
     @property
     def kappa(self) -> float:
-        return cohen_kappa_from_table([[self.true_negative, self.false_positive],
-                                       [self.false_negative, self.true_positive]])
+        return cohen_kappa_from_table(np.array([[self.true_negative, self.false_positive],
+                                                [self.false_negative, self.true_positive]]))
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ def reading_times(events: Iterable[ReadEvent], idle_limit_s: float = IDLE_LIMIT_
         per_action[event.reader_id][event.action].append(seconds)
     timings = []
     for reader in sorted(per_image):
-        seconds = list(per_image[reader].values())
+        durations = list(per_image[reader].values())
         timings.append(ReaderTiming(
-            reader, len(seconds), statistics.median(seconds), statistics.fmean(seconds),
+            reader, len(durations), statistics.median(durations), statistics.fmean(durations),
             {action: (len(values), statistics.median(values)) for action, values in sorted(per_action[reader].items())}))
     return timings
 

@@ -19,8 +19,9 @@ Everything is computed on numpy arrays ``[images, readers, findings]`` so that a
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -34,11 +35,16 @@ NO_READER = -1
 class ReadLike(Protocol):
     """What consensus needs of a reader's read (``storage.reading.ReadState`` fits)."""
 
-    regions: dict[str, frozenset[int]]
-    normal: bool
-    ungradable: bool
-    diagnosis: str | None
-    done: bool
+    @property
+    def regions(self) -> dict[str, frozenset[int]]: ...
+    @property
+    def normal(self) -> bool: ...
+    @property
+    def ungradable(self) -> bool: ...
+    @property
+    def diagnosis(self) -> str | None: ...
+    @property
+    def done(self) -> bool: ...
 
 
 def regions_to_bits(regions: Iterable[int]) -> int:
@@ -131,8 +137,8 @@ def collect_reads(
         table.diagnosis[rows, cols] = [index[d] if d else -1 for d in diagnoses]
         table.diagnosis_names = names
     if marks:
-        rows, cols, findings, bits = (np.asarray(v) for v in zip(*marks))
-        table.region_bits[rows, cols, findings] = bits
+        mark_rows, mark_cols, findings, bits = (np.asarray(v) for v in zip(*marks))
+        table.region_bits[mark_rows, mark_cols, findings] = bits
     return table
 
 

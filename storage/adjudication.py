@@ -143,9 +143,9 @@ def record_adjudication(
                            else Adjudication.finding_id == finding_id)
             .order_by(Adjudication.id.desc()).limit(1)).first()
         decided_at = utc_now()
-        row_id = session.scalar(insert(Adjudication).returning(Adjudication.id), dict(
+        row_id = session.execute(insert(Adjudication).returning(Adjudication.id), dict(
             image_id=image_id, finding_id=finding_id, present=present, regions=mask,
-            diagnosis_class_id=diagnosis_id, reason=reason, reviewer_id=reviewer_id, decided_at=decided_at))
+            diagnosis_class_id=diagnosis_id, reason=reason, reviewer_id=reviewer_id, decided_at=decided_at)).scalar_one()
         entry = AdjudicationRecord(row_id, image_id, finding, present, mask_to_regions(mask), diagnosis, reason,
                                    reviewer_id, decided_at)
         record(session, "adjudication", row_id, "create",

@@ -70,12 +70,12 @@ def assign_readers(
             if len(assigned.get(row.id, ())) < readers_per_image
         ]
         for split in sorted({split for _, split in waiting}):
-            have = len(eligible.get(split, []))
-            if have < readers_per_image:
+            available = len(eligible.get(split, []))
+            if available < readers_per_image:
                 roles = ", ".join(sorted(allowed.get(split, ()))) or "no role"
                 raise InvalidRequestError(
                     f"The {split} images need {readers_per_image} readers with roles allowed for {split} "
-                    f"({roles}) but there are {have}; add readers with `readers add` first."
+                    f"({roles}) but there are {available}; add readers with `readers add` first."
                 )
         load = Counter({r: 0 for readers in eligible.values() for r in readers})
         load.update(dict(session.execute(select(Read.reader_id, func.count()).group_by(Read.reader_id)).all()))

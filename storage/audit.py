@@ -24,9 +24,9 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.database import Database
@@ -45,7 +45,7 @@ def _operating_system_user() -> str:
 ACTOR = _operating_system_user()
 GENESIS = "0" * 64  # prev_hash of the first event
 AUDIT_LOCK_KEY = 100  # pg_advisory_xact_lock(LOCK_NAMESPACE, 100): one appender at a time
-_AUDIT = AuditEvent.__table__
+_AUDIT = cast(Table, AuditEvent.__table__)   # declarative classes type __table__ as a FromClause
 _INSERT_EVENT = insert(_AUDIT)  # prebuilt: recorded on every save
 _LAST_EVENT = select(_AUDIT.c.id, _AUDIT.c.row_hash).order_by(_AUDIT.c.id.desc()).limit(1)
 _PG_APPEND = text(f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {AUDIT_LOCK_KEY}), clock_timestamp()")

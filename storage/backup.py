@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from storage.audit import record, verify
-from storage.database import DATABASE_FILENAME, BUSY_TIMEOUT_MS, Database, check_revision, sqlite_revision, sqlite_url
+from storage.database import BUSY_TIMEOUT_MS, DATABASE_FILENAME, Database, check_revision, sqlite_revision, sqlite_url
 from storage.errors import DatabaseError, InvalidRequestError, NotFoundError, OctantError
 
 BACKUPS_FOLDER = "backups"
@@ -73,6 +73,8 @@ def _sha256(path: Path) -> str:
 def _sqlite_path(db: Database) -> Path:
     if db.engine.dialect.name != "sqlite":
         raise BackupNotPossible(PG_DUMP_ADVICE)
+    if not db.engine.url.database:
+        raise BackupNotPossible("An in-memory database has no file to back up; open a project folder.")
     return Path(db.engine.url.database)
 
 

@@ -59,7 +59,10 @@ def alembic_config() -> Config:
 
 def known_revisions() -> tuple[set[str], str]:
     script = ScriptDirectory.from_config(alembic_config())
-    return {rev.revision for rev in script.walk_revisions()}, script.get_current_head()
+    head = script.get_current_head()
+    if head is None:   # the package's migrations folder lost its files
+        raise DatabaseError("Octant's database migrations are missing; reinstall Octant.")
+    return {rev.revision for rev in script.walk_revisions()}, head
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
@@ -86,7 +89,7 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         # instead of failing when another process wrote between their read and their write.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         if mode == "IMMEDIATE":
-            _begin_immediate(connection.connection.driver_connection, busy_timeout_ms)
+            _begin_immediate(connection.connection.driver_connection, busy_timeout_ms)  # type: ignore[arg-type]
         else:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
@@ -160,7 +163,7 @@ def translated_errors() -> Iterator[None]:
 
 
 def _sqlite_user_error(error: sa_exc.DatabaseError) -> DatabaseError | None:
-    return sqlite_problem(error.orig)
+    return None if error.orig is None else sqlite_problem(error.orig)
 
 
 def sqlite_problem(error: BaseException) -> DatabaseError | None:

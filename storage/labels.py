@@ -6,10 +6,11 @@ Region sets travel as ``frozenset[int]`` of codes 1..8 (``docs/geometry.md``) an
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFoundError
@@ -69,12 +70,12 @@ class QueueProgress:
 
 # Core tables: the hot paths (saving a label, next in queue) use prebuilt Core statements with
 # bound parameters, which skips most of the ORM's per-statement work (see bench_storage.py).
-READ = Read.__table__
-REGIONAL_LABEL = RegionalLabel.__table__
+READ = cast(Table, Read.__table__)   # declarative classes type __table__ as a FromClause
+REGIONAL_LABEL = cast(Table, RegionalLabel.__table__)
 FINDING = Finding.__table__
-DIAGNOSIS_LABEL = DiagnosisLabel.__table__
-DIAGNOSIS_CLASS = DiagnosisClass.__table__
-LANDMARK = Landmark.__table__
+DIAGNOSIS_LABEL = cast(Table, DiagnosisLabel.__table__)
+DIAGNOSIS_CLASS = cast(Table, DiagnosisClass.__table__)
+LANDMARK = cast(Table, Landmark.__table__)
 
 READ_COLUMNS = (READ.c.id, READ.c.image_id, READ.c.reader_id, READ.c.normal, READ.c.ungradable,
                 READ.c.comment, READ.c.done)
@@ -103,7 +104,7 @@ def landmarks_of(row) -> Landmarks:
     return Landmarks((row.disc_x, row.disc_y), (row.fovea_x, row.fovea_y), row.source)
 
 
-def load_read_states(session: Executor, reads: list) -> dict[int, ReadState]:
+def load_read_states(session: Executor, reads: Sequence[Any]) -> dict[int, ReadState]:
     """ReadStates for rows selected with READ_COLUMNS (in that order), keyed by read id.
 
     Three queries whatever the number of reads; rows are unpacked as tuples because this also

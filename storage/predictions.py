@@ -32,8 +32,8 @@ def save_prediction(
     """Store one model output for an image (e.g. kind "regions", "lesions"); newest wins on read."""
     with db.transaction() as session:
         _require_image(session, image_id)
-        prediction_id = session.scalar(insert(Prediction).returning(Prediction.id), dict(
-            image_id=image_id, kind=kind, payload=payload, model_version=model_version, created_at=utc_now()))
+        prediction_id = session.execute(insert(Prediction).returning(Prediction.id), dict(
+            image_id=image_id, kind=kind, payload=payload, model_version=model_version, created_at=utc_now())).scalar_one()
         record(session, "prediction", prediction_id, "create", None,
                dict(image_id=image_id, kind=kind, model_version=model_version))
     return prediction_id
@@ -68,9 +68,9 @@ def save_model_landmarks(
     """A model's disc and fovea for an image, offered to readers by ``ReaderSession.model_landmarks``."""
     with db.transaction() as session:
         _require_image(session, image_id)
-        landmark_id = session.scalar(insert(Landmark).returning(Landmark.id), dict(
+        landmark_id = session.execute(insert(Landmark).returning(Landmark.id), dict(
             image_id=image_id, reader_id=None, source="model", disc_x=float(disc[0]), disc_y=float(disc[1]),
-            fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now()))
+            fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now())).scalar_one()
         record(session, "landmark", landmark_id, "create", None,
                dict(image_id=image_id, disc=list(disc), fovea=list(fovea), model_version=model_version))
 
@@ -106,9 +106,9 @@ def register_model(
     with db.transaction(lock="models") as session:
         if active:
             session.execute(update(TrainedModel).where(TrainedModel.network == network).values(active=False))
-        model_id = session.scalar(insert(TrainedModel).returning(TrainedModel.id), dict(
+        model_id = session.execute(insert(TrainedModel).returning(TrainedModel.id), dict(
             name=name, network=network, metrics=metrics, config=config, label_snapshot=label_snapshot,
-            path=str(path), active=active, created_at=utc_now()))
+            path=str(path), active=active, created_at=utc_now())).scalar_one()
         record(session, "trained_model", model_id, "create", None,
                dict(name=name, network=network, metrics=metrics, path=str(path), active=active))
     return model_id

@@ -5,7 +5,7 @@ once) and the photographs. Settings changes are audited like labels.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -87,7 +87,7 @@ def parse_label_source(text: str) -> str:
         f"Unknown label source {text!r}; use consensus or adjudicated (adjudicated, else consensus).")
 
 
-def _role_lists(split_roles: dict[str, Iterable[str]]) -> dict[str, list[str]]:
+def _role_lists(split_roles: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     from storage.readers import Role  # readers imports this module for settings
 
     allowed = {role.value for role in Role}
@@ -271,7 +271,7 @@ def update_finding(
         others = session.scalars(select(Finding).where(Finding.active, Finding.id != finding.id))
         if finding.active:
             check_findings([
-                FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel)  # type: ignore[arg-type]
+                FindingSpec(f.code, f.name, f.key, f.size_class, f.lesion_channel)
                 for f in [*others, finding]
             ])
         record(session, "finding", finding.id, "update", before, dict(changes), reader_id)

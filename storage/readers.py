@@ -85,10 +85,10 @@ def add_reader(
     with db.transaction(lock="readers") as session:
         if session.scalar(select(Reader.id).where(Reader.name == name)) is not None:
             raise InvalidRequestError(f"A reader called {name!r} exists already; choose another name.")
-        reader_id = session.scalar(
+        reader_id = session.execute(
             insert(Reader).returning(Reader.id),
             dict(name=name, role=role.value, pin_hash=hash_pin(pin) if pin else None, active=True),
-        )
+        ).scalar_one()
         record(session, "reader", reader_id, "create", None,
                dict(name=name, role=role.value, has_pin=pin is not None), acting_reader_id)
     return ReaderInfo(reader_id, name, role, pin is not None, True)

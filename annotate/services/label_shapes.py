@@ -25,8 +25,9 @@ def shared_landmarks(reads: Iterable[ReadState], model: Landmarks | None = None)
             [s.landmarks for s in states if s.landmarks is not None]
     if not marks:
         return model
-    disc = tuple(float(v) for v in np.mean([m.disc for m in marks], axis=0))
-    fovea = tuple(float(v) for v in np.mean([m.fovea for m in marks], axis=0))
+    disc_x, disc_y = np.mean([m.disc for m in marks], axis=0)
+    fovea_x, fovea_y = np.mean([m.fovea for m in marks], axis=0)
+    disc, fovea = (float(disc_x), float(disc_y)), (float(fovea_x), float(fovea_y))
     return Landmarks(disc, fovea, "manual")
 
 

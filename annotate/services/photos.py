@@ -138,6 +138,7 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: boo
     if reduce not in _REDUCED_FLAGS:
         raise ValueError(f"reduce must be one of {sorted(_REDUCED_FLAGS)}, not {reduce}")
     kind = require_image_format(data, name)
+    image: np.ndarray | None
     if kind == "DICOM":
         image = decode_dicom(data, name)
         if reduce == 1:

@@ -18,7 +18,10 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:  # developer use: `alembic -c storage/alembic.ini ...`
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("Set sqlalchemy.url in the Alembic configuration to run migrations by hand.")
+        engine = create_engine(url)
         with engine.connect() as connection:
             _run(connection)
         return
