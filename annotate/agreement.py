@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from annotate.consensus import ABSENT, PRESENT, ProjectConsensus
 
@@ -86,7 +87,7 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     return (float(per_item.mean()) - chance) / (1.0 - chance)
 
 
-def cohen_kappa_from_table(table: np.ndarray) -> float:
+def cohen_kappa_from_table(table: ArrayLike) -> float:
     """Cohen's kappa of a square confusion table (rows: rater A, columns: rater B)."""
     table = np.asarray(table, dtype=np.float64)
     total = table.sum()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from storage.adjudication import list_adjudications, record_adjudication
 from storage.assignment import add_read
@@ -79,7 +79,7 @@ class _Checker:
     def __init__(self, name: str, findings: set[str], diagnoses: set[str]):
         self.name, self.findings, self.diagnoses = name, findings, diagnoses
 
-    def fail(self, where: str, what: str):
+    def fail(self, where: str, what: str) -> NoReturn:
         raise InvalidRequestError(f"{self.name}: {where}: {what}; fix the file or export it again.")
 
     def typed(self, value, kind, where: str, what: str):
@@ -224,16 +224,17 @@ def import_labels(project: ProjectHandle, path: str | Path, admin_id: int | None
         _write_read(ReaderSession(db, who), image_id, planned.state, report)
     done_before = {(a.image_id, a.finding, a.present, a.regions, a.diagnosis, a.reason, a.reviewer_id)
                    for a in list_adjudications(db)}
-    for planned in adjudications:
-        image_id = image_ids.get(planned.sha256)
+    for decision in adjudications:
+        image_id = image_ids.get(decision.sha256)
         if image_id is None:
             continue
-        who = reader_id(planned.reviewer, planned.role)
-        key = (image_id, planned.finding, planned.present, planned.regions, planned.diagnosis, planned.reason, who)
+        who = reader_id(decision.reviewer, decision.role)
+        key = (image_id, decision.finding, decision.present, decision.regions, decision.diagnosis, decision.reason,
+               who)
         if key in done_before:
             continue
-        record_adjudication(db, who, image_id, planned.finding, planned.present, planned.regions,
-                            planned.diagnosis, planned.reason)
+        record_adjudication(db, who, image_id, decision.finding, decision.present, decision.regions,
+                            decision.diagnosis, decision.reason)
         done_before.add(key)
         report.adjudications += 1
     return report
