@@ -8,7 +8,8 @@ A disagreement is settled once a reviewer recorded an answer for that image and 
 diagnosis, for the image's diagnosis) in ``storage.adjudication``.
 
 ``review_queue`` puts images with anything unsettled first, then the settled ones, each group in
-the given image order (default: image id), so the order is reproducible.
+the given image order (default: image id), so the order is reproducible. ``model_disagreements``
+is the model queue from stored predictions (``main.py screen --project``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.consensus import ProjectConsensus
+from annotate.consensus import ABSENT, PRESENT, ProjectConsensus
 
 UNCERTAIN_VOTE = "uncertain vote"
 REGIONS_DIFFER = "regions differ"
@@ -78,3 +79,31 @@ def review_queue(consensus: ProjectConsensus, adjudicated: Iterable[tuple[int, s
         entries.append(QueueEntry(image, pending, settled))
     entries.sort(key=lambda e: (e.done, rank.get(e.image_id, len(rank)), e.image_id))
     return entries
+
+
+def model_disagreements(consensus: ProjectConsensus, predictions: dict[int, dict],
+                        finding: str | None = None) -> dict[int, dict[str, str]]:
+    """image id -> {finding: why} where a stored prediction (``main.py screen --project``; payload
+    of ``storage.predictions.FINDINGS_PREDICTION``) calls the finding otherwise than a decided
+    consensus (present or absent), most confident model calls first within each image's list;
+    images in id order. Uncertain consensus has no answer for the model to miss."""
+    t = consensus.table
+    found: dict[int, dict[str, str]] = {}
+    for row, image in enumerate(t.image_ids.tolist()):
+        payload = predictions.get(image)
+        if not payload:
+            continue
+        calls = []
+        for f, code in enumerate(t.finding_codes):
+            entry = (payload.get("findings") or {}).get(code)
+            state = int(consensus.state[row, f])
+            if entry is None or (finding is not None and code != finding) or state not in (PRESENT, ABSENT):
+                continue
+            probability, threshold = float(entry["probability"]), float(entry.get("threshold", 0.5))
+            if (probability >= threshold) != (state == PRESENT):
+                why = (f"model p = {probability:.2f} {'≥' if probability >= threshold else '<'} {threshold:.2f}, "
+                       f"consensus {'present' if state == PRESENT else 'absent'}")
+                calls.append((abs(probability - threshold), code, why))
+        if calls:
+            found[image] = {code: why for _, code, why in sorted(calls, key=lambda c: -c[0])}
+    return dict(sorted(found.items()))

@@ -42,3 +42,21 @@ def test_unsettled_first_then_settled_in_a_reproducible_order():
     ordered = review_queue(consensus, set(), image_order=[5, 4, 3, 2, 1])
     assert [e.image_id for e in ordered] == [5, 4, 3, 2]
     assert review_queue(consensus, set(), "drusen") == review_queue(consensus, [], "drusen")
+
+
+def test_model_queue_from_stored_predictions():
+    from annotate.adjudication import model_disagreements
+
+    consensus = crafted()
+    def call(h, d=0.1):
+        return {"findings": {"haemorrhage": {"probability": h, "threshold": 0.6},
+                             "drusen": {"probability": d, "threshold": 0.5}}}
+    predictions = {1: call(0.9), 2: call(0.2), 3: call(0.1, 0.9), 4: call(0.7, 0.8), 6: call(0.9)}
+    found = model_disagreements(consensus, predictions)
+    # 1: present and called; 2: haemorrhage present (2 of 3) but p < threshold; 3: drusen uncertain;
+    # 4: both absent by consensus, both called present (drusen further over its threshold first).
+    assert found == {2: {"haemorrhage": "model p = 0.20 < 0.60, consensus present"},
+                     4: {"drusen": "model p = 0.80 ≥ 0.50, consensus absent",
+                         "haemorrhage": "model p = 0.70 ≥ 0.60, consensus absent"}}
+    assert list(found[4]) == ["drusen", "haemorrhage"]
+    assert model_disagreements(consensus, predictions, "drusen") == {4: {"drusen": found[4]["drusen"]}}
