@@ -139,6 +139,11 @@ class FundusCanvas(QGraphicsView):
     def has_overlay(self) -> bool:
         return not self._overlay_image.isNull()
 
+    @property
+    def overlay_rect(self) -> QRectF | None:
+        """Where the overlay goes in original pixels (None: over the whole photo)."""
+        return self._overlay_rect
+
     def has_photo(self) -> bool:
         return not self._photo.full.isNull()
 

@@ -226,6 +226,14 @@ class RegionOverlay(QGraphicsItem):
     def fills(self) -> dict[int, QColor]:
         return dict(self._fills)
 
+    def hatched(self) -> set[int]:
+        """The regions shown hatched for comparison."""
+        return set(self._hatched)
+
+    def suggested(self) -> set[int]:
+        """The regions drawn dashed as the model's suggestion."""
+        return set(self._suggested)
+
     def inside(self, point: QPointF) -> bool:
         return self._clip.contains(point)
 

@@ -53,7 +53,7 @@ def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qt
     for key, source in (("1", "reader1"), ("2", "reader2"), ("3", "reader3"), ("C", "consensus")):
         press(qtbot, window, key)
         assert enlarged.source == source and enlarged.buttons[source].isChecked()
-        seen[source] = (set(enlarged.canvas.overlay.fills()), set(enlarged.canvas.overlay._hatched),
+        seen[source] = (set(enlarged.canvas.overlay.fills()), enlarged.canvas.overlay.hatched(),
                         enlarged.legend.kinds(), enlarged.details.text())
     assert seen["reader1"][:2] == ({1}, {4})            # Ana's region filled, Ben's extra one hatched
     assert seen["reader2"][:2] == ({1, 4}, set())
@@ -91,7 +91,7 @@ def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_proj
     canvas = window.enlarged.canvas
     qtbot.waitUntil(canvas.has_overlay, timeout=10_000)
     assert "p = " in window.enlarged.details.text()
-    rect = canvas._overlay_rect
+    rect = canvas.overlay_rect
     assert rect is not None and rect.width() > 0 and rect.right() <= 256 and rect.bottom() <= 192
     press(qtbot, window, "1")
     assert not canvas.has_overlay()
