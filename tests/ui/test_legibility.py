@@ -33,3 +33,17 @@ def test_menu_entries_are_unique_and_whole(qtbot, reading_project):
     model = [a.text() for a in next(t for t in window.menuBar().actions() if t.text() == "&Model").menu().actions()]
     assert "Actual size (1:1)" in view
     assert {"Vessels overlay", "Disc and cup overlay", "Lesions overlay"} <= set(model)
+
+
+def test_a_screenshot_run_leaves_the_readers_remembered_layout_alone(qapp, reading_project, tmp_path):
+    from ui.screenshots.workstation import render_screenshots
+    from ui.workstation_settings import workstation_settings
+
+    settings = workstation_settings()
+    settings.setValue("window/state", b"the reader's own layout")
+    settings.sync()
+    file = settings.fileName()
+    before = open(file, "rb").read()
+    render_screenshots(tmp_path / "shots", project=reading_project.folder, reader="Ana", size=(400, 300))
+    assert workstation_settings().fileName() == file
+    assert open(file, "rb").read() == before

@@ -79,22 +79,29 @@ class Legend(QWidget):
             self.grid.setColumnStretch(2 * column + 1, 1)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.entries: list[LegendEntry] = []
+        self._rows: list[tuple[Swatch, QLabel]] = []
 
     def set_entries(self, entries: list[LegendEntry]) -> None:
+        """Show ``entries``; the swatches and labels are reused (a view switch stays a repaint)."""
         if entries == self.entries:
             return
         self.entries = list(entries)
-        while self.grid.count():
-            widget = self.grid.takeAt(0).widget()
-            if widget is not None:   # hidden now: deleteLater alone leaves it painted until the next loop
-                widget.hide()
-                widget.deleteLater()
-        for n, entry in enumerate(entries):
+        while len(self._rows) < len(entries):
+            n = len(self._rows)
             row, column = divmod(n, COLUMNS)
-            label = QLabel(entry.text)
+            swatch, label = Swatch(entries[n]), QLabel()
             label.setWordWrap(True)
-            self.grid.addWidget(Swatch(entry), row, 2 * column, Qt.AlignmentFlag.AlignTop)
+            self.grid.addWidget(swatch, row, 2 * column, Qt.AlignmentFlag.AlignTop)
             self.grid.addWidget(label, row, 2 * column + 1, Qt.AlignmentFlag.AlignTop)
+            self._rows.append((swatch, label))
+        for n, (swatch, label) in enumerate(self._rows):
+            shown = n < len(entries)
+            swatch.setVisible(shown)
+            label.setVisible(shown)
+            if shown:
+                swatch.entry = entries[n]
+                swatch.update()
+                label.setText(entries[n].text)
 
     def texts(self) -> list[str]:
         return [entry.text for entry in self.entries]

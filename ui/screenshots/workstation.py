@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtWidgets import QApplication
 
 from annotate.services.demo import create_demo_project
@@ -63,12 +63,28 @@ def _show(window: MainWindow, image_id: int) -> None:
           window.canvas.has_photo())
 
 
+@contextmanager
+def _scratch_settings(folder: Path):
+    """The windows read and remember their layout (QSettings) in ``folder`` meanwhile: a screenshot
+    neither starts from the reader's remembered layout nor overwrites it (a 50 × 50 run once left
+    the docks at 68 pixels for the reader's next session)."""
+    from ui.workstation_settings import workstation_settings
+
+    user_folder = Path(workstation_settings().fileName()).parent.parent   # <folder>/Octant/workstation.ini
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    try:
+        yield
+    finally:
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(user_folder))
+
+
 def render_screenshots(out: Path, project: Path | None = None, reader: str | None = None,
                        size: tuple[int, int] = (1600, 1000)) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     app = make_app()
-    with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="octant-shots-") as scratch, \
+            _scratch_settings(Path(scratch) / "settings"):
         folder = Path(project) if project else _demo_with_presegmentation(Path(scratch) / "demo")
         database = Path(scratch) / "copy.sqlite"
         _copy_database(folder / "octant.sqlite", database)
