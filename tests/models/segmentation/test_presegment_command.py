@@ -69,3 +69,22 @@ def test_presegment_prints_one_flushed_line_per_photo_when_not_on_a_terminal(tmp
     assert "1/3" in first and "eye_a.png" in first and "\r" not in first
     lines = [line for line in rest.splitlines() if "/3 " in line]
     assert [re.search(r"\| (\d/3) ", line).group(1) for line in lines] == ["2/3", "3/3"]
+
+
+def test_a_dicom_photo_is_imported_de_identified_and_presegmented_like_a_png(tmp_path, tiny_weights, photos, capsys):
+    """One photo reader for the whole app: the pipeline reads the stored (de-identified) DICOM."""
+    pytest.importorskip("pydicom")
+    from tests.annotate.dicom_files import write_dicom
+
+    image = cv2.imread(str(photos / "eye_a.png"))
+    write_dicom(tmp_path / "Doe_Jane.dcm", image[:, :, ::-1], PatientName="Doe^Jane", PatientID="12345")
+    folder = tmp_path / "clinic"
+    create_project(folder, name="Clinic").close()
+    assert main.main(["import", str(tmp_path / "Doe_Jane.dcm"), "--project", str(folder), "--quiet"]) == 0
+    assert main.main(["presegment", "--project", str(folder), "--weights-dir", str(tiny_weights), "--device", "cpu"]) == 0
+    with open_project(folder) as project:
+        (record,) = list_images(project.database)
+        assert record.path.suffix == ".dcm" and record.patient and "Doe" not in record.path.name
+        payload = latest_prediction(project.database, record.id, "presegmentation")
+        assert payload is not None and (folder / payload["mask_folder"] / "disc.png").is_file()
+    assert "1 photos pre-segmented" in capsys.readouterr().err
