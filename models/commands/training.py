@@ -196,16 +196,19 @@ def train_from_args(args: argparse.Namespace, progress=None,
                           "leave out --encoder-weights.")
     project = None if args.reference else _open_project(args)
     try:
-        options = {}
         if args.network == "guided":
-            run, (config, engine, name) = finding_training.train_guided, _guided_settings(args, project)
-            options["cue_source"] = getattr(args, "cue", "regions")
-            options["complete_cues_only"] = getattr(args, "complete_cues_only", False)
+            config, engine, name = _guided_settings(args, project)
         else:
-            run, (config, engine, name) = finding_training.train_attention, _attention_settings(args)
-        return run(project, config, engine, default_run_dir(args, name), name, reference=args.reference,
-                   validation_fraction=args.validation_fraction, resume=not args.no_resume, export=args.export,
-                   progress=progress, cancel=cancel, data_root=getattr(args, "data", None), **options)
+            config, engine, name = _attention_settings(args)
+        common = dict(reference=args.reference, validation_fraction=args.validation_fraction,
+                      resume=not args.no_resume, export=args.export, progress=progress, cancel=cancel,
+                      data_root=getattr(args, "data", None))
+        if args.network == "guided":
+            return finding_training.train_guided(project, config, engine, default_run_dir(args, name), name,
+                                                 cue_source=getattr(args, "cue", "regions"),
+                                                 complete_cues_only=getattr(args, "complete_cues_only", False),
+                                                 **common)
+        return finding_training.train_attention(project, config, engine, default_run_dir(args, name), name, **common)
     finally:
         if project is not None:
             project.close()

@@ -168,7 +168,7 @@ class TrainingWorld:
     def sampler(self, dataset, seed: int, epoch: int):
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(dataset, num_replicas=self.size, rank=self.rank,
+        sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=self.size, rank=self.rank,
                                      shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
         return sampler

@@ -38,6 +38,8 @@ class BCELoss(nn.Module):
     """Binary cross-entropy on logits (Jithesh eq. 1), mean over pixels; ``pos_weight`` per channel
     up-weights rare positives (haemorrhages stay under-predicted otherwise, as first trials on IDRiD showed)."""
 
+    pos_weight: torch.Tensor | None   # a buffer: moves with the module's device
+
     def __init__(self, pos_weight: list[float] | None = None):
         super().__init__()
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight).view(-1, 1, 1))

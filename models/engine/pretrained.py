@@ -182,8 +182,8 @@ def _read_state_file(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
     except Exception as error:   # any unreadable file is the user's to replace
         raise WeightsError(f"Encoder weights file {path} cannot be read ({error}); choose another file.") from error
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):

@@ -28,9 +28,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -289,7 +290,7 @@ def _train_loader(train_set: Dataset, config: TrainConfig, epoch: int, world) ->
     if world.active:
         sampler = world.sampler(train_set, config.seed, epoch)
     else:
-        sampler = RandomSampler(train_set, generator=generator)
+        sampler = RandomSampler(cast(Sized, train_set), generator=generator)   # map-style datasets have a length
     return DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                       num_workers=config.num_workers, drop_last=config.drop_last,
                       generator=generator, pin_memory=False)
