@@ -21,7 +21,7 @@ from models.report.numbers import ReportNumbers
 
 FIGURE_HEIGHT = 360                     # pixels of each plot; the page scrolls
 # (figure builder in models.report.writer, spans both columns)
-FIGURES = (("prevalence_figure", False), ("kappa_figure", False), ("roc_figure", False), ("pr_figure", False),
+FIGURES = (("prevalence_figure", True), ("kappa_figure", True), ("roc_figure", False), ("pr_figure", False),
            ("readers_figure", True), ("regional_kappa_figure", True), ("diagnoses_figure", True),
            ("regional_confusion_figure", False))
 COLUMNS = ["Finding", "Prevalence", "Present", "Absent", "Uncertain", "Fleiss' κ", "Regional κ",
@@ -44,7 +44,16 @@ def compute_dashboard(db, reader_id: int) -> Dashboard:
     figures = []
     for name, wide in FIGURES:
         figure = getattr(writer, name)(numbers)
-        figure.set_layout_engine("constrained")   # labels stay inside whatever size the canvas gets
+        for axes in figure.axes:   # long finding names slanted from their bar, not across each other
+            if len(axes.get_xticklabels()) > 4 and axes.get_xticklabels()[0].get_rotation():
+                for label in axes.get_xticklabels():
+                    label.set_rotation(35)
+                    label.set_horizontalalignment("right")
+                    label.set_rotation_mode("anchor")
+        if figure.get_layout_engine() is None:
+            # Labels stay inside whatever size the canvas gets ("constrained" cannot be set after a
+            # colorbar was added: matplotlib then divides by zero when drawing).
+            figure.set_layout_engine("tight")
         figures.append((name.removesuffix("_figure"), figure, wide))
     return Dashboard(numbers, figures)
 
