@@ -165,6 +165,7 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     for channel, threshold, curve in zip(channels, config.thresholds, curves):
         out[f"aupr_{channel}"] = curve.average_precision()
         out[f"dice_{channel}"] = curve.dice_at(threshold)
+        out[f"iou_{channel}"] = curve.iou_at(threshold)
         best, best_threshold = curve.best_dice()
         out[f"best_dice_{channel}"], out[f"best_threshold_{channel}"] = best, best_threshold
         # A type the network has not learnt (AUPR < 0.05) keeps 0.5, so it suggests nothing rather than noise.

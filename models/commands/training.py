@@ -49,8 +49,10 @@ def register(subparsers) -> None:
     parser.add_argument("--complete-cues-only", action="store_true",
                         help="guided: train on no positive whose cue may miss lesions (public boxes)")
     parser.add_argument("--as-published", action="store_true",
-                        help="guided: the paper's network and loss as written, without our four additions "
-                             "(field-of-view mask, existence floor and intercept, saturation hinge; models/findings/guided.py)")
+                        help="the paper's network as written, from scratch unless --start-from/--encoder-weights say "
+                             "otherwise: guided without our four additions (field-of-view mask, existence floor and "
+                             "intercept, saturation hinge; models/findings/guided.py) and with the binary cue M; "
+                             "attention-mask with binary structure masks")
     parser.add_argument("--backbone", default=None,
                         help="attention-mask: timm EfficientNet name (default efficientnet_b0, or "
                              "tf_efficientnet_liteN with --encoder-weights imagenet-liteN)")
@@ -88,13 +90,16 @@ def register(subparsers) -> None:
 
 def initial_weights(args: argparse.Namespace) -> str:
     """``TrainConfig.init_weights`` from ``--start-from``: clinics fine-tune the shipped starter by
-    default; starters themselves (``--reference``), the unmasked baseline and a network on
+    default, the baselines (λ = 0, ``--no-mask``) the same starter as the network they are compared
+    with; starters themselves (``--reference``), ``--as-published`` and a network on
     ``--encoder-weights`` start from scratch (the encoder from those weights)."""
     from models.engine.weights import starter_for
 
     pretrained = getattr(args, "encoder_weights", None) not in (None, "none")
-    # Asking for encoder weights is asking for a new network on them, not the starter's.
-    choice = getattr(args, "start_from", None) or ("scratch" if args.reference or pretrained else "starter")
+    # Asking for encoder weights is asking for a new network on them, not the starter's; the papers'
+    # networks as published start as the papers did (the starters were trained with our additions).
+    fresh = args.reference or pretrained or getattr(args, "as_published", False)
+    choice = getattr(args, "start_from", None) or ("scratch" if fresh else "starter")
     if choice == "scratch":
         return ""
     if choice != "starter":
@@ -102,7 +107,9 @@ def initial_weights(args: argparse.Namespace) -> str:
             raise OctantError(f"--start-from {choice}: no such weights file; give a .safetensors file, "
                               "'starter' or 'scratch'.")
         return str(choice)
-    starter = starter_for(args.network, args.finding, masked=not args.no_mask)
+    # The unmasked baseline starts where the masked network it is compared with starts (the λ = 0
+    # guided run likewise shares its guided starter): a comparison from two starts measures the starts.
+    starter = starter_for(args.network, args.finding)
     if starter is None:
         print(f"No starter ships for this network ({args.finding or args.network}); it starts from scratch.",
               file=sys.stderr)
@@ -233,7 +240,8 @@ def _attention_settings(args: argparse.Namespace) -> tuple:
     encoder_weights = available_encoder_weights(getattr(args, "encoder_weights", None))
     backbone = args.backbone or (timm_architecture(encoder_weights) if is_packaged(encoder_weights)
                                  else "efficientnet_b0")
-    config = AttentionConfig(backbone=backbone, masked=not args.no_mask, encoder_weights=encoder_weights)
+    config = AttentionConfig(backbone=backbone, masked=not args.no_mask, encoder_weights=encoder_weights,
+                             soft_mask=not getattr(args, "as_published", False))
     config.input_size = args.input_size or config.input_size
     name = args.name or ("dr_grade_attention" if config.masked else "dr_grade_baseline")
     return config, attention_train_config(**engine_overrides(args)), name

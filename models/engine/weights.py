@@ -119,14 +119,14 @@ def starter_weights_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def starter_for(network: str, finding: str | None = None, masked: bool = True) -> Path | None:
+def starter_for(network: str, finding: str | None = None) -> Path | None:
     """The shipped starter a clinic's training fine-tunes by default: ``guided_<finding>`` for a
-    guided network, ``dr_grade_attention`` for the attention-mask classifier; None if none ships
-    (the unmasked baseline, an ablation, has none)."""
+    guided network, ``dr_grade_attention`` for the attention-mask classifier, its unmasked baseline
+    included (a baseline starts where the network it is compared with starts); None if none ships."""
     if network == "guided":
         return starter_weights_path(f"guided_{finding}") if finding else None
     if network == "attention-mask":
-        return starter_weights_path("dr_grade_attention") if masked else None
+        return starter_weights_path("dr_grade_attention")
     raise ValueError(f"no starters for network {network!r}")
 
 

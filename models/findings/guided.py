@@ -67,6 +67,7 @@ class GuidedConfig:
     existence_floor: bool = True    # GAP sees no logit below ε's (see the module docstring)
     existence_intercept: bool = True    # a learnt scalar added after GAP (see the module docstring)
     saturation_hinge: bool = True   # guidance keeps pulling saturated cells outside the cue
+    soft_cue: bool = True           # cue M as each cell's covered fraction; False: the paper's binary M
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,9 +80,10 @@ class GuidedConfig:
                       "saturation_hinge": False, **known})
 
     def as_published(self) -> "GuidedConfig":
-        """The same network without our four additions: the paper's architecture and loss as written."""
+        """The same network without our four additions and with the paper's binary cue M: the
+        paper's architecture and loss as written."""
         return GuidedConfig(**{**self.to_dict(), "fov_mask": False, "existence_floor": False,
-                               "existence_intercept": False, "saturation_hinge": False})
+                               "existence_intercept": False, "saturation_hinge": False, "soft_cue": False})
 
     @property
     def map_size(self) -> int:
@@ -264,12 +266,14 @@ class GuidedTask:
         images, present, cues, complete = (t.to(device, non_blocking=True) for t in batch)
         if self.augment:
             images, cues = _augment(images, cues)
+        cues = cue_as_configured(cues, self.config.soft_cue)
         logit, map_logits = model.forward_logits(images)
         return total_loss(logit, map_logits, present, cues, self.config.guidance_weight, self.config.epsilon,
                           complete, self.config.saturation_hinge)
 
     def validate(self, model, loader, device) -> dict[str, float]:
         outputs = predict(model, loader, device)
+        outputs["cues"] = cue_as_configured(torch.from_numpy(outputs["cues"]), self.config.soft_cue).numpy()
         loss, _ = total_loss(torch.from_numpy(outputs["logits"]), torch.from_numpy(outputs["map_logits"]),
                              torch.from_numpy(outputs["present"]), torch.from_numpy(outputs["cues"]),
                              self.config.guidance_weight, self.config.epsilon,
@@ -278,6 +282,13 @@ class GuidedTask:
 
     def task_config(self) -> dict:
         return {"network": "guided", **self.config.to_dict(), "augmentation": GUIDED_AUGMENTATION}
+
+
+def cue_as_configured(cues: Tensor, soft: bool) -> Tensor:
+    """The cue M the loss sees: covered fractions, or the paper's binary M, where every cell a
+    marked region touches counts as marked (so guidance never pulls down a cell holding part of
+    a region). Applied after augmentation, whose interpolation softens any cue."""
+    return cues if soft else (cues > 0).to(cues.dtype)
 
 
 def _augment(images: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:

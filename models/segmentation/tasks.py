@@ -169,6 +169,7 @@ class LesionTask:
         for name, curve in zip(self.net.channels, curves):
             metrics[f"val_aupr_{name}"] = curve.average_precision()
             metrics[f"val_dice_{name}"] = curve.dice_at(0.5)
+            metrics[f"val_iou_{name}"] = curve.iou_at(0.5)
             best, threshold = curve.best_dice()
             metrics[f"val_best_dice_{name}"], metrics[f"val_threshold_{name}"] = best, threshold
         metrics["val_aupr_mean"] = float(np.nanmean([metrics[f"val_aupr_{n}"] for n in self.net.channels]))

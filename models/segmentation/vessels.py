@@ -20,12 +20,15 @@ from models.segmentation.tiling import TileConfig, predict_tiled_many
 
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
 DRIVE_FOV_DIAMETER_PX = 540
+PAPER_ENCODERS = {"unet": "resnet18", "attention_unetpp": "resnet34"}
 
 
 @dataclass
 class VesselNetConfig(NetConfig):
     architecture: str = "unet"                 # "unet" | "attention_unetpp"
-    encoder: str = "resnet18"                  # Himbitskaya III-B; the starter uses LIGHT_ENCODER
+    # None: the architecture's paper encoder, ResNet-18 for the U-Net (Himbitskaya III-B), ResNet-34 for
+    # the Attention U-Net++ (Andrikevych section 2); the starter uses LIGHT_ENCODER
+    encoder: str | None = None
     decoder_channels: tuple[int, ...] = (128, 64, 32, 32, 16)
     unetpp_filters: tuple[int, ...] = (8, 16, 32, 64, 128)   # Andrikevych section 2
     in_channels: int = 1
@@ -35,6 +38,10 @@ class VesselNetConfig(NetConfig):
     margin: int = 8
     threshold: float = 0.5
     encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
+
+    def __post_init__(self):
+        if self.encoder is None:
+            self.encoder = PAPER_ENCODERS.get(self.architecture, "resnet18")
 
 
 STARTER_VESSELS = VesselNetConfig(encoder=LIGHT_ENCODER)

@@ -186,8 +186,9 @@ def test_forms_open_on_the_papers_defaults_and_unavailable_devices_are_disabled(
     assert setup.engine_config() == attention_train_config(init_weights=str(starter_for("attention-mask")))
     assert setup.run_name.text() == "dr_grade_attention"
     setup.network_form.set_values(masked=False)
-    assert setup.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline
-    assert setup.engine_config() == attention_train_config() and "No starter" in setup.start_note.text()
+    assert setup.run_name.text() == "dr_grade_baseline"  # the paper's unmasked baseline, from the same start
+    assert setup.engine_config() == attention_train_config(init_weights=str(starter_for("attention-mask")))
+    assert "Fine-tunes dr_grade_attention" in setup.start_note.text()
     model = setup.device.model()
     for row, (name, usable) in enumerate(available_devices().items()):
         assert setup.device.itemText(row) == name and model.item(row).isEnabled() == usable

@@ -231,10 +231,11 @@ class TrainingSetup(QWidget):
                                       init_weights=str(starter) if starter else "")
 
     def starter(self) -> Path | None:
-        """The shipped starter of the chosen network (None for the unmasked baseline, which has none)."""
+        """The shipped starter of the chosen network; the unmasked baseline shares the masked
+        network's, so the two are compared from one start."""
         if self.network_kind() == GUIDED:
             return starter_for(GUIDED, self.finding_code())
-        return starter_for(ATTENTION, masked=self.attention_config().masked)
+        return starter_for(ATTENTION)
 
     def _show_start(self) -> None:
         starter = self.starter()

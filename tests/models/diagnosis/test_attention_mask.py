@@ -76,3 +76,28 @@ def test_diagnosis_report_has_accuracy_per_class_and_confusion():
     assert report["accuracy"] == pytest.approx(2 / 3)
     assert report["confusion_matrix"] == [[1, 0], [1, 1]]
     assert report["per_class_accuracy"] == {"no DR": 1.0, "PDR": 0.5}
+
+
+def test_binary_masks_threshold_the_structure_maps_at_one_half_as_the_paper_does():
+    maps = np.zeros((4, 4, 3), np.uint8)
+    maps[0, 0, 0] = 200    # disc probability 0.78: in the disc
+    maps[0, 1, 0] = 100    # 0.39: not
+    maps[0, 2, 2] = 140    # vessel 0.55: a vessel
+    photo = np.full((4, 4, 3), 255, np.uint8)
+    soft = DiagnosisDataset([photo], [maps], [0])[0][1][0]
+    binary = DiagnosisDataset([photo], [maps], [0], soft_mask=False)[0][1][0]
+    assert binary[0, 0].item() == pytest.approx(0.9) and binary[0, 1].item() == pytest.approx(0.2)
+    assert binary[0, 2].item() == pytest.approx(0.8) and binary[3, 3].item() == pytest.approx(0.2)
+    assert soft[0, 1].item() == pytest.approx(0.9 * 100 / 255 + 0.2 * (1 - 100 / 255), rel=1e-5)
+    assert {round(float(v), 4) for v in binary.numpy().ravel()} == {0.2, 0.8, 0.9}
+
+
+def test_a_packaged_encoder_start_is_applied_when_the_task_builds_its_network(monkeypatch):
+    from models.engine import pretrained
+
+    asked = []
+    monkeypatch.setattr(pretrained, "apply_encoder_weights", lambda module, spec: asked.append((module, spec)))
+    data = tiny_diagnoses(False, 2)
+    model = AttentionTask(AttentionConfig(classes=["a", "b"], backbone=TINY, encoder_weights="imagenet-lite0"),
+                          data, data).build_model()
+    assert asked == [(model.backbone, "imagenet-lite0")]

@@ -187,3 +187,24 @@ def test_as_published_drops_our_four_additions_and_keeps_the_rest():
     assert not (paper.fov_mask or paper.existence_floor or paper.existence_intercept or paper.saturation_hinge)
     assert (paper.finding, paper.width, paper.guidance_weight) == ("drusen", 4, 0.5)
     assert not hasattr(GuidedNet(GuidedConfig(input_size=32, width=4, existence_intercept=False)), "intercept")
+
+
+def test_as_published_uses_the_papers_binary_cue_after_augmentation():
+    from models.findings.guided import cue_as_configured
+
+    paper = GuidedConfig(finding="drusen", input_size=32, width=4).as_published()
+    assert paper.soft_cue is False and GuidedConfig().soft_cue is True
+    cues = torch.tensor([[[[0.0, 0.3], [1.0, 0.7]]]])
+    assert torch.equal(cue_as_configured(cues, soft=False), torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]]]))
+    assert torch.equal(cue_as_configured(cues, soft=True), cues)
+    torch.manual_seed(0)
+    net = GuidedNet(paper)
+    images, present = torch.rand(2, 3, 32, 32), torch.tensor([1.0, 0.0])
+    soft_cue = torch.zeros(2, 1, 2, 2)
+    soft_cue[0, 0, 0, 0] = 0.25
+    batch = (images, present, soft_cue, torch.ones(2))
+    loss, _ = GuidedTask(paper, None, None, augment=False).loss(net, batch, "cpu")
+    logit, map_logits = net.forward_logits(images)
+    expected, _ = total_loss(logit, map_logits, present, (soft_cue > 0).float(), paper.guidance_weight,
+                             paper.epsilon, torch.ones(2), False)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)

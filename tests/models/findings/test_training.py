@@ -87,3 +87,19 @@ def test_the_train_command_loads_no_torch_until_it_runs():
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            cwd=Path(__file__).resolve().parents[3], check=True)
     assert shown.stdout.strip() == "False"
+
+
+def test_as_published_runs_start_from_scratch_and_baselines_from_their_arms_start():
+    from main import build_parser
+    from models.commands.training import initial_weights
+    from models.engine.weights import starter_for
+
+    def start(*extra):
+        return initial_weights(build_parser().parse_args(["train", *extra]))
+
+    guided = ["--network", "guided", "--finding", "haemorrhage"]
+    attention = ["--network", "attention-mask"]
+    assert start(*guided, "--as-published") == start(*guided, "--as-published", "--guidance-weight", "0") == ""
+    assert start(*guided, "--guidance-weight", "0") == start(*guided) == str(starter_for("guided", "haemorrhage"))
+    assert start(*attention, "--no-mask") == start(*attention) == str(starter_for("attention-mask"))
+    assert start(*attention, "--as-published") == start(*attention, "--as-published", "--no-mask") == ""

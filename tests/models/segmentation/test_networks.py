@@ -69,6 +69,14 @@ def test_attention_unetpp_outputs_one_channel_at_input_size():
     assert len(model.gates) == 10   # one gate per nested node of a depth-5 U-Net++
 
 
+def test_each_vessel_architecture_defaults_to_its_papers_encoder():
+    assert VesselNetConfig().encoder == "resnet18"                               # Himbitskaya III-B
+    config = VesselNetConfig(architecture="attention_unetpp", unetpp_filters=(4, 8, 8, 8, 8))
+    assert config.encoder == "resnet34"                                          # Andrikevych section 2
+    blocks = [len(getattr(build_vessel_net(config).encoder, f"layer{i}")) for i in range(1, 5)]
+    assert blocks == [3, 4, 6, 3]                                                # ResNet-34, not ResNet-18's 2-2-2-2
+
+
 def test_disc_cup_and_locator_output_two_channels():
     disc_cup = build_disc_cup_net(DiscCupConfig(decoder_channels=(16, 8, 8, 8))).eval()
     locator = build_locator(LocatorConfig(decoder_channels=(8, 8, 8, 8))).eval()
