@@ -21,6 +21,7 @@ import csv
 import getpass
 import hashlib
 import json
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.database import Database
-from storage.errors import InvalidRequestError
+from storage.errors import CancelledError, InvalidRequestError
 from storage.postgresql import LOCK_NAMESPACE
 from storage.schema import AuditEvent, utc_now
 
@@ -152,8 +153,9 @@ def audit_events(
         return _records(session, query)
 
 
-def verify(db: Database, expect_head: str | None = None) -> VerifyReport:
-    """Recompute the whole chain; every break is one sentence naming the event it is at."""
+def verify(db: Database, expect_head: str | None = None, cancel: threading.Event | None = None) -> VerifyReport:
+    """Recompute the whole chain; every break is one sentence naming the event it is at.
+    ``cancel`` (checked every few thousand events, well within a second) stops it with CancelledError."""
     problems: list[str] = []
     prev_hash, count = GENESIS, 0
     with db.reading() as session:
@@ -161,6 +163,8 @@ def verify(db: Database, expect_head: str | None = None) -> VerifyReport:
         rows = session.connection().execution_options(yield_per=5000).execute(select(_AUDIT).order_by(_AUDIT.c.id))
         for event in rows:
             count += 1
+            if cancel is not None and count % 2000 == 0 and cancel.is_set():
+                raise CancelledError("Checking the audit trail was cancelled; nothing was changed.")
             if event.prev_hash != prev_hash:
                 problems.append(f"Event {event.id} does not follow the event before it (one was deleted, "
                                 "inserted or moved there).")
@@ -189,7 +193,17 @@ def export(db: Database, out: Path, format: str) -> int:
         rows.append(row)
     out = Path(out)
     temporary = out.with_name(out.name + ".part")  # never a half-written export under the real name
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
+    try:
+        _write_rows(temporary, rows, format)
+        temporary.replace(out)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return len(events)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], format: str) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
         if format == "json":
             json.dump(rows, handle, ensure_ascii=False, indent=1)
         else:
@@ -198,5 +212,3 @@ def export(db: Database, out: Path, format: str) -> int:
             for row in rows:
                 writer.writerow({k: json.dumps(v, ensure_ascii=False) if k in ("before", "after") else v
                                  for k, v in row.items()})
-    temporary.replace(out)
-    return len(events)

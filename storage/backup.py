@@ -20,13 +20,14 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from storage.audit import record, verify
 from storage.database import BUSY_TIMEOUT_MS, DATABASE_FILENAME, Database, check_revision, sqlite_revision, sqlite_url
-from storage.errors import DatabaseError, InvalidRequestError, NotFoundError, OctantError
+from storage.errors import CancelledError, DatabaseError, InvalidRequestError, NotFoundError, OctantError
 
 BACKUPS_FOLDER = "backups"
 MANIFEST = "backup.json"
@@ -107,8 +108,14 @@ def _seal(copy_path: Path) -> None:
         copy.close()
 
 
-def _write_backup(db: Database, root: Path, folder: Path) -> BackupResult:
-    """Write a complete backup into ``folder`` (which must not exist), via a temporary name."""
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("The backup was cancelled; nothing was written.")
+
+
+def _write_backup(db: Database, root: Path, folder: Path, cancel: threading.Event | None = None) -> BackupResult:
+    """Write a complete backup into ``folder`` (which must not exist), via a temporary name.
+    ``cancel`` is checked between the steps and while the copy's audit is verified."""
     source = _sqlite_path(db)
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -118,16 +125,18 @@ def _write_backup(db: Database, root: Path, folder: Path) -> BackupResult:
     try:
         partial.mkdir(parents=True)
         _copy_database(source, partial / DATABASE_FILENAME)
+        _check(cancel)
         files = [DATABASE_FILENAME]
         for path in project_files(root):
             shutil.copy2(path, partial / path.name)  # keeps a key file's 0600 mode
             files.append(path.name)
         copy = Database.open(sqlite_url(partial / DATABASE_FILENAME))
         try:
-            report = verify(copy)
+            report = verify(copy, cancel=cancel)
         finally:
             copy.dispose()
         _seal(partial / DATABASE_FILENAME)
+        _check(cancel)
         manifest = dict(
             created_at=datetime.now(timezone.utc).isoformat(), schema_revision=sqlite_revision(partial / DATABASE_FILENAME),
             audit_events=report.events, audit_head=report.head, audit_intact=report.intact,
@@ -145,12 +154,13 @@ def _write_backup(db: Database, root: Path, folder: Path) -> BackupResult:
     return BackupResult(folder, files, report.events, report.head)
 
 
-def backup_project(db: Database, root: Path, destination: Path) -> BackupResult:
+def backup_project(db: Database, root: Path, destination: Path, cancel: threading.Event | None = None) -> BackupResult:
     """A backup of the project in the new folder ``destination``."""
-    return _write_backup(db, root, destination)
+    return _write_backup(db, root, destination, cancel)
 
 
-def automatic_backup(db: Database, root: Path, today: datetime | None = None, keep: int = KEEP_DAILY) -> Path | None:
+def automatic_backup(db: Database, root: Path, today: datetime | None = None, keep: int = KEEP_DAILY,
+                     cancel: threading.Event | None = None) -> Path | None:
     """Today's backup in ``<project>/backups/daily-YYYY-MM-DD`` unless there is one; the oldest
     daily backups beyond ``keep`` are removed. None when nothing was needed (or PostgreSQL)."""
     if db.engine.dialect.name != "sqlite":
@@ -161,7 +171,7 @@ def automatic_backup(db: Database, root: Path, today: datetime | None = None, ke
     made = None
     if not folder.exists():
         try:
-            made = _write_backup(db, root, folder).folder
+            made = _write_backup(db, root, folder, cancel).folder
         except InvalidRequestError:
             if not folder.exists():  # another workstation finishing the same day's backup is fine
                 raise

@@ -2,7 +2,8 @@
 
 Both are one ``storage.backup`` call on a ``ui.background.Worker`` (a backup is one SQLite
 online-backup step: seconds even for a clinic's years of labels, and readers keep saving meanwhile);
-the outcome is one sentence in the window's status bar. PostgreSQL projects get the sentence that
+the outcome is one sentence in the window's status bar. A cancel (quitting) is seen between the
+steps and while the copy's audit chain is checked, within a second; nothing half-made is left. PostgreSQL projects get the sentence that
 names pg_dump. The daily backup can be switched off per workstation (setting
 ``project/daily_backup``), e.g. where the project folder is on a slow network drive.
 """
@@ -34,7 +35,8 @@ def back_up_now(window, folder: str | None = None) -> Worker | None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M%S")
     destination = Path(folder) / f"octant-backup-{project.root.name}-{stamp}"
     window.show_hint(f"Backing up to {destination}…")
-    worker = Worker.call(lambda: backup_project(project.database, project.root, destination), name="Backup")
+    worker = Worker(lambda _report, cancel: backup_project(project.database, project.root, destination, cancel),
+                    name="Backup")
     worker.returned.connect(lambda result: window.show_hint(_done(result)))
     worker.errored.connect(window.show_problem)
     window.backup_worker = worker  # kept with the window; the registry joins it at quit
@@ -53,7 +55,8 @@ def start_daily_backup(window) -> Worker | None:
     project = _project(window)
     if project.database.engine.dialect.name != "sqlite":
         return None
-    worker = Worker.call(lambda: automatic_backup(project.database, project.root), name="Daily backup")
+    worker = Worker(lambda _report, cancel: automatic_backup(project.database, project.root, cancel=cancel),
+                    name="Daily backup")
     worker.returned.connect(lambda made: made and window.ahead_label.setToolTip(f"Today's backup: {made}"))
     # A failed daily backup must be seen (it is the clinic's safety net), but need not stop reading.
     worker.errored.connect(lambda text: window.show_problem(f"Today's automatic backup failed: {text}", box=False))

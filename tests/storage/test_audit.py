@@ -222,3 +222,19 @@ def test_events_saved_before_the_chain_existed_are_chained_by_the_upgrade(tmp_pa
         assert verify(db).intact and verify(db).events == 4
     finally:
         db.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_a_long_verify_stops_when_cancelled(tmp_project, backend):
+    import threading
+
+    from storage.errors import CancelledError
+
+    with tmp_project.database.transaction() as session:
+        for i in range(2100):
+            record(session.connection(), "test", i, "fill", None, {"i": i})
+    cancel = threading.Event()
+    assert verify(tmp_project.database, cancel=cancel).intact
+    cancel.set()
+    with pytest.raises(CancelledError):
+        verify(tmp_project.database, cancel=cancel)

@@ -204,3 +204,16 @@ def test_backup_command_says_what_it_wrote(clinic, tmp_path, capsys, backend):
     assert str(tmp_path / "b") in out and "audit events" in out
     assert main.main(["restore", str(tmp_path / "nothing"), "--project", str(clinic.project.root)]) == 1
     assert "not an Octant backup" in capsys.readouterr().err
+
+
+@pytest.mark.sqlite_only
+def test_a_cancelled_backup_leaves_nothing_behind(clinic, tmp_path, backend):
+    import threading
+
+    from storage.errors import CancelledError
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        backup_project(clinic.project.database, clinic.project.root, tmp_path / "b", cancel)
+    assert [p.name for p in tmp_path.iterdir()] == ["project"]  # neither the backup nor its partial folder
