@@ -142,8 +142,9 @@ def main() -> int:
             figures.append(run("sqlite", None, args.readers, args.seconds, Path(folder)))
             print(json.dumps(figures[-1]))
         if args.postgresql or args.database_url:
-            from tests.storage.postgres_server import PostgresServer, start_server
             from sqlalchemy.engine import make_url
+
+            from tests.storage.postgres_server import PostgresServer, start_server
 
             server = PostgresServer(make_url(args.database_url), "given") if args.database_url else start_server()
             try:

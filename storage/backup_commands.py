@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from storage.backup import BackupNotPossible, PG_DUMP_ADVICE, backup_project, restore_project
+from storage.backup import PG_DUMP_ADVICE, BackupNotPossible, backup_project, restore_project
 from storage.commands import add_project_argument, default_project_folder, open_project_from_args
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text

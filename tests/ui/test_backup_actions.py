@@ -7,9 +7,9 @@ from PySide6.QtWidgets import QFileDialog
 
 from storage.backup import MANIFEST
 from tests.ui.driving import open_window
-from ui.workstation import build_window
 from ui.backup_actions import DAILY_SETTING, back_up_now
 from ui.main_window import workstation_settings
+from ui.workstation import build_window
 
 
 def admin_window(qtbot, reading_project):
@@ -25,7 +25,6 @@ def file_menu_texts(window) -> list[str]:
 
 
 def test_back_up_now_writes_a_backup_off_the_gui_thread(qtbot, reading_project, tmp_path, monkeypatch):
-    project = reading_project.project
     window = admin_window(qtbot, reading_project)
     assert "Back up now…" in file_menu_texts(window)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
