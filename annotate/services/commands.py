@@ -4,8 +4,9 @@
 folders (recursive), with a progress bar; bad files are listed at the end and give exit status 1.
 ``export --out FILE [--format csv|json|coco|masks] [--force] --as READER``: every reader's labels and
 the consensus (docs/labels.md; masks: FILE is a folder; an existing FILE is replaced only with ``--force``).
-``import-labels FILE --as ADMIN``: every reader's answers and the adjudications from Octant's JSON
-export, matched to the project's photos by SHA-256 (docs/labels.md).
+``import-labels FILE --as ADMIN [--reader NAME]``: every reader's answers and the adjudications from
+Octant's JSON export, matched to the project's photos by SHA-256, or a COCO file as one reader's
+answers (docs/labels.md).
 ``regions IMAGE --out PNG [--disc X,Y --fovea X,Y] [--as READER]``: the eight regions drawn over a
 photo; IMAGE is a file, or a project image number whose stored landmarks are used when none are given
 (a reader's with ``--as``, else the model's from pre-segmentation).
@@ -98,7 +99,7 @@ def run_import_labels(args: argparse.Namespace) -> int:
         raise InvalidRequestError("Importing labels writes every reader's answers; add --as NAME of an admin.")
     with open_project_from_args(args) as project:
         admin = resolve_reader(project, args.as_reader)
-        report = import_labels(project, args.file, admin.id)
+        report = import_labels(project, args.file, admin.id, args.reader)
     for line in iter_import_lines(report):
         print(line)
     return 1 if report.missing else 0
@@ -189,13 +190,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.set_defaults(func=run_export)
 
     labels_in = subparsers.add_parser(
-        "import-labels", help="read labels exported as Octant JSON back into a project (admin)",
+        "import-labels", help="read labels (Octant JSON, or COCO as one reader's) into a project (admin)",
         description="Write every reader's answers (regions, normal, ungradable, diagnosis, comment, landmarks, done) "
                     "and the reviewers' adjudications from a file written by `export --format json`, through the "
                     "readers' own audited save. Photos are matched by SHA-256 (import them first); readers by name "
-                    "(added when missing). The whole file is checked before anything is written (docs/labels.md).")
+                    "(added when missing). A COCO file is imported as the answers of --reader NAME. The whole file is "
+                    "checked before anything is written (docs/labels.md).")
     labels_in.add_argument("file", type=Path, metavar="FILE", help="a .json file written by export --format json")
     labels_in.add_argument("--as", dest="as_reader", metavar="ADMIN", help="an admin (name or number)")
+    labels_in.add_argument("--reader", metavar="NAME", default=None,
+                           help="for a COCO file: the reader whose answers it holds (added when missing)")
     add_project_argument(labels_in)
     labels_in.set_defaults(func=run_import_labels)
 

@@ -1,6 +1,7 @@
 """Reading labels back into a project: ``import-labels FILE`` (``docs/labels.md``).
 
-The file is Octant's JSON export (``export --format json``): every reader's answer per photo
+A COCO file is one reader's answers (``--reader NAME``; ``annotate.services.coco_import``).
+Otherwise the file is Octant's JSON export (``export --format json``): every reader's answer per photo
 (regions per finding, normal, ungradable, diagnosis, comment, landmarks, done) and the reviewers'
 adjudications. Photos are matched by SHA-256, so import the photographs first; readers by name
 (created, without a PIN, when the project has none of that name).
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from annotate.services.coco_import import coco_states, is_coco
 from storage.adjudication import list_adjudications, record_adjudication
 from storage.assignment import add_read
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
@@ -62,6 +64,7 @@ class LabelImportReport:
     adjudications: int = 0                                   # reviewers' answers added
     readers_added: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)         # photos of the file not in the project
+    undrawn: int = 0                                         # COCO annotations without landmarks to place them
 
 
 def require_admin(db: Database, reader_id: int | None) -> None:
@@ -157,18 +160,19 @@ class _Checker:
                              self.diagnosis(entry.get("diagnosis"), where), reason)
 
 
-def read_label_file(path: Path, findings: set[str], diagnoses: set[str]) -> tuple[list[_Read], list[_Adjudication], list[dict]]:
-    """The reads and adjudications of an Octant JSON export, checked; and its image entries."""
+def load_label_file(path: Path) -> Any:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFoundError(f"{path} does not exist; check the path.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidRequestError(f"{path} is not a readable JSON file; give a file written by "
-                                  "`export --format json`.") from None
-    if isinstance(document, dict) and "annotations" in document and "categories" in document:
-        raise InvalidRequestError(f"{path} is a COCO file, which holds only the final labels, not each reader's "
-                                  "answer; import Octant's own JSON (`export --format json`).")
+                                  "`export --format json` or a COCO file.") from None
+
+
+def read_label_file(path: Path, document: Any, findings: set[str], diagnoses: set[str]
+                    ) -> tuple[list[_Read], list[_Adjudication], list[dict]]:
+    """The reads and adjudications of an Octant JSON export, checked; and its image entries."""
     if not (isinstance(document, dict) and isinstance(document.get("images"), list)
             and document.get("format", OCTANT_FORMAT) == OCTANT_FORMAT):
         raise InvalidRequestError(f"{path} is not an Octant label file; give a file written by "
@@ -189,14 +193,33 @@ def read_label_file(path: Path, findings: set[str], diagnoses: set[str]) -> tupl
     return reads, adjudications, document["images"]
 
 
-def import_labels(project: ProjectHandle, path: str | Path, admin_id: int | None) -> LabelImportReport:
-    """Write the labels of ``path`` into ``project`` as admin ``admin_id``."""
+def import_labels(project: ProjectHandle, path: str | Path, admin_id: int | None,
+                  reader: str | None = None) -> LabelImportReport:
+    """Write the labels of ``path`` into ``project`` as admin ``admin_id``; a COCO file becomes
+    the answers of ``reader`` (``annotate.services.coco_import``)."""
     db = project.database
     require_admin(db, admin_id)
     settings = project.settings()
-    reads, adjudications, images = read_label_file(Path(path).expanduser(), {f.code for f in settings.findings},
-                                                   set(settings.diagnosis_classes))
+    path = Path(path).expanduser()
+    document = load_label_file(path)
+    findings = {f.code for f in settings.findings}
     report = LabelImportReport()
+    if is_coco(document):
+        if reader is None or not reader.strip():
+            raise InvalidRequestError(f"{path.name} is a COCO file, which holds one set of answers; say whose they "
+                                      "are with --reader NAME.")
+        try:
+            known = find_reader(db, reader).id
+        except NotFoundError:
+            known = None
+        states, report.missing, report.undrawn = coco_states(project, document, known, findings, path.name)
+        reads = [_Read(sha, reader.strip(), Role.OPHTHALMOLOGIST, state) for sha, state in states.items()]
+        adjudications: list[_Adjudication] = []
+        images = [{"sha256": sha} for sha in states]
+    else:
+        if reader is not None:
+            raise InvalidRequestError("--reader is for COCO files; Octant's JSON names each read's reader.")
+        reads, adjudications, images = read_label_file(path, document, findings, set(settings.diagnosis_classes))
     image_ids: dict[str, int] = {}
     for entry in images:
         record = find_image_by_sha256(db, entry["sha256"])
@@ -259,6 +282,9 @@ def iter_import_lines(report: LabelImportReport) -> Any:
            f"{'s' if report.adjudications != 1 else ''}.")
     if report.readers_added:
         yield f"Added readers (without a PIN): {', '.join(report.readers_added)}."
+    if report.undrawn:
+        yield (f"{report.undrawn} COCO annotation{'s' if report.undrawn != 1 else ''} could not be placed in regions: "
+               "no landmarks in the file, from the reader or from pre-segmentation.")
     if report.missing:
         yield (f"{len(report.missing)} photo{'s are' if len(report.missing) != 1 else ' is'} not in this project "
                f"(import the photographs first, then run import-labels again): {', '.join(report.missing[:5])}"

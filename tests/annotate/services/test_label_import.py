@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from annotate.services.export import export_labels
 from annotate.services.label_import import import_labels
+from annotate.services.label_shapes import uncompressed_rle
 from storage.adjudication import record_adjudication
 from storage.assignment import assign_readers
 from storage.audit import audit_events, state_digest, verify
@@ -141,11 +143,8 @@ def test_a_bad_value_stops_the_import_before_anything_is_written(source, empty, 
     assert len(audit_events(project.database)) == count
 
 
-def test_coco_and_non_label_files_are_refused_with_one_sentence(source, empty, tmp_path):
+def test_non_label_files_are_refused_with_one_sentence(source, empty, tmp_path):
     project, admin = empty
-    (tmp_path / "coco.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
-    with pytest.raises(InvalidRequestError, match="COCO file"):
-        import_labels(project, tmp_path / "coco.json", admin.id)
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(InvalidRequestError, match="not a readable JSON"):
         import_labels(project, tmp_path / "junk.json", admin.id)
@@ -162,3 +161,64 @@ def test_the_command_names_photos_missing_from_the_project(source, tmp_path, cap
     code = main(["import-labels", str(tmp_path / "a.json"), "--project", str(tmp_path / "other"), "--as", "Admin"])
     out = capsys.readouterr().out
     assert code == 1 and "2 photos are not in this project" in out and "Imported 3 reads" in out
+
+
+def test_octants_coco_export_imports_as_one_readers_answers(source, empty, tmp_path):
+    admin = find_reader(source.database, "Admin").id
+    export_labels(source, tmp_path / "coco.json", "coco", admin)
+    final = {image["sha256"]: image["final"] for image in exported(source, tmp_path, "a.json")["images"]}
+    project, admin = empty
+    report = import_labels(project, tmp_path / "coco.json", admin.id, reader="Dr Coco")
+    assert report.readers_added == ["Dr Coco"] and not report.missing and report.undrawn == 0
+    coco_reader = find_reader(project.database, "Dr Coco").id
+    reads = {image_id: state for image_id, state in
+             ((i, ReviewSession(project.database, admin.id).reads_for(i).get(coco_reader)) for i in (1, 2, 3))}
+    for number, sha in enumerate(SHAS, start=1):
+        present = {code: f["regions"] for code, f in (final[sha] or {"findings": {}})["findings"].items()
+                   if f["state"] == "present"}
+        state = reads[number]
+        assert {code: sorted(r) for code, r in state.regions.items()} == present
+        assert state.done and state.normal == (not present)
+    assert reads[1].landmarks is not None          # placed as the annotation was drawn
+    assert verify(project.database).problems == []
+
+
+def test_foreign_coco_polygons_and_rle_are_placed_in_the_regions_they_cover(empty, tmp_path):
+    from annotate.geometry import region_at
+
+    project, admin = empty
+    disc, fovea = (270.0, 150.0), (170.0, 155.0)
+    square = [100.0, 100.0, 110.0, 100.0, 110.0, 110.0, 100.0, 110.0]
+    mask = np.zeros((300, 400), bool)
+    mask[200:206, 300:306] = True
+    runs = uncompressed_rle(mask)["counts"]
+    document = {
+        "images": [{"id": 7, "file_name": "eye0.png", "width": 400, "height": 300},
+                   {"id": 8, "file_name": "elsewhere/eye1.png", "width": 400, "height": 300},
+                   {"id": 9, "file_name": "not-here.png", "width": 400, "height": 300}],
+        "categories": [{"id": 3, "name": "haemorrhage"}, {"id": 4, "name": "drusen"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 3, "segmentation": [square],
+             "landmarks": {"disc": list(disc), "fovea": list(fovea)}},
+            {"id": 2, "image_id": 7, "category_id": 4, "segmentation": {"size": [300, 400], "counts": runs},
+             "landmarks": {"disc": list(disc), "fovea": list(fovea)}},
+            {"id": 3, "image_id": 8, "category_id": 3, "segmentation": [square]},   # no landmarks anywhere
+        ],
+    }
+    (tmp_path / "foreign.json").write_text(json.dumps(document))
+    report = import_labels(project, tmp_path / "foreign.json", admin.id, reader="Dr Elsewhere")
+    assert report.missing == ["not-here.png"] and report.undrawn == 1
+    reader = find_reader(project.database, "Dr Elsewhere").id
+    state = ReviewSession(project.database, admin.id).reads_for(1)[reader]
+    assert state.regions == {"haemorrhage": frozenset({region_at(disc, fovea, (105, 105), (300, 400))}),
+                             "drusen": frozenset({region_at(disc, fovea, (303, 203), (300, 400))})}
+
+
+def test_a_coco_file_needs_the_reader_and_known_findings(empty, tmp_path):
+    project, admin = empty
+    document = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "dragon scales"}]}
+    (tmp_path / "c.json").write_text(json.dumps(document))
+    with pytest.raises(InvalidRequestError, match="--reader NAME"):
+        import_labels(project, tmp_path / "c.json", admin.id)
+    with pytest.raises(InvalidRequestError, match="not a finding of this project"):
+        import_labels(project, tmp_path / "c.json", admin.id, reader="Dr X")
