@@ -6,45 +6,18 @@ import math
 import pytest
 
 from storage.errors import AccessDeniedError
-from storage.reading import ReaderSession
-from storage.readers import add_reader
-from tests.ui.conftest import DISC, FOVEA, make_reading_project
-
-FINDING = "haemorrhage"
-# image index -> reader -> haemorrhage regions (None: marked normal)
-LABELS = {
-    0: {"Ana": {1, 4}, "Ben": {1, 4}, "Cleo": {1, 4}},   # agreed: present
-    1: {"Ana": {1}, "Ben": {1, 4}, "Cleo": None},        # present, but regions differ
-    2: {"Ana": {5}, "Ben": None, "Cleo": None},          # one vote of k = 2: uncertain
-    3: {"Ana": None, "Ben": None, "Cleo": None},         # absent
-    4: {"Ana": None, "Ben": None, "Cleo": None},         # absent
-}
+from tests.ui.conftest import FOVEA
+from tests.ui.review_project import FINDING, keep_starter_models_out, make_review_project
 
 
 @pytest.fixture(autouse=True)
 def no_starter_models(tmp_path, monkeypatch):
-    """The shipped starter weights stay out of these tests unless a test puts its own in this folder."""
-    folder = tmp_path / "starter_weights"
-    folder.mkdir()
-    monkeypatch.setattr("models.engine.weights.WEIGHTS_DIR", folder)
-    return folder
+    return keep_starter_models_out(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def review_project(tmp_path):
-    made = make_reading_project(tmp_path / "project", images=len(LABELS))
-    made.readers["Rhea"] = add_reader(made.project.database, "Rhea", role="reviewer")
-    for name in ("Ana", "Ben", "Cleo"):
-        session = ReaderSession(made.project.database, made.readers[name].id)
-        for n, image_id in enumerate(made.image_ids):
-            session.set_landmarks(image_id, disc=DISC, fovea=FOVEA, source="manual")
-            regions = LABELS[n][name]
-            if regions is None:
-                session.mark_normal(image_id)
-            else:
-                session.set_regions(image_id, FINDING, regions)
-            session.set_diagnosis(image_id, "no DR" if regions is None else "mild NPDR")
-            session.mark_done(image_id)
+    made = make_review_project(tmp_path / "project")
     yield made
     made.project.close()
 
@@ -154,11 +127,11 @@ def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
 def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
     import torch
 
-    from models.findings.guided import GuidedConfig, GuidedNet
     from models.engine.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
     from storage.predictions import register_model
-    from ui.screenshots.review import render_review_screenshot
     from ui.review.queues import MODEL_VS_CONSENSUS
+    from ui.screenshots.review import render_review_screenshot
 
     torch.manual_seed(0)
     config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
@@ -183,8 +156,8 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
 def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):
     import torch
 
-    from models.findings.guided import GuidedConfig, GuidedNet
     from models.engine.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
     from storage.predictions import register_model
     from ui.review.model_view import STARTER_MODEL_NAME, guided_models
     from ui.review.queues import ALL_IMAGES, MODEL_VS_CONSENSUS

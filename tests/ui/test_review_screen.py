@@ -2,12 +2,25 @@
 legends and readable queue entries. The tiny project is test_review's (three readers, a reviewer)."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from tests.ui.conftest import DISC, FOVEA
-from tests.ui.test_review import FINDING, no_starter_models, review_project  # noqa: F401 (fixtures)
+from tests.ui.review_project import FINDING, keep_starter_models_out, make_review_project
 from ui.review import legend as mark
+
+
+@pytest.fixture(autouse=True)
+def no_starter_models(tmp_path, monkeypatch):
+    return keep_starter_models_out(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def review_project(tmp_path):
+    made = make_review_project(tmp_path / "project")
+    yield made
+    made.project.close()
 
 
 def open_active(qtbot, made, size=(1400, 900)):

@@ -6,11 +6,15 @@ import math
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from annotate.agreement import (AgreementReport, KappaResult, fleiss_by_finding, pairwise_cohen_kappa,
-                                readers_against_consensus)
+from annotate.agreement import (
+    AgreementReport,
+    KappaResult,
+    fleiss_by_finding,
+    pairwise_cohen_kappa,
+    readers_against_consensus,
+)
 from annotate.consensus import ProjectConsensus
 
 MISSING = "—"

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from annotate.consensus import ProjectConsensus, consensus_from_table, collect_reads
+from annotate.adjudication import disagreements
+from annotate.consensus import ProjectConsensus, collect_reads, consensus_from_table
 from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
 from storage.readers import ReaderInfo, list_readers
 from storage.review import ReviewSession
-
-UNCERTAIN_VOTE = "uncertain vote"
-REGIONS_DIFFER = "regions differ"
 
 
 @dataclass
@@ -43,27 +39,9 @@ class ReviewData:
     def image(self, image_id: int) -> ImageRecord:
         return self._by_id[image_id]
 
-    def disagreements(self, finding: str | None = None) -> dict[int, dict[str, str]]:
-        """image id -> {finding: why} for every disagreement (module docstring), image order."""
-        c = self.consensus
-        t = c.table
-        if not len(t.image_ids):
-            return {}
-        marked = (t.region_bits != 0) & t.gradable[:, :, None]           # [N, R, F]
-        votes = marked.sum(axis=1)
-        uncertain = (votes >= 1) & (votes < c.k)
-        union = np.bitwise_or.reduce(np.where(marked, t.region_bits, 0), axis=1)
-        common = np.bitwise_and.reduce(np.where(marked, t.region_bits, 0xFF), axis=1)
-        differ = (votes >= 2) & (union != common)
-        found: dict[int, dict[str, str]] = {}
-        for f, code in enumerate(t.finding_codes):
-            if finding is not None and code != finding:
-                continue
-            for row in np.nonzero(uncertain[:, f] | differ[:, f])[0]:
-                why = UNCERTAIN_VOTE if uncertain[row, f] else REGIONS_DIFFER
-                found.setdefault(int(t.image_ids[row]), {})[code] = why
-        order = {record.id: n for n, record in enumerate(self.images)}
-        return dict(sorted(found.items(), key=lambda item: order.get(item[0], item[0])))
+    def disagreements(self, finding: str | None = None) -> dict[int, dict[str | None, str]]:
+        """image id -> {finding (None: the diagnosis): why}: ``annotate.adjudication.disagreements``."""
+        return disagreements(self.consensus, finding)
 
     def consensus_state(self, image_id: int, finding: str):
         """``FindingConsensus`` or None when the image has no done read yet."""

@@ -14,6 +14,7 @@ from annotate.adjudication import review_queue
 from storage.adjudication import record_adjudication
 from storage.errors import OctantError
 from storage.review import ReviewSession
+from ui.background import Worker, worker_pool
 from ui.display_image import DisplayImage, decode_for_display
 from ui.image_loader import ImageLoader
 from ui.panels import finding_colour
@@ -21,12 +22,11 @@ from ui.review.adjudication import AdjudicationPanel
 from ui.review.agreement_view import AgreementView, compute_agreement
 from ui.review.dashboard import DashboardView, compute_dashboard
 from ui.review.data import ReviewData, load_review_data
-from ui.review.enlarged import MODEL, READERS, SOURCES, EnlargedView
+from ui.review.enlarged import MODEL, SOURCES, EnlargedView
 from ui.review.keys import BINDINGS, keys_line
 from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
-from ui.background import Worker, worker_pool
 
 PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32

@@ -11,7 +11,6 @@ from ui.review.window import ReviewWindow
 from ui.screenshots.events import wait_until
 from ui.screenshots.staging import stage_readers_answers
 
-
 REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard")   # file name suffixes, in order
 
 
