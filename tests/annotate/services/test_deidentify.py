@@ -126,6 +126,22 @@ def test_import_stores_only_the_deidentified_copy_and_the_pseudonym(tmp_project,
     assert not again.added and len(again.duplicates) == 3 and key_file.read_bytes() == key
 
 
+def test_no_export_format_carries_an_identifier(tmp_project, tmp_path):
+    from annotate.services.export import FORMATS, export_labels
+    from storage.readers import Role, add_reader
+
+    (tmp_path / "in").mkdir()
+    write_identified(tmp_path / "in" / "Doe_SECRETX.dcm", PatientID="SECRETX-1")
+    import_images(tmp_project, [tmp_path / "in"])
+    admin = add_reader(tmp_project.database, "Admin", Role.ADMIN)
+    for fmt in FORMATS:
+        out = tmp_path / f"out-{fmt}"
+        export_labels(tmp_project, out, fmt, admin.id)
+        written = out.read_bytes() if out.is_file() else b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+        assert not [leak for leak in LEAKS if leak in written], fmt
+        assert fmt not in ("json", "coco") or b"P-" in written   # the pseudonym is there instead
+
+
 def test_a_damaged_patient_key_stops_with_one_sentence(tmp_path):
     from storage.errors import OctantError
 
