@@ -6,6 +6,12 @@ networks are trained by the project's own ``train`` command on reference labels
 validation split of photos whose IDRiD name match is confirmed (grouped so a photo known under
 two names never sits on both sides). Optionally the guided runs are exported as starter weights.
 
+``--as-published`` runs the paper's claim as the paper ran it: both sides are ``train
+--as-published`` (the paper's network and loss without Octant's four additions, binary cue M,
+Xavier initialisation from scratch), so λ = 1 and λ = 0 start from the same initial weights (one
+seed, one network); their runs and figures are kept apart (``runs_as_published``) beside Octant's
+variant (``runs``), which compares the same way.
+
 ``--cue lesions`` trains on lesion cues instead of regional ones (the map cells holding the
 IDRiD masks' lesions, ``models.findings.data.lesion_cue``): a much narrower cue than the regions,
 which on these advanced-retinopathy photos cover most of the map. Every run's AIR is measured
@@ -41,16 +47,21 @@ REDUCED = ["--input-size", "320", "--width", "8", "--epochs", "30", "--batch-siz
 UNGUIDED_ROOT = default_runs_dir() / "bench_guided"
 
 
-def run_dir_of(finding: str, guidance: float, run_root: Path) -> Path:
-    """λ = 0 ignores the cue, so one unguided run (under the regional root) serves both kinds of cue."""
-    return (run_root if guidance else UNGUIDED_ROOT) / f"{finding}_lambda{guidance:g}"
+def run_dir_of(finding: str, guidance: float, run_root: Path, as_published: bool = False) -> Path:
+    """λ = 0 ignores the cue, so one unguided run (under the regional root) serves both kinds of cue;
+    the paper's network as published has its own λ = 0 run (another network: none of our additions)."""
+    unguided_root = UNGUIDED_ROOT.with_name(UNGUIDED_ROOT.name + "_as_published") if as_published else UNGUIDED_ROOT
+    return (run_root if guidance else unguided_root) / f"{finding}_lambda{guidance:g}"
 
 
-def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str, data: Path) -> dict:
-    run_dir = run_dir_of(finding, guidance, run_root)
+def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str, data: Path,
+        as_published: bool = False) -> dict:
+    run_dir = run_dir_of(finding, guidance, run_root, as_published)
     argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--data", str(data),
             "--cue", cue,
             "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *REDUCED]
+    if as_published:   # from scratch (Xavier), the same seed on both sides: the same initial weights
+        argv += ["--as-published", "--start-from", "scratch"]
     if export is not None:
         argv += ["--export", str(export)]
     start = time.perf_counter()
@@ -64,7 +75,7 @@ def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue:
             "minutes": (time.perf_counter() - start) / 60, "command": "python main.py " + " ".join(argv)}
 
 
-def evaluate(finding: str, guidance: float, run_root: Path, data: Path) -> dict:
+def evaluate(finding: str, guidance: float, run_root: Path, data: Path, as_published: bool = False) -> dict:
     """The best epoch again on its validation photos, with the figures training does not log:
     the share of the map the cues cover (AIR of a flat map), AIR on box cues (a lower bound), and
     AIR against lesion cues (suffix ``_lesion``) as well as regional ones."""
@@ -75,7 +86,7 @@ def evaluate(finding: str, guidance: float, run_root: Path, data: Path) -> dict:
     from models.findings.guided import GuidedConfig, GuidedNet, finding_metrics, predict
     from models.findings.reference_labels import idrid_reference_samples
 
-    run_dir = run_dir_of(finding, guidance, run_root)
+    run_dir = run_dir_of(finding, guidance, run_root, as_published)
     config = GuidedConfig.from_saved(json.loads((run_dir / "config.json").read_text())["task"])
     model = GuidedNet(config)
     model.load_state_dict(torch.load(run_dir / "best.pt", weights_only=False)["model"])
@@ -103,8 +114,10 @@ def save(output: Path, results: dict, runs_key: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--findings", default="haemorrhage,hard_exudate")
+    parser.add_argument("--as-published", action="store_true",
+                        help="both sides as the paper ran them (binary cue, no additions, Xavier from scratch)")
     parser.add_argument("--starters", default="", help="findings trained guided only, for starter weights")
     parser.add_argument("--export-starters", action="store_true")
     parser.add_argument("--evaluate-only", action="store_true",
@@ -117,8 +130,11 @@ def main() -> None:
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
     data = public_data_dir(args.data)
-    run_root = default_runs_dir() / ("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues")
-    runs_key = "runs" if args.cue == "regions" else "runs_lesion_cues"
+    variant = "_as_published" if args.as_published else ""
+    run_root = default_runs_dir() / (("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues") + variant)
+    runs_key = ("runs" if args.cue == "regions" else "runs_lesion_cues") + variant
+    if args.as_published and args.export_starters:
+        parser.error("--export-starters exports Octant's variant; leave out --as-published")
     weights = args.export_dir
     weights.mkdir(parents=True, exist_ok=True)
     output = ROOT / "bench" / "results" / "bench_guided.json"
@@ -135,17 +151,18 @@ def main() -> None:
         pair = results[runs_key].get(finding, {})   # a side not trained now keeps its earlier figures
         for side, guidance in sides.items():
             if not args.evaluate_only:
-                pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue, data)
-            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root, data))
+                pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue, data,
+                                 args.as_published)
+            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root, data, args.as_published))
         results[runs_key][finding] = pair
         results = save(output, results, runs_key)
     pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
     lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
                              or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}
                   for f, pair in pairs.items()}
-    table = (f"trained on {args.cue} cues; AIR against regional cues:\n{guidance_table(pairs)}\n\n"
+    table = (f"{'the paper as published, ' if args.as_published else ''}trained on {args.cue} cues; AIR against regional cues:\n{guidance_table(pairs)}\n\n"
              f"AIR against lesion cues:\n{guidance_table(lesion_air, with_paper=False)}")
-    results[f"table_{args.cue}"] = table
+    results[f"table_{args.cue}{variant}"] = table
     save(output, results, runs_key)
     print(table)
     for finding, pair in results[runs_key].items():
