@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -64,13 +65,16 @@ class AttentionConfig:
 class AttentionClassifier(nn.Module):
     """EfficientNet features (global average pooled) and the paper's dense head; returns logits."""
 
+    mean: Tensor   # buffers: ImageNet normalisation on the network's device
+    std: Tensor
+
     def __init__(self, config: AttentionConfig):
         super().__init__()
         import timm
 
         self.config = config
         self.backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
-        self.head = nn.Sequential(nn.Linear(self.backbone.num_features, HEAD_UNITS), nn.ReLU(inplace=True),
+        self.head = nn.Sequential(nn.Linear(cast(int, self.backbone.num_features), HEAD_UNITS), nn.ReLU(inplace=True),
                                   nn.Dropout(HEAD_DROPOUT), nn.Linear(HEAD_UNITS, len(config.classes)))
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
@@ -86,6 +90,11 @@ def attention_train_config(**changes):
     defaults = dict(epochs=30, batch_size=8, lr=1e-4, optimizer="adam", scheduler="none",
                     early_stopping_patience=5, monitor="val_loss", monitor_mode="min")
     return TrainConfig(**{**defaults, **changes})
+
+
+def _mask_of(planes: list[np.ndarray], weights: dict[str, float] | None) -> np.ndarray:
+    disc, cup, vessels = planes
+    return attention_mask(disc, cup, vessels, weights).astype(np.float32)
 
 
 def structure_planes(maps: np.ndarray, soft: bool = True) -> list[np.ndarray]:
@@ -108,7 +117,7 @@ class DiagnosisDataset(Dataset):
         self.photos, self.labels = photos, list(labels)
         self.keys = keys or [str(i) for i in range(len(photos))]
         self.masks = None if masks is None else [
-            attention_mask(*structure_planes(m, soft_mask), mask_weights).astype(np.float32) for m in masks]
+            _mask_of(structure_planes(m, soft_mask), mask_weights) for m in masks]
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -190,9 +199,9 @@ def load_structure_models(device: torch.device, weights_dir=None):
     """The disc/cup and vessel networks of pre-segmentation, from their starter (or given) weights."""
     from pathlib import Path
 
+    from models.engine.weights import load_weights, read_metadata, starter_weights_path
     from models.segmentation.disc_cup import DiscCupConfig, build_disc_cup_net
     from models.segmentation.vessels import VesselNetConfig, build_vessel_net
-    from models.engine.weights import load_weights, read_metadata, starter_weights_path
     from storage.errors import WeightsError
 
     loaded = []

@@ -95,12 +95,13 @@ def cached_photo(path: Path, key: str, size: int, reduce: int = 1,
     if png.is_file() and box_file.is_file():
         image = cv2.imread(str(png), cv2.IMREAD_COLOR)
         if image is not None:
-            return image[..., ::-1].copy(), tuple(json.loads(box_file.read_text()))
+            x0, y0, x1, y1 = json.loads(box_file.read_text())
+            return image[..., ::-1].copy(), (x0, y0, x1, y1)
     resized, box = fov_square(read_fundus(path, reduce), size, crop)
     folder.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(png), resized)
     box_file.write_text(json.dumps([int(v) for v in box]))
-    return resized[..., ::-1].copy(), tuple(int(v) for v in box)
+    return resized[..., ::-1].copy(), box
 
 
 def regional_cue(sample: FindingSample, decoded_shape: tuple[int, int],
@@ -285,7 +286,7 @@ def idrid_grade_photos(data_root: Path) -> list[GradedPhoto]:
         photos.append(GradedPhoto(
             key=f"idrid-landmarks-{Path(name).stem}", image_path=folder / "images" / name,
             label=int(row["retinopathy_grade"]), source="reference:IDRiD grades", group=f"landmarks:{name}",
-            confident=bool(mark) and mark["confident"] == "1",
+            confident=mark is not None and mark["confident"] == "1",
             disc=(float(mark["disc_x"]), float(mark["disc_y"])) if mark else None))
     return photos
 

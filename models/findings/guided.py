@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,13 +74,13 @@ class GuidedConfig:
         return asdict(self)
 
     @classmethod
-    def from_saved(cls, values: dict) -> "GuidedConfig":
+    def from_saved(cls, values: dict) -> GuidedConfig:
         """The config saved with a model; a model saved before one of our additions existed ran without it."""
         known = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
         return cls(**{"fov_mask": False, "existence_floor": False, "existence_intercept": False,
                       "saturation_hinge": False, **known})
 
-    def as_published(self) -> "GuidedConfig":
+    def as_published(self) -> GuidedConfig:
         """The same network without our four additions and with the paper's binary cue M: the
         paper's architecture and loss as written."""
         return GuidedConfig(**{**self.to_dict(), "fov_mask": False, "existence_floor": False,
@@ -246,7 +247,7 @@ def guided_train_config(**changes):
 
 
 # §3.1 names the kinds of augmentation, not their ranges; these are moderate for fundus photos.
-GUIDED_AUGMENTATION = dict(rotation_deg=20.0, shift=0.05, scale=0.1, shear_deg=5.0, flip=True,
+GUIDED_AUGMENTATION: dict[str, Any] = dict(rotation_deg=20.0, shift=0.05, scale=0.1, shear_deg=5.0, flip=True,
                            vertical_flip=True, intensity=0.2)
 
 
@@ -294,10 +295,12 @@ def cue_as_configured(cues: Tensor, soft: bool) -> Tensor:
 def _augment(images: Tensor, cues: Tensor) -> tuple[Tensor, Tensor]:
     from models.findings.data import random_affine
 
-    return random_affine(images, cues, **GUIDED_AUGMENTATION)
+    moved, moved_cues = random_affine(images, cues, **GUIDED_AUGMENTATION)
+    assert moved_cues is not None   # given cues, random_affine moves them with the images
+    return moved, moved_cues
 
 
-def predict(model: nn.Module, loader, device) -> dict:
+def predict(model: GuidedNet, loader, device) -> dict:
     """Logits, probabilities and activation maps of a whole loader, as numpy arrays."""
     import numpy as np
 

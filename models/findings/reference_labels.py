@@ -35,6 +35,7 @@ import numpy as np
 from annotate.geometry import RegionGeometry
 from annotate.services.photos import read_fundus
 from models.findings.data import FindingSample
+from storage.errors import OctantError
 from storage.locations import public_data_dir
 
 SEGMENTATION_FOLDERS = {"haemorrhage": "haemorrhages", "hard_exudate": "hard_exudates",
@@ -90,7 +91,7 @@ def _landmark_set_samples(finding: str, folder: Path) -> list[FindingSample]:
         if present is None:
             continue
         path = folder / "images" / name
-        regions = frozenset()
+        regions: frozenset[int] = frozenset()
         if present:
             regions = _regions_of_boxes(boxes[name], disc, fovea, LANDMARKS_SHAPE)
         samples.append(FindingSample(
@@ -124,7 +125,7 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
         shape = read_fundus(path, SEGMENTATION_REDUCE).shape[:2]
         disc, diameter = _disc_from_mask(folder / "optic_disc" / f"{Path(name).stem}.png")
         twin, certain = matches.get(path, (None, False))
-        if certain:
+        if certain and twin is not None:
             fx, fy = float(landmark_rows[twin.name]["fovea_x"]), float(landmark_rows[twin.name]["fovea_y"])
             scale = LANDMARKS_SCALE / SEGMENTATION_REDUCE
             fovea, fovea_source = (fx * scale, fy * scale), "IDRiD-landmarks (same photo)"
@@ -139,15 +140,22 @@ def _segmentation_set_samples(finding: str, folder: Path, landmarks_folder: Path
             regions=regions, disc=disc, fovea=fovea, source="reference:IDRiD-segmentation masks",
             group=f"landmarks:{twin.name}" if twin is not None else f"segmentation:{name}",
             # Fit for validation when its fovea is the twin's, and that twin's name was checked.
-            confident=certain and landmark_rows[twin.name]["confident"] == "1", reduce=SEGMENTATION_REDUCE,
+            confident=certain and twin is not None and landmark_rows[twin.name]["confident"] == "1", reduce=SEGMENTATION_REDUCE,
             extra={"decoded_shape": shape, "fovea_source": fovea_source,
                    "lesion_mask": (mask_path, SEGMENTATION_REDUCE) if regions else None}))
     return samples
 
 
+def _read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise OctantError(f"The public mask {path} is missing or unreadable; copy the data set again.")
+    return mask
+
+
 def _disc_from_mask(path: Path) -> tuple[tuple[float, float], float]:
     """Centroid and equivalent diameter of the optic-disc mask, in 1/SEGMENTATION_REDUCE pixels."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    mask = _read_mask(path)
     ys, xs = np.nonzero(mask)
     scale = 1 / SEGMENTATION_REDUCE
     centre = ((xs.mean() + 0.5) * scale, (ys.mean() + 0.5) * scale)
@@ -155,7 +163,7 @@ def _disc_from_mask(path: Path) -> tuple[tuple[float, float], float]:
 
 
 def _regions_of_mask(path: Path, disc, fovea, shape) -> frozenset[int]:
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    mask = _read_mask(path)
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return frozenset()

@@ -102,7 +102,7 @@ class ScreeningResult:
 def _threshold(metrics: dict | None) -> float:
     value = (metrics or {}).get("val_threshold", (metrics or {}).get("threshold"))
     try:
-        value = float(value)
+        value = float(value)  # type: ignore[arg-type]   # None and text are caught below
     except (TypeError, ValueError):
         return DEFAULT_THRESHOLD
     return value if 0.0 < value < 1.0 else DEFAULT_THRESHOLD
@@ -156,11 +156,11 @@ def load_screening_models(findings: list[str], db: Database | None = None, devic
             metadata = read_metadata(path)
             values = (record.config or {}).get("task", {}) if record else metadata.get("config", {})
             known = {k: v for k, v in values.items() if k in AttentionConfig.__dataclass_fields__}
-            config = AttentionConfig(**known)
-            network = AttentionClassifier(config)
-            load_weights(network, path)
-            structure = load_structure_models(device) if config.masked else None
-            models.diagnosis = DiagnosisModel(network.eval().to(device), config,
+            diagnosis_config = AttentionConfig(**known)
+            classifier = AttentionClassifier(diagnosis_config)
+            load_weights(classifier, path)
+            structure = load_structure_models(device) if diagnosis_config.masked else None
+            models.diagnosis = DiagnosisModel(classifier.eval().to(device), diagnosis_config,
                                               _version(metadata, path, record.name if record else None), structure)
         except (WeightsError, TypeError, ValueError, RuntimeError) as error:
             models.messages.append(f"attention-mask classifier: {str(error).rstrip('.')}; no diagnosis is given.")
@@ -221,7 +221,8 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
     from storage.errors import GeometryError
 
     fov = detect_fov(bgr)
-    box = tuple(int(v) for v in crop_box(fov, bgr.shape))
+    x0, y0, x1, y1 = (int(v) for v in crop_box(fov, bgr.shape))
+    box = (x0, y0, x1, y1)
     x0, y0, x1, y1 = box
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Subset
 from models.engine.training import ProgressEvent, TrainConfig, TrainResult, load_best, train
 from models.engine.weights import save_weights
 from models.findings.data import FindingDataset, consensus_samples, split_derivation_validation
-from models.findings.guided import GuidedConfig, GuidedTask, predict
+from models.findings.guided import GuidedConfig, GuidedNet, GuidedTask, predict
 from storage.errors import OctantError
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
         labels = "reference: IDRiD segmentation masks + IDRiD/CODRAS boxes and grades" + (
             "; cues: the lesions' map cells (masks, boxes)" if cue_source == "lesions" else "")
     else:
+        assert project is not None   # _check_source: without a public reference there is a project
         k = project.settings().consensus_k
         samples = consensus_samples(project.database, config.finding, "train", k=k)
         test_samples = consensus_samples(project.database, config.finding, "test", k=k)
@@ -165,6 +166,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
         photos, test_photos = idrid_grade_photos(public_data_dir(data_root)), []
         labels = "reference: IDRiD retinopathy grades"
     else:
+        assert project is not None   # _check_source: without a public reference there is a project
         config = dataclasses.replace(config, classes=list(project.settings().diagnosis_classes))
         photos = consensus_diagnosis_photos(project.database, config.classes, "train")
         test_photos = consensus_diagnosis_photos(project.database, config.classes, "test")
@@ -262,7 +264,7 @@ def _diagnosis_metrics(model, task, dataset, batch_size: int, device, prefix: st
     return {f"{prefix}_{k}": v for k, v in found.items()}
 
 
-def validation_gallery(model: torch.nn.Module, dataset: FindingDataset, size: int) -> list[GalleryItem]:
+def validation_gallery(model: GuidedNet, dataset: FindingDataset, size: int) -> list[GalleryItem]:
     """The best epoch's activation maps on the first validation photos, positives first."""
     order = sorted(range(len(dataset)), key=lambda i: not dataset.samples[i].present)[:size]
     if not order:
@@ -288,14 +290,13 @@ def saved_model_gallery(project: ProjectHandle, model: ModelRecord, size: int = 
     return validation_gallery(network, dataset, size)
 
 
-def load_guided_model(model) -> tuple[torch.nn.Module, GuidedConfig]:
+def load_guided_model(model: ModelRecord) -> tuple[GuidedNet, GuidedConfig]:
     """The network of a registered guided model (``storage.predictions.ModelRecord``), on the CPU.
 
     Its architecture comes from the task config saved with it, so a model trained with other
     settings (width, input size, size class) loads as it was trained.
     """
     from models.engine.weights import load_weights
-    from models.findings.guided import GuidedNet
 
     task = (model.config or {}).get("task", {})
     if task.get("network") != "guided":
