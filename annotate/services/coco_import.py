@@ -13,7 +13,7 @@ counted. A listed image without annotations is answered "normal"; the reader's o
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import cv2
 import numpy as np
@@ -35,7 +35,7 @@ def is_coco(document: Any) -> bool:
     return isinstance(document, dict) and "annotations" in document and "categories" in document
 
 
-def _fail(name: str, where: str, what: str):
+def _fail(name: str, where: str, what: str) -> NoReturn:
     raise InvalidRequestError(f"{name}: {where}: {what}; fix the file or export it again.")
 
 
@@ -116,11 +116,11 @@ def coco_states(project: ProjectHandle, document: dict, reader_id: int | None, f
         if not isinstance(image, dict) or "id" not in image:
             _fail(name, f"image {index}", "an image needs its id")
         file_name = str(image.get("file_name") or "")
-        record = _match(db, image, file_name, by_path, names)
-        if record is None:
+        match = _match(db, image, file_name, by_path, names)
+        if match is None:
             missing.append(file_name or str(image["id"]))
         else:
-            matched[image["id"]] = record
+            matched[image["id"]] = match
     regions: dict[int, dict[str, set[int]]] = {record.id: {} for record in matched.values()}
     placed: dict[int, Landmarks | None] = {}
     undrawn = 0
@@ -128,8 +128,8 @@ def coco_states(project: ProjectHandle, document: dict, reader_id: int | None, f
         where = f"annotation {index}"
         if not isinstance(annotation, dict) or annotation.get("category_id") not in categories:
             _fail(name, where, "its category_id is not one of the file's categories")
-        record = matched.get(annotation.get("image_id"))
-        if record is None:
+        target = matched.get(annotation.get("image_id"))
+        if target is None:
             continue
         code = categories[annotation["category_id"]]
         given = annotation.get("regions")
@@ -138,17 +138,17 @@ def coco_states(project: ProjectHandle, document: dict, reader_id: int | None, f
                 _fail(name, where, "regions must be codes 1 to 8")
             found = frozenset(given)
         else:
-            own = stored.get(record.id).landmarks if record.id in stored else None
+            own = stored[target.id].landmarks if target.id in stored else None
             landmarks = _landmarks(annotation.get("landmarks"), name, where) or own or \
-                latest_model_landmarks(db, record.id)
+                latest_model_landmarks(db, target.id)
             if landmarks is None:
                 undrawn += 1
                 continue
-            found = _regions_of(_mask(annotation.get("segmentation"), record.height, record.width, name, where),
-                                record, landmarks)
+            found = _regions_of(_mask(annotation.get("segmentation"), target.height, target.width, name, where),
+                                target, landmarks)
         if annotation.get("landmarks") is not None:
-            placed.setdefault(record.id, _landmarks(annotation["landmarks"], name, where))
-        regions[record.id].setdefault(code, set()).update(found)
+            placed.setdefault(target.id, _landmarks(annotation["landmarks"], name, where))
+        regions[target.id].setdefault(code, set()).update(found)
     states = {}
     for record in matched.values():
         before = stored.get(record.id, ReadState())
