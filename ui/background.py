@@ -10,6 +10,9 @@ comes back as queued signals on the GUI thread (the thread that made the worker)
 - ``aborted(message)``: it was cancelled (it raised ``CancelledError``, or was dropped before it ran);
 - ``finished()``: always last, whatever the outcome.
 
+Given an ``owner`` (the window or object whose slots are connected), nothing is delivered once
+the owner has been deleted: a job that ends after its window closed calls no slot of it.
+
 A job is ``job(report, cancel)``: ``report(value)`` emits ``yielded``; ``cancel`` is a
 ``threading.Event`` the job checks between steps (the training engine between batches, the
 pipeline before every network layer: ``models.engine.cancel``), so a cancel is seen within a
@@ -27,6 +30,7 @@ import logging
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -88,12 +92,17 @@ class Worker(QObject):
     errored = Signal(str)
     aborted = Signal(str)
     finished = Signal()
-    _released = Signal()   # after the job's end: every signal before it has been delivered
+    # Everything the pool thread says goes through this one queued signal, in order, to
+    # ``_deliver`` on the GUI thread, which emits the public signal if the owner still exists.
+    _said = Signal(str, object)
 
     def __init__(self, job: Job, name: str = "Background work", pool: QThreadPool | None = None,
-                 parent: QObject | None = None):
-        super().__init__(parent)
+                 owner: QObject | None = None):
+        super().__init__()
         self.name = name
+        # Weak: a worker never keeps its window alive; once the window is deleted its slots
+        # (lambdas included) are not called any more.
+        self._owner = weakref.ref(owner) if owner is not None else None
         self._job = job
         self._pool = pool
         self._cancel = threading.Event()
@@ -101,15 +110,13 @@ class Worker(QObject):
         self._started = False
         self._outcome_seen = False        # the GUI thread has received returned/errored/aborted
         self._runnable = _Runnable(self)
-        for outcome in (self.returned, self.errored, self.aborted):
-            outcome.connect(self._on_outcome)   # connected first: runs before the owner's slots
-        self._released.connect(self._release)
+        self._said.connect(self._deliver)
 
     @classmethod
     def call(cls, function: Callable[[], Any], name: str = "Background work",
-             pool: QThreadPool | None = None, parent: QObject | None = None) -> Worker:
+             pool: QThreadPool | None = None, owner: QObject | None = None) -> Worker:
         """A worker for a job that neither reports nor checks for a cancel (a count, a decode)."""
-        return cls(lambda _report, _cancel: function(), name, pool, parent)
+        return cls(lambda _report, _cancel: function(), name, pool, owner)
 
     # --- the owner's side (GUI thread) ----------------------------------------------------------
     def start(self) -> Worker:
@@ -128,8 +135,8 @@ class Worker(QObject):
         says ``aborted`` and ``finished`` at once."""
         self._cancel.set()
         if self._take_back():
-            self.aborted.emit(DROPPED)
-            self.finished.emit()
+            self._deliver("aborted", DROPPED)
+            self._deliver("finished", None)
 
     @property
     def cancel_requested(self) -> bool:
@@ -151,11 +158,22 @@ class Worker(QObject):
             return True
         return self._ended.wait(None if msecs is None else msecs / 1000)
 
-    def _on_outcome(self, *_args) -> None:
-        self._outcome_seen = True
-
-    def _release(self) -> None:
-        _KEEP.discard(self)
+    def _deliver(self, kind: str, value: object) -> None:
+        """On the GUI thread: emit what the job said, unless the owner has been deleted."""
+        if kind == "released":
+            _KEEP.discard(self)
+            return
+        if kind in ("returned", "errored", "aborted"):
+            self._outcome_seen = True
+        if self._owner is not None:
+            owner = self._owner()
+            if owner is None or not shiboken6.isValid(owner):
+                return
+        signal = getattr(self, kind)
+        if kind in ("started", "finished"):
+            signal.emit()
+        else:
+            signal.emit(value)
 
     def _take_back(self) -> bool:
         """Remove the job from its pool's queue if it has not started yet."""
@@ -173,24 +191,24 @@ class Worker(QObject):
 
     # --- the pool thread's side -----------------------------------------------------------------
     def _run(self) -> None:
+        say = self._said.emit
         try:
-            self.started.emit()
+            say("started", None)
             try:
-                result = self._job(self.yielded.emit, self._cancel)
+                result = self._job(lambda value: say("yielded", value), self._cancel)
             except CancelledError as error:
-                self.aborted.emit(str(error))
+                say("aborted", str(error))
             except OctantError as error:
-                self.errored.emit(str(error))
+                say("errored", str(error))
             except Exception as error:  # the window must survive a failed job; the log keeps the details
                 log.error("%s failed:\n%s", self.name, traceback.format_exc())
-                self.errored.emit(f"{self.name} stopped on an unexpected error ({error}); "
-                                  "see the log and try again.")
+                say("errored", f"{self.name} stopped on an unexpected error ({error}); see the log and try again.")
             else:
-                self.returned.emit(result)
-            self.finished.emit()
+                say("returned", result)
+            say("finished", None)
         finally:
             self._end()
-            self._released.emit()
+            say("released", None)   # last: every signal before it has been delivered
 
     def _end(self) -> None:
         with _ACTIVE_LOCK:

@@ -189,7 +189,7 @@ class ImageLoader(QObject):
 
     def _start(self, work, image_id: int, on_result) -> None:
         """One job on this loader's pool; a failure is reported for ``image_id``."""
-        worker = Worker.call(work, name="Showing the image", pool=self._pool)
+        worker = Worker.call(work, name="Showing the image", pool=self._pool, owner=self)
         worker.returned.connect(on_result)
         worker.errored.connect(lambda message: self._on_failed(image_id, message))
         self._workers = {running for running in self._workers if not running.has_ended}

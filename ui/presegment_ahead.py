@@ -33,7 +33,7 @@ class PresegmentAhead(QObject):
         """Pre-segment ``image_ids`` in this order (those already done are skipped quickly)."""
         if self.running() or not image_ids:
             return
-        self.run = Worker(self._job(list(image_ids)), name="Pre-segmentation")
+        self.run = Worker(self._job(list(image_ids)), name="Pre-segmentation", owner=self)
         self.run.yielded.connect(self._on_progress)
         self.run.returned.connect(self._on_finished)
         self.run.errored.connect(self._on_failed)

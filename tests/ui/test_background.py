@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QThread
 
 from storage.errors import CancelledError, WeightsError
@@ -133,3 +134,21 @@ def test_a_worker_runs_once(qtbot):
         worker.start()
     with pytest.raises(RuntimeError, match="runs once"):
         worker.start()
+
+
+def test_nothing_is_delivered_to_an_owner_that_was_deleted(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    window = QWidget()
+    release = threading.Event()
+    worker = Worker(lambda _r, _c: release.wait(5) and "late", owner=window)
+    seen = record(worker)
+    worker.start()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)          # started: delivered while the owner lives
+    window.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(window), timeout=5000)
+    release.set()
+    assert worker.wait(5000)
+    qtbot.wait(50)   # what the job said after the owner went is dropped, not delivered
+    assert [entry[0] for entry in seen] == ["started"]
+    assert not worker.is_running

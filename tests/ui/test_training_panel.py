@@ -94,16 +94,22 @@ def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot,
     assert image is not None and image.shape[:2] == (860, 1280)
 
 
-def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, labelled):
+def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, labelled, monkeypatch):
+    import ui.training.panel as panel_module
+
     made, _ = labelled
     panel = open_panel(qtbot, made.project, epochs=2)
+    real_train = panel_module.train_guided
 
-    def cancel_after_first_epoch(run):
-        # Direct connection: the flag is set on the training thread before epoch 2's first batch.
-        run.yielded.connect(lambda event: event.kind == "epoch" and run.cancel(),
-                                    Qt.ConnectionType.DirectConnection)
+    def cancel_after_first_epoch(*args, progress, cancel, **kwargs):
+        # On the training thread: the worker's cancel flag is set before epoch 2's first batch.
+        def relay(event):
+            progress(event)
+            if event.kind == "epoch":
+                cancel.set()
+        return real_train(*args, progress=relay, cancel=cancel, **kwargs)
 
-    panel.runStarting.connect(cancel_after_first_epoch)
+    monkeypatch.setattr(panel_module, "train_guided", cancel_after_first_epoch)
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         panel.start(resume=False)
     assert finished.args[0].result.cancelled and "Cancelled" in panel.status.text()
@@ -111,7 +117,7 @@ def test_cancel_keeps_the_finished_epoch_and_resume_completes_the_run(qtbot, lab
     assert list_models(made.project.database) == []  # a cancelled run is not registered
     assert panel.resume_button.isEnabled()
 
-    panel.runStarting.disconnect(cancel_after_first_epoch)
+    monkeypatch.setattr(panel_module, "train_guided", real_train)
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
     assert not finished.args[0].result.cancelled

@@ -165,7 +165,7 @@ class ReviewWindow(QWidget):
     # Jobs ---------------------------------------------------------------------------------------
     def _submit(self, tag: tuple, work) -> None:
         """``work()`` off the GUI thread; its result comes to ``_on_done(tag, result)``."""
-        worker = Worker.call(work, name="Review", pool=self.jobs)
+        worker = Worker.call(work, name="Review", pool=self.jobs, owner=self)
         worker.returned.connect(lambda result: self._on_done(tag, result))
         worker.errored.connect(lambda message: self._on_failed(tag, message))
         self.workers = {running for running in self.workers if not running.has_ended}

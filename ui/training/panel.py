@@ -175,7 +175,7 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.eta.setText("ETA –")
         self._say("Preparing the photos…" if not resume else "Resuming…")
-        self.run = Worker(self._job(engine, resume), name="Training")
+        self.run = Worker(self._job(engine, resume), name="Training", owner=self)
         self.run.yielded.connect(self._on_progress)
         self.run.returned.connect(self._on_finished)
         self.run.errored.connect(self._on_failed)
@@ -308,7 +308,8 @@ class TrainingPanel(QWidget):
         project, model = self.project, chosen[0]
         self.maps_button.setEnabled(False)
         self._say(f"Computing the activation maps of model {model.id}…")
-        self.gallery_run = Worker.call(lambda: saved_model_gallery(project, model), name="Activation maps")
+        self.gallery_run = Worker.call(lambda: saved_model_gallery(project, model), name="Activation maps",
+                                       owner=self)
         self.gallery_run.returned.connect(self._on_gallery)
         self.gallery_run.errored.connect(self._on_gallery_failed)
         self.gallery_run.aborted.connect(self._on_gallery_failed)

@@ -185,7 +185,7 @@ class TrainingSetup(QWidget):
         self.counts_pending += 1
         project = self.project
         count = Worker.call(lambda: summarise_training_data(project), name="Counting the consensus",
-                            pool=self._counting)
+                            pool=self._counting, owner=self)
         count.returned.connect(self._show_summary)
         count.errored.connect(self.data_note.setText)
         count.finished.connect(self._count_ended)
