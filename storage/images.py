@@ -187,6 +187,12 @@ def set_image_path(db: Database, image_id: int, path: str | Path, reader_id: int
     _update_image(db, image_id, "relink", dict(path=stored_path(path, db.root)), reader_id)
 
 
+def patient_split(db: Database, patient: str) -> str | None:
+    """The split holding a patient's photos (by pseudonym), or None when the patient is new."""
+    with db.reading() as session:
+        return session.scalar(select(Image.split).where(Image.patient == patient).order_by(Image.id).limit(1))
+
+
 def set_image_split(db: Database, image_id: int, split: str, reader_id: int | None = None) -> None:
     if split not in SPLITS:
         raise InvalidRequestError(f"Unknown split {split!r}; use train or test.")

@@ -10,7 +10,8 @@ relinked to where it is imported from: the SHA-256 proves it is the same photogr
 A DICOM file is de-identified first (``annotate.services.deidentify``, docs/dicom.md): the project
 keeps only the de-identified copy, under ``<project>/images`` with a name made of its hash (a
 file name may hold a patient's name), and the patient's keyed-hash pseudonym; its SHA-256 is that
-of the stored copy.
+of the stored copy. A photo of a patient already in the project joins that patient's split, so a
+patient is never on both sides of the train/test split (the report names each such photo).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from annotate.services.image_files import find_image_files
 from annotate.services.photos import check_photo_size, decode_fundus, read_bytes, size_from_bytes
 from storage.catalogue import SPLITS
 from storage.errors import BadImageError, CancelledError, InvalidRequestError, OctantError
-from storage.images import add_image, find_image_by_sha256, set_image_geometry, set_image_path
+from storage.images import add_image, find_image_by_sha256, patient_split, set_image_geometry, set_image_path
 from storage.patient_key import load_or_create_patient_key
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class ImportReport:
     relinked: list[Path] = field(default_factory=list)              # known photos found at a new place
     failed: list[tuple[Path, str]] = field(default_factory=list)    # file and why
     deidentified: int = 0                                           # new DICOM photos, stored de-identified
+    with_patient: list[tuple[Path, str]] = field(default_factory=list)  # put in their patient's split
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,11 @@ def import_images(
                         _repair_geometry(project, known.id, data, str(path))
                     report.duplicates.append(path)
                 else:
-                    image_id = _store(project, path, photo, sha256, split, laterality, copy)
+                    # A patient's photos stay on one side of the train/test split (no leakage).
+                    kept = patient_split(project.database, photo.patient) if photo.patient else None
+                    if kept is not None and kept != split:
+                        report.with_patient.append((path, kept))
+                    image_id = _store(project, path, photo, sha256, kept or split, laterality, copy)
                     (report.added.append(image_id) if image_id is not None else report.duplicates.append(path))
                     report.deidentified += image_id is not None and photo.stored_name is not None
         except BadImageError as error:
@@ -210,6 +216,8 @@ def iter_report_lines(report: ImportReport) -> Iterator[str]:
     if report.deidentified:
         yield (f"{report.deidentified} DICOM file{'s were' if report.deidentified != 1 else ' was'} stored "
                "de-identified (patient identity replaced by a pseudonym; docs/dicom.md).")
+    for path, kept in report.with_patient:
+        yield f"  {path.name} went to the {kept} split, where its patient's other photos are."
     if report.relinked:
         yield (f"Found {len(report.relinked)} known photograph{'s' if len(report.relinked) != 1 else ''} "
                "at a new place (same SHA-256); the project now uses the new place.")

@@ -148,3 +148,19 @@ def test_a_damaged_patient_key_stops_with_one_sentence(tmp_path):
     (tmp_path / KEY_FILENAME).write_text("not a key")
     with pytest.raises(OctantError, match="patient key .* is damaged"):
         load_or_create_patient_key(tmp_path)
+
+
+def test_a_patients_later_photos_join_the_split_of_the_first(tmp_project, tmp_path):
+    from annotate.services.importer import iter_report_lines
+
+    first = write_dicom(tmp_path / "a.dcm", synthetic_fundus(96, 64, 48, 32, 55, seed=1)[:, :, ::-1], PatientID="77")
+    import_images(tmp_project, [first], split="test")
+    later = tmp_path / "later"
+    later.mkdir()
+    write_dicom(later / "b.dcm", synthetic_fundus(96, 64, 48, 32, 55, seed=2)[:, :, ::-1], PatientID="77")
+    write_dicom(later / "c.dcm", synthetic_fundus(96, 64, 48, 32, 55, seed=3)[:, :, ::-1], PatientID="88")
+    report = import_images(tmp_project, [later], split="train")
+    splits = {image.patient: image.split for image in list_images(tmp_project.database)}
+    assert sorted(splits.values()) == ["test", "train"]          # 77 stays in test, 88 goes to train
+    assert [(p.name, kept) for p, kept in report.with_patient] == [("b.dcm", "test")]
+    assert any("b.dcm went to the test split" in line for line in iter_report_lines(report))
