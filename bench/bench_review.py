@@ -88,7 +88,6 @@ def build_project(folder: Path, count: int, data: Path):
 
 def repaint(window) -> None:
     window.enlarged.repaint()            # canvas, buttons, details and legend, synchronously
-    window.enlarged.canvas.viewport().repaint()
 
 
 def time_switches(window, switches: int) -> tuple[list[float], float | None]:

@@ -92,6 +92,7 @@ class RegionOverlay(QGraphicsItem):
         self._suggested_colour = QColor("white")
         self._hatched: set[int] = set()
         self._hatched_colour = QColor("white")
+        self._placed_for: LandmarkFrame | None = None   # the frame _placed and the numbers are for
         self._outlined: set[int] = set()
         self._outlined_colour = QColor("white")
         self._hovered = 0
@@ -161,9 +162,10 @@ class RegionOverlay(QGraphicsItem):
                 painter.drawPath(self._placed[code])
         if self._outlined:  # a reviewer's drafted answer (review): dashed over everything else
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            for colour, width in ((OUTLINE_SHADOW, 4.5), (self._outlined_colour, 2.5)):
+            for colour, width, style in ((OUTLINE_SHADOW, 4.0, Qt.PenStyle.SolidLine),
+                                         (self._outlined_colour, 2.0, Qt.PenStyle.DashLine)):
                 pen = self._pen(colour, width)
-                pen.setStyle(Qt.PenStyle.DashLine)
+                pen.setStyle(style)   # dashes on a solid dark line: visible on any background
                 painter.setPen(pen)
                 for code in self._outlined & set(self._placed):
                     painter.drawPath(self._placed[code])
@@ -176,6 +178,7 @@ class RegionOverlay(QGraphicsItem):
         self.prepareGeometryChange()
         self._image_size = (width, height)
         self._clip = fov_clip_path(width, height, fov)
+        self._placed_for = None
         if self.frame is not None:
             self.set_frame(self.frame)
 
@@ -185,6 +188,10 @@ class RegionOverlay(QGraphicsItem):
         if frame is None or frame.distance < 1.0:
             self.setVisible(False)
             return
+        if frame == self._placed_for:   # the same landmarks again (review: readers who agree on them)
+            self.setVisible(True)
+            return
+        self._placed_for = frame
         extent = extent_for(frame, *self._image_size)
         if extent != self._extent:
             self._extent = extent

@@ -83,6 +83,7 @@ class EnlargedView(QWidget):
         self._colour = QColor("white")
         self._draft: set[int] = set()
         self._model: tuple[str, list[str], object] = ("Model", [], None)   # title, lines, ModelView
+        self._overlay_cache: tuple[tuple[int, int] | None, QImage | None] = (None, None)
         self._label_buttons()
         self.buttons[self.source].setChecked(True)
 
@@ -194,14 +195,21 @@ class EnlargedView(QWidget):
         self.canvas.overlay.set_hatched(hatched, self._colour)
         self.canvas.overlay.set_outlined(self._draft, DRAFT_COLOUR)
         if overlay is not None and overlay.overlay is not None:
-            rgb = overlay.overlay
-            image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1],
-                           QImage.Format.Format_RGB888).copy()
+            image = self._overlay_image(overlay)
             x0, y0, x1, y1 = overlay.crop_box
             self.canvas.set_overlay(image, QRectF(x0, y0, x1 - x0, y1 - y0))
         elif self.canvas.has_overlay():
             self.canvas.set_overlay(None)
         self.legend.set_entries(self._legend())
+
+    def _overlay_image(self, view) -> QImage:
+        """The activation picture as the canvas draws it fastest (RGB32, converted once per view)."""
+        key = (view.model_id, view.image_id)
+        if self._overlay_cache[0] != key:
+            rgb = view.overlay
+            image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+            self._overlay_cache = (key, image.convertToFormat(QImage.Format.Format_RGB32))
+        return self._overlay_cache[1]
 
     def _set_landmarks(self, landmarks: Landmarks | None) -> None:
         if landmarks is None:
