@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict
+from typing import Any, ClassVar
 
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
-
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # Jithesh III-B normalisation
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -19,6 +19,8 @@ LIGHT_ENCODER = "tu-mobilenetv4_conv_small"   # 1.3 M encoder parameters: the st
 class NetConfig:
     """Mixin for the networks' config dataclasses: a plain dict for checkpoints and weight headers,
     and back (JSON turns tuples into lists; keys from other versions are ignored)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]   # the subclasses are dataclasses
 
     def to_dict(self) -> dict:
         return asdict(self)

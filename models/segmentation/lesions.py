@@ -22,6 +22,7 @@ is ``fov_diameter_px`` wide (1/3 of IDRiD's): MAs are then ≈ 5 px, ≥ 1 logit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,7 +137,7 @@ def build_lesion_net(config: LesionNetConfig) -> nn.Module:
     model = build_smp("DeepLabV3Plus", config.encoder, config.encoder_weights_path,
                       classes=len(config.channels), decoder_channels=config.decoder_channels)
     if config.architecture == "attention_deeplab":
-        decoder = model.decoder
+        decoder: Any = model.decoder   # smp's DeepLabV3+ decoder: aspp and block1 are Sequentials
         decoder.aspp.append(CBAM(config.decoder_channels, config.cbam_reduction))
         low_level = decoder.block1[0].out_channels   # 48 (DeepLabV3+ low-level projection)
         decoder.block1.append(CBAM(low_level, config.cbam_reduction))

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,7 +46,7 @@ MASK_NAMES = ("disc", "cup", "vessels", *(LESION_NAMES[c] for c in LESION_CHANNE
 @dataclass
 class LoadedModel:
     model: nn.Module
-    config: object
+    config: Any      # the network's config dataclass: its kind depends on the network (registry.NETWORKS)
     version: str
 
 
@@ -281,7 +282,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         for i, (photo, found) in enumerate(zip(photos, found_all)):
             result, s = photo.result, photo.s
             discs[i] = choose_disc(estimates[i], found, guesses[i])
-            if found.found:
+            if found.found and found.disc_diameter is not None:
                 result.disc_diameter, result.cup_to_disc = found.disc_diameter / s, found.cup_to_disc
             to_crop = found.crop_matrix.astype(np.float64).copy()
             to_crop[:, :2] *= s
@@ -323,6 +324,7 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
     where it is present; per photo (probabilities (4, h, w) on the lesion network's working grid,
     the affine from original pixels to that grid, the grid's shape)."""
     lesions, detail = models.get("lesions"), models.get("lesion_detail")
+    assert lesions is not None   # called only when the lesion network is loaded
     inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
 
     def lesion_inputs(config: LesionNetConfig) -> list[tuple[np.ndarray, tuple]]:
@@ -340,7 +342,7 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
     for photo, option, (_, (work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
                                                                          detail_all):
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
-        if detail_probs is not None:   # finer probabilities from the full-resolution network
+        if detail is not None and detail_probs is not None:   # finer probabilities from the full-resolution network
             for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
                 if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
                     prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)

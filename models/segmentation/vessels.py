@@ -7,7 +7,7 @@ learns from (DRIVE's FOV is ≈ 540 px across), so vessel calibres match whateve
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -48,12 +48,13 @@ STARTER_VESSELS = VesselNetConfig(encoder=LIGHT_ENCODER)
 
 
 def build_vessel_net(config: VesselNetConfig) -> nn.Module:
+    chosen = config.encoder or PAPER_ENCODERS.get(config.architecture, "resnet18")   # __post_init__ sets it
     if config.architecture == "attention_unetpp":
-        encoder = config.encoder if config.encoder.startswith("resnet") else "resnet34"
+        encoder = chosen if chosen.startswith("resnet") else "resnet34"
         return AttentionUNetPlusPlus(encoder, config.in_channels, 1, config.unetpp_filters)
     if config.architecture != "unet":
         raise ValueError(f"unknown vessel architecture {config.architecture!r}")
-    return build_smp("Unet", config.encoder, config.encoder_weights_path, in_channels=config.in_channels,
+    return build_smp("Unet", chosen, config.encoder_weights_path, in_channels=config.in_channels,
                      classes=1, decoder_channels=config.decoder_channels)
 
 
