@@ -62,6 +62,17 @@ def test_the_database_refuses_to_change_or_delete_audit_events(clinic, statement
     assert audit_events(db) == before
 
 
+@pytest.mark.postgresql_only
+def test_postgresql_refuses_to_truncate_the_audit(clinic, backend):
+    some_events(clinic)
+    db = clinic.project.database
+    before = audit_events(db)
+    with pytest.raises(Exception, match="append-only"):
+        with db.transaction() as session:
+            session.execute(text("TRUNCATE audit_event"))
+    assert audit_events(db) == before
+
+
 def test_an_edited_event_is_found(clinic, backend):
     some_events(clinic)
     db = clinic.project.database
