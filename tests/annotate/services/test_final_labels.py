@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from annotate.consensus import ABSENT, PRESENT, UNCERTAIN
-from annotate.services.final_labels import final_labels
+from annotate.services.final_labels import FinalFinding, final_labels
 from storage.adjudication import record_adjudication
 from storage.project import update_settings
 from storage.reading import ReaderSession
@@ -57,3 +57,35 @@ def test_arrays_agree_with_per_image_answers_under_both_sources(clinic):
     ids, state, _ = final_labels(db).arrays()
     assert list(ids) == [first, second] and state[1, h] == UNCERTAIN
     assert np.array_equal(final_labels(db, label_source="adjudicated").arrays()[0], [first, second, third])
+
+
+def test_gold_answers_count_as_adjudicated_where_no_reviewer_decided(clinic):
+    from storage.quality import mark_gold
+    from storage.readers import Role, add_reader
+
+    db = clinic.project.database
+    admin = add_reader(db, "Admin", Role.ADMIN).id
+    first, second = clinic.images[:2]
+    for image in (first, second):
+        for reader in sorted(ReviewSession(db, clinic.reviewer.id).reads_for(image)):
+            session = ReaderSession(db, reader)
+            session.set_regions(image, "drusen", {4})
+            session.mark_done(image)
+    mark_gold(db, admin, first, {"haemorrhage": [1, 5]}, diagnosis="PDR")
+    mark_gold(db, admin, second, {"haemorrhage": [2]})
+    record_adjudication(db, clinic.reviewer.id, second, "haemorrhage", False, reason="Not there on review.")
+    assert final_labels(db).finding(first, "drusen").state == "present"            # consensus: gold unused
+    update_settings(db, label_source="adjudicated")
+    labels = final_labels(db)
+    assert labels.finding(first, "haemorrhage") == FinalFinding("present", frozenset({1, 5}), "gold")
+    assert labels.finding(first, "drusen") == FinalFinding("absent", frozenset(), "gold")
+    assert labels.finding(second, "haemorrhage").source == "adjudicated"           # the reviewer's word wins
+    assert labels.diagnosis(first) == ("PDR", "gold") and labels.diagnosis(second)[1] == "consensus"
+    ids, state, bits = labels.arrays()
+    codes = [f.code for f in clinic.project.settings().findings]
+    for row, image in enumerate(ids):
+        for f, code in enumerate(codes):
+            answer = labels.finding(int(image), code)
+            assert {PRESENT: "present", ABSENT: "absent", UNCERTAIN: "uncertain"}[state[row, f]] == answer.state
+            assert bits[row, f] == sum(1 << (r - 1) for r in answer.regions)
+    assert labels.diagnoses() == [labels.diagnosis(int(i))[0] for i in ids]
