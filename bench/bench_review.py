@@ -114,12 +114,12 @@ def time_next_images(window, steps: int, prefetch: bool) -> list[float]:
     window.show_source("reader1")
     timings = []
     for _ in range(steps):
-        if prefetch:     # the reviewer looks at the photo meanwhile: the next one is decoded
-            loader.wait(10_000)
-            QApplication.processEvents()
-        else:
+        following = window.queues.neighbour(1)
+        if prefetch and following is not None:   # the reviewer looks at the photo meanwhile: the next one is decoded
+            wait_until(lambda: loader.is_rendered(following[0]))
+        elif not prefetch:
             loader.clear()
-        if window.queues.neighbour(1) is None:
+        if following is None:
             window.queues.list.setCurrentRow(0)
             wait_until(canvas.has_photo)
             continue
