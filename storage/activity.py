@@ -6,7 +6,7 @@ and agreement over time.
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -16,7 +16,7 @@ from storage.schema import AuditEvent, Read
 READ_ENTITY = "read"
 
 
-def read_actions(db: Database) -> list[tuple[int, int, str, object, bool]]:
+def read_actions(db: Database) -> list[tuple[int, int, str, datetime, bool]]:
     """(reader id, image id, action, when (UTC), marked done) of every audited action on a read,
     in the order they happened. Unchecked like ``storage.review.iter_all_reads``."""
     query = (select(Read.reader_id, Read.image_id, AuditEvent.action, AuditEvent.at, AuditEvent.after)

@@ -120,7 +120,7 @@ class FinalLabels:
                     bits[row, column[code]] = regions_to_mask(decided.regions)
         return ids, state, bits
 
-    def diagnoses(self, ids: np.ndarray | None = None) -> list[str | None]:
+    def diagnoses(self, ids: Sequence[int] | np.ndarray | None = None) -> list[str | None]:
         """The final diagnosis of each image of ``ids`` (default ``image_ids()``), at array speed."""
         ids = np.asarray(self.image_ids() if ids is None else ids, np.int64)
         c = self.consensus

@@ -19,20 +19,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotate.analytics import (
-    DriftWarning, PeriodAgreement, ReadEvent, ReaderTiming, agreement_over_time, completion_times, drift_warnings,
-    reading_times,
-)
 from annotate.agreement import (
-    RegionalAgreement, cohen_kappa_from_table, fleiss_by_finding, readers_against_consensus, region_marks,
+    RegionalAgreement,
+    cohen_kappa_from_table,
+    fleiss_by_finding,
+    readers_against_consensus,
+    region_marks,
     regional_agreement,
+)
+from annotate.analytics import (
+    DriftWarning,
+    PeriodAgreement,
+    ReaderTiming,
+    ReadEvent,
+    agreement_over_time,
+    completion_times,
+    drift_warnings,
+    reading_times,
 )
 from annotate.consensus import ABSENT, PRESENT
 from annotate.quality import GoldScore, RepeatScore
 from annotate.services.final_labels import FinalLabels
 from models.metrics.classification import OperatingPoint
 from models.metrics.curves import (
-    PrecisionRecallCurve, RocCurve, area_under_roc, average_precision, precision_recall_curve, roc_curve,
+    PrecisionRecallCurve,
+    RocCurve,
+    area_under_roc,
+    average_precision,
+    precision_recall_curve,
+    roc_curve,
 )
 
 ALL = "all"   # the reader rows pooled over findings
@@ -202,7 +217,7 @@ def _diagnosis_confusions(labels: FinalLabels, predictions: dict[int, dict], cla
         probabilities = payload.get("diagnosis") or {}
         known = {name: p for name, p in probabilities.items() if name in index}
         if final in index and known:
-            model[index[final], index[max(known, key=known.get)]] += 1
+            model[index[final], index[max(known, key=lambda name: known[name])]] += 1
     return readers, model
 
 

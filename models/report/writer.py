@@ -146,9 +146,8 @@ def roc_figure(numbers: ReportNumbers) -> Figure:
     figure = Figure(figsize=(6, 5.5))
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=0.8)
-    measured = [f for f in numbers.findings if f.model is not None and not math.isnan(f.model.auroc)]
-    for f in measured:
-        m = f.model
+    measured = [(f, f.model) for f in numbers.findings if f.model is not None and not math.isnan(f.model.auroc)]
+    for f, m in measured:
         line, = axes.plot(m.roc.false_positive_rate, m.roc.true_positive_rate,
                           label=f"{f.name} (AUROC {m.auroc:.3f}, n={m.images})")
         point = m.operating_point
@@ -165,9 +164,8 @@ def roc_figure(numbers: ReportNumbers) -> Figure:
 def pr_figure(numbers: ReportNumbers) -> Figure:
     figure = Figure(figsize=(6, 5.5))
     axes = figure.add_subplot()
-    measured = [f for f in numbers.findings if f.model is not None and f.model.positives]
-    for f in measured:
-        m = f.model
+    positives = [(f, f.model) for f in numbers.findings if f.model is not None and f.model.positives]
+    for f, m in positives:
         axes.plot(m.pr.recall, m.pr.precision, drawstyle="steps-post",
                   label=f"{f.name} (AP {m.average_precision:.3f}, prevalence {m.positives / m.images:.2f})")
     axes.set_xlim(0, 1)
@@ -175,9 +173,9 @@ def pr_figure(numbers: ReportNumbers) -> Figure:
     axes.set_xlabel("recall (sensitivity)")
     axes.set_ylabel("precision")
     axes.set_title("Model precision–recall on images with a final label")
-    if measured:
+    if positives:
         axes.legend(fontsize=8, loc="lower left")
-    _note_if_empty(axes, not measured, "no stored model predictions with positives")
+    _note_if_empty(axes, not positives, "no stored model predictions with positives")
     return figure
 
 

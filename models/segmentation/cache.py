@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from storage.locations import public_cache_dir, public_data_dir
+
 LESION_FOLDERS = ("microaneurysms", "haemorrhages", "hard_exudates", "soft_exudates")
 LESION_SCALE = 1 / 3            # IDRiD-segmentation working scale (MA median ≈ 16 px → 5.5 px)
 DISC_DIAMETER_PX = 96           # Drishti photos are normalised to this disc diameter
@@ -42,12 +43,19 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_gray(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    return image
+
+
 def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A 0/255 mask as float32 0..1; a missing file is an empty mask (IDRiD: lesion absent)."""
     if not path.exists():
         assert shape is not None, path
         return np.zeros(shape, np.float32)
-    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+    return read_gray(path).astype(np.float32) / 255.0
 
 
 def letterbox(image: np.ndarray, canvas: tuple[int, int] = LOCATOR_CANVAS) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -72,17 +80,17 @@ def build_drive_cache(data: Path | None = None) -> Path:
         images, vessels, fovs, second = [], [], [], []
         for n in numbers:
             images.append(read_rgb(data / split / "images" / f"{n:02d}_{split}.tif"))
-            vessels.append(cv2.imread(str(data / split / "1st_manual" / f"{n:02d}_manual1.png"), 0))
-            fovs.append(cv2.imread(str(data / split / "mask" / f"{n:02d}_{split}_mask.png"), 0))
+            vessels.append(read_gray(data / split / "1st_manual" / f"{n:02d}_manual1.png"))
+            fovs.append(read_gray(data / split / "mask" / f"{n:02d}_{split}_mask.png"))
             if split == "test":
-                second.append(cv2.imread(str(data / split / "2nd_manual" / f"{n:02d}_manual2.png"), 0))
+                second.append(read_gray(data / split / "2nd_manual" / f"{n:02d}_manual2.png"))
         arrays[f"{split}_images"] = np.stack(images)
         arrays[f"{split}_vessels"] = (np.stack(vessels) > 127).astype(np.uint8)
         arrays[f"{split}_fov"] = (np.stack(fovs) > 127).astype(np.uint8)
         arrays[f"{split}_numbers"] = np.array(list(numbers))
         if second:
             arrays["test_vessels_2nd"] = (np.stack(second) > 127).astype(np.uint8)
-    np.savez_compressed(out, **arrays)
+    np.savez_compressed(out, **arrays)  # type: ignore[arg-type]  # the keywords are array names, not options
     return out
 
 
@@ -99,8 +107,8 @@ def build_drishti_cache(data: Path | None = None) -> Path:
             scale = DISC_DIAMETER_PX / max(x1 - x0, y1 - y0)
             image = read_rgb(data / "images" / f"{name}.jpg")
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-            disc = cv2.imread(str(data / "disc_softmap" / f"{name}.png"), 0)
-            cup = cv2.imread(str(data / "cup_softmap" / f"{name}.png"), 0)
+            disc = read_gray(data / "disc_softmap" / f"{name}.png")
+            cup = read_gray(data / "cup_softmap" / f"{name}.png")
             np.savez_compressed(
                 out / f"{name}.npz",
                 image=cv2.resize(image, size, interpolation=cv2.INTER_AREA),

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from models.segmentation.landmarks import heatmap_targets
 from models.segmentation.cache import DISC_DIAMETER_PX, idrid_overlap, public_sets_cache_dir
 from models.segmentation.common import rgb_to_tensor
+from models.segmentation.landmarks import heatmap_targets
 from models.segmentation.vessels import vessel_input
 
 LESION_VALIDATION = range(45, 55)
@@ -51,7 +51,7 @@ def colour_jitter(image: np.ndarray) -> np.ndarray:
     """Jithesh III-B: brightness/contrast ±20 %, gamma 0.8–1.2, HSV (hue ±10°, sat ±15 %,
     value ±10 %), one of them with p = 0.5; Gaussian blur (p = 0.15) and noise (p = 0.15)."""
     rng = np.random
-    out = image.astype(np.float32)
+    out: np.ndarray = image.astype(np.float32)
     if rng.rand() < 0.5:
         choice = rng.randint(3)
         if choice == 0:

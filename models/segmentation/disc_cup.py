@@ -126,5 +126,9 @@ def segment_disc_cup_batch(model: nn.Module, images_rgb: list[np.ndarray], centr
             sides[i] = config.crop_disc_diameters * diameter_px
             still.append(i)
         active = still
-    return [result if result is not None else DiscCupResult(*last[i], None, None, None, False)
-            for i, result in enumerate(results)]
+    return [result if result is not None else _not_found(*last[i]) for i, result in enumerate(results)]
+
+
+def _not_found(disc_prob: np.ndarray, cup_prob: np.ndarray, crop_matrix: np.ndarray) -> DiscCupResult:
+    """The last pass's maps where no plausible disc was found."""
+    return DiscCupResult(disc_prob, cup_prob, crop_matrix, None, None, None, False)

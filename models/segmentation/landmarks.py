@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from annotate.fov import FieldOfView, detect_fov, fov_mask
-from models.segmentation.disc_cup import DISC_PER_FOV
 from models.segmentation.cache import letterbox
 from models.segmentation.common import LIGHT_ENCODER, NetConfig, build_smp, inference_context, rgb_to_tensor
+from models.segmentation.disc_cup import DISC_PER_FOV
 
 # Disc–fovea offset in units of the expected disc diameter (FOV diameter / 8), measured on 60
 # IDRiD-landmarks training photos: 3.1 ± 0.19 apart, the fovea 0.33 ± 0.27 below the disc.
@@ -135,7 +135,7 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
     bright = _zscore(_band(brightness, dd / 4, 2 * dd), core)
     bright[~core] = -np.inf
     if disc is None:
-        disc_y, disc_x = np.unravel_index(int(np.argmax(bright)), bright.shape)
+        disc_y, disc_x = (int(v) for v in np.unravel_index(int(np.argmax(bright)), bright.shape))
     else:
         disc_x = int(np.clip(disc[0] * s - 0.5, 0, small.shape[1] - 1))
         disc_y = int(np.clip(disc[1] * s - 0.5, 0, small.shape[0] - 1))
@@ -154,7 +154,7 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
     fovea_y, fovea_x = np.unravel_index(int(np.argmax(score)), score.shape)
     fovea_confidence = float(np.clip(dark[fovea_y, fovea_x] / 4, 0, 1))
     to_input = lambda x, y: ((x + 0.5) / s, (y + 0.5) / s)   # pixel centre in the input's pixels
-    return LandmarkEstimate(to_input(disc_x, disc_y) if disc is None else tuple(disc), to_input(fovea_x, fovea_y),
+    return LandmarkEstimate(to_input(disc_x, disc_y) if disc is None else (disc[0], disc[1]), to_input(fovea_x, fovea_y),
                             disc_confidence, fovea_confidence, "classical")
 
 

@@ -16,9 +16,10 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,7 +131,7 @@ def _outcome(future: Future):
 
 
 def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int = 1
-                     ) -> Iterator[tuple[Path, PipelineResult | Exception]]:
+                     ) -> Generator[tuple[Path, PipelineResult | Exception], None, None]:
     """(path, result or the reason it failed) in the order of ``paths``. The next batch is decoded
     on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails."""
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), max(1, batch_size))]
@@ -146,8 +147,9 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
     outcomes = list(decoded)
     ready = [i for i, item in enumerate(decoded) if not isinstance(item, Exception)]
     started = time.perf_counter()
+    results: list[PipelineResult | Exception]
     try:
-        results = run_pipeline_batch([decoded[i][0] for i in ready], models, [decoded[i][1] for i in ready])
+        results = list(run_pipeline_batch([decoded[i][0] for i in ready], models, [decoded[i][1] for i in ready]))
     except CancelledError:
         raise
     except Exception as error:
@@ -157,7 +159,8 @@ def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | E
             results = []
             for i in ready:
                 try:
-                    results.append(run_pipeline(*decoded[i], models=models))
+                    image, options = decoded[i]
+                    results.append(run_pipeline(image, models, options))
                 except CancelledError:
                     raise
                 except Exception as single_error:
@@ -258,8 +261,7 @@ def presegment_to_folder(paths: list[Path], out: Path, models: PipelineModels, p
             summary.skipped += 1
             report(path, "skipped", "")
         else:
-            jobs.append(_Job(path, lambda result, folder=folder, path=path:
-                             write_outputs(result, folder, probabilities, path)))
+            jobs.append(_Job(path, partial(write_outputs, folder=folder, probabilities=probabilities, source=path)))
     _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -322,8 +324,8 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
             if result.disc is not None and result.fovea is not None:
                 save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
 
-        jobs.append(_Job(record.path, lambda result, folder=folder, path=record.path:
-                         write_outputs(result, folder, False, path), store, record.id))
+        jobs.append(_Job(record.path, partial(write_outputs, folder=folder, probabilities=False, source=record.path),
+                         store, record.id))
     _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -386,7 +388,7 @@ def presegment_command(args) -> int:
             finally:
                 project.close()
         else:
-            summary = presegment_to_folder(paths, Path(args.out), models, args.probabilities, args.redo, show,
+            summary = presegment_to_folder(paths or [], Path(args.out), models, args.probabilities, args.redo, show,
                                            batch_size=args.batch_size)
     print(f"{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
           f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
