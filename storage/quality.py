@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -30,9 +31,21 @@ from storage.labels import READ_COLUMNS, load_read_states, regions_to_mask, stat
 from storage.project import project_settings
 from storage.readers import Role
 from storage.schema import (
-    DiagnosisClass, DiagnosisLabel, Finding, GoldStandard, Image, Landmark, Read, Reader, RegionalLabel, RepeatRead,
+    DiagnosisClass,
+    DiagnosisLabel,
+    Finding,
+    GoldStandard,
+    Image,
+    Landmark,
+    Read,
+    Reader,
+    RegionalLabel,
+    RepeatRead,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _PARKED = 2**30   # a queue position above any real one, for a read being moved
 
@@ -46,7 +59,7 @@ class GoldAnswer:
     entered_at: datetime
 
 
-def _require_admin(session, reader_id: int) -> None:
+def _require_admin(session: Session, reader_id: int) -> None:
     role = session.scalar(select(Reader.role).where(Reader.id == reader_id))
     if role is None:
         raise NotFoundError(f"There is no reader number {reader_id}; pick one from the reader list.")
@@ -94,7 +107,7 @@ def gold_answers(db: Database) -> dict[int, GoldAnswer]:
                 for row in session.scalars(select(GoldStandard).order_by(GoldStandard.image_id))}
 
 
-def _insert_at(session, reader_id: int, position: int) -> None:
+def _insert_at(session: Session, reader_id: int, position: int) -> None:
     """Make room at ``position`` in a reader's queue: later reads move one place down. Two steps
     through negative numbers keep (reader, position) unique at every row update."""
     session.execute(update(Read).where(Read.reader_id == reader_id, Read.position >= position)
@@ -132,7 +145,7 @@ def mix_gold_into_queues(db: Database, admin_id: int, seed: int = 0) -> int:
     return len(added)
 
 
-def _first_open_and_end(session, reader_id: int, leaving_out: int | None = None) -> tuple[int | None, int]:
+def _first_open_and_end(session: Session, reader_id: int, leaving_out: int | None = None) -> tuple[int | None, int]:
     where = [Read.reader_id == reader_id, Read.position < _PARKED]
     if leaving_out is not None:
         where.append(Read.id != leaving_out)
@@ -142,7 +155,7 @@ def _first_open_and_end(session, reader_id: int, leaving_out: int | None = None)
     return first_open, end or 0
 
 
-def _requeue(session, rng: random.Random, reader_id: int, read_id: int) -> int:
+def _requeue(session: Session, rng: random.Random, reader_id: int, read_id: int) -> int:
     """Move a read to a random place among the reader's unfinished reads; the queue stays contiguous."""
     old = session.scalar(select(Read.position).where(Read.id == read_id))   # earlier moves shift it
     session.execute(update(Read).where(Read.id == read_id).values(position=_PARKED + read_id))

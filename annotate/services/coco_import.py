@@ -26,6 +26,7 @@ from storage.predictions import latest_model_landmarks
 from storage.review import iter_all_reads
 
 if TYPE_CHECKING:
+    from storage.database import Database
     from storage.project import ProjectHandle
 
 REGION_SHARE = 0.01   # a region counts when it holds this share of the annotation's pixels
@@ -78,7 +79,7 @@ def _landmarks(value: Any, name: str, where: str) -> Landmarks | None:
         _fail(name, where, "landmarks are {\"disc\": [x, y], \"fovea\": [x, y]}")
 
 
-def _match(db, image: dict, file_name: str, by_path: dict, names: dict) -> ImageRecord | None:
+def _match(db: Database, image: dict, file_name: str, by_path: dict, names: dict) -> ImageRecord | None:
     """The project's photo: by SHA-256, else the stored relative path, else a unique file name."""
     if isinstance(image.get("sha256"), str):
         found = find_image_by_sha256(db, image["sha256"])
