@@ -137,7 +137,8 @@ class FindingRow(QFrame):
         self.regions.setObjectName("regions")
         self.suggested = QLabel("")
         self.suggested.setObjectName("suggested")
-        self.suggested.setToolTip("Regions the model suggests (Shift+A accepts them)")
+        self.suggested.setToolTip(f"Regions the model suggests for {spec.name.lower()}, not chosen yet "
+                                  "(Shift+A accepts them)")
         for widget in (key, swatch, self.name, self.suggested, self.regions):
             layout.addWidget(widget)
 
@@ -187,6 +188,12 @@ class AnswerPanel(QWidget):
             row.clicked.connect(self.findingChosen)
             layout.addWidget(row)
             self.rows[spec.code] = row
+        # What the grey "+2 5" beside a finding means, said while any are shown.
+        self.suggestions_note = QLabel("Grey +numbers: regions the model suggests (Shift+A accepts them)")
+        self.suggestions_note.setObjectName("suggested")
+        self.suggestions_note.setWordWrap(True)
+        self.suggestions_note.setVisible(False)
+        layout.addWidget(self.suggestions_note)
         layout.addSpacing(8)
         self.normal = QPushButton(qta.icon("mdi6.check-decagram-outline"), "  Normal   (N)")
         self.normal.setCheckable(True)
@@ -231,6 +238,7 @@ class AnswerPanel(QWidget):
                 chosen = state.regions.get(code, frozenset())
                 row.show_regions(chosen)
                 row.show_suggested((suggested or {}).get(code, frozenset()), chosen)
+            self.suggestions_note.setVisible(any(row.suggested.text() for row in self.rows.values()))
             self.normal.setChecked(state.normal)
             self.ungradable.setChecked(state.ungradable)
             index = self.diagnosis.findData(state.diagnosis) if state.diagnosis else 0

@@ -47,3 +47,20 @@ def test_a_screenshot_run_leaves_the_readers_remembered_layout_alone(qapp, readi
     render_screenshots(tmp_path / "shots", project=reading_project.folder, reader="Ana", size=(400, 300))
     assert workstation_settings().fileName() == file
     assert open(file, "rb").read() == before
+
+
+def test_the_grey_suggested_numbers_are_explained_while_shown(qtbot, reading_project):
+    from storage.reading import ReaderSession
+    from tests.ui.driving import press
+    from tests.ui.test_assist import store_presegmentation
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    image_id = ReaderSession(project.database, ana.id).queue()[0].id
+    store_presegmentation(project, image_id)
+    window = open_window(qtbot, project, ana.id)
+    panel = window.answer_panel
+    assert panel.rows["haemorrhage"].suggested.text() == "+1 5"
+    assert panel.suggestions_note.isVisible() and "model suggests" in panel.suggestions_note.text()
+    assert "haemorrhage" in panel.rows["haemorrhage"].suggested.toolTip()
+    press(qtbot, window, "Shift+A")                  # accepted: nothing left to explain
+    assert not panel.suggestions_note.isVisible()
