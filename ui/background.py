@@ -54,6 +54,9 @@ _SHARED_POOL: QThreadPool | None = None
 # Started workers until the GUI thread has received all their signals: a worker nobody else holds
 # still reports, and is dropped on the GUI thread, never by a pool thread mid-delivery.
 _KEEP: set[Worker] = set()
+# Every pool, until its owner drops it: at quit their idle threads are ended too, while Python is
+# still whole (a pool thread that ran Python and exits during the interpreter's teardown crashes it).
+_POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
 
 
 def worker_pool(parent: QObject, threads: int) -> QThreadPool:
@@ -61,6 +64,7 @@ def worker_pool(parent: QObject, threads: int) -> QThreadPool:
     the rest wait their turn. Deleted with ``parent``."""
     pool = QThreadPool(parent)
     pool.setMaxThreadCount(threads)
+    _POOLS.add(pool)
     return pool
 
 
@@ -70,6 +74,7 @@ def _shared_pool() -> QThreadPool:
     if _SHARED_POOL is None or not shiboken6.isValid(_SHARED_POOL):
         _SHARED_POOL = QThreadPool(QCoreApplication.instance())
         _SHARED_POOL.setMaxThreadCount(LONG_JOB_THREADS)
+        _POOLS.add(_SHARED_POOL)
     return _SHARED_POOL
 
 
@@ -229,7 +234,8 @@ def running_background_work() -> list[str]:
 
 def stop_all_background_work() -> float:
     """Cancel every worker, drop the queued ones and join the rest (each sees its cancel within a
-    second); returns the seconds it took. Dropped workers say nothing: the application is ending."""
+    second), then end the pools' idle threads; returns the seconds it took. Dropped workers say
+    nothing: the application is ending."""
     started = time.perf_counter()
     workers = active_workers()
     for worker in workers:   # the queued first: a running one that stops would free a thread for them
@@ -238,6 +244,11 @@ def stop_all_background_work() -> float:
         worker._cancel.set()
     for worker in workers:
         worker.wait()
+    for pool in list(_POOLS):
+        try:
+            pool.waitForDone(-1)   # Qt 6: also ends and removes the pool's idle threads
+        except RuntimeError:       # its owner was deleted, and its destructor has waited already
+            pass
     seconds = time.perf_counter() - started
     if seconds > 1:
         log.warning("Background work took %.1f s to stop at quit.", seconds)
