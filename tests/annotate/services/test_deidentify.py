@@ -164,3 +164,13 @@ def test_a_patients_later_photos_join_the_split_of_the_first(tmp_project, tmp_pa
     assert sorted(splits.values()) == ["test", "train"]          # 77 stays in test, 88 goes to train
     assert [(p.name, kept) for p, kept in report.with_patient] == [("b.dcm", "test")]
     assert any("b.dcm went to the test split" in line for line in iter_report_lines(report))
+
+
+def test_without_pydicom_a_dicom_import_is_skipped_with_the_extra_named(tmp_project, tmp_path, monkeypatch):
+    import sys
+
+    path = write_dicom(tmp_path / "eye.dcm", synthetic_fundus(96, 64, 48, 32, 55)[:, :, ::-1], PatientID="1")
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    report = import_images(tmp_project, [path])
+    assert not report.added and len(report.failed) == 1 and "[dicom]" in report.failed[0][1]
+    assert not list_images(tmp_project.database)
