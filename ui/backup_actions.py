@@ -36,7 +36,7 @@ def back_up_now(window, folder: str | None = None) -> Worker | None:
     destination = Path(folder) / f"octant-backup-{project.root.name}-{stamp}"
     window.show_hint(f"Backing up to {destination}…")
     worker = Worker(lambda _report, cancel: backup_project(project.database, project.root, destination, cancel),
-                    name="Backup")
+                    name="Backup", owner=window)
     worker.returned.connect(lambda result: window.show_hint(_done(result)))
     worker.errored.connect(window.show_problem)
     window.backup_worker = worker  # kept with the window; the registry joins it at quit
@@ -56,7 +56,7 @@ def start_daily_backup(window) -> Worker | None:
     if project.database.engine.dialect.name != "sqlite":
         return None
     worker = Worker(lambda _report, cancel: automatic_backup(project.database, project.root, cancel=cancel),
-                    name="Daily backup")
+                    name="Daily backup", owner=window)
     worker.returned.connect(lambda made: made and window.ahead_label.setToolTip(f"Today's backup: {made}"))
     # A failed daily backup must be seen (it is the clinic's safety net), but need not stop reading.
     worker.errored.connect(lambda text: window.show_problem(f"Today's automatic backup failed: {text}", box=False))

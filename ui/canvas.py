@@ -303,8 +303,7 @@ class FundusCanvas(QGraphicsView):
                 self._press = event.position()
             return
         super().mouseMoveEvent(event)
-        scene_point = self.mapToScene(event.position().toPoint())
-        self._set_hover(self.region_at(scene_point), scene_point)
+        self.hover_at(self.mapToScene(event.position().toPoint()))
 
     def mouseReleaseEvent(self, event) -> None:
         if self._press is None:
@@ -319,6 +318,13 @@ class FundusCanvas(QGraphicsView):
     def leaveEvent(self, event) -> None:
         self._set_hover(0, QPointF())
         super().leaveEvent(event)
+
+    def hover_at(self, scene_point: QPointF) -> None:
+        """The pointer over ``scene_point``: its region is highlighted and named, as on a mouse move."""
+        self._set_hover(self.region_at(scene_point), scene_point)
+
+    def clear_hover(self) -> None:
+        self._set_hover(0, QPointF())
 
     def click_at(self, scene_point: QPointF) -> None:
         """A click in scene coordinates: place the next landmark, or toggle the region there."""

@@ -132,9 +132,9 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     canvas = window.canvas
     number = canvas.overlay.numbers[5]
     hover = number.pos() + QPointF(0, 30 / max(canvas.zoom(), 1e-6))  # below the number
-    canvas._set_hover(canvas.region_at(hover), hover)
+    canvas.hover_at(hover)
     paths.append(_grab(window, out / "2-regions.png"))
-    canvas._set_hover(0, QPointF())
+    canvas.clear_hover()
     # 3. A finding being labelled: haemorrhage in the macula and the superotemporal region.
     c.select_finding(c.settings.findings[0].code)
     for region in (1, 5):
