@@ -4,8 +4,6 @@ side by side, and the agreement statistics. Every key is in ``ui.review.keys``. 
 admins only (``storage.review.ReviewSession`` refuses everyone else before anything is shown)."""
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
@@ -51,7 +49,6 @@ class ReviewWindow(QWidget):
         self.photo_errors: dict[int, str] = {}
         self._pending_photos: set[int] = set()
         self.current: tuple[int, str] | None = None
-        self._cancel = threading.Event()
         self.jobs = worker_pool(self, threads=2)
         self.workers: set[Worker] = set()
         self._build()
@@ -163,9 +160,11 @@ class ReviewWindow(QWidget):
                                    else self.side_by_side)
 
     # Jobs ---------------------------------------------------------------------------------------
-    def _submit(self, tag: tuple, work) -> None:
-        """``work()`` off the GUI thread; its result comes to ``_on_done(tag, result)``."""
-        worker = Worker.call(work, name="Review", pool=self.jobs, owner=self)
+    def _submit(self, tag: tuple, work, takes_cancel: bool = False) -> None:
+        """``work()`` (``work(cancel)`` with ``takes_cancel``: a pass over every photo) off the GUI
+        thread; its result comes to ``_on_done(tag, result)``. Closing the window cancels it."""
+        job = (lambda _report, cancel: work(cancel)) if takes_cancel else (lambda _report, _cancel: work())
+        worker = Worker(job, name="Review", pool=self.jobs, owner=self)
         worker.returned.connect(lambda result: self._on_done(tag, result))
         worker.errored.connect(lambda message: self._on_failed(tag, message))
         self.workers = {running for running in self.workers if not running.has_ended}
@@ -185,7 +184,8 @@ class ReviewWindow(QWidget):
             self._request_agreement()
             if self.models:
                 self._submit(("model_queue",),
-                                 lambda: model_disagreements(result, self.models, self.runner, self._cancel))
+                             lambda cancel: model_disagreements(result, self.models, self.runner, cancel),
+                             takes_cancel=True)
         elif kind == "agreement" and tag[1] == self.queues.current_finding():
             names = {i: f"{r.name} ({role_text(r.role)})" for i, r in self.data.readers.items()}
             self.agreement.show_agreement(result, names, self.finding_names)
@@ -387,7 +387,6 @@ class ReviewWindow(QWidget):
         self._redraw.start()
 
     def closeEvent(self, event) -> None:
-        self._cancel.set()
         self.loader.shutdown(1000)
         for worker in list(self.workers):   # queued ones dropped; running ones joined at quit (ui.background)
             worker.cancel()
