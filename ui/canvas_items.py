@@ -241,6 +241,10 @@ class RegionOverlay(QGraphicsItem):
         """The regions drawn dashed as the model's suggestion."""
         return set(self._suggested)
 
+    def outlined(self) -> set[int]:
+        """Regions of the reviewer's draft (dashed over everything)."""
+        return set(self._outlined)
+
     def inside(self, point: QPointF) -> bool:
         return self._clip.contains(point)
 

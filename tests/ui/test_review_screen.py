@@ -210,7 +210,7 @@ def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_
     press(qtbot, window, "P")
     window.enlarged.canvas.click_at(QPointF(FOVEA[0], FOVEA[1] + 10))     # region 1 in
     assert panel.answer is True and panel.regions == {1}
-    assert window.enlarged.canvas.overlay._outlined == {1}               # drawn dashed on the canvas
+    assert window.enlarged.canvas.overlay.outlined() == {1}               # drawn dashed on the canvas
     assert mark.DASHED in window.enlarged.legend.kinds()
     press(qtbot, window, "Ctrl+Return")                                  # no reason yet: refused
     assert "reason" in panel.message.text() and list_adjudications(review_project.project.database) == []
