@@ -62,13 +62,13 @@ def build(root: Path, photos: list[dict]) -> tuple[object, float]:
     from storage.catalogue import DEFAULT_DIAGNOSIS_CLASSES
     from storage.images import find_image_by_sha256
     from storage.project import create_project
-    from storage.readers import Role, add_reader
+    from storage.readers import Role, add_reader, create_first_admin
     from storage.reading import ReaderSession
 
     project = create_project(root, name="IDRiD labels bench")
     db = project.database
-    readers = [add_reader(db, name, Role.OPHTHALMOLOGIST).id for name in READERS]
-    add_reader(db, "Admin", Role.ADMIN)
+    admin = create_first_admin(db, "Admin", "bench admin passphrase").id
+    readers = [add_reader(db, name, Role.OPHTHALMOLOGIST, acting_reader_id=admin).id for name in READERS]
     started = time.perf_counter()
     report = import_images(project, [p["path"] for p in photos])
     import_s = time.perf_counter() - started
@@ -119,7 +119,7 @@ def main() -> int:
     from storage.images import NewImage, add_images, list_images
     from storage.locations import public_data_dir
     from storage.project import create_project
-    from storage.readers import Role, add_reader, find_reader
+    from storage.readers import create_first_admin, find_reader
 
     photos = idrid_photos(public_data_dir(args.data), args.photos)
     load_before = os.getloadavg()[0]
@@ -140,7 +140,7 @@ def main() -> int:
             else:
                 result[f"export_{fmt}_mb"] = round((work / name).stat().st_size / 1e6, 2)
         target = create_project(work / "target", name="empty")
-        add_reader(target.database, "Admin", Role.ADMIN)
+        create_first_admin(target.database, "Admin", "bench admin passphrase")
         add_images(target.database, [NewImage(i.path, i.sha256, i.width, i.height, i.laterality, i.split, i.fov, i.crop,
                                               i.patient) for i in list_images(source.database)])
         report, wall, cpu = timed(lambda: import_labels(target, work / "labels.json", find_reader(target.database, "Admin").id))

@@ -81,7 +81,7 @@ def read_as(reader: tuple, truth: dict, rng: random.Random) -> tuple[dict[str, l
 def build(project, photos: list[dict], images: int, rng: random.Random) -> dict[str, float]:
     from storage.assignment import assign_readers
     from storage.labels import regions_to_mask
-    from storage.readers import Role, add_reader
+    from storage.readers import Role, add_reader, create_first_admin
     from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Image, Prediction, Read, RegionalLabel, utc_now
 
     db = project.database
@@ -92,8 +92,9 @@ def build(project, photos: list[dict], images: int, rng: random.Random) -> dict[
                 dict(path=f"idrid/{i:06d}/{Path(photos[i % len(photos)]['path']).name}", sha256=f"{i:064x}",
                      width=4288, height=2848, laterality=None, split="train")
                 for i in range(first, min(first + BATCH, images))])
-    readers = [add_reader(db, f"Reader {n}", Role.OPHTHALMOLOGIST).id for n in range(len(READERS))]
-    add_reader(db, "Reviewer", Role.REVIEWER)
+    admin = create_first_admin(db, "Admin", "bench admin passphrase").id
+    readers = [add_reader(db, f"Reader {n}", Role.OPHTHALMOLOGIST, acting_reader_id=admin).id for n in range(len(READERS))]
+    add_reader(db, "Reviewer", Role.REVIEWER, "bench reviewer passphrase", acting_reader_id=admin)
     assign_readers(db, seed=0)
     with db.transaction() as session:
         finding_ids = dict(session.execute(select(Finding.code, Finding.id)).all())

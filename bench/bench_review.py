@@ -36,7 +36,7 @@ from storage.assignment import assign_readers  # noqa: E402
 from storage.errors import OctantError  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 from storage.project import create_project  # noqa: E402
-from storage.readers import add_reader  # noqa: E402
+from storage.readers import add_reader, create_first_admin  # noqa: E402
 from storage.reading import ReaderSession  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_review.json"
@@ -71,8 +71,10 @@ def build_project(folder: Path, count: int, data: Path):
         raise SystemExit(f"need {count} photos in {originals}; pass --data DIR (the public data sets)")
     project = create_project(folder / "project", name="Review bench")
     report = import_images(project, photos, copy=True)
-    readers = [add_reader(project.database, name, role="ophthalmologist") for name in ("A", "B", "C")]
-    reviewer = add_reader(project.database, "Reviewer", role="reviewer")
+    admin = create_first_admin(project.database, "Admin", "bench admin passphrase").id
+    readers = [add_reader(project.database, name, role="ophthalmologist", acting_reader_id=admin) for name in ("A", "B", "C")]
+    reviewer = add_reader(project.database, "Reviewer", role="reviewer", pin="bench reviewer passphrase",
+                          acting_reader_id=admin)
     assign_readers(project.database, readers_per_image=3)
     for reader, regions in zip(readers, ANSWERS):
         session = ReaderSession(project.database, reader.id)

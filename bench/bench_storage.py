@@ -26,7 +26,7 @@ from sqlalchemy import insert, select, update  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.labels import regions_to_mask  # noqa: E402
 from storage.project import create_project  # noqa: E402
-from storage.readers import Role, add_reader  # noqa: E402
+from storage.readers import Role, add_reader, create_first_admin  # noqa: E402
 from storage.reading import ReaderSession  # noqa: E402
 from storage.review import ReviewSession  # noqa: E402
 from storage.schema import DiagnosisClass, DiagnosisLabel, Finding, Image, Read, Reader, RegionalLabel  # noqa: E402
@@ -50,13 +50,14 @@ def load(project, images: int, rng: random.Random) -> dict[str, float]:
                 for i in range(first, min(first + BATCH, images))
             ])
     timings["load_images_s"] = time.perf_counter() - start
+    admin = create_first_admin(db, "Admin", "bench admin passphrase").id
     for i in range(12):
-        add_reader(db, f"Ophthalmologist {i:02d}", Role.OPHTHALMOLOGIST)
+        add_reader(db, f"Ophthalmologist {i:02d}", Role.OPHTHALMOLOGIST, acting_reader_id=admin)
     for i in range(5):
-        add_reader(db, f"Retina specialist {i}", Role.RETINA_SPECIALIST)
+        add_reader(db, f"Retina specialist {i}", Role.RETINA_SPECIALIST, acting_reader_id=admin)
     for i in range(3):
-        add_reader(db, f"Glaucoma specialist {i}", Role.GLAUCOMA_SPECIALIST)
-    add_reader(db, "Reviewer", Role.REVIEWER)
+        add_reader(db, f"Glaucoma specialist {i}", Role.GLAUCOMA_SPECIALIST, acting_reader_id=admin)
+    add_reader(db, "Reviewer", Role.REVIEWER, "bench reviewer passphrase", acting_reader_id=admin)
     start = time.perf_counter()
     assign_readers(db, seed=0)
     timings["assign_s"] = time.perf_counter() - start

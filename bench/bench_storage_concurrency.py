@@ -29,7 +29,7 @@ from storage.assignment import assign_readers  # noqa: E402
 from storage.errors import OctantError  # noqa: E402
 from storage.images import NewImage, add_images  # noqa: E402
 from storage.project import create_project, open_project  # noqa: E402
-from storage.readers import Role, add_reader  # noqa: E402
+from storage.readers import Role, add_reader, create_first_admin  # noqa: E402
 from storage.reading import ReaderSession  # noqa: E402
 
 IMAGES = 60
@@ -82,7 +82,9 @@ def import_process(root: str, url: str | None, seconds: float, start_at: float, 
 
 def build(root: Path, url: str | None, readers: int) -> list[int]:
     with create_project(root, name="Concurrency bench", database_url=url) as project:
-        ids = [add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST).id for i in range(max(readers, 3))]
+        admin = create_first_admin(project.database, "Admin", "bench admin passphrase").id
+        ids = [add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST, acting_reader_id=admin).id
+               for i in range(max(readers, 3))]
         add_images(project.database, [NewImage(root / f"photos/{i}.jpg", f"{i + 1:064x}", 4288, 2848, "right", "train")
                                       for i in range(IMAGES)])
         assign_readers(project.database)

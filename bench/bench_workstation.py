@@ -35,7 +35,7 @@ from annotate.services.importer import import_images  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 from storage.project import create_project  # noqa: E402
-from storage.readers import add_reader  # noqa: E402
+from storage.readers import add_reader, create_first_admin  # noqa: E402
 from ui.app import make_app  # noqa: E402
 from ui.workstation import build_window  # noqa: E402
 
@@ -70,8 +70,9 @@ def build_project(folder: Path, count: int, data: Path):
         raise SystemExit(f"need {count} photos in {originals}; pass --data DIR (the public data sets)")
     project = create_project(folder / "project", name="Workstation bench")
     import_images(project, photos, copy=True)  # copies into the temporary project folder
+    admin = create_first_admin(project.database, "Admin", "bench admin passphrase").id
     for name in ("Reader A", "Reader B", "Reader C"):
-        add_reader(project.database, name, role="ophthalmologist")
+        add_reader(project.database, name, role="ophthalmologist", acting_reader_id=admin)
     assign_readers(project.database, readers_per_image=3)
     return project
 

@@ -1,12 +1,17 @@
-"""Command line: ``audit verify`` (is the hash chain intact?) and ``audit export`` (CSV or JSON)."""
+"""Command line: ``audit verify`` (is the hash chain intact?) and ``audit export`` (CSV or JSON).
+
+The export holds every label before and after each change, so it is for reviewers and admins
+(``--as NAME``, docs/roles.md); verify shows counts and hashes only.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from storage.audit import EXPORT_FORMATS, export, verify
-from storage.commands import add_project_argument, open_project_from_args
-from storage.errors import InvalidRequestError
+from storage.commands import add_as_argument, add_project_argument, open_project_from_args, signed_in_reader
+from storage.errors import AccessDeniedError, InvalidRequestError
+from storage.readers import REVIEW_ROLES
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -23,7 +28,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if not args.as_reader:
+        raise InvalidRequestError("The audit export holds every reader's labels; add --as NAME of a reviewer or admin.")
     with open_project_from_args(args) as project:
+        if signed_in_reader(project, args.as_reader).role not in REVIEW_ROLES:
+            raise AccessDeniedError("The audit export holds every reader's labels: reviewers and admins only.")
         try:
             count = export(project.database, args.out, args.format)
         except OSError as error:
@@ -47,5 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              description="Write every audit event (UTC times) to a CSV or JSON file.")
     out.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv)")
     out.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    add_as_argument(out, "a reviewer or admin")
     add_project_argument(out)
     out.set_defaults(func=run_export)

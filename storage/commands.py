@@ -1,8 +1,11 @@
-"""Command line: ``init``, ``readers``, ``assign``, ``status``, ``label-source``.
+"""Command line: ``init``, ``readers``, ``split``, ``assign``, ``status``, ``label-source``.
 
-Also the project arguments every command module shares: ``add_project_argument(parser)`` and
-``open_project_from_args(args)`` (``--project DIR``, default ``$OCTANT_PROJECT`` else the current
-folder; ``--database-url`` for PostgreSQL).
+Also what every command module shares: the project arguments (``add_project_argument(parser)``,
+``open_project_from_args(args)``: ``--project DIR``, default ``$OCTANT_PROJECT`` else the current
+folder; ``--database-url`` for PostgreSQL) and signing a reader in (``add_as_argument``,
+``signed_in_reader``: ``--as NAME``, their PIN or passphrase from ``$OCTANT_CREDENTIAL``, else the
+first line of standard input when piped, else asked without echo). Credentials are never options:
+command lines are visible to every user of the machine.
 """
 from __future__ import annotations
 
@@ -14,11 +17,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from storage import credentials
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
-from storage.images import list_images
+from storage.images import get_image, list_images, set_image_split
 from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
-from storage.readers import Role, add_reader, list_readers
+from storage.readers import (
+    REVIEW_ROLES, ReaderInfo, Role, add_reader, change_own_pin, create_first_admin, find_reader,
+    get_reader, has_admin, list_readers, require_admin, reset_pin, set_reader_active, set_role, sign_in,
+)
 from storage.schema import Image, Read, Reader
 
 
@@ -46,32 +53,149 @@ def _roles(text: str) -> list[str]:
     return [Role.parse(part).value for part in text.split(",") if part.strip()]
 
 
-def _read_pin() -> str:
-    if not sys.stdin.isatty():  # scripted use: the PIN is the first line of standard input
-        pin = sys.stdin.readline().rstrip("\n")
-    else:
-        pin = getpass.getpass("PIN: ")
-        if getpass.getpass("PIN again: ") != pin:
-            raise InvalidRequestError("The two PINs differ; run the command again.")
-    if not pin:
-        raise InvalidRequestError("A PIN cannot be empty; leave out --pin for no PIN.")
-    return pin
+CREDENTIAL_ENV = "OCTANT_CREDENTIAL"            # the --as reader's PIN or passphrase
+ADMIN_PASSPHRASE_ENV = "OCTANT_ADMIN_PASSPHRASE"  # the first admin's, for `init`
+DB_PASSWORD_ENV = "OCTANT_DB_PASSWORD"            # a reader's own database login, `readers db-login`
+
+
+def read_secret(prompt: str, env: str | None = None, confirm: bool = False) -> str:
+    """A PIN or passphrase: from ``env`` when set, else the next line of standard input when it
+    is piped (scripts), else typed without echo (twice when ``confirm``)."""
+    if env and os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line.strip("\n"):
+            raise InvalidRequestError(f"{prompt} is needed: pipe it as a line of standard input"
+                                      f"{f' or set {env}' if env else ''}.")
+        return line.rstrip("\n")
+    secret = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} again: ") != secret:
+        raise InvalidRequestError("The two entries differ; run the command again.")
+    if not secret:
+        raise InvalidRequestError(f"{prompt} cannot be empty.")
+    return secret
+
+
+def reader_by_name_or_number(project: ProjectHandle, who: str) -> ReaderInfo:
+    who = who.strip()
+    return get_reader(project.database, int(who)) if who.isdigit() else find_reader(project.database, who)
+
+
+def signed_in_reader(project: ProjectHandle, who: str) -> ReaderInfo:
+    """The ``--as`` reader, signed in: their PIN or passphrase is asked when they have one, and a
+    wrong one counts like a wrong try at the workstation (storage.readers.sign_in)."""
+    reader = reader_by_name_or_number(project, who)
+    secret = read_secret(f"PIN or passphrase for {reader.name}", CREDENTIAL_ENV) if reader.has_pin else None
+    return sign_in(project.database, reader.id, secret)
+
+
+def signed_in_admin(project: ProjectHandle, args: argparse.Namespace) -> ReaderInfo:
+    if not args.as_reader:
+        raise InvalidRequestError("That is an admin's action; add --as NAME of an admin.")
+    return require_admin(project.database, signed_in_reader(project, args.as_reader).id)
+
+
+def add_as_argument(parser: argparse.ArgumentParser, who: str = "an admin") -> None:
+    parser.add_argument("--as", dest="as_reader", metavar="NAME",
+                        help=f"act as this reader ({who}; name or number); their PIN or passphrase "
+                             f"is read from ${CREDENTIAL_ENV}, else standard input, else asked")
 
 
 def run_init(args: argparse.Namespace) -> int:
+    passphrase = read_secret(f"Passphrase for the admin {args.admin}", ADMIN_PASSPHRASE_ENV, confirm=True)
+    credentials.check_new_secret(passphrase, needs_passphrase=True)   # before anything is created
     with create_project(args.dir, name=args.name, consensus_k=args.consensus_k,
                         database_url=args.database_url) as project:
+        admin = create_first_admin(project.database, args.admin, passphrase)
         settings = project.settings()
         print(f"Created project {settings.name!r} in {project.root} "
-              f"({len(settings.findings)} findings, consensus {settings.consensus_k} of 3).")
+              f"({len(settings.findings)} findings, consensus {settings.consensus_k} of 3); "
+              f"admin: {admin.name}.")
     return 0
 
 
+def _new_secret_for(name: str, role: Role) -> str:
+    kind = "Passphrase" if role is Role.ADMIN else "PIN or passphrase"
+    return read_secret(f"{kind} for {name}", confirm=True)
+
+
 def run_readers_add(args: argparse.Namespace) -> int:
-    pin = _read_pin() if args.pin else None
+    role = Role.parse(args.role)
     with open_project_from_args(args) as project:
-        reader = add_reader(project.database, args.name, Role.parse(args.role), pin)
+        if role is Role.ADMIN and not args.as_reader and not has_admin(project.database):   # a project from before admins
+            reader = create_first_admin(project.database, args.name, _new_secret_for(args.name, role))
+        else:
+            admin = signed_in_admin(project, args)
+            pin = _new_secret_for(args.name, role) if args.pin or role in REVIEW_ROLES else None
+            reader = add_reader(project.database, args.name, role, pin, acting_reader_id=admin.id)
     print(f"Added reader {reader.id}: {reader.name} ({reader.role.value}{', PIN' if reader.has_pin else ''}).")
+    return 0
+
+
+def run_readers_role(args: argparse.Namespace) -> int:
+    role = Role.parse(args.role)
+    with open_project_from_args(args) as project:
+        admin = signed_in_admin(project, args)
+        reader = reader_by_name_or_number(project, args.name)
+        new_pin = None
+        if role is Role.ADMIN or (role in REVIEW_ROLES and not reader.has_pin):
+            new_pin = _new_secret_for(reader.name, role)
+        set_role(project.database, reader.id, role, acting_reader_id=admin.id, new_pin=new_pin)
+    print(f"{reader.name} is now {role.value}.")
+    return 0
+
+
+def _run_set_active(args: argparse.Namespace, active: bool) -> int:
+    with open_project_from_args(args) as project:
+        admin = signed_in_admin(project, args)
+        reader = reader_by_name_or_number(project, args.name)
+        set_reader_active(project.database, reader.id, active, acting_reader_id=admin.id)
+    print(f"{reader.name} is {'back' if active else 'retired: their labels stay, they can no longer sign in or save'}.")
+    return 0
+
+
+def run_readers_reset_pin(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        admin = signed_in_admin(project, args)
+        reader = reader_by_name_or_number(project, args.name)
+        new = None if args.remove else _new_secret_for(reader.name, reader.role)
+        reset_pin(project.database, reader.id, new, acting_reader_id=admin.id)
+    print(f"{reader.name}'s {'PIN is removed' if args.remove else 'new PIN is set'}; their wrong tries are cleared.")
+    return 0
+
+
+def run_readers_pin(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        reader = reader_by_name_or_number(project, args.name)
+        old = read_secret(f"Current PIN or passphrase for {reader.name}") if reader.has_pin else None
+        new = None if args.remove else _new_secret_for(reader.name, reader.role)
+        change_own_pin(project.database, reader.id, old, new)
+    print(f"{reader.name}'s {'PIN is removed' if args.remove else 'PIN is changed'}.")
+    return 0
+
+
+def run_readers_db_login(args: argparse.Namespace) -> int:
+    from storage.database_roles import grant_reader_login
+
+    with open_project_from_args(args) as project:
+        admin = signed_in_admin(project, args)
+        reader = reader_by_name_or_number(project, args.name)
+        password = read_secret(f"Database password for {reader.name}", DB_PASSWORD_ENV, confirm=True)
+        role = grant_reader_login(project.database, reader.id, password, acting_reader_id=admin.id)
+    print(f"{reader.name} may now connect to the database as {role!r}, and sees only their own answers there.")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        admin = signed_in_admin(project, args)
+        for image_id in args.images:
+            get_image(project.database, image_id)   # every number checked before any is moved
+        for image_id in args.images:
+            set_image_split(project.database, image_id, args.to, acting_reader_id=admin.id)
+    count = len(args.images)
+    print(f"Moved {count} image{'s' if count != 1 else ''} to the {args.to} set.")
     return 0
 
 
@@ -155,21 +279,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="create the project in this database (e.g. PostgreSQL) instead of DIR/octant.sqlite")
     init.set_defaults(func=run_init)
 
-    readers = subparsers.add_parser("readers", help="add or list readers",
-                                    description="Manage the people who read images.")
+    init.add_argument("--admin", required=True, metavar="NAME",
+                      help=f"the first admin; their passphrase (at least {credentials.MIN_PASSPHRASE_CHARS} "
+                           f"characters) is read from ${ADMIN_PASSPHRASE_ENV}, else standard input, else asked")
+
+    readers = subparsers.add_parser(
+        "readers", help="add, list and manage readers",
+        description="Manage the people who read images. Everything but `list` and `pin` is an admin's "
+                    "action (--as NAME). Roles: docs/roles.md.")
     actions = readers.add_subparsers(dest="readers_command", metavar="<action>", required=True)
-    add = actions.add_parser("add", help="add a reader")
+    add = actions.add_parser("add", help="add a reader (admin)")
     add.add_argument("name", metavar="NAME", help="the reader's name as shown when signing in")
     add.add_argument("--role", required=True, choices=[r.value for r in Role],
                      help="ophthalmologists read training images, specialists the test set")
     add.add_argument("--pin", action="store_true",
-                     help="ask for a PIN (stored only as a salted scrypt hash; read from stdin when piped)")
-    add_project_argument(add)
-    add.set_defaults(func=run_readers_add)
+                     help=f"ask for a PIN (at least {credentials.MIN_PIN_DIGITS} digits) or passphrase; "
+                          "always asked for reviewers and admins (admins: a passphrase); read from stdin when "
+                          "piped, after the --as reader's")
     listing = actions.add_parser("list", help="list readers")
     listing.add_argument("--all", action="store_true", help="include retired readers")
-    add_project_argument(listing)
-    listing.set_defaults(func=run_readers_list)
+    role = actions.add_parser("role", help="change a reader's role (admin)")
+    role.add_argument("name", metavar="NAME", help="reader's name or number")
+    role.add_argument("role", metavar="ROLE", choices=[r.value for r in Role], help="the new role")
+    retire = actions.add_parser("retire", help="retire a reader: labels stay, no sign-in or saving (admin)")
+    reinstate = actions.add_parser("reinstate", help="bring back a retired reader (admin)")
+    reset = actions.add_parser("reset-pin", help="set a reader's PIN without the old one (admin)")
+    reset.add_argument("--remove", action="store_true", help="remove it (not for reviewers and admins)")
+    pin = actions.add_parser("pin", help="change your own PIN or passphrase (the old one is asked first)")
+    pin.add_argument("--remove", action="store_true", help="remove it (not for reviewers and admins)")
+    login = actions.add_parser(
+        "db-login", help="PostgreSQL: give a reader a database login that sees only their answers (admin)",
+        description=f"Create or update the reader's own PostgreSQL role (row-level security: only their answers); "
+                    f"its password from ${DB_PASSWORD_ENV}, else standard input, else asked.")
+    for action in (retire, reinstate, reset, pin, login):
+        action.add_argument("name", metavar="NAME", help="reader's name or number")
+    for action, run in ((add, run_readers_add), (listing, run_readers_list), (role, run_readers_role),
+                        (retire, lambda a: _run_set_active(a, False)),
+                        (reinstate, lambda a: _run_set_active(a, True)),
+                        (reset, run_readers_reset_pin), (pin, run_readers_pin), (login, run_readers_db_login)):
+        if action not in (listing, pin):
+            add_as_argument(action)
+        add_project_argument(action)
+        action.set_defaults(func=run)
+
+    split = subparsers.add_parser(
+        "split", help="move photos to the training or test set (admin)",
+        description="Move photos between the training and the test set (an admin's action, audited).")
+    split.add_argument("images", nargs="+", type=int, metavar="IMAGE", help="image numbers")
+    split.add_argument("--to", required=True, choices=("train", "test"), help="the set to move them to")
+    add_as_argument(split)
+    add_project_argument(split)
+    split.set_defaults(func=run_split)
 
     assign = subparsers.add_parser(
         "assign", help="give every image three distinct readers",

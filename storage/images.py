@@ -16,6 +16,7 @@ from storage.audit import record
 from storage.catalogue import SPLITS
 from storage.database import Database
 from storage.errors import InvalidRequestError, NotFoundError
+from storage.readers import check_admin
 from storage.schema import Image
 
 LATERALITIES = ("left", "right")
@@ -161,8 +162,11 @@ def list_images(db: Database, split: str | None = None) -> list[ImageRecord]:
         return [image_record(row, db.root) for row in session.execute(query)]
 
 
-def _update_image(db: Database, image_id: int, action: str, values: dict, reader_id: int | None) -> None:
+def _update_image(db: Database, image_id: int, action: str, values: dict, reader_id: int | None,
+                  admin_only: bool = False) -> None:
     with db.transaction(lock="images") as session:
+        if admin_only:
+            check_admin(session, reader_id)
         row = session.execute(select(*(getattr(Image, k) for k in values)).where(Image.id == image_id)).first()
         if row is None:
             raise NotFoundError(f"There is no image number {image_id} in this project; import it first.")
@@ -193,10 +197,12 @@ def patient_split(db: Database, patient: str) -> str | None:
         return session.scalar(select(Image.split).where(Image.patient == patient).order_by(Image.id).limit(1))
 
 
-def set_image_split(db: Database, image_id: int, split: str, reader_id: int | None = None) -> None:
+def set_image_split(db: Database, image_id: int, split: str, *, acting_reader_id: int | None) -> None:
+    """Move a photo between the training and test sets: an admin's action (the test set is the
+    gold standard, read by the roles the project gives it)."""
     if split not in SPLITS:
         raise InvalidRequestError(f"Unknown split {split!r}; use train or test.")
-    _update_image(db, image_id, "set_split", dict(split=split), reader_id)
+    _update_image(db, image_id, "set_split", dict(split=split), acting_reader_id, admin_only=True)
 
 
 def set_image_laterality(db: Database, image_id: int, laterality: str | None, reader_id: int | None = None) -> None:

@@ -15,7 +15,8 @@ from storage.audit import record
 from storage.database import Database
 from storage.errors import NotFoundError
 from storage.labels import Landmarks, landmarks_of
-from storage.schema import Image, Landmark, Prediction, TrainedModel, utc_now
+from storage.readers import REVIEW_ROLES
+from storage.schema import Image, Landmark, Prediction, Reader, TrainedModel, utc_now
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -92,7 +93,9 @@ class ModelRecord:
     network: str
     metrics: dict[str, Any]
     config: dict[str, Any]
-    label_snapshot: dict[str, Any]
+    # Per-photo consensus the model was trained and measured on: every reader's labels in effect,
+    # so None (withheld) unless the list was asked for by a reviewer or admin (list_models).
+    label_snapshot: dict[str, Any] | None
     path: str
     active: bool
     created_at: datetime
@@ -126,13 +129,17 @@ def activate_model(db: Database, model_id: int, reader_id: int | None = None) ->
         record(session, "trained_model", model_id, "activate", before, dict(active=True), reader_id)
 
 
-def list_models(db: Database, network: str | None = None) -> list[ModelRecord]:
+def list_models(db: Database, network: str | None = None, reader_id: int | None = None) -> list[ModelRecord]:
+    """Registered models; their label snapshots only for ``reader_id`` a reviewer or admin (blind
+    reading: a snapshot holds the consensus of every reader's labels), else None."""
     query = select(TrainedModel).order_by(TrainedModel.id)
     if network is not None:
         query = query.where(TrainedModel.network == network)
     with db.reading() as session:
+        reviewer = reader_id is not None and session.scalar(
+            select(Reader.role).where(Reader.id == reader_id, Reader.active)) in {r.value for r in REVIEW_ROLES}
         return [
-            ModelRecord(m.id, m.name, m.network, m.metrics, m.config, m.label_snapshot, m.path, m.active,
-                        m.created_at)
+            ModelRecord(m.id, m.name, m.network, m.metrics, m.config, m.label_snapshot if reviewer else None,
+                        m.path, m.active, m.created_at)
             for m in session.scalars(query)
         ]

@@ -42,9 +42,12 @@ from storage.schema import (
     Prediction,
     Project,
     Read,
+    Reader,
     RegionalLabel,
     utc_now,
 )
+
+READER = Reader.__table__
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -64,7 +67,10 @@ _READ_ROW = select(*READ_COLUMNS).where(
 # An action holds its read's row until it commits: the same reader on a second workstation waits
 # instead of overwriting what this one read (PostgreSQL; SQLite's writers take turns anyway, and
 # SQLAlchemy leaves FOR UPDATE out of SQLite's SQL). NO KEY: labels may still point at the row.
-_READ_ROW_FOR_ACTION = _READ_ROW.with_for_update(key_share=True)
+# Only an active reader acts: a retired one cannot save (checked in the same query; only the
+# read row is locked).
+_READER_ACTIVE = select(READER.c.id).where(READER.c.id == bindparam("reader_id"), READER.c.active).exists()
+_READ_ROW_FOR_ACTION = _READ_ROW.where(_READER_ACTIVE).with_for_update(key_share=True, of=READ)
 _LABEL = (REGIONAL_LABEL.c.read_id == bindparam("r_id"), REGIONAL_LABEL.c.finding_id == bindparam("f_id"))
 _LABEL_MASK = select(REGIONAL_LABEL.c.regions).where(*_LABEL)
 _INSERT_LABEL = insert(REGIONAL_LABEL)
@@ -138,6 +144,9 @@ class ReaderSession:
     def _read_row(self, session: Executor, image_id: int, for_action: bool = False):
         query = _READ_ROW_FOR_ACTION if for_action else _READ_ROW
         row = session.execute(query, {"reader_id": self.reader.id, "image_id": image_id}).first()
+        if row is None and for_action and not session.scalar(select(_READER_ACTIVE), {"reader_id": self.reader.id}):
+            raise AccessDeniedError(f"{self.reader.name} is retired and cannot save; "
+                                    "an admin can reinstate them (`readers reinstate`).")
         if row is None:
             raise AccessDeniedError(
                 f"Image {image_id} is not in {self.reader.name}'s reading list; pick an image from the queue."

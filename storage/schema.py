@@ -115,8 +115,12 @@ class Reader(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     role: Mapped[str] = mapped_column(String(24))
-    pin_hash: Mapped[str | None] = mapped_column(String(200))  # "scrypt$n$r$p$salt$hash" only
+    # PIN or passphrase as "scrypt$n$r$p$salt$hash" only (storage/credentials.py)
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Wrong sign-in tries in a row and when the next try is allowed (credentials.wait_after).
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

@@ -14,6 +14,29 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
+from storage.credentials import ScryptCost  # noqa: E402
+
+QUICK_COST = ScryptCost(n=2**4, r=8, p=1)
+ADMIN_NAME = "Admin"
+ADMIN_PASSPHRASE = "correct horse battery"   # every test project's admin (make_admin)
+
+
+def make_admin(db):
+    """The project's first admin, as ``init --admin`` makes it."""
+    from storage.readers import create_first_admin
+
+    return create_first_admin(db, ADMIN_NAME, ADMIN_PASSPHRASE)
+
+
+def add_reader_as_admin(db, name: str, role="ophthalmologist", pin: str | None = None):
+    """Add a reader as the project's admin does (``make_admin`` first when there is none): for
+    tests about something else than who may add readers (tests/storage/test_readers.py)."""
+    from storage.readers import Role, add_reader, list_readers
+
+    admins = [r for r in list_readers(db) if r.role is Role.ADMIN]
+    admin = admins[0] if admins else make_admin(db)
+    return add_reader(db, name, role, pin, acting_reader_id=admin.id)
+
 
 @pytest.fixture(autouse=True)
 def no_thread_left_running():
@@ -40,6 +63,15 @@ def user_folders_in_temp(tmp_path_factory):
     patch.setenv("OCTANT_CACHE_DIR", str(root / "cache"))
     yield root
     patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def quick_credentials(monkeypatch):
+    """PINs and passphrases are hashed at a tiny scrypt cost in tests (the real cost takes ~0.25 s
+    a check, on purpose; tests/storage/test_credentials.py checks that cost)."""
+    from storage import credentials
+
+    monkeypatch.setattr(credentials, "CURRENT_COST", QUICK_COST)
 
 
 @pytest.fixture

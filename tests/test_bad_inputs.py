@@ -28,7 +28,8 @@ import pytest
 import main
 import storage.database
 from storage.project import create_project
-from storage.readers import Role, add_reader
+from storage.readers import create_first_admin
+from tests.conftest import ADMIN_PASSPHRASE
 from tests.annotate.fundus import synthetic_fundus, write_photo, write_truncated_jpeg
 
 USAGE = 2   # argparse's status for a bad option
@@ -47,10 +48,12 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path) -> Env:
+def env(tmp_path, monkeypatch) -> Env:
     project = tmp_path / "clinic"
     with create_project(project, name="Clinic") as handle:
-        add_reader(handle.database, "Boss", Role.ADMIN)
+        create_first_admin(handle.database, "Boss", ADMIN_PASSPHRASE)
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)   # `--as Boss` signs in with it
+    monkeypatch.setenv("OCTANT_ADMIN_PASSPHRASE", ADMIN_PASSPHRASE)
     good = tmp_path / "good"
     write_photo(good / "a_L.jpg", seed=1)
     write_photo(good / "b_R.png", seed=2)
@@ -298,7 +301,7 @@ def sqlite_error(message: str, name: str) -> sqlite3.OperationalError:
     return error
 
 
-ADD_READER = ["readers", "add", "Dr New", "--role", "ophthalmologist"]
+ADD_READER = ["readers", "add", "Dr New", "--role", "ophthalmologist", "--as", "Boss"]
 DATABASE_CASES = [
     ("read-only-database", ADD_READER, dict(on_connect="PRAGMA query_only = ON"), None,
      "The project database is read-only"),
@@ -356,7 +359,7 @@ def test_init_refuses_a_folder_whose_database_lost_its_version_row(env, capsys):
     with_sql("DELETE FROM alembic_version")(env)
     before = snapshot(env)
     capsys.readouterr()
-    assert main.main(["init", str(env.project)]) == FAILED
+    assert main.main(["init", str(env.project), "--admin", "Boss"]) == FAILED
     assert main.main(["status", "--project", str(env.project)]) == FAILED
     err = capsys.readouterr().err
     assert "empty; create a project" not in err and "restore it from a backup" in err

@@ -10,7 +10,7 @@ import pytest
 import main
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("init", "readers", "assign", "status", "import", "export", "regions",
+COMMANDS = ("init", "readers", "split", "assign", "status", "import", "export", "regions",
             "train-seg", "presegment", "train", "gui", "screenshot", "report", "label-source", "screen", "gold", "repeats")
 
 

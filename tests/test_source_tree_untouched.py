@@ -78,11 +78,12 @@ def test_the_main_commands_write_nothing_into_the_source_tree(tmp_path, user_hom
     for seed in range(3):
         write_photo(photos / f"eye_{seed}.jpg", seed=seed, size=(640, 480))
 
+    env = {**env, "OCTANT_ADMIN_PASSPHRASE": "the clinic's long phrase", "OCTANT_CREDENTIAL": "the clinic's long phrase"}
     steps = [
-        ("init", str(clinic), "--name", "Clinic"),
+        ("init", str(clinic), "--name", "Clinic", "--admin", "Dr Admin"),
         ("import", str(photos), "--project", str(clinic), "--quiet"),
-        ("readers", "add", "Dr Admin", "--role", "admin", "--project", str(clinic)),
-        *[("readers", "add", f"Dr {name}", "--role", "ophthalmologist", "--project", str(clinic)) for name in "ABC"],
+        *[("readers", "add", f"Dr {name}", "--role", "ophthalmologist", "--as", "Dr Admin", "--project", str(clinic))
+          for name in "ABC"],
         ("assign", "--project", str(clinic)),
         ("export", "--out", str(tmp_path / "labels.csv"), "--as", "Dr Admin", "--project", str(clinic)),
         ("screenshot", "--project", str(clinic), "--reader", "Dr A", "--out", str(tmp_path / "shots"),

@@ -34,7 +34,9 @@ def register(subparsers) -> None:
                     "pre-segmented demo project in a temporary folder.")
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
-    shot.add_argument("--reader", metavar="NAME", help="reader to show (default: the first)")
+    shot.add_argument("--reader", metavar="NAME",
+                      help="reader to show (default: the first who reads); their PIN or passphrase, when they "
+                           "have one, from $OCTANT_CREDENTIAL, else standard input, else asked")
     shot.add_argument("--size", type=window_size, default="1600x1000", metavar="WxH", help="window size in pixels")
     add_precision_argument(shot)
     shot.set_defaults(func=run_screenshot, thread_role="batch")
@@ -57,10 +59,12 @@ def run_gui(args: argparse.Namespace) -> int:
     check_qt_can_open_windows()
     app = make_app()
     if args.demo:
-        from annotate.services.demo import create_demo_project
+        from annotate.services.demo import DEMO_ADMIN, DEMO_PASSPHRASE, DEMO_READERS, create_demo_project
         from storage.locations import demo_project_dir
 
         folder = create_demo_project(demo_project_dir())
+        print(f"Demo project in {folder}. Its reviewer ({DEMO_READERS[-1][0]}) and admin ({DEMO_ADMIN}) "
+              f"sign in with the public demo passphrase {DEMO_PASSPHRASE!r}.")
         reader = None
         first_reader = True
     else:
@@ -81,6 +85,16 @@ def run_gui(args: argparse.Namespace) -> int:
     return app.exec()
 
 
+def _sign_in_for_screenshot(args: argparse.Namespace) -> None:
+    from storage.commands import open_project_from_args, signed_in_reader
+    from storage.readers import REVIEW_ROLES, list_readers
+
+    with open_project_from_args(args) as project:
+        name = args.reader or next((r.name for r in list_readers(project.database) if r.role not in REVIEW_ROLES), None)
+        if name is not None:
+            signed_in_reader(project, name)
+
+
 def run_screenshot(args: argparse.Namespace) -> int:
     from ui.app import use_offscreen_without_display
 
@@ -94,6 +108,8 @@ def run_screenshot(args: argparse.Namespace) -> int:
     check_qt_can_open_windows()
     from ui.screenshots.workstation import render_screenshots
 
+    if args.project is not None:   # a real project: the window shows that reader's labels, so they sign in
+        _sign_in_for_screenshot(args)
     paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
     for path in paths:
         print(path)

@@ -375,7 +375,7 @@ class MainWindow(QMainWindow):
         """The training panel (ui/training), for reviewers and admins."""
         from ui.training import open_training_window
 
-        self.training_window = open_training_window(self.controller.project)
+        self.training_window = open_training_window(self.controller.project, reader_id=self.controller.reader.id)
 
     def open_review(self) -> None:
         """The reviewers' screen (ui/review): readers, consensus and model side by side."""

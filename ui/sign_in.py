@@ -1,7 +1,9 @@
 """Sign in: choose (or create) a project, choose (or add) a reader, type the PIN if they have one.
 
-PINs are checked by ``storage.readers.verify_pin`` against a salted scrypt hash; the dialog keeps
-no PIN. Recent project folders are remembered in the workstation's QSettings.
+PINs and passphrases are checked by ``storage.readers.sign_in`` (salted scrypt hash, wrong tries
+counted and delayed); the dialog keeps none. "Add reader…" is an admin's action: an admin signs
+in for it first, and a project without an admin (a new one) gets its first admin, with a
+passphrase, instead. Recent project folders are remembered in the workstation's QSettings.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
-from storage.readers import Role, add_reader, list_readers, verify_pin
+from storage.credentials import MIN_PASSPHRASE_CHARS
+from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, require_admin, sign_in
 from ui.workstation_settings import workstation_settings
 
 RECENT_KEY = "recent/projects"
@@ -56,7 +59,7 @@ class SignInDialog(QDialog):
         self.readers.setMinimumHeight(160)
         self.readers.currentItemChanged.connect(self._reader_changed)
         self.readers.itemDoubleClicked.connect(lambda _item: self._sign_in())
-        add = QPushButton(qta.icon("mdi6.account-plus-outline"), "Add reader…")
+        self.add = add = QPushButton(qta.icon("mdi6.account-plus-outline"), "Add reader…")
         add.clicked.connect(self._add_reader)
         self.pin = QLineEdit()
         self.pin.setEchoMode(QLineEdit.EchoMode.Password)
@@ -136,7 +139,7 @@ class SignInDialog(QDialog):
         except OctantError as error:
             self.message.setText(str(error))
             return
-        self.message.setText("" if readers else "This project has no readers yet: add one.")
+        self.message.setText("" if readers else "This project has no readers yet: add one (the first is its admin, with a passphrase).")
         for reader in readers:
             item = QListWidgetItem(qta.icon("mdi6.lock-outline" if reader.has_pin
                                             else "mdi6.account-outline"),
@@ -160,28 +163,83 @@ class SignInDialog(QDialog):
         if has_pin:
             self.pin.setFocus()
 
+    # Prompts go through these two methods so tests can answer them.
+    def ask_text(self, title: str, label: str, secret: bool = False) -> str | None:
+        mode = QLineEdit.EchoMode.Password if secret else QLineEdit.EchoMode.Normal
+        text, ok = QInputDialog.getText(self, title, label, mode)
+        return text if ok else None
+
+    def ask_choice(self, title: str, label: str, items: list[str]) -> str | None:
+        item, ok = QInputDialog.getItem(self, title, label, items, 0, False)
+        return item if ok else None
+
+    def _signed_in_admin(self) -> int | None:
+        """An admin signs in for an admin's action; None (and why, in the message) otherwise."""
+        admins = [r for r in list_readers(self.project.database) if r.role is Role.ADMIN]
+        if not admins:
+            return None
+        name = self.ask_choice("Admin sign-in", "Adding a reader is an admin's action. Admin:",
+                               [a.name for a in admins])
+        if name is None:
+            return None
+        admin = next(a for a in admins if a.name == name)
+        passphrase = self.ask_text("Admin sign-in", f"Passphrase for {admin.name}:", secret=True)
+        if passphrase is None:
+            return None
+        try:
+            return require_admin(self.project.database, sign_in(self.project.database, admin.id, passphrase).id).id
+        except OctantError as error:
+            self.message.setText(str(error))
+            return None
+
+    def _add_first_admin(self) -> bool:
+        name = self.ask_text("First admin", "This project has no admin yet. The admin adds readers and "
+                                            "changes roles. Admin's name:")
+        if not name or not name.strip():
+            return False
+        passphrase = self.ask_text("First admin", f"Passphrase for {name.strip()} "
+                                                  f"(at least {MIN_PASSPHRASE_CHARS} characters):", secret=True)
+        if passphrase is None:
+            return False
+        if self.ask_text("First admin", "The passphrase again:", secret=True) != passphrase:
+            self.message.setText("The two passphrases differ; try again.")
+            return False
+        create_first_admin(self.project.database, name, passphrase)
+        return True
+
     def _add_reader(self) -> None:
         if self.project is None:
             self.message.setText("Open a project first.")
             return
-        name, ok = QInputDialog.getText(self, "Add reader", "Name (as it should appear):")
-        if not ok or not name.strip():
-            return
-        roles = [role.value.replace("_", " ") for role in Role]
-        role, ok = QInputDialog.getItem(self, "Add reader", "Role:", roles, 0, False)
-        if not ok:
-            return
-        pin, ok = QInputDialog.getText(self, "Add reader", "PIN (leave empty for none):",
-                                       QLineEdit.EchoMode.Password)
-        if not ok:
-            return
         try:
-            add_reader(self.project.database, name, role=role, pin=pin or None)
+            if not has_admin(self.project.database):
+                added = self._add_first_admin()
+            else:
+                added = self._add_by_admin()
         except OctantError as error:
             self.message.setText(str(error))
             return
-        self._fill_readers()
-        self.readers.setCurrentRow(self.readers.count() - 1)
+        if added:
+            self._fill_readers()
+            self.readers.setCurrentRow(self.readers.count() - 1)
+
+    def _add_by_admin(self) -> bool:
+        admin_id = self._signed_in_admin()
+        if admin_id is None:
+            return False
+        name = self.ask_text("Add reader", "Name (as it should appear):")
+        if not name or not name.strip():
+            return False
+        role = self.ask_choice("Add reader", "Role:", [role.value.replace("_", " ") for role in Role])
+        if role is None:
+            return False
+        needs = Role.parse(role) in (Role.REVIEWER, Role.ADMIN)
+        pin = self.ask_text("Add reader", "PIN (6 digits or more) or passphrase"
+                            + (":" if needs else " (leave empty for none):"), secret=True)
+        if pin is None:
+            return False
+        add_reader(self.project.database, name, role=role, pin=pin or None, acting_reader_id=admin_id)
+        return True
 
     def _sign_in(self) -> None:
         item = self.readers.currentItem()
@@ -190,12 +248,10 @@ class SignInDialog(QDialog):
             return
         reader_id, _has_pin = item.data(Qt.ItemDataRole.UserRole)
         try:
-            if not verify_pin(self.project.database, reader_id, self.pin.text() or None):
-                self.message.setText("That PIN is not right; try again.")
-                self.pin.selectAll()
-                return
-        except OctantError as error:
+            sign_in(self.project.database, reader_id, self.pin.text() or None)
+        except OctantError as error:   # wrong PIN (and how long to wait), retired, unknown
             self.message.setText(str(error))
+            self.pin.selectAll()
             return
         remember_project(self.project.root)
         self.reader_id = reader_id

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog
 
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
-from storage.readers import find_reader, list_readers
+from storage.readers import REVIEW_ROLES, find_reader, list_readers
 from ui.app import show_message
 from ui.main_window import MainWindow
 from ui.reading_controller import ReadingController
@@ -38,8 +38,8 @@ def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,
     project = open_project(folder, database_url=database_url)
     try:
         if first_reader:
-            readers = list_readers(project.database)
-            info = readers[0] if readers else None
+            readers = [r for r in list_readers(project.database) if r.role not in REVIEW_ROLES]
+            info = readers[0] if readers else None   # the demo's admin and reviewer sign in themselves
         else:
             info = find_reader(project.database, reader)
         if info is None or info.has_pin:

@@ -14,8 +14,6 @@ photo; IMAGE is a file, or a project image number whose stored landmarks are use
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,10 +25,9 @@ from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
 from annotate.services.importer import import_images, iter_report_lines
 from annotate.services.photos import read_fundus
 from storage.command_progress import CommandProgress
-from storage.commands import add_project_argument, open_project_from_args
+from storage.commands import add_project_argument, open_project_from_args, signed_in_reader
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
 from storage.images import get_image
-from storage.readers import ReaderInfo, find_reader, get_reader, verify_pin
 from storage.reading import ReaderSession
 
 if TYPE_CHECKING:
@@ -44,16 +41,6 @@ def _point(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y in pixels (e.g. 1520,980), not {text!r}") from None
     return x, y
-
-
-def resolve_reader(project: ProjectHandle, who: str) -> ReaderInfo:
-    """A reader by id or name; asks for the PIN when the reader has one (stdin when piped)."""
-    reader = get_reader(project.database, int(who)) if who.strip().isdigit() else find_reader(project.database, who)
-    if reader.has_pin:
-        pin = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(f"PIN for {reader.name}: ")
-        if not verify_pin(project.database, reader.id, pin):
-            raise AccessDeniedError(f"Wrong PIN for {reader.name}; try again.")
-    return reader
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -82,7 +69,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.as_reader is None:
         raise InvalidRequestError("Export shows every reader's labels; add --as NAME of a reviewer or admin.")
     with open_project_from_args(args) as project:
-        reader = resolve_reader(project, args.as_reader)
+        reader = signed_in_reader(project, args.as_reader)
         summary = export_labels(project, args.out, fmt, reader.id)
     files = f" ({summary.files} files)" if fmt == "masks" else ""
     print(f"Exported {summary.reads} reads of {summary.images} images to {summary.path}{files}.")
@@ -98,7 +85,7 @@ def run_import_labels(args: argparse.Namespace) -> int:
     if args.as_reader is None:
         raise InvalidRequestError("Importing labels writes every reader's answers; add --as NAME of an admin.")
     with open_project_from_args(args) as project:
-        admin = resolve_reader(project, args.as_reader)
+        admin = signed_in_reader(project, args.as_reader)
         report = import_labels(project, args.file, admin.id, args.reader)
     for line in iter_import_lines(report):
         print(line)
@@ -112,7 +99,7 @@ def _stored_landmarks(project: ProjectHandle, image_id: int, who: str | None):
         from storage.predictions import latest_model_landmarks
 
         return latest_model_landmarks(project.database, image_id)
-    session = ReaderSession(project.database, resolve_reader(project, who).id)
+    session = ReaderSession(project.database, signed_in_reader(project, who).id)
     try:
         own = session.read(image_id).landmarks
     except (AccessDeniedError, NotFoundError):
@@ -185,7 +172,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="file to write (.csv or .json; coco: .json; masks: a folder)")
     exp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's suffix")
     exp.add_argument("--force", action="store_true", help="replace FILE when it exists")
-    exp.add_argument("--as", dest="as_reader", metavar="READER", help="reviewer or admin (name or number)")
+    exp.add_argument("--as", dest="as_reader", metavar="READER",
+                     help="reviewer or admin (name or number); their PIN or passphrase is read from "
+                          "$OCTANT_CREDENTIAL, else standard input, else asked")
     add_project_argument(exp)
     exp.set_defaults(func=run_export)
 

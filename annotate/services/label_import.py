@@ -234,7 +234,9 @@ def import_labels(project: ProjectHandle, path: str | Path, admin_id: int | None
             try:
                 readers[name] = find_reader(db, name).id
             except NotFoundError:
-                readers[name] = add_reader(db, name, role, acting_reader_id=admin_id).id
+                # No credential travels in a label file: an imported reviewer signs in once an
+                # admin gives them one (`readers reset-pin`).
+                readers[name] = add_reader(db, name, role, acting_reader_id=admin_id, credential_later=True).id
                 report.readers_added.append(name)
         return readers[name]
 

@@ -27,13 +27,12 @@ def _finding(text: str) -> tuple[str, list[int]]:
 
 
 def run_gold(args: argparse.Namespace) -> int:
-    from annotate.services.commands import resolve_reader
-    from storage.commands import open_project_from_args
+    from storage.commands import open_project_from_args, signed_in_reader
     from storage.quality import gold_answers, mark_gold, mix_gold_into_queues
     from storage.readers import REVIEW_ROLES
 
     with open_project_from_args(args) as project:
-        reader = resolve_reader(project, args.as_reader)
+        reader = signed_in_reader(project, args.as_reader)
         db = project.database
         if args.gold_command == "add":
             answer = mark_gold(db, reader.id, args.image, dict(args.finding or []), args.diagnosis)
@@ -55,12 +54,11 @@ def run_gold(args: argparse.Namespace) -> int:
 
 
 def run_repeats(args: argparse.Namespace) -> int:
-    from annotate.services.commands import resolve_reader
-    from storage.commands import open_project_from_args
+    from storage.commands import open_project_from_args, signed_in_reader
     from storage.quality import schedule_repeats
 
     with open_project_from_args(args) as project:
-        reader = resolve_reader(project, args.as_reader)
+        reader = signed_in_reader(project, args.as_reader)
         reopened = schedule_repeats(project.database, reader.id, args.share, args.seed)
     print(f"Reopened {reopened} finished reads for blind repeat reading.")
     return 0

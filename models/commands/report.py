@@ -13,14 +13,13 @@ from pathlib import Path
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from annotate.services.commands import resolve_reader
     from models.report.project_numbers import project_numbers
     from models.report.writer import write_report
-    from storage.commands import open_project_from_args
+    from storage.commands import open_project_from_args, signed_in_reader
     from storage.project import LABEL_SOURCES
 
     with open_project_from_args(args) as project:
-        reader = resolve_reader(project, args.as_reader)
+        reader = signed_in_reader(project, args.as_reader)
         period, block = ("week", 100) if args.period == "week" else ("images", args.period)
         numbers = project_numbers(project.database, reader.id, period, block)
         settings = project.settings()

@@ -16,7 +16,10 @@ from storage.assignment import assign_readers
 from storage.images import NewImage, add_images
 from storage.project import ProjectHandle, create_project
 from storage.readers import ReaderInfo, Role, add_reader
+from tests.conftest import make_admin
 from tests.storage.postgres_server import PostgresServer, Unavailable, start_server
+
+REVIEWER_PIN = "246810"
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -113,16 +116,18 @@ class Clinic:
 
 @pytest.fixture
 def clinic(tmp_project) -> Clinic:
-    """3 ophthalmologists, 3 specialists, a reviewer and an admin; 6 train and 3 test images, assigned."""
+    """An admin (made first, as ``init`` does), 3 ophthalmologists, 3 specialists and a reviewer
+    (PIN ``REVIEWER_PIN``); 6 train and 3 test images, assigned."""
     db = tmp_project.database
-    ophthalmologists = [add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST) for i in range(3)]
-    specialists = [
-        add_reader(db, "Dr R0", Role.RETINA_SPECIALIST),
-        add_reader(db, "Dr R1", Role.RETINA_SPECIALIST),
-        add_reader(db, "Dr G0", Role.GLAUCOMA_SPECIALIST),
-    ]
-    reviewer = add_reader(db, "Reviewer", Role.REVIEWER)
-    admin = add_reader(db, "Admin", Role.ADMIN)
+    admin = make_admin(db)
+
+    def add(name: str, role: Role, pin: str | None = None) -> ReaderInfo:
+        return add_reader(db, name, role, pin, acting_reader_id=admin.id)
+
+    ophthalmologists = [add(f"Dr O{i}", Role.OPHTHALMOLOGIST) for i in range(3)]
+    specialists = [add("Dr R0", Role.RETINA_SPECIALIST), add("Dr R1", Role.RETINA_SPECIALIST),
+                   add("Dr G0", Role.GLAUCOMA_SPECIALIST)]
+    reviewer = add("Reviewer", Role.REVIEWER, REVIEWER_PIN)
     images = add_fake_images(tmp_project, train=6, test=3)
     assign_readers(db)
     return Clinic(tmp_project, ophthalmologists, specialists, reviewer, admin, images)

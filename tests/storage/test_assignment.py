@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
-from storage.readers import Role, add_reader
+from storage.readers import Role
 from storage.schema import Image, Read, Reader
+from tests.conftest import add_reader_as_admin
 from tests.storage.conftest import add_fake_images
 
 
@@ -39,7 +40,7 @@ def test_every_image_gets_three_distinct_readers_with_roles_allowed_for_its_spli
 def test_load_is_balanced_across_eligible_readers(tmp_project):
     db = tmp_project.database
     for i in range(7):
-        add_reader(db, f"Dr {i}", Role.OPHTHALMOLOGIST)
+        add_reader_as_admin(db, f"Dr {i}", Role.OPHTHALMOLOGIST)
     add_fake_images(tmp_project, train=50)
     summary = assign_readers(db, seed=3)
     assert summary.reads_added == 150 and summary.images == 50
@@ -49,8 +50,8 @@ def test_load_is_balanced_across_eligible_readers(tmp_project):
 
 def test_specialists_are_kept_for_the_test_set_when_balancing(tmp_project):
     db = tmp_project.database
-    ophthalmologists = [add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST).id for i in range(3)]
-    specialists = [add_reader(db, f"Dr S{i}", Role.RETINA_SPECIALIST).id for i in range(3)]
+    ophthalmologists = [add_reader_as_admin(db, f"Dr O{i}", Role.OPHTHALMOLOGIST).id for i in range(3)]
+    specialists = [add_reader_as_admin(db, f"Dr S{i}", Role.RETINA_SPECIALIST).id for i in range(3)]
     add_fake_images(tmp_project, train=7, test=3)
     loads = assign_readers(db).per_reader
     assert sum(loads.values()) == 30
@@ -82,7 +83,7 @@ def test_the_same_seed_gives_the_same_assignment(tmp_path, new_database_url):
     for run in range(2):
         with create_project(tmp_path / f"p{run}", database_url=new_database_url()) as project:
             for i in range(5):
-                add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST)
+                add_reader_as_admin(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST)
             add_fake_images(project, train=12)
             assign_readers(project.database, seed=7)
             results.append(readers_by_image(project.database))
@@ -92,8 +93,8 @@ def test_the_same_seed_gives_the_same_assignment(tmp_path, new_database_url):
 def test_too_few_eligible_readers_is_refused_and_nothing_is_assigned(tmp_project):
     db = tmp_project.database
     for i in range(3):
-        add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST)
-    add_reader(db, "Dr R", Role.RETINA_SPECIALIST)
+        add_reader_as_admin(db, f"Dr O{i}", Role.OPHTHALMOLOGIST)
+    add_reader_as_admin(db, "Dr R", Role.RETINA_SPECIALIST)
     add_fake_images(tmp_project, train=2, test=1)
     with pytest.raises(InvalidRequestError, match="test images need 3 readers"):
         assign_readers(db)
@@ -103,9 +104,9 @@ def test_too_few_eligible_readers_is_refused_and_nothing_is_assigned(tmp_project
 def test_roles_per_split_can_be_chosen(tmp_project):
     db = tmp_project.database
     for i in range(3):
-        add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST)
+        add_reader_as_admin(db, f"Dr O{i}", Role.OPHTHALMOLOGIST)
     for i in range(3):
-        add_reader(db, f"Dr G{i}", Role.GLAUCOMA_SPECIALIST)
+        add_reader_as_admin(db, f"Dr G{i}", Role.GLAUCOMA_SPECIALIST)
     add_fake_images(tmp_project, train=4, test=2)
     assign_readers(db, roles_by_split={"train": ["ophthalmologist"], "test": [Role.GLAUCOMA_SPECIALIST]})
     for reads in readers_by_image(db).values():

@@ -11,8 +11,9 @@ from sqlalchemy import text
 import main
 from storage.audit import GENESIS, audit_events, record, state_digest, verify
 from storage.labels import ReadState, state_json
-from storage.readers import Role, add_reader
+from storage.readers import Role
 from storage.reading import ReaderSession
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 
 
 def some_events(clinic) -> ReaderSession:
@@ -172,16 +173,21 @@ def test_every_label_write_carries_the_digest_of_the_stored_state(clinic):
     assert event.after["state_sha256"] == state_digest(state_json(s.read(image)))
 
 
-def test_export_writes_every_event_as_json_and_csv(clinic, tmp_path):
+def test_export_writes_every_event_as_json_and_csv(clinic, tmp_path, monkeypatch, capsys):
     some_events(clinic)
+    args = ["audit", "export", "--out", str(tmp_path / "no.csv"), "--project", str(clinic.project.root), *url_args(clinic)]
+    assert main.main(args) == 1 and "--as NAME of a reviewer or admin" in capsys.readouterr().err
+    assert main.main([*args, "--as", clinic.ophthalmologists[0].name]) == 1   # labels of every reader: refused
+    assert "reviewers and admins only" in capsys.readouterr().err and not (tmp_path / "no.csv").exists()
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)
     db = clinic.project.database
     events = audit_events(db)
-    assert main.main(["audit", "export", "--format", "json", "--out", str(tmp_path / "a.json"),
+    assert main.main(["audit", "export", "--format", "json", "--out", str(tmp_path / "a.json"), "--as", "Admin",
                       "--project", str(clinic.project.root), *url_args(clinic)]) == 0
     rows = json.loads((tmp_path / "a.json").read_text())
     assert [r["row_hash"] for r in rows] == [e.row_hash for e in events]
     assert rows[-1]["at"].endswith("+00:00") and rows[-1]["after"] == events[-1].after
-    assert main.main(["audit", "export", "--out", str(tmp_path / "a.csv"),
+    assert main.main(["audit", "export", "--out", str(tmp_path / "a.csv"), "--as", "Admin",
                       "--project", str(clinic.project.root), *url_args(clinic)]) == 0
     with (tmp_path / "a.csv").open(newline="") as handle:
         table = list(csv.DictReader(handle))
@@ -193,7 +199,8 @@ def url_args(clinic) -> list[str]:
     return [] if url.get_backend_name() == "sqlite" else ["--database-url", url.render_as_string(hide_password=False)]
 
 
-def test_verify_command_says_intact_or_tampered_in_sentences(clinic, backend, capsys):
+def test_verify_command_says_intact_or_tampered_in_sentences(clinic, backend, capsys, monkeypatch):
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)
     some_events(clinic)
     args = ["audit", "verify", "--project", str(clinic.project.root), *url_args(clinic)]
     assert main.main(args) == 0
@@ -202,7 +209,7 @@ def test_verify_command_says_intact_or_tampered_in_sentences(clinic, backend, ca
     tamper(clinic.project.database, backend, "UPDATE audit_event SET action = 'x' WHERE id = 2")
     assert main.main(args) == 1
     assert "tampered" in capsys.readouterr().out
-    assert main.main(["audit", "export", "--out", "/nonexistent/dir/a.csv", "--project",
+    assert main.main(["audit", "export", "--out", "/nonexistent/dir/a.csv", "--as", "Admin", "--project",
                       str(clinic.project.root), *url_args(clinic)]) == 1
     assert "Cannot write" in capsys.readouterr().err
 
@@ -229,8 +236,8 @@ def test_events_saved_before_the_chain_existed_are_chained_by_the_upgrade(tmp_pa
     try:
         report = verify(db)
         assert report.intact and report.events == 3
-        add_reader(db, "Dr New", Role.OPHTHALMOLOGIST)
-        assert verify(db).intact and verify(db).events == 4
+        add_reader_as_admin(db, "Dr New", Role.OPHTHALMOLOGIST)   # the admin, then the reader
+        assert verify(db).intact and verify(db).events == 5
     finally:
         db.dispose()
 

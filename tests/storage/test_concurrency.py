@@ -26,10 +26,11 @@ from storage.errors import InvalidRequestError
 from storage.images import NewImage, add_images, list_images
 from storage.predictions import activate_model, list_models, register_model
 from storage.project import ProjectHandle, create_project, open_project
-from storage.readers import Role, add_reader, list_readers
+from storage.readers import Role, list_readers
 from storage.reading import ReaderSession
 from storage.review import iter_all_reads
 from storage.schema import AuditEvent, DiagnosisLabel, Landmark, Read, RegionalLabel
+from tests.conftest import add_reader_as_admin, make_admin
 from tests.storage.conftest import add_fake_images, fake_sha
 
 FINDINGS = ("haemorrhage", "hard_exudate", "drusen", "membrane")
@@ -98,7 +99,7 @@ def count(db, column) -> int:
 
 
 def three_readers_on_every_image(project: ProjectHandle, images: int) -> tuple[list[int], list[int]]:
-    readers = [add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST).id for i in range(3)]
+    readers = [add_reader_as_admin(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST).id for i in range(3)]
     image_ids = add_fake_images(project, train=images)
     assign_readers(project.database)
     return readers, image_ids
@@ -185,7 +186,7 @@ def test_assigning_on_two_workstations_at_once_gives_each_image_three_readers(
     tmp_project, workstations, slow_actions
 ):
     db = tmp_project.database
-    readers = [add_reader(db, f"Dr {i}", Role.OPHTHALMOLOGIST).id for i in range(5)]
+    readers = [add_reader_as_admin(db, f"Dr {i}", Role.OPHTHALMOLOGIST).id for i in range(5)]
     images = add_fake_images(tmp_project, train=30)
     first, second = workstations(2)
     slow_actions(storage.assignment)
@@ -258,19 +259,20 @@ def test_the_same_photographs_imported_on_two_workstations_are_kept_once(
 def test_two_administrators_adding_the_same_reader_get_one_reader_and_a_clear_refusal(
     tmp_project, workstations, slow_actions
 ):
+    make_admin(tmp_project.database)
     stations = workstations(2)
     slow_actions(storage.readers)
     outcomes = []
 
     def add(station: ProjectHandle) -> None:
         try:
-            outcomes.append(add_reader(station.database, "Dr Same", Role.RETINA_SPECIALIST).name)
+            outcomes.append(add_reader_as_admin(station.database, "Dr Same", Role.RETINA_SPECIALIST).name)
         except InvalidRequestError as refusal:
             outcomes.append(str(refusal))
 
     run_together(*(lambda s=s: add(s) for s in stations))
     assert sorted(outcomes) == sorted(["Dr Same", "A reader called 'Dr Same' exists already; choose another name."])
-    assert [r.name for r in list_readers(tmp_project.database)] == ["Dr Same"]
+    assert [r.name for r in list_readers(tmp_project.database)] == ["Admin", "Dr Same"]
 
 
 def test_models_registered_and_activated_at_once_leave_one_active_per_network(

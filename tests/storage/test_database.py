@@ -17,8 +17,9 @@ from storage.errors import (
     DatabaseError, DatabaseLockedError, InvalidRequestError, NotFoundError, SchemaTooNewError,
 )
 from storage.project import create_project, open_project
-from storage.readers import add_reader, list_readers
+from storage.readers import list_readers
 from storage.schema import Base, Read
+from tests.conftest import add_reader_as_admin
 
 
 def test_migrations_from_empty_reach_head_and_match_the_models(tmp_project):
@@ -46,10 +47,10 @@ def test_foreign_keys_are_enforced(tmp_project):
 
 
 def test_a_project_reopens_with_what_was_saved(tmp_project, database_url):
-    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    add_reader_as_admin(tmp_project.database, "Dr A", "ophthalmologist")
     tmp_project.close()
     with open_project(tmp_project.root, database_url) as again:
-        assert [r.name for r in list_readers(again.database)] == ["Dr A"]
+        assert [r.name for r in list_readers(again.database)] == ["Admin", "Dr A"]
         assert again.settings().name == "Test clinic"
 
 
@@ -102,19 +103,19 @@ def test_an_empty_database_file_is_not_taken_for_a_project(tmp_path):
 
 @pytest.mark.sqlite_only
 def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data(tmp_project):
-    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    add_reader_as_admin(tmp_project.database, "Dr A", "ophthalmologist")
     url = sqlite_url(tmp_project.root / DATABASE_FILENAME)
     impatient = Database.open(url, tmp_project.root, busy_timeout_ms=50)
     other = sqlite3.connect(tmp_project.root / DATABASE_FILENAME, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
     try:
         with pytest.raises(DatabaseLockedError, match="busy in another program"):
-            add_reader(impatient, "Dr B", "ophthalmologist")
+            add_reader_as_admin(impatient, "Dr B", "ophthalmologist")
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert [r.name for r in list_readers(impatient)] == ["Dr A"]
-    add_reader(impatient, "Dr B", "ophthalmologist")  # works again once the lock is gone
+    assert [r.name for r in list_readers(impatient)] == ["Admin", "Dr A"]
+    add_reader_as_admin(impatient, "Dr B", "ophthalmologist")  # works again once the lock is gone
     impatient.dispose()
 
 
@@ -122,10 +123,10 @@ def test_a_database_locked_by_another_program_gives_a_clear_error_and_keeps_data
 def test_a_backup_copy_holds_everything_saved(tmp_project):
     from storage.database import backup_sqlite
 
-    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    add_reader_as_admin(tmp_project.database, "Dr A", "ophthalmologist")
     copy = backup_sqlite(tmp_project.root / DATABASE_FILENAME, "0001")
     with sqlite3.connect(copy) as connection:
-        assert connection.execute("SELECT name FROM reader").fetchall() == [("Dr A",)]
+        assert connection.execute("SELECT name FROM reader").fetchall() == [("Admin",), ("Dr A",)]
 
 
 KILLED_MID_ACTION = """
@@ -135,7 +136,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.project import open_project
 from storage.reading import ReaderSession
 project = open_project(sys.argv[1])
-session = ReaderSession(project.database, 1)
+session = ReaderSession(project.database, 2)
 image = session.next_unfinished().id
 session.set_regions(image, "drusen", {3})               # committed
 with project.database.transaction() as s:               # killed before this one commits
@@ -152,7 +153,7 @@ def test_a_process_killed_mid_action_keeps_every_committed_action(clinic, tmp_pa
 
     from storage.reading import ReaderSession
 
-    assert clinic.ophthalmologists[0].id == 1
+    assert clinic.ophthalmologists[0].id == 2   # the admin, made first, is 1
     script = tmp_path / "killed.py"
     script.write_text(KILLED_MID_ACTION)
     repo = Path(__file__).resolve().parents[2]
@@ -161,6 +162,6 @@ def test_a_process_killed_mid_action_keeps_every_committed_action(clinic, tmp_pa
     assert done.returncode == -9, done.stderr.decode()
     clinic.project.close()
     with open_project(clinic.project.root) as again:
-        session = ReaderSession(again.database, 1)
+        session = ReaderSession(again.database, 2)
         image = session.queue()[0].id
         assert session.read(image).regions == {"drusen": frozenset({3})}

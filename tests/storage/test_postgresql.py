@@ -21,8 +21,9 @@ from storage.database import Database, current_revision, known_revisions, transl
 from storage.errors import ConcurrentChangeError, DatabaseError, DatabaseLockedError, SchemaTooNewError
 from storage.project import create_project, open_project
 from storage.reading import ReaderSession
-from storage.readers import add_reader, list_readers
+from storage.readers import list_readers
 from storage.schema import Project
+from tests.conftest import add_reader_as_admin
 from tests.storage.postgres_server import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +39,14 @@ def revision_of(url: str) -> str | None:
     with connect(url) as connection:
         return connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 
+@pytest.fixture(autouse=True)
+def admin_passphrase(monkeypatch):
+    """`init` reads the first admin's passphrase before it reaches the server."""
+    monkeypatch.setenv("OCTANT_ADMIN_PASSPHRASE", "the clinic's long phrase")
 
 @pytest.mark.postgresql_only
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_project, database_url):
-    add_reader(tmp_project.database, "Dr A", "ophthalmologist")
+    add_reader_as_admin(tmp_project.database, "Dr A", "ophthalmologist")
     tmp_project.close()
     with connect(database_url) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
@@ -49,8 +54,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_project, database_url)
         open_project(tmp_project.root, database_url)
     assert revision_of(database_url) == "9999_from_the_future"
     with connect(database_url) as connection:
-        assert connection.execute("SELECT name FROM reader").fetchall() == [("Dr A",)]
-
+        assert connection.execute("SELECT name FROM reader").fetchall() == [("Admin",), ("Dr A",)]
 
 @pytest.mark.postgresql_only
 def test_another_programs_database_is_refused_and_left_untouched(tmp_path, database_url):
@@ -62,14 +66,12 @@ def test_another_programs_database_is_refused_and_left_untouched(tmp_path, datab
         tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
     assert tables == [("patients",)]
 
-
 @pytest.mark.postgresql_only
 def test_an_empty_database_is_not_taken_for_a_project(tmp_path, database_url):
     with pytest.raises(DatabaseError, match="init DIR --database-url URL"):
         open_project(tmp_path, database_url)
     with connect(database_url) as connection:
         assert connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
-
 
 OPEN_WHEN_TOLD = """
 import sys, time
@@ -81,7 +83,6 @@ while not go.exists():
     time.sleep(0.005)
 Database.open(url, create=True).dispose()
 """
-
 
 @pytest.mark.postgresql_only
 def test_workstations_opening_an_empty_database_at_once_migrate_it_once(tmp_path, database_url):
@@ -102,15 +103,13 @@ def test_workstations_opening_an_empty_database_at_once_migrate_it_once(tmp_path
     assert failures == []
     assert revision_of(database_url) == known_revisions()[1]
 
-
 def test_an_unreachable_server_is_one_sentence_and_exit_1(tmp_path, capsys, storage_commands_only):
     pytest.importorskip("psycopg")
     nowhere = f"postgresql+psycopg://octant@/octant?host={tmp_path}"  # no server listens there
     assert main(["status", "--project", str(tmp_path), "--database-url", nowhere]) == 1
     assert capsys.readouterr().err == f"octant: {postgresql.UNREACHABLE}\n"
-    assert main(["init", str(tmp_path / "p"), "--database-url", nowhere]) == 1
+    assert main(["init", str(tmp_path / "p"), "--admin", "Boss", "--database-url", nowhere]) == 1
     assert capsys.readouterr().err == f"octant: {postgresql.UNREACHABLE}\n"
-
 
 @pytest.mark.parametrize("url", ["postgres://host/octant", "octant.sqlite", "nosuchdb+driver://host/x"])
 def test_a_url_octant_cannot_use_says_how_to_write_one(url, tmp_path, capsys, storage_commands_only):
@@ -118,11 +117,10 @@ def test_a_url_octant_cannot_use_says_how_to_write_one(url, tmp_path, capsys, st
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "postgresql+psycopg://USER@HOST/DATABASE" in err
 
-
 @pytest.mark.postgresql_only
 def test_a_missing_database_or_user_is_named_in_one_sentence(tmp_path, database_url, capsys, storage_commands_only):
     missing = make_url(database_url).set(database="no_such_clinic").render_as_string(hide_password=False)
-    assert main(["init", str(tmp_path), "--database-url", missing]) == 1
+    assert main(["init", str(tmp_path), "--admin", "Boss", "--database-url", missing]) == 1
     assert capsys.readouterr().err == (
         "octant: The PostgreSQL database 'no_such_clinic' does not exist; create it (createdb no_such_clinic) "
         "or correct the database URL.\n")
@@ -131,7 +129,6 @@ def test_a_missing_database_or_user_is_named_in_one_sentence(tmp_path, database_
     err = capsys.readouterr().err
     assert err.startswith("octant: PostgreSQL refused the login (") and err.count("\n") == 1
     assert "no_such_user" in err and "check the user and password" in err
-
 
 @pytest.fixture
 def visitor_url(database_url):
@@ -148,14 +145,12 @@ def visitor_url(database_url):
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
         admin.execute(f'DROP ROLE "{role}"')
 
-
 @pytest.mark.postgresql_only
 def test_a_user_without_rights_on_the_database_is_told_so(tmp_path, visitor_url, capsys, storage_commands_only):
-    assert main(["init", str(tmp_path), "--database-url", visitor_url]) == 1
+    assert main(["init", str(tmp_path), "--admin", "Boss", "--database-url", visitor_url]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "permission denied for schema public" in err
     assert "may not change this database" in err and "owner" in err
-
 
 @pytest.mark.postgresql_only
 def test_a_lock_held_past_the_busy_timeout_is_reported_as_busy_and_nothing_is_lost(clinic, database_url):
@@ -183,7 +178,6 @@ def test_a_lock_held_past_the_busy_timeout_is_reported_as_busy_and_nothing_is_lo
     finally:
         impatient.dispose()
 
-
 @pytest.mark.postgresql_only
 def test_a_serialization_failure_is_one_sentence_saying_to_try_again(tmp_project):
     """A server whose administrator set stricter isolation for everything can refuse a write that
@@ -198,7 +192,6 @@ def test_a_serialization_failure_is_one_sentence_saying_to_try_again(tmp_project
     assert str(refused.value) == postgresql.CONCURRENT_CHANGE
     assert isinstance(refused.value, DatabaseLockedError)
 
-
 @pytest.mark.postgresql_only
 def test_a_workstation_reconnects_after_the_server_ended_its_connections(clinic, database_url):
     """A server restart (or a firewall) ends idle connections overnight: the next action reconnects."""
@@ -212,5 +205,5 @@ def test_a_workstation_reconnects_after_the_server_ended_its_connections(clinic,
             "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
     assert ended >= 1
     assert session.set_regions(image, "drusen", {1, 2}).regions == {"drusen": frozenset({1, 2})}
-    assert [r.name for r in list_readers(clinic.project.database)][:1] == ["Dr O0"]
+    assert [r.name for r in list_readers(clinic.project.database)][:2] == ["Admin", "Dr O0"]
     assert current_revision(clinic.project.database.engine) == known_revisions()[1]

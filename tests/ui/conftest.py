@@ -48,13 +48,15 @@ def make_reading_project(folder: Path, images: int = 3):
     from storage.assignment import assign_readers
     from storage.project import create_project
     from storage.readers import add_reader
+    from tests.conftest import make_admin
 
     project = create_project(folder, name="UI test clinic")
     photos = [write_fundus(folder / "photos" / f"eye_{i}.jpg", seed=i) for i in range(images)]
     report = import_images(project, photos)
-    readers = {name: add_reader(project.database, name, role="ophthalmologist")
+    admin = make_admin(project.database)
+    readers = {name: add_reader(project.database, name, role="ophthalmologist", acting_reader_id=admin.id)
                for name in ("Ana", "Ben", "Cleo")}
-    readers["Admin"] = add_reader(project.database, "Admin", role="admin")
+    readers["Admin"] = admin
     assign_readers(project.database, readers_per_image=3)
     return ReadingProject(folder, project, readers, sorted(report.added))
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.readers import add_reader
 from storage.reading import ReaderSession
+from tests.conftest import add_reader_as_admin
 from tests.ui.conftest import DISC, FOVEA, ReadingProject, make_reading_project
 
 FINDING = "haemorrhage"
+RHEA_PIN = "864200"   # a reviewer needs one
 # image index -> reader -> haemorrhage regions (None: marked normal)
 LABELS = {
     0: {"Ana": {1, 4}, "Ben": {1, 4}, "Cleo": {1, 4}},   # agreed: present
@@ -21,7 +22,7 @@ LABELS = {
 
 def make_review_project(folder: Path) -> ReadingProject:
     made = make_reading_project(folder, images=len(LABELS))
-    made.readers["Rhea"] = add_reader(made.project.database, "Rhea", role="reviewer")
+    made.readers["Rhea"] = add_reader_as_admin(made.project.database, "Rhea", role="reviewer", pin=RHEA_PIN)
     for name in ("Ana", "Ben", "Cleo"):
         session = ReaderSession(made.project.database, made.readers[name].id)
         for n, image_id in enumerate(made.image_ids):

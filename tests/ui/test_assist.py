@@ -9,8 +9,8 @@ from annotate.services.importer import import_images
 from storage.assignment import assign_readers
 from storage.predictions import save_prediction
 from storage.project import create_project
-from storage.readers import add_reader
 from storage.reading import ReaderSession
+from tests.conftest import add_reader_as_admin
 from tests.ui.conftest import PHOTO_SIZE, write_fundus
 from tests.ui.driving import open_window, press
 from ui.assist import PRESEGMENTATION
@@ -67,7 +67,7 @@ def test_test_images_show_no_suggestions_while_the_project_hides_them(qtbot, tmp
     try:
         photo = write_fundus(tmp_path / "photos" / "test_eye.jpg", seed=3)
         image_id = import_images(project, [photo], split="test").added[0]
-        readers = [add_reader(project.database, f"Specialist {i}", role="retina_specialist")
+        readers = [add_reader_as_admin(project.database, f"Specialist {i}", role="retina_specialist")
                    for i in range(3)]
         assign_readers(project.database, readers_per_image=3)
         store_presegmentation(project, image_id)

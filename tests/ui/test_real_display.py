@@ -62,5 +62,5 @@ def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
     assert process.returncode == 0, errors
     assert "QThread" not in errors
     with open_project(tmp_path / "demo") as project:
-        reader = list_readers(project.database)[0]
+        reader = [r for r in list_readers(project.database) if r.role.value == "ophthalmologist"][0]
         assert ReaderSession(project.database, reader.id).progress().done == 1

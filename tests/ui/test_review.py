@@ -7,7 +7,7 @@ import pytest
 
 from storage.errors import AccessDeniedError
 from tests.ui.conftest import FOVEA
-from tests.ui.review_project import FINDING, keep_starter_models_out, make_review_project
+from tests.ui.review_project import FINDING, RHEA_PIN, keep_starter_models_out, make_review_project
 
 
 @pytest.fixture(autouse=True)
@@ -201,8 +201,17 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
         def exec(self) -> int:
             return 0
 
+    class TypedPin(workstation.SignInDialog):
+        """The sign-in dialog as the reviewer meets it: `--reader Rhea` preselected, her PIN typed."""
+
+        def exec(self) -> int:
+            self.pin.setText(RHEA_PIN)
+            self._sign_in()
+            return self.result()
+
     monkeypatch.setattr("ui.app.make_app", lambda: NoEventLoop())
     monkeypatch.setattr("ui.app.quit_on_termination_signals", lambda app: None)   # pytest keeps its Ctrl+C
+    monkeypatch.setattr(workstation, "SignInDialog", TypedPin)
     folder = str(review_project.folder)
     for name, opens in (("Rhea", True), ("Ana", False)):
         assert main(["gui", "--review", "--project", folder, "--reader", name]) == 0

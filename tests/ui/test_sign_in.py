@@ -1,10 +1,16 @@
-"""Sign-in: readers listed from the project; a PIN is checked against its scrypt hash."""
+"""Sign-in: readers listed from the project; a PIN is checked against its scrypt hash; "Add
+reader…" needs an admin signed in (or, in a project without one, makes the first admin)."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
-from storage.readers import add_reader
+from storage.project import create_project
+from storage.readers import Role, list_readers
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 from ui.sign_in import SignInDialog, recent_projects
+
+PIN = "246810"
 
 
 def _select(dialog, name: str) -> None:
@@ -15,21 +21,48 @@ def _select(dialog, name: str) -> None:
     raise AssertionError(name)
 
 
+def answering(dialog, monkeypatch, *answers):
+    """The dialog's prompts answered in turn (None: Cancel); each prompt's label is kept."""
+    queue, asked = list(answers), []
+
+    def answer(title, label, *_rest, **_options):
+        asked.append(label)
+        return queue.pop(0)
+
+    monkeypatch.setattr(dialog, "ask_text", answer)
+    monkeypatch.setattr(dialog, "ask_choice", answer)
+    return asked
+
+
 def test_reader_with_pin_signs_in_only_with_the_right_pin(qtbot, reading_project):
-    add_reader(reading_project.project.database, "Dina", role="ophthalmologist", pin="2468")
+    add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
     dialog = SignInDialog(reading_project.folder)
     qtbot.addWidget(dialog)
     names = [dialog.readers.item(i).text().split("  ·")[0] for i in range(dialog.readers.count())]
-    assert names == ["Ana", "Ben", "Cleo", "Admin", "Dina"]
+    assert names == ["Admin", "Ana", "Ben", "Cleo", "Dina"]
     _select(dialog, "Dina")
     assert dialog.pin.isEnabled()
-    qtbot.keyClicks(dialog.pin, "1111")
+    qtbot.keyClicks(dialog.pin, "111111")
     qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
-    assert dialog.reader_id is None and "PIN" in dialog.message.text()
-    dialog.pin.setText("2468")
+    assert dialog.reader_id is None and "not right for Dina" in dialog.message.text()
+    dialog.pin.setText(PIN)
     qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
     assert dialog.reader_id is not None
     assert str(reading_project.folder.resolve()) in recent_projects()
+    dialog.project.close()
+
+
+def test_wrong_tries_make_the_dialog_say_how_long_to_wait(qtbot, reading_project):
+    add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
+    dialog = SignInDialog(reading_project.folder, reader="Dina")
+    qtbot.addWidget(dialog)
+    for _ in range(4):
+        dialog.pin.setText("111111")
+        qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    assert "wait 15 s" in dialog.message.text()
+    dialog.pin.setText(PIN)
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    assert dialog.reader_id is None and "try again in" in dialog.message.text()
     dialog.project.close()
 
 
@@ -40,8 +73,52 @@ def test_a_folder_without_a_project_says_what_to_do(qtbot, tmp_path):
 
 
 def test_the_command_line_reader_is_preselected_for_the_pin(qtbot, reading_project):
-    add_reader(reading_project.project.database, "Dina", role="ophthalmologist", pin="2468")
+    add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
     dialog = SignInDialog(reading_project.folder, reader="Dina")
     qtbot.addWidget(dialog)
     assert dialog.readers.currentItem().text().startswith("Dina") and dialog.pin.isEnabled()
+    dialog.project.close()
+
+
+def test_adding_a_reader_needs_the_admins_passphrase(qtbot, reading_project, monkeypatch):
+    db = reading_project.project.database
+    dialog = SignInDialog(reading_project.folder)
+    qtbot.addWidget(dialog)
+    # Issue 16: "Add reader…" made an admin with no PIN. A wrong passphrase adds nobody.
+    asked = answering(dialog, monkeypatch, "Admin", "not the passphrase", "Mallory", "admin", "")
+    dialog.add.click()
+    assert "not right for Admin" in dialog.message.text() and len(asked) == 2
+    assert [r.name for r in list_readers(db)] == ["Admin", "Ana", "Ben", "Cleo"]
+    answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Mallory", "admin", "")
+    dialog.add.click()
+    assert "passphrase" in dialog.message.text() and "Mallory" not in [r.name for r in list_readers(db)]
+    answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Dina", "ophthalmologist", PIN)
+    dialog.add.click()
+    assert [(r.name, r.has_pin) for r in list_readers(db)][-1] == ("Dina", True)
+    assert dialog.readers.currentItem().text().startswith("Dina")
+    dialog.project.close()
+
+
+def test_a_new_project_gets_its_first_admin_with_a_passphrase(qtbot, tmp_path, monkeypatch):
+    create_project(tmp_path / "new").close()
+    dialog = SignInDialog(tmp_path / "new")
+    qtbot.addWidget(dialog)
+    assert "first is its admin" in dialog.message.text()
+    answering(dialog, monkeypatch, "Dr First", "short", "short")
+    dialog.add.click()
+    assert "at least 12 characters" in dialog.message.text() and dialog.readers.count() == 0
+    answering(dialog, monkeypatch, "Dr First", "a long passphrase", "a long passphrase")
+    dialog.add.click()
+    assert [(r.name, r.role, r.has_pin) for r in list_readers(dialog.project.database)] == [
+        ("Dr First", Role.ADMIN, True)]
+    dialog.project.close()
+
+
+@pytest.mark.parametrize("answers", [(None,), ("Admin", None)])
+def test_cancelling_the_admin_sign_in_adds_nobody(qtbot, reading_project, monkeypatch, answers):
+    dialog = SignInDialog(reading_project.folder)
+    qtbot.addWidget(dialog)
+    answering(dialog, monkeypatch, *answers)
+    dialog.add.click()
+    assert dialog.readers.count() == 4
     dialog.project.close()

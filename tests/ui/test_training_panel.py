@@ -27,7 +27,9 @@ def labelled(tmp_path):
 
 
 def open_panel(qtbot, project, epochs: int = 2) -> TrainingPanel:
-    panel = TrainingPanel(project)
+    from storage.readers import find_reader
+
+    panel = TrainingPanel(project, reader_id=find_reader(project.database, "Admin").id)   # opened by an admin
     qtbot.addWidget(panel)
     panel.resize(1200, 800)
     panel.show()
@@ -66,7 +68,9 @@ def test_panel_trains_a_tiny_guided_network_to_completion_and_promotes_it(qtbot,
     history = json.loads((panel.run_dir() / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2] and len(panel.curves.history) == 2
     assert panel.curves.batches and "val_auroc" in history[-1]
-    models = list_models(made.project.database, network=f"guided:{FINDING}")
+    assert list_models(made.project.database)[0].label_snapshot is None   # the consensus: not for anyone
+    assert list_models(made.project.database, reader_id=made.readers["Ana"].id)[0].label_snapshot is None
+    models = list_models(made.project.database, network=f"guided:{FINDING}", reader_id=made.readers["Admin"].id)
     assert len(models) == 1 and not models[0].active
     positives = [v for v in models[0].label_snapshot["derivation"].values() if v["present"]]
     assert positives and all(v["regions"] == sorted(CUE) for v in positives)  # the readers' cue

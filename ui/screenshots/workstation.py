@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 from annotate.services.demo import create_demo_project
 from storage.database import sqlite_url
 from storage.project import open_project
-from storage.readers import find_reader, list_readers
+from storage.readers import REVIEW_ROLES, find_reader, list_readers
 from ui.app import make_app
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
@@ -91,7 +91,7 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
         handle = open_project(folder, database_url=sqlite_url(database))
         try:
             info = find_reader(handle.database, reader) if reader else \
-                list_readers(handle.database)[0]
+                [r for r in list_readers(handle.database) if r.role not in REVIEW_ROLES][0]   # one who reads
             # The demo is pre-segmented already: the pass ahead only says so in the status bar.
             window = build_window(handle, info.id, run_ahead=project is None)
             window.resize(*size)

@@ -41,9 +41,10 @@ class TrainingPanel(QWidget):
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
 
-    def __init__(self, project, parent: QWidget | None = None):
+    def __init__(self, project, parent: QWidget | None = None, *, reader_id: int | None = None):
         super().__init__(parent)
         self.project = project
+        self.reader_id = reader_id   # the reviewer or admin: models' label snapshots (storage.predictions)
         self.run: Worker | None = None
         self.gallery_run: Worker | None = None
         self.outcome: TrainingOutcome | None = None
@@ -266,7 +267,7 @@ class TrainingPanel(QWidget):
     def _refresh_models(self) -> None:
         from storage.predictions import list_models
 
-        tables.fill_models(self.models, list_models(self.project.database))
+        tables.fill_models(self.models, list_models(self.project.database, reader_id=self.reader_id))
         self._show_selected_model()
 
     def _show_selected_model(self) -> None:
@@ -274,7 +275,7 @@ class TrainingPanel(QWidget):
         from storage.predictions import list_models
 
         model_id = self.selected_model_id()
-        chosen = [m for m in list_models(self.project.database) if m.id == model_id]
+        chosen = [m for m in list_models(self.project.database, reader_id=self.reader_id) if m.id == model_id]
         self.promote_button.setEnabled(bool(chosen))
         self.maps_button.setEnabled(bool(chosen) and chosen[0].network.startswith("guided:"))
         if chosen:
@@ -302,7 +303,7 @@ class TrainingPanel(QWidget):
         from storage.predictions import list_models
 
         model_id = self.selected_model_id()
-        chosen = [m for m in list_models(self.project.database) if m.id == model_id]
+        chosen = [m for m in list_models(self.project.database, reader_id=self.reader_id) if m.id == model_id]
         if not chosen or (self.gallery_run is not None and self.gallery_run.is_running):
             return
         project, model = self.project, chosen[0]

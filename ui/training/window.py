@@ -10,10 +10,10 @@ from ui.training.panel import TrainingPanel
 class TrainingWindow(QWidget):
     """The panel as its own top-level window; closing it cancels a running training."""
 
-    def __init__(self, project, parent: QWidget | None = None):
+    def __init__(self, project, parent: QWidget | None = None, reader_id: int | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle(f"Training — {project.settings().name}")
-        self.panel = TrainingPanel(project, self)
+        self.panel = TrainingPanel(project, self, reader_id=reader_id)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.panel)
@@ -24,7 +24,8 @@ class TrainingWindow(QWidget):
         super().closeEvent(event)
 
 
-def open_training_window(project, parent: QWidget | None = None) -> QWidget:
-    window = TrainingWindow(project, parent)
+def open_training_window(project, parent: QWidget | None = None, reader_id: int | None = None) -> QWidget:
+    """For the signed-in reviewer or admin ``reader_id`` (models' label snapshots are theirs to see)."""
+    window = TrainingWindow(project, parent, reader_id)
     window.show()
     return window

@@ -7,7 +7,8 @@ import pytest
 import main
 from storage.images import list_images
 from storage.project import create_project
-from storage.readers import Role, add_reader
+from storage.readers import Role, add_reader, create_first_admin
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 from storage.reading import ReaderSession
 from tests.annotate.fundus import write_photo, write_truncated_jpeg
 
@@ -38,16 +39,20 @@ def test_import_shows_progress_and_lists_bad_files_with_a_non_zero_exit(project_
     assert code == 0 and "Imported 0 new photographs; 1 already known" in out
 
 
-def test_export_needs_a_reviewer_or_admin_and_writes_the_file(project_dir, tmp_path, capsys):
+def test_export_needs_a_reviewer_or_admin_and_writes_the_file(project_dir, tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "export", "--out", tmp_path / "x.csv", "--project", project_dir)
     assert code == 1 and err.startswith("octant: ") and err.count("\n") == 1 and "--as" in err
     from storage.project import open_project
 
     with open_project(project_dir) as project:
-        add_reader(project.database, "Boss", Role.ADMIN)
-        add_reader(project.database, "Dr Kim", Role.OPHTHALMOLOGIST)
+        boss = create_first_admin(project.database, "Boss", ADMIN_PASSPHRASE)
+        add_reader(project.database, "Dr Kim", Role.OPHTHALMOLOGIST, acting_reader_id=boss.id)
     code, _, err = run(capsys, "export", "--out", tmp_path / "x.csv", "--as", "Dr Kim", "--project", project_dir)
     assert code == 1 and "reviewers and admins" in err
+    monkeypatch.setenv("OCTANT_CREDENTIAL", "not the passphrase")   # an admin's name is not enough
+    code, _, err = run(capsys, "export", "--out", tmp_path / "labels.json", "--as", "Boss", "--project", project_dir)
+    assert code == 1 and "not right for Boss" in err and not (tmp_path / "labels.json").exists()
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)
     code, out, _ = run(capsys, "export", "--out", tmp_path / "labels.json", "--as", "Boss", "--project", project_dir)
     assert code == 0 and (tmp_path / "labels.json").is_file() and "Exported 0 reads of 0 images" in out
     code, _, err = run(capsys, "export", "--out", tmp_path / "labels.txt", "--as", "Boss", "--project", project_dir)
@@ -77,7 +82,7 @@ def test_regions_of_a_project_image_uses_stored_landmarks(project_dir, tmp_path,
     from storage.project import open_project
 
     with open_project(project_dir) as project:
-        readers = [add_reader(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST) for i in range(3)]
+        readers = [add_reader_as_admin(project.database, f"Dr {i}", Role.OPHTHALMOLOGIST) for i in range(3)]
         assign_readers(project.database)
         (image,) = list_images(project.database)
         ReaderSession(project.database, readers[0].id).set_landmarks(image.id, disc=(110.0, 55.0), fovea=(60.0, 62.0))

@@ -128,12 +128,12 @@ def test_import_stores_only_the_deidentified_copy_and_the_pseudonym(tmp_project,
 
 def test_no_export_format_carries_an_identifier(tmp_project, tmp_path):
     from annotate.services.export import FORMATS, export_labels
-    from storage.readers import Role, add_reader
+    from tests.conftest import make_admin
 
     (tmp_path / "in").mkdir()
     write_identified(tmp_path / "in" / "Doe_SECRETX.dcm", PatientID="SECRETX-1")
     import_images(tmp_project, [tmp_path / "in"])
-    admin = add_reader(tmp_project.database, "Admin", Role.ADMIN)
+    admin = make_admin(tmp_project.database)
     for fmt in FORMATS:
         out = tmp_path / f"out-{fmt}"
         export_labels(tmp_project, out, fmt, admin.id)

@@ -28,3 +28,17 @@ def test_demo_project_gives_each_photo_three_readers_and_is_reused(tmp_path):
     assert create_demo_project(folder) == folder
     with open_project(folder) as project:
         assert ReaderSession(project.database, ophthalmologists[0].id).read(image.id).normal
+
+
+def test_the_demo_admin_and_reviewer_sign_in_with_the_public_demo_passphrase(tmp_path):
+    from annotate.services.demo import DEMO_ADMIN, DEMO_PASSPHRASE
+    from storage.readers import Role, require_admin, sign_in
+
+    folder = create_demo_project(tmp_path / "demo")
+    with open_project(folder) as project:
+        db = project.database
+        by_role = {r.role: r for r in list_readers(db)}
+        assert by_role[Role.ADMIN].name == DEMO_ADMIN and by_role[Role.REVIEWER].has_pin
+        require_admin(db, sign_in(db, by_role[Role.ADMIN].id, DEMO_PASSPHRASE).id)
+        assert sign_in(db, by_role[Role.REVIEWER].id, DEMO_PASSPHRASE).role is Role.REVIEWER
+        assert not by_role[Role.OPHTHALMOLOGIST].has_pin   # `gui --demo` opens as a reader at once

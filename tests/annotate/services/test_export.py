@@ -13,6 +13,7 @@ from storage.assignment import assign_readers
 from storage.errors import AccessDeniedError, InvalidRequestError
 from storage.images import NewImage, add_images
 from storage.readers import Role, add_reader
+from tests.conftest import make_admin
 from storage.reading import ReaderSession
 from storage.review import ReviewSession
 
@@ -21,8 +22,9 @@ from storage.review import ReviewSession
 def read_project(tmp_project):
     """Two images read by three ophthalmologists (one read left unfinished), and an admin."""
     db = tmp_project.database
-    readers = [add_reader(db, f"Dr {name}", Role.OPHTHALMOLOGIST) for name in ("Ahn", "Baek", "Cho")]
-    admin = add_reader(db, "Admin", Role.ADMIN)
+    admin = make_admin(db)
+    readers = [add_reader(db, f"Dr {name}", Role.OPHTHALMOLOGIST, acting_reader_id=admin.id)
+               for name in ("Ahn", "Baek", "Cho")]
     images = add_images(db, [NewImage(tmp_project.root / f"eye{i}.jpg", f"{i + 1:064x}", 96, 64, None, "train")
                              for i in range(2)])
     assign_readers(db)

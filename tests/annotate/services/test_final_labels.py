@@ -16,11 +16,12 @@ from tests.storage.conftest import Clinic, add_fake_images
 @pytest.fixture
 def clinic(tmp_project) -> Clinic:
     from storage.assignment import assign_readers
-    from storage.readers import Role, add_reader
+    from storage.readers import Role
+    from tests.conftest import add_reader_as_admin
 
     db = tmp_project.database
-    readers = [add_reader(db, f"Dr O{i}", Role.OPHTHALMOLOGIST) for i in range(3)]
-    reviewer = add_reader(db, "Reviewer", Role.REVIEWER)
+    readers = [add_reader_as_admin(db, f"Dr O{i}", Role.OPHTHALMOLOGIST) for i in range(3)]
+    reviewer = add_reader_as_admin(db, "Reviewer", Role.REVIEWER, "246810")
     images = add_fake_images(tmp_project, train=4)
     assign_readers(db)
     return Clinic(tmp_project, readers, [], reviewer, reviewer, images)
@@ -61,10 +62,10 @@ def test_arrays_agree_with_per_image_answers_under_both_sources(clinic):
 
 def test_gold_answers_count_as_adjudicated_where_no_reviewer_decided(clinic):
     from storage.quality import mark_gold
-    from storage.readers import Role, add_reader
+    from storage.readers import find_reader
 
     db = clinic.project.database
-    admin = add_reader(db, "Admin", Role.ADMIN).id
+    admin = find_reader(db, "Admin").id   # made with the clinic's readers
     first, second = clinic.images[:2]
     for image in (first, second):
         for reader in sorted(ReviewSession(db, clinic.reviewer.id).reads_for(image)):

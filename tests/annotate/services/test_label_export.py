@@ -16,6 +16,7 @@ from storage.images import NewImage, add_images
 from storage.predictions import save_model_landmarks, save_prediction
 from storage.readers import Role, add_reader
 from storage.reading import ReaderSession
+from tests.conftest import ADMIN_PASSPHRASE, make_admin
 
 WIDTH, HEIGHT, FOV = 400, 300, (200.0, 150.0, 140.0)
 LANDMARKS = {"Ahn": ((270.0, 150.0), (170.0, 155.0)), "Baek": ((272.0, 148.0), (168.0, 157.0)),
@@ -28,8 +29,9 @@ def labelled(tmp_project):
     drusen everywhere but the macula and the disc (a region union with a hole); the third photo
     has no reader landmarks but the model's."""
     db = tmp_project.database
-    readers = {name: add_reader(db, f"Dr {name}", Role.OPHTHALMOLOGIST) for name in LANDMARKS}
-    admin = add_reader(db, "Admin", Role.ADMIN)
+    admin = make_admin(db)
+    readers = {name: add_reader(db, f"Dr {name}", Role.OPHTHALMOLOGIST, acting_reader_id=admin.id)
+               for name in LANDMARKS}
     ids = add_images(db, [NewImage(tmp_project.root / f"eye{i}.png", f"{i + 1:064x}", WIDTH, HEIGHT, "right",
                                    "train", fov=FOV) for i in range(3)])
     assign_readers(db)
@@ -124,9 +126,10 @@ def test_masks_replace_an_earlier_export_whole(labelled, tmp_path):
     assert not (tmp_path / "masks.part").exists()
 
 
-def test_the_export_command_tells_formats_from_names_and_refuses_mismatches(labelled, tmp_path, capsys):
+def test_the_export_command_tells_formats_from_names_and_refuses_mismatches(labelled, tmp_path, capsys, monkeypatch):
     from main import main
 
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)   # --as Admin signs in with it
     project, readers, admin, ids = labelled
     base = ["--project", str(project.root), "--as", "Admin"]
     assert main(["export", "--out", str(tmp_path / "c.json"), "--format", "coco", *base]) == 0

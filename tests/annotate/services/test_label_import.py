@@ -19,6 +19,7 @@ from storage.project import create_project
 from storage.readers import Role, add_reader, find_reader
 from storage.reading import ReaderSession
 from storage.review import ReviewSession
+from tests.conftest import ADMIN_PASSPHRASE, make_admin
 
 SHAS = [f"{i + 1:064x}" for i in range(3)]
 
@@ -33,10 +34,10 @@ def source(tmp_project):
     """Every kind of answer: regions, normal, ungradable, diagnosis, comment, landmarks (manual and
     model), an unfinished read, and a reviewer's adjudication."""
     db = tmp_project.database
-    readers = [add_reader(db, f"Dr {name}", role) for name, role in
+    admin = make_admin(db)
+    readers = [add_reader(db, f"Dr {name}", role, acting_reader_id=admin.id) for name, role in
                (("Ahn", Role.OPHTHALMOLOGIST), ("Baek", Role.RETINA_SPECIALIST), ("Cho", Role.OPHTHALMOLOGIST))]
-    reviewer = add_reader(db, "Dr Review", Role.REVIEWER)
-    add_reader(db, "Admin", Role.ADMIN)
+    reviewer = add_reader(db, "Dr Review", Role.REVIEWER, "246810", acting_reader_id=admin.id)
     first, second, third = photos(tmp_project)
     assign_readers(db)
     a, b, c = (ReaderSession(db, r.id) for r in readers)
@@ -80,7 +81,7 @@ def comparable(document):
 @pytest.fixture()
 def empty(tmp_path):
     project = create_project(tmp_path / "empty", name="Second clinic")
-    admin = add_reader(project.database, "Admin", Role.ADMIN)
+    admin = make_admin(project.database)
     photos(project)
     yield project, admin
     project.close()
@@ -117,8 +118,8 @@ def test_importing_the_same_file_again_changes_nothing(source, empty, tmp_path):
 
 def test_only_an_admin_may_import(source, empty, tmp_path):
     exported(source, tmp_path, "a.json")
-    project, _ = empty
-    reviewer = add_reader(project.database, "Dr R", Role.REVIEWER)
+    project, admin = empty
+    reviewer = add_reader(project.database, "Dr R", Role.REVIEWER, "246810", acting_reader_id=admin.id)
     with pytest.raises(AccessDeniedError, match="only an admin"):
         import_labels(project, tmp_path / "a.json", reviewer.id)
 
@@ -150,12 +151,13 @@ def test_non_label_files_are_refused_with_one_sentence(source, empty, tmp_path):
         import_labels(project, tmp_path / "junk.json", admin.id)
 
 
-def test_the_command_names_photos_missing_from_the_project(source, tmp_path, capsys):
+def test_the_command_names_photos_missing_from_the_project(source, tmp_path, capsys, monkeypatch):
     from main import main
 
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)   # --as Admin signs in with it
     exported(source, tmp_path, "a.json")
     target = create_project(tmp_path / "other", name="Other")
-    add_reader(target.database, "Admin", Role.ADMIN)
+    make_admin(target.database)
     add_images(target.database, [NewImage(target.root / "eye0.png", SHAS[0], 400, 300, "left", "train")])
     target.close()
     code = main(["import-labels", str(tmp_path / "a.json"), "--project", str(tmp_path / "other"), "--as", "Admin"])

@@ -13,8 +13,17 @@ from storage.assignment import assign_readers
 from storage.images import NewImage, add_images
 from storage.predictions import FINDINGS_PREDICTION, save_prediction
 from storage.project import create_project
-from storage.readers import Role, add_reader
+from storage.readers import Role
 from storage.reading import ReaderSession
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
+
+REVIEWER_PIN = ADMIN_PASSPHRASE   # one credential for the reviewer and the admin here; each `--as` checks it
+
+
+@pytest.fixture(autouse=True)
+def credential(monkeypatch):
+    """`--as Reviewer` and `--as Admin` sign in with it (both need one)."""
+    monkeypatch.setenv("OCTANT_CREDENTIAL", REVIEWER_PIN)
 
 
 @pytest.fixture
@@ -22,8 +31,8 @@ def project_folder(tmp_path):
     rng = np.random.default_rng(5)
     with create_project(tmp_path / "project", name="Clinic") as project:
         db = project.database
-        readers = [add_reader(db, f"Dr {i}").id for i in range(3)]
-        add_reader(db, "Reviewer", Role.REVIEWER)
+        readers = [add_reader_as_admin(db, f"Dr {i}").id for i in range(3)]
+        add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
         images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
                                  for i in range(12)])
         assign_readers(db)
@@ -55,8 +64,9 @@ def test_report_writes_every_figure_table_and_the_summary(project_folder, tmp_pa
         assert (out / f"{name}.csv").is_file()
     from models.report.project_numbers import project_numbers
     from storage.project import open_project
+    from storage.readers import find_reader
     with open_project(project_folder) as project:
-        numbers = project_numbers(project.database, 4)
+        numbers = project_numbers(project.database, find_reader(project.database, "Reviewer").id)
     haemorrhage = numbers.finding("haemorrhage")
     with open(out / "findings.csv", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["finding"] == "haemorrhage")
@@ -92,10 +102,8 @@ def test_report_is_refused_to_readers_and_bad_folders_in_one_line(project_folder
 
 def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_path, capsys):
     from storage.project import open_project
-    from storage.readers import add_reader, list_readers
+    from storage.readers import list_readers
 
-    with open_project(project_folder) as project:
-        add_reader(project.database, "Admin", Role.ADMIN)
     where = ["--project", str(project_folder)]
     assert main(["gold", "add", "1", "--finding", "haemorrhage:1,5", "--diagnosis", "mild NPDR", "--as", "Admin", *where]) == 0
     assert "haemorrhage in [1, 5]" in capsys.readouterr().out

@@ -148,12 +148,12 @@ def reading_project(tmp_path, marks_per_image, suffix=".png"):
     from storage.assignment import assign_readers
     from storage.images import NewImage, add_images
     from storage.project import create_project
-    from storage.readers import add_reader
+    from tests.conftest import add_reader_as_admin
     from storage.reading import ReaderSession
 
     project = create_project(tmp_path / "project", name="test")
     db = project.database
-    readers = [add_reader(db, f"reader {i}").id for i in range(3)]
+    readers = [add_reader_as_admin(db, f"reader {i}").id for i in range(3)]
     new = []
     for i in range(len(marks_per_image)):
         path = synthetic_fundus(tmp_path / "project" / f"eye{i}{suffix}")
@@ -189,11 +189,12 @@ def test_adjudicated_answers_replace_consensus_only_when_the_project_says_so(tmp
     from models.findings.data import consensus_diagnosis_photos, consensus_samples
     from storage.adjudication import record_adjudication
     from storage.project import update_settings
-    from storage.readers import Role, add_reader
+    from storage.readers import Role
+    from tests.conftest import add_reader_as_admin
 
     project, ids = reading_project(tmp_path, [3, 2, 1, 0])
     db = project.database
-    reviewer = add_reader(db, "Reviewer", Role.REVIEWER).id
+    reviewer = add_reader_as_admin(db, "Reviewer", Role.REVIEWER, "246810").id
     record_adjudication(db, reviewer, ids[2], "haemorrhage", True, {2}, diagnosis="PDR", reason="Seen on review.")
     record_adjudication(db, reviewer, ids[0], "haemorrhage", False, reason="A reflex, not a haemorrhage.")
 
@@ -215,6 +216,7 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     from main import main
     from storage.predictions import list_models
     from storage.project import open_project
+    from storage.readers import find_reader
 
     project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
     project.close()
@@ -222,7 +224,7 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
                  "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu"])
     assert code == 0
     with open_project(tmp_path / "project") as project:
-        (model,) = list_models(project.database)
+        (model,) = list_models(project.database, reader_id=find_reader(project.database, "Admin").id)   # snapshot: admins
     assert model.network == "guided:haemorrhage" and "val_auroc" in model.metrics
     assert any((tmp_path / "project" / "cache" / "photo-cache").rglob("*.png"))   # patients' photos stay in the project
     assert model.config["task"]["finding"] == "haemorrhage"
@@ -242,6 +244,7 @@ def test_dicom_photos_are_trained_on_like_jpegs(tmp_path):
     from main import main
     from storage.predictions import list_models
     from storage.project import open_project
+    from storage.readers import find_reader
 
     project, _ = reading_project(tmp_path, [3, 3, 3, 0, 0, 0], suffix=".dcm")
     project.close()
@@ -249,7 +252,7 @@ def test_dicom_photos_are_trained_on_like_jpegs(tmp_path):
                  "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu"])
     assert code == 0
     with open_project(tmp_path / "project") as project:
-        (model,) = list_models(project.database)
+        (model,) = list_models(project.database, reader_id=find_reader(project.database, "Admin").id)   # snapshot: admins
     assert len(model.label_snapshot["derivation"]) + len(model.label_snapshot["validation"]) == 6
     cached = sorted((tmp_path / "project" / "cache" / "photo-cache").rglob("*.png"))
     assert len(cached) == 6 and cv2.imread(str(cached[0])).max() > 100   # the photo, not a blank
@@ -273,7 +276,7 @@ def test_consensus_diagnosis_needs_a_majority_of_readers(tmp_path):
     from storage.readers import list_readers
 
     project, ids = reading_project(tmp_path, [0, 0])
-    readers = [r.id for r in list_readers(project.database)]
+    readers = [r.id for r in list_readers(project.database) if r.role.value == "ophthalmologist"]
     for image_id, answers in zip(ids, (["PDR", "PDR", "no DR"], ["PDR", "no DR", None])):
         for reader, answer in zip(readers, answers):
             ReaderSession(project.database, reader).set_diagnosis(image_id, answer)

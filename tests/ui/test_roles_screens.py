@@ -1,0 +1,100 @@
+"""The screens' rows of docs/roles.md's table (ids ``gui-…``), each cell observed on a real
+window or dialog: a reader (Ana, with a PIN), a reviewer (Rhea) and the admin sign in with their
+own credentials; the menus and the sign-in dialog's "Add reader…" show what their role allows."""
+from __future__ import annotations
+
+import pytest
+
+from storage.readers import list_readers, reset_pin
+from storage.reading import ReaderSession
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
+from tests.roles_table import cells, role_table
+from ui.sign_in import SignInDialog
+
+CREDENTIALS = {"Ana": "135791", "Rhea": "246810", "Admin": ADMIN_PASSPHRASE}
+ACTING = {"Reader": "Ana", "Reviewer": "Rhea", "Admin": "Admin"}
+
+
+@pytest.fixture
+def clinic(reading_project):
+    db = reading_project.project.database
+    admin = reading_project.readers["Admin"].id
+    reset_pin(db, reading_project.readers["Ana"].id, CREDENTIALS["Ana"], acting_reader_id=admin)
+    reading_project.readers["Rhea"] = add_reader_as_admin(db, "Rhea", "reviewer", CREDENTIALS["Rhea"])
+    return reading_project
+
+
+def window_for(qtbot, clinic, who):
+    from ui.workstation import build_window
+
+    window = build_window(clinic.project, clinic.readers[who].id)
+    qtbot.addWidget(window)
+    return window
+
+
+def file_menu_has(qtbot, clinic, who, text: str) -> bool:
+    window = window_for(qtbot, clinic, who)
+    return text in [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+
+
+def check_sign_in(qtbot, clinic, who, monkeypatch):
+    dialog = SignInDialog(clinic.folder, reader=who)
+    qtbot.addWidget(dialog)
+    dialog.pin.setText("not " + CREDENTIALS[who])
+    dialog._sign_in()
+    assert dialog.reader_id is None   # only their own credential opens it
+    dialog.pin.setText(CREDENTIALS[who])
+    dialog._sign_in()
+    signed_in = dialog.reader_id == clinic.readers[who].id
+    dialog.project.close()
+    return "yes" if signed_in else "no"
+
+
+def check_reading(qtbot, clinic, who, monkeypatch):
+    window = window_for(qtbot, clinic, who)
+    mine = [image.id for image in ReaderSession(clinic.project.database, clinic.readers[who].id).queue()]
+    shown = [image.id for image in window.controller.session.queue()]
+    assert window.controller.session.reader.name == who
+    return "own" if shown == mine else "all"
+
+
+def check_review(qtbot, clinic, who, monkeypatch):
+    return "all" if file_menu_has(qtbot, clinic, who, "Review…") else "no"
+
+
+def check_train(qtbot, clinic, who, monkeypatch):
+    return "yes" if file_menu_has(qtbot, clinic, who, "Train models…") else "no"
+
+
+def check_backup(qtbot, clinic, who, monkeypatch):
+    return "yes" if file_menu_has(qtbot, clinic, who, "Back up now…") else "no"
+
+
+def check_add_reader(qtbot, clinic, who, monkeypatch):
+    dialog = SignInDialog(clinic.folder)
+    qtbot.addWidget(dialog)
+    answers = iter([CREDENTIALS[who], "Dr New", "ophthalmologist", ""])
+
+    def choose(title, label, items):
+        return who if who in items else None   # only admins are offered
+
+    monkeypatch.setattr(dialog, "ask_choice", lambda title, label, items: (
+        choose(title, label, items) if title == "Admin sign-in" else next(answers)))
+    monkeypatch.setattr(dialog, "ask_text", lambda *args, **kwargs: next(answers))
+    dialog.add.click()
+    added = "Dr New" in [r.name for r in list_readers(clinic.project.database)]
+    dialog.project.close()
+    return "yes" if added else "no"
+
+
+CHECKS = {"gui-sign-in": check_sign_in, "gui-reading": check_reading, "gui-review": check_review,
+          "gui-train": check_train, "gui-backup": check_backup, "gui-add-reader": check_add_reader}
+
+
+def test_every_screen_row_has_its_check():
+    assert {row for row in role_table() if row.startswith("gui-")} == set(CHECKS)
+
+
+@pytest.mark.parametrize("row, role, documented", cells(lambda row: row.startswith("gui-")))
+def test_each_screen_cell(qtbot, clinic, monkeypatch, row, role, documented):
+    assert CHECKS[row](qtbot, clinic, ACTING[role], monkeypatch) == documented
