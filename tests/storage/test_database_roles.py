@@ -58,7 +58,7 @@ def test_a_readers_own_role_sees_only_their_answers(clinic, database_url):
         assert own["diagnoses"] == 1
         assert own["landmarks"] == [0, first.id]           # theirs and the model's (no reader)
         for forbidden in ("SELECT * FROM audit_event", "SELECT pin_hash FROM reader",
-                          f"UPDATE regional_label SET regions = 255",
+                          "UPDATE regional_label SET regions = 255",
                           f"DELETE FROM landmark WHERE reader_id = {second.id}"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 mine.execute(forbidden)
