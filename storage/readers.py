@@ -110,8 +110,8 @@ def _insert_reader(session: Session, name: str, role: Role, pin_hash: str | None
 
 
 def _admins_who_can_sign_in(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Reader).where(
-        Reader.role == Role.ADMIN.value, Reader.active, Reader.pin_hash.is_not(None)))
+    return session.execute(select(func.count()).select_from(Reader).where(
+        Reader.role == Role.ADMIN.value, Reader.active, Reader.pin_hash.is_not(None))).scalar_one()
 
 
 def has_admin(db: Database) -> bool:
@@ -252,8 +252,9 @@ def reset_pin(db: Database, reader_id: int, new: str | None, *, acting_reader_id
 
 
 def _other_active_admins(session: Session, reader_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Reader).where(
-        Reader.role == Role.ADMIN.value, Reader.active, Reader.id != reader_id))
+    """Other admins who can sign in (active, with a passphrase)."""
+    return session.execute(select(func.count()).select_from(Reader).where(
+        Reader.role == Role.ADMIN.value, Reader.active, Reader.pin_hash.is_not(None), Reader.id != reader_id)).scalar_one()
 
 
 def set_role(db: Database, reader_id: int, role: Role | str, *, acting_reader_id: int | None,
