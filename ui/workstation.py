@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog
 
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
-from storage.readers import REVIEW_ROLES, find_reader, list_readers
+from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
 from ui.app import show_message
 from ui.main_window import MainWindow
 from ui.reading_controller import ReadingController
@@ -45,6 +45,7 @@ def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,
         if info is None or info.has_pin:
             project.close()
             return None
+        sign_in(project.database, info.id, None)   # no PIN to type, but a retired reader stays out
     except BaseException:
         project.close()
         raise

@@ -22,6 +22,19 @@ def test_project_and_reader_from_the_command_line_skip_the_dialog(qtbot, reading
         window.controller.project.close()
 
 
+def test_a_retired_reader_named_on_the_command_line_is_told_and_not_signed_in(qtbot, reading_project, monkeypatch):
+    from storage.readers import set_reader_active
+    from ui import workstation
+
+    set_reader_active(reading_project.project.database, reading_project.readers["Ben"].id, False,
+                      acting_reader_id=reading_project.readers["Admin"].id)
+    said: list[str] = []
+    monkeypatch.setattr(workstation, "show_message", lambda text, *args: said.append(text))
+    monkeypatch.setattr(workstation.SignInDialog, "exec", lambda self: self.reject() or 0)   # the user cancels
+    assert open_workstation(reading_project.folder, "Ben") is None
+    assert len(said) == 1 and "Ben is retired" in said[0]
+
+
 def test_first_reader_of_a_project(qtbot, reading_project):
     window = open_workstation(reading_project.folder, first_reader=True)
     qtbot.addWidget(window)
