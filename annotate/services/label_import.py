@@ -6,7 +6,7 @@ Otherwise the file is Octant's JSON export (``export --format json``): every rea
 adjudications. Photos are matched by SHA-256, so import the photographs first; readers by name
 (created, without a PIN, when the project has none of that name).
 
-It writes on behalf of every reader, so only an admin may run it (``require_admin``). The whole
+It writes on behalf of every reader, so only an admin may run it (``storage.readers.require_admin``). The whole
 file is checked before anything is written: a bad value stops the import with one sentence and
 nothing changed. Each read is then written through the readers' own save path
 (``ReaderSession.restore``, action "import"), so every imported answer has its audit event with
@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from annotate.services.coco_import import coco_states, is_coco
 from storage.adjudication import list_adjudications, record_adjudication
 from storage.assignment import add_read
-from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError, OctantError
+from storage.errors import InvalidRequestError, NotFoundError, OctantError
 from storage.images import find_image_by_sha256
 from storage.labels import LANDMARK_SOURCES, Landmarks, ReadState, state_json
-from storage.readers import Role, add_reader, find_reader, get_reader
+from storage.readers import Role, add_reader, find_reader, require_admin
 from storage.reading import ReaderSession
 
 if TYPE_CHECKING:
-    from storage.database import Database
     from storage.project import ProjectHandle
 
 OCTANT_FORMAT = "octant-labels"
@@ -65,15 +64,6 @@ class LabelImportReport:
     readers_added: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)         # photos of the file not in the project
     undrawn: int = 0                                         # COCO annotations without landmarks to place them
-
-
-def require_admin(db: Database, reader_id: int | None) -> None:
-    """The one check that importing labels needs an admin (and the place to switch to the
-    project-wide role check)."""
-    reader = get_reader(db, reader_id) if reader_id is not None else None
-    if reader is None or reader.role != Role.ADMIN or not reader.active:
-        raise AccessDeniedError("Importing labels writes every reader's answers; only an admin may do it "
-                                "(--as the name of an admin).")
 
 
 class _Checker:
