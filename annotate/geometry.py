@@ -12,9 +12,9 @@ arithmetic, so the map, ``region_at`` and ``region_mask`` ("center") agree pixel
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 import shapely
@@ -69,7 +69,7 @@ class RegionGeometry:
     @classmethod
     def from_landmarks(
         cls, disc: Sequence[float], fovea: Sequence[float], shape: Sequence[int] | None = None
-    ) -> "RegionGeometry":
+    ) -> RegionGeometry:
         """Check the landmarks (``shape`` = (h, w, ...) enables the in-image and size checks)."""
         dx, dy, fx, fy = (float(v) for v in (*disc[:2], *fovea[:2]))
         if not all(math.isfinite(v) for v in (dx, dy, fx, fy)):

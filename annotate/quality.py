@@ -29,7 +29,7 @@ class Counts:
     true_negative: int = 0
     false_positive: int = 0
 
-    def add(self, truth: bool, said: bool) -> "Counts":
+    def add(self, truth: bool, said: bool) -> Counts:
         tp, fn, tn, fp = self.true_positive, self.false_negative, self.true_negative, self.false_positive
         if truth:
             return Counts(tp + said, fn + (not said), tn, fp)

@@ -34,6 +34,7 @@ from main import main as octant  # noqa: E402
 from models.engine.weights import read_metadata  # noqa: E402
 from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 
+
 # The paper's recipe (30 epochs, batch 8, 224 px, Adam 1e-4, early stopping with patience 5 on the
 # validation loss) with a time cap and a smaller encoder; from scratch a rate of 1e-3 (at 1e-4 nothing
 # was learnt in the time). From scratch the validation loss jumps between epochs (1.3 → 2.8 → 1.4): on

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from models.engine.device import configure_threads  # noqa: E402
 from models.engine.fast_cpu import export_onnx, input_channels  # noqa: E402
-from models.segmentation.pipeline import load_pipeline_models  # noqa: E402
 from models.engine.precision import cpu_facts, set_precision  # noqa: E402
+from models.segmentation.pipeline import load_pipeline_models  # noqa: E402
 
 # What run_pipeline_batch feeds each network for one IDRiD photo (measured with forward hooks).
 PIPELINE_INPUTS = {"landmarks": (1, 3, 384, 512), "disc_cup": (1, 3, 256, 256), "vessels": (4, 1, 352, 352),

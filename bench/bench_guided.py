@@ -82,9 +82,9 @@ def evaluate(finding: str, guidance: float, run_root: Path, data: Path, as_publi
     from torch.utils.data import DataLoader
 
     from models.findings.data import FindingDataset
-    from models.findings.training import guided_split
     from models.findings.guided import GuidedConfig, GuidedNet, finding_metrics, predict
     from models.findings.reference_labels import idrid_reference_samples
+    from models.findings.training import guided_split
 
     run_dir = run_dir_of(finding, guidance, run_root, as_published)
     config = GuidedConfig.from_saved(json.loads((run_dir / "config.json").read_text())["task"])

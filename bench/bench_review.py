@@ -118,7 +118,7 @@ def time_next_images(window, steps: int, prefetch: bool) -> list[float]:
     for _ in range(steps):
         following = window.queues.neighbour(1)
         if prefetch and following is not None:   # the reviewer looks at the photo meanwhile: the next one is decoded
-            wait_until(lambda: loader.is_rendered(following[0]))
+            wait_until(lambda following=following: loader.is_rendered(following[0]))
         elif not prefetch:
             loader.clear()
         if following is None:

@@ -23,8 +23,21 @@ from storage.errors import InvalidRequestError
 from storage.images import get_image, list_images, set_image_split
 from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
 from storage.readers import (
-    REVIEW_ROLES, ReaderInfo, Role, add_reader, change_own_pin, create_first_admin, find_reader,
-    get_reader, has_admin, list_readers, require_admin, reset_pin, set_reader_active, set_role, sign_in,
+    REVIEW_ROLES,
+    ReaderInfo,
+    Role,
+    add_reader,
+    change_own_pin,
+    create_first_admin,
+    find_reader,
+    get_reader,
+    has_admin,
+    list_readers,
+    require_admin,
+    reset_pin,
+    set_reader_active,
+    set_role,
+    sign_in,
 )
 from storage.schema import Image, Read, Reader
 

@@ -29,8 +29,8 @@ import main
 import storage.database
 from storage.project import create_project
 from storage.readers import create_first_admin
-from tests.conftest import ADMIN_PASSPHRASE
 from tests.annotate.fundus import synthetic_fundus, write_photo, write_truncated_jpeg
+from tests.conftest import ADMIN_PASSPHRASE
 
 USAGE = 2   # argparse's status for a bad option
 FAILED = 1  # an OctantError
@@ -176,7 +176,7 @@ def test_a_bad_photo_is_skipped_with_one_sentence_and_nothing_saved_changes(env,
 
 
 def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
-    for name, setup, _ in IMPORT_CASES:
+    for _name, setup, _ in IMPORT_CASES:
         setup(env)   # all into the same folder
     write_photo(env.photos / "new_L.jpg", seed=9)
     capsys.readouterr()

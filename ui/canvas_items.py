@@ -7,15 +7,20 @@ outside the FOV belong to no region); moving a landmark only replaces their comm
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QTransform
-from PySide6.QtWidgets import (QGraphicsItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem,
-                               QWidget)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget
 
-from ui.region_shapes import (LandmarkFrame, display_name, extent_for, fov_clip_path, number_position,
-                              region_paths_in_frame)
+from ui.region_shapes import (
+    LandmarkFrame,
+    display_name,
+    extent_for,
+    fov_clip_path,
+    number_position,
+    region_paths_in_frame,
+)
 
 OUTLINE = QColor(236, 236, 236)  # opaque: translucent hairlines take a slow path
 OUTLINE_SHADOW = QColor(30, 24, 20)

@@ -33,7 +33,7 @@ def uses_xcb(environ=os.environ) -> bool:
 
 
 def xcb_plugin() -> Path:
-    import PySide6   # the package only: loads no Qt library
+    import PySide6  # the package only: loads no Qt library
 
     return Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
 

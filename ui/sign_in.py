@@ -11,13 +11,26 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from storage.credentials import MIN_PASSPHRASE_CHARS
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
-from storage.credentials import MIN_PASSPHRASE_CHARS
 from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, require_admin, sign_in
 from ui.workstation_settings import workstation_settings
 

@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,7 +131,7 @@ def _cpu_model_and_flags() -> tuple[str, tuple[str, ...] | None]:
     return model or platform.processor() or platform.machine(), flags
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_facts(restrictions: tuple) -> CpuFacts:
     import torch
 
@@ -202,7 +202,7 @@ def cpu_bf16_is_fast(facts: CpuFacts | None = None) -> bool:
     return _bf16_is_fast(facts or cpu_facts())
 
 
-@lru_cache(maxsize=None)   # once per process and machine state: every network call asks
+@cache   # once per process and machine state: every network call asks
 def _bf16_is_fast(facts: CpuFacts) -> bool:
     import torch
 

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from annotate.adjudication import (
-    DIAGNOSES_DIFFER, REGIONS_DIFFER, UNCERTAIN_VOTE, disagreements, review_queue,
+    DIAGNOSES_DIFFER,
+    REGIONS_DIFFER,
+    UNCERTAIN_VOTE,
+    disagreements,
+    review_queue,
 )
 from annotate.consensus import consensus_for_project
 from tests.annotate.test_consensus import marks, normal

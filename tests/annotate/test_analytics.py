@@ -8,7 +8,13 @@ import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
 from annotate.analytics import (
-    ReadEvent, agreement_over_time, completion_times, drift_warnings, dwell_times, reading_times, two_proportion_z,
+    ReadEvent,
+    agreement_over_time,
+    completion_times,
+    drift_warnings,
+    dwell_times,
+    reading_times,
+    two_proportion_z,
 )
 from annotate.consensus import consensus_for_project
 from tests.annotate.test_consensus import marks, normal

@@ -10,7 +10,7 @@ from sklearn.metrics import confusion_matrix
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
 from annotate.agreement import fleiss_by_finding, regional_agreement
-from annotate.consensus import PRESENT, ABSENT, consensus_for_project
+from annotate.consensus import ABSENT, PRESENT, consensus_for_project
 from tests.annotate.test_consensus import Read, marks, normal
 
 FINDINGS = ["haemorrhage", "drusen"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 import pytest
 
 from storage.adjudication import (
-    adjudicated_answers, latest_adjudication, list_adjudications, record_adjudication,
+    adjudicated_answers,
+    latest_adjudication,
+    list_adjudications,
+    record_adjudication,
 )
 from storage.audit import audit_events
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError

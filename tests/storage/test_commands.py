@@ -6,10 +6,10 @@ import io
 import pytest
 
 from main import main
-from tests.storage.conftest import add_fake_images
 from storage.images import list_images
 from storage.project import open_project
 from storage.readers import find_reader, list_readers, sign_in
+from tests.storage.conftest import add_fake_images
 
 
 @pytest.fixture(autouse=True)

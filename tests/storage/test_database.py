@@ -14,7 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.database import DATABASE_FILENAME, Database, known_revisions, sqlite_url
 from storage.errors import (
-    DatabaseError, DatabaseLockedError, InvalidRequestError, NotFoundError, SchemaTooNewError,
+    DatabaseError,
+    DatabaseLockedError,
+    InvalidRequestError,
+    NotFoundError,
+    SchemaTooNewError,
 )
 from storage.project import create_project, open_project
 from storage.readers import list_readers

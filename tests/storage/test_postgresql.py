@@ -20,8 +20,8 @@ from storage import postgresql
 from storage.database import Database, current_revision, known_revisions, translated_errors
 from storage.errors import ConcurrentChangeError, DatabaseError, DatabaseLockedError, SchemaTooNewError
 from storage.project import create_project, open_project
-from storage.reading import ReaderSession
 from storage.readers import list_readers
+from storage.reading import ReaderSession
 from storage.schema import Project
 from tests.conftest import add_reader_as_admin
 from tests.storage.postgres_server import connect

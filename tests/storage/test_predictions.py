@@ -6,7 +6,12 @@ import pytest
 from storage.errors import NotFoundError
 from storage.images import add_image
 from storage.predictions import (
-    activate_model, latest_prediction, latest_predictions, list_models, register_model, save_prediction,
+    activate_model,
+    latest_prediction,
+    latest_predictions,
+    list_models,
+    register_model,
+    save_prediction,
 )
 
 

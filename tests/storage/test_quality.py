@@ -4,13 +4,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sqlalchemy import select
 
 from storage.audit import audit_events
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError
 from storage.quality import gold_answers, mark_gold, mix_gold_into_queues
 from storage.reading import ReaderSession
 from storage.schema import Read
-from sqlalchemy import select
 
 
 def test_gold_is_entered_once_by_an_admin(clinic):

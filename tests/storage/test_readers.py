@@ -12,8 +12,18 @@ from storage.audit import audit_events
 from storage.errors import AccessDeniedError, InvalidRequestError, NotFoundError
 from storage.project import open_project
 from storage.readers import (
-    Role, add_reader, change_own_pin, create_first_admin, find_reader, get_reader, list_readers,
-    require_admin, reset_pin, set_reader_active, set_role, sign_in,
+    Role,
+    add_reader,
+    change_own_pin,
+    create_first_admin,
+    find_reader,
+    get_reader,
+    list_readers,
+    require_admin,
+    reset_pin,
+    set_reader_active,
+    set_role,
+    sign_in,
 )
 from storage.schema import Reader, utc_now
 from tests.conftest import ADMIN_PASSPHRASE, make_admin

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and shutil
 
 @pytest.fixture
 def x_server():
-    display = ":%d" % (90 + int(time.time() * 1000) % 400)
+    display = f":{90 + int(time.time() * 1000) % 400}"
     server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)

@@ -222,7 +222,7 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
         assert (review is not None) is opens
         if review is not None:
             qtbot.addWidget(review)
-            qtbot.waitUntil(lambda: review.data is not None, timeout=5000)
+            qtbot.waitUntil(lambda review=review: review.data is not None, timeout=5000)
             review.close()
         window.close()
         window.controller.project.close()

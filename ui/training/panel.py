@@ -12,17 +12,25 @@ import datetime as dt
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from models.findings.training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
 from models.engine.training import ProgressEvent, TrainConfig
+from models.findings.training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
 from storage.errors import OctantError
+from ui.background import Worker
 from ui.training import tables
 from ui.training.curves import TrainingCurves
 from ui.training.gallery import ActivationGallery
 from ui.training.setup import GUIDED, TrainingSetup
-from ui.background import Worker
 
 GALLERY_SIZE = 8             # validation photos whose activation maps are shown after a run
 

@@ -10,19 +10,31 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QScrollArea, QStackedWidget, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
-from models.findings.guided import ATROUS_RATES, GuidedConfig, guided_train_config
 from models.engine.training import TrainConfig, upgrade_engine
 from models.engine.weights import starter_for
+from models.findings.guided import ATROUS_RATES, GuidedConfig, guided_train_config
 from storage.errors import OctantError
+from ui.background import Worker, worker_pool
 from ui.precision_setting import saved_precision
 from ui.training import tables
 from ui.training.form import ConfigForm
-from ui.background import Worker, worker_pool
 from ui.training.summary import DataSummary, empty_summary, summarise_training_data
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -8,9 +8,9 @@ import main
 from storage.images import list_images
 from storage.project import create_project
 from storage.readers import Role, add_reader, create_first_admin
-from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 from storage.reading import ReaderSession
 from tests.annotate.fundus import write_photo, write_truncated_jpeg
+from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 
 
 @pytest.fixture()

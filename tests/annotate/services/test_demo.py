@@ -1,8 +1,7 @@
-from storage.project import open_project
-from storage.reading import ReaderSession
-from storage.readers import list_readers
-
 from annotate.services.demo import DEMO_IMAGES, create_demo_project
+from storage.project import open_project
+from storage.readers import list_readers
+from storage.reading import ReaderSession
 
 
 def test_demo_photos_ship_with_their_attribution_and_fit_the_budget():

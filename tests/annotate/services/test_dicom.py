@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from annotate.services.photos import image_size, read_fundus
 from annotate.services.importer import import_images
+from annotate.services.photos import image_size, read_fundus
 from storage.errors import BadImageError
 from tests.annotate.dicom_files import write_dicom
 from tests.annotate.fundus import synthetic_fundus

@@ -13,9 +13,9 @@ from storage.assignment import assign_readers
 from storage.errors import AccessDeniedError, InvalidRequestError
 from storage.images import NewImage, add_images
 from storage.readers import Role, add_reader
-from tests.conftest import make_admin
 from storage.reading import ReaderSession
 from storage.review import ReviewSession
+from tests.conftest import make_admin
 
 
 @pytest.fixture()
@@ -30,11 +30,19 @@ def read_project(tmp_project):
     assign_readers(db)
     a, b, c = (ReaderSession(db, r.id) for r in readers)
     first, second = images
-    a.set_regions(first, "haemorrhage", {1, 5}); a.set_diagnosis(first, "mild NPDR"); a.mark_done(first)
-    b.set_regions(first, "haemorrhage", {5, 6}); b.set_regions(first, "drusen", {1}); b.mark_done(first)
-    c.mark_normal(first); c.set_landmarks(first, disc=(70.0, 30.0), fovea=(40.0, 33.0)); c.mark_done(first)
-    a.set_ungradable(second); a.mark_done(second)
-    b.mark_normal(second); b.mark_done(second)
+    a.set_regions(first, "haemorrhage", {1, 5})
+    a.set_diagnosis(first, "mild NPDR")
+    a.mark_done(first)
+    b.set_regions(first, "haemorrhage", {5, 6})
+    b.set_regions(first, "drusen", {1})
+    b.mark_done(first)
+    c.mark_normal(first)
+    c.set_landmarks(first, disc=(70.0, 30.0), fovea=(40.0, 33.0))
+    c.mark_done(first)
+    a.set_ungradable(second)
+    a.mark_done(second)
+    b.mark_normal(second)
+    b.mark_done(second)
     c.set_regions(second, "haemorrhage", {2})          # not marked done: left out of consensus
     return tmp_project, readers, admin, images
 

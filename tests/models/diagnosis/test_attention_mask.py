@@ -1,11 +1,17 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from models.diagnosis.attention_mask import (MASK_WEIGHTS, AttentionClassifier, AttentionConfig, AttentionTask,
-                                   DiagnosisDataset, attention_mask, attention_train_config,
-                                   diagnosis_report)
+from models.diagnosis.attention_mask import (
+    MASK_WEIGHTS,
+    AttentionClassifier,
+    AttentionConfig,
+    AttentionTask,
+    DiagnosisDataset,
+    attention_mask,
+    attention_train_config,
+    diagnosis_report,
+)
 from models.engine.training import train
 
 TINY = "tinynet_e"  # the smallest EfficientNet-family network in timm keeps tests fast

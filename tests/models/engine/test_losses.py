@@ -3,8 +3,16 @@ import math
 import pytest
 import torch
 
-from models.engine.losses import (BCEDiceLoss, BCELoss, BoundaryLoss, DiceLoss, FocalLoss, LesionLoss,
-                           SpatialSoftmaxLoss, sobel_magnitude)
+from models.engine.losses import (
+    BCEDiceLoss,
+    BCELoss,
+    BoundaryLoss,
+    DiceLoss,
+    FocalLoss,
+    LesionLoss,
+    SpatialSoftmaxLoss,
+    sobel_magnitude,
+)
 
 # logits 0 -> p = 0.5 everywhere; one positive pixel out of four.
 LOGITS = torch.zeros(1, 1, 2, 2)

@@ -14,8 +14,8 @@ import torch
 from main import main
 from models.engine import precision
 from models.engine.precision import CpuFacts, measured_bf16, native_bf16, parse_precision, resolve_precision
-from models.segmentation.common import inference_context
 from models.engine.training import upgrade_engine
+from models.segmentation.common import inference_context
 from storage.errors import OctantError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -103,9 +103,10 @@ def test_a_bad_value_is_one_sentence(tmp_path, capsys):
 
 def test_the_deprecated_flags_still_mean_what_they_did(monkeypatch):
     monkeypatch.setenv(precision.PRECISION_ENV, "auto")   # restored after: the flags set it for the process
+    import argparse
+
     from models.commands.segmentation import build_task
     from models.commands.training import engine_overrides
-    import argparse
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()

@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from models.engine import pretrained
-from models.engine.pretrained import (NO_PRETRAINING, apply_encoder_weights, available_encoder_weights,
-                                      check_encoder_weights, load_pretrained_encoder)
+from models.engine.pretrained import (
+    NO_PRETRAINING,
+    apply_encoder_weights,
+    available_encoder_weights,
+    check_encoder_weights,
+    load_pretrained_encoder,
+)
 from storage.errors import WeightsError
 
 needs_lite0 = pytest.mark.skipif(pretrained._package_file("imagenet-lite0") is None,
@@ -107,9 +112,9 @@ def test_train_seg_refuses_an_unknown_choice_in_one_sentence(capsys):
 
 @needs_lite0
 def test_train_seg_and_train_pick_the_lite_encoder_for_its_weights():
+    from main import build_parser
     from models.commands import segmentation as seg_commands
     from models.commands import training as train_commands
-    from main import build_parser
 
     args = build_parser().parse_args(["train-seg", "--task", "lesions", "--encoder-weights", "imagenet-lite0"])
     task, _ = seg_commands.build_task(args)

@@ -1,15 +1,20 @@
+import dataclasses
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
-import dataclasses
-
-import pytest
-
-from models.findings.data import (FindingDataset, FindingSample, cached_photo, lesion_cue, random_affine,
-                                 regional_cue, split_derivation_validation)
+from models.findings.data import (
+    FindingDataset,
+    FindingSample,
+    cached_photo,
+    lesion_cue,
+    random_affine,
+    regional_cue,
+    split_derivation_validation,
+)
 from storage.errors import OctantError
 
 
@@ -148,8 +153,8 @@ def reading_project(tmp_path, marks_per_image, suffix=".png"):
     from storage.assignment import assign_readers
     from storage.images import NewImage, add_images
     from storage.project import create_project
-    from tests.conftest import add_reader_as_admin
     from storage.reading import ReaderSession
+    from tests.conftest import add_reader_as_admin
 
     project = create_project(tmp_path / "project", name="test")
     db = project.database
@@ -272,8 +277,8 @@ def test_a_network_the_starter_does_not_fit_is_refused_unless_it_starts_from_scr
 
 def test_consensus_diagnosis_needs_a_majority_of_readers(tmp_path):
     from models.findings.data import consensus_diagnosis_photos
-    from storage.reading import ReaderSession
     from storage.readers import list_readers
+    from storage.reading import ReaderSession
 
     project, ids = reading_project(tmp_path, [0, 0])
     readers = [r.id for r in list_readers(project.database) if r.role.value == "ophthalmologist"]

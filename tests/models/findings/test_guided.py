@@ -5,9 +5,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.findings.guided import (ATROUS_RATES, GuidedConfig, GuidedNet, GuidedTask, classification_loss,
-                           finding_metrics, guidance_loss, saturation_hinge, guided_train_config, predict, total_loss)
 from models.engine.training import train
+from models.findings.guided import (
+    ATROUS_RATES,
+    GuidedConfig,
+    GuidedNet,
+    GuidedTask,
+    classification_loss,
+    finding_metrics,
+    guidance_loss,
+    guided_train_config,
+    predict,
+    saturation_hinge,
+    total_loss,
+)
 
 
 def test_guidance_loss_matches_equation_two_by_hand():

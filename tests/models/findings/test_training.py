@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from models.findings.training import drop_incomplete_positives, train_guided
 from models.findings.guided import GuidedConfig, guided_train_config
+from models.findings.training import drop_incomplete_positives, train_guided
 from storage.errors import OctantError
 from storage.predictions import list_models
 from tests.models.findings.test_data import reading_project

@@ -3,9 +3,16 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics.classification import (accuracy, activation_in_regions, air_by_outcome, auroc,
-                            best_operating_point, confusion_matrix, guidance_table,
-                            per_class_accuracy)
+from models.metrics.classification import (
+    accuracy,
+    activation_in_regions,
+    air_by_outcome,
+    auroc,
+    best_operating_point,
+    confusion_matrix,
+    guidance_table,
+    per_class_accuracy,
+)
 
 
 def test_auroc_of_the_textbook_example_is_three_quarters():

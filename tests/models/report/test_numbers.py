@@ -72,7 +72,7 @@ def test_model_curves_operating_point_and_air(project):
         assert model.operating_point == best_operating_point(s, y)
         detected = s >= model.operating_point.threshold
         air = []
-        for i, image in enumerate(rows):
+        for image in rows:
             mass = np.array(predictions[image]["findings"][code]["region_activation"])
             cue = c.image(image).findings[code].cue_regions
             air.append(sum(mass[r] for r in cue) / mass.sum())

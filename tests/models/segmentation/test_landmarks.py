@@ -3,8 +3,17 @@ import pytest
 import torch
 
 from annotate.fov import FieldOfView
-from models.segmentation.landmarks import (LandmarkEstimate, LocatorConfig, build_locator, choose_landmarks, decode_heatmaps,
-                              heatmap_targets, locate_classical, locate_learned, plausible)
+from models.segmentation.landmarks import (
+    LandmarkEstimate,
+    LocatorConfig,
+    build_locator,
+    choose_landmarks,
+    decode_heatmaps,
+    heatmap_targets,
+    locate_classical,
+    locate_learned,
+    plausible,
+)
 from tests.models.fundus_synthetic import synthetic_fundus
 
 

@@ -2,10 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from models.segmentation.disc_cup import DiscCupConfig, build_disc_cup_net, crop_disc, measure_disc, segment_disc_cup, DiscCupResult
+from models.segmentation.disc_cup import (
+    DiscCupConfig,
+    DiscCupResult,
+    build_disc_cup_net,
+    crop_disc,
+    measure_disc,
+    segment_disc_cup,
+)
 from models.segmentation.landmarks import LocatorConfig, build_locator
 from models.segmentation.lesions import CBAM, LesionNetConfig, build_lesion_net, local_contrast, segment_lesions
-from models.segmentation.vessels import VesselNetConfig, build_vessel_net, segment_vessels, STARTER_VESSELS
+from models.segmentation.vessels import STARTER_VESSELS, VesselNetConfig, build_vessel_net, segment_vessels
 
 CPU = torch.device("cpu")
 

@@ -7,12 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
+from models.engine.weights import save_weights
 from models.segmentation.lesions import LesionNetConfig, build_lesion_net
 from models.segmentation.pipeline import MASK_NAMES, load_pipeline_models, run_pipeline
 from models.segmentation.presegment import RESULT_FILE, presegment_project, presegment_to_folder
-from models.engine.weights import save_weights
 from tests.models.fundus_synthetic import synthetic_fundus
 from tests.models.segmentation.tiny_pipeline import TINY, write_tiny_pipeline_weights
+
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from models.commands.segmentation import export_starter
-from models.segmentation.disc_cup import DiscCupConfig
+from models.engine.training import load_best, train
+from models.engine.weights import load_weights, read_metadata
 from models.segmentation.cache import public_sets_cache_dir
+from models.segmentation.disc_cup import DiscCupConfig
 from models.segmentation.landmarks import LocatorConfig
 from models.segmentation.lesions import LesionNetConfig
 from models.segmentation.tasks import DiscCupTask, LandmarkTask, LesionTask, VesselTask
-from models.engine.training import load_best, train
 from models.segmentation.vessels import VesselNetConfig
-from models.engine.weights import load_weights, read_metadata
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.engine.weights import save_weights
 from models.segmentation.disc_cup import DiscCupConfig, build_disc_cup_net
 from models.segmentation.landmarks import LocatorConfig, build_locator
 from models.segmentation.lesions import LesionNetConfig, build_lesion_net
 from models.segmentation.vessels import VesselNetConfig, build_vessel_net
-from models.engine.weights import save_weights
 
 TINY = {
     "landmarks": (LocatorConfig(decoder_channels=(8,) * 4, canvas=(96, 64)), build_locator),
