@@ -10,6 +10,7 @@ with. Retiring the reader takes the login away. SQLite has no roles (docs/roles.
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from storage.database import Database
 from storage.errors import DatabaseError, InvalidRequestError
@@ -79,7 +80,7 @@ def grant_reader_login(db: Database, reader_id: int, password: str, *, acting_re
     return role
 
 
-def take_reader_login(session, reader_id: int) -> None:
+def take_reader_login(session: Session, reader_id: int) -> None:
     """Inside retiring a reader (PostgreSQL): their role, if any, may no longer log in."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
