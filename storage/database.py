@@ -110,8 +110,11 @@ def _begin_immediate(dbapi_connection: sqlite3.Connection, busy_timeout_ms: int)
                 dbapi_connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if sqlite_problem(error) is not _LOCKED:
+                problem = sqlite_problem(error)
+                if problem is None:
                     raise
+                if problem is not _LOCKED:   # a read-only or damaged database: its one sentence, not the raw error
+                    raise problem from error
                 if time.monotonic() >= deadline:
                     raise _LOCKED from error
                 time.sleep(random.uniform(0.0002, 0.0015))
