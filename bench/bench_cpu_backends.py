@@ -27,10 +27,10 @@ from models.engine.device import configure_threads  # noqa: E402
 from models.engine.fast_cpu import export_onnx, input_channels  # noqa: E402
 from models.engine.precision import cpu_facts, set_precision  # noqa: E402
 from models.segmentation.pipeline import load_pipeline_models  # noqa: E402
+from models.segmentation.registry import NETWORKS  # noqa: E402
 
 # What run_pipeline_batch feeds each network for one IDRiD photo (measured with forward hooks).
-PIPELINE_INPUTS = {"landmarks": (1, 3, 384, 512), "disc_cup": (1, 3, 256, 256), "vessels": (4, 1, 352, 352),
-                   "lesions": (1, 3, 960, 1152), "lesion_detail": (1, 3, 960, 1152)}
+PIPELINE_INPUTS = {name: spec.pipeline_input for name, spec in NETWORKS.items()}
 
 
 def backends(model: torch.nn.Module, onnx_path: Path, threads: int) -> dict:

@@ -58,6 +58,7 @@ class NetworkSpec:
     fallback: str                  # what the pipeline does without it
     caches: tuple[Cache, ...]      # public-set caches its training and bench read
     training_data: str             # the model card's data line
+    pipeline_input: tuple[int, int, int, int]   # the batch the pipeline feeds it for one IDRiD photo (benches)
     train_options: str = ""        # train-seg options beyond --task that make this network
     optional: bool = False         # absent weights are not worth a message
     former_file_names: tuple[str, ...] = ()   # earlier names of its weights file, still read
@@ -99,14 +100,16 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         fallback="disc and fovea come from the classical method", caches=IDRID,
         training_data="IDRiD-landmarks (413 photos, 1/3 scale, letterboxed 512 × 384); validation: every 4th "
                       "`confident` photo not in the lesion training set under another name; lesion-validation "
-                      "photos excluded from training."),
+                      "photos excluded from training.",
+        pipeline_input=(1, 3, 384, 512)),
     NetworkSpec(
         "disc_cup", "models.segmentation.disc_cup:DiscCupConfig", "models.segmentation.disc_cup:build_disc_cup_net",
         task="disc_cup", task_class="models.segmentation.tasks:DiscCupTask",
         working_resolution="256 × 256 crop of 3 disc diameters around the disc (two passes)",
         fallback="the optic disc and cup are not segmented", caches=(DRISHTI,),
         training_data="Drishti-GS1 training split (50 photos, 4-expert soft maps); every 5th photo by name "
-                      "validates."),
+                      "validates.",
+        pipeline_input=(1, 3, 256, 256)),
     NetworkSpec(
         "vessels", "models.segmentation.vessels:VesselNetConfig", "models.segmentation.vessels:build_vessel_net",
         task="vessels", task_class="models.segmentation.tasks:VesselTask",
@@ -114,6 +117,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         fallback="vessels are not segmented", caches=(DRIVE,),
         training_data="DRIVE training images 21–37 (38–40 validate); tested by bench/bench_segmentation.py on "
                       "DRIVE test 01–20.",
+        pipeline_input=(4, 1, 352, 352),
         architectures=("unet", "attention_unetpp"), samples_field="patches_per_epoch"),
     NetworkSpec(
         "lesions", "models.segmentation.lesions:LesionNetConfig", "models.segmentation.lesions:build_lesion_net",
@@ -121,6 +125,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         working_resolution="FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
         fallback="lesions are not segmented and no regions are suggested", caches=IDRID,
         training_data="IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
+        pipeline_input=(1, 3, 960, 1152),
         architectures=("attention_deeplab", "deeplab", "unet"), lesion_options=True),
     # A detail network for the small lesions (its channels, e.g. MA and EX, replace the lesion
     # network's); without it the lesion network's channels serve. Before 2026-11-26's fifth
@@ -132,6 +137,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         working_resolution="FOV rescaled to 1150 px across, full-resolution output",
         fallback="all lesion types come from the lesion network", caches=IDRID,
         training_data="IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
+        pipeline_input=(1, 3, 960, 1152),
         train_options="--architecture unet --channels MA,EX", optional=True,
         former_file_names=("microaneurysms",)),
 )}

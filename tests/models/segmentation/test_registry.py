@@ -21,6 +21,7 @@ def test_every_spec_resolves_its_config_builder_and_task(name):
     assert spec.training_task.recipe().epochs > 0
     assert spec.task in TRAINABLE and spec.train_command.startswith(f"python main.py train-seg --task {spec.task}")
     assert spec.caches and spec.working_resolution and spec.fallback and spec.training_data
+    assert len(spec.pipeline_input) == 4 and all(side > 0 for side in spec.pipeline_input)
 
 
 def test_train_seg_offers_exactly_the_trainable_networks():
