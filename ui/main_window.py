@@ -21,6 +21,7 @@ from ui.app import show_message
 from ui.assist import OVERLAYS, overlay_layers
 from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
+from ui.elided_label import ElidedLabel
 from ui.image_loader import ImageLoader
 from ui.panels import AnswerPanel, QueuePanel
 from ui.presegment_ahead import PresegmentAhead
@@ -135,9 +136,10 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.saved_label = QLabel("")
         self.saved_label.setObjectName("savedLabel")
-        self.hint_label = QLabel("")
+        self.hint_label = ElidedLabel("")
         self.ahead_label = QLabel("")
         self.ahead_label.setObjectName("aheadLabel")
+        self.ahead_label.setContentsMargins(12, 0, 0, 0)  # a gap after the (shortened) hint
         self.statusBar().addWidget(self.hint_label, 1)
         self.statusBar().addPermanentWidget(self.ahead_label)
         self.statusBar().addPermanentWidget(self.saved_label)

@@ -64,3 +64,16 @@ def test_the_grey_suggested_numbers_are_explained_while_shown(qtbot, reading_pro
     assert "haemorrhage" in panel.rows["haemorrhage"].suggested.toolTip()
     press(qtbot, window, "Shift+A")                  # accepted: nothing left to explain
     assert not panel.suggestions_note.isVisible()
+
+
+def test_a_long_hint_is_shortened_before_the_status_bar_labels_beside_it(qtbot, reading_project):
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id, size=(1280, 800))
+    window.ahead_label.setText("Pre-segmentation ready for your queue (6 new, 0 done before).")
+    long_hint = "Model suggests: " + ", ".join(f"Finding number {i} in regions 1 4 5 6 7 8" for i in range(12))
+    window.show_hint(long_hint)
+    qtbot.wait(50)
+    hint, ahead = window.hint_label, window.ahead_label
+    assert hint.text() == long_hint and hint.toolTip() == long_hint   # the whole text is kept
+    assert hint.shown_text().endswith("…") and len(hint.shown_text()) < len(long_hint)
+    assert hint.geometry().right() < ahead.geometry().left()          # drawn short of its neighbour
+    assert ahead.width() >= ahead.fontMetrics().horizontalAdvance(ahead.text())   # which stays whole
