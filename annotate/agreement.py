@@ -17,6 +17,7 @@ regional confusion between readers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -41,9 +42,10 @@ class PairAgreement:
     kappa: float
 
 
-@dataclass(frozen=True)
-class ReaderAccuracy:
-    reader_id: int
+class TwoByTwoScores:
+    """Sensitivity, specificity and Cohen's kappa of a 2 × 2 table held as four counts (one
+    definition for agreement, quality control and analytics; nan where a margin is empty)."""
+
     true_positive: int
     false_negative: int
     true_negative: int
@@ -52,12 +54,26 @@ class ReaderAccuracy:
     @property
     def sensitivity(self) -> float:
         found = self.true_positive + self.false_negative
-        return self.true_positive / found if found else float("nan")
+        return self.true_positive / found if found else math.nan
 
     @property
     def specificity(self) -> float:
         clear = self.true_negative + self.false_positive
-        return self.true_negative / clear if clear else float("nan")
+        return self.true_negative / clear if clear else math.nan
+
+    @property
+    def kappa(self) -> float:
+        return cohen_kappa_from_table([[self.true_negative, self.false_positive],
+                                       [self.false_negative, self.true_positive]])
+
+
+@dataclass(frozen=True)
+class ReaderAccuracy(TwoByTwoScores):
+    reader_id: int
+    true_positive: int
+    false_negative: int
+    true_negative: int
+    false_positive: int
 
 
 @dataclass(frozen=True)

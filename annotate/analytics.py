@@ -29,7 +29,7 @@ from datetime import datetime
 
 import numpy as np
 
-from annotate.agreement import cohen_kappa_from_table
+from annotate.agreement import TwoByTwoScores
 from annotate.consensus import ABSENT, PRESENT, ProjectConsensus
 
 IDLE_LIMIT_S = 300.0
@@ -58,7 +58,7 @@ class ReaderTiming:
 
 
 @dataclass(frozen=True)
-class PeriodAgreement:
+class PeriodAgreement(TwoByTwoScores):
     reader_id: int
     period: str                 # "2026-W49", or "1-100" (the reader's 1st to 100th image)
     images: int
@@ -66,21 +66,6 @@ class PeriodAgreement:
     false_negative: int
     true_negative: int
     false_positive: int
-
-    @property
-    def sensitivity(self) -> float:
-        found = self.true_positive + self.false_negative
-        return self.true_positive / found if found else math.nan
-
-    @property
-    def specificity(self) -> float:
-        clear = self.true_negative + self.false_positive
-        return self.true_negative / clear if clear else math.nan
-
-    @property
-    def kappa(self) -> float:
-        return cohen_kappa_from_table(np.array([[self.true_negative, self.false_positive],
-                                                [self.false_negative, self.true_positive]]))
 
 
 @dataclass(frozen=True)

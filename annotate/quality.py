@@ -18,12 +18,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from annotate.agreement import cohen_kappa_from_table
+from annotate.agreement import TwoByTwoScores
 from annotate.consensus import ReadLike
 
 
 @dataclass(frozen=True)
-class Counts:
+class Counts(TwoByTwoScores):
     true_positive: int = 0
     false_negative: int = 0
     true_negative: int = 0
@@ -34,21 +34,6 @@ class Counts:
         if truth:
             return Counts(tp + said, fn + (not said), tn, fp)
         return Counts(tp, fn, tn + (not said), fp + said)
-
-    @property
-    def sensitivity(self) -> float:
-        found = self.true_positive + self.false_negative
-        return self.true_positive / found if found else math.nan
-
-    @property
-    def specificity(self) -> float:
-        clear = self.true_negative + self.false_positive
-        return self.true_negative / clear if clear else math.nan
-
-    @property
-    def kappa(self) -> float:
-        return cohen_kappa_from_table([[self.true_negative, self.false_positive],
-                                       [self.false_negative, self.true_positive]])
 
 
 @dataclass(frozen=True)
