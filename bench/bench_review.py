@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +31,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from annotate.services.image_files import find_image_files  # noqa: E402
 from annotate.services.importer import import_images  # noqa: E402
+from bench.bench_workstation import summary  # noqa: E402  (one set of latency helpers)
+from bench.bench_workstation import wait_until as workstation_wait_until  # noqa: E402
 from storage.assignment import assign_readers  # noqa: E402
 from storage.errors import OctantError  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
@@ -45,23 +46,8 @@ ANSWERS = ({1, 5}, {1}, None)                          # per reader: haemorrhage
 SOURCES = ("reader1", "reader2", "reader3", "consensus", "model")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return dict(median=statistics.median(values), p95=percentile(values, 95), min=min(values),
-                max=max(values), n=len(values))
-
-
 def wait_until(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the review screen did not get there in time")
-        QApplication.processEvents()
-        time.sleep(0.0005)
+    workstation_wait_until(condition, timeout_s, "the review screen")
 
 
 def build_project(folder: Path, count: int, data: Path):

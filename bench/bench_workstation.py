@@ -54,11 +54,11 @@ def summary(values: list[float]) -> dict[str, float]:
                 p99=percentile(values, 99), min=min(values), max=max(values), n=len(values))
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> None:
+def wait_until(condition, timeout_s: float = 10.0, what: str = "the workstation") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError("the workstation did not get there in time")
+            raise TimeoutError(f"{what} did not get there in time")
         QApplication.processEvents()
         time.sleep(0.0005)
 
