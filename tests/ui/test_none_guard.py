@@ -51,4 +51,6 @@ def test_void_qt_calls_beyond_nones_references_do_not_abort_the_workstation():
     guarded = run(str(4 * references), guard=True)
     assert guarded.returncode == 0, guarded.stderr[-2000:]
     _, dropped = map(int, guarded.stdout.split())
-    assert dropped == 4 * references   # the leak is still there; it only can no longer reach zero
+    # The leak is still there (more references dropped than None had: unguarded, it would have reached
+    # zero); it only can no longer. Not exact: other code may take or drop a reference to None meanwhile.
+    assert dropped > references, (dropped, references)
