@@ -96,8 +96,8 @@ def evaluate(finding: str, guidance: float, run_root: Path, data: Path, as_publi
     regional = FindingDataset(validation, config.input_size, config.map_size)
     outputs = predict(model, DataLoader(regional, batch_size=32), torch.device("cpu"))  # one pass, two kinds of cue
     lesion = FindingDataset(validation, config.input_size, config.map_size, cue_source="lesions")
-    figures = finding_metrics(outputs)
-    lesion_metrics = finding_metrics({**outputs, "cues": lesion.cues})
+    figures = finding_metrics(outputs, config.soft_cue)   # binary cues for the paper's network, as it trained
+    lesion_metrics = finding_metrics({**outputs, "cues": lesion.cues}, config.soft_cue)
     figures.update({f"{k}_lesion": v for k, v in lesion_metrics.items() if k.startswith(("air", "cue", "n_"))})
     return figures
 

@@ -124,6 +124,19 @@ def test_finding_metrics_report_auroc_and_air_on_true_positives():
     assert metrics["air_tp"] == pytest.approx((1.0 + 0.25) / 2) and math.isnan(metrics["air_fn"])
 
 
+def test_finding_metrics_measure_air_against_the_cue_the_network_trained_with():
+    # One true positive whose regions cover a quarter of one cell: the soft cue credits a quarter of
+    # that cell's activation, the paper's binary cue (as-published runs) all of it.
+    outputs = {"logits": np.array([3.0, -3.0]), "present": np.array([1.0, 0.0]),
+               "activations": np.array([[[0.6, 0.4]], [[0.5, 0.5]]]),
+               "cues": np.array([[[0.25, 0.0]], [[0.0, 0.0]]])}
+    outputs["probabilities"] = 1 / (1 + np.exp(-outputs["logits"]))
+    assert finding_metrics(outputs)["air_tp"] == pytest.approx(0.15)
+    assert finding_metrics(outputs, soft_cue=False)["air_tp"] == pytest.approx(0.6)
+    assert finding_metrics(outputs, soft_cue=False)["cue_tp"] == pytest.approx(0.5)
+    assert outputs["cues"][0, 0, 0] == 0.25          # the caller's arrays are left as they were
+
+
 def test_predict_returns_maps_per_image():
     net = GuidedNet(GuidedConfig(input_size=32, width=4, atrous_channels=4))
     outputs = predict(net, DataLoader(tiny_findings(count=4), batch_size=3), "cpu")
