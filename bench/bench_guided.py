@@ -19,6 +19,7 @@ against both kinds of cue, so the two tables compare directly.
 
     OMP_NUM_THREADS=1 python bench/bench_guided.py [--findings haemorrhage,hard_exudate]
         [--starters microaneurysm,cotton_wool_patch] [--export-starters] [--cue lesions]
+        [--sides with|without] [--epochs 30] [--minutes 20]
 """
 from __future__ import annotations
 
@@ -54,12 +55,21 @@ def run_dir_of(finding: str, guidance: float, run_root: Path, as_published: bool
     return (run_root if guidance else unguided_root) / f"{finding}_lambda{guidance:g}"
 
 
+def reduced_settings(epochs: int, minutes: float) -> list[str]:
+    """REDUCED with ``--epochs`` and ``--time-limit`` as asked (a run on a crowded CPU is cut by epochs
+    fixed alike on both sides, not by a clock that gives the sides different epochs)."""
+    settings = list(REDUCED)
+    settings[settings.index("--epochs") + 1] = str(epochs)
+    settings[settings.index("--time-limit") + 1] = str(int(minutes * 60))
+    return settings
+
+
 def run(finding: str, guidance: float, export: Path | None, run_root: Path, cue: str, data: Path,
-        as_published: bool = False) -> dict:
+        as_published: bool = False, settings: list[str] = REDUCED) -> dict:
     run_dir = run_dir_of(finding, guidance, run_root, as_published)
     argv = ["train", "--network", "guided", "--finding", finding, "--reference", "idrid", "--data", str(data),
             "--cue", cue,
-            "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *REDUCED]
+            "--guidance-weight", str(guidance), "--run-dir", str(run_dir), *settings]
     if as_published:   # from scratch (Xavier), the same seed on both sides: the same initial weights
         argv += ["--as-published", "--start-from", "scratch"]
     if export is not None:
@@ -102,13 +112,17 @@ def evaluate(finding: str, guidance: float, run_root: Path, data: Path, as_publi
     return figures
 
 
-def save(output: Path, results: dict, runs_key: str) -> dict:
-    """Write ``results`` over the file as it is now: ``runs_key``'s findings join those on disk and
-    every other runs key stays, so two runs of this bench side by side (one per kind of cue) keep
-    each other's figures. Returns what was written."""
+def save(output: Path, results: dict, runs_key: str, fresh: dict) -> dict:
+    """Write ``results`` over the file as it is now: the sides measured in this call (``fresh``:
+    finding → side → figures) join ``runs_key``'s figures on disk side by side, and every other runs
+    key stays, so runs of this bench side by side (one per kind of cue, or one per side with
+    ``--sides``) keep each other's figures. Returns what was written."""
     on_disk = json.loads(output.read_text()) if output.is_file() else {}
     merged = {**on_disk, **{k: v for k, v in results.items() if not k.startswith("runs")}}
-    merged[runs_key] = {**on_disk.get(runs_key, {}), **results[runs_key]}
+    runs = {finding: dict(pair) for finding, pair in on_disk.get(runs_key, {}).items()}
+    for finding, sides in fresh.items():
+        runs.setdefault(finding, {}).update(sides)
+    merged[runs_key] = runs
     output.write_text(json.dumps(merged, indent=2, default=str))
     return merged
 
@@ -127,8 +141,17 @@ def main() -> None:
                         help="where --export-starters writes (compare there before replacing shipped weights)")
     parser.add_argument("--cue", choices=("regions", "lesions"), default="regions",
                         help="what guides training: the lesions' regions (as readers label) or the lesions' cells")
+    parser.add_argument("--sides", default="with,without",
+                        help="which of λ = 1 (with) and λ = 0 (without) to train now: two calls, one side each, "
+                             "may run side by side (one core each)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per run (default 30)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training time cap per run (default 20)")
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     args = parser.parse_args()
+    settings = reduced_settings(args.epochs, args.minutes)
+    chosen_sides = {side for side in args.sides.split(",") if side}
+    if not chosen_sides or not chosen_sides <= {"with", "without"}:
+        parser.error("--sides takes with, without or with,without")
     data = public_data_dir(args.data)
     variant = "_as_published" if args.as_published else ""
     run_root = default_runs_dir() / (("bench_guided" if args.cue == "regions" else "bench_guided_lesion_cues") + variant)
@@ -141,21 +164,25 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(output.read_text()) if output.is_file() else {}  # earlier findings stay
     results.setdefault(runs_key, {})
-    results.update({"settings": REDUCED, "machine": "2-core CPU, OMP_NUM_THREADS=1",
+    results.update({"settings": settings, "machine": "2-core CPU, OMP_NUM_THREADS=1",
                     "air": "on validation photos with complete cues (IDRiD-segmentation masks) only; "
                            "*_lesion: against the lesions' map cells instead of their regions"})
     findings = [f for f in args.findings.split(",") if f]
     for finding in findings + [f for f in args.starters.split(",") if f]:
         export = weights / f"guided_{finding}.safetensors" if args.export_starters else None
         sides = {"with": 1.0, "without": 0.0} if finding in findings else {"with": 1.0}
-        pair = results[runs_key].get(finding, {})   # a side not trained now keeps its earlier figures
+        earlier = results[runs_key].get(finding, {})   # a side not trained now keeps its earlier figures
+        pair = {}
         for side, guidance in sides.items():
-            if not args.evaluate_only:
+            if side not in chosen_sides:
+                continue
+            if args.evaluate_only:
+                pair[side] = dict(earlier.get(side, {}))
+            else:
                 pair[side] = run(finding, guidance, export if guidance else None, run_root, args.cue, data,
-                                 args.as_published)
-            pair.setdefault(side, {}).update(evaluate(finding, guidance, run_root, data, args.as_published))
-        results[runs_key][finding] = pair
-        results = save(output, results, runs_key)
+                                 args.as_published, settings)
+            pair[side].update(evaluate(finding, guidance, run_root, data, args.as_published))
+        results = save(output, results, runs_key, {finding: pair})
     pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
     lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
                              or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}
@@ -163,7 +190,7 @@ def main() -> None:
     table = (f"{'the paper as published, ' if args.as_published else ''}trained on {args.cue} cues; AIR against regional cues:\n{guidance_table(pairs)}\n\n"
              f"AIR against lesion cues:\n{guidance_table(lesion_air, with_paper=False)}")
     results[f"table_{args.cue}{variant}"] = table
-    save(output, results, runs_key)
+    save(output, results, runs_key, {})
     print(table)
     for finding, pair in results[runs_key].items():
         for side, r in pair.items():

@@ -21,3 +21,32 @@ def test_every_bench_answers_help(bench, tmp_path):
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.startswith("usage:") and "--help" in shown.stdout
     assert not (tmp_path / "bench").exists()   # nothing measured, nothing written
+
+
+def load_bench(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_guided_sides_run_side_by_side_keep_each_others_figures(tmp_path):
+    bench = load_bench("bench_guided")
+    output = tmp_path / "bench_guided.json"
+    output.write_text('{"runs": {"hard_exudate": {"with": {"auroc": 0.9}}}, "runs_lesion_cues": {"x": {}}}')
+    # Two calls, one per side, both read the file before either wrote (as when they start together).
+    with_call, without_call = ({"settings": ["a"], "runs": {"haemorrhage": {}}} for _ in range(2))
+    bench.save(output, with_call, "runs", {"haemorrhage": {"with": {"auroc": 0.8}}})
+    written = bench.save(output, without_call, "runs", {"haemorrhage": {"without": {"auroc": 0.7}}})
+    assert written["runs"]["haemorrhage"] == {"with": {"auroc": 0.8}, "without": {"auroc": 0.7}}
+    assert written["runs"]["hard_exudate"] == {"with": {"auroc": 0.9}} and written["runs_lesion_cues"] == {"x": {}}
+    assert bench.save(output, {"table": "t"}, "runs", {}) == {**written, "table": "t"}
+
+
+def test_guided_settings_take_the_epochs_and_minutes_asked():
+    bench = load_bench("bench_guided")
+    settings = bench.reduced_settings(12, 45)
+    assert settings[settings.index("--epochs") + 1] == "12" and settings[settings.index("--time-limit") + 1] == "2700"
+    assert bench.reduced_settings(30, 20) == bench.REDUCED
