@@ -10,6 +10,7 @@ frame (16 ms). Clipping to the image and the field of view (``fov_clip_path``) i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +37,12 @@ LABEL_ANCHORS: dict[int, tuple[tuple[float, float], ...]] = {
 def display_name(code: int) -> str:
     """'superotemporal' -> 'Superotemporal', 'superior_disc' -> 'Superior disc'."""
     return REGION_NAMES[code].replace("_", " ").capitalize()
+
+
+def xy_pair(point: Sequence[float]) -> tuple[float, float]:
+    """A stored landmark (a list after a JSON round trip) as the (x, y) tuple the drawing takes."""
+    x, y = point
+    return (x, y)
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def number_position(code: int, placed: QPainterPath, to_image: QTransform,
     visible = placed.intersected(clip)
     if visible.isEmpty():
         return None
-    parts = [shapely.Polygon([(p.x(), p.y()) for p in polygon])
+    parts = [shapely.Polygon([(p.x(), p.y()) for p in polygon.toList()])
              for polygon in visible.toFillPolygons() if polygon.size() >= 3]
     shape = shapely.union_all([part.buffer(0) for part in parts])
     if shape.is_empty or shape.area < 1.0:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotate.consensus import FindingConsensus
 from storage.adjudication import AdjudicationRecord
 from ui.review.side_by_side import regions_text
 
@@ -51,8 +52,8 @@ class AdjudicationPanel(QFrame):
         self._answer = QButtonGroup(self)
         self._answer.addButton(self.present)
         self._answer.addButton(self.absent)
-        self.present.toggled.connect(lambda on: on and self.set_present(True))
-        self.absent.toggled.connect(lambda on: on and self.set_present(False))
+        self.present.toggled.connect(lambda on: self.set_present(True) if on else None)
+        self.absent.toggled.connect(lambda on: self.set_present(False) if on else None)
         self.regions_label = QLabel()
         self.regions_label.setWordWrap(True)
         self.diagnosis = QComboBox()
@@ -92,7 +93,8 @@ class AdjudicationPanel(QFrame):
         self.set_target(None, None, "", None, None, "")
 
     # The target ---------------------------------------------------------------------------------
-    def set_target(self, image_id: int | None, finding: str | None, finding_name: str, consensus,
+    def set_target(self, image_id: int | None, finding: str | None, finding_name: str,
+                   consensus: FindingConsensus | None,
                    latest: AdjudicationRecord | None, image_name: str,
                    latest_diagnosis: str | None = None) -> None:
         """A new image and finding (None: the diagnosis alone); the draft starts from ``latest``, else
@@ -115,9 +117,9 @@ class AdjudicationPanel(QFrame):
             self.in_force.setText("Not adjudicated yet: the draft below starts from the consensus."
                                   if finding is not None and image_id is not None else
                                   "Not adjudicated yet." if image_id is not None else "")
-            state = getattr(consensus, "state", None)
-            answer = {"present": True, "absent": False}.get(state)
-            regions = set(consensus.cue_regions) if state == "present" else set()
+            state = consensus.state if consensus is not None else None
+            answer = {"present": True, "absent": False}.get(state) if state is not None else None
+            regions = set(consensus.cue_regions) if consensus is not None and state == "present" else set()
         decided = latest.diagnosis if latest is not None and latest.diagnosis else latest_diagnosis
         self.diagnosis.setCurrentIndex(max(0, self.diagnosis.findData(decided)))
         self._set(answer if finding is not None else None, regions if finding is not None else set())

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.report.numbers import ReportNumbers
+from storage.database import Database
 
 FIGURE_HEIGHT = 360                     # pixels of each plot; the page scrolls
 # (figure builder in models.report.writer, spans both columns)
@@ -44,7 +45,7 @@ class Dashboard:
     figures: list[tuple[str, Figure, bool]]     # name, figure, wide
 
 
-def compute_dashboard(db, reader_id: int) -> Dashboard:
+def compute_dashboard(db: Database, reader_id: int) -> Dashboard:
     """Worker thread: the numbers, then every figure (matplotlib's object API, no pyplot)."""
     from models.report import writer
     from models.report.project_numbers import project_numbers
@@ -144,14 +145,14 @@ class DashboardView(QWidget):
             self.grid.removeWidget(canvas.parentWidget())
             canvas.parentWidget().deleteLater()
         self.canvases = {}
-        row = column = 0
+        grid_row = column = 0
         for name, figure, wide in dashboard.figures:
             holder = _PlotHolder(figure)
             self.canvases[name] = holder.canvas
             if wide and column:
-                row, column = row + 1, 0
-            self.grid.addWidget(holder, row, column, 1, 2 if wide else 1)
-            row, column = (row + 1, 0) if wide or column else (row, 1)
+                grid_row, column = grid_row + 1, 0
+            self.grid.addWidget(holder, grid_row, column, 1, 2 if wide else 1)
+            grid_row, column = (grid_row + 1, 0) if wide or column else (grid_row, 1)
 
 
 class _Canvas(FigureCanvasQTAgg):

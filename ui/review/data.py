@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from annotate.adjudication import disagreements
-from annotate.consensus import ProjectConsensus, collect_reads, consensus_from_table
+from annotate.consensus import FindingConsensus, ProjectConsensus, collect_reads, consensus_from_table
 from storage.adjudication import AdjudicatedAnswers, adjudicated_answers
 from storage.images import ImageRecord, list_images
 from storage.labels import ReadState
@@ -43,7 +43,7 @@ class ReviewData:
         """image id -> {finding (None: the diagnosis): why}: ``annotate.adjudication.disagreements``."""
         return disagreements(self.consensus, finding)
 
-    def consensus_state(self, image_id: int, finding: str):
+    def consensus_state(self, image_id: int, finding: str) -> FindingConsensus | None:
         """``FindingConsensus`` or None when the image has no done read yet."""
         if image_id not in self.consensus:
             return None

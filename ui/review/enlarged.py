@@ -13,8 +13,10 @@ from PySide6.QtWidgets import QButtonGroup, QGraphicsItem, QHBoxLayout, QLabel, 
 
 from storage.labels import Landmarks, ReadState
 from ui.canvas import FundusCanvas
+from ui.region_shapes import xy_pair
 from ui.review.data import ReviewData
 from ui.review.legend import DASHED, FILL, HATCH, HEAT, Legend, LegendEntry, landmark_entries
+from ui.review.model_view import ModelView
 from ui.review.side_by_side import READER_SLOTS, regions_text, role_text
 
 READERS = tuple(f"reader{n + 1}" for n in range(READER_SLOTS))
@@ -82,7 +84,7 @@ class EnlargedView(QWidget):
         self._finding = ""
         self._colour = QColor("white")
         self._draft: set[int] = set()
-        self._model: tuple[str, list[str], object] = ("Model", [], None)   # title, lines, ModelView
+        self._model: tuple[str, list[str], ModelView | None] = ("Model", [], None)   # title, lines, map
         self._overlay_cache: tuple[tuple[int, int] | None, QImage | None] = (None, None)
         self._label_buttons()
         self.buttons[self.source].setChecked(True)
@@ -114,7 +116,7 @@ class EnlargedView(QWidget):
     def set_photo(self, image_id: int, display, shown) -> None:
         self.canvas.show_image(image_id, display, shown)
 
-    def set_model(self, title: str, lines: list[str], view=None) -> None:
+    def set_model(self, title: str, lines: list[str], view: ModelView | None = None) -> None:
         """The model's verdict and its activation map (``ModelView``), or why there is none."""
         self._model = (title, lines, view)
         if self.source == MODEL and self._data is not None:
@@ -125,18 +127,20 @@ class EnlargedView(QWidget):
         self._draft = set(regions)
         self.canvas.overlay.set_outlined(self._draft, DRAFT_COLOUR)
         if self._data is not None:
-            self.legend.set_entries(self._legend())
+            self.legend.set_entries(self._legend(self._data))
 
     # Internals ----------------------------------------------------------------------------------
-    def _reads(self) -> list[tuple[int, ReadState]]:
-        return list(self._data.reads.get(self._image_id, {}).items())[:READER_SLOTS]
+    @staticmethod
+    def _reads(data: ReviewData, image_id: int) -> list[tuple[int, ReadState]]:
+        return list(data.reads.get(image_id, {}).items())[:READER_SLOTS]
 
     def _label_buttons(self) -> None:
-        slots = self._reads() if self._data is not None and self._image_id is not None else []
+        data, image_id = self._data, self._image_id
+        slots = self._reads(data, image_id) if data is not None and image_id is not None else []
         for n, name in enumerate(READERS):
             who = "not assigned"
-            if n < len(slots):
-                info = self._data.readers.get(slots[n][0])
+            if data is not None and n < len(slots):
+                info = data.readers.get(slots[n][0])
                 who = info.name if info else f"reader {slots[n][0]}"
             self.buttons[name].setText(f"{n + 1}  Reader {n + 1} · {who}")
             self.buttons[name].setToolTip(f"Show reader {n + 1}'s answer on the whole canvas (key {n + 1}).")
@@ -147,8 +151,11 @@ class EnlargedView(QWidget):
         self.buttons[MODEL].setToolTip("Show the guided model's activation map (key M).")
 
     def _show(self) -> None:
-        reads = self._reads()
-        name = self._data.finding_names.get(self._finding, self._finding)
+        data, image_id = self._data, self._image_id
+        if data is None or image_id is None:   # show_image sets both
+            return
+        reads = self._reads(data, image_id)
+        name = data.finding_names.get(self._finding, self._finding)
         first_landmarks = next((s.landmarks for _, s in reads if s.landmarks is not None), None)
         fills: dict[int, QColor] = {}
         hatched: set[int] = set()
@@ -161,7 +168,7 @@ class EnlargedView(QWidget):
                 landmarks = first_landmarks
             else:
                 reader_id, state = reads[n]
-                info = self._data.readers.get(reader_id)
+                info = data.readers.get(reader_id)
                 who = f"{info.name} ({role_text(info.role)})" if info else f"reader {reader_id}"
                 chosen = set(state.regions.get(self._finding, ()))
                 others = set().union(*(set(s.regions.get(self._finding, ())) for _, s in reads)) - chosen
@@ -175,14 +182,14 @@ class EnlargedView(QWidget):
                                      + (f"<br>Comment: “{state.comment}”" if state.comment else ""))
                 landmarks = state.landmarks
         elif source == CONSENSUS:
-            found = self._data.consensus_state(self._image_id, self._finding)
+            found = data.consensus_state(image_id, self._finding)
             landmarks = first_landmarks
             if found is None:
                 self.details.setText("<b>Consensus</b> — no reader has finished this image yet.")
             else:
                 fills = {code: self._colour for code in found.cue_regions}
                 self.details.setText(f"<b>Consensus</b> — {name}: <b>{found.state}</b>, {found.votes} "
-                                     f"reader(s) marked it (present needs {self._data.consensus.k}); cue "
+                                     f"reader(s) marked it (present needs {data.consensus.k}); cue "
                                      f"regions: {regions_text(found.cue_regions)}")
         else:
             title, lines, view = self._model
@@ -200,25 +207,27 @@ class EnlargedView(QWidget):
             self.canvas.set_overlay(image, QRectF(x0, y0, x1 - x0, y1 - y0))
         elif self.canvas.has_overlay():
             self.canvas.set_overlay(None)
-        self.legend.set_entries(self._legend())
+        self.legend.set_entries(self._legend(data))
 
-    def _overlay_image(self, view) -> QImage:
+    def _overlay_image(self, view: ModelView) -> QImage:
         """The activation picture as the canvas draws it fastest (RGB32, converted once per view)."""
         key = (view.model_id, view.image_id)
-        if self._overlay_cache[0] != key:
+        cached_key, image = self._overlay_cache
+        if cached_key != key or image is None:
             rgb = view.overlay
             image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
-            self._overlay_cache = (key, image.convertToFormat(QImage.Format.Format_RGB32))
-        return self._overlay_cache[1]
+            image = image.convertToFormat(QImage.Format.Format_RGB32)
+            self._overlay_cache = (key, image)
+        return image
 
     def _set_landmarks(self, landmarks: Landmarks | None) -> None:
         if landmarks is None:
             self.canvas.set_landmarks(None, None)
         else:
-            self.canvas.set_landmarks(tuple(landmarks.disc), tuple(landmarks.fovea))
+            self.canvas.set_landmarks(xy_pair(landmarks.disc), xy_pair(landmarks.fovea))
 
-    def _legend(self) -> list[LegendEntry]:
-        name = self._data.finding_names.get(self._finding, self._finding).lower()
+    def _legend(self, data: ReviewData) -> list[LegendEntry]:
+        name = data.finding_names.get(self._finding, self._finding).lower()
         colour = self._colour
         if self.source in READERS:
             n = READERS.index(self.source) + 1

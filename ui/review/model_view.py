@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from storage.database import Database
 from storage.errors import WeightsError
 from storage.images import ImageRecord
 from storage.predictions import ModelRecord, list_models
@@ -31,7 +33,7 @@ STARTER_MODEL_NAME = "Starter model (trained on public IDRiD data, not on this c
 log = logging.getLogger("octant.ui.review")
 
 
-def active_guided_models(db) -> dict[str, ModelRecord]:
+def active_guided_models(db: Database) -> dict[str, ModelRecord]:
     """finding code -> its active guided model (network ``guided:<finding>``)."""
     return {m.network.removeprefix("guided:"): m for m in list_models(db)
             if m.active and m.network.startswith("guided:")}
@@ -62,7 +64,7 @@ def starter_guided_model(finding: str, model_id: int) -> ModelRecord | None:
         created_at=dt.datetime.fromtimestamp(Path(path).stat().st_mtime, dt.timezone.utc))
 
 
-def guided_models(db, findings) -> dict[str, ModelRecord]:
+def guided_models(db: Database, findings: Iterable[str]) -> dict[str, ModelRecord]:
     """finding code -> the model the review screen shows: the active one, else the starter model."""
     models = active_guided_models(db)
     for n, finding in enumerate(findings):
@@ -75,9 +77,11 @@ def guided_models(db, findings) -> dict[str, ModelRecord]:
 
 def model_threshold(model: ModelRecord) -> float:
     """The operating point chosen on validation (best harmonic mean, §3.1), else 0.5."""
-    value = (model.metrics or {}).get("val_threshold", (model.metrics or {}).get("threshold"))
+    stored = (model.metrics or {}).get("val_threshold", (model.metrics or {}).get("threshold"))
+    if stored is None:
+        return DEFAULT_THRESHOLD
     try:
-        value = float(value)
+        value = float(stored)
     except (TypeError, ValueError):
         return DEFAULT_THRESHOLD
     return value if 0.0 < value < 1.0 else DEFAULT_THRESHOLD

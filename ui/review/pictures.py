@@ -6,13 +6,15 @@ translucently in the finding's colour, the rest outlined, all clipped to image â
 """
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from storage.labels import Landmarks
 from ui.canvas_items import DISC_COLOUR, FILL_ALPHA, FOVEA_COLOUR, OUTLINE, OUTLINE_SHADOW
-from ui.region_shapes import LandmarkFrame, extent_for, fov_clip_path, number_position, region_paths_in_frame
+from ui.region_shapes import LandmarkFrame, extent_for, fov_clip_path, number_position, region_paths_in_frame, xy_pair
 
 MARKER = 6.0  # landmark cross half-size, picture pixels
 
@@ -25,7 +27,7 @@ def _cosmetic(colour: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QPen
 
 def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float] | None,
                     landmarks: Landmarks | None, fills: dict[int, QColor],
-                    dashed: set[int] = frozenset(), dashed_colour: QColor | None = None,
+                    dashed: AbstractSet[int] = frozenset(), dashed_colour: QColor | None = None,
                     max_side: int | None = None) -> QImage:
     """``photo`` (display copy, ``scale`` original pixels per pixel) with regions and landmarks.
 
@@ -45,7 +47,7 @@ def regions_picture(photo: QImage, scale: float, fov: tuple[float, float, float]
     if landmarks is None:
         return picture
     width, height = photo.width() * scale, photo.height() * scale
-    frame = LandmarkFrame(tuple(landmarks.disc), tuple(landmarks.fovea))
+    frame = LandmarkFrame(xy_pair(landmarks.disc), xy_pair(landmarks.fovea))
     if frame.distance < 1.0:
         return picture
     painter = QPainter(picture)

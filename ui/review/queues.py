@@ -1,6 +1,8 @@
 """The reviewer's queues: all images, readers' disagreements, model against consensus; by finding."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
@@ -70,7 +72,7 @@ class QueuePanel(QWidget):
     def current_finding(self) -> str | None:
         return self.finding.currentData()
 
-    def show_items(self, items: list[tuple[int, str | None, str]], note: str = "") -> None:
+    def show_items(self, items: Sequence[tuple[int, str | None, str]], note: str = "") -> None:
         """``items``: (image id, finding or None, text); keeps the selection when it is still listed."""
         keep = self.current()
         self.list.blockSignals(True)

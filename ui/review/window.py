@@ -4,6 +4,9 @@ side by side, and the agreement statistics. Every key is in ``ui.review.keys``. 
 admins only (``storage.review.ReviewSession`` refuses everyone else before anything is shown)."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
@@ -11,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidge
 from annotate.adjudication import review_queue
 from storage.adjudication import record_adjudication
 from storage.errors import OctantError
+from storage.project import ProjectHandle
 from storage.review import ReviewSession
 from ui.background import Worker, worker_pool
 from ui.display_image import DisplayImage, decode_for_display
@@ -33,7 +37,7 @@ DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnos
 
 
 class ReviewWindow(QWidget):
-    def __init__(self, project, reader_id: int, parent: QWidget | None = None):
+    def __init__(self, project: ProjectHandle, reader_id: int, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.review = ReviewSession(project.database, reader_id)   # AccessDeniedError for readers
         self.project = project
@@ -110,8 +114,8 @@ class ReviewWindow(QWidget):
 
     def _bind_keys(self) -> None:
         canvas = self.enlarged.canvas
-        actions = {
-            **{name: (lambda n=name: self.show_source(n)) for name in SOURCES},
+        actions: dict[str, Callable[[], object]] = {
+            **{name: functools.partial(self.show_source, name) for name in SOURCES},
             "side_by_side": self._toggle_side_by_side,
             "next": lambda: self.queues.step(1),
             "previous": lambda: self.queues.step(-1),
@@ -186,7 +190,7 @@ class ReviewWindow(QWidget):
                 self._submit(("model_queue",),
                              lambda cancel: model_disagreements(result, self.models, self.runner, cancel),
                              takes_cancel=True)
-        elif kind == "agreement" and tag[1] == self.queues.current_finding():
+        elif kind == "agreement" and tag[1] == self.queues.current_finding() and self.data is not None:
             names = {i: f"{r.name} ({role_text(r.role)})" for i, r in self.data.readers.items()}
             self.agreement.show_agreement(result, names, self.finding_names)
         elif kind == "photo":
@@ -226,6 +230,8 @@ class ReviewWindow(QWidget):
             self.status.setText(message)
 
     def _request_agreement(self) -> None:
+        if self.data is None:
+            return
         finding = self.queues.current_finding()
         self.agreement.show_pending()
         consensus = self.data.consensus
@@ -241,30 +247,32 @@ class ReviewWindow(QWidget):
     def _refresh_queue(self) -> None:
         if self.data is None:
             return
+        data = self.data
         queue, finding = self.queues.current_queue(), self.queues.current_finding()
         names = self.finding_names
         if queue == ALL_IMAGES:
-            items = [(r.id, finding, f"{r.path.name}\nimage {r.id}") for r in self.data.images]
+            items = [(r.id, finding, f"{r.path.name}\nimage {r.id}") for r in data.images]
             self.queues.show_items(items)
             return
         if queue == DISAGREEMENTS:
-            self._show_disagreements(finding)
+            self._show_disagreements(data, finding)
             return
         found = {} if self.model_queue is None else {
             i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
         note = "The model is reading every photo…" if self.model_queue is None else None
-        items = [(image_id, code, f"{self.data.image(image_id).path.name} (image {image_id})\n{names.get(code, code)}: {why}")
+        items = [(image_id, code, f"{data.image(image_id).path.name} (image {image_id})\n{names.get(code, code)}: {why}")
                  for image_id, per in found.items() for code, why in per.items()]
         self.queues.show_items(items, note or "")
 
-    def _show_disagreements(self, finding: str | None) -> None:
+    def _show_disagreements(self, data: ReviewData, finding: str | None) -> None:
         """Not yet adjudicated first (``annotate.adjudication.review_queue``), then the settled ones."""
         names = self.finding_names
-        entries = review_queue(self.data.consensus, self.data.answers.settled, finding,
-                               [record.id for record in self.data.images])
-        items, pending = [], 0
+        entries = review_queue(data.consensus, data.answers.settled, finding,
+                               [record.id for record in data.images])
+        items: list[tuple[int, str | None, str]] = []
+        pending = 0
         for entry in entries:
-            name = f"{self.data.image(entry.image_id).path.name} (image {entry.image_id})"
+            name = f"{data.image(entry.image_id).path.name} (image {entry.image_id})"
             for settled, reasons in ((False, entry.pending), (True, entry.settled)):
                 for code, why in reasons.items():
                     what = names.get(code, code) if code is not None else "Diagnosis"
@@ -275,6 +283,8 @@ class ReviewWindow(QWidget):
 
     # The side-by-side ---------------------------------------------------------------------------
     def _on_selected(self, image_id: int, finding: str | None) -> None:
+        if self.data is None:   # the queues list nothing before the data is in
+            return
         target = None if finding == DIAGNOSIS else (finding or self._likely_finding(image_id))
         finding = target or self._likely_finding(image_id)
         self.current = (image_id, finding)
@@ -317,8 +327,11 @@ class ReviewWindow(QWidget):
         return next(iter(self.finding_names))
 
     def _show_current(self) -> None:
+        data = self.data
+        if self.current is None or data is None:
+            return
         image_id, finding = self.current
-        record = self.data.image(image_id)
+        record = data.image(image_id)
         colour = self.colours.get(finding, QColor("white"))
         if self.tabs.currentWidget() is self.side_by_side:
             photo = self.photos.get(image_id)
@@ -327,13 +340,13 @@ class ReviewWindow(QWidget):
                 size = (record.width, record.height)
                 self._submit(("photo", image_id),
                                  lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
-            self.side_by_side.show_image(self.data, image_id, finding, colour, photo)
+            self.side_by_side.show_image(data, image_id, finding, colour, photo)
             if image_id in self.photo_errors:
                 for panel in self.side_by_side.readers + [self.side_by_side.consensus]:
                     panel.picture.set_image(None, self.photo_errors[image_id])
         else:
             new_image = self.enlarged.canvas.image_id != image_id
-            self.enlarged.show_image(self.data, image_id, finding, colour)
+            self.enlarged.show_image(data, image_id, finding, colour)
             if new_image:
                 self.loader.fit_size = self.enlarged.canvas.fit_size()
                 self.loader.request(image_id, record.path, (record.width, record.height))
@@ -345,7 +358,9 @@ class ReviewWindow(QWidget):
 
     def _prefetch_next(self) -> None:
         following = self.queues.neighbour(1)
-        if following is not None and following[0] != self.current[0]:
+        if following is None or self.current is None or self.data is None:
+            return
+        if following[0] != self.current[0]:
             record = self.data.image(following[0])
             self.loader.prefetch(record.id, record.path, (record.width, record.height))
 
@@ -367,10 +382,14 @@ class ReviewWindow(QWidget):
         self.side_by_side.show_model(f"Model · {model.name}", ["Computing the activation map…"], None,
                                      "Computing the activation map…")
         self.enlarged.set_model(f"Model · {model.name}", ["Computing the activation map…"])
+        if self.data is None:
+            return
         record = self.data.image(image_id)
         self._submit(("model", model.id, image_id, finding), lambda: self.runner.view(model, record))
 
     def _show_model_view(self, view: ModelView) -> None:
+        if self.current is None or self.data is None:
+            return
         finding = self.current[1]
         model = self.models[finding]
         threshold = model_threshold(model)
@@ -393,7 +412,7 @@ class ReviewWindow(QWidget):
         super().closeEvent(event)
 
 
-def open_review_window(project, reader_id: int, parent: QWidget | None = None) -> ReviewWindow:
+def open_review_window(project: ProjectHandle, reader_id: int, parent: QWidget | None = None) -> ReviewWindow:
     """Open and show the reviewers' screen (AccessDeniedError for a reader who is not a reviewer)."""
     window = ReviewWindow(project, reader_id, parent)
     window.show()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from storage.project import ProjectHandle
 from ui.app import make_app
 from ui.review.queues import DISAGREEMENTS
 from ui.review.window import ReviewWindow
@@ -14,7 +15,7 @@ from ui.screenshots.staging import stage_readers_answers
 REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard")   # file name suffixes, in order
 
 
-def render_review_screenshots(project, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
+def render_review_screenshots(project: ProjectHandle, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
                               timeout_s: float = 60.0) -> list[Path]:
     """The review window on its first disagreement (else the first image): ``out_png`` with reader 1
     enlarged and the adjudication draft, then beside it the model enlarged (``-model``), the five side by
@@ -54,13 +55,13 @@ def render_review_screenshots(project, reader_id: int, out_png: str | Path, size
     return paths
 
 
-def render_review_screenshot(project, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
+def render_review_screenshot(project: ProjectHandle, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
                              timeout_s: float = 60.0) -> Path:
     """``render_review_screenshots``'s first picture (and its siblings beside it)."""
     return render_review_screenshots(project, reader_id, out_png, size, timeout_s)[0]
 
 
-def review_state_screenshot(project, out_png: str | Path, stage: bool = False,
+def review_state_screenshot(project: ProjectHandle, out_png: str | Path, stage: bool = False,
                             size: tuple[int, int] = (1600, 1000)) -> list[Path]:
     """``screenshot``'s 7-review*.png (``render_review_screenshots``): when the project has a reviewer or admin and something to
     compare (an image with two finished reads; ``stage`` first answers a few photos on the copy)."""

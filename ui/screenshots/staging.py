@@ -11,6 +11,7 @@ import numpy as np
 
 from annotate.fov import detect_fov
 from annotate.services.photos import read_fundus
+from storage.database import Database
 from storage.project import project_settings
 from storage.readers import REVIEW_ROLES, list_readers
 from storage.reading import ReaderSession
@@ -43,7 +44,7 @@ def staged_landmarks(path: Path) -> tuple[tuple[float, float], tuple[float, floa
 STAGED_REGIONS = (({1, 5}, {1, 5}, {1, 5}), ({1, 5}, {1}, None), ({5}, None, None))
 
 
-def stage_readers_answers(db) -> None:
+def stage_readers_answers(db: Database) -> None:
     """Answer the first photos as their assigned readers would, on a copy of the database only."""
     finding = project_settings(db).findings[0].code
     slots: dict[int, int] = {}

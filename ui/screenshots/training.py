@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from storage.project import ProjectHandle
 from ui.app import make_app
 from ui.screenshots.events import wait_until
 from ui.training.panel import TrainingPanel
@@ -23,7 +24,7 @@ def tiny_settings(panel: TrainingPanel, finding: str, epochs: int = 2) -> None:
     setup.device.setCurrentText("cpu")
 
 
-def render_training_panel_screenshot(project, out_png: str | Path, size: tuple[int, int] = (1280, 860),
+def render_training_panel_screenshot(project: ProjectHandle, out_png: str | Path, size: tuple[int, int] = (1280, 860),
                                      train_finding: str | None = None, timeout_s: float = 120.0) -> Path:
     """Grab the panel offscreen to ``out_png``; with ``train_finding``, after a tiny run of it."""
     if QApplication.instance() is None:  # a running application (the workstation, a test) keeps its set-up

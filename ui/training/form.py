@@ -53,26 +53,26 @@ class ConfigForm(QWidget):
     def _editor(self, hint, value, choices: tuple | None) -> QWidget | None:
         choices = choices or _choices(hint)
         if choices:
-            box = QComboBox()
-            box.addItems([str(c) for c in choices])
-            box.setCurrentText(str(value))
-            return box
+            combo = QComboBox()
+            combo.addItems([str(c) for c in choices])
+            combo.setCurrentText(str(value))
+            return combo
         if hint is bool:
-            box = QCheckBox()
-            box.setChecked(bool(value))
-            return box
+            check = QCheckBox()
+            check.setChecked(bool(value))
+            return check
         if hint is int:
-            box = QSpinBox()
-            box.setRange(*INT_RANGE)
-            box.setValue(int(value))
-            return box
+            whole = QSpinBox()
+            whole.setRange(*INT_RANGE)
+            whole.setValue(int(value))
+            return whole
         if hint is float:
-            box = QDoubleSpinBox()
-            box.setDecimals(_decimals(float(value)))
-            box.setRange(0.0, 1e6)
-            box.setSingleStep(10 ** -box.decimals() * 10 if value == 0 else abs(float(value)) / 10)
-            box.setValue(float(value))
-            return box
+            real = QDoubleSpinBox()
+            real.setDecimals(_decimals(float(value)))
+            real.setRange(0.0, 1e6)
+            real.setSingleStep(10 ** -real.decimals() * 10 if value == 0 else abs(float(value)) / 10)
+            real.setValue(float(value))
+            return real
         if hint is str:
             return QLineEdit(str(value))
         return None  # optional/compound fields (e.g. device) are set elsewhere in the panel

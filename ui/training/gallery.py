@@ -45,7 +45,8 @@ class ActivationGallery(QWidget):
     def show_items(self, items: list) -> None:
         """``items``: ``models.findings.training.GalleryItem`` (photo, activation, probability, present)."""
         while self._grid.count():
-            widget = self._grid.takeAt(0).widget()
+            taken = self._grid.takeAt(0)
+            widget = taken.widget() if taken is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.items = list(items)

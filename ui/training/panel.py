@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from models.engine.training import ProgressEvent, TrainConfig
 from models.findings.training import TrainingOutcome, saved_model_gallery, train_attention, train_guided
 from storage.errors import OctantError
+from storage.project import ProjectHandle
 from ui.background import Worker
 from ui.training import tables
 from ui.training.curves import TrainingCurves
@@ -49,7 +50,7 @@ class TrainingPanel(QWidget):
     runFailed = Signal(str)
     galleryShown = Signal(int)     # number of activation maps on show
 
-    def __init__(self, project, parent: QWidget | None = None, *, reader_id: int | None = None):
+    def __init__(self, project: ProjectHandle, parent: QWidget | None = None, *, reader_id: int | None = None):
         super().__init__(parent)
         self.project = project
         self.reader_id = reader_id   # the reviewer or admin: models' label snapshots (storage.predictions)
@@ -158,7 +159,11 @@ class TrainingPanel(QWidget):
 
     def running(self) -> bool:
         """A run whose outcome has not arrived yet, unless ``shutdown`` has joined it."""
-        return self.run is not None and self.run.is_running and not self.run.has_ended
+        return self._running_worker() is not None
+
+    def _running_worker(self) -> Worker | None:
+        run = self.run
+        return run if run is not None and run.is_running and not run.has_ended else None
 
     def _say(self, text: str, problem: bool = False) -> None:
         self.status.setText(text)
@@ -208,8 +213,9 @@ class TrainingPanel(QWidget):
             progress=progress, cancel=cancel)
 
     def cancel(self) -> None:
-        if self.running():
-            self.run.cancel()
+        run = self._running_worker()
+        if run is not None:
+            run.cancel()
             self._say("Cancelling after this batch…")
             self.cancel_button.setEnabled(False)
 
@@ -238,7 +244,8 @@ class TrainingPanel(QWidget):
     def _on_finished(self, outcome: TrainingOutcome) -> None:
         self.outcome = outcome
         result = outcome.result
-        if result.cancelled or not outcome.finished:
+        weights = outcome.weights_path   # None: not finished
+        if result.cancelled or weights is None:
             self._say(f"Cancelled; {len(result.history)} finished epoch(s) are saved, Resume continues."
                       if result.history else "Cancelled before the first epoch ended; nothing was saved.")
         else:
@@ -248,7 +255,7 @@ class TrainingPanel(QWidget):
             self.galleryShown.emit(len(outcome.gallery))
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
             self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
-                      f"{outcome.weights_path.name} and registered as model {outcome.model_id}.")
+                      f"{weights.name} and registered as model {outcome.model_id}.")
             self._refresh_models()
         self.history = list(result.history) or self.history
         self.curves.set_history(self.history)
@@ -267,9 +274,10 @@ class TrainingPanel(QWidget):
         """Closing the window: cancel a running training; the engine stops after the current batch
         (photo decoding before the first batch cannot be interrupted). What has not stopped within
         ``timeout_ms`` is joined when the application quits (``ui.background``)."""
-        if self.running():
-            self.run.cancel()
-            self.run.wait(timeout_ms)
+        run = self._running_worker()
+        if run is not None:
+            run.cancel()
+            run.wait(timeout_ms)
 
     # ---------- models ----------
     def _refresh_models(self) -> None:

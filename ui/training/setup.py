@@ -7,10 +7,13 @@ continues it with the settings it was started with (the engine refuses any other
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -31,6 +34,7 @@ from models.engine.training import TrainConfig, upgrade_engine
 from models.engine.weights import starter_for
 from models.findings.guided import ATROUS_RATES, GuidedConfig, guided_train_config
 from storage.errors import OctantError
+from storage.project import ProjectHandle
 from ui.background import Worker, worker_pool
 from ui.precision_setting import saved_precision
 from ui.training import tables
@@ -77,7 +81,7 @@ class TrainingSetup(QWidget):
     summaryReady = Signal()   # the consensus counts are in the tables
 
 
-    def __init__(self, project, parent: QWidget | None = None):
+    def __init__(self, project: ProjectHandle, parent: QWidget | None = None):
         super().__init__(parent)
         self.project = project
         # Counting the consensus streams every read (seconds for a large project): off the GUI thread.
@@ -94,7 +98,8 @@ class TrainingSetup(QWidget):
         self.setMinimumWidth(470)
         self.network.currentIndexChanged.connect(self._network_changed)
         self.finding.currentIndexChanged.connect(self._choice_changed)
-        self.network_forms[ATTENTION].editors["masked"].toggled.connect(self._choice_changed)
+        masked = typing.cast(QCheckBox, self.network_forms[ATTENTION].editors["masked"])   # a bool field
+        masked.toggled.connect(self._choice_changed)
 
     def _choice_box(self) -> QGroupBox:
         box = QGroupBox("Network")
@@ -116,7 +121,8 @@ class TrainingSetup(QWidget):
         for name, usable in available_devices().items():
             self.device.addItem(name)
             if not usable:  # shown, so the clinic sees the choice exists, but not selectable
-                self.device.model().item(self.device.count() - 1).setEnabled(False)
+                items = typing.cast(QStandardItemModel, self.device.model())   # a combo box's own model
+                items.item(self.device.count() - 1).setEnabled(False)
         form.addRow("network", self.network)
         form.addRow("finding", self.finding)
         form.addRow("run name", self.run_name)

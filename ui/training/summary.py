@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from annotate.consensus import ABSENT, PRESENT, UNCERTAIN, consensus_for_project
 from storage.images import list_images
+from storage.project import ProjectHandle
 from storage.review import iter_all_reads
 
 SPLITS = ("train", "test")
@@ -39,7 +40,7 @@ class DataSummary:
         return counts.present >= 2 and counts.absent >= 2
 
 
-def empty_summary(project) -> DataSummary:
+def empty_summary(project: ProjectHandle) -> DataSummary:
     """All counts zero: what the panel shows while the real count runs off the GUI thread."""
     settings = project.settings()
     return DataSummary(settings.consensus_k, {split: 0 for split in SPLITS},
@@ -49,7 +50,7 @@ def empty_summary(project) -> DataSummary:
                        {split: 0 for split in SPLITS})
 
 
-def summarise_training_data(project) -> DataSummary:
+def summarise_training_data(project: ProjectHandle) -> DataSummary:
     """One pass over all reads (streamed) and the image list; O(reads) and vectorised per finding."""
     settings = project.settings()
     codes = [spec.code for spec in settings.findings]

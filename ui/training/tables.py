@@ -25,6 +25,12 @@ def _item(text: str, number: float | None = None) -> QTableWidgetItem:
     return item
 
 
+def _header_tip(table: QTableWidget, column: int, tip: str) -> None:
+    header = table.horizontalHeaderItem(column)
+    if header is not None:   # made by setHorizontalHeaderLabels
+        header.setToolTip(tip)
+
+
 def _read_only(table: QTableWidget, stretch: int = 0) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
@@ -42,8 +48,8 @@ def finding_table(summary: DataSummary) -> QTableWidget:
     table = _read_only(QTableWidget(len(summary.findings), len(columns)))
     table.setObjectName("findingCounts")
     table.setHorizontalHeaderLabels(columns)
-    table.horizontalHeaderItem(5).setToolTip("present in the test split")
-    table.horizontalHeaderItem(6).setToolTip("absent in the test split")
+    _header_tip(table, 5, "present in the test split")
+    _header_tip(table, 6, "absent in the test split")
     for row, (code, splits) in enumerate(summary.findings.items()):
         train, test = splits["train"], splits["test"]
         table.setItem(row, 0, _item(summary.finding_names.get(code, code)))
