@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from storage import credentials
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
-from storage.images import get_image, list_images, set_image_split
+from storage.images import list_images, move_images_to_split
 from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
 from storage.readers import (
     REVIEW_ROLES,
@@ -203,11 +203,7 @@ def run_readers_db_login(args: argparse.Namespace) -> int:
 def run_split(args: argparse.Namespace) -> int:
     with open_project_from_args(args) as project:
         admin = signed_in_admin(project, args)
-        for image_id in args.images:
-            get_image(project.database, image_id)   # every number checked before any is moved
-        for image_id in args.images:
-            set_image_split(project.database, image_id, args.to, acting_reader_id=admin.id)
-    count = len(args.images)
+        count = move_images_to_split(project.database, args.images, args.to, acting_reader_id=admin.id)
     print(f"Moved {count} image{'s' if count != 1 else ''} to the {args.to} set.")
     return 0
 

@@ -205,6 +205,19 @@ def set_image_split(db: Database, image_id: int, split: str, *, acting_reader_id
     _update_image(db, image_id, "set_split", dict(split=split), acting_reader_id, admin_only=True)
 
 
+def move_images_to_split(db: Database, image_ids: list[int], split: str, *, acting_reader_id: int | None) -> int:
+    """Move several photos to ``split`` (``split`` on the command line, File → Readers and sets…
+    at the workstation): every number is checked before any photo moves; each move is audited.
+    Returns how many photos were moved."""
+    if split not in SPLITS:
+        raise InvalidRequestError(f"Unknown split {split!r}; use train or test.")
+    for image_id in image_ids:
+        get_image(db, image_id)
+    for image_id in image_ids:
+        set_image_split(db, image_id, split, acting_reader_id=acting_reader_id)
+    return len(image_ids)
+
+
 def set_image_laterality(db: Database, image_id: int, laterality: str | None, reader_id: int | None = None) -> None:
     if laterality not in (None, *LATERALITIES):
         raise InvalidRequestError(f"Unknown eye {laterality!r}; use left or right.")

@@ -17,6 +17,7 @@ from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
+from ui.admin_guard import Prompts
 from ui.app import show_message
 from ui.assist import OVERLAYS, overlay_layers
 from ui.canvas import FundusCanvas
@@ -36,7 +37,7 @@ ZOOM_STEP = 1.25
 DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, Prompts):
     imageShown = Signal(int)  # the photo of this image is on screen and clickable
     signOutRequested = Signal()
 
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self._display_size: tuple[int, int] | None = None
         self.training_window: QWidget | None = None   # kept alive while shown
         self.review_window: QWidget | None = None
+        self.admin_dialog: QWidget | None = None      # File → Readers and sets… (admins)
         self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
         self._restore_layout()
 

@@ -1,8 +1,8 @@
 """Sign in: choose (or create) a project, choose (or add) a reader, type the PIN if they have one.
 
 PINs and passphrases are checked by ``storage.readers.sign_in`` (salted scrypt hash, wrong tries
-counted and delayed); the dialog keeps none. "Add reader…" is an admin's action: an admin signs
-in for it first, and a project without an admin (a new one) gets its first admin, with a
+counted and delayed); the dialog keeps none. "Add reader…" is an admin's action: an admin types
+their passphrase for it first (``ui.admin_guard``), and a project without an admin (a new one) gets its first admin, with a
 passphrase, instead. Recent project folders are remembered in the workstation's QSettings.
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -31,7 +30,8 @@ from PySide6.QtWidgets import (
 from storage.credentials import MIN_PASSPHRASE_CHARS
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
-from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, require_admin, sign_in
+from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, sign_in
+from ui.admin_guard import Prompts, admin_signs_in
 from ui.workstation_settings import workstation_settings
 
 RECENT_KEY = "recent/projects"
@@ -48,7 +48,7 @@ def remember_project(folder: Path) -> None:
     workstation_settings().setValue(RECENT_KEY, folders[:RECENT_COUNT])
 
 
-class SignInDialog(QDialog):
+class SignInDialog(QDialog, Prompts):
     def __init__(self, folder: Path | None = None, parent: QWidget | None = None,
                  reader: str | None = None) -> None:
         super().__init__(parent)
@@ -176,35 +176,6 @@ class SignInDialog(QDialog):
         if has_pin:
             self.pin.setFocus()
 
-    # Prompts go through these two methods so tests can answer them.
-    def ask_text(self, title: str, label: str, secret: bool = False) -> str | None:
-        mode = QLineEdit.EchoMode.Password if secret else QLineEdit.EchoMode.Normal
-        text, ok = QInputDialog.getText(self, title, label, mode)
-        return text if ok else None
-
-    def ask_choice(self, title: str, label: str, items: list[str]) -> str | None:
-        item, ok = QInputDialog.getItem(self, title, label, items, 0, False)
-        return item if ok else None
-
-    def _signed_in_admin(self) -> int | None:
-        """An admin signs in for an admin's action; None (and why, in the message) otherwise."""
-        admins = [r for r in list_readers(self.project.database) if r.role is Role.ADMIN]
-        if not admins:
-            return None
-        name = self.ask_choice("Admin sign-in", "Adding a reader is an admin's action. Admin:",
-                               [a.name for a in admins])
-        if name is None:
-            return None
-        admin = next(a for a in admins if a.name == name)
-        passphrase = self.ask_text("Admin sign-in", f"Passphrase for {admin.name}:", secret=True)
-        if passphrase is None:
-            return None
-        try:
-            return require_admin(self.project.database, sign_in(self.project.database, admin.id, passphrase).id).id
-        except OctantError as error:
-            self.message.setText(str(error))
-            return None
-
     def _add_first_admin(self) -> bool:
         name = self.ask_text("First admin", "This project has no admin yet. The admin adds readers and "
                                             "changes roles. Admin's name:")
@@ -237,7 +208,7 @@ class SignInDialog(QDialog):
             self.readers.setCurrentRow(self.readers.count() - 1)
 
     def _add_by_admin(self) -> bool:
-        admin_id = self._signed_in_admin()
+        admin_id = admin_signs_in(self.project.database, self, "Adding a reader")
         if admin_id is None:
             return False
         name = self.ask_text("Add reader", "Name (as it should appear):")

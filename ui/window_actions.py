@@ -9,6 +9,7 @@ import qtawesome as qta
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar, QToolButton, QWidgetAction
 
+from storage.readers import Role
 from ui.shortcuts import Binding
 
 ICONS = {
@@ -79,6 +80,9 @@ def build_toolbar_and_menus(window) -> None:
     file_menu.addAction(qta.icon("mdi6.account-switch-outline"),
                         "Sign in as another reader / open a project…",
                         window.signOutRequested.emit)
+    from ui.own_credential import change_my_pin
+
+    file_menu.addAction(qta.icon("mdi6.form-textbox-password"), "Change my PIN…", lambda: change_my_pin(window))
     if window.controller.session.can_review:
         # Training reads every reader's labels (consensus): reviewers and admins only.
         file_menu.addAction(qta.icon("mdi6.school-outline"), "Train models…",
@@ -90,6 +94,13 @@ def build_toolbar_and_menus(window) -> None:
 
         file_menu.addAction(qta.icon("mdi6.content-save-all-outline"), "Back up now…",
                             lambda: back_up_now(window))
+    if window.controller.reader.role is Role.ADMIN:
+        # Managing readers and the sets: admins only, each change with their passphrase (docs/roles.md).
+        from ui.project_admin import open_project_admin
+
+        file_menu.addSeparator()
+        file_menu.addAction(qta.icon("mdi6.account-cog-outline"), "Readers and sets…",
+                            lambda: open_project_admin(window))
     file_menu.addSeparator()
     quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", window.close)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)

@@ -79,3 +79,17 @@ def reading_project(tmp_path):
     made = make_reading_project(tmp_path / "project")
     yield made
     made.project.close()
+
+
+@pytest.fixture
+def clinic(reading_project):
+    """The reading project with a reader who has a PIN (Ana), a reviewer (Rhea) and the admin,
+    each signing in with their own credential (tests/ui/admin_actions.py)."""
+    from storage.readers import reset_pin
+    from tests.conftest import add_reader_as_admin
+    from tests.ui.admin_actions import ANA_PIN, RHEA_PIN
+
+    db = reading_project.project.database
+    reset_pin(db, reading_project.readers["Ana"].id, ANA_PIN, acting_reader_id=reading_project.readers["Admin"].id)
+    reading_project.readers["Rhea"] = add_reader_as_admin(db, "Rhea", "reviewer", RHEA_PIN)
+    return reading_project

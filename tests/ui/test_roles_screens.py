@@ -1,27 +1,18 @@
 """The screens' rows of docs/roles.md's table (ids ``gui-…``), each cell observed on a real
 window or dialog: a reader (Ana, with a PIN), a reviewer (Rhea) and the admin sign in with their
-own credentials; the menus and the sign-in dialog's "Add reader…" show what their role allows."""
+own credentials; the menus, the sign-in dialog's "Add reader…" and File → Readers and sets…
+(tests/ui/admin_actions.py) show and do what their role allows."""
 from __future__ import annotations
 
 import pytest
 
-from storage.readers import list_readers, reset_pin
+from storage.readers import list_readers
 from storage.reading import ReaderSession
-from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 from tests.roles_table import cells, role_table
+from tests.ui.admin_actions import CREDENTIALS, answer, prepared, stored
 from ui.sign_in import SignInDialog
 
-CREDENTIALS = {"Ana": "135791", "Rhea": "246810", "Admin": ADMIN_PASSPHRASE}
 ACTING = {"Reader": "Ana", "Reviewer": "Rhea", "Admin": "Admin"}
-
-
-@pytest.fixture
-def clinic(reading_project):
-    db = reading_project.project.database
-    admin = reading_project.readers["Admin"].id
-    reset_pin(db, reading_project.readers["Ana"].id, CREDENTIALS["Ana"], acting_reader_id=admin)
-    reading_project.readers["Rhea"] = add_reader_as_admin(db, "Rhea", "reviewer", CREDENTIALS["Rhea"])
-    return reading_project
 
 
 def window_for(qtbot, clinic, who):
@@ -32,9 +23,12 @@ def window_for(qtbot, clinic, who):
     return window
 
 
+def file_menu_texts(window) -> list[str]:
+    return [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+
+
 def file_menu_has(qtbot, clinic, who, text: str) -> bool:
-    window = window_for(qtbot, clinic, who)
-    return text in [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    return text in file_menu_texts(window_for(qtbot, clinic, who))
 
 
 def check_sign_in(qtbot, clinic, who, monkeypatch):
@@ -87,8 +81,36 @@ def check_add_reader(qtbot, clinic, who, monkeypatch):
     return "yes" if added else "no"
 
 
+def admin_action_check(action: str):
+    """File → Readers and sets… is offered to exactly those whose action is then done; one who
+    reached the dialog anyway (built for them) is refused by the storage function."""
+    def check(qtbot, clinic, who, monkeypatch):
+        offered = file_menu_has(qtbot, clinic, who, "Readers and sets…")
+        dialog, act, expected, _entity, _event = prepared(qtbot, clinic, action, who)
+        done = act(dialog, monkeypatch, CREDENTIALS[who]) and stored(clinic, action) == expected
+        assert offered == done, dialog.message.text()
+        return "yes" if done else "no"
+    return check
+
+
+def check_own_pin(qtbot, clinic, who, monkeypatch):
+    from storage.readers import sign_in
+    from ui.own_credential import change_my_pin
+
+    window = window_for(qtbot, clinic, who)
+    new = "a new passphrase 2026" if who == "Admin" else "97531864"
+    answer(monkeypatch, window, texts=[CREDENTIALS[who], new, new])
+    changed = "Change my PIN…" in file_menu_texts(window) and change_my_pin(window)
+    # It acts on the signed-in reader only: whose credential changed is whose window it is.
+    return "own" if changed and sign_in(clinic.project.database, clinic.readers[who].id, new) else "no"
+
+
 CHECKS = {"gui-sign-in": check_sign_in, "gui-reading": check_reading, "gui-review": check_review,
-          "gui-train": check_train, "gui-backup": check_backup, "gui-add-reader": check_add_reader}
+          "gui-train": check_train, "gui-backup": check_backup, "gui-add-reader": check_add_reader,
+          "gui-readers-role": admin_action_check("role"), "gui-readers-retire": admin_action_check("retire"),
+          "gui-readers-reinstate": admin_action_check("reinstate"),
+          "gui-readers-reset-pin": admin_action_check("reset_pin"), "gui-split": admin_action_check("split"),
+          "gui-own-pin": check_own_pin}
 
 
 def test_every_screen_row_has_its_check():
