@@ -97,6 +97,13 @@ def _mask_of(planes: list[np.ndarray], weights: dict[str, float] | None) -> np.n
     return attention_mask(disc, cup, vessels, weights).astype(np.float32)
 
 
+def structure_mask(maps: np.ndarray, weights: dict[str, float] | None = None, soft: bool = True) -> np.ndarray:
+    """float32 (S, S): the attention mask of a uint8 (S, S, 3) ``structure_maps`` result, soft or
+    binary as the network was trained (training and screening both build it here, so a network
+    trained on the paper's binary masks is never shown soft ones)."""
+    return _mask_of(structure_planes(maps, soft), weights)
+
+
 def structure_planes(maps: np.ndarray, soft: bool = True) -> list[np.ndarray]:
     """Disc, cup and vessels of a uint8 (S, S, 3) map as float planes: probabilities in [0, 1], or
     with ``soft=False`` the paper's binary structure masks (probability above one half)."""
@@ -116,8 +123,7 @@ class DiagnosisDataset(Dataset):
                  soft_mask: bool = True):
         self.photos, self.labels = photos, list(labels)
         self.keys = keys or [str(i) for i in range(len(photos))]
-        self.masks = None if masks is None else [
-            _mask_of(structure_planes(m, soft_mask), mask_weights) for m in masks]
+        self.masks = None if masks is None else [structure_mask(m, mask_weights, soft_mask) for m in masks]
 
     def __len__(self) -> int:
         return len(self.photos)

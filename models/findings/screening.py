@@ -216,7 +216,7 @@ def _landmarks(models: ScreeningModels, rgb: np.ndarray, fov):
 def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Event | None = None) -> ScreeningResult:
     """Every loaded network on one decoded photo (BGR uint8 as ``read_fundus`` gives it)."""
     from annotate.fov import crop_box, detect_fov
-    from models.diagnosis.attention_mask import attention_mask, structure_maps
+    from models.diagnosis.attention_mask import structure_maps, structure_mask
     from models.findings.inference import prepare_guided_input, run_guided
     from storage.errors import GeometryError
 
@@ -249,8 +249,8 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
         image = torch.from_numpy(square).permute(2, 0, 1).float()[None] / 255.0
         if d.structure is not None:
             guess = None if disc is None else (disc[0] - x0, disc[1] - y0)
-            maps = structure_maps(crop, size, d.structure, models.device, guess).astype(np.float32) / 255
-            mask = attention_mask(maps[..., 0], maps[..., 1], maps[..., 2], d.config.mask_weights)
+            maps = structure_maps(crop, size, d.structure, models.device, guess)
+            mask = structure_mask(maps, d.config.mask_weights, d.config.soft_mask)
             image = image * torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
         with torch.no_grad():
             probabilities = torch.softmax(d.network(image.to(models.device)).float().cpu(), dim=1)[0]

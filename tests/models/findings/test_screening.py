@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 
 from main import main
@@ -78,3 +79,35 @@ def test_screen_writes_a_folder_per_photo_and_stores_what_the_project_holds(phot
 def test_screen_needs_photos_or_a_project(tmp_path, capsys):
     assert main(["screen", "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+class RecordingClassifier(torch.nn.Module):
+    """Stands in for the classifier: keeps what it was shown, answers uniform logits."""
+
+    def forward(self, image):
+        self.shown = image.clone()
+        return torch.zeros(len(image), 5)
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_screening_shows_the_classifier_the_mask_kind_it_was_trained_on(soft, monkeypatch):
+    import models.diagnosis.attention_mask as attention
+    from models.diagnosis.attention_mask import AttentionConfig, DiagnosisDataset
+    from models.findings.screening import DiagnosisModel, ScreeningModels, screen_photo
+
+    size = 16
+    maps = np.zeros((size, size, 3), np.uint8)
+    maps[:4, :4, 0] = 100          # disc probability 0.39: soft 0.2 + 0.7·0.39, binary background
+    maps[8:, :, 2] = 200           # vessels 0.78
+    monkeypatch.setattr(attention, "structure_maps", lambda *args, **kwargs: maps)
+    config = AttentionConfig(input_size=size, soft_mask=soft)
+    network = RecordingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(network, config, "test", structure=("disc/cup", "vessels"))
+    bgr, *_ = synthetic_fundus(320, 240)
+    result = screen_photo(bgr, models)
+    assert result.diagnosis["PDR"] == pytest.approx(0.2)
+    square = cv2.resize(result.crop_rgb, (size, size), interpolation=cv2.INTER_AREA)
+    trained_on = DiagnosisDataset([square], [maps], [0], mask_weights=config.mask_weights, soft_mask=soft)[0]
+    expected = trained_on[0] * trained_on[1]     # the photo times the mask, as in training
+    torch.testing.assert_close(network.shown[0], expected)
