@@ -69,6 +69,51 @@ def run(name: str, export: Path | None, run_root: Path, settings: list[str], dat
             "minutes_this_call": (time.perf_counter() - start) / 60, "command": "python main.py " + " ".join(argv)}
 
 
+def validation_correct(weights: Path, data: Path) -> list[bool]:
+    """Photo by photo, whether the network in ``weights`` grades the validation photos right: the
+    split ``train`` made (fraction 0.2, seed 0, per grade), masks as the network was trained on
+    (cached with the photos), fp32 on the CPU."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from models.diagnosis.attention_mask import (
+        AttentionClassifier,
+        AttentionConfig,
+        AttentionTask,
+        diagnosis_dataset,
+        load_structure_models,
+        predict_classes,
+    )
+    from models.engine.weights import load_weights
+    from models.findings.data import idrid_grade_photos, split_derivation_validation
+
+    values = read_metadata(weights).get("config", {})
+    config = AttentionConfig(**{k: v for k, v in values.items() if k in AttentionConfig.__dataclass_fields__})
+    model = AttentionClassifier(config)
+    load_weights(model, weights)
+    _, validation = split_derivation_validation(idrid_grade_photos(data), 0.2, 0, stratum=lambda photo: photo.label)
+    cpu = torch.device("cpu")
+    structures = load_structure_models(cpu) if config.masked else None
+    dataset = diagnosis_dataset(validation, config, structures, cpu)
+    logits, labels = predict_classes(model.float(), DataLoader(dataset, batch_size=8), cpu,
+                                     AttentionTask(config, None, None).inputs)
+    return [bool(v) for v in logits.argmax(1) == labels]
+
+
+def compare(files: dict[str, Path], data: Path) -> dict:
+    """Accuracy ± its binomial standard error per network, and McNemar's exact test for every pair
+    on the same validation photos: is one better by more than the noise of 84 photos?"""
+    from models.metrics.classification import accuracy_standard_error, paired_comparison
+
+    correct = {name: validation_correct(path, data) for name, path in files.items() if path.is_file()}
+    figures = {name: {"accuracy": sum(c) / len(c), "standard_error": accuracy_standard_error(sum(c) / len(c), len(c)),
+                      "photos": len(c)} for name, c in correct.items()}
+    names = list(correct)
+    pairs = {f"{a} vs {b}": paired_comparison(correct[a], correct[b])
+             for i, a in enumerate(names) for b in names[i + 1:]}
+    return {"networks": figures, "pairs": pairs, "files": {n: str(files[n]) for n in names}}
+
+
 def matrix_lines(matrix: list[list[int]]) -> list[str]:
     return [" ".join(f"{v:3d}" for v in row) for row in matrix]
 
@@ -86,6 +131,10 @@ def main() -> None:
     parser.add_argument("--run-root", type=Path, default=None,
                         help="run folders (default: bench_attention_mask-<encoder weights> in the user's runs folder)")
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
+    parser.add_argument("--compare", action="store_true",
+                        help="train nothing: measure each arm's exported weights and the shipped "
+                             "weights/dr_grade_attention.safetensors again on the validation photos, with "
+                             "each accuracy's noise and McNemar's test for every pair")
     args = parser.parse_args()
     from models.engine.pretrained import available_encoder_weights
 
@@ -96,6 +145,19 @@ def main() -> None:
     output = ROOT / "bench" / "results" / f"bench_attention_mask-{Path(encoder_weights).stem}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     results: dict = json.loads(output.read_text()) if output.is_file() else {}
+    if args.compare:
+        files = {name: run_root / name / "model.safetensors" for name in ARMS}
+        files["shipped"] = ROOT / "weights" / "dr_grade_attention.safetensors"
+        found = compare(files, data)
+        results = json.loads(output.read_text()) if output.is_file() else {}
+        results["comparison"] = found
+        output.write_text(json.dumps(results, indent=2, default=str))
+        for name, r in found["networks"].items():
+            print(f"{name}: accuracy {r['accuracy']:.3f} ± {r['standard_error']:.3f} ({r['photos']} photos)")
+        for pair, r in found["pairs"].items():
+            print(f"{pair}: {r['difference']:+.3f}, right by the first only {r['a_only']:.0f}, by the second only "
+                  f"{r['b_only']:.0f}, McNemar exact p = {r['p_value']:.3f}")
+        return
     for name in ARMS:
         if args.only and args.only != name:
             continue

@@ -120,6 +120,26 @@ def accuracy(true, predicted) -> float:
     return float((true == predicted).mean()) if len(true) else math.nan
 
 
+def accuracy_standard_error(accuracy_value: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` photos: the noise of the figure."""
+    return math.sqrt(accuracy_value * (1 - accuracy_value) / n) if n else math.nan
+
+
+def paired_comparison(correct_a, correct_b) -> dict[str, float]:
+    """Two classifiers on the same photos (boolean arrays: photo classified correctly): McNemar's
+    exact test. Only discordant photos count: ``a_only`` right by A alone, ``b_only`` by B alone;
+    ``p_value`` is the two-sided binomial probability of a split at least that uneven when neither
+    is better, ``difference`` A's accuracy minus B's."""
+    a, b = np.asarray(correct_a, dtype=bool).ravel(), np.asarray(correct_b, dtype=bool).ravel()
+    if a.shape != b.shape:
+        raise ValueError("paired_comparison needs both classifiers' results on the same photos")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    discordant, fewer = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(discordant, k) for k in range(fewer + 1)) / 2**discordant if discordant else 1.0
+    return {"a_only": float(a_only), "b_only": float(b_only), "p_value": min(1.0, 2 * tail),
+            "difference": float(a.mean() - b.mean()) if len(a) else math.nan}
+
+
 def per_class_accuracy(matrix: np.ndarray) -> list[float]:
     """Share of each true class predicted correctly (the diagonal of a row-normalised matrix)."""
     totals = matrix.sum(axis=1)

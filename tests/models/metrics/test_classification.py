@@ -5,12 +5,14 @@ import pytest
 
 from models.metrics.classification import (
     accuracy,
+    accuracy_standard_error,
     activation_in_regions,
     air_by_outcome,
     auroc,
     best_operating_point,
     confusion_matrix,
     guidance_table,
+    paired_comparison,
     per_class_accuracy,
 )
 
@@ -79,3 +81,28 @@ def test_guidance_table_has_the_papers_columns_and_figures():
     table = guidance_table({"haemorrhage": {"with": row, "without": {**row, "air_tp": 0.6}}})
     assert "AIR (TP) with" in table and "| haemorrhage | 0.9000 | 0.9000 | 0.8000 | 0.6000 |" in table
     assert "haemorrhage (paper) | 0.9862 | 0.9895 | 0.8890 | 0.6388" in table
+
+
+def test_accuracy_noise_of_84_photos_is_about_five_points():
+    assert accuracy_standard_error(0.619, 84) == pytest.approx(math.sqrt(0.619 * 0.381 / 84))
+    assert 0.052 < accuracy_standard_error(0.619, 84) < 0.054
+    assert accuracy_standard_error(1.0, 84) == 0.0 and math.isnan(accuracy_standard_error(0.5, 0))
+
+
+def test_paired_comparison_is_mcnemars_exact_test_as_statsmodels_computes_it():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random(84) < 0.62, rng.random(84) < 0.5
+    found = paired_comparison(a, b)
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    assert (found["a_only"], found["b_only"]) == (a_only, b_only)
+    table = [[int((a & b).sum()), a_only], [b_only, int((~a & ~b).sum())]]
+    assert found["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue)
+    assert found["difference"] == pytest.approx(a.mean() - b.mean())
+    # 10 photos right by A alone, 2 by B alone: p = 2·P(X ≤ 2 | 12, ½) = 2·79/4096
+    ten_two = paired_comparison([True] * 10 + [False] * 2 + [True] * 5, [False] * 10 + [True] * 2 + [True] * 5)
+    assert ten_two["p_value"] == pytest.approx(2 * 79 / 4096)
+    assert paired_comparison([True, False], [True, False])["p_value"] == 1.0   # no discordant photo
+    with pytest.raises(ValueError):
+        paired_comparison([True], [True, False])
