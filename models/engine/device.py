@@ -85,12 +85,16 @@ class ThreadPlan:
 
 
 def usable_cores() -> int:
+    """``OCTANT_THREADS``, else the cores the OS gives this process, shared with the other processes
+    ``torchrun`` started on this machine (``LOCAL_WORLD_SIZE``), so N processes never ask for N× the cores."""
     if os.environ.get(THREADS_ENV, "").strip().isdigit() and int(os.environ[THREADS_ENV]) > 0:
         return int(os.environ[THREADS_ENV])
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:   # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    neighbours = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    return max(1, cores // int(neighbours)) if neighbours.isdigit() and int(neighbours) > 1 else cores
 
 
 def thread_plan(gui: bool = False, cores: int | None = None, gpu: bool | None = None) -> ThreadPlan:
@@ -132,12 +136,13 @@ def configure_threads(gui: bool = False) -> ThreadPlan:
     return plan
 
 
-class TrainingWorld:
-    """The processes of one training: a single process, or a DDP group launched by ``torchrun``.
+class DistributedWorld:
+    """The processes of one command: a single process, or a group launched by ``torchrun``.
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on ``cuda:LOCAL_RANK`` with NCCL, or
-    on the CPU with gloo; the model is wrapped in DistributedDataParallel, each epoch's shards come
-    from a DistributedSampler seeded like the single-process shuffle, and only rank 0 writes.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process works on ``cuda:LOCAL_RANK`` with NCCL, or
+    on the CPU with gloo. Training wraps the model in DistributedDataParallel, takes each epoch's
+    shards from a DistributedSampler seeded like the single-process shuffle, and only rank 0 writes;
+    pre-segmentation gives each process its ``shard`` of the photos and adds up the counts (``total``).
     """
 
     def __init__(self, preference: str | None = None):
@@ -183,6 +188,21 @@ class TrainingWorld:
         flag = torch.tensor([codes.index(outcome)], device=self.device)
         dist.broadcast(flag, src=0)
         return codes[int(flag.item())]
+
+    def shard(self, index: int) -> bool:
+        """Whether item ``index`` of a list every process orders alike is this process's: rank r
+        takes i % size == r, so the shards are disjoint, cover the list, and are the same on a rerun."""
+        return index % self.size == self.rank
+
+    def total(self, counts: list[int]) -> list[int]:
+        """``counts`` added up over every process (each process gets the sums)."""
+        if not self.active:
+            return list(counts)
+        import torch.distributed as dist
+
+        summed = torch.tensor(counts, dtype=torch.int64, device=self.device)
+        dist.all_reduce(summed)
+        return [int(value) for value in summed.tolist()]
 
     def teardown(self) -> None:
         if self.active:

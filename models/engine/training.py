@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from models.engine.device import TrainingWorld, pick_device
+from models.engine.device import DistributedWorld, pick_device
 from models.engine.precision import resolve_precision
 from storage.errors import OctantError
 
@@ -119,7 +119,7 @@ def train(task: TrainingTask, config: TrainConfig, run_dir: str | Path,
           cancel: threading.Event | None = None, resume: bool = True) -> TrainResult:
     """Train ``task`` under ``config``, writing checkpoints to ``run_dir``; see the module notes."""
     run_dir = Path(run_dir)
-    world = TrainingWorld(config.device)
+    world = DistributedWorld(config.device)
     device = world.device if world.active else pick_device(config.device)
     writer = world.rank == 0
     if writer:

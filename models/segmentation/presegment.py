@@ -8,6 +8,11 @@ written out on worker threads while the next batch runs. At most two batches are
 whatever the number of photos. ``result.json`` is written last, atomically: a folder with it is
 complete, and a rerun skips it (``redo`` recomputes). A bad file is reported in one line and
 skipped; the rest of its batch goes on.
+
+Under ``torchrun --nproc_per_node=N`` each process takes its ``shard`` of the photos
+(``models.engine.device.DistributedWorld``: photo i of the stable order goes to rank i % N) and writes
+only those photos' folders and predictions; a rerun with any N skips what is done. Rank 0 shows its
+progress and the summary of all processes.
 """
 from __future__ import annotations
 
@@ -249,14 +254,19 @@ def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, sou
 
 def presegment_to_folder(paths: list[Path], out: Path, models: PipelineModels, probabilities: bool = False,
                          redo: bool = False, progress: Callable[[PresegmentProgress], None] | None = None,
-                         cancel: threading.Event | None = None, batch_size: int | None = None) -> PresegmentSummary:
+                         cancel: threading.Event | None = None, batch_size: int | None = None,
+                         shard: Callable[[int], bool] | None = None) -> PresegmentSummary:
+    """``shard(i)``: whether the photo at position i of ``paths`` is this process's (default: all)."""
     summary, started, used = PresegmentSummary(), time.perf_counter(), set()
-    report = _reporter(len(paths), progress)
-    jobs = []
-    for index, path in enumerate(paths, 1):
+    folders = []
+    for index, path in enumerate(paths, 1):   # named over all paths: every process names a photo alike
         stem = path.stem if path.stem not in used else f"{path.stem}_{index}"
         used.add(stem)
-        folder = out / stem
+        folders.append((path, out / stem))
+    folders = [item for i, item in enumerate(folders) if shard is None or shard(i)]
+    report = _reporter(len(folders), progress)
+    jobs = []
+    for path, folder in folders:
         if (folder / RESULT_FILE).is_file() and not redo:
             summary.skipped += 1
             report(path, "skipped", "")
@@ -281,11 +291,13 @@ def _reporter(total: int, progress: Callable[[PresegmentProgress], None] | None)
 def presegment_project(project: ProjectHandle, paths: list[Path] | None, models: PipelineModels, redo: bool = False,
                        progress: Callable[[PresegmentProgress], None] | None = None,
                        cancel: threading.Event | None = None, batch_size: int | None = None,
-                       image_ids: list[int] | None = None) -> PresegmentSummary:
+                       image_ids: list[int] | None = None,
+                       shard: Callable[[int], bool] | None = None) -> PresegmentSummary:
     """Store results as predictions of ``project``: kind "presegmentation" (the result JSON plus
     suggested regions per finding code), the model's landmarks, and PNG masks under
     ``<project>/predictions/<image id>/``. The images are ``image_ids`` in that order (e.g. a
-    reader's queue), else those at ``paths``, else every image of the project."""
+    reader's queue), else those at ``paths``, else every image of the project (by number);
+    ``shard(i)`` keeps those at the positions i this process takes (default: all)."""
     from annotate.services.photos import sha256_of_file
     from storage.images import find_image_by_sha256, get_image, list_images
     from storage.predictions import latest_prediction, save_model_landmarks, save_prediction
@@ -302,6 +314,7 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
             if record is None:
                 raise OctantError(f"{path} is not in the project; import it first with `python main.py import`.")
             records.append(record)
+    records = [record for i, record in enumerate(records) if shard is None or shard(i)]
     channel_to_findings: dict[str, list[str]] = {}
     for finding in project.settings().findings:
         if finding.lesion_channel:
@@ -356,6 +369,8 @@ def finding_regions(result: PipelineResult, channel_to_findings: dict[str, list[
 def presegment_command(args) -> int:
     import sys
 
+    from models.engine.device import DistributedWorld
+
     if not args.project and not args.out:   # like every other command: $OCTANT_PROJECT, else this folder
         from storage.commands import default_project_folder
 
@@ -365,31 +380,48 @@ def presegment_command(args) -> int:
         args.project = str(folder)
     from models.engine.precision import apply_precision_argument
 
-    apply_precision_argument(args, device=args.device)
-    models, messages = load_pipeline_models(args.weights_dir, args.device)
-    for line in messages:
-        print(f"octant: {line}", file=sys.stderr)
-    bar = CommandProgress(unit="photo", line_every=0.0)   # a photo takes seconds: a log line for each
+    world = DistributedWorld(args.device)   # under torchrun: this process's rank and device
+    device = world.device if world.active else args.device
+    apply_precision_argument(args, device=str(device) if world.active else device,
+                             warn=None if world.rank == 0 else (lambda text: None))
+    models, messages = load_pipeline_models(args.weights_dir, device)
+    if world.rank == 0:   # every process loads the same weights: their notes once
+        for line in messages:
+            print(f"octant: {line}", file=sys.stderr)
+    # One bar, rank 0's (its share of the photos); the other processes only name the photos they skip.
+    share = f"process 1 of {world.size}" if world.active else ""
+    bar = CommandProgress(unit="photo", line_every=0.0, quiet=world.rank > 0, description=share)
 
     def show(event: PresegmentProgress) -> None:
         if event.status == "failed":
-            bar.message(f"skipped {event.path}: {event.message}")
+            line = f"skipped {event.path}: {event.message}"
+            if world.rank == 0:
+                bar.message(line)
+            else:
+                print(f"octant: process {world.rank + 1} of {world.size} {line}", file=sys.stderr, flush=True)
         bar.update(event.done, event.path.name, total=event.total)
     paths = find_image_files(args.inputs, resolve=False) if args.inputs else None
     if not args.project and not paths:
         raise OctantError("No images found; name image files or folders that hold them.")
+    started = time.perf_counter()
     with bar:
         if args.project:
             from storage.project import open_project
 
             project = open_project(args.project, args.database_url)
             try:
-                summary = presegment_project(project, paths, models, args.redo, show, batch_size=args.batch_size)
+                summary = presegment_project(project, paths, models, args.redo, show, batch_size=args.batch_size,
+                                             shard=world.shard)
             finally:
                 project.close()
         else:
             summary = presegment_to_folder(paths or [], Path(args.out), models, args.probabilities, args.redo, show,
-                                           batch_size=args.batch_size)
-    print(f"{summary.done} photos pre-segmented, {summary.skipped} already done, {len(summary.failed)} skipped "
-          f"as unreadable, in {summary.seconds / 60:.1f} min.", file=sys.stderr)
-    return 0 if not summary.failed else 2
+                                           batch_size=args.batch_size, shard=world.shard)
+    done, skipped, failed = world.total([summary.done, summary.skipped, len(summary.failed)])   # waits for all
+    minutes = (time.perf_counter() - started) / 60
+    world.teardown()
+    if world.rank == 0:
+        processes = f" by {world.size} processes" if world.active else ""
+        print(f"{done} photos pre-segmented, {skipped} already done, {failed} skipped as unreadable{processes}, "
+              f"in {minutes:.1f} min.", file=sys.stderr)
+    return 0 if not failed else 2

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.engine.device import TrainingWorld, describe_device, pick_device
+from models.engine.device import DistributedWorld, describe_device, pick_device
 from storage.errors import OctantError
 
 
@@ -40,7 +40,7 @@ def test_cpu_description_counts_threads():
 
 def test_single_process_world_is_inactive(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    world = TrainingWorld()
+    world = DistributedWorld()
     model = torch.nn.Linear(2, 1)
     assert not world.active and world.rank == 0 and world.wrap(model) is model
     assert world.agree("stopped_early") == "stopped_early"
@@ -76,3 +76,15 @@ def test_two_cores_give_the_networks_both_and_decode_in_turn(monkeypatch):
         assert in_turn.submit(sum, [1, 2]).result() == 3
         failed = in_turn.submit(int, "x")
         assert isinstance(failed.exception(), ValueError)
+
+
+def test_processes_torchrun_starts_on_one_machine_share_its_cores(monkeypatch):
+    from models.engine.device import usable_cores
+
+    monkeypatch.delenv("OCTANT_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    alone = usable_cores()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert usable_cores() == max(1, alone // 2)
+    monkeypatch.setenv("OCTANT_THREADS", "3")   # asked for explicitly: as asked
+    assert usable_cores() == 3
