@@ -44,8 +44,10 @@ def use_offscreen_without_display() -> None:
 
 
 def make_app() -> QApplication:
-    app = QApplication.instance()
-    if app is None:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        app = existing
+    else:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
             Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication([sys.argv[0]])
@@ -79,6 +81,10 @@ def note_in_log(line: str) -> None:
         pass
 
 
+# The wake-up socket pair and its notifier: closed sockets would stop the signals from waking Qt.
+_termination_wakeup: tuple[socket.socket, socket.socket, QSocketNotifier] | None = None
+
+
 def quit_on_termination_signals(app: QApplication) -> None:
     """SIGTERM (a logout, ``kill``) and SIGINT (Ctrl+C in the terminal) quit like File → Quit:
     windows close, background work is cancelled and joined, the exit status is 0.
@@ -91,7 +97,8 @@ def quit_on_termination_signals(app: QApplication) -> None:
     signal.set_wakeup_fd(send.fileno())
     notifier = QSocketNotifier(receive.fileno(), QSocketNotifier.Type.Read, app)
     notifier.activated.connect(lambda *_: receive.recv(64))
-    app._termination_wakeup = (receive, send, notifier)   # kept as long as the application
+    global _termination_wakeup
+    _termination_wakeup = (receive, send, notifier)   # kept as long as the application
 
     def quit_now(*_) -> None:
         app.closeAllWindows()

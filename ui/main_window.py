@@ -52,6 +52,7 @@ class MainWindow(QMainWindow, Prompts):
         self.setCentralWidget(self.canvas)
         self.queue_panel = QueuePanel()
         self.answer_panel = AnswerPanel(settings.findings, settings.diagnosis_classes)
+        self.docks: dict[str, QDockWidget] = {}
         self._dock("queue", "Queue", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("answer", "This image", self.answer_panel,
                    Qt.DockWidgetArea.RightDockWidgetArea)
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow, Prompts):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
+        self.docks[name] = dock
 
     def _build_actions(self) -> None:
         c, canvas, aids = self.controller, self.canvas, self.aids_panel
@@ -364,7 +366,7 @@ class MainWindow(QMainWindow, Prompts):
                        for f in c.settings.findings if f.lesion_channel}
             for overlay in sorted(self._overlays):
                 layers += overlay_layers(overlay, suggestion, colours)
-        if not layers or self._display_size is None:
+        if not layers or self._display_size is None or c.image is None:   # layers need the image
             self.canvas.set_overlay(None)
             return
         key = ",".join(sorted(self._overlays))
@@ -412,9 +414,7 @@ class MainWindow(QMainWindow, Prompts):
             self.restoreGeometry(geometry)
         else:
             self.resize(1440, 900)
-            docks = [self.findChild(QDockWidget, "dock_queue"),
-                     self.findChild(QDockWidget, "dock_answer")]
-            self.resizeDocks(docks, [230, 290], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.docks["queue"], self.docks["answer"]], [230, 290], Qt.Orientation.Horizontal)
         state = settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)

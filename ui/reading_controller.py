@@ -69,7 +69,7 @@ class ReadingController(QObject):
 
     def queue_ids(self) -> list[int]:
         if self._queue_ids is None:
-            self.queue()
+            return [record.id for record in self.queue()]   # queue() keeps them for the next call
         return self._queue_ids
 
     def record(self, image_id: int) -> ImageRecord:
@@ -205,9 +205,10 @@ class ReadingController(QObject):
             self.hint.emit(f"Choose a finding first (e.g. {keys}), then the region.")
             return
         self._keep_shown_landmarks()
-        name = self.findings[self.finding].name
+        finding = self.finding
+        name = self.findings[finding].name
         self._write(f"{name}: region {region}",
-                    lambda s, i: s.toggle_region(i, self.finding, region))
+                    lambda s, i: s.toggle_region(i, finding, region))
 
     def mark_normal(self) -> None:
         self._write("Normal", lambda s, i: s.mark_normal(i))

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from storage.credentials import MIN_PASSPHRASE_CHARS
+from storage.database import Database
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
 from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, sign_in
@@ -58,9 +59,11 @@ class SignInDialog(QDialog, Prompts):
         self.reader_id: int | None = None
         self.folder = QComboBox()
         self.folder.setEditable(True)
+        folder_text = self.folder.lineEdit()
+        assert folder_text is not None   # an editable combo box has its line edit
         self.folder.setMinimumWidth(380)
         self.folder.addItems(recent_projects())
-        self.folder.lineEdit().setPlaceholderText("Project folder")
+        folder_text.setPlaceholderText("Project folder")
         browse = QPushButton(qta.icon("mdi6.folder-open-outline"), "Open…")
         browse.clicked.connect(self._browse)
         new = QPushButton(qta.icon("mdi6.folder-plus-outline"), "New…")
@@ -96,7 +99,7 @@ class SignInDialog(QDialog, Prompts):
         layout.addWidget(self.message)
         layout.addWidget(buttons)
         self.folder.activated.connect(lambda _index: self._load_project())
-        self.folder.lineEdit().editingFinished.connect(self._load_project)
+        folder_text.editingFinished.connect(self._load_project)
         if folder is not None:
             self.folder.setCurrentText(str(folder))
         self._load_project()
@@ -147,6 +150,8 @@ class SignInDialog(QDialog, Prompts):
 
     def _fill_readers(self) -> None:
         self.readers.clear()
+        if self.project is None:
+            return
         try:
             readers = list_readers(self.project.database)
         except OctantError as error:
@@ -176,7 +181,7 @@ class SignInDialog(QDialog, Prompts):
         if has_pin:
             self.pin.setFocus()
 
-    def _add_first_admin(self) -> bool:
+    def _add_first_admin(self, db: Database) -> bool:
         name = self.ask_text("First admin", "This project has no admin yet. The admin adds readers and "
                                             "changes roles. Admin's name:")
         if not name or not name.strip():
@@ -188,7 +193,7 @@ class SignInDialog(QDialog, Prompts):
         if self.ask_text("First admin", "The passphrase again:", secret=True) != passphrase:
             self.message.setText("The two passphrases differ; try again.")
             return False
-        create_first_admin(self.project.database, name, passphrase)
+        create_first_admin(db, name, passphrase)
         return True
 
     def _add_reader(self) -> None:
@@ -196,10 +201,8 @@ class SignInDialog(QDialog, Prompts):
             self.message.setText("Open a project first.")
             return
         try:
-            if not has_admin(self.project.database):
-                added = self._add_first_admin()
-            else:
-                added = self._add_by_admin()
+            db = self.project.database
+            added = self._add_by_admin(db) if has_admin(db) else self._add_first_admin(db)
         except OctantError as error:
             self.message.setText(str(error))
             return
@@ -207,8 +210,8 @@ class SignInDialog(QDialog, Prompts):
             self._fill_readers()
             self.readers.setCurrentRow(self.readers.count() - 1)
 
-    def _add_by_admin(self) -> bool:
-        admin_id = admin_signs_in(self.project.database, self, "Adding a reader")
+    def _add_by_admin(self, db: Database) -> bool:
+        admin_id = admin_signs_in(db, self, "Adding a reader")
         if admin_id is None:
             return False
         name = self.ask_text("Add reader", "Name (as it should appear):")
@@ -222,7 +225,7 @@ class SignInDialog(QDialog, Prompts):
                             + (":" if needs else " (leave empty for none):"), secret=True)
         if pin is None:
             return False
-        add_reader(self.project.database, name, role=role, pin=pin or None, acting_reader_id=admin_id)
+        add_reader(db, name, role=role, pin=pin or None, acting_reader_id=admin_id)
         return True
 
     def _sign_in(self) -> None:
@@ -240,6 +243,12 @@ class SignInDialog(QDialog, Prompts):
         remember_project(self.project.root)
         self.reader_id = reader_id
         self.accept()
+
+    def signed_in(self) -> tuple[ProjectHandle, int] | None:
+        """The open project and the reader who signed in to it; None before a sign-in."""
+        if self.project is None or self.reader_id is None:
+            return None
+        return self.project, self.reader_id
 
     def reject(self) -> None:
         self._close_project()

@@ -40,8 +40,10 @@ def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,
         if first_reader:
             readers = [r for r in list_readers(project.database) if r.role not in REVIEW_ROLES]
             info = readers[0] if readers else None   # the demo's admin and reviewer sign in themselves
-        else:
+        elif reader is not None:
             info = find_reader(project.database, reader)
+        else:   # nobody named: the dialog asks
+            info = None
         if info is None or info.has_pin:
             project.close()
             return None
@@ -67,10 +69,13 @@ def open_workstation(folder: Path | None, reader: str | None = None,
         dialog = SignInDialog(Path(folder) if folder else None, reader=reader)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        signed_in = dialog.project, dialog.reader_id
+        signed_in = dialog.signed_in()
+        if signed_in is None:   # accepted only after a sign-in
+            return None
     # On unless the reader switched it off (Model menu); remembered per user.
-    ahead = workstation_settings().value("model/presegment_ahead", True, type=bool)
-    window = build_window(*signed_in, run_ahead=ahead)
+    ahead = bool(workstation_settings().value("model/presegment_ahead", True, type=bool))
+    project, reader_id = signed_in
+    window = build_window(project, reader_id, run_ahead=ahead)
     _open_windows.append(window)
     window.signOutRequested.connect(lambda: _sign_out(window))
     window.show()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from annotate.services.demo import create_demo_project
 from storage.database import sqlite_url
+from storage.images import ImageRecord
 from storage.project import open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers
 from ui.app import make_app
@@ -142,7 +143,7 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     paths.append(_grab(window, out / "3-finding.png"))
     # 4. View aids: green channel with CLAHE (display only).
     window.aids_panel.set_aids(ViewAids(green_channel=True, clahe=True))
-    wait_until(lambda: window.loader.is_rendered(c.image.id))
+    wait_until(lambda: window.loader.is_rendered(_open_image(window).id))
     paths.append(_grab(window, out / "4-view-aids.png"))
     window.aids_panel.set_aids(ViewAids())
     # 5. The model's masks over the photo, when the pre-segmentation stored any.
@@ -163,12 +164,20 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
     return paths
 
 
+def _open_image(window: MainWindow) -> ImageRecord:
+    """The image on screen: every state from the first on is drawn over one."""
+    image = window.controller.image
+    if image is None:
+        raise RuntimeError("the screenshot window has no image open")
+    return image
+
+
 def _place(window: MainWindow) -> None:
     """Landmarks as a reader would accept or place them: the model's, else staged ones."""
     c = window.controller
     if c.state is not None and c.state.landmarks is not None:
         return
     shown = c.shown_landmarks
-    disc, fovea = (shown.disc, shown.fovea) if shown else staged_landmarks(c.image.path)
+    disc, fovea = (shown.disc, shown.fovea) if shown else staged_landmarks(_open_image(window).path)
     c.set_landmarks(disc, fovea, source=shown.source if shown else "manual")
     QApplication.processEvents()
