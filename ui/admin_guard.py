@@ -22,17 +22,21 @@ from storage.readers import ReaderInfo, Role, list_readers, require_admin, sign_
 class Prompts:
     """Mixed into a QWidget: the small modal questions a guarded action asks."""
 
-    def ask_text(self: QWidget, title: str, label: str, secret: bool = False) -> str | None:
+    def _prompt_parent(self) -> QWidget:
+        assert isinstance(self, QWidget), "Prompts is mixed into a QWidget"
+        return self
+
+    def ask_text(self, title: str, label: str, secret: bool = False) -> str | None:
         mode = QLineEdit.EchoMode.Password if secret else QLineEdit.EchoMode.Normal
-        text, ok = QInputDialog.getText(self, title, label, mode)
+        text, ok = QInputDialog.getText(self._prompt_parent(), title, label, mode)
         return text if ok else None
 
-    def ask_choice(self: QWidget, title: str, label: str, items: list[str], current: int = 0) -> str | None:
-        item, ok = QInputDialog.getItem(self, title, label, items, current, False)
+    def ask_choice(self, title: str, label: str, items: list[str], current: int = 0) -> str | None:
+        item, ok = QInputDialog.getItem(self._prompt_parent(), title, label, items, current, False)
         return item if ok else None
 
-    def ask_yes(self: QWidget, title: str, sentence: str) -> bool:
-        answer = QMessageBox.question(self, title, sentence)
+    def ask_yes(self, title: str, sentence: str) -> bool:
+        answer = QMessageBox.question(self._prompt_parent(), title, sentence)
         return answer == QMessageBox.StandardButton.Yes
 
 

@@ -9,7 +9,7 @@ writes the audit event. Problems are one sentence under the tables; nothing is c
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import qtawesome as qta
 from PySide6.QtCore import Qt
@@ -173,7 +173,7 @@ class ProjectAdminDialog(QDialog, Prompts):
             if reader.name == name:
                 self.readers.selectRow(row)
 
-    def select_photos(self, image_ids: list[int]) -> None:
+    def select_photos(self, image_ids: Iterable[int]) -> None:
         self.photos.clearSelection()
         wanted = set(image_ids)
         for row, image in enumerate(self.photo_rows):
