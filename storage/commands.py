@@ -1,4 +1,5 @@
-"""Command line: ``init``, ``readers``, ``split``, ``assign``, ``status``, ``label-source``.
+"""Command line: ``init``, ``readers``, ``split``, ``assign``, ``status``, ``label-source``,
+``reading-order``.
 
 Also what every command module shares: the project arguments (``add_project_argument(parser)``,
 ``open_project_from_args(args)``: ``--project DIR``, default ``$OCTANT_PROJECT`` else the current
@@ -39,6 +40,7 @@ from storage.readers import (
     set_role,
     sign_in,
 )
+from storage.reading_order import READING_ORDERS
 from storage.schema import Image, Read, Reader
 
 
@@ -277,6 +279,18 @@ def run_label_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reading_order(args: argparse.Namespace) -> int:
+    with open_project_from_args(args) as project:
+        if args.order is None:
+            order = project.settings().reading_order
+        else:
+            admin = signed_in_admin(project, args)
+            order = update_settings(project.database, reading_order=args.order, reader_id=admin.id).reading_order
+    verb = "read" if args.order is None else "now read"
+    print(f"Readers {verb} {READING_ORDERS[order]}.")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     init = subparsers.add_parser("init", help="create a project folder with an empty database",
                                  description="Create a project: DIR/octant.sqlite with the default findings.")
@@ -366,3 +380,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="consensus, or adjudicated (adjudicated, else consensus); leave out to show it")
     add_project_argument(source)
     source.set_defaults(func=run_label_source)
+
+    order = subparsers.add_parser(
+        "reading-order", help="show or set the order of readers' queues (setting it: admin)",
+        description="Show or set the order in which readers get their images: default (assignment "
+                    "order), or model-uncertainty (the images where the active guided networks are least "
+                    "certain, or disagree most with earlier reads, first; docs/review-and-quality.md). "
+                    "Readers are never shown why; gold and repeat reads stay mixed in as before.")
+    order.add_argument("order", nargs="?", choices=("default", "model-uncertainty"), metavar="ORDER",
+                       help="default or model-uncertainty; leave out to show it")
+    add_as_argument(order)
+    add_project_argument(order)
+    order.set_defaults(func=run_reading_order)

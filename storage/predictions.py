@@ -50,7 +50,8 @@ def latest_prediction(db: Database, image_id: int, kind: str) -> dict[str, Any] 
 
 # The guided networks' and the attention-mask classifier's answer for one image (``main.py screen``):
 # {"findings": {code: {"probability", "threshold", "regions": [codes over the threshold],
-#   "region_activation": [mass outside the regions, then regions 1..8]}},
+#   "region_activation": [mass outside the regions, then regions 1..8],
+#   "region_peak": [highest activation in regions 1..8]}},
 #  "diagnosis": {class name: probability}, "models": {network: version}}.
 FINDINGS_PREDICTION = "findings"
 

@@ -22,6 +22,7 @@ from storage.catalogue import (
 )
 from storage.database import DATABASE_FILENAME, Database, sqlite_url
 from storage.errors import DatabaseError, InvalidRequestError, NotFoundError
+from storage.reading_order import parse_reading_order
 from storage.schema import DiagnosisClass, Finding, Project
 
 READERS_PER_IMAGE = 3  # Son et al.: three ophthalmologists read every image
@@ -42,6 +43,7 @@ class ProjectSettings:
     hide_suggestions_on_test: bool
     split_roles: dict[str, frozenset[str]]  # roles allowed to read each split
     label_source: str = "consensus"  # a key of LABEL_SOURCES
+    reading_order: str = "default"  # a key of storage.reading_order.READING_ORDERS
 
     def finding(self, code: str) -> FindingSpec:
         for spec in self.findings:
@@ -198,7 +200,7 @@ def project_settings(db: Database) -> ProjectSettings:
             name=project.name, findings=findings, diagnosis_classes=diagnoses,
             consensus_k=project.consensus_k, hide_suggestions_on_test=project.hide_suggestions_on_test,
             split_roles={split: frozenset(roles) for split, roles in project.split_roles.items()},
-            label_source=project.label_source,
+            label_source=project.label_source, reading_order=project.reading_order,
         )
 
 
@@ -210,6 +212,7 @@ def update_settings(
     hide_suggestions_on_test: bool | None = None,
     split_roles: dict[str, Iterable[str]] | None = None,
     label_source: str | None = None,
+    reading_order: str | None = None,
     reader_id: int | None = None,
 ) -> ProjectSettings:
     """Change project-wide settings (one audited action); None leaves a setting as it is."""
@@ -225,6 +228,11 @@ def update_settings(
         changes["split_roles"] = _role_lists(split_roles)
     if label_source is not None:
         changes["label_source"] = parse_label_source(label_source)
+    if reading_order is not None:
+        try:
+            changes["reading_order"] = parse_reading_order(reading_order)
+        except ValueError as error:
+            raise InvalidRequestError(str(error)) from None
     with db.transaction(lock="project") as session:
         project = session.scalars(select(Project).order_by(Project.id).limit(1)).one()
         before = {key: getattr(project, key) for key in changes}

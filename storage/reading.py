@@ -34,6 +34,7 @@ from storage.labels import (
     write_diagnosis,
     write_landmarks,
 )
+from storage.queue_order import order_by_model_uncertainty
 from storage.readers import REVIEW_ROLES, ReaderInfo, get_reader
 from storage.schema import (
     Finding,
@@ -60,6 +61,8 @@ _NEXT = (
            READ.c.position > bindparam("after"))
     .order_by(READ.c.position).limit(1)
 )
+# The project's reading order, asked within the queue's own query (one query for the whole queue).
+_READING_ORDER = select(Project.reading_order).order_by(Project.id).limit(1).scalar_subquery()
 _POSITION = select(READ.c.position).where(
     READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
 _READ_ROW = select(*READ_COLUMNS).where(
@@ -111,6 +114,8 @@ class ReaderSession:
         to the start; None when the reader has finished everything."""
         mine = {"reader_id": self.reader.id}
         with self.db.reading() as reading:
+            if self._by_model_uncertainty(reading):
+                return self._next_in(self._ordered_queue(reading), after_image_id)
             session = reading.connection()  # the hot path skips the ORM session (see _act)
             after = -1
             if after_image_id is not None:
@@ -121,18 +126,41 @@ class ReaderSession:
                 row = session.execute(_NEXT, {**mine, "after": -1}).first()
             return None if row is None else image_record(row, self.db.root)
 
+    def _next_in(self, rows: list, after_image_id: int | None) -> ImageRecord | None:
+        """``next_unfinished`` over a queue already in reading order."""
+        start = next((i + 1 for i, row in enumerate(rows) if row.id == after_image_id), 0)
+        for row in [*rows[start:], *rows[:start]] if start else rows:
+            if not row.read_done:
+                return image_record(row, self.db.root)
+        return None
+
     def queue(self) -> list[ImageRecord]:
         return [record for record, _ in self.queue_status()]
 
     def queue_status(self) -> list[tuple[ImageRecord, bool]]:
-        """The reader's queue in reading order, each image with its done flag: one query, so a
-        queue of thousands opens at once."""
+        """The reader's queue in reading order, each image with its done flag: one query (a few
+        more in the model's order, storage/queue_order.py), so a queue of thousands opens at once."""
+        with self.db.reading() as session:
+            return [(image_record(row, self.db.root), bool(row.read_done)) for row in self._ordered_queue(session)]
+
+    def _by_model_uncertainty(self, session: Session) -> bool:
+        return session.scalar(select(_READING_ORDER)) == "model_uncertainty"
+
+    def _ordered_queue(self, session: Session) -> list:
+        """The queue's rows (image columns and ``read_done``) in the project's reading order.
+
+        By position (assignment order, gold and repeat reads mixed in at random places) unless the
+        project reads where the model is least certain first (storage/queue_order.py). The rows
+        are the same in either order: no score reaches the reader."""
         query = (
-            select(*IMAGE_COLUMNS, READ.c.done.label("read_done")).join(READ, READ.c.image_id == IMAGE.c.id)
+            select(*IMAGE_COLUMNS, READ.c.done.label("read_done"), _READING_ORDER.label("reading_order"))
+            .join(READ, READ.c.image_id == IMAGE.c.id)
             .where(READ.c.reader_id == self.reader.id).order_by(READ.c.position)
         )
-        with self.db.reading() as session:
-            return [(image_record(row, self.db.root), bool(row.read_done)) for row in session.execute(query)]
+        rows = list(session.execute(query).all())
+        if not rows or rows[0].reading_order != "model_uncertainty":
+            return rows
+        return order_by_model_uncertainty(session, self.reader.id, rows)
 
     def image(self, image_id: int) -> ImageRecord:
         with self.db.reading() as session:

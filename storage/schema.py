@@ -61,6 +61,8 @@ class Project(Base):
     # Labels training and export use: "consensus", or "adjudicated" (a reviewer's answer where one
     # exists, else the consensus); storage/project.py LABEL_SOURCES.
     label_source: Mapped[str] = mapped_column(String(24), default="consensus", server_default="consensus")
+    # Readers' queues: "default" (assignment order) or "model_uncertainty" (storage/reading_order.py).
+    reading_order: Mapped[str] = mapped_column(String(24), default="default", server_default="default")
 
 
 class Finding(Base):

@@ -236,6 +236,7 @@ CHECKS = {
     "readers-pin": check_own_pin,
     "readers-db-login": check_db_login,
     "split": check_admin_command(lambda c: ["split", c.images[0], "--to", "test"]),
+    "reading-order": check_admin_command(lambda c: ["reading-order", "model-uncertainty"]),
     "export": check_export,
     "regions": check_regions,
     "report": check_report,

@@ -75,10 +75,15 @@ class FindingResult:
     regions: list[int]
     region_activation: list[float]      # mass outside the regions, then regions 1..8
     activation: np.ndarray              # the network's map [S/16, S/16]
+    # Regions 1..8: the highest activation over the cells at least half inside (0 with no such
+    # cell), what a region's passing is decided on; the reading order weighs how close each came
+    # (storage/reading_order.py). Empty without landmarks.
+    region_peak: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return dict(probability=float(self.probability), threshold=float(self.threshold),
-                    present=bool(self.probability >= self.threshold), regions=[int(r) for r in self.regions], region_activation=self.region_activation)
+                    present=bool(self.probability >= self.threshold), regions=[int(r) for r in self.regions],
+                    region_activation=self.region_activation, region_peak=self.region_peak)
 
 
 @dataclass(frozen=True)
@@ -193,9 +198,11 @@ def finding_result(probability: float, activation: np.ndarray, threshold: float,
     if fractions is None:
         return FindingResult(probability, threshold, [], [], activation)
     mass = (fractions * activation[None]).reshape(9, -1).sum(axis=1)
+    peaks = [float(activation[fractions[code] >= REGION_SHARE].max()) if (fractions[code] >= REGION_SHARE).any() else 0.0
+             for code in range(1, 9)]
     passing = [code for code in range(1, 9)
-               if (fractions[code] >= REGION_SHARE).any() and activation[fractions[code] >= REGION_SHARE].max() >= threshold]
-    return FindingResult(probability, threshold, passing, [float(v) for v in mass], activation)
+               if (fractions[code] >= REGION_SHARE).any() and peaks[code - 1] >= threshold]
+    return FindingResult(probability, threshold, passing, [float(v) for v in mass], activation, peaks)
 
 
 def _landmarks(models: ScreeningModels, rgb: np.ndarray, fov):

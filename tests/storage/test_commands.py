@@ -139,6 +139,24 @@ def test_label_source_is_shown_and_set(tmp_path, capsys, admin_env):
     assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
 
 
+def test_reading_order_is_shown_by_anyone_and_set_by_an_admin(tmp_path, capsys, admin_env):
+    folder = str(tmp_path / "p")
+    assert run(capsys, "init", folder, "--admin", "Boss")[0] == 0
+    assert run(capsys, "reading-order", "--project", folder)[1] == "Readers read in assignment order.\n"
+    code, _, err = run(capsys, "reading-order", "model-uncertainty", "--project", folder)
+    assert code == 1 and "admin" in err and err.count("\n") == 1
+    code, out, _ = run(capsys, "reading-order", "model-uncertainty", "--project", folder, *ADMIN)
+    assert code == 0 and "now read where the model is least certain" in out
+    with open_project(folder) as project:
+        assert project.settings().reading_order == "model_uncertainty"
+    assert run(capsys, "reading-order", "default", "--project", folder, *ADMIN)[0] == 0
+    with open_project(folder) as project:
+        assert project.settings().reading_order == "default"
+    with pytest.raises(SystemExit) as exit_:
+        main(["reading-order", "random", "--project", folder])
+    assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
 def test_init_refuses_a_short_passphrase_before_making_anything(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OCTANT_ADMIN_PASSPHRASE", "123456789012")
     code, _, err = run(capsys, "init", str(tmp_path / "p"), "--admin", "Boss")
@@ -149,7 +167,8 @@ def test_init_refuses_a_short_passphrase_before_making_anything(tmp_path, capsys
     assert code == 1 and "OCTANT_ADMIN_PASSPHRASE" in err and not (tmp_path / "p").exists()
 
 
-@pytest.mark.parametrize("command", ["init", "readers", "split", "assign", "status", "label-source"])
+@pytest.mark.parametrize("command", ["init", "readers", "split", "assign", "status", "label-source",
+                                     "reading-order"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

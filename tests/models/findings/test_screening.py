@@ -25,6 +25,7 @@ def test_region_mass_and_passing_regions_from_a_crafted_map():
     result = finding_result(0.8, activation, 0.5, fractions)
     assert result.regions == [1]
     assert result.region_activation == pytest.approx([0, 0.9, 0, 0, 0, 0.24, 0.16, 0, 0])
+    assert result.region_peak == pytest.approx([0.9, 0, 0, 0, 0.4, 0, 0, 0])   # region 6: no half cell
     assert finding_result(0.8, activation, 0.3, fractions).regions == [1, 5]
     assert finding_result(0.8, activation, 0.5, None).regions == []        # no landmarks: no regions
 
