@@ -200,6 +200,15 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def check_backup(folder: Path) -> dict:
+    """The manifest of a backup that can be restored here: every file as the backup wrote it, and
+    a schema this Octant knows (a newer Octant's backup is refused). What ``restore_project``
+    checks first; the workstation checks it before asking to confirm (File → Restore from backup…)."""
+    manifest = read_manifest(folder)
+    check_revision(sqlite_revision(Path(folder) / DATABASE_FILENAME))
+    return manifest
+
+
 def _set_aside(root: Path, folder: Path) -> str:
     """Keep what the project holds now in ``folder`` before a restore replaces it: a consistent
     copy of a healthy database, else the damaged files themselves, moved. Returns what was done."""
@@ -231,8 +240,7 @@ def restore_project(root: Path, source: Path, reader_id: int | None = None) -> B
     recorded in the restored audit trail. Returns where the earlier state was kept.
     """
     root, source = Path(root), Path(source)
-    manifest = read_manifest(source)
-    check_revision(sqlite_revision(source / DATABASE_FILENAME))  # refuses a newer Octant's backup
+    manifest = check_backup(source)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     kept = root / BACKUPS_FOLDER / f"before-restore-{stamp}"
     live = root / DATABASE_FILENAME

@@ -1,4 +1,5 @@
-"""File → Back up now…, and the project's automatic daily backup, run off the GUI thread.
+"""File → Back up now…, File → Restore from backup… and the project's automatic daily backup,
+run off the GUI thread.
 
 Both are one ``storage.backup`` call on a ``ui.background.Worker`` (a backup is one SQLite
 online-backup step: seconds even for a clinic's years of labels, and readers keep saving meanwhile);
@@ -6,6 +7,13 @@ the outcome is one sentence in the window's status bar. A cancel (quitting) is s
 steps and while the copy's audit chain is checked, within a second; nothing half-made is left. PostgreSQL projects get the sentence that
 names pg_dump. The daily backup can be switched off per workstation (setting
 ``project/daily_backup``), e.g. where the project folder is on a slow network drive.
+
+Restoring is an admin's action: the chosen folder is checked first (``storage.backup.check_backup``:
+every file against the manifest, a schema this Octant knows) on a Worker, then the admin confirms
+one sentence saying what will happen and types their passphrase, and ``restore_project`` runs on
+a Worker (what the project held is kept in ``backups/before-restore-<time>``). The window then
+asks to be reopened (``projectRestored``): the restored database may have other readers and
+credentials, so the project reopens in the sign-in dialog (ui/workstation.py).
 """
 from __future__ import annotations
 
@@ -14,7 +22,19 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from storage.backup import BackupResult, automatic_backup, backup_project
+from storage.backup import (
+    BACKUPS_FOLDER,
+    PG_DUMP_ADVICE,
+    BackupNotPossible,
+    BackupResult,
+    automatic_backup,
+    backup_project,
+    check_backup,
+    restore_project,
+)
+from storage.errors import OctantError
+from storage.readers import require_admin
+from ui.admin_guard import admin_signs_in
 from ui.background import Worker
 from ui.workstation_settings import workstation_settings
 
@@ -62,3 +82,71 @@ def start_daily_backup(window) -> Worker | None:
     worker.errored.connect(lambda text: window.show_problem(f"Today's automatic backup failed: {text}", box=False))
     window.daily_backup_worker = worker
     return worker.start()
+
+
+def restore_from_backup(window, folder: str | None = None) -> Worker | None:
+    """File → Restore from backup… (admins): ask for the backup folder (unless given) and check it
+    in the background; ``_confirm_and_restore`` goes on when it is sound."""
+    project = _project(window)
+    try:
+        if project.database.engine.dialect.name != "sqlite":
+            raise BackupNotPossible(PG_DUMP_ADVICE)
+        require_admin(project.database, window.controller.reader.id)
+    except OctantError as error:
+        window.show_problem(str(error))
+        return None
+    if folder is None:
+        backups = project.root / BACKUPS_FOLDER
+        folder = QFileDialog.getExistingDirectory(window, "Restore the project from the backup folder…",
+                                                  str(backups if backups.is_dir() else Path.home()))
+    if not folder:
+        return None
+    source = Path(folder)
+    window.show_hint(f"Checking the backup in {source}…")
+    worker = Worker(lambda _report, _cancel: check_backup(source), name="Backup check", owner=window)
+    worker.returned.connect(lambda manifest: _confirm_and_restore(window, source, manifest))
+    worker.errored.connect(window.show_problem)
+    window.restore_worker = worker
+    return worker.start()
+
+
+def _taken(manifest: dict) -> str:
+    try:
+        return datetime.fromisoformat(manifest["created_at"]).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (KeyError, TypeError, ValueError):
+        return "at an unknown time"
+
+
+def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
+    project, reader = _project(window), window.controller.reader
+    events = manifest.get("audit_events")
+    sentence = (f"Replace everything the project {project.root.name} holds (labels, readers, settings) by the "
+                f"backup taken {_taken(manifest)}{f' ({events} audit events)' if events is not None else ''}? "
+                f"What it holds now is kept in {project.root / BACKUPS_FOLDER}, and the project reopens for "
+                "you to sign in again.")
+    if not window.ask_yes("Restore from backup", sentence):
+        window.show_hint("Nothing was restored.")
+        return None
+    try:
+        admin_id = admin_signs_in(project.database, window, "Restoring the backup", reader)
+    except OctantError as error:
+        window.show_problem(str(error))
+        return None
+    if admin_id is None:
+        window.show_hint("Nothing was restored.")
+        return None
+    if window.ahead is not None:   # nothing of this window writes while the database is replaced
+        window.ahead.cancel()
+    window.setEnabled(False)
+    window.show_hint(f"Restoring {source}…")
+    worker = Worker(lambda _report, _cancel: restore_project(project.root, source, admin_id),
+                    name="Restore", owner=window)
+    worker.returned.connect(lambda result: window.projectRestored.emit(_restored(source, manifest, result)))
+    worker.errored.connect(lambda text: (window.setEnabled(True), window.show_problem(text)))
+    window.restore_worker = worker
+    return worker.start()
+
+
+def _restored(source: Path, manifest: dict, result: BackupResult) -> str:
+    return (f"Restored ✓ the backup taken {_taken(manifest)} from {source} ({result.events} audit events); "
+            f"what the project held before is kept in {result.folder}. Sign in again.")

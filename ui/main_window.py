@@ -40,6 +40,7 @@ DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 class MainWindow(QMainWindow, Prompts):
     imageShown = Signal(int)  # the photo of this image is on screen and clickable
     signOutRequested = Signal()
+    projectRestored = Signal(str)   # a backup was restored into the project (the sentence): reopen it
 
     def __init__(self, controller: ReadingController, loader: ImageLoader | None = None):
         super().__init__()

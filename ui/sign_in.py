@@ -106,6 +106,15 @@ class SignInDialog(QDialog, Prompts):
         if reader:
             self.select_reader(reader)
 
+    def _problem(self, text: str) -> None:
+        self.message.setStyleSheet("color:#c0392b;")
+        self.message.setText(text)
+
+    def show_note(self, text: str) -> None:
+        """Not a problem: what just happened (e.g. a restore), in the message line."""
+        self.message.setStyleSheet("color:#1e7e34;")
+        self.message.setText(text)
+
     def select_reader(self, name: str) -> None:
         """Preselect a reader by name (the command line's --reader), e.g. to type their PIN."""
         for row in range(self.readers.count()):
@@ -128,7 +137,7 @@ class SignInDialog(QDialog, Prompts):
         try:
             create_project(chosen).close()
         except OctantError as error:
-            self.message.setText(str(error))
+            self._problem(str(error))
             return
         self.folder.setCurrentText(chosen)
         self._load_project()
@@ -144,7 +153,7 @@ class SignInDialog(QDialog, Prompts):
         try:
             self.project = open_project(Path(text))
         except OctantError as error:
-            self.message.setText(str(error))
+            self._problem(str(error))
             return
         self._fill_readers()
 
@@ -155,7 +164,7 @@ class SignInDialog(QDialog, Prompts):
         try:
             readers = list_readers(self.project.database)
         except OctantError as error:
-            self.message.setText(str(error))
+            self._problem(str(error))
             return
         self.message.setText("" if readers else "This project has no readers yet: add one (the first is its admin, with a passphrase).")
         for reader in readers:
@@ -191,20 +200,20 @@ class SignInDialog(QDialog, Prompts):
         if passphrase is None:
             return False
         if self.ask_text("First admin", "The passphrase again:", secret=True) != passphrase:
-            self.message.setText("The two passphrases differ; try again.")
+            self._problem("The two passphrases differ; try again.")
             return False
         create_first_admin(db, name, passphrase)
         return True
 
     def _add_reader(self) -> None:
         if self.project is None:
-            self.message.setText("Open a project first.")
+            self._problem("Open a project first.")
             return
         try:
             db = self.project.database
             added = self._add_by_admin(db) if has_admin(db) else self._add_first_admin(db)
         except OctantError as error:
-            self.message.setText(str(error))
+            self._problem(str(error))
             return
         if added:
             self._fill_readers()
@@ -231,13 +240,13 @@ class SignInDialog(QDialog, Prompts):
     def _sign_in(self) -> None:
         item = self.readers.currentItem()
         if self.project is None or item is None:
-            self.message.setText("Choose a project and a reader.")
+            self._problem("Choose a project and a reader.")
             return
         reader_id, _has_pin = item.data(Qt.ItemDataRole.UserRole)
         try:
             sign_in(self.project.database, reader_id, self.pin.text() or None)
         except OctantError as error:   # wrong PIN (and how long to wait), retired, unknown
-            self.message.setText(str(error))
+            self._problem(str(error))
             self.pin.selectAll()
             return
         remember_project(self.project.root)

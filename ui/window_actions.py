@@ -95,12 +95,16 @@ def build_toolbar_and_menus(window) -> None:
         file_menu.addAction(qta.icon("mdi6.content-save-all-outline"), "Back up now…",
                             lambda: back_up_now(window))
     if window.controller.reader.role is Role.ADMIN:
-        # Managing readers and the sets: admins only, each change with their passphrase (docs/roles.md).
+        # Managing readers and the sets, restoring a backup: admins only, each change with their passphrase (docs/roles.md).
         from ui.project_admin import open_project_admin
 
         file_menu.addSeparator()
         file_menu.addAction(qta.icon("mdi6.account-cog-outline"), "Readers and sets…",
                             lambda: open_project_admin(window))
+        from ui.backup_actions import restore_from_backup
+
+        file_menu.addAction(qta.icon("mdi6.backup-restore"), "Restore from backup…",
+                            lambda: restore_from_backup(window))
     file_menu.addSeparator()
     quit_action = file_menu.addAction(qta.icon("mdi6.exit-to-app"), "Quit", window.close)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)

@@ -1,4 +1,5 @@
-"""Signing in and opening the workstation window (also after "Sign in as another reader…")."""
+"""Signing in and opening the workstation window (also after "Sign in as another reader…", and
+after File → Restore from backup…, when the project reopens in the sign-in dialog)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from ui.sign_in import SignInDialog, remember_project
 from ui.workstation_settings import workstation_settings
 
 _open_windows: list[MainWindow] = []  # keep windows alive while they are shown
+_reopening: list[SignInDialog] = []   # sign-in dialogs shown after a restore, until answered
 
 
 def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False) -> MainWindow:
@@ -23,6 +25,7 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     controller = ReadingController(project, reader_id)
     window = MainWindow(controller)
     controller.setParent(window)
+    window.projectRestored.connect(lambda note: reopen_after_restore(window, note))
     window.start()
     from ui.backup_actions import start_daily_backup
 
@@ -72,9 +75,12 @@ def open_workstation(folder: Path | None, reader: str | None = None,
         signed_in = dialog.signed_in()
         if signed_in is None:   # accepted only after a sign-in
             return None
+    return _show_window(*signed_in)
+
+
+def _show_window(project: ProjectHandle, reader_id: int) -> MainWindow:
     # On unless the reader switched it off (Model menu); remembered per user.
     ahead = bool(workstation_settings().value("model/presegment_ahead", True, type=bool))
-    project, reader_id = signed_in
     window = build_window(project, reader_id, run_ahead=ahead)
     _open_windows.append(window)
     window.signOutRequested.connect(lambda: _sign_out(window))
@@ -98,3 +104,33 @@ def _sign_out(window: MainWindow) -> None:
     window.controller.project.close()
     _open_windows.remove(window)
     open_workstation(folder)
+
+
+def reopen_after_restore(window: MainWindow, note: str) -> SignInDialog:
+    """After a restore the window closes and the project reopens in the sign-in dialog (shown
+    without blocking, its reader preselected, ``note`` saying what was restored): the restored
+    database may have other readers and credentials, so whoever goes on signs in against it."""
+    project, name = window.controller.project, window.controller.reader.name
+    dialog = SignInDialog(project.root, reader=name)
+    dialog.show_note(note)
+    _reopening.append(dialog)
+
+    def answered(result: int) -> None:
+        _reopening.remove(dialog)
+        signed_in = dialog.signed_in()
+        if result == QDialog.DialogCode.Accepted and signed_in is not None:
+            _show_window(*signed_in)
+        dialog.deleteLater()
+
+    dialog.finished.connect(answered)
+    dialog.open()   # before the window closes, so the application does not quit meanwhile
+    window.close()
+    project.close()
+    if window in _open_windows:
+        _open_windows.remove(window)
+    return dialog
+
+
+def reopening_dialogs() -> list[SignInDialog]:
+    """The sign-in dialogs waiting after a restore (tests, scripts)."""
+    return list(_reopening)

@@ -64,6 +64,11 @@ def check_backup(qtbot, clinic, who, monkeypatch):
     return "yes" if file_menu_has(qtbot, clinic, who, "Back up now…") else "no"
 
 
+def check_restore(qtbot, clinic, who, monkeypatch):
+    # The restore itself, and the refusal of one who reaches it anyway: tests/ui/test_restore_action.py.
+    return "yes" if file_menu_has(qtbot, clinic, who, "Restore from backup…") else "no"
+
+
 def check_add_reader(qtbot, clinic, who, monkeypatch):
     dialog = SignInDialog(clinic.folder)
     qtbot.addWidget(dialog)
@@ -110,7 +115,7 @@ CHECKS = {"gui-sign-in": check_sign_in, "gui-reading": check_reading, "gui-revie
           "gui-readers-role": admin_action_check("role"), "gui-readers-retire": admin_action_check("retire"),
           "gui-readers-reinstate": admin_action_check("reinstate"),
           "gui-readers-reset-pin": admin_action_check("reset_pin"), "gui-split": admin_action_check("split"),
-          "gui-own-pin": check_own_pin}
+          "gui-own-pin": check_own_pin, "gui-restore": check_restore}
 
 
 def test_every_screen_row_has_its_check():

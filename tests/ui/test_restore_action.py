@@ -1,0 +1,117 @@
+"""File → Restore from backup…: an admin restores a backup from the workstation (checked, confirmed,
+passphrase, off the GUI thread) and the project reopens in the sign-in dialog; a bad folder, a
+"no", a wrong passphrase or a non-admin change nothing."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFileDialog
+
+from storage.audit import audit_events, verify
+from storage.backup import backup_project
+from storage.readers import get_reader, set_reader_active
+from tests.conftest import ADMIN_PASSPHRASE
+from tests.ui.admin_actions import answer
+from ui.backup_actions import restore_from_backup
+from ui.workstation import build_window, open_windows, release_window, reopening_dialogs
+
+
+def file_menu_action(window, text):
+    menu = window.menuBar().actions()[0].menu()
+    return next((a for a in menu.actions() if a.text() == text), None)
+
+
+def admin_window(qtbot, clinic, monkeypatch, confirm=True, passphrase=ADMIN_PASSPHRASE):
+    window = build_window(clinic.project, clinic.readers["Admin"].id)
+    qtbot.addWidget(window)
+    answer(monkeypatch, window, texts=[passphrase])
+    window.confirmations = []
+    monkeypatch.setattr(window, "ask_yes", lambda title, sentence: window.confirmations.append(sentence) or confirm)
+    return window
+
+
+def backed_up_then_changed(clinic, folder):
+    """A backup with Ben active, then Ben retired: a restore brings him back."""
+    db, admin = clinic.project.database, clinic.readers["Admin"].id
+    backup_project(db, clinic.folder, folder)
+    set_reader_active(db, clinic.readers["Ben"].id, False, acting_reader_id=admin)
+    return folder
+
+
+def wait_for(qtbot, worker):
+    qtbot.waitUntil(lambda: worker.has_ended and not worker.is_running, timeout=30000)
+
+
+def test_restore_round_trip_reopens_the_project(qtbot, clinic, monkeypatch, tmp_path):
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    window = admin_window(qtbot, clinic, monkeypatch)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(source))
+    file_menu_action(window, "Restore from backup…").trigger()
+    assert "Checking the backup" in window.hint_label.text()   # the check runs behind the window
+    qtbot.waitUntil(lambda: bool(reopening_dialogs()), timeout=30000)
+    window.restore_worker.wait(5000)
+    [sentence] = window.confirmations
+    assert "kept in" in sentence and "reopens" in sentence and str(clinic.folder / "backups") in sentence
+    assert "passphrase for Admin" in window.asked[-1]
+    assert not window.isVisible()
+    dialog = reopening_dialogs()[0]
+    assert dialog.message.text().startswith("Restored ✓") and dialog.isVisible()
+    db = dialog.project.database
+    assert get_reader(db, clinic.readers["Ben"].id).active            # the backup's state
+    events = audit_events(db)
+    assert events[-1].action == "restore_backup" and events[-1].reader_id == clinic.readers["Admin"].id
+    assert verify(db).intact
+    kept = list((clinic.folder / "backups").glob("before-restore-*"))
+    assert len(kept) == 1 and (kept[0] / "octant.sqlite").is_file()
+    # The admin signs in again against the restored database and gets a window.
+    assert dialog.readers.currentItem().text().startswith("Admin")
+    dialog.pin.setText(ADMIN_PASSPHRASE)
+    dialog._sign_in()
+    qtbot.waitUntil(lambda: not reopening_dialogs(), timeout=5000)
+    [reopened] = open_windows()
+    qtbot.addWidget(reopened)
+    assert reopened.controller.reader.name == "Admin" and reopened.isVisible()
+    release_window(reopened)
+    reopened.close()
+    reopened.controller.project.close()
+
+
+def test_a_folder_that_is_not_a_backup_is_told_in_one_sentence(qtbot, clinic, monkeypatch, tmp_path):
+    (tmp_path / "empty").mkdir()
+    window = admin_window(qtbot, clinic, monkeypatch)
+    wait_for(qtbot, restore_from_backup(window, str(tmp_path / "empty")))
+    assert window.hint_label.text().startswith(f"{tmp_path / 'empty'} is not an Octant backup")
+    assert window.confirmations == [] and window.isEnabled()
+    assert not (clinic.folder / "backups").exists()
+
+
+def test_a_damaged_backup_is_refused_and_the_project_unchanged(qtbot, clinic, monkeypatch, tmp_path):
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    with open(source / "octant.sqlite", "r+b") as database:
+        database.seek(200)
+        database.write(b"\0damaged\0")
+    window = admin_window(qtbot, clinic, monkeypatch)
+    wait_for(qtbot, restore_from_backup(window, str(source)))
+    assert "is damaged" in window.hint_label.text() and window.confirmations == []
+    assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active
+
+
+def test_no_or_a_wrong_passphrase_restores_nothing(qtbot, clinic, monkeypatch, tmp_path):
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    declined = admin_window(qtbot, clinic, monkeypatch, confirm=False)
+    wait_for(qtbot, restore_from_backup(declined, str(source)))
+    assert declined.hint_label.text() == "Nothing was restored." and declined.asked == []   # no passphrase asked
+    wrong = admin_window(qtbot, clinic, monkeypatch, passphrase="not the passphrase at all")
+    wait_for(qtbot, restore_from_backup(wrong, str(source)))
+    assert "not right for Admin" in wrong.hint_label.text()
+    assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active
+    assert not (clinic.folder / "backups").exists() and not reopening_dialogs()
+
+
+def test_only_an_admin_restores(qtbot, clinic, monkeypatch, tmp_path):
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    for who in ("Ana", "Rhea"):
+        window = build_window(clinic.project, clinic.readers[who].id)
+        qtbot.addWidget(window)
+        assert file_menu_action(window, "Restore from backup…") is None
+        assert restore_from_backup(window, str(source)) is None   # reached anyway: refused at once
+        assert window.hint_label.text().startswith("Only an admin can do that")
+    assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active
