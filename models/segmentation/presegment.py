@@ -382,7 +382,7 @@ def presegment_command(args) -> int:
 
     world = DistributedWorld(args.device)   # under torchrun: this process's rank and device
     device = world.device if world.active else args.device
-    apply_precision_argument(args, device=str(device) if world.active else device,
+    apply_precision_argument(args, device=str(world.device) if world.active else args.device,
                              warn=None if world.rank == 0 else (lambda text: None))
     models, messages = load_pipeline_models(args.weights_dir, device)
     if world.rank == 0:   # every process loads the same weights: their notes once
