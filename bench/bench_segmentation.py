@@ -12,14 +12,31 @@
 - lesions: pixel AUPR and Dice per type on IDRiD-segmentation 45–54 at the working scale (1/3).
 ``--extra NAME=PATH`` measures further weight files of a task (e.g. the ablations).
 Writes bench/results/bench_segmentation.json.
+
+``--compare lesions|vessels`` tests a paper's architecture against its plain counterpart as the
+paper ran it: Attention-DeepLab against plain DeepLabV3+ (same encoder, input and recipe as
+weights/lesions.md), Attention U-Net++ (ResNet-34) against a U-Net with the same ResNet-34
+encoder (the recipe of weights/vessels.md). Both arms start from one file (the attention arm's
+network built at ``--seed``; the plain arm loads every tensor whose name and shape match, i.e. the
+encoder and, for DeepLab, ASPP and decoder), train the same ``--epochs`` under the same time cap
+(``--minutes``, wall clock; the CPU minutes each used are reported), and are then measured here.
+``--arm NAME`` trains one arm, so the two can run side by side (one core each, the same load):
+
+    OMP_NUM_THREADS=1 python bench/bench_segmentation.py --compare lesions --arm deeplab --epochs 8 --minutes 25 &
+    OMP_NUM_THREADS=1 python bench/bench_segmentation.py --compare lesions --arm attention_deeplab --epochs 8 --minutes 25
+
+Each arm writes its figures into bench/results/bench_segmentation_compare.json.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import os
+import resource
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -59,18 +76,19 @@ def load(task: str, path: Path, device):
 def bench_vessels(path: Path, device) -> dict:
     model, config, _ = load("vessels", path, device)
     data = np.load(public_sets_cache_dir() / "drive.npz")
-    dices, seconds, pooled = [], [], [0, 0]
+    dices, ious, seconds, pooled = [], [], [], [0, 0]
     for image, truth, fov in zip(data["test_images"], data["test_vessels"], data["test_fov"]):
         start = time.perf_counter()
         prob = segment_vessels(model, image, config, device)
         seconds.append(time.perf_counter() - start)
         pred, fov = prob >= config.threshold, fov.astype(bool)
         dices.append(dice(pred, truth, fov))
+        ious.append(dices[-1] / (2 - dices[-1]))   # IoU = D / (2 − D) for one image
         pooled[0] += 2 * (pred & truth.astype(bool) & fov).sum()
         pooled[1] += (pred & fov).sum() + (truth.astype(bool) & fov).sum()
     second = [dice(b, a, f.astype(bool)) for a, b, f in zip(data["test_vessels"], data["test_vessels_2nd"], data["test_fov"])]
     return {"dice_mean": float(np.mean(dices)), "dice_pooled": float(pooled[0] / pooled[1]),
-            "second_observer_dice": float(np.mean(second)), "seconds_per_image": float(np.median(seconds)),
+            "iou_mean": float(np.mean(ious)), "second_observer_dice": float(np.mean(second)), "seconds_per_image": float(np.median(seconds)),
             "images": len(dices)}
 
 
@@ -181,6 +199,128 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A paper's architecture (first arm) and its plain counterpart, with the options both share."""
+    task: str
+    arms: dict[str, list[str]]   # arm name -> its own train-seg options
+    shared: list[str]            # train-seg options of both arms (encoder, input, recipe)
+    figure: str                  # the figure that decides, in the bench's results
+    paper: dict                  # the paper's figures (its data, its test split)
+
+
+PAIRS = {
+    # Jithesh et al. Table I (DDR, 512², ImageNet ResNet, A100): AP and IoU per type
+    "lesions": Pair("lesions", {"attention_deeplab": ["--architecture", "attention_deeplab"],
+                                "deeplab": ["--architecture", "deeplab"]},
+                    ["--preprocess", "local_contrast", "--decoder-channels", "128", "--lr", "1e-3"], "aupr_mean",
+                    {"attention_deeplab": {"aupr_MA": 0.0763, "aupr_EX": 0.3960, "aupr_SE": 0.4271,
+                                           "aupr_HE": 0.4308, "aupr_mean": 0.3326, "iou_mean": 0.1928},
+                     "deeplab": {"aupr_MA": 0.0205, "aupr_EX": 0.5634, "aupr_SE": 0.4359, "aupr_HE": 0.1842,
+                                 "aupr_mean": 0.3010, "iou_mean": 0.1791}}),
+    # Andrikevych et al. Table 1 (HRF, 704 × 1056, 300 epochs): Dice / IoU; their U-Net is another study's
+    "vessels": Pair("vessels", {"attention_unetpp": ["--architecture", "attention_unetpp"],
+                                "unet": ["--architecture", "unet"]},
+                    ["--encoder", "resnet34"], "dice_mean",
+                    {"attention_unetpp": {"dice_mean": 0.8694, "iou_mean": 0.7690},
+                     "unet": {"dice_mean": 0.5644, "iou_mean": 0.3931}}),
+}
+COMPARE_JSON = REPO / "bench" / "results" / "bench_segmentation_compare.json"
+
+
+def arm_options(pair: Pair, arm: str, encoder_weights: str | None) -> list[str]:
+    """The train-seg options of one arm: its architecture, the shared recipe and encoder weights."""
+    options = ["--task", pair.task, *pair.arms[arm], *pair.shared]
+    if encoder_weights and encoder_weights != "none":
+        options += ["--encoder-weights", encoder_weights]
+    return options
+
+
+def shared_start(pair: Pair, encoder_weights: str | None, seed: int, path: Path) -> dict:
+    """Write (once) the start both arms load: the first arm's network as train-seg builds it at
+    ``seed`` (with its encoder weights), in fp32. Deterministic, so two arms racing to write it
+    write the same file."""
+    from main import build_parser
+    from models.commands.segmentation import build_task
+    from models.engine.weights import save_weights
+
+    first = next(iter(pair.arms))
+    if not path.is_file():
+        args = build_parser().parse_args(["train-seg", *arm_options(pair, first, encoder_weights)])
+        task, _ = build_task(args)
+        torch.manual_seed(seed)
+        with torch.enable_grad():
+            model = task.build_model()
+        save_weights(model, path, {"architecture": first, "note": f"shared start of the {pair.task} pair, seed {seed}"},
+                     dtype=torch.float32)
+    return {"file": str(path), "built_as": first, "seed": seed}
+
+
+def train_arm(pair: Pair, arm: str, run_root: Path, start: Path, epochs: int, minutes: float,
+              encoder_weights: str | None, data: Path) -> dict:
+    """Train one arm from the shared start with train-seg, export its best epoch and measure it."""
+    from main import main as octant
+
+    run_dir, weights = run_root / arm, run_root / f"{arm}.safetensors"
+    argv = ["train-seg", *arm_options(pair, arm, encoder_weights), "--epochs", str(epochs),
+            "--time-limit", str(minutes), "--start-from", str(start), "--run-dir", str(run_dir),
+            "--export", str(weights), "--data", str(data)]
+    load_before, cpu_before, wall_before = os.getloadavg()[0], _cpu_seconds(), time.perf_counter()
+    if octant(argv) != 0:
+        raise SystemExit(f"training the {arm} arm failed")
+    cpu, wall = (_cpu_seconds() - cpu_before) / 60, (time.perf_counter() - wall_before) / 60
+    history = json.loads((run_dir / "history.json").read_text())
+    init = json.loads((run_dir / "init.json").read_text()) if (run_dir / "init.json").is_file() else {}
+    monitor = "val_aupr_mean" if pair.task == "lesions" else "val_dice"
+    device = pick_device(None)
+    with torch.no_grad():
+        figures = bench_lesions(weights, device) if pair.task == "lesions" else bench_vessels(weights, device)
+    by_epoch = [round(row.get(monitor, float("nan")), 4) for row in history]
+    return {**figures, "epochs_trained": len(history), "best_epoch": int(np.nanargmax(by_epoch)) + 1,
+            f"{monitor}_by_epoch": by_epoch,
+            "wall_minutes": round(wall, 1), "cpu_minutes": round(cpu, 1),
+            "load_1min_start_end": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "loaded_from_start": {k: init.get(k) for k in ("loaded_tensors", "loaded_share")},
+            "kept_initial": len(init.get("kept_initial", [])), "threads": torch.get_num_threads(),
+            "file_mb": round(weights.stat().st_size / 2**20, 1), "command": "python main.py " + " ".join(argv)}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_compare(args, data: Path) -> None:
+    pair = PAIRS[args.compare]
+    arms = [args.arm] if args.arm else list(pair.arms)
+    unknown = [arm for arm in arms if arm not in pair.arms]
+    if unknown:
+        raise SystemExit(f"--arm {unknown[0]} is not an arm of {args.compare}; choose {' or '.join(pair.arms)}.")
+    ensure_caches(pair.task, str(data))
+    tag = f"{args.compare}-{Path(args.encoder_weights).stem if args.encoder_weights else 'none'}"
+    from storage.locations import default_runs_dir
+
+    run_root = Path(args.run_root) if args.run_root else default_runs_dir() / f"bench_segmentation-{tag}"
+    run_root.mkdir(parents=True, exist_ok=True)
+    start = shared_start(pair, args.encoder_weights, args.seed, run_root / "start.safetensors")
+    for arm in arms:
+        figures = train_arm(pair, arm, run_root, Path(start["file"]), args.epochs, args.minutes,
+                            args.encoder_weights, data)
+        # Re-read just before writing: the other arm, run side by side, may have written meanwhile.
+        results = json.loads(COMPARE_JSON.read_text()) if COMPARE_JSON.is_file() else {}
+        entry = results.setdefault(tag, {})
+        entry.update({"start": start, "epochs": args.epochs, "minutes_cap": args.minutes, "paper": pair.paper,
+                      "machine": f"{os.cpu_count()}-core CPU shared with other jobs, OMP_NUM_THREADS="
+                                 f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, precision auto", arm: figures})
+        COMPARE_JSON.parent.mkdir(parents=True, exist_ok=True)
+        COMPARE_JSON.write_text(json.dumps(results, indent=2))
+        print(f"\n## {tag}: {arm}")
+        for key, value in figures.items():
+            if not isinstance(value, (list, dict)):
+                print(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    print(f"\nwritten {COMPARE_JSON}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-dir", default=str(REPO / "weights"))
@@ -192,8 +332,24 @@ def main() -> None:
     parser.add_argument("--update-cards", action="store_true",
                         help="write each starter's held-out figures into its model card (weights/<name>.md)")
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
+    compare = parser.add_argument_group("paper against plain counterpart (--compare)")
+    compare.add_argument("--compare", choices=tuple(PAIRS),
+                         help="train both arms of a pair from one start with one recipe, then measure them")
+    compare.add_argument("--arm", help="only this arm (attention_deeplab, deeplab; attention_unetpp, unet)")
+    compare.add_argument("--epochs", type=int, default=8, help="epochs per arm, the same for both (default 8)")
+    compare.add_argument("--minutes", type=float, default=25.0, help="time cap per arm, minutes (default 25)")
+    compare.add_argument("--encoder-weights", default=None,
+                         help="lesions: the shared encoder's start, imagenet-lite0|lite1|lite2|FILE|none "
+                              "(imagenet-liteN picks tu-tf_efficientnet_liteN; default the starter's encoder from scratch)")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the shared start")
+    compare.add_argument("--run-root", help="run folders (default: bench_segmentation-<pair>-<weights> in the "
+                                            "user's runs folder)")
     args = parser.parse_args()
     data = public_data_dir(args.data)
+    if args.compare:
+        torch.set_grad_enabled(True)
+        run_compare(args, data)
+        return
     tasks = set(args.only.split(",")) | {extra.split("=", 1)[0] for extra in args.extra}
     for task in tasks:   # the caches are built on first use
         ensure_caches(task, str(data))

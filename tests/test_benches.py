@@ -50,3 +50,38 @@ def test_guided_settings_take_the_epochs_and_minutes_asked():
     settings = bench.reduced_settings(12, 45)
     assert settings[settings.index("--epochs") + 1] == "12" and settings[settings.index("--time-limit") + 1] == "2700"
     assert bench.reduced_settings(30, 20) == bench.REDUCED
+
+
+def test_both_arms_of_a_segmentation_pair_start_from_one_file(tmp_path, monkeypatch):
+    """bench_segmentation --compare: the plain arm loads every tensor of the shared start it has
+    (DeepLabV3+ all of its own, a subset of Attention-DeepLab's; the U-Net its ResNet-34 encoder)."""
+    import importlib.util
+
+    import torch
+
+    from main import build_parser
+    from models.commands.segmentation import build_task
+    from models.engine.weights import load_matching_weights
+
+    spec = importlib.util.spec_from_file_location("bench_segmentation", REPO / "bench" / "bench_segmentation.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_segmentation", bench)   # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    for name, plain in (("lesions", "deeplab"), ("vessels", "unet")):
+        pair = bench.PAIRS[name]
+        start = tmp_path / f"{name}.safetensors"
+        bench.shared_start(pair, None, 0, start)
+        first_written = start.stat().st_mtime_ns
+        bench.shared_start(pair, None, 0, start)   # the second arm finds it and leaves it alone
+        assert start.stat().st_mtime_ns == first_written
+        task, _ = build_task(build_parser().parse_args(["train-seg", *bench.arm_options(pair, plain, None)]))
+        torch.manual_seed(1)   # another seed: only what loads from the start is shared
+        model = task.build_model()
+        loaded = load_matching_weights(model, start)
+        encoder = [key for key in model.state_dict() if key.startswith("encoder.")]
+        assert set(encoder) <= set(model.state_dict()) - set(loaded["kept_initial"])
+        if name == "lesions":   # DeepLabV3+ is Attention-DeepLab without its two CBAMs: everything loads
+            assert loaded["kept_initial"] == []
+        else:   # the U-Net's decoder is its own
+            assert loaded["kept_initial"] and all(key.startswith(("decoder.", "segmentation_head."))
+                                                  for key in loaded["kept_initial"])
