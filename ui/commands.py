@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     gui.set_defaults(func=run_gui)   # its background worker shares the cores (models.engine.device.configure_threads)
     shot = subparsers.add_parser(
         "screenshot", help="render the workstation's main states to PNG files (offscreen)",
-        description="Render the workstation's main states, the review screen and the training panel to "
+        description="Render the workstation's main states, the review screen, the training panel and the admin's "
+                    "readers and sets dialog to "
                     "PNG files, offscreen, on a copy of the project's database. Without --project, a "
                     "pre-segmented demo project in a temporary folder.")
     add_project_argument(shot)

@@ -15,7 +15,8 @@ def test_screenshots_of_a_project_leave_its_database_alone(qapp, reading_project
     paths = render_screenshots(tmp_path / "shots", project=reading_project.folder,
                                reader="Ana", size=(1000, 700))
     assert [p.name for p in paths] == ["1-queue.png", "2-regions.png", "3-finding.png",
-                                       "4-view-aids.png", "6-shortcuts.png", "8-training.png"]  # no model masks
+                                       "4-view-aids.png", "6-shortcuts.png", "8-training.png",
+                                       "9-readers.png", "10-sets.png"]  # no model masks
     for path in paths:
         image = QImage(str(path))
         assert image.width() >= 500 and image.height() >= 400

@@ -1,5 +1,5 @@
-"""``screenshot``: the workstation's main states, the review screen and the training panel
-rendered offscreen to PNG files.
+"""``screenshot``: the workstation's main states, the review screen, the training panel and the
+admin's readers and sets dialog rendered offscreen to PNG files.
 
 Works on a copy of the database (the photos are read where they are), so a real project is
 never changed: the states are reached by the same controller calls a reader's keys make.
@@ -22,6 +22,7 @@ from storage.readers import REVIEW_ROLES, find_reader, list_readers
 from ui.app import make_app
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
+from ui.screenshots.admin import admin_dialog_screenshots
 from ui.screenshots.events import wait_until
 from ui.screenshots.review import review_state_screenshot
 from ui.screenshots.staging import staged_landmarks
@@ -107,6 +108,8 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             paths += review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
             # 8. The training panel: the consensus counts and the papers' settings.
             paths.append(render_training_panel_screenshot(handle, out / "8-training.png", size=size))
+            # 9, 10. The admin's File → Readers and sets… (readers; training and test sets).
+            paths += admin_dialog_screenshots(handle, out, size=size)
         finally:
             handle.close()
     return paths
