@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, cast
 
 import numpy as np
 import torch
@@ -29,8 +29,19 @@ from torch.utils.data import Dataset
 
 # §V-A: weights of each structure, chosen by the authors' ablation.
 MASK_WEIGHTS: dict[str, float] = {"disc": 0.9, "cup": 1.0, "vessels": 0.8, "background": 0.2}
+
+
+class Augmentation(TypedDict):
+    """``models.findings.data.random_affine``'s keyword arguments (also written into the model card)."""
+
+    rotation_deg: float
+    shift: float
+    scale: float
+    flip: bool
+
+
 # §IV-a, Keras ImageDataGenerator settings of the paper.
-PAPER_AUGMENTATION = dict(rotation_deg=30.0, shift=0.1, scale=0.2, flip=True)
+PAPER_AUGMENTATION = Augmentation(rotation_deg=30.0, shift=0.1, scale=0.2, flip=True)
 PAPER_INPUT_SIZE = 224
 HEAD_UNITS, HEAD_DROPOUT = 224, 0.3
 # Channel statistics for inputs of networks trained from scratch on photos (ImageNet's).

@@ -210,11 +210,11 @@ class LandmarkTask:
             centres, mass = decode_heatmaps(logits, self.net.peak_radius)
             errors.append(np.linalg.norm(centres - points.numpy(), axis=-1) / scale.numpy()[:, None])
             confidence.append(mass)
-        errors, confidence = np.concatenate(errors), np.concatenate(confidence)
-        return {"val_loss": float(np.mean(losses)), "val_disc_px": float(errors[:, 0].mean()),
-                "val_fovea_px": float(errors[:, 1].mean()), "val_mean_px": float(errors.mean()),
-                "val_disc_confidence": float(confidence[:, 0].mean()),
-                "val_fovea_confidence": float(confidence[:, 1].mean())}
+        error_px, mass_share = np.concatenate(errors), np.concatenate(confidence)
+        return {"val_loss": float(np.mean(losses)), "val_disc_px": float(error_px[:, 0].mean()),
+                "val_fovea_px": float(error_px[:, 1].mean()), "val_mean_px": float(error_px.mean()),
+                "val_disc_confidence": float(mass_share[:, 0].mean()),
+                "val_fovea_confidence": float(mass_share[:, 1].mean())}
 
     def task_config(self) -> dict:
         return {"task": "landmarks", **asdict(self)}

@@ -78,7 +78,7 @@ class ConfigForm(QWidget):
         return None  # optional/compound fields (e.g. device) are set elsewhere in the panel
 
     def value(self, **overrides):
-        changes = {}
+        changes: dict[str, object] = {}
         for name, editor in self.editors.items():
             if isinstance(editor, QComboBox):
                 changes[name] = editor.currentText()
@@ -86,7 +86,7 @@ class ConfigForm(QWidget):
                 changes[name] = editor.isChecked()
             elif isinstance(editor, (QSpinBox, QDoubleSpinBox)):
                 changes[name] = editor.value()
-            else:
+            elif isinstance(editor, QLineEdit):   # the four kinds _editor makes
                 changes[name] = editor.text()
         return dataclasses.replace(self.template, **{**changes, **overrides})
 
