@@ -60,15 +60,15 @@ def admin_signs_in(db: Database, prompts: Prompts, doing: str, admin: ReaderInfo
 
 
 def ask_new_secret(prompts: Prompts, title: str, name: str, role: Role, optional: bool = False) -> str | None:
-    """A new PIN or passphrase for ``name``, typed twice; "" when ``optional`` and left empty
-    (no PIN), None when cancelled. Too short or the two differ: InvalidRequestError."""
+    """A new PIN or passphrase for ``name``, typed twice; "" when left empty (no PIN: the label
+    offers it when ``optional``), None when cancelled. The two differ: InvalidRequestError."""
     if role is Role.ADMIN:
         what = f"New passphrase for {name} (at least {MIN_PASSPHRASE_CHARS} characters, not only digits):"
     else:
         what = (f"New PIN for {name} ({MIN_PIN_DIGITS} digits or more) or passphrase "
                 f"({MIN_PASSPHRASE_CHARS}+ characters){' (leave empty for none)' if optional else ''}:")
     first = prompts.ask_text(title, what, secret=True)
-    if first is None or (optional and first == ""):
+    if not first:   # cancelled, or none (the storage function says when the role needs one)
         return first
     again = prompts.ask_text(title, "The same again:", secret=True)
     if again is None:
@@ -76,3 +76,19 @@ def ask_new_secret(prompts: Prompts, title: str, name: str, role: Role, optional
     if again != first:
         raise InvalidRequestError("The two entries differ; nothing was changed.")
     return first
+
+
+def ask_new_reader(prompts: Prompts) -> tuple[str, Role, str | None] | None:
+    """Name, role and credential of a reader to add (sign-in dialog's and File → Readers and
+    sets…' Add reader…); None when cancelled. The credential is typed twice."""
+    name = prompts.ask_text("Add reader", "Name (as it should appear):")
+    if not name or not name.strip():
+        return None
+    chosen = prompts.ask_choice("Add reader", f"Role of {name.strip()}:", [role.value.replace("_", " ") for role in Role])
+    if chosen is None:
+        return None
+    role = Role.parse(chosen)
+    secret = ask_new_secret(prompts, "Add reader", name.strip(), role, optional=role not in (Role.REVIEWER, Role.ADMIN))
+    if secret is None:
+        return None
+    return name.strip(), role, secret or None

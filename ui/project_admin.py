@@ -1,9 +1,9 @@
 """File → Readers and sets…: the admin's actions at the workstation (admins only).
 
-Two tabs: the project's readers (role, credential, active or retired) with Change role…,
-Retire…, Reinstate… and Reset PIN…; and the photos with the set each is in, moved between the
+Two tabs: the project's readers (role, credential, active or retired) with Add reader…, Change
+role…, Retire…, Reinstate… and Reset PIN…; and the photos with the set each is in, moved between the
 training and test sets. Each action asks the admin's passphrase first (``ui.admin_guard``) and
-then calls the same storage function as the command line (``readers role``, ``readers retire``,
+then calls the same storage function as the command line (``readers add``, ``readers role``, ``readers retire``,
 ``readers reinstate``, ``readers reset-pin``, ``split``), which checks the admin again and
 writes the audit event. Problems are one sentence under the tables; nothing is changed then.
 """
@@ -37,6 +37,7 @@ from storage.readers import (
     REVIEW_ROLES,
     ReaderInfo,
     Role,
+    add_reader,
     get_reader,
     list_readers,
     require_admin,
@@ -44,7 +45,7 @@ from storage.readers import (
     set_reader_active,
     set_role,
 )
-from ui.admin_guard import Prompts, admin_signs_in, ask_new_secret
+from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader, ask_new_secret
 
 SET_NAMES = {"train": "training", "test": "test"}
 RETIRED_GREY = QColor("#7f8c8d")
@@ -86,6 +87,7 @@ class ProjectAdminDialog(QDialog, Prompts):
         self.setWindowIcon(qta.icon("mdi6.account-cog-outline"))
         self.readers = _table(["Name", "Role", "Credential", "Status"])
         self.readers.itemSelectionChanged.connect(self._update_buttons)
+        self.add = _button("mdi6.account-plus-outline", "Add reader…", self.add_reader)
         self.change_role = _button("mdi6.account-convert-outline", "Change role…", self.change_role_of_selected)
         self.retire = _button("mdi6.account-off-outline", "Retire…", lambda: self.set_selected_active(False))
         self.reinstate = _button("mdi6.account-check-outline", "Reinstate…", lambda: self.set_selected_active(True))
@@ -99,7 +101,7 @@ class ProjectAdminDialog(QDialog, Prompts):
         self.tabs.addTab(self._page(self.readers, QLabel(
             "Retired readers keep their labels but can no longer sign in or save; reinstating them gives "
             "their access back. Each change asks your passphrase and is recorded in the audit trail."),
-            [self.change_role, self.retire, self.reinstate, self.reset]), qta.icon("mdi6.account-group-outline"),
+            [self.add, self.change_role, self.retire, self.reinstate, self.reset]), qta.icon("mdi6.account-group-outline"),
             "Readers")
         self.tabs.addTab(self._page(self.photos, self.set_counts, [self.to_train, self.to_test]),
                          qta.icon("mdi6.image-multiple-outline"), "Training and test sets")
@@ -216,6 +218,24 @@ class ProjectAdminDialog(QDialog, Prompts):
             return False
         finally:
             self.refresh()
+
+    def add_reader(self) -> bool:
+        try:
+            asked = ask_new_reader(self)
+        except OctantError as error:
+            self.show_problem(str(error))
+            return False
+        if asked is None:
+            return False
+        name, role, secret = asked
+
+        def add(admin_id: int) -> str:
+            added = add_reader(self.db, name, role, secret, acting_reader_id=admin_id)
+            self.refresh()
+            self.select_reader(added.name)
+            return f"Added {added.name} ({role_text(added.role)}{', with a PIN' if added.has_pin else ''})."
+
+        return self._as_admin(f"Adding {name} as {'an' if role is Role.ADMIN else 'a'} {role_text(role)}", add)
 
     def change_role_of_selected(self) -> bool:
         reader = self.selected_reader()

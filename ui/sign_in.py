@@ -31,8 +31,8 @@ from storage.credentials import MIN_PASSPHRASE_CHARS
 from storage.database import Database
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
-from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, sign_in
-from ui.admin_guard import Prompts, admin_signs_in
+from storage.readers import add_reader, create_first_admin, has_admin, list_readers, sign_in
+from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader
 from ui.workstation_settings import workstation_settings
 
 RECENT_KEY = "recent/projects"
@@ -223,18 +223,11 @@ class SignInDialog(QDialog, Prompts):
         admin_id = admin_signs_in(db, self, "Adding a reader")
         if admin_id is None:
             return False
-        name = self.ask_text("Add reader", "Name (as it should appear):")
-        if not name or not name.strip():
+        asked = ask_new_reader(self)
+        if asked is None:
             return False
-        role = self.ask_choice("Add reader", "Role:", [role.value.replace("_", " ") for role in Role])
-        if role is None:
-            return False
-        needs = Role.parse(role) in (Role.REVIEWER, Role.ADMIN)
-        pin = self.ask_text("Add reader", "PIN (6 digits or more) or passphrase"
-                            + (":" if needs else " (leave empty for none):"), secret=True)
-        if pin is None:
-            return False
-        add_reader(db, name, role=role, pin=pin or None, acting_reader_id=admin_id)
+        name, role, secret = asked
+        add_reader(db, name, role=role, pin=secret, acting_reader_id=admin_id)
         return True
 
     def _sign_in(self) -> None:

@@ -5,7 +5,7 @@ answered by a script."""
 from __future__ import annotations
 
 from storage.images import get_image
-from storage.readers import get_reader, set_reader_active
+from storage.readers import get_reader, list_readers, set_reader_active
 from tests.conftest import ADMIN_PASSPHRASE
 from ui.project_admin import ProjectAdminDialog
 
@@ -46,6 +46,11 @@ def retire_ben(clinic):
                       acting_reader_id=clinic.readers["Admin"].id)
 
 
+def act_add(dialog, monkeypatch, secret):
+    answer(monkeypatch, dialog, texts=["Dr New", "24681357", "24681357", secret], choices=["ophthalmologist"])
+    return dialog.add_reader()
+
+
 def act_role(dialog, monkeypatch, secret):
     dialog.select_reader("Ben")
     answer(monkeypatch, dialog, texts=[secret], choices=["glaucoma specialist"])
@@ -82,7 +87,8 @@ def act_split(dialog, monkeypatch, secret):
 
 def stored(clinic, action):
     db, ben = clinic.project.database, clinic.readers["Ben"].id
-    return {"role": lambda: get_reader(db, ben).role.value,
+    return {"add": lambda: "Dr New" in [r.name for r in list_readers(db, include_inactive=True)],
+            "role": lambda: get_reader(db, ben).role.value,
             "retire": lambda: get_reader(db, ben).active,
             "reinstate": lambda: get_reader(db, ben).active,
             "reset_pin": lambda: get_reader(db, ben).has_pin,
@@ -90,6 +96,7 @@ def stored(clinic, action):
 
 
 ACTIONS = {
+    "add": (None, act_add, True, ("reader", "create")),
     "role": (None, act_role, "glaucoma_specialist", ("reader", "set_role")),
     "retire": (None, act_retire, False, ("reader", "set_active")),
     "reinstate": (retire_ben, act_reinstate, True, ("reader", "set_active")),

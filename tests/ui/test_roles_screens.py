@@ -112,7 +112,7 @@ def check_own_pin(qtbot, clinic, who, monkeypatch):
 
 CHECKS = {"gui-sign-in": check_sign_in, "gui-reading": check_reading, "gui-review": check_review,
           "gui-train": check_train, "gui-backup": check_backup, "gui-add-reader": check_add_reader,
-          "gui-readers-role": admin_action_check("role"), "gui-readers-retire": admin_action_check("retire"),
+          "gui-readers-add": admin_action_check("add"), "gui-readers-role": admin_action_check("role"), "gui-readers-retire": admin_action_check("retire"),
           "gui-readers-reinstate": admin_action_check("reinstate"),
           "gui-readers-reset-pin": admin_action_check("reset_pin"), "gui-split": admin_action_check("split"),
           "gui-own-pin": check_own_pin, "gui-restore": check_restore}

@@ -92,7 +92,10 @@ def test_adding_a_reader_needs_the_admins_passphrase(qtbot, reading_project, mon
     answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Mallory", "admin", "")
     dialog.add.click()
     assert "passphrase" in dialog.message.text() and "Mallory" not in [r.name for r in list_readers(db)]
-    answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Dina", "ophthalmologist", PIN)
+    answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Dina", "ophthalmologist", PIN, "000000")
+    dialog.add.click()
+    assert dialog.message.text() == "The two entries differ; nothing was changed."
+    answering(dialog, monkeypatch, "Admin", ADMIN_PASSPHRASE, "Dina", "ophthalmologist", PIN, PIN)
     dialog.add.click()
     assert [(r.name, r.has_pin) for r in list_readers(db)][-1] == ("Dina", True)
     assert dialog.readers.currentItem().text().startswith("Dina")
