@@ -55,7 +55,8 @@ def register(subparsers) -> None:
                              "attention-mask with binary structure masks")
     parser.add_argument("--backbone", default=None,
                         help="attention-mask: timm EfficientNet name (default efficientnet_b0, or "
-                             "tf_efficientnet_liteN with --encoder-weights imagenet-liteN)")
+                             "tf_efficientnet_liteN with --encoder-weights imagenet-liteN; a run fine-tuning a "
+                             "weights file builds that file's network: its backbone, input size and mask kind)")
     from models.engine.pretrained import ENCODER_WEIGHTS_HELP
 
     parser.add_argument("--encoder-weights", default=None, metavar="imagenet-lite0|lite1|lite2|FILE|none",

@@ -17,6 +17,7 @@ Without the mask (``masked=False``) it is the paper's baseline (§IV).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypedDict, cast
@@ -71,6 +72,23 @@ class AttentionConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What a weights file's network is: a run that fine-tunes the file must build the same (classes may
+# differ, the head is then re-initialised; ``masked`` may differ, a baseline shares its arm's start).
+STARTER_ARCHITECTURE_FIELDS = ("backbone", "input_size", "soft_mask", "mask_weights")
+
+
+def fine_tuning_config(config: AttentionConfig, weights_path) -> AttentionConfig:
+    """``config`` with the network settings of the file it fine-tunes: the shipped starter changed
+    from an EfficientNet-B0 on soft masks to an ImageNet EfficientNet-Lite0 on the paper's binary
+    masks (issue 17), and the settings a form or command line defaults to must not refuse it (a
+    B0 cannot take Lite0 weights) or show it masks of another kind than it learnt on."""
+    from models.engine.weights import read_metadata
+
+    saved = read_metadata(weights_path).get("config", {})
+    adopted = {name: saved[name] for name in STARTER_ARCHITECTURE_FIELDS if name in saved}
+    return dataclasses.replace(config, **adopted)
 
 
 class AttentionClassifier(nn.Module):

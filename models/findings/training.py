@@ -155,11 +155,18 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
 
     For a project the classes are its diagnosis classes; IDRiD's reference keeps the config's
     (the five retinopathy grades)."""
-    from models.diagnosis.attention_mask import AttentionTask, diagnosis_dataset, load_structure_models
+    from models.diagnosis.attention_mask import (
+        AttentionTask,
+        diagnosis_dataset,
+        fine_tuning_config,
+        load_structure_models,
+    )
     from models.engine.device import pick_device
     from models.findings.data import consensus_diagnosis_photos, idrid_grade_photos
 
     _check_source(project, reference)
+    if engine.init_weights:
+        config = fine_tuning_config(config, engine.init_weights)
     if reference == "idrid":
         from storage.locations import public_data_dir
 

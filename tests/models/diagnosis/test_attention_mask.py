@@ -107,3 +107,30 @@ def test_a_packaged_encoder_start_is_applied_when_the_task_builds_its_network(mo
     model = AttentionTask(AttentionConfig(classes=["a", "b"], backbone=TINY, encoder_weights="imagenet-lite0"),
                           data, data).build_model()
     assert asked == [(model.backbone, "imagenet-lite0")]
+
+
+def test_fine_tuning_builds_the_network_of_the_file_it_starts_from(tmp_path):
+    from models.diagnosis.attention_mask import fine_tuning_config
+    from models.engine.weights import save_weights
+
+    made = AttentionConfig(backbone=TINY, input_size=64, soft_mask=False, mask_weights={**MASK_WEIGHTS, "background": 0.3})
+    path = save_weights(AttentionClassifier(made), tmp_path / "start.safetensors",
+                        {"architecture": f"attention-mask {TINY}", "config": made.to_dict()})
+    asked = AttentionConfig(classes=["healthy", "glaucoma"], masked=False)     # a form's defaults
+    adopted = fine_tuning_config(asked, path)
+    assert (adopted.backbone, adopted.input_size, adopted.soft_mask) == (TINY, 64, False)
+    assert adopted.mask_weights["background"] == 0.3
+    assert adopted.classes == ["healthy", "glaucoma"] and adopted.masked is False    # the run's own
+    bare = save_weights(AttentionClassifier(made), tmp_path / "bare.safetensors", {})
+    assert fine_tuning_config(asked, bare) == asked                   # a file that says nothing changes nothing
+
+
+def test_the_shipped_starter_fine_tunes_from_default_settings():
+    from models.diagnosis.attention_mask import fine_tuning_config
+    from models.engine.weights import load_matching_weights, starter_for
+
+    starter = starter_for("attention-mask")
+    assert starter is not None
+    config = fine_tuning_config(AttentionConfig(classes=["healthy", "glaucoma", "AMD"]), starter)
+    start = load_matching_weights(AttentionClassifier(config), starter)
+    assert start["loaded_share"] > 0.95 and all(name.startswith("head.3") for name in start["kept_initial"])
