@@ -151,6 +151,8 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     out = render_review_screenshot(review_project.project, review_project.readers["Rhea"].id,
                                    tmp_path / "7-review.png", size=(1200, 800))
     assert out.stat().st_size > 10_000
+    for view in ("-agreement", "-agreement-regions"):   # both levels of the Agreement tab beside it
+        assert out.with_name(f"7-review{view}.png").stat().st_size > 10_000
 
 
 def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):
@@ -241,3 +243,62 @@ def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot,
     panel = window.side_by_side.readers[0]
     assert panel.picture.image is None and "eye_1.jpg" in panel.picture.text
     assert "1 macula" in panel.details.text()
+
+
+def test_region_level_agreement_shows_regional_agreements_numbers(qtbot, review_project):
+    from annotate.agreement import regional_agreement
+    from annotate.consensus import consensus_for_project
+    from storage.review import iter_all_reads
+    from ui.review.tables import NAME_WIDTH
+
+    window = open_review(qtbot, review_project)
+    db = review_project.project.database
+    codes = [f.code for f in review_project.project.settings().findings]
+    expected = regional_agreement(consensus_for_project(iter_all_reads(db), codes, k=2))
+    view = window.agreement.regions
+    shown = lambda value: "—" if math.isnan(value) else f"{value:.2f}"  # noqa: E731
+    fleiss = view.fleiss
+    assert fleiss.rowCount() == len(codes) + 1
+    h = codes.index(FINDING)
+    assert fleiss.item(h, 0).text() == "Haemorrhage"
+    assert fleiss.item(h, 1).text() == shown(expected.fleiss_by_finding[h])
+    assert [fleiss.item(h, 2 + r).text() for r in range(8)] == [shown(v) for v in expected.fleiss[h]]
+    assert fleiss.item(len(codes), 1).text() == shown(expected.fleiss_overall)
+    # regions {1, 4} / {1, 4} / {1, 4}, {1} / {1, 4} / none, {5} / none / none: region 1 agrees better than 4
+    assert expected.fleiss[h, 0] > expected.fleiss[h, 3]
+    readers = view.readers
+    ids = [int(r) for r in expected.reader_ids]
+    assert readers.rowCount() == len(ids) == 3
+    for row, reader in enumerate(ids):
+        pooled = expected.reader_accuracy(reader)
+        assert readers.item(row, 1).text() == shown(pooled.sensitivity)
+        assert readers.item(row, 2).text() == shown(pooled.specificity)
+        for code in range(1, 9):
+            one = expected.reader_accuracy(reader, None, code)
+            assert readers.item(row, 2 + code).text() == f"{shown(one.sensitivity)} / {shown(one.specificity)}"
+            assert f"TP {one.true_positive}, FN {one.false_negative}" in readers.item(row, 2 + code).toolTip()
+    confusion = view.confusion
+    pooled_matrix = expected.confusion.sum(axis=0)
+    assert [[int(confusion.item(i, j).text()) for j in range(9)] for i in range(9)] == pooled_matrix.tolist()
+    # One finding chosen: readers and confusion for it alone.
+    window.queues.finding.setCurrentIndex(window.queues.finding.findData(FINDING))
+    qtbot.waitUntil(lambda: window.agreement.shown.finding == FINDING, timeout=5000)
+    assert [[int(confusion.item(i, j).text()) for j in range(9)] for i in range(9)] == expected.confusion[h].tolist()
+    first = expected.reader_accuracy(ids[0], FINDING)
+    assert readers.item(0, 1).text() == shown(first.sensitivity)
+    # Names are whole in their tooltips and their column never passes NAME_WIDTH.
+    assert readers.item(0, 0).toolTip() == readers.item(0, 0).text() and "Ana" in readers.item(0, 0).text()
+    assert readers.columnWidth(0) <= NAME_WIDTH
+    assert "5 superotemporal" in fleiss.horizontalHeaderItem(2 + 4).toolTip()
+
+
+def test_a_long_reader_name_is_shortened_with_its_whole_name_in_the_tooltip(qtbot):
+    from ui.review.tables import NAME_WIDTH, fill, make_table, name
+
+    table = make_table(["Reader", "κ"], name_columns=(0,))
+    qtbot.addWidget(table)
+    long_name = "Dr Alexandra Konstantinopoulou-Vandenberghe (retina specialist)"
+    fill(table, [[name(long_name), name("0.5")]])
+    table.show()
+    assert table.columnWidth(0) == NAME_WIDTH < table.fontMetrics().horizontalAdvance(long_name)
+    assert table.item(0, 0).toolTip() == long_name

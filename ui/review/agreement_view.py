@@ -1,27 +1,36 @@
-"""Agreement statistics (``annotate.agreement``) as three tables: Fleiss' kappa per finding,
-Cohen's kappa per pair of readers, and each reader against the consensus."""
+"""Agreement statistics (``annotate.agreement``) on two tabs. Finding level: Fleiss' kappa per
+finding, Cohen's kappa per pair of readers, each reader against the consensus. Region level
+(``regional_agreement``, ``ui/review/regional_agreement_view.py``): Fleiss' kappa over regions per
+finding and per region, each reader's regional sensitivity and specificity against the consensus
+union, and the regional confusion between readers. Reader names too long for their column are
+shortened with … and given whole in their tooltip."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from annotate.agreement import (
     AgreementReport,
     KappaResult,
+    RegionalAgreement,
     fleiss_by_finding,
     pairwise_cohen_kappa,
     readers_against_consensus,
+    regional_agreement,
 )
 from annotate.consensus import ProjectConsensus
-
-MISSING = "—"
-WHY_NO_KAPPA = ("Undefined: too few images graded by two or more readers, or every reader always "
-                "gave the same answer (chance agreement is 1).")
-WHY_NO_SENSITIVITY = "Undefined: the consensus never holds this finding present on this reader's images."
-WHY_NO_SPECIFICITY = "Undefined: the consensus never holds this finding absent on this reader's images."
+from ui.review.regional_agreement_view import RegionalAgreementView
+from ui.review.tables import (
+    WHY_NO_KAPPA,
+    WHY_NO_SENSITIVITY,
+    WHY_NO_SPECIFICITY,
+    fill,
+    make_table,
+    name,
+    number,
+    text,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class Agreement:
 
     report: AgreementReport
     finding: str | None
+    regional: RegionalAgreement
 
 
 def compute_agreement(consensus: ProjectConsensus, finding: str | None = None) -> Agreement:
@@ -37,41 +47,7 @@ def compute_agreement(consensus: ProjectConsensus, finding: str | None = None) -
     per_finding, overall = fleiss_by_finding(consensus)
     report = AgreementReport(per_finding, overall, pairwise_cohen_kappa(consensus, finding),
                              readers_against_consensus(consensus, finding))
-    return Agreement(report, finding)
-
-
-def number(value: float, why_missing: str, digits: int = 2) -> QTableWidgetItem:
-    """A right-aligned number; NaN as "—" with the reason in its tooltip."""
-    missing = value is None or (isinstance(value, float) and math.isnan(value))
-    item = QTableWidgetItem(MISSING if missing else f"{value:.{digits}f}")
-    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    if missing:
-        item.setToolTip(why_missing)
-    return item
-
-
-def text(value) -> QTableWidgetItem:
-    item = QTableWidgetItem(str(value))
-    if isinstance(value, int):
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(False)
-    return table
-
-
-def _fill(table: QTableWidget, rows: list[list[QTableWidgetItem]]) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, item in enumerate(row):
-            table.setItem(r, c, item)
+    return Agreement(report, finding, regional_agreement(consensus))
 
 
 class AgreementView(QWidget):
@@ -79,19 +55,26 @@ class AgreementView(QWidget):
         super().__init__(parent)
         self.status = QLabel("Computing agreement…")
         self.status.setWordWrap(True)
-        self.fleiss = _table(["Finding", "Fleiss' κ", "Images"])
-        self.pairs = _table(["Reader A", "Reader B", "Items", "Agreement", "Cohen's κ"])
-        self.readers = _table(["Reader", "Sensitivity", "Specificity", "TP", "FN", "TN", "FP"])
+        self.fleiss = make_table(["Finding", "Fleiss' κ", "Images"])
+        self.pairs = make_table(["Reader A", "Reader B", "Items", "Agreement", "Cohen's κ"], name_columns=(0, 1))
+        self.readers = make_table(["Reader", "Sensitivity", "Specificity", "TP", "FN", "TN", "FP"], name_columns=(0,))
         self.pairs_title = QLabel()
         self.readers_title = QLabel()
+        findings = QWidget()
+        column = QVBoxLayout(findings)
+        column.addWidget(QLabel("<b>Fleiss' kappa</b> (finding marked or not, gradable done reads)"))
+        column.addWidget(self.fleiss, 3)
+        column.addWidget(self.pairs_title)
+        column.addWidget(self.pairs, 2)
+        column.addWidget(self.readers_title)
+        column.addWidget(self.readers, 2)
+        self.regions = RegionalAgreementView()
+        self.levels = QTabWidget()
+        self.levels.addTab(findings, "Finding level")
+        self.levels.addTab(self.regions, "Region level")
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
-        layout.addWidget(QLabel("<b>Fleiss' kappa</b> (finding marked or not, gradable done reads)"))
-        layout.addWidget(self.fleiss, 3)
-        layout.addWidget(self.pairs_title)
-        layout.addWidget(self.pairs, 2)
-        layout.addWidget(self.readers_title)
-        layout.addWidget(self.readers, 2)
+        layout.addWidget(self.levels)
         self.shown: Agreement | None = None
 
     def show_pending(self, message: str = "Computing agreement…") -> None:
@@ -107,16 +90,17 @@ class AgreementView(QWidget):
                 for code, result in report.fleiss_by_finding.items()]
         overall: KappaResult = report.fleiss_overall
         rows.append([text("Overall (all findings pooled)"), number(overall.kappa, WHY_NO_KAPPA), text(overall.items)])
-        _fill(self.fleiss, rows)
+        fill(self.fleiss, rows)
         scope = finding_names.get(agreement.finding, agreement.finding) if agreement.finding else "all findings pooled"
         self.pairs_title.setText(f"<b>Cohen's kappa per pair of readers</b> ({scope}; items = image × finding)")
-        name = lambda reader_id: reader_names.get(reader_id, f"reader {reader_id}")  # noqa: E731
-        _fill(self.pairs, [[text(name(p.reader_a)), text(name(p.reader_b)), text(p.items),
+        called = lambda reader_id: name(reader_names.get(reader_id, f"reader {reader_id}"))  # noqa: E731
+        fill(self.pairs, [[called(p.reader_a), called(p.reader_b), text(p.items),
                             number(p.observed_agreement, WHY_NO_KAPPA), number(p.kappa, WHY_NO_KAPPA)]
                            for p in report.pairs])
         self.readers_title.setText(f"<b>Each reader against the consensus</b> ({scope}; "
                                    "uncertain consensus left out; the reader's own vote is part of it)")
-        _fill(self.readers, [[text(name(r.reader_id)), number(r.sensitivity, WHY_NO_SENSITIVITY),
+        fill(self.readers, [[called(r.reader_id), number(r.sensitivity, WHY_NO_SENSITIVITY),
                               number(r.specificity, WHY_NO_SPECIFICITY), text(r.true_positive),
                               text(r.false_negative), text(r.true_negative), text(r.false_positive)]
-                             for r in report.readers])
+                            for r in report.readers])
+        self.regions.show_regional(agreement.regional, agreement.finding, scope, reader_names, finding_names)

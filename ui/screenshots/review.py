@@ -12,14 +12,15 @@ from ui.review.window import ReviewWindow
 from ui.screenshots.events import wait_until
 from ui.screenshots.staging import stage_readers_answers
 
-REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard")   # file name suffixes, in order
+REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard", "-agreement", "-agreement-regions")   # file name suffixes, in order
 
 
 def render_review_screenshots(project: ProjectHandle, reader_id: int, out_png: str | Path, size: tuple[int, int] = (1600, 1000),
                               timeout_s: float = 60.0) -> list[Path]:
     """The review window on its first disagreement (else the first image): ``out_png`` with reader 1
     enlarged and the adjudication draft, then beside it the model enlarged (``-model``), the five side by
-    side (``-side-by-side``) and the dashboard (``-dashboard``)."""
+    side (``-side-by-side``), the dashboard (``-dashboard``) and the Agreement tab at finding level
+    (``-agreement``) and at region level (``-agreement-regions``)."""
     if QApplication.instance() is None:  # a running application (the workstation, a test) keeps its set-up
         make_app()
     window = ReviewWindow(project, reader_id)
@@ -48,6 +49,11 @@ def render_review_screenshots(project: ProjectHandle, reader_id: int, out_png: s
         window.tabs.setCurrentWidget(window.dashboard)
         wait_until(lambda: window.dashboard.shown is not None, timeout_s)
         window.grab().save(str(paths[3]))
+        window.tabs.setCurrentWidget(window.agreement)
+        for level, path in enumerate(paths[4:6]):
+            window.agreement.levels.setCurrentIndex(level)
+            QApplication.processEvents()
+            window.grab().save(str(path))
     finally:
         window.close()
         window.deleteLater()
