@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select, update  # noqa: E402
 
+from storage.project import ProjectHandle  # noqa: E402
+
 FINDINGS = ("haemorrhage", "hard_exudate", "microaneurysm", "cotton_wool_patch")
 BATCH = 20_000
 # (miss, false alarm, region error, grade error) per simulated reader
@@ -78,7 +80,7 @@ def read_as(reader: tuple, truth: dict, rng: random.Random) -> tuple[dict[str, l
     return said, grade
 
 
-def build(project, photos: list[dict], images: int, rng: random.Random) -> dict[str, float]:
+def build(project: ProjectHandle, photos: list[dict], images: int, rng: random.Random) -> dict[str, float]:
     from storage.assignment import assign_readers
     from storage.labels import regions_to_mask
     from storage.readers import Role, add_reader, create_first_admin

@@ -25,7 +25,7 @@ from sqlalchemy import insert, select, update  # noqa: E402
 
 from storage.assignment import assign_readers  # noqa: E402
 from storage.labels import regions_to_mask  # noqa: E402
-from storage.project import create_project  # noqa: E402
+from storage.project import ProjectHandle, create_project  # noqa: E402
 from storage.readers import Role, add_reader, create_first_admin  # noqa: E402
 from storage.reading import ReaderSession  # noqa: E402
 from storage.review import ReviewSession  # noqa: E402
@@ -37,7 +37,7 @@ DONE_SHARE = 0.9  # reads answered and marked done
 NORMAL_SHARE = 0.5  # of the answered reads
 
 
-def load(project, images: int, rng: random.Random) -> dict[str, float]:
+def load(project: ProjectHandle, images: int, rng: random.Random) -> dict[str, float]:
     db = project.database
     timings = {}
     start = time.perf_counter()
@@ -93,7 +93,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def measure(project, samples: int, rng: random.Random) -> dict[str, float]:
+def measure(project: ProjectHandle, samples: int, rng: random.Random) -> dict[str, float]:
     db = project.database
     with db.reading() as session:
         reader_ids = list(session.scalars(select(Read.reader_id).distinct()))

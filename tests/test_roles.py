@@ -173,15 +173,15 @@ def check_audit_export(clinic, who, capsys, monkeypatch, tmp_path):
 def check_screenshot(clinic, who, capsys, monkeypatch, tmp_path):
     """The screenshot shows the named reader's window: signing in as them is required, and one
     person's credential does not open another's."""
-    from ui.commands import _sign_in_for_screenshot
+    from ui.commands import sign_in_for_screenshot
 
     args = main.build_parser().parse_args(["screenshot", "--out", str(tmp_path), "--reader", who,
                                            "--project", str(clinic.project.root)])
     monkeypatch.setenv("OCTANT_CREDENTIAL", CREDENTIALS[who])
-    _sign_in_for_screenshot(args)
+    sign_in_for_screenshot(args)
     monkeypatch.setenv("OCTANT_CREDENTIAL", "someone else's phrase")
     with pytest.raises(AccessDeniedError, match="not right"):
-        _sign_in_for_screenshot(args)
+        sign_in_for_screenshot(args)
     return "own"
 
 

@@ -33,6 +33,7 @@ from storage.backup import (
     restore_project,
 )
 from storage.errors import OctantError
+from storage.project import ProjectHandle
 from storage.readers import require_admin
 from ui.admin_guard import admin_signs_in
 from ui.background import Worker
@@ -41,7 +42,7 @@ from ui.workstation_settings import workstation_settings
 DAILY_SETTING = "project/daily_backup"
 
 
-def _project(window):
+def _project(window) -> ProjectHandle:
     return window.controller.project
 
 

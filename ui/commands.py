@@ -86,7 +86,10 @@ def run_gui(args: argparse.Namespace) -> int:
     return app.exec()
 
 
-def _sign_in_for_screenshot(args: argparse.Namespace) -> None:
+def sign_in_for_screenshot(args: argparse.Namespace) -> None:
+    """A real project's screenshot shows one reader's labels: ``--reader`` (else the first reader who
+    is neither reviewer nor admin) signs in with their credential (``storage.commands.signed_in_reader``);
+    AccessDeniedError otherwise."""
     from storage.commands import open_project_from_args, signed_in_reader
     from storage.readers import REVIEW_ROLES, list_readers
 
@@ -110,7 +113,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     from ui.screenshots.workstation import render_screenshots
 
     if args.project is not None:   # a real project: the window shows that reader's labels, so they sign in
-        _sign_in_for_screenshot(args)
+        sign_in_for_screenshot(args)
     paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
     for path in paths:
         print(path)

@@ -86,7 +86,8 @@ class SignInDialog(QDialog, Prompts):
         self.message.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
+        self.sign_in_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.sign_in_button.setText("Sign in")
         buttons.accepted.connect(self._sign_in)
         buttons.rejected.connect(self.reject)
         form = QFormLayout()

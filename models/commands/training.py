@@ -205,9 +205,9 @@ def train_from_args(args: argparse.Namespace, progress=None,
     project = None if args.reference else _open_project(args)
     try:
         if args.network == "guided":
-            config, engine, name = _guided_settings(args, project)
+            config, engine, name = guided_settings(args, project)
         else:
-            config, engine, name = _attention_settings(args)
+            config, engine, name = attention_settings(args)
         common = dict(reference=args.reference, validation_fraction=args.validation_fraction,
                       resume=not args.no_resume, export=args.export, progress=progress, cancel=cancel,
                       data_root=getattr(args, "data", None))
@@ -222,7 +222,8 @@ def train_from_args(args: argparse.Namespace, progress=None,
             project.close()
 
 
-def _guided_settings(args: argparse.Namespace, project: ProjectHandle | None) -> tuple:
+def guided_settings(args: argparse.Namespace, project: ProjectHandle | None) -> tuple:
+    """``train --network guided``: the network's config, the engine's and the run's name."""
     from models.findings.guided import PAPER_INPUT_SIZE, GuidedConfig, guided_train_config
 
     config = GuidedConfig(finding=args.finding, size_class=_size_class(args.finding, project),
@@ -234,7 +235,9 @@ def _guided_settings(args: argparse.Namespace, project: ProjectHandle | None) ->
     return config, guided_train_config(**engine_overrides(args)), name
 
 
-def _attention_settings(args: argparse.Namespace) -> tuple:
+def attention_settings(args: argparse.Namespace) -> tuple:
+    """``train --network attention-mask``: the network's config (its encoder chosen by the encoder
+    weights), the engine's and the run's name."""
     from models.diagnosis.attention_mask import AttentionConfig, attention_train_config
     from models.engine.pretrained import available_encoder_weights, is_packaged, timm_architecture
 
@@ -248,7 +251,7 @@ def _attention_settings(args: argparse.Namespace) -> tuple:
     return config, attention_train_config(**engine_overrides(args)), name
 
 
-def _open_project(args: argparse.Namespace):
+def _open_project(args: argparse.Namespace) -> ProjectHandle:
     from storage.commands import open_project_from_args
 
     return open_project_from_args(args)

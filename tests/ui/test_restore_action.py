@@ -64,7 +64,7 @@ def test_restore_round_trip_reopens_the_project(qtbot, clinic, monkeypatch, tmp_
     # The admin signs in again against the restored database and gets a window.
     assert dialog.readers.currentItem().text().startswith("Admin")
     dialog.pin.setText(ADMIN_PASSPHRASE)
-    dialog._sign_in()
+    dialog.sign_in_button.click()
     qtbot.waitUntil(lambda: not reopening_dialogs(), timeout=5000)
     [reopened] = open_windows()
     qtbot.addWidget(reopened)

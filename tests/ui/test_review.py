@@ -208,7 +208,7 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
 
         def exec(self) -> int:
             self.pin.setText(RHEA_PIN)
-            self._sign_in()
+            self.sign_in_button.click()
             return self.result()
 
     monkeypatch.setattr("ui.app.make_app", lambda: NoEventLoop())

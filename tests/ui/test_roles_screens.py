@@ -35,10 +35,10 @@ def check_sign_in(qtbot, clinic, who, monkeypatch):
     dialog = SignInDialog(clinic.folder, reader=who)
     qtbot.addWidget(dialog)
     dialog.pin.setText("not " + CREDENTIALS[who])
-    dialog._sign_in()
+    dialog.sign_in_button.click()
     assert dialog.reader_id is None   # only their own credential opens it
     dialog.pin.setText(CREDENTIALS[who])
-    dialog._sign_in()
+    dialog.sign_in_button.click()
     signed_in = dialog.reader_id == clinic.readers[who].id
     dialog.project.close()
     return "yes" if signed_in else "no"

