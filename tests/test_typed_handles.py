@@ -1,5 +1,6 @@
 """The handles (a project, its database, a session, a connection) are typed in every function of
-storage/, annotate/ and models/, so the type checker follows them everywhere (issue 18 point 4)."""
+storage/, annotate/, models/, ui/, main.py and the benches, so the type checker follows them
+everywhere (issue 18 point 4)."""
 import ast
 from pathlib import Path
 
@@ -22,8 +23,9 @@ def test_the_check_sees_an_untyped_handle():
 
 
 def test_every_handle_is_typed():
+    sources = [path for package in ("storage", "annotate", "models", "ui", "bench")
+               for path in sorted((REPO / package).rglob("*.py")) if "migrations" not in path.parts]
     missing = [f"{path.relative_to(REPO)}:{line} {function}({name})"
-               for package in ("storage", "annotate", "models")
-               for path in sorted((REPO / package).rglob("*.py")) if "migrations" not in path.parts
+               for path in sources + [REPO / "main.py"]
                for line, function, name in untyped_handles(path.read_text())]
     assert missing == []
