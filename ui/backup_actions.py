@@ -96,6 +96,10 @@ def restore_from_backup(window, folder: str | None = None) -> Worker | None:
     except OctantError as error:
         window.show_problem(str(error))
         return None
+    if any(other is not None and other.isVisible() for other in (window.training_window, window.review_window)):
+        # They work on the database the restore replaces (a training run registers its model there).
+        window.show_problem("Close the training and review windows first, then restore.")
+        return None
     if folder is None:
         backups = project.root / BACKUPS_FOLDER
         folder = QFileDialog.getExistingDirectory(window, "Restore the project from the backup folder…",

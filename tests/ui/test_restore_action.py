@@ -115,3 +115,20 @@ def test_only_an_admin_restores(qtbot, clinic, monkeypatch, tmp_path):
         assert restore_from_backup(window, str(source)) is None   # reached anyway: refused at once
         assert window.hint_label.text().startswith("Only an admin can do that")
     assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active
+
+
+def test_the_training_and_review_windows_are_closed_first(qtbot, clinic, monkeypatch, tmp_path):
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    window = admin_window(qtbot, clinic, monkeypatch)
+    window.open_review()
+    qtbot.addWidget(window.review_window)
+    assert restore_from_backup(window, str(source)) is None
+    assert window.hint_label.text() == "Close the training and review windows first, then restore."
+    window.review_window.close()
+    wait_for(qtbot, restore_from_backup(window, str(source)))
+    qtbot.waitUntil(lambda: bool(reopening_dialogs()), timeout=30000)
+    window.restore_worker.wait(5000)
+    dialog = reopening_dialogs()[0]
+    assert get_reader(dialog.project.database, clinic.readers["Ben"].id).active
+    dialog.reject()
+    qtbot.waitUntil(lambda: not reopening_dialogs(), timeout=5000)
