@@ -1,18 +1,23 @@
 """A reader's queue in the model's reading order: what ``storage.reading_order`` scores, read
-from the database (``ReaderSession.queue_status`` and ``next_unfinished`` call it when the
+from the database (``ReaderSession.queue_status`` and ``next_unfinished`` use it when the
 project's ``reading_order`` is ``model_uncertainty``).
 
 Finished reads, gold-standard images and reads reopened for a blind repeat keep their places, so
 quality control stays mixed in as in assignment order; the other unfinished reads are ordered by
 ``image_score`` of the image's newest ``findings`` prediction and the other readers' finished
 answers. The rows returned are the rows given, reordered: nothing is added for the reader to see.
+
+Scoring every open image on every "next" would cost seconds on a queue of thousands, so each
+image's score is kept with what it was computed from (its prediction's id, and the id and last
+change of each other reader's finished read of it) and computed again only when one of those
+changed; the order is the same as from scratch.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 
 from storage.labels import mask_to_regions
 from storage.predictions import FINDINGS_PREDICTION
@@ -22,40 +27,76 @@ from storage.schema import Finding, GoldStandard, Prediction, Read, RegionalLabe
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+CHUNK = 900   # ids per IN (...) list: well under SQLite's limit on bound parameters
 
-def order_by_model_uncertainty(session: Session, reader_id: int, rows: Sequence[Any]) -> list[Any]:
-    """``rows`` (the reader's queue by position: ``id`` the image, ``read_done``) in the model's order."""
-    mine = Read.reader_id == reader_id
-    open_images = select(Read.image_id).where(mine, Read.done == False)  # noqa: E712
-    fixed = {row.id for row in rows if row.read_done}
-    fixed |= set(session.scalars(select(GoldStandard.image_id).where(GoldStandard.image_id.in_(open_images))))
-    fixed |= set(session.scalars(select(Read.image_id).join(RepeatRead, RepeatRead.read_id == Read.id)
-                                 .where(mine, Read.done == False)))  # noqa: E712
-    newest = (select(func.max(Prediction.id))
-              .where(Prediction.kind == FINDINGS_PREDICTION, Prediction.image_id.in_(open_images))
-              .group_by(Prediction.image_id))
-    payloads: dict[int, Any] = dict(session.execute(
-        select(Prediction.image_id, Prediction.payload).where(Prediction.id.in_(newest))).all())
-    findings = list(session.scalars(select(Finding.code).where(Finding.active).order_by(Finding.position)))
-    earlier = earlier_reads(session, reader_id, open_images)
-    scores = {image: image_score(payload, findings, earlier.get(image, ()))
-              for image, payload in payloads.items() if image not in fixed}
-    by_id = {row.id: row for row in rows}
-    return [by_id[image] for image in order_queue([row.id for row in rows], scores, fixed)]
+# What a score was computed from: the prediction's id, then (read id, last change) of each earlier read.
+Source = tuple[int, tuple[tuple[int, Any], ...]]
 
 
-def earlier_reads(session: Session, reader_id: int, images) -> dict[int, list[dict[str, frozenset[int]]]]:
-    """Other readers' finished, gradable answers to ``images`` (a query of image ids): per image,
-    each answer's present findings and their regions, in read order. Only ever used to order a
-    queue; never returned to a reader."""
-    others = select(Read.id).where(Read.reader_id != reader_id, Read.done == True,  # noqa: E712
-                                   Read.ungradable == False, Read.image_id.in_(images))  # noqa: E712
-    answers: dict[int, dict[int, dict[str, frozenset[int]]]] = {}
-    for read_id, image_id in session.execute(select(Read.id, Read.image_id).where(Read.id.in_(others))):
-        answers.setdefault(image_id, {})[read_id] = {}
-    image_of = {read: image for image, reads in answers.items() for read in reads}
-    for read_id, code, mask in session.execute(
-            select(RegionalLabel.read_id, Finding.code, RegionalLabel.regions)
-            .join(Finding, Finding.id == RegionalLabel.finding_id).where(RegionalLabel.read_id.in_(others))):
-        answers[image_of[read_id]][read_id][code] = frozenset(mask_to_regions(mask))
-    return {image: [reads[r] for r in sorted(reads)] for image, reads in answers.items()}
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for first in range(0, len(values), CHUNK):
+        yield values[first:first + CHUNK]
+
+
+class ModelReadingOrder:
+    """One reader's queue in the model's order, with the scores kept between calls."""
+
+    def __init__(self, reader_id: int) -> None:
+        self.reader_id = reader_id
+        self._findings: list[str] = []
+        self._scores: dict[int, tuple[Source, float | None]] = {}
+
+    def order(self, session: Session, rows: Sequence[Any]) -> list[Any]:
+        """``rows`` (the queue by position: ``id`` the image, ``read_done``) in the model's order."""
+        mine = Read.reader_id == self.reader_id
+        open_images = select(Read.image_id).where(mine, Read.done == False)  # noqa: E712
+        fixed = {row.id for row in rows if row.read_done}
+        fixed |= set(session.scalars(select(GoldStandard.image_id).where(GoldStandard.image_id.in_(open_images))))
+        fixed |= set(session.scalars(select(Read.image_id).join(RepeatRead, RepeatRead.read_id == Read.id)
+                                     .where(mine, Read.done == False)))  # noqa: E712
+        findings = list(session.scalars(select(Finding.code).where(Finding.active).order_by(Finding.position)))
+        if findings != self._findings:
+            self._findings, self._scores = findings, {}
+        newest = dict(session.execute(
+            select(Prediction.image_id, func.max(Prediction.id))
+            .where(Prediction.kind == FINDINGS_PREDICTION, Prediction.image_id.in_(open_images))
+            .group_by(Prediction.image_id)).all())
+        earlier: dict[int, list[tuple[int, Any]]] = {}
+        for image, read, changed in session.execute(
+                # compared, never read: the stored text skips parsing thousands of dates per call
+                select(Read.image_id, Read.id, type_coerce(Read.updated_at, String))
+                .where(Read.reader_id != self.reader_id, Read.done == True,  # noqa: E712
+                       Read.ungradable == False, Read.image_id.in_(open_images))  # noqa: E712
+                .order_by(Read.image_id, Read.id)):
+            earlier.setdefault(image, []).append((read, changed))
+        sources = {image: (prediction, tuple(earlier.get(image, ())))
+                   for image, prediction in newest.items() if image not in fixed}
+        stale = [image for image, source in sources.items()
+                 if image not in self._scores or self._scores[image][0] != source]
+        if stale:
+            self._rescore(session, stale, sources)
+        scores = {image: self._scores[image][1] for image in sources}
+        by_id = {row.id: row for row in rows}
+        return [by_id[image] for image in order_queue([row.id for row in rows], scores, fixed)]
+
+    def _rescore(self, session: Session, images: list[int], sources: dict[int, Source]) -> None:
+        payloads: dict[int, Any] = {}
+        for chunk in _chunks([sources[image][0] for image in images]):
+            payloads.update(session.execute(
+                select(Prediction.image_id, Prediction.payload).where(Prediction.id.in_(chunk))).all())
+        answers = self._answers(session, [read for image in images for read, _ in sources[image][1]])
+        for image in images:
+            reads = [answers.get(read, {}) for read, _ in sources[image][1]]
+            self._scores[image] = (sources[image], image_score(payloads.get(image), self._findings, reads))
+
+    @staticmethod
+    def _answers(session: Session, reads: list[int]) -> dict[int, dict[str, frozenset[int]]]:
+        """Each read's present findings and their regions. Only ever used to order a queue; never
+        returned to a reader."""
+        answers: dict[int, dict[str, frozenset[int]]] = {}
+        for chunk in _chunks(reads):
+            for read, code, mask in session.execute(
+                    select(RegionalLabel.read_id, Finding.code, RegionalLabel.regions)
+                    .join(Finding, Finding.id == RegionalLabel.finding_id).where(RegionalLabel.read_id.in_(chunk))):
+                answers.setdefault(read, {})[code] = frozenset(mask_to_regions(mask))
+        return answers

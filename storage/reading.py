@@ -34,7 +34,7 @@ from storage.labels import (
     write_diagnosis,
     write_landmarks,
 )
-from storage.queue_order import order_by_model_uncertainty
+from storage.queue_order import ModelReadingOrder
 from storage.readers import REVIEW_ROLES, ReaderInfo, get_reader
 from storage.schema import (
     Finding,
@@ -63,6 +63,9 @@ _NEXT = (
 )
 # The project's reading order, asked within the queue's own query (one query for the whole queue).
 _READING_ORDER = select(Project.reading_order).order_by(Project.id).limit(1).scalar_subquery()
+# The queue without the image columns: enough to find the next image in the model's order.
+_QUEUE_DONE = (select(READ.c.image_id.label("id"), READ.c.done.label("read_done"))
+               .where(READ.c.reader_id == bindparam("reader_id")).order_by(READ.c.position))
 _POSITION = select(READ.c.position).where(
     READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
 _READ_ROW = select(*READ_COLUMNS).where(
@@ -97,6 +100,7 @@ class ReaderSession:
         self.reader: ReaderInfo = get_reader(db, reader_id)
         self.can_review = self.reader.role in REVIEW_ROLES
         self._finding_ids: dict[str, int] = {}
+        self._model_order = ModelReadingOrder(self.reader.id)   # keeps scores between calls
 
     # --- the queue -------------------------------------------------------------------------
     def _mine(self):
@@ -115,7 +119,9 @@ class ReaderSession:
         mine = {"reader_id": self.reader.id}
         with self.db.reading() as reading:
             if self._by_model_uncertainty(reading):
-                return self._next_in(self._ordered_queue(reading), after_image_id)
+                rows = self._model_order.order(reading, list(reading.execute(_QUEUE_DONE, mine).all()))
+                found = self._next_in(rows, after_image_id)
+                return None if found is None else load_image(reading, found, self.db.root)
             session = reading.connection()  # the hot path skips the ORM session (see _act)
             after = -1
             if after_image_id is not None:
@@ -126,12 +132,13 @@ class ReaderSession:
                 row = session.execute(_NEXT, {**mine, "after": -1}).first()
             return None if row is None else image_record(row, self.db.root)
 
-    def _next_in(self, rows: list, after_image_id: int | None) -> ImageRecord | None:
-        """``next_unfinished`` over a queue already in reading order."""
+    @staticmethod
+    def _next_in(rows: list, after_image_id: int | None) -> int | None:
+        """``next_unfinished``'s image over a queue already in reading order."""
         start = next((i + 1 for i, row in enumerate(rows) if row.id == after_image_id), 0)
         for row in [*rows[start:], *rows[:start]] if start else rows:
             if not row.read_done:
-                return image_record(row, self.db.root)
+                return row.id
         return None
 
     def queue(self) -> list[ImageRecord]:
@@ -160,7 +167,7 @@ class ReaderSession:
         rows = list(session.execute(query).all())
         if not rows or rows[0].reading_order != "model_uncertainty":
             return rows
-        return order_by_model_uncertainty(session, self.reader.id, rows)
+        return self._model_order.order(session, rows)
 
     def image(self, image_id: int) -> ImageRecord:
         with self.db.reading() as session:

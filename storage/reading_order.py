@@ -70,10 +70,13 @@ def _number(value: Any) -> float | None:
 
 
 def _numbers(values: Any, length: int) -> list[float] | None:
-    if not isinstance(values, Sequence) or len(values) != length:
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != length:
         return None
-    numbers = [_number(v) for v in values]
-    return None if any(n is None for n in numbers) else numbers  # type: ignore[return-value]
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return numbers if all(map(math.isfinite, numbers)) else None
 
 
 def regional_uncertainty(entry: Mapping[str, Any]) -> float | None:
@@ -86,7 +89,15 @@ def regional_uncertainty(entry: Mapping[str, Any]) -> float | None:
     peaks = _numbers(entry.get("region_peak"), REGIONS)
     if threshold is None or peaks is None:
         return None
-    return sum(binary_entropy(presence_scale(p, threshold)) for p in peaks) / REGIONS
+    # presence_scale and binary_entropy inlined: a queue of thousands scores eight per finding each
+    t = min(max(threshold, 1e-6), 1 - 1e-6)
+    total = 0.0
+    for p in peaks:
+        p = min(max(p, 0.0), 1.0)
+        q = 0.5 * p / t if p < t else 0.5 + 0.5 * (p - t) / (1 - t)
+        if 0.0 < q < 1.0:
+            total -= q * math.log2(q) + (1 - q) * math.log2(1 - q)
+    return total / REGIONS
 
 
 def finding_uncertainty(entry: Mapping[str, Any]) -> float | None:

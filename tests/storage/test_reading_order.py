@@ -183,8 +183,13 @@ def test_earlier_readers_disagreeing_with_a_confident_model_put_the_image_first(
             assert ids(first) == EXPECTED             # not finished yet: not an earlier read
         reader.mark_done(1)
         assert ids(reader)[0] == 1                    # their own finished read keeps its place
-    # 0.141 + 1 × (disagreement 1) is above every doubt alone
-    assert ids(ReaderSession(db, ophthalmologists[0].id)) == [1, 2, 5, 3, 8, 6, 4, 7]
+    # 0.141 + 1 × (disagreement 1) is above every doubt alone; the session that ordered the queue
+    # before (scores kept) agrees with a new one
+    assert ids(first) == ids(ReaderSession(db, ophthalmologists[0].id)) == [1, 2, 5, 3, 8, 6, 4, 7]
+    ReaderSession(db, ophthalmologists[1].id).set_regions(1, FINDING, set())   # changes their mind
+    assert ids(first) == [2, 5, 3, 8, 1, 6, 4, 7]      # one of two disagrees: 0.141 + 0.5 after 8's 0.75
+    save_prediction(db, 4, FINDINGS_PREDICTION, {"findings": {FINDING: entry(0.5)}}, "guided:new")
+    assert ids(first) == ids(ReaderSession(db, ophthalmologists[0].id)) == [2, 4, 5, 3, 8, 1, 6, 7]
 
 
 def test_finished_and_quality_control_reads_keep_their_places(ward):
