@@ -126,9 +126,9 @@ def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
     project, reader = _project(window), window.controller.reader
     events = manifest.get("audit_events")
     sentence = (f"Replace everything the project {project.root.name} holds (labels, readers, settings) by the "
-                f"backup taken {_taken(manifest)}{f' ({events} audit events)' if events is not None else ''}? "
-                f"What it holds now is kept in {project.root / BACKUPS_FOLDER}, and the project reopens for "
-                "you to sign in again.")
+                f"backup taken {_taken(manifest)}{f' ({events} audit events)' if events is not None else ''}, "
+                f"keeping what it holds now in {project.root / BACKUPS_FOLDER} and reopening the project for "
+                "you to sign in again?")
     if not window.ask_yes("Restore from backup", sentence):
         window.show_hint("Nothing was restored.")
         return None
