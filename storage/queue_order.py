@@ -2,10 +2,11 @@
 from the database (``ReaderSession.queue_status`` and ``next_unfinished`` use it when the
 project's ``reading_order`` is ``model_uncertainty``).
 
-Finished reads, gold-standard images and reads reopened for a blind repeat keep their places, so
-quality control stays mixed in as in assignment order; the other unfinished reads are ordered by
-``image_score`` of the image's newest ``findings`` prediction and the other readers' finished
-answers. The rows returned are the rows given, reordered: nothing is added for the reader to see.
+Finished reads come first; among the unfinished ones, gold-standard images and reads reopened
+for a blind repeat keep their places as in assignment order, so quality control stays mixed in
+the same way, and the others are ordered by ``image_score`` of the image's newest ``findings``
+prediction and the other readers' finished answers. The rows returned are the rows given,
+reordered: nothing is added for the reader to see.
 
 Scoring every open image on every "next" would cost seconds on a queue of thousands, so each
 image's score is kept with what it was computed from (its prediction's id, and the id and last
@@ -50,8 +51,8 @@ class ModelReadingOrder:
         """``rows`` (the queue by position: ``id`` the image, ``read_done``) in the model's order."""
         mine = Read.reader_id == self.reader_id
         open_images = select(Read.image_id).where(mine, Read.done == False)  # noqa: E712
-        fixed = {row.id for row in rows if row.read_done}
-        fixed |= set(session.scalars(select(GoldStandard.image_id).where(GoldStandard.image_id.in_(open_images))))
+        finished = {row.id for row in rows if row.read_done}
+        fixed = set(session.scalars(select(GoldStandard.image_id).where(GoldStandard.image_id.in_(open_images))))
         fixed |= set(session.scalars(select(Read.image_id).join(RepeatRead, RepeatRead.read_id == Read.id)
                                      .where(mine, Read.done == False)))  # noqa: E712
         findings = list(session.scalars(select(Finding.code).where(Finding.active).order_by(Finding.position)))
@@ -70,14 +71,14 @@ class ModelReadingOrder:
                 .order_by(Read.image_id, Read.id)):
             earlier.setdefault(image, []).append((read, changed))
         sources = {image: (prediction, tuple(earlier.get(image, ())))
-                   for image, prediction in newest.items() if image not in fixed}
+                   for image, prediction in newest.items() if image not in fixed and image not in finished}
         stale = [image for image, source in sources.items()
                  if image not in self._scores or self._scores[image][0] != source]
         if stale:
             self._rescore(session, stale, sources)
         scores = {image: self._scores[image][1] for image in sources}
         by_id = {row.id: row for row in rows}
-        return [by_id[image] for image in order_queue([row.id for row in rows], scores, fixed)]
+        return [by_id[image] for image in order_queue([row.id for row in rows], scores, finished, fixed)]
 
     def _rescore(self, session: Session, images: list[int], sources: dict[int, Source]) -> None:
         payloads: dict[int, Any] = {}

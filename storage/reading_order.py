@@ -155,18 +155,22 @@ def image_score(payload: Mapping[str, Any] | None, findings: Iterable[str],
 
 
 def order_queue(image_ids: Sequence[int], scores: Mapping[int, float | None],
-                fixed: Collection[int] = ()) -> list[int]:
-    """A queue in reading order: ``image_ids`` in the default order; the ``fixed`` ones (finished
-    reads, quality-control reads) keep their places, and the places of the others are filled with
-    the scored images, highest score first, then the unscored ones; ties and unscored images keep
-    the default order. Deterministic: the same input gives the same order."""
-    slots = [i for i, image in enumerate(image_ids) if image not in fixed]
-    movable = [image_ids[i] for i in slots]
+                finished: Collection[int] = (), fixed: Collection[int] = ()) -> list[int]:
+    """A queue in reading order, from ``image_ids`` in the default order: the ``finished`` ones
+    first (in the default order: what was read, then what is next, so that "next unfinished"
+    after the image just finished is the best one left); then the unfinished ones, where the
+    ``fixed`` ones (quality-control reads) keep their places among them as in the default order
+    and the other places are filled with the scored images, highest score first, then the unscored
+    ones; ties and unscored images keep the default order. Deterministic: the same input gives the
+    same order."""
+    done = [image for image in image_ids if image in finished]
+    waiting = [image for image in image_ids if image not in finished]
+    slots = [i for i, image in enumerate(waiting) if image not in fixed]
+    movable = [waiting[i] for i in slots]
     rank = {image: n for n, image in enumerate(movable)}
     scored = sorted((image for image in movable if scores.get(image) is not None),
                     key=lambda image: (-scores[image], rank[image]))  # type: ignore[operator]
     unscored = [image for image in movable if scores.get(image) is None]
-    ordered = list(image_ids)
     for slot, image in zip(slots, scored + unscored, strict=True):
-        ordered[slot] = image
-    return ordered
+        waiting[slot] = image
+    return done + waiting

@@ -87,13 +87,15 @@ def test_an_image_scores_its_findings_doubt_plus_disagreement_and_bad_payloads_s
     assert image_score({"findings": {"unknown": entry(0.5)}}, [FINDING]) is None
 
 
-def test_the_order_keeps_fixed_places_puts_scored_first_and_breaks_ties_by_the_default_order():
+def test_the_order_puts_finished_first_keeps_fixed_places_and_breaks_ties_by_the_default_order():
     ids = [10, 11, 12, 13, 14, 15]
     scores = {11: 0.2, 12: 0.9, 14: 0.2, 15: None, 10: 0.5}
     assert order_queue(ids, scores, fixed={13}) == [12, 10, 11, 13, 14, 15]
     assert order_queue(ids, scores, fixed={12, 13}) == [10, 11, 12, 13, 14, 15]
-    assert order_queue(ids, {}, fixed=()) == ids
-    assert order_queue(ids, scores, fixed={13}) == order_queue(list(ids), dict(scores), {13})
+    assert order_queue(ids, scores, finished={12}, fixed={13}) == [12, 10, 11, 13, 14, 15]
+    assert order_queue(ids, scores, finished={11, 14}, fixed={13}) == [11, 14, 12, 10, 13, 15]   # 13: third unfinished
+    assert order_queue(ids, {}) == ids
+    assert order_queue(ids, scores, {11}, {13}) == order_queue(list(ids), dict(scores), {11}, {13})
 
 
 def test_reading_orders_are_named_as_the_command_line_names_them():
@@ -152,6 +154,11 @@ def test_the_queue_puts_the_models_doubt_first_and_the_default_order_comes_back(
     assert session.next_unfinished().id == 2
     assert session.next_unfinished(after_image_id=2).id == 5
     assert session.next_unfinished(after_image_id=7).id == 2        # wraps round to the start
+    session.mark_normal(2)
+    session.mark_done(2)                                             # finished: first in the list,
+    assert ids(session) == EXPECTED                                  # so next after it is the best left
+    assert session.next_unfinished(after_image_id=2).id == 5
+    session.mark_done(2, False)
     update_settings(db, reading_order="default", reader_id=admin.id)
     assert ids(session) == assignment_order
     assert session.next_unfinished(after_image_id=2).id == 3
@@ -182,7 +189,7 @@ def test_earlier_readers_disagreeing_with_a_confident_model_put_the_image_first(
         if other == ophthalmologists[1]:
             assert ids(first) == EXPECTED             # not finished yet: not an earlier read
         reader.mark_done(1)
-        assert ids(reader)[0] == 1                    # their own finished read keeps its place
+        assert ids(reader)[0] == 1                    # their own finished read: first in their list
     # 0.141 + 1 × (disagreement 1) is above every doubt alone; the session that ordered the queue
     # before (scores kept) agrees with a new one
     assert ids(first) == ids(ReaderSession(db, ophthalmologists[0].id)) == [1, 2, 5, 3, 8, 6, 4, 7]
@@ -192,26 +199,28 @@ def test_earlier_readers_disagreeing_with_a_confident_model_put_the_image_first(
     assert ids(first) == ids(ReaderSession(db, ophthalmologists[0].id)) == [2, 4, 5, 3, 8, 1, 6, 7]
 
 
-def test_finished_and_quality_control_reads_keep_their_places(ward):
+def test_finished_reads_come_first_and_quality_control_keeps_its_places_among_the_rest(ward):
     project, admin, ophthalmologists, _ = ward
     db = project.database
     session = ReaderSession(db, ophthalmologists[0].id)
-    session.mark_normal(3)
-    session.mark_done(3)
-    session.mark_normal(6)
-    session.mark_done(6)
+    for image in (3, 6):
+        session.mark_normal(image)
+        session.mark_done(image)
     save_prediction(db, 7, FINDINGS_PREDICTION, {"findings": {FINDING: entry(0.5)}}, "guided:test")
     mark_gold(db, admin.id, 7, {FINDING: [1]})
     assert mix_gold_into_queues(db, admin.id) == 0     # every ophthalmologist reads image 7 already
     assert schedule_repeats(db, admin.id, share=0.5, seed=1) == 1
-    repeat = next(image for image in (3, 6) if not dict((r.id, d) for r, d in session.queue_status())[image])
+    status = dict((record.id, done) for record, done in session.queue_status())
+    repeat, finished = (3, 6) if not status[3] else (6, 3)
     default = ids(session)
     update_settings(db, reading_order="model_uncertainty", reader_id=admin.id)
     ordered = ids(session)
-    fixed = {6 if repeat == 3 else 3, 7, repeat}       # finished, gold, reopened for a repeat
-    assert [default.index(image) for image in fixed] == [ordered.index(image) for image in fixed]
-    movable = [image for image in ordered if image not in fixed]
-    assert movable == [image for image in EXPECTED if image not in fixed]
+    assert ordered[0] == finished
+    waiting = [image for image in default if image != finished]
+    quality_control = (7, repeat)                      # gold, and reopened for a repeat
+    assert [waiting.index(image) for image in quality_control] == [ordered[1:].index(image) for image in quality_control]
+    assert [image for image in ordered[1:] if image not in quality_control] == [
+        image for image in EXPECTED if image not in (3, 6, 7)]
 
 
 def test_a_blind_reader_sees_the_same_queue_entries_in_either_order(ward):
