@@ -69,7 +69,7 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-THREADS_ENV = "OCTANT_THREADS"   # cores Octant may use (default: those the OS gives this process)
+THREADS_ENV = "OCTANT_THREADS"   # cores Octant may use (default: OMP_NUM_THREADS, else those the OS gives)
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,25 @@ class ThreadPlan:
 
 
 def usable_cores() -> int:
-    """``OCTANT_THREADS``, else the cores the OS gives this process, shared with the other processes
-    ``torchrun`` started on this machine (``LOCAL_WORLD_SIZE``), so N processes never ask for N× the cores."""
-    if os.environ.get(THREADS_ENV, "").strip().isdigit() and int(os.environ[THREADS_ENV]) > 0:
-        return int(os.environ[THREADS_ENV])
+    """``OCTANT_THREADS``, else ``OMP_NUM_THREADS`` outside ``torchrun``, else the cores the OS gives
+    this process, shared with the other processes ``torchrun`` started on this machine
+    (``LOCAL_WORLD_SIZE``), so N processes never ask for N× the cores.
+
+    OMP_NUM_THREADS is how a user of a shared machine asks for one core; ignoring it put two
+    threads on a machine already busy, where each waits at every barrier for the other to be
+    scheduled: a training step then cost 7× the CPU time (8.4 s against 1.2 s, 2026-12-04).
+    torchrun sets it to 1 itself when unset, so under torchrun the cores are shared as before."""
+    neighbours = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    under_torchrun = neighbours.isdigit() and int(neighbours) > 1
+    for name in (THREADS_ENV,) if under_torchrun else (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:   # macOS, Windows
         cores = os.cpu_count() or 1
-    neighbours = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
-    return max(1, cores // int(neighbours)) if neighbours.isdigit() and int(neighbours) > 1 else cores
+    return max(1, cores // int(neighbours)) if under_torchrun else cores
 
 
 def thread_plan(gui: bool = False, cores: int | None = None, gpu: bool | None = None) -> ThreadPlan:

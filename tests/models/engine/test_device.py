@@ -83,8 +83,25 @@ def test_processes_torchrun_starts_on_one_machine_share_its_cores(monkeypatch):
 
     monkeypatch.delenv("OCTANT_THREADS", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     alone = usable_cores()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")   # torchrun's own default, not the user's: cores shared as before
     assert usable_cores() == max(1, alone // 2)
     monkeypatch.setenv("OCTANT_THREADS", "3")   # asked for explicitly: as asked
     assert usable_cores() == 3
+
+
+def test_a_single_process_takes_the_threads_omp_num_threads_asks_for(monkeypatch):
+    from models.engine.device import thread_plan, usable_cores
+
+    monkeypatch.delenv("OCTANT_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")   # one core asked for on a shared machine
+    assert usable_cores() == 1 and thread_plan(gpu=False).network == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    alone = usable_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")   # not a count: the cores the OS gives
+    assert usable_cores() == alone
+    monkeypatch.setenv("OCTANT_THREADS", "2")   # Octant's own variable wins
+    assert usable_cores() == 2
