@@ -11,7 +11,8 @@ reordered: nothing is added for the reader to see.
 Scoring every open image on every "next" would cost seconds on a queue of thousands, so each
 image's score is kept with what it was computed from (its prediction's id, and the id and last
 change of each other reader's finished read of it) and computed again only when one of those
-changed; the order is the same as from scratch.
+changed, and those are looked at only when a stamp of the whole (``_stamp_now``) changed; the
+order is the same as from scratch.
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class ModelReadingOrder:
         self.reader_id = reader_id
         self._findings: list[str] = []
         self._scores: dict[int, tuple[Source, float | None]] = {}
+        self._stamp: tuple | None = None     # what the scores were last checked against, as a whole
+        self._checked: set[int] = set()      # the images checked then
 
     def order(self, session: Session, rows: Sequence[Any]) -> list[Any]:
         """``rows`` (the queue by position: ``id`` the image, ``read_done``) in the model's order."""
@@ -57,7 +60,30 @@ class ModelReadingOrder:
                                      .where(mine, Read.done == False)))  # noqa: E712
         findings = list(session.scalars(select(Finding.code).where(Finding.active).order_by(Finding.position)))
         if findings != self._findings:
-            self._findings, self._scores = findings, {}
+            self._findings, self._scores, self._stamp = findings, {}, None
+        waiting = {row.id for row in rows if not row.read_done} - fixed
+        stamp = self._stamp_now(session, fixed)
+        if stamp != self._stamp or not waiting <= self._checked:
+            self._check(session, open_images, waiting)
+            self._stamp, self._checked = stamp, waiting
+        scores = {image: self._scores[image][1] for image in waiting if image in self._scores}
+        by_id = {row.id: row for row in rows}
+        return [by_id[image] for image in order_queue([row.id for row in rows], scores, finished, fixed)]
+
+    def _stamp_now(self, session: Session, fixed: set[int]) -> tuple:
+        """Changes whenever a score could: a new prediction, another reader's read of an image in
+        this queue finished, changed or reopened (every action touches ``updated_at``), a new
+        gold or repeat read. Two aggregate queries, so that "next" skips the per-image checks when
+        nothing changed (the reader's own actions change no score)."""
+        in_queue = select(Read.image_id).where(Read.reader_id == self.reader_id)
+        others = session.execute(
+            select(func.count(), func.max(type_coerce(Read.updated_at, String)))
+            .where(Read.reader_id != self.reader_id, Read.done == True, Read.image_id.in_(in_queue))  # noqa: E712
+        ).one()
+        return (session.scalar(select(func.max(Prediction.id))), tuple(others), frozenset(fixed))
+
+    def _check(self, session: Session, open_images, waiting: set[int]) -> None:
+        """Rescore the images of ``waiting`` whose prediction or earlier reads changed."""
         newest = dict(session.execute(
             select(Prediction.image_id, func.max(Prediction.id))
             .where(Prediction.kind == FINDINGS_PREDICTION, Prediction.image_id.in_(open_images))
@@ -71,14 +97,11 @@ class ModelReadingOrder:
                 .order_by(Read.image_id, Read.id)):
             earlier.setdefault(image, []).append((read, changed))
         sources = {image: (prediction, tuple(earlier.get(image, ())))
-                   for image, prediction in newest.items() if image not in fixed and image not in finished}
+                   for image, prediction in newest.items() if image in waiting}
         stale = [image for image, source in sources.items()
                  if image not in self._scores or self._scores[image][0] != source]
         if stale:
             self._rescore(session, stale, sources)
-        scores = {image: self._scores[image][1] for image in sources}
-        by_id = {row.id: row for row in rows}
-        return [by_id[image] for image in order_queue([row.id for row in rows], scores, finished, fixed)]
 
     def _rescore(self, session: Session, images: list[int], sources: dict[int, Source]) -> None:
         payloads: dict[int, Any] = {}

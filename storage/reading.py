@@ -119,7 +119,8 @@ class ReaderSession:
         mine = {"reader_id": self.reader.id}
         with self.db.reading() as reading:
             if self._by_model_uncertainty(reading):
-                rows = self._model_order.order(reading, list(reading.execute(_QUEUE_DONE, mine).all()))
+                queue = list(reading.connection().execute(_QUEUE_DONE, mine).all())   # Core rows: no ORM cost
+                rows = self._model_order.order(reading, queue)
                 found = self._next_in(rows, after_image_id)
                 return None if found is None else load_image(reading, found, self.db.root)
             session = reading.connection()  # the hot path skips the ORM session (see _act)

@@ -159,6 +159,7 @@ def test_the_queue_puts_the_models_doubt_first_and_the_default_order_comes_back(
     assert ids(session) == EXPECTED                                  # so next after it is the best left
     assert session.next_unfinished(after_image_id=2).id == 5
     session.mark_done(2, False)
+    assert ids(session) == EXPECTED and session.next_unfinished().id == 2   # unfinished again: back in order
     update_settings(db, reading_order="default", reader_id=admin.id)
     assert ids(session) == assignment_order
     assert session.next_unfinished(after_image_id=2).id == 3
