@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.orm import Session
 
 from storage.audit import record
@@ -77,7 +77,7 @@ def _query():
             .outerjoin(DiagnosisClass, DiagnosisClass.id == Adjudication.diagnosis_class_id))
 
 
-def _record_of(row) -> AdjudicationRecord:
+def _record_of(row: Row) -> AdjudicationRecord:
     (row_id, image_id, code, present, regions, diagnosis, reason, reviewer_id, decided_at) = row
     if decided_at.tzinfo is None:   # SQLite keeps no zone; everything stored is UTC
         decided_at = decided_at.replace(tzinfo=timezone.utc)

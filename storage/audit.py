@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, text
+from sqlalchemy import Connection, Select, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.database import Database
@@ -132,7 +132,7 @@ def record(
     ))
 
 
-def _records(session: Session, query) -> list[AuditRecord]:
+def _records(session: Session, query: Select[Any]) -> list[AuditRecord]:
     return [
         AuditRecord(e.id, e.reader_id, e.actor, as_utc(e.at), e.entity, e.entity_id, e.action,
                     e.before, e.after, e.prev_hash, e.row_hash)

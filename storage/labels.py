@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -100,7 +100,22 @@ _LANDMARKS_OF_READERS = select(
 )
 
 
-def landmarks_of(row) -> Landmarks:
+class LandmarkColumns(Protocol):
+    """A stored landmark pair: a row of LANDMARK's columns or a ``schema.Landmark``."""
+
+    @property
+    def disc_x(self) -> float: ...
+    @property
+    def disc_y(self) -> float: ...
+    @property
+    def fovea_x(self) -> float: ...
+    @property
+    def fovea_y(self) -> float: ...
+    @property
+    def source(self) -> str: ...
+
+
+def landmarks_of(row: LandmarkColumns) -> Landmarks:
     return Landmarks((row.disc_x, row.disc_y), (row.fovea_x, row.fovea_y), row.source)
 
 

@@ -6,12 +6,15 @@ before any project, data or network is opened.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 NETWORK_STRIDE = 32      # the encoders halve the picture five times: inputs are multiples of 32
 MIN_INPUT_SIZE = 32
+Number = TypeVar("Number", int, float)
 
 
-def _parsed(text: str, kind, invalid):
+def _parsed(text: str, kind: Callable[[str], Number], invalid: Number) -> Number:
     """``kind(text)``, or ``invalid`` (which every check refuses) when the text is no number."""
     try:
         return kind(text)

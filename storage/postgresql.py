@@ -11,6 +11,7 @@ SQLite; driver errors a user can act on become ``storage.errors`` types with one
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import exc as sa_exc
@@ -52,7 +53,7 @@ CONCURRENT_CHANGE = (
 
 def configure_engine(engine: Engine, lock_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:   # the driver's own connection
         # Give up on a lock after the busy timeout (SQLite's busy_timeout) instead of waiting for
         # ever behind a workstation that hangs mid-action; SET outside any action, so commit it.
         with dbapi_connection.cursor() as cursor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 
 from storage.audit import record, state_digest
 from storage.database import Database
@@ -84,6 +84,11 @@ _UPDATE_LABEL = update(REGIONAL_LABEL).where(*_LABEL).values(regions=bindparam("
 _DELETE_LABEL = delete(REGIONAL_LABEL).where(*_LABEL)
 _CLEAR_NORMAL = update(READ).where(READ.c.id == bindparam("r_id")).values(normal=False)
 _TOUCH_READ = update(READ).where(READ.c.id == bindparam("r_id")).values(updated_at=bindparam("now"))
+
+# What an action's change gives the audit: before, and after (None: the whole stored state).
+AuditPair = tuple[dict[str, Any], dict[str, Any] | None]
+# An action's change: on the transaction's connection, given this reader's read row of the image.
+Change = Callable[[Executor, Row], AuditPair]
 
 _STALE = StaleAnswerError(
     "This image's answer was changed on another workstation after this one saved it, so nothing "
@@ -177,7 +182,7 @@ class ReaderSession:
             return load_image(session, image_id, self.db.root)
 
     # --- this reader's answers --------------------------------------------------------------
-    def _read_row(self, session: Executor, image_id: int, for_action: bool = False):
+    def _read_row(self, session: Executor, image_id: int, for_action: bool = False) -> Row:
         query = _READ_ROW_FOR_ACTION if for_action else _READ_ROW
         row = session.execute(query, {"reader_id": self.reader.id, "image_id": image_id}).first()
         if row is None and for_action and not session.scalar(select(_READER_ACTIVE), {"reader_id": self.reader.id}):
@@ -199,7 +204,7 @@ class ReaderSession:
 
     def _act(
         self, image_id: int, action: str,
-        change: Callable[[Executor, Any], tuple[dict[str, Any], dict[str, Any] | None]],
+        change: Change,
     ) -> ReadState:
         """One user action on this reader's read of an image: change + audit, then the new state.
 
@@ -212,7 +217,7 @@ class ReaderSession:
         except DatabaseLockedError:
             return self._act_once(image_id, action, change)
 
-    def _act_once(self, image_id: int, action: str, change) -> ReadState:
+    def _act_once(self, image_id: int, action: str, change: Change) -> ReadState:
         with self.db.transaction() as session:
             # Statements go straight to the transaction's connection: the ORM session adds
             # nothing here and costs a third of a label save (bench_storage.py).
@@ -236,7 +241,7 @@ class ReaderSession:
             self._finding_ids[code] = found
         return self._finding_ids[code]
 
-    def _write_regions(self, session: Executor, row, code: str, regions: frozenset[int]):
+    def _write_regions(self, session: Executor, row: Row, code: str, regions: frozenset[int]) -> AuditPair:
         label = {"r_id": row.id, "f_id": self._finding_id(session, code)}
         mask = regions_to_mask(regions)
         old = session.scalar(_LABEL_MASK, label)
@@ -261,7 +266,7 @@ class ReaderSession:
     def toggle_region(self, image_id: int, finding_code: str, region: int) -> ReadState:
         regions_to_mask([region])
 
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             old = session.scalar(_LABEL_MASK, {"r_id": row.id, "f_id": self._finding_id(session, finding_code)})
             return self._write_regions(session, row, finding_code, mask_to_regions(old or 0) ^ {region})
 
@@ -269,7 +274,7 @@ class ReaderSession:
 
     def mark_normal(self, image_id: int) -> ReadState:
         """The explicit answer "normal": clears this reader's findings for the image."""
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             cleared = {
                 code: sorted(mask_to_regions(mask))
                 for code, mask in session.execute(
@@ -285,7 +290,7 @@ class ReaderSession:
         return self._act(image_id, "mark_normal", change)
 
     def _set_read_field(self, image_id: int, action: str, name: str, value: Any) -> ReadState:
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             session.execute(update(Read).where(Read.id == row.id).values({name: value}))
             return {name: getattr(row, name)}, {name: value}
 
@@ -307,7 +312,7 @@ class ReaderSession:
         return self._set_read_field(image_id, "clear_normal", "normal", False)
 
     def set_diagnosis(self, image_id: int, diagnosis: str | None) -> ReadState:
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             old = write_diagnosis(session, row.id, diagnosis)
             return dict(diagnosis=old), dict(diagnosis=diagnosis)
 
@@ -321,14 +326,14 @@ class ReaderSession:
         if source not in LANDMARK_SOURCES:
             raise ValueError(f"Landmark source is 'manual' or 'model', got {source!r}.")
 
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             old = write_landmarks(session, image_id, self.reader.id, landmarks)
             return dict(landmarks=landmarks_json(old)), dict(landmarks=landmarks_json(landmarks))
 
         return self._act(image_id, "set_landmarks", change)
 
     def clear_landmarks(self, image_id: int) -> ReadState:
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             old = write_landmarks(session, image_id, self.reader.id, None)
             return dict(landmarks=landmarks_json(old)), dict(landmarks=None)
 
@@ -346,7 +351,7 @@ class ReaderSession:
         if target.landmarks is not None and target.landmarks.source not in LANDMARK_SOURCES:
             raise ValueError(f"Landmark source is 'manual' or 'model', got {target.landmarks.source!r}.")
 
-        def change(session: Executor, row):
+        def change(session: Executor, row: Row) -> AuditPair:
             before = load_read_states(session, [row])[row.id]
             # Compared under the action's lock (the read row on PostgreSQL, the write lock on SQLite).
             if expected is not None and state_json(before) != state_json(expected):

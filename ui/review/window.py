@@ -57,7 +57,7 @@ class ReviewWindow(QWidget):
         self.workers: set[Worker] = set()
         self._build()
         self._redraw = QTimer(self, singleShot=True, interval=150)   # pictures follow a resize
-        self._redraw.timeout.connect(lambda: self.current and self._show_current())
+        self._redraw.timeout.connect(self._show_current)   # nothing to redraw before a selection
         self._submit(("data",), lambda: load_review_data(self.review))
         self.resize(1500, 950)
 
