@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import Select, String, func, select, type_coerce
 
 from storage.labels import mask_to_regions
 from storage.predictions import FINDINGS_PREDICTION
@@ -82,7 +82,7 @@ class ModelReadingOrder:
         ).one()
         return (session.scalar(select(func.max(Prediction.id))), tuple(others), frozenset(fixed))
 
-    def _check(self, session: Session, open_images, waiting: set[int]) -> None:
+    def _check(self, session: Session, open_images: Select[Any], waiting: set[int]) -> None:
         """Rescore the images of ``waiting`` whose prediction or earlier reads changed."""
         newest = dict(session.execute(
             select(Prediction.image_id, func.max(Prediction.id))
