@@ -127,6 +127,12 @@ def save(output: Path, results: dict, runs_key: str, fresh: dict) -> dict:
     return merged
 
 
+def complete_pairs(runs: dict) -> dict:
+    """The findings measured on both sides: the table compares them; a side still training in
+    another call (``--sides``) or a starter trained guided only has no row yet."""
+    return {finding: pair for finding, pair in runs.items() if {"with", "without"} <= set(pair)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--findings", default="haemorrhage,hard_exudate")
@@ -183,7 +189,7 @@ def main() -> None:
                                  args.as_published, settings)
             pair[side].update(evaluate(finding, guidance, run_root, data, args.as_published))
         results = save(output, results, runs_key, {finding: pair})
-    pairs = {f: pair for f, pair in results[runs_key].items() if "without" in pair}
+    pairs = complete_pairs(results[runs_key])
     lesion_air = {f: {side: {k.removesuffix("_lesion"): v for k, v in r.items() if k.endswith("_lesion")
                              or not k.startswith(("air", "cue", "n_"))} for side, r in pair.items()}
                   for f, pair in pairs.items()}

@@ -85,3 +85,10 @@ def test_both_arms_of_a_segmentation_pair_start_from_one_file(tmp_path, monkeypa
         else:   # the U-Net's decoder is its own
             assert loaded["kept_initial"] and all(key.startswith(("decoder.", "segmentation_head."))
                                                   for key in loaded["kept_initial"])
+
+
+def test_guided_table_waits_for_both_sides_of_a_finding():
+    bench = load_bench("bench_guided")
+    runs = {"haemorrhage": {"without": {"auroc": 0.8}}, "hard_exudate": {"with": {}, "without": {}},
+            "microaneurysm": {"with": {}}}
+    assert list(bench.complete_pairs(runs)) == ["hard_exudate"]
