@@ -116,7 +116,7 @@ def cohen_kappa_from_table(table: ArrayLike) -> float:
     return (observed - chance) / (1.0 - chance)
 
 
-def cohen_kappa(rater_a, rater_b) -> float:
+def cohen_kappa(rater_a: ArrayLike, rater_b: ArrayLike) -> float:
     """Cohen's kappa of two equal-length sequences of binary ratings."""
     a = np.asarray(rater_a, dtype=bool)
     b = np.asarray(rater_b, dtype=bool)

@@ -9,10 +9,12 @@ section 3.1); ``crop_to_fov`` does that and keeps the mapping back to original p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from storage.errors import BadImageError
 
@@ -58,12 +60,12 @@ class CropMapping:
     scale_x: float = 1.0
     scale_y: float = 1.0
 
-    def to_original(self, xy) -> np.ndarray | tuple[float, float]:
+    def to_original(self, xy: ArrayLike) -> np.ndarray | tuple[float, float]:
         p = np.asarray(xy, dtype=np.float64)
         out = np.stack([p[..., 0] / self.scale_x + self.x0, p[..., 1] / self.scale_y + self.y0], axis=-1)
         return (float(out[0]), float(out[1])) if p.ndim == 1 else out
 
-    def from_original(self, xy) -> np.ndarray | tuple[float, float]:
+    def from_original(self, xy: ArrayLike) -> np.ndarray | tuple[float, float]:
         p = np.asarray(xy, dtype=np.float64)
         out = np.stack([(p[..., 0] - self.x0) * self.scale_x, (p[..., 1] - self.y0) * self.scale_y], axis=-1)
         return (float(out[0]), float(out[1])) if p.ndim == 1 else out
@@ -149,7 +151,7 @@ def no_fundus_reason(image_bgr: np.ndarray, fov: FieldOfView) -> str | None:
     return None
 
 
-def fov_mask(shape, fov: FieldOfView) -> np.ndarray:
+def fov_mask(shape: Sequence[int], fov: FieldOfView) -> np.ndarray:
     """bool (h, w): True where the pixel centre lies inside the FOV circle."""
     h, w = int(shape[0]), int(shape[1])
     ys = np.arange(h) + 0.5
@@ -164,7 +166,7 @@ def fov_mask(shape, fov: FieldOfView) -> np.ndarray:
     return np.repeat(values, lengths).reshape(h, w)
 
 
-def crop_box(fov: FieldOfView, shape) -> tuple[int, int, int, int]:
+def crop_box(fov: FieldOfView, shape: Sequence[int]) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the FOV's bounding square, in whole pixels, clipped to the image."""
     h, w = int(shape[0]), int(shape[1])
     x0 = max(0, math.floor(fov.cx - fov.r))
