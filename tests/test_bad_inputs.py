@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -249,6 +250,15 @@ def export_as(out: str, *extra):
     return lambda env: ["export", "--out", env.root / out, *extra, "--as", "Boss", "--project", env.project]
 
 
+def audit_export_onto_existing(env: Env) -> list:
+    (env.root / "trail.csv").write_text("last month's audit, kept\n")
+    return ["audit", "export", "--out", env.root / "trail.csv", "--as", "Boss", "--project", env.project]
+
+
+def audit_export_as(out: str, *extra):
+    return lambda env: ["audit", "export", "--out", env.root / out, *extra, "--as", "Boss", "--project", env.project]
+
+
 EXPORT_CASES = [
     ("export-onto-an-existing-file", export_onto_existing, "labels.csv already exists; add --force"),
     ("export-json-into-csv-name", export_as("x.csv", "--format", "json"), "--format json does not match the file name x.csv"),
@@ -256,6 +266,10 @@ EXPORT_CASES = [
     ("export-unknown-suffix", export_as("x.txt"), "Cannot tell the format from x.txt"),
     ("export-without-a-reviewer", lambda env: ["export", "--out", env.root / "y.csv", "--project", env.project],
      "add --as NAME of a reviewer or admin"),
+    ("audit-export-onto-an-existing-file", audit_export_onto_existing, "trail.csv already exists; add --force"),
+    ("audit-export-csv-into-json-name", audit_export_as("trail.json", "--format", "csv"),
+     "--format csv does not match the file name trail.json"),
+    ("audit-export-unknown-suffix", audit_export_as("trail.xml"), "Cannot tell the format from trail.xml"),
 ]
 
 
@@ -331,6 +345,14 @@ def test_a_refused_export_is_one_line_and_writes_nothing(env, capsys, name, setu
     out, err = capsys.readouterr()
     assert phrase in err and err.startswith("octant: ") and err.count("\n") == 1, err
     assert snapshot(env) == before
+
+
+def test_audit_export_takes_its_format_from_the_suffix_and_replaces_only_with_force(env, capsys):
+    target = env.root / "trail.json"
+    target.write_text("old\n")
+    command = ["audit", "export", "--out", str(target), "--as", "Boss", "--project", str(env.project)]
+    assert main.main([*command, "--force"]) == 0
+    assert json.loads(target.read_text())[0]["action"]   # JSON, as the name says, not CSV
 
 
 def test_export_replaces_a_file_only_with_force(env, capsys):
