@@ -18,6 +18,16 @@ photos and variants interleaved over ``--rounds`` so a loaded machine slows all 
 variant's masks are compared (Dice) with fp32 PyTorch's. Writes bench/results/bench_pipeline.json
 (``--out`` to name another file).
 
+``--healthy``: the suggestions on eyes without retinopathy, i.e. the IDRiD-landmarks photos of
+retinopathy grade 0 (1429 × 949; no lesion network trained on any IDRiD-landmarks photo). Per lesion
+type, the share of photos with any suggested region and the mean number of suggested regions. Of the
+134, ``--healthy-set confident`` (default) takes the 77 whose photo-to-name match was checked twice
+(their grade is right), ``other`` the 57 others (where the false-positive rules were tuned);
+``--healthy-limit N`` the first N of them. ``--former-suggestions`` turns the rules against those
+false positives off (``PipelineOptions.lesion_min_area`` and ``lesion_peak``), for the before/after.
+
+    python bench/bench_pipeline.py --healthy --variants '' --skip-throughput   # healthy eyes and 45-54
+
     # the AVX2-only clinic CPU on a bigger one:
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python bench/bench_pipeline.py
         --skip-accuracy --skip-throughput --out bench/results/bench_pipeline_avx2.json
@@ -47,8 +57,14 @@ from models.engine.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E
 from models.engine.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
 from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
-from models.segmentation.pipeline import MASK_NAMES, PipelineOptions, load_pipeline_models  # noqa: E402
-from models.segmentation.presegment import pipeline_results, presegment_to_folder, process_photo, write_outputs  # noqa: E402
+from models.segmentation.pipeline import MASK_NAMES, PipelineOptions, load_pipeline_models, run_pipeline  # noqa: E402
+from models.segmentation.presegment import (  # noqa: E402
+    decode_photo,
+    pipeline_results,
+    presegment_to_folder,
+    process_photo,
+    write_outputs,
+)
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 
@@ -95,6 +111,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the side-by-side timing")
     parser.add_argument("--slow-limit", type=float, default=60.0,
                         help="seconds per photo after which a variant (emulated bf16) is timed on no more photos")
+    parser.add_argument("--healthy", action="store_true",
+                        help="also measure the suggestions on grade-0 (no retinopathy) IDRiD-landmarks photos")
+    parser.add_argument("--healthy-set", choices=("confident", "other"), default="confident",
+                        help="grade-0 photos whose name match was checked twice (default), or the others")
+    parser.add_argument("--healthy-limit", type=int, default=0, help="at most this many grade-0 photos (0: all)")
+    parser.add_argument("--former-suggestions", action="store_true",
+                        help="suggest regions without the per-type least areas and peaks (the rules before issue 17)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_pipeline.json"))
     args = parser.parse_args()
     data = public_data_dir(args.data)
@@ -123,7 +146,7 @@ def main() -> None:
         path = folder / f"{name}.jpg"
         for _ in range(args.repeats):
             start = time.perf_counter()
-            result = process_photo(path, models)
+            result = suggest_on_photo(path, models, args.former_suggestions)
             stages.setdefault("decode_and_pipeline", []).append(time.perf_counter() - start)
             for stage, seconds in result.timings.items():
                 stages.setdefault(stage, []).append(seconds)
@@ -159,6 +182,11 @@ def main() -> None:
         "region_suggestions": {k: {**v, "sensitivity": v["tp"] / max(1, v["tp"] + v["fn"]),
                                    "specificity": v["tn"] / max(1, v["tn"] + v["fp"])} for k, v in pairs.items()},
     }
+    if args.healthy:
+        healthy = grade_zero_photos(data, args.healthy_set == "confident")[:args.healthy_limit or None]
+        summary["healthy_eyes"] = healthy_suggestions(healthy, models, args.healthy_set, args.former_suggestions)
+    summary["suggestion_rules"] = "former (area 5e-4 x disc, threshold only)" if args.former_suggestions else {
+        "least_area": PipelineOptions().lesion_min_area, "peak": PipelineOptions().lesion_peak}
     paths = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)]
     sizes = [int(v) for v in (args.batch_sizes or ("1,8" if models.device.type == "cuda" else "1")).split(",")]
     if not args.skip_throughput:
@@ -167,6 +195,57 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
+
+
+def grade_zero_photos(data: Path, confident: bool) -> list[Path]:
+    """IDRiD-landmarks photos of retinopathy grade 0, by name; ``confident``: those whose name match
+    was checked twice (landmarks.csv), else the others."""
+    folder = data / "IDRiD-landmarks"
+    with open(folder / "landmarks.csv", newline="") as handle:
+        checked = {row["image"] for row in csv.DictReader(handle) if row["confident"] == "1"}
+    with open(folder / "grades.csv", newline="") as handle:
+        names = sorted(row["image"] for row in csv.DictReader(handle) if row["retinopathy_grade"] == "0")
+    return [folder / "images" / name for name in names if (name in checked) == confident]
+
+
+def suggest_on_photo(path: Path, models, former: bool = False):
+    """``process_photo``, optionally with the former suggestion rule (no per-type least area or peak)."""
+    if not former:
+        return process_photo(path, models)
+    image, options = decode_photo(path)
+    options.lesion_min_area, options.lesion_peak = {}, {}
+    started = time.perf_counter()
+    result = run_pipeline(image, models, options)
+    result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+def healthy_suggestions(paths: list[Path], models, which: str, former: bool = False) -> dict:
+    """On eyes without retinopathy every suggested lesion region is a false positive: per type, the
+    share of photos with any, and the mean number of regions suggested per photo (of 8)."""
+    regions = {name: [] for name in LESION_NAMES.values()}
+    seconds = []
+    for path in paths:
+        start = time.perf_counter()
+        result = suggest_on_photo(path, models, former)
+        seconds.append(time.perf_counter() - start)
+        for name in regions:
+            regions[name].append(len(result.lesion_regions.get(name, [])))
+        print(f"{path.name} (grade 0): " + ", ".join(f"{name} {regions[name][-1]}" for name in regions), flush=True)
+    out = {"photos": len(paths), "set": f"IDRiD-landmarks grade 0, {which} (1429 x 949)",
+           "median_seconds": float(np.median(seconds)) if seconds else None, "per_type": {}}
+    for name, counts in regions.items():
+        counts_array = np.array(counts or [0])
+        out["per_type"][name] = {"share_with_any_region": float((counts_array > 0).mean()) if counts else None,
+                                 "mean_regions": float(counts_array.mean()) if counts else None,
+                                 "photos_with_any": int((counts_array > 0).sum())}
+    shares = np.array([max(c) > 0 for c in zip(*regions.values())]) if paths else np.zeros(1)
+    out["share_with_any_lesion_region"] = float(shares.mean())
+    print(f"healthy eyes ({len(paths)} grade-0 photos, {which}): share with any suggested region "
+          + ", ".join(f"{name} {v['share_with_any_region']:.2f} (mean {v['mean_regions']:.2f} regions)"
+                      for name, v in out["per_type"].items() if v["share_with_any_region"] is not None)
+          + f"; any type {out['share_with_any_lesion_region']:.2f}", flush=True)
+    return out
 
 
 def compare_variants(paths: list[Path], variants: list[str], args) -> dict:

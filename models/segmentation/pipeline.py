@@ -103,6 +103,11 @@ class PipelineOptions:
     input_scale: float = 1.0                  # pixels of the given image per original pixel (0.5: decoded at 1/2)
     original_shape: tuple[int, int] | None = None   # (h, w) of the original photo; default from the image
     min_lesion_area: float = 5e-4             # suggested when a region holds ≥ this × disc area of a lesion type
+    # Per type, against false suggestions on healthy eyes (light reflexes of young eyes read as exudates;
+    # docs/benchmarks.md, bench_pipeline --healthy): a larger least area, and a spot counts only if its
+    # most probable pixel reaches ``lesion_peak`` (hysteresis: the spot keeps its pixels over the threshold).
+    lesion_min_area: dict[str, float] = field(default_factory=lambda: {"EX": 1e-3})
+    lesion_peak: dict[str, float] = field(default_factory=lambda: {"HE": 0.95, "EX": 0.98, "SE": 0.95})
     lesion_thresholds: dict[str, float] | None = None   # default: the thresholds stored with the lesion model
     vessel_threshold: float | None = None
 
@@ -373,6 +378,22 @@ def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndar
     disc_area = np.pi * (disc_diameter * k / 2) ** 2
     for channel, prob in zip(LESION_CHANNELS, probs):
         name = LESION_NAMES[channel]
-        counts = np.bincount(labels[prob >= result.thresholds[name]], minlength=9)[1:9] / disc_area
+        spots = confident_spots(prob, result.thresholds[name], options.lesion_peak.get(channel, 0.0))
+        counts = np.bincount(labels[spots], minlength=9)[1:9] / disc_area
+        least = options.lesion_min_area.get(channel, options.min_lesion_area)
         result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(counts) if a > 0}
-        result.lesion_regions[name] = [r + 1 for r, a in enumerate(counts) if a >= options.min_lesion_area]
+        result.lesion_regions[name] = [r + 1 for r, a in enumerate(counts) if a >= least]
+
+
+def confident_spots(prob: np.ndarray, threshold: float, peak: float = 0.0) -> np.ndarray:
+    """Pixels at or over ``threshold``, keeping only the spots (8-connected) whose most probable pixel
+    reaches ``peak``: a faint reflex rarely peaks as high as a lesion does."""
+    mask = prob >= threshold
+    if peak <= threshold or not mask.any():
+        return mask
+    count, spot = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    peaks = np.zeros(count, np.float32)
+    np.maximum.at(peaks, spot[mask], prob[mask])
+    keep = peaks >= peak
+    keep[0] = False
+    return keep[spot]
