@@ -3,7 +3,9 @@
 Without some system libraries Qt prints "could not load the Qt platform plugin xcb" and aborts
 the process (exit 134). Checked here first, so the user gets one sentence naming the Debian/Ubuntu
 packages to install. The plugin's own dependencies are listed by ``ldd``; ``libxcb-cursor`` is
-opened by Qt at run time (Qt ≥ 6.5), so it is looked for separately. Imports no Qt module.
+opened by Qt at run time (Qt ≥ 6.5), so it is looked for separately. An X display that cannot be
+reached (a stale ``DISPLAY``, an X server that has gone) makes Qt abort the same way, blaming
+libxcb-cursor0; it is tried with libxcb itself first. Imports no Qt module.
 """
 from __future__ import annotations
 
@@ -72,3 +74,30 @@ def check_qt_can_open_windows() -> None:
         raise OctantError(f"Qt cannot open a window on this X11 desktop because {', '.join(missing)} "
                           f"{'is' if len(missing) == 1 else 'are'} missing; on Debian or Ubuntu install "
                           f"them with `sudo apt-get install {packages}` (README, \"System packages\").")
+    check_display_reachable()
+
+
+def display_reachable(display: str | None) -> bool | None:
+    """Whether libxcb connects to the X display (None: libxcb itself is not there to ask)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return None
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode() if display else None, None)
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)   # also safe on libxcb's error connection
+
+
+def check_display_reachable(environ=os.environ) -> None:
+    """Raise ``OctantError`` (one sentence) when Qt's X11 plugin would find no display to connect to."""
+    display = environ.get("DISPLAY")
+    if display_reachable(display) is False:
+        where = f"the X display {display!r} ($DISPLAY)" if display else "an X display ($DISPLAY is not set)"
+        raise OctantError(f"Qt cannot reach {where}; start the desktop session or set DISPLAY to a running "
+                          "X server, or see the workstation with `python main.py screenshot --out DIR`.")

@@ -52,3 +52,19 @@ def test_one_missing_library_is_one_sentence(monkeypatch):
     monkeypatch.setattr(platform_check, "missing_libraries", lambda plugin: ["libxcb-keysyms.so.1"])
     with pytest.raises(OctantError, match=r"libxcb-keysyms.so.1 is missing.*apt-get install libxcb-keysyms1`"):
         platform_check.check_qt_can_open_windows()
+
+
+def test_an_x_display_that_cannot_be_reached_is_one_sentence_not_an_abort(monkeypatch, capsys, tmp_path):
+    """A stale DISPLAY made Qt abort (exit 134) blaming libxcb-cursor0."""
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+    monkeypatch.setenv("DISPLAY", ":7391")   # no X server listens there
+    monkeypatch.setenv("OCTANT_DEMO_DIR", str(tmp_path / "demo"))
+    monkeypatch.setattr(platform_check, "missing_libraries", lambda plugin: [])
+    if platform_check.display_reachable(":7391") is None:
+        pytest.skip("no libxcb on this machine to try the display with")
+    assert main(["gui", "--demo"]) == 1
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and "cannot reach the X display ':7391'" in message
+    assert not (tmp_path / "demo").exists()
