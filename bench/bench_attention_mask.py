@@ -170,7 +170,7 @@ def main() -> None:
         output.write_text(json.dumps(results, indent=2, default=str))
     fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "–"  # noqa: E731
     arms = {name: results.get(name, {}) for name in ARMS}
-    print("| | " + " | ".join(arms) + " |\n|---" * (len(arms) + 1) + "|")
+    print("| | " + " | ".join(arms) + " |\n" + "|---" * (len(arms) + 1) + "|")
     print("| validation accuracy | " + " | ".join(fmt(r, "val_accuracy") for r in arms.values()) + " |")
     print("| epochs | " + " | ".join(str(r.get("epochs_trained", "–")) for r in arms.values()) + " |")
     print(f"| paper (ODIR, B6 pretrained, binary masks) | {PAPER['baseline']:.3f} | {PAPER['attention']:.3f} | – |")
