@@ -445,6 +445,12 @@ class MainWindow(QMainWindow, Prompts):
 
     def closeEvent(self, event) -> None:
         self._closing = True
+        # The training and review windows it opened work on its project, which closes with it (quit,
+        # sign-out, restore): left open, Quit would not end the application, and after a sign-out the
+        # next person would see the review screen's labels of every reader.
+        for other in (self.training_window, self.review_window):
+            if other is not None and other.isVisible():
+                other.close()
         if self.ahead is not None:
             self.ahead.shutdown()
         self.controller.finish()

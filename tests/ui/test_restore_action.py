@@ -134,3 +134,18 @@ def test_the_training_and_review_windows_are_closed_first(qtbot, clinic, monkeyp
     assert get_reader(dialog.project.database, clinic.readers["Ben"].id).active
     dialog.reject()
     qtbot.waitUntil(lambda: not reopening_dialogs(), timeout=5000)
+
+
+def test_quit_and_sign_out_close_the_review_and_training_windows_too(qtbot, clinic, monkeypatch):
+    """File → Quit (Ctrl+Q) with the review screen open left the application running, and after
+    "Sign in as another reader" the review screen stayed open on the closed project."""
+    window = admin_window(qtbot, clinic, monkeypatch)
+    window.show()
+    window.open_review()
+    window.open_training()
+    qtbot.addWidget(window.review_window)
+    qtbot.addWidget(window.training_window)
+    assert window.review_window.isVisible() and window.training_window.isVisible()
+    file_menu_action(window, "Quit").trigger()
+    assert not window.isVisible()
+    assert not window.review_window.isVisible() and not window.training_window.isVisible()
