@@ -75,7 +75,8 @@ def run_screen(args: argparse.Namespace) -> int:
                 result = screen_photo(read_fundus(path), models)
             except OctantError as error:
                 failed += 1
-                print(f"{path}: {error}", file=sys.stderr)
+                sentence = str(error)   # the reader's sentences name the file already: not twice
+                print(sentence if str(path) in sentence else f"{path}: {sentence}", file=sys.stderr)
                 continue
             folder = out / name
             try:
