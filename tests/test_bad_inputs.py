@@ -240,6 +240,17 @@ def test_a_bad_option_is_one_line_before_anything_starts(env, capsys, name, setu
     assert snapshot(env) == before
 
 
+def test_presegment_onto_a_file_is_one_sentence_and_leaves_the_file(env, capsys):
+    """--out naming a file listed every photo as "skipped as unreadable" ([Errno 20] Not a directory)."""
+    target = env.root / "notes.txt"
+    target.write_text("keep me\n")
+    capsys.readouterr()
+    assert main.main(["presegment", str(env.root / "good"), "--out", str(target), "--device", "cpu"]) == FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notes.txt is a file, not a folder" in err and "unreadable" not in err, err
+    assert target.read_text() == "keep me\n"
+
+
 # ------------------------------------------------------------------ export
 def export_onto_existing(env: Env) -> list:
     (env.root / "labels.csv").write_text("someone's spreadsheet\n")

@@ -378,6 +378,10 @@ def presegment_command(args) -> int:
         if not (os.environ.get("OCTANT_PROJECT") or args.database_url or (folder / "octant.sqlite").is_file()):
             raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
         args.project = str(folder)
+    if args.out and not args.project:   # before the networks load, not once per photo as "unreadable"
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise OctantError(f"{out} is a file, not a folder; give --out a folder for the results.")
     from models.engine.precision import apply_precision_argument
 
     world = DistributedWorld(args.device)   # under torchrun: this process's rank and device
