@@ -116,6 +116,16 @@ def check_photo_size(size: tuple[int, int], name: str = "image") -> None:
                             f"(at least {MIN_PHOTO_SIDE} pixels a side); import the full-size photo.")
 
 
+def _decode_quietly(buffer: np.ndarray, flag: int) -> np.ndarray | None:
+    """cv2.imdecode without OpenCV's own "[ WARN:…]" lines: the caller says what went wrong in one sentence."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.imdecode(buffer, flag)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def _decode_listening_to_libjpeg(buffer: np.ndarray, flag: int) -> tuple[np.ndarray | None, str]:
     """cv2.imdecode with libjpeg's warnings, which it prints to the process's stderr (fd 2)."""
     with _STDERR_CAPTURE, tempfile.TemporaryFile() as caught:
@@ -154,10 +164,13 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: boo
                 raise BadImageError(f"{name} is a damaged JPEG (data missing or garbled in the middle); "
                                     "copy the photograph again from the camera.")
         else:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED_FLAGS[reduce])
+            image = _decode_quietly(np.frombuffer(data, np.uint8), _REDUCED_FLAGS[reduce])
     except cv2.error:
         image = None
     if image is None or image.size == 0:
+        if kind == "TIFF":   # OpenCV reads 8- and 16-bit integer samples only
+            raise BadImageError(f"{name} is a TIFF file that cannot be decoded (damaged, or with samples other than "
+                                "8- or 16-bit integers); save the photograph again as an 8-bit TIFF, PNG or JPEG.")
         raise BadImageError(f"{name} is a damaged {kind} file that cannot be decoded; copy the photograph again.")
     if image.dtype != np.uint8:  # 16-bit PNG/TIFF
         image = (image / 257).astype(np.uint8) if image.dtype == np.uint16 else cv2.convertScaleAbs(image)

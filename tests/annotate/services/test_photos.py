@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from annotate.services.photos import decode_fundus, image_size, is_image_name, read_fundus, sha256_of_file
@@ -61,3 +62,15 @@ def test_jpeg_with_data_after_its_end_marker_is_accepted(tmp_path):
 
 def test_image_names():
     assert is_image_name("x/IMG.JPG") and is_image_name("a.tiff") and not is_image_name("notes.txt")
+
+
+def test_a_tiff_of_float_samples_is_one_sentence_without_opencv_warnings(tmp_path, capfd):
+    """OpenCV printed "[ WARN:…] TIFFRGBAImageOK: Sorry, can not handle images with 32-bit samples"
+    beside the sentence, which called the file damaged."""
+    from PIL import Image
+
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.full((80, 100), 0.5, np.float32)).save(path)
+    with pytest.raises(BadImageError, match="samples other than 8- or 16-bit integers"):
+        decode_fundus(path.read_bytes(), "float.tif")
+    assert "WARN" not in capfd.readouterr().err
