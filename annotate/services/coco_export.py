@@ -38,18 +38,21 @@ def coco_document(project: ProjectHandle, images, by_image, labels, model_landma
     )
     undrawn = 0
     for image in images:
-        document["images"].append(dict(
-            id=image.id, file_name=relative(image.path), width=image.width, height=image.height,
-            sha256=image.sha256, laterality=image.laterality, split=image.split, patient=image.patient))
+        # A listed photo without annotations means "nothing present" (to pycocotools and to
+        # import-labels, which reads it as "normal"): a photo without final labels yet, or whose
+        # findings cannot be drawn, is left out rather than listed as normal.
         if image.id not in labels:
             continue
         present = {code: f for code, f in labels.image(image.id).findings.items()
                    if f.state == "present" and f.regions and code in category_of}
-        if not present:
-            continue
         landmarks = shared_landmarks((state for _, state in by_image.get(image.id, [])), model_landmarks(image.id))
-        if landmarks is None:
+        if present and landmarks is None:
             undrawn += len(present)
+            continue
+        document["images"].append(dict(
+            id=image.id, file_name=relative(image.path), width=image.width, height=image.height,
+            sha256=image.sha256, laterality=image.laterality, split=image.split, patient=image.patient))
+        if not present or landmarks is None:
             continue
         code_map = None
         for code, finding in sorted(present.items()):
