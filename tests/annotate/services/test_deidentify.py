@@ -134,6 +134,18 @@ def test_no_export_format_carries_an_identifier(tmp_project, tmp_path):
     write_identified(tmp_path / "in" / "Doe_SECRETX.dcm", PatientID="SECRETX-1")
     import_images(tmp_project, [tmp_path / "in"])
     admin = make_admin(tmp_project.database)
+    from storage.assignment import assign_readers
+    from storage.readers import Role, add_reader
+    from storage.reading import ReaderSession
+
+    readers = [add_reader(tmp_project.database, f"Dr {n}", Role.OPHTHALMOLOGIST, acting_reader_id=admin.id)
+               for n in "ABC"]
+    assign_readers(tmp_project.database)
+    photo = list_images(tmp_project.database)[0].id
+    for reader in readers:   # final labels, so the photo is in the COCO file too
+        session = ReaderSession(tmp_project.database, reader.id)
+        session.mark_normal(photo)
+        session.mark_done(photo)
     for fmt in FORMATS:
         out = tmp_path / f"out-{fmt}"
         export_labels(tmp_project, out, fmt, admin.id)
