@@ -393,7 +393,7 @@ def confident_spots(prob: np.ndarray, threshold: float, peak: float = 0.0) -> np
         return mask
     count, spot = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     peaks = np.zeros(count, np.float32)
-    np.maximum.at(peaks, spot[mask], prob[mask])
+    np.maximum.at(peaks, np.asarray(spot, np.intp)[mask], prob[mask])
     keep = peaks >= peak
     keep[0] = False
     return keep[spot]
