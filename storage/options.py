@@ -14,6 +14,13 @@ MIN_INPUT_SIZE = 32
 Number = TypeVar("Number", int, float)
 
 
+def command_description(docstring: str | None) -> str:
+    """A command module's first docstring paragraph as ``--help`` shows it: the reST ``literal``
+    marks written for the source reader become the plain `backticks` the other commands use."""
+    first = (docstring or "").split("\n\n")[0]
+    return " ".join(first.replace("``", "`").split())
+
+
 def _parsed(text: str, kind: Callable[[str], Number], invalid: Number) -> Number:
     """``kind(text)``, or ``invalid`` (which every check refuses) when the text is no number."""
     try:

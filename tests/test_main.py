@@ -10,8 +10,9 @@ import pytest
 import main
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("init", "readers", "split", "assign", "status", "import", "export", "regions",
-            "train-seg", "presegment", "train", "gui", "screenshot", "report", "label-source", "screen", "gold", "repeats")
+COMMANDS = ("init", "readers", "split", "assign", "status", "label-source", "reading-order", "audit",
+            "backup", "restore", "import", "export", "import-labels", "regions", "gold", "repeats",
+            "train-seg", "presegment", "train", "report", "screen", "gui", "screenshot")
 
 
 def test_every_command_is_registered(capsys):
@@ -29,7 +30,13 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main.main([command, "--help"])
     assert exit_info.value.code == 0
-    assert "usage:" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "usage:" in shown
+    # The source's reST literal marks are for the code reader, not for --help.
+    assert "``" not in shown
+    # Every command says what it does, not only which options it takes.
+    description = shown.split("\n\n")[1]
+    assert not description.startswith(("positional arguments", "options")), description
 
 
 def test_a_missing_project_is_one_clear_line_and_exit_1(tmp_path):

@@ -17,7 +17,11 @@ from storage.options import window_size
 
 
 def register(subparsers) -> None:
-    gui = subparsers.add_parser("gui", help="open the reading workstation (the default)")
+    gui = subparsers.add_parser(
+        "gui", help="open the reading workstation (the default)",
+        description="Open the reading workstation on a project: sign in, read your queue (disc and fovea, the "
+                    "eight regions, a finding by clicking regions, or normal), every click saved at once. "
+                    "Reviewers and admins also reach review, training and the project's administration.")
     add_project_argument(gui)
     gui.add_argument("--reader", metavar="NAME", help="sign in as this reader")
     gui.add_argument("--demo", action="store_true",

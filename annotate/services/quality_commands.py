@@ -76,9 +76,10 @@ def _share(text: str) -> float:
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
+    from storage.options import command_description
 
     gold = subparsers.add_parser("gold", help="gold-standard images for quality control (admins)",
-                                 description=__doc__.split("\n\n")[0])
+                                 description=command_description(__doc__))
     actions = gold.add_subparsers(dest="gold_command", metavar="<action>", required=True)
     add = actions.add_parser("add", help="enter the expert's answer for an image (once)")
     add.add_argument("image", type=int, metavar="IMAGE", help="project image number")

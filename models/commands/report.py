@@ -40,9 +40,10 @@ def _period(text: str):
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
+    from storage.options import command_description
 
     parser = subparsers.add_parser("report", help="figures, tables and a summary of agreement and the model",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=command_description(__doc__))
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the report (created)")
     parser.add_argument("--as", dest="as_reader", required=True, metavar="NAME",
                         help="a reviewer or admin, by name or number (asks for the PIN if they have one)")

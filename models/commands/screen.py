@@ -119,9 +119,10 @@ def _store(project: ProjectHandle, path: Path, result, sha256_of_file) -> int:
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
+    from storage.options import command_description
 
     parser = subparsers.add_parser("screen", help="pre-screen photos with the finding networks and the classifier",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=command_description(__doc__))
     parser.add_argument("paths", nargs="*", type=Path, metavar="IMAGE_OR_FOLDER",
                         help="photos, or folders searched recursively (with --project and none: every project image)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results (created)")

@@ -22,7 +22,11 @@ def register(subparsers) -> None:
     from models.engine.precision import add_precision_argument
     from storage.options import positive_float, positive_int
 
-    train = subparsers.add_parser("train-seg", help="train a pre-segmentation network on the public data sets")
+    train = subparsers.add_parser(
+        "train-seg", help="train a pre-segmentation network on the public data sets",
+        description="Train one of the pre-segmentation networks (landmarks, disc and cup, vessels, lesions) on the "
+                    "public data sets found by --data or $OCTANT_PUBLIC_DATA, resumable from its run folder, and "
+                    "export the best epoch as fp16 safetensors with its model card.")
     train.add_argument("--task", required=True, choices=tuple(TRAINABLE))
     train.add_argument("--architecture", help="; ".join(f"{name}: {' | '.join(spec.architectures)}"
                                                         for name, spec in TRAINABLE.items() if spec.architectures))
@@ -56,14 +60,20 @@ def register(subparsers) -> None:
     train.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     train.set_defaults(func=run_train_seg, thread_role="batch")
 
-    pre = subparsers.add_parser("presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions")
-    pre.add_argument("inputs", nargs="*", help="image files or folders (with --project: default all its images)")
-    pre.add_argument("--out", help="output folder: one sub-folder per image (needed without --project)")
-    pre.add_argument("--project", help="store the results as predictions of this project instead of files "
-                                       "(without --out: default $OCTANT_PROJECT, else the current folder)")
-    pre.add_argument("--database-url", help="PostgreSQL URL of the project database (optional)")
+    pre = subparsers.add_parser(
+        "presegment", help="pre-segment fundus photos: disc, cup, vessels, lesions, regions",
+        description="Run the pre-segmentation networks (field of view, disc and fovea, disc and cup, vessels, "
+                    "lesions) on photos and suggest the regions each lesion type touches: as files with --out, "
+                    "or as the project's predictions. Photos already done are skipped (--redo to recompute); "
+                    "under torchrun the photos are shared between the processes.")
+    pre.add_argument("inputs", nargs="*", metavar="IMAGE_OR_FOLDER",
+                     help="image files or folders (with --project: default all its images)")
+    pre.add_argument("--out", metavar="DIR", help="output folder: one sub-folder per image (needed without --project)")
+    pre.add_argument("--project", metavar="DIR", help="store the results as predictions of this project instead of files "
+                                                      "(without --out: default $OCTANT_PROJECT, else the current folder)")
+    pre.add_argument("--database-url", metavar="URL", help="PostgreSQL URL of the project database (optional)")
     pre.add_argument("--probabilities", action="store_true", help="also write 8-bit probability maps")
-    pre.add_argument("--weights-dir", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
+    pre.add_argument("--weights-dir", metavar="DIR", help="folder with vessels/disc_cup/lesions/landmarks .safetensors (default: weights/)")
     pre.add_argument("--device", help="auto (default), cpu, cuda, mps")
     add_precision_argument(pre)
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")

@@ -29,10 +29,10 @@ if TYPE_CHECKING:  # torch and the networks load only when a training starts (fa
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
-    from storage.options import network_input_size, positive_float, positive_int
+    from storage.options import command_description, network_input_size, positive_float, positive_int
 
     parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=command_description(__doc__))
     parser.add_argument("--network", required=True, choices=("guided", "attention-mask"))
     parser.add_argument("--finding", help="finding code for --network guided (e.g. haemorrhage)")
     parser.add_argument("--reference", choices=("idrid",), default=None,
