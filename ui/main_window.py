@@ -17,6 +17,7 @@ from annotate.geometry import RegionGeometry
 from storage.errors import GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
+from storage.readers import Role
 from ui.admin_guard import Prompts
 from ui.app import show_message
 from ui.assist import OVERLAYS, overlay_layers
@@ -35,6 +36,10 @@ from ui.workstation_settings import workstation_settings
 ZOOM_STEP = 1.25
 # Docks never narrower than this (pixels): reader name, progress and finding names stay whole.
 DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
+# Below this a remembered window is not restored as it was: the canvas and the docks' names would
+# be too small to read (a window left at 635 × 431 came back that size without a window manager).
+LEGIBLE_WINDOW = (1024, 640)
+DEFAULT_WINDOW = (1440, 900)
 
 
 class MainWindow(QMainWindow, Prompts):
@@ -190,8 +195,18 @@ class MainWindow(QMainWindow, Prompts):
         self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
         c.start()
         if not status:
-            self.show_hint("No images are assigned to you yet; ask the project lead to assign "
-                           "readers (`python main.py assign`).")
+            self.show_hint(self._empty_queue_hint(c.reader.role))
+
+    @staticmethod
+    def _empty_queue_hint(role: Role) -> str:
+        """What to do with an empty queue: readers wait for the admin; admins assign, reviewers review."""
+        if role is Role.ADMIN:
+            return ("No images are assigned to you to read; assign readers with `python main.py assign`, "
+                    "and manage readers and sets in File → Readers and sets….")
+        if role is Role.REVIEWER:
+            return "No images are assigned to you to read; File → Review… shows the readers' answers."
+        return ("No images are assigned to you yet; ask the project lead to assign "
+                "readers (`python main.py assign`).")
 
     # --- reactions ----------------------------------------------------------------------------
     def _on_image_opened(self, record: ImageRecord, state: ReadState,
@@ -413,12 +428,18 @@ class MainWindow(QMainWindow, Prompts):
         geometry = settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1440, 900)
+        if not (isinstance(geometry, QByteArray) and not geometry.isEmpty()) or not self._restored_size_is_legible():
+            self.resize(*DEFAULT_WINDOW)
             self.resizeDocks([self.docks["queue"], self.docks["answer"]], [230, 290], Qt.Orientation.Horizontal)
         state = settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+
+    def _restored_size_is_legible(self) -> bool:
+        """Whether the window is at least the legible size, or fills the screen where that is smaller."""
+        available = self.screen().availableGeometry().size()
+        return (self.width() >= min(LEGIBLE_WINDOW[0], available.width())
+                and self.height() >= min(LEGIBLE_WINDOW[1], available.height()))
 
     # --- pre-segmentation ahead of the reader ---------------------------------------------------
     def run_ahead(self, on: bool, remember: bool = True) -> None:

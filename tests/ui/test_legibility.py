@@ -23,6 +23,18 @@ def test_a_squeezed_remembered_layout_leaves_the_docks_legible(qtbot, reading_pr
         assert again.findChild(QDockWidget, f"dock_{name}").width() >= minimum
 
 
+def test_a_tiny_remembered_window_comes_back_at_a_legible_size(qtbot, reading_project):
+    from ui.main_window import LEGIBLE_WINDOW
+
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id, size=(420, 300))
+    qtbot.wait(50)
+    window.close()                       # remembers the tiny window
+    again = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id, size=None)
+    available = again.screen().availableGeometry().size()
+    assert again.width() >= min(LEGIBLE_WINDOW[0], available.width())
+    assert again.height() >= min(LEGIBLE_WINDOW[1], available.height())
+
+
 def test_menu_entries_are_unique_and_whole(qtbot, reading_project):
     window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
     for top in window.menuBar().actions():
@@ -77,3 +89,15 @@ def test_a_long_hint_is_shortened_before_the_status_bar_labels_beside_it(qtbot, 
     assert hint.shown_text().endswith("…") and len(hint.shown_text()) < len(long_hint)
     assert hint.geometry().right() < ahead.geometry().left()          # drawn short of its neighbour
     assert ahead.width() >= ahead.fontMetrics().horizontalAdvance(ahead.text())   # which stays whole
+
+
+def test_an_empty_queue_tells_each_role_what_to_do(qtbot, clinic):
+    from ui.workstation import build_window
+
+    hints = {}
+    for name in ("Admin", "Rhea"):
+        window = build_window(clinic.project, clinic.readers[name].id)
+        qtbot.addWidget(window)
+        hints[name] = window.hint_label.text()
+    assert "File → Readers and sets" in hints["Admin"] and "ask the project lead" not in hints["Admin"]
+    assert "File → Review" in hints["Rhea"] and "ask the project lead" not in hints["Rhea"]
