@@ -184,6 +184,8 @@ def automatic_backup(db: Database, root: Path, today: datetime | None = None, ke
 def read_manifest(folder: Path) -> dict:
     """The backup's manifest, after checking every file it lists against its SHA-256."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise NotFoundError(f"{folder} does not exist or is not a folder; give the folder `backup` made.")
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]

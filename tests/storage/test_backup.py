@@ -203,6 +203,9 @@ def test_backup_command_says_what_it_wrote(clinic, tmp_path, capsys, backend):
     out = capsys.readouterr().out
     assert str(tmp_path / "b") in out and "audit events" in out
     assert main.main(["restore", str(tmp_path / "nothing"), "--project", str(clinic.project.root)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main.main(["restore", str(tmp_path / "empty"), "--project", str(clinic.project.root)]) == 1
     assert "not an Octant backup" in capsys.readouterr().err
 
 
