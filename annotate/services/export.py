@@ -40,6 +40,9 @@ from storage.review import ReviewSession
 if TYPE_CHECKING:
     from storage.project import ProjectHandle
 
+OCTANT_FORMAT = "octant-labels"   # the JSON export's name and version, which import-labels checks
+OCTANT_VERSION = 1
+
 FORMATS = ("csv", "json", "coco", "masks")
 FILE_SUFFIX = {"csv": ".csv", "json": ".json", "coco": ".json", "masks": ""}   # masks: a folder
 PRESEGMENTATION_KIND = "presegmentation"   # models.segmentation.presegment stores its masks' folder
@@ -203,7 +206,7 @@ def export_labels(project: ProjectHandle, out: str | Path, fmt: str = "csv", rea
             json.dump(document, handle, ensure_ascii=False)
     else:
         document = dict(
-            format="octant-labels", version=1,
+            format=OCTANT_FORMAT, version=OCTANT_VERSION,
             project=settings.name, consensus_k=settings.consensus_k, label_source=settings.label_source,
             findings=[dict(code=f.code, name=f.name) for f in settings.findings],
             regions={str(code): name for code, name in REGION_NAMES.items()},

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from annotate.services.coco_import import coco_states, is_coco
+from annotate.services.export import OCTANT_FORMAT, OCTANT_VERSION
 from storage.adjudication import list_adjudications, record_adjudication
 from storage.assignment import add_read
 from storage.errors import InvalidRequestError, NotFoundError, OctantError
@@ -32,7 +33,6 @@ from storage.reading import ReaderSession
 if TYPE_CHECKING:
     from storage.project import ProjectHandle
 
-OCTANT_FORMAT = "octant-labels"
 IMPORT_ACTION = "import"
 
 
@@ -163,6 +163,11 @@ def load_label_file(path: Path) -> Any:
 def read_label_file(path: Path, document: Any, findings: set[str], diagnoses: set[str]
                     ) -> tuple[list[_Read], list[_Adjudication], list[dict]]:
     """The reads and adjudications of an Octant JSON export, checked; and its image entries."""
+    version = document.get("version", OCTANT_VERSION) if isinstance(document, dict) else None
+    if (isinstance(document, dict) and document.get("format") == OCTANT_FORMAT
+            and not (isinstance(version, int) and version <= OCTANT_VERSION)):
+        raise InvalidRequestError(f"{path} was written by a newer Octant (label format version {version}; this "
+                                  f"Octant reads up to {OCTANT_VERSION}); import it with that Octant or update this one.")
     if not (isinstance(document, dict) and isinstance(document.get("images"), list)
             and document.get("format", OCTANT_FORMAT) == OCTANT_FORMAT):
         raise InvalidRequestError(f"{path} is not an Octant label file; give a file written by "

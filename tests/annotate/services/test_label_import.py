@@ -131,6 +131,7 @@ def test_only_an_admin_may_import(source, empty, tmp_path):
     (lambda d: d["images"][0]["reads"][0].update(landmarks={"disc": [1], "fovea": [2, 3]}), r"\[x, y\]"),
     (lambda d: d["images"][0]["reads"][0].update(role="wizard"), "unknown role"),
     (lambda d: d["images"][0].update(sha256="abc"), "sha256"),
+    (lambda d: d.update(version=99), "newer Octant"),
 ])
 def test_a_bad_value_stops_the_import_before_anything_is_written(source, empty, tmp_path, damage, phrase):
     document = exported(source, tmp_path, "a.json")
