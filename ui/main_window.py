@@ -51,6 +51,7 @@ class MainWindow(QMainWindow, Prompts):
         super().__init__()
         self.controller = controller
         self.loader = loader or ImageLoader(self)
+        self._normal_asked_for: int | None = None   # the image whose findings N asked about once
         settings = controller.settings
         self.setWindowTitle(f"Octant — {settings.name} — {controller.reader.name}")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks)
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow, Prompts):
     def _on_image_opened(self, record: ImageRecord, state: ReadState,
                          shown: Landmarks | None) -> None:
         self._requested_at = time.perf_counter()
+        self._normal_asked_for = None
         self.canvas.setFocus()
         self.canvas.begin_image(record.id, (record.width, record.height), record.fov)
         self.canvas.set_landmarks(shown.disc if shown else None, shown.fovea if shown else None)
@@ -354,7 +356,16 @@ class MainWindow(QMainWindow, Prompts):
         self.canvas.setFocus()
 
     def normal_and_next(self) -> None:
-        """N: one key for a normal eye: saved as normal, then the next unfinished image."""
+        """N: one key for a normal eye: saved as normal, then the next unfinished image. Where the
+        reader has marked findings, the first N only asks: one stray key must not clear them."""
+        state, image = self.controller.state, self.controller.image
+        if state is not None and image is not None and state.regions and self._normal_asked_for != image.id:
+            self._normal_asked_for = image.id
+            marked = "; ".join(f"{code.replace('_', ' ')} {' '.join(map(str, sorted(regions)))}"
+                               for code, regions in sorted(state.regions.items()))
+            self.show_hint(f"This image has findings ({marked}): press N again to mark it normal and clear them.")
+            return
+        self._normal_asked_for = None
         if self.controller.state is not None and not self.controller.state.normal:
             self.controller.mark_normal()
         self.controller.next_unfinished()
@@ -436,10 +447,11 @@ class MainWindow(QMainWindow, Prompts):
             self.restoreState(state)
 
     def _restored_size_is_legible(self) -> bool:
-        """Whether the window is at least the legible size, or fills the screen where that is smaller."""
+        """Whether the window is at least the legible size, or nearly fills a screen smaller than that
+        (restoring clamps a window to the screen, less its frame)."""
         available = self.screen().availableGeometry().size()
-        return (self.width() >= min(LEGIBLE_WINDOW[0], available.width())
-                and self.height() >= min(LEGIBLE_WINDOW[1], available.height()))
+        return (self.width() >= min(LEGIBLE_WINDOW[0], int(available.width() * 0.9))
+                and self.height() >= min(LEGIBLE_WINDOW[1], int(available.height() * 0.9)))
 
     # --- pre-segmentation ahead of the reader ---------------------------------------------------
     def run_ahead(self, on: bool, remember: bool = True) -> None:

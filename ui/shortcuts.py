@@ -36,7 +36,7 @@ class Binding:
 FIXED_BINDINGS: tuple[Binding, ...] = (
     Binding("next_unfinished", ("Space", "Return", "Enter"),
             "Next unfinished image (this one is marked done when answered)", "Reading"),
-    Binding("normal", ("N",), "Normal: no finding; saves and opens the next unfinished", "Reading"),
+    Binding("normal", ("N",), "Normal: no finding; saves and opens the next unfinished (asks once over marked findings)", "Reading"),
     Binding("ungradable", ("U",), "Ungradable on / off", "Reading"),
     Binding("clear_finding", ("Esc",), "No current finding", "Reading"),
     Binding("previous", ("Left", "PgUp"), "Previous image in the queue", "Reading"),

@@ -119,6 +119,23 @@ def test_one_finding_in_one_region_takes_three_actions(qtbot, reading_project):
     assert state.regions == {"microaneurysm": frozenset({5})} and state.done
 
 
+def test_n_on_marked_findings_asks_once_before_clearing_them(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    first, second = session.queue()[:2]
+    session.set_landmarks(first.id, DISC, FOVEA)
+    window = open_window(qtbot, project, ana.id)
+    press(qtbot, window, "h", "1", "5")
+    press(qtbot, window, "N")                     # a stray N: nothing cleared, the reader is asked
+    assert window.controller.image.id == first.id
+    assert session.read(first.id).regions == {"haemorrhage": frozenset({1, 5})}
+    assert "press N again" in window.hint_label.text() and "haemorrhage 1 5" in window.hint_label.text()
+    next_image(qtbot, window, "N")                # meant: normal, findings cleared, next image
+    state = session.read(first.id)
+    assert state.normal and not state.regions and state.done
+    assert window.controller.image.id == second.id
+
+
 def test_second_reader_sees_nothing_of_the_first(qtbot, reading_project, no_review_session):
     project = reading_project.project
     ana, ben = reading_project.readers["Ana"], reading_project.readers["Ben"]
@@ -159,10 +176,10 @@ def test_storage_errors_are_shown_and_the_window_stays(qtbot, reading_project, m
 def test_layout_is_remembered(qtbot, reading_project):
     project, ana = reading_project.project, reading_project.readers["Ana"]
     window = open_window(qtbot, project, ana.id)
-    window.resize(720, 520)
+    window.resize(760, 700)   # legible on the 800 × 800 offscreen screen: not widened at reopening
     window.close()
     again = open_window(qtbot, project, ana.id, size=None)
-    assert (again.size().width(), again.size().height()) == (720, 520)
+    assert (again.size().width(), again.size().height()) == (760, 700)
 
 
 def test_model_landmarks_are_offered_and_kept_with_the_first_region(qtbot, reading_project):
