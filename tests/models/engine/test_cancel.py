@@ -9,12 +9,6 @@ from models.segmentation.pipeline import load_pipeline_models, run_pipeline
 from models.segmentation.presegment import RESULT_FILE, presegment_to_folder
 from storage.errors import CancelledError
 from tests.models.fundus_synthetic import synthetic_fundus
-from tests.models.segmentation.tiny_pipeline import write_tiny_pipeline_weights
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
 
 
 def cancel_when_network_starts(models, name: str, cancel: threading.Event, after_calls: int = 0) -> list:

@@ -12,12 +12,7 @@ from models.segmentation.lesions import LesionNetConfig, build_lesion_net
 from models.segmentation.pipeline import MASK_NAMES, load_pipeline_models, run_pipeline
 from models.segmentation.presegment import RESULT_FILE, presegment_project, presegment_to_folder
 from tests.models.fundus_synthetic import synthetic_fundus
-from tests.models.segmentation.tiny_pipeline import TINY, write_tiny_pipeline_weights
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
+from tests.models.segmentation.tiny_pipeline import TINY
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,8 @@ from storage.images import list_images
 from storage.predictions import latest_model_landmarks, latest_prediction
 from storage.project import create_project, open_project
 from tests.models.fundus_synthetic import synthetic_fundus
-from tests.models.segmentation.tiny_pipeline import write_tiny_pipeline_weights
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")

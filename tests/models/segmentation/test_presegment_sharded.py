@@ -14,14 +14,8 @@ from models.segmentation.presegment import presegment_to_folder
 from storage.project import create_project, open_project
 from storage.schema import Landmark, Prediction
 from tests.models.fundus_synthetic import synthetic_fundus
-from tests.models.segmentation.tiny_pipeline import write_tiny_pipeline_weights
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return write_tiny_pipeline_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
