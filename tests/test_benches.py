@@ -23,11 +23,15 @@ def test_every_bench_answers_help(bench, tmp_path):
     assert not (tmp_path / "bench").exists()   # nothing measured, nothing written
 
 
-def load_bench(name: str):
+def load_bench(name: str, monkeypatch=None):
+    """The bench script as a module (registered in sys.modules through ``monkeypatch`` where its
+    dataclasses look their module up)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    if monkeypatch is not None:
+        monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
 
@@ -92,3 +96,32 @@ def test_guided_table_waits_for_both_sides_of_a_finding():
     runs = {"haemorrhage": {"without": {"auroc": 0.8}}, "hard_exudate": {"with": {}, "without": {}},
             "microaneurysm": {"with": {}}}
     assert list(bench.complete_pairs(runs)) == ["hard_exudate"]
+
+
+def test_idrid_disc_check_scores_each_photos_disc_and_counts_empty_cups(monkeypatch):
+    """bench_segmentation's cross-domain disc check (IDRiD discs, no cup truth): a network that finds
+    the bright disc exactly scores Dice ≈ 1 on both photos, and the photo without a brighter cup
+    counts as one empty cup."""
+    import numpy as np
+    import torch
+
+    from models.segmentation.disc_cup import DiscCupConfig
+
+    bench = load_bench("bench_segmentation", monkeypatch)
+
+    class Brightness(torch.nn.Module):   # disc where the red channel is above ~0.49, cup above ~0.83
+        def forward(self, x):
+            return torch.stack([20 * x[:, 0], 20 * (x[:, 0] - 1.5)], dim=1)
+
+    images = np.full((2, 300, 400, 3), 30, np.uint8)
+    masks = np.zeros((2, 5, 300, 400), np.uint8)
+    yy, xx = np.mgrid[:300, :400]
+    disc = (yy - 150) ** 2 + (xx - 200) ** 2 <= 30 ** 2
+    for i in range(2):
+        images[i][disc] = 150
+        masks[i, 4][disc] = 255
+    images[0][(yy - 150) ** 2 + (xx - 200) ** 2 <= 12 ** 2] = 250   # photo 0 has a cup, photo 1 none
+    monkeypatch.setattr(bench, "lesion_arrays", lambda: (images, masks, ["IDRiD_01", "IDRiD_02"]))
+    figures = bench.bench_disc_cup_idrid(Brightness(), DiscCupConfig(), torch.device("cpu"))
+    assert figures["idrid_disc_dice"] > 0.95 and figures["idrid_poor_discs"] == 0
+    assert figures["idrid_found"] == 2 and figures["idrid_images"] == 2 and figures["idrid_empty_cups"] == 1
