@@ -18,6 +18,11 @@ The masks come from the pre-segmentation starter weights (``weights/disc_cup.saf
 
 The arms are independent: ``--only NAME`` runs may go side by side (one core each); each merges
 its figures into the JSON when it ends.
+
+One split of 84 photos cannot tell arms 5 points apart. ``--folds K --fold I`` trains the arms on
+fold I of K (``train --fold I/K``: every confident photo validated once over the K folds), and
+``--compare --folds K`` pools the K folds' validation photos (212) for each arm's accuracy and
+McNemar's test. On a GPU: ``--device cuda``, the K × 3 runs side by side.
 """
 from __future__ import annotations
 
@@ -39,26 +44,34 @@ from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 # validation loss) with a time cap and a smaller encoder; from scratch a rate of 1e-3 (at 1e-4 nothing
 # was learnt in the time). From scratch the validation loss jumps between epochs (1.3 → 2.8 → 1.4): on
 # 2026-11-26 early stopping ended both networks at epoch 7 or 8 with their best at epoch 2 or 3.
-def reduced_settings(minutes: float, patience: int, encoder_weights: str, epochs: int) -> list[str]:
+def reduced_settings(minutes: float, patience: int, encoder_weights: str, epochs: int,
+                     device: str = "cpu", backbone: str | None = None) -> list[str]:
     from models.engine.pretrained import is_packaged, timm_architecture
 
     pretrained = is_packaged(encoder_weights)
-    backbone = timm_architecture(encoder_weights) if pretrained else "efficientnet_b0"
+    backbone = backbone or (timm_architecture(encoder_weights) if pretrained else "efficientnet_b0")
+    pretrained = pretrained or encoder_weights != "none"    # a weights FILE: fine-tuning's rate too
     return ["--backbone", backbone, "--encoder-weights", encoder_weights, "--input-size", "224",
             "--epochs", str(epochs), "--patience", str(patience), "--batch-size", "8",
             "--lr", "1e-4" if pretrained else "1e-3", "--precision", "auto", "--time-limit", str(int(minutes * 60)),
-            "--validation-fraction", "0.2", "--seed", "0", "--device", "cpu"]
+            "--validation-fraction", "0.2", "--seed", "0", "--device", device]
 
 
 ARMS = {"baseline": ["--no-mask"], "attention-binary": ["--as-published"], "attention": []}
 PAPER = {"baseline": 0.783, "attention": 0.922}
 
 
-def run(name: str, export: Path | None, run_root: Path, settings: list[str], data: Path) -> dict:
-    run_dir = run_root / name
+def run_name(name: str, fold: tuple[int, int] | None) -> str:
+    return name if fold is None else f"{name}-fold{fold[0]}of{fold[1]}"
+
+
+def run(name: str, export: Path | None, run_root: Path, settings: list[str], data: Path,
+        fold: tuple[int, int] | None = None) -> dict:
+    run_dir = run_root / run_name(name, fold)
     weights = export or run_dir / "model.safetensors"
     argv = ["train", "--network", "attention-mask", "--reference", "idrid", "--data", str(data),
-            "--run-dir", str(run_dir), "--export", str(weights), *settings, *ARMS[name]]
+            "--run-dir", str(run_dir), "--export", str(weights), *settings, *ARMS[name],
+            *(["--fold", f"{fold[0]}/{fold[1]}"] if fold else [])]
     start = time.perf_counter()
     if octant(argv) != 0:
         raise SystemExit(f"training the {name} classifier failed")
@@ -69,11 +82,11 @@ def run(name: str, export: Path | None, run_root: Path, settings: list[str], dat
             "minutes_this_call": (time.perf_counter() - start) / 60, "command": "python main.py " + " ".join(argv)}
 
 
-def validation_correct(weights: Path, data: Path) -> list[bool]:
-    """Photo by photo, whether the network in ``weights`` grades the validation photos right: the
-    split ``train`` made (fraction 0.2, seed 0, per grade), masks as the network was trained on
-    (cached with the photos), fp32 on the CPU."""
-    import torch
+def validation_correct(weights: Path, data: Path, fold: tuple[int, int] | None = None,
+                       device_choice: str = "cpu") -> dict[str, bool]:
+    """Photo by photo (by key), whether the network in ``weights`` grades the validation photos
+    right: the split ``train`` made (fraction 0.2 or ``fold``, seed 0, per grade), masks as the
+    network was trained on (cached with the photos), fp32."""
     from torch.utils.data import DataLoader
 
     from models.diagnosis.attention_mask import (
@@ -84,6 +97,7 @@ def validation_correct(weights: Path, data: Path) -> list[bool]:
         load_structure_models,
         predict_classes,
     )
+    from models.engine.device import pick_device
     from models.engine.weights import load_weights
     from models.findings.data import idrid_grade_photos, split_derivation_validation
 
@@ -91,27 +105,50 @@ def validation_correct(weights: Path, data: Path) -> list[bool]:
     config = AttentionConfig(**{k: v for k, v in values.items() if k in AttentionConfig.__dataclass_fields__})
     model = AttentionClassifier(config)
     load_weights(model, weights)
-    _, validation = split_derivation_validation(idrid_grade_photos(data), 0.2, 0, stratum=lambda photo: photo.label)
-    cpu = torch.device("cpu")
-    structures = load_structure_models(cpu) if config.masked else None
-    dataset = diagnosis_dataset(validation, config, structures, cpu)
-    logits, labels = predict_classes(model.float(), DataLoader(dataset, batch_size=8), cpu,
+    _, validation = split_derivation_validation(idrid_grade_photos(data), 0.2, 0, stratum=lambda photo: photo.label,
+                                                fold=fold)
+    device = pick_device(device_choice)
+    structures = load_structure_models(device) if config.masked else None
+    dataset = diagnosis_dataset(validation, config, structures, device)
+    logits, labels = predict_classes(model.float().to(device), DataLoader(dataset, batch_size=8), device,
                                      AttentionTask(config, None, None).inputs)
-    return [bool(v) for v in logits.argmax(1) == labels]
+    return {photo.key: bool(v) for photo, v in zip(validation, (logits.argmax(1) == labels).tolist())}
 
 
-def compare(files: dict[str, Path], data: Path) -> dict:
+def compare(files: dict[str, list[tuple[Path, tuple[int, int] | None]]], data: Path, device: str = "cpu") -> dict:
     """Accuracy ± its binomial standard error per network, and McNemar's exact test for every pair
-    on the same validation photos: is one better by more than the noise of 84 photos?"""
+    on the same validation photos: is one better by more than the noise of 84 photos (one split) or
+    212 (the K folds pooled, each network measured on the fold it did not train on)?"""
     from models.metrics.classification import accuracy_standard_error, paired_comparison
 
-    correct = {name: validation_correct(path, data) for name, path in files.items() if path.is_file()}
+    correct: dict[str, list[bool]] = {}
+    for name, parts in files.items():
+        if not all(path.is_file() for path, _ in parts):
+            continue
+        by_photo: dict[str, bool] = {}
+        for path, fold in parts:
+            by_photo.update(validation_correct(path, data, fold, device))
+        correct[name] = [by_photo[key] for key in sorted(by_photo)]
     figures = {name: {"accuracy": sum(c) / len(c), "standard_error": accuracy_standard_error(sum(c) / len(c), len(c)),
                       "photos": len(c)} for name, c in correct.items()}
     names = list(correct)
     pairs = {f"{a} vs {b}": paired_comparison(correct[a], correct[b])
              for i, a in enumerate(names) for b in names[i + 1:]}
-    return {"networks": figures, "pairs": pairs, "files": {n: str(files[n]) for n in names}}
+    return {"networks": figures, "pairs": pairs,
+            "files": {n: [str(path) for path, _ in files[n]] for n in names}}
+
+
+def machine_description(device: str) -> str:
+    """The CPU (name, flags) or the GPU the figures were measured on, and the precision rule."""
+    import torch
+
+    from models.engine.precision import cpu_facts
+
+    if device != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA, fp16 autocast), torch {torch.__version__}"
+    facts = cpu_facts()
+    return (f"{facts.model} (flags {' '.join(facts.flags or ())}), {torch.get_num_threads()} threads, "
+            f"precision auto, torch {torch.__version__}")
 
 
 def matrix_lines(matrix: list[list[int]]) -> list[str]:
@@ -131,24 +168,38 @@ def main() -> None:
     parser.add_argument("--run-root", type=Path, default=None,
                         help="run folders (default: bench_attention_mask-<encoder weights> in the user's runs folder)")
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
+    parser.add_argument("--folds", type=int, default=0, help="K: cross-validate over K folds (with --fold or --compare)")
+    parser.add_argument("--fold", type=int, default=0, help="I: train the arms on fold I of --folds K")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--backbone", default=None,
+                        help="timm backbone for an encoder-weights FILE (e.g. tf_efficientnet_lite0)")
     parser.add_argument("--compare", action="store_true",
                         help="train nothing: measure each arm's exported weights and the shipped "
                              "weights/dr_grade_attention.safetensors again on the validation photos, with "
                              "each accuracy's noise and McNemar's test for every pair")
     args = parser.parse_args()
+    if args.fold and not 1 <= args.fold <= args.folds:
+        parser.error(f"--fold {args.fold} needs --folds K with 1 ≤ {args.fold} ≤ K")
     from models.engine.pretrained import available_encoder_weights
 
     encoder_weights = available_encoder_weights(args.encoder_weights)
     data = public_data_dir(args.data)
-    settings = reduced_settings(args.minutes, args.patience, encoder_weights, args.epochs)
+    settings = reduced_settings(args.minutes, args.patience, encoder_weights, args.epochs, args.device, args.backbone)
     run_root = args.run_root or default_runs_dir() / f"bench_attention_mask-{Path(encoder_weights).stem}"
-    output = ROOT / "bench" / "results" / f"bench_attention_mask-{Path(encoder_weights).stem}.json"
+    folds = f"-folds{args.folds}" if args.folds else ""
+    # One JSON per fold: the folds' runs go side by side and must not overwrite each other's figures.
+    part = f"-fold{args.fold}" if args.fold else ""
+    output = ROOT / "bench" / "results" / f"bench_attention_mask-{Path(encoder_weights).stem}{folds}{part}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     results: dict = json.loads(output.read_text()) if output.is_file() else {}
     if args.compare:
-        files = {name: run_root / name / "model.safetensors" for name in ARMS}
-        files["shipped"] = ROOT / "weights" / "dr_grade_attention.safetensors"
-        found = compare(files, data)
+        if args.folds:
+            files = {name: [(run_root / run_name(name, (i, args.folds)) / "model.safetensors", (i, args.folds))
+                            for i in range(1, args.folds + 1)] for name in ARMS}
+        else:
+            files = {name: [(run_root / name / "model.safetensors", None)] for name in ARMS}
+            files["shipped"] = [(ROOT / "weights" / "dr_grade_attention.safetensors", None)]
+        found = compare(files, data, args.device)
         results = json.loads(output.read_text()) if output.is_file() else {}
         results["comparison"] = found
         output.write_text(json.dumps(results, indent=2, default=str))
@@ -162,10 +213,11 @@ def main() -> None:
         if args.only and args.only != name:
             continue
         export = ROOT / "weights" / "dr_grade_attention.safetensors" if name == "attention" and args.export_starter else None
-        figures = run(name, export, run_root, settings, data)
+        fold = (args.fold, args.folds) if args.fold else None
+        figures = run(name, export, run_root, settings, data, fold)
         # Re-read just before writing: a side-by-side run of another arm may have finished.
         results = json.loads(output.read_text()) if output.is_file() else {}
-        results.update({"settings": settings, "machine": "2-core CPU shared, OMP_NUM_THREADS=1, precision auto",
+        results.update({"settings": settings, "machine": machine_description(args.device),
                         "paper_odir": PAPER, name: figures})
         output.write_text(json.dumps(results, indent=2, default=str))
     fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "–"  # noqa: E731

@@ -37,6 +37,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def whole_number(text: str) -> int:
+    """A whole number of 0 or more (data loader processes)."""
+    value = _parsed(text, int, -1)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates)."""
     value = _parsed(text, float, float("nan"))

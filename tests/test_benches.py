@@ -125,3 +125,33 @@ def test_idrid_disc_check_scores_each_photos_disc_and_counts_empty_cups(monkeypa
     figures = bench.bench_disc_cup_idrid(Brightness(), DiscCupConfig(), torch.device("cpu"))
     assert figures["idrid_disc_dice"] > 0.95 and figures["idrid_poor_discs"] == 0
     assert figures["idrid_found"] == 2 and figures["idrid_images"] == 2 and figures["idrid_empty_cups"] == 1
+
+
+def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
+    """What a GPU machine rebuilds from the packed folder equals the caches here, byte for byte in pixels."""
+    import cv2
+    import numpy as np
+
+    caches = load_bench("device_caches", monkeypatch)
+    here, there, packed = tmp_path / "here", tmp_path / "there", tmp_path / "packed"
+    data = tmp_path / "data" / "IDRiD-landmarks"
+    data.mkdir(parents=True)
+    (data / "grades.csv").write_text("image,retinopathy_grade\nIDRiD_001.jpg,2\n")
+    (data / "landmarks.csv").write_text("image,disc_x,disc_y,confident\nIDRiD_001.jpg,10,12,1\n")
+    rng = np.random.default_rng(0)
+    maps, photos = here / "structure-maps" / "224", here / "photo-cache" / "224"
+    maps.mkdir(parents=True)
+    photos.mkdir(parents=True)
+    for key in ("idrid-landmarks-IDRiD_001", "idrid-landmarks-IDRiD_002"):
+        cv2.imwrite(str(maps / f"{key}.png"), rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+        cv2.imwrite(str(photos / f"{key}.png"), rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+        (photos / f"{key}.box.json").write_text("[0, 0, 100, 100]")
+    for part in caches.PARTS:
+        caches.pack(part, packed, tmp_path / "data", here)
+        caches.unpack(part, packed, there, tmp_path / "copied")
+    for folder in ("structure-maps/224", "photo-cache/224"):
+        for png in (here / folder).glob("*.png"):
+            assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED),
+                                  cv2.imread(str(there / folder / png.name), cv2.IMREAD_UNCHANGED))
+    assert (there / "photo-cache/224/idrid-landmarks-IDRiD_002.box.json").read_text() == "[0, 0, 100, 100]"
+    assert (tmp_path / "copied/IDRiD-landmarks/grades.csv").read_text().endswith("IDRiD_001.jpg,2\n")

@@ -20,7 +20,7 @@ from storage.errors import OctantError
 
 def register(subparsers) -> None:
     from models.engine.precision import add_precision_argument
-    from storage.options import positive_float, positive_int
+    from storage.options import positive_float, positive_int, whole_number
 
     train = subparsers.add_parser(
         "train-seg", help="train a pre-segmentation network on the public data sets",
@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--batch-size", type=positive_int)
     train.add_argument("--lr", type=positive_float)
+    train.add_argument("--workers", type=whole_number, default=None,
+                       help="data loader processes preparing crops beside training (default 0: in the training "
+                            "process; a GPU waits on one core's crops, so give it a few)")
     train.add_argument("--steps-per-epoch", type=positive_int, help="training batches per epoch (crops are sampled at random)")
     train.add_argument("--time-limit", type=float, default=0.0, help="minutes; the run stops after the epoch that passes it")
     train.add_argument("--run-dir", help="checkpoints and history (default: runs/seg-<task>-<architecture> "
@@ -125,7 +128,8 @@ def build_task(args):
         raise OctantError(f"Bad option for {args.task}: {error}; see train-seg --help.") from error
     task = spec.training_task(net=net)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("device", args.device)) if v is not None}
+                                   ("device", args.device), ("num_workers", getattr(args, "workers", None)))
+                 if v is not None}
     overrides["time_limit_s"] = args.time_limit * 60
     if args.start_from:
         if not Path(args.start_from).is_file():

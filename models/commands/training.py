@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # torch and the networks load only when a training starts (fa
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
-    from storage.options import command_description, network_input_size, positive_float, positive_int
+    from storage.options import command_description, network_input_size, positive_float, positive_int, whole_number
 
     parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
                                    description=command_description(__doc__))
@@ -73,11 +73,14 @@ def register(subparsers) -> None:
     add_precision_argument(parser)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision bf16
     parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--fold", type=fold_argument, default=None, metavar="I/K",
+                        help="validate on the I-th of K folds of the validation-eligible photos instead of "
+                             "--validation-fraction (K runs, I = 1..K, validate every eligible photo once)")
     parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0 = all)")
     parser.add_argument("--time-limit", type=float, default=0.0, help="seconds of training (0 = none)")
     parser.add_argument("--patience", type=int, default=None,
                         help="epochs without a better validation loss before stopping (0 = never stop early)")
-    parser.add_argument("--workers", type=int, default=0, help="data loader processes")
+    parser.add_argument("--workers", type=whole_number, default=0, help="data loader processes")
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: under the project)")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the best weights to this file (.safetensors), not a new one in the run folder")
@@ -87,6 +90,17 @@ def register(subparsers) -> None:
                         help="what a new run starts from: the shipped starter (default on a project's labels), "
                              "random weights (default with --reference), or a .safetensors file")
     parser.set_defaults(func=run_train, thread_role="batch")
+
+
+def fold_argument(text: str) -> tuple[int, int]:
+    """``--fold I/K`` → (I, K), or argparse's one-sentence error."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fold; write I/K, e.g. 2/5") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"fold {text} does not exist; I must be between 1 and K, e.g. 2/5")
+    return index, count
 
 
 def initial_weights(args: argparse.Namespace) -> str:
@@ -210,7 +224,7 @@ def train_from_args(args: argparse.Namespace, progress=None,
             config, engine, name = attention_settings(args)
         common = dict(reference=args.reference, validation_fraction=args.validation_fraction,
                       resume=not args.no_resume, export=args.export, progress=progress, cancel=cancel,
-                      data_root=getattr(args, "data", None))
+                      data_root=getattr(args, "data", None), fold=getattr(args, "fold", None))
         if args.network == "guided":
             return finding_training.train_guided(project, config, engine, default_run_dir(args, name), name,
                                                  cue_source=getattr(args, "cue", "regions"),

@@ -190,13 +190,20 @@ def _decoded_shape(sample: FindingSample) -> tuple[int, int]:
 
 
 def split_derivation_validation(samples: list, validation_fraction: float = 0.1, seed: int = 0,
-                                stratum=lambda sample: sample.present) -> tuple[list, list]:
+                                stratum=lambda sample: sample.present,
+                                fold: tuple[int, int] | None = None) -> tuple[list, list]:
     """Son et al. §3.1: 90 % derivation, 10 % validation, drawn per group and per class.
 
     A photo known under two names (``group``) lands wholly on one side; only groups whose samples
     are all ``confident`` can be drawn for validation (unless a stratum has none); each stratum (present / absent, or each
     diagnosis class) is drawn separately so that both sides keep the prevalence.
+
+    ``fold = (i, k)`` (1 ≤ i ≤ k) takes the i-th of k equal parts of each stratum's eligible groups
+    instead of ``validation_fraction``: the k folds of one seed validate every eligible photo exactly
+    once, so k runs give a paired comparison on all of them rather than on one fifth.
     """
+    if fold is not None and not 1 <= fold[0] <= fold[1]:
+        raise OctantError(f"Fold {fold[0]}/{fold[1]} does not exist; give I/K with 1 ≤ I ≤ K, e.g. 1/5.")
     groups: dict[str, list[FindingSample]] = {}
     for sample in samples:
         groups.setdefault(sample.group or sample.key, []).append(sample)
@@ -207,8 +214,12 @@ def split_derivation_validation(samples: list, validation_fraction: float = 0.1,
         # A class with no confident photo at all (e.g. cotton wool patches, only in IDRiD-segmentation)
         # is drawn from all its photos, else validation would have no positives to measure.
         eligible = [g for g in names if all(s.confident for s in groups[g])] or names
+        drawn = rng.permutation(eligible).tolist()
+        if fold is not None:
+            validation_groups.update(np.array_split(np.array(drawn, dtype=object), fold[1])[fold[0] - 1].tolist())
+            continue
         count = min(len(eligible), math.ceil(validation_fraction * len(names))) if names else 0
-        validation_groups.update(rng.permutation(eligible)[:count].tolist())
+        validation_groups.update(drawn[:count])
     derivation = [s for g, members in groups.items() if g not in validation_groups for s in members]
     validation = [s for g, members in groups.items() if g in validation_groups for s in members]
     return derivation, validation

@@ -77,7 +77,8 @@ def unique_weights_file(run_dir: Path, name: str) -> Path:
 def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                  reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                  export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
-                 gallery_size: int = 0, cue_source: str = "regions", complete_cues_only: bool = False,
+                 fold: tuple[int, int] | None = None, gallery_size: int = 0, cue_source: str = "regions",
+                 complete_cues_only: bool = False,
                  data_root: Path | None = None) -> TrainingOutcome:
     """Present/absent photos of ``config.finding`` → ``GuidedTask`` → engine → weights (→ registry).
 
@@ -102,7 +103,7 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
         samples = consensus_samples(project.database, config.finding, "train", k=k)
         test_samples = consensus_samples(project.database, config.finding, "test", k=k)
         labels = f"consensus of three readers (k = {k})"
-    derivation, validation = guided_split(samples, validation_fraction, engine.seed)
+    derivation, validation = guided_split(samples, validation_fraction, engine.seed, fold)
     if complete_cues_only:
         derivation = drop_incomplete_positives(derivation)
     _check_both_classes(derivation, "derivation")
@@ -128,18 +129,20 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
     metadata = {"architecture": "guided", "network": network, "config": config.to_dict(),
                 "engine": engine.to_dict(), "labels": labels, "cue_source": cue_source,
                 "complete_cues_only": complete_cues_only,
-                "input": "black border cropped, RGB in [0, 1], input_size × input_size", "counts": counts}
+                "input": "black border cropped, RGB in [0, 1], input_size × input_size", "counts": counts,
+                **({"validation_fold": list(fold)} if fold else {})}
     outcome = _finish(project, model, task, result, run_dir, name, network, export, metadata, snapshot, test_metrics)
     outcome.counts = counts
     outcome.gallery = validation_gallery(model, validation_set, gallery_size)
     return outcome
 
 
-def guided_split(samples: list, validation_fraction: float, seed: int) -> tuple[list, list]:
+def guided_split(samples: list, validation_fraction: float, seed: int,
+                 fold: tuple[int, int] | None = None) -> tuple[list, list]:
     """Derivation / validation drawn per label and per cue kind, so that validation holds complete
     cues to measure AIR on."""
     return split_derivation_validation(samples, validation_fraction, seed,
-                                       stratum=lambda s: (s.present, s.cue_complete))
+                                       stratum=lambda s: (s.present, s.cue_complete), fold=fold)
 
 
 def drop_incomplete_positives(samples: list) -> list:
@@ -150,7 +153,7 @@ def drop_incomplete_positives(samples: list) -> list:
 def train_attention(project: ProjectHandle | None, config: AttentionConfig, engine: TrainConfig, run_dir: Path, name: str, *,
                     reference: str | None = None, validation_fraction: float = 0.1, resume: bool = True,
                     export: Path | None = None, progress: Progress = None, cancel: threading.Event | None = None,
-                    data_root: Path | None = None) -> TrainingOutcome:
+                    data_root: Path | None = None, fold: tuple[int, int] | None = None) -> TrainingOutcome:
     """Diagnosis photos → masks from pre-segmentation → ``AttentionTask`` → engine → weights.
 
     For a project the classes are its diagnosis classes; IDRiD's reference keeps the config's
@@ -179,7 +182,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
         test_photos = consensus_diagnosis_photos(project.database, config.classes, "test")
         labels = "consensus diagnosis of three readers (majority)"
     derivation, validation = split_derivation_validation(photos, validation_fraction, engine.seed,
-                                                         stratum=lambda photo: photo.label)
+                                                         stratum=lambda photo: photo.label, fold=fold)
     if len({p.label for p in derivation}) < 2:
         raise OctantError("Training a diagnosis classifier needs photos of at least two diagnoses; "
                           "label more photos first.")
@@ -210,7 +213,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
     metadata = {"architecture": f"attention-mask {config.backbone}", "network": "attention-mask",
                 "config": config.to_dict(), "engine": engine.to_dict(), "labels": labels,
                 "input": "black border cropped, RGB in [0, 1] times the attention mask, ImageNet-normalised inside",
-                "counts": counts}
+                "counts": counts, **({"validation_fold": list(fold)} if fold else {})}
     outcome = _finish(project, model, task, result, run_dir, name, "attention-mask", export, metadata, snapshot, extra)
     outcome.counts = counts
     return outcome

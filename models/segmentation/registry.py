@@ -123,7 +123,8 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         "lesions", "models.segmentation.lesions:LesionNetConfig", "models.segmentation.lesions:build_lesion_net",
         task="lesions", task_class="models.segmentation.tasks:LesionTask",
         working_resolution="FOV rescaled to 1150 px across (1/3 of IDRiD's 4288 × 2848)",
-        fallback="lesions are not segmented and no regions are suggested", caches=IDRID,
+        # Lesions read their own cache only (the overlap list serves the landmark split).
+        fallback="lesions are not segmented and no regions are suggested", caches=(IDRID_LESIONS,),
         training_data="IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
         pipeline_input=(1, 3, 960, 1152),
         architectures=("attention_deeplab", "deeplab", "unet"), lesion_options=True),
@@ -135,7 +136,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
         "models.segmentation.lesions:build_lesion_net",
         task="lesions", task_class="models.segmentation.tasks:LesionTask",
         working_resolution="FOV rescaled to 1150 px across, full-resolution output",
-        fallback="all lesion types come from the lesion network", caches=IDRID,
+        fallback="all lesion types come from the lesion network", caches=(IDRID_LESIONS,),
         training_data="IDRiD-segmentation 01–44 at 1/3 scale (45–54 validate).",
         pipeline_input=(1, 3, 960, 1152),
         train_options="--architecture unet --channels MA,EX", optional=True,

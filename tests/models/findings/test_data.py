@@ -289,3 +289,24 @@ def test_consensus_diagnosis_needs_a_majority_of_readers(tmp_path):
     photos = consensus_diagnosis_photos(project.database, classes, "train")
     assert [(p.label, p.source) for p in photos] == [(4, "consensus")]  # the second image has no majority
     project.close()
+
+
+def test_k_folds_validate_every_confident_group_once_and_keep_twins_and_strata():
+    items = [sample(f"p{i}", True, {1}, group=f"g{i}") for i in range(11)]
+    items += [sample(f"n{i}", False, group=f"h{i}") for i in range(15)]
+    items += [sample("twin", True, {1}, group="g0", confident=False)]   # makes p0's group ineligible
+    items += [sample(f"u{i}", False, confident=False) for i in range(5)]
+    folds = [split_derivation_validation(items, 0.2, seed=3, fold=(i, 5)) for i in range(1, 6)]
+    validated = sorted(s.key for _, validation in folds for s in validation)
+    eligible = sorted(s.key for s in items if s.confident and s.key != "p0")
+    assert validated == eligible                                   # each eligible photo exactly once
+    for derivation, validation in folds:
+        assert len(derivation) + len(validation) == len(items)
+        assert sum(s.present for s in validation) == 2 and sum(not s.present for s in validation) == 3
+    assert split_derivation_validation(items, 0.2, seed=3, fold=(2, 5)) == folds[1]   # deterministic
+
+
+def test_a_fold_outside_one_to_k_is_one_sentence():
+    items = [sample(f"p{i}", True, {1}) for i in range(4)] + [sample(f"n{i}", False) for i in range(4)]
+    with pytest.raises(OctantError, match="Fold 6/5 does not exist"):
+        split_derivation_validation(items, 0.2, fold=(6, 5))
