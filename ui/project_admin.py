@@ -45,6 +45,7 @@ from storage.readers import (
     set_reader_active,
     set_role,
 )
+from ui import message_line
 from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader, ask_new_secret
 
 SET_NAMES = {"train": "training", "test": "test"}
@@ -197,12 +198,10 @@ class ProjectAdminDialog(QDialog, Prompts):
         self.to_test.setEnabled(photos)
 
     def show_done(self, text: str) -> None:
-        self.message.setStyleSheet("color:#1e7e34;")
-        self.message.setText(text)
+        message_line.show_done(self.message, text)
 
     def show_problem(self, text: str) -> None:
-        self.message.setStyleSheet("color:#c0392b;")
-        self.message.setText(text)
+        message_line.show_problem(self.message, text)
 
     # --- the actions --------------------------------------------------------------------------
     def _as_admin(self, doing: str, action: Callable[[int], str]) -> bool:

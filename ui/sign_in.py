@@ -32,6 +32,7 @@ from storage.database import Database
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
 from storage.readers import add_reader, create_first_admin, has_admin, list_readers, sign_in
+from ui import message_line
 from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader
 from ui.workstation_settings import workstation_settings
 
@@ -82,7 +83,7 @@ class SignInDialog(QDialog, Prompts):
         self.pin.setPlaceholderText("no PIN")
         self.pin.returnPressed.connect(self._sign_in)
         self.message = QLabel("")
-        self.message.setStyleSheet("color:#c0392b;")
+        self.message.setStyleSheet(f"color:{message_line.PROBLEM_COLOUR};")
         self.message.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -108,13 +109,11 @@ class SignInDialog(QDialog, Prompts):
             self.select_reader(reader)
 
     def _problem(self, text: str) -> None:
-        self.message.setStyleSheet("color:#c0392b;")
-        self.message.setText(text)
+        message_line.show_problem(self.message, text)
 
     def show_note(self, text: str) -> None:
         """Not a problem: what just happened (e.g. a restore), in the message line."""
-        self.message.setStyleSheet("color:#1e7e34;")
-        self.message.setText(text)
+        message_line.show_done(self.message, text)
 
     def select_reader(self, name: str) -> None:
         """Preselect a reader by name (the command line's --reader), e.g. to type their PIN."""
