@@ -283,14 +283,14 @@ def shared_start(pair: Pair, encoder_weights: str | None, seed: int, path: Path)
 
 
 def train_arm(pair: Pair, arm: str, run_root: Path, start: Path, epochs: int, minutes: float,
-              encoder_weights: str | None, data: Path) -> dict:
+              encoder_weights: str | None, data: Path, workers: int = 0) -> dict:
     """Train one arm from the shared start with train-seg, export its best epoch and measure it."""
     from main import main as octant
 
     run_dir, weights = run_root / arm, run_root / f"{arm}.safetensors"
     argv = ["train-seg", *arm_options(pair, arm, encoder_weights), "--epochs", str(epochs),
             "--time-limit", str(minutes), "--start-from", str(start), "--run-dir", str(run_dir),
-            "--export", str(weights), "--data", str(data)]
+            "--export", str(weights), "--data", str(data), *(["--workers", str(workers)] if workers else [])]
     load_before, cpu_before, wall_before = os.getloadavg()[0], _cpu_seconds(), time.perf_counter()
     if octant(argv) != 0:
         raise SystemExit(f"training the {arm} arm failed")
@@ -309,6 +309,14 @@ def train_arm(pair: Pair, arm: str, run_root: Path, start: Path, epochs: int, mi
             "loaded_from_start": {k: init.get(k) for k in ("loaded_tensors", "loaded_share")},
             "kept_initial": len(init.get("kept_initial", [])), "threads": torch.get_num_threads(),
             "file_mb": round(weights.stat().st_size / 2**20, 1), "command": "python main.py " + " ".join(argv)}
+
+
+def machine() -> str:
+    """Where the arms trained: the GPU by name, else the CPU's cores and threads."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, fp16 autocast, torch {torch.__version__}"
+    return (f"{os.cpu_count()}-core CPU shared with other jobs, OMP_NUM_THREADS="
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, precision auto")
 
 
 def _cpu_seconds() -> float:
@@ -331,13 +339,12 @@ def run_compare(args, data: Path) -> None:
     start = shared_start(pair, args.encoder_weights, args.seed, run_root / "start.safetensors")
     for arm in arms:
         figures = train_arm(pair, arm, run_root, Path(start["file"]), args.epochs, args.minutes,
-                            args.encoder_weights, data)
+                            args.encoder_weights, data, args.workers)
         # Re-read just before writing: the other arm, run side by side, may have written meanwhile.
         results = json.loads(COMPARE_JSON.read_text()) if COMPARE_JSON.is_file() else {}
         entry = results.setdefault(tag, {})
         entry.update({"start": start, "epochs": args.epochs, "minutes_cap": args.minutes, "paper": pair.paper,
-                      "machine": f"{os.cpu_count()}-core CPU shared with other jobs, OMP_NUM_THREADS="
-                                 f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, precision auto", arm: figures})
+                      "machine": machine(), arm: figures})
         COMPARE_JSON.parent.mkdir(parents=True, exist_ok=True)
         COMPARE_JSON.write_text(json.dumps(results, indent=2))
         print(f"\n## {tag}: {arm}")
@@ -364,6 +371,7 @@ def main() -> None:
     compare.add_argument("--arm", help="only this arm (attention_deeplab, deeplab; attention_unetpp, unet)")
     compare.add_argument("--epochs", type=int, default=8, help="epochs per arm, the same for both (default 8)")
     compare.add_argument("--minutes", type=float, default=25.0, help="time cap per arm, minutes (default 25)")
+    compare.add_argument("--workers", type=int, default=0, help="data loader processes per arm (a GPU wants 2 or more)")
     compare.add_argument("--encoder-weights", default=None,
                          help="lesions: the shared encoder's start, imagenet-lite0|lite1|lite2|FILE|none "
                               "(imagenet-liteN picks tu-tf_efficientnet_liteN; default the starter's encoder from scratch)")

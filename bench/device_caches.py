@@ -6,6 +6,7 @@ A lent GPU machine receives only a small folder (tens of MB), so the caches that
     attention-mask (IDRiD grades)  photo-cache/224 (lossless WebP) and structure-maps/224
                                    (disc, cup, vessel maps, one xz-compressed array: lossless)
     grades, landmarks CSVs         the public data folder's IDRiD-landmarks/*.csv
+    vessels (DRIVE)                public-sets/drive.npz: photos as lossless WebP, masks as PNG
 
 (The lesion network's cache is built there from IDRiD-segmentation itself, 25 MB as published:
 its 1/3-scale photos take no less as JPEG of a quality worth training on.)
@@ -30,10 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from storage.errors import OctantError  # noqa: E402
 from storage.locations import public_cache_dir, public_data_dir  # noqa: E402
 
 SIZE = 224             # the attention-mask network's input side (bench_attention_mask)
-PARTS = ("grades", "grade-photos")
+PARTS = ("grades", "grade-photos", "drive")
 
 
 def save_xz(path: Path, array: np.ndarray) -> None:
@@ -48,9 +50,38 @@ def load_xz(path: Path) -> np.ndarray:
     return np.frombuffer(lzma.decompress(blob[4 + size:]), dtype=header["dtype"]).reshape(header["shape"])
 
 
-def pack(part: str, out: Path, data: Path, cache: Path) -> None:
+def pack_arrays(arrays, folder: Path) -> None:
+    """Each array of an .npz: stacks of 8-bit pictures one lossless image file each (colour as
+    WebP, single channel as PNG), anything else as .npy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in arrays.files:
+        array = arrays[name]
+        if array.dtype == np.uint8 and array.ndim in (3, 4):
+            (folder / name).mkdir(exist_ok=True)
+            suffix = ".webp" if array.ndim == 4 else ".png"
+            for index, picture in enumerate(array):
+                picture = picture[..., ::-1] if array.ndim == 4 else picture   # OpenCV writes BGR
+                cv2.imwrite(str(folder / name / f"{index:04d}{suffix}"), np.ascontiguousarray(picture),
+                            [cv2.IMWRITE_WEBP_QUALITY, 101] if suffix == ".webp" else [])
+        else:
+            np.save(folder / f"{name}.npy", array)
+
+
+def unpack_arrays(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {path.stem: np.load(path) for path in folder.glob("*.npy")}
+    for stack in (path for path in folder.iterdir() if path.is_dir()):
+        pictures = []
+        for path in sorted(stack.iterdir()):
+            picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            pictures.append(picture[..., ::-1] if picture.ndim == 3 else picture)
+        arrays[stack.name] = np.ascontiguousarray(np.stack(pictures))
+    return arrays
+
+
+def pack(part: str, out: Path, data: Path | None, cache: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if part == "grades":
+        data = public_data_dir(data)
         csvs = out / "IDRiD-landmarks"
         csvs.mkdir(exist_ok=True)
         for name in ("grades.csv", "landmarks.csv"):
@@ -60,6 +91,8 @@ def pack(part: str, out: Path, data: Path, cache: Path) -> None:
         maps = np.stack([cv2.imread(str(maps_dir / f"{key}.png"), cv2.IMREAD_UNCHANGED) for key in keys])
         (out / "map_keys.txt").write_text("\n".join(keys) + "\n")
         save_xz(out / "structure_maps.xz", maps)
+    elif part == "drive":
+        pack_arrays(np.load(cache / "public-sets" / "drive.npz"), out / "drive")
     else:
         photos = cache / "photo-cache" / str(SIZE)
         target = out / "photos"
@@ -77,6 +110,9 @@ def unpack(part: str, source: Path, cache: Path, data: Path) -> None:
         maps_dir.mkdir(parents=True, exist_ok=True)
         for key, maps in zip((source / "map_keys.txt").read_text().split(), load_xz(source / "structure_maps.xz")):
             cv2.imwrite(str(maps_dir / f"{key}.png"), maps)
+    elif part == "drive":
+        (cache / "public-sets").mkdir(parents=True, exist_ok=True)
+        np.savez(cache / "public-sets" / "drive.npz", **unpack_arrays(source / "drive"))
     else:
         photos = cache / "photo-cache" / str(SIZE)
         photos.mkdir(parents=True, exist_ok=True)
@@ -98,7 +134,10 @@ def main() -> None:
     if args.action == "pack":
         if args.out is None:
             parser.error("pack needs --out")
-        pack(args.part, args.out, public_data_dir(args.data), cache)
+        try:
+            pack(args.part, args.out, args.data, cache)
+        except OctantError as problem:
+            parser.error(str(problem))
     else:
         if args.src is None or args.data is None:
             parser.error("unpack needs --src and --data")

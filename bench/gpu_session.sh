@@ -9,8 +9,10 @@
 #   .gpu/b  the 224-px grade photos (lossless)             -> stage setup-b
 #   .gpu/c  IDRiD-segmentation as published                -> stage run (trains and measures)
 # Stages run in consecutive calls while the machine stays warm; files persist under $STASH.
+#   .gpu/d  the wheels again and DRIVE (lossless)           -> stage vessels, alone on a fresh machine:
+#           Attention U-Net++ (ResNet-34) against U-Net from one start (bench_segmentation --compare)
 #
-#   bash bench/gpu_session.sh setup-a|setup-b|run     (writes what comes back under $OUT)
+#   bash bench/gpu_session.sh setup-a|setup-b|run|vessels     (writes what comes back under $OUT)
 set -u
 STAGE=${1:?stage: setup-a, setup-b or run}
 OUT=${OUT:-/tmp/octant-gpu-out}
@@ -82,6 +84,18 @@ run)
     cp "$STASH"/lesions-*.safetensors "$OUT/" 2>/dev/null
     tar -czf "$OUT/records.tar.gz" -C "$STASH" logs $(cd "$STASH" && ls -d runs/*/*/history.json runs/*/history.json \
         runs/*/*/*.md lesions-*.md 2>/dev/null) -C "$PWD" bench/results
+    ;;
+vessels)
+    tar -C "$STASH" -xJf .gpu/d/site312.tar.xz
+    $PY bench/device_caches.py unpack --part drive --src .gpu/d --data "$DATA"
+    for arm in attention_unetpp unet; do   # logs straight into $OUT: they come back even if the call is cut
+        $PY bench/bench_segmentation.py --compare vessels --arm $arm --epochs 1000 --minutes "$MINUTES" --workers 2 \
+            --run-root "$STASH/runs/vessels" --data "$DATA" > "$OUT/vessels-$arm.log" 2>&1 &
+        sleep 5   # either arm may write the shared start (atomically, the same file); let the first begin
+    done
+    wait
+    cp bench/results/bench_segmentation_compare.json "$OUT/" 2>/dev/null
+    tail -n 25 "$OUT"/vessels-*.log
     ;;
 *)
     echo "unknown stage $STAGE" >&2; exit 2 ;;
