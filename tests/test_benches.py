@@ -146,6 +146,11 @@ def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
         cv2.imwrite(str(maps / f"{key}.png"), rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
         cv2.imwrite(str(photos / f"{key}.png"), rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
         (photos / f"{key}.box.json").write_text("[0, 0, 100, 100]")
+    (here / "public-sets").mkdir()
+    drive = {"training_images": rng.integers(0, 256, (2, 30, 20, 3), dtype=np.uint8),
+             "training_vessels": rng.integers(0, 2, (2, 30, 20), dtype=np.uint8) * 255,
+             "training_numbers": np.array([21, 22])}
+    np.savez(here / "public-sets" / "drive.npz", **drive)
     for part in caches.PARTS:
         caches.pack(part, packed, tmp_path / "data", here)
         caches.unpack(part, packed, there, tmp_path / "copied")
@@ -155,3 +160,7 @@ def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
                                   cv2.imread(str(there / folder / png.name), cv2.IMREAD_UNCHANGED))
     assert (there / "photo-cache/224/idrid-landmarks-IDRiD_002.box.json").read_text() == "[0, 0, 100, 100]"
     assert (tmp_path / "copied/IDRiD-landmarks/grades.csv").read_text().endswith("IDRiD_001.jpg,2\n")
+    rebuilt = np.load(there / "public-sets" / "drive.npz")
+    assert sorted(rebuilt.files) == sorted(drive)
+    assert all(np.array_equal(rebuilt[name], array) and rebuilt[name].dtype == array.dtype
+               for name, array in drive.items())
