@@ -40,6 +40,7 @@ DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 # be too small to read (a window left at 635 × 431 came back that size without a window manager).
 LEGIBLE_WINDOW = (1024, 640)
 DEFAULT_WINDOW = (1440, 900)
+NORMAL_QUESTION = "This image has findings"   # how N's question over marked findings begins
 
 
 class MainWindow(QMainWindow, Prompts):
@@ -220,13 +221,15 @@ class MainWindow(QMainWindow, Prompts):
         self.answer_panel.reset_comment(state.comment)
         self._on_state(state)
         self.queue_panel.set_current(record.id)
+        # Forgotten before asking for the photo: a prefetched one is answered at once, inside
+        # request(), with the size the overlays need.
+        self._display_size = None  # known when the photo is decoded; overlays wait for it
+        self.canvas.set_overlay(None)
         self.loader.request(record.id, record.path, (record.width, record.height))
         ids = self.controller.queue_ids()
         number = ids.index(record.id) + 1 if record.id in ids else 0
         self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of {len(ids)}) — "
                             f"{self.controller.reader.name}")
-        self._display_size = None  # known when the photo is decoded; overlays wait for it
-        self.canvas.set_overlay(None)
         self._request_overlays()
         self._show_notes()
 
@@ -284,6 +287,7 @@ class MainWindow(QMainWindow, Prompts):
             self.loader.prefetch(record.id, record.path, (record.width, record.height))
 
     def _on_state(self, state: ReadState) -> None:
+        self._withdraw_normal_question()
         shown = self.controller.shown_landmarks  # after undo/redo the canvas follows the answer
         on_canvas = self.canvas.landmarks()
         if shown is None and on_canvas is not None:
@@ -297,7 +301,17 @@ class MainWindow(QMainWindow, Prompts):
             self.queue_panel.set_done(self.controller.image.id, state.done)
         self.actions_by_name["ungradable"].setChecked(state.ungradable)
 
+    def _withdraw_normal_question(self) -> None:
+        """Anything the reader does after N asked (a region, a finding, Esc, undo, U) withdraws
+        the question: only N twice in a row clears marked findings, never a later stray N."""
+        if self._normal_asked_for is None:
+            return
+        self._normal_asked_for = None
+        if self.hint_label.text().startswith(NORMAL_QUESTION):
+            self.show_hint("")
+
     def _on_finding(self, code: str | None) -> None:
+        self._withdraw_normal_question()
         self.answer_panel.set_current_finding(code)
         self._refresh_fills()
         if code is not None:
@@ -363,7 +377,7 @@ class MainWindow(QMainWindow, Prompts):
             self._normal_asked_for = image.id
             marked = "; ".join(f"{code.replace('_', ' ')} {' '.join(map(str, sorted(regions)))}"
                                for code, regions in sorted(state.regions.items()))
-            self.show_hint(f"This image has findings ({marked}): press N again to mark it normal and clear them.")
+            self.show_hint(f"{NORMAL_QUESTION} ({marked}): press N again to mark it normal and clear them.")
             return
         self._normal_asked_for = None
         if self.controller.state is not None and not self.controller.state.normal:

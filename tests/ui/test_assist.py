@@ -12,7 +12,7 @@ from storage.project import create_project
 from storage.reading import ReaderSession
 from tests.conftest import add_reader_as_admin
 from tests.ui.conftest import PHOTO_SIZE, write_fundus
-from tests.ui.driving import open_window, press
+from tests.ui.driving import next_image, open_window, press
 from ui.assist import PRESEGMENTATION
 
 
@@ -61,6 +61,24 @@ def test_vessel_overlay_is_drawn_from_the_stored_mask(qtbot, reading_project):
     press(qtbot, window, "Shift+V")
     assert not window.canvas.has_overlay()
 
+
+
+def test_overlays_are_drawn_on_the_next_image_that_was_prefetched(qtbot, reading_project):
+    """The reading flow: the next photo is decoded ahead, so it is shown at once when opened;
+    its overlays must still be drawn (they waited for a size forgotten after it arrived)."""
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    first, second = ReaderSession(project.database, ana.id).queue()[:2]
+    store_presegmentation(project, second.id)
+    window = open_window(qtbot, project, ana.id)
+    qtbot.waitUntil(lambda: window.loader.is_rendered(second.id), timeout=5000)
+    next_image(qtbot, window, "Right")
+    assert window.controller.image.id == second.id
+    qtbot.waitUntil(lambda: window.actions_by_name["overlay_vessels"].isEnabled(), timeout=5000)
+    with qtbot.waitSignal(window.loader.overlayReady, timeout=5000):
+        press(qtbot, window, "Shift+V")
+    assert window.canvas.has_overlay()
+    next_image(qtbot, window, "Left")             # and gone on a photo without pre-segmentation
+    assert not window.canvas.has_overlay()
 
 def test_test_images_show_no_suggestions_while_the_project_hides_them(qtbot, tmp_path):
     project = create_project(tmp_path / "gold", name="Gold standard")

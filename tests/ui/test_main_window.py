@@ -136,6 +136,27 @@ def test_n_on_marked_findings_asks_once_before_clearing_them(qtbot, reading_proj
     assert window.controller.image.id == second.id
 
 
+
+def test_n_asks_again_after_anything_else_the_reader_did(qtbot, reading_project):
+    """N's question is withdrawn by the next other action: a stray N much later (here after a
+    further finding was marked) must ask again, not clear both findings at once."""
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    first = session.queue()[0]
+    session.set_landmarks(first.id, DISC, FOVEA)
+    window = open_window(qtbot, project, ana.id)
+    press(qtbot, window, "h", "1", "N")           # asked once
+    press(qtbot, window, "Escape")                # the reader goes on reading instead
+    assert "press N again" not in window.hint_label.text()
+    press(qtbot, window, "m", "4")
+    press(qtbot, window, "N")                     # a stray N: asks again, clears nothing
+    assert window.controller.image.id == first.id
+    assert session.read(first.id).regions == {"haemorrhage": frozenset({1}), "microaneurysm": frozenset({4})}
+    assert "haemorrhage 1; microaneurysm 4" in window.hint_label.text()
+    press(qtbot, window, "U", "U")                # ungradable on and off: withdrawn again
+    press(qtbot, window, "N")
+    assert session.read(first.id).regions and not session.read(first.id).normal
+
 def test_second_reader_sees_nothing_of_the_first(qtbot, reading_project, no_review_session):
     project = reading_project.project
     ana, ben = reading_project.readers["Ana"], reading_project.readers["Ben"]
