@@ -111,6 +111,10 @@ class SignInDialog(QDialog, Prompts):
     def _problem(self, text: str) -> None:
         message_line.show_problem(self.message, text)
 
+    def show_problem(self, text: str) -> None:
+        """A problem found before the dialog opened (the command line's reader), in red."""
+        self._problem(text)
+
     def show_note(self, text: str) -> None:
         """Not a problem: what just happened (e.g. a restore), in the message line."""
         message_line.show_done(self.message, text)

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QDialog
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
-from ui.app import show_message
 from ui.main_window import MainWindow
 from ui.reading_controller import ReadingController
 from ui.sign_in import SignInDialog, remember_project
@@ -62,14 +61,18 @@ def open_workstation(folder: Path | None, reader: str | None = None,
                      database_url: str | None = None,
                      first_reader: bool = False) -> MainWindow | None:
     """Sign in (directly when the command line says who, else with the dialog) and show."""
-    signed_in = None
+    signed_in, problem = None, ""
     if folder is not None and (reader or first_reader):
         try:
             signed_in = _direct_sign_in(Path(folder), reader, database_url, first_reader)
         except OctantError as error:
-            show_message(str(error))
+            # Said in the dialog's own message line: a separate box opened before the modal dialog
+            # lay hidden behind it (and could not be dismissed) while the dialog asked for a PIN.
+            problem = str(error)
     if signed_in is None:
         dialog = SignInDialog(Path(folder) if folder else None, reader=reader)
+        if problem:
+            dialog.show_problem(problem)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         signed_in = dialog.signed_in()

@@ -22,17 +22,35 @@ def test_project_and_reader_from_the_command_line_skip_the_dialog(qtbot, reading
         window.controller.project.close()
 
 
+def sign_in_dialog_cancelled(monkeypatch) -> list[str]:
+    """The sign-in dialog, when it opens, is read (its message line) and cancelled by the user."""
+    from ui import workstation
+
+    said: list[str] = []
+
+    def cancel(dialog):
+        said.append(dialog.message.text())
+        dialog.reject()
+        return 0
+
+    monkeypatch.setattr(workstation.SignInDialog, "exec", cancel)
+    return said
+
+
 def test_a_retired_reader_named_on_the_command_line_is_told_and_not_signed_in(qtbot, reading_project, monkeypatch):
     from storage.readers import set_reader_active
-    from ui import workstation
 
     set_reader_active(reading_project.project.database, reading_project.readers["Ben"].id, False,
                       acting_reader_id=reading_project.readers["Admin"].id)
-    said: list[str] = []
-    monkeypatch.setattr(workstation, "show_message", lambda text, *args: said.append(text))
-    monkeypatch.setattr(workstation.SignInDialog, "exec", lambda self: self.reject() or 0)   # the user cancels
+    said = sign_in_dialog_cancelled(monkeypatch)
     assert open_workstation(reading_project.folder, "Ben") is None
     assert len(said) == 1 and "Ben is retired" in said[0]
+
+
+def test_a_reader_name_the_project_lacks_is_said_in_the_sign_in_dialog(qtbot, reading_project, monkeypatch):
+    said = sign_in_dialog_cancelled(monkeypatch)
+    assert open_workstation(reading_project.folder, "Dr Nobody") is None
+    assert len(said) == 1 and "no reader called 'Dr Nobody'" in said[0]
 
 
 def test_first_reader_of_a_project(qtbot, reading_project):
