@@ -186,6 +186,47 @@ def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
     assert out.startswith("Imported 1 new photograph; 0 already known;"), out
 
 
+
+# Import's cases that presegment, working from the header alone, refuses with import's sentence.
+SIZE_CASES = [case for case in IMPORT_CASES
+              if any(word in case[2] for word in ("too small", "only 2000", "than any fundus camera", "is empty"))]
+
+
+@pytest.mark.parametrize("name, setup, phrase", SIZE_CASES, ids=[case[0] for case in SIZE_CASES])
+def test_presegment_of_files_refuses_what_import_refuses_from_the_header(env, capsys, name, setup, phrase):
+    # A 10 × 10 or 2000 × 40 picture got disc, cup and lesion suggestions as if it were a photograph.
+    setup(env)
+    (env.root / "no-weights").mkdir()
+    out = env.root / "masks"
+    code = main.main(["presegment", str(env.photos), "--out", str(out), "--weights-dir", str(env.root / "no-weights"),
+                      "--device", "cpu"])
+    assert code != 0
+    err = capsys.readouterr().err
+    (skipped,) = [line for line in err.splitlines() if line.startswith("skipped")]
+    assert phrase in skipped and skipped.count(next(env.photos.iterdir()).name) == 1, skipped   # named once
+    assert "Traceback" not in err and not list(out.rglob("result.json"))
+
+
+def test_screen_of_files_refuses_what_import_refuses_and_screens_the_rest(env, capsys):
+    # A 48 × 32 thumbnail was called "microaneurysm 0.78" and a JPEG garbled in mid-stream
+    # "haemorrhage 1.00": screen now says of each what import says.
+    bad = {"thumbnail.jpg": (encoded(".jpg", synthetic_fundus(48, 32, 14, 16, 14)), "too small for a fundus photograph"),
+           "bomb.png": (png_claiming(12_000, 9_000), "more than any fundus camera"),
+           "empty.jpg": (b"", "is empty")}
+    for name, (data, _phrase) in bad.items():
+        (env.photos / name).write_bytes(data)
+    mid_stream_garbage(env.photos / "garbled.jpg")
+    bad["garbled.jpg"] = (b"", "data missing or garbled in the middle")
+    write_photo(env.photos / "good_L.jpg", seed=9)
+    capsys.readouterr()
+    code = main.main(["screen", str(env.photos), "--out", str(env.root / "screened"), "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == FAILED and "Traceback" not in out + err and "Corrupt JPEG" not in err
+    assert {folder.name for folder in (env.root / "screened").iterdir()} == {"good_L"}
+    for name, (_data, phrase) in bad.items():
+        (line,) = [line for line in err.splitlines() if name in line]
+        assert phrase in line and line.count(name) == 1, line
+
 # ------------------------------------------------------------------ bad options
 def options(*argv):
     return lambda env: list(argv) + ["--project", env.project]

@@ -182,6 +182,22 @@ def read_fundus(path: Path | str, reduce: int = 1) -> np.ndarray:
     return decode_fundus(read_bytes(path), str(path), reduce)
 
 
+def read_photograph(path: Path | str) -> np.ndarray:
+    """A photo file refused exactly as import refuses it (too small or too large for a fundus photograph,
+    damaged in mid-stream), for commands that take files rather than project images (``screen``): a
+    48 × 32 thumbnail or a grey-smeared JPEG must not get findings either."""
+    data = read_bytes(path)
+    check_photo_size(size_from_bytes(data, str(path)), str(path))
+    return decode_fundus(data, str(path), verify=True)
+
+
+def checked_photo_size(path: Path | str) -> ImageSize:
+    """Width and height from the header, refused (``check_photo_size``) as import refuses them."""
+    size = image_size(path)
+    check_photo_size(size, str(path))
+    return size
+
+
 def image_size(path: Path | str) -> ImageSize:
     """Width and height from the file header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
@@ -199,7 +215,16 @@ def image_size(path: Path | str) -> ImageSize:
     except FileNotFoundError:
         raise BadImageError(f"{path} does not exist; check the path.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        if _is_empty_file(path):   # as import says it
+            raise BadImageError(f"{path} is empty; copy the photograph again.") from None
         raise BadImageError(f"{path} is not a readable JPEG, PNG or TIFF image; remove it or export the photo again.") from None
+
+
+def _is_empty_file(path: Path | str) -> bool:
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
 
 
 def size_from_bytes(data: bytes, name: str = "image") -> ImageSize:

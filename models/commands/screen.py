@@ -35,7 +35,7 @@ def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
     from annotate.services.image_files import find_image_files
-    from annotate.services.photos import read_fundus, sha256_of_file
+    from annotate.services.photos import read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
     from storage.catalogue import DEFAULT_FINDINGS
     from storage.errors import OctantError
@@ -72,7 +72,7 @@ def run_screen(args: argparse.Namespace) -> int:
         failed = stored = 0
         for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
             try:
-                result = screen_photo(read_fundus(path), models)
+                result = screen_photo(read_photograph(path), models)
             except OctantError as error:
                 failed += 1
                 sentence = str(error)   # the reader's sentences name the file already: not twice

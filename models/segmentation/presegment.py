@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from annotate.services.image_files import find_image_files
-from annotate.services.photos import image_size, read_fundus
+from annotate.services.photos import checked_photo_size, read_fundus
 from models.engine.cancel import check_cancelled
 from models.engine.device import current_thread_plan
 from models.segmentation.lesions import LesionNetConfig
@@ -77,8 +77,9 @@ class PresegmentSummary:
 
 def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
     """(reduce, width, height): the largest JPEG decoder reduction (1, 2, 4) that keeps the
-    photo's shorter side (≈ its FOV diameter) at least the lesion network's working FOV."""
-    width, height = image_size(path)
+    photo's shorter side (≈ its FOV diameter) at least the lesion network's working FOV. A photo
+    import would refuse for its size (a thumbnail, a bomb) is refused here too, from its header."""
+    width, height = checked_photo_size(path)
     reduce = 1
     for candidate in (2, 4):
         if min(width, height) / candidate >= lesion_fov_px:
@@ -398,7 +399,8 @@ def presegment_command(args) -> int:
 
     def show(event: PresegmentProgress) -> None:
         if event.status == "failed":
-            line = f"skipped {event.path}: {event.message}"
+            # The photo readers' sentences name the file already: not twice.
+            line = f"skipped: {event.message}" if str(event.path) in event.message else f"skipped {event.path}: {event.message}"
             if world.rank == 0:
                 bar.message(line)
             else:
