@@ -59,6 +59,7 @@ class ImportReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)    # file and why
     deidentified: int = 0                                           # new DICOM photos, stored de-identified
     with_patient: list[tuple[Path, str]] = field(default_factory=list)  # put in their patient's split
+    kept_split: list[tuple[Path, str]] = field(default_factory=list)    # known, in another split than asked
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ def import_images(
                     if known.fov is None:  # added by other means without its field of view
                         _repair_geometry(project, known.id, data, str(path))
                     report.duplicates.append(path)
+                    if known.split != split:   # --split never moves a known photo: said, not done
+                        report.kept_split.append((path, known.split))
                 else:
                     # A patient's photos stay on one side of the train/test split (no leakage).
                     kept = patient_split(project.database, photo.patient) if photo.patient else None
@@ -218,6 +221,11 @@ def iter_report_lines(report: ImportReport) -> Iterator[str]:
                "de-identified (patient identity replaced by a pseudonym; docs/dicom.md).")
     for path, kept in report.with_patient:
         yield f"  {path.name} went to the {kept} split, where its patient's other photos are."
+    for kept in sorted({kept for _path, kept in report.kept_split}):
+        count = sum(1 for _path, other in report.kept_split if other == kept)
+        yield (f"{count} of the already known photograph{'s' if count != 1 else ''} stay{'s' if count == 1 else ''} "
+               f"in the {kept} set: --split does not move known photos; an admin moves them with "
+               f"`split IMAGE ... --to SET` (File → Readers and sets… at the workstation).")
     if report.relinked:
         yield (f"Found {len(report.relinked)} known photograph{'s' if len(report.relinked) != 1 else ''} "
                "at a new place (same SHA-256); the project now uses the new place.")

@@ -63,6 +63,20 @@ def test_second_import_adds_nothing_and_loses_nothing(tmp_project, camera_folder
     assert {i.split for i in images} == {"test"}
 
 
+
+def test_importing_known_photos_into_the_other_set_says_they_stay_where_they_are(tmp_project, camera_folder):
+    # `import --split test` of photos already in train printed only "3 already known": a user took
+    # them for test photos. They stay (moving them is an admin's audited `split`), and it is said.
+    import_images(tmp_project, [camera_folder / "p001_R.jpg", camera_folder / "visit2"])
+    again = import_images(tmp_project, [camera_folder / "visit2"], split="test")
+    assert {i.split for i in list_images(tmp_project.database)} == {"train"}
+    assert sorted((p.name, kept) for p, kept in again.kept_split) == [
+        ("copy_of_p001.jpg", "train"), ("p002_left.PNG", "train"), ("p003.tiff", "train")]
+    lines = list(iter_report_lines(again))
+    assert "3 of the already known photographs stay in the train set" in lines[1] and "`split" in lines[1]
+    same = import_images(tmp_project, [camera_folder / "visit2"], split="train")
+    assert same.kept_split == [] and len(list(iter_report_lines(same))) == 1
+
 def test_cancel_keeps_what_was_imported(tmp_project, camera_folder):
     cancel = threading.Event()
 
