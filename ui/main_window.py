@@ -41,6 +41,7 @@ DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 LEGIBLE_WINDOW = (1024, 640)
 DEFAULT_WINDOW = (1440, 900)
 NORMAL_QUESTION = "This image has findings"   # how N's question over marked findings begins
+MODEL_PLACED_NOTE = "Disc and fovea placed by the model: drag them if they are off."
 
 
 class MainWindow(QMainWindow, Prompts):
@@ -238,7 +239,7 @@ class MainWindow(QMainWindow, Prompts):
         c, notes = self.controller, []
         if c.shown_landmarks is not None and c.shown_landmarks.source == "model" \
                 and c.state is not None and c.state.landmarks is None:
-            notes.append("Disc and fovea placed by the model: drag them if they are off.")
+            notes.append(MODEL_PLACED_NOTE)
         if c.suggestion is not None and c.suggestion.finding_regions:
             names = ", ".join(f"{c.findings[code].name} {' '.join(map(str, sorted(regions)))}"
                               for code, regions in c.suggestion.finding_regions.items()
@@ -358,6 +359,9 @@ class MainWindow(QMainWindow, Prompts):
             self.canvas.set_landmarks(shown.disc if shown else disc, shown.fovea if shown else None)
             return
         c.set_landmarks(disc, fovea, source="manual")
+        if self.hint_label.text().startswith(MODEL_PLACED_NOTE):   # no longer so: the reader moved them
+            self.show_hint("")
+            self._show_notes()   # what else the model said (its suggestions), if anything
 
     # --- commands -----------------------------------------------------------------------------
     def choose_finding(self, code: str) -> None:

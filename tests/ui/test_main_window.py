@@ -219,6 +219,26 @@ def test_model_landmarks_are_offered_and_kept_with_the_first_region(qtbot, readi
     assert state.landmarks.source == "model" and state.landmarks.disc == DISC
 
 
+
+def test_dragging_the_models_fovea_drops_the_note_that_the_model_placed_it(qtbot, reading_project):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+
+    from storage.predictions import save_model_landmarks
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    image = ReaderSession(project.database, ana.id).queue()[0]
+    save_model_landmarks(project.database, image.id, DISC, FOVEA, model_version="landmarks-1")
+    window = open_window(qtbot, project, ana.id)
+    assert window.hint_label.text().startswith("Disc and fovea placed by the model")
+    viewport, start = window.canvas.viewport(), window.canvas.mapFromScene(QPointF(*FOVEA))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(-4, 6))
+    qtbot.mouseMove(viewport, start + QPoint(-8, 12))
+    with qtbot.waitSignal(window.controller.stateChanged):
+        qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(-8, 12))
+    assert ReaderSession(project.database, ana.id).read(image.id).landmarks.source == "manual"
+    assert "placed by the model" not in window.hint_label.text()
+
 def test_ungradable_key_answers_the_image(qtbot, reading_project):
     project, ana = reading_project.project, reading_project.readers["Ana"]
     window = open_window(qtbot, project, ana.id)
