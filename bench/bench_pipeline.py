@@ -24,7 +24,8 @@ type, the share of photos with any suggested region and the mean number of sugge
 134, ``--healthy-set confident`` (default) takes the 77 whose photo-to-name match was checked twice
 (their grade is right), ``other`` the 57 others (where the false-positive rules were tuned);
 ``--healthy-limit N`` the first N of them. ``--former-suggestions`` turns the rules against those
-false positives off (``PipelineOptions.lesion_min_area`` and ``lesion_peak``), for the before/after.
+false positives off (``PipelineOptions.lesion_min_area`` and ``lesion_peak``, which by default are the lesion
+networks' own peaks: ``LesionNetConfig.peaks``), for the before/after.
 
     python bench/bench_pipeline.py --healthy --variants '' --skip-throughput   # healthy eyes and 45-54
 
@@ -57,7 +58,13 @@ from models.engine.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E
 from models.engine.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
 from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
-from models.segmentation.pipeline import MASK_NAMES, PipelineOptions, load_pipeline_models, run_pipeline  # noqa: E402
+from models.segmentation.pipeline import (  # noqa: E402
+    MASK_NAMES,
+    PipelineOptions,
+    lesion_peaks,
+    load_pipeline_models,
+    run_pipeline,
+)
 from models.segmentation.presegment import (  # noqa: E402
     decode_photo,
     pipeline_results,
@@ -186,7 +193,7 @@ def main() -> None:
         healthy = grade_zero_photos(data, args.healthy_set == "confident")[:args.healthy_limit or None]
         summary["healthy_eyes"] = healthy_suggestions(healthy, models, args.healthy_set, args.former_suggestions)
     summary["suggestion_rules"] = "former (area 5e-4 x disc, threshold only)" if args.former_suggestions else {
-        "least_area": PipelineOptions().lesion_min_area, "peak": PipelineOptions().lesion_peak}
+        "least_area": PipelineOptions().lesion_min_area, "peak": lesion_peaks(models)}
     paths = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)]
     sizes = [int(v) for v in (args.batch_sizes or ("1,8" if models.device.type == "cuda" else "1")).split(",")]
     if not args.skip_throughput:

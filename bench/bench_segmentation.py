@@ -225,6 +225,27 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     return out
 
 
+def store_lesion_peaks(path: Path, given: str) -> dict[str, float]:
+    """Write per-channel suggestion peaks into the lesion network's stored config (the pipeline reads
+    them as ``LesionNetConfig.peaks``); channels not given keep theirs (or the pipeline's defaults)."""
+    from models.engine.weights import save_weights
+    from models.segmentation.pipeline import network_peaks
+
+    model, config, metadata = load("lesions", path, torch.device("cpu"))
+    try:
+        values = {channel.strip(): float(value) for channel, value in (item.split("=") for item in given.split(","))}
+    except ValueError:
+        raise SystemExit(f"--set-lesion-peaks wants CH=P pairs such as HE=0.97,SE=0.9, not {given!r}.") from None
+    if set(values) - set(config.channels) or not all(0 <= v < 1 for v in values.values()):
+        raise SystemExit(f"--set-lesion-peaks: channels among {', '.join(config.channels)}, peaks from 0 to below 1.")
+    peaks = {**network_peaks(config), **values}
+    metadata["config"]["peaks"] = [round(peaks.get(channel, 0.0), 3) for channel in config.channels]
+    metadata["peaks_note"] = ("per-type peak a spot must reach to be suggested, tuned on the 57 'other' grade-0 "
+                              "IDRiD-landmarks photos (bench_pipeline.py --healthy --healthy-set other)")
+    save_weights(model, path, metadata, int8="storage" in metadata)
+    return dict(zip(config.channels, metadata["config"]["peaks"]))
+
+
 @dataclass(frozen=True)
 class Pair:
     """A paper's architecture (first arm) and its plain counterpart, with the options both share."""
@@ -361,6 +382,9 @@ def main() -> None:
                         help=f"comma-separated networks among {', '.join(NETWORKS)}")
     parser.add_argument("--extra", action="append", default=[], help="TASK=PATH of another weights file to measure")
     parser.add_argument("--tune-lesion-thresholds", action="store_true")
+    parser.add_argument("--set-lesion-peaks", metavar="CH=P,...",
+                        help="store these suggestion peaks (e.g. HE=0.97,SE=0.9; 0: the threshold alone; "
+                             "tuned with bench_pipeline.py --healthy) in <weights-dir>/lesions.safetensors, then stop")
     parser.add_argument("--device", default=None)
     parser.add_argument("--update-cards", action="store_true",
                         help="write each starter's held-out figures into its model card (weights/<name>.md)")
@@ -379,6 +403,10 @@ def main() -> None:
     compare.add_argument("--run-root", help="run folders (default: bench_segmentation-<pair>-<weights> in the "
                                             "user's runs folder)")
     args = parser.parse_args()
+    if args.set_lesion_peaks:
+        path = Path(args.weights_dir) / "lesions.safetensors"
+        print(f"{path}: peaks {store_lesion_peaks(path, args.set_lesion_peaks)}")
+        return
     data = public_data_dir(args.data)
     if args.compare:
         torch.set_grad_enabled(True)

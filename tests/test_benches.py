@@ -127,6 +127,32 @@ def test_idrid_disc_check_scores_each_photos_disc_and_counts_empty_cups(monkeypa
     assert figures["idrid_found"] == 2 and figures["idrid_images"] == 2 and figures["idrid_empty_cups"] == 1
 
 
+def test_lesion_peaks_are_stored_in_the_lesion_file_and_the_rest_kept(tmp_path, monkeypatch):
+    """bench_segmentation --set-lesion-peaks: the named channels' peaks go into the file's config, the
+    others keep the defaults, the int8 weights load as before, a bad request is one sentence."""
+    import torch
+
+    from models.engine.weights import load_weights, read_metadata, save_weights
+    from models.segmentation.lesions import LesionNetConfig, build_lesion_net
+
+    bench = load_bench("bench_segmentation", monkeypatch)
+    config = LesionNetConfig(decoder_channels=16, thresholds=(0.01, 0.6, 0.06, 0.07))
+    network = build_lesion_net(config)
+    path = save_weights(network, tmp_path / "lesions.safetensors",
+                        {"name": "lesions", "config": config.to_dict(), "version": "v"}, int8=True)
+    load_weights(network, path)   # the int8 weights as stored
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    assert bench.store_lesion_peaks(path, "HE=0.97,SE=0.9") == {"HE": 0.97, "EX": 0.98, "SE": 0.9, "MA": 0.0}
+    metadata = read_metadata(path)
+    assert metadata["config"]["peaks"] == [0.0, 0.97, 0.98, 0.9] and metadata["config"]["thresholds"][0] == 0.01
+    assert metadata["version"] == "v" and "storage" in metadata
+    load_weights(network, path)
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+    for bad in ("HE", "XX=0.9", "HE=1.5"):
+        with pytest.raises(SystemExit, match="--set-lesion-peaks"):
+            bench.store_lesion_peaks(path, bad)
+
+
 def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
     """What a GPU machine rebuilds from the packed folder equals the caches here, byte for byte in pixels."""
     import cv2

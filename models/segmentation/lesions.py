@@ -85,6 +85,10 @@ class LesionNetConfig(NetConfig):
     cbam_reduction: int = 16
     fov_diameter_px: int = IDRID_FOV_DIAMETER_PX // 3
     thresholds: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)   # per channel, tuned on validation
+    # Per channel, the probability a spot's most probable pixel must reach to be suggested (0: the
+    # threshold alone), tuned on healthy eyes for this network's calibration (bench_pipeline --healthy);
+    # None (files written before): the pipeline's DEFAULT_LESION_PEAK.
+    peaks: tuple[float, ...] | None = None
     encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
     preprocess: str = "none"                    # "none" | "local_contrast" (see prepare_input)
 

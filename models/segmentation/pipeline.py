@@ -98,6 +98,31 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
     return models, messages
 
 
+# The peaks for a lesion file that stores none: tuned on the 57 'other' healthy eyes for the
+# MobileNetV4 lesion network v4 and the detail U-Net (docs/benchmarks.md, suggestions on healthy eyes).
+DEFAULT_LESION_PEAK = {"HE": 0.95, "EX": 0.98, "SE": 0.95}
+
+
+def network_peaks(config: LesionNetConfig) -> dict[str, float]:
+    """The peak each channel of this lesion network needs: its stored ones, else the defaults."""
+    if config.peaks is None:
+        return {channel: DEFAULT_LESION_PEAK[channel] for channel in config.channels if channel in DEFAULT_LESION_PEAK}
+    return {channel: float(peak) for channel, peak in zip(config.channels, config.peaks) if peak > 0}
+
+
+def lesion_peaks(models: PipelineModels) -> dict[str, float]:
+    """The peaks the pipeline applies by default: the lesion network's, the detail network's for
+    the channels it supplies (as its probabilities replace the lesion network's)."""
+    peaks: dict[str, float] = {}
+    for name in ("lesions", "lesion_detail"):
+        loaded = models.get(name)
+        if loaded is not None:
+            for channel in loaded.config.channels:
+                peaks.pop(channel, None)
+            peaks.update(network_peaks(loaded.config))
+    return peaks
+
+
 @dataclass
 class PipelineOptions:
     input_scale: float = 1.0                  # pixels of the given image per original pixel (0.5: decoded at 1/2)
@@ -106,8 +131,9 @@ class PipelineOptions:
     # Per type, against false suggestions on healthy eyes (light reflexes of young eyes read as exudates;
     # docs/benchmarks.md, bench_pipeline --healthy): a larger least area, and a spot counts only if its
     # most probable pixel reaches ``lesion_peak`` (hysteresis: the spot keeps its pixels over the threshold).
+    # ``lesion_peak`` None: each lesion network's own peaks (``LesionNetConfig.peaks``, stored in its file).
     lesion_min_area: dict[str, float] = field(default_factory=lambda: {"EX": 1e-3})
-    lesion_peak: dict[str, float] = field(default_factory=lambda: {"HE": 0.95, "EX": 0.98, "SE": 0.95})
+    lesion_peak: dict[str, float] | None = None
     lesion_thresholds: dict[str, float] | None = None   # default: the thresholds stored with the lesion model
     vessel_threshold: float | None = None
 
@@ -312,8 +338,9 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
     if models.get("lesions") is not None:
         grids = _segment_lesions(photos, models, options)
         lap("lesions")
+        peaks = lesion_peaks(models)
         for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
-            _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages)
+            _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages, peaks)
         lap("regions")
     return _finished(everything, timings)
 
@@ -363,8 +390,14 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
 
 
 def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],
-                     options: PipelineOptions, messages: list[str]) -> None:
-    """Regions whose lesion area (per type) exceeds ``min_lesion_area`` × the disc's area."""
+                     options: PipelineOptions, messages: list[str], peaks: dict[str, float] | None = None) -> None:
+    """Regions whose lesion area (per type) exceeds ``min_lesion_area`` × the disc's area, counting
+    only spots that reach their type's peak: ``options.lesion_peak`` if given, else ``peaks`` (the
+    networks'), else ``DEFAULT_LESION_PEAK``."""
+    if options.lesion_peak is not None:
+        peaks = options.lesion_peak
+    elif peaks is None:
+        peaks = DEFAULT_LESION_PEAK
     k = to_work[0, 0]
     point = lambda p: (p[0] * k + to_work[0, 2], p[1] * k + to_work[1, 2])
     fov = result.fov
@@ -378,7 +411,7 @@ def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndar
     disc_area = np.pi * (disc_diameter * k / 2) ** 2
     for channel, prob in zip(LESION_CHANNELS, probs):
         name = LESION_NAMES[channel]
-        spots = confident_spots(prob, result.thresholds[name], options.lesion_peak.get(channel, 0.0))
+        spots = confident_spots(prob, result.thresholds[name], peaks.get(channel, 0.0))
         counts = np.bincount(labels[spots], minlength=9)[1:9] / disc_area
         least = options.lesion_min_area.get(channel, options.min_lesion_area)
         result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(counts) if a > 0}

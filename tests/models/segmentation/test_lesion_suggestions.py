@@ -1,13 +1,20 @@
 """Which lesion spots become suggested regions: per-type least area and the peak a spot must reach
-(the rules against false suggestions on healthy eyes, docs/benchmarks.md)."""
+(the rules against false suggestions on healthy eyes, docs/benchmarks.md); the peaks belong to the
+lesion network that made the probabilities (stored in its file), older files get the defaults."""
 import numpy as np
 
 from annotate.fov import FieldOfView
+from models.engine.weights import read_metadata, save_weights
+from models.segmentation.lesions import LesionNetConfig, build_lesion_net
 from models.segmentation.pipeline import (
+    DEFAULT_LESION_PEAK,
     PipelineOptions,
     PipelineResult,
     _suggest_regions,
     confident_spots,
+    lesion_peaks,
+    load_pipeline_models,
+    network_peaks,
     scale_matrix,
 )
 from models.segmentation.stored_names import LESION_CHANNELS, LESION_NAMES
@@ -31,7 +38,8 @@ def test_a_spot_counts_whole_when_its_peak_is_high_enough_and_not_at_all_otherwi
     assert not confident_spots(np.zeros((4, 4), np.float32), 0.5, 0.9).any()
 
 
-def suggestions(spots: dict[str, tuple[int, float]], options: PipelineOptions | None = None) -> dict[str, list[int]]:
+def suggestions(spots: dict[str, tuple[int, float]], options: PipelineOptions | None = None,
+                peaks: dict[str, float] | None = None) -> dict[str, list[int]]:
     """Each type gets one spot of (radius, peak) in the same place of the macula, on a 400 × 400 photo
     whose disc is 80 px across (disc area ≈ 5027 px: 5e-4 of it ≈ 2.5 px, 1e-3 ≈ 5 px)."""
     shape = (400, 400)
@@ -43,7 +51,7 @@ def suggestions(spots: dict[str, tuple[int, float]], options: PipelineOptions | 
         if channel in spots:
             radius, peak = spots[channel]
             blob(probs[c], 260, 200, radius, peak)
-    _suggest_regions(result, probs, scale_matrix(1.0), shape, options or PipelineOptions(), [])
+    _suggest_regions(result, probs, scale_matrix(1.0), shape, options or PipelineOptions(), [], peaks)
     return {channel: result.lesion_regions[LESION_NAMES[channel]] for channel in LESION_CHANNELS}
 
 
@@ -61,3 +69,34 @@ def test_a_hard_exudate_needs_twice_the_area_a_microaneurysm_needs():
     everything = PipelineOptions(lesion_min_area={}, lesion_peak={})   # the rules off: the former behaviour
     assert suggestions({"MA": (1, 0.99), "EX": (1, 0.99), "HE": (6, 0.9)}, everything) == {
         "MA": [1], "HE": [1], "EX": [1], "SE": []}
+
+
+def test_the_networks_peaks_decide_unless_the_options_name_others():
+    faint = {"HE": (6, 0.9), "SE": (6, 0.9)}
+    assert suggestions(faint) == {"MA": [], "HE": [], "EX": [], "SE": []}     # no peaks given: the defaults (0.95)
+    network = {"HE": 0.85, "SE": 0.95}
+    assert suggestions(faint, peaks=network) == {"MA": [], "HE": [1], "EX": [], "SE": []}
+    assert suggestions(faint, PipelineOptions(lesion_peak={"SE": 0.8}), network)["HE"] == [1]   # options win whole
+    assert suggestions(faint, PipelineOptions(lesion_peak={"HE": 0.97}), network)["HE"] == []
+
+
+def test_a_lesion_file_stores_its_peaks_and_an_older_file_gets_the_defaults(tmp_path, tiny_weights):
+    assert network_peaks(LesionNetConfig()) == DEFAULT_LESION_PEAK
+    assert network_peaks(LesionNetConfig(peaks=(0.0, 0.97, 0.6, 0.9))) == {"HE": 0.97, "EX": 0.6, "SE": 0.9}
+    assert network_peaks(LesionNetConfig(channels=("MA", "EX"), thresholds=(0.5, 0.5))) == {"EX": 0.98}
+    for name in ("landmarks", "disc_cup", "vessels"):
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    metadata = read_metadata(tiny_weights / "lesions.safetensors")
+    assert "peaks" not in metadata["config"] or metadata["config"]["peaks"] is None   # as files written before
+    stored = LesionNetConfig(decoder_channels=16, fov_diameter_px=160, peaks=(0.0, 0.97, 0.6, 0.9))
+    save_weights(build_lesion_net(stored), tmp_path / "lesions.safetensors",
+                 {"name": "lesions", "config": stored.to_dict(), "version": "lesions-peaks"}, int8=True)
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert messages == [] and models.get("lesions").config.peaks == (0.0, 0.97, 0.6, 0.9)
+    assert lesion_peaks(models) == {"HE": 0.97, "EX": 0.6, "SE": 0.9}
+    # A detail network supplies MA and EX: its peaks (here the defaults: a file without) replace the lesion network's.
+    detail = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.3, 0.4),
+                             fov_diameter_px=160)
+    save_weights(build_lesion_net(detail), tmp_path / "lesion_detail.safetensors",
+                 {"name": "lesion_detail", "config": detail.to_dict(), "version": "detail-test"})
+    assert lesion_peaks(load_pipeline_models(tmp_path, "cpu")[0]) == {"HE": 0.97, "EX": 0.98, "SE": 0.9}
