@@ -88,6 +88,7 @@ def _show_window(project: ProjectHandle, reader_id: int) -> MainWindow:
     _open_windows.append(window)
     window.signOutRequested.connect(lambda: _sign_out(window))
     window.show()
+    window.activateWindow()  # the keys go to it: without a window manager nobody else moves the focus from the dialog
     return window
 
 

@@ -64,3 +64,38 @@ def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
     with open_project(tmp_path / "demo") as project:
         reader = [r for r in list_readers(project.database) if r.role.value == "ophthalmologist"][0]
         assert ReaderSession(project.database, reader.id).progress().done == 1
+
+
+def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manager(x_server, tmp_path):
+    # Xvfb has no window manager: nobody moved the keyboard focus from the closed sign-in dialog to
+    # the workstation, so a reader's keys (→, N, H…) did nothing until they clicked into it.
+    from storage.readers import change_own_pin
+    from tests.ui.conftest import make_reading_project
+    from ui.platform_check import missing_libraries, xcb_plugin
+
+    if missing_libraries(xcb_plugin()):
+        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
+    made = make_reading_project(tmp_path / "clinic")
+    change_own_pin(made.project.database, made.readers["Ana"].id, None, "246810")   # the dialog asks for it
+    made.project.close()
+    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
+    settings = tmp_path / "config" / "Octant" / "workstation.ini"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[model]\npresegment_ahead=false\n")   # no networks: only the keys matter here
+    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", "Ana"],
+                               cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
+        wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)   # its only window
+        xdotool(x_server, "type", "246810")
+        xdotool(x_server, "key", "Return")
+        window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
+        title = lambda: xdotool(x_server, "getwindowname", window)
+        xdotool(x_server, "key", "Right")     # no windowfocus, no click: as the reader's next key
+        wait_for(lambda: "(2 of 3)" in title(), 15, process)
+        xdotool(x_server, "key", "ctrl+q")
+        _, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
