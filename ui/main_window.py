@@ -437,6 +437,7 @@ class MainWindow(QMainWindow, Prompts):
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)
         sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.finished.connect(lambda _result: self.activateWindow())   # keys back here (no window manager)
         sheet.open()
 
     def show_hint(self, text: str) -> None:

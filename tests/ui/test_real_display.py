@@ -91,8 +91,16 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
         xdotool(x_server, "key", "Return")
         window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
         title = lambda: xdotool(x_server, "getwindowname", window)
-        xdotool(x_server, "key", "Right")     # no windowfocus, no click: as the reader's next key
+        focused = lambda: xdotool(x_server, "getwindowfocus") == window
+        wait_for(focused, 15, process)        # no windowfocus, no click: the workstation takes it
+        xdotool(x_server, "key", "Right")
         wait_for(lambda: "(2 of 3)" in title(), 15, process)
+        xdotool(x_server, "key", "F1")        # the key sheet, closed: the keys come back too
+        xdotool(x_server, "search", "--sync", "--onlyvisible", "--name", "Keyboard shortcuts")
+        xdotool(x_server, "key", "Escape")
+        wait_for(focused, 15, process)
+        xdotool(x_server, "key", "Right")
+        wait_for(lambda: "(3 of 3)" in title(), 15, process)
         xdotool(x_server, "key", "ctrl+q")
         _, errors = process.communicate(timeout=60)
     finally:
