@@ -107,3 +107,38 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, errors
+
+
+def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_path):
+    # It opened over the workstation, but the keys (1, 2, 3, C, M, ←/→) still went to the workstation
+    # behind it where no window manager moves the focus.
+    from tests.conftest import ADMIN_NAME, ADMIN_PASSPHRASE
+    from tests.ui.conftest import make_reading_project
+    from ui.platform_check import missing_libraries, xcb_plugin
+
+    if missing_libraries(xcb_plugin()):
+        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
+    made = make_reading_project(tmp_path / "clinic")
+    made.project.close()
+    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
+    settings = tmp_path / "config" / "Octant" / "workstation.ini"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[model]\npresegment_ahead=false\n")
+    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", ADMIN_NAME,
+                                "--review"], cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
+        wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
+        xdotool(x_server, "type", ADMIN_PASSPHRASE)
+        xdotool(x_server, "key", "Return")
+        review = xdotool(x_server, "search", "--sync", "--name", "^Review — ").splitlines()[0]
+        wait_for(lambda: xdotool(x_server, "getwindowfocus") == review, 15, process)
+        workstation = xdotool(x_server, "search", "--name", "^Octant — ").splitlines()[0]
+        xdotool(x_server, "windowfocus", "--sync", workstation)
+        xdotool(x_server, "key", "ctrl+q")    # quits from the workstation (closing the review screen too)
+        _, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors

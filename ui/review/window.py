@@ -416,4 +416,5 @@ def open_review_window(project: ProjectHandle, reader_id: int, parent: QWidget |
     """Open and show the reviewers' screen (AccessDeniedError for a reader who is not a reviewer)."""
     window = ReviewWindow(project, reader_id, parent)
     window.show()
+    window.activateWindow()   # the keys go to it, also where no window manager moves the focus
     return window

@@ -29,4 +29,5 @@ def open_training_window(project: ProjectHandle, parent: QWidget | None = None, 
     """For the signed-in reviewer or admin ``reader_id`` (models' label snapshots are theirs to see)."""
     window = TrainingWindow(project, parent, reader_id)
     window.show()
+    window.activateWindow()   # the keys go to it, also where no window manager moves the focus
     return window
