@@ -433,6 +433,7 @@ class MainWindow(QMainWindow, Prompts):
         from ui.review import open_review_window
 
         self.review_window = open_review_window(self.controller.project, self.controller.reader.id)
+        self.review_window.quitRequested.connect(self.close)   # Ctrl+Q there: File → Quit here
 
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)

@@ -304,3 +304,14 @@ def test_the_dashboard_shows_the_report_numbers_computed_off_the_gui_thread(qtbo
     window.tabs.setCurrentWidget(window.dashboard)
     qtbot.waitUntil(lambda: len(threads) == 2 and view.shown is not None and not view.status.isVisible(),
                     timeout=20_000)
+
+
+
+def test_ctrl_w_closes_the_review_screen_and_ctrl_q_asks_the_workstation_to_quit(qtbot, review_project):
+    window = open_active(qtbot, review_project)
+    press(qtbot, window, "Ctrl+W")
+    assert not window.isVisible()
+    window = open_active(qtbot, review_project)
+    with qtbot.waitSignal(window.quitRequested):   # the workstation's File → Quit is connected to it
+        press(qtbot, window, "Ctrl+Q")
+    assert not window.isVisible()

@@ -24,6 +24,8 @@ REVIEW_BINDINGS: tuple[Binding, ...] = (
     Binding("absent", ("A",), "Adjudicate: absent", "Adjudicate"),
     Binding("reason", ("R",), "Write the reason", "Adjudicate"),
     Binding("record", ("Ctrl+Return", "Ctrl+Enter"), "Record the adjudication and go to the next", "Adjudicate"),
+    Binding("close", ("Ctrl+W",), "Close the review screen (the workstation stays)", "Window"),
+    Binding("quit", ("Ctrl+Q",), "Quit Octant, as File → Quit in the workstation", "Window"),
 )
 BINDINGS = {binding.name: binding for binding in REVIEW_BINDINGS}
 

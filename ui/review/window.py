@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -37,6 +37,8 @@ DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnos
 
 
 class ReviewWindow(QWidget):
+    quitRequested = Signal()   # Ctrl+Q: the workstation that opened this screen quits (and closes it)
+
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.review = ReviewSession(project.database, reader_id)   # AccessDeniedError for readers
@@ -127,6 +129,8 @@ class ReviewWindow(QWidget):
             "absent": lambda: self.adjudication.set_present(False),
             "reason": self.adjudication.focus_reason,
             "record": self.record_decision,
+            "close": self.close,
+            "quit": self.quit_application,
         }
         self.shortcuts: dict[str, list[QShortcut]] = {}
         for name, act in actions.items():
@@ -404,6 +408,12 @@ class ReviewWindow(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._redraw.start()
+
+    def quit_application(self) -> None:
+        """Ctrl+Q quits here as in the workstation (whose close closes this screen too): without a
+        window manager there was no way out of this window from the keyboard."""
+        self.quitRequested.emit()
+        self.close()
 
     def closeEvent(self, event) -> None:
         self.loader.shutdown(1000)
