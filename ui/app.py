@@ -142,4 +142,6 @@ def show_message(message: str, parent: QWidget | None = None) -> None:
     box = QMessageBox(QMessageBox.Icon.Warning, "Octant", message, QMessageBox.StandardButton.Ok,
                       parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if parent is not None:   # Enter/Esc, then the keys go back to the window, also without a window manager
+        box.finished.connect(lambda _result: parent.activateWindow())
     box.open()

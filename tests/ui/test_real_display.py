@@ -140,3 +140,37 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_pat
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, errors
+
+
+def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manager(x_server, tmp_path):
+    # `gui --review` as a plain reader says why not in a box; once it was closed (Enter) the
+    # workstation's keys went nowhere.
+    from tests.ui.conftest import make_reading_project
+    from ui.platform_check import missing_libraries, xcb_plugin
+
+    if missing_libraries(xcb_plugin()):
+        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
+    made = make_reading_project(tmp_path / "clinic")
+    made.project.close()
+    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
+    settings = tmp_path / "config" / "Octant" / "workstation.ini"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[model]\npresegment_ahead=false\n")
+    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", "Ana",
+                                "--review"], cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
+        box = xdotool(x_server, "search", "--sync", "--onlyvisible", "--name", "^Octant$").splitlines()[0]
+        focused = lambda which: xdotool(x_server, "getwindowfocus") == which
+        wait_for(lambda: focused(box), 15, process)
+        xdotool(x_server, "key", "Return")
+        wait_for(lambda: focused(window), 15, process)
+        xdotool(x_server, "key", "Right")
+        wait_for(lambda: "(2 of 3)" in xdotool(x_server, "getwindowname", window), 15, process)
+        xdotool(x_server, "key", "ctrl+q")
+        _, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
