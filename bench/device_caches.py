@@ -3,8 +3,8 @@
 A lent GPU machine receives only a small folder (tens of MB), so the caches that ``train`` and
 ``train-seg`` read are packed compactly here and rebuilt there, under ``$OCTANT_CACHE_DIR``:
 
-    attention-mask (IDRiD grades)  photo-cache/224 (lossless WebP) and structure-maps/224
-                                   (disc, cup, vessel maps, one xz-compressed array: lossless)
+    attention-mask (IDRiD grades)  photo-cache/224 (lossless WebP) and structure-maps/224-*
+                                   (disc, cup, vessel maps per set of weights, one xz array: lossless)
     grades, landmarks CSVs         the public data folder's IDRiD-landmarks/*.csv
     vessels (DRIVE)                public-sets/drive.npz: photos as lossless WebP, masks as PNG
 
@@ -86,9 +86,10 @@ def pack(part: str, out: Path, data: Path | None, cache: Path) -> None:
         csvs.mkdir(exist_ok=True)
         for name in ("grades.csv", "landmarks.csv"):
             shutil.copy2(data / "IDRiD-landmarks" / name, csvs / name)
-        maps_dir = cache / "structure-maps" / str(SIZE)
-        keys = sorted(p.stem for p in maps_dir.glob("*.png"))
-        maps = np.stack([cv2.imread(str(maps_dir / f"{key}.png"), cv2.IMREAD_UNCHANGED) for key in keys])
+        # One folder per size and disc/cup + vessel weights (224-<fingerprint>): each travels as it is.
+        root = cache / "structure-maps"
+        keys = sorted(str(p.relative_to(root).with_suffix("")) for p in root.glob(f"{SIZE}*/*.png"))
+        maps = np.stack([cv2.imread(str(root / f"{key}.png"), cv2.IMREAD_UNCHANGED) for key in keys])
         (out / "map_keys.txt").write_text("\n".join(keys) + "\n")
         save_xz(out / "structure_maps.xz", maps)
     elif part == "drive":
@@ -106,10 +107,10 @@ def pack(part: str, out: Path, data: Path | None, cache: Path) -> None:
 def unpack(part: str, source: Path, cache: Path, data: Path) -> None:
     if part == "grades":
         shutil.copytree(source / "IDRiD-landmarks", data / "IDRiD-landmarks", dirs_exist_ok=True)
-        maps_dir = cache / "structure-maps" / str(SIZE)
-        maps_dir.mkdir(parents=True, exist_ok=True)
+        root = cache / "structure-maps"
         for key, maps in zip((source / "map_keys.txt").read_text().split(), load_xz(source / "structure_maps.xz")):
-            cv2.imwrite(str(maps_dir / f"{key}.png"), maps)
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / f"{key}.png"), maps)
     elif part == "drive":
         (cache / "public-sets").mkdir(parents=True, exist_ok=True)
         np.savez(cache / "public-sets" / "drive.npz", **unpack_arrays(source / "drive"))

@@ -168,7 +168,7 @@ def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
     (data / "grades.csv").write_text("image,retinopathy_grade\nIDRiD_001.jpg,2\n")
     (data / "landmarks.csv").write_text("image,disc_x,disc_y,confident\nIDRiD_001.jpg,10,12,1\n")
     rng = np.random.default_rng(0)
-    maps, photos = here / "structure-maps" / "224", here / "photo-cache" / "224"
+    maps, photos = here / "structure-maps" / "224-0123456789ab", here / "photo-cache" / "224"
     maps.mkdir(parents=True)
     photos.mkdir(parents=True)
     for key in ("idrid-landmarks-IDRiD_001", "idrid-landmarks-IDRiD_002"):
@@ -183,7 +183,7 @@ def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
     for part in caches.PARTS:
         caches.pack(part, packed, tmp_path / "data", here)
         caches.unpack(part, packed, there, tmp_path / "copied")
-    for folder in ("structure-maps/224", "photo-cache/224"):
+    for folder in ("structure-maps/224-0123456789ab", "photo-cache/224"):
         for png in (here / folder).glob("*.png"):
             assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED),
                                   cv2.imread(str(there / folder / png.name), cv2.IMREAD_UNCHANGED))

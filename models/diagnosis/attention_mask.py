@@ -283,16 +283,31 @@ def structure_maps(crop_rgb: np.ndarray, size: int, models, device: torch.device
     return np.clip(maps * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def structure_fingerprint(models) -> str:
+    """A short hash of the disc/cup and vessel networks' weights: maps that other weights drew
+    (a new starter, a clinic's own) are cached apart and never served for these."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in (models[0], models[2]):
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def cached_structure_maps(photo, box: tuple[int, int, int, int], size: int, models, device,
-                          cache_root=None) -> np.ndarray:
+                          cache_root=None, fingerprint: str | None = None) -> np.ndarray:
     """``structure_maps`` of a ``GradedPhoto`` over its crop box, cached as PNG under
-    ``<cache_root>/structure-maps`` (default: the user's cache folder, for public photos)."""
+    ``<cache_root>/structure-maps/<size>-<fingerprint>`` (default: the user's cache folder, for
+    public photos), ``fingerprint`` that of ``models`` (``structure_fingerprint``)."""
     import cv2
 
     from annotate.services.photos import read_fundus
     from storage.locations import public_cache_dir
 
-    folder = Path(cache_root or public_cache_dir()) / "structure-maps" / str(size)
+    fingerprint = fingerprint or structure_fingerprint(models)
+    folder = Path(cache_root or public_cache_dir()) / "structure-maps" / f"{size}-{fingerprint}"
     path = folder / f"{photo.key}.png"
     if path.is_file():
         cached = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -314,11 +329,13 @@ def diagnosis_dataset(photos: list, config: AttentionConfig, models=None, device
     from models.findings.data import cached_photo
 
     images, maps = [], []
+    fingerprint = structure_fingerprint(models) if config.masked else None
     for photo in photos:
         image, box = cached_photo(photo.image_path, photo.key, config.input_size, photo.reduce, photo.crop,
                                   cache_root)
         images.append(image)
         if config.masked:
-            maps.append(cached_structure_maps(photo, box, config.input_size, models, device, cache_root))
+            maps.append(cached_structure_maps(photo, box, config.input_size, models, device, cache_root,
+                                              fingerprint))
     return DiagnosisDataset(images, maps if config.masked else None, [p.label for p in photos],
                             [p.key for p in photos], config.mask_weights, config.soft_mask)

@@ -134,3 +134,31 @@ def test_the_shipped_starter_fine_tunes_from_default_settings():
     config = fine_tuning_config(AttentionConfig(classes=["healthy", "glaucoma", "AMD"]), starter)
     start = load_matching_weights(AttentionClassifier(config), starter)
     assert start["loaded_share"] > 0.95 and all(name.startswith("head.3") for name in start["kept_initial"])
+
+
+def test_structure_maps_drawn_by_other_weights_are_cached_apart(tmp_path, monkeypatch):
+    """A new disc/cup starter must not be served the old one's cached maps."""
+    import models.diagnosis.attention_mask as attention
+    from models.diagnosis.attention_mask import cached_structure_maps, structure_fingerprint
+    from models.findings.data import GradedPhoto
+
+    drawn = []
+
+    def fake_maps(crop, size, models, device, guess):
+        drawn.append(models[0].weight.item())
+        return np.full((size, size, 3), len(drawn), np.uint8)
+
+    monkeypatch.setattr(attention, "structure_maps", fake_maps)
+    monkeypatch.setattr("annotate.services.photos.read_fundus", lambda path, reduce=1: np.zeros((40, 40, 3), np.uint8))
+    photo = GradedPhoto(key="p1", image_path=tmp_path / "p1.jpg", label=0, source="test")
+    old = (torch.nn.Linear(1, 1, bias=False), None, torch.nn.Linear(1, 1, bias=False), None)
+    new = (torch.nn.Linear(1, 1, bias=False), None, old[2], None)
+    with torch.no_grad():
+        old[0].weight.fill_(1.0)
+        new[0].weight.fill_(2.0)
+    assert structure_fingerprint(old) != structure_fingerprint(new)
+    first = cached_structure_maps(photo, (0, 0, 40, 40), 8, old, None, tmp_path)
+    again = cached_structure_maps(photo, (0, 0, 40, 40), 8, old, None, tmp_path)
+    other = cached_structure_maps(photo, (0, 0, 40, 40), 8, new, None, tmp_path)
+    assert drawn == [1.0, 2.0]                     # the old weights' maps came from the cache once
+    assert first[0, 0, 0] == again[0, 0, 0] == 1 and other[0, 0, 0] == 2
