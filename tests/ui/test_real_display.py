@@ -36,6 +36,23 @@ def xdotool(display: str, *args: str) -> str:
                           capture_output=True, text=True, timeout=120).stdout.strip()
 
 
+def start_workstation(x_server: str, tmp_path, folder, *gui_options: str) -> subprocess.Popen:
+    """``main.py gui --project FOLDER …`` on the X server, without pre-segmenting ahead (no
+    networks: only the windows and keys matter in these tests)."""
+    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
+    settings = tmp_path / "config" / "Octant" / "workstation.ini"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[model]\npresegment_ahead=false\n")
+    return subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(folder), *gui_options],
+                            cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def quit_with_ctrl_q(x_server: str, process: subprocess.Popen) -> str:
+    """Ctrl+Q, then the process's standard error once it has ended."""
+    xdotool(x_server, "key", "ctrl+q")
+    return process.communicate(timeout=60)[1]
+
+
 def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
     from storage.project import open_project
     from storage.readers import list_readers
@@ -54,8 +71,7 @@ def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
         xdotool(x_server, "windowfocus", "--sync", window)
         xdotool(x_server, "key", "n")                    # normal: saved, the next image opens
         wait_for(lambda: "(2 of 6)" in title(), 30, process)
-        xdotool(x_server, "key", "ctrl+q")              # pre-segmentation ahead is still running
-        _, errors = process.communicate(timeout=60)
+        errors = quit_with_ctrl_q(x_server, process)              # pre-segmentation ahead is still running
     finally:
         if process.poll() is None:
             process.kill()
@@ -78,12 +94,7 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
     made = make_reading_project(tmp_path / "clinic")
     change_own_pin(made.project.database, made.readers["Ana"].id, None, "246810")   # the dialog asks for it
     made.project.close()
-    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
-    settings = tmp_path / "config" / "Octant" / "workstation.ini"
-    settings.parent.mkdir(parents=True)
-    settings.write_text("[model]\npresegment_ahead=false\n")   # no networks: only the keys matter here
-    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", "Ana"],
-                               cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_workstation(x_server, tmp_path, made.folder, "--reader", "Ana")
     try:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)   # its only window
@@ -101,8 +112,7 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
         wait_for(focused, 15, process)
         xdotool(x_server, "key", "Right")
         wait_for(lambda: "(3 of 3)" in title(), 15, process)
-        xdotool(x_server, "key", "ctrl+q")
-        _, errors = process.communicate(timeout=60)
+        errors = quit_with_ctrl_q(x_server, process)
     finally:
         if process.poll() is None:
             process.kill()
@@ -120,13 +130,7 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_pat
         pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
     made = make_reading_project(tmp_path / "clinic")
     made.project.close()
-    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
-    settings = tmp_path / "config" / "Octant" / "workstation.ini"
-    settings.parent.mkdir(parents=True)
-    settings.write_text("[model]\npresegment_ahead=false\n")
-    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", ADMIN_NAME,
-                                "--review"], cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = start_workstation(x_server, tmp_path, made.folder, "--reader", ADMIN_NAME, "--review")
     try:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
@@ -134,8 +138,7 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_pat
         xdotool(x_server, "key", "Return")
         review = xdotool(x_server, "search", "--sync", "--name", "^Review — ").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == review, 15, process)
-        xdotool(x_server, "key", "ctrl+q")    # in the review screen: the whole application quits
-        _, errors = process.communicate(timeout=60)
+        errors = quit_with_ctrl_q(x_server, process)    # in the review screen: the whole application quits
     finally:
         if process.poll() is None:
             process.kill()
@@ -152,13 +155,7 @@ def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manage
         pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
     made = make_reading_project(tmp_path / "clinic")
     made.project.close()
-    environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
-    settings = tmp_path / "config" / "Octant" / "workstation.ini"
-    settings.parent.mkdir(parents=True)
-    settings.write_text("[model]\npresegment_ahead=false\n")
-    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(made.folder), "--reader", "Ana",
-                                "--review"], cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = start_workstation(x_server, tmp_path, made.folder, "--reader", "Ana", "--review")
     try:
         window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
         box = xdotool(x_server, "search", "--sync", "--onlyvisible", "--name", "^Octant$").splitlines()[0]
@@ -168,8 +165,7 @@ def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manage
         wait_for(lambda: focused(window), 15, process)
         xdotool(x_server, "key", "Right")
         wait_for(lambda: "(2 of 3)" in xdotool(x_server, "getwindowname", window), 15, process)
-        xdotool(x_server, "key", "ctrl+q")
-        _, errors = process.communicate(timeout=60)
+        errors = quit_with_ctrl_q(x_server, process)
     finally:
         if process.poll() is None:
             process.kill()
