@@ -48,9 +48,8 @@ def reduced_settings(minutes: float, patience: int, encoder_weights: str, epochs
                      device: str = "cpu", backbone: str | None = None) -> list[str]:
     from models.engine.pretrained import is_packaged, timm_architecture
 
-    pretrained = is_packaged(encoder_weights)
-    backbone = backbone or (timm_architecture(encoder_weights) if pretrained else "efficientnet_b0")
-    pretrained = pretrained or encoder_weights != "none"    # a weights FILE: fine-tuning's rate too
+    backbone = backbone or (timm_architecture(encoder_weights) if is_packaged(encoder_weights) else "efficientnet_b0")
+    pretrained = encoder_weights != "none"    # packaged or a weights FILE: fine-tuning's rate
     return ["--backbone", backbone, "--encoder-weights", encoder_weights, "--input-size", "224",
             "--epochs", str(epochs), "--patience", str(patience), "--batch-size", "8",
             "--lr", "1e-4" if pretrained else "1e-3", "--precision", "auto", "--time-limit", str(int(minutes * 60)),

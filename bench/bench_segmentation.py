@@ -62,6 +62,7 @@ from models.segmentation.pipeline import choose_disc  # noqa: E402
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.vessels import segment_vessels  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
+from storage.options import whole_number  # noqa: E402
 
 PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, "cup_dice": 0.87,
              "disc_px": 21, "fovea_px": 64, "aupr_EX": 0.89, "aupr_HE": 0.68, "aupr_SE": 0.70, "aupr_MA": 0.50}
@@ -401,7 +402,7 @@ def main() -> None:
     compare.add_argument("--arm", help="only this arm (attention_deeplab, deeplab; attention_unetpp, unet)")
     compare.add_argument("--epochs", type=int, default=8, help="epochs per arm, the same for both (default 8)")
     compare.add_argument("--minutes", type=float, default=25.0, help="time cap per arm, minutes (default 25)")
-    compare.add_argument("--workers", type=int, default=0, help="data loader processes per arm (a GPU wants 2 or more)")
+    compare.add_argument("--workers", type=whole_number, default=0, help="data loader processes per arm (a GPU wants 2 or more)")
     compare.add_argument("--encoder-weights", default=None,
                          help="lesions: the shared encoder's start, imagenet-lite0|lite1|lite2|FILE|none "
                               "(imagenet-liteN picks tu-tf_efficientnet_liteN; default the starter's encoder from scratch)")

@@ -45,6 +45,17 @@ def whole_number(text: str) -> int:
     return value
 
 
+def validation_fold(text: str) -> tuple[int, int]:
+    """``I/K``: the I-th of K validation folds, 1 ≤ I ≤ K."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fold; write I/K, e.g. 2/5") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"fold {text} does not exist; I must be between 1 and K, e.g. 2/5")
+    return index, count
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates)."""
     value = _parsed(text, float, float("nan"))

@@ -29,7 +29,14 @@ if TYPE_CHECKING:  # torch and the networks load only when a training starts (fa
 
 def register(subparsers) -> None:
     from storage.commands import add_project_argument
-    from storage.options import command_description, network_input_size, positive_float, positive_int, whole_number
+    from storage.options import (
+        command_description,
+        network_input_size,
+        positive_float,
+        positive_int,
+        validation_fold,
+        whole_number,
+    )
 
     parser = subparsers.add_parser("train", help="train a guided finding network or the attention-mask classifier",
                                    description=command_description(__doc__))
@@ -73,7 +80,7 @@ def register(subparsers) -> None:
     add_precision_argument(parser)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)   # deprecated: --precision bf16
     parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--fold", type=fold_argument, default=None, metavar="I/K",
+    parser.add_argument("--fold", type=validation_fold, default=None, metavar="I/K",
                         help="validate on the I-th of K folds of the validation-eligible photos instead of "
                              "--validation-fraction (K runs, I = 1..K, validate every eligible photo once)")
     parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0 = all)")
@@ -90,17 +97,6 @@ def register(subparsers) -> None:
                         help="what a new run starts from: the shipped starter (default on a project's labels), "
                              "random weights (default with --reference), or a .safetensors file")
     parser.set_defaults(func=run_train, thread_role="batch")
-
-
-def fold_argument(text: str) -> tuple[int, int]:
-    """``--fold I/K`` → (I, K), or argparse's one-sentence error."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fold; write I/K, e.g. 2/5") from None
-    if not 1 <= index <= count:
-        raise argparse.ArgumentTypeError(f"fold {text} does not exist; I must be between 1 and K, e.g. 2/5")
-    return index, count
 
 
 def initial_weights(args: argparse.Namespace) -> str:
