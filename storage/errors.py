@@ -60,3 +60,8 @@ class CancelledError(OctantError):
 
 class InvalidRequestError(OctantError):
     """A request that cannot be carried out as asked (project exists, name taken, too few readers)."""
+
+
+def about_file(path: object, sentence: str) -> str:
+    """``path: sentence`` for a list of problems, unless the sentence names the file already."""
+    return sentence if str(path) in sentence else f"{path}: {sentence}"

@@ -38,7 +38,7 @@ def run_screen(args: argparse.Namespace) -> int:
     from annotate.services.photos import read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
     from storage.catalogue import DEFAULT_FINDINGS
-    from storage.errors import OctantError
+    from storage.errors import OctantError, about_file
 
     project = None
     if args.project is not None or args.database_url is not None:
@@ -75,8 +75,7 @@ def run_screen(args: argparse.Namespace) -> int:
                 result = screen_photo(read_photograph(path), models)
             except OctantError as error:
                 failed += 1
-                sentence = str(error)   # the reader's sentences name the file already: not twice
-                print(sentence if str(path) in sentence else f"{path}: {sentence}", file=sys.stderr)
+                print(about_file(path, str(error)), file=sys.stderr)
                 continue
             folder = out / name
             try:

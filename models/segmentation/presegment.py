@@ -48,7 +48,7 @@ from models.segmentation.pipeline import (
 )
 from models.segmentation.stored_names import PREDICTION_KIND
 from storage.command_progress import CommandProgress
-from storage.errors import CancelledError, OctantError
+from storage.errors import CancelledError, OctantError, about_file
 
 if TYPE_CHECKING:
     from storage.project import ProjectHandle
@@ -399,8 +399,7 @@ def presegment_command(args) -> int:
 
     def show(event: PresegmentProgress) -> None:
         if event.status == "failed":
-            # The photo readers' sentences name the file already: not twice.
-            line = f"skipped: {event.message}" if str(event.path) in event.message else f"skipped {event.path}: {event.message}"
+            line = f"skipped {about_file(event.path, event.message)}"
             if world.rank == 0:
                 bar.message(line)
             else:
