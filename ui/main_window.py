@@ -457,9 +457,10 @@ class MainWindow(QMainWindow, Prompts):
     def _restore_layout(self) -> None:
         settings = workstation_settings()
         geometry = settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+        remembered = isinstance(geometry, QByteArray) and not geometry.isEmpty()
+        if remembered:
             self.restoreGeometry(geometry)
-        if not (isinstance(geometry, QByteArray) and not geometry.isEmpty()) or not self._restored_size_is_legible():
+        if not remembered or not self._restored_size_is_legible():
             self.resize(*DEFAULT_WINDOW)
             self.resizeDocks([self.docks["queue"], self.docks["answer"]], [230, 290], Qt.Orientation.Horizontal)
         state = settings.value("window/state")
