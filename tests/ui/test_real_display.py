@@ -20,6 +20,10 @@ pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and shutil
 
 @pytest.fixture
 def x_server():
+    from ui.platform_check import missing_libraries, xcb_plugin
+
+    if missing_libraries(xcb_plugin()):
+        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
     display = f":{90 + int(time.time() * 1000) % 400}"
     server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -29,6 +33,16 @@ def x_server():
     yield display
     server.terminate()
     server.wait(10)
+
+
+@pytest.fixture
+def reading_project(tmp_path):
+    """A closed project of three photos and readers (tests/ui/conftest.make_reading_project)."""
+    from tests.ui.conftest import make_reading_project
+
+    made = make_reading_project(tmp_path / "clinic")
+    made.project.close()
+    return made
 
 
 def xdotool(display: str, *args: str) -> str:
@@ -57,10 +71,6 @@ def test_start_label_and_quit_on_a_real_x_server(x_server, tmp_path):
     from storage.project import open_project
     from storage.readers import list_readers
     from storage.reading import ReaderSession
-    from ui.platform_check import missing_libraries, xcb_plugin
-
-    if missing_libraries(xcb_plugin()):
-        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
     environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
     process = subprocess.Popen([sys.executable, "main.py", "gui", "--demo"], cwd=REPOSITORY, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -87,10 +97,7 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
     # the workstation, so a reader's keys (→, N, H…) did nothing until they clicked into it.
     from storage.readers import change_own_pin
     from tests.ui.conftest import make_reading_project
-    from ui.platform_check import missing_libraries, xcb_plugin
 
-    if missing_libraries(xcb_plugin()):
-        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
     made = make_reading_project(tmp_path / "clinic")
     change_own_pin(made.project.database, made.readers["Ana"].id, None, "246810")   # the dialog asks for it
     made.project.close()
@@ -119,18 +126,12 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
     assert process.returncode == 0, errors
 
 
-def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_path):
+def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, reading_project, tmp_path):
     # It opened over the workstation, but the keys (1, 2, 3, C, M, ←/→) still went to the workstation
     # behind it where no window manager moves the focus.
     from tests.conftest import ADMIN_NAME, ADMIN_PASSPHRASE
-    from tests.ui.conftest import make_reading_project
-    from ui.platform_check import missing_libraries, xcb_plugin
 
-    if missing_libraries(xcb_plugin()):
-        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
-    made = make_reading_project(tmp_path / "clinic")
-    made.project.close()
-    process = start_workstation(x_server, tmp_path, made.folder, "--reader", ADMIN_NAME, "--review")
+    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME, "--review")
     try:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
@@ -145,17 +146,11 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, tmp_pat
     assert process.returncode == 0, errors
 
 
-def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manager(x_server, tmp_path):
+def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manager(x_server, reading_project,
+                                                                                   tmp_path):
     # `gui --review` as a plain reader says why not in a box; once it was closed (Enter) the
     # workstation's keys went nowhere.
-    from tests.ui.conftest import make_reading_project
-    from ui.platform_check import missing_libraries, xcb_plugin
-
-    if missing_libraries(xcb_plugin()):
-        pytest.skip("Qt's xcb plugin lacks system libraries (README, \"System packages\")")
-    made = make_reading_project(tmp_path / "clinic")
-    made.project.close()
-    process = start_workstation(x_server, tmp_path, made.folder, "--reader", "Ana", "--review")
+    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", "Ana", "--review")
     try:
         window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
         box = xdotool(x_server, "search", "--sync", "--onlyvisible", "--name", "^Octant$").splitlines()[0]
