@@ -12,6 +12,8 @@
   first crop sized as the pipeline sizes it (``idrid_fov_*``: 1/8 of the FOV diameter);
 - landmarks: mean disc and fovea errors (original 4288 × 2848 pixels) on the IDRiD-landmarks
   validation photos, for the learned locator, the classical fallback and the pipeline's choice;
+  with ``--red-free`` also on red-free versions of the same photos (``landmarks:red-free``: the
+  green channel on all three channels, as a red-free camera shows it);
 - lesions: pixel AUPR and Dice per type on IDRiD-segmentation 45–54 at the working scale (1/3).
 ``--extra NAME=PATH`` measures further weight files of a task (e.g. the ablations).
 Writes bench/results/bench_segmentation.json.
@@ -59,6 +61,7 @@ from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa:
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
 from models.segmentation.pipeline import choose_disc  # noqa: E402
+from models.segmentation.red_free import red_free_version  # noqa: E402
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.vessels import segment_vessels  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
@@ -152,7 +155,9 @@ def bench_disc_cup_idrid(model, config, device) -> dict:
     return {**out, "idrid_images": len(names)}
 
 
-def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, public: Path) -> dict:
+def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, public: Path,
+                    red_free: bool = False) -> dict:
+    """``red_free``: on each photo's green channel replicated to three channels."""
     data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
     _, val = landmark_split()
     folder = public / "IDRiD-landmarks" / "images"
@@ -162,6 +167,8 @@ def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, publi
     fallbacks = 0
     for i in val:
         image = read_rgb(folder / str(data["names"][i]))
+        if red_free:
+            image = red_free_version(image)
         truth = (data["points"][i] - data["photo_box"][i][:2]) / (data["scale"][i] * 3)   # 1/3-scale photo pixels
         fov = detect_fov(image[..., ::-1])
         classical = locate_classical(image, fov)
@@ -393,6 +400,8 @@ def main() -> None:
                         help="store these suggestion peaks (e.g. HE=0.97,SE=0.9; 0: the threshold alone; "
                              "tuned with bench_pipeline.py --healthy) in <weights-dir>/lesions.safetensors, then stop")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--red-free", action="store_true",
+                        help="landmarks: also on red-free (grey) versions of the validation photos")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each starter's held-out figures into its model card (weights/<name>.md)")
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
@@ -429,6 +438,8 @@ def main() -> None:
                for name in NETWORKS}
     runs = [(name, weights[name], name) for name in args.only.split(",")]
     runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
+    if args.red_free:
+        runs += [(task, path, f"{label}:red-free") for task, path, label in list(runs) if task == "landmarks"]
     results = {}
     for task, path, label in runs:
         if task != "landmarks" and not path.is_file():
@@ -442,7 +453,7 @@ def main() -> None:
         elif task == "landmarks":
             results[label] = bench_landmarks(path if path.is_file() else None,
                                              weights["disc_cup"] if weights["disc_cup"].is_file() else None, device,
-                                             data)
+                                             data, red_free=label.endswith(":red-free"))
         else:
             results[label] = bench_lesions(path, device,
                                            args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"))
