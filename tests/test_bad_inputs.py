@@ -187,27 +187,30 @@ def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
 
 
 
-# Import's cases that presegment, working from the header alone, refuses with import's sentence.
-SIZE_CASES = [case for case in IMPORT_CASES
-              if any(word in case[2] for word in ("too small", "only 2000", "than any fundus camera", "is empty"))]
+# Import's cases that presegment of files refuses with import's sentence: from the header, and
+# JPEGs damaged in mid-stream (import's own check of the stream).
+PRESEGMENT_CASES = [case for case in IMPORT_CASES
+                    if any(word in case[2] for word in ("too small", "only 2000", "than any fundus camera", "is empty",
+                                                        "garbled in the middle", "truncated or damaged JPEG"))]
 
 
-@pytest.mark.parametrize("name, setup, phrase", SIZE_CASES, ids=[case[0] for case in SIZE_CASES])
-def test_presegment_of_files_refuses_what_import_refuses_from_the_header(env, capsys, name, setup, phrase):
-    # A 10 × 10 or 2000 × 40 picture got disc, cup and lesion suggestions as if it were a photograph.
+@pytest.mark.parametrize("name, setup, phrase", PRESEGMENT_CASES, ids=[case[0] for case in PRESEGMENT_CASES])
+def test_presegment_of_files_refuses_what_import_refuses(env, capfd, name, setup, phrase):
+    # A 10 × 10 or 2000 × 40 picture got disc, cup and lesion suggestions as if it were a photograph,
+    # and a JPEG garbled in mid-stream suggestions on its grey-filled part.
     setup(env)
     (env.root / "no-weights").mkdir()
     out = env.root / "masks"
     code = main.main(["presegment", str(env.photos), "--out", str(out), "--weights-dir", str(env.root / "no-weights"),
                       "--device", "cpu"])
     assert code != 0
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     (skipped,) = [line for line in err.splitlines() if line.startswith("skipped")]
     assert phrase in skipped and skipped.count(next(env.photos.iterdir()).name) == 1, skipped   # named once
-    assert "Traceback" not in err and not list(out.rglob("result.json"))
+    assert "Traceback" not in err and "Corrupt JPEG" not in err and not list(out.rglob("result.json"))
 
 
-def test_screen_of_files_refuses_what_import_refuses_and_screens_the_rest(env, capsys):
+def test_screen_of_files_refuses_what_import_refuses_and_screens_the_rest(env, capfd):
     # A 48 × 32 thumbnail was called "microaneurysm 0.78" and a JPEG garbled in mid-stream
     # "haemorrhage 1.00": screen now says of each what import says.
     bad = {"thumbnail.jpg": (encoded(".jpg", synthetic_fundus(48, 32, 14, 16, 14)), "too small for a fundus photograph"),
@@ -218,9 +221,9 @@ def test_screen_of_files_refuses_what_import_refuses_and_screens_the_rest(env, c
     mid_stream_garbage(env.photos / "garbled.jpg")
     bad["garbled.jpg"] = (b"", "data missing or garbled in the middle")
     write_photo(env.photos / "good_L.jpg", seed=9)
-    capsys.readouterr()
+    capfd.readouterr()
     code = main.main(["screen", str(env.photos), "--out", str(env.root / "screened"), "--device", "cpu"])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert code == FAILED and "Traceback" not in out + err and "Corrupt JPEG" not in err
     assert {folder.name for folder in (env.root / "screened").iterdir()} == {"good_L"}
     for name, (_data, phrase) in bad.items():

@@ -1,11 +1,13 @@
 """Reading fundus photographs from disk safely: JPEG, PNG, TIFF and DICOM (``annotate/services/dicom.py``).
 
 Every failure becomes a ``BadImageError`` naming the file and what to do, never a crash or a
-silently grey picture. libjpeg fills a truncated JPEG with grey and only warns, so a JPEG must
-also end with its end-of-image marker; when it does not (some cameras append data after it),
-Pillow decodes the whole stream to tell damage from trailing data. Import also decodes a JPEG
-once while listening to libjpeg's "Corrupt JPEG data" warnings (``verify=True``): a stream with
-bytes missing or garbled in the middle decodes into a grey-smeared picture and nothing else says so.
+silently grey picture. libjpeg only warns about a JPEG cut short or garbled in mid-stream, and
+fills the missing part with grey: OpenCV prints that warning on the process's stderr and Pillow
+drops it, so ``check_jpeg_stream`` decodes the stream once more with libjpeg-turbo through
+simplejpeg, whose strict mode turns every such warning into an error (thread-safe: nothing global
+is touched). Import, ``screen`` and ``presegment`` check every JPEG with it (``verify=True``);
+other readers (the workstation, training), which read photos import already checked, only when
+the file does not end with its end-of-image marker.
 
 A photograph must measure at least ``MIN_PHOTO_SIDE`` pixels on its shorter side (below that no
 optic disc can be made out and the networks would enlarge the picture many times) and at most
@@ -17,16 +19,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
-import os
-import sys
-import tempfile
-import threading
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from annotate.services.dicom import decode_dicom, dicom_size, is_dicom
 from annotate.services.image_files import IMAGE_SUFFIXES, is_image_name  # noqa: F401 (re-exported)
@@ -43,7 +42,6 @@ _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMR
 _HASH_CHUNK = 1 << 20
 MIN_PHOTO_SIDE = 64              # pixels, shorter side
 MAX_PHOTO_PIXELS = 100_000_000   # width × height; widefield cameras reach ~16 MP
-_STDERR_CAPTURE = threading.Lock()
 
 
 class ImageSize(NamedTuple):
@@ -91,18 +89,32 @@ def read_bytes(path: Path | str) -> bytes:
         raise BadImageError(f"{path} cannot be read ({error.strerror}); check that the file is accessible.") from None
 
 
-def _jpeg_is_complete(data: bytes) -> bool:
-    if data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
-        return True
-    from PIL import Image  # Pillow ships with torchvision; only needed for this rare case
+def check_jpeg_stream(data: bytes, name: str = "image") -> None:
+    """BadImageError for a JPEG that stops before its end or is garbled in mid-stream, which libjpeg
+    decodes with a warning and a grey-filled part. The entropy-coded data is decoded whole (at 1/8
+    size, in grey: cheap); a stream libjpeg-turbo cannot decode at all is left to the caller's decoder."""
+    try:
+        colorspace = "CMYK" if simplejpeg.decode_jpeg_header(data)[2] in ("CMYK", "YCCK") else "GRAY"
+    except ValueError:
+        return
+
+    def decode(strict: bool) -> None:
+        simplejpeg.decode_jpeg(data, colorspace=colorspace, min_factor=8, min_height=1, min_width=1, strict=strict)
 
     try:
-        with Image.open(io.BytesIO(data)) as picture:
-            picture.draft("RGB", (picture.width // 8, picture.height // 8))
-            picture.load()
-    except Exception:  # Pillow raises OSError, SyntaxError or ValueError for damaged streams
-        return False
-    return True
+        decode(strict=True)
+        return
+    except ValueError as warning:   # strict: libjpeg's first warning, as its message
+        problem = str(warning)
+    try:
+        decode(strict=False)
+    except ValueError:   # an error, not a warning: not damage in mid-stream
+        return
+    if "Premature end of JPEG file" in problem:
+        raise BadImageError(f"{name} is a truncated or damaged JPEG (it stops before its end); "
+                            "copy the photograph again from the camera.")
+    raise BadImageError(f"{name} is a damaged JPEG (data missing or garbled in the middle); "
+                        "copy the photograph again from the camera.")
 
 
 def check_photo_size(size: tuple[int, int], name: str = "image") -> None:
@@ -126,25 +138,11 @@ def _decode_quietly(buffer: np.ndarray, flag: int) -> np.ndarray | None:
         cv2.utils.logging.setLogLevel(level)
 
 
-def _decode_listening_to_libjpeg(buffer: np.ndarray, flag: int) -> tuple[np.ndarray | None, str]:
-    """cv2.imdecode with libjpeg's warnings, which it prints to the process's stderr (fd 2)."""
-    with _STDERR_CAPTURE, tempfile.TemporaryFile() as caught:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(caught.fileno(), 2)
-        try:
-            image = cv2.imdecode(buffer, flag)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        caught.seek(0)
-        return image, caught.read().decode(errors="replace")
-
-
 def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: bool = False) -> np.ndarray:
     """Decode bytes of a JPEG/PNG/TIFF into BGR uint8, at 1/``reduce`` size (1, 2, 4 or 8).
 
-    ``verify`` also refuses a JPEG that libjpeg finds corrupt in mid-stream (import uses it)."""
+    ``verify`` refuses a JPEG damaged in mid-stream too (``check_jpeg_stream``); without it only one
+    that does not end with its end-of-image marker is checked."""
     if reduce not in _REDUCED_FLAGS:
         raise ValueError(f"reduce must be one of {sorted(_REDUCED_FLAGS)}, not {reduce}")
     kind = require_image_format(data, name)
@@ -155,16 +153,10 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: boo
             return image
         height, width = image.shape[:2]
         return cv2.resize(image, (max(1, width // reduce), max(1, height // reduce)), interpolation=cv2.INTER_AREA)
-    if kind == "JPEG" and not _jpeg_is_complete(data):
-        raise BadImageError(f"{name} is a truncated or damaged JPEG (it stops before its end); copy the photograph again from the camera.")
+    if kind == "JPEG" and (verify or not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")):
+        check_jpeg_stream(data, name)
     try:
-        if verify and kind == "JPEG":
-            image, messages = _decode_listening_to_libjpeg(np.frombuffer(data, np.uint8), _REDUCED_FLAGS[reduce])
-            if "Corrupt JPEG data" in messages:
-                raise BadImageError(f"{name} is a damaged JPEG (data missing or garbled in the middle); "
-                                    "copy the photograph again from the camera.")
-        else:
-            image = _decode_quietly(np.frombuffer(data, np.uint8), _REDUCED_FLAGS[reduce])
+        image = _decode_quietly(np.frombuffer(data, np.uint8), _REDUCED_FLAGS[reduce])
     except cv2.error:
         image = None
     if image is None or image.size == 0:
@@ -182,13 +174,13 @@ def read_fundus(path: Path | str, reduce: int = 1) -> np.ndarray:
     return decode_fundus(read_bytes(path), str(path), reduce)
 
 
-def read_photograph(path: Path | str) -> np.ndarray:
+def read_photograph(path: Path | str, reduce: int = 1) -> np.ndarray:
     """A photo file refused exactly as import refuses it (too small or too large for a fundus photograph,
-    damaged in mid-stream), for commands that take files rather than project images (``screen``): a
-    48 × 32 thumbnail or a grey-smeared JPEG must not get findings either."""
+    damaged in mid-stream), for commands that take files rather than project images (``screen``,
+    ``presegment``): a 48 × 32 thumbnail or a grey-smeared JPEG must not get findings either."""
     data = read_bytes(path)
     check_photo_size(size_from_bytes(data, str(path)), str(path))
-    return decode_fundus(data, str(path), verify=True)
+    return decode_fundus(data, str(path), reduce, verify=True)
 
 
 def checked_photo_size(path: Path | str) -> ImageSize:

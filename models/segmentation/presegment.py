@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from annotate.services.image_files import find_image_files
-from annotate.services.photos import checked_photo_size, read_fundus
+from annotate.services.photos import checked_photo_size, read_photograph
 from models.engine.cancel import check_cancelled
 from models.engine.device import current_thread_plan
 from models.segmentation.lesions import LesionNetConfig
@@ -93,9 +93,10 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def decode_photo(path: Path) -> tuple[np.ndarray, PipelineOptions]:
-    """The photo as the pipeline reads it, with where its pixels sit in the original."""
+    """The photo as the pipeline reads it, with where its pixels sit in the original; refused as
+    import refuses it (a JPEG damaged in mid-stream too: it would get grey-smeared suggestions)."""
     reduce, width, height = decode_reduction(path)
-    image = read_fundus(path, reduce)
+    image = read_photograph(path, reduce)
     return image, PipelineOptions(input_scale=image.shape[1] / width, original_shape=(height, width))
 
 
