@@ -68,16 +68,20 @@ def _roles(text: str) -> list[str]:
     return [Role.parse(part).value for part in text.split(",") if part.strip()]
 
 
-CREDENTIAL_ENV = "OCTANT_CREDENTIAL"            # the --as reader's PIN or passphrase
-ADMIN_PASSPHRASE_ENV = "OCTANT_ADMIN_PASSPHRASE"  # the first admin's, for `init`
+CREDENTIAL_ENV = "OCTANT_CREDENTIAL"   # the --as reader's PIN or passphrase, and `init`'s first admin's
+# `init`'s older name for it, still read (first: it names only that passphrase, so an exported
+# OCTANT_CREDENTIAL of someone else's never becomes the new admin's)
+OLDER_ADMIN_PASSPHRASE_ENV = "OCTANT_ADMIN_PASSPHRASE"
 DB_PASSWORD_ENV = "OCTANT_DB_PASSWORD"            # a reader's own database login, `readers db-login`
 
 
-def read_secret(prompt: str, env: str | None = None, confirm: bool = False) -> str:
-    """A PIN or passphrase: from ``env`` when set, else the next line of standard input when it
-    is piped (scripts), else typed without echo (twice when ``confirm``)."""
-    if env and os.environ.get(env):
-        return os.environ[env]
+def read_secret(prompt: str, env: str | None = None, confirm: bool = False, older_env: str | None = None) -> str:
+    """A PIN or passphrase: from ``older_env`` (an older name for ``env`` that scripts may still set)
+    or ``env`` when set, else the next line of standard input when it is piped (scripts), else
+    typed without echo (twice when ``confirm``)."""
+    for name in (older_env, env):
+        if name and os.environ.get(name):
+            return os.environ[name]
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line.strip("\n"):
@@ -118,7 +122,8 @@ def add_as_argument(parser: argparse.ArgumentParser, who: str = "an admin") -> N
 
 
 def run_init(args: argparse.Namespace) -> int:
-    passphrase = read_secret(f"Passphrase for the admin {args.admin}", ADMIN_PASSPHRASE_ENV, confirm=True)
+    passphrase = read_secret(f"Passphrase for the admin {args.admin}", CREDENTIAL_ENV, confirm=True,
+                             older_env=OLDER_ADMIN_PASSPHRASE_ENV)
     credentials.check_new_secret(passphrase, needs_passphrase=True)   # before anything is created
     with create_project(args.dir, name=args.name, consensus_k=args.consensus_k,
                         database_url=args.database_url) as project:
@@ -304,7 +309,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     init.add_argument("--admin", required=True, metavar="NAME",
                       help=f"the first admin; their passphrase (at least {credentials.MIN_PASSPHRASE_CHARS} "
-                           f"characters) is read from ${ADMIN_PASSPHRASE_ENV}, else standard input, else asked")
+                           f"characters) is read from ${CREDENTIAL_ENV} (or its older name "
+                           f"${OLDER_ADMIN_PASSPHRASE_ENV}), else standard input, else asked")
 
     readers = subparsers.add_parser(
         "readers", help="add, list and manage readers",

@@ -30,9 +30,9 @@ PASSPHRASE = "the clinic's long phrase"
 
 @pytest.fixture
 def admin_env(monkeypatch):
-    """The first admin's passphrase for `init`, and the --as reader's credential, from the
-    environment, as a script would give them."""
-    monkeypatch.setenv("OCTANT_ADMIN_PASSPHRASE", PASSPHRASE)
+    """The first admin's passphrase for `init`, and the --as reader's credential, from the one
+    variable the README names, as a script would give them."""
+    monkeypatch.delenv("OCTANT_ADMIN_PASSPHRASE", raising=False)
     monkeypatch.setenv("OCTANT_CREDENTIAL", PASSPHRASE)
 
 
@@ -158,13 +158,41 @@ def test_reading_order_is_shown_by_anyone_and_set_by_an_admin(tmp_path, capsys, 
 
 
 def test_init_refuses_a_short_passphrase_before_making_anything(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("OCTANT_ADMIN_PASSPHRASE", "123456789012")
+    monkeypatch.delenv("OCTANT_ADMIN_PASSPHRASE", raising=False)
+    monkeypatch.setenv("OCTANT_CREDENTIAL", "123456789012")
     code, _, err = run(capsys, "init", str(tmp_path / "p"), "--admin", "Boss")
     assert code == 1 and "not only digits" in err and not (tmp_path / "p").exists()
-    monkeypatch.delenv("OCTANT_ADMIN_PASSPHRASE")
+    monkeypatch.delenv("OCTANT_CREDENTIAL")
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code, _, err = run(capsys, "init", str(tmp_path / "p"), "--admin", "Boss")
-    assert code == 1 and "OCTANT_ADMIN_PASSPHRASE" in err and not (tmp_path / "p").exists()
+    assert code == 1 and "OCTANT_CREDENTIAL" in err and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("variables, passphrase", [
+    ({"OCTANT_CREDENTIAL": PASSPHRASE}, PASSPHRASE),
+    ({"OCTANT_ADMIN_PASSPHRASE": PASSPHRASE}, PASSPHRASE),   # the older name, as older scripts set it
+    # Both: the older name says whose it is; an exported OCTANT_CREDENTIAL may be another reader's.
+    ({"OCTANT_ADMIN_PASSPHRASE": PASSPHRASE, "OCTANT_CREDENTIAL": "another reader's phrase"}, PASSPHRASE),
+], ids=["credential", "older-name", "both"])
+def test_init_reads_the_first_admins_passphrase_from_octant_credential(tmp_path, capsys, monkeypatch,
+                                                                      variables, passphrase):
+    """A user of the README set OCTANT_CREDENTIAL, the one name it gives, and init asked anyway."""
+    monkeypatch.delenv("OCTANT_ADMIN_PASSPHRASE", raising=False)
+    monkeypatch.delenv("OCTANT_CREDENTIAL", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))   # nothing to fall back on
+    code, out, err = run(capsys, "init", str(tmp_path / "p"), "--admin", "Boss")
+    assert code == 0 and "admin: Boss" in out, err
+    with open_project(tmp_path / "p") as project:
+        boss = find_reader(project.database, "Boss")
+        assert sign_in(project.database, boss.id, passphrase).name == "Boss"
+
+
+def test_init_help_names_octant_credential(capsys):
+    with pytest.raises(SystemExit):
+        main(["init", "--help"])
+    assert "$OCTANT_CREDENTIAL" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("command", ["init", "readers", "split", "assign", "status", "label-source",
