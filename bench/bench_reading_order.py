@@ -5,7 +5,9 @@ every image has a stored ``findings`` prediction for the 12 default findings wit
 share of the reads (``--done``) is finished, with synthetic answers, so the queue is ordered by
 the model's doubt and its disagreement with the other two readers' finished reads. Measured
 through ``ReaderSession``: opening the queue (``queue_status``) and moving to the next unfinished
-image (``next_unfinished``), median and p95 over ``--samples`` calls, in both orders; and the first
+image (``next_unfinished``), median and p95 over ``--samples`` calls, in both orders, also just
+after the reader finished the image they were on and just after another reader of the same images
+finished one (the shared clinic: the model's order rechecks what changed); and the first
 call of a new session (sign-in), which scores every open image (later calls rescore only images
 whose prediction or earlier reads changed).
 
@@ -94,6 +96,40 @@ def timed(call, samples: int) -> tuple[float, float]:
     return statistics.median(times), percentile(times, 0.95)
 
 
+def timed_after(prepare, call, samples: int) -> tuple[float, float]:
+    """Median and p95 of ``call`` timed alone, each time just after an untimed ``prepare``."""
+    times = []
+    for _ in range(samples):
+        prepare()
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), percentile(times, 0.95)
+
+
+def unfinished(session: ReaderSession) -> list[int]:
+    return [record.id for record, done in session.queue_status() if not done]
+
+
+def as_readers_work(session: ReaderSession, other: ReaderSession, middle: int, samples: int) -> dict[str, float]:
+    """"Next" timed just after the reader finished the image they were on, and just after
+    ``other`` (a reader of the same images) finished one: the shared clinic, where the model's
+    order has to look at what changed."""
+    mine, theirs = iter(unfinished(session)), iter(unfinished(other))
+    current = [next(mine)]
+
+    def finish_current() -> None:
+        current[0] = next(mine)
+        session.mark_done(current[0])
+
+    figures = {}
+    figures["next_after_finishing_median_ms"], figures["next_after_finishing_p95_ms"] = timed_after(
+        finish_current, lambda: session.next_unfinished(after_image_id=current[0]), samples)
+    figures["next_after_another_finished_median_ms"], figures["next_after_another_finished_p95_ms"] = timed_after(
+        lambda: other.mark_done(next(theirs)), lambda: session.next_unfinished(after_image_id=middle), samples)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=10_000, help="training images, each read by all three (default 10000)")
@@ -109,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         session = ReaderSession(project.database, readers[0].id)
         queue = [record.id for record in session.queue()]
         middle = queue[len(queue) // 2]
+        other = ReaderSession(project.database, readers[2].id)
         figures: dict[str, float | int] = dict(images=args.images, done_share=args.done, build_s=round(built_s, 1))
         for order in ("default", "model_uncertainty"):
             update_settings(project.database, reading_order=order, reader_id=admin.id)
@@ -118,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 session.queue_status, args.samples)
             figures[f"{order}_next_unfinished_median_ms"], figures[f"{order}_next_unfinished_p95_ms"] = timed(
                 lambda: session.next_unfinished(after_image_id=middle), args.samples)
+            for name, figure in as_readers_work(session, other, middle, args.samples).items():
+                figures[f"{order}_{name}"] = figure
         project.close()
     for key, value in figures.items():
         print(f"{key:<42} {value:.1f}" if isinstance(value, float) else f"{key:<42} {value}")

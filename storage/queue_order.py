@@ -12,14 +12,16 @@ Scoring every open image on every "next" would cost seconds on a queue of thousa
 image's score is kept with what it was computed from (its prediction's id, and the id and last
 change of each other reader's finished read of it) and computed again only when one of those
 changed, and those are looked at only when a stamp of the whole (``_stamp_now``) changed; the
-order is the same as from scratch.
+order is the same as from scratch. The unfinished images' order is kept too, until the stamp or
+the unfinished images change, so "next" reads only the unfinished images' ids and the stamp, not
+the whole queue.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, func, select, type_coerce
+from sqlalchemy import Select, String, bindparam, func, select, type_coerce
 
 from storage.labels import mask_to_regions
 from storage.predictions import FINDINGS_PREDICTION
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 CHUNK = 900   # ids per IN (...) list: well under SQLite's limit on bound parameters
+
+# The reader's unfinished images by position: all that "next" needs besides the scores.
+_WAITING = (select(Read.image_id).where(Read.reader_id == bindparam("reader_id"), Read.done == False)  # noqa: E712
+            .order_by(Read.position))
 
 # What a score was computed from: the prediction's id, then (read id, last change) of each earlier read.
 Source = tuple[int, tuple[tuple[int, Any], ...]]
@@ -49,26 +55,54 @@ class ModelReadingOrder:
         self._scores: dict[int, tuple[Source, float | None]] = {}
         self._stamp: tuple | None = None     # what the scores were last checked against, as a whole
         self._checked: set[int] = set()      # the images checked then
+        self._order_key: tuple | None = None  # (stamp, unfinished images) the kept order is for
+        self._order: list[int] = []           # the unfinished images in reading order
+        self._place: dict[int, int] = {}      # each one's place in it
 
     def order(self, session: Session, rows: Sequence[Any]) -> list[Any]:
-        """``rows`` (the queue by position: ``id`` the image, ``read_done``) in the model's order."""
+        """``rows`` (the queue by position: ``id`` the image, ``read_done``) in the model's order:
+        the finished ones first, by position, then the unfinished ones in reading order."""
+        by_id = {row.id: row for row in rows}
+        waiting = self._waiting_order(session, [row.id for row in rows if not row.read_done])
+        return [row for row in rows if row.read_done] + [by_id[image] for image in waiting]
+
+    def next_unfinished(self, session: Session, after_image_id: int | None) -> int | None:
+        """The unfinished image after ``after_image_id`` in reading order, wrapping round; the
+        first unfinished one when that image is finished or not in the queue (finished reads come
+        first, so "next" after the image just finished is the best one left). Reads only the
+        unfinished reads' image ids, never the whole queue."""
+        waiting = list(session.scalars(_WAITING, {"reader_id": self.reader_id}))
+        if not waiting:
+            return None
+        ordered = self._waiting_order(session, waiting)
+        place = self._place.get(after_image_id) if after_image_id is not None else None
+        return ordered[0] if place is None else ordered[(place + 1) % len(ordered)]
+
+    def _waiting_order(self, session: Session, waiting: list[int]) -> list[int]:
+        """The unfinished images ``waiting`` (by position) in reading order; kept, with where each
+        image is in it, until the stamp or the unfinished images change."""
         mine = Read.reader_id == self.reader_id
         open_images = select(Read.image_id).where(mine, Read.done == False)  # noqa: E712
-        finished = {row.id for row in rows if row.read_done}
-        fixed = set(session.scalars(select(GoldStandard.image_id).where(GoldStandard.image_id.in_(open_images))))
+        unfinished = set(waiting)
+        # the gold table is small: intersected here rather than by an IN over the whole queue
+        fixed = set(session.scalars(select(GoldStandard.image_id))) & unfinished
         fixed |= set(session.scalars(select(Read.image_id).join(RepeatRead, RepeatRead.read_id == Read.id)
                                      .where(mine, Read.done == False)))  # noqa: E712
         findings = list(session.scalars(select(Finding.code).where(Finding.active).order_by(Finding.position)))
         if findings != self._findings:
-            self._findings, self._scores, self._stamp = findings, {}, None
-        waiting = {row.id for row in rows if not row.read_done} - fixed
+            self._findings, self._scores, self._stamp, self._order_key = findings, {}, None, None
         stamp = self._stamp_now(session, fixed)
-        if stamp != self._stamp or not waiting <= self._checked:
-            self._check(session, open_images, waiting)
-            self._stamp, self._checked = stamp, waiting
-        scores = {image: self._scores[image][1] for image in waiting if image in self._scores}
-        by_id = {row.id: row for row in rows}
-        return [by_id[image] for image in order_queue([row.id for row in rows], scores, finished, fixed)]
+        if (stamp, waiting) == self._order_key:
+            return self._order
+        movable = unfinished - fixed
+        if stamp != self._stamp or not movable <= self._checked:
+            self._check(session, open_images, movable)
+            self._stamp, self._checked = stamp, movable
+        scores = {image: self._scores[image][1] for image in movable if image in self._scores}
+        self._order = order_queue(waiting, scores, (), fixed)
+        self._place = {image: place for place, image in enumerate(self._order)}
+        self._order_key = (stamp, waiting)
+        return self._order
 
     def _stamp_now(self, session: Session, fixed: set[int]) -> tuple:
         """Changes whenever a score could: a new prediction, another reader's read of an image in

@@ -63,9 +63,6 @@ _NEXT = (
 )
 # The project's reading order, asked within the queue's own query (one query for the whole queue).
 _READING_ORDER = select(Project.reading_order).order_by(Project.id).limit(1).scalar_subquery()
-# The queue without the image columns: enough to find the next image in the model's order.
-_QUEUE_DONE = (select(READ.c.image_id.label("id"), READ.c.done.label("read_done"))
-               .where(READ.c.reader_id == bindparam("reader_id")).order_by(READ.c.position))
 _POSITION = select(READ.c.position).where(
     READ.c.reader_id == bindparam("reader_id"), READ.c.image_id == bindparam("image_id"))
 _READ_ROW = select(*READ_COLUMNS).where(
@@ -124,9 +121,7 @@ class ReaderSession:
         mine = {"reader_id": self.reader.id}
         with self.db.reading() as reading:
             if self._by_model_uncertainty(reading):
-                queue = list(reading.connection().execute(_QUEUE_DONE, mine).all())   # Core rows: no ORM cost
-                rows = self._model_order.order(reading, queue)
-                found = self._next_in(rows, after_image_id)
+                found = self._model_order.next_unfinished(reading, after_image_id)
                 return None if found is None else load_image(reading, found, self.db.root)
             session = reading.connection()  # the hot path skips the ORM session (see _act)
             after = -1
@@ -137,15 +132,6 @@ class ReaderSession:
             if row is None and after >= 0:
                 row = session.execute(_NEXT, {**mine, "after": -1}).first()
             return None if row is None else image_record(row, self.db.root)
-
-    @staticmethod
-    def _next_in(rows: list, after_image_id: int | None) -> int | None:
-        """``next_unfinished``'s image over a queue already in reading order."""
-        start = next((i + 1 for i, row in enumerate(rows) if row.id == after_image_id), 0)
-        for row in [*rows[start:], *rows[:start]] if start else rows:
-            if not row.read_done:
-                return row.id
-        return None
 
     def queue(self) -> list[ImageRecord]:
         return [record for record, _ in self.queue_status()]

@@ -243,3 +243,40 @@ def test_a_blind_reader_sees_the_same_queue_entries_in_either_order(ward):
     assert hidden == {image: None for image in range(9, 13)}
     assert {image: session.suggestion(image, FINDINGS_PREDICTION) for image in range(9, 13)} == hidden
     assert session.next_unfinished().id == 10
+
+
+def next_in_the_queue(queue: list[tuple[ImageRecord, bool]], after: int | None) -> int | None:
+    """"Next unfinished" read off the whole queue: the first unfinished image after ``after``,
+    wrapping round (what ``next_unfinished`` must agree with, however it finds it)."""
+    start = next((i + 1 for i, (record, _) in enumerate(queue) if record.id == after), 0)
+    return next((record.id for record, done in queue[start:] + queue[:start] if not done), None)
+
+
+def test_next_unfinished_in_the_models_order_agrees_with_the_whole_queue_as_it_changes(ward):
+    project, admin, ophthalmologists, _ = ward
+    db = project.database
+    update_settings(db, reading_order="model_uncertainty", reader_id=admin.id)
+    session, other = ReaderSession(db, ophthalmologists[0].id), ReaderSession(db, ophthalmologists[1].id)
+    mark_gold(db, admin.id, 5, {FINDING: [1]})        # a fixed place among the unfinished
+
+    def agrees() -> None:
+        queue = session.queue_status()
+        for after in [None, 99, *range(1, 9)]:
+            found = session.next_unfinished(after_image_id=after)
+            assert (found.id if found else None) == next_in_the_queue(queue, after), after
+
+    agrees()
+    for image in (2, 8, 1):                            # the reader finishes, the order moves on
+        session.mark_normal(image)
+        session.mark_done(image)
+        agrees()
+    other.set_regions(6, FINDING, {1, 2})              # another reader contradicts the model
+    other.mark_done(6)
+    agrees()
+    save_prediction(db, 7, FINDINGS_PREDICTION, {"findings": {FINDING: entry(0.5)}}, "guided:new")
+    agrees()
+    session.mark_done(8, False)                        # reopened
+    agrees()
+    for image in range(1, 9):
+        session.mark_done(image)
+    assert session.next_unfinished() is None and session.next_unfinished(after_image_id=3) is None
