@@ -37,6 +37,7 @@ from models.segmentation.lesions import (
     segment_prepared_batch,
 )
 from models.segmentation.registry import NETWORKS
+from models.segmentation.suggestions import SuggestionRule, measure_photo, suggest
 from models.segmentation.vessels import segment_vessels_batch
 from storage.errors import GeometryError, WeightsError
 
@@ -336,11 +337,11 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         lap("vessels")
 
     if models.get("lesions") is not None:
-        grids = _segment_lesions(photos, models, options)
+        _segment_lesions(photos, models, options)
         lap("lesions")
         peaks = lesion_peaks(models)
-        for photo, option, (probs, to_work, shape) in zip(photos, options, grids):
-            _suggest_regions(photo.result, probs, to_work, shape, option, photo.messages, peaks)
+        for photo, option in zip(photos, options):
+            _suggest_regions(photo.result, option, photo.messages, peaks)
         lap("regions")
     return _finished(everything, timings)
 
@@ -351,10 +352,9 @@ def _finished(photos: list[_Photo], timings: dict[str, float]) -> list[PipelineR
     return [photo.result for photo in photos]
 
 
-def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> list[tuple]:
-    """Lesion layers of each photo, the detail network's channels replacing the lesion network's
-    where it is present; per photo (probabilities (4, h, w) on the lesion network's working grid,
-    the affine from original pixels to that grid, the grid's shape)."""
+def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> None:
+    """Lesion layers of each photo (on the lesion network's working grid), the detail network's
+    channels replacing the lesion network's where it is present."""
     lesions, detail = models.get("lesions"), models.get("lesion_detail")
     assert lesions is not None   # called only when the lesion network is loaded
     inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
@@ -370,8 +370,7 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
     probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device)
     detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device)
                   if detail is not None else [None] * len(photos))
-    grids = []
-    for photo, option, (_, (work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
+    for photo, option, (_, (_work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
                                                                          detail_all):
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
         if detail is not None and detail_probs is not None:   # finer probabilities from the full-resolution network
@@ -385,48 +384,26 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
             name = LESION_NAMES[channel]
             photo.result.layers[name] = Layer(prob, to_work)
             photo.result.thresholds[name] = (option.lesion_thresholds or {}).get(channel, thresholds[channel])
-        grids.append((probs, to_work, work.shape[:2]))
-    return grids
 
 
-def _suggest_regions(result: PipelineResult, probs: np.ndarray, to_work: np.ndarray, shape: tuple[int, int],
-                     options: PipelineOptions, messages: list[str], peaks: dict[str, float] | None = None) -> None:
-    """Regions whose lesion area (per type) exceeds ``min_lesion_area`` × the disc's area, counting
-    only spots that reach their type's peak: ``options.lesion_peak`` if given, else ``peaks`` (the
-    networks'), else ``DEFAULT_LESION_PEAK``."""
+def suggestion_rules(options: PipelineOptions, peaks: dict[str, float] | None = None) -> dict[str, SuggestionRule]:
+    """Per lesion type, the rule its spots must pass: the least area of ``options``, and the peak of
+    ``options.lesion_peak`` if given, else ``peaks`` (the networks'), else ``DEFAULT_LESION_PEAK``."""
     if options.lesion_peak is not None:
         peaks = options.lesion_peak
     elif peaks is None:
         peaks = DEFAULT_LESION_PEAK
-    k = to_work[0, 0]
-    point = lambda p: (p[0] * k + to_work[0, 2], p[1] * k + to_work[1, 2])
-    fov = result.fov
-    work_fov = FieldOfView(*point((fov.cx, fov.cy)), fov.r * k)
+    return {channel: SuggestionRule(peak=peaks.get(channel, 0.0),
+                                    least_area=options.lesion_min_area.get(channel, options.min_lesion_area))
+            for channel in LESION_CHANNELS}
+
+
+def _suggest_regions(result: PipelineResult, options: PipelineOptions, messages: list[str],
+                     peaks: dict[str, float] | None = None) -> None:
+    """The regions suggested per lesion type (``suggestions.py``), under ``suggestion_rules``."""
     try:
-        labels = region_label_map(point(result.disc), point(result.fovea), shape, fov_mask(shape, work_fov))
+        photo = measure_photo(result)
     except GeometryError as error:
         messages.append(f"No regions: {error}")
         return
-    disc_diameter = result.disc_diameter or 2 * fov.r * DISC_PER_FOV
-    disc_area = np.pi * (disc_diameter * k / 2) ** 2
-    for channel, prob in zip(LESION_CHANNELS, probs):
-        name = LESION_NAMES[channel]
-        spots = confident_spots(prob, result.thresholds[name], peaks.get(channel, 0.0))
-        counts = np.bincount(labels[spots], minlength=9)[1:9] / disc_area
-        least = options.lesion_min_area.get(channel, options.min_lesion_area)
-        result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(counts) if a > 0}
-        result.lesion_regions[name] = [r + 1 for r, a in enumerate(counts) if a >= least]
-
-
-def confident_spots(prob: np.ndarray, threshold: float, peak: float = 0.0) -> np.ndarray:
-    """Pixels at or over ``threshold``, keeping only the spots (8-connected) whose most probable pixel
-    reaches ``peak``: a faint reflex rarely peaks as high as a lesion does."""
-    mask = prob >= threshold
-    if peak <= threshold or not mask.any():
-        return mask
-    count, spot = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    peaks = np.zeros(count, np.float32)
-    np.maximum.at(peaks, np.asarray(spot, np.intp)[mask], prob[mask])
-    keep = peaks >= peak
-    keep[0] = False
-    return keep[spot]
+    suggest(result, photo, suggestion_rules(options, peaks))

@@ -8,16 +8,17 @@ from models.engine.weights import read_metadata, save_weights
 from models.segmentation.lesions import LesionNetConfig, build_lesion_net
 from models.segmentation.pipeline import (
     DEFAULT_LESION_PEAK,
+    Layer,
     PipelineOptions,
     PipelineResult,
     _suggest_regions,
-    confident_spots,
     lesion_peaks,
     load_pipeline_models,
     network_peaks,
     scale_matrix,
 )
 from models.segmentation.stored_names import LESION_CHANNELS, LESION_NAMES
+from models.segmentation.suggestions import SuggestionRule, measure_spots, spots_kept
 
 
 def blob(prob: np.ndarray, cx: int, cy: int, radius: int, peak: float, rim: float = 0.6) -> None:
@@ -31,11 +32,14 @@ def test_a_spot_counts_whole_when_its_peak_is_high_enough_and_not_at_all_otherwi
     prob = np.zeros((60, 80), np.float32)
     blob(prob, 20, 30, 5, peak=0.99)   # a lesion: its faint rim comes with it
     blob(prob, 60, 30, 5, peak=0.7)    # a reflex: over the threshold, never confident
-    kept = confident_spots(prob, 0.5, 0.95)
-    assert kept[30, 15] and kept[30, 20] and not kept[30, 60] and not kept[30, 55]
-    assert kept.sum() == (prob[:, :40] >= 0.5).sum()
-    assert np.array_equal(confident_spots(prob, 0.5), prob >= 0.5)          # no peak asked: the threshold alone
-    assert not confident_spots(np.zeros((4, 4), np.float32), 0.5, 0.9).any()
+    regions = np.ones(prob.shape, np.uint8)
+    regions[:, 40:] = 2
+    spots = measure_spots(prob, 0.5, regions)
+    kept = spots_kept(spots, SuggestionRule(peak=0.95))
+    assert list(kept) == [True, False] and list(spots.peak) == [np.float32(0.99), np.float32(0.7)]
+    assert spots.region_pixels[:, :2].tolist() == [[(prob[:, :40] >= 0.5).sum(), 0], [0, (prob[:, 40:] >= 0.5).sum()]]
+    assert spots_kept(spots, SuggestionRule()).all()          # no peak asked: the threshold alone
+    assert len(measure_spots(np.zeros((4, 4), np.float32), 0.5, regions[:4, :4]).peak) == 0
 
 
 def suggestions(spots: dict[str, tuple[int, float]], options: PipelineOptions | None = None,
@@ -45,13 +49,14 @@ def suggestions(spots: dict[str, tuple[int, float]], options: PipelineOptions | 
     shape = (400, 400)
     result = PipelineResult(shape, FieldOfView(200, 200, 190), (120.0, 200.0), (260.0, 200.0), "test",
                             disc_diameter=80.0)
-    probs = np.zeros((len(LESION_CHANNELS), *shape), np.float32)
-    for c, channel in enumerate(LESION_CHANNELS):
-        result.thresholds[LESION_NAMES[channel]] = 0.5
+    for channel in LESION_CHANNELS:
+        prob = np.zeros(shape, np.float32)
         if channel in spots:
             radius, peak = spots[channel]
-            blob(probs[c], 260, 200, radius, peak)
-    _suggest_regions(result, probs, scale_matrix(1.0), shape, options or PipelineOptions(), [], peaks)
+            blob(prob, 260, 200, radius, peak)
+        result.layers[LESION_NAMES[channel]] = Layer(prob, scale_matrix(1.0))
+        result.thresholds[LESION_NAMES[channel]] = 0.5
+    _suggest_regions(result, options or PipelineOptions(), [], peaks)
     return {channel: result.lesion_regions[LESION_NAMES[channel]] for channel in LESION_CHANNELS}
 
 
