@@ -22,6 +22,7 @@ from storage import credentials
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
 from storage.images import list_images, move_images_to_split
+from storage.progress_table import ReaderSplitProgress, ordered_splits, progress_table
 from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
 from storage.readers import (
     REVIEW_ROLES,
@@ -250,7 +251,8 @@ def run_status(args: argparse.Namespace) -> int:
         with project.database.reading() as session:
             images = dict(session.execute(select(Image.split, func.count()).group_by(Image.split)).all())
             rows = session.execute(
-                select(Reader.name, Reader.role, Image.split, func.count(), func.count().filter(Read.done == True))  # noqa: E712
+                select(Reader.id, Reader.name, Reader.role, Image.split, func.count(),
+                       func.count().filter(Read.done == True))  # noqa: E712
                 .join(Read, Read.reader_id == Reader.id).join(Image, Image.id == Read.image_id)
                 .group_by(Reader.id, Image.split).order_by(Reader.id, Image.split)
             ).all()
@@ -259,7 +261,8 @@ def run_status(args: argparse.Namespace) -> int:
             waiting = session.scalar(select(func.count()).select_from(Image).where(Image.id.not_in(reads_per_image)))
         missing = sum(not image.path.is_file() for image in list_images(project.database))
     print(f"Project {settings.name!r} in {project.root}")
-    print(f"Images: {sum(images.values())} ({', '.join(f'{n} {s}' for s, n in sorted(images.items())) or 'none'}); "
+    per_split = ", ".join(f"{images[split]} {split}" for split in ordered_splits(images))
+    print(f"Images: {sum(images.values())} ({per_split or 'none'}); "
           f"readers: {reader_count}; consensus {settings.consensus_k} of 3")
     if missing:
         print(f"{missing} photograph{'s are' if missing != 1 else ' is'} missing from {'their' if missing != 1 else 'its'} "
@@ -268,8 +271,11 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"{waiting} images still need readers; run `assign`.")
     if not rows:
         print("No reads assigned yet; run `assign` after adding images and readers.")
-    for name, role, split, total, done in rows:
-        print(f"  {name:<24} {role:<20} {split:<5} {int(done or 0):>7} / {total:<7} done")
+        return 0
+    print("\nReads done / assigned:")
+    for line in progress_table(ReaderSplitProgress(reader_id, name, role, split, assigned, int(done or 0))
+                               for reader_id, name, role, split, assigned, done in rows):
+        print(line)
     return 0
 
 

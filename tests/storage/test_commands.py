@@ -57,7 +57,10 @@ def test_init_readers_assign_status(tmp_path, capsys, monkeypatch, database_url,
     code, out, _ = run(capsys, "assign", "--seed", "1", *db)
     assert code == 0 and "Assigned 12 reads over 4 images" in out
     code, out, _ = run(capsys, "status", "--project", str(folder), *db)
-    assert code == 0 and "Images: 4 (4 train)" in out and "0 / 3" in out and "need readers" not in out
+    assert code == 0 and "Images: 4 (4 train)" in out and "need readers" not in out
+    table = out[out.index("Reads done / assigned:"):].splitlines()[1:]
+    assert table[0].split() == ["Reader", "Role", "train", "all"] and len(table) == 5   # header and 4 readers
+    assert all(line.split()[-6:] == ["0", "/", "3", "0", "/", "3"] for line in table[1:]), table
     code, _, err = run(capsys, "init", str(folder), "--admin", "Boss", *db)
     assert code == 1 and "already holds" in err and err.count("\n") == 1
 
