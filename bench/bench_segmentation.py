@@ -59,7 +59,7 @@ from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E
 from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
-from models.segmentation.lesions import LESION_CHANNELS, segment_lesions  # noqa: E402
+from models.segmentation.lesions import LESION_CHANNELS, blend_detail, segment_lesions  # noqa: E402
 from models.segmentation.pipeline import choose_disc  # noqa: E402
 from models.segmentation.red_free import red_free_version  # noqa: E402
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
@@ -204,21 +204,37 @@ def _errors(estimate, truth) -> tuple[float, float]:
             float(np.hypot(*np.subtract(estimate.fovea, truth[1]))))
 
 
-def bench_lesions(path: Path, device, tune: bool = False) -> dict:
+def bench_lesions(path: Path, device, tune: bool = False, partner: Path | None = None) -> dict:
+    """Pixel AUPR, Dice and IoU per type on IDRiD-segmentation 45–54. A detail network whose config
+    blends it into the lesion network (``blend`` < 1) is measured on the blended map the pipeline
+    draws, with ``partner`` as the lesion network (its thresholds are that map's), and alone."""
     model, config, metadata = load("lesions", path, device)
+    blended = partner if config.blend < 1 and partner is not None and partner.is_file() else None
+    lesion_net = load("lesions", blended, device) if blended else None
     images, masks, names = lesion_arrays()
     _, val = lesion_split(names)
     channels = list(config.channels)   # all four, or a detail network's subset (the detail network: MA, EX)
     curves = [PrecisionRecallCurve() for _ in channels]
+    alone = [PrecisionRecallCurve() for _ in channels]
     seconds = []
     for i in val:
         start = time.perf_counter()
         prob = segment_lesions(model, np.asarray(images[i]), device, config)
         seconds.append(time.perf_counter() - start)
-        for c, (channel, curve) in enumerate(zip(channels, curves)):
-            curve.add(prob[c], np.asarray(masks[i, LESION_CHANNELS.index(channel)]) >= 128)
+        truth = [np.asarray(masks[i, LESION_CHANNELS.index(channel)]) >= 128 for channel in channels]
+        if lesion_net is not None:
+            for curve, own, target in zip(alone, prob, truth):
+                curve.add(own, target)
+            whole = blend_detail(segment_lesions(lesion_net[0], np.asarray(images[i]), device, lesion_net[1]),
+                                 prob, config)
+            prob = whole[[LESION_CHANNELS.index(channel) for channel in channels]]
+        for curve, own, target in zip(curves, prob, truth):
+            curve.add(own, target)
     out = {"images": len(val), "seconds_per_image": float(np.median(seconds)),
            "working_size": list(images.shape[1:3])}
+    if lesion_net is not None:
+        out["blended_into"] = f"{lesion_net[2].get('version', blended.stem)} (blend {config.blend})"
+        out.update({f"aupr_{channel}_alone": curve.average_precision() for channel, curve in zip(channels, alone)})
     tuned = []
     for channel, threshold, curve in zip(channels, config.thresholds, curves):
         out[f"aupr_{channel}"] = curve.average_precision()
@@ -232,11 +248,28 @@ def bench_lesions(path: Path, device, tune: bool = False) -> dict:
     if tune:
         from models.engine.weights import save_weights
         metadata["config"]["thresholds"] = tuned
-        metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54; "
-                                       "0.5 for a type with AUPR < 0.05")
+        metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54"
+                                       + (" (of the map blended into the lesion network)" if blended else "")
+                                       + "; 0.5 for a type with AUPR < 0.05")
         save_weights(model.cpu(), path, metadata, int8="storage" in metadata)
         out["thresholds_written"] = tuned
     return out
+
+
+def store_detail_blend(path: Path, given: str) -> float:
+    """Write the detail network's share of the pipeline's map for its channels into its stored config."""
+    from models.engine.weights import save_weights
+
+    try:
+        blend = float(given)
+    except ValueError:
+        blend = -1.0
+    if not 0 < blend <= 1:
+        raise SystemExit(f"--set-detail-blend wants a share above 0 and at most 1 (1: replace), not {given!r}.")
+    model, _, metadata = load("lesions", path, torch.device("cpu"))
+    metadata["config"]["blend"] = blend
+    save_weights(model, path, metadata, int8="storage" in metadata)
+    return blend
 
 
 def store_lesion_peaks(path: Path, given: str) -> dict[str, float]:
@@ -399,6 +432,10 @@ def main() -> None:
     parser.add_argument("--set-lesion-peaks", metavar="CH=P,...",
                         help="store these suggestion peaks (e.g. HE=0.97,SE=0.9; 0: the threshold alone; "
                              "tuned with bench_pipeline.py --healthy) in <weights-dir>/lesions.safetensors, then stop")
+    parser.add_argument("--set-detail-blend", metavar="W",
+                        help="store the detail network's share W of the pipeline's map for its channels (1: it "
+                             "replaces the lesion network's) in <weights-dir>/lesion_detail.safetensors, then stop; "
+                             "re-tune its thresholds after (--only lesion_detail --tune-lesion-thresholds)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--red-free", action="store_true",
                         help="landmarks: also on red-free (grey) versions of the validation photos")
@@ -419,6 +456,10 @@ def main() -> None:
     compare.add_argument("--run-root", help="run folders (default: bench_segmentation-<pair>-<weights> in the "
                                             "user's runs folder)")
     args = parser.parse_args()
+    if args.set_detail_blend:
+        path = Path(args.weights_dir) / "lesion_detail.safetensors"
+        print(f"{path}: blend {store_detail_blend(path, args.set_detail_blend)}")
+        return
     if args.set_lesion_peaks:
         path = Path(args.weights_dir) / "lesions.safetensors"
         print(f"{path}: peaks {store_lesion_peaks(path, args.set_lesion_peaks)}")
@@ -456,7 +497,8 @@ def main() -> None:
                                              data, red_free=label.endswith(":red-free"))
         else:
             results[label] = bench_lesions(path, device,
-                                           args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"))
+                                           args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"),
+                                           partner=weights["lesions"])
         if path.is_file():
             results[label]["version"] = read_metadata(path).get("version")
         results[label]["bench_seconds"] = round(time.perf_counter() - start, 1)

@@ -11,9 +11,10 @@ subtracted, which removes uneven illumination and pigmentation so small dark (MA
 
 Detail network for the small lesions: DeepLabV3+ predicts at 1/4 of its input, coarse for spots
 one or two logit pixels wide. ``architecture="unet"`` with ``channels=("MA", "EX")`` is a U-Net
-whose decoder returns to full resolution, trained on the same crops and loss; the pipeline lets it
-replace the lesion network's channels it has when its weights (``lesion_detail.safetensors``) are
-present.
+whose decoder returns to full resolution, trained on the same crops and loss; when its weights
+(``lesion_detail.safetensors``) are present the pipeline blends its channels with the lesion
+network's (``blend_detail``): the two networks err on different pixels, so their mean ranks lesion
+pixels better than either alone (docs/benchmarks.md, the detail network blended).
 
 Working resolution: microaneurysms are ≈ 16 px across (median, IDRiD at 4288 × 2848; 10th
 percentile 10 px); DeepLabV3+ predicts at 1/4 of its input, so the photo is rescaled until the FOV
@@ -91,6 +92,9 @@ class LesionNetConfig(NetConfig):
     peaks: tuple[float, ...] | None = None
     encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
     preprocess: str = "none"                    # "none" | "local_contrast" (see prepare_input)
+    # A detail network's share of the pipeline's map for its channels, the rest the lesion network's
+    # (1: it replaces them). Below 1 its thresholds and peaks are those of the blended map.
+    blend: float = 1.0
 
 
 LOCAL_MEAN_SIGMA_FRACTION = 1 / 40   # of the FOV diameter: wider than the largest haemorrhages
@@ -146,6 +150,21 @@ def build_lesion_net(config: LesionNetConfig) -> nn.Module:
         low_level = decoder.block1[0].out_channels   # 48 (DeepLabV3+ low-level projection)
         decoder.block1.append(CBAM(low_level, config.cbam_reduction))
     return model
+
+
+def blend_detail(probs: np.ndarray, detail_probs: np.ndarray, detail: LesionNetConfig) -> np.ndarray:
+    """The lesion network's probabilities (4, h, w) with the detail network's channels blended in by
+    ``detail.blend``; the detail maps are resized onto the lesion network's grid where it works at
+    another scale. Returns a new array."""
+    import cv2
+
+    out = probs.copy()
+    for channel, prob in zip(detail.channels, detail_probs):
+        if prob.shape != probs.shape[1:]:
+            prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
+        index = LESION_CHANNELS.index(channel)
+        out[index] = detail.blend * prob + (1 - detail.blend) * probs[index]
+    return out
 
 
 def segment_lesions(model: nn.Module, image_rgb: np.ndarray, device: torch.device,

@@ -33,6 +33,7 @@ from models.segmentation.lesions import (
     LESION_CHANNELS,
     LESION_NAMES,
     LesionNetConfig,
+    blend_detail,
     prepare_input,
     segment_prepared_batch,
 )
@@ -113,7 +114,7 @@ def network_peaks(config: LesionNetConfig) -> dict[str, float]:
 
 def lesion_peaks(models: PipelineModels) -> dict[str, float]:
     """The peaks the pipeline applies by default: the lesion network's, the detail network's for
-    the channels it supplies (as its probabilities replace the lesion network's)."""
+    the channels it supplies (its peaks are those of the map it blends into or replaces)."""
     peaks: dict[str, float] = {}
     for name in ("lesions", "lesion_detail"):
         loaded = models.get(name)
@@ -354,7 +355,7 @@ def _finished(photos: list[_Photo], timings: dict[str, float]) -> list[PipelineR
 
 def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list[PipelineOptions]) -> None:
     """Lesion layers of each photo (on the lesion network's working grid), the detail network's
-    channels replacing the lesion network's where it is present."""
+    channels blended into the lesion network's where it is present."""
     lesions, detail = models.get("lesions"), models.get("lesion_detail")
     assert lesions is not None   # called only when the lesion network is loaded
     inputs: dict = {}   # (scale, preprocessing) -> per photo (network input, working image): shared by both networks
@@ -374,11 +375,8 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
                                                                          detail_all):
         thresholds = dict(zip(LESION_CHANNELS, lesions.config.thresholds))
         if detail is not None and detail_probs is not None:   # finer probabilities from the full-resolution network
-            for channel, prob, threshold in zip(detail.config.channels, detail_probs, detail.config.thresholds):
-                if prob.shape != probs.shape[1:]:   # trained at another scale: onto the lesion network's grid
-                    prob = cv2.resize(prob, probs.shape[:0:-1], interpolation=cv2.INTER_LINEAR)
-                probs[LESION_CHANNELS.index(channel)] = prob
-                thresholds[channel] = threshold
+            probs = blend_detail(probs, detail_probs, detail.config)
+            thresholds.update(zip(detail.config.channels, detail.config.thresholds))
         to_work = scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s)
         for channel, prob in zip(LESION_CHANNELS, probs):
             name = LESION_NAMES[channel]

@@ -116,3 +116,15 @@ def test_segment_disc_cup_reports_when_no_disc_is_found():
     torch.nn.init.constant_(model.segmentation_head[0].bias, -20.0)   # predicts "no disc" everywhere
     result = segment_disc_cup(model, np.zeros((100, 100, 3), np.uint8), (50, 50), 20, DiscCupConfig(), CPU)
     assert not result.found and result.disc_centre is None and result.disc_prob.shape == (256, 256)
+
+
+def test_blending_a_detail_map_resizes_it_onto_the_lesion_grid_and_mixes_only_its_channels():
+    from models.segmentation.lesions import blend_detail
+
+    probs = np.full((4, 8, 12), 0.2, np.float32)
+    detail = np.full((2, 16, 24), 0.6, np.float32)   # at twice the lesion network's scale
+    mixed = blend_detail(probs, detail, LesionNetConfig(channels=("MA", "EX"), blend=0.25))
+    assert mixed.shape == probs.shape and np.allclose(probs, 0.2)    # a new array: the input is kept
+    assert np.allclose(mixed[[0, 2]], 0.25 * 0.6 + 0.75 * 0.2) and np.allclose(mixed[[1, 3]], 0.2)
+    replaced = blend_detail(probs, detail, LesionNetConfig(channels=("MA", "EX")))   # blend 1: replaces
+    assert np.allclose(replaced[[0, 2]], 0.6)

@@ -56,14 +56,15 @@ def test_pipeline_reports_in_original_pixels_from_a_half_size_decode(tiny_weight
     json.dumps(result.to_json())
 
 
-def test_a_detail_network_replaces_the_lesion_networks_channels_it_has(tmp_path, tiny_weights, fundus):
+def test_a_detail_network_replaces_or_blends_into_the_lesion_networks_channels_it_has(tmp_path, tiny_weights, fundus):
     image, *_ = fundus
     for name in TINY:
         (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
     without, _ = load_pipeline_models(tmp_path, "cpu")
     config = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.3, 0.4),
                              fov_diameter_px=160, preprocess="local_contrast")
-    save_weights(build_lesion_net(config), tmp_path / "lesion_detail.safetensors",
+    detail_net = build_lesion_net(config)
+    save_weights(detail_net, tmp_path / "lesion_detail.safetensors",
                  {"name": "lesion_detail", "config": config.to_dict(), "version": "detail-test"})
     models, messages = load_pipeline_models(tmp_path, "cpu")
     assert messages == [] and models.versions()["lesion_detail"] == "detail-test"
@@ -73,6 +74,14 @@ def test_a_detail_network_replaces_the_lesion_networks_channels_it_has(tmp_path,
         assert not np.allclose(plain.probability(name), detailed.probability(name))
     for name in ("haemorrhages", "soft_exudates"):
         assert np.allclose(plain.probability(name), detailed.probability(name))
+    # Blended half and half, its maps are the mean of the lesion network's and its own.
+    save_weights(detail_net, tmp_path / "lesion_detail.safetensors",
+                 {"name": "lesion_detail", "config": {**config.to_dict(), "blend": 0.5}, "version": "detail-test"})
+    halved = run_pipeline(image, load_pipeline_models(tmp_path, "cpu")[0])
+    for name in ("microaneurysms", "hard_exudates"):
+        mean = (plain.probability(name) + detailed.probability(name)) / 2
+        assert np.allclose(halved.probability(name), mean, atol=1e-3)
+    assert np.allclose(halved.probability("haemorrhages"), plain.probability("haemorrhages"))
     # A weights folder from before the detail network learnt EX names it after microaneurysms.
     (tmp_path / "lesion_detail.safetensors").rename(tmp_path / "microaneurysms.safetensors")
     assert load_pipeline_models(tmp_path, "cpu")[0].versions()["lesion_detail"] == "detail-test"
