@@ -165,12 +165,24 @@ def order_queue(image_ids: Sequence[int], scores: Mapping[int, float | None],
     same order."""
     done = [image for image in image_ids if image in finished]
     waiting = [image for image in image_ids if image not in finished]
-    slots = [i for i, image in enumerate(waiting) if image not in fixed]
-    movable = [waiting[i] for i in slots]
+    return done + fill_places(waiting, fixed, rank_images([image for image in waiting if image not in fixed], scores))
+
+
+def rank_images(movable: Sequence[int], scores: Mapping[int, float | None]) -> list[int]:
+    """``movable`` (in the default order) with the scored ones first, highest score first, then the
+    unscored ones; ties and unscored images keep the default order. Any part of the result is
+    the ranking of that part: a queue that only lost images keeps its ranking, less those."""
     rank = {image: n for n, image in enumerate(movable)}
     scored = sorted((image for image in movable if scores.get(image) is not None),
                     key=lambda image: (-scores[image], rank[image]))  # type: ignore[operator]
-    unscored = [image for image in movable if scores.get(image) is None]
-    for slot, image in zip(slots, scored + unscored, strict=True):
-        waiting[slot] = image
-    return done + waiting
+    return scored + [image for image in movable if scores.get(image) is None]
+
+
+def fill_places(waiting: Sequence[int], fixed: Collection[int], ranked: Sequence[int]) -> list[int]:
+    """``waiting`` (in the default order) with the ``fixed`` images where they are and the other
+    places filled with ``ranked`` (the others, in their reading order)."""
+    order = list(waiting)
+    slots = [place for place, image in enumerate(waiting) if image not in fixed]
+    for slot, image in zip(slots, ranked, strict=True):
+        order[slot] = image
+    return order

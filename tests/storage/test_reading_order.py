@@ -252,7 +252,7 @@ def next_in_the_queue(queue: list[tuple[ImageRecord, bool]], after: int | None) 
     return next((record.id for record, done in queue[start:] + queue[:start] if not done), None)
 
 
-def test_next_unfinished_in_the_models_order_agrees_with_the_whole_queue_as_it_changes(ward):
+def test_next_unfinished_and_the_kept_order_agree_with_the_whole_queue_from_scratch_as_it_changes(ward):
     project, admin, ophthalmologists, _ = ward
     db = project.database
     update_settings(db, reading_order="model_uncertainty", reader_id=admin.id)
@@ -261,6 +261,8 @@ def test_next_unfinished_in_the_models_order_agrees_with_the_whole_queue_as_it_c
 
     def agrees() -> None:
         queue = session.queue_status()
+        # the order kept and brought up to date is the order computed from scratch
+        assert [record.id for record, _ in queue] == ids(ReaderSession(db, ophthalmologists[0].id))
         for after in [None, 99, *range(1, 9)]:
             found = session.next_unfinished(after_image_id=after)
             assert (found.id if found else None) == next_in_the_queue(queue, after), after
@@ -276,6 +278,10 @@ def test_next_unfinished_in_the_models_order_agrees_with_the_whole_queue_as_it_c
     save_prediction(db, 7, FINDINGS_PREDICTION, {"findings": {FINDING: entry(0.5)}}, "guided:new")
     agrees()
     session.mark_done(8, False)                        # reopened
+    agrees()
+    other.set_regions(6, FINDING, set())               # changes their mind on a finished read
+    agrees()
+    other.mark_done(6, False)                          # and reopens it
     agrees()
     for image in range(1, 9):
         session.mark_done(image)
