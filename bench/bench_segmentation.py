@@ -268,6 +268,9 @@ def store_detail_blend(path: Path, given: str) -> float:
         raise SystemExit(f"--set-detail-blend wants a share above 0 and at most 1 (1: replace), not {given!r}.")
     model, _, metadata = load("lesions", path, torch.device("cpu"))
     metadata["config"]["blend"] = blend
+    # The maps change with the share, so the version does too (predictions and kept maps name it).
+    base = str(metadata.get("version", path.stem)).split("-blend")[0]
+    metadata["version"] = base if blend == 1 else f"{base}-blend{blend:g}"
     save_weights(model, path, metadata, int8="storage" in metadata)
     return blend
 
