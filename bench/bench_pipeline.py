@@ -24,8 +24,9 @@ type, the share of photos with any suggested region and the mean number of sugge
 134, ``--healthy-set confident`` (default) takes the 77 whose photo-to-name match was checked twice
 (their grade is right), ``other`` the 57 others (where the false-positive rules were tuned);
 ``--healthy-limit N`` the first N of them. ``--former-suggestions`` turns the rules against those
-false positives off (``PipelineOptions.lesion_min_area`` and ``lesion_peak``, which by default are the lesion
-networks' own peaks: ``LesionNetConfig.peaks``), for the before/after.
+false positives off (``PipelineOptions.lesion_min_area``, ``lesion_peak`` and ``lesion_rules``, which by
+default are the lesion networks' own: ``LesionNetConfig.peaks`` and ``suggestion_rules``), for the
+before/after. bench_suggestions.py measures and tunes the rules on kept maps.
 
     python bench/bench_pipeline.py --healthy --variants '' --skip-throughput   # healthy eyes and 45-54
 
@@ -62,6 +63,7 @@ from models.segmentation.pipeline import (  # noqa: E402
     MASK_NAMES,
     PipelineOptions,
     lesion_peaks,
+    lesion_rule_fields,
     load_pipeline_models,
     run_pipeline,
 )
@@ -193,7 +195,8 @@ def main() -> None:
         healthy = grade_zero_photos(data, args.healthy_set == "confident")[:args.healthy_limit or None]
         summary["healthy_eyes"] = healthy_suggestions(healthy, models, args.healthy_set, args.former_suggestions)
     summary["suggestion_rules"] = "former (area 5e-4 x disc, threshold only)" if args.former_suggestions else {
-        "least_area": PipelineOptions().lesion_min_area, "peak": lesion_peaks(models)}
+        "least_area": PipelineOptions().lesion_min_area, "peak": lesion_peaks(models),
+        "rest": lesion_rule_fields(models)}
     paths = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)]
     sizes = [int(v) for v in (args.batch_sizes or ("1,8" if models.device.type == "cuda" else "1")).split(",")]
     if not args.skip_throughput:
@@ -220,7 +223,7 @@ def suggest_on_photo(path: Path, models, former: bool = False):
     if not former:
         return process_photo(path, models)
     image, options = decode_photo(path)
-    options.lesion_min_area, options.lesion_peak = {}, {}
+    options.lesion_min_area, options.lesion_peak, options.lesion_rules = {}, {}, {}
     started = time.perf_counter()
     result = run_pipeline(image, models, options)
     result.timings["total"] = time.perf_counter() - started

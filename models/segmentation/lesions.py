@@ -90,6 +90,9 @@ class LesionNetConfig(NetConfig):
     # threshold alone), tuned on healthy eyes for this network's calibration (bench_pipeline --healthy);
     # None (files written before): the pipeline's DEFAULT_LESION_PEAK.
     peaks: tuple[float, ...] | None = None
+    # Per channel, the rest of its suggestion rule (``suggestions.SuggestionRule``'s fields but the peak,
+    # e.g. {"MA": {"least_spots": 2}}), tuned with bench/bench_suggestions.py; None: the pipeline's defaults.
+    suggestion_rules: dict[str, dict[str, Any]] | None = None
     encoder_weights_path: str | None = None   # imagenet-liteN or a local file (models/engine/pretrained.py)
     preprocess: str = "none"                    # "none" | "local_contrast" (see prepare_input)
     # A detail network's share of the pipeline's map for its channels, the rest the lesion network's

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,17 +112,34 @@ def network_peaks(config: LesionNetConfig) -> dict[str, float]:
     return {channel: float(peak) for channel, peak in zip(config.channels, config.peaks) if peak > 0}
 
 
-def lesion_peaks(models: PipelineModels) -> dict[str, float]:
-    """The peaks the pipeline applies by default: the lesion network's, the detail network's for
-    the channels it supplies (its peaks are those of the map it blends into or replaces)."""
-    peaks: dict[str, float] = {}
+def network_rule_fields(config: LesionNetConfig) -> dict[str, dict[str, Any]]:
+    """The rest of each channel's suggestion rule stored with this network (``SuggestionRule``'s
+    fields but the peak, which is ``network_peaks``)."""
+    return {channel: dict(fields) for channel, fields in (config.suggestion_rules or {}).items()
+            if channel in config.channels}
+
+
+def _supplied(models: PipelineModels, per_network) -> dict:
+    """``per_network(config)`` of the lesion network, and of the detail network for the channels it
+    supplies (its settings are those of the map it blends into or replaces)."""
+    out: dict = {}
     for name in ("lesions", "lesion_detail"):
         loaded = models.get(name)
         if loaded is not None:
             for channel in loaded.config.channels:
-                peaks.pop(channel, None)
-            peaks.update(network_peaks(loaded.config))
-    return peaks
+                out.pop(channel, None)
+            out.update(per_network(loaded.config))
+    return out
+
+
+def lesion_peaks(models: PipelineModels) -> dict[str, float]:
+    """The peaks the pipeline applies by default (``network_peaks`` of the networks that supply each type)."""
+    return _supplied(models, network_peaks)
+
+
+def lesion_rule_fields(models: PipelineModels) -> dict[str, dict[str, Any]]:
+    """The rest of the rules the pipeline applies by default (``network_rule_fields``, likewise)."""
+    return _supplied(models, network_rule_fields)
 
 
 @dataclass
@@ -136,6 +153,9 @@ class PipelineOptions:
     # ``lesion_peak`` None: each lesion network's own peaks (``LesionNetConfig.peaks``, stored in its file).
     lesion_min_area: dict[str, float] = field(default_factory=lambda: {"EX": 1e-3})
     lesion_peak: dict[str, float] | None = None
+    # The rest of each type's rule (``suggestions.SuggestionRule`` fields but the peak; a least area
+    # here overrides ``lesion_min_area``); None: each lesion network's own (``LesionNetConfig.suggestion_rules``).
+    lesion_rules: dict[str, dict[str, Any]] | None = None
     lesion_thresholds: dict[str, float] | None = None   # default: the thresholds stored with the lesion model
     vessel_threshold: float | None = None
 
@@ -340,9 +360,9 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
     if models.get("lesions") is not None:
         _segment_lesions(photos, models, options)
         lap("lesions")
-        peaks = lesion_peaks(models)
+        peaks, fields = lesion_peaks(models), lesion_rule_fields(models)
         for photo, option in zip(photos, options):
-            _suggest_regions(photo.result, option, photo.messages, peaks)
+            _suggest_regions(photo.result, option, photo.messages, peaks, fields)
         lap("regions")
     return _finished(everything, timings)
 
@@ -384,24 +404,29 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
             photo.result.thresholds[name] = (option.lesion_thresholds or {}).get(channel, thresholds[channel])
 
 
-def suggestion_rules(options: PipelineOptions, peaks: dict[str, float] | None = None) -> dict[str, SuggestionRule]:
-    """Per lesion type, the rule its spots must pass: the least area of ``options``, and the peak of
-    ``options.lesion_peak`` if given, else ``peaks`` (the networks'), else ``DEFAULT_LESION_PEAK``."""
+def suggestion_rules(options: PipelineOptions, peaks: dict[str, float] | None = None,
+                     fields: dict[str, dict[str, Any]] | None = None) -> dict[str, SuggestionRule]:
+    """Per lesion type, the rule its spots must pass: the peak of ``options.lesion_peak`` if given,
+    else ``peaks`` (the networks'), else ``DEFAULT_LESION_PEAK``; the least area of ``options``; the
+    rest from ``options.lesion_rules`` if given, else ``fields`` (the networks')."""
     if options.lesion_peak is not None:
         peaks = options.lesion_peak
     elif peaks is None:
         peaks = DEFAULT_LESION_PEAK
-    return {channel: SuggestionRule(peak=peaks.get(channel, 0.0),
-                                    least_area=options.lesion_min_area.get(channel, options.min_lesion_area))
+    if options.lesion_rules is not None:
+        fields = options.lesion_rules
+    return {channel: replace(SuggestionRule(peaks.get(channel, 0.0),
+                                            options.lesion_min_area.get(channel, options.min_lesion_area)),
+                             **(fields or {}).get(channel, {}))
             for channel in LESION_CHANNELS}
 
 
 def _suggest_regions(result: PipelineResult, options: PipelineOptions, messages: list[str],
-                     peaks: dict[str, float] | None = None) -> None:
+                     peaks: dict[str, float] | None = None, fields: dict[str, dict[str, Any]] | None = None) -> None:
     """The regions suggested per lesion type (``suggestions.py``), under ``suggestion_rules``."""
     try:
         photo = measure_photo(result)
     except GeometryError as error:
         messages.append(f"No regions: {error}")
         return
-    suggest(result, photo, suggestion_rules(options, peaks))
+    suggest(result, photo, suggestion_rules(options, peaks, fields))

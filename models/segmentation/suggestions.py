@@ -30,6 +30,10 @@ class SuggestionRule:
     peak: float = 0.0              # the spot's most probable pixel reaches this (0: the threshold alone)
     least_area: float = 5e-4       # a region is suggested when counted spots cover this × the disc area of it
     max_vessel_share: float = 1.0  # at most this share of the spot's pixels lie on the vessel map (1: no limit)
+    disc_clearance: float = 0.0    # the spot's centre lies this many disc diameters or more from the disc's centre
+    rim_clearance: float = 0.0     # ... and this share of the FOV radius or more inside its rim
+    least_spots: int = 1           # a region is suggested only with this many counted spots in it
+    photo_least_spots: int = 1     # nothing of the type is suggested on a photo with fewer counted spots
 
 
 @dataclass
@@ -38,7 +42,10 @@ class Spots:
     peak: np.ndarray               # (n,) most probable pixel
     region_pixels: np.ndarray      # (n, 8) pixels in each region (regions 1..8)
     vessel_share: np.ndarray       # (n,) share of the spot's pixels on the vessel map (0 without one)
+    centre: np.ndarray             # (n, 2) x, y: the spot's mean pixel centre on the grid
     labels: np.ndarray             # (h, w) int32: 0 background, i + 1 the pixels of row i
+    disc_distance: np.ndarray | None = None   # (n,) centre to disc centre, disc diameters (measure_photo)
+    rim_distance: np.ndarray | None = None    # (n,) centre to FOV rim, share of the FOV radius (measure_photo)
 
 
 def measure_spots(prob: np.ndarray, threshold: float, regions: np.ndarray,
@@ -57,21 +64,31 @@ def measure_spots(prob: np.ndarray, threshold: float, regions: np.ndarray,
     vessel_share = np.zeros(n, np.float64)
     if vessels is not None and n:
         vessel_share = np.bincount(labels[mask & vessels], minlength=count)[1:] / np.maximum(area, 1)
-    return Spots(peak[1:], region_pixels, vessel_share, labels)
+    ys, xs = np.nonzero(mask)
+    centre = np.stack([np.bincount(inside, xs + 0.5, count)[1:], np.bincount(inside, ys + 0.5, count)[1:]], axis=1)
+    return Spots(peak[1:], region_pixels, vessel_share, centre / np.maximum(area, 1)[:, None], labels)
 
 
 def spots_kept(spots: Spots, rule: SuggestionRule) -> np.ndarray:
     """(n,) bool: the spots that count under ``rule``."""
-    return (spots.peak >= rule.peak) & (spots.vessel_share <= rule.max_vessel_share)
+    kept = (spots.peak >= rule.peak) & (spots.vessel_share <= rule.max_vessel_share)
+    if rule.disc_clearance > 0 and spots.disc_distance is not None:
+        kept &= spots.disc_distance >= rule.disc_clearance
+    if rule.rim_clearance > 0 and spots.rim_distance is not None:
+        kept &= spots.rim_distance >= rule.rim_clearance
+    return kept
 
 
-def region_areas(spots: Spots, kept: np.ndarray, disc_area: float) -> np.ndarray:
-    """(8,) area of the counted spots in each region, in disc areas."""
-    return spots.region_pixels[kept].sum(axis=0) / disc_area
-
-
-def regions_suggested(areas: np.ndarray, rule: SuggestionRule) -> list[int]:
-    return [r + 1 for r, area in enumerate(areas) if area >= rule.least_area]
+def regions_suggested(spots: Spots, kept: np.ndarray, disc_area: float,
+                      rule: SuggestionRule) -> tuple[list[int], np.ndarray]:
+    """The regions (1..8) ``rule`` suggests from the counted spots ``kept``, and the counted area
+    in each region (8,), in disc areas."""
+    counted = spots.region_pixels[kept]
+    areas = counted.sum(axis=0) / disc_area
+    if len(counted) < rule.photo_least_spots:
+        return [], areas
+    counts = (counted > 0).sum(axis=0)
+    return [r + 1 for r in range(8) if areas[r] >= rule.least_area and counts[r] >= rule.least_spots], areas
 
 
 def on_grid(prob: np.ndarray, to_map: np.ndarray, to_grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -90,6 +107,10 @@ class PhotoSpots:
     """Every lesion type's spots on one photo, and the disc's area on the lesion grid."""
     spots: dict[str, Spots]        # by channel (MA, HE, EX, SE)
     disc_area: float               # pixels of the lesion grid
+    disc: tuple[float, float]      # disc centre on the lesion grid
+    disc_diameter: float           # pixels of the lesion grid
+    fov: FieldOfView               # on the lesion grid
+    regions: np.ndarray            # (h, w) region label map 0..8 on the lesion grid
 
 
 def measure_photo(result: PipelineResult) -> PhotoSpots:
@@ -111,13 +132,18 @@ def measure_photo(result: PipelineResult) -> PhotoSpots:
     spots = {channel: measure_spots(np.asarray(result.layers[LESION_NAMES[channel]].prob, np.float32),
                                     result.thresholds[LESION_NAMES[channel]], regions, vessels)
              for channel in LESION_CHANNELS}
-    return PhotoSpots(spots, float(np.pi * (disc_diameter * k / 2) ** 2))
+    disc = point(result.disc)
+    for found in spots.values():
+        found.disc_distance = np.hypot(*(found.centre - disc).T) / (disc_diameter * k)
+        found.rim_distance = 1 - np.hypot(found.centre[:, 0] - grid_fov.cx, found.centre[:, 1] - grid_fov.cy) / grid_fov.r
+    return PhotoSpots(spots, float(np.pi * (disc_diameter * k / 2) ** 2), point(result.disc), disc_diameter * k,
+                      grid_fov, regions)
 
 
 def suggest(result: PipelineResult, photo: PhotoSpots, rules: dict[str, SuggestionRule]) -> None:
     """Fill ``result.lesion_regions`` and ``lesion_area_by_region`` by ``rules`` (per channel)."""
     for channel, spots in photo.spots.items():
         rule, name = rules.get(channel, SuggestionRule()), LESION_NAMES[channel]
-        areas = region_areas(spots, spots_kept(spots, rule), photo.disc_area)
+        regions, areas = regions_suggested(spots, spots_kept(spots, rule), photo.disc_area, rule)
         result.lesion_area_by_region[name] = {r + 1: float(a) for r, a in enumerate(areas) if a > 0}
-        result.lesion_regions[name] = regions_suggested(areas, rule)
+        result.lesion_regions[name] = regions

@@ -13,9 +13,11 @@ from models.segmentation.pipeline import (
     PipelineResult,
     _suggest_regions,
     lesion_peaks,
+    lesion_rule_fields,
     load_pipeline_models,
     network_peaks,
     scale_matrix,
+    suggestion_rules,
 )
 from models.segmentation.stored_names import LESION_CHANNELS, LESION_NAMES
 from models.segmentation.suggestions import SuggestionRule, measure_spots, spots_kept
@@ -105,3 +107,28 @@ def test_a_lesion_file_stores_its_peaks_and_an_older_file_gets_the_defaults(tmp_
     save_weights(build_lesion_net(detail), tmp_path / "lesion_detail.safetensors",
                  {"name": "lesion_detail", "config": detail.to_dict(), "version": "detail-test"})
     assert lesion_peaks(load_pipeline_models(tmp_path, "cpu")[0]) == {"HE": 0.97, "EX": 0.98, "SE": 0.9}
+
+
+def test_the_rest_of_each_rule_is_stored_with_the_network_that_supplies_the_type(tmp_path, tiny_weights):
+    for name in ("landmarks", "disc_cup", "vessels"):
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    lesions = LesionNetConfig(decoder_channels=16, fov_diameter_px=160,
+                              suggestion_rules={"HE": {"least_spots": 2}, "MA": {"least_spots": 9}})
+    detail = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.3, 0.4),
+                             fov_diameter_px=160, suggestion_rules={"MA": {"photo_least_spots": 4, "least_area": 2e-3}})
+    for name, config in (("lesions", lesions), ("lesion_detail", detail)):
+        save_weights(build_lesion_net(config), tmp_path / f"{name}.safetensors",
+                     {"name": name, "config": config.to_dict(), "version": name}, int8=True)
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    fields = lesion_rule_fields(models)
+    assert messages == [] and fields == {"HE": {"least_spots": 2}, "MA": {"photo_least_spots": 4, "least_area": 2e-3}}
+    rules = suggestion_rules(PipelineOptions(), lesion_peaks(models), fields)
+    assert rules["MA"] == SuggestionRule(least_area=2e-3, photo_least_spots=4)   # the detail network's MA
+    assert rules["HE"] == SuggestionRule(peak=0.95, least_spots=2) and rules["EX"].least_area == 1e-3
+    assert suggestion_rules(PipelineOptions(lesion_rules={}), lesion_peaks(models), fields)["HE"].least_spots == 1
+
+
+def test_a_region_with_one_spot_is_not_suggested_when_the_type_needs_two():
+    one = {"HE": (6, 0.99)}
+    assert suggestions(one)["HE"] == [1]
+    assert suggestions(one, PipelineOptions(lesion_rules={"HE": {"least_spots": 2}}))["HE"] == []

@@ -1,5 +1,6 @@
-"""The suggestion rule's facts about each spot (suggestions.py): its share of pixels on the vessel
-map, with the vessel layer brought from its own coarser grid onto the lesion grid."""
+"""The suggestion rule (suggestions.py): each spot's facts (its share of pixels on the vessel map,
+brought from the vessel network's coarser grid onto the lesion grid; its distances from the disc
+and the FOV's rim), which spots count, and how many a region and a photo need."""
 import numpy as np
 
 from annotate.fov import FieldOfView
@@ -10,7 +11,6 @@ from models.segmentation.suggestions import (
     measure_photo,
     measure_spots,
     on_grid,
-    region_areas,
     regions_suggested,
     spots_kept,
 )
@@ -44,9 +44,9 @@ def test_a_region_is_suggested_when_its_counted_spots_cover_the_least_area():
     regions = np.ones(prob.shape, np.uint8)
     regions[10:, 10:] = 2
     spots = measure_spots(prob, 0.5, regions)
-    areas = region_areas(spots, spots_kept(spots, SuggestionRule()), disc_area=1000.0)
-    assert areas[:2].tolist() == [0.004, 0.002]
-    assert regions_suggested(areas, SuggestionRule(least_area=0.003)) == [1]
+    kept = spots_kept(spots, SuggestionRule())
+    regions, areas = regions_suggested(spots, kept, 1000.0, SuggestionRule(least_area=0.003))
+    assert regions == [1] and areas[:2].tolist() == [0.004, 0.002]
 
 
 def test_a_photos_vessel_layer_reaches_the_lesion_spots_on_their_grid():
@@ -65,3 +65,37 @@ def test_a_photos_vessel_layer_reaches_the_lesion_spots_on_their_grid():
     photo = measure_photo(result)
     assert sorted(photo.spots["HE"].vessel_share.tolist()) == [0.0, 1.0]
     assert len(photo.spots["MA"].peak) == 0 and round(photo.disc_area) == round(np.pi * 40 ** 2)
+
+
+def test_a_region_needs_its_least_spots_and_a_photo_its_least_spots_in_all():
+    prob = np.zeros((40, 40), np.float32)
+    prob[2, 2] = prob[2, 6] = 0.9                      # two spots in region 1
+    prob[30, 30] = 0.9                                 # one spot in region 2
+    regions = np.ones(prob.shape, np.uint8)
+    regions[20:, 20:] = 2
+    spots = measure_spots(prob, 0.5, regions)
+    kept = spots_kept(spots, SuggestionRule())
+    assert regions_suggested(spots, kept, 1000.0, SuggestionRule(least_area=0.0))[0] == [1, 2]
+    assert regions_suggested(spots, kept, 1000.0, SuggestionRule(least_area=0.0, least_spots=2))[0] == [1]
+    assert regions_suggested(spots, kept, 1000.0, SuggestionRule(least_area=0.0, photo_least_spots=3))[0] == [1, 2]
+    assert regions_suggested(spots, kept, 1000.0, SuggestionRule(least_area=0.0, photo_least_spots=4))[0] == []
+
+
+def test_spots_near_the_disc_or_the_rim_are_not_counted_when_the_rule_keeps_clear_of_them():
+    shape = (400, 400)
+    result = PipelineResult(shape, FieldOfView(200, 200, 190), (120.0, 200.0), (260.0, 200.0), "test",
+                            disc_diameter=80.0)
+    for channel in LESION_CHANNELS:
+        prob = np.zeros(shape, np.float32)
+        if channel == "EX":
+            prob[198:202, 150:154] = 0.9               # at the disc's rim: 0.4 disc diameters from its centre
+            prob[198:202, 380:384] = 0.9               # at the FOV's rim: 0.04 of its radius inside
+            prob[120:124, 250:254] = 0.9               # in the retina
+        result.layers[LESION_NAMES[channel]], result.thresholds[LESION_NAMES[channel]] = \
+            Layer(prob, scale_matrix(1.0)), 0.5
+    spots = measure_photo(result).spots["EX"]
+    order = np.argsort(spots.centre[:, 0])             # disc rim, retina, FOV rim from left to right
+    assert np.round(spots.disc_distance[order], 2).tolist() == [0.4, 1.92, 3.28]
+    assert np.round(spots.rim_distance[order], 2).tolist() == [0.75, 0.51, 0.04]
+    assert spots_kept(spots, SuggestionRule(disc_clearance=1.0, rim_clearance=0.08))[order].tolist() == [
+        False, True, False]
