@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import hashlib
 import itertools
@@ -316,6 +317,65 @@ def print_table(title: str, figures: dict) -> None:
               f"{show(subset['red_box_hits'])}):\n    " + "\n    ".join(cells))
 
 
+def parse_rules(given: str) -> dict[str, dict[str, float]]:
+    """``MA:least_spots=2,photo_least_spots=3;HE:peak=0.98`` -> {"MA": {...}, "HE": {...}}."""
+    fields = {f.name for f in dataclasses.fields(SuggestionRule)}
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for part in filter(None, given.split(";")):
+            channel, _, settings = part.partition(":")
+            out[channel.strip()] = {k.strip(): float(v) for k, v in (item.split("=") for item in settings.split(","))}
+    except ValueError:
+        raise SystemExit(f"--store-rules wants CH:FIELD=VALUE,...;CH:... such as MA:least_spots=2, not {given!r}.") from None
+    unknown = {k for values in out.values() for k in values} - fields
+    if set(out) - set(LESION_CHANNELS) or unknown or not out:
+        raise SystemExit(f"--store-rules: channels among {', '.join(LESION_CHANNELS)}, fields among {', '.join(sorted(fields))}.")
+    return out
+
+
+def store_rules(folder: Path, given: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """Each channel's rule into the file of the network that supplies it in the pipeline (the detail
+    network for its channels when its file is there): the peak into ``peaks``, the rest into
+    ``suggestion_rules`` (every field, so the pipeline's default least areas no longer apply). Only
+    the header changes: the tensors are written back as read, the version stays (the maps do not change)."""
+    from safetensors.torch import load_file, save_file
+
+    from models.engine.weights import METADATA_KEY, read_metadata
+    from models.segmentation.lesions import LesionNetConfig
+    from models.segmentation.pipeline import network_peaks
+
+    detail_path = folder / "lesion_detail.safetensors"
+    detail_channels = (LesionNetConfig.from_dict(read_metadata(detail_path)["config"]).channels
+                       if detail_path.is_file() else ())
+    stored = {}
+    for name in ("lesions", "lesion_detail"):
+        path = folder / f"{name}.safetensors"
+        channels = [c for c in given if (c in detail_channels) == (name == "lesion_detail")]
+        if not channels:
+            continue
+        metadata = read_metadata(path)
+        config = LesionNetConfig.from_dict(metadata["config"])
+        peaks = network_peaks(config)
+        rules = dict(metadata["config"].get("suggestion_rules") or {})
+        for channel in channels:
+            rule = replace(SuggestionRule(peak=peaks.get(channel, 0.0),
+                                          least_area=PipelineOptions().lesion_min_area.get(channel, 5e-4)),
+                           **rules.get(channel, {}))
+            rule = replace(rule, **{k: (int(v) if k.endswith("spots") else v) for k, v in given[channel].items()})
+            peaks[channel] = rule.peak
+            rules[channel] = {k: v for k, v in asdict(rule).items() if k != "peak"}
+        metadata["config"]["peaks"] = [round(peaks.get(c, 0.0), 3) for c in config.channels]
+        metadata["config"]["suggestion_rules"] = rules
+        metadata["suggestion_rules_note"] = ("chosen with bench/bench_suggestions.py --sweep on the unchecked "
+                                             "IDRiD-landmarks photos and IDRiD-segmentation 01-44")
+        tensors = load_file(str(path))
+        partial = path.with_name(path.name + ".partial")
+        save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+        partial.replace(path)
+        stored[name] = {c: {"peak": peaks.get(c, 0.0), **rules[c]} for c in channels}
+    return stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
@@ -323,8 +383,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most this many photos of each set (0: all)")
     parser.add_argument("--sweep", action="store_true", help="print each type's best rules on the tuning photos")
     parser.add_argument("--kept-only", action="store_true", help="only the photos whose results are kept already")
+    parser.add_argument("--store-rules", metavar="CH:FIELD=V,...;...",
+                        help="store these rule settings (e.g. MA:least_spots=2;HE:peak=0.98) in the lesion files "
+                             "of --weights-dir, then stop")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_suggestions.json"))
     args = parser.parse_args()
+    if args.store_rules:
+        print(json.dumps(store_rules(Path(args.weights_dir), parse_rules(args.store_rules)), indent=1))
+        return
     data = public_data_dir(args.data)
     ensure_caches("lesions", str(data))
     torch.set_grad_enabled(False)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHES = sorted(path.name for path in (REPO / "bench").glob("*.py"))
@@ -154,6 +155,38 @@ def test_lesion_peaks_are_stored_in_the_lesion_file_and_the_rest_kept(tmp_path, 
     for bad in ("HE", "XX=0.9", "HE=1.5"):
         with pytest.raises(SystemExit, match="--set-lesion-peaks"):
             bench.store_lesion_peaks(path, bad)
+
+
+def test_suggestion_rules_go_into_the_file_of_the_network_that_supplies_each_type(tmp_path, monkeypatch):
+    """bench_suggestions --store-rules: MA and EX into the detail network's file, HE and SE into the
+    lesion network's; only the header changes (tensors and version as before); bad input: one sentence."""
+    from safetensors.torch import load_file
+
+    from models.engine.weights import read_metadata, save_weights
+    from models.segmentation.lesions import LesionNetConfig, build_lesion_net
+
+    bench = load_bench("bench_suggestions", monkeypatch)
+    lesions = LesionNetConfig(decoder_channels=16, peaks=(0.0, 0.98, 0.98, 0.5))
+    detail = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.05, 0.6))
+    for name, config in (("lesions", lesions), ("lesion_detail", detail)):
+        save_weights(build_lesion_net(config), tmp_path / f"{name}.safetensors",
+                     {"name": name, "config": config.to_dict(), "version": name}, int8=True)
+    before = {name: load_file(str(tmp_path / f"{name}.safetensors")) for name in ("lesions", "lesion_detail")}
+    stored = bench.store_rules(tmp_path, bench.parse_rules("MA:least_spots=2,photo_least_spots=3;HE:peak=0.99"))
+    assert stored["lesion_detail"]["MA"]["least_spots"] == 2 and stored["lesions"]["HE"]["peak"] == 0.99
+    detail_config = read_metadata(tmp_path / "lesion_detail.safetensors")["config"]
+    assert detail_config["suggestion_rules"]["MA"] == {"least_area": 5e-4, "max_vessel_share": 1.0, "disc_clearance": 0.0,
+                                                       "rim_clearance": 0.0, "least_spots": 2, "photo_least_spots": 3}
+    assert detail_config["peaks"] == [0.0, 0.98]   # EX keeps the default peak it had
+    metadata = read_metadata(tmp_path / "lesions.safetensors")
+    assert metadata["config"]["peaks"] == [0.0, 0.99, 0.98, 0.5] and metadata["version"] == "lesions"
+    assert set(metadata["config"]["suggestion_rules"]) == {"HE"}
+    for name, tensors in before.items():
+        after = load_file(str(tmp_path / f"{name}.safetensors"))
+        assert tensors.keys() == after.keys() and all(torch.equal(tensors[k], after[k]) for k in tensors)
+    for bad in ("MA", "XX:peak=0.9", "MA:colour=2", "MA:peak=high"):
+        with pytest.raises(SystemExit, match="--store-rules"):
+            bench.parse_rules(bad)
 
 
 def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
