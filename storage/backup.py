@@ -21,6 +21,7 @@ import os
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,13 @@ KEEP_DAILY = 7
 PG_DUMP_ADVICE = ("This project's database is on PostgreSQL; back it up on the server with "
                   "`pg_dump --format=custom --file octant.dump DATABASE` and restore with `pg_restore` "
                   "(docs/backup.md), and copy the project folder's files (e.g. patient.key) with it.")
+
+
+BLOCK = 1 << 20             # bytes hashed or copied between two looks at a cancel
+STEP_PAGES = 256            # database pages written per online-backup step (1 MiB at 4 KiB pages)
+RESTORE_CANCELLED = "The restore was cancelled; the project is exactly as it was."
+# What a restore reports: a sentence saying what it is doing, and how far it is, 0..1.
+Progress = Callable[[str, float], None]
 
 
 class BackupNotPossible(OctantError):
@@ -63,10 +71,11 @@ def project_files(root: Path) -> list[Path]:
                   if p.is_file() and not p.is_symlink() and not is_database_file(p.name) and not p.name.startswith("."))
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, cancel: threading.Event | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            _check(cancel, RESTORE_CANCELLED)
             digest.update(block)
     return digest.hexdigest()
 
@@ -108,9 +117,9 @@ def _seal(copy_path: Path) -> None:
         copy.close()
 
 
-def _check(cancel: threading.Event | None) -> None:
+def _check(cancel: threading.Event | None, sentence: str = "The backup was cancelled; nothing was written.") -> None:
     if cancel is not None and cancel.is_set():
-        raise CancelledError("The backup was cancelled; nothing was written.")
+        raise CancelledError(sentence)
 
 
 def _write_backup(db: Database, root: Path, folder: Path, cancel: threading.Event | None = None) -> BackupResult:
@@ -181,7 +190,7 @@ def automatic_backup(db: Database, root: Path, today: datetime | None = None, ke
     return made
 
 
-def read_manifest(folder: Path) -> dict:
+def read_manifest(folder: Path, cancel: threading.Event | None = None) -> dict:
     """The backup's manifest, after checking every file it lists against its SHA-256."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -196,83 +205,169 @@ def read_manifest(folder: Path) -> dict:
         raise DatabaseError(f"The backup in {folder} is damaged (its {MANIFEST} cannot be read); use another backup.") from error
     for name, expected in files.items():
         path = folder / name
-        if Path(name).name != name or not path.is_file() or _sha256(path) != expected:
+        if Path(name).name != name or not path.is_file() or _sha256(path, cancel) != expected:
             raise DatabaseError(f"The backup in {folder} is damaged ({name} is missing or changed since the "
                                 "backup); use another backup (the project is unchanged).")
     return manifest
 
 
-def check_backup(folder: Path) -> dict:
+def check_backup(folder: Path, cancel: threading.Event | None = None) -> dict:
     """The manifest of a backup that can be restored here: every file as the backup wrote it, and
     a schema this Octant knows (a newer Octant's backup is refused). What ``restore_project``
     checks first; the workstation checks it before asking to confirm (File → Restore from backup…)."""
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, cancel)
     check_revision(sqlite_revision(Path(folder) / DATABASE_FILENAME))
     return manifest
 
 
-def _set_aside(root: Path, folder: Path) -> str:
-    """Keep what the project holds now in ``folder`` before a restore replaces it: a consistent
-    copy of a healthy database, else the damaged files themselves, moved. Returns what was done."""
+def _copy_file(source: Path, target: Path, cancel: threading.Event | None, progress: Callable[[float], None]) -> None:
+    """``shutil.copy2`` in blocks, looking at ``cancel`` between them."""
+    size, done = max(source.stat().st_size, 1), 0
+    with source.open("rb") as reading, target.open("wb") as writing:
+        for block in iter(lambda: reading.read(BLOCK), b""):
+            _check(cancel, RESTORE_CANCELLED)
+            writing.write(block)
+            done += len(block)
+            progress(done / size)
+    _check(cancel, RESTORE_CANCELLED)
+    shutil.copystat(source, target)
+
+
+def _copy_database_in_steps(source: Path, target: Path, cancel: threading.Event | None,
+                            progress: Callable[[float], None]) -> None:
+    """SQLite's online backup of ``source`` over ``target``, ``STEP_PAGES`` at a time. The source
+    is read in one read transaction, so the copy is one snapshot however long it takes and other
+    programs' saves neither restart it nor wait for it; the target is written in one write
+    transaction, held from the first step to the last: programs with it open see the old
+    database or the new one, never a mix, and a cancel between two steps rolls the target back
+    whole (CancelledError)."""
+    def step(_status: int, remaining: int, total: int) -> None:
+        if remaining:   # after the last step the target is committed: too late to call it cancelled
+            _check(cancel, RESTORE_CANCELLED)   # the backup is then finished unfinished: rolled back
+        progress(1 - remaining / total if total else 1.0)
+
+    _check(cancel, RESTORE_CANCELLED)
+    reading = sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    writing = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        reading.execute("BEGIN")
+        reading.execute("SELECT count(*) FROM sqlite_master").fetchone()   # the snapshot starts here
+        reading.backup(writing, pages=STEP_PAGES, progress=step)
+    finally:
+        writing.close()
+        reading.close()
+
+
+def _audit_head(database: Path) -> tuple:
+    """The newest audit event of a database file (every save adds one): what changed since a copy."""
+    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        return tuple(connection.execute("SELECT id, row_hash FROM audit_event ORDER BY id DESC LIMIT 1").fetchone() or ())
+    finally:
+        connection.close()
+
+
+def _set_aside(root: Path, folder: Path, cancel: threading.Event | None, progress: Callable[[float], None]) -> str:
+    """Keep what the project holds now in ``folder`` before a restore replaces it: the top-level
+    files and a consistent copy of a healthy database ("copied"). A database that cannot be
+    copied is "damaged" (moved there only once the restore goes ahead), a missing one "none"."""
     live = Path(root) / DATABASE_FILENAME
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for path in project_files(root):
         shutil.copy2(path, folder / path.name)
     if not live.exists():
         return "none"
     try:
-        _copy_database(live, folder / DATABASE_FILENAME)
+        _copy_database_in_steps(live, folder / DATABASE_FILENAME, cancel, progress)
         _seal(folder / DATABASE_FILENAME)
         return "copied"
     except (DatabaseError, sqlite3.Error):
         (folder / DATABASE_FILENAME).unlink(missing_ok=True)
-        for name in (DATABASE_FILENAME, f"{DATABASE_FILENAME}-wal", f"{DATABASE_FILENAME}-shm"):
-            if (Path(root) / name).exists():
-                shutil.move(Path(root) / name, folder / name)
-        return "moved"
+        return "damaged"
 
 
-def restore_project(root: Path, source: Path, reader_id: int | None = None) -> BackupResult:
+def _move_damaged(root: Path, folder: Path) -> None:
+    for name in (DATABASE_FILENAME, f"{DATABASE_FILENAME}-wal", f"{DATABASE_FILENAME}-shm"):
+        if (Path(root) / name).exists():
+            shutil.move(Path(root) / name, folder / name)
+
+
+def _no_progress(_sentence: str, _fraction: float) -> None:
+    pass
+
+
+def restore_project(root: Path, source: Path, reader_id: int | None = None,
+                    progress: Progress | None = None, cancel: threading.Event | None = None) -> BackupResult:
     """Replace the project's database and top-level files by a backup's.
 
-    What is there now is first kept in ``<project>/backups/before-restore-<time>`` (a copy of a
-    healthy database, or a damaged one moved there), so a restore never loses anything. A healthy
-    database is written over through the online backup API, under SQLite's locks, so programs
-    with the project open see the old or the restored database, never a mix. The restore is then
-    recorded in the restored audit trail. Returns where the earlier state was kept.
+    Everything up to the last step works on copies, so a cancel (``cancel``, seen within a
+    second: between blocks hashed or copied, database pages written and audit events checked)
+    leaves the project exactly as it was and raises CancelledError: the backup is checked, copied
+    into a hidden folder in the project, upgraded to this Octant's schema there, its restore is
+    recorded in its audit trail and the trail checked; then what the project holds now is kept in
+    ``<project>/backups/before-restore-<time>`` (a consistent copy of a healthy database; a damaged
+    one is moved there), so a restore never loses anything, and last the copy is written over the
+    project's database through the online backup API, in one write transaction: programs with the
+    project open see the old or the restored database, never a mix, and a cancel during it rolls
+    it back. Only the top-level files' renames follow. Returns where the earlier state was kept.
+    ``progress(sentence, fraction)`` says what it is doing.
     """
     root, source = Path(root), Path(source)
-    manifest = check_backup(source)
+    tell = progress or _no_progress
+
+    def say(sentence: str, fraction: float) -> None:
+        tell(sentence, round(fraction, 3))   # 0.1 + 0.2 must not come out past 0.3
+    say("Checking the backup's files…", 0.0)
+    manifest = check_backup(source, cancel)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    kept = root / BACKUPS_FOLDER / f"before-restore-{stamp}"
-    live = root / DATABASE_FILENAME
+    backups, live, staging = root / BACKUPS_FOLDER, root / DATABASE_FILENAME, root / f".restoring-{stamp}"
+    kept = backups / f"before-restore-{stamp}"
+    had_backups, replacing = backups.exists(), False
     try:
-        how = _set_aside(root, kept)
-        if how == "copied":
-            backup, target = sqlite3.connect(source / DATABASE_FILENAME), sqlite3.connect(live, timeout=BUSY_TIMEOUT_MS / 1000)
-            try:
-                backup.backup(target)
-            finally:
-                target.close()
-                backup.close()
-        else:
-            partial = live.with_name(f".{DATABASE_FILENAME}.restoring")
-            shutil.copy2(source / DATABASE_FILENAME, partial)
-            partial.replace(live)
+        staging.mkdir()
+        _copy_file(source / DATABASE_FILENAME, staging / DATABASE_FILENAME, cancel,
+                   lambda done: say("Copying the backup…", 0.1 + 0.2 * done))
         for name in manifest["files"]:
             if name != DATABASE_FILENAME:
-                shutil.copy2(source / name, root / name)
+                shutil.copy2(source / name, staging / name)
+        say("Checking the backup's audit trail…", 0.3)
+        staged = Database.open(sqlite_url(staging / DATABASE_FILENAME), root)  # upgrades an older backup's schema
+        try:
+            with staged.transaction() as session:
+                record(session, "project", None, "restore_backup", None,
+                       dict(source=str(source), backup_created_at=manifest.get("created_at"),
+                            backup_audit_head=manifest.get("audit_head"), kept_before_restore=str(kept)),
+                       reader_id)
+            report = verify(staged, cancel=cancel)
+        finally:
+            staged.dispose()
+        how = ""
+        for _ in range(3):   # a save on another workstation while the copy was made: copy again
+            how = _set_aside(root, kept, cancel, lambda done: say("Keeping what the project holds now…", 0.5 + 0.2 * done))
+            if how != "copied" or _audit_head(kept / DATABASE_FILENAME) == _audit_head(live):
+                break
+        _check(cancel, RESTORE_CANCELLED)
+        say("Putting the backup in place…", 0.7)
+        if how == "copied":
+            _copy_database_in_steps(staging / DATABASE_FILENAME, live, cancel,
+                                    lambda done: say("Putting the backup in place…", 0.7 + 0.3 * done))
+            replacing = True
+        else:
+            replacing = True
+            _move_damaged(root, kept)
+            (staging / DATABASE_FILENAME).replace(live)
+        for name in manifest["files"]:
+            if name != DATABASE_FILENAME:
+                (staging / name).replace(root / name)
     except (OSError, sqlite3.Error) as error:
-        raise DatabaseError(f"The backup could not be restored into {root} ({error}); what the project held "
-                            f"before is kept in {kept}.") from error
-    restored = Database.open(sqlite_url(live), root)  # upgrades an older backup's schema
-    try:
-        with restored.transaction() as session:
-            record(session, "project", None, "restore_backup", None,
-                   dict(source=str(source), backup_created_at=manifest.get("created_at"),
-                        backup_audit_head=manifest.get("audit_head"), kept_before_restore=str(kept)),
-                   reader_id)
-        report = verify(restored)
+        where = f"what the project held before is kept in {kept}" if replacing else "the project is unchanged"
+        raise DatabaseError(f"The backup could not be restored into {root} ({error}); {where}.") from error
     finally:
-        restored.dispose()
+        shutil.rmtree(staging, ignore_errors=True)
+        if not replacing:   # cancelled or failed before the project was touched: nothing of it stays
+            shutil.rmtree(kept, ignore_errors=True)
+            if not had_backups and backups.is_dir() and not any(backups.iterdir()):
+                backups.rmdir()
+    say("Restored.", 1.0)
     return BackupResult(kept, list(manifest["files"]), report.events, report.head)

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from storage.backup import PG_DUMP_ADVICE, BackupNotPossible, backup_project, restore_project
+from storage.command_progress import CommandProgress
 from storage.commands import add_project_argument, default_project_folder, open_project_from_args
 
 
@@ -22,7 +23,10 @@ def run_restore(args: argparse.Namespace) -> int:
     if args.database_url:
         raise BackupNotPossible(PG_DUMP_ADVICE)
     root = args.project if args.project is not None else default_project_folder()
-    result = restore_project(root, args.backup)
+    # On stderr, as it goes; Ctrl+C stops it and leaves the project as it was (restore_project).
+    with CommandProgress(100, description="Restoring", unit="%") as progress:
+        result = restore_project(root, args.backup, progress=lambda sentence, fraction: progress.update(
+            round(100 * fraction), sentence.rstrip("….")))
     print(f"Restored {args.backup} into {root} ({result.events} audit events, chain "
           f"head {result.audit_head}); what the project held before is kept in {result.folder}.")
     return 0

@@ -11,7 +11,8 @@ names pg_dump. The daily backup can be switched off per workstation (setting
 Restoring is an admin's action: the chosen folder is checked first (``storage.backup.check_backup``:
 every file against the manifest, a schema this Octant knows) on a Worker, then the admin confirms
 one sentence saying what will happen and types their passphrase, and ``restore_project`` runs on
-a Worker (what the project held is kept in ``backups/before-restore-<time>``). The window then
+a Worker (what the project held is kept in ``backups/before-restore-<time>``), its steps shown in a
+progress dialog whose Cancel stops it within a second, the project left exactly as it was. The window then
 asks to be reopened (``projectRestored``): the restored database may have other readers and
 credentials, so the project reopens in the sign-in dialog (ui/workstation.py).
 """
@@ -20,7 +21,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from storage.backup import (
     BACKUPS_FOLDER,
@@ -142,14 +144,45 @@ def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
         return None
     if window.ahead is not None:   # nothing of this window writes while the database is replaced
         window.ahead.cancel()
-    window.setEnabled(False)
+    window.setEnabled(False)       # the progress dialog is a window of its own: it stays enabled
     window.show_hint(f"Restoring {source}…")
-    worker = Worker(lambda _report, _cancel: restore_project(project.root, source, admin_id),
-                    name="Restore", owner=window)
+    worker = Worker(lambda report, cancel: restore_project(
+        project.root, source, admin_id, progress=lambda sentence, fraction: report((sentence, fraction)),
+        cancel=cancel), name="Restore", owner=window)
+    dialog = _restore_progress(window, worker)
     worker.returned.connect(lambda result: window.projectRestored.emit(_restored(source, manifest, result)))
     worker.errored.connect(lambda text: (window.setEnabled(True), window.show_problem(text)))
-    window.restore_worker = worker
+    worker.aborted.connect(lambda text: (window.setEnabled(True), window.show_hint(text)))
+    worker.finished.connect(dialog.close)
+    window.restore_worker, window.restore_progress = worker, dialog
     return worker.start()
+
+
+def _restore_progress(window, worker: Worker) -> QProgressDialog:
+    """The restore's steps and how far it is, with Cancel: the restore stops within a second and
+    leaves the project exactly as it was (``storage.backup.restore_project``)."""
+    dialog = QProgressDialog("Checking the backup's files…", "Cancel", 0, 100, window)
+    dialog.setWindowTitle("Restore from backup")
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    dialog.setMinimumDuration(0)
+
+    def step(said: tuple[str, float]) -> None:
+        sentence, fraction = said
+        if not dialog.wasCanceled():
+            dialog.setLabelText(sentence)
+            dialog.setValue(round(100 * fraction))
+
+    def cancelled() -> None:
+        if worker.is_running:   # closing the dialog at the end says "canceled" too
+            worker.cancel()
+            window.show_hint("Cancelling the restore…")
+
+    worker.yielded.connect(step)
+    dialog.canceled.connect(cancelled)
+    dialog.show()
+    return dialog
 
 
 def _restored(source: Path, manifest: dict, result: BackupResult) -> str:

@@ -220,3 +220,70 @@ def test_a_cancelled_backup_leaves_nothing_behind(clinic, tmp_path, backend):
     with pytest.raises(CancelledError):
         backup_project(clinic.project.database, clinic.project.root, tmp_path / "b", cancel)
     assert [p.name for p in tmp_path.iterdir()] == ["project"]  # neither the backup nor its partial folder
+
+
+def project_as_it_is(root: Path, db: Database) -> tuple:
+    """Everything a restore could change: every path in the project folder (the database's own
+    files aside: SQLite's WAL comes and goes), the top-level files' bytes, the stored answers and
+    the audit trail."""
+    paths = sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.startswith(DATABASE_FILENAME))
+    files = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file() and not p.name.startswith(DATABASE_FILENAME)}
+    return paths, files, states_and_digests(db), [e.row_hash for e in audit_events(db)]
+
+
+RESTORE_STEPS = ("Checking the backup's files", "Copying the backup", "Checking the backup's audit trail",
+                 "Keeping what the project holds now", "Putting the backup in place")
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("step", RESTORE_STEPS)
+def test_a_restore_cancelled_at_any_step_leaves_the_project_exactly_as_it_was(clinic, tmp_path, backend,
+                                                                              monkeypatch, step):
+    import threading
+
+    import storage.backup
+    from storage.errors import CancelledError
+
+    monkeypatch.setattr(storage.backup, "STEP_PAGES", 2)   # several steps even for a small database
+    root, db = clinic.project.root, clinic.project.database
+    (root / "patient.key").write_bytes(b"old key")
+    s = ReaderSession(db, clinic.ophthalmologists[0].id)
+    image = s.next_unfinished().id
+    s.set_regions(image, "drusen", {2})
+    backup_project(db, root, tmp_path / "b")
+    s.set_regions(image, "drusen", {7})                    # saved after the backup: must survive
+    (root / "patient.key").write_bytes(b"new key")
+    before = project_as_it_is(root, db)
+    cancel, seen = threading.Event(), []
+
+    def progress(sentence: str, fraction: float) -> None:
+        seen.append((sentence, fraction))
+        if sentence.startswith(step) and (fraction > 0.75 or not step.startswith("Putting")):
+            cancel.set()                                  # the write itself is cancelled half-way
+
+    with pytest.raises(CancelledError, match="exactly as it was"):
+        restore_project(root, tmp_path / "b", progress=progress, cancel=cancel)
+    assert project_as_it_is(root, db) == before
+    assert s.read(image).regions == {"drusen": frozenset({7})}
+    assert verify(db).intact
+    assert [sentence for sentence, _ in seen][-1].startswith(step)
+
+
+@pytest.mark.sqlite_only
+def test_a_restore_reports_each_step_in_order_and_ends_whole(clinic, tmp_path, backend, monkeypatch):
+    import storage.backup
+
+    monkeypatch.setattr(storage.backup, "STEP_PAGES", 2)
+    root, db = clinic.project.root, clinic.project.database
+    backup_project(db, root, tmp_path / "b")
+    clinic.project.close()
+    seen: list[tuple[str, float]] = []
+    restore_project(root, tmp_path / "b", progress=lambda sentence, fraction: seen.append((sentence, fraction)))
+    fractions = [fraction for _, fraction in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    steps = [next(s for s in RESTORE_STEPS if sentence.startswith(s)) for sentence, _ in seen[:-1]]
+    assert list(dict.fromkeys(steps)) == list(RESTORE_STEPS)
+    assert sum(sentence.startswith("Putting") for sentence, _ in seen) > 2   # the write reports as it goes
+    assert not list(root.glob(".restoring-*"))
+    with open_project(root) as project:
+        assert verify(project.database).intact and audit_events(project.database)[-1].action == "restore_backup"

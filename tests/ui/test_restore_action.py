@@ -3,7 +3,7 @@ passphrase, off the GUI thread) and the project reopens in the sign-in dialog; a
 "no", a wrong passphrase or a non-admin change nothing."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QPushButton
 
 from storage.audit import audit_events, verify
 from storage.backup import backup_project
@@ -149,3 +149,33 @@ def test_quit_and_sign_out_close_the_review_and_training_windows_too(qtbot, clin
     file_menu_action(window, "Quit").trigger()
     assert not window.isVisible()
     assert not window.review_window.isVisible() and not window.training_window.isVisible()
+
+
+def test_a_restore_shows_its_steps_and_cancel_leaves_the_project_as_it_was(qtbot, clinic, monkeypatch, tmp_path):
+    import ui.backup_actions
+
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    real = ui.backup_actions.restore_project
+
+    def held_before_the_write(root, backup, reader_id, progress, cancel):
+        def hold(sentence, fraction):   # the worker waits here until the admin has pressed Cancel
+            progress(sentence, fraction)
+            if sentence.startswith("Putting the backup in place"):
+                cancel.wait(30)
+        return real(root, backup, reader_id, progress=hold, cancel=cancel)
+
+    monkeypatch.setattr(ui.backup_actions, "restore_project", held_before_the_write)
+    window = admin_window(qtbot, clinic, monkeypatch)
+    restore_from_backup(window, str(source))
+    qtbot.waitUntil(lambda: getattr(window, "restore_progress", None) is not None, timeout=30000)
+    dialog = window.restore_progress
+    qtbot.waitUntil(lambda: dialog.labelText().startswith("Putting the backup in place"), timeout=30000)
+    assert dialog.isVisible() and dialog.isEnabled() and not window.isEnabled() and dialog.value() >= 70
+    dialog.findChild(QPushButton).click()                               # Cancel
+    wait_for(qtbot, window.restore_worker)
+    qtbot.waitUntil(window.isEnabled, timeout=5000)
+    assert window.hint_label.text() == "The restore was cancelled; the project is exactly as it was."
+    assert not dialog.isVisible() and not reopening_dialogs()
+    assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active   # not the backup's state
+    assert not (clinic.folder / "backups").exists() and not list(clinic.folder.glob(".restoring-*"))
+    assert audit_events(clinic.project.database)[-1].action != "restore_backup"
