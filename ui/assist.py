@@ -18,13 +18,11 @@ from PySide6.QtGui import QColor, QImage
 
 from models.segmentation.stored_names import LESION_NAMES, PREDICTION_KIND
 from storage.labels import ReadState
+from ui.colours import CUP_COLOUR, DISC_COLOUR, LESION_ALPHA, LESION_COLOURS, OVERLAY_ALPHA, VESSEL_COLOUR
 
 PRESEGMENTATION = PREDICTION_KIND
 LESION_MASKS = LESION_NAMES   # the lesion channel of a finding (catalogue) -> its mask's name
 OVERLAYS = ("vessels", "disc_cup", "lesions")
-VESSEL_COLOUR = QColor(240, 240, 240)  # neutral: the finding colours stay for findings
-DISC_COLOUR, CUP_COLOUR = QColor(255, 214, 0), QColor(255, 64, 129)
-OVERLAY_ALPHA = 110
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 
 
 def render_overlay(layers: list[tuple[Path, QColor, str]], size: tuple[int, int]) -> QImage:
-    """Masks as one translucent picture (worker thread): "fill" layers tinted, "outline" layers
-    drawn as contours; ``size`` is the display copy's (width, height)."""
+    """Masks as one translucent picture (worker thread): "fill" layers tinted (as opaque as their
+    colour's alpha), "outline" layers drawn as contours; ``size`` is the display copy's (width, height)."""
     w, h = size
     bgra = np.zeros((h, w, 4), np.uint8)
     thickness = max(2, round(max(w, h) / 700))
@@ -94,21 +92,26 @@ def render_overlay(layers: list[tuple[Path, QColor, str]], size: tuple[int, int]
             cv2.drawContours(bgra, contours, -1, (colour.blue(), colour.green(), colour.red(), 255),
                              thickness)
         else:  # premultiplied ARGB: colour channels scaled by alpha
-            a = OVERLAY_ALPHA / 255
+            a = colour.alpha() / 255
             bgra[mask] = (round(colour.blue() * a), round(colour.green() * a),
-                          round(colour.red() * a), OVERLAY_ALPHA)
+                          round(colour.red() * a), colour.alpha())
     return QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
 
 
-def overlay_layers(overlay: str, suggestion: ModelSuggestion,
-                   lesion_colours: dict[str, QColor]) -> list[tuple[Path, QColor, str]]:
-    """Which masks an overlay shows, in which colour; lesions in their findings' colours."""
+def overlay_layers(overlay: str, suggestion: ModelSuggestion) -> list[tuple[Path, QColor, str]]:
+    """Which masks an overlay shows, in which colour (``ui.colours``; a lesion finding has its map's)."""
     if overlay == "vessels":
-        wanted = [("vessels", VESSEL_COLOUR, "fill")]
+        wanted = [("vessels", _with_alpha(VESSEL_COLOUR, OVERLAY_ALPHA), "fill")]
     elif overlay == "disc_cup":
-        wanted = [("disc", DISC_COLOUR, "outline"), ("cup", CUP_COLOUR, "outline")]
+        wanted = [("disc", QColor(DISC_COLOUR), "outline"), ("cup", QColor(CUP_COLOUR), "outline")]
     else:
-        wanted = [(name, lesion_colours.get(channel, QColor("white")), "fill")
+        wanted = [(name, _with_alpha(LESION_COLOURS[channel], LESION_ALPHA), "fill")
                   for channel, name in LESION_MASKS.items()]
     return [(path, colour, mode) for name, colour, mode in wanted
             if (path := suggestion.mask(name)) is not None]
+
+
+def _with_alpha(name: str, alpha: int) -> QColor:
+    colour = QColor(name)
+    colour.setAlpha(alpha)
+    return colour

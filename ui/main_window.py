@@ -407,10 +407,8 @@ class MainWindow(QMainWindow, Prompts):
                               " — run `python main.py presegment --project DIR` first"))
         layers = []
         if suggestion is not None and c.image is not None:
-            colours = {f.lesion_channel: self.answer_panel.colours[f.code]
-                       for f in c.settings.findings if f.lesion_channel}
             for overlay in sorted(self._overlays):
-                layers += overlay_layers(overlay, suggestion, colours)
+                layers += overlay_layers(overlay, suggestion)
         if not layers or self._display_size is None or c.image is None:   # layers need the image
             self.canvas.set_overlay(None)
             return

@@ -26,16 +26,9 @@ from PySide6.QtWidgets import (
 from storage.catalogue import FindingSpec
 from storage.images import ImageRecord
 from storage.labels import ReadState
+from ui.colours import finding_colours
 
-# Saturated blues, greens and magentas first: they stand out on the orange-red fundus, where
-# the usual orange/red/yellow palettes vanish.
-FINDING_COLOURS = ("#40C4FF", "#00E676", "#E040FB", "#FFEA00", "#2979FF", "#1DE9B6", "#FF4081",
-                   "#C6FF00", "#EA80FC", "#7C4DFF", "#18FFFF", "#FFAB40", "#B388FF", "#69F0AE")
 COMMENT_SAVE_DELAY_MS = 1200  # a comment is saved once typing pauses, not per keystroke
-
-
-def finding_colour(index: int) -> QColor:
-    return QColor(FINDING_COLOURS[index % len(FINDING_COLOURS)])
 
 
 def _heading(text: str) -> QLabel:
@@ -190,7 +183,7 @@ class AnswerPanel(QWidget):
     def __init__(self, findings: list[FindingSpec], diagnoses: list[str],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.colours = {f.code: finding_colour(i) for i, f in enumerate(findings)}
+        self.colours = finding_colours(findings)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(4)

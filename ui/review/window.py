@@ -17,9 +17,9 @@ from storage.errors import OctantError
 from storage.project import ProjectHandle
 from storage.review import ReviewSession
 from ui.background import Worker, worker_pool
+from ui.colours import finding_colours
 from ui.display_image import DisplayImage, decode_for_display
 from ui.image_loader import ImageLoader
-from ui.panels import finding_colour
 from ui.review.adjudication import AdjudicationPanel
 from ui.review.agreement_view import AgreementView, compute_agreement
 from ui.review.dashboard import DashboardView, compute_dashboard
@@ -45,7 +45,7 @@ class ReviewWindow(QWidget):
         self.project = project
         settings = project.settings()
         self.finding_names = {spec.code: spec.name for spec in settings.findings}
-        self.colours = {spec.code: finding_colour(i) for i, spec in enumerate(settings.findings)}
+        self.colours = finding_colours(settings.findings)
         self.setWindowTitle(f"Review — {settings.name} — {self.review.reader.name}")
         self.data: ReviewData | None = None
         self.models = guided_models(project.database, self.finding_names)
