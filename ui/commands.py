@@ -35,8 +35,10 @@ def register(subparsers) -> None:
         "screenshot", help="render the workstation's main states to PNG files (offscreen)",
         description="Render the workstation's main states, the review screen, the training panel and the admin's "
                     "readers and sets dialog to "
-                    "PNG files, offscreen, on a copy of the project's database. Without --project, a "
-                    "pre-segmented demo project in a temporary folder.")
+                    "PNG files, offscreen, on a copy of the project's database; of a project, only the screens "
+                    "the reader shown may open (the review screen and training panel for a reviewer or admin, "
+                    "the dialog for an admin). Without --project, a pre-segmented demo project in a temporary "
+                    "folder.")
     add_project_argument(shot)
     shot.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNGs")
     shot.add_argument("--reader", metavar="NAME",

@@ -15,12 +15,23 @@ def test_screenshots_of_a_project_leave_its_database_alone(qapp, reading_project
     paths = render_screenshots(tmp_path / "shots", project=reading_project.folder,
                                reader="Ana", size=(1000, 700))
     assert [p.name for p in paths] == ["1-queue.png", "2-regions.png", "3-finding.png",
-                                       "4-view-aids.png", "6-shortcuts.png", "8-training.png",
-                                       "9-readers.png", "10-sets.png"]  # no model masks
+                                       "4-view-aids.png", "6-shortcuts.png"]  # no model masks
     for path in paths:
         image = QImage(str(path))
         assert image.width() >= 500 and image.height() >= 400
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def test_a_readers_screenshots_show_only_their_own_window(qapp, reading_project, tmp_path):
+    # `screenshot --reader Ana` (her PIN asked) drew the review screen with every reader's labels,
+    # the training panel and the admin's dialog, as the project's first reviewer and admin.
+    from ui.screenshots.staging import stage_readers_answers
+
+    stage_readers_answers(reading_project.project.database)   # something to compare on the review screen
+    names = lambda who: {p.name for p in render_screenshots(tmp_path / who, project=reading_project.folder,
+                                                            reader=who, size=(1000, 700))}
+    assert not any(name.startswith(("7-review", "8-", "9-", "10-")) for name in names("Ana"))
+    assert names("Admin") >= {"1-queue.png", "7-review.png", "8-training.png", "9-readers.png", "10-sets.png"}
 
 
 def test_gui_and_screenshot_are_commands(capsys):

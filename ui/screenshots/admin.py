@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from storage.project import ProjectHandle
-from storage.readers import Role, list_readers
+from storage.readers import ReaderInfo, Role, list_readers
 from ui.project_admin import ProjectAdminDialog
 
 
@@ -17,14 +17,16 @@ def _grab(widget, path: Path) -> Path:
     return path
 
 
-def admin_dialog_screenshots(project: ProjectHandle, out: Path, size: tuple[int, int] = (1600, 1000)) -> list[Path]:
+def admin_dialog_screenshots(project: ProjectHandle, out: Path, size: tuple[int, int] = (1600, 1000),
+                             viewer: ReaderInfo | None = None) -> list[Path]:
     """The readers tab (a reader selected) and the sets tab (two photos selected), the dialog at
-    ``size``; none when the project has no admin."""
+    ``size``, as ``viewer`` when given (none unless they are an admin), else as the project's first
+    admin (none when it has no admin)."""
     readers = list_readers(project.database)
-    admins = [r for r in readers if r.role is Role.ADMIN]
-    if not admins:
+    admin = viewer or next((r for r in readers if r.role is Role.ADMIN), None)
+    if admin is None or admin.role is not Role.ADMIN:
         return []
-    dialog = ProjectAdminDialog(project, admins[0].id)
+    dialog = ProjectAdminDialog(project, admin.id)
     dialog.resize(*size)
     dialog.show()
     others = [r for r in readers if r.role is not Role.ADMIN]

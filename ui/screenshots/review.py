@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from storage.project import ProjectHandle
+from storage.readers import REVIEW_ROLES, ReaderInfo, list_readers
 from ui.app import make_app
 from ui.review.queues import DISAGREEMENTS
 from ui.review.window import ReviewWindow
@@ -68,14 +69,14 @@ def render_review_screenshot(project: ProjectHandle, reader_id: int, out_png: st
 
 
 def review_state_screenshot(project: ProjectHandle, out_png: str | Path, stage: bool = False,
-                            size: tuple[int, int] = (1600, 1000)) -> list[Path]:
-    """``screenshot``'s 7-review*.png (``render_review_screenshots``): when the project has a reviewer or admin and something to
+                            size: tuple[int, int] = (1600, 1000), viewer: ReaderInfo | None = None) -> list[Path]:
+    """``screenshot``'s 7-review*.png (``render_review_screenshots``): as ``viewer`` when given (none unless
+    they are a reviewer or admin), else as the project's first reviewer or admin, when there is something to
     compare (an image with two finished reads; ``stage`` first answers a few photos on the copy)."""
-    from storage.readers import REVIEW_ROLES, list_readers
     from storage.review import iter_all_reads
 
-    reviewer = next((r for r in list_readers(project.database) if r.role in REVIEW_ROLES), None)
-    if reviewer is None:
+    reviewer = viewer or next((r for r in list_readers(project.database) if r.role in REVIEW_ROLES), None)
+    if reviewer is None or reviewer.role not in REVIEW_ROLES:
         return []
     if stage:
         stage_readers_answers(project.database)

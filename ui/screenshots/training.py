@@ -25,11 +25,13 @@ def tiny_settings(panel: TrainingPanel, finding: str, epochs: int = 2) -> None:
 
 
 def render_training_panel_screenshot(project: ProjectHandle, out_png: str | Path, size: tuple[int, int] = (1280, 860),
-                                     train_finding: str | None = None, timeout_s: float = 120.0) -> Path:
-    """Grab the panel offscreen to ``out_png``; with ``train_finding``, after a tiny run of it."""
+                                     train_finding: str | None = None, timeout_s: float = 120.0,
+                                     reader_id: int | None = None) -> Path:
+    """Grab the panel offscreen to ``out_png`` (as reviewer or admin ``reader_id`` when given); with
+    ``train_finding``, after a tiny run of it."""
     if QApplication.instance() is None:  # a running application (the workstation, a test) keeps its set-up
         make_app()
-    window = TrainingWindow(project)
+    window = TrainingWindow(project, reader_id=reader_id)
     window.resize(*size)
     window.show()
     panel = window.panel

@@ -104,12 +104,18 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             window.close()
             window.deleteLater()
             app.processEvents()
+            # A real project's screens show only what the signed-in reader may open (docs/roles.md):
+            # a plain reader's screenshot must not show every reader's labels. The demo's are public.
+            viewer = None if project is None else info
             # 7. The reviewers' screen (ui/review); the demo's other readers answer a few photos.
-            paths += review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size)
+            paths += review_state_screenshot(handle, out / "7-review.png", stage=project is None, size=size,
+                                             viewer=viewer)
             # 8. The training panel: the consensus counts and the papers' settings.
-            paths.append(render_training_panel_screenshot(handle, out / "8-training.png", size=size))
+            if viewer is None or viewer.role in REVIEW_ROLES:
+                paths.append(render_training_panel_screenshot(handle, out / "8-training.png", size=size,
+                                                              reader_id=viewer.id if viewer else None))
             # 9, 10. The admin's File → Readers and sets… (readers; training and test sets).
-            paths += admin_dialog_screenshots(handle, out, size=size)
+            paths += admin_dialog_screenshots(handle, out, size=size, viewer=viewer)
         finally:
             handle.close()
     return paths
@@ -118,6 +124,8 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
 def _render_states(window: MainWindow, out: Path) -> list[Path]:
     c = window.controller
     ids = c.queue_ids()
+    if not ids:   # a reviewer or admin with nothing to read: the window says what they may do instead
+        return [_grab(window, out / "1-queue.png"), _shortcut_sheet(window, out)]
     wait_until(lambda: c.image is not None and window.canvas.has_photo())
     paths = []
     # 1. The queue: two images answered (one normal, one with a finding), the third open.
@@ -159,12 +167,17 @@ def _render_states(window: MainWindow, out: Path) -> list[Path]:
         paths.append(_grab(window, out / "5-model-overlays.png"))
         for name in available:
             window.actions_by_name[name].trigger()
-    # 6. The shortcut sheet (F1).
-    sheet = ShortcutSheet(window.bindings, c.settings.findings, window)
-    sheet.show()
-    paths.append(_grab(sheet, out / "6-shortcuts.png"))
-    sheet.close()
+    paths.append(_shortcut_sheet(window, out))
     return paths
+
+
+def _shortcut_sheet(window: MainWindow, out: Path) -> Path:
+    """6. The shortcut sheet (F1)."""
+    sheet = ShortcutSheet(window.bindings, window.controller.settings.findings, window)
+    sheet.show()
+    path = _grab(sheet, out / "6-shortcuts.png")
+    sheet.close()
+    return path
 
 
 def _open_image(window: MainWindow) -> ImageRecord:
