@@ -558,3 +558,21 @@ def test_in_a_batch_only_the_picture_without_a_retina_loses_its_suggestions(tmp_
     results = run_pipeline_batch([np.full((240, 320, 3), 255, np.uint8), photo], models)
     assert [result.no_fundus for result in results] == [True, False]
     assert results[0].disc is None and results[1].disc is not None and results[1].region_map() is not None
+
+
+@pytest.mark.parametrize("claiming", [png_claiming(20_000, 20_000), jpeg_claiming(20_000, 20_000),
+                                      png_claiming(100_000, 100_000)], ids=["png-20000", "jpeg-20000", "png-100000"])
+def test_a_photo_replaced_on_disk_by_a_huge_picture_is_refused_before_it_is_decoded(tmp_path, monkeypatch, claiming):
+    """Import refuses such pictures, but a project's photo can be replaced after it was imported:
+    the workstation's decode took gigabytes and held up quitting for half a minute."""
+    import cv2
+
+    from annotate.services.photos import read_fundus
+    from storage.errors import BadImageError
+
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(claiming)
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: pytest.fail("decoded a picture it should have refused"))
+    with pytest.raises(BadImageError, match="than any fundus camera makes") as refused:
+        read_fundus(path, reduce=8)
+    assert str(refused.value).count(". ") == 0 and str(path) in str(refused.value)

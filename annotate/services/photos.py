@@ -170,8 +170,26 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: boo
 
 
 def read_fundus(path: Path | str, reduce: int = 1) -> np.ndarray:
-    """The photograph at ``path`` as BGR uint8 (h, w, 3), optionally decoded at 1/2, 1/4 or 1/8 size."""
-    return decode_fundus(read_bytes(path), str(path), reduce)
+    """The photograph at ``path`` as BGR uint8 (h, w, 3), optionally decoded at 1/2, 1/4 or 1/8 size.
+    A file whose header claims more than ``MAX_PHOTO_PIXELS`` is refused before it is decoded."""
+    data = read_bytes(path)
+    refuse_too_many_pixels(data, str(path))
+    return decode_fundus(data, str(path), reduce)
+
+
+def refuse_too_many_pixels(data: bytes, name: str) -> None:
+    """BadImageError, from the header alone, for a picture claiming more pixels than any fundus
+    camera makes: import refuses those, but a project's photo can be replaced on disk after it
+    was imported, and decoding a 20 000 × 20 000 picture takes gigabytes and, on a worker
+    thread, cannot be interrupted. A header that cannot be read is left to the decoder to name."""
+    try:
+        width, height = size_from_bytes(data, name)
+    except BadImageError as error:
+        if str(error) == _too_large(name):
+            raise
+        return
+    if width * height > MAX_PHOTO_PIXELS:
+        check_photo_size((width, height), name)
 
 
 def read_photograph(path: Path | str, reduce: int = 1) -> np.ndarray:
