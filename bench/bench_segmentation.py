@@ -12,8 +12,9 @@
   first crop sized as the pipeline sizes it (``idrid_fov_*``: 1/8 of the FOV diameter);
 - landmarks: mean disc and fovea errors (original 4288 × 2848 pixels) on the IDRiD-landmarks
   validation photos, for the learned locator, the classical fallback and the pipeline's choice;
-  with ``--red-free`` also on red-free versions of the same photos (``landmarks:red-free``: the
-  green channel on all three channels, as a red-free camera shows it);
+  with ``--red-free`` also on red-free versions of the same photos: ``landmarks:red-free``, the
+  green channel on all three channels, and ``landmarks:red-free-contrast``, that grey stretched so
+  the FOV's 1st to 99.5th percentiles span 0-255, as red-free cameras and viewers often show it;
 - lesions: pixel AUPR and Dice per type on IDRiD-segmentation 45–54 at the working scale (1/3).
 ``--extra NAME=PATH`` measures further weight files of a task (e.g. the ablations).
 Writes bench/results/bench_segmentation.json.
@@ -51,17 +52,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from annotate.fov import detect_fov  # noqa: E402
+from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from models.engine.device import pick_device  # noqa: E402
 from models.engine.weights import load_weights, read_metadata  # noqa: E402
 from models.metrics.segmentation import PrecisionRecallCurve, dice  # noqa: E402
 from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
 from models.segmentation.data import drishti_split, landmark_split, lesion_arrays, lesion_split  # noqa: E402
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa: E402
-from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned  # noqa: E402
+from models.segmentation.landmarks import LandmarkEstimate, locate_classical, locate_learned  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, blend_detail, segment_lesions  # noqa: E402
-from models.segmentation.pipeline import choose_disc  # noqa: E402
-from models.segmentation.red_free import red_free_version  # noqa: E402
+from models.segmentation.pipeline import LoadedModel, PipelineModels, run_pipeline  # noqa: E402
+from models.segmentation.red_free import pseudo_colour, red_free_version  # noqa: E402
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.vessels import segment_vessels  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
@@ -126,6 +127,9 @@ def bench_disc_cup(path: Path, device, data: Path) -> dict:
             "found": found, "images": len(names), **bench_disc_cup_idrid(model, config, device)}
 
 
+RED_FREE_KINDS = ("red-free", "red-free-contrast")   # bench_landmarks' red_free
+# A disc placed over half an IDRiD disc diameter (about 430 original pixels) off the truth is off the disc.
+DISC_MISS_PX = 215
 IDRID_POOR_DISC_DICE = 0.8   # below this a drawn disc outline is visibly wrong (e.g. IDRiD_25's ragged disc)
 
 
@@ -155,40 +159,43 @@ def bench_disc_cup_idrid(model, config, device) -> dict:
     return {**out, "idrid_images": len(names)}
 
 
-def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, public: Path,
-                    red_free: bool = False) -> dict:
-    """``red_free``: on each photo's green channel replicated to three channels."""
+def bench_landmarks(path: Path | None, disc_cup_path: Path | None, vessels_path: Path | None, device, public: Path,
+                    red_free: str = "") -> dict:
+    """The locator and the classical method alone, the disc/cup network's disc (started at the
+    pipeline's), and the pipeline itself (``run_pipeline`` with the locator, disc/cup and vessel
+    networks given). ``red_free``: "red-free", on each photo's green channel replicated to three
+    channels; "red-free-contrast", that grey contrast-stretched (``stretched``)."""
     data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
     _, val = landmark_split()
     folder = public / "IDRiD-landmarks" / "images"
-    locator = load("landmarks", path, device) if path else None
-    disc_cup = load("disc_cup", disc_cup_path, device) if disc_cup_path else None
+    networks = {name: load(name, weights, device) for name, weights in
+                (("landmarks", path), ("disc_cup", disc_cup_path), ("vessels", vessels_path)) if weights}
+    pipeline = PipelineModels(device, {name: LoadedModel(model, config, str(metadata.get("version")))
+                                       for name, (model, config, metadata) in networks.items()})
     errors = {k: [] for k in ("locator", "classical", "pipeline")}   # + "disc_cup": its own disc centres
     fallbacks = 0
     for i in val:
         image = read_rgb(folder / str(data["names"][i]))
+        fov = detect_fov(image[..., ::-1])
         if red_free:
             image = red_free_version(image)
+        if red_free == "red-free-contrast":
+            image = stretched(image, fov)
         truth = (data["points"][i] - data["photo_box"][i][:2]) / (data["scale"][i] * 3)   # 1/3-scale photo pixels
-        fov = detect_fov(image[..., ::-1])
-        classical = locate_classical(image, fov)
-        errors["classical"].append(_errors(classical, truth))
-        chosen = classical
-        if locator is not None:
-            model, config, _ = locator
-            learned = locate_learned(model, image, config, device)
-            errors["locator"].append(_errors(learned, truth))
-            chosen = choose_landmarks(learned, image, fov, config.min_confidence)   # as the pipeline
-            fallbacks += chosen.method != "locator"
-        disc = chosen.disc
-        if disc_cup is not None:
-            model, config, _ = disc_cup
-            guess = 2 * fov.r * DISC_PER_FOV
-            found = segment_disc_cup(model, image, disc, guess, config, device)
-            disc = choose_disc(chosen, found, guess)
+        errors["classical"].append(_errors(locate_classical(image, fov), truth))
+        if "landmarks" in networks:
+            model, config, _ = networks["landmarks"]
+            errors["locator"].append(_errors(locate_learned(model, image, config, device), truth))
+        result = run_pipeline(np.ascontiguousarray(image[..., ::-1]), pipeline)
+        fallbacks += result.landmark_method != "locator"
+        errors["pipeline"].append(_errors(result, truth))
+        if "disc_cup" in networks:
+            model, config, _ = networks["disc_cup"]
+            colours = pseudo_colour(image) if result.red_free else image   # as the pipeline feeds it
+            found = segment_disc_cup(model, colours, result.disc, 2 * fov.r * DISC_PER_FOV, config, device)
             if found.found:
-                errors.setdefault("disc_cup", []).append(_errors(type(chosen)(found.disc_centre, chosen.fovea, 1, 1, ""), truth))
-        errors["pipeline"].append(_errors(type(chosen)(disc, chosen.fovea, 1, 1, chosen.method), truth))
+                errors.setdefault("disc_cup", []).append(_errors(LandmarkEstimate(found.disc_centre, result.fovea,
+                                                                                  1, 1, ""), truth))
     out = {"images": len(val), "locator_fallbacks": fallbacks}
     for key, rows in errors.items():
         if rows:
@@ -196,7 +203,20 @@ def bench_landmarks(path: Path | None, disc_cup_path: Path | None, device, publi
             out[f"{key}_disc_px"] = float(rows[:, 0].mean())
             if key != "disc_cup":   # the disc/cup network places the disc only
                 out[f"{key}_fovea_px"] = float(rows[:, 1].mean())
+            out[f"{key}_disc_misses"] = int((rows[:, 0] > DISC_MISS_PX).sum())
     return out
+
+
+def red_free_kind(label: str) -> str:
+    """The red-free version a landmark run's label asks for ("" for the colour photos)."""
+    kind = label.rpartition(":")[2]
+    return kind if kind in RED_FREE_KINDS else ""
+
+
+def stretched(image: np.ndarray, fov) -> np.ndarray:
+    """``image`` with its FOV's 1st to 99.5th percentiles stretched over 0-255."""
+    low, high = np.percentile(image[fov_mask(image.shape[:2], fov)], [1, 99.5])
+    return np.clip((image.astype(np.float32) - low) * 255 / max(high - low, 1), 0, 255).astype(np.uint8)
 
 
 def _errors(estimate, truth) -> tuple[float, float]:
@@ -483,7 +503,8 @@ def main() -> None:
     runs = [(name, weights[name], name) for name in args.only.split(",")]
     runs += [(task, Path(path), f"{task}:{Path(path).stem}") for task, path in (e.split("=", 1) for e in args.extra)]
     if args.red_free:
-        runs += [(task, path, f"{label}:red-free") for task, path, label in list(runs) if task == "landmarks"]
+        runs += [(task, path, f"{label}:{kind}") for task, path, label in list(runs) if task == "landmarks"
+                 for kind in RED_FREE_KINDS]
     results = {}
     for task, path, label in runs:
         if task != "landmarks" and not path.is_file():
@@ -495,9 +516,9 @@ def main() -> None:
         elif task == "disc_cup":
             results[label] = bench_disc_cup(path, device, data)
         elif task == "landmarks":
-            results[label] = bench_landmarks(path if path.is_file() else None,
-                                             weights["disc_cup"] if weights["disc_cup"].is_file() else None, device,
-                                             data, red_free=label.endswith(":red-free"))
+            present = {name: weights[name] if weights[name].is_file() else None for name in ("disc_cup", "vessels")}
+            results[label] = bench_landmarks(path if path.is_file() else None, present["disc_cup"], present["vessels"],
+                                             device, data, red_free=red_free_kind(label))
         else:
             results[label] = bench_lesions(path, device,
                                            args.tune_lesion_thresholds and label in ("lesions", "lesion_detail"),

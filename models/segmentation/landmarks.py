@@ -89,12 +89,21 @@ def locate_learned(model: nn.Module, image_rgb: np.ndarray, config: LocatorConfi
 
 
 def locate_learned_batch(model: nn.Module, images_rgb: list[np.ndarray], config: LocatorConfig,
-                         device: torch.device) -> list[LandmarkEstimate]:
-    """The locator on several photos in one network call; coordinates in each input's pixels."""
+                         device: torch.device, disc_priors: list[np.ndarray | None] | None = None,
+                         ) -> list[LandmarkEstimate]:
+    """The locator on several photos in one network call; coordinates in each input's pixels.
+    ``disc_priors``: per photo, None or a map of its size added to the disc logits (a log-prior:
+    +1 makes a place e times likelier), e.g. vessel convergence on a red-free photo."""
     boxed = [letterbox(image, config.canvas) for image in images_rgb]   # the training cache's letterbox
     with inference_context(device):
-        logits = model(torch.stack([rgb_to_tensor(canvas) for canvas, *_ in boxed]).to(device))
-    centres, confidence = decode_heatmaps(logits.float(), config.peak_radius)
+        logits = model(torch.stack([rgb_to_tensor(canvas) for canvas, *_ in boxed]).to(device)).float()
+    if any(prior is not None for prior in disc_priors or []):
+        added = np.zeros(tuple(logits.shape), np.float32)   # the network's output is read-only (inference mode)
+        for i, prior in enumerate(disc_priors or []):
+            if prior is not None:
+                added[i, 0] = letterbox(prior.astype(np.float32), config.canvas)[0]
+        logits = logits + torch.from_numpy(added).to(logits.device)
+    centres, confidence = decode_heatmaps(logits, config.peak_radius)
     estimates = []
     for (_, scale, (dx, dy)), points, (disc_confidence, fovea_confidence) in zip(boxed, centres, confidence):
         disc, fovea = [((x - dx) / scale, (y - dy) / scale) for x, y in points]

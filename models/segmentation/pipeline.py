@@ -1,6 +1,11 @@
 """The per-image pre-segmentation pipeline:
-field of view → landmarks (locator, else classical) → disc/cup on a disc crop (refines the disc)
-→ eight regions → vessels → lesions → regions suggested per lesion type.
+field of view → vessels → landmarks (locator, else classical) → disc/cup on a disc crop (refines
+the disc) → eight regions → lesions → regions suggested per lesion type.
+
+A red-free (grey) photo (``red_free.is_red_free``) is read differently, as the networks learnt on
+colour: the locator's disc is drawn to where the vessels converge (vessels come from the green
+channel, the same in grey), the disc/cup network sees the photo in typical fundus colours, and no
+lesion regions are suggested (one message says so).
 
 ``load_pipeline_models`` never fails for missing or damaged weights: it says which, and the
 pipeline skips that network (or, for the landmark locator, falls back to the classical method).
@@ -37,7 +42,9 @@ from models.segmentation.lesions import (
     prepare_input,
     segment_prepared_batch,
 )
+from models.segmentation.red_free import VESSEL_PRIOR_WEIGHT, is_red_free, pseudo_colour, vessel_convergence
 from models.segmentation.registry import NETWORKS
+from models.segmentation.stored_names import RED_FREE_NOTE
 from models.segmentation.suggestions import SuggestionRule, measure_photo, suggest
 from models.segmentation.vessels import segment_vessels_batch
 from storage.errors import GeometryError, WeightsError
@@ -190,6 +197,7 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     no_fundus: bool = False                    # the picture is not a retina: no landmarks or suggestions
+    red_free: bool = False                     # a grey photo: read as the module says, no lesion suggestions
 
     def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         layer = self.layers.get(name)
@@ -225,7 +233,7 @@ class PipelineResult:
                                       for k, v in self.lesion_area_by_region.items()},
             "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "model_versions": self.model_versions,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "messages": self.messages,
-            "no_fundus": self.no_fundus,
+            "no_fundus": self.no_fundus, "red_free": self.red_free,
         }
 
 
@@ -249,7 +257,8 @@ def _locate_all(models: PipelineModels, photos: list[_Photo]) -> list:
     locator = models.get("landmarks")
     if locator is None:
         return [locate_classical(photo.rgb, photo.fov) for photo in photos]
-    learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device)
+    learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device,
+                                   [p.disc_prior for p in photos])
     estimates = []
     for photo, estimate in zip(photos, learned):
         chosen = choose_landmarks(estimate, photo.rgb, photo.fov, locator.config.min_confidence)
@@ -279,6 +288,12 @@ class _Photo:
     fov: FieldOfView                # given-image pixels
     result: PipelineResult
     messages: list[str] = field(default_factory=list)
+    disc_prior: np.ndarray | None = None   # added to the locator's disc logits (a red-free photo's vessels)
+
+    @property
+    def colour_rgb(self) -> np.ndarray:
+        """The photo as the colour networks should see it: a red-free one in typical fundus colours."""
+        return pseudo_colour(self.rgb) if self.result.red_free else self.rgb
 
 
 def run_pipeline(image_bgr: np.ndarray, models: PipelineModels, options: PipelineOptions | None = None) -> PipelineResult:
@@ -315,11 +330,27 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         if reason is not None:   # a blank page or a snapshot: no disc, no CDR, no suggestions
             result.no_fundus = True
             photos[-1].messages.append(f"No fundus found: {reason}; nothing is suggested for this picture.")
+        elif is_red_free(image_bgr):
+            result.red_free = True
+            photos[-1].messages.append(RED_FREE_NOTE)
     lap("field_of_view")
     everything, photos = photos, [photo for photo in photos if not photo.result.no_fundus]
     options = [option for option, photo in zip(options, everything) if not photo.result.no_fundus]
     if not photos:
         return _finished(everything, timings)
+
+    vessels = models.get("vessels")   # before the landmarks: a red-free photo's disc is found by its vessels
+    if vessels is not None:
+        works = [_working_image(p.rgb, p.fov, vessels.config.fov_diameter_px) for p in photos]
+        probs = segment_vessels_batch(vessels.model, [w[0] for w in works], vessels.config, models.device,
+                                      tiles_per_batch=4 * len(photos))
+        for photo, option, (_, x0, y0, k), prob in zip(photos, options, works, probs):
+            photo.result.layers["vessels"] = Layer(prob, scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s))
+            photo.result.thresholds["vessels"] = option.vessel_threshold or vessels.config.threshold
+            if photo.result.red_free:
+                here = Layer(prob, scale_matrix(k, x0, y0)).render(photo.rgb.shape[:2])   # the given image's pixels
+                photo.disc_prior = VESSEL_PRIOR_WEIGHT * vessel_convergence(here, photo.fov)
+        lap("vessels")
 
     estimates = _locate_all(models, photos)
     discs = [estimate.disc for estimate in estimates]
@@ -330,7 +361,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
     disc_cup = models.get("disc_cup")
     if disc_cup is not None:
         guesses = [2 * photo.fov.r * DISC_PER_FOV for photo in photos]
-        found_all = segment_disc_cup_batch(disc_cup.model, [p.rgb for p in photos], discs, guesses,
+        found_all = segment_disc_cup_batch(disc_cup.model, [p.colour_rgb for p in photos], discs, guesses,
                                            disc_cup.config, models.device)
         for i, (photo, found) in enumerate(zip(photos, found_all)):
             result, s = photo.result, photo.s
@@ -347,17 +378,9 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         photo.result.disc = (float(disc[0]) / photo.s, float(disc[1]) / photo.s)
         photo.result.fovea = (float(estimate.fovea[0]) / photo.s, float(estimate.fovea[1]) / photo.s)
 
-    vessels = models.get("vessels")
-    if vessels is not None:
-        works = [_working_image(p.rgb, p.fov, vessels.config.fov_diameter_px) for p in photos]
-        probs = segment_vessels_batch(vessels.model, [w[0] for w in works], vessels.config, models.device,
-                                      tiles_per_batch=4 * len(photos))
-        for photo, option, (_, x0, y0, k), prob in zip(photos, options, works, probs):
-            photo.result.layers["vessels"] = Layer(prob, scale_matrix(k * photo.s, x0 / photo.s, y0 / photo.s))
-            photo.result.thresholds["vessels"] = option.vessel_threshold or vessels.config.threshold
-        lap("vessels")
-
-    if models.get("lesions") is not None:
+    coloured = [i for i, photo in enumerate(photos) if not photo.result.red_free]   # RED_FREE_NOTE
+    photos, options = [photos[i] for i in coloured], [options[i] for i in coloured]
+    if models.get("lesions") is not None and photos:
         _segment_lesions(photos, models, options)
         lap("lesions")
         peaks, fields = lesion_peaks(models), lesion_rule_fields(models)

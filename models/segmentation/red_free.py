@@ -7,7 +7,11 @@ exudates yellow; in grey the two look alike, so the pipeline treats such a photo
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+from annotate.fov import FieldOfView
+from models.segmentation.disc_cup import DISC_PER_FOV
 
 # Per pixel, the spread between the brightest and darkest channel. JPEG's 4:2:0 colour noise keeps
 # a grey photo's spread within a few levels; a colour fundus (red well above blue) spreads by 50-150.
@@ -15,6 +19,18 @@ GREY_SPREAD = 12          # levels of 255: a pixel whose channels lie within it 
 GREY_SHARE = 0.95         # a photo is red-free when this share of its lit pixels is grey
 LIT_LEVEL = 20            # darker pixels (the black border, the darkest fovea) tell nothing
 SAMPLE_SIDE = 256         # the check reads a sparse grid of about this many pixels a side
+
+# Typical fundus colour at each green level: the median red and blue of the IDRiD-landmarks training
+# photos' pixels (inside the FOV) whose green is that level, every 16 levels (blue smoothed where
+# few pixels are that bright). The disc/cup network reads a red-free photo through it.
+PSEUDO_GREEN = (0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 255)
+PSEUDO_RED = (0, 41, 91, 124, 147, 165, 182, 198, 213, 231, 253, 254, 254, 254, 254, 254, 254)
+PSEUDO_BLUE = (0, 10, 10, 9, 14, 20, 29, 40, 52, 73, 78, 78, 82, 83, 94, 130, 147)
+
+# How strongly vessel convergence pulls the locator's disc on a red-free photo: the disc logits gain
+# this times the vessel density around each point (0 to 1, the densest disc-sized window 1). Chosen on
+# the IDRiD validation photos (bench_segmentation --red-free); 2 to 8 measure within 2 px of it.
+VESSEL_PRIOR_WEIGHT = 4.0
 
 
 def is_red_free(image: np.ndarray) -> bool:
@@ -35,3 +51,22 @@ def red_free_version(image: np.ndarray) -> np.ndarray:
     """What a red-free camera shows of a colour photo: its green channel on all three channels
     (for the bench and the tests; the channel order does not matter, green is the middle one)."""
     return np.repeat(image[..., 1:2], 3, axis=2)
+
+
+def pseudo_colour(grey_rgb: np.ndarray) -> np.ndarray:
+    """A red-free photo (RGB, equal channels) in the colours of a typical fundus photo, from its green."""
+    green = grey_rgb[..., 1]
+    levels = np.arange(256)
+    red = np.interp(levels, PSEUDO_GREEN, PSEUDO_RED).astype(np.uint8)
+    blue = np.interp(levels, PSEUDO_GREEN, PSEUDO_BLUE).astype(np.uint8)
+    return np.stack([red[green], green, blue[green]], axis=-1)
+
+
+def vessel_convergence(vessel_prob: np.ndarray, fov: FieldOfView) -> np.ndarray:
+    """Vessel density in a disc-sized window around each pixel, 1 at the densest (float32, the map's
+    shape; ``fov`` in its pixels). The main vessels leave the eye through the disc, so the disc sits
+    where they are densest, and an exudate, as bright as a disc in grey, sits among thin ones."""
+    side = max(1, round(2 * fov.r * DISC_PER_FOV))
+    density = cv2.blur(vessel_prob.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
+    top = float(density.max())
+    return density / top if top > 0 else density

@@ -1,8 +1,15 @@
 """Red-free (grey) photos: told apart from colour ones, whichever way the file stores them."""
 import cv2
 import numpy as np
+import pytest
+import torch
 
-from models.segmentation.red_free import is_red_free, red_free_version
+from annotate.fov import FieldOfView
+from models.segmentation.landmarks import LocatorConfig, build_locator, locate_learned_batch
+from models.segmentation.lesions import LESION_NAMES
+from models.segmentation.pipeline import load_pipeline_models, run_pipeline_batch
+from models.segmentation.red_free import is_red_free, pseudo_colour, red_free_version, vessel_convergence
+from models.segmentation.stored_names import RED_FREE_NOTE
 from tests.models.fundus_synthetic import synthetic_fundus
 
 
@@ -31,3 +38,44 @@ def test_a_grey_jpeg_stays_red_free_through_colour_noise_and_single_channel_file
 
 def test_a_black_picture_is_left_to_the_no_fundus_check():
     assert not is_red_free(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_pseudo_colour_gives_grey_the_colours_of_a_fundus_and_keeps_black_black():
+    grey = np.repeat(np.array([[[0], [60], [120]]], np.uint8), 3, axis=2)
+    coloured = pseudo_colour(grey)
+    assert (coloured[0, 0] == 0).all()
+    for red, green, blue in coloured[0, 1:].astype(int):
+        assert red > green > blue
+    assert (coloured[..., 1] == grey[..., 1]).all()   # the green, which the vessels are read from, is kept
+
+
+def test_vessel_convergence_is_densest_at_the_disc_not_at_a_bright_spot():
+    image_bgr, disc, fovea, (cx, cy, r) = synthetic_fundus(320, 240)
+    vessels = np.zeros(image_bgr.shape[:2], np.float32)
+    for angle in np.linspace(0.3, 5.9, 6):   # the synthetic photo's vessels, leaving the disc
+        end = (int(disc[0] + 90 * np.cos(angle)), int(disc[1] + 90 * np.sin(angle)))
+        cv2.line(vessels, (int(disc[0]), int(disc[1])), end, 1.0, 3)
+    density = vessel_convergence(vessels, FieldOfView(cx, cy, r))
+    y, x = np.unravel_index(int(np.argmax(density)), density.shape)
+    assert np.hypot(x - disc[0], y - disc[1]) < 2 * r / 8 / 2 and density.max() == pytest.approx(1.0)
+
+
+def test_a_disc_prior_moves_the_locators_disc_and_leaves_its_fovea():
+    config = LocatorConfig(decoder_channels=(8, 8, 8, 8), canvas=(64, 48))
+    model = build_locator(config).eval()
+    image = np.zeros((240, 320, 3), np.uint8)
+    prior = np.zeros((240, 320), np.float32)
+    prior[150:160, 60:70] = 50.0   # far stronger than an untrained network's logits
+    plain, steered = locate_learned_batch(model, [image, image], config, torch.device("cpu"), [None, prior])
+    assert np.hypot(steered.disc[0] - 65, steered.disc[1] - 155) < 10 and steered.disc_confidence > 0.9
+    assert steered.fovea == pytest.approx(plain.fovea)
+
+
+def test_the_pipeline_reads_a_red_free_photo_as_one_and_suggests_no_lesions(tiny_weights):
+    image_bgr, *_ = synthetic_fundus(320, 240)
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    colour, grey = run_pipeline_batch([image_bgr, red_free_version(image_bgr)], models)
+    assert not colour.red_free and RED_FREE_NOTE not in colour.messages and "haemorrhages" in colour.layers
+    assert grey.red_free and RED_FREE_NOTE in grey.messages and grey.to_json()["red_free"]
+    assert grey.lesion_regions == {} and not any(name in grey.layers for name in LESION_NAMES.values())
+    assert grey.disc is not None and grey.fovea is not None and "vessels" in grey.layers and "disc" in grey.layers
