@@ -215,6 +215,12 @@ def _not_a_database(path: Path | None = None) -> DatabaseError:
 
 def _no_project(url: str) -> DatabaseError:
     init = "init DIR" if url.startswith("sqlite") else "init DIR --database-url URL"
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if path is not None and path.is_file() and (path.parent / "backups").is_dir():
+        # A project folder with backups whose database has no tables was a project: its file was
+        # emptied (a full disk, a copy cut short), and init would start it again from nothing.
+        return DatabaseError(f"{path} is empty, but this folder has backups: restore the newest with "
+                             f"`python main.py restore {path.parent / 'backups'}/NAME --project {path.parent}`.")
     return DatabaseError(f"The project database is empty; create a project with `python main.py {init}` first.")
 
 

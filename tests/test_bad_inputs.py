@@ -576,3 +576,41 @@ def test_a_photo_replaced_on_disk_by_a_huge_picture_is_refused_before_it_is_deco
     with pytest.raises(BadImageError, match="than any fundus camera makes") as refused:
         read_fundus(path, reduce=8)
     assert str(refused.value).count(". ") == 0 and str(path) in str(refused.value)
+
+
+TRUNCATED_COMMANDS = [["status"], ["readers", "list"], ["audit", "verify"], ["assign"],
+                      ["export", "--format", "csv", "--out", "labels.csv", "--as", "Boss"]]
+
+
+@pytest.mark.parametrize("kept", [0.9, 0.5, 0.02], ids=["90-percent", "half", "first-page"])
+def test_a_truncated_database_is_one_sentence_for_every_command_and_nothing_changes(env, capsys, monkeypatch, kept):
+    """The clinic trial's broken database: a copy cut short (a full disk, a copy stopped)."""
+    monkeypatch.chdir(env.root)
+    for name in ("octant.sqlite-wal", "octant.sqlite-shm"):   # the database file alone, as copied
+        (env.project / name).unlink(missing_ok=True)
+    data = env.database.read_bytes()
+    env.database.write_bytes(data[:int(len(data) * kept)])
+    def files() -> dict[Path, bytes]:   # SQLite's shared-memory index aside: opening makes it
+        return {path: path.read_bytes() for path in env.root.rglob("*") if path.is_file() and path.suffix != ".sqlite-shm"
+                and not (path.name.endswith("-wal") and path.stat().st_size == 0)}
+
+    before = files()
+    for command in TRUNCATED_COMMANDS:
+        capsys.readouterr()
+        assert main.main([*command, "--project", str(env.project)]) == FAILED, command
+        out, err = capsys.readouterr()
+        assert err == f"octant: {env.database} is not a readable Octant database (damaged or another kind of " \
+                      "file); restore it from a backup or choose another project folder.\n", (command, err)
+    assert files() == before
+
+
+def test_an_emptied_database_beside_backups_says_to_restore_not_to_start_again(env, capsys):
+    (env.project / "backups" / "daily-2026-12-04").mkdir(parents=True)
+    env.database.write_bytes(b"")
+    for command in (["status"], ["assign"]):
+        capsys.readouterr()
+        assert main.main([*command, "--project", str(env.project)]) == FAILED
+        err = capsys.readouterr().err
+        assert err.startswith(f"octant: {env.database} is empty, but this folder has backups: restore the newest "
+                              "with `python main.py restore ") and err.count("\n") == 1 and "init" not in err, err
+    assert env.database.read_bytes() == b""
