@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PySide6.QtGui import QColor, QImage
 
-from models.segmentation.stored_names import LESION_NAMES, PREDICTION_KIND
+from models.segmentation.stored_names import LESION_NAMES, PREDICTION_KIND, RED_FREE_NOTE
 from storage.labels import ReadState
 from ui.colours import CUP_COLOUR, DISC_COLOUR, LESION_ALPHA, LESION_COLOURS, OVERLAY_ALPHA, VESSEL_COLOUR
 
@@ -29,6 +29,7 @@ OVERLAYS = ("vessels", "disc_cup", "lesions")
 class ModelSuggestion:
     finding_regions: dict[str, frozenset[int]] = field(default_factory=dict)
     mask_folder: Path | None = None
+    note: str = ""   # what the reader should know about these suggestions (a red-free photo gets none)
 
     def mask(self, name: str) -> Path | None:
         if self.mask_folder is None:
@@ -50,7 +51,8 @@ def suggestion_from_payload(payload: dict | None, project_root: Path) -> ModelSu
                for code, codes in (payload.get("finding_regions") or {}).items()}
     folder = payload.get("mask_folder")
     return ModelSuggestion({c: r for c, r in regions.items() if r},
-                           project_root / folder if folder else None)
+                           project_root / folder if folder else None,
+                           RED_FREE_NOTE if payload.get("red_free") else "")
 
 
 def accepted(state: ReadState, suggestion: ModelSuggestion, findings: set[str]) -> ReadState:

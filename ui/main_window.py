@@ -245,6 +245,8 @@ class MainWindow(QMainWindow, Prompts):
                               for code, regions in c.suggestion.finding_regions.items()
                               if code in c.findings)
             notes.append(f"Model suggests: {names} (Shift+A accepts).")
+        if c.suggestion is not None and c.suggestion.note:
+            notes.append(c.suggestion.note)
         if notes:
             self.show_hint("  ".join(notes))
 

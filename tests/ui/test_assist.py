@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from annotate.services.importer import import_images
+from models.segmentation.stored_names import RED_FREE_NOTE
 from storage.assignment import assign_readers
 from storage.predictions import save_prediction
 from storage.project import create_project
@@ -45,6 +46,15 @@ def test_suggested_regions_are_shown_and_accepted_in_one_undoable_action(qtbot, 
     assert window.answer_panel.rows["haemorrhage"].suggested.text() == ""
     press(qtbot, window, "Ctrl+Z")
     assert session.read(image_id).regions == {}
+
+
+def test_a_red_free_photo_says_why_no_lesion_regions_are_suggested(qtbot, reading_project):
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    image_id = ReaderSession(project.database, ana.id).queue()[0].id
+    save_prediction(project.database, image_id, PRESEGMENTATION,   # as the pipeline stores a grey photo's
+                    {"finding_regions": {}, "red_free": True, "mask_folder": None}, model_version="test-1")
+    window = open_window(qtbot, project, ana.id)
+    assert RED_FREE_NOTE in window.hint_label.text() and "Model suggests" not in window.hint_label.text()
 
 
 def test_vessel_overlay_is_drawn_from_the_stored_mask(qtbot, reading_project):
