@@ -17,6 +17,7 @@ from storage.credentials import MIN_PASSPHRASE_CHARS, MIN_PIN_DIGITS
 from storage.database import Database
 from storage.errors import InvalidRequestError
 from storage.readers import ReaderInfo, Role, list_readers, require_admin, sign_in
+from ui.keyboard_focus import give_keys_back
 
 
 class Prompts:
@@ -29,14 +30,17 @@ class Prompts:
     def ask_text(self, title: str, label: str, secret: bool = False) -> str | None:
         mode = QLineEdit.EchoMode.Password if secret else QLineEdit.EchoMode.Normal
         text, ok = QInputDialog.getText(self._prompt_parent(), title, label, mode)
+        give_keys_back(self._prompt_parent())
         return text if ok else None
 
     def ask_choice(self, title: str, label: str, items: list[str], current: int = 0) -> str | None:
         item, ok = QInputDialog.getItem(self._prompt_parent(), title, label, items, current, False)
+        give_keys_back(self._prompt_parent())
         return item if ok else None
 
     def ask_yes(self, title: str, sentence: str) -> bool:
         answer = QMessageBox.question(self._prompt_parent(), title, sentence)
+        give_keys_back(self._prompt_parent())
         return answer == QMessageBox.StandardButton.Yes
 
 

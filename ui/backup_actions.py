@@ -39,6 +39,7 @@ from storage.project import ProjectHandle
 from storage.readers import require_admin
 from ui.admin_guard import admin_signs_in
 from ui.background import Worker
+from ui.keyboard_focus import give_keys_back
 from ui.workstation_settings import workstation_settings
 
 DAILY_SETTING = "project/daily_backup"
@@ -52,6 +53,7 @@ def back_up_now(window, folder: str | None = None) -> Worker | None:
     """Ask for a folder (unless given) and write a new backup folder inside it, in the background."""
     if folder is None:
         folder = QFileDialog.getExistingDirectory(window, "Back up the project into…", str(Path.home()))
+        give_keys_back(window)
     if not folder:
         return None
     project = _project(window)
@@ -106,6 +108,7 @@ def restore_from_backup(window, folder: str | None = None) -> Worker | None:
         backups = project.root / BACKUPS_FOLDER
         folder = QFileDialog.getExistingDirectory(window, "Restore the project from the backup folder…",
                                                   str(backups if backups.is_dir() else Path.home()))
+        give_keys_back(window)
     if not folder:
         return None
     source = Path(folder)
@@ -152,10 +155,16 @@ def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
     dialog = _restore_progress(window, worker)
     worker.returned.connect(lambda result: window.projectRestored.emit(_restored(source, manifest, result)))
     worker.errored.connect(lambda text: (window.setEnabled(True), window.show_problem(text)))
-    worker.aborted.connect(lambda text: (window.setEnabled(True), window.show_hint(text)))
+    worker.aborted.connect(lambda text: _cancelled(window, text))
     worker.finished.connect(dialog.close)
     window.restore_worker, window.restore_progress = worker, dialog
     return worker.start()
+
+
+def _cancelled(window, sentence: str) -> None:
+    window.setEnabled(True)
+    window.show_hint(sentence)
+    give_keys_back(window)   # the progress dialog had them
 
 
 def _restore_progress(window, worker: Worker) -> QProgressDialog:

@@ -25,6 +25,7 @@ from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
 from ui.elided_label import ElidedLabel
 from ui.image_loader import ImageLoader
+from ui.keyboard_focus import give_keys_back
 from ui.panels import AnswerPanel, QueuePanel
 from ui.presegment_ahead import PresegmentAhead
 from ui.reading_controller import ReadingController
@@ -427,6 +428,8 @@ class MainWindow(QMainWindow, Prompts):
         from ui.training import open_training_window
 
         self.training_window = open_training_window(self.controller.project, reader_id=self.controller.reader.id)
+        self.training_window.closed.connect(self._keys_back_unless_closing)
+        self.training_window.quitRequested.connect(self.close)   # Ctrl+Q there: File → Quit here
 
     def open_review(self) -> None:
         """The reviewers' screen (ui/review): readers, consensus and model side by side."""
@@ -434,6 +437,11 @@ class MainWindow(QMainWindow, Prompts):
 
         self.review_window = open_review_window(self.controller.project, self.controller.reader.id)
         self.review_window.quitRequested.connect(self.close)   # Ctrl+Q there: File → Quit here
+        self.review_window.closed.connect(self._keys_back_unless_closing)
+
+    def _keys_back_unless_closing(self) -> None:
+        if not self._closing:
+            give_keys_back(self)
 
     def show_shortcuts(self) -> None:
         sheet = ShortcutSheet(self.bindings, self.controller.settings.findings, self)

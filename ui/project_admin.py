@@ -47,6 +47,7 @@ from storage.readers import (
 )
 from ui import message_line
 from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader, ask_new_secret
+from ui.keyboard_focus import give_keys_back
 
 SET_NAMES = {"train": "training", "test": "test"}
 RETIRED_GREY = QColor("#5f6b6d")   # about 5:1 on the white and grey rows: greyed, still legible
@@ -324,5 +325,6 @@ def open_project_admin(window) -> ProjectAdminDialog | None:
     dialog = ProjectAdminDialog(project, reader.id, window)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     window.admin_dialog = dialog
+    dialog.finished.connect(lambda _result: give_keys_back(window))
     dialog.open()
     return dialog

@@ -165,3 +165,32 @@ def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manage
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, errors
+
+
+def test_the_files_dialogs_and_windows_give_the_keys_back_without_a_window_manager(x_server, reading_project,
+                                                                                     tmp_path):
+    # Each got the keys while open, but once closed (Esc, or Ctrl+W for the review screen) nobody gave
+    # them back: the admin's keys went nowhere until they clicked into the workstation.
+    from tests.conftest import ADMIN_NAME, ADMIN_PASSPHRASE
+
+    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME)
+    try:
+        dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
+        wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
+        xdotool(x_server, "type", ADMIN_PASSPHRASE)
+        xdotool(x_server, "key", "Return")
+        window = xdotool(x_server, "search", "--sync", "--name", f"— {ADMIN_NAME}$").splitlines()[0]
+        focused = lambda: xdotool(x_server, "getwindowname", xdotool(x_server, "getwindowfocus"))
+        wait_for(lambda: focused().endswith(f"— {ADMIN_NAME}"), 15, process)
+        # File: Sign in as another…, Change my PIN…, Train models…, Review…, Back up now…, Readers and sets…
+        for downs, title, close in ((1, "Change my PIN", "Escape"), (2, "Training — ", "Escape"),
+                                    (3, "Review — ", "ctrl+w"), (5, "Readers and sets", "Escape")):
+            xdotool(x_server, "key", "alt+f", *["Down"] * downs, "Return")
+            wait_for(lambda title=title: focused().startswith(title), 30, process)
+            xdotool(x_server, "key", close)
+            wait_for(lambda: xdotool(x_server, "getwindowfocus") == window, 15, process)
+        errors = quit_with_ctrl_q(x_server, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors

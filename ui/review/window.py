@@ -38,6 +38,7 @@ DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnos
 
 class ReviewWindow(QWidget):
     quitRequested = Signal()   # Ctrl+Q: the workstation that opened this screen quits (and closes it)
+    closed = Signal()          # Ctrl+W: the keys go back to the workstation (no window manager does it)
 
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
@@ -420,6 +421,7 @@ class ReviewWindow(QWidget):
         for worker in list(self.workers):   # queued ones dropped; running ones joined at quit (ui.background)
             worker.cancel()
         super().closeEvent(event)
+        self.closed.emit()
 
 
 def open_review_window(project: ProjectHandle, reader_id: int, parent: QWidget | None = None) -> ReviewWindow:
