@@ -41,6 +41,7 @@ PG_DUMP_ADVICE = ("This project's database is on PostgreSQL; back it up on the s
 
 BLOCK = 1 << 20             # bytes hashed or copied between two looks at a cancel
 STEP_PAGES = 256            # database pages written per online-backup step (1 MiB at 4 KiB pages)
+STAGING_PREFIX = ".restoring-"   # the hidden folder in the project where a restore prepares its copy
 RESTORE_CANCELLED = "The restore was cancelled; the project is exactly as it was."
 # What a restore reports: a sentence saying what it is doing, and how far it is, 0..1.
 Progress = Callable[[str, float], None]
@@ -105,12 +106,20 @@ def _copy_database(source: Path, target: Path) -> None:
                             f"{target.parent} and try again (the project is unchanged).") from error
 
 
-def _seal(copy_path: Path) -> None:
-    """Make the copy one self-contained file (rollback journal, no WAL) and check it."""
+def _seal(copy_path: Path, cancel: threading.Event | None = None) -> None:
+    """Make the copy one self-contained file (rollback journal, no WAL) and check it. The check
+    reads every page: with ``cancel`` SQLite looks at it every few thousand steps and stops."""
     copy = sqlite3.connect(copy_path)
+    if cancel is not None:
+        copy.set_progress_handler(cancel.is_set, 10_000)   # true: SQLite interrupts the statement
     try:
         copy.execute("PRAGMA journal_mode = DELETE")
-        if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+        try:
+            checked = copy.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.OperationalError:
+            _check(cancel, RESTORE_CANCELLED)   # interrupted by the cancel; anything else goes on up
+            raise
+        if checked != "ok":
             raise DatabaseError(f"The copy of the database in {copy_path.parent} failed SQLite's integrity check; "
                                 "check the disk and take the backup again.")
     finally:
@@ -280,7 +289,7 @@ def _set_aside(root: Path, folder: Path, cancel: threading.Event | None, progres
         return "none"
     try:
         _copy_database_in_steps(live, folder / DATABASE_FILENAME, cancel, progress)
-        _seal(folder / DATABASE_FILENAME)
+        _seal(folder / DATABASE_FILENAME, cancel)
         return "copied"
     except (DatabaseError, sqlite3.Error):
         (folder / DATABASE_FILENAME).unlink(missing_ok=True)
@@ -321,9 +330,11 @@ def restore_project(root: Path, source: Path, reader_id: int | None = None,
     say("Checking the backup's files…", 0.0)
     manifest = check_backup(source, cancel)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    backups, live, staging = root / BACKUPS_FOLDER, root / DATABASE_FILENAME, root / f".restoring-{stamp}"
+    backups, live, staging = root / BACKUPS_FOLDER, root / DATABASE_FILENAME, root / f"{STAGING_PREFIX}{stamp}"
     kept = backups / f"before-restore-{stamp}"
     had_backups, replacing = backups.exists(), False
+    for left in root.glob(f"{STAGING_PREFIX}*"):   # a restore killed mid-way (kill -9, power cut) left its copy
+        shutil.rmtree(left, ignore_errors=True)
     try:
         staging.mkdir()
         _copy_file(source / DATABASE_FILENAME, staging / DATABASE_FILENAME, cancel,

@@ -287,3 +287,10 @@ def test_a_restore_reports_each_step_in_order_and_ends_whole(clinic, tmp_path, b
     assert not list(root.glob(".restoring-*"))
     with open_project(root) as project:
         assert verify(project.database).intact and audit_events(project.database)[-1].action == "restore_backup"
+    # a restore killed mid-way leaves its hidden copy of the backup: the next one removes it
+    (root / ".restoring-20261204T205740224714Z").mkdir()
+    (root / ".restoring-20261204T205740224714Z" / DATABASE_FILENAME).write_bytes(b"a copy of the backup")
+    restore_project(root, tmp_path / "b")
+    assert not list(root.glob(".restoring-*"))
+    with open_project(root) as project:
+        assert verify(project.database).intact and audit_events(project.database)[-1].action == "restore_backup"
