@@ -31,7 +31,7 @@ from storage.credentials import MIN_PASSPHRASE_CHARS
 from storage.database import Database
 from storage.errors import OctantError
 from storage.project import ProjectHandle, create_project, open_project
-from storage.readers import add_reader, create_first_admin, has_admin, list_readers, sign_in
+from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, sign_in
 from ui import message_line
 from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader
 from ui.workstation_settings import workstation_settings
@@ -43,6 +43,12 @@ RECENT_COUNT = 8
 def recent_projects() -> list[str]:
     value = workstation_settings().value(RECENT_KEY) or []
     return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def credential_word(role: Role) -> str:
+    """What the sign-in field asks of a reader who has a credential: admins always have a passphrase
+    (docs/roles.md), so "PIN" alone sent them looking for digits they never had."""
+    return "passphrase" if role is Role.ADMIN else "PIN or passphrase"
 
 
 def remember_project(folder: Path) -> None:
@@ -95,7 +101,7 @@ class SignInDialog(QDialog, Prompts):
         form.addRow("Project", row)
         form.addRow("Reader", self.readers)
         form.addRow("", add)
-        form.addRow("PIN", self.pin)
+        form.addRow("PIN or passphrase", self.pin)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.message)
@@ -175,7 +181,7 @@ class SignInDialog(QDialog, Prompts):
             item = QListWidgetItem(qta.icon("mdi6.lock-outline" if reader.has_pin
                                             else "mdi6.account-outline"),
                                    f"{reader.name}  ·  {reader.role.value.replace('_', ' ')}")
-            item.setData(Qt.ItemDataRole.UserRole, (reader.id, reader.has_pin))
+            item.setData(Qt.ItemDataRole.UserRole, (reader.id, reader.has_pin, credential_word(reader.role)))
             self.readers.addItem(item)
         if readers:
             self.readers.setCurrentRow(0)
@@ -189,7 +195,7 @@ class SignInDialog(QDialog, Prompts):
     def _reader_changed(self, item: QListWidgetItem | None, _previous=None) -> None:
         has_pin = bool(item and item.data(Qt.ItemDataRole.UserRole)[1])
         self.pin.setEnabled(has_pin)
-        self.pin.setPlaceholderText("PIN" if has_pin else "no PIN")
+        self.pin.setPlaceholderText(item.data(Qt.ItemDataRole.UserRole)[2] if item and has_pin else "no PIN")
         self.pin.clear()
         if has_pin:
             self.pin.setFocus()
@@ -239,7 +245,7 @@ class SignInDialog(QDialog, Prompts):
         if self.project is None or item is None:
             self._problem("Choose a project and a reader.")
             return
-        reader_id, _has_pin = item.data(Qt.ItemDataRole.UserRole)
+        reader_id = item.data(Qt.ItemDataRole.UserRole)[0]
         try:
             sign_in(self.project.database, reader_id, self.pin.text() or None)
         except OctantError as error:   # wrong PIN (and how long to wait), retired, unknown

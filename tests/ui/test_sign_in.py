@@ -52,6 +52,18 @@ def test_reader_with_pin_signs_in_only_with_the_right_pin(qtbot, reading_project
     dialog.project.close()
 
 
+def test_the_field_asks_an_admin_for_their_passphrase_not_a_pin(qtbot, reading_project):
+    # It said "PIN" to everyone; admins always have a passphrase and looked for digits they never had.
+    add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
+    dialog = SignInDialog(reading_project.folder)
+    qtbot.addWidget(dialog)
+    expected = {"Admin": "passphrase", "Dina": "PIN or passphrase", "Ana": "no PIN"}
+    for name, word in expected.items():
+        _select(dialog, name)
+        assert dialog.pin.placeholderText() == word, name
+    dialog.project.close()
+
+
 def test_wrong_tries_make_the_dialog_say_how_long_to_wait(qtbot, reading_project):
     add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
     dialog = SignInDialog(reading_project.folder, reader="Dina")
