@@ -73,6 +73,7 @@ class PresegmentSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
+    red_free: int = 0      # photos done that were red-free (grey): no lesion regions suggested (RED_FREE_NOTE)
 
 
 def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
@@ -203,6 +204,7 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             if job.record is not None:
                 job.record(result)
             summary.done += 1
+            summary.red_free += result.red_free
             report(job.path, "done", "", job.image_id)
         except Exception as error:
             message = describe_failure(error)
@@ -423,11 +425,16 @@ def presegment_command(args) -> int:
         else:
             summary = presegment_to_folder(paths or [], Path(args.out), models, args.probabilities, args.redo, show,
                                            batch_size=args.batch_size, shard=world.shard)
-    done, skipped, failed = world.total([summary.done, summary.skipped, len(summary.failed)])   # waits for all
+    done, skipped, failed, red_free = world.total([summary.done, summary.skipped, len(summary.failed),
+                                                   summary.red_free])   # waits for all
     minutes = (time.perf_counter() - started) / 60
     world.teardown()
     if world.rank == 0:
         processes = f" by {world.size} processes" if world.active else ""
         print(f"{done} photos pre-segmented, {skipped} already done, {failed} skipped as unreadable{processes}, "
               f"in {minutes:.1f} min.", file=sys.stderr)
+        if red_free:
+            photos = "was a red-free (grey) photo" if red_free == 1 else "were red-free (grey) photos"
+            print(f"{red_free} of them {photos}: no lesion regions are suggested on those, as the lesion networks "
+                  "learnt on colour photos and tell haemorrhages and exudates apart by their colour.", file=sys.stderr)
     return 0 if not failed else 2

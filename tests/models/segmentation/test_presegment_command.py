@@ -82,3 +82,22 @@ def test_a_dicom_photo_is_imported_de_identified_and_presegmented_like_a_png(tmp
         payload = latest_prediction(project.database, record.id, "presegmentation")
         assert payload is not None and (folder / payload["mask_folder"] / "disc.png").is_file()
     assert "1 photos pre-segmented" in capsys.readouterr().err
+
+
+def test_a_single_channel_grey_jpeg_is_imported_presegmented_and_named_as_red_free(tmp_path, tiny_weights, capsys):
+    colour = synthetic_fundus(320, 240)[0]
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)
+    cv2.imwrite(str(tmp_path / "red_free.jpg"), colour[..., 1])   # one channel: the green, as grey
+    folder = tmp_path / "clinic"
+    create_project(folder, name="Clinic").close()
+    for name in ("colour.png", "red_free.jpg"):
+        assert main.main(["import", str(tmp_path / name), "--project", str(folder), "--quiet"]) == 0
+    assert main.main(["presegment", "--project", str(folder), "--weights-dir", str(tiny_weights),
+                      "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "2 photos pre-segmented" in err and "1 of them was a red-free (grey) photo: no lesion regions" in err
+    with open_project(folder) as project:
+        stored = {Path(image.path).name: latest_prediction(project.database, image.id, "presegmentation")
+                  for image in list_images(project.database)}
+    assert stored["red_free.jpg"]["red_free"] and stored["red_free.jpg"]["lesion_regions"] == {}
+    assert not stored["colour.png"]["red_free"] and stored["red_free.jpg"]["disc"] is not None
