@@ -6,7 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from storage.images import NewImage, add_images
 from storage.predictions import list_models
@@ -229,3 +229,19 @@ def test_the_window_stays_responsive_while_training_and_closing_it_cancels_the_r
     assert not panel.running()
     rows = json.loads((panel.run_dir() / "history.json").read_text())
     assert 1 <= len(rows) < 50 and list_models(made.project.database) == []
+
+
+def test_the_consensus_table_shows_each_finding_name_whole(qtbot, labelled):
+    # The panel's left column cut "Retinal pigmentary change" to "Retinal pigmenta…" at 1280 × 800.
+    made, _ = labelled
+    panel = open_panel(qtbot, made.project)
+    panel.resize(1280, 800)
+    qtbot.wait(50)
+    table = panel.setup.finding_counts
+    names = [table.item(row, 0).text() for row in range(table.rowCount())]
+    assert "Chorioretinal atrophy or scar" in names
+    room = table.columnWidth(0) - 2 * table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin)
+    assert all(table.fontMetrics().horizontalAdvance(name) <= room for name in names)
+    last = table.columnCount() - 1     # and the counts beside them are not cut off by the column either
+    right = QPoint(table.columnViewportPosition(last) + table.columnWidth(last) - 1, 0)
+    assert panel.setup.rect().contains(table.viewport().mapTo(panel.setup, right))

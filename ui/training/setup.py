@@ -95,7 +95,7 @@ class TrainingSetup(QWidget):
         self.tabs.addTab(self._data_page(), "Consensus data")
         self._parameter_pages(self.tabs)
         column.addWidget(self.tabs, 1)
-        self.setMinimumWidth(470)
+        # No fixed minimum width: the layout's own (the counts tables' names and numbers) is the one to keep.
         self.network.currentIndexChanged.connect(self._network_changed)
         self.finding.currentIndexChanged.connect(self._choice_changed)
         masked = typing.cast(QCheckBox, self.network_forms[ATTENTION].editors["masked"])   # a bool field

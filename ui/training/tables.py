@@ -42,6 +42,15 @@ def _read_only(table: QTableWidget, stretch: int = 0) -> QTableWidget:
     return table
 
 
+def _wide_enough(table: QTableWidget) -> QTableWidget:
+    """The table asks for the width its names and counts need: the panel's left column had cut
+    "Retinal pigmentary change" to "Retinal pigmenta…" while the window had room to spare."""
+    header = table.horizontalHeader()
+    columns = sum(max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(table.columnCount()))
+    table.setMinimumWidth(columns + 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width())
+    return table
+
+
 def finding_table(summary: DataSummary) -> QTableWidget:
     """Per finding: present / absent / uncertain / unread in the train split, present / absent in test."""
     columns = ["finding", "present", "absent", "uncertain", "unread", "test +", "test −"]
@@ -56,7 +65,7 @@ def finding_table(summary: DataSummary) -> QTableWidget:
         for col, value in enumerate((train.present, train.absent, train.uncertain, train.unread,
                                      test.present, test.absent), start=1):
             table.setItem(row, col, _item(str(value), value))
-    return table
+    return _wide_enough(table)
 
 
 def class_table(summary: DataSummary) -> QTableWidget:
