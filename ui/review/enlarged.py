@@ -189,8 +189,8 @@ class EnlargedView(QWidget):
             else:
                 fills = {code: self._colour for code in found.cue_regions}
                 self.details.setText(f"<b>Consensus</b> — {name}: <b>{found.state}</b>, {found.votes} "
-                                     f"reader(s) marked it (present needs {data.consensus.k}); cue "
-                                     f"regions: {regions_text(found.cue_regions)}")
+                                     f"reader(s) marked it (present needs {data.consensus.k}); regions "
+                                     f"(all that they marked): {regions_text(found.cue_regions)}")
         else:
             title, lines, view = self._model
             landmarks = first_landmarks
@@ -235,7 +235,7 @@ class EnlargedView(QWidget):
                        LegendEntry(HATCH, f"Only other readers' {name} regions", colour)]
             whose = f"reader {n}'s"
         elif self.source == CONSENSUS:
-            entries = [LegendEntry(FILL, f"Consensus cue for {name} (union of the markers' regions)", colour)]
+            entries = [LegendEntry(FILL, f"Consensus {name} regions (all that its readers marked)", colour)]
             whose = "reader 1's"
         else:
             entries = [LegendEntry(HEAT, "Model activation (Son et al. Fig. 3): blue low → red high")]

@@ -78,7 +78,7 @@ class SideBySide(QWidget):
         self.shown_fills = {}
         finding_name = name.lower()
         self.legend.set_entries([
-            LegendEntry(FILL, f"This reader's {finding_name} regions (consensus: its cue)", colour),
+            LegendEntry(FILL, f"This reader's {finding_name} regions (consensus: all that its readers marked)", colour),
             LegendEntry(HATCH, f"Only other readers' {finding_name} regions", colour),
             LegendEntry(HEAT, "Model activation: blue low → red high"),
             *landmark_entries("each reader's own")])
@@ -115,7 +115,7 @@ class SideBySide(QWidget):
         self.shown_fills["consensus"] = fills
         lines = [f"<b>{name}: {found.state}</b> — {found.votes} of {image.gradable_reads} gradable "
                  f"readers marked it (present needs {k})",
-                 f"Cue (union of their regions): {regions_text(found.cue_regions)}",
+                 f"Regions (all that they marked): {regions_text(found.cue_regions)}",
                  f"Diagnosis: {image.diagnosis or 'no majority'}"
                  + (" · <b>ungradable</b> (majority)" if image.ungradable else ""),
                  f"Done reads: {image.reads}"
