@@ -43,6 +43,9 @@ LEGIBLE_WINDOW = (1024, 640)
 DEFAULT_WINDOW = (1440, 900)
 NORMAL_QUESTION = "This image has findings"   # how N's question over marked findings begins
 MODEL_PLACED_NOTE = "Disc and fovea placed by the model: drag them if they are off."
+# The actions that answer or move through the queue (with every finding's and region's key).
+ANSWERING = ("next_unfinished", "previous", "next", "normal", "ungradable", "undo", "redo", "clear_finding",
+             "accept_suggestions")
 
 
 class MainWindow(QMainWindow, Prompts):
@@ -69,6 +72,7 @@ class MainWindow(QMainWindow, Prompts):
         self.aids_panel = ViewAidsPanel()
         self.bindings = resolve_bindings(settings.findings)
         self.actions_by_name: dict[str, QAction] = {}
+        self.answer_actions: list[QAction] = []   # off while there is no image to answer
         self._build_actions()
         build_toolbar_and_menus(self)
         self._build_status_bar()
@@ -139,6 +143,7 @@ class MainWindow(QMainWindow, Prompts):
             action.setShortcut(QKeySequence(spec.key.upper()))
             action.triggered.connect(lambda _=False, code=spec.code: self.choose_finding(code))
             self.addAction(action)
+            self.answer_actions.append(action)
         for code in range(1, 9):
             action = QAction(f"Region {code}", self)
             action.setShortcuts([QKeySequence(str(code)),  # the number row and the keypad
@@ -146,6 +151,8 @@ class MainWindow(QMainWindow, Prompts):
                                               | getattr(Qt.Key, f"Key_{code}"))])
             action.triggered.connect(lambda _=False, code=code: self.controller.toggle_region(code))
             self.addAction(action)
+            self.answer_actions.append(action)
+        self.answer_actions += [self.actions_by_name[name] for name in ANSWERING if name in self.actions_by_name]
 
     def _build_status_bar(self) -> None:
         self.saved_label = QLabel("")
@@ -199,6 +206,11 @@ class MainWindow(QMainWindow, Prompts):
         self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
         c.start()
         if not status:
+            # Nothing to answer: a finding key (H…) had replaced this hint with "press 1–8 or click the
+            # regions" over an empty canvas, the panel's buttons looking as if they did something.
+            self.answer_panel.setEnabled(False)
+            for action in self.answer_actions:
+                action.setEnabled(False)
             self.show_hint(self._empty_queue_hint(c.reader.role))
 
     @staticmethod

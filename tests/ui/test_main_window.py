@@ -310,3 +310,24 @@ def test_only_reviewers_and_admins_see_model_training(qtbot, reading_project):
         qtbot.addWidget(window)
         file_menu = window.menuBar().actions()[0].menu()
         assert ("Train models…" in [a.text() for a in file_menu.actions()]) is expected
+
+
+def test_with_nothing_to_read_the_answer_keys_and_panel_are_off_and_the_hint_stays(qtbot, reading_project):
+    # An admin (no reads assigned) pressing H saw "Haemorrhage: press 1–8 or click the regions" over an
+    # empty canvas instead of what to do; the answer panel looked usable.
+    from PySide6.QtWidgets import QApplication
+
+    from ui.workstation import build_window
+
+    window = build_window(reading_project.project, reading_project.readers["Admin"].id)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+    hint = window.hint_label.text()
+    assert hint.startswith("No images are assigned to you")
+    press(qtbot, window, "h", "1", "n", "Space")
+    assert window.hint_label.text() == hint and window.controller.finding is None
+    assert not window.answer_panel.isEnabled()
+    assert not any(action.isEnabled() for action in window.answer_actions)
+    assert window.actions_by_name["fit"].isEnabled()     # the view's actions and the menus stay
