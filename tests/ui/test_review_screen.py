@@ -318,3 +318,14 @@ def test_ctrl_w_closes_the_review_screen_and_ctrl_q_asks_the_workstation_to_quit
     with qtbot.waitSignal(window.quitRequested):   # the workstation's File → Quit is connected to it
         press(qtbot, window, "Ctrl+Q")
     assert not window.isVisible()
+
+
+def test_the_dashboards_short_headers_say_what_they_mean_on_hover(qtbot):
+    # "AP", "AIR TP", "Sens." … meant nothing to a clinician reviewer without the docs at hand.
+    from ui.review.dashboard import COLUMNS, DashboardView
+
+    view = DashboardView()
+    qtbot.addWidget(view)
+    tips = {name: view.table.horizontalHeaderItem(column).toolTip() for column, name in enumerate(COLUMNS)}
+    assert all(tips[name] for name in COLUMNS if name not in ("Finding", "Present", "Absent"))
+    assert "activation" in tips["AIR TP"].lower() and "precision" in tips["AP"].lower()

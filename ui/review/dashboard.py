@@ -36,6 +36,24 @@ FIGURES = (("prevalence_figure", True), ("kappa_figure", True), ("roc_figure", F
            ("regional_confusion_figure", False))
 COLUMNS = ["Finding", "Prevalence", "Present", "Absent", "Uncertain", "Fleiss' κ", "Regional κ",
            "AUROC", "AP", "Threshold", "Sens.", "Spec.", "AIR TP", "AIR FN", "Images (model)"]
+# What the short headers mean, on hover (docs/review-and-quality.md says it at length).
+COLUMN_TIPS = {
+    "Prevalence": "Share of the decided images (final label present or absent) where the finding is present",
+    "Uncertain": "Images whose consensus is uncertain (too few readers agree either way)",
+    "Fleiss' κ": "Agreement of the readers on whether the finding is there, beyond chance (1 perfect, 0 chance)",
+    "Regional κ": "Agreement of the readers on where: the finding marked or not in each of the eight regions",
+    "AUROC": "Area under the model's ROC curve against the final labels",
+    "AP": "Average precision: area under the model's precision–recall curve",
+    "Threshold": "The model's operating point: the probability with the best balance of sensitivity and "
+                 "specificity (Son et al. §3.1)",
+    "Sens.": "The model's sensitivity at the threshold",
+    "Spec.": "The model's specificity at the threshold",
+    "AIR TP": "Activation in regions, true positives: the share of the model's activation map inside the "
+              "final label's regions, on images it rightly called present",
+    "AIR FN": "Activation in regions, false negatives: the same share on images with the finding that "
+              "the model missed",
+    "Images (model)": "Images with a final label and a stored model prediction (screen --project)",
+}
 MISSING = "—"
 
 
@@ -97,6 +115,10 @@ class DashboardView(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for index, name in enumerate(COLUMNS):
+            header = self.table.horizontalHeaderItem(index)
+            if header is not None and name in COLUMN_TIPS:
+                header.setToolTip(COLUMN_TIPS[name])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
