@@ -34,7 +34,7 @@ from storage.labels import (
     write_diagnosis,
     write_landmarks,
 )
-from storage.queue_order import ModelReadingOrder
+from storage.queue_order import Checkpoint, ModelReadingOrder
 from storage.readers import REVIEW_ROLES, ReaderInfo, get_reader
 from storage.schema import (
     Finding,
@@ -136,16 +136,24 @@ class ReaderSession:
     def queue(self) -> list[ImageRecord]:
         return [record for record, _ in self.queue_status()]
 
-    def queue_status(self) -> list[tuple[ImageRecord, bool]]:
+    def queue_status(self, checkpoint: Checkpoint | None = None) -> list[tuple[ImageRecord, bool]]:
         """The reader's queue in reading order, each image with its done flag: one query (a few
-        more in the model's order, storage/queue_order.py), so a queue of thousands opens at once."""
+        more in the model's order, storage/queue_order.py), so a queue of thousands opens at once.
+        In the model's order the first call of a session scores every open image (seconds at
+        clinic scale): ``checkpoint`` is called between chunks of that (progress, cancel)."""
         with self.db.reading() as session:
-            return [(image_record(row, self.db.root), bool(row.read_done)) for row in self._ordered_queue(session)]
+            return [(image_record(row, self.db.root), bool(row.read_done))
+                    for row in self._ordered_queue(session, checkpoint)]
+
+    def orders_by_model(self) -> bool:
+        """Whether the project reads where the model is least certain first (one small query)."""
+        with self.db.reading() as session:
+            return self._by_model_uncertainty(session)
 
     def _by_model_uncertainty(self, session: Session) -> bool:
         return session.scalar(select(_READING_ORDER)) == "model_uncertainty"
 
-    def _ordered_queue(self, session: Session) -> list:
+    def _ordered_queue(self, session: Session, checkpoint: Checkpoint | None = None) -> list:
         """The queue's rows (image columns and ``read_done``) in the project's reading order.
 
         By position (assignment order, gold and repeat reads mixed in at random places) unless the
@@ -159,7 +167,7 @@ class ReaderSession:
         rows = list(session.execute(query).all())
         if not rows or rows[0].reading_order != "model_uncertainty":
             return rows
-        return self._model_order.order(session, rows)
+        return self._model_order.order(session, rows, checkpoint)
 
     def image(self, image_id: int) -> ImageRecord:
         with self.db.reading() as session:

@@ -14,13 +14,14 @@ from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from annotate.geometry import RegionGeometry
-from storage.errors import GeometryError, OctantError
+from storage.errors import CancelledError, GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.readers import Role
 from ui.admin_guard import Prompts
 from ui.app import show_message
 from ui.assist import OVERLAYS, overlay_layers
+from ui.background import Worker
 from ui.canvas import FundusCanvas
 from ui.display_image import DisplayImage, ViewAids
 from ui.elided_label import ElidedLabel
@@ -46,6 +47,7 @@ MODEL_PLACED_NOTE = "Disc and fovea placed by the model: drag them if they are o
 # The actions that answer or move through the queue (with every finding's and region's key).
 ANSWERING = ("next_unfinished", "previous", "next", "normal", "ungradable", "undo", "redo", "clear_finding",
              "accept_suggestions")
+ORDERING_NOTE = "Ordering your queue: the images the model is least sure of first…"
 
 
 class MainWindow(QMainWindow, Prompts):
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow, Prompts):
         self.review_window: QWidget | None = None
         self.admin_dialog: QWidget | None = None      # File → Readers and sets… (admins)
         self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
+        self.ordering: Worker | None = None   # the sign-in's first ordering of the queue, while it runs
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------
@@ -200,18 +203,72 @@ class MainWindow(QMainWindow, Prompts):
 
     # --- starting -----------------------------------------------------------------------------
     def start(self) -> None:
+        """Show the queue and open the first unfinished image. In the model's reading order the
+        first ordering of a session scores every open image (seconds at clinic scale): it runs off
+        the GUI thread, the window saying so, and the queue opens when it is ready."""
         c = self.controller
         self.queue_panel.set_reader(c.reader.name, c.reader.role.value)
-        status = c.queue_status()
+        if c.session.orders_by_model():
+            self._order_queue_in_background()
+        else:
+            self._show_queue(c.queue_status())
+
+    def _show_queue(self, status: list[tuple[ImageRecord, bool]]) -> None:
+        c = self.controller
         self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
+        self._allow_answering(bool(status))
         c.start()
         if not status:
-            # Nothing to answer: a finding key (H…) had replaced this hint with "press 1–8 or click the
-            # regions" over an empty canvas, the panel's buttons looking as if they did something.
-            self.answer_panel.setEnabled(False)
-            for action in self.answer_actions:
-                action.setEnabled(False)
             self.show_hint(self._empty_queue_hint(c.reader.role))
+
+    def _allow_answering(self, allowed: bool) -> None:
+        """Nothing to answer (an empty queue, or one still being ordered): the answer panel and the
+        answer and queue keys are off, so a finding key (H…) does not replace the hint with "press
+        1–8 or click the regions" over an empty canvas, the panel's buttons looking as if they did
+        something. The other keys (zoom, the key sheet, quit) stay on."""
+        self.answer_panel.setEnabled(allowed)
+        for action in self.answer_actions:
+            action.setEnabled(allowed)
+
+    def _order_queue_in_background(self) -> None:
+        session = self.controller.session   # only this job uses its kept order until it ends
+
+        def order(report, cancel) -> list[tuple[ImageRecord, bool]]:
+            def checkpoint(scored: int, total: int) -> None:
+                if cancel.is_set():
+                    raise CancelledError("Ordering the queue was cancelled.")
+                report((scored, total))
+            return session.queue_status(checkpoint=checkpoint)
+
+        self.controller.queue_pending = True
+        self._allow_answering(False)
+        self.queue_panel.show_waiting(ORDERING_NOTE)
+        self.show_hint(ORDERING_NOTE)
+        self.ordering = Worker(order, name="Ordering the queue", owner=self)
+        self.ordering.yielded.connect(self._on_ordering_progress)
+        self.ordering.returned.connect(self._on_queue_ordered)
+        self.ordering.errored.connect(self._on_ordering_failed)
+        self.ordering.start()
+
+    def _on_ordering_progress(self, step: tuple[int, int]) -> None:
+        scored, total = step
+        if total and not self._closing:
+            self.show_hint(f"{ORDERING_NOTE} {100 * scored // total} %")
+
+    def _on_queue_ordered(self, status: list[tuple[ImageRecord, bool]]) -> None:
+        self.ordering = None
+        if self._closing:
+            return
+        self.show_hint("")
+        self._show_queue(self.controller.take_queue(status))
+        if self.ahead_action.isChecked():   # asked for at sign-in, when there was no queue yet
+            self.run_ahead(True, remember=False)
+
+    def _on_ordering_failed(self, message: str) -> None:
+        self.ordering = None
+        self.controller.queue_pending = False
+        self.queue_panel.show_waiting("Your queue could not be ordered.")
+        self.show_problem(message)
 
     @staticmethod
     def _empty_queue_hint(role: Role) -> str:
@@ -527,6 +584,9 @@ class MainWindow(QMainWindow, Prompts):
                 other.close()
         if self.ahead is not None:
             self.ahead.shutdown()
+        if self.ordering is not None:   # joined before the project closes (sign-out, restore)
+            self.ordering.cancel()
+            self.ordering.wait()
         self.controller.finish()
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())

@@ -90,6 +90,14 @@ class QueuePanel(QWidget):
             self._rows[record.id] = item
             self.set_done(record.id, done.get(record.id, False))
 
+    def show_waiting(self, text: str) -> None:
+        """No queue yet (it is being ordered): one line saying so, that nobody can choose."""
+        self.list.clear()
+        self._rows.clear()
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.list.addItem(item)
+
     def set_done(self, image_id: int, done: bool) -> None:
         item = self._rows.get(image_id)
         if item is not None:
@@ -114,7 +122,9 @@ class QueuePanel(QWidget):
         self.bar.setValue(done)
 
     def _chosen(self, item: QListWidgetItem) -> None:
-        self.imageChosen.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+        image_id = item.data(Qt.ItemDataRole.UserRole)
+        if image_id is not None:   # not the line shown while the queue is ordered
+            self.imageChosen.emit(int(image_id))
 
 
 class FindingRow(QFrame):

@@ -51,6 +51,9 @@ class ReadingController(QObject):
         self._history: dict[int, ImageUndoStack] = {}
         self._queue_ids: list[int] | None = None
         self._records: dict[int, ImageRecord] = {}
+        # While the window orders the queue off the GUI thread (the model's order at sign-in),
+        # the session's kept order belongs to that job: the queue reads as empty meanwhile.
+        self.queue_pending = False
 
     @property
     def reader(self):
@@ -62,12 +65,18 @@ class ReadingController(QObject):
 
     def queue_status(self) -> list[tuple[ImageRecord, bool]]:
         """The queue with each image's done flag, in one query (``ReaderSession.queue_status``)."""
-        status = self.session.queue_status()
+        return self.take_queue(self.session.queue_status())
+
+    def take_queue(self, status: list[tuple[ImageRecord, bool]]) -> list[tuple[ImageRecord, bool]]:
+        """Keep the queue ``status`` (from ``queue_status``, or ordered in the background)."""
         self._queue_ids = [r.id for r, _ in status]
         self._records = {r.id: r for r, _ in status}  # opening an image needs no second query
+        self.queue_pending = False
         return status
 
     def queue_ids(self) -> list[int]:
+        if self.queue_pending:
+            return []
         if self._queue_ids is None:
             return [record.id for record in self.queue()]   # queue() keeps them for the next call
         return self._queue_ids

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from storage.assignment import assign_readers
-from storage.errors import InvalidRequestError
+from storage.errors import CancelledError, InvalidRequestError
 from storage.images import ImageRecord
 from storage.predictions import FINDINGS_PREDICTION, save_prediction
 from storage.project import create_project, open_project, update_settings
@@ -177,6 +177,29 @@ def test_the_order_is_the_same_in_every_call_and_every_session(ward, database_ur
         assert ids(ReaderSession(again.database, ophthalmologists[0].id)) == EXPECTED
     # every reader of the same images gets the same order from the same predictions
     assert ids(ReaderSession(project.database, ophthalmologists[1].id)) == EXPECTED
+
+
+def test_a_first_ordering_reports_its_progress_and_one_stopped_half_way_is_finished_by_the_next_call(
+        ward, monkeypatch):
+    import storage.queue_order
+
+    project, admin, ophthalmologists, _ = ward
+    update_settings(project.database, reading_order="model_uncertainty", reader_id=admin.id)
+    monkeypatch.setattr(storage.queue_order, "SCORE_CHUNK", 3)   # 6 scored images: two chunks
+    session, seen = ReaderSession(project.database, ophthalmologists[0].id), []
+
+    def stop_after_the_first_chunk(scored: int, total: int) -> None:
+        seen.append((scored, total))
+        if scored:
+            raise CancelledError("Ordering the queue was cancelled.")
+
+    with pytest.raises(CancelledError):
+        session.queue_status(checkpoint=stop_after_the_first_chunk)
+    assert seen == [(0, 6), (3, 6)]
+    seen.clear()
+    assert [record.id for record, _ in session.queue_status(checkpoint=lambda *step: seen.append(step))] == EXPECTED
+    assert seen == [(0, 3), (3, 3)]          # only the images the stopped call had not scored
+    assert session.next_unfinished().id == EXPECTED[0]
 
 
 def test_earlier_readers_disagreeing_with_a_confident_model_put_the_image_first(ward):

@@ -88,6 +88,7 @@ def test_the_workstation_opens_where_the_model_is_least_sure_in_the_model_readin
     window = open_workstation(reading_project.folder, "Ben")
     qtbot.addWidget(window)
     try:
+        qtbot.waitUntil(lambda: window.controller.image is not None, timeout=10000)   # ordered off the GUI thread
         assert window.controller.image.id == third
         shown = window.queue_panel.list
         assert [shown.item(n).data(256) for n in range(shown.count())] == [third, first, second]
