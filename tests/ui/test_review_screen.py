@@ -220,6 +220,9 @@ def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_
     press(qtbot, window, "R")
     assert panel.reason.hasFocus()
     qtbot.keyClicks(panel.reason, "Ben's temporal mark is a vessel crossing")
+    press(qtbot, window, "Escape", "2")     # out of the reason, kept: 2 shows reader 2 (it was typed there)
+    assert window.enlarged.source == "reader2" and not panel.reason.hasFocus()
+    assert panel.reason.text() == "Ben's temporal mark is a vessel crossing"
     press(qtbot, window, "Ctrl+Return")
     [entry] = list_adjudications(review_project.project.database)
     assert (entry.image_id, entry.finding, entry.present, set(entry.regions)) == (ids[1], FINDING, True, {1})

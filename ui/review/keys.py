@@ -24,6 +24,7 @@ REVIEW_BINDINGS: tuple[Binding, ...] = (
     Binding("absent", ("A",), "Adjudicate: absent", "Adjudicate"),
     Binding("reason", ("R",), "Write the reason", "Adjudicate"),
     Binding("record", ("Ctrl+Return", "Ctrl+Enter"), "Record the adjudication and go to the next", "Adjudicate"),
+    Binding("leave_reason", ("Esc",), "Leave the reason (kept): the keys above work again", "Adjudicate"),
     Binding("close", ("Ctrl+W",), "Close the review screen (the workstation stays)", "Window"),
     Binding("quit", ("Ctrl+Q",), "Quit Octant, as File → Quit in the workstation", "Window"),
 )

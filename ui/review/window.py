@@ -130,6 +130,7 @@ class ReviewWindow(QWidget):
             "absent": lambda: self.adjudication.set_present(False),
             "reason": self.adjudication.focus_reason,
             "record": self.record_decision,
+            "leave_reason": self._keys_to_photo,
             "close": self.close,
             "quit": self.quit_application,
         }
@@ -409,6 +410,11 @@ class ReviewWindow(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._redraw.start()
+
+    def _keys_to_photo(self) -> None:
+        """Esc: out of the reason field, where 1, 2, C… were typed into the reason instead."""
+        canvas = self.enlarged.canvas
+        (canvas if canvas.isVisible() else self).setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def quit_application(self) -> None:
         """Ctrl+Q quits here as in the workstation (whose close closes this screen too): without a
