@@ -62,7 +62,12 @@ from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup  # noqa:
 from models.segmentation.landmarks import LandmarkEstimate, locate_classical, locate_learned  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, blend_detail, segment_lesions  # noqa: E402
 from models.segmentation.pipeline import LoadedModel, PipelineModels, run_pipeline  # noqa: E402
-from models.segmentation.red_free import pseudo_colour, red_free_version  # noqa: E402
+from models.segmentation.red_free import (  # noqa: E402
+    VESSEL_PRIOR_WEIGHT,
+    pseudo_colour,
+    red_free_version,
+    vessel_convergence,
+)
 from models.segmentation.registry import NETWORKS, ensure_caches  # noqa: E402
 from models.segmentation.vessels import segment_vessels  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
@@ -161,8 +166,9 @@ def bench_disc_cup_idrid(model, config, device) -> dict:
 
 def bench_landmarks(path: Path | None, disc_cup_path: Path | None, vessels_path: Path | None, device, public: Path,
                     red_free: str = "") -> dict:
-    """The locator and the classical method alone, the disc/cup network's disc (started at the
-    pipeline's), and the pipeline itself (``run_pipeline`` with the locator, disc/cup and vessel
+    """The locator and the classical method alone (on red-free photos also the classical method with
+    the vessel cue, ``classical_vessels``), the disc/cup network's disc (started at the pipeline's),
+    and the pipeline itself (``run_pipeline`` with the locator, disc/cup and vessel
     networks given). ``red_free``: "red-free", on each photo's green channel replicated to three
     channels; "red-free-contrast", that grey contrast-stretched (``stretched``)."""
     data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
@@ -189,6 +195,10 @@ def bench_landmarks(path: Path | None, disc_cup_path: Path | None, vessels_path:
         result = run_pipeline(np.ascontiguousarray(image[..., ::-1]), pipeline)
         fallbacks += result.landmark_method != "locator"
         errors["pipeline"].append(_errors(result, truth))
+        if result.red_free and "vessels" in result.layers:   # the fallback as the pipeline runs it on grey
+            prior = VESSEL_PRIOR_WEIGHT * vessel_convergence(result.probability("vessels"), result.fov)
+            errors.setdefault("classical_vessels", []).append(_errors(locate_classical(image, result.fov,
+                                                                                       disc_prior=prior), truth))
         if "disc_cup" in networks:
             model, config, _ = networks["disc_cup"]
             colours = pseudo_colour(image) if result.red_free else image   # as the pipeline feeds it

@@ -123,10 +123,12 @@ def _zscore(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
-                     disc: tuple[float, float] | None = None) -> LandmarkEstimate:
+                     disc: tuple[float, float] | None = None,
+                     disc_prior: np.ndarray | None = None) -> LandmarkEstimate:
     """Disc and fovea from brightness and darkness alone (no weights); coordinates in the input's
     pixels. With ``disc`` given (e.g. the locator's, when only its fovea is in doubt) only the
-    fovea is searched, around that disc."""
+    fovea is searched, around that disc. ``disc_prior``: a map of the input's size added to the
+    disc's brightness score (in standard deviations), e.g. vessel convergence on a red-free photo."""
     h, w = image_rgb.shape[:2]
     if fov is None:
         fov = detect_fov(image_rgb[..., ::-1])
@@ -142,6 +144,8 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
         rgb[..., channel][~inside] = rgb[..., channel][inside].mean() if inside.any() else 0
     brightness = rgb.mean(axis=2)
     bright = _zscore(_band(brightness, dd / 4, 2 * dd), core)
+    if disc_prior is not None:
+        bright += cv2.resize(disc_prior.astype(np.float32), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
     bright[~core] = -np.inf
     if disc is None:
         disc_y, disc_x = (int(v) for v in np.unravel_index(int(np.argmax(bright)), bright.shape))
@@ -168,11 +172,11 @@ def locate_classical(image_rgb: np.ndarray, fov: FieldOfView | None = None,
 
 
 def choose_landmarks(learned: LandmarkEstimate | None, image_rgb: np.ndarray, fov: FieldOfView,
-                     min_confidence: float) -> LandmarkEstimate:
+                     min_confidence: float, disc_prior: np.ndarray | None = None) -> LandmarkEstimate:
     """What the pipeline places: the locator's disc and fovea when it is confident of both and
     they are plausible; its disc with a classical fovea found around it when only the disc is
     confident (a whole classical answer would throw the good disc away, and on a photo whose
-    brightest spot is not the disc, lose both); else the classical method."""
+    brightest spot is not the disc, lose both); else the classical method (with ``disc_prior``)."""
     if learned is not None:
         confident = (learned.disc_confidence >= min_confidence, learned.fovea_confidence >= min_confidence)
         if all(confident) and plausible(learned, fov):
@@ -181,7 +185,7 @@ def choose_landmarks(learned: LandmarkEstimate | None, image_rgb: np.ndarray, fo
             fovea = locate_classical(image_rgb, fov, disc=learned.disc)
             return LandmarkEstimate(learned.disc, fovea.fovea, learned.disc_confidence, fovea.fovea_confidence,
                                     "locator disc, classical fovea")
-    return locate_classical(image_rgb, fov)
+    return locate_classical(image_rgb, fov, disc_prior=disc_prior)
 
 
 def plausible(estimate: LandmarkEstimate, fov: FieldOfView) -> bool:

@@ -256,12 +256,12 @@ def _locate_all(models: PipelineModels, photos: list[_Photo]) -> list:
     it is not confident of (``landmarks.choose_landmarks``)."""
     locator = models.get("landmarks")
     if locator is None:
-        return [locate_classical(photo.rgb, photo.fov) for photo in photos]
+        return [locate_classical(photo.rgb, photo.fov, disc_prior=photo.disc_prior) for photo in photos]
     learned = locate_learned_batch(locator.model, [p.rgb for p in photos], locator.config, models.device,
                                    [p.disc_prior for p in photos])
     estimates = []
     for photo, estimate in zip(photos, learned):
-        chosen = choose_landmarks(estimate, photo.rgb, photo.fov, locator.config.min_confidence)
+        chosen = choose_landmarks(estimate, photo.rgb, photo.fov, locator.config.min_confidence, photo.disc_prior)
         if chosen.method != "locator":
             placed = "the fovea" if chosen.method.startswith("locator") else "disc and fovea"
             photo.messages.append(f"The landmark locator was not confident on this photo; the classical method "
@@ -288,7 +288,7 @@ class _Photo:
     fov: FieldOfView                # given-image pixels
     result: PipelineResult
     messages: list[str] = field(default_factory=list)
-    disc_prior: np.ndarray | None = None   # added to the locator's disc logits (a red-free photo's vessels)
+    disc_prior: np.ndarray | None = None   # pulls the disc (locator logits, classical score): a red-free photo's vessels
 
     @property
     def colour_rgb(self) -> np.ndarray:

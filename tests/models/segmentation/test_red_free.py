@@ -5,10 +5,16 @@ import pytest
 import torch
 
 from annotate.fov import FieldOfView
-from models.segmentation.landmarks import LocatorConfig, build_locator, locate_learned_batch
+from models.segmentation.landmarks import LocatorConfig, build_locator, locate_classical, locate_learned_batch
 from models.segmentation.lesions import LESION_NAMES
 from models.segmentation.pipeline import load_pipeline_models, run_pipeline_batch
-from models.segmentation.red_free import is_red_free, pseudo_colour, red_free_version, vessel_convergence
+from models.segmentation.red_free import (
+    VESSEL_PRIOR_WEIGHT,
+    is_red_free,
+    pseudo_colour,
+    red_free_version,
+    vessel_convergence,
+)
 from models.segmentation.stored_names import RED_FREE_NOTE
 from tests.models.fundus_synthetic import synthetic_fundus
 
@@ -79,3 +85,19 @@ def test_the_pipeline_reads_a_red_free_photo_as_one_and_suggests_no_lesions(tiny
     assert grey.red_free and RED_FREE_NOTE in grey.messages and grey.to_json()["red_free"]
     assert grey.lesion_regions == {} and not any(name in grey.layers for name in LESION_NAMES.values())
     assert grey.disc is not None and grey.fovea is not None and "vessels" in grey.layers and "disc" in grey.layers
+
+
+def test_the_vessels_keep_the_classical_disc_off_an_exudate_brighter_than_it():
+    image_bgr, disc, fovea, (cx, cy, r) = synthetic_fundus(320, 240)
+    exudate = (int(cx + 0.2 * r), int(cy + 0.45 * r))   # below the macula, far from the disc
+    cv2.circle(image_bgr, exudate, 7, (120, 255, 255), -1)   # bright yellow: in grey, brighter than the disc
+    grey = red_free_version(image_bgr)[..., ::-1]
+    fov, dd = FieldOfView(cx, cy, r), 2 * r / 8
+    vessels = np.zeros(grey.shape[:2], np.float32)
+    for angle in np.linspace(0.3, 5.9, 6):
+        end = (int(disc[0] + 90 * np.cos(angle)), int(disc[1] + 90 * np.sin(angle)))
+        cv2.line(vessels, (int(disc[0]), int(disc[1])), end, 1.0, 3)
+    fooled = locate_classical(grey, fov)
+    assert np.hypot(fooled.disc[0] - exudate[0], fooled.disc[1] - exudate[1]) < 0.5 * dd   # the reported problem
+    guided = locate_classical(grey, fov, disc_prior=VESSEL_PRIOR_WEIGHT * vessel_convergence(vessels, fov))
+    assert np.hypot(*np.subtract(guided.disc, disc)) < 0.5 * dd
