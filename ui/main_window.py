@@ -574,14 +574,18 @@ class MainWindow(QMainWindow, Prompts):
             self.canvas.set_landmarks(shown.disc, shown.fovea)
             self._show_notes()
 
+    def close_side_windows(self) -> None:
+        """The training and review windows this window opened."""
+        for other in (self.training_window, self.review_window):
+            if other is not None and other.isVisible():
+                other.close()
+
     def closeEvent(self, event) -> None:
         self._closing = True
         # The training and review windows it opened work on its project, which closes with it (quit,
         # sign-out, restore): left open, Quit would not end the application, and after a sign-out the
         # next person would see the review screen's labels of every reader.
-        for other in (self.training_window, self.review_window):
-            if other is not None and other.isVisible():
-                other.close()
+        self.close_side_windows()
         if self.ahead is not None:
             self.ahead.shutdown()
         if self.ordering is not None:   # joined before the project closes (sign-out, restore)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QApplication, QDialog
 
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
@@ -70,15 +70,21 @@ def open_workstation(folder: Path | None, reader: str | None = None,
             # lay hidden behind it (and could not be dismissed) while the dialog asked for a PIN.
             problem = str(error)
     if signed_in is None:
-        dialog = SignInDialog(Path(folder) if folder else None, reader=reader)
-        if problem:
-            dialog.show_problem(problem)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return None
-        signed_in = dialog.signed_in()
-        if signed_in is None:   # accepted only after a sign-in
+        signed_in = _ask_sign_in(Path(folder) if folder else None, reader, problem)
+        if signed_in is None:
             return None
     return _show_window(*signed_in)
+
+
+def _ask_sign_in(folder: Path | None, reader: str | None = None,
+                 problem: str = "") -> tuple[ProjectHandle, int] | None:
+    """The sign-in dialog, modal; the project and reader signed in, None when cancelled."""
+    dialog = SignInDialog(folder, reader=reader)
+    if problem:
+        dialog.show_problem(problem)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return dialog.signed_in()   # accepted only after a sign-in
 
 
 def _show_window(project: ProjectHandle, reader_id: int) -> MainWindow:
@@ -103,11 +109,27 @@ def release_window(window: MainWindow) -> None:
 
 
 def _sign_out(window: MainWindow) -> None:
-    folder = window.controller.project.root
+    """File → Sign in as another reader / open a project…: the window is hidden (nobody else sees its
+    labels) while the dialog asks; Cancel brings it back as it was, where it used to quit Octant."""
+    window.close_side_windows()   # the review screen and training panel: every reader's labels
+    window.hide()
+    app = QApplication.instance()
+    quits = isinstance(app, QApplication) and app.quitOnLastWindowClosed()
+    if isinstance(app, QApplication):   # the dialog, cancelled, is the last window closed for a moment
+        app.setQuitOnLastWindowClosed(False)
+    try:
+        signed_in = _ask_sign_in(window.controller.project.root)
+    finally:
+        if isinstance(app, QApplication):
+            app.setQuitOnLastWindowClosed(quits)
+    if signed_in is None:
+        window.show()
+        window.activateWindow()   # the keys go back to it, also without a window manager
+        return
     window.close()
     window.controller.project.close()
     _open_windows.remove(window)
-    open_workstation(folder)
+    _show_window(*signed_in)
 
 
 def reopen_after_restore(window: MainWindow, note: str) -> SignInDialog:

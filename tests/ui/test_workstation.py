@@ -97,3 +97,31 @@ def test_the_workstation_opens_where_the_model_is_least_sure_in_the_model_readin
         release_window(window)
         window.close()
         window.controller.project.close()
+
+
+def test_cancelling_sign_in_as_another_reader_brings_the_window_back(qtbot, reading_project, monkeypatch):
+    # Esc in the dialog quit Octant: the window had been closed before it asked.
+    from PySide6.QtWidgets import QApplication
+
+    from ui import workstation
+
+    window = open_workstation(reading_project.folder, "Ben")
+    qtbot.addWidget(window)
+    seen: list[bool] = []
+
+    def cancel(dialog):
+        seen.append(window.isVisible())    # hidden meanwhile: the next person does not see Ben's labels
+        dialog.reject()
+        return 0
+
+    monkeypatch.setattr(workstation.SignInDialog, "exec", cancel)
+    try:
+        window.signOutRequested.emit()
+        assert seen == [False]
+        assert window.isVisible() and window.controller.reader.name == "Ben"
+        assert window.controller.image is not None                  # its project still open
+        assert QApplication.instance().quitOnLastWindowClosed()
+    finally:
+        release_window(window)
+        window.close()
+        window.controller.project.close()
