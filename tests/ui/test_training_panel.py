@@ -245,3 +245,9 @@ def test_the_consensus_table_shows_each_finding_name_whole(qtbot, labelled):
     last = table.columnCount() - 1     # and the counts beside them are not cut off by the column either
     right = QPoint(table.columnViewportPosition(last) + table.columnWidth(last) - 1, 0)
     assert panel.setup.rect().contains(table.viewport().mapTo(panel.setup, right))
+
+
+def test_before_any_run_the_panel_says_what_its_empty_curves_and_tables_are_for(qtbot, labelled):
+    made, _ = labelled
+    panel = open_panel(qtbot, made.project)
+    assert panel.results.rowCount() == 0 and "Start trains" in panel.status.text()

@@ -34,6 +34,9 @@ from ui.training.gallery import ActivationGallery
 from ui.training.setup import GUIDED, TrainingSetup
 
 GALLERY_SIZE = 8             # validation photos whose activation maps are shown after a run
+# Before any run: what the empty curves and tables are for (they looked like a broken screen).
+IDLE_NOTE = ("Start trains the chosen network on the consensus data at the left: the curves above fill in as "
+             "it runs, the Results tab when it ends. A model chosen in the Models tab shows its figures there.")
 
 
 def format_eta(seconds: float) -> str:
@@ -114,7 +117,7 @@ class TrainingPanel(QWidget):
             row.addWidget(widget)
         row.addWidget(self.progress, 1)
         row.addWidget(self.eta)
-        self.status = QLabel("")
+        self.status = QLabel(IDLE_NOTE)
         self.status.setWordWrap(True)
         self.status.setObjectName("trainingStatus")
         column.addLayout(row)
@@ -154,7 +157,7 @@ class TrainingPanel(QWidget):
         if not self.running():
             self.progress.setValue(int(1000 * min(1.0, len(rows) / max(1, epochs))))
             self._say(f"{len(rows)} epoch(s) of '{self.setup.run_name.text()}' are saved with their settings; "
-                      "Resume continues them, Start begins again." if rows else "")
+                      "Resume continues them, Start begins again." if rows else IDLE_NOTE)
         self._refresh_buttons()
 
     def running(self) -> bool:
