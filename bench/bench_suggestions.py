@@ -271,9 +271,10 @@ def table(records: dict[str, list[Record]], rules: dict[str, SuggestionRule]) ->
     return out
 
 
-SWEEP = {"peak": (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995),
+SWEEP = {"peak": (0.0, 0.5, 0.9, 0.95, 0.98, 0.99),
          "least_area": (5e-4, 1e-3, 2e-3, 4e-3),
-         "max_vessel_share": (1.0, 0.5, 0.25),
+         "max_vessel_share": (1.0, 0.5),
+         "vessel_clearance": (0.0, 3.0, 6.0),
          "disc_clearance": (0.0, 1.0),
          "rim_clearance": (0.0, 0.08),
          "least_spots": (1, 2, 3),
@@ -382,6 +383,8 @@ def main() -> None:
     parser.add_argument("--weights-dir", default=str(REPO / "weights"))
     parser.add_argument("--limit", type=int, default=0, help="at most this many photos of each set (0: all)")
     parser.add_argument("--sweep", action="store_true", help="print each type's best rules on the tuning photos")
+    parser.add_argument("--before-weights", metavar="DIR",
+                        help="also score the rules stored in this weights folder's lesion files (the same networks)")
     parser.add_argument("--kept-only", action="store_true", help="only the photos whose results are kept already")
     parser.add_argument("--store-rules", metavar="CH:FIELD=V,...;...",
                         help="store these rule settings (e.g. MA:least_spots=2;HE:peak=0.98) in the lesion files "
@@ -414,9 +417,17 @@ def main() -> None:
                "rules": {"former": {c: asdict(r) for c, r in former.items()},
                          "shipped": {c: asdict(r) for c, r in shipped.items()}},
                "former": table(records, former), "shipped": table(records, shipped)}
+    if args.before_weights:
+        before_models = load_pipeline_models(args.before_weights, "cpu")[0]
+        if before_models.versions() != models.versions():
+            raise SystemExit("--before-weights must hold the same networks (versions) as --weights-dir.")
+        before = suggestion_rules(PipelineOptions(), lesion_peaks(before_models), lesion_rule_fields(before_models))
+        summary["rules"]["before"] = {c: asdict(r) for c, r in before.items()}
+        summary["before"] = table(records, before)
     print(f"CPU {summary['cpu']}; precision {summary['precision']}; photos {summary['photos']}")
-    for rules in ("former", "shipped"):
-        print_table(rules, summary[rules])
+    for rules in ("former", "before", "shipped"):
+        if rules in summary:
+            print_table(rules, summary[rules])
     if args.sweep:
         summary["sweep"] = {}
         for channel in LESION_CHANNELS:

@@ -175,8 +175,9 @@ def test_suggestion_rules_go_into_the_file_of_the_network_that_supplies_each_typ
     stored = bench.store_rules(tmp_path, bench.parse_rules("MA:least_spots=2,photo_least_spots=3;HE:peak=0.99"))
     assert stored["lesion_detail"]["MA"]["least_spots"] == 2 and stored["lesions"]["HE"]["peak"] == 0.99
     detail_config = read_metadata(tmp_path / "lesion_detail.safetensors")["config"]
-    assert detail_config["suggestion_rules"]["MA"] == {"least_area": 5e-4, "max_vessel_share": 1.0, "disc_clearance": 0.0,
-                                                       "rim_clearance": 0.0, "least_spots": 2, "photo_least_spots": 3}
+    assert detail_config["suggestion_rules"]["MA"] == {
+        "least_area": 5e-4, "max_vessel_share": 1.0, "vessel_clearance": 0.0, "disc_clearance": 0.0,
+        "rim_clearance": 0.0, "least_spots": 2, "photo_least_spots": 3}
     assert detail_config["peaks"] == [0.0, 0.98]   # EX keeps the default peak it had
     metadata = read_metadata(tmp_path / "lesions.safetensors")
     assert metadata["config"]["peaks"] == [0.0, 0.99, 0.98, 0.5] and metadata["version"] == "lesions"

@@ -30,6 +30,7 @@ class SuggestionRule:
     peak: float = 0.0              # the spot's most probable pixel reaches this (0: the threshold alone)
     least_area: float = 5e-4       # a region is suggested when counted spots cover this × the disc area of it
     max_vessel_share: float = 1.0  # at most this share of the spot's pixels lie on the vessel map (1: no limit)
+    vessel_clearance: float = 0.0  # its pixels lie this far from the vessel map or more, on average (lesion-grid px)
     disc_clearance: float = 0.0    # the spot's centre lies this many disc diameters or more from the disc's centre
     rim_clearance: float = 0.0     # ... and this share of the FOV radius or more inside its rim
     least_spots: int = 1           # a region is suggested only with this many counted spots in it
@@ -42,6 +43,7 @@ class Spots:
     peak: np.ndarray               # (n,) most probable pixel
     region_pixels: np.ndarray      # (n, 8) pixels in each region (regions 1..8)
     vessel_share: np.ndarray       # (n,) share of the spot's pixels on the vessel map (0 without one)
+    vessel_distance: np.ndarray    # (n,) mean distance of its pixels to the vessel map, grid px (inf without one)
     centre: np.ndarray             # (n, 2) x, y: the spot's mean pixel centre on the grid
     labels: np.ndarray             # (h, w) int32: 0 background, i + 1 the pixels of row i
     disc_distance: np.ndarray | None = None   # (n,) centre to disc centre, disc diameters (measure_photo)
@@ -61,17 +63,22 @@ def measure_spots(prob: np.ndarray, threshold: float, regions: np.ndarray,
     np.maximum.at(peak, inside, prob[mask].astype(np.float32))
     region_pixels = np.bincount(inside * 9 + regions[mask], minlength=count * 9).reshape(count, 9)[1:, 1:]
     area = np.bincount(inside, minlength=count)[1:]
-    vessel_share = np.zeros(n, np.float64)
+    vessel_share, vessel_distance = np.zeros(n, np.float64), np.full(n, np.inf)
     if vessels is not None and n:
         vessel_share = np.bincount(labels[mask & vessels], minlength=count)[1:] / np.maximum(area, 1)
+        if vessels.any():
+            distance = cv2.distanceTransform((~vessels).astype(np.uint8), cv2.DIST_L2, 3)
+            vessel_distance = np.bincount(inside, distance[mask], count)[1:] / np.maximum(area, 1)
     ys, xs = np.nonzero(mask)
     centre = np.stack([np.bincount(inside, xs + 0.5, count)[1:], np.bincount(inside, ys + 0.5, count)[1:]], axis=1)
-    return Spots(peak[1:], region_pixels, vessel_share, centre / np.maximum(area, 1)[:, None], labels)
+    return Spots(peak[1:], region_pixels, vessel_share, vessel_distance, centre / np.maximum(area, 1)[:, None], labels)
 
 
 def spots_kept(spots: Spots, rule: SuggestionRule) -> np.ndarray:
     """(n,) bool: the spots that count under ``rule``."""
     kept = (spots.peak >= rule.peak) & (spots.vessel_share <= rule.max_vessel_share)
+    if rule.vessel_clearance > 0:
+        kept &= spots.vessel_distance >= rule.vessel_clearance
     if rule.disc_clearance > 0 and spots.disc_distance is not None:
         kept &= spots.disc_distance >= rule.disc_clearance
     if rule.rim_clearance > 0 and spots.rim_distance is not None:

@@ -35,6 +35,9 @@ def test_a_spot_along_a_vessel_is_not_counted_when_the_rule_limits_the_vessel_sh
     assert spots.vessel_share.tolist() == [1.0, 0.0]
     assert spots_kept(spots, SuggestionRule(max_vessel_share=0.5)).tolist() == [False, True]
     assert spots_kept(spots, SuggestionRule()).tolist() == [True, True]   # no limit: both count
+    assert spots.vessel_distance[0] == 0 and 19 < spots.vessel_distance[1] < 22   # rows 30–32: 19–21 px away
+    assert spots_kept(spots, SuggestionRule(vessel_clearance=10)).tolist() == [False, True]
+    assert measure_spots(prob, 0.5, np.ones(prob.shape, np.uint8)).vessel_distance.tolist() == [np.inf, np.inf]
 
 
 def test_a_region_is_suggested_when_its_counted_spots_cover_the_least_area():
