@@ -87,22 +87,25 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         # Writers take the write lock at BEGIN (IMMEDIATE) so they wait for the busy timeout
         # instead of failing when another process wrote between their read and their write.
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        options = connection.get_execution_options()
+        mode = options.get("sqlite_begin", "DEFERRED")
         if mode == "IMMEDIATE":
-            _begin_immediate(connection.connection.driver_connection, busy_timeout_ms)  # type: ignore[arg-type]
+            wait_ms = options.get("lock_wait_ms", busy_timeout_ms)   # Database.transaction(lock_wait_ms=...)
+            _begin_immediate(connection.connection.driver_connection, wait_ms,  # type: ignore[arg-type]
+                             busy_timeout_ms)
         else:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _begin_immediate(dbapi_connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
-    """BEGIN IMMEDIATE, waiting for the write lock by polling every millisecond or two.
+def _begin_immediate(dbapi_connection: sqlite3.Connection, wait_ms: int, busy_timeout_ms: int) -> None:
+    """BEGIN IMMEDIATE, waiting up to ``wait_ms`` for the write lock by polling every millisecond or two.
 
     SQLite's own busy handler sleeps ever longer (up to 100 ms a try) and queues nobody, so under
     steady saving a waiting writer kept missing the moments the lock was free and waited seconds
     (4.2 s of a 5 s timeout, bench_storage_concurrency.py). Short, jittered tries take the lock
     within milliseconds of its release; the busy timeout still bounds the whole wait.
     """
-    deadline = time.monotonic() + busy_timeout_ms / 1000
+    deadline = time.monotonic() + wait_ms / 1000
     dbapi_connection.execute(f"PRAGMA busy_timeout = {WRITE_LOCK_TRY_MS}")
     try:
         while True:
@@ -118,7 +121,7 @@ def _begin_immediate(dbapi_connection: sqlite3.Connection, busy_timeout_ms: int)
                 if time.monotonic() >= deadline:
                     raise _LOCKED from error
                 time.sleep(random.uniform(0.0002, 0.0015))
-    finally:
+    finally:   # the connection's own timeout again, for the statements that follow
         dbapi_connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
@@ -331,6 +334,7 @@ class Database:
         reading = postgresql.reading_options(engine) if engine.dialect.name == "postgresql" else engine
         self._read_sessions = sessionmaker(reading, expire_on_commit=False)
         self._write_sessions = sessionmaker(_writing(engine), expire_on_commit=False)
+        self._short_writes: dict[int, sessionmaker[Session]] = {}   # by lock wait (transaction)
 
     @classmethod
     def open(
@@ -376,18 +380,33 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[Session]:
+    def transaction(self, lock: str | None = None, lock_wait_ms: int | None = None) -> Iterator[Session]:
         """One user action: commits at the end, rolls everything back on any exception.
+
+        ``lock_wait_ms`` bounds the wait for another program's lock (SQLite's write lock, a
+        PostgreSQL row or advisory lock) below the busy timeout: a save on the GUI thread waits
+        that long at most, then DatabaseLockedError (ui/save_queue.py keeps the click and retries).
 
         ``lock`` (one of ``postgresql.WRITE_LOCKS``) is for an action that checks what is stored
         before it writes: on PostgreSQL it holds that lock from its start to its commit, so no
         other workstation's action of the same kind comes in between. SQLite needs none: its
         writers take turns (BEGIN IMMEDIATE).
         """
-        with translated_errors(), self._write_sessions() as session, session.begin():
+        with translated_errors(), self._writer(lock_wait_ms)() as session, session.begin():
+            if lock_wait_ms is not None and self.engine.dialect.name == "postgresql":
+                session.connection().exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_wait_ms)}")
             if lock is not None and self.engine.dialect.name == "postgresql":
                 postgresql.take_write_lock(session.connection(), lock)
             yield session
+
+    def _writer(self, lock_wait_ms: int | None) -> sessionmaker[Session]:
+        """The write sessions that wait ``lock_wait_ms`` for a lock (None: the busy timeout)."""
+        if lock_wait_ms is None or self.engine.dialect.name != "sqlite":
+            return self._write_sessions
+        if lock_wait_ms not in self._short_writes:
+            engine = self.engine.execution_options(sqlite_begin="IMMEDIATE", lock_wait_ms=int(lock_wait_ms))
+            self._short_writes[lock_wait_ms] = sessionmaker(engine, expire_on_commit=False)
+        return self._short_writes[lock_wait_ms]
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

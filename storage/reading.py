@@ -97,8 +97,13 @@ _BLIND = AccessDeniedError(
 
 
 class ReaderSession:
-    def __init__(self, db: Database, reader_id: int) -> None:
+    """``lock_wait_ms``: how long an action waits for another program's lock before it gives up
+    with DatabaseLockedError, tried once (None: the busy timeout, tried twice). The workstation
+    saves with a short wait so its window never hangs on a locked database (ui/save_queue.py)."""
+
+    def __init__(self, db: Database, reader_id: int, lock_wait_ms: int | None = None) -> None:
         self.db = db
+        self.lock_wait_ms = lock_wait_ms
         self.reader: ReaderInfo = get_reader(db, reader_id)
         self.can_review = self.reader.role in REVIEW_ROLES
         self._finding_ids: dict[str, int] = {}
@@ -205,14 +210,17 @@ class ReaderSession:
         ``change`` returns the audit's before and after; an after of None means "the whole stored
         state". An action that found the database busy past the busy timeout (or, on PostgreSQL,
         lost to a concurrent change) is tried once more: it was rolled back whole, and a reader
-        should not lose a click to a moment of load."""
+        should not lose a click to a moment of load. With ``lock_wait_ms`` it is tried once: the
+        caller keeps the click and tries again itself."""
+        if self.lock_wait_ms is not None:
+            return self._act_once(image_id, action, change)
         try:
             return self._act_once(image_id, action, change)
         except DatabaseLockedError:
             return self._act_once(image_id, action, change)
 
     def _act_once(self, image_id: int, action: str, change: Change) -> ReadState:
-        with self.db.transaction() as session:
+        with self.db.transaction(lock_wait_ms=self.lock_wait_ms) as session:
             # Statements go straight to the transaction's connection: the ORM session adds
             # nothing here and costs a third of a label save (bench_storage.py).
             connection = session.connection()

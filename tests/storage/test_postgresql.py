@@ -179,6 +179,26 @@ def test_a_lock_held_past_the_busy_timeout_is_reported_as_busy_and_nothing_is_lo
         impatient.dispose()
 
 @pytest.mark.postgresql_only
+def test_a_session_with_a_short_lock_wait_gives_up_on_a_held_row_and_saves_once_it_is_free(clinic, database_url):
+    """The workstation's saves (ReaderSession(lock_wait_ms=...)) wait that long for another
+    workstation's lock, not the busy timeout (SET LOCAL: the connection's own timeout is kept)."""
+    db = clinic.project.database
+    reader = clinic.ophthalmologists[0].id
+    session = ReaderSession(db, reader, lock_wait_ms=50)
+    image = session.next_unfinished().id
+    with connect(database_url) as stuck:
+        stuck.execute("BEGIN")
+        stuck.execute("SELECT id FROM read WHERE reader_id = %s AND image_id = %s FOR NO KEY UPDATE",
+                      (reader, image))
+        with pytest.raises(DatabaseLockedError):
+            session.set_regions(image, "drusen", {3})
+        stuck.execute("ROLLBACK")
+    assert session.set_regions(image, "drusen", {3}).regions == {"drusen": frozenset({3})}
+    with db.transaction() as after:   # a later action on a pooled connection waits the busy timeout again
+        assert after.connection().exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
+
+
+@pytest.mark.postgresql_only
 def test_a_serialization_failure_is_one_sentence_saying_to_try_again(tmp_project):
     """A server whose administrator set stricter isolation for everything can refuse a write that
     raced another: the driver error becomes ConcurrentChangeError (a DatabaseLockedError)."""

@@ -317,3 +317,33 @@ def test_a_save_waits_out_a_busy_database_with_one_retry_and_takes_the_lock_when
         assert saved - released[0] < 0.3  # polled: not one of SQLite's 100 ms sleeps behind
     finally:
         impatient.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_a_session_with_a_short_lock_wait_gives_up_on_a_held_lock_at_once_and_saves_once_it_is_free(
+        clinic, backend):
+    """The workstation's saves: another program holds the write lock, so the save says
+    DatabaseLockedError after its short wait (tried once, nothing written) instead of holding the
+    window for the busy timeout twice; the same save goes in once the lock is let go."""
+    import sqlite3
+
+    from storage.database import DATABASE_FILENAME
+    from storage.errors import DatabaseLockedError
+
+    root = clinic.project.root
+    s = ReaderSession(clinic.project.database, clinic.ophthalmologists[0].id, lock_wait_ms=20)
+    image = first_image(s)
+    tries = []
+    act_once = s._act_once
+    s._act_once = lambda *args: (tries.append(1), act_once(*args))[1]   # type: ignore[method-assign]
+    other = sqlite3.connect(root / DATABASE_FILENAME, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseLockedError, match="busy in another program"):
+            s.set_regions(image, "drusen", {4})
+        assert tries == [1]
+        assert s.read(image).regions == {}   # reads go on under another program's write lock
+        other.execute("ROLLBACK")
+        assert s.set_regions(image, "drusen", {4}).regions == {"drusen": frozenset({4})}
+    finally:
+        other.close()
