@@ -89,6 +89,7 @@ class MainWindow(QMainWindow, Prompts):
         self.admin_dialog: QWidget | None = None      # File → Readers and sets… (admins)
         self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
         self.ordering: Worker | None = None   # the sign-in's first ordering of the queue, while it runs
+        self._close_without_kept_clicks = False   # the reader chose to close with clicks not saved
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class MainWindow(QMainWindow, Prompts):
         c.suggestionChanged.connect(self._on_suggestion)
         c.landmarksShown.connect(self._on_model_landmarks)
         c.progressChanged.connect(self.queue_panel.set_progress)
+        c.readSaved.connect(lambda image_id, state: self.queue_panel.set_done(image_id, state.done))
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
         c.queueFinished.connect(lambda: self.show_hint(
@@ -580,7 +582,36 @@ class MainWindow(QMainWindow, Prompts):
             if other is not None and other.isVisible():
                 other.close()
 
+    def close_without_kept_clicks(self) -> bool:
+        """Close even with clicks not saved (they go to the log, by image): the reader said so,
+        or the project was restored from a backup under them."""
+        self._close_without_kept_clicks = True
+        return self.close()
+
+    def _ask_about_kept_clicks(self) -> None:
+        """Closing with clicks not saved yet: said, and the reader chooses (never a silent loss)."""
+        if any(box.objectName() == "keptClicksQuestion" and box.isVisible() for box in self.findChildren(QMessageBox)):
+            return   # asked already
+        kept = self.controller.kept_clicks()
+        clicks = "Your last click is" if kept == 1 else f"Your last {kept} clicks are"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Octant",
+                          f"{clicks} not saved yet: the project database is busy in another program. "
+                          "Octant keeps trying; close again once the status bar says Saved ✓, "
+                          "or close now without them.", QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("keptClicksQuestion")
+        box.addButton("Keep waiting", QMessageBox.ButtonRole.RejectRole)
+        close_now = box.addButton("Close without them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: self.close_without_kept_clicks()
+                             if box.clickedButton() is close_now else self.activateWindow())
+        box.open()
+
     def closeEvent(self, event) -> None:
+        self.controller.finish()   # the open image's done mark (kept too, if the database is busy)
+        if self.controller.kept_clicks() and not self._close_without_kept_clicks:
+            event.ignore()
+            self._ask_about_kept_clicks()
+            return
         self._closing = True
         # The training and review windows it opened work on its project, which closes with it (quit,
         # sign-out, restore): left open, Quit would not end the application, and after a sign-out the
@@ -591,7 +622,7 @@ class MainWindow(QMainWindow, Prompts):
         if self.ordering is not None:   # joined before the project closes (sign-out, restore)
             self.ordering.cancel()
             self.ordering.wait()
-        self.controller.finish()
+        self.controller.saves.stop()   # clicks still kept are named in the log (ui/save_queue.py)
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())

@@ -1,7 +1,10 @@
 """What a reader does, as calls: the one code path used by the window, the tests and the benches.
 
 Every action goes straight to the signed-in reader's ``ReaderSession`` (one transaction each), so
-it is durable when the call returns; the window only shows what the controller says. Only a
+it is durable when the call returns; the window only shows what the controller says. A save waits
+for another program's lock a fifth of a second at most: a click that finds the database still
+locked is kept and saved in order by ``ui/save_queue.py`` (the status bar says "Saving…" until
+it is in), and the reader stays on the image until their kept clicks are saved. Only a
 ReaderSession is ever used here, never a ReviewSession: a reader sees their own answers and a
 model's guesses, nothing of the other readers (blind reading, Son et al. §2.1: three readers per
 image, independently).
@@ -13,12 +16,13 @@ from datetime import datetime
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from storage.errors import OctantError, StaleAnswerError
+from storage.errors import DatabaseLockedError, OctantError, StaleAnswerError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.project import ProjectHandle, ProjectSettings
 from storage.reading import ReaderSession
 from ui.assist import PRESEGMENTATION, ModelSuggestion, accepted, suggestion_from_payload
+from ui.save_queue import SCREEN_WAIT_MS, KeptClick, SavedClick, SaveQueue
 from ui.undo import ImageUndoStack, UndoEntry
 
 
@@ -35,11 +39,15 @@ class ReadingController(QObject):
     suggestionChanged = Signal(object)            # ModelSuggestion of the open image
     landmarksShown = Signal(object)               # the model's Landmarks, arrived after the image opened
     leaving = Signal()  # about to leave the open image: unsaved edits (comment) go in now
+    readSaved = Signal(int, object)               # image id, ReadState: a kept click went in
 
     def __init__(self, project: ProjectHandle, reader_id: int, parent: QObject | None = None):
         super().__init__(parent)
         self.project = project
-        self.session = ReaderSession(project.database, reader_id)
+        self.session = ReaderSession(project.database, reader_id, lock_wait_ms=SCREEN_WAIT_MS)
+        self.saves = SaveQueue(self.session, self)
+        self.saves.outcome.connect(self._on_kept_click)
+        self._kept = 0   # clicks kept, as the GUI thread has heard back
         self.settings: ProjectSettings = project.settings()
         self.findings = {f.code: f for f in self.settings.findings}
         self.image: ImageRecord | None = None
@@ -95,6 +103,8 @@ class ReadingController(QObject):
         self._emit_progress()
 
     def open_image(self, image_id: int) -> None:
+        if self._held_by_kept_clicks("moving on"):
+            return
         if self.image is not None and image_id != self.image.id:
             self.leaving.emit()
             self._leave_current()
@@ -152,13 +162,15 @@ class ReadingController(QObject):
         return ids[index] if 0 <= index < len(ids) else None
 
     def go(self, step: int) -> None:
+        if self._held_by_kept_clicks("moving on"):
+            return
         target = self.neighbour(step)
         if target is not None:
             self.open_image(target)
 
     def next_unfinished(self) -> None:
         """Space/Enter: mark this image done when answered, then open the next unfinished."""
-        if self.image is None:
+        if self.image is None or self._held_by_kept_clicks("moving on"):
             return
         self.leaving.emit()
         self._leave_current()
@@ -262,6 +274,8 @@ class ReadingController(QObject):
         return self._history.setdefault(self.image.id if self.image else -1, ImageUndoStack())
 
     def undo(self) -> None:
+        if self._held_by_kept_clicks("undoing"):
+            return
         stack = self.history()
         if self.image is None or not stack.can_undo():
             self.saved.emit("Nothing to undo on this image")
@@ -273,6 +287,8 @@ class ReadingController(QObject):
             stack.position += 1  # not undone: the entry stays where it was
 
     def redo(self) -> None:
+        if self._held_by_kept_clicks("redoing"):
+            return
         stack = self.history()
         if self.image is None or not stack.can_redo():
             self.saved.emit("Nothing to redo on this image")
@@ -288,8 +304,14 @@ class ReadingController(QObject):
         if self.image is None or self.state is None:
             return False
         before, image_id = self.state, self.image.id
+        if self._kept:   # after the clicks kept before it, in order
+            self._keep(KeptClick(label, image_id, action, undoable))
+            return True
         try:
             after = action(self.session, image_id)
+        except DatabaseLockedError:   # another program holds the database: kept, saved when it is free
+            self._keep(KeptClick(label, image_id, action, undoable))
+            return True
         except StaleAnswerError as error:  # expected in a shared clinic: the status bar, no box
             self.stale.emit(str(error))
             self._guard(lambda: self._refresh(image_id))
@@ -305,6 +327,56 @@ class ReadingController(QObject):
         self.stateChanged.emit(after)
         self.saved.emit(f"Saved ✓ {datetime.now():%H:%M:%S} · {label}")
         return True
+
+    # --- clicks kept while the database is busy (ui/save_queue.py) -------------------------------
+    def kept_clicks(self) -> int:
+        """Clicks given but not saved yet (another program holds the database)."""
+        return self._kept
+
+    def _keep(self, click: KeptClick) -> None:
+        self._kept += 1
+        self.saves.keep(click)
+        self._say_saving()
+
+    def _say_saving(self) -> None:
+        clicks = f"{self._kept} click{'s' if self._kept > 1 else ''}"
+        self.saved.emit(f"Saving… {clicks} kept: the database is busy in another program")
+
+    def _held_by_kept_clicks(self, doing: str) -> bool:
+        """Moving on or undoing waits for the kept clicks: what they save decides it (an answered
+        image is marked done as the reader leaves it; an undo restores what was saved)."""
+        if not self._kept:
+            return False
+        self.hint.emit(f"Your last clicks are not saved yet (the database is busy in another program); "
+                       f"{doing} waits until the status bar says Saved ✓.")
+        return True
+
+    def _on_kept_click(self, saved: SavedClick) -> None:
+        """A kept click was saved (or refused for a reason of its own): shown as any save is."""
+        self._kept = max(0, self._kept - 1)
+        click, open_here = saved.click, self.image is not None and self.image.id == saved.click.image_id
+        if saved.after is None:
+            if isinstance(saved.problem, StaleAnswerError):
+                self.stale.emit(str(saved.problem))
+            else:
+                self.problem.emit(f"{click.label} was not saved: {saved.problem}")
+            if open_here:
+                self._guard(lambda: self._refresh(click.image_id))
+        else:
+            if click.undoable and saved.before is not None and saved.after != saved.before:
+                self._history.setdefault(click.image_id, ImageUndoStack()).push(
+                    UndoEntry(click.label, saved.before, saved.after))
+            if open_here:
+                self.state = saved.after
+                self.shown_landmarks = saved.after.landmarks or self._model_landmarks
+                self.stateChanged.emit(saved.after)
+            self.readSaved.emit(click.image_id, saved.after)
+        if self._kept:
+            self._say_saving()
+        else:
+            if saved.after is not None:
+                self.saved.emit(f"Saved ✓ {datetime.now():%H:%M:%S} · {click.label}")
+            self._emit_progress()
 
     def _refresh(self, image_id: int) -> None:
         self.state = self.session.read(image_id)

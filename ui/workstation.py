@@ -111,6 +111,10 @@ def release_window(window: MainWindow) -> None:
 def _sign_out(window: MainWindow) -> None:
     """File → Sign in as another reader / open a project…: the window is hidden (nobody else sees its
     labels) while the dialog asks; Cancel brings it back as it was, where it used to quit Octant."""
+    if window.controller.kept_clicks():   # this reader's clicks wait for the database: they stay signed in
+        window.show_problem("Your last clicks are not saved yet (the database is busy in another program); "
+                            "sign out once the status bar says Saved ✓.")
+        return
     window.close_side_windows()   # the review screen and training panel: every reader's labels
     window.hide()
     app = QApplication.instance()
@@ -126,7 +130,10 @@ def _sign_out(window: MainWindow) -> None:
         window.show()
         window.activateWindow()   # the keys go back to it, also without a window manager
         return
-    window.close()
+    if not window.close():   # its done mark found the database busy meanwhile: it asks, and stays
+        window.show()
+        signed_in[0].close()
+        return
     window.controller.project.close()
     _open_windows.remove(window)
     _show_window(*signed_in)
@@ -150,7 +157,7 @@ def reopen_after_restore(window: MainWindow, note: str) -> SignInDialog:
 
     dialog.finished.connect(answered)
     dialog.open()   # before the window closes, so the application does not quit meanwhile
-    window.close()
+    window.close_without_kept_clicks()   # clicks kept for the replaced database: logged, not saved into the restored one
     project.close()
     if window in _open_windows:
         _open_windows.remove(window)

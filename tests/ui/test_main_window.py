@@ -180,18 +180,19 @@ def test_second_reader_sees_nothing_of_the_first(qtbot, reading_project, no_revi
 
 
 def test_storage_errors_are_shown_and_the_window_stays(qtbot, reading_project, monkeypatch):
-    from storage.errors import DatabaseLockedError
+    # (a locked database keeps the click and saves it later: tests/ui/test_saving_while_locked.py)
+    from storage.errors import DatabaseError
 
     project, ana = reading_project.project, reading_project.readers["Ana"]
     window = open_window(qtbot, project, ana.id)
 
-    def locked(*args, **kwargs):
-        raise DatabaseLockedError("The database is busy; try again in a moment.")
+    def read_only(*args, **kwargs):
+        raise DatabaseError("The project database is read-only; ask for write access to its folder.")
 
-    monkeypatch.setattr(ReaderSession, "toggle_region", locked)
+    monkeypatch.setattr(ReaderSession, "toggle_region", read_only)
     press(qtbot, window, "h", "2")
-    assert "busy" in window.hint_label.text()
-    assert window.isVisible()
+    assert "read-only" in window.hint_label.text()
+    assert window.isVisible() and window.controller.kept_clicks() == 0
 
 
 def test_layout_is_remembered(qtbot, reading_project):

@@ -1,0 +1,115 @@
+"""A save that finds the project database locked by another program (it holds SQLite's write
+lock: BEGIN IMMEDIATE on its own connection) never freezes the window and never loses a click:
+the click is kept ("Saving…"), the window goes on processing events, and the click is saved in
+order once the lock is let go; closing meanwhile asks, and a close without them names them in
+the log."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from storage.database import DATABASE_FILENAME
+from storage.reading import ReaderSession
+from tests.ui.driving import open_window, press
+from ui.app import data_dir
+
+FINDING = "haemorrhage"
+
+
+@pytest.fixture
+def other_program(reading_project):
+    """Another program's connection to the project database; ``BEGIN IMMEDIATE`` takes the lock."""
+    connection = sqlite3.connect(reading_project.folder / DATABASE_FILENAME, isolation_level=None)
+    yield connection
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+    connection.close()
+
+
+def stored_regions(reading_project, image_id: int):
+    session = ReaderSession(reading_project.project.database, reading_project.readers["Ana"].id)
+    return session.read(image_id).regions.get(FINDING, frozenset())
+
+
+def events_are_processed(qtbot) -> None:
+    ticks: list[int] = []
+    QTimer.singleShot(0, lambda: ticks.append(1))
+    qtbot.waitUntil(lambda: ticks == [1], timeout=5000)
+
+
+def test_clicks_on_a_locked_database_are_kept_and_saved_in_order_once_it_is_free(
+        qtbot, reading_project, other_program):
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    c, image = window.controller, window.controller.image.id
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "1", "2")
+    assert c.kept_clicks() == 2
+    assert window.saved_label.text().startswith("Saving… 2 clicks kept")
+    events_are_processed(qtbot)
+    assert stored_regions(reading_project, image) == frozenset()       # nothing half-saved
+    press(qtbot, window, "Space")                                        # moving on waits for them
+    assert c.image.id == image and "not saved yet" in window.hint_label.text()
+    press(qtbot, window, "3")                                            # after them, in order
+    assert c.kept_clicks() == 3
+    other_program.execute("ROLLBACK")
+    qtbot.waitUntil(lambda: c.kept_clicks() == 0, timeout=10000)
+    assert window.saved_label.text().startswith("Saved ✓")
+    assert stored_regions(reading_project, image) == {1, 2, 3}
+    assert c.state.regions[FINDING] == {1, 2, 3}
+    press(qtbot, window, "Ctrl+Z")                                       # the kept clicks undo as any
+    assert stored_regions(reading_project, image) == {1, 2}
+
+
+def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, reading_project, other_program):
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    image = window.controller.image.id
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "4")
+    assert not window.close() and window.isVisible()
+    question = window.findChild(QMessageBox, "keptClicksQuestion")
+    assert question is not None and "not saved yet" in question.text()
+    question.reject()                                                    # Keep waiting
+    other_program.execute("ROLLBACK")
+    qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
+    assert window.close()
+    assert stored_regions(reading_project, image) == {4}
+
+
+def test_closing_without_the_kept_clicks_names_them_in_the_log(qtbot, reading_project, other_program):
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    image = window.controller.image.id
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "5")
+    window.close()
+    question = window.findChild(QMessageBox, "keptClicksQuestion")
+    close_now = next(button for button in question.buttons() if button.text() == "Close without them")
+    close_now.click()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
+    assert window.controller.saves.writer.has_ended
+    line = (data_dir() / "octant.log").read_text()
+    assert line.count("Not saved") == 1 and f"image {image}: Haemorrhage: region 5" in line
+    QApplication.processEvents()
+
+
+def test_signing_out_with_a_kept_click_is_refused_until_it_is_saved(qtbot, reading_project, other_program,
+                                                                   monkeypatch):
+    from ui import workstation
+
+    asked: list[object] = []
+    monkeypatch.setattr(workstation, "_ask_sign_in", lambda *args: asked.append(args))   # Cancel
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "6")
+    workstation._sign_out(window)
+    assert asked == [] and window.isVisible() and "sign out once" in window.hint_label.text()
+    other_program.execute("ROLLBACK")
+    qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
+    workstation._sign_out(window)
+    assert len(asked) == 1 and window.isVisible()    # the dialog asked; cancelled, the window is back

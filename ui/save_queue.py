@@ -1,0 +1,141 @@
+"""Clicks kept while another program holds the project database's write lock, saved in order.
+
+The workstation saves each click at once on the GUI thread, waiting at most ``SCREEN_WAIT_MS``
+for the lock (``ReaderSession(lock_wait_ms=...)``): never the busy timeout, tried twice, which
+froze the window for up to ten seconds. A click that finds the database still locked is kept
+here, with every click after it, and a single writer (a ``Worker`` on a one-thread pool) tries
+them again in order until each is saved or refused for a reason of its own (a stale undo, a
+retired reader), which is then said. Nothing is dropped: a window that closes with clicks
+still kept asks first (``MainWindow.closeEvent``), and a quit that cannot wait writes them to
+the log.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from storage.errors import CancelledError, DatabaseLockedError, OctantError
+from storage.labels import ReadState
+from storage.reading import ReaderSession
+from ui.app import note_in_log
+from ui.background import Worker, worker_pool
+
+log = logging.getLogger("octant.ui.save_queue")
+
+SCREEN_WAIT_MS = 200   # the longest a click's save holds the window
+RETRY_WAIT_MS = 500    # each try of the writer: a cancel (quit) is seen within a second
+RETRY_PAUSE_S = 0.05   # between tries, should a locked database answer at once
+
+
+@dataclass(frozen=True)
+class KeptClick:
+    """One click not saved yet: the action on the reader's read of ``image_id``."""
+    label: str
+    image_id: int
+    action: Callable[[ReaderSession, int], ReadState]
+    undoable: bool
+
+
+@dataclass(frozen=True)
+class SavedClick:
+    click: KeptClick
+    before: ReadState | None     # the stored answer just before it (for undo)
+    after: ReadState | None      # None: refused, ``problem`` says why
+    problem: OctantError | None = None
+
+
+class SaveQueue(QObject):
+    """The clicks waiting for the database, and the one writer that saves them in order."""
+
+    outcome = Signal(object)   # SavedClick, on the GUI thread, in the order of the clicks
+
+    def __init__(self, session: ReaderSession, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # The writer's own session: it waits longer for the lock than the window's does.
+        self._session = ReaderSession(session.db, session.reader.id, lock_wait_ms=RETRY_WAIT_MS)
+        self._clicks: deque[KeptClick] = deque()
+        self._lock = threading.Lock()
+        self._writing = False
+        self._logged = False   # the unsaved clicks have been named in the log
+        self._pool = worker_pool(self, 1)
+        self.writer: Worker | None = None
+
+    def waiting(self) -> int:
+        """How many clicks are kept, not saved yet."""
+        with self._lock:
+            return len(self._clicks)
+
+    def kept(self) -> list[KeptClick]:
+        with self._lock:
+            return list(self._clicks)
+
+    def keep(self, click: KeptClick) -> None:
+        """Keep ``click`` after those already kept; the writer saves it in its turn."""
+        with self._lock:
+            self._clicks.append(click)
+            if self._writing:
+                return
+            self._writing = True
+        self.writer = Worker(self._write_all, name="Saving kept clicks", pool=self._pool, owner=self)
+        self.writer.yielded.connect(self.outcome.emit)
+        self.writer.start()
+
+    def stop(self) -> list[KeptClick]:
+        """Cancel and join the writer (the window closes); returns the clicks left unsaved, which
+        are named in the log."""
+        if self.writer is not None:
+            self.writer.cancel()
+            self.writer.wait()
+        self._log_unsaved()   # also when the writer was dropped before it ran
+        return self.kept()
+
+    def _log_unsaved(self) -> None:
+        left = self.kept()
+        with self._lock:
+            if not left or self._logged:
+                return
+            self._logged = True
+        line = unsaved_clicks_line(self._session.reader.name, left)
+        log.error("%s", line)
+        note_in_log(line)
+
+    def _write_all(self, report, cancel: threading.Event) -> None:
+        """The writer: the kept clicks, oldest first, each tried until it is saved or refused."""
+        try:
+            while True:
+                with self._lock:
+                    if not self._clicks:
+                        self._writing = False   # decided with the queue empty: the next click starts a writer
+                        return
+                    click = self._clicks[0]
+                saved = self._save(click, cancel)
+                with self._lock:   # first: a quit from here on does not count it as unsaved
+                    self._clicks.popleft()
+                report(saved)
+        except BaseException:
+            with self._lock:
+                self._writing = False
+            self._log_unsaved()   # a quit that could not wait (stop_all_background_work): said, click by click
+            raise
+
+    def _save(self, click: KeptClick, cancel: threading.Event) -> SavedClick:
+        while True:
+            try:
+                before = self._session.read(click.image_id)
+                return SavedClick(click, before, click.action(self._session, click.image_id))
+            except DatabaseLockedError:
+                if cancel.wait(RETRY_PAUSE_S):
+                    raise CancelledError("Saving was stopped with clicks not saved.") from None
+            except OctantError as error:   # refused for a reason of its own: said, not tried again
+                return SavedClick(click, None, None, error)
+
+
+def unsaved_clicks_line(reader: str, clicks: list[KeptClick]) -> str:
+    """One log line naming every click that was not saved (the reader can give them again)."""
+    named = "; ".join(f"image {click.image_id}: {click.label}" for click in clicks)
+    return f"Not saved (the database was busy in another program), {reader}'s clicks: {named}."
