@@ -9,7 +9,9 @@ image (``next_unfinished``), median and p95 over ``--samples`` calls, in both or
 after the reader finished the image they were on and just after another reader of the same images
 finished one (the shared clinic: the model's order rechecks what changed); and the first
 call of a new session (sign-in), which scores every open image (later calls rescore only images
-whose prediction or earlier reads changed).
+whose prediction or earlier reads changed); the workstation runs that one off the GUI thread with a
+checkpoint between chunks of scoring (progress and cancel), so the bench also gives the longest
+time between two checkpoints: the longest a cancel (the window closing) waits.
 
     python bench/bench_reading_order.py [--images 10000] [--done 0.5] [--samples 50] [--json FILE]
 """
@@ -107,6 +109,17 @@ def timed_after(prepare, call, samples: int) -> tuple[float, float]:
     return statistics.median(times), percentile(times, 0.95)
 
 
+def first_ordering_steps(session: ReaderSession) -> dict[str, float | int]:
+    """A new session's first ordering with a checkpoint, as the workstation runs it: the whole
+    call, the longest time between two checkpoints (or the call's ends), and how many there were."""
+    marks = [time.perf_counter()]
+    session.queue_status(checkpoint=lambda _scored, _total: marks.append(time.perf_counter()))
+    marks.append(time.perf_counter())
+    gaps = [later - earlier for earlier, later in zip(marks, marks[1:])]
+    return dict(first_queue_status_checkpointed_ms=(marks[-1] - marks[0]) * 1000,
+                first_queue_status_longest_step_ms=max(gaps) * 1000, first_queue_status_checkpoints=len(marks) - 2)
+
+
 def unfinished(session: ReaderSession) -> list[int]:
     return [record.id for record, done in session.queue_status() if not done]
 
@@ -151,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             update_settings(project.database, reading_order=order, reader_id=admin.id)
             fresh = ReaderSession(project.database, readers[1].id)   # scores nothing kept yet: sign-in
             figures[f"{order}_first_queue_status_ms"] = timed(fresh.queue_status, 1)[0]
+            if order == "model_uncertainty":   # another new session: nothing scored yet
+                for name, figure in first_ordering_steps(ReaderSession(project.database, readers[1].id)).items():
+                    figures[f"{order}_{name}"] = figure
             figures[f"{order}_queue_status_median_ms"], figures[f"{order}_queue_status_p95_ms"] = timed(
                 session.queue_status, args.samples)
             figures[f"{order}_next_unfinished_median_ms"], figures[f"{order}_next_unfinished_p95_ms"] = timed(

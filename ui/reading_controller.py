@@ -207,6 +207,8 @@ class ReadingController(QObject):
         state = self.state
         if self.image is None or state is None or state.done == state.answered:
             return
+        if self._kept:   # the answer shown is not what the kept clicks will save: decided after them
+            return
         self._write(f"{'Done' if state.answered else 'Reopened'}",
                     lambda s, i: s.mark_done(i, state.answered), undoable=False)
         self._emit_progress()

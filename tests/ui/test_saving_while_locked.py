@@ -78,6 +78,8 @@ def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, readi
     qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
     assert window.close()
     assert stored_regions(reading_project, image) == {4}
+    ana = ReaderSession(reading_project.project.database, reading_project.readers["Ana"].id)
+    assert ana.read(image).done   # answered by the kept click: done as the window closed, as any
 
 
 def test_closing_without_the_kept_clicks_names_them_in_the_log(qtbot, reading_project, other_program):
