@@ -195,7 +195,7 @@ class MainWindow(QMainWindow, Prompts):
         self.canvas.regionClicked.connect(c.toggle_region)
         self.canvas.landmarksChanged.connect(self._on_landmarks_moved)
         self.canvas.placingChanged.connect(self._on_placing)
-        self.queue_panel.imageChosen.connect(c.open_image)
+        self.queue_panel.imageChosen.connect(self._open_chosen)
         p = self.answer_panel
         p.findingChosen.connect(self.choose_finding)
         p.normalClicked.connect(self.normal_and_next)
@@ -441,6 +441,13 @@ class MainWindow(QMainWindow, Prompts):
     def choose_finding(self, code: str) -> None:
         c = self.controller
         c.select_finding(None if c.finding == code else code)
+
+    def _open_chosen(self, image_id: int) -> None:
+        """A row of the queue chosen: opened, or (kept clicks hold the reader here) the open
+        image's row selected again, so the list never shows another image as the open one."""
+        self.controller.open_image(image_id)
+        if self.controller.image is not None:
+            self.queue_panel.set_current(self.controller.image.id)
 
     def back_to_photo(self) -> None:
         """Esc: no current finding, and the keys go to the photo again (e.g. from the comment)."""

@@ -53,6 +53,10 @@ def test_clicks_on_a_locked_database_are_kept_and_saved_in_order_once_it_is_free
     assert stored_regions(reading_project, image) == frozenset()       # nothing half-saved
     press(qtbot, window, "Space")                                        # moving on waits for them
     assert c.image.id == image and "not saved yet" in window.hint_label.text()
+    other_row = window.queue_panel.list.item(2)
+    window.queue_panel.list.setCurrentItem(other_row)
+    window.queue_panel.imageChosen.emit(other_row.data(256))             # a click on another row of the queue
+    assert c.image.id == image and window.queue_panel.list.currentItem().data(256) == image
     press(qtbot, window, "3")                                            # after them, in order
     assert c.kept_clicks() == 3
     other_program.execute("ROLLBACK")
