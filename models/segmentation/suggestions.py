@@ -2,10 +2,11 @@
 workstation, ``presegment`` and the benches share.
 
 A lesion type's probability map is cut at its pixel threshold into spots (8-connected). A spot
-counts when it passes its type's ``SuggestionRule`` (against false suggestions on healthy eyes:
-docs/benchmarks.md); a region is suggested when the spots that count
-cover at least ``least_area`` × the disc's area of it. Each spot's facts are measured once
-(``measure_spots``), so a bench can try many rules on them (``spots_kept``, ``regions_suggested``).
+counts when it passes its type's ``SuggestionRule`` (against false suggestions on healthy eyes);
+a region is suggested when the spots that count cover at least ``least_area`` × the disc's area of
+it. Each spot's facts are measured once (``measure_spots``), so a bench can try many rules on them
+(``spots_kept``, ``regions_suggested``): bench/bench_suggestions.py chose the shipped rules, which
+each lesion network stores (``LesionNetConfig.peaks`` and ``suggestion_rules``; docs/benchmarks.md).
 """
 from __future__ import annotations
 
