@@ -27,6 +27,7 @@ QLabel#keycap { border: 1px solid rgba(127, 127, 127, 150); border-radius: 4px;
                 font-family: monospace; font-weight: 600; padding: 0px 2px; }
 QLabel#regions { font-family: monospace; font-weight: 600; }
 QLabel#suggested { font-family: monospace; color: #8a8f98; }
+QFrame#findingRow[current="true"] QLabel#suggested { color: palette(highlighted-text); }   /* grey vanished on it */
 QLabel#savedLabel { padding: 0 8px; }
 """
 

@@ -174,8 +174,11 @@ class FindingRow(QFrame):
 
     def set_current(self, current: bool) -> None:
         self.setProperty("current", current)
-        self.style().unpolish(self)
-        self.style().polish(self)
+        # The labels too: their colours hang on this frame's property (ui.app.STYLE), and a style
+        # does not re-polish children by itself (the name stayed dark on the highlight).
+        for widget in (self, *self.findChildren(QLabel)):
+            self.style().unpolish(widget)
+            self.style().polish(widget)
 
     def mousePressEvent(self, event) -> None:
         self.clicked.emit(self.code)

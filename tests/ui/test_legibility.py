@@ -101,3 +101,45 @@ def test_an_empty_queue_tells_each_role_what_to_do(qtbot, clinic):
         hints[name] = window.hint_label.text()
     assert "File → Readers and sets" in hints["Admin"] and "ask the project lead" not in hints["Admin"]
     assert "File → Review" in hints["Rhea"] and "ask the project lead" not in hints["Rhea"]
+
+
+def relative_luminance(rgb) -> float:
+    """WCAG 2's, of an sRGB colour (0–255 per channel)."""
+    linear = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_the_suggested_numbers_stay_readable_on_the_current_findings_highlight(qtbot, reading_project):
+    # Grey (#8a8f98) on the highlight's blue: about 1.1 to 1, "+4 6 7 8" could not be read.
+    from PySide6.QtWidgets import QApplication
+
+    from storage.reading import ReaderSession
+    from tests.ui.test_assist import store_presegmentation
+    from ui.app import STYLE
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    store_presegmentation(project, ReaderSession(project.database, ana.id).queue()[0].id)
+    app = QApplication.instance()
+    before = app.styleSheet()
+    app.setStyleSheet(STYLE)            # the workstation's own (ui.app.make_app), not the tests' plain one
+    try:
+        window = open_window(qtbot, project, ana.id)
+        row = window.answer_panel.rows["haemorrhage"]
+        window.controller.select_finding("haemorrhage")
+        qtbot.waitUntil(lambda: row.property("current") is True, timeout=2000)
+        assert row.suggested.text() == "+1 5"
+        qtbot.wait(50)                  # laid out again in the highlight's font
+        picture = row.grab().toImage()
+    finally:
+        app.setStyleSheet(before)
+    # The name too: the labels were not re-polished when the row became current, so it stayed dark.
+    assert strongest_contrast(picture, row.suggested.geometry()) >= 3.0
+    assert strongest_contrast(picture, row.name.geometry()) >= 3.0
+
+
+def strongest_contrast(picture, box) -> float:
+    """WCAG contrast of the text pixel that stands out most in ``box`` against the pixel just left of it."""
+    background = relative_luminance(picture.pixelColor(box.left() - 2, box.top() + 1).getRgb()[:3])
+    text = (relative_luminance(picture.pixelColor(x, y).getRgb()[:3])
+            for x in range(box.left(), box.right()) for y in range(box.top(), box.bottom()))
+    return max((max(value, background) + 0.05) / (min(value, background) + 0.05) for value in text)
