@@ -122,6 +122,11 @@ def build_toolbar_and_menus(window) -> None:
         menu = window.menuBar().addMenu(title)
         for name in names:
             menu.addSeparator() if name is None else menu.addAction(a[name])
+        if title == "&Help":
+            from ui.about import show_about
+
+            menu.addSeparator()
+            menu.addAction(qta.icon("mdi6.information-outline"), "About Octant…", lambda: show_about(window))
         if title == "&Model":
             menu.addSeparator()
             menu.addAction(window.ahead_action)

@@ -143,3 +143,13 @@ def strongest_contrast(picture, box) -> float:
     text = (relative_luminance(picture.pixelColor(x, y).getRgb()[:3])
             for x in range(box.left(), box.right()) for y in range(box.top(), box.bottom()))
     return max((max(value, background) + 0.05) / (min(value, background) + 0.05) for value in text)
+
+
+def test_help_says_which_octant_which_project_and_where_the_log_is(qtbot, reading_project):
+    from ui.about import about_text
+
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    help_menu = next(t for t in window.menuBar().actions() if t.text() == "&Help").menu()
+    assert "About Octant…" in [a.text() for a in help_menu.actions()]
+    text = about_text(window)
+    assert str(reading_project.folder) in text and "Ana (ophthalmologist)" in text and "octant.log" in text
