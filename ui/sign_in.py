@@ -34,6 +34,7 @@ from storage.project import ProjectHandle, create_project, open_project
 from storage.readers import Role, add_reader, create_first_admin, has_admin, list_readers, sign_in
 from ui import message_line
 from ui.admin_guard import Prompts, admin_signs_in, ask_new_reader
+from ui.keyboard_focus import give_keys_back
 from ui.workstation_settings import workstation_settings
 
 RECENT_KEY = "recent/projects"
@@ -71,9 +72,9 @@ class SignInDialog(QDialog, Prompts):
         self.folder.setMinimumWidth(380)
         self.folder.addItems(recent_projects())
         folder_text.setPlaceholderText("Project folder")
-        browse = QPushButton(qta.icon("mdi6.folder-open-outline"), "Open…")
+        browse = QPushButton(qta.icon("mdi6.folder-open-outline"), "&Open…")   # Alt+O, Alt+N: keys only
         browse.clicked.connect(self._browse)
-        new = QPushButton(qta.icon("mdi6.folder-plus-outline"), "New…")
+        new = QPushButton(qta.icon("mdi6.folder-plus-outline"), "&New…")
         new.clicked.connect(self._new_project)
         row = QHBoxLayout()
         for widget in (self.folder, browse, new):
@@ -136,12 +137,14 @@ class SignInDialog(QDialog, Prompts):
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Open an Octant project folder",
                                                   self.folder.currentText())
+        give_keys_back(self)   # the dialog is the only window: nobody else gives them back
         if chosen:
             self.folder.setCurrentText(chosen)
             self._load_project()
 
     def _new_project(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Folder for the new project")
+        give_keys_back(self)
         if not chosen:
             return
         try:
