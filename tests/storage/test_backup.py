@@ -112,16 +112,24 @@ def test_a_backup_never_goes_into_a_folder_that_holds_something(clinic, tmp_path
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
-@pytest.mark.sqlite_only
-def test_restore_brings_back_the_labels_and_keeps_what_was_there(clinic, tmp_path, backend):
+def changed_after_a_backup(clinic, folder: Path) -> tuple[ReaderSession, int]:
+    """A first reader's drusen in region 2 and a key file "old key", backed up into ``folder``; then
+    region 7 instead and "new key". Returns the reader's session and the image."""
     root, db = clinic.project.root, clinic.project.database
     (root / "patient.key").write_bytes(b"old key")
-    s = ReaderSession(db, clinic.ophthalmologists[0].id)
-    image = s.next_unfinished().id
-    s.set_regions(image, "drusen", {2})
-    backup_project(db, root, tmp_path / "b")
-    s.set_regions(image, "drusen", {7})
+    session = ReaderSession(db, clinic.ophthalmologists[0].id)
+    image = session.next_unfinished().id
+    session.set_regions(image, "drusen", {2})
+    backup_project(db, root, folder)
+    session.set_regions(image, "drusen", {7})
     (root / "patient.key").write_bytes(b"new key")
+    return session, image
+
+
+@pytest.mark.sqlite_only
+def test_restore_brings_back_the_labels_and_keeps_what_was_there(clinic, tmp_path, backend):
+    root = clinic.project.root
+    _, image = changed_after_a_backup(clinic, tmp_path / "b")
     clinic.project.close()
     result = restore_project(root, tmp_path / "b")
     assert (root / "patient.key").read_bytes() == b"old key"
@@ -246,13 +254,7 @@ def test_a_restore_cancelled_at_any_step_leaves_the_project_exactly_as_it_was(cl
 
     monkeypatch.setattr(storage.backup, "STEP_PAGES", 2)   # several steps even for a small database
     root, db = clinic.project.root, clinic.project.database
-    (root / "patient.key").write_bytes(b"old key")
-    s = ReaderSession(db, clinic.ophthalmologists[0].id)
-    image = s.next_unfinished().id
-    s.set_regions(image, "drusen", {2})
-    backup_project(db, root, tmp_path / "b")
-    s.set_regions(image, "drusen", {7})                    # saved after the backup: must survive
-    (root / "patient.key").write_bytes(b"new key")
+    s, image = changed_after_a_backup(clinic, tmp_path / "b")   # drusen {7}: saved after the backup, must survive
     before = project_as_it_is(root, db)
     cancel, seen = threading.Event(), []
 

@@ -93,3 +93,19 @@ def clinic(reading_project):
     reset_pin(db, reading_project.readers["Ana"].id, ANA_PIN, acting_reader_id=reading_project.readers["Admin"].id)
     reading_project.readers["Rhea"] = add_reader_as_admin(db, "Rhea", "reviewer", RHEA_PIN)
     return reading_project
+
+
+def order_by_the_model(reading_project) -> list:
+    """Predictions that put the reading project's third image first in the model's reading order
+    (the first is near certain, the second has none), and that order switched on; returns the
+    images in the order expected."""
+    from storage.predictions import FINDINGS_PREDICTION, save_prediction
+    from storage.project import update_settings
+
+    db = reading_project.project.database
+    first, second, third = reading_project.image_ids
+    for image, probability in ((first, 0.95), (third, 0.5)):
+        save_prediction(db, image, FINDINGS_PREDICTION,
+                        {"findings": {"haemorrhage": {"probability": probability, "threshold": 0.5}}}, "guided:test")
+    update_settings(db, reading_order="model_uncertainty")
+    return [third, first, second]

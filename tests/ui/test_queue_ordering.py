@@ -13,8 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 import storage.queue_order
-from storage.predictions import FINDINGS_PREDICTION, save_prediction
-from storage.project import update_settings
+from tests.ui.conftest import order_by_the_model
 from tests.ui.driving import press
 from ui.main_window import ORDERING_NOTE
 from ui.workstation import build_window
@@ -24,12 +23,7 @@ from ui.workstation import build_window
 def slow_ordering(reading_project, monkeypatch):
     """The model's order on the reading project (the third image first), each score held until
     ``release`` is set; yields (release, the images in the expected order)."""
-    db = reading_project.project.database
-    first, second, third = reading_project.image_ids
-    for image, probability in ((first, 0.95), (third, 0.5)):      # the second has no prediction
-        save_prediction(db, image, FINDINGS_PREDICTION,
-                        {"findings": {"haemorrhage": {"probability": probability, "threshold": 0.5}}}, "guided:test")
-    update_settings(db, reading_order="model_uncertainty")
+    expected = order_by_the_model(reading_project)
     release = threading.Event()
     score = storage.queue_order.image_score
 
@@ -39,7 +33,7 @@ def slow_ordering(reading_project, monkeypatch):
 
     monkeypatch.setattr(storage.queue_order, "image_score", held_score)
     monkeypatch.setattr(storage.queue_order, "SCORE_CHUNK", 1)   # a checkpoint after every image
-    yield release, [third, first, second]
+    yield release, expected
     release.set()
 
 

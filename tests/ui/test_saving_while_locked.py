@@ -68,14 +68,21 @@ def test_clicks_on_a_locked_database_are_kept_and_saved_in_order_once_it_is_free
     assert stored_regions(reading_project, image) == {1, 2}
 
 
-def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, reading_project, other_program):
+def closing_with_a_kept_click(qtbot, reading_project, other_program, region: str):
+    """Ana marks a haemorrhage in ``region`` while another program holds the write lock, then closes
+    the window, which refuses and asks; returns the window, the image and the question."""
     window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
     image = window.controller.image.id
     press(qtbot, window, "h")
     other_program.execute("BEGIN IMMEDIATE")
-    press(qtbot, window, "4")
-    assert not window.close() and window.isVisible()
-    question = window.findChild(QMessageBox, "keptClicksQuestion")
+    press(qtbot, window, region)
+    assert not window.close()
+    return window, image, window.findChild(QMessageBox, "keptClicksQuestion")
+
+
+def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, reading_project, other_program):
+    window, image, question = closing_with_a_kept_click(qtbot, reading_project, other_program, "4")
+    assert window.isVisible()
     assert question is not None and "not saved yet" in question.text()
     question.reject()                                                    # Keep waiting
     other_program.execute("ROLLBACK")
@@ -87,13 +94,7 @@ def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, readi
 
 
 def test_closing_without_the_kept_clicks_names_them_in_the_log(qtbot, reading_project, other_program):
-    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
-    image = window.controller.image.id
-    press(qtbot, window, "h")
-    other_program.execute("BEGIN IMMEDIATE")
-    press(qtbot, window, "5")
-    window.close()
-    question = window.findChild(QMessageBox, "keptClicksQuestion")
+    window, image, question = closing_with_a_kept_click(qtbot, reading_project, other_program, "5")
     close_now = next(button for button in question.buttons() if button.text() == "Close without them")
     close_now.click()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)

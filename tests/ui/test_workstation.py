@@ -76,22 +76,16 @@ def test_a_fovea_on_top_of_the_disc_is_refused_and_nothing_is_saved(qtbot, readi
 
 
 def test_the_workstation_opens_where_the_model_is_least_sure_in_the_model_reading_order(qtbot, reading_project):
-    from storage.predictions import FINDINGS_PREDICTION, save_prediction
-    from storage.project import update_settings
+    from tests.ui.conftest import order_by_the_model
 
-    db = reading_project.project.database
-    first, second, third = reading_project.image_ids
-    for image, probability in ((first, 0.95), (third, 0.5)):      # the second has no prediction
-        save_prediction(db, image, FINDINGS_PREDICTION,
-                        {"findings": {"haemorrhage": {"probability": probability, "threshold": 0.5}}}, "guided:test")
-    update_settings(db, reading_order="model_uncertainty")
+    expected = order_by_the_model(reading_project)
     window = open_workstation(reading_project.folder, "Ben")
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.controller.image is not None, timeout=10000)   # ordered off the GUI thread
-        assert window.controller.image.id == third
+        assert window.controller.image.id == expected[0]
         shown = window.queue_panel.list
-        assert [shown.item(n).data(256) for n in range(shown.count())] == [third, first, second]
+        assert [shown.item(n).data(256) for n in range(shown.count())] == expected
         assert [shown.item(n).text().split()[0] for n in range(shown.count())] == ["1", "2", "3"]  # no score shown
     finally:
         release_window(window)
