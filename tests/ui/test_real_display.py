@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,15 +52,23 @@ def xdotool(display: str, *args: str) -> str:
                           capture_output=True, text=True, timeout=120).stdout.strip()
 
 
-def start_workstation(x_server: str, tmp_path, folder, *gui_options: str) -> subprocess.Popen:
+@contextmanager
+def running_workstation(x_server: str, tmp_path, folder, *gui_options: str) -> Iterator[subprocess.Popen]:
     """``main.py gui --project FOLDER …`` on the X server, without pre-segmenting ahead (no
-    networks: only the windows and keys matter in these tests)."""
+    networks: only the windows and keys matter in these tests); killed on the way out if a test
+    left it running."""
     environment = {**workstation_environment(tmp_path, platform="xcb"), "DISPLAY": x_server}
     settings = tmp_path / "config" / "Octant" / "workstation.ini"
     settings.parent.mkdir(parents=True)
     settings.write_text("[model]\npresegment_ahead=false\n")
-    return subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(folder), *gui_options],
-                            cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "main.py", "gui", "--project", str(folder), *gui_options],
+                               cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def quit_with_ctrl_q(x_server: str, process: subprocess.Popen) -> str:
@@ -101,8 +111,7 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
     made = make_reading_project(tmp_path / "clinic")
     change_own_pin(made.project.database, made.readers["Ana"].id, None, "246810")   # the dialog asks for it
     made.project.close()
-    process = start_workstation(x_server, tmp_path, made.folder, "--reader", "Ana")
-    try:
+    with running_workstation(x_server, tmp_path, made.folder, "--reader", "Ana") as process:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)   # its only window
         xdotool(x_server, "type", "246810")
@@ -120,9 +129,6 @@ def test_after_signing_in_the_keys_go_to_the_workstation_without_a_window_manage
         xdotool(x_server, "key", "Right")
         wait_for(lambda: "(3 of 3)" in title(), 15, process)
         errors = quit_with_ctrl_q(x_server, process)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, errors
 
 
@@ -131,8 +137,7 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, reading
     # behind it where no window manager moves the focus.
     from tests.conftest import ADMIN_NAME, ADMIN_PASSPHRASE
 
-    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME, "--review")
-    try:
+    with running_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME, "--review") as process:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
         xdotool(x_server, "type", ADMIN_PASSPHRASE)
@@ -140,9 +145,6 @@ def test_the_review_screen_opened_with_review_has_the_keyboard(x_server, reading
         review = xdotool(x_server, "search", "--sync", "--name", "^Review — ").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == review, 15, process)
         errors = quit_with_ctrl_q(x_server, process)    # in the review screen: the whole application quits
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, errors
 
 
@@ -150,8 +152,7 @@ def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manage
                                                                                    tmp_path):
     # `gui --review` as a plain reader says why not in a box; once it was closed (Enter) the
     # workstation's keys went nowhere.
-    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", "Ana", "--review")
-    try:
+    with running_workstation(x_server, tmp_path, reading_project.folder, "--reader", "Ana", "--review") as process:
         window = xdotool(x_server, "search", "--sync", "--name", r"\(1 of 3\)").splitlines()[0]
         box = xdotool(x_server, "search", "--sync", "--onlyvisible", "--name", "^Octant$").splitlines()[0]
         focused = lambda which: xdotool(x_server, "getwindowfocus") == which
@@ -161,9 +162,6 @@ def test_a_message_box_gives_the_keys_back_to_the_window_without_a_window_manage
         xdotool(x_server, "key", "Right")
         wait_for(lambda: "(2 of 3)" in xdotool(x_server, "getwindowname", window), 15, process)
         errors = quit_with_ctrl_q(x_server, process)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, errors
 
 
@@ -174,8 +172,7 @@ def test_the_files_dialogs_and_windows_give_the_keys_back_without_a_window_manag
     # as another reader" quit Octant.)
     from tests.conftest import ADMIN_NAME, ADMIN_PASSPHRASE
 
-    process = start_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME)
-    try:
+    with running_workstation(x_server, tmp_path, reading_project.folder, "--reader", ADMIN_NAME) as process:
         dialog = xdotool(x_server, "search", "--sync", "--name", "sign in$").splitlines()[0]
         wait_for(lambda: xdotool(x_server, "getwindowfocus") == dialog, 30, process)
         xdotool(x_server, "key", "alt+o")      # its folder chooser, closed: the keys come back to the dialog
@@ -196,7 +193,4 @@ def test_the_files_dialogs_and_windows_give_the_keys_back_without_a_window_manag
             xdotool(x_server, "key", close)
             wait_for(lambda: xdotool(x_server, "getwindowfocus") == window, 15, process)
         errors = quit_with_ctrl_q(x_server, process)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, errors
