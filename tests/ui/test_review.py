@@ -85,6 +85,8 @@ def test_side_by_side_shows_each_readers_regions_and_the_consensus(qtbot, review
     assert [p.title.text() for p in sbs.readers] == [
         "Reader 1 · Ana (ophthalmologist)", "Reader 2 · Ben (ophthalmologist)", "Reader 3 · Cleo (ophthalmologist)"]
     assert "normal" in sbs.readers[2].details.text()
+    # Labels are capitalised like the rest of the screen ("Comment:", "Other findings:").
+    assert "Diagnosis: mild NPDR" in sbs.readers[0].details.text() and "diagnosis:" not in sbs.readers[0].details.text()
     assert "present" in sbs.consensus.details.text() and "2 of 3" in sbs.consensus.details.text()
     assert "Regions (all that they marked): 1 macula, 4 temporal" in sbs.consensus.details.text()
     # The fill is painted: inside the macula (region 1) Ana's picture is tinted, Cleo's is not.

@@ -76,6 +76,7 @@ def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qt
     assert {mark.DISC, mark.FOVEA, mark.OUTLINED} <= set(seen["consensus"][2])
     assert "Ana" in enlarged.buttons["reader1"].text() and "Cleo" in enlarged.buttons["reader3"].text()
     assert "Cleo" in seen["reader3"][3] and "normal" in seen["reader3"][3]
+    assert "Diagnosis: no DR" in seen["reader3"][3] and "diagnosis:" not in seen["reader3"][3]
     assert "present" in seen["consensus"][3]
     # The consensus's regions in the reviewer's words ("cue regions" was the code's name for them).
     assert "regions (all that they marked): 1 macula, 4 temporal" in seen["consensus"][3]

@@ -175,7 +175,7 @@ class EnlargedView(QWidget):
                 fills = {code: self._colour for code in chosen}
                 hatched = others
                 status = [("normal" if state.normal else ""), ("ungradable" if state.ungradable else ""),
-                          f"diagnosis: {state.diagnosis or '—'}", "done" if state.done else "not done"]
+                          f"Diagnosis: {state.diagnosis or '—'}", "done" if state.done else "not done"]
                 self.details.setText(f"<b>Reader {n + 1} · {who}</b> — {name}: "
                                      f"{regions_text(chosen) if chosen else 'not marked'} · "
                                      + " · ".join(s for s in status if s)

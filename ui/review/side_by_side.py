@@ -162,7 +162,7 @@ def _read_lines(state: ReadState, code: str, data: ReviewData) -> list[str]:
         answer.append("normal")
     if state.ungradable:
         answer.append("<b>ungradable</b>")
-    answer.append(f"diagnosis: {state.diagnosis or '—'}")
+    answer.append(f"Diagnosis: {state.diagnosis or '—'}")
     answer.append("done" if state.done else "<i>not done</i>")
     lines.append(" · ".join(answer))
     if state.landmarks is None:
