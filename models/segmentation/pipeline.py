@@ -2,10 +2,11 @@
 field of view → vessels → landmarks (locator, else classical) → disc/cup on a disc crop (refines
 the disc) → eight regions → lesions → regions suggested per lesion type.
 
-A red-free (grey) photo (``red_free.is_red_free``) is read differently, as the networks learnt on
-colour: the locator's disc is drawn to where the vessels converge (vessels come from the green
-channel, the same in grey), the disc/cup network sees the photo in typical fundus colours, and no
-lesion regions are suggested (one message says so).
+A red-free photo (``red_free.is_red_free``: grey or green-tinted) is read from its green alone, on
+all three channels, and differently, as the networks learnt on colour: the locator's disc is drawn
+to where the vessels converge (vessels come from the green channel, the same in grey), the disc/cup
+network sees the photo in typical fundus colours, and no lesion regions are suggested (one message
+says so).
 
 ``load_pipeline_models`` never fails for missing or damaged weights: it says which, and the
 pipeline skips that network (or, for the landmark locator, falls back to the classical method).
@@ -42,7 +43,13 @@ from models.segmentation.lesions import (
     prepare_input,
     segment_prepared_batch,
 )
-from models.segmentation.red_free import VESSEL_PRIOR_WEIGHT, is_red_free, pseudo_colour, vessel_convergence
+from models.segmentation.red_free import (
+    VESSEL_PRIOR_WEIGHT,
+    is_red_free,
+    pseudo_colour,
+    red_free_version,
+    vessel_convergence,
+)
 from models.segmentation.registry import NETWORKS
 from models.segmentation.stored_names import RED_FREE_NOTE
 from models.segmentation.suggestions import SuggestionRule, measure_photo, suggest
@@ -197,7 +204,7 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     no_fundus: bool = False                    # the picture is not a retina: no landmarks or suggestions
-    red_free: bool = False                     # a grey photo: read as the module says, no lesion suggestions
+    red_free: bool = False                     # grey or green: read as the module says, no lesion suggestions
 
     def probability(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         layer = self.layers.get(name)
@@ -322,6 +329,9 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
     for image_bgr, option in zip(images_bgr, options):
         s = option.input_scale
         shape = option.original_shape or (round(image_bgr.shape[0] / s), round(image_bgr.shape[1] / s))
+        red_free = is_red_free(image_bgr)
+        if red_free:   # grey or green-tinted: read from its green alone, the same either way
+            image_bgr = red_free_version(image_bgr)
         fov = detect_fov(image_bgr)
         result = PipelineResult(shape, FieldOfView(fov.cx / s, fov.cy / s, fov.r / s), None, None, "",
                                 model_versions=models.versions())
@@ -330,7 +340,7 @@ def run_pipeline_batch(images_bgr: list[np.ndarray], models: PipelineModels,
         if reason is not None:   # a blank page or a snapshot: no disc, no CDR, no suggestions
             result.no_fundus = True
             photos[-1].messages.append(f"No fundus found: {reason}; nothing is suggested for this picture.")
-        elif is_red_free(image_bgr):
+        elif red_free:
             result.red_free = True
             photos[-1].messages.append(RED_FREE_NOTE)
     lap("field_of_view")

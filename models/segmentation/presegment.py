@@ -73,7 +73,7 @@ class PresegmentSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
-    red_free: int = 0      # photos done that were red-free (grey): no lesion regions suggested (RED_FREE_NOTE)
+    red_free: int = 0      # photos done that were red-free (grey or green): no lesion regions suggested (RED_FREE_NOTE)
 
 
 def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
@@ -434,7 +434,7 @@ def presegment_command(args) -> int:
         print(f"{done} photos pre-segmented, {skipped} already done, {failed} skipped as unreadable{processes}, "
               f"in {minutes:.1f} min.", file=sys.stderr)
         if red_free:
-            photos = "was a red-free (grey) photo" if red_free == 1 else "were red-free (grey) photos"
+            photos = "was a red-free photo" if red_free == 1 else "were red-free photos"
             print(f"{red_free} of them {photos}: no lesion regions are suggested on those, as the lesion networks "
                   "learnt on colour photos and tell haemorrhages and exudates apart by their colour.", file=sys.stderr)
     return 0 if not failed else 2

@@ -1,9 +1,12 @@
-"""Red-free (grey) fundus photos: told apart from colour ones in one place.
+"""Red-free fundus photos: told apart from colour ones in one place.
 
-A red-free photo is the green channel (or a green-filtered exposure) shown as grey, so its three
-channels are equal, up to JPEG's colour noise; a single-channel file decodes to the same (OpenCV
-replicates it). The networks learnt on colour photos, where the disc is pale orange and hard
-exudates yellow; in grey the two look alike, so the pipeline treats such a photo differently.
+A red-free photo is the green channel (or a green-filtered exposure) shown in one tint: most
+cameras show it grey, so its three channels are equal up to JPEG's colour noise (a single-channel
+file decodes to the same: OpenCV replicates it); some export it green, red and blue (nearly) zero.
+Either way every pixel's colour is the same tint times its green, and the tint is no redder than
+grey; a colour fundus is red or orange, its red two to four times its green and not in step with
+it. The networks learnt on colour photos, where the disc is pale orange and hard exudates yellow;
+in grey the two look alike, so the pipeline reads such a photo differently, from its green.
 """
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ import numpy as np
 from annotate.fov import FieldOfView
 from models.segmentation.disc_cup import DISC_PER_FOV
 
-# Per pixel, the spread between the brightest and darkest channel. JPEG's 4:2:0 colour noise keeps
-# a grey photo's spread within a few levels; a colour fundus (red well above blue) spreads by 50-150.
-GREY_SPREAD = 12          # levels of 255: a pixel whose channels lie within it counts as grey
-GREY_SHARE = 0.95         # a photo is red-free when this share of its lit pixels is grey
+# Per pixel, how far red and blue lie from the photo's tint times the green. JPEG's 4:2:0 colour
+# noise keeps a grey photo within a few levels of grey and a green-only one's red and blue within
+# 6 (IDRiD photos, quality 70); a colour fundus (red well above green) lies 50-150 off any tint.
+TINT_SPREAD = 12          # levels of 255: a pixel this close to the tint times its green is in tint
+TINT_SHARE = 0.95         # a photo is red-free when this share of its lit pixels is in tint
+REDDEST_TINT = 1.1        # the tint's red (and blue) at most this times its green: grey is 1, green-only 0
 LIT_LEVEL = 20            # darker pixels (the black border, the darkest fovea) tell nothing
 SAMPLE_SIDE = 256         # the check reads a sparse grid of about this many pixels a side
 
@@ -36,23 +41,30 @@ VESSEL_PRIOR_WEIGHT = 4.0
 
 
 def is_red_free(image: np.ndarray) -> bool:
-    """Whether ``image`` (uint8, (h, w), or (h, w, 3) in any channel order) is a grey photo."""
+    """Whether ``image`` (uint8, (h, w), or (h, w, 3) in any channel order) is a red-free photo:
+    grey, green, or any tint between (module docstring)."""
     if image.ndim == 2 or image.shape[2] == 1:
         return True
     step = max(1, max(image.shape[:2]) // SAMPLE_SIDE)
-    pixels = image[::step, ::step, :3].reshape(-1, 3)
-    brightest, darkest = pixels.max(axis=1), pixels.min(axis=1)
-    lit = brightest >= LIT_LEVEL
-    if not lit.any():
+    pixels = image[::step, ::step, :3].reshape(-1, 3).astype(np.float32)
+    pixels = pixels[pixels.max(axis=1) >= LIT_LEVEL]
+    if not len(pixels):
         return False   # a black picture: no_fundus_reason says what is wrong with it
-    spread = brightest[lit].astype(np.int16) - darkest[lit]
-    return bool((spread <= GREY_SPREAD).mean() >= GREY_SHARE)
+    green, others = pixels[:, 1], pixels[:, [0, 2]]
+    tint = np.median(others / np.maximum(green, 1.0)[:, None], axis=0)   # red and blue per unit of green
+    if (tint > REDDEST_TINT).any():
+        return False
+    off_tint = np.abs(others - green[:, None] * tint).max(axis=1)
+    return bool((off_tint <= TINT_SPREAD).mean() >= TINT_SHARE)
 
 
 def red_free_version(image: np.ndarray) -> np.ndarray:
-    """What a red-free camera shows of a colour photo: its green channel on all three channels
-    (for the bench and the tests; the channel order does not matter, green is the middle one)."""
-    return np.repeat(image[..., 1:2], 3, axis=2)
+    """A photo's green channel on all three channels: what a red-free camera shows of a colour
+    photo (the bench, the tests), and how the pipeline reads every red-free photo, grey or tinted
+    (the channel order does not matter, green is the middle one)."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image[..., 1:2] if image.shape[2] > 1 else image[..., :1], 3, axis=2)
 
 
 def pseudo_colour(grey_rgb: np.ndarray) -> np.ndarray:

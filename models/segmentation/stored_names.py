@@ -8,5 +8,5 @@ LESION_CHANNELS = ("MA", "HE", "EX", "SE")
 LESION_NAMES = {"MA": "microaneurysms", "HE": "haemorrhages", "EX": "hard_exudates", "SE": "soft_exudates"}
 # On red-free IDRiD-segmentation 45-54 the lesion network's haemorrhage AUPR falls from 0.62 to 0.34
 # (0.42 in pseudo-colour) and its other types lose too (docs/benchmarks.md, red-free photos).
-RED_FREE_NOTE = ("Red-free (grey) photo: no lesion regions are suggested, as the lesion networks learnt on colour "
+RED_FREE_NOTE = ("Red-free photo: no lesion regions are suggested, as the lesion networks learnt on colour "
                  "photos and tell haemorrhages and exudates apart by their colour.")

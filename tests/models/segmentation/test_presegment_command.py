@@ -95,7 +95,7 @@ def test_a_single_channel_grey_jpeg_is_imported_presegmented_and_named_as_red_fr
     assert main.main(["presegment", "--project", str(folder), "--weights-dir", str(tiny_weights),
                       "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert "2 photos pre-segmented" in err and "1 of them was a red-free (grey) photo: no lesion regions" in err
+    assert "2 photos pre-segmented" in err and "1 of them was a red-free photo: no lesion regions" in err
     with open_project(folder) as project:
         stored = {Path(image.path).name: latest_prediction(project.database, image.id, "presegmentation")
                   for image in list_images(project.database)}

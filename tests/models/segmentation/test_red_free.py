@@ -1,4 +1,4 @@
-"""Red-free (grey) photos: told apart from colour ones, whichever way the file stores them."""
+"""Red-free photos (grey or green-tinted): told apart from colour ones, whichever way the file stores them."""
 import cv2
 import numpy as np
 import pytest
@@ -42,6 +42,34 @@ def test_a_grey_jpeg_stays_red_free_through_colour_noise_and_single_channel_file
     assert is_red_free(grey[..., 1])
 
 
+def test_a_dark_or_a_reddish_colour_fundus_is_not_red_free():
+    image_bgr, *_ = synthetic_fundus(320, 240)
+    dark = (image_bgr * 0.15).astype(np.uint8)   # lit only a little above the black border
+    reddish = (image_bgr * np.array([0.4, 0.4, 1.0])).astype(np.uint8)   # BGR: green and blue faded
+    ok, colour_jpeg = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok and not is_red_free(cv2.imdecode(colour_jpeg, cv2.IMREAD_COLOR))
+    assert not is_red_free(dark) and not is_red_free(reddish) and not is_red_free(reddish[..., ::-1])
+
+
+def test_a_green_export_is_red_free_with_red_and_blue_zero_faint_or_jpeg_noisy():
+    image_bgr, *_ = synthetic_fundus(320, 240)
+    green = image_bgr * np.array([0, 1, 0], np.uint8)
+    assert is_red_free(green) and is_red_free(green[..., ::-1])   # either channel order
+    ok, jpeg = cv2.imencode(".jpg", green, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok and is_red_free(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    g = image_bgr[..., 1].astype(np.float32)
+    faint = np.stack([0.1 * g + 4, g, 0.15 * g + 6], axis=-1).astype(np.uint8)   # a camera's leak into red and blue
+    assert is_red_free(faint)
+    assert (red_free_version(faint) == red_free_version(image_bgr)).all()   # read from the same green
+
+
+def test_a_colour_photo_with_a_few_green_labels_is_not_red_free():
+    image_bgr, *_ = synthetic_fundus(320, 240)
+    labelled = image_bgr.copy()
+    labelled[:40] = (0, 255, 0)   # a camera's green caption band over a sixth of the picture
+    assert not is_red_free(labelled)
+
+
 def test_a_black_picture_is_left_to_the_no_fundus_check():
     assert not is_red_free(np.zeros((64, 64, 3), np.uint8))
 
@@ -80,11 +108,17 @@ def test_a_disc_prior_moves_the_locators_disc_and_leaves_its_fovea():
 def test_the_pipeline_reads_a_red_free_photo_as_one_and_suggests_no_lesions(tiny_weights):
     image_bgr, *_ = synthetic_fundus(320, 240)
     models, _ = load_pipeline_models(tiny_weights, "cpu")
-    colour, grey = run_pipeline_batch([image_bgr, red_free_version(image_bgr)], models)
+    green = image_bgr * np.array([0, 1, 0], np.uint8)
+    colour, grey, tinted = run_pipeline_batch([image_bgr, red_free_version(image_bgr), green], models)
     assert not colour.red_free and RED_FREE_NOTE not in colour.messages and "haemorrhages" in colour.layers
-    assert grey.red_free and RED_FREE_NOTE in grey.messages and grey.to_json()["red_free"]
-    assert grey.lesion_regions == {} and not any(name in grey.layers for name in LESION_NAMES.values())
-    assert grey.disc is not None and grey.fovea is not None and "vessels" in grey.layers and "disc" in grey.layers
+    for red_free in (grey, tinted):
+        assert red_free.red_free and RED_FREE_NOTE in red_free.messages and red_free.to_json()["red_free"]
+        assert red_free.lesion_regions == {} and not any(name in red_free.layers for name in LESION_NAMES.values())
+        assert red_free.disc is not None and red_free.fovea is not None
+        assert "vessels" in red_free.layers and "disc" in red_free.layers
+    # Read from the same green, a green export gets the grey photo's disc, fovea and vessels.
+    assert tinted.disc == pytest.approx(grey.disc) and tinted.fovea == pytest.approx(grey.fovea)
+    assert (tinted.layers["vessels"].prob == grey.layers["vessels"].prob).all()
 
 
 def test_the_vessels_keep_the_classical_disc_off_an_exudate_brighter_than_it():
