@@ -45,6 +45,21 @@ class AdjudicatedAnswers:
 
     findings: dict[tuple[int, str], AdjudicationRecord] = field(default_factory=dict)
     diagnoses: dict[int, str] = field(default_factory=dict)
+    # image -> finding code (None: the diagnosis) -> the decision in force for it, for the review queue's marks
+    in_force: dict[int, dict[str | None, AdjudicationRecord]] = field(default_factory=dict)
+
+    def add(self, entry: AdjudicationRecord) -> None:
+        """``entry`` is newer than every answer held: it becomes the answer in force for what it decides."""
+        decided = self.in_force.setdefault(entry.image_id, {})
+        if entry.finding is not None:
+            self.findings[(entry.image_id, entry.finding)] = decided[entry.finding] = entry
+        if entry.diagnosis is not None:
+            self.diagnoses[entry.image_id] = entry.diagnosis
+            decided[None] = entry
+
+    def of_image(self, image_id: int) -> dict[str | None, AdjudicationRecord]:
+        """Finding code (None: the diagnosis) -> the decision in force, on one image."""
+        return dict(self.in_force.get(int(image_id), {}))
 
     def finding(self, image_id: int, code: str) -> AdjudicationRecord | None:
         return self.findings.get((int(image_id), code))
@@ -178,8 +193,5 @@ def adjudicated_answers(db: Database) -> AdjudicatedAnswers:
     """
     answers = AdjudicatedAnswers()
     for entry in list_adjudications(db):   # oldest first: later rows overwrite earlier ones
-        if entry.finding is not None:
-            answers.findings[(entry.image_id, entry.finding)] = entry
-        if entry.diagnosis is not None:
-            answers.diagnoses[entry.image_id] = entry.diagnosis
+        answers.add(entry)
     return answers

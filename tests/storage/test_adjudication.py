@@ -53,6 +53,9 @@ def test_newest_decision_wins_and_history_and_audit_are_kept(clinic):
     assert answers.finding(image, "drusen") == second
     assert answers.diagnoses == {image: "no DR"}
     assert answers.image_ids == {image}
+    # The review queue's marks: the decisions in force on the image (the replaced one is history).
+    assert answers.of_image(image) == {"drusen": second, None: only_diagnosis}
+    assert answers.of_image(clinic.images[0]) == {}
     events = audit_events(db, "adjudication")
     assert [e.entity_id for e in events] == [first.id, second.id, only_diagnosis.id]
     assert events[0].before is None and events[0].reader_id == clinic.reviewer.id

@@ -132,6 +132,7 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
 
     from models.engine.weights import save_weights
     from models.findings.guided import GuidedConfig, GuidedNet
+    from storage.adjudication import record_adjudication
     from storage.predictions import register_model
     from ui.review.queues import MODEL_VS_CONSENSUS
     from ui.screenshots.review import render_review_screenshot
@@ -143,12 +144,18 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     # A threshold near 0 calls every photo present: the two absent images must be queued.
     register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 1e-6},
                    {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+    ids = review_project.image_ids
+    # Another reviewer already settled image 3: it is marked with the decision and goes after the open one.
+    record_adjudication(review_project.project.database, review_project.readers["Admin"].id, ids[3], FINDING,
+                        False, reason="A reflex, not a haemorrhage.")
     window = open_review(qtbot, review_project)
     window.tabs.setCurrentWidget(window.side_by_side)      # the model's panel; computed when shown
     qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
     choose_queue(window, MODEL_VS_CONSENSUS)
-    ids = review_project.image_ids
-    assert [(i, f) for i, f, _ in listed(window)] == [(ids[3], FINDING), (ids[4], FINDING)]
+    queued = listed(window)
+    assert [(i, f) for i, f, _ in queued] == [(ids[4], FINDING), (ids[3], FINDING)]
+    assert "✓" not in queued[0][2] and "\n✓ Haemorrhage: absent (Admin) · model p = " in queued[1][2]
+    assert window.queues.count.text() == "1 to adjudicate, 1 adjudicated"
     qtbot.waitUntil(lambda: window.side_by_side.model.picture.image is not None, timeout=10_000)
     assert "p = " in window.side_by_side.model.details.text()
     out = render_review_screenshot(review_project.project, review_project.readers["Rhea"].id,

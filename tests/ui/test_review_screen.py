@@ -235,11 +235,53 @@ def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_
     listed = [(window.queues.list.item(n).data(256), window.queues.list.item(n).data(257),
                window.queues.list.item(n).text()) for n in range(window.queues.list.count())]
     assert [(i, f) for i, f, _ in listed] == [(ids[1], ""), (ids[1], FINDING), (ids[2], FINDING), (ids[2], "")]
-    assert "✓ adjudicated" in listed[1][2] and not any("✓" in t for _, _, t in listed[2:])
+    # The decided entry says what was decided and by whom; the open ones carry no mark.
+    assert listed[1][2].endswith("\n✓ Haemorrhage: present in 1 macula (you) · readers: regions differ")
+    assert not any("✓" in t for _, _, t in listed[2:])
     assert "3 to adjudicate, 1 adjudicated" == window.queues.count.text()
     # Back on it: the answer in force is shown and is the draft.
     window.queues.select((ids[1], FINDING))
     assert "In force" in panel.in_force.text() and panel.regions == {1}
+
+
+def test_the_queues_mark_other_reviewers_decisions_and_can_hide_them(qtbot, review_project):
+    from storage.adjudication import record_adjudication
+    from ui.review.queues import ALL_IMAGES, DISAGREEMENTS
+
+    db, ids, admin = review_project.project.database, review_project.image_ids, review_project.readers["Admin"]
+    record_adjudication(db, admin.id, ids[2], FINDING, False, diagnosis="no DR", reason="One vote, a reflex.")
+    window = open_active(qtbot, review_project)
+    queues = window.queues
+
+    def shown():
+        return [(queues.list.item(n).data(256), queues.list.item(n).data(257), queues.list.item(n).text())
+                for n in range(queues.list.count())]
+
+    queues.queue.setCurrentIndex(queues.queue.findData(ALL_IMAGES))
+    marks = {image: text.split("\n")[1] for image, _, text in shown()}
+    assert marks[ids[2]] == f"image {ids[2]} · ✓ Haemorrhage: absent (Admin); Diagnosis: no DR (Admin)"
+    assert all("✓" not in marks[i] for i in ids if i != ids[2])
+    assert queues.count.text() == "5 images: 1 adjudicated, 4 not"
+    queues.hide_settled.setChecked(True)
+    assert [image for image, _, _ in shown()] == [i for i in ids if i != ids[2]]
+    assert queues.count.text() == "5 images: 1 adjudicated, 4 not (adjudicated hidden)"
+    queues.queue.setCurrentIndex(queues.queue.findData(DISAGREEMENTS))   # the filter stays on: the open ones
+    assert [(i, f) for i, f, _ in shown()] == [(ids[1], FINDING), (ids[1], "")]
+    queues.hide_settled.setChecked(False)
+    entries = shown()
+    assert [(i, f) for i, f, _ in entries][2:] == [(ids[2], FINDING), (ids[2], "")]   # settled last
+    assert entries[2][2].endswith("✓ Haemorrhage: absent (Admin) · readers: uncertain vote")
+    assert entries[3][2].endswith("✓ Diagnosis: no DR (Admin) · readers: diagnoses differ")
+    # Another reviewer decides while this screen is open: the mark comes with this reviewer's next decision.
+    record_adjudication(db, admin.id, ids[1], None, None, diagnosis="mild NPDR", reason="Two of three.")
+    queues.select((ids[1], FINDING))
+    press(qtbot, window, "A", "R")
+    qtbot.keyClicks(window.adjudication.reason, "No haemorrhage on the better photo")
+    press(qtbot, window, "Ctrl+Return")
+    marks = {(i, f): text.split("\n")[1] for i, f, text in shown()}
+    assert marks[(ids[1], FINDING)] == "✓ Haemorrhage: absent (you) · readers: regions differ"
+    assert marks[(ids[1], "")] == "✓ Diagnosis: mild NPDR (Admin) · readers: diagnoses differ"
+    assert queues.count.text() == "0 to adjudicate, 4 adjudicated"
 
 
 def test_a_diagnosis_entry_decides_the_diagnosis_alone(qtbot, review_project):

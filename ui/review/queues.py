@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS = "all", "disagreements", "model"
 QUEUE_TITLES = {ALL_IMAGES: "All images", DISAGREEMENTS: "Readers disagree",
@@ -35,7 +35,11 @@ class QueuePanel(QWidget):
         for code, name in finding_names.items():
             self.finding.addItem(name, code)
         self.finding.setToolTip("Show one finding: the queues, the panels and the pairwise tables follow it.")
+        self.hide_settled = QCheckBox("Hide adjudicated")
+        self.hide_settled.setToolTip("List only the entries no reviewer has decided yet (marked ✓ otherwise).")
+        self.hide_settled.setFocusPolicy(Qt.FocusPolicy.NoFocus)   # the keys stay with the photo
         self.count = QLabel()
+        self.count.setWordWrap(True)
         self.list = QListWidget()
         self.list.setUniformItemSizes(True)
         # Two lines per entry (file; finding and why), long names shortened in the middle, whole in the tooltip.
@@ -49,11 +53,13 @@ class QueuePanel(QWidget):
         layout.addWidget(self.queue)
         layout.addWidget(QLabel("Finding"))
         layout.addWidget(self.finding)
+        layout.addWidget(self.hide_settled)
         layout.addWidget(self.count)
         layout.addWidget(self.list, 1)
         self.set_queues([ALL_IMAGES, DISAGREEMENTS])
         self.queue.currentIndexChanged.connect(lambda _: self.queue_changed.emit(self.current_queue()))
         self.finding.currentIndexChanged.connect(lambda _: self.finding_changed.emit(self.current_finding()))
+        self.hide_settled.toggled.connect(lambda _: self.queue_changed.emit(self.current_queue()))
         self.list.currentItemChanged.connect(self._on_item)
 
     def set_queues(self, queues: list[str]) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from annotate.adjudication import review_queue
-from storage.adjudication import record_adjudication
+from storage.adjudication import adjudicated_answers, record_adjudication
 from storage.errors import OctantError
 from storage.project import ProjectHandle
 from storage.review import ReviewSession
@@ -27,6 +27,7 @@ from ui.review.data import ReviewData, load_review_data
 from ui.review.enlarged import MODEL, SOURCES, EnlargedView
 from ui.review.keys import BINDINGS, keys_line
 from ui.review.model_view import GuidedRunner, ModelView, guided_models, model_disagreements, model_threshold
+from ui.review.queue_marks import EVERYTHING, queue_mark
 from ui.review.queues import ALL_IMAGES, DISAGREEMENTS, MODEL_VS_CONSENSUS, QueuePanel
 from ui.review.side_by_side import SideBySide, role_text
 
@@ -34,6 +35,7 @@ PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32
 QUEUE_MIN_WIDTH = 260      # file names and reasons stay readable (two lines per entry)
 DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnoses differ
+QueueRow = tuple[int, str | None, str, bool]   # image id, finding, the entry's text, adjudicated
 
 
 class ReviewWindow(QWidget):
@@ -251,41 +253,74 @@ class ReviewWindow(QWidget):
         self._request_agreement()
 
     def _refresh_queue(self) -> None:
+        """The chosen queue, each entry marked with what reviewers decided on it (``queue_marks``);
+        "Hide adjudicated" leaves the open ones."""
         if self.data is None:
             return
-        data = self.data
         queue, finding = self.queues.current_queue(), self.queues.current_finding()
-        names = self.finding_names
         if queue == ALL_IMAGES:
-            items = [(r.id, finding, f"{r.path.name}\nimage {r.id}") for r in data.images]
-            self.queues.show_items(items)
+            rows = self._all_images(self.data, finding)
+        elif queue == DISAGREEMENTS:
+            rows = self._disagreements(self.data, finding)
+        elif self.model_queue is None:
+            self.queues.show_items([], "The model is reading every photo…")
             return
-        if queue == DISAGREEMENTS:
-            self._show_disagreements(data, finding)
-            return
-        found = {} if self.model_queue is None else {
-            i: {c: why for c, why in per.items() if finding in (None, c)} for i, per in self.model_queue.items()}
-        note = "The model is reading every photo…" if self.model_queue is None else None
-        items = [(image_id, code, f"{data.image(image_id).path.name} (image {image_id})\n{names.get(code, code)}: {why}")
-                 for image_id, per in found.items() for code, why in per.items()]
-        self.queues.show_items(items, note or "")
+        else:
+            rows = self._model_calls(self.data, self.model_queue, finding)
+        settled = sum(done for *_, done in rows)
+        if queue == ALL_IMAGES:
+            note = f"{len(rows)} image{'s' if len(rows) != 1 else ''}: {settled} adjudicated, {len(rows) - settled} not"
+        else:
+            note = f"{len(rows) - settled} to adjudicate, {settled} adjudicated"
+        if self.queues.hide_settled.isChecked():
+            rows = [row for row in rows if not row[3]]
+            note += " (adjudicated hidden)" if settled else ""
+        self.queues.show_items([(image_id, code, text) for image_id, code, text, _ in rows], note)
 
-    def _show_disagreements(self, data: ReviewData, finding: str | None) -> None:
+    def _who(self, reviewer_id: int) -> str:
+        if reviewer_id == self.review.reader.id:
+            return "you"
+        info = self.data.readers.get(reviewer_id) if self.data is not None else None
+        return info.name if info is not None else f"reviewer {reviewer_id}"
+
+    def _all_images(self, data: ReviewData, finding: str | None) -> list[QueueRow]:
+        """Every image in id order, with whatever reviewers decided on it (on ``finding`` if chosen)."""
+        rows: list[QueueRow] = []
+        for record in data.images:
+            mark = queue_mark(data.answers, record.id, finding or EVERYTHING, self.finding_names, self._who)
+            rows.append((record.id, finding, f"{record.path.name}\nimage {record.id}" + (f" · {mark}" if mark else ""),
+                         bool(mark)))
+        return rows
+
+    def _disagreements(self, data: ReviewData, finding: str | None) -> list[QueueRow]:
         """Not yet adjudicated first (``annotate.adjudication.review_queue``), then the settled ones."""
         names = self.finding_names
         entries = review_queue(data.consensus, data.answers.settled, finding,
                                [record.id for record in data.images])
-        items: list[tuple[int, str | None, str]] = []
-        pending = 0
+        rows: list[QueueRow] = []
         for entry in entries:
             name = f"{data.image(entry.image_id).path.name} (image {entry.image_id})"
             for settled, reasons in ((False, entry.pending), (True, entry.settled)):
                 for code, why in reasons.items():
                     what = names.get(code, code) if code is not None else "Diagnosis"
-                    items.append((entry.image_id, DIAGNOSIS if code is None else code,
-                                  f"{name}\n{'✓ adjudicated · ' if settled else ''}{what}: {why}"))
-                    pending += not settled
-        self.queues.show_items(items, f"{pending} to adjudicate, {len(items) - pending} adjudicated")
+                    line = (f"{queue_mark(data.answers, entry.image_id, code, names, self._who)} · readers: {why}"
+                            if settled else f"{what}: {why}")
+                    rows.append((entry.image_id, DIAGNOSIS if code is None else code, f"{name}\n{line}", settled))
+        return rows
+
+    def _model_calls(self, data: ReviewData, model_queue: dict[int, dict[str, str]],
+                     finding: str | None) -> list[QueueRow]:
+        """The model's calls against the consensus, the ones no reviewer has decided first."""
+        rows: list[QueueRow] = []
+        for image_id, calls in model_queue.items():
+            for code, why in calls.items():
+                if finding not in (None, code):
+                    continue
+                mark = queue_mark(data.answers, image_id, code, self.finding_names, self._who)
+                line = f"{mark} · {why}" if mark else f"{self.finding_names.get(code, code)}: {why}"
+                rows.append((image_id, code, f"{data.image(image_id).path.name} (image {image_id})\n{line}", bool(mark)))
+        rows.sort(key=lambda row: row[3])   # stable: the model's order within each group
+        return rows
 
     # The side-by-side ---------------------------------------------------------------------------
     def _on_selected(self, image_id: int, finding: str | None) -> None:
@@ -312,11 +347,10 @@ class ReviewWindow(QWidget):
             self.adjudication.show_message(str(error))
             return
         self._dashboard_stale = True
-        answers = self.data.answers
-        if entry.finding is not None:
-            answers.findings[(entry.image_id, entry.finding)] = entry
-        if entry.diagnosis is not None:
-            answers.diagnoses[entry.image_id] = entry.diagnosis
+        try:   # other reviewers' decisions since the screen opened get their marks too
+            self.data.answers = adjudicated_answers(self.project.database)
+        except OctantError:
+            self.data.answers.add(entry)
         following = self.queues.neighbour(1)
         self._refresh_queue()
         if following is not None:
