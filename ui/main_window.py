@@ -176,6 +176,7 @@ class MainWindow(QMainWindow, Prompts):
         c.saved.connect(self._on_saved)
         c.problem.connect(self.show_problem)
         c.stale.connect(lambda text: self.show_problem(text, box=False))
+        c.refused.connect(lambda text: self.show_problem(text, box=False))
         c.hint.connect(self.show_hint)
         c.suggestionChanged.connect(self._on_suggestion)
         c.landmarksShown.connect(self._on_model_landmarks)
@@ -346,7 +347,9 @@ class MainWindow(QMainWindow, Prompts):
 
     def _on_image_failed(self, image_id: int, message: str) -> None:
         """An unreadable photo: said on the canvas and in the status bar, without a box, so the
-        reader can go on with the keyboard (the answer can still be given, e.g. ungradable)."""
+        reader can go on with the keyboard (ungradable and a comment can still be given; normal
+        and findings cannot, ``ReadingController.photo_not_shown``)."""
+        self.controller.photo_not_shown(image_id, message)
         self.canvas.show_message(image_id, message)
         self.show_problem(message, box=False)
 
@@ -465,8 +468,9 @@ class MainWindow(QMainWindow, Prompts):
             self.show_hint(f"{NORMAL_QUESTION} ({marked}): press N again to mark it normal and clear them.")
             return
         self._normal_asked_for = None
-        if self.controller.state is not None and not self.controller.state.normal:
-            self.controller.mark_normal()
+        if self.controller.state is not None and not self.controller.state.normal \
+                and not self.controller.mark_normal():
+            return   # refused (e.g. a photo that could not be shown): the reader stays to see why
         self.controller.next_unfinished()
 
     def accept_suggestions(self) -> None:

@@ -32,6 +32,7 @@ class ReadingController(QObject):
     saved = Signal(str)                           # status text after each durable write
     problem = Signal(str)                         # an OctantError's sentence
     stale = Signal(str)                           # undo/redo/accept refused: stored answer changed elsewhere
+    refused = Signal(str)                         # an answer refused: its photo could not be shown
     hint = Signal(str)                            # what to do next (not an error)
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
@@ -55,6 +56,7 @@ class ReadingController(QObject):
         self.shown_landmarks: Landmarks | None = None  # the reader's own, else the model's
         self._model_landmarks: Landmarks | None = None
         self.suggestion: ModelSuggestion | None = None  # the model's, hidden on test if set so
+        self.photo_problem: str | None = None  # why the open image's photo could not be shown
         self.finding: str | None = None
         self._history: dict[int, ImageUndoStack] = {}
         self._queue_ids: list[int] | None = None
@@ -112,6 +114,7 @@ class ReadingController(QObject):
 
     def _open(self, image_id: int) -> None:
         self.image = self.record(image_id)
+        self.photo_problem = None
         self.state = self.session.read(image_id)
         self._model_landmarks = self.session.model_landmarks(image_id)
         self.suggestion = None
@@ -132,6 +135,21 @@ class ReadingController(QObject):
         self.suggestion = suggestion_from_payload(payload, self.project.root)
         if self.suggestion is not None:
             self.suggestionChanged.emit(self.suggestion)
+
+    def photo_not_shown(self, image_id: int, problem: str) -> None:
+        """The open image's photo could not be read (missing, damaged): answers that say what the
+        photo shows are refused until it opens again; ungradable and the comment stay."""
+        if self.image is not None and self.image.id == image_id:
+            self.photo_problem = problem
+
+    def _refuse_unseen(self) -> bool:
+        """Whether the answer must be refused: a reader who could not see the photo cannot say it
+        is normal or where a finding is (that would go into the consensus as a real reading)."""
+        if self.photo_problem is None:
+            return False
+        self.refused.emit("This photo could not be shown, so it cannot be marked normal or labelled: "
+                          "press U if it is ungradable, or Space to go on, and ask the admin to import it again.")
+        return True
 
     def model_output_arrived(self, image_id: int) -> None:
         """The background pre-segmentation stored this image's results: if it is open, show its
@@ -222,6 +240,8 @@ class ReadingController(QObject):
         self.findingChanged.emit(code)
 
     def toggle_region(self, region: int) -> None:
+        if self._refuse_unseen():
+            return
         if self.finding is None:
             keys = ", ".join(f"{f.key.upper()} {f.name.lower()}"
                              for f in self.settings.findings[:4])
@@ -233,8 +253,11 @@ class ReadingController(QObject):
         self._write(f"{name}: region {region}",
                     lambda s, i: s.toggle_region(i, finding, region))
 
-    def mark_normal(self) -> None:
-        self._write("Normal", lambda s, i: s.mark_normal(i))
+    def mark_normal(self) -> bool:
+        """Saved as normal (or kept to save); False where it was refused or failed."""
+        if self._refuse_unseen():
+            return False
+        return self._write("Normal", lambda s, i: s.mark_normal(i))
 
     def set_ungradable(self, ungradable: bool) -> None:
         if self.state is not None and self.state.ungradable != ungradable:
@@ -242,7 +265,7 @@ class ReadingController(QObject):
                         lambda s, i: s.set_ungradable(i, ungradable))
 
     def set_diagnosis(self, diagnosis: str | None) -> None:
-        if self.state is not None and self.state.diagnosis != diagnosis:
+        if self.state is not None and self.state.diagnosis != diagnosis and not self._refuse_unseen():
             self._write(f"Diagnosis: {diagnosis or 'none'}",
                         lambda s, i: s.set_diagnosis(i, diagnosis))
 
@@ -252,10 +275,14 @@ class ReadingController(QObject):
 
     def set_landmarks(self, disc: tuple[float, float], fovea: tuple[float, float],
                       source: str = "manual") -> None:
+        if self._refuse_unseen():
+            return
         self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source))
 
     def accept_suggestions(self) -> bool:
         """Shift+A: every region the model suggests becomes the reader's (one undoable action)."""
+        if self._refuse_unseen():
+            return False
         if self.image is not None and self.suggestion is None:
             self.load_suggestion(self.image.id)
         if self.state is None or self.suggestion is None or not self.suggestion.finding_regions:

@@ -303,6 +303,29 @@ def test_a_missing_photo_is_reported_and_reading_goes_on(qtbot, reading_project)
     assert window.controller.image.id != second.id
 
 
+def test_a_photo_that_cannot_be_shown_cannot_be_answered_normal_or_labelled(qtbot, reading_project):
+    # Trying the product: N on a damaged photo (only a sentence on the canvas) saved "Normal" and moved
+    # on, so a photo nobody saw counted as a normal reading in the consensus.
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    second = ReaderSession(project.database, ana.id).queue()[1]
+    second.path.write_bytes(second.path.read_bytes()[:200])   # cut short after import
+    window = open_window(qtbot, project, ana.id)
+    with qtbot.waitSignal(window.loader.failed, timeout=5000):
+        press(qtbot, window, "Right")
+    press(qtbot, window, "n", "h", "1", "Shift+A")
+    assert window.controller.image.id == second.id                      # N did not move on
+    assert window.hint_label.text().startswith("This photo could not be shown")
+    stored = ReaderSession(project.database, ana.id).read(second.id)
+    assert not stored.normal and not stored.regions and not stored.done
+    press(qtbot, window, "u")                                           # ungradable stays possible
+    assert ReaderSession(project.database, ana.id).read(second.id).ungradable
+    next_image(qtbot, window, "Right")                                  # the next photo is answered as usual
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "Escape", "h", "1")
+    answered = ReaderSession(project.database, ana.id).read(window.controller.image.id)
+    assert answered.regions == {"haemorrhage": frozenset({1})}
+
+
 def test_only_reviewers_and_admins_see_model_training(qtbot, reading_project):
     from ui.workstation import build_window
 
