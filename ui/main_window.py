@@ -145,7 +145,9 @@ class MainWindow(QMainWindow, Prompts):
         for spec in self.controller.settings.findings:
             action = QAction(spec.name, self)
             action.setShortcut(QKeySequence(spec.key.upper()))
-            action.triggered.connect(lambda _=False, code=spec.code: self.choose_finding(code))
+            # The key always chooses (Esc is "no finding"): the current finding stays from one image
+            # to the next, so a toggle made "H 1" on the next image deselect H and drop the region.
+            action.triggered.connect(lambda _=False, code=spec.code: self.controller.select_finding(code))
             self.addAction(action)
             self.answer_actions.append(action)
         for code in range(1, 9):
@@ -442,6 +444,7 @@ class MainWindow(QMainWindow, Prompts):
 
     # --- commands -----------------------------------------------------------------------------
     def choose_finding(self, code: str) -> None:
+        """A click on a finding's row in the panel: chooses it, or a second click on it lets go."""
         c = self.controller
         c.select_finding(None if c.finding == code else code)
 

@@ -326,6 +326,25 @@ def test_a_photo_that_cannot_be_shown_cannot_be_answered_normal_or_labelled(qtbo
     assert answered.regions == {"haemorrhage": frozenset({1})}
 
 
+def test_a_finding_key_pressed_again_on_the_next_image_keeps_that_finding(qtbot, reading_project):
+    # Trying the product: "H 1 5 Space" on every image labelled only every other one, because H stayed
+    # current on the next image and pressing it again let go of it (then 1 and 5 said "choose a finding").
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    first = window.controller.image.id
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "h", "1")
+    next_image(qtbot, window, "Space")
+    second = window.controller.image.id
+    place_landmarks(qtbot, window)
+    press(qtbot, window, "h", "5")
+    session = ReaderSession(project.database, ana.id)
+    assert session.read(first).regions == {"haemorrhage": frozenset({1})}
+    assert session.read(second).regions == {"haemorrhage": frozenset({5})}
+    press(qtbot, window, "Escape")
+    assert window.controller.finding is None        # Esc still lets go of the finding
+
+
 def test_only_reviewers_and_admins_see_model_training(qtbot, reading_project):
     from ui.workstation import build_window
 
