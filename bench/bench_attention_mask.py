@@ -23,6 +23,11 @@ One split of 84 photos cannot tell arms 5 points apart. ``--folds K --fold I`` t
 fold I of K (``train --fold I/K``: every confident photo validated once over the K folds), and
 ``--compare --folds K`` pools the K folds' validation photos (212) for each arm's accuracy and
 McNemar's test. On a GPU: ``--device cuda``, the K × 3 runs side by side.
+
+Lesions need more than 224 px. On a CPU ``--input-size 512 --frozen-blocks 4`` trains at 512 px
+with the encoder's stem and first four blocks kept as ImageNet left them (``train --frozen-blocks``:
+a step costs about a quarter of a full one); runs and JSON of another size or frozen part are kept
+apart (``bench_attention_mask-<weights>-512px-frozen4``).
 """
 from __future__ import annotations
 
@@ -45,12 +50,14 @@ from storage.locations import default_runs_dir, public_data_dir  # noqa: E402
 # was learnt in the time). From scratch the validation loss jumps between epochs (1.3 → 2.8 → 1.4): on
 # 2026-11-26 early stopping ended both networks at epoch 7 or 8 with their best at epoch 2 or 3.
 def reduced_settings(minutes: float, patience: int, encoder_weights: str, epochs: int,
-                     device: str = "cpu", backbone: str | None = None) -> list[str]:
+                     device: str = "cpu", backbone: str | None = None, input_size: int = 224,
+                     frozen_blocks: int = 0) -> list[str]:
     from models.engine.pretrained import is_packaged, timm_architecture
 
     backbone = backbone or (timm_architecture(encoder_weights) if is_packaged(encoder_weights) else "efficientnet_b0")
     pretrained = encoder_weights != "none"    # packaged or a weights FILE: fine-tuning's rate
-    return ["--backbone", backbone, "--encoder-weights", encoder_weights, "--input-size", "224",
+    return ["--backbone", backbone, "--encoder-weights", encoder_weights, "--input-size", str(input_size),
+            *(["--frozen-blocks", str(frozen_blocks)] if frozen_blocks else []),
             "--epochs", str(epochs), "--patience", str(patience), "--batch-size", "8",
             "--lr", "1e-4" if pretrained else "1e-3", "--precision", "auto", "--time-limit", str(int(minutes * 60)),
             "--validation-fraction", "0.2", "--seed", "0", "--device", device]
@@ -172,6 +179,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--backbone", default=None,
                         help="timm backbone for an encoder-weights FILE (e.g. tf_efficientnet_lite0)")
+    parser.add_argument("--input-size", type=int, default=224, help="network input side (the paper's 224)")
+    parser.add_argument("--frozen-blocks", type=int, default=0,
+                        help="N: train with the encoder's stem and first N blocks frozen (CPU at 512 px: 4)")
     parser.add_argument("--compare", action="store_true",
                         help="train nothing: measure each arm's exported weights and the shipped "
                              "weights/dr_grade_attention.safetensors again on the validation photos, with "
@@ -183,12 +193,16 @@ def main() -> None:
 
     encoder_weights = available_encoder_weights(args.encoder_weights)
     data = public_data_dir(args.data)
-    settings = reduced_settings(args.minutes, args.patience, encoder_weights, args.epochs, args.device, args.backbone)
-    run_root = args.run_root or default_runs_dir() / f"bench_attention_mask-{Path(encoder_weights).stem}"
+    settings = reduced_settings(args.minutes, args.patience, encoder_weights, args.epochs, args.device, args.backbone,
+                                args.input_size, args.frozen_blocks)
+    # Another input size or frozen part is another network: its runs and figures are kept apart.
+    variant = Path(encoder_weights).stem + (f"-{args.input_size}px" if args.input_size != 224 else "") + (
+        f"-frozen{args.frozen_blocks}" if args.frozen_blocks else "")
+    run_root = args.run_root or default_runs_dir() / f"bench_attention_mask-{variant}"
     folds = f"-folds{args.folds}" if args.folds else ""
     # One JSON per fold: the folds' runs go side by side and must not overwrite each other's figures.
     part = f"-fold{args.fold}" if args.fold else ""
-    output = ROOT / "bench" / "results" / f"bench_attention_mask-{Path(encoder_weights).stem}{folds}{part}.json"
+    output = ROOT / "bench" / "results" / f"bench_attention_mask-{variant}{folds}{part}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     results: dict = json.loads(output.read_text()) if output.is_file() else {}
     if args.compare:

@@ -255,6 +255,8 @@ OPTION_CASES = [
      "argument --input-size: must be a positive multiple of 32"),
     ("train-epochs-0", options("train", "--network", "attention-mask", "--epochs", "0"), "argument --epochs: must be a whole number"),
     ("train-width-0", options("train", "--network", "guided", "--width", "0"), "argument --width: must be a whole number"),
+    ("train-frozen-blocks-negative", options("train", "--network", "attention-mask", "--frozen-blocks", "-1"),
+     "argument --frozen-blocks: must be a whole number of 0 or more, not '-1'"),
     ("train-fold-6-of-5", options("train", "--network", "attention-mask", "--fold", "6/5"),
      "argument --fold: fold 6/5 does not exist; I must be between 1 and K"),
     ("train-fold-word", options("train", "--network", "attention-mask", "--fold", "half"),

@@ -70,6 +70,10 @@ def register(subparsers) -> None:
                         help="attention-mask: the backbone's starting weights for a run that starts from scratch, "
                              "never downloaded: " + ENCODER_WEIGHTS_HELP)
     parser.add_argument("--no-mask", action="store_true", help="attention-mask: the unmasked baseline")
+    parser.add_argument("--frozen-blocks", type=whole_number, default=0, metavar="N",
+                        help="attention-mask: keep the pretrained encoder's stem and first N blocks as they start "
+                             "(no training, BatchNorm statistics kept), about 4x faster per step on a CPU at "
+                             "512 px with N = 4; the exported network is whole (default 0: train every layer)")
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--lr", type=positive_float)
@@ -209,6 +213,9 @@ def train_from_args(args: argparse.Namespace, progress=None,
 
     if args.network == "guided" and not args.finding:
         raise OctantError("Name the finding to train with --finding, e.g. --finding haemorrhage.")
+    if args.network == "guided" and getattr(args, "frozen_blocks", 0):
+        raise OctantError("--frozen-blocks is for the attention-mask network's pretrained encoder; the guided "
+                          "network trains every layer, so leave it out.")
     if args.network == "guided" and getattr(args, "encoder_weights", None) not in (None, "none"):
         raise OctantError("The guided network has no pretrained encoder (the paper trains it from scratch); "
                           "leave out --encoder-weights.")
@@ -257,8 +264,14 @@ def attention_settings(args: argparse.Namespace) -> tuple:
     config = AttentionConfig(backbone=backbone, masked=not args.no_mask, encoder_weights=encoder_weights,
                              soft_mask=not getattr(args, "as_published", False))
     config.input_size = args.input_size or config.input_size
+    config.frozen_blocks = getattr(args, "frozen_blocks", 0)
+    engine = attention_train_config(**engine_overrides(args))
+    if config.frozen_blocks and encoder_weights == "none" and not engine.init_weights:
+        raise OctantError(f"--frozen-blocks {config.frozen_blocks} would keep randomly initialised layers "
+                          "untrained; start from pretrained weights (--encoder-weights imagenet-lite0 or "
+                          "--start-from FILE) or leave it out.")
     name = args.name or ("dr_grade_attention" if config.masked else "dr_grade_baseline")
-    return config, attention_train_config(**engine_overrides(args)), name
+    return config, engine, name
 
 
 def _open_project(args: argparse.Namespace) -> ProjectHandle:

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from storage.errors import OctantError
+
 # §V-A: weights of each structure, chosen by the authors' ablation.
 MASK_WEIGHTS: dict[str, float] = {"disc": 0.9, "cup": 1.0, "vessels": 0.8, "background": 0.2}
 
@@ -69,6 +71,10 @@ class AttentionConfig:
     mask_weights: dict[str, float] = field(default_factory=lambda: dict(MASK_WEIGHTS))
     soft_mask: bool = True                # False: the paper's binary structure masks (probabilities > 0.5)
     encoder_weights: str = "none"         # imagenet-liteN (with backbone tf_efficientnet_liteN), a file, none
+    # Training only: the encoder's stem and first N blocks keep their starting weights and BatchNorm
+    # statistics (no gradient, eval mode), so a CPU can train at lesion-sized inputs (512 px); the
+    # exported network is whole and ordinary, and fine-tuning it trains every layer again.
+    frozen_blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +113,28 @@ class AttentionClassifier(nn.Module):
                                   nn.Dropout(HEAD_DROPOUT), nn.Linear(HEAD_UNITS, len(config.classes)))
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The stem and first ``config.frozen_blocks`` blocks of the encoder (none by default)."""
+        count = self.config.frozen_blocks
+        if not count:
+            return []
+        blocks = getattr(self.backbone, "blocks", None)
+        if blocks is None or not 0 < count <= len(blocks):
+            available = 0 if blocks is None else len(blocks)
+            raise OctantError(f"--frozen-blocks {count} does not fit the {self.config.backbone} encoder, which has "
+                              f"{available} blocks; give a number from 0 to {available}.")
+        return [self.backbone.conv_stem, self.backbone.bn1, *blocks[:count]]
+
+    def train(self, mode: bool = True):
+        """As ``nn.Module.train``, but the frozen modules stay in eval mode: their BatchNorm layers
+        keep the starting statistics instead of drifting to this data set's."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
 
     def forward(self, image: Tensor) -> Tensor:
         return self.head(self.backbone((image - self.mean) / self.std))

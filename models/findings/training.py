@@ -159,6 +159,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
     For a project the classes are its diagnosis classes; IDRiD's reference keeps the config's
     (the five retinopathy grades)."""
     from models.diagnosis.attention_mask import (
+        AttentionClassifier,
         AttentionTask,
         diagnosis_dataset,
         fine_tuning_config,
@@ -170,6 +171,8 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
     _check_source(project, reference)
     if engine.init_weights:
         config = fine_tuning_config(config, engine.init_weights)
+    if config.frozen_blocks:
+        AttentionClassifier(config)   # refuses more frozen blocks than the encoder has before photos are read
     if reference == "idrid":
         from storage.locations import public_data_dir
 

@@ -162,3 +162,80 @@ def test_structure_maps_drawn_by_other_weights_are_cached_apart(tmp_path, monkey
     other = cached_structure_maps(photo, (0, 0, 40, 40), 8, new, None, tmp_path)
     assert drawn == [1.0, 2.0]                     # the old weights' maps came from the cache once
     assert first[0, 0, 0] == again[0, 0, 0] == 1 and other[0, 0, 0] == 2
+
+
+def frozen_and_trained(model: AttentionClassifier) -> tuple[dict, dict]:
+    """Copies of the frozen modules' tensors (parameters and BatchNorm statistics) and of the rest's
+    parameters, by name."""
+    frozen_ids = {id(t) for m in model.frozen_modules() for t in [*m.parameters(), *m.buffers()]}
+    frozen = {n: t.detach().clone() for n, t in [*model.named_parameters(), *model.named_buffers()]
+              if id(t) in frozen_ids}
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if id(p) not in frozen_ids}
+    return frozen, trained
+
+
+def test_frozen_blocks_keep_their_weights_and_statistics_while_the_rest_trains(tmp_path):
+    from models.engine.training import load_best
+    from models.engine.weights import save_weights
+
+    data = tiny_diagnoses(True)
+    config = AttentionConfig(classes=["a", "b"], backbone=TINY, frozen_blocks=2)
+    task = AttentionTask(config, data, data)
+    start = task.build_model()
+    start_file = save_weights(start, tmp_path / "start.safetensors", {}, torch.float32)   # a pretrained start
+    frozen_before, trained_before = frozen_and_trained(start)
+    assert any(".running_mean" in name for name in frozen_before)     # BatchNorm statistics are watched too
+    engine = attention_train_config(epochs=1, batch_size=4, device="cpu", init_weights=str(start_file))
+    result = train(task, engine, tmp_path / "run")
+    after = task.build_model()
+    load_best(after, tmp_path / "run")
+    frozen_after, trained_after = frozen_and_trained(after)
+    assert all(torch.equal(frozen_before[n], frozen_after[n]) for n in frozen_before)
+    assert all(not torch.equal(trained_before[n], trained_after[n]) for n in ("head.0.weight", "head.3.weight"))
+    assert not torch.equal(trained_before["backbone.blocks.2.0.conv_pw.weight"],
+                           trained_after["backbone.blocks.2.0.conv_pw.weight"])   # the first unfrozen block
+    assert result.best_metrics
+
+
+def test_frozen_modules_stay_in_eval_mode_and_out_of_the_optimizer():
+    from models.engine.training import _build_optimizer
+
+    model = AttentionClassifier(AttentionConfig(classes=["a", "b"], backbone=TINY, frozen_blocks=1)).train()
+    assert not model.backbone.bn1.training and not model.backbone.blocks[0].training
+    assert model.backbone.blocks[1].training and model.head.training
+    optimised = {id(p) for group in _build_optimizer(attention_train_config(), model).param_groups
+                 for p in group["params"]}
+    assert id(model.backbone.conv_stem.weight) not in optimised and id(model.head[0].weight) in optimised
+    assert id(model.backbone.blocks[1][0].conv_pw.weight) in optimised
+
+
+def test_frozen_blocks_are_recorded_in_the_file_which_loads_as_an_ordinary_network(tmp_path):
+    from models.engine.weights import load_weights, read_metadata, save_weights
+
+    config = AttentionConfig(classes=["a", "b"], backbone=TINY, frozen_blocks=3)
+    assert AttentionConfig(**config.to_dict()) == config
+    path = save_weights(AttentionClassifier(config), tmp_path / "grade.safetensors", {"config": config.to_dict()})
+    assert read_metadata(path)["config"]["frozen_blocks"] == 3
+    whole = AttentionClassifier(AttentionConfig(classes=["a", "b"], backbone=TINY))    # as a clinic fine-tunes it
+    load_weights(whole, path)
+    assert all(p.requires_grad for p in whole.parameters())
+    assert AttentionConfig(**{k: v for k, v in config.to_dict().items() if k != "frozen_blocks"}).frozen_blocks == 0
+
+
+def test_more_frozen_blocks_than_the_encoder_has_is_one_sentence():
+    from storage.errors import OctantError
+
+    with pytest.raises(OctantError, match=r"^--frozen-blocks 9 does not fit the tinynet_e encoder, which has 7 "
+                                          r"blocks; give a number from 0 to 7\.$"):
+        AttentionClassifier(AttentionConfig(backbone=TINY, frozen_blocks=9))
+
+
+def test_freezing_layers_of_a_network_from_scratch_is_refused_in_one_line(capsys, tmp_path):
+    import main
+
+    code = main.main(["train", "--network", "attention-mask", "--reference", "idrid", "--data", str(tmp_path),
+                      "--frozen-blocks", "4", "--encoder-weights", "none", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert "--frozen-blocks 4 would keep randomly initialised layers untrained" in err
+    assert not (tmp_path / "run").exists()
