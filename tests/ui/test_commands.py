@@ -34,6 +34,19 @@ def test_a_readers_screenshots_show_only_their_own_window(qapp, reading_project,
     assert names("Admin") >= {"1-queue.png", "7-review.png", "8-training.png", "9-readers.png", "10-sets.png"}
 
 
+def test_staging_settles_the_last_disagreement_so_the_review_queue_shows_a_mark(reading_project):
+    from storage.adjudication import list_adjudications
+    from storage.project import project_settings
+    from ui.screenshots.staging import stage_adjudication, stage_readers_answers
+
+    db = reading_project.project.database
+    stage_readers_answers(db)          # photo 2: regions differ; photo 3: a single vote
+    stage_adjudication(db, reading_project.readers["Admin"].id)
+    [entry] = list_adjudications(db)
+    first_finding = project_settings(db).findings[0].code
+    assert (entry.image_id, entry.finding, entry.present) == (reading_project.image_ids[2], first_finding, False)
+
+
 def test_gui_and_screenshot_are_commands(capsys):
     for command in ("gui", "screenshot"):
         try:

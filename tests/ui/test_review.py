@@ -154,7 +154,8 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     choose_queue(window, MODEL_VS_CONSENSUS)
     queued = listed(window)
     assert [(i, f) for i, f, _ in queued] == [(ids[4], FINDING), (ids[3], FINDING)]
-    assert "✓" not in queued[0][2] and "\n✓ Haemorrhage: absent (Admin) · model p = " in queued[1][2]
+    assert "✓" not in queued[0][2] and queued[1][2].endswith("\n✓ Haemorrhage: absent (Admin)")
+    assert "; Haemorrhage: model p = " in window.queues.list.item(1).toolTip()   # the model's call stays in reach
     assert window.queues.count.text() == "1 to adjudicate, 1 adjudicated"
     qtbot.waitUntil(lambda: window.side_by_side.model.picture.image is not None, timeout=10_000)
     assert "p = " in window.side_by_side.model.details.text()

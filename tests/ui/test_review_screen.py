@@ -236,7 +236,8 @@ def test_adjudicating_with_keys_and_clicks_records_a_row_and_leaves_the_readers_
                window.queues.list.item(n).text()) for n in range(window.queues.list.count())]
     assert [(i, f) for i, f, _ in listed] == [(ids[1], ""), (ids[1], FINDING), (ids[2], FINDING), (ids[2], "")]
     # The decided entry says what was decided and by whom; the open ones carry no mark.
-    assert listed[1][2].endswith("\n✓ Haemorrhage: present in 1 macula (you) · readers: regions differ")
+    assert listed[1][2].endswith("\n✓ Haemorrhage: present in 1 macula (you)")
+    assert window.queues.list.item(1).toolTip().endswith("(you); the readers: regions differ")
     assert not any("✓" in t for _, _, t in listed[2:])
     assert "3 to adjudicate, 1 adjudicated" == window.queues.count.text()
     # Back on it: the answer in force is shown and is the draft.
@@ -259,7 +260,7 @@ def test_the_queues_mark_other_reviewers_decisions_and_can_hide_them(qtbot, revi
 
     queues.queue.setCurrentIndex(queues.queue.findData(ALL_IMAGES))
     marks = {image: text.split("\n")[1] for image, _, text in shown()}
-    assert marks[ids[2]] == f"image {ids[2]} · ✓ Haemorrhage: absent (Admin); Diagnosis: no DR (Admin)"
+    assert marks[ids[2]] == "✓ Haemorrhage: absent (Admin); Diagnosis: no DR (Admin)"
     assert all("✓" not in marks[i] for i in ids if i != ids[2])
     assert queues.count.text() == "5 images: 1 adjudicated, 4 not"
     queues.hide_settled.setChecked(True)
@@ -270,8 +271,9 @@ def test_the_queues_mark_other_reviewers_decisions_and_can_hide_them(qtbot, revi
     queues.hide_settled.setChecked(False)
     entries = shown()
     assert [(i, f) for i, f, _ in entries][2:] == [(ids[2], FINDING), (ids[2], "")]   # settled last
-    assert entries[2][2].endswith("✓ Haemorrhage: absent (Admin) · readers: uncertain vote")
-    assert entries[3][2].endswith("✓ Diagnosis: no DR (Admin) · readers: diagnoses differ")
+    assert entries[2][2].endswith("\n✓ Haemorrhage: absent (Admin)")
+    assert entries[3][2].endswith("\n✓ Diagnosis: no DR (Admin)")
+    assert queues.list.item(2).toolTip().endswith("(Admin); the readers: uncertain vote")   # what was disputed
     # Another reviewer decides while this screen is open: the mark comes with this reviewer's next decision.
     record_adjudication(db, admin.id, ids[1], None, None, diagnosis="mild NPDR", reason="Two of three.")
     queues.select((ids[1], FINDING))
@@ -279,8 +281,8 @@ def test_the_queues_mark_other_reviewers_decisions_and_can_hide_them(qtbot, revi
     qtbot.keyClicks(window.adjudication.reason, "No haemorrhage on the better photo")
     press(qtbot, window, "Ctrl+Return")
     marks = {(i, f): text.split("\n")[1] for i, f, text in shown()}
-    assert marks[(ids[1], FINDING)] == "✓ Haemorrhage: absent (you) · readers: regions differ"
-    assert marks[(ids[1], "")] == "✓ Diagnosis: mild NPDR (Admin) · readers: diagnoses differ"
+    assert marks[(ids[1], FINDING)] == "✓ Haemorrhage: absent (you)"
+    assert marks[(ids[1], "")] == "✓ Diagnosis: mild NPDR (Admin)"
     assert queues.count.text() == "0 to adjudicate, 4 adjudicated"
 
 

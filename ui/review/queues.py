@@ -78,14 +78,16 @@ class QueuePanel(QWidget):
     def current_finding(self) -> str | None:
         return self.finding.currentData()
 
-    def show_items(self, items: Sequence[tuple[int, str | None, str]], note: str = "") -> None:
-        """``items``: (image id, finding or None, text); keeps the selection when it is still listed."""
+    def show_items(self, items: Sequence[tuple[int, str | None, str]], note: str = "",
+                   tips: Sequence[str] | None = None) -> None:
+        """``items``: (image id, finding or None, text); keeps the selection when it is still listed.
+        The tooltips are the texts whole, else ``tips`` (one per item)."""
         keep = self.current()
         self.list.blockSignals(True)
         self.list.clear()
-        for image_id, finding, label in items:
+        for n, (image_id, finding, label) in enumerate(items):
             item = QListWidgetItem(label)
-            item.setToolTip(label.replace("\n", " — "))
+            item.setToolTip(tips[n] if tips is not None else label.replace("\n", " — "))
             item.setData(IMAGE_ROLE, image_id)
             item.setData(FINDING_ROLE, finding)
             self.list.addItem(item)

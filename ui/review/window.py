@@ -35,7 +35,7 @@ PHOTO_LONG_SIDE = 900      # side-by-side copies: enough for a third of a screen
 PHOTOS_KEPT = 32
 QUEUE_MIN_WIDTH = 260      # file names and reasons stay readable (two lines per entry)
 DIAGNOSIS = ""             # a queue entry's "finding" when the readers' diagnoses differ
-QueueRow = tuple[int, str | None, str, bool]   # image id, finding, the entry's text, adjudicated
+QueueRow = tuple[int, str | None, str, str, bool]   # image id, finding, the entry's text, its tooltip, adjudicated
 
 
 class ReviewWindow(QWidget):
@@ -273,9 +273,10 @@ class ReviewWindow(QWidget):
         else:
             note = f"{len(rows) - settled} to adjudicate, {settled} adjudicated"
         if self.queues.hide_settled.isChecked():
-            rows = [row for row in rows if not row[3]]
+            rows = [row for row in rows if not row[4]]
             note += " (adjudicated hidden)" if settled else ""
-        self.queues.show_items([(image_id, code, text) for image_id, code, text, _ in rows], note)
+        self.queues.show_items([(image_id, code, text) for image_id, code, text, _, _ in rows], note,
+                               [tip for *_, tip, _ in rows])
 
     def _who(self, reviewer_id: int) -> str:
         if reviewer_id == self.review.reader.id:
@@ -288,8 +289,8 @@ class ReviewWindow(QWidget):
         rows: list[QueueRow] = []
         for record in data.images:
             mark = queue_mark(data.answers, record.id, finding or EVERYTHING, self.finding_names, self._who)
-            rows.append((record.id, finding, f"{record.path.name}\nimage {record.id}" + (f" · {mark}" if mark else ""),
-                         bool(mark)))
+            text = f"{record.path.name} (image {record.id})\n{mark}" if mark else f"{record.path.name}\nimage {record.id}"
+            rows.append((record.id, finding, text, text.replace("\n", " — "), bool(mark)))
         return rows
 
     def _disagreements(self, data: ReviewData, finding: str | None) -> list[QueueRow]:
@@ -303,9 +304,10 @@ class ReviewWindow(QWidget):
             for settled, reasons in ((False, entry.pending), (True, entry.settled)):
                 for code, why in reasons.items():
                     what = names.get(code, code) if code is not None else "Diagnosis"
-                    line = (f"{queue_mark(data.answers, entry.image_id, code, names, self._who)} · readers: {why}"
-                            if settled else f"{what}: {why}")
-                    rows.append((entry.image_id, DIAGNOSIS if code is None else code, f"{name}\n{line}", settled))
+                    line = queue_mark(data.answers, entry.image_id, code, names, self._who) if settled else ""
+                    text = f"{name}\n{line or f'{what}: {why}'}"
+                    tip = f"{name} — {line}; the readers: {why}" if settled else text.replace("\n", " — ")
+                    rows.append((entry.image_id, DIAGNOSIS if code is None else code, text, tip, settled))
         return rows
 
     def _model_calls(self, data: ReviewData, model_queue: dict[int, dict[str, str]],
@@ -317,9 +319,11 @@ class ReviewWindow(QWidget):
                 if finding not in (None, code):
                     continue
                 mark = queue_mark(data.answers, image_id, code, self.finding_names, self._who)
-                line = f"{mark} · {why}" if mark else f"{self.finding_names.get(code, code)}: {why}"
-                rows.append((image_id, code, f"{data.image(image_id).path.name} (image {image_id})\n{line}", bool(mark)))
-        rows.sort(key=lambda row: row[3])   # stable: the model's order within each group
+                call = f"{self.finding_names.get(code, code)}: {why}"
+                name = f"{data.image(image_id).path.name} (image {image_id})"
+                tip = f"{name} — {mark}; {call}" if mark else f"{name} — {call}"
+                rows.append((image_id, code, f"{name}\n{mark or call}", tip, bool(mark)))
+        rows.sort(key=lambda row: row[4])   # stable: the model's order within each group
         return rows
 
     # The side-by-side ---------------------------------------------------------------------------

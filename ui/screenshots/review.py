@@ -11,7 +11,7 @@ from ui.app import make_app
 from ui.review.queues import DISAGREEMENTS
 from ui.review.window import ReviewWindow
 from ui.screenshots.events import wait_until
-from ui.screenshots.staging import stage_readers_answers
+from ui.screenshots.staging import stage_adjudication, stage_readers_answers
 
 REVIEW_VIEWS = ("", "-model", "-side-by-side", "-dashboard", "-agreement", "-agreement-regions")   # file name suffixes, in order
 
@@ -80,6 +80,7 @@ def review_state_screenshot(project: ProjectHandle, out_png: str | Path, stage: 
         return []
     if stage:
         stage_readers_answers(project.database)
+        stage_adjudication(project.database, reviewer.id)
     done: dict[int, int] = {}
     for image_id, _reader, state in iter_all_reads(project.database):
         done[image_id] = done.get(image_id, 0) + state.done

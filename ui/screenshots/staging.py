@@ -9,8 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from annotate.adjudication import disagreements
+from annotate.consensus import consensus_for_project
 from annotate.fov import detect_fov
 from annotate.services.photos import read_fundus
+from storage.adjudication import record_adjudication
 from storage.database import Database
 from storage.project import project_settings
 from storage.readers import REVIEW_ROLES, list_readers
@@ -68,3 +71,14 @@ def stage_readers_answers(db: Database) -> None:
             else:
                 session.set_regions(record.id, finding, regions)
             session.mark_done(record.id)
+
+
+def stage_adjudication(db: Database, reviewer_id: int) -> None:
+    """The reviewer settles the last finding the staged readers disagree on (absent), so the review
+    queue shows a decided entry, marked, after the open ones."""
+    settings = project_settings(db)
+    found = disagreements(consensus_for_project(iter_all_reads(db), [spec.code for spec in settings.findings],
+                                                settings.consensus_k))
+    last = [(image_id, code) for image_id, reasons in found.items() for code in reasons if code is not None][-1:]
+    for image_id, code in last:
+        record_adjudication(db, reviewer_id, image_id, code, False, reason="Staged: a reflex, not a lesion.")
