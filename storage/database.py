@@ -224,6 +224,11 @@ def _no_project(url: str) -> DatabaseError:
         # emptied (a full disk, a copy cut short), and init would start it again from nothing.
         return DatabaseError(f"{path} is empty, but this folder has backups: restore the newest with "
                              f"`python main.py restore {path.parent / 'backups'}/NAME --project {path.parent}`.")
+    if path is not None and path.is_file():
+        # `init` accepts an empty file (storage/project.py), so this says what both ways lead to.
+        return DatabaseError(f"{path} is empty (no project in it): put back a backup of it with `python main.py "
+                             f"restore BACKUP --project {path.parent}`, or start a new project there with "
+                             f"`python main.py init {path.parent} --admin NAME`.")
     return DatabaseError(f"The project database is empty; create a project with `python main.py {init}` first.")
 
 

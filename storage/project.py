@@ -104,6 +104,15 @@ def _role_lists(split_roles: Mapping[str, Iterable[str]]) -> dict[str, list[str]
     return result
 
 
+def _holds_a_database(path: Path) -> bool:
+    """Whether ``path`` may hold a project: an empty file (a copy cut short, a full disk) holds
+    none, unless its write-ahead log (which holds a young database's first pages) has some."""
+    if not path.exists():
+        return False
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size > 0 or (wal.exists() and wal.stat().st_size > 0)
+
+
 def create_project(
     folder: str | Path,
     name: str | None = None,
@@ -121,7 +130,7 @@ def create_project(
     check_findings(findings)
     _check_consensus_k(consensus_k)
     roles = _role_lists(DEFAULT_SPLIT_ROLES if split_roles is None else split_roles)
-    if database_url is None and (root / DATABASE_FILENAME).exists():
+    if database_url is None and _holds_a_database(root / DATABASE_FILENAME):
         raise InvalidRequestError(
             f"{root} already holds an Octant project; open it instead of creating a new one."
         )

@@ -606,6 +606,27 @@ def test_a_truncated_database_is_one_sentence_for_every_command_and_nothing_chan
     assert files() == before
 
 
+def test_an_emptied_database_without_backups_says_restore_or_init_and_init_then_works(env, capsys):
+    # Trying the product: `status` on an emptied octant.sqlite said "create a project with init", and
+    # `init` then said the folder "already holds an Octant project": no way out in either sentence.
+    env.database.write_bytes(b"")
+    capsys.readouterr()
+    assert main.main(["status", "--project", str(env.project)]) == FAILED
+    err = capsys.readouterr().err
+    assert err == (f"octant: {env.database} is empty (no project in it): put back a backup of it with `python "
+                   f"main.py restore BACKUP --project {env.project}`, or start a new project there with "
+                   f"`python main.py init {env.project} --admin NAME`.\n")
+    assert main.main(["init", str(env.project), "--admin", "Boss"]) == 0
+    assert main.main(["status", "--project", str(env.project)]) == 0
+
+
+def test_init_refuses_an_empty_database_file_whose_log_holds_a_project(env):
+    env.database.with_name("octant.sqlite-wal").write_bytes(b"pages not yet checkpointed")
+    env.database.write_bytes(b"")
+    assert main.main(["init", str(env.project), "--admin", "Boss"]) == FAILED
+    assert env.database.with_name("octant.sqlite-wal").read_bytes() == b"pages not yet checkpointed"
+
+
 def test_an_emptied_database_beside_backups_says_to_restore_not_to_start_again(env, capsys):
     (env.project / "backups" / "daily-2026-12-04").mkdir(parents=True)
     env.database.write_bytes(b"")
