@@ -3,9 +3,9 @@
 A red-free photo is the green channel (or a green-filtered exposure) shown in one tint: most
 cameras show it grey, so its three channels are equal up to JPEG's colour noise (a single-channel
 file decodes to the same: OpenCV replicates it); some export it green, red and blue (nearly) zero.
-Either way every pixel's colour is the same tint times its green, and the tint is no redder than
-grey; a colour fundus is red or orange, its red two to four times its green and not in step with
-it. The networks learnt on colour photos, where the disc is pale orange and hard exudates yellow;
+Either way every pixel's red and blue follow its green on one straight line (a tint times the green,
+plus a camera's black level), no redder than grey; a colour fundus is red or orange, its red two to
+four times its green and not in step with it. The networks learnt on colour photos, where the disc is pale orange and hard exudates yellow;
 in grey the two look alike, so the pipeline reads such a photo differently, from its green.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 from annotate.fov import FieldOfView
 from models.segmentation.disc_cup import DISC_PER_FOV
 
-# Per pixel, how far red and blue lie from the photo's tint times the green. JPEG's 4:2:0 colour
-# noise keeps a grey photo within a few levels of grey and a green-only one's red and blue within
-# 6 (IDRiD photos, quality 70); a colour fundus (red well above green) lies 50-150 off any tint.
-TINT_SPREAD = 12          # levels of 255: a pixel this close to the tint times its green is in tint
+# Per pixel, how far red and blue lie from the photo's tint line (fitted to its lit pixels). JPEG's
+# 4:2:0 colour noise keeps a grey photo within a few levels of grey and a green-only one's red and
+# blue within 6 (IDRiD photos, quality 70); a colour fundus (red well above green) lies 50-150 off.
+TINT_SPREAD = 12          # levels of 255: a pixel this close to the tint line is in tint
 TINT_SHARE = 0.95         # a photo is red-free when this share of its lit pixels is in tint
-REDDEST_TINT = 1.1        # the tint's red (and blue) at most this times its green: grey is 1, green-only 0
+REDDEST_TINT = 1.1        # red (and blue) on the line, at the median green, at most this times it: grey is 1
 LIT_LEVEL = 20            # darker pixels (the black border, the darkest fovea) tell nothing
 SAMPLE_SIDE = 256         # the check reads a sparse grid of about this many pixels a side
 
@@ -50,11 +50,13 @@ def is_red_free(image: np.ndarray) -> bool:
     pixels = pixels[pixels.max(axis=1) >= LIT_LEVEL]
     if not len(pixels):
         return False   # a black picture: no_fundus_reason says what is wrong with it
-    green, others = pixels[:, 1], pixels[:, [0, 2]]
-    tint = np.median(others / np.maximum(green, 1.0)[:, None], axis=0)   # red and blue per unit of green
-    if (tint > REDDEST_TINT).any():
-        return False
-    off_tint = np.abs(others - green[:, None] * tint).max(axis=1)
+    green, others = pixels[:, 1:2], pixels[:, [0, 2]]
+    line = np.hstack([green, np.ones_like(green)])
+    slope_and_level = np.linalg.lstsq(line, others, rcond=None)[0]   # red and blue against green
+    typical = float(np.median(green))
+    if (np.array([typical, 1.0]) @ slope_and_level > REDDEST_TINT * typical).any():
+        return False   # redder than grey: a colour photo (or lit only in red or blue)
+    off_tint = np.abs(others - line @ slope_and_level).max(axis=1)
     return bool((off_tint <= TINT_SPREAD).mean() >= TINT_SHARE)
 
 
