@@ -7,6 +7,8 @@ threshold, diagnosis probabilities, model versions) and ``activation_<finding>.p
 paper's Fig. 3 rendering). No project is needed; with ``--project`` the project's active models
 are used, each photo already in the project (same SHA-256) gets the result stored as a
 prediction for the model queues and the report, and without photos every project image is screened.
+A red-free photo gets no finding probability and no diagnosis: its line and result.json say why
+(the networks learnt on colour photos).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ def run_screen(args: argparse.Namespace) -> int:
     from annotate.services.image_files import find_image_files
     from annotate.services.photos import read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
+    from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
     from storage.catalogue import DEFAULT_FINDINGS
     from storage.errors import OctantError, about_file
 
@@ -69,7 +72,7 @@ def run_screen(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
-        failed = stored = 0
+        failed = stored = red_free = 0
         for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
             try:
                 result = screen_photo(read_photograph(path), models)
@@ -91,9 +94,13 @@ def run_screen(args: argparse.Namespace) -> int:
                                   "write to.") from None
             if project is not None:
                 stored += _store(project, path, result, sha256_of_file)
+            red_free += result.red_free
             calls = ", ".join(f"{code} {r.probability:.2f}" for code, r in result.findings.items())
-            print(f"[{number}/{len(paths)}] {name}: {calls or 'no finding networks'}")
-        summary = f"Screened {len(paths) - failed} of {len(paths)} photos into {out}"
+            said = SCREENING_RED_FREE_NOTE if result.red_free else calls or "no finding networks"
+            print(f"[{number}/{len(paths)}] {name}: {said}")
+        summary = f"Screened {len(paths) - failed - red_free} of {len(paths)} photos into {out}"
+        if red_free:
+            summary += f" ({red_free} red-free, not screened)"
         if project is not None:
             summary += f"; stored {stored} in the project"
         print(summary + ".")

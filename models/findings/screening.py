@@ -13,6 +13,9 @@ over the cells at least half inside it, reaches the threshold. Regions need the 
 the landmark locator's, else the classical method (``models.segmentation.landmarks``).
 The classifier sees the photo times the attention mask from the disc/cup and vessel networks
 (``models.diagnosis.attention_mask``); without their weights it is skipped with a message.
+A red-free photo (``models.segmentation.red_free``) is not screened: every network learnt on colour
+photos, so its result holds no finding and no diagnosis, and says why (``SCREENING_RED_FREE_NOTE``),
+as pre-segmentation suggests no lesion regions on one.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 
 from models.engine.cancel import check_cancelled
+from models.segmentation.red_free import is_red_free
+from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
 from storage.errors import OctantError, WeightsError
 
 if TYPE_CHECKING:
@@ -95,13 +100,17 @@ class ScreeningResult:
     crop_box: tuple[int, int, int, int]
     crop_rgb: np.ndarray                 # the photo inside its crop box
     models: dict[str, str]
+    red_free: bool = False               # not screened: no findings, no diagnosis (module docstring)
 
     def payload(self) -> dict:
         """The stored prediction (``storage.predictions.FINDINGS_PREDICTION``) and result.json."""
-        return dict(findings={code: r.to_json() for code, r in self.findings.items()}, diagnosis=self.diagnosis,
-                    models=self.models, disc=[float(v) for v in self.disc] if self.disc else None,
-                    fovea=[float(v) for v in self.fovea] if self.fovea else None,
-                    crop_box=[int(v) for v in self.crop_box])
+        payload = dict(findings={code: r.to_json() for code, r in self.findings.items()}, diagnosis=self.diagnosis,
+                       models=self.models, disc=[float(v) for v in self.disc] if self.disc else None,
+                       fovea=[float(v) for v in self.fovea] if self.fovea else None,
+                       crop_box=[int(v) for v in self.crop_box], red_free=self.red_free)
+        if self.red_free:
+            payload["note"] = SCREENING_RED_FREE_NOTE
+        return payload
 
 
 def _threshold(metrics: dict | None) -> float:
@@ -233,6 +242,8 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
     x0, y0, x1, y1 = box
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    if is_red_free(bgr):
+        return ScreeningResult({}, {}, None, None, box, crop, models.versions(), red_free=True)
     disc, fovea = _landmarks(models, rgb, fov)
     findings: dict[str, FindingResult] = {}
     fractions_by_size: dict[int, np.ndarray | None] = {}

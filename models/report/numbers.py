@@ -6,7 +6,8 @@ curves with AUROC and average precision, the operating point with the best harmo
 sensitivity and specificity (Son et al. §3.1) and AIR on true positives and false negatives at it.
 The model is measured on the images with a final label (consensus, or adjudicated where the
 project says so) and a stored prediction (``storage.predictions.FINDINGS_PREDICTION``); AIR uses
-the prediction's activation mass per region and the final label's regions as the cue.
+the prediction's activation mass per region and the final label's regions as the cue; a red-free
+photo's prediction (``main.py screen`` withholds its calls) counts as none, and a note says how many.
 Per reader: sensitivity, specificity and Cohen's kappa against the consensus, finding- and
 region-level; with the audit's read events (``annotate.analytics``), seconds per image and per
 action, agreement per week or per 100 images, and drift warnings. Diagnoses: readers against the
@@ -229,6 +230,8 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
     per_finding, overall = fleiss_by_finding(consensus)
     regional = regional_agreement(consensus)
     ids, state, bits = labels.arrays()
+    red_free = {image for image, payload in predictions.items() if payload and payload.get("red_free")}
+    predictions = {image: payload for image, payload in predictions.items() if image not in red_free}
     scores, mass = _prediction_arrays(predictions, ids, codes)
     findings = []
     for f, code in enumerate(codes):
@@ -252,5 +255,14 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
         model_diagnosis_confusion=model_confusion, images=len(ids),
         predicted_images=int(sum(1 for image in ids.tolist() if image in predictions)),
         reader_names=dict(reader_names), timings=reading_times(events) if events else [], periods=periods,
-        period_kind=period, drift=drift_warnings(periods),
+        period_kind=period, drift=drift_warnings(periods), notes=_red_free_notes(red_free, ids),
     )
+
+
+def _red_free_notes(red_free: set[int], ids: np.ndarray) -> list[str]:
+    labelled = len(red_free.intersection(ids.tolist()))
+    if not labelled:
+        return []
+    photos = "photo is" if labelled == 1 else "photos are"
+    return [f"{labelled} labelled red-free {photos} left out of the model's numbers: screening gives no "
+            "finding probability or diagnosis for red-free photos, as the networks learnt on colour photos."]

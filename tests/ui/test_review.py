@@ -127,23 +127,29 @@ def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
         f"{p.kappa:.2f}" for p in pairwise_cohen_kappa(consensus, FINDING)]
 
 
-def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
+def activate_a_tiny_model(made, tmp_path) -> None:
+    """An active guided model whose threshold near 0 calls every photo present: the absent images
+    are queued."""
     import torch
 
     from models.engine.weights import save_weights
     from models.findings.guided import GuidedConfig, GuidedNet
-    from storage.adjudication import record_adjudication
     from storage.predictions import register_model
-    from ui.review.queues import MODEL_VS_CONSENSUS
-    from ui.screenshots.review import render_review_screenshot
 
     torch.manual_seed(0)
     config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
     path = tmp_path / "tiny.safetensors"
     save_weights(GuidedNet(config), path, {"architecture": "guided"})
-    # A threshold near 0 calls every photo present: the two absent images must be queued.
-    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 1e-6},
+    register_model(made.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 1e-6},
                    {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+
+
+def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp_path):
+    from storage.adjudication import record_adjudication
+    from ui.review.queues import MODEL_VS_CONSENSUS
+    from ui.screenshots.review import render_review_screenshot
+
+    activate_a_tiny_model(review_project, tmp_path)
     ids = review_project.image_ids
     # Another reviewer already settled image 3: it is marked with the decision and goes after the open one.
     record_adjudication(review_project.project.database, review_project.readers["Admin"].id, ids[3], FINDING,
@@ -164,6 +170,33 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
     assert out.stat().st_size > 10_000
     for view in ("-agreement", "-agreement-regions"):   # both levels of the Agreement tab beside it
         assert out.with_name(f"7-review{view}.png").stat().st_size > 10_000
+
+
+def test_a_red_free_photo_gets_no_model_call_and_the_panel_says_why(qtbot, review_project, tmp_path):
+    import cv2
+    import numpy as np
+
+    from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
+    from storage.images import list_images
+    from ui.review.enlarged import MODEL
+    from ui.review.queues import ALL_IMAGES, MODEL_VS_CONSENSUS
+
+    ids = review_project.image_ids
+    path = next(r.path for r in list_images(review_project.project.database) if r.id == ids[3])
+    assert cv2.imwrite(str(path), cv2.imread(str(path)) * np.array([0, 1, 0], np.uint8))   # a green export
+    activate_a_tiny_model(review_project, tmp_path)
+    window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)
+    qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
+    choose_queue(window, MODEL_VS_CONSENSUS)
+    assert [(i, f) for i, f, _ in listed(window)] == [(ids[4], FINDING)]   # the red-free one gets no call
+    choose_queue(window, ALL_IMAGES)
+    window.queues.list.setCurrentRow([i for i, _, _ in listed(window)].index(ids[3]))
+    model_panel = window.side_by_side.model
+    qtbot.waitUntil(lambda: SCREENING_RED_FREE_NOTE in model_panel.details.text(), timeout=10_000)
+    assert "p = " not in model_panel.details.text() and model_panel.picture.image is None
+    window.enlarged.show_source(MODEL)
+    assert SCREENING_RED_FREE_NOTE in window.enlarged.details.text() and not window.enlarged.canvas.has_overlay()
 
 
 def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):

@@ -215,6 +215,7 @@ class EnlargedView(QWidget):
         cached_key, image = self._overlay_cache
         if cached_key != key or image is None:
             rgb = view.overlay
+            assert rgb is not None   # called only for a view with an overlay (a red-free photo has none)
             image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
             image = image.convertToFormat(QImage.Format.Format_RGB32)
             self._overlay_cache = (key, image)

@@ -6,7 +6,8 @@ The model is the project's active one for the finding, else the starter model sh
 Runs on a worker thread (``ui.background.Worker``); nothing here touches Qt. The photo goes in as the
 network was trained on it (``models.findings.inference``, sharing ``models.findings.data``'s
 preprocessing); the overlay is ``models.findings.activation_maps`` (Son et al., Fig. 3) on the
-same crop at a size people can see.
+same crop at a size people can see. A red-free photo gets no probability and no overlay, as in
+``main.py screen`` (``SCREENING_RED_FREE_NOTE``): the networks learnt on colour photos.
 """
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ def model_threshold(model: ModelRecord) -> float:
 class ModelView:
     model_id: int
     image_id: int
-    probability: float
-    overlay: np.ndarray     # RGB uint8, the crop's shape with its long side OVERLAY_SIDE
+    probability: float | None   # None: a red-free photo, not screened (module docstring)
+    overlay: np.ndarray | None  # RGB uint8, the crop's shape with its long side OVERLAY_SIDE; None when red-free
     crop_box: tuple[int, int, int, int] = (0, 0, 0, 0)   # x0, y0, x1, y1 in original pixels: where it lies
 
 
@@ -102,20 +103,19 @@ class GuidedRunner:
     def __init__(self) -> None:
         self._networks: dict[int, object] = {}
         self._views: dict[tuple[int, int], ModelView] = {}
-        self._probabilities: dict[tuple[int, int], float] = {}
+        self._probabilities: dict[tuple[int, int], float | None] = {}   # None: red-free
         self._lock = threading.Lock()
 
     def cached(self, model_id: int, image_id: int) -> ModelView | None:
         with self._lock:
             return self._views.get((model_id, image_id))
 
-    def probability(self, model: ModelRecord, record: ImageRecord) -> float:
-        """The model's probability for the photo (kept; the queue asks for every photo)."""
+    def probability(self, model: ModelRecord, record: ImageRecord) -> float | None:
+        """The model's probability for the photo, None for a red-free one (kept; the queue asks for every photo)."""
         with self._lock:
-            known = self._probabilities.get((model.id, record.id))
-        if known is None:
-            known = self._forward(model, record)[0]
-        return known
+            if (model.id, record.id) in self._probabilities:
+                return self._probabilities[(model.id, record.id)]
+        return self._forward(model, record)[0]
 
     def view(self, model: ModelRecord, record: ImageRecord) -> ModelView:
         cached = self.cached(model.id, record.id)
@@ -124,11 +124,15 @@ class GuidedRunner:
         from models.findings.activation_maps import overlay_activation
 
         probability, activation, crop, box = self._forward(model, record)
-        # The network saw the crop squeezed to a square; its map is stretched back to the crop's shape.
-        h, w = crop.shape[:2]
-        side = OVERLAY_SIDE / max(h, w)
-        shown = cv2.resize(crop, (max(1, round(w * side)), max(1, round(h * side))), interpolation=cv2.INTER_AREA)
-        view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation), box)
+        if probability is None:
+            view = ModelView(model.id, record.id, None, None)
+        else:
+            # The network saw the crop squeezed to a square; its map is stretched back to the crop's shape.
+            h, w = crop.shape[:2]
+            side = OVERLAY_SIDE / max(h, w)
+            shown = cv2.resize(crop, (max(1, round(w * side)), max(1, round(h * side))),
+                               interpolation=cv2.INTER_AREA)
+            view = ModelView(model.id, record.id, probability, overlay_activation(shown, activation), box)
         with self._lock:
             self._views[(model.id, record.id)] = view
             while len(self._views) > MAX_OVERLAYS:  # oldest first (dicts keep insertion order)
@@ -136,12 +140,18 @@ class GuidedRunner:
         return view
 
     def _forward(self, model: ModelRecord, record: ImageRecord):
-        """(probability, activation map, RGB crop, crop box in original pixels)."""
+        """(probability, activation map, RGB crop, crop box in original pixels); all None for a red-free photo."""
         from annotate.services.photos import read_fundus
         from models.findings.inference import prepare_guided_input, run_guided
+        from models.segmentation.red_free import is_red_free
 
+        photo = read_fundus(record.path)
+        if is_red_free(photo):
+            with self._lock:
+                self._probabilities[(model.id, record.id)] = None
+            return None, None, None, None
         network, size = self._network(model)
-        prepared = prepare_guided_input(read_fundus(record.path), size, record.crop or None)
+        prepared = prepare_guided_input(photo, size, record.crop or None)
         with self._lock:  # one forward at a time on the shared network
             probability, activation = run_guided(network, prepared)
             self._probabilities[(model.id, record.id)] = probability
@@ -178,6 +188,8 @@ def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunn
             if state is None or state.state == "uncertain":
                 continue
             probability = runner.probability(model, record)
+            if probability is None:
+                continue   # red-free: the model makes no call
             if (probability >= model_threshold(model)) != (state.state == "present"):
                 found.setdefault(record.id, {})[code] = f"model p = {probability:.2f}, consensus {state.state}"
     return found

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from annotate.adjudication import review_queue
+from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
 from storage.adjudication import adjudicated_answers, record_adjudication
 from storage.errors import OctantError
 from storage.project import ProjectHandle
@@ -436,11 +437,16 @@ class ReviewWindow(QWidget):
             return
         finding = self.current[1]
         model = self.models[finding]
+        found = self.data.consensus_state(view.image_id, finding)
+        consensus = f"Consensus: {found.state if found else 'not yet'}"
+        if view.probability is None:   # a red-free photo, as `main.py screen` says
+            self.side_by_side.show_model(f"Model · {model.name}", [SCREENING_RED_FREE_NOTE, consensus], None,
+                                         SCREENING_RED_FREE_NOTE)
+            self.enlarged.set_model(f"Model · {model.name}", [SCREENING_RED_FREE_NOTE, consensus])
+            return
         threshold = model_threshold(model)
         call = "present" if view.probability >= threshold else "absent"
-        found = self.data.consensus_state(view.image_id, finding)
-        lines = [f"<b>p = {view.probability:.2f}</b> (threshold {threshold:.2f}) → {call}",
-                 f"Consensus: {found.state if found else 'not yet'}",
+        lines = [f"<b>p = {view.probability:.2f}</b> (threshold {threshold:.2f}) → {call}", consensus,
                  "Activation map (Son et al., Fig. 3) over the photo cropped to its field of view."]
         self.side_by_side.show_model(f"Model · {model.name}", lines, view.overlay)
         self.enlarged.set_model(f"Model · {model.name}", lines[:2], view)

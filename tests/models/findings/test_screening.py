@@ -112,3 +112,54 @@ def test_screening_shows_the_classifier_the_mask_kind_it_was_trained_on(soft, mo
     trained_on = DiagnosisDataset([square], [maps], [0], mask_weights=config.mask_weights, soft_mask=soft)[0]
     expected = trained_on[0] * trained_on[1]     # the photo times the mask, as in training
     torch.testing.assert_close(network.shown[0], expected)
+
+
+class CountingClassifier(torch.nn.Module):
+    """Stands in for the classifier: counts the photos it grades, answers uniform logits."""
+
+    graded = 0
+
+    def forward(self, image):
+        self.graded += len(image)
+        return torch.zeros(len(image), 5)
+
+
+def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, monkeypatch):
+    import models.findings.screening as screening
+    from annotate.services.importer import import_images
+    from models.diagnosis.attention_mask import AttentionConfig
+    from models.findings.screening import DiagnosisModel, ScreeningModels
+    from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
+    from storage.images import list_images
+    from storage.predictions import FINDINGS_PREDICTION, latest_predictions, save_prediction
+    from storage.project import create_project, open_project
+
+    classifier = CountingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
+    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image, *_ = synthetic_fundus(320, 240)
+    cv2.imwrite(str(folder / "a_colour.png"), image)
+    cv2.imwrite(str(folder / "b_grey.jpg"), image[..., 1])
+    cv2.imwrite(str(folder / "c_green.jpg"), image * np.array([0, 1, 0], np.uint8))   # a camera's green export
+    with create_project(tmp_path / "project") as project:
+        import_images(project, [folder / "c_green.jpg"])
+        (record,) = list_images(project.database)
+        save_prediction(project.database, record.id, FINDINGS_PREDICTION,   # an earlier, colour-blind grade
+                        {"findings": {}, "diagnosis": {"PDR": 0.9}}, "older")
+    out = tmp_path / "out"
+    code = main(["screen", str(folder), "--out", str(out), "--project", str(tmp_path / "project")])
+    printed = capsys.readouterr().out
+    assert code == 0 and classifier.graded == 1                        # the colour photo alone
+    assert f"b_grey: {SCREENING_RED_FREE_NOTE}" in printed and f"c_green: {SCREENING_RED_FREE_NOTE}" in printed
+    assert "Screened 1 of 3 photos" in printed and "(2 red-free, not screened)" in printed
+    assert "PDR" in json.loads((out / "a_colour" / "result.json").read_text())["diagnosis"]
+    for name in ("b_grey", "c_green"):
+        result = json.loads((out / name / "result.json").read_text())
+        assert result["red_free"] and result["note"] == SCREENING_RED_FREE_NOTE
+        assert result["findings"] == {} and result["diagnosis"] == {}
+    with open_project(tmp_path / "project") as project:
+        (stored,) = latest_predictions(project.database, FINDINGS_PREDICTION).values()
+    assert stored["red_free"] and stored["diagnosis"] == {}   # the earlier grade is no longer in force

@@ -113,3 +113,20 @@ def test_a_project_without_predictions_or_reads_has_no_model_numbers():
     numbers = report_numbers(labels, {}, {}, CLASSES, {})
     assert numbers.images == 0 and all(f.model is None for f in numbers.findings)
     assert math.isnan(numbers.finding("drusen").prevalence) and numbers.readers == []
+
+
+def test_red_free_photos_count_as_unscreened_and_a_note_says_how_many(project):
+    _, predictions, labels, numbers = project
+    withheld = {"findings": {}, "diagnosis": {}, "red_free": True}   # as `screen` stores a red-free photo
+    red_free = {1: withheld, 2: withheld, 10: withheld}               # 10 had no prediction at all
+    without = {image: payload for image, payload in predictions.items() if image not in red_free}
+    expected = report_numbers(labels, without, {}, CLASSES, {})
+    got = report_numbers(labels, {**without, **red_free}, {}, CLASSES, {})
+    assert got.predicted_images == expected.predicted_images == numbers.predicted_images - 2
+    assert (got.model_diagnosis_confusion == expected.model_diagnosis_confusion).all()
+    for code in FINDINGS:
+        model, alone = got.finding(code).model, expected.finding(code).model
+        assert (model.images, model.auroc, model.air_tp) == (alone.images, alone.auroc, alone.air_tp)
+    assert got.notes == ["3 labelled red-free photos are left out of the model's numbers: screening gives no finding "
+                         "probability or diagnosis for red-free photos, as the networks learnt on colour photos."]
+    assert expected.notes == []
