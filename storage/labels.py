@@ -161,6 +161,18 @@ def state_json(state: ReadState) -> dict:
     )
 
 
+def state_from_json(data: dict) -> ReadState:
+    """``state_json``'s dict back as a ReadState (``done`` is not in it: False)."""
+    marks = data.get("landmarks")
+    landmarks = None if marks is None else Landmarks(
+        (float(marks["disc"][0]), float(marks["disc"][1])), (float(marks["fovea"][0]), float(marks["fovea"][1])),
+        str(marks["source"]))
+    return ReadState(regions={str(code): frozenset(int(r) for r in regions)
+                              for code, regions in (data.get("regions") or {}).items()},
+                     normal=bool(data.get("normal")), ungradable=bool(data.get("ungradable")),
+                     diagnosis=data.get("diagnosis"), comment=str(data.get("comment") or ""), landmarks=landmarks)
+
+
 def write_diagnosis(session: Executor, read_id: int, diagnosis: str | None) -> str | None:
     """Set (or with None remove) a read's diagnosis; returns the previous one."""
     old = session.scalar(_DIAGNOSES_OF_READS.with_only_columns(DIAGNOSIS_CLASS.c.name), {"read_ids": [read_id]})

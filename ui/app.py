@@ -84,6 +84,22 @@ def note_in_log(line: str) -> None:
 
 # The wake-up socket pair and its notifier: closed sockets would stop the signals from waking Qt.
 _termination_wakeup: tuple[socket.socket, socket.socket, QSocketNotifier] | None = None
+_ending_on_signal = False
+
+
+def ending_on_signal() -> bool:
+    """The application is ending on SIGTERM or SIGINT (a logout, ``kill``): nobody is there to
+    answer a question, so a window closes without asking (``MainWindow.closeEvent``)."""
+    return _ending_on_signal
+
+
+def end_on_signal(app: QApplication) -> None:
+    """What SIGTERM and SIGINT do: every window closes as on File → Quit, without asking, then
+    the application quits."""
+    global _ending_on_signal
+    _ending_on_signal = True
+    app.closeAllWindows()
+    app.quit()
 
 
 def quit_on_termination_signals(app: QApplication) -> None:
@@ -101,12 +117,8 @@ def quit_on_termination_signals(app: QApplication) -> None:
     global _termination_wakeup
     _termination_wakeup = (receive, send, notifier)   # kept as long as the application
 
-    def quit_now(*_) -> None:
-        app.closeAllWindows()
-        app.quit()
-
     for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, quit_now)
+        signal.signal(number, lambda *_: end_on_signal(app))
 
 
 def install_exception_guard() -> None:

@@ -19,7 +19,7 @@ from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.readers import Role
 from ui.admin_guard import Prompts
-from ui.app import show_message
+from ui.app import ending_on_signal, show_message
 from ui.assist import OVERLAYS, overlay_layers
 from ui.background import Worker
 from ui.canvas import FundusCanvas
@@ -36,6 +36,7 @@ from ui.window_actions import add_action, build_toolbar_and_menus
 from ui.workstation_settings import workstation_settings
 
 ZOOM_STEP = 1.25
+LAST_TRY_MS = 2000   # on a logout, the kept clicks' last try before they go to the recovery file
 # Docks never narrower than this (pixels): reader name, progress and finding names stay whole.
 DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 # Below this a remembered window is not restored as it was: the canvas and the docks' names would
@@ -622,7 +623,8 @@ class MainWindow(QMainWindow, Prompts):
 
     def closeEvent(self, event) -> None:
         self.controller.finish()   # the open image's done mark (kept too, if the database is busy)
-        if self.controller.kept_clicks() and not self._close_without_kept_clicks:
+        ending = ending_on_signal()   # a logout: nobody to ask, the kept clicks go to the recovery file
+        if self.controller.kept_clicks() and not self._close_without_kept_clicks and not ending:
             event.ignore()
             self._ask_about_kept_clicks()
             return
@@ -636,7 +638,10 @@ class MainWindow(QMainWindow, Prompts):
         if self.ordering is not None:   # joined before the project closes (sign-out, restore)
             self.ordering.cancel()
             self.ordering.wait()
-        self.controller.saves.stop()   # clicks still kept are named in the log (ui/save_queue.py)
+        # Clicks still kept get a last try on a logout, then go to the recovery file, saved at the reader's
+        # next sign-in; the log names them. Not after "Close without them" or a restore (ui/save_queue.py).
+        self.controller.saves.stop(recover=not self._close_without_kept_clicks,
+                                   last_try_ms=LAST_TRY_MS if ending else 0)
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from storage.click_recovery import ReaderStep
 from storage.errors import DatabaseLockedError, OctantError, StaleAnswerError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
@@ -46,7 +47,7 @@ class ReadingController(QObject):
         super().__init__(parent)
         self.project = project
         self.session = ReaderSession(project.database, reader_id, lock_wait_ms=SCREEN_WAIT_MS)
-        self.saves = SaveQueue(self.session, self)
+        self.saves = SaveQueue(self.session, self, recovery_root=project.root)
         self.saves.outcome.connect(self._on_kept_click)
         self._kept = 0   # clicks kept, as the GUI thread has heard back
         self.settings: ProjectSettings = project.settings()
@@ -228,7 +229,7 @@ class ReadingController(QObject):
         if self._kept:   # the answer shown is not what the kept clicks will save: decided after them
             return
         self._write(f"{'Done' if state.answered else 'Reopened'}",
-                    lambda s, i: s.mark_done(i, state.answered), undoable=False)
+                    ReaderStep("mark_done", dict(done=state.answered)), undoable=False)
         self._emit_progress()
 
     # --- labelling ----------------------------------------------------------------------------
@@ -251,33 +252,33 @@ class ReadingController(QObject):
         finding = self.finding
         name = self.findings[finding].name
         self._write(f"{name}: region {region}",
-                    lambda s, i: s.toggle_region(i, finding, region))
+                    ReaderStep("toggle_region", dict(finding_code=finding, region=region)))
 
     def mark_normal(self) -> bool:
         """Saved as normal (or kept to save); False where it was refused or failed."""
         if self._refuse_unseen():
             return False
-        return self._write("Normal", lambda s, i: s.mark_normal(i))
+        return self._write("Normal", ReaderStep("mark_normal"))
 
     def set_ungradable(self, ungradable: bool) -> None:
         if self.state is not None and self.state.ungradable != ungradable:
             self._write("Ungradable" if ungradable else "Gradable",
-                        lambda s, i: s.set_ungradable(i, ungradable))
+                        ReaderStep("set_ungradable", dict(ungradable=ungradable)))
 
     def set_diagnosis(self, diagnosis: str | None) -> None:
         if self.state is not None and self.state.diagnosis != diagnosis and not self._refuse_unseen():
             self._write(f"Diagnosis: {diagnosis or 'none'}",
-                        lambda s, i: s.set_diagnosis(i, diagnosis))
+                        ReaderStep("set_diagnosis", dict(diagnosis=diagnosis)))
 
     def set_comment(self, comment: str) -> None:
         if self.state is not None and self.state.comment != comment:
-            self._write("Comment", lambda s, i: s.set_comment(i, comment))
+            self._write("Comment", ReaderStep("set_comment", dict(comment=comment)))
 
     def set_landmarks(self, disc: tuple[float, float], fovea: tuple[float, float],
                       source: str = "manual") -> None:
         if self._refuse_unseen():
             return
-        self._write("Landmarks", lambda s, i: s.set_landmarks(i, disc, fovea, source=source))
+        self._write("Landmarks", ReaderStep("set_landmarks", dict(disc=disc, fovea=fovea, source=source)))
 
     def accept_suggestions(self) -> bool:
         """Shift+A: every region the model suggests becomes the reader's (one undoable action)."""
@@ -290,7 +291,7 @@ class ReadingController(QObject):
             return False
         self._keep_shown_landmarks()
         target, shown = accepted(self.state, self.suggestion, set(self.findings)), self.state
-        return self._write("Model's regions accepted", lambda s, i: s.restore(i, target, expected=shown))
+        return self._write("Model's regions accepted", ReaderStep("restore", dict(target=target, expected=shown)))
 
     def _keep_shown_landmarks(self) -> None:
         """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""
@@ -311,7 +312,7 @@ class ReadingController(QObject):
             return
         entry = stack.take_undo()
         # Compare-and-set: only if what is stored is still what this workstation saved.
-        if not self._write(f"Undone: {entry.label}", lambda s, i: s.restore(i, entry.before, expected=entry.after),
+        if not self._write(f"Undone: {entry.label}", ReaderStep("restore", dict(target=entry.before, expected=entry.after)),
                            undoable=False):
             stack.position += 1  # not undone: the entry stays where it was
 
@@ -323,23 +324,22 @@ class ReadingController(QObject):
             self.saved.emit("Nothing to redo on this image")
             return
         entry = stack.take_redo()
-        if not self._write(f"Redone: {entry.label}", lambda s, i: s.restore(i, entry.after, expected=entry.before),
+        if not self._write(f"Redone: {entry.label}", ReaderStep("restore", dict(target=entry.after, expected=entry.before)),
                            undoable=False):
             stack.position -= 1
 
     # --- internals ----------------------------------------------------------------------------
-    def _write(self, label: str, action: Callable[[ReaderSession, int], ReadState],
-               undoable: bool = True) -> bool:
+    def _write(self, label: str, step: ReaderStep, undoable: bool = True) -> bool:
         if self.image is None or self.state is None:
             return False
         before, image_id = self.state, self.image.id
         if self._kept:   # after the clicks kept before it, in order
-            self._keep(KeptClick(label, image_id, action, undoable))
+            self._keep(KeptClick(label, image_id, step, undoable))
             return True
         try:
-            after = action(self.session, image_id)
+            after = step.apply(self.session, image_id)
         except DatabaseLockedError:   # another program holds the database: kept, saved when it is free
-            self._keep(KeptClick(label, image_id, action, undoable))
+            self._keep(KeptClick(label, image_id, step, undoable))
             return True
         except StaleAnswerError as error:  # expected in a shared clinic: the status bar, no box
             self.stale.emit(str(error))

@@ -6,19 +6,22 @@ froze the window for up to ten seconds. A click that finds the database still lo
 here, with every click after it, and a single writer (a ``Worker`` on a one-thread pool) tries
 them again in order until each is saved or refused for a reason of its own (a stale undo, a
 retired reader), which is then said. Nothing is dropped: a window that closes with clicks
-still kept asks first (``MainWindow.closeEvent``), and a quit that cannot wait writes them to
-the log.
+still kept asks first (``MainWindow.closeEvent``); a quit that cannot wait or ask (a logout's
+SIGTERM) tries them a last time, then writes what is left to the project's recovery file
+(``storage.click_recovery``), saved at the reader's next sign-in. Every click left unsaved is
+also named in the log, and only the log when the reader chose to close without them.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from storage.click_recovery import UnsavedClick, write_recovery_file
 from storage.errors import CancelledError, DatabaseLockedError, OctantError
 from storage.labels import ReadState
 from storage.reading import ReaderSession
@@ -33,12 +36,9 @@ RETRY_PAUSE_S = 0.05   # between tries, should a locked database answer at once
 
 
 @dataclass(frozen=True)
-class KeptClick:
-    """One click not saved yet: the action on the reader's read of ``image_id``."""
-    label: str
-    image_id: int
-    action: Callable[[ReaderSession, int], ReadState]
-    undoable: bool
+class KeptClick(UnsavedClick):
+    """One click not saved yet: ``step`` on the reader's read of ``image_id``."""
+    undoable: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,19 @@ class SaveQueue(QObject):
 
     outcome = Signal(object)   # SavedClick, on the GUI thread, in the order of the clicks
 
-    def __init__(self, session: ReaderSession, parent: QObject | None = None) -> None:
+    def __init__(self, session: ReaderSession, parent: QObject | None = None,
+                 recovery_root: Path | None = None) -> None:
+        """``recovery_root``: the project folder, where clicks left at a quit go for the next sign-in."""
         super().__init__(parent)
+        self.recovery_root = recovery_root
+        self.recovery_file: Path | None = None   # where the clicks left were written, if they were
         # The writer's own session: it waits longer for the lock than the window's does.
         self._session = ReaderSession(session.db, session.reader.id, lock_wait_ms=RETRY_WAIT_MS)
         self._clicks: deque[KeptClick] = deque()
         self._lock = threading.Lock()
         self._writing = False
         self._logged = False   # the unsaved clicks have been named in the log
+        self._recover = True   # clicks left at the end go to the recovery file (not after "close without them")
         self._pool = worker_pool(self, 1)
         self.writer: Worker | None = None
 
@@ -85,22 +90,35 @@ class SaveQueue(QObject):
         self.writer.yielded.connect(self.outcome.emit)
         self.writer.start()
 
-    def stop(self) -> list[KeptClick]:
-        """Cancel and join the writer (the window closes); returns the clicks left unsaved, which
-        are named in the log."""
+    def stop(self, recover: bool = True, last_try_ms: int = 0) -> list[KeptClick]:
+        """Cancel and join the writer (the window closes), after letting it try ``last_try_ms``
+        more; returns the clicks left unsaved, which are named in the log and, with ``recover``,
+        written to the recovery file (``recovery_file``)."""
         if self.writer is not None:
+            if last_try_ms:
+                self.writer.wait(last_try_ms)
+            with self._lock:
+                self._recover = recover   # also for the writer's own account as it ends
             self.writer.cancel()
             self.writer.wait()
-        self._log_unsaved()   # also when the writer was dropped before it ran
+        self._account_for_unsaved(recover)   # also when the writer was dropped before it ran
         return self.kept()
 
-    def _log_unsaved(self) -> None:
+    def _account_for_unsaved(self, recover: bool) -> None:
+        """Once: the clicks left go to the recovery file (with ``recover``) and are named in the log."""
         left = self.kept()
         with self._lock:
             if not left or self._logged:
                 return
             self._logged = True
         line = unsaved_clicks_line(self._session.reader.name, left)
+        if recover and self.recovery_root is not None:
+            try:
+                self.recovery_file = write_recovery_file(self.recovery_root, self._session.reader.id,
+                                                         self._session.reader.name, left)
+                line += f" Written to {self.recovery_file}: saved at {self._session.reader.name}'s next sign-in."
+            except OSError as error:   # a read-only project folder: the log still names them
+                line += f" They could not be written to the recovery file ({error})."
         log.error("%s", line)
         note_in_log(line)
 
@@ -120,14 +138,16 @@ class SaveQueue(QObject):
         except BaseException:
             with self._lock:
                 self._writing = False
-            self._log_unsaved()   # a quit that could not wait (stop_all_background_work): said, click by click
+            with self._lock:
+                recover = self._recover
+            self._account_for_unsaved(recover)   # a quit that could not wait (stop_all_background_work)
             raise
 
     def _save(self, click: KeptClick, cancel: threading.Event) -> SavedClick:
         while True:
             try:
                 before = self._session.read(click.image_id)
-                return SavedClick(click, before, click.action(self._session, click.image_id))
+                return SavedClick(click, before, click.step.apply(self._session, click.image_id))
             except DatabaseLockedError:
                 if cancel.wait(RETRY_PAUSE_S):
                     raise CancelledError("Saving was stopped with clicks not saved.") from None

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QDialog
 
+from storage.click_recovery import recover_unsaved_clicks
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
+from ui.app import show_message
 from ui.main_window import MainWindow
 from ui.reading_controller import ReadingController
 from ui.sign_in import SignInDialog, remember_project
@@ -25,13 +27,26 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     window = MainWindow(controller)
     controller.setParent(window)
     window.projectRestored.connect(lambda note: reopen_after_restore(window, note))
+    recovered = _recover_clicks(project, reader_id)   # before the queue: it shows what they saved
     window.start()
+    if recovered:
+        window.show_hint(recovered)
+        show_message(recovered, window)
     from ui.backup_actions import start_daily_backup
 
     start_daily_backup(window)
     if run_ahead:
         window.run_ahead(True, remember=False)
     return window
+
+
+def _recover_clicks(project: ProjectHandle, reader_id: int) -> str:
+    """The reader's clicks that a quit (a logout) left in the project's recovery file, saved now;
+    what happened in one sentence ("" when there were none)."""
+    try:
+        return recover_unsaved_clicks(project.database, project.root, reader_id).sentence()
+    except OctantError as error:
+        return f"Clicks not saved when Octant was stopped could not be saved now: {error}"
 
 
 def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,

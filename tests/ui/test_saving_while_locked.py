@@ -101,6 +101,7 @@ def test_closing_without_the_kept_clicks_names_them_in_the_log(qtbot, reading_pr
     assert window.controller.saves.writer.has_ended
     line = (data_dir() / "octant.log").read_text()
     assert line.count("Not saved") == 1 and f"image {image}: Haemorrhage: region 5" in line
+    assert "Written to" not in line and not (reading_project.folder / "recovery").exists()   # the reader chose
     QApplication.processEvents()
 
 
@@ -120,3 +121,75 @@ def test_signing_out_with_a_kept_click_is_refused_until_it_is_saved(qtbot, readi
     qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
     workstation._sign_out(window)
     assert len(asked) == 1 and window.isVisible()    # the dialog asked; cancelled, the window is back
+
+
+class LoggingOut:
+    """What a logout's SIGTERM reaches (``ui.app.end_on_signal``): the windows close, then the quit."""
+
+    def __init__(self, *windows) -> None:
+        self.windows, self.quit_asked = windows, False
+
+    def closeAllWindows(self) -> None:
+        for window in self.windows:
+            window.close()
+
+    def quit(self) -> None:
+        self.quit_asked = True
+
+
+@pytest.fixture
+def on_signal(monkeypatch):
+    """``end_on_signal`` for a test: its "ending" mark is put back afterwards."""
+    from ui import app
+
+    monkeypatch.setattr(app, "_ending_on_signal", False)
+    return app.end_on_signal
+
+
+def test_a_logout_writes_the_kept_click_to_the_recovery_file_and_the_next_sign_in_saves_it(
+        qtbot, reading_project, other_program, on_signal, monkeypatch):
+    from storage.click_recovery import recovery_files
+    from ui import app, main_window
+
+    monkeypatch.setattr(main_window, "LAST_TRY_MS", 100)   # the database stays locked: the last try fails
+    ana = reading_project.readers["Ana"].id
+    window = open_window(qtbot, reading_project.project, ana)
+    image = window.controller.image.id
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "5")
+    assert window.controller.kept_clicks() == 1
+    logout = LoggingOut(window)
+    on_signal(logout)
+    assert logout.quit_asked and not window.isVisible()                  # nobody there to answer a question
+    assert window.findChild(QMessageBox, "keptClicksQuestion") is None
+    [path] = recovery_files(reading_project.folder, ana)
+    assert window.controller.saves.recovery_file == path
+    line = (data_dir() / "octant.log").read_text()
+    assert f"image {image}: Haemorrhage: region 5" in line and f"Written to {path}" in line
+    assert stored_regions(reading_project, image) == frozenset()
+    other_program.execute("ROLLBACK")
+    monkeypatch.setattr(app, "_ending_on_signal", False)                 # the next start
+    again = open_window(qtbot, reading_project.project, ana)
+    assert stored_regions(reading_project, image) == {5} and not path.exists()
+    said = again.hint_label.text()
+    assert said.startswith("1 click not saved when Octant was stopped (") and said.endswith(") is saved now.")
+    assert any(box.text() == said for box in again.findChildren(QMessageBox))
+    assert again.controller.state.regions == {FINDING: {5}}              # the queue opened after it was saved
+
+
+def test_a_logout_gives_the_kept_clicks_a_last_try_before_anything_is_written(
+        qtbot, reading_project, other_program, on_signal):
+    from storage.click_recovery import recovery_files
+
+    ana = reading_project.readers["Ana"].id
+    window = open_window(qtbot, reading_project.project, ana)
+    image = window.controller.image.id
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "6")
+    assert window.controller.kept_clicks() == 1
+    other_program.execute("ROLLBACK")        # free again as the logout comes: its last try saves the click
+    on_signal(LoggingOut(window))
+    assert stored_regions(reading_project, image) == {6}
+    assert recovery_files(reading_project.folder, ana) == [] and window.controller.saves.recovery_file is None

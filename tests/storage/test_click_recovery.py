@@ -1,0 +1,117 @@
+"""Clicks a workstation could not save before it was stopped: written to the project's recovery
+file and saved at the reader's next sign-in, in order, through the same checks as any click."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from storage.click_recovery import (
+    ReaderStep,
+    UnsavedClick,
+    recover_unsaved_clicks,
+    recovery_files,
+    write_recovery_file,
+)
+from storage.database import DATABASE_FILENAME
+from storage.errors import InvalidRequestError
+from storage.reading import ReaderSession
+
+
+def _reader(clinic):
+    return clinic.ophthalmologists[0]
+
+
+def _own_image(clinic) -> int:
+    return ReaderSession(clinic.project.database, _reader(clinic).id).queue()[0].id
+
+
+def test_recovered_clicks_are_saved_in_order_as_if_given_then(clinic):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    session = ReaderSession(db, reader.id)
+    before = session.set_regions(image, "haemorrhage", {1})
+    clicks = [UnsavedClick("Haemorrhage: region 5", image, ReaderStep("toggle_region", dict(finding_code="haemorrhage",
+                                                                                             region=5))),
+              UnsavedClick("Landmarks", image, ReaderStep("set_landmarks", dict(disc=(10.5, 20.0), fovea=(40.0, 22.25),
+                                                                                 source="manual"))),
+              UnsavedClick("Diagnosis: mild NPDR", image, ReaderStep("set_diagnosis", dict(diagnosis="mild NPDR"))),
+              UnsavedClick("Done", image, ReaderStep("mark_done", dict(done=True)))]
+    path = write_recovery_file(root, reader.id, reader.name, clicks)
+    assert recovery_files(root, reader.id) == [path] and recovery_files(root, clinic.ophthalmologists[1].id) == []
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert (outcome.saved, outcome.refused, outcome.waiting) == (4, [], 0)
+    assert outcome.sentence().startswith("4 clicks not saved when Octant was stopped (")
+    assert outcome.sentence().endswith(") are saved now.")
+    after = session.read(image)
+    assert after.regions == {"haemorrhage": {1, 5}} and after.diagnosis == "mild NPDR" and after.done
+    assert (after.landmarks.disc, after.landmarks.fovea) == ((10.5, 20.0), (40.0, 22.25))
+    assert not path.exists() and recover_unsaved_clicks(db, root, reader.id).sentence() == ""
+    assert before.regions == {"haemorrhage": {1}}
+
+
+def test_a_recovered_undo_is_refused_when_the_answer_changed_meanwhile(clinic):
+    # The undo's compare-and-set comes through the file: it never erases a later save.
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    session = ReaderSession(db, reader.id)
+    empty = session.read(image)
+    marked = session.set_regions(image, "haemorrhage", {2})
+    undo = UnsavedClick("Undone: Haemorrhage: region 2", image,
+                        ReaderStep("restore", dict(target=empty, expected=marked)))
+    write_recovery_file(root, reader.id, reader.name, [undo, undo])
+    session.set_regions(image, "haemorrhage", {2, 3})      # another workstation, before the next sign-in
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert outcome.saved == 0 and len(outcome.refused) == 2
+    assert outcome.sentence().startswith("Of 2 clicks not saved when Octant was stopped")
+    assert "0 are saved now and 2 refused (Undone: Haemorrhage: region 2, image" in outcome.sentence()
+    assert session.read(image).regions == {"haemorrhage": {2, 3}} and recovery_files(root, reader.id) == []
+
+
+def test_an_undo_survives_the_file_and_is_saved_when_nothing_changed(clinic):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    session = ReaderSession(db, reader.id)
+    empty = session.read(image)
+    marked = session.set_landmarks(image, disc=(1.0, 2.0), fovea=(3.0, 4.0))
+    marked = session.set_regions(image, "drusen", {4, 6})
+    write_recovery_file(root, reader.id, reader.name,
+                        [UnsavedClick("Undone", image, ReaderStep("restore", dict(target=empty, expected=marked)))])
+    assert recover_unsaved_clicks(db, root, reader.id).sentence().startswith("1 click not saved")
+    assert session.read(image).regions == {} and session.read(image).landmarks is None
+
+
+@pytest.mark.sqlite_only
+def test_a_locked_database_keeps_the_clicks_left_for_the_next_sign_in(clinic):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    clicks = [UnsavedClick(f"Haemorrhage: region {r}", image,
+                           ReaderStep("toggle_region", dict(finding_code="haemorrhage", region=r))) for r in (1, 2)]
+    path = write_recovery_file(root, reader.id, reader.name, clicks)
+    other_program = sqlite3.connect(root / DATABASE_FILENAME, isolation_level=None)
+    try:
+        other_program.execute("BEGIN IMMEDIATE")
+        outcome = recover_unsaved_clicks(db, root, reader.id, lock_wait_ms=50)
+        other_program.execute("ROLLBACK")
+    finally:
+        other_program.close()
+    assert (outcome.saved, outcome.waiting) == (0, 2) and path.exists()
+    assert "2 clicks not saved when Octant was stopped" in outcome.sentence()
+    assert "still waiting" in outcome.sentence() and "next sign-in" in outcome.sentence()
+    assert [c["label"] for c in json.loads(path.read_text())["clicks"]] == ["Haemorrhage: region 1",
+                                                                            "Haemorrhage: region 2"]
+    assert recover_unsaved_clicks(db, root, reader.id).saved == 2 and not path.exists()
+    assert ReaderSession(db, reader.id).read(image).regions == {"haemorrhage": {1, 2}}
+
+
+def test_a_file_that_is_not_octants_is_kept_and_nothing_in_it_is_run(clinic):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    path = write_recovery_file(root, reader.id, reader.name, [
+        UnsavedClick("Normal", image, ReaderStep("mark_normal"))])
+    document = json.loads(path.read_text())
+    document["clicks"][0]["step"]["method"] = "delete_everything"
+    path.write_text(json.dumps(document))
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert outcome.unreadable == [path] and path.exists() and outcome.saved == 0
+    assert outcome.sentence() == (f"A recovery file of clicks not saved when Octant was stopped could not be "
+                                  f"read; it is kept in {path.parent} for support.")
+    assert not ReaderSession(db, reader.id).read(image).normal
+    with pytest.raises(InvalidRequestError):
+        ReaderStep("delete_everything")
