@@ -179,6 +179,7 @@ def test_a_red_free_photo_gets_no_model_call_and_the_panel_says_why(qtbot, revie
     from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
     from storage.images import list_images
     from ui.review.enlarged import MODEL
+    from ui.review.legend import HEAT
     from ui.review.queues import ALL_IMAGES, MODEL_VS_CONSENSUS
 
     ids = review_project.image_ids
@@ -197,6 +198,7 @@ def test_a_red_free_photo_gets_no_model_call_and_the_panel_says_why(qtbot, revie
     assert "p = " not in model_panel.details.text() and model_panel.picture.image is None
     window.enlarged.show_source(MODEL)
     assert SCREENING_RED_FREE_NOTE in window.enlarged.details.text() and not window.enlarged.canvas.has_overlay()
+    assert HEAT not in window.enlarged.legend.kinds()   # no activation map is drawn, so none is explained
 
 
 def test_without_an_active_model_the_starter_model_is_used_and_said_so(qtbot, review_project, no_starter_models):

@@ -238,8 +238,10 @@ class EnlargedView(QWidget):
         elif self.source == CONSENSUS:
             entries = [LegendEntry(FILL, f"Consensus {name} regions (all that its readers marked)", colour)]
             whose = "reader 1's"
-        else:
-            entries = [LegendEntry(HEAT, "Model activation (Son et al. Fig. 3): blue low → red high")]
+        else:   # the heat entry only over a map: a red-free photo, or no model, has none
+            view = self._model[2]
+            entries = ([LegendEntry(HEAT, "Model activation (Son et al. Fig. 3): blue low → red high")]
+                       if view is not None and view.overlay is not None else [])
             whose = "reader 1's"
         if self._draft:
             entries.append(LegendEntry(DASHED, "Your adjudication's regions", DRAFT_COLOUR))

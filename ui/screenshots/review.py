@@ -5,6 +5,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
 from storage.project import ProjectHandle
 from storage.readers import REVIEW_ROLES, ReaderInfo, list_readers
 from ui.app import make_app
@@ -40,8 +41,9 @@ def render_review_screenshots(project: ProjectHandle, reader_id: int, out_png: s
         window.grab().save(str(paths[0]))
         model = window.models.get(window.current[1]) if window.current is not None else None
         window.show_source("model")
-        if model is not None:
-            wait_until(window.enlarged.canvas.has_overlay, timeout_s)
+        if model is not None:   # its map, or for a red-free photo the sentence saying why there is none
+            wait_until(lambda: window.enlarged.canvas.has_overlay()
+                       or SCREENING_RED_FREE_NOTE in window.enlarged.details.text(), timeout_s)
         window.grab().save(str(paths[1]))
         window.tabs.setCurrentWidget(window.side_by_side)
         wait_until(lambda: window.current is not None and window.current[0] in window.photos, timeout_s)
