@@ -11,6 +11,7 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -88,7 +89,8 @@ class SignInDialog(QDialog, Prompts):
         self.pin = QLineEdit()
         self.pin.setEchoMode(QLineEdit.EchoMode.Password)
         self.pin.setPlaceholderText("no PIN")
-        self.pin.returnPressed.connect(self._sign_in)
+        # Enter in the PIN field is the dialog's default button (Sign in); a returnPressed slot as
+        # well made every Enter two tries, so a second typo already meant waiting.
         self.message = QLabel("")
         self.message.setStyleSheet(f"color:{message_line.PROBLEM_COLOUR};")
         self.message.setWordWrap(True)
@@ -114,6 +116,16 @@ class SignInDialog(QDialog, Prompts):
         self._load_project()
         if reader:
             self.select_reader(reader)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter in the project field (which passes it on to here) opens that project and moves on
+        to the PIN or the readers; the dialog's default button made it Sign in for the first reader
+        with no PIN typed: a wrong try."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.focusWidget() is self.folder.lineEdit():
+            self._load_project()
+            (self.pin if self.pin.isEnabled() else self.readers).setFocus()
+            return
+        super().keyPressEvent(event)
 
     def _problem(self, text: str) -> None:
         message_line.show_problem(self.message, text)
@@ -248,7 +260,11 @@ class SignInDialog(QDialog, Prompts):
         if self.project is None or item is None:
             self._problem("Choose a project and a reader.")
             return
-        reader_id = item.data(Qt.ItemDataRole.UserRole)[0]
+        reader_id, has_pin, word = item.data(Qt.ItemDataRole.UserRole)
+        if has_pin and not self.pin.text():   # nothing typed is no try (it would count as a wrong one)
+            self._problem(f"Type the {word} of {item.text().split('  ·')[0]}, then press Enter.")
+            self.pin.setFocus()
+            return
         try:
             sign_in(self.project.database, reader_id, self.pin.text() or None)
         except OctantError as error:   # wrong PIN (and how long to wait), retired, unknown

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 
 from storage.project import create_project
 from storage.readers import Role, list_readers
+from storage.schema import Reader
 from tests.conftest import ADMIN_PASSPHRASE, add_reader_as_admin
 from ui.sign_in import SignInDialog, recent_projects
 
@@ -19,6 +20,20 @@ def _select(dialog, name: str) -> None:
             dialog.readers.setCurrentRow(row)
             return
     raise AssertionError(name)
+
+
+def wrong_tries(db, reader_id: int) -> int:
+    with db.reading() as session:
+        return session.get(Reader, reader_id).failed_sign_ins
+
+
+def shown_dialog(qtbot, folder, reader: str | None = None) -> SignInDialog:
+    """The dialog on screen: its Sign in button is then the default that Enter presses."""
+    dialog = SignInDialog(folder, reader=reader)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    return dialog
 
 
 def answering(dialog, monkeypatch, *answers):
@@ -36,8 +51,7 @@ def answering(dialog, monkeypatch, *answers):
 
 def test_reader_with_pin_signs_in_only_with_the_right_pin(qtbot, reading_project):
     add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
-    dialog = SignInDialog(reading_project.folder)
-    qtbot.addWidget(dialog)
+    dialog = shown_dialog(qtbot, reading_project.folder)
     names = [dialog.readers.item(i).text().split("  ·")[0] for i in range(dialog.readers.count())]
     assert names == ["Admin", "Ana", "Ben", "Cleo", "Dina"]
     _select(dialog, "Dina")
@@ -66,8 +80,7 @@ def test_the_field_asks_an_admin_for_their_passphrase_not_a_pin(qtbot, reading_p
 
 def test_wrong_tries_make_the_dialog_say_how_long_to_wait(qtbot, reading_project):
     add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
-    dialog = SignInDialog(reading_project.folder, reader="Dina")
-    qtbot.addWidget(dialog)
+    dialog = shown_dialog(qtbot, reading_project.folder, reader="Dina")
     for _ in range(4):
         dialog.pin.setText("111111")
         qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
@@ -75,6 +88,39 @@ def test_wrong_tries_make_the_dialog_say_how_long_to_wait(qtbot, reading_project
     dialog.pin.setText(PIN)
     qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
     assert dialog.reader_id is None and "try again in" in dialog.message.text()
+    dialog.project.close()
+
+
+def test_one_enter_with_a_wrong_pin_is_one_wrong_try(qtbot, reading_project):
+    # Trying the product: Enter signed in twice (the PIN field's slot and the default button), so one
+    # typo counted two wrong tries and the second typo already meant a 15 s wait.
+    db = reading_project.project.database
+    dina = add_reader_as_admin(db, "Dina", role="ophthalmologist", pin=PIN)
+    dialog = shown_dialog(qtbot, reading_project.folder, reader="Dina")
+    qtbot.keyClicks(dialog.pin, "111111")
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    assert wrong_tries(db, dina.id) == 1 and "not right for Dina" in dialog.message.text()
+    dialog.project.close()
+
+
+def test_enter_in_the_project_field_opens_it_and_signs_nobody_in(qtbot, reading_project, tmp_path):
+    # Trying the product: a project path typed and Enter pressed "signed in" its first reader (the
+    # admin) with no passphrase: "not right for Admin", and a wrong try counted against them.
+    db = reading_project.project.database
+    admin = reading_project.readers["Admin"]
+    dialog = shown_dialog(qtbot, tmp_path)     # no project there yet
+    line = dialog.folder.lineEdit()
+    line.selectAll()
+    qtbot.keyClicks(line, str(reading_project.folder))
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert dialog.project is not None and dialog.readers.count() == 4
+    assert dialog.reader_id is None and wrong_tries(db, admin.id) == 0 and dialog.isVisible()
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)          # Enter with nothing typed: told, not a try
+    assert dialog.message.text() == "Type the passphrase of Admin, then press Enter."
+    assert wrong_tries(db, admin.id) == 0
+    dialog.pin.setText(ADMIN_PASSPHRASE)
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    assert dialog.reader_id == admin.id
     dialog.project.close()
 
 
