@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -267,33 +268,82 @@ def _copy_database_in_steps(source: Path, target: Path, cancel: threading.Event 
         reading.close()
 
 
-def _audit_head(database: Path) -> tuple:
-    """The newest audit event of a database file (every save adds one): what changed since a copy."""
-    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
-    try:
-        return tuple(connection.execute("SELECT id, row_hash FROM audit_event ORDER BY id DESC LIMIT 1").fetchone() or ())
-    finally:
-        connection.close()
+class _LiveDatabaseDamaged(Exception):
+    """The project's database could not be read to keep a copy of it: it is moved aside instead."""
 
 
-def _set_aside(root: Path, folder: Path, cancel: threading.Event | None, progress: Callable[[float], None]) -> str:
-    """Keep what the project holds now in ``folder`` before a restore replaces it: the top-level
-    files and a consistent copy of a healthy database ("copied"). A database that cannot be
-    copied is "damaged" (moved there only once the restore goes ahead), a missing one "none"."""
-    live = Path(root) / DATABASE_FILENAME
+def _keep_files(root: Path, folder: Path) -> None:
+    """The project's top-level files (its secrets and settings) into ``folder``, made anew."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for path in project_files(root):
         shutil.copy2(path, folder / path.name)
-    if not live.exists():
-        return "none"
+
+
+def _keep_a_copy(live: Path, kept: Path, cancel: threading.Event | None, progress: Callable[[float], None]) -> None:
+    """A consistent copy of ``live`` in ``kept``, checked; _LiveDatabaseDamaged when it cannot be
+    read (a lock or a cancel is not damage: it goes on up)."""
     try:
-        _copy_database_in_steps(live, folder / DATABASE_FILENAME, cancel, progress)
-        _seal(folder / DATABASE_FILENAME, cancel)
-        return "copied"
-    except (DatabaseError, sqlite3.Error):
-        (folder / DATABASE_FILENAME).unlink(missing_ok=True)
-        return "damaged"
+        _copy_database_in_steps(live, kept, cancel, progress)
+        _seal(kept, cancel)
+    except (DatabaseError, sqlite3.Error) as error:
+        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+            raise
+        kept.unlink(missing_ok=True)
+        raise _LiveDatabaseDamaged(str(error)) from error
+
+
+def _replace_keeping_a_copy(staged: Path, live: Path, kept: Path, cancel: threading.Event | None,
+                            keeping: Callable[[float], None], putting: Callable[[float], None]) -> None:
+    """Write ``staged`` over ``live`` through the online backup API, and keep a copy of ``live``
+    in ``kept`` made under the same write lock, so no save of another program can fall between
+    the copy and the overwrite (it would be in neither).
+
+    The overwrite's first step takes ``live``'s write lock and keeps it to the last step (one
+    write transaction): from then on other programs' saves wait for it (the busy timeout; the
+    workstation keeps them and tries again, ui/save_queue.py) and go into the restored database.
+    After that first step, with nothing committed yet and nobody else able to commit, the copy
+    of ``live`` is taken: it holds every save acknowledged before the restore. A cancel, or a
+    database that cannot be copied (_LiveDatabaseDamaged), rolls the overwrite back whole."""
+    with closing(sqlite3.connect(staged)) as connection:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    step_pages = max(1, min(STEP_PAGES, pages // 2))   # the first step never finishes it: copy, then commit
+    kept_yet = False
+
+    def step(status: int, remaining: int, total: int) -> None:
+        nonlocal kept_yet
+        if status not in (sqlite3.SQLITE_OK, sqlite3.SQLITE_DONE):   # busy: tried again; an error: raised
+            if not kept_yet:
+                _check(cancel, RESTORE_CANCELLED)
+            return
+        if not kept_yet:
+            if not remaining:   # committed in one step: a page or two is not an Octant database
+                raise DatabaseError("The backup's database is empty; check the backup.")
+            _keep_a_copy(live, kept, cancel, keeping)
+            kept_yet = True
+        if remaining:   # after the last step the target is committed: too late to call it cancelled
+            _check(cancel, RESTORE_CANCELLED)
+        putting(1 - remaining / total if total else 1.0)
+
+    _check(cancel, RESTORE_CANCELLED)
+    reading = sqlite3.connect(staged, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        writing = sqlite3.connect(live, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error:
+        reading.close()
+        raise
+    try:
+        reading.execute("BEGIN")
+        reading.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            reading.backup(writing, pages=step_pages, progress=step)
+        except sqlite3.DatabaseError as error:
+            if kept_yet or isinstance(error, sqlite3.OperationalError):   # locked, or a disk error: not damage
+                raise
+            raise _LiveDatabaseDamaged(str(error)) from error   # not a database: refused before the first step
+    finally:
+        writing.close()
+        reading.close()
 
 
 def _move_damaged(root: Path, folder: Path) -> None:
@@ -314,12 +364,16 @@ def restore_project(root: Path, source: Path, reader_id: int | None = None,
     second: between blocks hashed or copied, database pages written and audit events checked)
     leaves the project exactly as it was and raises CancelledError: the backup is checked, copied
     into a hidden folder in the project, upgraded to this Octant's schema there, its restore is
-    recorded in its audit trail and the trail checked; then what the project holds now is kept in
-    ``<project>/backups/before-restore-<time>`` (a consistent copy of a healthy database; a damaged
-    one is moved there), so a restore never loses anything, and last the copy is written over the
-    project's database through the online backup API, in one write transaction: programs with the
-    project open see the old or the restored database, never a mix, and a cancel during it rolls
-    it back. Only the top-level files' renames follow. Returns where the earlier state was kept.
+    recorded in its audit trail and the trail checked; last the copy is written over the project's
+    database through the online backup API, in one write transaction: programs with the project
+    open see the old or the restored database, never a mix, and a cancel during it rolls it back.
+    Under that transaction's write lock, before anything is committed, what the project holds now
+    is kept in ``<project>/backups/before-restore-<time>`` (a consistent copy of a healthy
+    database; a damaged one is moved there), so a restore never loses anything: every save another
+    program made before the lock is in that copy, and saves meanwhile wait for the lock (or are
+    kept by the workstation and tried again) and go into the restored database
+    (``_replace_keeping_a_copy``). Only the top-level files' renames follow. Returns where the
+    earlier state was kept.
     ``progress(sentence, fraction)`` says what it is doing.
     """
     root, source = Path(root), Path(source)
@@ -353,18 +407,19 @@ def restore_project(root: Path, source: Path, reader_id: int | None = None,
             report = verify(staged, cancel=cancel)
         finally:
             staged.dispose()
-        how = ""
-        for _ in range(3):   # a save on another workstation while the copy was made: copy again
-            how = _set_aside(root, kept, cancel, lambda done: say("Keeping what the project holds now…", 0.5 + 0.2 * done))
-            if how != "copied" or _audit_head(kept / DATABASE_FILENAME) == _audit_head(live):
-                break
         _check(cancel, RESTORE_CANCELLED)
-        say("Putting the backup in place…", 0.7)
-        if how == "copied":
-            _copy_database_in_steps(staging / DATABASE_FILENAME, live, cancel,
-                                    lambda done: say("Putting the backup in place…", 0.7 + 0.3 * done))
-            replacing = True
-        else:
+        _keep_files(root, kept)
+        damaged = not live.exists()
+        if live.exists():
+            try:
+                _replace_keeping_a_copy(staging / DATABASE_FILENAME, live, kept / DATABASE_FILENAME, cancel,
+                                        lambda done: say("Keeping what the project holds now…", 0.5 + 0.2 * done),
+                                        lambda done: say("Putting the backup in place…", 0.7 + 0.3 * done))
+                replacing = True
+            except _LiveDatabaseDamaged:
+                damaged = True
+        if damaged:   # a database that cannot be read (or none) is moved aside whole, not copied
+            say("Putting the backup in place…", 0.7)
             replacing = True
             _move_damaged(root, kept)
             (staging / DATABASE_FILENAME).replace(live)

@@ -1,6 +1,7 @@
 """Backups taken while readers save, restored, rotated; pre-upgrade copies never overwritten."""
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -296,3 +297,44 @@ def test_a_restore_reports_each_step_in_order_and_ends_whole(clinic, tmp_path, b
     assert not list(root.glob(".restoring-*"))
     with open_project(root) as project:
         assert verify(project.database).intact and audit_events(project.database)[-1].action == "restore_backup"
+
+
+def read_digests(database: Path) -> set[str]:
+    """The state_sha256 of every label save in a database file's audit trail."""
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("""SELECT "after" FROM audit_event WHERE entity = 'read'""").fetchall()
+    return {json.loads(after)["state_sha256"] for (after,) in rows if after and "state_sha256" in json.loads(after)}
+
+
+@pytest.mark.sqlite_only
+def test_no_save_acknowledged_while_a_restore_runs_is_lost(clinic, tmp_path, backend, monkeypatch):
+    """Another workstation saves at every step of a restore, up to its last page written: each save
+    it was told is in is in the copy kept of the database replaced (before the restore took the
+    write lock) or in the restored one (after it let go); the others met the locked database, said
+    so (DatabaseLockedError: the workstation's save queue keeps them and tries again)."""
+    import storage.backup
+    from storage.errors import DatabaseLockedError
+
+    monkeypatch.setattr(storage.backup, "STEP_PAGES", 2)   # several steps even for a small database
+    root, db = clinic.project.root, clinic.project.database
+    _, image = changed_after_a_backup(clinic, tmp_path / "b")
+    workstation = ReaderSession(db, clinic.ophthalmologists[0].id, lock_wait_ms=50)
+    acknowledged: list[tuple[str, str]] = []   # (the step it was saved at, what the audit says was stored)
+    refused: list[str] = []
+
+    def progress(sentence: str, fraction: float) -> None:
+        try:
+            state = workstation.set_comment(image, f"save {len(acknowledged) + len(refused)}: {sentence} {fraction}")
+        except DatabaseLockedError:
+            refused.append(sentence)
+        else:
+            acknowledged.append((sentence, state_digest(state_json(state))))
+
+    result = restore_project(root, tmp_path / "b", progress=progress)
+    kept, restored = read_digests(result.folder / DATABASE_FILENAME), read_digests(root / DATABASE_FILENAME)
+    lost = [step for step, digest in acknowledged if digest not in kept | restored]
+    assert lost == []
+    assert refused and all(step.startswith(("Keeping", "Putting")) for step in refused)   # the write lock was held
+    assert acknowledged[-1][0] == "Restored." and acknowledged[-1][1] in restored
+    assert any(step.startswith("Checking the backup's audit") and digest in kept for step, digest in acknowledged)
+    assert verify(db).intact
