@@ -149,11 +149,12 @@ def install_exception_guard() -> None:
     sys.excepthook = guard
 
 
-def show_message(message: str, parent: QWidget | None = None) -> None:
-    """A non-blocking warning box (never exec(): a modal loop would stall tests and workers)."""
+def show_message(message: str, parent: QWidget | None = None, warning: bool = True) -> None:
+    """A non-blocking warning box, or with ``warning=False`` a plain notice (never exec(): a modal
+    loop would stall tests and workers)."""
     parent = parent or QApplication.activeWindow()
-    box = QMessageBox(QMessageBox.Icon.Warning, "Octant", message, QMessageBox.StandardButton.Ok,
-                      parent)
+    icon = QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Information
+    box = QMessageBox(icon, "Octant", message, QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if parent is not None:   # Enter/Esc, then the keys go back to the window, also without a window manager
         box.finished.connect(lambda _result: parent.activateWindow())

@@ -27,11 +27,11 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     window = MainWindow(controller)
     controller.setParent(window)
     window.projectRestored.connect(lambda note: reopen_after_restore(window, note))
-    recovered = _recover_clicks(project, reader_id)   # before the queue: it shows what they saved
+    recovered, all_saved = _recover_clicks(project, reader_id)   # before the queue: it shows what they saved
     window.start()
     if recovered:
         window.show_hint(recovered)
-        show_message(recovered, window)
+        show_message(recovered, window, warning=not all_saved)
     from ui.backup_actions import start_daily_backup
 
     start_daily_backup(window)
@@ -40,13 +40,14 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     return window
 
 
-def _recover_clicks(project: ProjectHandle, reader_id: int) -> str:
-    """The reader's clicks that a quit (a logout) left in the project's recovery file, saved now;
-    what happened in one sentence ("" when there were none)."""
+def _recover_clicks(project: ProjectHandle, reader_id: int) -> tuple[str, bool]:
+    """The reader's clicks that a quit (a logout) left in the project's recovery file, saved now:
+    what happened in one sentence ("" when there were none), and whether every one went in."""
     try:
-        return recover_unsaved_clicks(project.database, project.root, reader_id).sentence()
+        outcome = recover_unsaved_clicks(project.database, project.root, reader_id)
     except OctantError as error:
-        return f"Clicks not saved when Octant was stopped could not be saved now: {error}"
+        return f"Clicks not saved when Octant was stopped could not be saved now: {error}", False
+    return outcome.sentence(), outcome.saved > 0 and not (outcome.refused or outcome.waiting or outcome.unreadable)
 
 
 def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,

@@ -174,7 +174,8 @@ def test_a_logout_writes_the_kept_click_to_the_recovery_file_and_the_next_sign_i
     assert stored_regions(reading_project, image) == {5} and not path.exists()
     said = again.hint_label.text()
     assert said.startswith("1 click not saved when Octant was stopped (") and said.endswith(") is saved now.")
-    assert any(box.text() == said for box in again.findChildren(QMessageBox))
+    [box] = [box for box in again.findChildren(QMessageBox) if box.text() == said]
+    assert box.icon() == QMessageBox.Icon.Information                     # good news, not a warning
     assert again.controller.state.regions == {FINDING: {5}}              # the queue opened after it was saved
 
 
@@ -193,3 +194,21 @@ def test_a_logout_gives_the_kept_clicks_a_last_try_before_anything_is_written(
     on_signal(LoggingOut(window))
     assert stored_regions(reading_project, image) == {6}
     assert recovery_files(reading_project.folder, ana) == [] and window.controller.saves.recovery_file is None
+
+
+def test_a_quit_that_cannot_wait_writes_the_kept_clicks_to_the_recovery_file(qtbot, reading_project, other_program):
+    # The application quits with the window still open (its background work stopped at aboutToQuit):
+    # the writer, stopped, writes what it kept for the next sign-in.
+    from storage.click_recovery import recovery_files
+    from ui.background import stop_all_background_work
+
+    ana = reading_project.readers["Ana"].id
+    window = open_window(qtbot, reading_project.project, ana)
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    press(qtbot, window, "7")
+    stop_all_background_work()
+    [path] = recovery_files(reading_project.folder, ana)
+    assert "Haemorrhage: region 7" in path.read_text() and window.controller.saves.recovery_file == path
+    window.close_without_kept_clicks()
+    assert recovery_files(reading_project.folder, ana) == [path]          # written once, kept
