@@ -67,6 +67,17 @@ def read_metadata(path: str | Path) -> dict:
         ) from error
 
 
+def check_made_for(path: str | Path, metadata: dict, field: str, expected: str) -> None:
+    """Refuse a file whose metadata says it holds another network (``field``: "task" for the
+    pre-segmentation networks, "network" for the finding networks): two networks of one shape
+    load each other's weights without a complaint, and then answer the wrong question. Files
+    that do not say are taken at their word."""
+    found = metadata.get(field)
+    if found is not None and str(found) != expected:
+        raise WeightsError(f"The weights file {path} holds the {found} network, not the {expected} one; "
+                           "put the right file back or retrain it.")
+
+
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict:
     """Load ``path`` into ``model`` (converted to the model's dtypes) and return its metadata."""
     path = _existing(path)

@@ -133,7 +133,7 @@ def load_screening_models(findings: list[str], db: Database | None = None, devic
     """The models to screen with (module docstring); missing ones become messages, not errors."""
     from models.diagnosis.attention_mask import AttentionClassifier, AttentionConfig, load_structure_models
     from models.engine.device import pick_device
-    from models.engine.weights import WEIGHTS_DIR, load_weights, read_metadata, starter_for
+    from models.engine.weights import WEIGHTS_DIR, check_made_for, load_weights, read_metadata, starter_for
     from models.findings.guided import GuidedConfig, GuidedNet
     from models.segmentation.registry import NETWORKS
 
@@ -152,6 +152,7 @@ def load_screening_models(findings: list[str], db: Database | None = None, devic
             continue   # no network for this finding: it is not screened
         try:
             metadata = read_metadata(path)
+            check_made_for(path, metadata, "network", f"guided:{code}")
             saved = (record.config or {}).get("task", {}) if record else {"network": "guided", **metadata.get("config", {})}
             config = GuidedConfig.from_saved(saved)
             network = GuidedNet(config)
@@ -183,6 +184,7 @@ def load_screening_models(findings: list[str], db: Database | None = None, devic
     if path is not None:
         try:
             metadata = read_metadata(path)
+            check_made_for(path, metadata, "task", spec.task)
             config = spec.config_class.from_dict(metadata.get("config", {}))
             network = spec.build(config)
             load_weights(network, path)

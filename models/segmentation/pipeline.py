@@ -32,7 +32,7 @@ from models.engine.cancel import check_cancelled, stop_layers_when
 from models.engine.device import pick_device
 from models.engine.fast_cpu import accelerated
 from models.engine.precision import resolve_precision
-from models.engine.weights import WEIGHTS_DIR, load_weights, read_metadata
+from models.engine.weights import WEIGHTS_DIR, check_made_for, load_weights, read_metadata
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup_batch
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned_batch
 from models.segmentation.lesions import (
@@ -99,6 +99,7 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
             if path is None:
                 raise WeightsError(f"no {name} weights at {folder / f'{name}.safetensors'}")
             metadata = read_metadata(path)
+            check_made_for(path, metadata, "task", spec.task)
             config = spec.config_class.from_dict(metadata.get("config", {}))
             model = spec.build(config)
             load_weights(model, path)

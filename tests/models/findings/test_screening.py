@@ -163,3 +163,19 @@ def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, m
     with open_project(tmp_path / "project") as project:
         (stored,) = latest_predictions(project.database, FINDINGS_PREDICTION).values()
     assert stored["red_free"] and stored["diagnosis"] == {}   # the earlier grade is no longer in force
+
+
+def test_a_finding_network_file_of_another_finding_is_named_and_not_used(tmp_path, monkeypatch):
+    # The haemorrhage starter replaced by the hard exudate one would have screened haemorrhage with the
+    # exudate network and said nothing.
+    import models.engine.weights as weights
+    from models.findings.screening import load_screening_models
+
+    starters = {"haemorrhage": weights.WEIGHTS_DIR / "guided_hard_exudate.safetensors",
+                "hard_exudate": weights.WEIGHTS_DIR / "guided_hard_exudate.safetensors"}
+    monkeypatch.setattr(weights, "starter_for", lambda network, finding=None: starters.get(finding))
+    models = load_screening_models(["haemorrhage", "hard_exudate"], device="cpu")
+    assert set(models.guided) == {"hard_exudate"}
+    assert f"guided haemorrhage: The weights file {starters['haemorrhage']} holds the guided:hard_exudate network, " \
+           "not the guided:haemorrhage one; put the right file back or retrain it; the finding is not screened." \
+        in models.messages

@@ -40,6 +40,21 @@ def test_damaged_weights_are_named_and_skipped(tmp_path, tiny_weights):
     assert set(models.loaded) == {"landmarks", "disc_cup", "lesions"}
 
 
+def test_weights_of_another_task_that_fit_are_named_and_skipped(tmp_path, tiny_weights):
+    # Trying the product: landmarks.safetensors copied over disc_cup.safetensors loaded without a word
+    # (the two networks have one shape) and "segmented" the disc and cup with the landmark heatmaps.
+    for name in TINY:
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    config, build = TINY["disc_cup"]
+    save_weights(build(config), tmp_path / "disc_cup.safetensors",
+                 {"task": "landmarks", "config": config.to_dict(), "version": "landmarks-test"})
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert messages == [f"disc_cup: The weights file {tmp_path / 'disc_cup.safetensors'} holds the landmarks "
+                        "network, not the disc_cup one; put the right file back or retrain it; the optic disc "
+                        "and cup are not segmented (train them with `python main.py train-seg --task disc_cup`)."]
+    assert set(models.loaded) == {"landmarks", "vessels", "lesions"}
+
+
 def test_pipeline_reports_in_original_pixels_from_a_half_size_decode(tiny_weights, fundus):
     image, *_ = fundus
     models, messages = load_pipeline_models(tiny_weights, "cpu")
