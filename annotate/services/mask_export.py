@@ -47,6 +47,7 @@ def _write_png(path: Path, mask: np.ndarray) -> None:
 def write_masks(project: ProjectHandle, out: Path, images, by_image, labels, readers, model_landmarks,
                 presegmented_folder) -> int:
     """Write every mask under ``out`` (replaced whole); returns the number of files written."""
+    _check_replaceable(out)
     staging = out.with_name(out.name + ".part")
     shutil.rmtree(staging, ignore_errors=True)
     rows: list[dict] = []
@@ -70,6 +71,30 @@ def write_masks(project: ProjectHandle, out: Path, images, by_image, labels, rea
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return len(rows)
+
+
+def _check_replaceable(out: Path) -> None:
+    """An existing folder is replaced whole only when it is empty or an earlier masks export (its
+    index.csv and one folder per image): ``export --force`` given a project, home or photo folder by
+    mistake deleted everything in it."""
+    if not out.is_dir():
+        return
+    entries = list(out.iterdir())
+    index = out / "index.csv"
+    earlier_export = index.is_file() and _first_line(index) == ",".join(INDEX_COLUMNS) and all(
+        entry == index or (entry.is_dir() and entry.name.isdigit()) for entry in entries)
+    if entries and not earlier_export:
+        shown = ", ".join(sorted(entry.name for entry in entries)[:3]) + (", …" if len(entries) > 3 else "")
+        raise OctantError(f"{out} holds other files ({shown}), not an earlier masks export; "
+                          "give a new or empty folder for the masks (nothing was deleted).")
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _image_masks(root: Path, image, reads, labels, readers, model_landmarks, presegmented_folder):

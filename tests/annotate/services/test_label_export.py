@@ -119,11 +119,32 @@ def test_masks_per_reader_consensus_final_and_presegmentation(labelled, tmp_path
 def test_masks_replace_an_earlier_export_whole(labelled, tmp_path):
     project, readers, admin, ids = labelled
     out = tmp_path / "masks"
-    out.mkdir()
-    (out / "stale.png").write_bytes(b"old")
     export_labels(project, out, "masks", admin.id)
-    assert not (out / "stale.png").exists() and (out / "index.csv").is_file()
+    (out / str(ids[0]) / "stale.png").write_bytes(b"old")
+    export_labels(project, out, "masks", admin.id)
+    assert not (out / str(ids[0]) / "stale.png").exists() and (out / "index.csv").is_file()
     assert not (tmp_path / "masks.part").exists()
+
+
+def test_masks_never_replace_a_folder_that_is_not_an_earlier_export(labelled, tmp_path, capsys, monkeypatch):
+    # Trying the product: `export --format masks --out DIR --force` deleted everything in DIR (a file
+    # kept there was gone), whatever DIR was: a home folder, the photos, the project itself.
+    from main import main
+
+    monkeypatch.setenv("OCTANT_CREDENTIAL", ADMIN_PASSPHRASE)
+    project, readers, admin, ids = labelled
+    kept = tmp_path / "documents"
+    kept.mkdir()
+    (kept / "letter.txt").write_text("precious")
+    for folder in (kept, project.root):
+        before = sorted(path.name for path in folder.iterdir())
+        assert main(["export", "--out", str(folder), "--format", "masks", "--force",
+                     "--project", str(project.root), "--as", "Admin"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"octant: {folder} holds other files (") and err.endswith(
+            "), not an earlier masks export; give a new or empty folder for the masks (nothing was deleted).\n")
+        assert sorted(path.name for path in folder.iterdir()) == before
+    assert (kept / "letter.txt").read_text() == "precious"
 
 
 def test_the_export_command_tells_formats_from_names_and_refuses_mismatches(labelled, tmp_path, capsys, monkeypatch):
