@@ -286,6 +286,37 @@ def test_the_queues_mark_other_reviewers_decisions_and_can_hide_them(qtbot, revi
     assert queues.count.text() == "0 to adjudicate, 4 adjudicated"
 
 
+def test_decisions_recorded_elsewhere_are_marked_when_the_screen_comes_back_and_the_draft_stays(
+        qtbot, review_project):
+    from PySide6.QtCore import QEvent
+
+    from storage.adjudication import record_adjudication
+
+    db, ids, admin = review_project.project.database, review_project.image_ids, review_project.readers["Admin"]
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)                     # image 1, haemorrhage
+    queues, panel = window.queues, window.adjudication
+    queues.hide_settled.setChecked(True)
+    press(qtbot, window, "R")
+    qtbot.keyClicks(panel.reason, "half written")
+    # Another reviewer, on another workstation, decides this very entry and image 2's haemorrhage.
+    record_adjudication(db, admin.id, ids[1], FINDING, False, reason="A reflex.")
+    record_adjudication(db, admin.id, ids[2], FINDING, True, [5], reason="Seen on the red-free.")
+    window.changeEvent(QEvent(QEvent.Type.ActivationChange))   # the screen comes to the front
+
+    def entries():
+        return {(queues.list.item(n).data(256), queues.list.item(n).data(257)): queues.list.item(n).text()
+                for n in range(queues.list.count())}
+
+    qtbot.waitUntil(lambda: "(Admin)" in entries().get((ids[1], FINDING), ""), timeout=5000)
+    shown = entries()
+    assert shown[(ids[1], FINDING)].endswith("\n✓ Haemorrhage: absent (Admin)")   # stays: it is on screen
+    assert (ids[2], FINDING) not in shown                                      # hidden: decided, not on screen
+    assert window.current == (ids[1], FINDING) and queues.current() == (ids[1], FINDING)
+    assert panel.reason.text() == "half written"                               # nothing typed is lost
+    assert queues.count.text() == "2 to adjudicate, 2 adjudicated (adjudicated hidden)"
+
+
 def test_a_diagnosis_entry_decides_the_diagnosis_alone(qtbot, review_project):
     from storage.adjudication import adjudicated_answers
 

@@ -79,9 +79,10 @@ class QueuePanel(QWidget):
         return self.finding.currentData()
 
     def show_items(self, items: Sequence[tuple[int, str | None, str]], note: str = "",
-                   tips: Sequence[str] | None = None) -> None:
+                   tips: Sequence[str] | None = None, quiet: bool = False) -> None:
         """``items``: (image id, finding or None, text); keeps the selection when it is still listed.
-        The tooltips are the texts whole, else ``tips`` (one per item)."""
+        The tooltips are the texts whole, else ``tips`` (one per item). ``quiet``: an entry kept
+        selected is not announced again (``selected``), so the screen beside it stays as it is."""
         keep = self.current()
         self.list.blockSignals(True)
         self.list.clear()
@@ -97,9 +98,13 @@ class QueuePanel(QWidget):
         counted = plural(images, "image") if images == len(items) else \
             f"{plural(len(items), 'finding')} on {plural(images, 'image')}"
         self.count.setText(note or counted)
-        row = next((n for n, (image_id, finding, _) in enumerate(items) if keep and (image_id, finding) == keep), 0)
-        if items:
-            self.list.setCurrentRow(row)
+        kept = next((n for n, (image_id, finding, _) in enumerate(items) if keep and (image_id, finding) == keep), None)
+        if quiet and kept is not None:
+            self.list.blockSignals(True)
+            self.list.setCurrentRow(kept)
+            self.list.blockSignals(False)
+        elif items:
+            self.list.setCurrentRow(kept or 0)
             self._on_item(self.list.currentItem(), None)
 
     def current(self) -> tuple[int, str | None] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -59,6 +59,7 @@ class ReviewWindow(QWidget):
         self.photo_errors: dict[int, str] = {}
         self._pending_photos: set[int] = set()
         self.current: tuple[int, str] | None = None
+        self.decisions_here = 0   # recorded from this screen: a reload of the answers begun before one is dropped
         self.jobs = worker_pool(self, threads=2)
         self.workers: set[Worker] = set()
         self._build()
@@ -213,6 +214,10 @@ class ReviewWindow(QWidget):
             self._show_model_view(result)
         elif kind == "dashboard":
             self.dashboard.show_dashboard(result)
+        elif kind == "answers":
+            if self.data is not None and tag[1] == self.decisions_here and result.in_force != self.data.answers.in_force:
+                self.data.answers = result
+                self._refresh_queue(quiet=True)
         elif kind == "model_queue":
             self.model_queue = result
             if self.queues.current_queue() == MODEL_VS_CONSENSUS:
@@ -253,9 +258,22 @@ class ReviewWindow(QWidget):
         self._refresh_queue()
         self._request_agreement()
 
-    def _refresh_queue(self) -> None:
+    def reload_answers(self) -> None:
+        """Decisions other reviewers recorded since the screen loaded, read off the GUI thread; the
+        queue's marks follow, the entry on screen and its draft stay (the screen comes to the front)."""
+        if self.data is not None:
+            db, recorded = self.project.database, self.decisions_here
+            self._submit(("answers", recorded), lambda: adjudicated_answers(db))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self.reload_answers()
+
+    def _refresh_queue(self, quiet: bool = False) -> None:
         """The chosen queue, each entry marked with what reviewers decided on it (``queue_marks``);
-        "Hide adjudicated" leaves the open ones."""
+        "Hide adjudicated" leaves the open ones (and the one on screen). ``quiet``: the entry on
+        screen is not opened again (its draft stays)."""
         if self.data is None:
             return
         queue, finding = self.queues.current_queue(), self.queues.current_finding()
@@ -274,10 +292,11 @@ class ReviewWindow(QWidget):
         else:
             note = f"{len(rows) - settled} to adjudicate, {settled} adjudicated"
         if self.queues.hide_settled.isChecked():
-            rows = [row for row in rows if not row[4]]
+            on_screen = self.queues.current() if quiet else None
+            rows = [row for row in rows if not row[4] or (row[0], row[1]) == on_screen]
             note += " (adjudicated hidden)" if settled else ""
         self.queues.show_items([(image_id, code, text) for image_id, code, text, _, _ in rows], note,
-                               [tip for *_, tip, _ in rows])
+                               [tip for *_, tip, _ in rows], quiet)
 
     def _who(self, reviewer_id: int) -> str:
         if reviewer_id == self.review.reader.id:
@@ -352,6 +371,7 @@ class ReviewWindow(QWidget):
             self.adjudication.show_message(str(error))
             return
         self._dashboard_stale = True
+        self.decisions_here += 1
         try:   # other reviewers' decisions since the screen opened get their marks too
             self.data.answers = adjudicated_answers(self.project.database)
         except OctantError:
