@@ -12,6 +12,7 @@ from pathlib import Path
 from storage.audit import EXPORT_FORMATS, export, verify
 from storage.commands import add_as_argument, add_project_argument, open_project_from_args, signed_in_reader
 from storage.errors import AccessDeniedError, InvalidRequestError
+from storage.options import head_hash
 from storage.readers import REVIEW_ROLES
 
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = audit.add_subparsers(dest="audit_command", metavar="<action>", required=True)
     check = actions.add_parser("verify", help="find any edited, deleted or inserted audit event",
                                description="Recompute the audit hash chain; exit 1 when it is broken.")
-    check.add_argument("--expect-head", metavar="HASH",
+    check.add_argument("--expect-head", metavar="HASH", type=head_hash,
                        help="the head hash noted at an earlier verify: also finds events removed from the end")
     add_project_argument(check)
     check.set_defaults(func=run_verify)

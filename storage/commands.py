@@ -22,6 +22,7 @@ from storage import credentials
 from storage.assignment import assign_readers
 from storage.errors import InvalidRequestError
 from storage.images import list_images, move_images_to_split
+from storage.options import positive_int
 from storage.progress_table import ReaderSplitProgress, ordered_splits, progress_table
 from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
 from storage.readers import (
@@ -371,7 +372,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Give every image without its readers three distinct eligible readers, "
                     "balanced across readers. Images already assigned are left alone.")
     assign.add_argument("--seed", type=int, default=0, help="tie-break seed (default 0)")
-    assign.add_argument("--readers-per-image", type=int, default=3, help=argparse.SUPPRESS)
+    assign.add_argument("--readers-per-image", type=positive_int, default=3, help=argparse.SUPPRESS)
     assign.add_argument("--train-roles", metavar="ROLES",
                         help="comma-separated roles allowed to read training images (saved in the project)")
     assign.add_argument("--test-roles", metavar="ROLES",

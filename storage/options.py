@@ -37,6 +37,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def head_hash(text: str) -> str:
+    """The audit trail's head as ``audit verify`` prints it: 64 hexadecimal digits (SHA-256). A
+    mistyped or cut one was compared as it was and reported the trail "tampered with"."""
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"must be the 64-character head hash that `audit verify` printed, "
+                                         f"not {text!r}")
+    return value
+
+
 def whole_number(text: str) -> int:
     """A whole number of 0 or more (data loader processes)."""
     value = _parsed(text, int, -1)

@@ -275,6 +275,11 @@ OPTION_CASES = [
     ("screenshot-size-one-number", screenshot("1600"), "argument --size: must be WIDTHxHEIGHT"),
     ("presegment-batch-size-negative", presegment("--batch-size", "-1"), "argument --batch-size: must be a whole number"),
     ("presegment-batch-size-0", presegment("--batch-size", "0"), "argument --batch-size: must be a whole number"),
+    # Trying the product: a mistyped head said "The audit trail has been tampered with".
+    ("audit-expect-head-typo", options("audit", "verify", "--expect-head", "zz"),
+     "argument --expect-head: must be the 64-character head hash that `audit verify` printed, not 'zz'"),
+    ("assign-readers-per-image-0", options("assign", "--readers-per-image", "0"),
+     "argument --readers-per-image: must be a whole number of at least 1, not '0'"),
 ]
 
 
