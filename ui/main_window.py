@@ -187,6 +187,8 @@ class MainWindow(QMainWindow, Prompts):
         c.readSaved.connect(lambda image_id, state: self.queue_panel.set_done(image_id, state.done))
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
+        c.queueGrew.connect(lambda status: self.queue_panel.set_queue(
+            [record for record, _ in status], {record.id: done for record, done in status}))
         c.queueFinished.connect(lambda: self.show_hint(
             "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
         self.loader.ready.connect(self._on_image_ready)

@@ -38,6 +38,7 @@ class ReadingController(QObject):
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
     queueFinished = Signal()
+    queueGrew = Signal(object)                    # the queue re-read: images were assigned since it was shown
     suggestionChanged = Signal(object)            # ModelSuggestion of the open image
     landmarksShown = Signal(object)               # the model's Landmarks, arrived after the image opened
     leaving = Signal()  # about to leave the open image: unsaved edits (comment) go in now
@@ -204,6 +205,9 @@ class ReadingController(QObject):
             self.hint.emit("This is your last unfinished image: answer it (a finding, N for "
                            "normal or U for ungradable), then press Space.")
         else:
+            if target.id not in self.queue_ids() and not self.queue_pending:
+                # Assigned while this window was open: the list and "n of N" learn of it first.
+                self._guard(lambda: self.queueGrew.emit(self.queue_status()))
             self._guard(lambda: self._open(target.id))
 
     def finish(self) -> None:

@@ -345,6 +345,25 @@ def test_a_finding_key_pressed_again_on_the_next_image_keeps_that_finding(qtbot,
     assert window.controller.finding is None        # Esc still lets go of the finding
 
 
+def test_images_assigned_while_the_window_is_open_join_its_queue_list(qtbot, reading_project):
+    # Trying the product: photos imported and assigned while a reader worked were opened by Space
+    # (the database knew them) but never listed: "3 / 16 done" over a list of 13 rows.
+    from annotate.services.importer import import_images
+    from storage.assignment import assign_readers
+    from tests.ui.conftest import write_fundus
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    window = open_window(qtbot, project, ana.id)
+    (added,) = import_images(project, [write_fundus(reading_project.folder / "photos" / "late.jpg", seed=9)]).added
+    assign_readers(project.database, readers_per_image=3)
+    for _ in range(3):
+        next_image(qtbot, window, "N")
+    assert window.controller.image.id == added
+    rows = [window.queue_panel.list.item(row) for row in range(window.queue_panel.list.count())]
+    assert [row.text().split()[-1] for row in rows][-1] == "late" and len(rows) == 4
+    assert window.queue_panel.list.currentItem() is rows[-1] and "(4 of 4)" in window.windowTitle()
+
+
 def test_only_reviewers_and_admins_see_model_training(qtbot, reading_project):
     from ui.workstation import build_window
 
