@@ -176,6 +176,25 @@ def test_a_bad_photo_is_skipped_with_one_sentence_and_nothing_saved_changes(env,
     assert snapshot(env) == before
 
 
+def test_a_folder_with_no_photograph_by_name_says_so_and_what_it_holds(env, capsys):
+    # Trying the product: a folder of .bmp and .webp fundus photos said "Imported 0 new photographs;
+    # 0 already known; 0 could not be read." and exited 0.
+    cv2.imwrite(str(env.photos / "eye.bmp"), np.full((100, 100, 3), 90, np.uint8))
+    (env.photos / "eye2.bmp").write_bytes((env.photos / "eye.bmp").read_bytes())
+    (env.photos / "notes.txt").write_text("camera log")
+    (env.root / "empty").mkdir()
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(["import", str(env.photos), "--project", str(env.project), "--quiet"]) == FAILED
+    assert capsys.readouterr().err == (f"octant: No photographs found in {env.photos} (files there: 2 .bmp, 1 .txt); "
+                                       "Octant reads .jpg, .jpeg, .png, .tif, .tiff, .dcm: save the photos as PNG "
+                                       "and import those.\n")
+    assert main.main(["import", str(env.root / "empty"), "--project", str(env.project), "--quiet"]) == FAILED
+    assert capsys.readouterr().err == f"octant: No photographs found in {env.root / 'empty'} (no files there); " \
+                                      "check the path.\n"
+    assert snapshot(env) == before
+
+
 def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
     for _name, setup, _ in IMPORT_CASES:
         setup(env)   # all into the same folder

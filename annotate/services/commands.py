@@ -49,9 +49,25 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_images(project, args.paths, split=args.split, laterality=args.eye, copy=args.copy,
                                    progress=None if args.quiet else lambda step: bar.update(
                                        step.done, step.path.name[-30:], total=step.total))
+    if not (report.added or report.duplicates or report.relinked or report.failed):
+        raise InvalidRequestError(_nothing_found(args.paths))
     for line in iter_report_lines(report):
         print(line)
     return 1 if report.failed else 0
+
+
+def _nothing_found(paths) -> str:
+    """The sentence for an import that found no photo (it said "Imported 0 new photographs" and
+    exited 0 for a folder of .bmp or .webp files)."""
+    from annotate.services.image_files import IMAGE_SUFFIXES, other_file_kinds
+
+    kinds = other_file_kinds(paths)
+    where = ", ".join(map(str, paths))
+    if not kinds:
+        return f"No photographs found in {where} (no files there); check the path."
+    held = ", ".join(f"{count} {suffix or 'without a suffix'}" for suffix, count in kinds.most_common(3))
+    return (f"No photographs found in {where} (files there: {held}{', …' if len(kinds) > 3 else ''}); Octant "
+            f"reads {', '.join(IMAGE_SUFFIXES)}: save the photos as PNG and import those.")
 
 
 def run_export(args: argparse.Namespace) -> int:

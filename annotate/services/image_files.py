@@ -6,6 +6,7 @@ pre-segmentation and the benches see the same files.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def find_image_files(paths: Iterable[str | Path], resolve: bool = True) -> list[
         else:
             raise NotFoundError(f"{path} does not exist; check the path.")
     return list(dict.fromkeys(map(_resolved, found) if resolve else found))
+
+
+def other_file_kinds(paths: Iterable[str | Path]) -> Counter[str]:
+    """How many files of each suffix (lower case; "" without one) the folders in ``paths`` hold that
+    are not photographs by name: said when an import finds nothing (a folder of .bmp or .webp)."""
+    kinds: Counter[str] = Counter()
+    for path in map(Path, paths):
+        if path.is_dir():
+            for _folder, folders, files in os.walk(path):
+                folders[:] = [name for name in folders if not is_hidden(name)]
+                kinds.update(Path(name).suffix.lower() for name in files
+                             if not is_image_name(name) and not is_hidden(name))
+    return kinds
 
 
 def _resolved(path: Path) -> Path:
