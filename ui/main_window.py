@@ -29,7 +29,7 @@ from ui.image_loader import ImageLoader
 from ui.keyboard_focus import give_keys_back
 from ui.panels import AnswerPanel, QueuePanel
 from ui.presegment_ahead import PresegmentAhead
-from ui.reading_controller import ReadingController
+from ui.reading_controller import KEPT_CLICKS_HINT, ReadingController
 from ui.shortcuts import ShortcutSheet, resolve_bindings
 from ui.view_aids_panel import BRIGHTNESS_STEP, CONTRAST_STEP, ViewAidsPanel
 from ui.window_actions import add_action, build_toolbar_and_menus
@@ -415,6 +415,8 @@ class MainWindow(QMainWindow, Prompts):
     def _on_saved(self, text: str) -> None:
         self.saved_label.setText(text)
         self.saved_label.setStyleSheet("color:#2e9d58;" if text.startswith("Saved") else "")
+        if text.startswith("Saved") and self.hint_label.text().startswith(KEPT_CLICKS_HINT):
+            self.show_hint("")   # it said to wait for this: it stayed, as if still unsaved
 
     def _on_aids(self, aids: ViewAids) -> None:
         self.actions_by_name["green"].setChecked(aids.green_channel)

@@ -26,6 +26,8 @@ from ui.assist import PRESEGMENTATION, ModelSuggestion, accepted, suggestion_fro
 from ui.save_queue import SCREEN_WAIT_MS, KeptClick, SavedClick, SaveQueue
 from ui.undo import ImageUndoStack, UndoEntry
 
+KEPT_CLICKS_HINT = "Your last clicks are not saved yet (the database is busy in another program)"
+
 
 class ReadingController(QObject):
     imageOpened = Signal(object, object, object)  # ImageRecord, ReadState, Landmarks | None shown
@@ -380,8 +382,7 @@ class ReadingController(QObject):
         image is marked done as the reader leaves it; an undo restores what was saved)."""
         if not self._kept:
             return False
-        self.hint.emit(f"Your last clicks are not saved yet (the database is busy in another program); "
-                       f"{doing} waits until the status bar says Saved ✓.")
+        self.hint.emit(f"{KEPT_CLICKS_HINT}; {doing} waits until the status bar says Saved ✓.")
         return True
 
     def _on_kept_click(self, saved: SavedClick) -> None:

@@ -12,7 +12,7 @@ from storage.project import ProjectHandle, open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
 from ui.app import show_message
 from ui.main_window import MainWindow
-from ui.reading_controller import ReadingController
+from ui.reading_controller import KEPT_CLICKS_HINT, ReadingController
 from ui.sign_in import SignInDialog, remember_project
 from ui.workstation_settings import workstation_settings
 
@@ -128,8 +128,7 @@ def _sign_out(window: MainWindow) -> None:
     """File → Sign in as another reader / open a project…: the window is hidden (nobody else sees its
     labels) while the dialog asks; Cancel brings it back as it was, where it used to quit Octant."""
     if window.controller.kept_clicks():   # this reader's clicks wait for the database: they stay signed in
-        window.show_problem("Your last clicks are not saved yet (the database is busy in another program); "
-                            "sign out once the status bar says Saved ✓.")
+        window.show_problem(f"{KEPT_CLICKS_HINT}; sign out once the status bar says Saved ✓.")
         return
     window.close_side_windows()   # the review screen and training panel: every reader's labels
     window.hide()

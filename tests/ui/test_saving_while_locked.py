@@ -62,6 +62,7 @@ def test_clicks_on_a_locked_database_are_kept_and_saved_in_order_once_it_is_free
     other_program.execute("ROLLBACK")
     qtbot.waitUntil(lambda: c.kept_clicks() == 0, timeout=10000)
     assert window.saved_label.text().startswith("Saved ✓")
+    assert "not saved yet" not in window.hint_label.text()              # the wait it asked for is over
     assert stored_regions(reading_project, image) == {1, 2, 3}
     assert c.state.regions[FINDING] == {1, 2, 3}
     press(qtbot, window, "Ctrl+Z")                                       # the kept clicks undo as any
