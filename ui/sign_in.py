@@ -58,6 +58,10 @@ def remember_project(folder: Path) -> None:
     workstation_settings().setValue(RECENT_KEY, folders[:RECENT_COUNT])
 
 
+NO_PROJECT_YET = ("Open a project folder (Open…), or make a new one (New…); to try Octant first, "
+                  "`python main.py gui --demo` opens a demo project.")
+
+
 class SignInDialog(QDialog, Prompts):
     def __init__(self, folder: Path | None = None, parent: QWidget | None = None,
                  reader: str | None = None) -> None:
@@ -173,7 +177,9 @@ class SignInDialog(QDialog, Prompts):
             return
         self._close_project()
         self.readers.clear()
-        if not text:
+        if not text:   # a first start: an empty form said nothing of where to begin
+            self.message.setStyleSheet("")
+            self.message.setText(NO_PROJECT_YET)
             return
         try:
             self.project = open_project(Path(text))

@@ -130,6 +130,13 @@ def test_a_folder_without_a_project_says_what_to_do(qtbot, tmp_path):
     assert dialog.project is None and "init" in dialog.message.text()
 
 
+def test_a_first_start_without_a_project_says_where_to_begin(qtbot):
+    # Trying the product: `python main.py` on a new machine showed an empty form and nothing else.
+    dialog = SignInDialog(None)
+    qtbot.addWidget(dialog)
+    assert dialog.project is None and "Open…" in dialog.message.text() and "--demo" in dialog.message.text()
+
+
 def test_the_command_line_reader_is_preselected_for_the_pin(qtbot, reading_project):
     add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
     dialog = SignInDialog(reading_project.folder, reader="Dina")
