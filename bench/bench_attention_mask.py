@@ -144,7 +144,7 @@ def compare(files: dict[str, list[tuple[Path, tuple[int, int] | None]]], data: P
             "files": {n: [str(path) for path, _ in files[n]] for n in names}}
 
 
-def machine_description(device: str) -> str:
+def machine_description(device: str, precision: str = "auto") -> str:
     """The CPU (name, flags) or the GPU the figures were measured on, and the precision rule."""
     import torch
 
@@ -154,7 +154,7 @@ def machine_description(device: str) -> str:
         return f"{torch.cuda.get_device_name(0)} (CUDA, fp16 autocast), torch {torch.__version__}"
     facts = cpu_facts()
     return (f"{facts.model} (flags {' '.join(facts.flags or ())}), {torch.get_num_threads()} threads, "
-            f"precision auto, torch {torch.__version__}")
+            f"precision {precision}, torch {torch.__version__}")
 
 
 def matrix_lines(matrix: list[list[int]]) -> list[str]:
@@ -233,7 +233,7 @@ def main() -> None:
         figures = run(name, export, run_root, settings, data, fold)
         # Re-read just before writing: a side-by-side run of another arm may have finished.
         results = json.loads(output.read_text()) if output.is_file() else {}
-        results.update({"settings": settings, "machine": machine_description(args.device),
+        results.update({"settings": settings, "machine": machine_description(args.device, args.precision),
                         "paper_odir": PAPER, name: figures})
         output.write_text(json.dumps(results, indent=2, default=str))
     fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "–"  # noqa: E731
