@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from annotate.services.photos import read_fundus
+from annotate.services.photos import check_unchanged, read_fundus
 from storage.errors import BadImageError, OctantError
 from ui.assist import render_overlay
 from ui.background import Worker, worker_pool
@@ -39,9 +39,12 @@ class _Entry:
 
 
 def _render(path: Path, size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids,
-            fit_size: tuple[int, int] | None) -> tuple[DisplayImage, ShownImage, ViewAids]:
-    """Decode (unless already decoded) and apply the view aids: pure work, no Qt widgets."""
+            fit_size: tuple[int, int] | None, sha256: str | None = None) -> tuple[DisplayImage, ShownImage, ViewAids]:
+    """Decode (unless already decoded; first checking the file is still the one imported, when its
+    ``sha256`` is given) and apply the view aids: pure work, no Qt widgets."""
     try:
+        if display is None and sha256 is not None:
+            check_unchanged(path, sha256)
         display = display or decode_for_display(path, size)
         return display, render_shown(display.bgr, aids, fit_size), aids
     except OctantError:
@@ -90,7 +93,7 @@ class ImageLoader(QObject):
         self._cache: OrderedDict[int, _Entry] = OrderedDict()
         self._cache_size = cache_size
         self._in_flight: dict[int, ViewAids] = {}
-        self._sources: dict[int, tuple[Path, tuple[int, int] | None]] = {}
+        self._sources: dict[int, tuple[Path, tuple[int, int] | None, str | None]] = {}  # path, size, SHA-256
         self._wanted: int | None = None
         self.aids = ViewAids()
         self.prefetch_enabled = True
@@ -98,12 +101,14 @@ class ImageLoader(QObject):
         self._closed = False
 
     # --- asking -------------------------------------------------------------------------------
-    def request(self, image_id: int, path: Path, size: tuple[int, int] | None = None) -> None:
-        """Show ``image_id`` next; emits ``ready`` now if it is cached with the current aids."""
+    def request(self, image_id: int, path: Path, size: tuple[int, int] | None = None,
+                sha256: str | None = None) -> None:
+        """Show ``image_id`` next; emits ``ready`` now if it is cached with the current aids. With
+        ``sha256`` (the imported file's), a file that changed since is refused (``failed``)."""
         if self._detail is not None and self._detail[0] != image_id:
             self._detail = None
         self._wanted = image_id
-        self._sources[image_id] = (Path(path), size)
+        self._sources[image_id] = (Path(path), size, sha256)
         entry = self._cache.get(image_id)
         if entry and entry.shown is not None and entry.shown_aids == self.aids:
             self._cache.move_to_end(image_id)
@@ -111,10 +116,11 @@ class ImageLoader(QObject):
             return
         self._submit(image_id)
 
-    def prefetch(self, image_id: int, path: Path, size: tuple[int, int] | None = None) -> None:
+    def prefetch(self, image_id: int, path: Path, size: tuple[int, int] | None = None,
+                 sha256: str | None = None) -> None:
         if not self.prefetch_enabled:
             return
-        self._sources[image_id] = (Path(path), size)
+        self._sources[image_id] = (Path(path), size, sha256)
         entry = self._cache.get(image_id)
         if entry and entry.shown_aids == self.aids:
             return
@@ -180,11 +186,11 @@ class ImageLoader(QObject):
     def _submit(self, image_id: int) -> None:
         if self._closed or self._in_flight.get(image_id) == self.aids:
             return
-        path, size = self._sources[image_id]
+        path, size, sha256 = self._sources[image_id]
         entry = self._cache.get(image_id)
         self._in_flight[image_id] = aids = self.aids
         display, fit_size = (entry.display if entry else None), self.fit_size
-        self._start(lambda: _render(path, size, display, aids, fit_size), image_id,
+        self._start(lambda: _render(path, size, display, aids, fit_size, sha256), image_id,
                     lambda answer: self._on_finished(image_id, *answer))
 
     def _start(self, work, image_id: int, on_result) -> None:

@@ -304,7 +304,7 @@ class MainWindow(QMainWindow, Prompts):
         # request(), with the size the overlays need.
         self._display_size = None  # known when the photo is decoded; overlays wait for it
         self.canvas.set_overlay(None)
-        self.loader.request(record.id, record.path, (record.width, record.height))
+        self.loader.request(record.id, record.path, (record.width, record.height), record.sha256)
         ids = self.controller.queue_ids()
         number = ids.index(record.id) + 1 if record.id in ids else 0
         self.setWindowTitle(f"Octant — {Path(record.path).name} ({number} of {len(ids)}) — "
@@ -367,7 +367,7 @@ class MainWindow(QMainWindow, Prompts):
         except OctantError:
             return  # prefetch is only a head start; the open image is unaffected
         if record is not None:
-            self.loader.prefetch(record.id, record.path, (record.width, record.height))
+            self.loader.prefetch(record.id, record.path, (record.width, record.height), record.sha256)
 
     def _on_state(self, state: ReadState) -> None:
         self._withdraw_normal_question()

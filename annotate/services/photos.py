@@ -75,6 +75,20 @@ def sha256_of_file(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+def check_unchanged(path: Path | str, sha256: str) -> None:
+    """Refuse a photo whose file no longer holds what was imported (BadImageError). Photos are
+    read where they were imported from; a camera that numbers its files again, or a folder copied
+    over, puts another patient's photograph under a known name, and it would be read as this one.
+    A file that cannot be read is left to the decoder to explain."""
+    try:
+        found = sha256_of_file(path)
+    except OSError:
+        return
+    if found != sha256:
+        raise BadImageError(f"{path} has changed since it was imported (it holds another photograph now); put the "
+                            "original back, or move this file away and import the original again.")
+
+
 def read_bytes(path: Path | str) -> bytes:
     try:
         return Path(path).read_bytes()

@@ -326,6 +326,24 @@ def test_a_photo_that_cannot_be_shown_cannot_be_answered_normal_or_labelled(qtbo
     assert answered.regions == {"haemorrhage": frozenset({1})}
 
 
+def test_a_photo_overwritten_by_another_since_import_is_not_shown_as_that_image(qtbot, reading_project):
+    # Photos are read where they were imported from: a camera numbering its files again put another
+    # eye under a known name, and the workstation showed it as the imported image, to be labelled.
+    from tests.ui.conftest import write_fundus
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    second = ReaderSession(project.database, ana.id).queue()[1]
+    write_fundus(second.path, seed=99)                                  # same name and size, another photo
+    window = open_window(qtbot, project, ana.id)
+    with qtbot.waitSignal(window.loader.failed, timeout=5000):
+        press(qtbot, window, "Right")
+    assert window.hint_label.text() == (f"{second.path} has changed since it was imported (it holds another "
+                                         "photograph now); put the original back, or move this file away and "
+                                         "import the original again.")
+    press(qtbot, window, "n")
+    assert not ReaderSession(project.database, ana.id).read(second.id).normal
+
+
 def test_a_finding_key_pressed_again_on_the_next_image_keeps_that_finding(qtbot, reading_project):
     # Trying the product: "H 1 5 Space" on every image labelled only every other one, because H stayed
     # current on the next image and pressing it again let go of it (then 1 and 5 said "choose a finding").

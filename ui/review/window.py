@@ -414,7 +414,7 @@ class ReviewWindow(QWidget):
             self.enlarged.show_image(data, image_id, finding, colour)
             if new_image:
                 self.loader.fit_size = self.enlarged.canvas.fit_size()
-                self.loader.request(image_id, record.path, (record.width, record.height))
+                self.loader.request(image_id, record.path, (record.width, record.height), record.sha256)
                 self._prefetch_next()
         # The activation map costs a full-resolution decode and a forward pass: only when it is shown,
         # so that moving through the queue does not wait behind it on a small CPU.
@@ -427,7 +427,7 @@ class ReviewWindow(QWidget):
             return
         if following[0] != self.current[0]:
             record = self.data.image(following[0])
-            self.loader.prefetch(record.id, record.path, (record.width, record.height))
+            self.loader.prefetch(record.id, record.path, (record.width, record.height), record.sha256)
 
     def _on_enlarged_photo(self, image_id: int, display, shown) -> None:
         self.enlarged.set_photo(image_id, display, shown)
