@@ -40,12 +40,14 @@ class _Entry:
 
 def _render(path: Path, size: tuple[int, int] | None, display: DisplayImage | None, aids: ViewAids,
             fit_size: tuple[int, int] | None, sha256: str | None = None) -> tuple[DisplayImage, ShownImage, ViewAids]:
-    """Decode (unless already decoded; first checking the file is still the one imported, when its
-    ``sha256`` is given) and apply the view aids: pure work, no Qt widgets."""
+    """Decode (unless already decoded; then, when its ``sha256`` is given, check the file is still
+    the one imported: a damaged file has said why already) and apply the view aids: pure work, no
+    Qt widgets."""
     try:
-        if display is None and sha256 is not None:
-            check_unchanged(path, sha256)
-        display = display or decode_for_display(path, size)
+        if display is None:
+            display = decode_for_display(path, size)
+            if sha256 is not None:
+                check_unchanged(path, sha256)
         return display, render_shown(display.bgr, aids, fit_size), aids
     except OctantError:
         raise

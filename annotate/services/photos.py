@@ -85,8 +85,8 @@ def check_unchanged(path: Path | str, sha256: str) -> None:
     except OSError:
         return
     if found != sha256:
-        raise BadImageError(f"{path} has changed since it was imported (it holds another photograph now); put the "
-                            "original back, or move this file away and import the original again.")
+        raise BadImageError(f"{path} has changed since it was imported (another photograph under its name, or "
+                            "damage); put the original back, or move this file away and import the original again.")
 
 
 def read_bytes(path: Path | str) -> bytes:

@@ -337,9 +337,9 @@ def test_a_photo_overwritten_by_another_since_import_is_not_shown_as_that_image(
     window = open_window(qtbot, project, ana.id)
     with qtbot.waitSignal(window.loader.failed, timeout=5000):
         press(qtbot, window, "Right")
-    assert window.hint_label.text() == (f"{second.path} has changed since it was imported (it holds another "
-                                         "photograph now); put the original back, or move this file away and "
-                                         "import the original again.")
+    assert window.hint_label.text() == (f"{second.path} has changed since it was imported (another photograph "
+                                         "under its name, or damage); put the original back, or move this file "
+                                         "away and import the original again.")
     press(qtbot, window, "n")
     assert not ReaderSession(project.database, ana.id).read(second.id).normal
 
