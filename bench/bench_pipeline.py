@@ -55,8 +55,13 @@ sys.path.insert(0, str(REPO))
 from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from annotate.geometry import region_label_map  # noqa: E402
 from models.engine.device import configure_threads, pick_device  # noqa: E402
-from models.engine.fast_cpu import BACKEND_ENV, onnxruntime_available  # noqa: E402
-from models.engine.precision import cpu_facts, resolve_precision, set_precision  # noqa: E402
+from models.engine.precision import (  # noqa: E402
+    BACKEND_ENV,
+    cpu_facts,
+    onnxruntime_missing,
+    resolve_inference,
+    set_precision,
+)
 from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
 from models.segmentation.pipeline import (  # noqa: E402
@@ -133,15 +138,18 @@ def main() -> None:
     ensure_caches("lesions", str(data))   # the ground-truth regions come from the lesion cache
     first, last = (int(v) for v in args.photos.split("-"))
     plan = configure_threads()
-    facts, auto = cpu_facts(), resolve_precision(pick_device(args.device), "auto")
+    load_at_start = list(os.getloadavg())
+    facts, auto = cpu_facts(), resolve_inference(pick_device(args.device), "auto")
     print(f"CPU {facts.model}; flags {' '.join(facts.flags or ['(not reported)'])}; torch kernels "
           f"{facts.capability}; restrictions {dict(facts.restrictions) or 'none'}; {plan.network} network threads "
-          f"of {plan.cores} cores; auto picks {auto.name} ({auto.reason})", flush=True)
+          f"of {plan.cores} cores; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"auto picks {auto.line()}", flush=True)
     folder = data / "IDRiD-segmentation" / "images"
     compared = [folder / f"IDRiD_{n:02d}.jpg" for n in range(first, last + 1)][:args.compare_photos]
     side_by_side = compare_variants(compared, [v for v in args.variants.split(",") if v], args)
     set_precision("auto")
     models, messages = load_pipeline_models(args.weights_dir, args.device)
+    print(models.backend_line(), flush=True)
     for line in messages:
         print("note:", line)
     landmarks, overlap = true_landmarks(data), idrid_overlap()
@@ -180,8 +188,9 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                    f"device {models.device}",
         "cpu": facts.to_dict(), "threads": plan.__dict__, "auto_precision": auto.name,
-        "auto_reason": auto.reason, "backend_auto": type(next(iter(models.loaded.values())).model).__name__
-        if models.loaded else None, "per_photo_seconds": side_by_side,
+        "auto_reason": auto.reason, "auto_backend": auto.backend, "networks": models.backend_line(),
+        "load_average_start": load_at_start, "load_average_end": list(os.getloadavg()),
+        "per_photo_seconds": side_by_side,
         "photos": f"IDRiD-segmentation {first}-{last} (4288 x 2848)", "working_resolutions": {name: spec.working_resolution for name, spec in NETWORKS.items()},
         "median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
         "writing_masks_seconds": float(np.median(writing)) if writing else None,
@@ -261,16 +270,19 @@ def healthy_suggestions(paths: list[Path], models, which: str, former: bool = Fa
 def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
     """Per-photo seconds (decode + pipeline; median) of each precision/backend, photos and variants
     interleaved; each variant's masks against fp32 PyTorch's (mean Dice over masks and photos)."""
-    loaded = {}
+    loaded, given_backend = {}, os.environ.get(BACKEND_ENV)   # the caller's setting, back after loading
     for variant in variants:
         precision, _, backend = variant.partition("/")
         os.environ[BACKEND_ENV] = backend or "auto"
         set_precision(precision)
-        if backend == "onnxruntime" and not onnxruntime_available():
-            print(f"{variant}: onnxruntime is not installed; skipped", flush=True)
+        if backend == "onnxruntime" and onnxruntime_missing():
+            print(f"{variant}: {onnxruntime_missing()}; skipped", flush=True)
             continue
         loaded[variant] = load_pipeline_models(args.weights_dir, args.device)[0]
+        print(f"{variant}: {loaded[variant].backend_line()}", flush=True)
     os.environ.pop(BACKEND_ENV, None)
+    if given_backend is not None:   # e.g. OCTANT_BACKEND=torch: the accuracy pass in PyTorch's choice
+        os.environ[BACKEND_ENV] = given_backend
     times = {variant: [] for variant in loaded}
     stages: dict[str, dict[str, list[float]]] = {variant: {} for variant in loaded}
     masks: dict[tuple[str, int], dict] = {}
@@ -293,7 +305,8 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
         dices = [dice(masks[(variant, i)][name], masks[(reference, i)][name])
                  for i in range(len(paths)) if (variant, i) in masks and (reference, i) in masks
                  for name in MASK_NAMES if masks[(reference, i)][name] is not None]
-        out[variant] = {"median_s": float(np.median(seconds)), "min_s": float(np.min(seconds)), "runs": len(seconds),
+        out[variant] = {"networks": loaded[variant].backend_line(),
+                        "median_s": float(np.median(seconds)), "min_s": float(np.min(seconds)), "runs": len(seconds),
                         "dice_vs_fp32_torch": float(np.mean(dices)) if dices else None,
                         "min_dice_vs_fp32_torch": float(np.min(dices)) if dices else None,
                         "stages_median_s": {k: float(np.median(v)) for k, v in stages[variant].items()}}

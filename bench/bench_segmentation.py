@@ -54,6 +54,8 @@ sys.path.insert(0, str(REPO))
 
 from annotate.fov import detect_fov, fov_mask  # noqa: E402
 from models.engine.device import pick_device  # noqa: E402
+from models.engine.fast_cpu import as_planned  # noqa: E402
+from models.engine.precision import resolve_inference  # noqa: E402
 from models.engine.weights import load_weights, read_metadata  # noqa: E402
 from models.metrics.segmentation import PrecisionRecallCurve, dice  # noqa: E402
 from models.segmentation.cache import public_sets_cache_dir, read_rgb  # noqa: E402
@@ -78,6 +80,7 @@ PUBLISHED = {"vessels_dice": 0.82, "second_observer": 0.788, "disc_dice": 0.96, 
 
 
 def load(task: str, path: Path, device):
+    """The PyTorch network (to measure, or to store settings into), its config and metadata."""
     spec = NETWORKS[task]
     metadata = read_metadata(path)
     config = spec.config_class.from_dict(metadata["config"])
@@ -86,8 +89,14 @@ def load(task: str, path: Path, device):
     return model.eval().to(device), config, metadata
 
 
+def load_as_pipeline(task: str, path: Path, device):
+    """``load``, the network run by the backend and precision the pipeline would use (``resolve_inference``)."""
+    model, config, metadata = load(task, path, device)
+    return as_planned(model, path, resolve_inference(device)), config, metadata
+
+
 def bench_vessels(path: Path, device) -> dict:
-    model, config, _ = load("vessels", path, device)
+    model, config, _ = load_as_pipeline("vessels", path, device)
     data = np.load(public_sets_cache_dir() / "drive.npz")
     dices, ious, seconds, pooled = [], [], [], [0, 0]
     for image, truth, fov in zip(data["test_images"], data["test_vessels"], data["test_fov"]):
@@ -106,7 +115,7 @@ def bench_vessels(path: Path, device) -> dict:
 
 
 def bench_disc_cup(path: Path, device, data: Path) -> dict:
-    model, config, _ = load("disc_cup", path, device)
+    model, config, _ = load_as_pipeline("disc_cup", path, device)
     data = data / "Drishti-GS1"
     _, names = drishti_split()
     disc_d, cup_d, cdr_err, found = [], [], [], 0
@@ -174,7 +183,7 @@ def bench_landmarks(path: Path | None, disc_cup_path: Path | None, vessels_path:
     data = np.load(public_sets_cache_dir() / "idrid_landmarks.npz")
     _, val = landmark_split()
     folder = public / "IDRiD-landmarks" / "images"
-    networks = {name: load(name, weights, device) for name, weights in
+    networks = {name: load_as_pipeline(name, weights, device) for name, weights in
                 (("landmarks", path), ("disc_cup", disc_cup_path), ("vessels", vessels_path)) if weights}
     pipeline = PipelineModels(device, {name: LoadedModel(model, config, str(metadata.get("version")))
                                        for name, (model, config, metadata) in networks.items()})
@@ -238,9 +247,10 @@ def bench_lesions(path: Path, device, tune: bool = False, partner: Path | None =
     """Pixel AUPR, Dice and IoU per type on IDRiD-segmentation 45–54. A detail network whose config
     blends it into the lesion network (``blend`` < 1) is measured on the blended map the pipeline
     draws, with ``partner`` as the lesion network (its thresholds are that map's), and alone."""
-    model, config, metadata = load("lesions", path, device)
+    network, config, metadata = load("lesions", path, device)
+    model = as_planned(network, path, resolve_inference(device))
     blended = partner if config.blend < 1 and partner is not None and partner.is_file() else None
-    lesion_net = load("lesions", blended, device) if blended else None
+    lesion_net = load_as_pipeline("lesions", blended, device) if blended else None
     images, masks, names = lesion_arrays()
     _, val = lesion_split(names)
     channels = list(config.channels)   # all four, or a detail network's subset (the detail network: MA, EX)
@@ -281,7 +291,7 @@ def bench_lesions(path: Path, device, tune: bool = False, partner: Path | None =
         metadata["thresholds_note"] = ("per-type thresholds of best pooled Dice on IDRiD-segmentation 45-54"
                                        + (" (of the map blended into the lesion network)" if blended else "")
                                        + "; 0.5 for a type with AUPR < 0.05")
-        save_weights(model.cpu(), path, metadata, int8="storage" in metadata)
+        save_weights(network.cpu(), path, metadata, int8="storage" in metadata)
         out["thresholds_written"] = tuned
     return out
 
@@ -535,6 +545,7 @@ def main() -> None:
                                            partner=weights["lesions"])
         if path.is_file():
             results[label]["version"] = read_metadata(path).get("version")
+        results[label]["networks"] = resolve_inference(device).line()
         results[label]["bench_seconds"] = round(time.perf_counter() - start, 1)
         print(f"\n## {label}")
         for key, value in results[label].items():

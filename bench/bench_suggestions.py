@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_pipeline import true_landmarks, true_regions  # noqa: E402
 
 from models.engine.device import configure_threads  # noqa: E402
-from models.engine.precision import cpu_facts, resolve_precision  # noqa: E402
+from models.engine.precision import cpu_facts, resolve_inference  # noqa: E402
 from models.segmentation.cache import idrid_overlap, public_sets_cache_dir  # noqa: E402
 from models.segmentation.lesions import LESION_CHANNELS, LESION_NAMES  # noqa: E402
 from models.segmentation.pipeline import (  # noqa: E402
@@ -111,8 +111,11 @@ def segmentation_photos(data: Path) -> list[Photo]:
 
 
 def maps_folder(models: PipelineModels) -> Path:
-    """Kept results of these weights (their versions hash the folder's name)."""
-    key = hashlib.sha1(repr(sorted(models.versions().items())).encode()).hexdigest()[:10]
+    """Kept results of these weights computed this way: their versions hash the folder's name, with
+    the backend and precision unless PyTorch's bf16 (every map kept before 2026-12-04 night was)."""
+    plan = models.plan
+    made = [] if plan is None or (plan.backend, plan.name) == ("torch", "bf16") else [(plan.backend, plan.name)]
+    key = hashlib.sha1(repr(sorted(models.versions().items()) + made).encode()).hexdigest()[:10]
     path = public_sets_cache_dir().parent / "suggestion-maps" / key
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -386,6 +389,8 @@ def main() -> None:
     parser.add_argument("--before-weights", metavar="DIR",
                         help="also score the rules stored in this weights folder's lesion files (the same networks)")
     parser.add_argument("--kept-only", action="store_true", help="only the photos whose results are kept already")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only the reporting photos (checked IDRiD-landmarks, IDRiD-segmentation 46-54)")
     parser.add_argument("--store-rules", metavar="CH:FIELD=V,...;...",
                         help="store these rule settings (e.g. MA:least_spots=2;HE:peak=0.98) in the lesion files "
                              "of --weights-dir, then stop")
@@ -399,11 +404,14 @@ def main() -> None:
     torch.set_grad_enabled(False)
     configure_threads()
     models, messages = load_pipeline_models(args.weights_dir)
+    print(models.backend_line(), f"kept maps: {maps_folder(models)}", flush=True)
     for line in messages:
         print("note:", line)
     photos = landmark_photos(data) + [p for p in segmentation_photos(data) if p.path.stem != "IDRiD_45"]
     if args.limit:
         photos = [p for s in ("tune", "report", "segmentation") for p in [q for q in photos if q.set == s][:args.limit]]
+    if args.report_only:
+        photos = [p for p in photos if p.set == "report" or p.set == "segmentation" and int(p.path.stem[-2:]) >= 46]
     if args.kept_only:
         photos = [p for p in photos if (maps_folder(models) / f"{p.set}-{p.path.stem}.pkl.gz").is_file()]
     records = split(measure(photos, models, data))
@@ -411,7 +419,8 @@ def main() -> None:
     shipped = suggestion_rules(PipelineOptions(), lesion_peaks(models), lesion_rule_fields(models))
     former = suggestion_rules(PipelineOptions(lesion_min_area={}, lesion_peak={}, lesion_rules={}))
     summary = {"cpu": f"{facts.model}; flags {' '.join(facts.flags or [])}",
-               "precision": resolve_precision(models.device).name, "model_versions": models.versions(),
+               "precision": (models.plan or resolve_inference(models.device)).name,
+               "networks": models.backend_line(), "model_versions": models.versions(),
                "photos": {name: {"all": len(subset), "grade_0": sum(r.photo.grade == 0 for r in subset)}
                           for name, subset in records.items()},
                "rules": {"former": {c: asdict(r) for c, r in former.items()},

@@ -1,11 +1,12 @@
-"""The pre-segmentation networks on the CPU through ONNX Runtime, when it is installed (``pip
-install .[fast]``) and the precision is fp32 (docs/benchmarks.md: several times faster than eager
-PyTorch on these small-encoder networks, same masks).
+"""The pre-segmentation networks on the CPU through ONNX Runtime, where
+``models.engine.precision.resolve_inference`` says so (onnxruntime and onnx are dependencies;
+docs/benchmarks.md: faster than eager PyTorch's fp32 and bf16 on these small-encoder networks,
+the same masks as fp32).
 
 Each network is exported at run time from its shipped safetensors into the user's cache folder,
 keyed by the weights' SHA-256 (never into the source tree), and wrapped in a module whose forward
-calls the session, so the pipeline's code is the same for both. Without onnxruntime, or when an
-export fails, the PyTorch network is used as it is. ``OCTANT_BACKEND=torch`` turns this off.
+calls the session, so the pipeline's code is the same for both. When an export or a session fails,
+the PyTorch network is used as it is, in ``resolve_precision``'s choice (the caller is told).
 """
 from __future__ import annotations
 
@@ -17,22 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.engine.precision import cache_folder
+from models.engine.precision import Precision, cache_folder
 
-BACKEND_ENV = "OCTANT_BACKEND"   # "auto" (default: onnxruntime where it fits) or "torch"
 OPSET = 17
-
-
-def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def wanted_backend() -> str:
-    return "torch" if os.environ.get(BACKEND_ENV, "auto").strip().lower() == "torch" else "onnxruntime"
 
 
 def file_sha256(path: Path) -> str:
@@ -44,7 +32,8 @@ def file_sha256(path: Path) -> str:
 
 
 class OnnxRuntimeNetwork(nn.Module):
-    """A network's forward through an ONNX Runtime session (fp32 in, fp32 out, on the CPU)."""
+    """A network's forward through an ONNX Runtime session (fp32 in, fp32 out, on the CPU): an
+    autocast around it (the fallback networks' bf16) does not reach the session or its output."""
 
     def __init__(self, onnx_path: Path, threads: int):
         super().__init__()
@@ -81,10 +70,14 @@ def input_channels(model: nn.Module) -> int:
     return first.in_channels
 
 
+def as_planned(model: nn.Module, weights_path: Path, plan: Precision) -> nn.Module:
+    """``model`` run by ``plan``'s backend: through ONNX Runtime when the plan says so and the export
+    works (``accelerated``), else ``model`` itself."""
+    return accelerated(model, weights_path) if plan.backend == "onnxruntime" else model
+
+
 def accelerated(model: nn.Module, weights_path: Path, threads: int | None = None) -> nn.Module:
-    """``model`` through ONNX Runtime where that is installed and wanted; ``model`` itself otherwise."""
-    if wanted_backend() == "torch" or not onnxruntime_available():
-        return model
+    """``model`` through ONNX Runtime; ``model`` itself when the export or the session fails."""
     threads = threads or torch.get_num_threads()
     onnx_path = (cache_folder() / "onnx" /
                  f"{weights_path.stem}-{file_sha256(weights_path)[:16]}-opset{OPSET}.onnx")

@@ -7,16 +7,23 @@ forward took 15× longer than fp32 on an AVX2-only EPYC. Where the CPU's flags a
 (macOS, Windows, ARM) a one-off timing of a small convolution both ways decides, remembered per
 machine in the user's cache folder. ``fp32`` and ``bf16`` are honoured as asked; bf16 on a CPU
 without it natively comes with a one-sentence warning.
+
+The pre-segmentation networks ask ``resolve_inference`` instead, which also picks their backend: on
+the CPU, ``auto`` and ``fp32`` run fp32 through ONNX Runtime where it is installed, since that beat
+PyTorch's bf16 and fp32 on every CPU measured (docs/benchmarks.md: Intel Xeon with AMX 1.16 s a photo
+against bf16's 1.69 s, AMD EPYC Zen 4 1.32 s against 2.29 s); elsewhere, and for ``bf16`` asked,
+PyTorch computes in ``resolve_precision``'s choice. Training asks ``resolve_precision`` only.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +36,8 @@ if TYPE_CHECKING:   # torch loads when a network runs, not when the workstation 
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PRECISION_ENV = "OCTANT_PRECISION"   # the command line's --precision, seen by every network in the process
 CACHE_ENV = "OCTANT_CACHE_DIR"       # overrides the user's cache folder (tests, portable installs)
+BACKEND_ENV = "OCTANT_BACKEND"       # "torch" keeps the pre-segmentation networks in PyTorch (tests, benches)
+ONNX_PACKAGES = ("onnxruntime", "onnx")   # the runtime, and what torch's exporter writes with
 RESTRICTING_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
@@ -62,6 +71,10 @@ class CpuFacts:
                 "torch": self.torch_version, "machine": self.machine}
 
 
+BACKEND_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+
+
 @dataclass(frozen=True)
 class Precision:
     """The precision one device computes in, and why (a sentence for logs, cards and benches)."""
@@ -69,6 +82,12 @@ class Precision:
     device_type: str
     reason: str
     warning: str = ""                  # set when the choice will be slow here
+    backend: str = "torch"             # "onnxruntime": the pre-segmentation networks' fp32 on the CPU
+
+    def line(self) -> str:
+        """What computes, in what precision, and why, in one line (status bar, logs, benches)."""
+        device = DEVICE_NAMES.get(self.device_type, self.device_type)
+        return f"{BACKEND_NAMES[self.backend]} {self.name} on the {device} ({self.reason})"
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -237,11 +256,39 @@ def resolve_precision(device: torch.device | str, preference: str | None = None)
     return Precision(choice, "cpu", f"{choice} as asked")
 
 
+def onnxruntime_missing() -> str:
+    """Why ONNX Runtime cannot run the networks here, in a few words ("" when it can)."""
+    if os.environ.get(BACKEND_ENV, "auto").strip().lower() == "torch":
+        return f"{BACKEND_ENV}=torch"
+    absent = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    return f"{' and '.join(absent)} not installed" if absent else ""
+
+
+def resolve_inference(device: torch.device | str, preference: str | None = None) -> Precision:
+    """The backend and precision of the pre-segmentation networks on ``device`` for ``preference``
+    (default: ``OCTANT_PRECISION`` or auto). A network whose ONNX export fails computes in
+    ``resolve_precision``'s choice instead (``models.engine.fast_cpu.accelerated``)."""
+    import torch
+
+    device_type = torch.device(device).type
+    choice = parse_precision(preference) if preference is not None else current_preference()
+    if device_type != "cpu" or choice == "bf16":
+        return resolve_precision(device, choice)
+    missing = onnxruntime_missing()
+    if missing:
+        in_torch = resolve_precision(device, choice)
+        return replace(in_torch, reason=f"{in_torch.reason}; not ONNX Runtime: {missing}")
+    reason = ("fp32 as asked" if choice == "fp32" else
+              "auto: faster than PyTorch's bf16 and fp32 on every CPU measured")
+    return Precision("fp32", "cpu", reason, backend="onnxruntime")
+
+
 def add_precision_argument(parser) -> None:
     """``--precision`` for a command that runs networks (checked by ``apply_precision_argument``)."""
     parser.add_argument("--precision", default=None, metavar="auto|fp32|bf16",
-                        help="arithmetic of the networks: auto (default: bf16 only on a CPU that has it "
-                             "natively, fp16 on CUDA), fp32 or bf16")
+                        help="arithmetic of the networks: auto (default: fp16 on CUDA; on a CPU, "
+                             "pre-segmentation in fp32 through ONNX Runtime where installed, else and for "
+                             "training bf16 only where the CPU has it natively), fp32 or bf16")
 
 
 def apply_precision_argument(args, legacy: str | None = None, device: str | None = None, warn=None) -> str:

@@ -30,8 +30,8 @@ from annotate.fov import FieldOfView, crop_to_fov, detect_fov, fov_mask, no_fund
 from annotate.geometry import region_label_map
 from models.engine.cancel import check_cancelled, stop_layers_when
 from models.engine.device import pick_device
-from models.engine.fast_cpu import accelerated
-from models.engine.precision import resolve_precision
+from models.engine.fast_cpu import as_planned
+from models.engine.precision import Precision, resolve_inference, resolve_precision
 from models.engine.weights import WEIGHTS_DIR, check_made_for, load_weights, read_metadata
 from models.segmentation.disc_cup import DISC_PER_FOV, segment_disc_cup_batch
 from models.segmentation.landmarks import choose_landmarks, locate_classical, locate_learned_batch
@@ -71,9 +71,22 @@ class PipelineModels:
     device: torch.device
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
     cancel: threading.Event | None = None   # seen between stages and before every layer
+    plan: Precision | None = None           # backend and precision (``resolve_inference``), set by loading
+    export_failed: list[str] = field(default_factory=list)   # networks left in PyTorch by a failed ONNX export
 
     def get(self, name: str) -> LoadedModel | None:
         return self.loaded.get(name)
+
+    def backend_line(self) -> str:
+        """Which backend and precision the networks compute in, and why, in one line."""
+        plan = self.plan or resolve_inference(self.device)
+        if not self.export_failed:
+            return f"Pre-segmentation networks: {plan.line()}."
+        in_torch = resolve_precision(self.device)
+        if len(self.export_failed) == len(self.loaded):
+            return f"Pre-segmentation networks: {replace(in_torch, reason=in_torch.reason + '; ONNX export failed').line()}."
+        return (f"Pre-segmentation networks: {plan.line()}; {', '.join(self.export_failed)} in PyTorch "
+                f"{in_torch.name} (ONNX export failed).")
 
     def versions(self) -> dict[str, str]:
         out = {name: self.loaded[name].version for name in NETWORKS if name in self.loaded}
@@ -89,7 +102,8 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
     ``cancel`` is checked between networks and, later, between stages and before every layer."""
     device = device if isinstance(device, torch.device) else pick_device(device)
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-    models, messages = PipelineModels(device, cancel=cancel), []
+    plan = resolve_inference(device)   # the one choice of backend and precision (models/engine/precision.py)
+    models, messages = PipelineModels(device, cancel=cancel, plan=plan), []
     for name, spec in NETWORKS.items():
         check_cancelled(cancel)
         path = spec.weights_file(folder)
@@ -109,9 +123,10 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
             continue
         model = model.eval().to(device)
         stop_layers_when(cancel, model)   # PyTorch layers check the cancel; ONNX Runtime is checked between stages
-        if device.type == "cpu" and resolve_precision(device).name == "fp32":   # ONNX Runtime where installed
-            model = accelerated(model, path)
-        models.loaded[name] = LoadedModel(model, config, metadata.get("version", path.stem))
+        planned = as_planned(model, path, plan)
+        if plan.backend == "onnxruntime" and planned is model:
+            models.export_failed.append(name)
+        models.loaded[name] = LoadedModel(planned, config, metadata.get("version", path.stem))
     return models, messages
 
 

@@ -394,6 +394,7 @@ def presegment_command(args) -> int:
                              warn=None if world.rank == 0 else (lambda text: None))
     models, messages = load_pipeline_models(args.weights_dir, device)
     if world.rank == 0:   # every process loads the same weights: their notes once
+        print(f"octant: {models.backend_line()}", file=sys.stderr)
         for line in messages:
             print(f"octant: {line}", file=sys.stderr)
     # One bar, rank 0's (its share of the photos); the other processes only name the photos they skip.

@@ -1,12 +1,16 @@
 """ONNX Runtime on the CPU (models/engine/fast_cpu.py): the exported network computes what PyTorch does,
-is exported once per weights file into the cache folder, and PyTorch serves without it."""
+is exported once per weights file into the cache folder, and PyTorch serves when the plan says so or
+the export or the runtime fails."""
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 from models.engine import fast_cpu
+from models.engine.precision import Precision
 from models.engine.weights import save_weights
 
 pytest.importorskip("onnxruntime")
@@ -20,7 +24,6 @@ def tiny_net() -> nn.Module:
 
 def test_the_exported_network_gives_the_same_output_and_is_exported_once(tmp_path, monkeypatch):
     monkeypatch.setenv("OCTANT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv(fast_cpu.BACKEND_ENV, "auto")
     model = tiny_net()
     weights = tmp_path / "tiny.safetensors"
     save_weights(model, weights, {"name": "tiny"})
@@ -36,14 +39,21 @@ def test_the_exported_network_gives_the_same_output_and_is_exported_once(tmp_pat
     assert exported[0].stat().st_mtime_ns == stamp   # found in the cache, not exported again
 
 
-def test_pytorch_serves_when_asked_or_when_onnxruntime_is_missing(tmp_path, monkeypatch):
+def test_pytorch_serves_when_the_plan_says_so_or_the_export_or_runtime_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("OCTANT_CACHE_DIR", str(tmp_path / "cache"))
     model = tiny_net()
     weights = tmp_path / "tiny.safetensors"
     save_weights(model, weights, {"name": "tiny"})
-    monkeypatch.setenv(fast_cpu.BACKEND_ENV, "torch")
-    assert fast_cpu.accelerated(model, weights) is model
-    monkeypatch.setenv(fast_cpu.BACKEND_ENV, "auto")
-    monkeypatch.setattr(fast_cpu, "onnxruntime_available", lambda: False)
-    assert fast_cpu.accelerated(model, weights) is model
-    assert not (tmp_path / "cache").exists()
+    assert fast_cpu.as_planned(model, weights, Precision("bf16", "cpu", "bf16 as asked")) is model
+    assert not (tmp_path / "cache").exists()   # nothing exported for PyTorch's plan
+    onnx_plan = Precision("fp32", "cpu", "auto", backend="onnxruntime")
+
+    def failing_export(*args):
+        raise RuntimeError("this exporter cannot take the network")
+    with monkeypatch.context() as patch:
+        patch.setattr(fast_cpu, "export_onnx", failing_export)
+        assert fast_cpu.as_planned(model, weights, onnx_plan) is model
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "onnxruntime", None)   # a runtime that will not import
+        assert fast_cpu.as_planned(model, weights, onnx_plan) is model
+    assert isinstance(fast_cpu.as_planned(model, weights, onnx_plan), fast_cpu.OnnxRuntimeNetwork)

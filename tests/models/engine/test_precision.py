@@ -72,6 +72,48 @@ def test_auto_follows_the_cpu_and_an_explicit_choice_is_honoured(monkeypatch):
     assert slow.name == "bf16" and "slower" in slow.warning and slow.warning.count(".") == 1
 
 
+def without_packages(monkeypatch, *absent: str) -> None:
+    """Make ``absent`` look uninstalled to ``onnxruntime_missing`` (the real lookup for the rest)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name in absent else real(name, *rest))
+
+
+def test_inference_on_a_cpu_runs_fp32_through_onnx_runtime_where_installed(monkeypatch):
+    monkeypatch.delenv(precision.BACKEND_ENV, raising=False)   # the tests' default keeps PyTorch
+    monkeypatch.setattr(precision, "cpu_bf16_is_fast", lambda facts=None: True)
+    without_packages(monkeypatch)   # as installed: onnxruntime and onnx are dependencies
+    auto = precision.resolve_inference("cpu", "auto")
+    assert (auto.backend, auto.name, auto.autocast_dtype) == ("onnxruntime", "fp32", None)
+    line = auto.line()
+    assert line.startswith("ONNX Runtime fp32 on the CPU (auto: ") and "\n" not in line and "bf16" in line
+    assert precision.resolve_inference("cpu", "fp32").backend == "onnxruntime"
+    asked = precision.resolve_inference("cpu", "bf16")   # explicit bf16 keeps bf16, in PyTorch
+    assert (asked.backend, asked.name) == ("torch", "bf16")
+    assert resolve_precision("cpu", "auto").name == "bf16"   # training's choice is unchanged
+    assert (precision.resolve_inference("cuda", "auto").name, precision.resolve_inference("cuda").backend) == (
+        "fp16", "torch")
+
+
+def test_without_onnx_runtime_inference_keeps_the_pytorch_choice_and_says_why(monkeypatch):
+    monkeypatch.delenv(precision.BACKEND_ENV, raising=False)
+    without_packages(monkeypatch, "onnxruntime")
+    monkeypatch.setattr(precision, "cpu_bf16_is_fast", lambda facts=None: True)
+    native = precision.resolve_inference("cpu", "auto")
+    assert (native.backend, native.name) == ("torch", "bf16")
+    assert native.line() == ("PyTorch bf16 on the CPU (auto: this CPU computes bf16 natively; "
+                             "not ONNX Runtime: onnxruntime not installed)")
+    monkeypatch.setattr(precision, "cpu_bf16_is_fast", lambda facts=None: False)
+    assert precision.resolve_inference("cpu", "auto").name == "fp32"
+    without_packages(monkeypatch, "onnxruntime", "onnx")
+    assert "onnxruntime and onnx not installed" in precision.resolve_inference("cpu", "fp32").reason
+    without_packages(monkeypatch)
+    monkeypatch.setenv(precision.BACKEND_ENV, "torch")
+    kept = precision.resolve_inference("cpu", "auto")
+    assert kept.backend == "torch" and kept.reason.endswith("not ONNX Runtime: OCTANT_BACKEND=torch")
+
+
 def test_cuda_keeps_fp16_under_auto_and_mps_has_no_bf16():
     assert resolve_precision("cuda", "auto").name == "fp16"
     assert resolve_precision("cuda", "fp32").autocast_dtype is None

@@ -39,7 +39,9 @@ def test_presegment_stores_into_the_project_named_by_octant_project(tmp_path, ti
         (image,) = list_images(project.database)
         assert latest_prediction(project.database, image.id, "presegmentation") is not None
         assert latest_model_landmarks(project.database, image.id) is not None
-    assert "1 photos pre-segmented" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 photos pre-segmented" in err
+    assert "octant: Pre-segmentation networks: PyTorch " in err   # which backend and precision, and why
 
 
 def test_presegment_without_a_project_or_out_says_where_results_can_go(tmp_path, tiny_weights, monkeypatch, capsys):
