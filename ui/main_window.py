@@ -584,9 +584,12 @@ class MainWindow(QMainWindow, Prompts):
                 self.ahead.cancel()
             return
         if self.ahead is None:
+            from ui.precision_setting import show_networks_line
+
             self.ahead = PresegmentAhead(self.controller.project, self)
             self.ahead.imageReady.connect(self.controller.model_output_arrived)
             self.ahead.status.connect(self.ahead_label.setText)
+            self.ahead.networks.connect(lambda text: show_networks_line(self, text))   # Model → Precision
             self.ahead.stopped.connect(lambda: self.ahead_action.setChecked(False))
         self.ahead.start(self.controller.queue_from_here())
 

@@ -6,6 +6,7 @@ before the next batch starts; stopping keeps every finished image, and a later p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -14,9 +15,16 @@ from storage.project import ProjectHandle
 from ui.background import Worker
 
 
+@dataclass(frozen=True)
+class NetworksLine:
+    """The backend and precision the loaded networks compute in, and why (``PipelineModels.backend_line``)."""
+    text: str
+
+
 class PresegmentAhead(QObject):
     imageReady = Signal(int)      # an image's pre-segmentation is stored
     status = Signal(str)          # one line for the status bar ("" when there is nothing to say)
+    networks = Signal(str)        # the NetworksLine's text, once the networks are loaded
     stopped = Signal()            # the pass ended: finished, cancelled or failed
 
     def __init__(self, project: ProjectHandle, parent: QObject | None = None,
@@ -66,12 +74,17 @@ class PresegmentAhead(QObject):
             configure_threads(gui=True)   # this thread's networks leave a core to the reader
 
             models, messages = load_pipeline_models(weights_dir, device, cancel=cancel)
+            progress(NetworksLine(models.backend_line()))
             for line in messages:
                 progress(line)
             return presegment_project(project, None, models, progress=progress, cancel=cancel, image_ids=image_ids)
         return job
 
     def _on_progress(self, event) -> None:
+        if isinstance(event, NetworksLine):
+            self.networks.emit(event.text)
+            self.status.emit(event.text)
+            return
         if isinstance(event, str):   # a network whose weights are missing: said once, work goes on without it
             self.status.emit(f"Pre-segmentation: {event}")
             return

@@ -142,6 +142,11 @@ def test_the_queue_is_presegmented_ahead_and_the_open_image_gets_the_models_land
     assert window.canvas.landmarks() is not None   # the open image: the model's disc and fovea arrived
     assert "ready for your queue (3 new" in window.ahead_label.text()
     assert not window.ahead_action.isChecked()
+    from PySide6.QtGui import QAction
+
+    from ui.precision_setting import NETWORKS_LINE
+    ran = window.findChild(QAction, NETWORKS_LINE).text()   # Model → Precision: what ran, and why
+    assert ran.startswith("Pre-segmentation networks: PyTorch ") and ran.endswith("OCTANT_BACKEND=torch).")
     window.run_ahead(True)   # a second pass finds nothing left to do
     qtbot.waitUntil(lambda: not window.ahead.running(), timeout=60_000)
     assert "(0 new, 3 done before" in window.ahead_label.text()
