@@ -27,6 +27,8 @@ from ui.save_queue import SCREEN_WAIT_MS, KeptClick, SavedClick, SaveQueue
 from ui.undo import ImageUndoStack, UndoEntry
 
 KEPT_CLICKS_HINT = "Your last clicks are not saved yet (the database is busy in another program)"
+REGIONS_NEED_LANDMARKS = ("Regions need the disc and fovea: click the centre of the optic disc, then the fovea "
+                     "(one click each), or wait for the model to place them.")
 
 
 class ReadingController(QObject):
@@ -35,7 +37,7 @@ class ReadingController(QObject):
     saved = Signal(str)                           # status text after each durable write
     problem = Signal(str)                         # an OctantError's sentence
     stale = Signal(str)                           # undo/redo/accept refused: stored answer changed elsewhere
-    refused = Signal(str)                         # an answer refused: its photo could not be shown
+    refused = Signal(str)                         # an answer refused: photo not shown, or no disc and fovea
     hint = Signal(str)                            # what to do next (not an error)
     progressChanged = Signal(int, int)            # done, total
     findingChanged = Signal(object)               # finding code or None
@@ -247,7 +249,7 @@ class ReadingController(QObject):
         self.findingChanged.emit(code)
 
     def toggle_region(self, region: int) -> None:
-        if self._refuse_unseen():
+        if self._refuse_unseen() or self._refuse_without_landmarks():
             return
         if self.finding is None:
             keys = ", ".join(f"{f.key.upper()} {f.name.lower()}"
@@ -295,9 +297,22 @@ class ReadingController(QObject):
         if self.state is None or self.suggestion is None or not self.suggestion.finding_regions:
             self.hint.emit("The model suggests no regions for this image.")
             return False
+        if self._refuse_without_landmarks():
+            return False
         self._keep_shown_landmarks()
         target, shown = accepted(self.state, self.suggestion, set(self.findings)), self.state
         return self._write("Model's regions accepted", ReaderStep("restore", dict(target=target, expected=shown)))
+
+    def _refuse_without_landmarks(self) -> bool:
+        """Whether a region must be refused: regions are defined by the disc and fovea, and one saved
+        before both exist has no geometry (the export could only count it as undrawn). Normal and
+        ungradable need no regions and stay possible."""
+        if self.image is None or self.shown_landmarks is not None or any(
+                click.image_id == self.image.id and click.step.method == "set_landmarks"
+                for click in self.saves.kept()):   # placed, and kept for a busy database: regions follow them
+            return False
+        self.refused.emit(REGIONS_NEED_LANDMARKS)
+        return True
 
     def _keep_shown_landmarks(self) -> None:
         """Regions chosen on a model's landmarks keep those landmarks as the reader's own."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
+from storage.reading import ReaderSession
+from tests.ui.conftest import DISC, FOVEA
 from ui.main_window import MainWindow
 from ui.workstation import build_window
 
@@ -46,3 +48,11 @@ def click_photo(qtbot, window: MainWindow, x: float, y: float) -> None:
 def next_image(qtbot, window: MainWindow, key: str = "Space") -> None:
     with qtbot.waitSignal(window.imageShown, timeout=5000):
         press(qtbot, window, key)
+
+
+def landmarks_placed(project, reader_id: int) -> None:
+    """The reader's own disc and fovea on every image of their queue, as if placed before: regions
+    are refused until an image has both."""
+    session = ReaderSession(project.database, reader_id)
+    for record in session.queue():
+        session.set_landmarks(record.id, DISC, FOVEA)

@@ -8,11 +8,11 @@ import numpy as np
 from annotate.services.importer import import_images
 from models.segmentation.stored_names import RED_FREE_NOTE
 from storage.assignment import assign_readers
-from storage.predictions import save_prediction
+from storage.predictions import save_model_landmarks, save_prediction
 from storage.project import create_project
 from storage.reading import ReaderSession
 from tests.conftest import add_reader_as_admin
-from tests.ui.conftest import PHOTO_SIZE, write_fundus
+from tests.ui.conftest import DISC, FOVEA, PHOTO_SIZE, write_fundus
 from tests.ui.driving import next_image, open_window, press
 from ui.assist import PRESEGMENTATION
 
@@ -30,6 +30,7 @@ def store_presegmentation(project, image_id: int) -> None:
     save_prediction(project.database, image_id, PRESEGMENTATION,
                     {"finding_regions": {"haemorrhage": [1, 5]},
                      "mask_folder": f"predictions/{image_id}"}, model_version="test-1")
+    save_model_landmarks(project.database, image_id, DISC, FOVEA, model_version="test-1")   # regions are drawn from them
 
 
 def test_suggested_regions_are_shown_and_accepted_in_one_undoable_action(qtbot, reading_project):

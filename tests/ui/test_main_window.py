@@ -5,7 +5,7 @@ import pytest
 
 from storage.reading import ReaderSession
 from tests.ui.conftest import DISC, FOVEA
-from tests.ui.driving import click_photo, next_image, open_window, press
+from tests.ui.driving import click_photo, landmarks_placed, next_image, open_window, press
 
 # Points well inside two regions for the landmarks of conftest (disc left, fovea right).
 IN_MACULA = (FOVEA[0] + 25, FOVEA[1] - 10)      # region 1 (clear of the marker)
@@ -184,6 +184,7 @@ def test_storage_errors_are_shown_and_the_window_stays(qtbot, reading_project, m
     from storage.errors import DatabaseError
 
     project, ana = reading_project.project, reading_project.readers["Ana"]
+    landmarks_placed(project, ana.id)
     window = open_window(qtbot, project, ana.id)
 
     def read_only(*args, **kwargs):
@@ -289,6 +290,39 @@ def test_zooming_past_the_display_copy_brings_the_full_resolution(qtbot, reading
     first = window.controller.image.id
     window.controller.go(1)
     assert window.loader.detail_image_id != first  # memory freed
+
+
+def test_regions_are_refused_until_the_image_has_a_disc_and_a_fovea(qtbot, reading_project):
+    # A new-user trial: on a fresh demo no landmarks were placed yet, so no region outlines were
+    # drawn; the reader pressed region keys anyway and the regions were saved without geometry
+    # (the export could only count them as undrawn).
+    from storage.predictions import save_prediction
+    from ui.assist import PRESEGMENTATION
+    from ui.reading_controller import REGIONS_NEED_LANDMARKS
+
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    session = ReaderSession(project.database, ana.id)
+    first, second, third = session.queue()
+    session.set_regions(third.id, "drusen", {2})          # saved before this rule: kept as it is
+    save_prediction(project.database, first.id, PRESEGMENTATION,   # regions suggested, no landmarks
+                    {"finding_regions": {"haemorrhage": [1]}, "mask_folder": None}, model_version="test-1")
+    window = open_window(qtbot, project, ana.id)
+    assert window.controller.image.id == first.id and window.canvas.placing == "disc"
+    press(qtbot, window, "h", "1", "Shift+A")
+    assert window.hint_label.text() == REGIONS_NEED_LANDMARKS
+    assert session.read(first.id).regions == {} and window.answer_panel.rows["haemorrhage"].regions.text() == ""
+    place_landmarks(qtbot, window)                      # one click each, then the region goes in
+    press(qtbot, window, "1")
+    assert session.read(first.id).regions == {"haemorrhage": frozenset({1})}
+    next_image(qtbot, window, "Right")
+    next_image(qtbot, window, "N")                      # normal needs no regions
+    assert session.read(second.id).normal and session.read(second.id).done
+    assert window.controller.image.id == third.id
+    press(qtbot, window, "d", "3")
+    assert window.hint_label.text() == REGIONS_NEED_LANDMARKS
+    press(qtbot, window, "u")                           # ungradable needs none either
+    stored = session.read(third.id)
+    assert stored.ungradable and stored.regions == {"drusen": frozenset({2})}
 
 
 def test_a_missing_photo_is_reported_and_reading_goes_on(qtbot, reading_project):

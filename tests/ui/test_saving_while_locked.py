@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from storage.database import DATABASE_FILENAME
 from storage.reading import ReaderSession
-from tests.ui.driving import open_window, press
+from tests.ui.conftest import DISC, FOVEA
+from tests.ui.driving import click_photo, landmarks_placed, open_window, press
 from ui.app import data_dir
 
 FINDING = "haemorrhage"
@@ -21,7 +22,9 @@ FINDING = "haemorrhage"
 
 @pytest.fixture
 def other_program(reading_project):
-    """Another program's connection to the project database; ``BEGIN IMMEDIATE`` takes the lock."""
+    """Another program's connection to the project database; ``BEGIN IMMEDIATE`` takes the lock.
+    Ana has placed disc and fovea on her images already (regions are refused before them)."""
+    landmarks_placed(reading_project.project, reading_project.readers["Ana"].id)
     connection = sqlite3.connect(reading_project.folder / DATABASE_FILENAME, isolation_level=None)
     yield connection
     if connection.in_transaction:
@@ -67,6 +70,26 @@ def test_clicks_on_a_locked_database_are_kept_and_saved_in_order_once_it_is_free
     assert c.state.regions[FINDING] == {1, 2, 3}
     press(qtbot, window, "Ctrl+Z")                                       # the kept clicks undo as any
     assert stored_regions(reading_project, image) == {1, 2}
+
+
+def test_a_disc_and_fovea_placed_while_the_database_is_locked_let_regions_follow_them(
+        qtbot, reading_project, other_program):
+    ana = reading_project.readers["Ana"].id
+    first = ReaderSession(reading_project.project.database, ana).queue()[0].id
+    ReaderSession(reading_project.project.database, ana).clear_landmarks(first)
+    window = open_window(qtbot, reading_project.project, ana)
+    c = window.controller
+    assert c.image.id == first and window.canvas.placing == "disc"
+    press(qtbot, window, "h")
+    other_program.execute("BEGIN IMMEDIATE")
+    click_photo(qtbot, window, *DISC)
+    click_photo(qtbot, window, *FOVEA)                                  # kept, not saved yet
+    press(qtbot, window, "4")                                            # follows them, not refused
+    assert c.kept_clicks() == 2 and not window.hint_label.text().startswith("Regions need")
+    other_program.execute("ROLLBACK")
+    qtbot.waitUntil(lambda: c.kept_clicks() == 0, timeout=10000)
+    stored = ReaderSession(reading_project.project.database, ana).read(first)
+    assert stored.regions == {FINDING: frozenset({4})} and stored.landmarks.source == "manual"
 
 
 def closing_with_a_kept_click(qtbot, reading_project, other_program, region: str):

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from storage.project import open_project
 from storage.reading import ReaderSession
-from tests.ui.driving import open_window, press
+from tests.ui.driving import landmarks_placed, open_window, press
 from ui.assist import ModelSuggestion
 
 
@@ -17,6 +17,7 @@ def second_workstation(reading_project, reader_id: int):
 
 def test_undo_on_one_workstation_keeps_what_the_other_saved(qtbot, reading_project):
     project, ana = reading_project.project, reading_project.readers["Ana"]
+    landmarks_placed(project, ana.id)
     window = open_window(qtbot, project, ana.id)
     image_id = window.controller.image.id
     other, two = second_workstation(reading_project, ana.id)
@@ -41,6 +42,7 @@ def test_undo_on_one_workstation_keeps_what_the_other_saved(qtbot, reading_proje
 
 def test_redo_and_accepting_suggestions_check_the_stored_answer_too(qtbot, reading_project):
     project, ana = reading_project.project, reading_project.readers["Ana"]
+    landmarks_placed(project, ana.id)
     window = open_window(qtbot, project, ana.id)
     controller = window.controller
     image_id = controller.image.id
