@@ -122,8 +122,8 @@ def load_pipeline_models(weights_dir: str | Path | None = None,
                             f"(train them with `{spec.train_command}`).")
             continue
         model = model.eval().to(device)
-        stop_layers_when(cancel, model)   # PyTorch layers check the cancel; ONNX Runtime is checked between stages
-        planned = as_planned(model, path, plan)
+        stop_layers_when(cancel, model)   # PyTorch layers check the cancel; an ONNX Runtime run is terminated
+        planned = as_planned(model, path, plan, cancel)
         if plan.backend == "onnxruntime" and planned is model:
             models.export_failed.append(name)
         models.loaded[name] = LoadedModel(planned, config, metadata.get("version", path.stem))
