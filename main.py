@@ -91,5 +91,17 @@ def _discard_stdout() -> None:
     os.close(null)
 
 
+def exit_without_collecting(code: int) -> None:
+    """Exit with ``code`` once the command has returned (its work joined, its saves committed, the
+    atexit handlers still to run). The interpreter's teardown would otherwise run full garbage
+    collections over torch's, timm's and Qt's millions of objects: 2.5–3.5 s after the workstation's
+    window had closed (docs/benchmarks.md, "Quitting"). Frozen, they are freed by reference
+    counting only; the process ends right after."""
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_collecting(main())
