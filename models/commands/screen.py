@@ -37,7 +37,7 @@ def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
     from annotate.services.image_files import find_image_files
-    from annotate.services.photos import read_photograph, sha256_of_file
+    from annotate.services.photos import check_unchanged, read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
     from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
     from storage.catalogue import DEFAULT_FINDINGS
@@ -54,12 +54,15 @@ def run_screen(args: argparse.Namespace) -> int:
             findings = [f.code for f in project.settings().findings]
         else:
             findings = [f.code for f in DEFAULT_FINDINGS]
+        imported: dict[Path, str] = {}   # a project image's SHA-256 from import, by its path
         if args.paths:
             paths = find_image_files(args.paths)
         elif project is not None:
             from storage.images import list_images
 
-            paths = [record.path for record in list_images(project.database)]
+            records = list_images(project.database)
+            paths = [record.path for record in records]
+            imported = {record.path: record.sha256 for record in records}
         else:
             raise OctantError("Name the photos or folders to screen, or a project with --project.")
         if not paths:
@@ -75,7 +78,10 @@ def run_screen(args: argparse.Namespace) -> int:
         failed = stored = red_free = 0
         for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
             try:
-                result = screen_photo(read_photograph(path), models)
+                photo = read_photograph(path)
+                if path in imported:   # read where it was imported from: another photo may be under its name now
+                    check_unchanged(path, imported[path])
+                result = screen_photo(photo, models)
             except OctantError as error:
                 failed += 1
                 print(about_file(path, str(error)), file=sys.stderr)

@@ -158,6 +158,8 @@ def run_train(args: argparse.Namespace) -> int:
         outcome = train_from_args(args, progress=progress)
     finally:
         progress.close()
+    for sentence in outcome.skipped:   # project photos changed since import: left out, the rest trained
+        print(f"octant: {sentence}", file=sys.stderr)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()
                       if isinstance(v, float) and k.endswith(("loss", "auroc", "accuracy", "air_tp", "air_fn")))
     print(f"Best epoch: {shown}")

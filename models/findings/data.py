@@ -25,7 +25,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from annotate.fov import FieldOfView, crop_box, detect_fov
 from annotate.geometry import region_mask
-from annotate.services.photos import read_fundus
+from annotate.services.photos import check_unchanged, read_fundus
 from storage.errors import BadImageError, OctantError
 from storage.locations import public_cache_dir
 
@@ -64,6 +64,7 @@ class FindingSample:
     # boxes leave the other regions unknown: no guidance there, and no AIR measured on them.
     cue_complete: bool = True
     extra: dict = field(default_factory=dict, compare=False)
+    sha256: str | None = None         # a project photo's, from import (``photos_as_imported``)
 
 
 def fov_square(decoded_bgr: np.ndarray, size: int, crop: tuple[int, int, int, int] | None = None
@@ -189,6 +190,35 @@ def _decoded_shape(sample: FindingSample) -> tuple[int, int]:
     return read_fundus(sample.image_path, sample.reduce).shape[:2]
 
 
+class _ProjectPhoto(Protocol):
+    @property
+    def image_path(self) -> Path: ...
+
+    @property
+    def sha256(self) -> str | None: ...
+
+
+PhotoT = TypeVar("PhotoT", bound=_ProjectPhoto)
+
+
+def photos_as_imported(photos: list[PhotoT]) -> tuple[list[PhotoT], list[str]]:
+    """The samples (``FindingSample`` or ``GradedPhoto``) whose photo file still holds what was
+    imported, and one sentence for each other one: photos are read where they were imported from,
+    and a camera numbering its files again puts another patient's photo under a known name, which
+    must not be learnt with this one's labels. Public photos (no SHA-256) are kept unchecked."""
+    kept: list[PhotoT] = []
+    skipped: list[str] = []
+    for photo in photos:
+        try:
+            if photo.sha256 is not None:
+                check_unchanged(photo.image_path, photo.sha256)
+        except BadImageError as error:
+            skipped.append(f"{error} It was left out of training.")
+            continue
+        kept.append(photo)
+    return kept, skipped
+
+
 def split_derivation_validation(samples: list, validation_fraction: float = 0.1, seed: int = 0,
                                 stratum=lambda sample: sample.present,
                                 fold: tuple[int, int] | None = None) -> tuple[list, list]:
@@ -263,7 +293,7 @@ def consensus_samples(db: Database, finding_code: str, split: str, k: int = 2, r
             key=f"project-{record.sha256[:16]}", image_path=record.path, present=present,
             regions=finding.regions if present else frozenset(), disc=disc, fovea=fovea,
             source=finding.source, group=record.patient or record.sha256, crop=box,
-            extra={"image_id": record.id, "decoded_shape": (record.height, record.width)}))
+            extra={"image_id": record.id, "decoded_shape": (record.height, record.width)}, sha256=record.sha256))
     return samples
 
 
@@ -280,6 +310,7 @@ class GradedPhoto:
     reduce: int = 1
     crop: tuple[int, int, int, int] | None = None
     disc: tuple[float, float] | None = None     # decoded pixels, a start for the disc network
+    sha256: str | None = None                   # a project photo's, from import (``photos_as_imported``)
 
 
 def idrid_grade_photos(data_root: Path) -> list[GradedPhoto]:
@@ -320,7 +351,7 @@ def consensus_diagnosis_photos(db: Database, classes: list[str], split: str) -> 
                               if record.fov else None)
         photos.append(GradedPhoto(key=f"project-{record.sha256[:16]}", image_path=record.path,
                                   label=classes.index(diagnosis), source=source,
-                                  group=record.patient or record.sha256, crop=box))
+                                  group=record.patient or record.sha256, crop=box, sha256=record.sha256))
     return photos
 
 

@@ -26,7 +26,13 @@ from torch.utils.data import DataLoader, Subset
 
 from models.engine.training import ProgressEvent, TrainConfig, TrainResult, load_best, train
 from models.engine.weights import save_weights
-from models.findings.data import FindingDataset, consensus_samples, split_derivation_validation
+from models.findings.data import (
+    FindingDataset,
+    FindingSample,
+    consensus_samples,
+    photos_as_imported,
+    split_derivation_validation,
+)
 from models.findings.guided import GuidedConfig, GuidedNet, GuidedTask, predict
 from storage.errors import OctantError
 
@@ -56,6 +62,7 @@ class TrainingOutcome:
     weights_path: Path | None = None      # None when cancelled (train again with resume to go on)
     metrics: dict = field(default_factory=dict)   # best validation metrics, plus test_* for a project
     model_id: int | None = None           # registry id (a project only)
+    skipped: list[str] = field(default_factory=list)   # why each project photo was left out (changed since import)
     gallery: list[GalleryItem] = field(default_factory=list)
     counts: dict = field(default_factory=dict)    # photos per derivation, validation, test
 
@@ -89,6 +96,8 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
     it did not stop the band the starters light along the fundus edge). ``data_root`` is the public
     data folder (default ``$OCTANT_PUBLIC_DATA``)."""
     _check_source(project, reference)
+    skipped: list[str] = []
+    test_samples: list[FindingSample]
     if cue_source != "regions" and reference is None:
         raise OctantError("Lesion cues need public reference data (--reference idrid): readers label regions.")
     if reference == "idrid":
@@ -100,8 +109,9 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
     else:
         assert project is not None   # _check_source: without a public reference there is a project
         k = project.settings().consensus_k
-        samples = consensus_samples(project.database, config.finding, "train", k=k)
-        test_samples = consensus_samples(project.database, config.finding, "test", k=k)
+        samples, skipped = photos_as_imported(consensus_samples(project.database, config.finding, "train", k=k))
+        test_samples, skipped_test = photos_as_imported(consensus_samples(project.database, config.finding, "test", k=k))
+        skipped += skipped_test
         labels = f"consensus of three readers (k = {k})"
     derivation, validation = guided_split(samples, validation_fraction, engine.seed, fold)
     if complete_cues_only:
@@ -115,7 +125,7 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
     task = GuidedTask(config, train_set, validation_set)
     result = _run_engine(task, engine, run_dir, resume, progress, cancel)
     if result.cancelled:
-        return TrainingOutcome(result, counts=counts)
+        return TrainingOutcome(result, counts=counts, skipped=skipped)
     model = task.build_model()
     snapshot = {"labels": labels, "derivation": train_set.label_snapshot(),
                 "validation": validation_set.label_snapshot()}
@@ -132,7 +142,7 @@ def train_guided(project: ProjectHandle | None, config: GuidedConfig, engine: Tr
                 "input": "black border cropped, RGB in [0, 1], input_size × input_size", "counts": counts,
                 **({"validation_fold": list(fold)} if fold else {})}
     outcome = _finish(project, model, task, result, run_dir, name, network, export, metadata, snapshot, test_metrics)
-    outcome.counts = counts
+    outcome.counts, outcome.skipped = counts, skipped
     outcome.gallery = validation_gallery(model, validation_set, gallery_size)
     return outcome
 
@@ -166,9 +176,11 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
         load_structure_models,
     )
     from models.engine.device import pick_device
-    from models.findings.data import consensus_diagnosis_photos, idrid_grade_photos
+    from models.findings.data import GradedPhoto, consensus_diagnosis_photos, idrid_grade_photos
 
     _check_source(project, reference)
+    skipped: list[str] = []
+    test_photos: list[GradedPhoto]
     if engine.init_weights:
         config = fine_tuning_config(config, engine.init_weights)
     if config.frozen_blocks:
@@ -181,8 +193,9 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
     else:
         assert project is not None   # _check_source: without a public reference there is a project
         config = dataclasses.replace(config, classes=list(project.settings().diagnosis_classes))
-        photos = consensus_diagnosis_photos(project.database, config.classes, "train")
-        test_photos = consensus_diagnosis_photos(project.database, config.classes, "test")
+        photos, skipped = photos_as_imported(consensus_diagnosis_photos(project.database, config.classes, "train"))
+        test_photos, skipped_test = photos_as_imported(consensus_diagnosis_photos(project.database, config.classes, "test"))
+        skipped += skipped_test
         labels = "consensus diagnosis of three readers (majority)"
     derivation, validation = split_derivation_validation(photos, validation_fraction, engine.seed,
                                                          stratum=lambda photo: photo.label, fold=fold)
@@ -199,7 +212,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
     task = AttentionTask(config, train_set, validation_set)
     result = _run_engine(task, engine, run_dir, resume, progress, cancel)
     if result.cancelled:
-        return TrainingOutcome(result, counts=counts)
+        return TrainingOutcome(result, counts=counts, skipped=skipped)
     model = task.build_model()
     snapshot = {"labels": labels, "derivation": train_set.label_snapshot(config.classes),
                 "validation": validation_set.label_snapshot(config.classes)}
@@ -218,7 +231,7 @@ def train_attention(project: ProjectHandle | None, config: AttentionConfig, engi
                 "input": "black border cropped, RGB in [0, 1] times the attention mask, ImageNet-normalised inside",
                 "counts": counts, **({"validation_fold": list(fold)} if fold else {})}
     outcome = _finish(project, model, task, result, run_dir, name, "attention-mask", export, metadata, snapshot, extra)
-    outcome.counts = counts
+    outcome.counts, outcome.skipped = counts, skipped
     return outcome
 
 

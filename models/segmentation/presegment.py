@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from annotate.services.image_files import find_image_files
-from annotate.services.photos import checked_photo_size, read_photograph
+from annotate.services.photos import check_unchanged, checked_photo_size, read_photograph
 from models.engine.cancel import check_cancelled
 from models.engine.device import current_thread_plan
 from models.segmentation.lesions import LesionNetConfig
@@ -93,11 +93,15 @@ def default_batch_size(device: torch.device) -> int:
     return 8 if device.type == "cuda" else 1
 
 
-def decode_photo(path: Path) -> tuple[np.ndarray, PipelineOptions]:
+def decode_photo(path: Path, sha256: str | None = None) -> tuple[np.ndarray, PipelineOptions]:
     """The photo as the pipeline reads it, with where its pixels sit in the original; refused as
-    import refuses it (a JPEG damaged in mid-stream too: it would get grey-smeared suggestions)."""
+    import refuses it (a JPEG damaged in mid-stream too: it would get grey-smeared suggestions),
+    and, given the ``sha256`` stored at import, refused when the file holds another photograph now
+    (checked after decoding, so that damage keeps its own sentence)."""
     reduce, width, height = decode_reduction(path)
     image = read_photograph(path, reduce)
+    if sha256 is not None:
+        check_unchanged(path, sha256)
     return image, PipelineOptions(input_scale=image.shape[1] / width, original_shape=(height, width))
 
 
@@ -138,17 +142,21 @@ def _outcome(future: Future):
     return error if error is not None else future.result()
 
 
-def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int = 1
+def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int = 1,
+                     sha256s: list[str | None] | None = None
                      ) -> Generator[tuple[Path, PipelineResult | Exception], None, None]:
     """(path, result or the reason it failed) in the order of ``paths``. The next batch is decoded
-    on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails."""
-    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), max(1, batch_size))]
+    on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails.
+    ``sha256s``: each project photo's SHA-256 from import (``decode_photo``), None for a plain file."""
+    expected = sha256s if sha256s is not None else [None] * len(paths)
+    step = max(1, batch_size)
+    chunks = [list(zip(paths[i:i + step], expected[i:i + step])) for i in range(0, len(paths), step)]
     with helper_pool(min(batch_size, current_thread_plan().decode)) as decoders:
-        upcoming = [decoders.submit(decode_photo, path) for path in chunks[0]] if chunks else []
+        upcoming = [decoders.submit(decode_photo, *photo) for photo in chunks[0]] if chunks else []
         for k, chunk in enumerate(chunks):
             decoded = [_outcome(future) for future in upcoming]
-            upcoming = [decoders.submit(decode_photo, path) for path in chunks[k + 1]] if k + 1 < len(chunks) else []
-            yield from zip(chunk, _run_batch(decoded, models))
+            upcoming = [decoders.submit(decode_photo, *photo) for photo in chunks[k + 1]] if k + 1 < len(chunks) else []
+            yield from zip([path for path, _ in chunk], _run_batch(decoded, models))
 
 
 def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | Exception]:
@@ -187,6 +195,7 @@ class _Job:
     write: Callable[[PipelineResult], object]               # files, on a writer thread
     record: Callable[[PipelineResult], None] | None = None   # then the database, on the calling thread
     image_id: int | None = None
+    sha256: str | None = None   # a project photo's, from import: a file that changed since is skipped
 
 
 def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
@@ -211,7 +220,7 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             summary.failed.append((str(job.path), message))
             report(job.path, "failed", message, job.image_id)
 
-    results = pipeline_results([job.path for job in jobs], models, batch_size)
+    results = pipeline_results([job.path for job in jobs], models, batch_size, [job.sha256 for job in jobs])
     with helper_pool(current_thread_plan().write) as writers:
         try:
             for job, (_, outcome) in zip(jobs, results):
@@ -342,7 +351,7 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
                 save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
 
         jobs.append(_Job(record.path, partial(write_outputs, folder=folder, probabilities=False, source=record.path),
-                         store, record.id))
+                         store, record.id, record.sha256))
     _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
     summary.seconds = time.perf_counter() - started
     return summary

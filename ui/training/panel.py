@@ -257,8 +257,10 @@ class TrainingPanel(QWidget):
             self.gallery.show_items(outcome.gallery)
             self.galleryShown.emit(len(outcome.gallery))
             how = " (stopped early)" if result.stopped_early else (" (time limit)" if result.timed_out else "")
+            left_out = (f" {len(outcome.skipped)} photo(s) left out: {' '.join(outcome.skipped)}"
+                        if outcome.skipped else "")
             self._say(f"Finished{how}: best of {len(result.history)} epoch(s) saved to "
-                      f"{weights.name} and registered as model {outcome.model_id}.")
+                      f"{weights.name} and registered as model {outcome.model_id}.{left_out}")
             self._refresh_models()
         self.history = list(result.history) or self.history
         self.curves.set_history(self.history)

@@ -18,10 +18,12 @@ from models.findings.data import (
 from storage.errors import OctantError
 
 
-def synthetic_fundus(path: Path, width=96, height=64) -> Path:
-    """A fundus cut at top and bottom; a ``.dcm`` name writes it as ophthalmic-photography DICOM."""
+def synthetic_fundus(path: Path, width=96, height=64, mark: int = 0) -> Path:
+    """A fundus cut at top and bottom; a ``.dcm`` name writes it as ophthalmic-photography DICOM.
+    ``mark`` sets one corner pixel, so that photos of one project differ (and so their SHA-256)."""
     image = np.zeros((height, width, 3), np.uint8)
     cv2.circle(image, (width // 2, height // 2), 36, (40, 90, 180), -1)  # FOV cut at top and bottom
+    image[0, 0] = mark % 256, mark // 256, 0
     if path.suffix == ".dcm":
         from tests.annotate.dicom_files import write_dicom
 
@@ -148,8 +150,7 @@ def reading_project(tmp_path, marks_per_image, suffix=".png"):
     """A project with three ophthalmologists; ``marks_per_image[i]`` readers mark haemorrhage in 1, 4.
 
     The photos are written in the format ``suffix`` names (".dcm": DICOM)."""
-    import hashlib
-
+    from annotate.services.photos import sha256_of_file
     from storage.assignment import assign_readers
     from storage.images import NewImage, add_images
     from storage.project import create_project
@@ -161,8 +162,8 @@ def reading_project(tmp_path, marks_per_image, suffix=".png"):
     readers = [add_reader_as_admin(db, f"reader {i}").id for i in range(3)]
     new = []
     for i in range(len(marks_per_image)):
-        path = synthetic_fundus(tmp_path / "project" / f"eye{i}{suffix}")
-        new.append(NewImage(path=path, sha256=hashlib.sha256(f"eye{i}".encode()).hexdigest(), width=96,
+        path = synthetic_fundus(tmp_path / "project" / f"eye{i}{suffix}", mark=i)
+        new.append(NewImage(path=path, sha256=sha256_of_file(path), width=96,
                             height=64, split="train"))
     image_ids = add_images(db, new)
     assign_readers(db, seed=0)
@@ -187,6 +188,26 @@ def test_consensus_samples_keep_present_and_absent_and_leave_uncertain_out(tmp_p
     assert samples[ids[0]].present and samples[ids[0]].regions == frozenset({1, 4})  # union of readers
     assert not samples[ids[3]].present and samples[ids[3]].regions == frozenset()
     assert samples[ids[0]].disc == (30.0, 32.0) and samples[ids[0]].source == "consensus"
+    project.close()
+
+
+def test_a_project_photo_replaced_since_import_is_left_out_of_training_with_a_sentence(tmp_path):
+    # Photos are read where they were imported from: another patient's photo under a known name
+    # must not be learnt with this one's labels.
+    from models.findings.data import consensus_diagnosis_photos, consensus_samples, photos_as_imported
+    from storage.images import get_image
+
+    project, ids = reading_project(tmp_path, [3, 3, 0, 0])
+    replaced = get_image(project.database, ids[1]).path
+    synthetic_fundus(replaced, mark=99)                       # another photograph, same name and size
+    public = sample("public", True, (1,))                     # no SHA-256: a public photo, not checked
+    kept, skipped = photos_as_imported([*consensus_samples(project.database, "haemorrhage", "train", k=2), public])
+    assert [s.extra.get("image_id") for s in kept] == [ids[0], ids[2], ids[3], None]
+    assert skipped == [f"{replaced} has changed since it was imported (another photograph under its name, or damage); "
+                       "put the original back, or move this file away and import the original again. "
+                       "It was left out of training."]
+    photos, skipped = photos_as_imported(consensus_diagnosis_photos(project.database, ["no DR"], "train"))
+    assert photos == [] and skipped == []                     # nobody gave a diagnosis: nothing read
     project.close()
 
 
@@ -241,6 +262,23 @@ def test_train_command_registers_the_model_with_metrics_config_and_label_snapsho
     assert card.startswith(f"# {Path(model.path).stem}: guided") and "| val_auroc |" in card
     assert "`python main.py train --network guided --finding haemorrhage --project" in card
     assert "consensus labels of the project" in card
+
+
+def test_train_command_names_a_photo_replaced_since_import_and_trains_on_the_rest(tmp_path, capsys):
+    from main import main
+    from storage.images import get_image
+
+    project, ids = reading_project(tmp_path, [3, 3, 3, 0, 0, 0])
+    replaced = get_image(project.database, ids[4]).path
+    project.close()
+    synthetic_fundus(replaced, mark=99)                       # another photograph under its name
+    code = main(["train", "--network", "guided", "--finding", "haemorrhage", "--project", str(tmp_path / "project"),
+                 "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+                 "--start-from", "scratch"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Registered as model" in captured.out
+    [line] = [line for line in captured.err.splitlines() if "has changed since it was imported" in line]
+    assert line.startswith(f"octant: {replaced} has changed") and line.endswith("It was left out of training.")
 
 
 def test_dicom_photos_are_trained_on_like_jpegs(tmp_path):

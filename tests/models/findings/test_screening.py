@@ -165,6 +165,38 @@ def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, m
     assert stored["red_free"] and stored["diagnosis"] == {}   # the earlier grade is no longer in force
 
 
+def test_screening_a_project_skips_a_photo_replaced_since_import_and_screens_the_rest(tmp_path, capsys, monkeypatch):
+    # Project photos are read where they were imported from: a camera numbering its files again
+    # put another patient's photo under a known name, and it was screened as the imported image.
+    import models.findings.screening as screening
+    from annotate.services.importer import import_images
+    from models.diagnosis.attention_mask import AttentionConfig
+    from models.findings.screening import DiagnosisModel, ScreeningModels
+    from storage.predictions import FINDINGS_PREDICTION, latest_predictions
+    from storage.project import create_project, open_project
+
+    classifier = CountingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
+    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image, *_ = synthetic_fundus(320, 240)
+    cv2.imwrite(str(folder / "kept.png"), image)
+    cv2.imwrite(str(folder / "replaced.png"), cv2.flip(image, 1))
+    with create_project(tmp_path / "project") as project:
+        import_images(project, [folder])
+    cv2.imwrite(str(folder / "replaced.png"), cv2.flip(image, 0))   # another photo under the same name
+    code = main(["screen", "--out", str(tmp_path / "out"), "--project", str(tmp_path / "project")])
+    captured = capsys.readouterr()
+    assert code == 1 and classifier.graded == 1
+    assert captured.err.count("\n") == 1 and "replaced.png has changed since it was imported" in captured.err
+    assert "Screened 1 of 2 photos" in captured.out and "stored 1 in the project" in captured.out
+    assert not (tmp_path / "out" / "replaced").exists()
+    with open_project(tmp_path / "project") as project:
+        assert len(latest_predictions(project.database, FINDINGS_PREDICTION)) == 1
+
+
 def test_a_finding_network_file_of_another_finding_is_named_and_not_used(tmp_path, monkeypatch):
     # The haemorrhage starter replaced by the hard exudate one would have screened haemorrhage with the
     # exudate network and said nothing.

@@ -40,6 +40,18 @@ def test_every_finished_run_writes_new_weights_and_registers_them_beside_the_ear
     assert len(first.gallery) == 2 and first.gallery[0].present and not second.gallery
 
 
+def test_a_photo_replaced_since_import_is_left_out_and_named_and_the_rest_train(project, tmp_path):
+    from storage.images import list_images
+    from tests.models.findings.test_data import synthetic_fundus
+
+    replaced = list_images(project.database)[0].path
+    synthetic_fundus(replaced, mark=99)                       # another photograph under its name
+    outcome = train_guided(project, tiny(), engine(), tmp_path / "run", "g")
+    assert outcome.finished and outcome.counts["derivation"] + outcome.counts["validation"] == 5
+    [sentence] = outcome.skipped
+    assert sentence.startswith(f"{replaced} has changed since it was imported") and "left out of training" in sentence
+
+
 def test_export_names_the_weights_file(project, tmp_path):
     outcome = train_guided(project, tiny(), engine(), tmp_path / "run", "g", export=tmp_path / "out.safetensors")
     assert outcome.weights_path == tmp_path / "out.safetensors" and outcome.weights_path.is_file()

@@ -156,6 +156,31 @@ def test_pipeline_writes_predictions_for_a_small_project(tmp_project, tiny_weigh
     assert presegment_project(tmp_project, None, models).skipped == 1
 
 
+def test_a_project_photo_replaced_since_import_is_skipped_with_a_sentence_and_the_rest_go_on(
+        tmp_project, tiny_weights, fundus):
+    # Photos are read where they were imported from: a camera numbering its files again put another
+    # photo under a known name, and the models read it as the imported image.
+    from annotate.services.photos import sha256_of_file
+    from storage.images import add_image
+    from storage.predictions import latest_model_landmarks, latest_prediction
+
+    ids = []
+    for name in ("kept", "replaced"):
+        path = tmp_project.root / f"{name}.png"
+        cv2.imwrite(str(path), fundus[0] if name == "kept" else cv2.flip(fundus[0], 1))
+        ids.append(add_image(tmp_project.database, path, sha256_of_file(path), 320, 240))
+    replaced = tmp_project.root / "replaced.png"
+    cv2.imwrite(str(replaced), cv2.flip(fundus[0], 0))   # another photograph, same name and size
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    summary = presegment_project(tmp_project, None, models, batch_size=2)
+    assert summary.done == 1
+    [(path, sentence)] = summary.failed
+    assert path == str(replaced) and sentence.startswith(f"{replaced} has changed since it was imported")
+    assert latest_prediction(tmp_project.database, ids[0], "presegmentation") is not None
+    assert latest_prediction(tmp_project.database, ids[1], "presegmentation") is None
+    assert latest_model_landmarks(tmp_project.database, ids[1]) is None
+
+
 def test_batched_presegmentation_writes_what_one_at_a_time_writes_and_isolates_a_bad_file(tmp_path, tiny_weights,
                                                                                         fundus):
     photos = tmp_path / "photos"
