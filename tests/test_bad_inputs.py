@@ -195,6 +195,21 @@ def test_a_folder_with_no_photograph_by_name_says_so_and_what_it_holds(env, caps
     assert snapshot(env) == before
 
 
+def test_files_of_other_formats_beside_photos_are_counted_in_one_line(env, capsys):
+    # A new-user trial: a folder of photos with some .bmp and .webp among them imported the photos
+    # and passed over the others in silence.
+    write_photo(env.photos / "eye_L.jpg", seed=9)
+    cv2.imwrite(str(env.photos / "eye.bmp"), np.full((100, 100, 3), 90, np.uint8))
+    (env.photos / "eye.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBP")
+    (env.photos / "eye2.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBP")
+    capsys.readouterr()
+    assert main.main(["import", str(env.photos), "--project", str(env.project), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Imported 1 new photograph;")
+    assert out[-1] == ("3 other files in the folder were not imported (2 .webp, 1 .bmp): Octant reads .jpg, .jpeg, "
+                       ".png, .tif, .tiff, .dcm; save photos in another format as PNG and import those.")
+
+
 def test_bad_photos_among_good_ones_do_not_stop_the_import(env, capsys):
     for _name, setup, _ in IMPORT_CASES:
         setup(env)   # all into the same folder

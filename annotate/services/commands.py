@@ -22,6 +22,7 @@ import cv2
 from annotate.fov import FieldOfView, detect_fov
 from annotate.overlay import render_region_overlay
 from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
+from annotate.services.image_files import IMAGE_SUFFIXES
 from annotate.services.importer import import_images, iter_report_lines
 from annotate.services.photos import read_fundus
 from storage.command_progress import CommandProgress
@@ -33,6 +34,7 @@ from storage.reading import ReaderSession
 if TYPE_CHECKING:
     from storage.project import ProjectHandle
 
+_SUFFIXES = ", ".join(IMAGE_SUFFIXES)
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -49,25 +51,36 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_images(project, args.paths, split=args.split, laterality=args.eye, copy=args.copy,
                                    progress=None if args.quiet else lambda step: bar.update(
                                        step.done, step.path.name[-30:], total=step.total))
+    from annotate.services.image_files import other_file_kinds
+
+    others = other_file_kinds(args.paths)
     if not (report.added or report.duplicates or report.relinked or report.failed):
-        raise InvalidRequestError(_nothing_found(args.paths))
+        raise InvalidRequestError(_nothing_found(args.paths, others))
     for line in iter_report_lines(report):
         print(line)
+    if others:   # a folder of photos with some .bmp or .webp among them: said, not passed over in silence
+        count, folders = sum(others.values()), sum(Path(path).is_dir() for path in args.paths)
+        print(f"{count} other file{'s' if count != 1 else ''} in the folder{'s' if folders > 1 else ''} "
+              f"{'were' if count != 1 else 'was'} "
+              f"not imported ({_kinds_held(others)}): Octant reads {_SUFFIXES}; save photos in another format "
+              "as PNG and import those.")
     return 1 if report.failed else 0
 
 
-def _nothing_found(paths) -> str:
+def _nothing_found(paths, kinds) -> str:
     """The sentence for an import that found no photo (it said "Imported 0 new photographs" and
     exited 0 for a folder of .bmp or .webp files)."""
-    from annotate.services.image_files import IMAGE_SUFFIXES, other_file_kinds
-
-    kinds = other_file_kinds(paths)
     where = ", ".join(map(str, paths))
     if not kinds:
         return f"No photographs found in {where} (no files there); check the path."
+    return (f"No photographs found in {where} (files there: {_kinds_held(kinds)}); Octant "
+            f"reads {_SUFFIXES}: save the photos as PNG and import those.")
+
+
+def _kinds_held(kinds) -> str:
+    """"2 .bmp, 1 .webp": the three most common suffixes of the files that are not photographs by name."""
     held = ", ".join(f"{count} {suffix or 'without a suffix'}" for suffix, count in kinds.most_common(3))
-    return (f"No photographs found in {where} (files there: {held}{', …' if len(kinds) > 3 else ''}); Octant "
-            f"reads {', '.join(IMAGE_SUFFIXES)}: save the photos as PNG and import those.")
+    return held + (", …" if len(kinds) > 3 else "")
 
 
 def run_export(args: argparse.Namespace) -> int:
