@@ -81,6 +81,7 @@ def register(subparsers) -> None:
     add_precision_argument(pre)
     pre.add_argument("--redo", action="store_true", help="recompute images that already have a result")
     pre.add_argument("--batch-size", type=positive_int, help="photos per network call (default 8 on a GPU, 1 on a CPU)")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar (skipped photos and the summary are still said)")
     pre.set_defaults(func=run_presegment, thread_role="batch")
 
 

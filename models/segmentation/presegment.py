@@ -406,17 +406,20 @@ def presegment_command(args) -> int:
         print(f"octant: {models.backend_line()}", file=sys.stderr)
         for line in messages:
             print(f"octant: {line}", file=sys.stderr)
-    # One bar, rank 0's (its share of the photos); the other processes only name the photos they skip.
+    # One bar, rank 0's (its share of the photos) unless --quiet; the other processes only name the
+    # photos they skip, and so does rank 0 when quiet: a skipped photo is always said.
     share = f"process 1 of {world.size}" if world.active else ""
-    bar = CommandProgress(unit="photo", line_every=0.0, quiet=world.rank > 0, description=share)
+    bar = CommandProgress(unit="photo", line_every=0.0, quiet=world.rank > 0 or args.quiet, description=share)
 
     def show(event: PresegmentProgress) -> None:
         if event.status == "failed":
             line = f"skipped {about_file(event.path, event.message)}"
-            if world.rank == 0:
+            if not bar.quiet:
                 bar.message(line)
-            else:
+            elif world.active:
                 print(f"octant: process {world.rank + 1} of {world.size} {line}", file=sys.stderr, flush=True)
+            else:
+                print(f"octant: {line}", file=sys.stderr, flush=True)
         bar.update(event.done, event.path.name, total=event.total)
     paths = find_image_files(args.inputs, resolve=False) if args.inputs else None
     if not args.project and not paths:

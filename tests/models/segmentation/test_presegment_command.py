@@ -44,6 +44,20 @@ def test_presegment_stores_into_the_project_named_by_octant_project(tmp_path, ti
     assert "octant: Pre-segmentation networks: PyTorch " in err   # which backend and precision, and why
 
 
+def test_presegment_quiet_shows_no_progress_but_names_a_skipped_photo_and_sums_up(tmp_path, tiny_weights, photos,
+                                                                                   capsys):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "eye_a.png"), cv2.imread(str(photos / "eye_a.png")))
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    capsys.readouterr()
+    assert main.main(["presegment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet",
+                      "--weights-dir", str(tiny_weights), "--device", "cpu"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "Pre-segmentation networks" not in line]
+    assert len(lines) == 2 and "photo/s" not in "".join(lines) and "/2 " not in "".join(lines)   # no progress
+    assert lines[0].startswith(f"octant: skipped {tmp_path / 'in' / 'broken.png'}")
+    assert lines[1].startswith("1 photos pre-segmented, 0 already done, 1 skipped")
+
+
 def test_presegment_without_a_project_or_out_says_where_results_can_go(tmp_path, tiny_weights, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OCTANT_PROJECT", raising=False)
