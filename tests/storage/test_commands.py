@@ -50,6 +50,10 @@ def test_init_readers_assign_status(tmp_path, capsys, monkeypatch, database_url,
     assert code == 0 and "PIN" in out
     code, out, _ = run(capsys, "readers", "list", *db)
     assert "Dr R" in out and "retina_specialist" in out and "Boss" in out
+    boss, dr_r, dr_0 = (next(line.rstrip() for line in out.splitlines() if f" {name} " in line)
+                        for name in ("Boss", "Dr R", "Dr 0"))
+    assert boss.endswith("admin                passphrase")   # an admin always has one, never a PIN
+    assert dr_r.endswith("retina_specialist    PIN") and dr_0.endswith("ophthalmologist")
     with open_project(folder, database_url) as project:
         assert project.settings().consensus_k == 3
         add_fake_images(project, train=4)
