@@ -179,6 +179,11 @@ def open_project(folder: str | Path, database_url: str | None = None) -> Project
         except PermissionError:
             raise DatabaseError(f"You may not open the project folder {root}; ask for read and write "
                                 "access to it.") from None
+        if not found and root.is_file():   # `init` there would fail too: say what was given
+            if root.name == DATABASE_FILENAME:
+                raise NotFoundError(f"{root} is a project's database file; give its folder, {root.parent}.")
+            raise NotFoundError(f"{root} is a file, not a project folder; give the folder that holds "
+                                f"{DATABASE_FILENAME}.")
         if not found:
             raise NotFoundError(
                 f"{root} holds no Octant project; run `python main.py init {root}` first."

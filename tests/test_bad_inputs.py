@@ -532,6 +532,19 @@ def test_a_project_folder_the_user_may_not_enter_is_one_sentence(env, tmp_path):
     assert before is None or snapshot(env) == before
 
 
+def test_a_file_given_as_the_project_folder_is_called_a_file_not_sent_to_init(env, capsys):
+    # A new-user trial: `status --project /etc/passwd` suggested running `init` on the file.
+    notes = env.root / "notes.txt"
+    notes.write_text("not a project")
+    capsys.readouterr()
+    assert main.main(["status", "--project", str(notes)]) == FAILED
+    assert capsys.readouterr().err == (f"octant: {notes} is a file, not a project folder; give the folder that "
+                                       "holds octant.sqlite.\n")
+    assert main.main(["status", "--project", str(env.database)]) == FAILED
+    assert capsys.readouterr().err == (f"octant: {env.database} is a project's database file; give its folder, "
+                                       f"{env.project}.\n")
+
+
 # ------------------------------------------------------------------ pipes, moved photos, non-fundus pictures
 class ClosedPipe(io.StringIO):
     def write(self, text: str) -> int:
