@@ -50,19 +50,22 @@ def register(subparsers) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from models.engine.precision import parse_precision
     from storage.errors import OctantError
     from ui.app import make_app, quit_on_termination_signals, show_message
     from ui.platform_check import check_qt_can_open_windows
     from ui.workstation import open_workstation
 
+    # The options first: a mistyped --precision is said before a display is looked for.
+    precision = None if args.precision is None else parse_precision(args.precision)
     if (sys.platform.startswith("linux") and os.environ.get("QT_QPA_PLATFORM") is None
             and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
         raise OctantError("No display found; run the workstation on a desktop, or see it with "
                           "`python main.py screenshot --out DIR`.")
-    if args.precision is not None:   # remembered as the workstation's setting (Model menu)
+    if precision is not None:   # remembered as the workstation's setting (Model menu)
         from ui.precision_setting import remember_precision
 
-        remember_precision(args.precision)
+        remember_precision(precision)
     check_qt_can_open_windows()
     app = make_app()
     if args.demo:

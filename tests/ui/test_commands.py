@@ -62,3 +62,6 @@ def test_gui_without_a_display_says_what_to_do(monkeypatch, capsys):
     monkeypatch.setattr("sys.platform", "linux")
     assert main(["gui", "--demo"]) == 1
     assert "No display found" in capsys.readouterr().err
+    # A new-user trial: a mistyped option was only said once a display was found.
+    assert main(["gui", "--precision", "fp8"]) == 1
+    assert capsys.readouterr().err == "octant: Unknown precision 'fp8'; choose 'auto', 'fp32' or 'bf16'.\n"
