@@ -172,6 +172,34 @@ def test_an_active_model_gets_its_panel_and_its_queue(qtbot, review_project, tmp
         assert out.with_name(f"7-review{view}.png").stat().st_size > 10_000
 
 
+def imported_as(db, image_id: int, path) -> None:
+    """The image's stored SHA-256 made the file's: as if the photo rewritten by the test had been imported so."""
+    from sqlalchemy import update
+
+    from annotate.services.photos import sha256_of_file
+    from storage.schema import Image
+
+    with db.transaction() as session:
+        session.execute(update(Image).where(Image.id == image_id).values(sha256=sha256_of_file(path)))
+
+
+def test_a_photo_replaced_since_import_is_left_out_of_the_model_queue_and_named(qtbot, review_project, tmp_path):
+    from storage.images import list_images
+    from ui.review.queues import MODEL_VS_CONSENSUS
+
+    ids = review_project.image_ids
+    paths = {r.id: r.path for r in list_images(review_project.project.database)}
+    paths[ids[3]].write_bytes(paths[ids[0]].read_bytes())        # another photograph under its name
+    activate_a_tiny_model(review_project, tmp_path)
+    window = open_review(qtbot, review_project)
+    qtbot.waitUntil(lambda: window.model_queue is not None, timeout=10_000)
+    choose_queue(window, MODEL_VS_CONSENSUS)
+    assert (ids[4], FINDING) in [(i, f) for i, f, _ in listed(window)]   # the others still get their calls
+    assert ids[3] not in window.model_queue
+    assert window.status.text().startswith("The model vs consensus queue leaves out 1 photo: ")
+    assert f"{paths[ids[3]]} has changed since it was imported" in window.status.text()
+
+
 def test_a_red_free_photo_gets_no_model_call_and_the_panel_says_why(qtbot, review_project, tmp_path):
     import cv2
     import numpy as np
@@ -185,6 +213,7 @@ def test_a_red_free_photo_gets_no_model_call_and_the_panel_says_why(qtbot, revie
     ids = review_project.image_ids
     path = next(r.path for r in list_images(review_project.project.database) if r.id == ids[3])
     assert cv2.imwrite(str(path), cv2.imread(str(path)) * np.array([0, 1, 0], np.uint8))   # a green export
+    imported_as(review_project.project.database, ids[3], path)
     activate_a_tiny_model(review_project, tmp_path)
     window = open_review(qtbot, review_project)
     window.tabs.setCurrentWidget(window.side_by_side)
@@ -289,6 +318,21 @@ def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot,
     panel = window.side_by_side.readers[0]
     assert panel.picture.image is None and "eye_1.jpg" in panel.picture.text
     assert "1 macula" in panel.details.text()
+
+
+def test_a_photo_replaced_since_import_is_not_shown_side_by_side_as_that_image(qtbot, review_project):
+    from ui.review.queues import DISAGREEMENTS
+
+    photos = review_project.project.database.root / "photos"
+    (photos / "eye_1.jpg").write_bytes((photos / "eye_2.jpg").read_bytes())   # another photograph under its name
+    window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)
+    choose_queue(window, DISAGREEMENTS)
+    window.queues.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photo_errors, timeout=5000)
+    panel = window.side_by_side.readers[0]
+    assert panel.picture.image is None and "eye_1.jpg has changed since it was imported" in panel.picture.text
+    assert "1 macula" in panel.details.text()                  # the answers still show
 
 
 def test_region_level_agreement_shows_regional_agreements_numbers(qtbot, review_project):

@@ -114,6 +114,28 @@ def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_proj
     assert not canvas.has_overlay()
 
 
+def test_a_photo_replaced_since_import_gets_no_activation_map_and_says_why(qtbot, review_project, tmp_path):
+    # Photos are read where they were imported from: another patient's photo put under a known name
+    # must not be run through the model as this image.
+    from models.engine.weights import save_weights
+    from models.findings.guided import GuidedConfig, GuidedNet
+    from storage.predictions import register_model
+
+    config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(GuidedNet(config), path, {"architecture": "guided"})
+    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 0.5},
+                   {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+    window = open_active(qtbot, review_project)
+    go_to_disagreement(qtbot, window)
+    record = window.data.image(window.current[0])
+    others = [r.path for r in window.data.images if r.id != record.id]
+    record.path.write_bytes(others[0].read_bytes())            # another photograph under its name
+    press(qtbot, window, "M")
+    qtbot.waitUntil(lambda: "has changed since it was imported" in window.enlarged.details.text(), timeout=10_000)
+    assert not window.enlarged.canvas.has_overlay()
+
+
 def test_arrow_keys_move_through_the_queue_and_zoom_keys_zoom(qtbot, review_project):
     window = open_active(qtbot, review_project)
     ids = review_project.image_ids

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from storage.database import Database
-from storage.errors import WeightsError
+from storage.errors import BadImageError, WeightsError
 from storage.images import ImageRecord
 from storage.predictions import ModelRecord, list_models
 
@@ -141,11 +141,12 @@ class GuidedRunner:
 
     def _forward(self, model: ModelRecord, record: ImageRecord):
         """(probability, activation map, RGB crop, crop box in original pixels); all None for a red-free photo."""
-        from annotate.services.photos import read_fundus
+        from annotate.services.photos import check_unchanged, read_fundus
         from models.findings.inference import prepare_guided_input, run_guided
         from models.segmentation.red_free import is_red_free
 
         photo = read_fundus(record.path)
+        check_unchanged(record.path, record.sha256)   # another photo under its name gets no activation map
         if is_red_free(photo):
             with self._lock:
                 self._probabilities[(model.id, record.id)] = None
@@ -173,11 +174,14 @@ class GuidedRunner:
 
 
 def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunner,
-                        cancel: threading.Event | None = None) -> dict[int, dict[str, str]]:
+                        cancel: threading.Event | None = None,
+                        skipped: list[str] | None = None) -> dict[int, dict[str, str]]:
     """image id -> {finding: why} where the active model's call (probability ≥ its threshold)
     differs from a decided consensus (present or absent; uncertain images have no answer to miss).
 
-    ``data`` is a ``ui.review.data.ReviewData``. Runs every photo through the network once.
+    ``data`` is a ``ui.review.data.ReviewData``. Runs every photo through the network once; a photo
+    that cannot be read, or whose file changed since import, is left out and its sentence added to
+    ``skipped``: the other photos still get their calls.
     """
     found: dict[int, dict[str, str]] = {}
     for record in data.images:
@@ -187,7 +191,12 @@ def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunn
             state = data.consensus_state(record.id, code)
             if state is None or state.state == "uncertain":
                 continue
-            probability = runner.probability(model, record)
+            try:
+                probability = runner.probability(model, record)
+            except BadImageError as error:
+                if skipped is not None:
+                    skipped.append(str(error))
+                break   # this photo, for every model
             if probability is None:
                 continue   # red-free: the model makes no call
             if (probability >= model_threshold(model)) != (state.state == "present"):

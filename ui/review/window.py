@@ -12,9 +12,11 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from annotate.adjudication import review_queue
+from annotate.services.photos import check_unchanged
 from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
 from storage.adjudication import adjudicated_answers, record_adjudication
 from storage.errors import OctantError
+from storage.images import ImageRecord
 from storage.project import ProjectHandle
 from storage.review import ReviewSession
 from ui.background import Worker, worker_pool
@@ -55,6 +57,7 @@ class ReviewWindow(QWidget):
         self.models = guided_models(project.database, self.finding_names)
         self.runner = GuidedRunner()
         self.model_queue: dict[int, dict[str, str]] | None = None
+        self.model_queue_skipped: list[str] = []   # why photos were left out of it (unreadable, changed since import)
         self.photos: dict[int, DisplayImage] = {}
         self.photo_errors: dict[int, str] = {}
         self._pending_photos: set[int] = set()
@@ -197,8 +200,10 @@ class ReviewWindow(QWidget):
             self._refresh_queue()
             self._request_agreement()
             if self.models:
+                skipped: list[str] = []
+                self.model_queue_skipped = skipped
                 self._submit(("model_queue",),
-                             lambda cancel: model_disagreements(result, self.models, self.runner, cancel),
+                             lambda cancel: model_disagreements(result, self.models, self.runner, cancel, skipped),
                              takes_cancel=True)
         elif kind == "agreement" and tag[1] == self.queues.current_finding() and self.data is not None:
             names = {i: f"{r.name} ({role_text(r.role)})" for i, r in self.data.readers.items()}
@@ -220,6 +225,10 @@ class ReviewWindow(QWidget):
                 self._refresh_queue(quiet=True)
         elif kind == "model_queue":
             self.model_queue = result
+            if self.model_queue_skipped:   # photos the model could not be run on: the rest have their calls
+                count = len(self.model_queue_skipped)
+                self.status.setText(f"The model vs consensus queue leaves out {count} photo{'s' if count != 1 else ''}: "
+                                    + " ".join(self.model_queue_skipped))
             if self.queues.current_queue() == MODEL_VS_CONSENSUS:
                 self._refresh_queue()
 
@@ -403,8 +412,7 @@ class ReviewWindow(QWidget):
             if photo is None and image_id not in self.photo_errors and image_id not in self._pending_photos:
                 self._pending_photos.add(image_id)
                 size = (record.width, record.height)
-                self._submit(("photo", image_id),
-                                 lambda: decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE))
+                self._submit(("photo", image_id), lambda: _photo_as_imported(record, size))
             self.side_by_side.show_image(data, image_id, finding, colour, photo)
             if image_id in self.photo_errors:
                 for panel in self.side_by_side.readers + [self.side_by_side.consensus]:
@@ -500,3 +508,11 @@ def open_review_window(project: ProjectHandle, reader_id: int, parent: QWidget |
     window.show()
     window.activateWindow()   # the keys go to it, also where no window manager moves the focus
     return window
+
+
+def _photo_as_imported(record: ImageRecord, size: tuple[int, int]) -> DisplayImage:
+    """The side-by-side photo, refused when its file holds another photograph than the one imported
+    (checked after decoding, so that damage keeps its own sentence), as the workstation refuses it."""
+    display = decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE)
+    check_unchanged(record.path, record.sha256)
+    return display
