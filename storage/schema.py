@@ -185,7 +185,7 @@ class Landmark(Base):
     disc_y: Mapped[float] = mapped_column(Float)
     fovea_x: Mapped[float] = mapped_column(Float)
     fovea_y: Mapped[float] = mapped_column(Float)
-    model_version: Mapped[str | None] = mapped_column(String(120))
+    model_version: Mapped[str | None] = mapped_column(Text)  # pre-segmentation names five networks
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -271,7 +271,7 @@ class Prediction(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    model_version: Mapped[str] = mapped_column(String(120))
+    model_version: Mapped[str] = mapped_column(Text)  # e.g. "disc_cup=…;landmarks=…;…", ~250 chars
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

@@ -47,3 +47,19 @@ def test_one_active_model_per_network(tmp_project):
     active = {m.id: m.active for m in list_models(db)}
     assert active == {first: False, second: True, other: True}
     assert list_models(db, "vessels")[1].metrics == {"dice": 0.82}
+
+
+def test_a_version_naming_every_pre_segmentation_network_is_stored(tmp_project):
+    # Pre-segmentation stores "disc_cup=…;landmarks=…;lesion_detail=…;lesions=…;vessels=…" (about
+    # 250 characters); PostgreSQL refused it in a VARCHAR(120), so no photo could be pre-segmented there.
+    from storage.predictions import latest_model_landmarks, save_model_landmarks
+
+    db = tmp_project.database
+    image = add_image(db, "a.jpg", "a" * 64, 10, 10)
+    version = ";".join(f"{network}={network}-unet-202612041827-blend0.5-{'x' * 30}"
+                       for network in ("disc_cup", "landmarks", "lesion_detail", "lesions", "vessels"))
+    assert len(version) > 250
+    save_prediction(db, image, "presegmentation", {"width": 10}, version)
+    save_model_landmarks(db, image, (3.0, 4.0), (6.0, 5.0), version)
+    assert latest_prediction(db, image, "presegmentation") == {"width": 10}
+    assert latest_model_landmarks(db, image) is not None
