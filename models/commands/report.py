@@ -26,7 +26,8 @@ def run_report(args: argparse.Namespace) -> int:
         written = write_report(numbers, args.out, f"Octant report: {settings.name}",
                                LABEL_SOURCES[settings.label_source])
     print(f"Wrote {len(written.files)} files to {written.folder} ({numbers.images} images, "
-          f"{numbers.predicted_images} with model predictions); open {written.folder / 'summary.html'}.")
+          f"{numbers.predicted_images} with model predictions"
+          f"{f', {numbers.red_free_images} red-free left out' if numbers.red_free_images else ''}); open {written.folder / 'summary.html'}.")
     return 0
 
 

@@ -113,6 +113,7 @@ class ReportNumbers:
     model_diagnosis_confusion: np.ndarray     # [C, C] rows: final diagnosis, columns: model's most probable
     images: int                        # images with a done read or an adjudication
     predicted_images: int = 0
+    red_free_images: int = 0           # labelled red-free photos, left out of the model's numbers
     notes: list[str] = field(default_factory=list)
     reader_names: dict[int, str] = field(default_factory=dict)
     timings: list[ReaderTiming] = field(default_factory=list)       # from the audit (empty without events)
@@ -232,6 +233,7 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
     ids, state, bits = labels.arrays()
     red_free = {image for image, payload in predictions.items() if payload and payload.get("red_free")}
     predictions = {image: payload for image, payload in predictions.items() if image not in red_free}
+    labelled_red_free = len(red_free.intersection(ids.tolist()))
     scores, mass = _prediction_arrays(predictions, ids, codes)
     findings = []
     for f, code in enumerate(codes):
@@ -254,15 +256,20 @@ def report_numbers(labels: FinalLabels, predictions: dict[int, dict], finding_na
         diagnosis_classes=list(diagnosis_classes), readers_diagnosis_confusion=readers_confusion,
         model_diagnosis_confusion=model_confusion, images=len(ids),
         predicted_images=int(sum(1 for image in ids.tolist() if image in predictions)),
-        reader_names=dict(reader_names), timings=reading_times(events) if events else [], periods=periods,
-        period_kind=period, drift=drift_warnings(periods), notes=_red_free_notes(red_free, ids),
+        red_free_images=labelled_red_free, reader_names=dict(reader_names),
+        timings=reading_times(events) if events else [], periods=periods,
+        period_kind=period, drift=drift_warnings(periods), notes=_red_free_notes(labelled_red_free, len(ids)),
     )
 
 
-def _red_free_notes(red_free: set[int], ids: np.ndarray) -> list[str]:
-    labelled = len(red_free.intersection(ids.tolist()))
+def _red_free_notes(labelled: int, images: int) -> list[str]:
+    """The sentence on red-free photos left out of the model's numbers; when every labelled photo is
+    red-free it is the one sentence on the model (no "no predictions stored": they are, withheld)."""
+    why = "screening gives no finding probability or diagnosis for red-free photos, as the networks learnt on colour photos"
     if not labelled:
         return []
+    if labelled == images:
+        every = "The labelled photo is" if labelled == 1 else f"All {labelled} labelled photos are"
+        return [f"{every} red-free, so the report has no model numbers: {why}."]
     photos = "photo is" if labelled == 1 else "photos are"
-    return [f"{labelled} labelled red-free {photos} left out of the model's numbers: screening gives no "
-            "finding probability or diagnosis for red-free photos, as the networks learnt on colour photos."]
+    return [f"{labelled} labelled red-free {photos} left out of the model's numbers: {why}."]

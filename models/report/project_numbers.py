@@ -34,8 +34,11 @@ def project_numbers(db: Database, reader_id: int, period: str = "week", block: i
         numbers.gold = scores_against_gold(reads, gold, [f.code for f in settings.findings])
     for warning in numbers.drift:
         numbers.notes.append("Drift: " + warning.sentence(names.get(warning.reader_id, str(warning.reader_id))))
-    if not numbers.predicted_images:
-        numbers.notes.append("No model predictions are stored yet: run `screen --project` on the photos "
+    colour = numbers.images - numbers.red_free_images   # red-free ones have their own sentence
+    if not numbers.predicted_images and (colour or not numbers.images):
+        which = (f"for the {colour} labelled colour photo{'s' if colour != 1 else ''} "
+                 if numbers.red_free_images else "")
+        numbers.notes.append(f"No model predictions are stored {which}yet: run `screen --project` on the photos "
                              "for ROC, precision–recall, operating points and AIR.")
     numbers.notes.append(f"Final labels: {LABEL_SOURCES[settings.label_source]}.")
     return numbers

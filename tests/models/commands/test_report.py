@@ -146,3 +146,44 @@ def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_pat
         (row,) = list(csv.DictReader(handle))
     # Gold image 1 is never repeated; Dr 0 marked haemorrhage on images 4, 5, 7, 10 and misses 4 again.
     assert (row["reader"], row["repeats"], row["found_again"]) == ("Dr 0", "11", "0.7500")
+
+
+
+def _model_notes(summary: str) -> list[str]:
+    """The summary's notes that speak of the model's predictions or of red-free photos."""
+    import html
+    import re
+    notes = [html.unescape(n) for n in re.findall(r"<li>(.*?)</li>", summary)]
+    return [n for n in notes if "prediction" in n or "red-free" in n]
+
+
+@pytest.mark.parametrize("red_free", [12, 4])
+def test_red_free_photos_get_one_true_sentence_on_the_model(tmp_path, red_free, capsys):
+    # The first ``red_free`` photos screened as `screen --project` stores a red-free photo (no finding
+    # probability, no diagnosis, marked red-free); the others not screened yet.
+    with create_project(tmp_path / "project", name="Clinic") as project:
+        db = project.database
+        readers = [add_reader_as_admin(db, f"Dr {i}").id for i in range(3)]
+        add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
+        images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
+                                 for i in range(12)])
+        assign_readers(db)
+        for n, image in enumerate(images):
+            for reader in readers:
+                ReaderSession(db, reader).mark_normal(image)
+                ReaderSession(db, reader).mark_done(image)
+            if n < red_free:
+                save_prediction(db, image, FINDINGS_PREDICTION, {"findings": {}, "diagnosis": {}, "red_free": True},
+                                "test-model")
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--as", "Reviewer", "--project", str(tmp_path / "project")]) == 0
+    assert f"(12 images, 0 with model predictions, {red_free} red-free left out)" in capsys.readouterr().out
+    said = _model_notes((out / SUMMARY).read_text(encoding="utf-8"))
+    why = ("screening gives no finding probability or diagnosis for red-free photos, as the networks learnt on "
+           "colour photos.")
+    if red_free == 12:   # their predictions are stored, only withheld: "none stored yet" would be false
+        assert said == [f"All 12 labelled photos are red-free, so the report has no model numbers: {why}"]
+    else:
+        assert said == [f"4 labelled red-free photos are left out of the model's numbers: {why}",
+                        "No model predictions are stored for the 8 labelled colour photos yet: run `screen "
+                        "--project` on the photos for ROC, precision–recall, operating points and AIR."]
