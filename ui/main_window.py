@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from annotate.geometry import RegionGeometry
+from storage.click_recovery import recovery_folder
 from storage.errors import CancelledError, GeometryError, OctantError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
@@ -37,6 +38,7 @@ from ui.workstation_settings import workstation_settings
 
 ZOOM_STEP = 1.25
 LAST_TRY_MS = 2000   # on a logout, the kept clicks' last try before they go to the recovery file
+CLOSE_KEEPING_CLICKS = "Close; save them at my next sign-in"
 # Docks never narrower than this (pixels): reader name, progress and finding names stay whole.
 DOCK_MIN_WIDTH = {"queue": 190, "answer": 250}
 # Below this a remembered window is not restored as it was: the canvas and the docks' names would
@@ -90,7 +92,7 @@ class MainWindow(QMainWindow, Prompts):
         self.admin_dialog: QWidget | None = None      # File → Readers and sets… (admins)
         self.ahead: PresegmentAhead | None = None   # pre-segmentation of the queue, when running
         self.ordering: Worker | None = None   # the sign-in's first ordering of the queue, while it runs
-        self._close_without_kept_clicks = False   # the reader chose to close with clicks not saved
+        self._close_with_kept_clicks = False   # the reader chose to close: kept clicks go to the recovery file
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------
@@ -604,10 +606,12 @@ class MainWindow(QMainWindow, Prompts):
             if other is not None and other.isVisible():
                 other.close()
 
-    def close_without_kept_clicks(self) -> bool:
-        """Close even with clicks not saved (they go to the log, by image): the reader said so,
-        or the project was restored from a backup under them."""
-        self._close_without_kept_clicks = True
+    def close_keeping_clicks_for_next_sign_in(self) -> bool:
+        """Close even with clicks not saved: they go to the project's recovery file, saved at the
+        reader's next sign-in (``storage.click_recovery``), and the log names them. The reader
+        chose it, or the project was restored from a backup. Where the file cannot be written the
+        window stays open and goes on saving them (False)."""
+        self._close_with_kept_clicks = True
         return self.close()
 
     def _ask_about_kept_clicks(self) -> None:
@@ -616,25 +620,45 @@ class MainWindow(QMainWindow, Prompts):
             return   # asked already
         kept = self.controller.kept_clicks()
         clicks = "Your last click is" if kept == 1 else f"Your last {kept} clicks are"
+        them = "it is" if kept == 1 else "they are"
         box = QMessageBox(QMessageBox.Icon.Warning, "Octant",
                           f"{clicks} not saved yet: the project database is busy in another program. "
-                          "Octant keeps trying; close again once the status bar says Saved ✓, "
-                          "or close now without them.", QMessageBox.StandardButton.NoButton, self)
+                          "Octant keeps trying; close again once the status bar says Saved ✓, or close now: "
+                          f"{them} kept in {recovery_folder(self.controller.project.root)} and saved when "
+                          "you next sign in.", QMessageBox.StandardButton.NoButton, self)
         box.setObjectName("keptClicksQuestion")
         box.addButton("Keep waiting", QMessageBox.ButtonRole.RejectRole)
-        close_now = box.addButton("Close without them", QMessageBox.ButtonRole.DestructiveRole)
+        close_now = box.addButton(CLOSE_KEEPING_CLICKS, QMessageBox.ButtonRole.AcceptRole)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _result: self.close_without_kept_clicks()
+        box.finished.connect(lambda _result: self.close_keeping_clicks_for_next_sign_in()
                              if box.clickedButton() is close_now else self.activateWindow())
         box.open()
+
+    def _kept_clicks_written(self) -> bool:
+        """The reader closes with clicks kept: the writer stops and what it has not saved goes to
+        the recovery file. Where that file cannot be written (a full disk) the writer goes on, the
+        window stays and says so, and nothing is lost (False)."""
+        saves = self.controller.saves
+        if not saves.stop() or saves.recovery_file is not None:
+            return True
+        saves.resume()
+        self._close_with_kept_clicks = False
+        self.show_problem(f"Your clicks not saved yet could not be kept for your next sign-in "
+                          f"({saves.recovery_problem}): the window stays open and Octant keeps trying to save "
+                          "them; close once the status bar says Saved ✓.")
+        return False
 
     def closeEvent(self, event) -> None:
         self.controller.finish()   # the open image's done mark (kept too, if the database is busy)
         ending = ending_on_signal()   # a logout: nobody to ask, the kept clicks go to the recovery file
-        if self.controller.kept_clicks() and not self._close_without_kept_clicks and not ending:
-            event.ignore()
-            self._ask_about_kept_clicks()
-            return
+        if self.controller.kept_clicks() and not ending:
+            if not self._close_with_kept_clicks:
+                event.ignore()
+                self._ask_about_kept_clicks()
+                return
+            if not self._kept_clicks_written():   # they could not be kept for the next sign-in: it stays
+                event.ignore()
+                return
         self._closing = True
         # The training and review windows it opened work on its project, which closes with it (quit,
         # sign-out, restore): left open, Quit would not end the application, and after a sign-out the
@@ -646,9 +670,8 @@ class MainWindow(QMainWindow, Prompts):
             self.ordering.cancel()
             self.ordering.wait()
         # Clicks still kept get a last try on a logout, then go to the recovery file, saved at the reader's
-        # next sign-in; the log names them. Not after "Close without them" or a restore (ui/save_queue.py).
-        self.controller.saves.stop(recover=not self._close_without_kept_clicks,
-                                   last_try_ms=LAST_TRY_MS if ending else 0)
+        # next sign-in; the log names them (ui/save_queue.py).
+        self.controller.saves.stop(last_try_ms=LAST_TRY_MS if ending else 0)
         settings = workstation_settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())

@@ -6,10 +6,10 @@ froze the window for up to ten seconds. A click that finds the database still lo
 here, with every click after it, and a single writer (a ``Worker`` on a one-thread pool) tries
 them again in order until each is saved or refused for a reason of its own (a stale undo, a
 retired reader), which is then said. Nothing is dropped: a window that closes with clicks
-still kept asks first (``MainWindow.closeEvent``); a quit that cannot wait or ask (a logout's
-SIGTERM) tries them a last time, then writes what is left to the project's recovery file
-(``storage.click_recovery``), saved at the reader's next sign-in. Every click left unsaved is
-also named in the log, and only the log when the reader chose to close without them.
+still kept asks first (``MainWindow.closeEvent``: keep waiting, or close and have them saved at
+the next sign-in); a quit that cannot wait or ask (a logout's SIGTERM) tries them a last time.
+What is left then goes to the project's recovery file (``storage.click_recovery``), saved at the
+reader's next sign-in, and is named in the log.
 """
 from __future__ import annotations
 
@@ -60,13 +60,13 @@ class SaveQueue(QObject):
         super().__init__(parent)
         self.recovery_root = recovery_root
         self.recovery_file: Path | None = None   # where the clicks left were written, if they were
+        self.recovery_problem = ""                 # why they could not be, if they could not
         # The writer's own session: it waits longer for the lock than the window's does.
         self._session = ReaderSession(session.db, session.reader.id, lock_wait_ms=RETRY_WAIT_MS)
         self._clicks: deque[KeptClick] = deque()
         self._lock = threading.Lock()
         self._writing = False
-        self._logged = False   # the unsaved clicks have been named in the log
-        self._recover = True   # clicks left at the end go to the recovery file (not after "close without them")
+        self._logged = False   # the unsaved clicks have been written and named in the log
         self._pool = worker_pool(self, 1)
         self.writer: Worker | None = None
 
@@ -86,38 +86,50 @@ class SaveQueue(QObject):
             if self._writing:
                 return
             self._writing = True
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         self.writer = Worker(self._write_all, name="Saving kept clicks", pool=self._pool, owner=self)
         self.writer.yielded.connect(self.outcome.emit)
         self.writer.start()
 
-    def stop(self, recover: bool = True, last_try_ms: int = 0) -> list[KeptClick]:
+    def stop(self, last_try_ms: int = 0) -> list[KeptClick]:
         """Cancel and join the writer (the window closes), after letting it try ``last_try_ms``
-        more; returns the clicks left unsaved, which are named in the log and, with ``recover``,
-        written to the recovery file (``recovery_file``)."""
+        more; returns the clicks left unsaved, which are written to the recovery file
+        (``recovery_file``, or ``recovery_problem`` says why not) and named in the log."""
         if self.writer is not None:
             if last_try_ms:
                 self.writer.wait(last_try_ms)
-            with self._lock:
-                self._recover = recover   # also for the writer's own account as it ends
             self.writer.cancel()
             self.writer.wait()
-        self._account_for_unsaved(recover)   # also when the writer was dropped before it ran
+        self._account_for_unsaved()   # also when the writer was dropped before it ran
         return self.kept()
 
-    def _account_for_unsaved(self, recover: bool) -> None:
-        """Once: the clicks left go to the recovery file (with ``recover``) and are named in the log."""
+    def resume(self) -> None:
+        """After a ``stop`` whose clicks could not be written to the recovery file: the writer goes
+        on saving them (the window stays open)."""
+        with self._lock:
+            self._logged = False
+            if not self._clicks or self._writing:
+                return
+            self._writing = True
+        self._start_writer()
+
+    def _account_for_unsaved(self) -> None:
+        """Once: the clicks left go to the recovery file and are named in the log."""
         left = self.kept()
         with self._lock:
             if not left or self._logged:
                 return
             self._logged = True
         line = unsaved_clicks_line(self._session.reader.name, left)
-        if recover and self.recovery_root is not None:
+        if self.recovery_root is not None:
             try:
                 self.recovery_file = write_recovery_file(self.recovery_root, self._session.reader.id,
                                                          self._session.reader.name, left)
                 line += f" Written to {self.recovery_file}: saved at {self._session.reader.name}'s next sign-in."
-            except OSError as error:   # a read-only project folder: the log still names them
+            except OSError as error:   # a full disk, a read-only project folder: the log still names them
+                self.recovery_problem = f"{error.strerror or error}"
                 line += f" They could not be written to the recovery file ({error})."
         log.error("%s", line)
         note_in_log(line)
@@ -138,9 +150,7 @@ class SaveQueue(QObject):
         except BaseException:
             with self._lock:
                 self._writing = False
-            with self._lock:
-                recover = self._recover
-            self._account_for_unsaved(recover)   # a quit that could not wait (stop_all_background_work)
+            self._account_for_unsaved()   # a quit that could not wait (stop_all_background_work)
             raise
 
     def _save(self, click: KeptClick, cancel: threading.Event) -> SavedClick:

@@ -1,8 +1,8 @@
 """A save that finds the project database locked by another program (it holds SQLite's write
 lock: BEGIN IMMEDIATE on its own connection) never freezes the window and never loses a click:
 the click is kept ("Saving…"), the window goes on processing events, and the click is saved in
-order once the lock is let go; closing meanwhile asks, and a close without them names them in
-the log."""
+order once the lock is let go; closing meanwhile asks, and a close now keeps them in the
+project's recovery file for the next sign-in (and names them in the log)."""
 from __future__ import annotations
 
 import sqlite3
@@ -117,15 +117,50 @@ def test_closing_with_a_kept_click_asks_and_closes_once_it_is_saved(qtbot, readi
     assert ana.read(image).done   # answered by the kept click: done as the window closed, as any
 
 
-def test_closing_without_the_kept_clicks_names_them_in_the_log(qtbot, reading_project, other_program):
+def test_closing_now_keeps_the_clicks_for_the_next_sign_in_which_saves_them(qtbot, reading_project, other_program):
+    from storage.click_recovery import recovery_files
+    from ui.main_window import CLOSE_KEEPING_CLICKS
+
+    ana = reading_project.readers["Ana"].id
     window, image, question = closing_with_a_kept_click(qtbot, reading_project, other_program, "5")
-    close_now = next(button for button in question.buttons() if button.text() == "Close without them")
+    recovery = reading_project.folder / "recovery"
+    assert f"or close now: it is kept in {recovery} and saved when you next sign in." in question.text()
+    close_now = next(button for button in question.buttons() if button.text() == CLOSE_KEEPING_CLICKS)
+    assert CLOSE_KEEPING_CLICKS == "Close; save them at my next sign-in"     # the choice says what happens
     close_now.click()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     assert window.controller.saves.writer.has_ended
+    [path] = recovery_files(reading_project.folder, ana)
     line = (data_dir() / "octant.log").read_text()
     assert line.count("Not saved") == 1 and f"image {image}: Haemorrhage: region 5" in line
-    assert "Written to" not in line and not (reading_project.folder / "recovery").exists()   # the reader chose
+    assert f"Written to {path}: saved at Ana's next sign-in." in line
+    QApplication.processEvents()
+    other_program.execute("ROLLBACK")
+    again = open_window(qtbot, reading_project.project, ana)
+    assert stored_regions(reading_project, image) == {5} and recovery_files(reading_project.folder, ana) == []
+    assert again.hint_label.text().endswith(") is saved now.")
+
+
+def test_closing_now_where_the_clicks_cannot_be_kept_leaves_the_window_open_saving_them(
+        qtbot, reading_project, other_program, monkeypatch):
+    # A full disk: the recovery file cannot be written, so the window stays and the writer goes on.
+    from ui import save_queue
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(save_queue, "write_recovery_file", disk_full)
+    window, image, question = closing_with_a_kept_click(qtbot, reading_project, other_program, "6")
+    assert not window.close_keeping_clicks_for_next_sign_in()
+    assert window.isVisible() and window.controller.kept_clicks() == 1
+    assert window.hint_label.text() == (
+        "Your clicks not saved yet could not be kept for your next sign-in (No space left on device): the window "
+        "stays open and Octant keeps trying to save them; close once the status bar says Saved ✓.")
+    assert "could not be written to the recovery file" in (data_dir() / "octant.log").read_text()
+    other_program.execute("ROLLBACK")
+    qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
+    assert stored_regions(reading_project, image) == {6}
+    assert window.close()                                                # nothing kept: it closes at once
     QApplication.processEvents()
 
 
@@ -234,5 +269,5 @@ def test_a_quit_that_cannot_wait_writes_the_kept_clicks_to_the_recovery_file(qtb
     stop_all_background_work()
     [path] = recovery_files(reading_project.folder, ana)
     assert "Haemorrhage: region 7" in path.read_text() and window.controller.saves.recovery_file == path
-    window.close_without_kept_clicks()
+    window.close_keeping_clicks_for_next_sign_in()
     assert recovery_files(reading_project.folder, ana) == [path]          # written once, kept
