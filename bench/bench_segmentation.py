@@ -315,6 +315,31 @@ def store_detail_blend(path: Path, given: str) -> float:
     return blend
 
 
+MIRROR_SUFFIX = "-mirror"
+
+
+def store_mirror_average(folder: Path, given: str) -> dict[str, str]:
+    """Turn the mirror average (``LesionNetConfig.mirror_average``) on or off in the lesion and
+    detail networks' files of ``folder``; only the header changes. The maps change, so the version
+    does too (predictions and kept maps name it)."""
+    from models.engine.weights import rewrite_metadata
+
+    if given not in ("on", "off"):
+        raise SystemExit(f"--set-mirror-average wants on or off, not {given!r}.")
+    versions = {}
+    for name in ("lesions", "lesion_detail"):
+        path = folder / f"{name}.safetensors"
+        if not path.is_file():
+            continue
+        metadata = read_metadata(path)
+        metadata["config"]["mirror_average"] = given == "on"
+        base = str(metadata.get("version", path.stem)).removesuffix(MIRROR_SUFFIX)
+        metadata["version"] = base + (MIRROR_SUFFIX if given == "on" else "")
+        rewrite_metadata(path, metadata)
+        versions[name] = metadata["version"]
+    return versions
+
+
 def store_lesion_peaks(path: Path, given: str) -> dict[str, float]:
     """Write per-channel suggestion peaks into the lesion network's stored config (the pipeline reads
     them as ``LesionNetConfig.peaks``); channels not given keep theirs (or the pipeline's defaults)."""
@@ -479,6 +504,10 @@ def main() -> None:
                         help="store the detail network's share W of the pipeline's map for its channels (1: it "
                              "replaces the lesion network's) in <weights-dir>/lesion_detail.safetensors, then stop; "
                              "re-tune its thresholds after (--only lesion_detail --tune-lesion-thresholds)")
+    parser.add_argument("--set-mirror-average", choices=("on", "off"),
+                        help="average each lesion map with the mirrored photo's (test-time augmentation) in "
+                             "<weights-dir>/lesions.safetensors and lesion_detail.safetensors, or stop doing so, then stop; "
+                             "re-tune the thresholds and suggestion rules after")
     parser.add_argument("--device", default=None)
     parser.add_argument("--red-free", action="store_true",
                         help="landmarks: also on red-free (grey) versions of the validation photos")
@@ -502,6 +531,9 @@ def main() -> None:
     if args.set_detail_blend:
         path = Path(args.weights_dir) / "lesion_detail.safetensors"
         print(f"{path}: blend {store_detail_blend(path, args.set_detail_blend)}")
+        return
+    if args.set_mirror_average:
+        print(json.dumps(store_mirror_average(Path(args.weights_dir), args.set_mirror_average), indent=1))
         return
     if args.set_lesion_peaks:
         path = Path(args.weights_dir) / "lesions.safetensors"

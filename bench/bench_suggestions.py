@@ -342,9 +342,7 @@ def store_rules(folder: Path, given: dict[str, dict[str, float]]) -> dict[str, d
     network for its channels when its file is there): the peak into ``peaks``, the rest into
     ``suggestion_rules`` (every field, so the pipeline's default least areas no longer apply). Only
     the header changes: the tensors are written back as read, the version stays (the maps do not change)."""
-    from safetensors.torch import load_file, save_file
-
-    from models.engine.weights import METADATA_KEY, read_metadata
+    from models.engine.weights import read_metadata, rewrite_metadata
     from models.segmentation.lesions import LesionNetConfig
     from models.segmentation.pipeline import network_peaks
 
@@ -372,10 +370,7 @@ def store_rules(folder: Path, given: dict[str, dict[str, float]]) -> dict[str, d
         metadata["config"]["suggestion_rules"] = rules
         metadata["suggestion_rules_note"] = ("chosen with bench/bench_suggestions.py --sweep on the unchecked "
                                              "IDRiD-landmarks photos and IDRiD-segmentation 01-44")
-        tensors = load_file(str(path))
-        partial = path.with_name(path.name + ".partial")
-        save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
-        partial.replace(path)
+        rewrite_metadata(path, metadata)
         stored[name] = {c: {"peak": peaks.get(c, 0.0), **rules[c]} for c in channels}
     return stored
 

@@ -227,3 +227,30 @@ def test_device_caches_come_back_pixel_for_pixel(tmp_path, monkeypatch):
     assert sorted(rebuilt.files) == sorted(drive)
     assert all(np.array_equal(rebuilt[name], array) and rebuilt[name].dtype == array.dtype
                for name, array in drive.items())
+
+
+def test_the_mirror_average_is_switched_in_both_lesion_files_with_their_versions(tmp_path, monkeypatch):
+    """bench_segmentation --set-mirror-average: only the headers change (tensors as stored, int8 too);
+    the versions say it, and switching off gives the former versions back."""
+    from safetensors.torch import load_file
+
+    from models.engine.weights import read_metadata, save_weights
+    from models.segmentation.lesions import LesionNetConfig, build_lesion_net
+
+    bench = load_bench("bench_segmentation", monkeypatch)
+    lesions = LesionNetConfig(decoder_channels=16)
+    detail = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.05, 0.6))
+    for name, config in (("lesions", lesions), ("lesion_detail", detail)):
+        save_weights(build_lesion_net(config), tmp_path / f"{name}.safetensors",
+                     {"name": name, "config": config.to_dict(), "version": f"{name}-v"}, int8=True)
+    before = {name: load_file(str(tmp_path / f"{name}.safetensors")) for name in ("lesions", "lesion_detail")}
+    assert bench.store_mirror_average(tmp_path, "on") == {"lesions": "lesions-v-mirror",
+                                                          "lesion_detail": "lesion_detail-v-mirror"}
+    assert read_metadata(tmp_path / "lesions.safetensors")["config"]["mirror_average"] is True
+    for name, tensors in before.items():
+        after = load_file(str(tmp_path / f"{name}.safetensors"))
+        assert tensors.keys() == after.keys() and all(torch.equal(tensors[k], after[k]) for k in tensors)
+    assert bench.store_mirror_average(tmp_path, "off")["lesions"] == "lesions-v"
+    assert read_metadata(tmp_path / "lesion_detail.safetensors")["config"]["mirror_average"] is False
+    with pytest.raises(SystemExit, match="--set-mirror-average"):
+        bench.store_mirror_average(tmp_path, "yes")

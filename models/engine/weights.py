@@ -53,6 +53,16 @@ def save_weights(model: nn.Module, path: str | Path, metadata: dict,
     return path
 
 
+def rewrite_metadata(path: str | Path, metadata: dict) -> Path:
+    """Replace a weights file's metadata; its tensors are written back exactly as stored (int8
+    stays int8, no re-quantising)."""
+    path = _existing(path)
+    temporary = path.with_name(path.name + ".partial")
+    save_file(load_file(str(path)), str(temporary), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    temporary.replace(path)
+    return path
+
+
 def read_metadata(path: str | Path) -> dict:
     """The metadata dict stored by ``save_weights`` (empty if the file has none)."""
     path = _existing(path)

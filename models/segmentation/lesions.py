@@ -98,6 +98,10 @@ class LesionNetConfig(NetConfig):
     # A detail network's share of the pipeline's map for its channels, the rest the lesion network's
     # (1: it replaces them). Below 1 its thresholds and peaks are those of the blended map.
     blend: float = 1.0
+    # Test-time augmentation: each map is the mean of the photo's and of its mirror image's (flipped
+    # left to right, run in the same network call, the result flipped back). It changes the maps'
+    # calibration, so the thresholds and suggestion rules stored beside it are tuned with it.
+    mirror_average: bool = False
 
 
 LOCAL_MEAN_SIGMA_FRACTION = 1 / 40   # of the FOV diameter: wider than the largest haemorrhages
@@ -172,18 +176,30 @@ def blend_detail(probs: np.ndarray, detail_probs: np.ndarray, detail: LesionNetC
 
 def segment_lesions(model: nn.Module, image_rgb: np.ndarray, device: torch.device,
                     config: LesionNetConfig | None = None) -> np.ndarray:
-    """Lesion probabilities (len(config.channels), H, W) float32 for an image already at the working scale."""
-    return segment_prepared(model, prepare_input(image_rgb, config or LesionNetConfig()), device)
+    """Lesion probabilities (len(config.channels), H, W) float32 for an image already at the working
+    scale, averaged with the mirror image's where ``config.mirror_average`` says so."""
+    config = config or LesionNetConfig()
+    return segment_prepared(model, prepare_input(image_rgb, config), device, config.mirror_average)
 
 
-def segment_prepared(model: nn.Module, prepared_rgb: np.ndarray, device: torch.device) -> np.ndarray:
+def segment_prepared(model: nn.Module, prepared_rgb: np.ndarray, device: torch.device,
+                     mirror_average: bool = False) -> np.ndarray:
     """``segment_lesions`` on an input already through ``prepare_input`` (shared by two networks)."""
-    return segment_prepared_batch(model, [prepared_rgb], device)[0]
+    return segment_prepared_batch(model, [prepared_rgb], device, mirror_average)[0]
 
 
-def segment_prepared_batch(model: nn.Module, prepared: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
-    """``segment_prepared`` for several photos: one network call for those of one padded size."""
+def segment_prepared_batch(model: nn.Module, prepared: list[np.ndarray], device: torch.device,
+                           mirror_average: bool = False) -> list[np.ndarray]:
+    """``segment_prepared`` for several photos: one network call for those of one padded size.
+    ``mirror_average``: each map is the mean of the photo's and of its mirror image's (flipped back);
+    the mirror images have their photos' padded sizes, so they share the photos' call."""
     inputs = [rgb_to_tensor(image).to(device) for image in prepared]
+    if mirror_average:
+        inputs += [image.flip(-1) for image in inputs]
     with inference_context(device):
-        probs = predict_padded_many(lambda batch: torch.sigmoid(model(batch)), inputs, multiple=32)
-    return [prob.float().cpu().numpy() for prob in probs]
+        probs = [prob.float().cpu().numpy()
+                 for prob in predict_padded_many(lambda batch: torch.sigmoid(model(batch)), inputs, multiple=32)]
+    if not mirror_average:
+        return probs
+    count = len(prepared)
+    return [(own + mirrored[..., ::-1]) / 2 for own, mirrored in zip(probs[:count], probs[count:])]

@@ -437,8 +437,10 @@ def _segment_lesions(photos: list[_Photo], models: PipelineModels, options: list
         return inputs[key]
 
     prepared = lesion_inputs(lesions.config)
-    probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device)
-    detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device)
+    probs_all = segment_prepared_batch(lesions.model, [x for x, _ in prepared], models.device,
+                                       lesions.config.mirror_average)
+    detail_all = (segment_prepared_batch(detail.model, [x for x, _ in lesion_inputs(detail.config)], models.device,
+                                         detail.config.mirror_average)
                   if detail is not None else [None] * len(photos))
     for photo, option, (_, (_work, x0, y0, k)), probs, detail_probs in zip(photos, options, prepared, probs_all,
                                                                          detail_all):

@@ -132,3 +132,18 @@ def test_a_region_with_one_spot_is_not_suggested_when_the_type_needs_two():
     one = {"HE": (6, 0.99)}
     assert suggestions(one)["HE"] == [1]
     assert suggestions(one, PipelineOptions(lesion_rules={"HE": {"least_spots": 2}}))["HE"] == []
+
+
+def test_the_mirror_average_is_stored_in_each_lesion_file_and_an_older_file_runs_without(tmp_path, tiny_weights):
+    for name in ("landmarks", "disc_cup", "vessels"):
+        (tmp_path / f"{name}.safetensors").write_bytes((tiny_weights / f"{name}.safetensors").read_bytes())
+    assert LesionNetConfig.from_dict({"decoder_channels": 16}).mirror_average is False   # files written before
+    lesions = LesionNetConfig(decoder_channels=16, fov_diameter_px=160, mirror_average=True)
+    detail = LesionNetConfig(architecture="unet", channels=("MA", "EX"), decoder_channels=16, thresholds=(0.3, 0.4),
+                             fov_diameter_px=160, blend=0.5)
+    for name, config in (("lesions", lesions), ("lesion_detail", detail)):
+        save_weights(build_lesion_net(config), tmp_path / f"{name}.safetensors",
+                     {"name": name, "config": config.to_dict(), "version": name}, int8=True)
+    models, messages = load_pipeline_models(tmp_path, "cpu")
+    assert messages == [] and models.get("lesions").config.mirror_average is True
+    assert models.get("lesion_detail").config.mirror_average is False

@@ -128,3 +128,23 @@ def test_blending_a_detail_map_resizes_it_onto_the_lesion_grid_and_mixes_only_it
     assert np.allclose(mixed[[0, 2]], 0.25 * 0.6 + 0.75 * 0.2) and np.allclose(mixed[[1, 3]], 0.2)
     replaced = blend_detail(probs, detail, LesionNetConfig(channels=("MA", "EX")))   # blend 1: replaces
     assert np.allclose(replaced[[0, 2]], 0.6)
+
+
+def test_the_mirror_average_is_the_mean_of_the_photos_map_and_its_mirror_images_flipped_back():
+    """Test-time augmentation (``LesionNetConfig.mirror_average``): one network call for the photo and
+    its mirror image, the second map flipped back before averaging; photos of two sizes in one batch."""
+    from models.segmentation.lesions import segment_prepared_batch
+
+    torch.manual_seed(0)
+    model = build_lesion_net(LesionNetConfig(decoder_channels=16)).eval()
+    rng = np.random.default_rng(1)
+    photos = [rng.integers(0, 255, (50, 70, 3), dtype=np.uint8), rng.integers(0, 255, (40, 64, 3), dtype=np.uint8)]
+    plain = segment_prepared_batch(model, photos, CPU)
+    mirrored = segment_prepared_batch(model, [np.ascontiguousarray(p[:, ::-1]) for p in photos], CPU)
+    averaged = segment_prepared_batch(model, photos, CPU, mirror_average=True)
+    for own, flipped, both in zip(plain, mirrored, averaged):
+        assert both.shape == own.shape and both.dtype == np.float32
+        assert np.allclose(both, (own + flipped[..., ::-1]) / 2, atol=1e-5)
+        assert not np.allclose(both, own, atol=1e-4)   # the mirror image's map differs, so the mean does
+    config = LesionNetConfig(decoder_channels=16, mirror_average=True)
+    assert np.allclose(segment_lesions(model, photos[0], CPU, config), averaged[0], atol=1e-6)
