@@ -10,7 +10,9 @@ names pg_dump. The daily backup can be switched off per workstation (setting
 
 Restoring is an admin's action: the chosen folder is checked first (``storage.backup.check_backup``:
 every file against the manifest, a schema this Octant knows) on a Worker, then the admin confirms
-one sentence saying what will happen and types their passphrase, and ``restore_project`` runs on
+one sentence saying what will happen and types their passphrase (a restore waits for this
+workstation's clicks kept for a busy database: saved first, they are in what the restore keeps),
+and ``restore_project`` runs on
 a Worker (what the project held is kept in ``backups/before-restore-<time>``), its steps shown in a
 progress dialog whose Cancel stops it within a second, the project left exactly as it was. The window then
 asks to be reopened (``projectRestored``): the restored database may have other readers and
@@ -40,6 +42,7 @@ from storage.readers import require_admin
 from ui.admin_guard import admin_signs_in
 from ui.background import Worker
 from ui.keyboard_focus import give_keys_back
+from ui.reading_controller import KEPT_CLICKS_HINT
 from ui.workstation_settings import workstation_settings
 
 DAILY_SETTING = "project/daily_backup"
@@ -104,6 +107,8 @@ def restore_from_backup(window, folder: str | None = None) -> Worker | None:
         # They work on the database the restore replaces (a training run registers its model there).
         window.show_problem("Close the training and review windows first, then restore.")
         return None
+    if _kept_clicks_refuse(window):
+        return None
     if folder is None:
         backups = project.root / BACKUPS_FOLDER
         folder = QFileDialog.getExistingDirectory(window, "Restore the project from the backup folder…",
@@ -145,6 +150,11 @@ def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
     if admin_id is None:
         window.show_hint("Nothing was restored.")
         return None
+    # The open image's done mark goes in now, into what the restore keeps (the window's close after the
+    # restore then has none to write from answers the restore replaced).
+    window.controller.finish()
+    if _kept_clicks_refuse(window):   # kept while the backup was checked, or that done mark
+        return None
     if window.ahead is not None:   # nothing of this window writes while the database is replaced
         window.ahead.cancel()
     window.setEnabled(False)       # the progress dialog is a window of its own: it stays enabled
@@ -159,6 +169,17 @@ def _confirm_and_restore(window, source: Path, manifest: dict) -> Worker | None:
     worker.finished.connect(dialog.close)
     window.restore_worker, window.restore_progress = worker, dialog
     return worker.start()
+
+
+def _kept_clicks_refuse(window) -> bool:
+    """A restore waits for this workstation's clicks kept for a busy database: saved first, they are
+    in the copy the restore keeps of what the project holds (given later, into the restored database,
+    they would change answers they were not given on)."""
+    if not window.controller.kept_clicks():
+        return False
+    window.show_problem(f"{KEPT_CLICKS_HINT}: restore once the status bar says Saved ✓, so that they are in "
+                        f"the copy the restore keeps in {_project(window).root / BACKUPS_FOLDER}.")
+    return True
 
 
 def _cancelled(window, sentence: str) -> None:

@@ -172,7 +172,7 @@ def reopen_after_restore(window: MainWindow, note: str) -> SignInDialog:
 
     dialog.finished.connect(answered)
     dialog.open()   # before the window closes, so the application does not quit meanwhile
-    window.close_keeping_clicks_for_next_sign_in()   # clicks kept meanwhile: saved into the restored database at the next sign-in
+    window.close_keeping_clicks_for_next_sign_in()   # a restore starts with none kept; any since: the recovery file
     project.close()
     if window in _open_windows:
         _open_windows.remove(window)

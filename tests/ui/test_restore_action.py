@@ -179,3 +179,85 @@ def test_a_restore_shows_its_steps_and_cancel_leaves_the_project_as_it_was(qtbot
     assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).active   # not the backup's state
     assert not (clinic.folder / "backups").exists() and not list(clinic.folder.glob(".restoring-*"))
     assert audit_events(clinic.project.database)[-1].action != "restore_backup"
+
+
+def test_a_restore_waits_for_the_clicks_kept_for_a_busy_database_and_writes_nothing_stale_after(
+        qtbot, clinic, monkeypatch, tmp_path):
+    # The admin reads an image too; their clicks meet a database another program holds.
+    import sqlite3
+
+    from storage.assignment import add_read
+    from storage.database import DATABASE_FILENAME
+    from storage.reading import ReaderSession
+
+    db, admin, image = clinic.project.database, clinic.readers["Admin"].id, clinic.image_ids[0]
+    add_read(db, image, admin, acting_reader_id=admin)
+    source = backed_up_then_changed(clinic, tmp_path / "backup")      # the admin's read: unanswered in it
+    window = admin_window(qtbot, clinic, monkeypatch)
+    assert window.controller.image.id == image
+    other_program = sqlite3.connect(clinic.folder / DATABASE_FILENAME, isolation_level=None)
+    kept_where = str(clinic.folder / "backups")
+    waits = ("Your last clicks are not saved yet (the database is busy in another program): restore once the "
+             f"status bar says Saved ✓, so that they are in the copy the restore keeps in {kept_where}.")
+    try:
+        other_program.execute("BEGIN IMMEDIATE")
+        window.controller.set_comment("Seen by the admin")
+        assert window.controller.kept_clicks() == 1
+        assert restore_from_backup(window, str(source)) is None            # refused at once
+        assert window.hint_label.text() == waits and window.confirmations == []
+        other_program.execute("ROLLBACK")
+        qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
+
+        window.controller.set_ungradable(True)                            # answered, not done yet
+        from ui import backup_actions
+        signs_in = backup_actions.admin_signs_in
+
+        def busy_after_the_passphrase(*args):   # the database busy again as the restore would start
+            admin_id = signs_in(*args)
+            other_program.execute("BEGIN IMMEDIATE")
+            return admin_id
+
+        monkeypatch.setattr(backup_actions, "admin_signs_in", busy_after_the_passphrase)
+        wait_for(qtbot, restore_from_backup(window, str(source)))
+        qtbot.waitUntil(lambda: window.hint_label.text() == waits, timeout=5000)   # the done mark is kept
+        assert len(window.confirmations) == 1 and window.isEnabled() and not reopening_dialogs()
+        other_program.execute("ROLLBACK")
+        qtbot.waitUntil(lambda: window.controller.kept_clicks() == 0, timeout=10000)
+        monkeypatch.setattr(backup_actions, "admin_signs_in", signs_in)
+    finally:
+        other_program.close()
+    assert ReaderSession(db, admin).read(image).done                        # saved before any restore
+    answer(monkeypatch, window, texts=[ADMIN_PASSPHRASE])
+    wait_for(qtbot, restore_from_backup(window, str(source)))
+    qtbot.waitUntil(lambda: bool(reopening_dialogs()), timeout=30000)
+    window.restore_worker.wait(5000)
+    assert not window.isVisible() and not (clinic.folder / "recovery").exists()
+    restored = ReaderSession(reopening_dialogs()[0].project.database, admin).read(image)
+    # As in the backup: the window's close marked nothing done from the answer the restore replaced.
+    assert not restored.ungradable and not restored.done and restored.comment == ""
+    [kept] = list((clinic.folder / "backups").glob("before-restore-*"))
+    before = sqlite3.connect(kept / "octant.sqlite")
+    try:   # the answer given before the restore is in the copy it kept, marked done as the reader left it
+        assert before.execute("SELECT ungradable, done, comment FROM read WHERE reader_id = ? AND image_id = ?",
+                              (admin, image)).fetchone() == (1, 1, "Seen by the admin")
+    finally:
+        before.close()
+
+
+def test_the_window_closed_by_a_restore_marks_nothing_done_in_the_restored_database(
+        qtbot, clinic, monkeypatch, tmp_path):
+    # Its open image answered, not yet done: the done mark goes in before the restore, not after it
+    # onto the restored (unanswered) read, which it would take out of the admin's queue.
+    from storage.assignment import add_read
+    from storage.reading import ReaderSession
+
+    db, admin, image = clinic.project.database, clinic.readers["Admin"].id, clinic.image_ids[0]
+    add_read(db, image, admin, acting_reader_id=admin)
+    source = backed_up_then_changed(clinic, tmp_path / "backup")
+    window = admin_window(qtbot, clinic, monkeypatch)
+    window.controller.set_ungradable(True)
+    wait_for(qtbot, restore_from_backup(window, str(source)))
+    qtbot.waitUntil(lambda: bool(reopening_dialogs()), timeout=30000)
+    window.restore_worker.wait(5000)
+    restored = ReaderSession(reopening_dialogs()[0].project.database, admin).read(image)
+    assert not restored.ungradable and not restored.done
