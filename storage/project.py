@@ -62,6 +62,14 @@ class ProjectHandle:
     def settings(self) -> ProjectSettings:
         return project_settings(self.database)
 
+    def database_url(self) -> str | None:
+        """The URL to open this project's database again (password included); None for the
+        folder's own SQLite file, which ``open_project(root)`` finds by itself."""
+        url = self.database.engine.url
+        if url.get_backend_name() == "sqlite" and url.database == str(self.root / DATABASE_FILENAME):
+            return None
+        return url.render_as_string(hide_password=False)
+
     def close(self) -> None:
         self.database.dispose()
 

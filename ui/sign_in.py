@@ -64,8 +64,12 @@ NO_PROJECT_YET = ("Open a project folder (Open…), or make a new one (New…); 
 
 class SignInDialog(QDialog, Prompts):
     def __init__(self, folder: Path | None = None, parent: QWidget | None = None,
-                 reader: str | None = None) -> None:
+                 reader: str | None = None, database_url: str | None = None) -> None:
+        """``database_url`` (a shared PostgreSQL database, `gui --database-url`) belongs to
+        ``folder``: that folder opens with it; any other folder chosen here with its own file."""
         super().__init__(parent)
+        self._url_folder = Path(folder).expanduser().resolve() if folder is not None and database_url else None
+        self._database_url = database_url
         self.setWindowTitle("Octant — sign in")
         self.setWindowIcon(qta.icon("mdi6.eye-outline"))
         self.project: ProjectHandle | None = None
@@ -181,8 +185,9 @@ class SignInDialog(QDialog, Prompts):
             self.message.setStyleSheet("")
             self.message.setText(NO_PROJECT_YET)
             return
+        url = self._database_url if Path(text).expanduser().resolve() == self._url_folder else None
         try:
-            self.project = open_project(Path(text))
+            self.project = open_project(Path(text), database_url=url)
         except OctantError as error:
             self._problem(str(error))
             return

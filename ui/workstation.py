@@ -86,16 +86,16 @@ def open_workstation(folder: Path | None, reader: str | None = None,
             # lay hidden behind it (and could not be dismissed) while the dialog asked for a PIN.
             problem = str(error)
     if signed_in is None:
-        signed_in = _ask_sign_in(Path(folder) if folder else None, reader, problem)
+        signed_in = _ask_sign_in(Path(folder) if folder else None, reader, problem, database_url)
         if signed_in is None:
             return None
     return _show_window(*signed_in)
 
 
-def _ask_sign_in(folder: Path | None, reader: str | None = None,
-                 problem: str = "") -> tuple[ProjectHandle, int] | None:
+def _ask_sign_in(folder: Path | None, reader: str | None = None, problem: str = "",
+                 database_url: str | None = None) -> tuple[ProjectHandle, int] | None:
     """The sign-in dialog, modal; the project and reader signed in, None when cancelled."""
-    dialog = SignInDialog(folder, reader=reader)
+    dialog = SignInDialog(folder, reader=reader, database_url=database_url)
     if problem:
         dialog.show_problem(problem)
     if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -137,7 +137,8 @@ def _sign_out(window: MainWindow) -> None:
     if isinstance(app, QApplication):   # the dialog, cancelled, is the last window closed for a moment
         app.setQuitOnLastWindowClosed(False)
     try:
-        signed_in = _ask_sign_in(window.controller.project.root)
+        project = window.controller.project
+        signed_in = _ask_sign_in(project.root, database_url=project.database_url())
     finally:
         if isinstance(app, QApplication):
             app.setQuitOnLastWindowClosed(quits)
@@ -159,7 +160,7 @@ def reopen_after_restore(window: MainWindow, note: str) -> SignInDialog:
     without blocking, its reader preselected, ``note`` saying what was restored): the restored
     database may have other readers and credentials, so whoever goes on signs in against it."""
     project, name = window.controller.project, window.controller.reader.name
-    dialog = SignInDialog(project.root, reader=name)
+    dialog = SignInDialog(project.root, reader=name, database_url=project.database_url())
     dialog.show_note(note)
     _reopening.append(dialog)
 

@@ -169,7 +169,7 @@ def test_signing_out_with_a_kept_click_is_refused_until_it_is_saved(qtbot, readi
     from ui import workstation
 
     asked: list[object] = []
-    monkeypatch.setattr(workstation, "_ask_sign_in", lambda *args: asked.append(args))   # Cancel
+    monkeypatch.setattr(workstation, "_ask_sign_in", lambda *args, **_options: asked.append(args))   # Cancel
     window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
     press(qtbot, window, "h")
     other_program.execute("BEGIN IMMEDIATE")

@@ -119,3 +119,79 @@ def test_cancelling_sign_in_as_another_reader_brings_the_window_back(qtbot, read
         release_window(window)
         window.close()
         window.controller.project.close()
+
+
+def _project_in_a_database_of_its_own(tmp_path):
+    """A project whose folder holds no database: it lives at a URL, as a clinic's PostgreSQL does
+    (here another SQLite file, so the test needs no server); Ben has a PIN to type."""
+    from storage.database import sqlite_url
+    from storage.project import create_project
+    from tests.conftest import add_reader_as_admin, make_admin
+
+    url = sqlite_url(tmp_path / "server" / "clinic.sqlite")
+    (tmp_path / "server").mkdir()
+    with create_project(tmp_path / "folder", database_url=url) as project:
+        make_admin(project.database)
+        add_reader_as_admin(project.database, "Ben", role="ophthalmologist", pin="246810")
+    return tmp_path / "folder", url
+
+
+def signing_in_with_the_dialog(monkeypatch, name: str, pin: str) -> list[str]:
+    """The sign-in dialog, when it opens, has ``name`` chosen and ``pin`` typed, then Sign in."""
+    from ui import workstation
+
+    listed: list[str] = []
+
+    def sign_in(dialog):
+        listed.extend(dialog.readers.item(n).text().split("  ·")[0] for n in range(dialog.readers.count()))
+        dialog.select_reader(name)
+        dialog.pin.setText(pin)
+        dialog._sign_in()
+        return dialog.result()
+
+    monkeypatch.setattr(workstation.SignInDialog, "exec", sign_in)
+    return listed
+
+
+def test_a_reader_with_a_pin_signs_in_to_the_database_of_the_command_line(qtbot, tmp_path, monkeypatch):
+    # `gui --project DIR --database-url URL --reader NAME` for a reader with a PIN (every reader of a
+    # clinic on PostgreSQL) opened the dialog on DIR's own file: no readers listed, nobody could sign in.
+    folder, url = _project_in_a_database_of_its_own(tmp_path)
+    listed = signing_in_with_the_dialog(monkeypatch, "Ben", "246810")
+    window = open_workstation(folder, "Ben", database_url=url)
+    assert listed == ["Admin", "Ben"]
+    assert window is not None
+    qtbot.addWidget(window)
+    try:
+        assert window.controller.reader.name == "Ben"
+        assert window.controller.project.database_url() == url
+    finally:
+        release_window(window)
+        window.close()
+        window.controller.project.close()
+
+
+def test_sign_in_as_another_reader_stays_on_the_same_database(qtbot, tmp_path, monkeypatch):
+    from storage.project import open_project
+    from storage.readers import find_reader
+    from ui import workstation
+
+    folder, url = _project_in_a_database_of_its_own(tmp_path)
+    with open_project(folder, database_url=url) as project:
+        ben = find_reader(project.database, "Ben")
+    listed = signing_in_with_the_dialog(monkeypatch, "Ben", "246810")
+    window = open_workstation(folder, "Ben", database_url=url)
+    qtbot.addWidget(window)
+    listed.clear()
+    try:
+        workstation._sign_out(window)          # File → Sign in as another reader…, Ben again
+        assert listed == ["Admin", "Ben"]
+        current = workstation.open_windows()[-1]
+        qtbot.addWidget(current)
+        assert current.controller.reader.id == ben.id
+        assert current.controller.project.database_url() == url
+    finally:
+        for open_window_ in workstation.open_windows():
+            release_window(open_window_)
+            open_window_.close()
+            open_window_.controller.project.close()
