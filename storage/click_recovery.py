@@ -6,12 +6,18 @@ The workstation keeps clicks that meet a locked database and saves them in order
 cannot wait), what is left is written here, ``<project>/recovery/kept-clicks-reader-<id>-<time>.json``,
 never only to the log. A click is a ``ReaderStep``: a ``ReaderSession`` method and its arguments as
 data, so it is done again later in the same order through the same checks (an undo's
-compare-and-set still refuses when the stored answer changed meanwhile).
+compare-and-set still refuses when the stored answer changed meanwhile). Each click is saved
+once: a sign-in takes a file by renaming it before its first click (the same reader signing in
+on two workstations at once: one of them saves it) and rewrites it as each click goes in (a
+sign-in that stops midway leaves the rest). Every write is whole or nothing (``_write_whole``).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +36,10 @@ STEP_METHODS = frozenset({"toggle_region", "mark_normal", "set_ungradable", "set
 _STATE_ARGUMENTS = ("target", "expected")   # restore's ReadStates
 _POINT_ARGUMENTS = ("disc", "fovea")        # set_landmarks's (x, y)
 RECOVERY_LOCK_WAIT_MS = 2000   # at sign-in: a locked database leaves the file for the next one
+# A sign-in saving a file has it under a name of its own (``.taken-``), rewritten after each click; one
+# untouched this long was left by a sign-in that stopped (a crash) and is taken over from where it was.
+TAKEN_FOR_S = 60
+_TAKEN = ".taken-"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ class ReaderStep:
     def __post_init__(self) -> None:
         if self.method not in STEP_METHODS:
             raise InvalidRequestError(f"A click cannot be {self.method!r}; the recovery file is not Octant's.")
+        try:   # arguments the method does not take: said here, not a TypeError as it is saved
+            inspect.signature(getattr(ReaderSession, self.method)).bind(None, 0, **self.args)
+        except TypeError:
+            raise InvalidRequestError(f"A click {self.method!r} cannot take {sorted(self.args)}; the recovery "
+                                      "file is not Octant's.") from None
 
     def apply(self, session: ReaderSession, image_id: int) -> ReadState:
         return getattr(session, self.method)(image_id, **self.args)
@@ -82,19 +97,60 @@ def write_recovery_file(project_root: Path, reader_id: int, reader_name: str,
     path = folder / f"kept-clicks-reader-{reader_id}-{stopped_at:%Y%m%dT%H%M%S%f}-{os.getpid()}.json"
     document = dict(reader_id=reader_id, reader=reader_name, stopped_at=stopped_at.isoformat(),
                     clicks=[dict(label=c.label, image_id=c.image_id, step=c.step.to_json()) for c in clicks])
-    temporary = path.with_suffix(".tmp")
+    _write_whole(path, document)
+    return path
+
+
+def _write_whole(path: Path, document: dict) -> None:
+    """``path`` holds ``document`` whole or not at all, also after a power cut: a temporary file,
+    flushed to the disk, renamed over it, and the rename flushed too."""
+    temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    return path
+    if os.name == "posix":   # the folder's entry for the new name (Windows cannot open a folder)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def recovery_files(project_root: Path, reader_id: int) -> list[Path]:
-    """The reader's recovery files, oldest first (the time is in the name)."""
+    """The reader's recovery files, oldest first (the time is in the name): those waiting, and those
+    a sign-in took and left untouched for ``TAKEN_FOR_S`` (it stopped while saving them)."""
     folder = recovery_folder(project_root)
-    return sorted(folder.glob(f"kept-clicks-reader-{reader_id}-*.json")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    waiting = list(folder.glob(f"kept-clicks-reader-{reader_id}-*.json"))
+    left = [path for path in folder.glob(f"kept-clicks-reader-{reader_id}-*.json{_TAKEN}*")
+            if not path.name.endswith(".tmp") and _untouched_for(path, TAKEN_FOR_S)]
+    return sorted(waiting + left, key=lambda path: path.name)
+
+
+def _untouched_for(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:   # taken meanwhile
+        return False
+
+
+def _take(path: Path) -> Path | None:
+    """The file under a name of this sign-in's own, or None where another sign-in took it first (the
+    same reader signing in on two workstations at once): a rename, which only one of them can make."""
+    taken = path.with_name(path.name.split(_TAKEN)[0] + _TAKEN + uuid.uuid4().hex)
+    try:
+        os.rename(path, taken)
+    except FileNotFoundError:
+        return None
+    os.utime(taken)   # a rename keeps the time: now, or another sign-in would think this one stopped
+    return taken
+
+
+def _waiting_name(taken: Path) -> Path:
+    return taken.with_name(taken.name.split(_TAKEN)[0])
 
 
 @dataclass
@@ -128,19 +184,26 @@ class Recovery:
 
 def recover_unsaved_clicks(db: Database, project_root: Path, reader_id: int,
                            lock_wait_ms: int = RECOVERY_LOCK_WAIT_MS) -> Recovery:
-    """Save the reader's clicks from their recovery files, oldest first, each as it was given; a
-    file is removed once every click in it is saved or refused, and keeps the rest when the
-    database is locked (the next sign-in goes on)."""
+    """Save the reader's clicks from their recovery files, oldest first, each as it was given, each
+    once: a file is taken (renamed) before its first click, so a sign-in elsewhere leaves it, and
+    rewritten without each click as it is saved or refused, so a sign-in that stops midway leaves
+    only the clicks after it (at worst the one being saved, if it stopped between its commit and
+    the rewrite); it is removed when done, and put back with the rest when the database is locked
+    (the next sign-in goes on)."""
     outcome = Recovery()
     session: ReaderSession | None = None
     for path in recovery_files(project_root, reader_id):
+        taken = _take(path)
+        if taken is None:
+            continue
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(taken.read_text(encoding="utf-8"))
             stopped_at = datetime.fromisoformat(document["stopped_at"])
             clicks = [UnsavedClick(str(c["label"]), int(c["image_id"]), ReaderStep.from_json(c["step"]))
                       for c in document["clicks"]]
         except (OSError, ValueError, KeyError, TypeError, InvalidRequestError):
-            outcome.unreadable.append(path)
+            _put_back(taken, path)
+            outcome.unreadable.append(_waiting_name(path))
             continue
         outcome.stopped_at = outcome.stopped_at or stopped_at
         session = session or ReaderSession(db, reader_id, lock_wait_ms=lock_wait_ms)
@@ -150,17 +213,17 @@ def recover_unsaved_clicks(db: Database, project_root: Path, reader_id: int,
                 outcome.saved += 1
             except DatabaseLockedError:
                 outcome.waiting += len(clicks) - done
-                _keep_only(path, document, done)
+                _put_back(taken, path)
                 return outcome
             except OctantError as error:
                 outcome.refused.append(f"{click.label}, image {click.image_id}: {error}")
-        path.unlink()
+            document["clicks"] = document["clicks"][1:]
+            if document["clicks"]:
+                _write_whole(taken, document)
+        taken.unlink()
     return outcome
 
 
-def _keep_only(path: Path, document: dict, saved: int) -> None:
-    """The file keeps the clicks after the first ``saved`` ones (those are in the database)."""
-    document["clicks"] = document["clicks"][saved:]
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
+def _put_back(taken: Path, path: Path) -> None:
+    """The taken file back under its waiting name, for the next sign-in (or support)."""
+    os.replace(taken, _waiting_name(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QDialog
 
-from storage.click_recovery import recover_unsaved_clicks
+from storage.click_recovery import recover_unsaved_clicks, recovery_folder
 from storage.errors import OctantError
 from storage.project import ProjectHandle, open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
@@ -47,6 +47,9 @@ def _recover_clicks(project: ProjectHandle, reader_id: int) -> tuple[str, bool]:
         outcome = recover_unsaved_clicks(project.database, project.root, reader_id)
     except OctantError as error:
         return f"Clicks not saved when Octant was stopped could not be saved now: {error}", False
+    except OSError as error:   # the recovery folder cannot be changed (permissions, a full disk)
+        return (f"Clicks not saved when Octant was stopped could not be saved now ({error.strerror or error}); "
+                f"they are kept in {recovery_folder(project.root)}."), False
     return outcome.sentence(), outcome.saved > 0 and not (outcome.refused or outcome.waiting or outcome.unreadable)
 
 

@@ -3,7 +3,9 @@ file and saved at the reader's next sign-in, in order, through the same checks a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 
 import pytest
 
@@ -115,3 +117,71 @@ def test_a_file_that_is_not_octants_is_kept_and_nothing_in_it_is_run(clinic):
     assert not ReaderSession(db, reader.id).read(image).normal
     with pytest.raises(InvalidRequestError):
         ReaderStep("delete_everything")
+
+
+def _toggles(image: int, *regions: int) -> list[UnsavedClick]:
+    return [UnsavedClick(f"Haemorrhage: region {r}", image,
+                         ReaderStep("toggle_region", dict(finding_code="haemorrhage", region=r))) for r in regions]
+
+
+def test_two_sign_ins_at_once_save_each_recovered_click_once(clinic, monkeypatch):
+    # The same reader signs in on two workstations together: one of them saves the file, the other
+    # leaves it (a toggle saved twice would take the region back out).
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    path = write_recovery_file(root, reader.id, reader.name, _toggles(image, 1, 2))
+    yesterday = time.time() - 86400                                      # the logout was yesterday
+    os.utime(path, (yesterday, yesterday))
+    apply, other_workstation = ReaderStep.apply, []
+
+    def meanwhile_the_other_sign_in(step, session, image_id):
+        if not other_workstation:
+            other_workstation.append(None)
+            other_workstation[0] = recover_unsaved_clicks(db, root, reader.id)
+        return apply(step, session, image_id)
+
+    monkeypatch.setattr(ReaderStep, "apply", meanwhile_the_other_sign_in)
+    first = recover_unsaved_clicks(db, root, reader.id)
+    assert (first.saved, other_workstation[0].saved, other_workstation[0].sentence()) == (2, 0, "")
+    assert ReaderSession(db, reader.id).read(image).regions == {"haemorrhage": {1, 2}}
+    assert not any((root / "recovery").iterdir())
+
+
+class Crash(BaseException):
+    """The process ends here (a power cut, kill -9), between two clicks of a recovery file."""
+
+
+def test_a_sign_in_stopped_midway_leaves_only_the_clicks_it_had_not_saved(clinic, monkeypatch):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    write_recovery_file(root, reader.id, reader.name, _toggles(image, 1, 2, 3))
+    apply, applied = ReaderStep.apply, []
+
+    def stopped_after_two(step, session, image_id):
+        if len(applied) == 2:
+            raise Crash
+        applied.append(step)
+        return apply(step, session, image_id)
+
+    monkeypatch.setattr(ReaderStep, "apply", stopped_after_two)
+    with pytest.raises(Crash):
+        recover_unsaved_clicks(db, root, reader.id)
+    monkeypatch.setattr(ReaderStep, "apply", apply)
+    assert ReaderSession(db, reader.id).read(image).regions == {"haemorrhage": {1, 2}}
+    assert recover_unsaved_clicks(db, root, reader.id).saved == 0        # a sign-in may still be saving it
+    [left] = (root / "recovery").iterdir()
+    a_while_ago = time.time() - 120
+    os.utime(left, (a_while_ago, a_while_ago))                           # nobody has touched it since
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert outcome.saved == 1 and outcome.sentence().startswith("1 click not saved when Octant was stopped")
+    assert ReaderSession(db, reader.id).read(image).regions == {"haemorrhage": {1, 2, 3}}
+    assert not any((root / "recovery").iterdir())
+
+
+def test_arguments_a_click_cannot_take_make_the_file_unreadable_not_a_traceback(clinic):
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    path = write_recovery_file(root, reader.id, reader.name, _toggles(image, 4))
+    document = json.loads(path.read_text())
+    document["clicks"][0]["step"]["args"]["everything"] = True
+    path.write_text(json.dumps(document))
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert outcome.unreadable == [path] and path.exists() and outcome.saved == 0
+    assert ReaderSession(db, reader.id).read(image).regions == {}

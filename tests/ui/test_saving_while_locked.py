@@ -271,3 +271,27 @@ def test_a_quit_that_cannot_wait_writes_the_kept_clicks_to_the_recovery_file(qtb
     assert "Haemorrhage: region 7" in path.read_text() and window.controller.saves.recovery_file == path
     window.close_keeping_clicks_for_next_sign_in()
     assert recovery_files(reading_project.folder, ana) == [path]          # written once, kept
+
+
+def test_a_recovery_folder_that_cannot_be_changed_is_said_at_sign_in_and_its_clicks_kept(
+        qtbot, reading_project, other_program, monkeypatch):
+    import os
+
+    from storage.click_recovery import ReaderStep, UnsavedClick, recovery_files, write_recovery_file
+
+    ana = reading_project.readers["Ana"].id
+    image = ReaderSession(reading_project.project.database, ana).queue()[0].id
+    path = write_recovery_file(reading_project.folder, ana, "Ana", [UnsavedClick(
+        "Haemorrhage: region 3", image, ReaderStep("toggle_region", dict(finding_code=FINDING, region=3)))])
+    rename = os.rename
+
+    def refused_in_the_recovery_folder(source, target, *args, **kwargs):
+        if "recovery" in str(source):
+            raise PermissionError(13, "Permission denied")
+        return rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", refused_in_the_recovery_folder)
+    window = open_window(qtbot, reading_project.project, ana)
+    assert window.hint_label.text() == ("Clicks not saved when Octant was stopped could not be saved now "
+                                        f"(Permission denied); they are kept in {path.parent}.")
+    assert recovery_files(reading_project.folder, ana) == [path] and stored_regions(reading_project, image) == frozenset()
