@@ -37,6 +37,11 @@ class ConcurrentChangeError(DatabaseLockedError):
     succeed."""
 
 
+class DatabaseUnreachableError(DatabaseError):
+    """The database server cannot be reached now (stopped, restarting, the network down); nothing
+    of the action was saved, and trying again once it answers can succeed."""
+
+
 class StaleAnswerError(OctantError):
     """An undo, redo or accepted suggestion found the stored answer changed since this workstation
     saved it (the same reader on another workstation): nothing was written."""

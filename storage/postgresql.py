@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import exc as sa_exc
 
-from storage.errors import ConcurrentChangeError, DatabaseError, DatabaseLockedError
+from storage.errors import ConcurrentChangeError, DatabaseError, DatabaseLockedError, DatabaseUnreachableError
 
 # pg_advisory_xact_lock(namespace, key): the namespace keeps clear of other programs' locks.
 LOCK_NAMESPACE = 0x0C7A
@@ -36,6 +36,8 @@ _LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout passed
 _CONCURRENT_CHANGE = ("40001", "40P01")  # serialization failure, deadlock detected
 _INSUFFICIENT_PRIVILEGE = "42501"
 _CONNECTION_LOST = ("08", "57P")  # connection exceptions; server shut down or restarting
+# A server on its way down or up refuses connections with these words (and no SQLSTATE here).
+_RESTARTING = re.compile(r"the database system is (starting up|shutting down|in recovery mode|not yet accepting)")
 
 UNREACHABLE = (
     "The PostgreSQL server cannot be reached; check that it is running and that the database URL "
@@ -98,13 +100,13 @@ def user_error(error: sa_exc.DBAPIError) -> DatabaseError | None:
     if not isinstance(error, sa_exc.OperationalError):
         return None
     if sqlstate.startswith(_CONNECTION_LOST):
-        return DatabaseError(UNREACHABLE)
+        return DatabaseUnreachableError(UNREACHABLE)
     if sqlstate:
         return None
     # A failed connection carries no SQLSTATE: the server's reason, if any, follows "FATAL:".
     reason = message.partition("FATAL:")[2].strip()
-    if not reason:
-        return DatabaseError(UNREACHABLE)
+    if not reason or _RESTARTING.match(reason):
+        return DatabaseUnreachableError(UNREACHABLE)
     missing = re.fullmatch(r'database "(.+)" does not exist', reason)
     if missing:
         return DatabaseError(

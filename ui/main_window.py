@@ -622,7 +622,7 @@ class MainWindow(QMainWindow, Prompts):
         clicks = "Your last click is" if kept == 1 else f"Your last {kept} clicks are"
         them = "it is" if kept == 1 else "they are"
         box = QMessageBox(QMessageBox.Icon.Warning, "Octant",
-                          f"{clicks} not saved yet: the project database is busy in another program. "
+                          f"{clicks} not saved yet: the project database is busy in another program or out of reach. "
                           "Octant keeps trying; close again once the status bar says Saved ✓, or close now: "
                           f"{them} kept in {recovery_folder(self.controller.project.root)} and saved when "
                           "you next sign in.", QMessageBox.StandardButton.NoButton, self)

@@ -17,7 +17,7 @@ from datetime import datetime
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from storage.click_recovery import ReaderStep
-from storage.errors import DatabaseLockedError, OctantError, StaleAnswerError
+from storage.errors import DatabaseLockedError, DatabaseUnreachableError, OctantError, StaleAnswerError
 from storage.images import ImageRecord
 from storage.labels import Landmarks, ReadState
 from storage.project import ProjectHandle, ProjectSettings
@@ -26,7 +26,9 @@ from ui.assist import PRESEGMENTATION, ModelSuggestion, accepted, suggestion_fro
 from ui.save_queue import SCREEN_WAIT_MS, KeptClick, SavedClick, SaveQueue
 from ui.undo import ImageUndoStack, UndoEntry
 
-KEPT_CLICKS_HINT = "Your last clicks are not saved yet (the database is busy in another program)"
+KEPT_CLICKS_HINT = "Your last clicks are not saved yet (the database is busy or out of reach)"
+BUSY_ELSEWHERE = "the database is busy in another program"
+OUT_OF_REACH = "the database server cannot be reached; tried again until it answers"
 REGIONS_NEED_LANDMARKS = ("Regions need the disc and fovea: click the centre of the optic disc, then the fovea "
                      "(one click each), or wait for the model to place them.")
 
@@ -55,6 +57,7 @@ class ReadingController(QObject):
         self.saves = SaveQueue(self.session, self, recovery_root=project.root)
         self.saves.outcome.connect(self._on_kept_click)
         self._kept = 0   # clicks kept, as the GUI thread has heard back
+        self._kept_because = BUSY_ELSEWHERE   # why the last click was kept, as the status bar says
         self.settings: ProjectSettings = project.settings()
         self.findings = {f.code: f for f in self.settings.findings}
         self.image: ImageRecord | None = None
@@ -360,6 +363,11 @@ class ReadingController(QObject):
         try:
             after = step.apply(self.session, image_id)
         except DatabaseLockedError:   # another program holds the database: kept, saved when it is free
+            self._kept_because = BUSY_ELSEWHERE
+            self._keep(KeptClick(label, image_id, step, undoable))
+            return True
+        except DatabaseUnreachableError:   # the server stopped or the network dropped: the same, once it is back
+            self._kept_because = OUT_OF_REACH
             self._keep(KeptClick(label, image_id, step, undoable))
             return True
         except StaleAnswerError as error:  # expected in a shared clinic: the status bar, no box
@@ -390,7 +398,7 @@ class ReadingController(QObject):
 
     def _say_saving(self) -> None:
         clicks = f"{self._kept} click{'s' if self._kept > 1 else ''}"
-        self.saved.emit(f"Saving… {clicks} kept: the database is busy in another program")
+        self.saved.emit(f"Saving… {clicks} kept: {self._kept_because}")
 
     def _held_by_kept_clicks(self, doing: str) -> bool:
         """Moving on or undoing waits for the kept clicks: what they save decides it (an answered

@@ -22,7 +22,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from storage.click_recovery import UnsavedClick, write_recovery_file
-from storage.errors import CancelledError, DatabaseLockedError, OctantError
+from storage.errors import CancelledError, DatabaseLockedError, DatabaseUnreachableError, OctantError
 from storage.labels import ReadState
 from storage.reading import ReaderSession
 from ui.app import note_in_log
@@ -33,6 +33,7 @@ log = logging.getLogger("octant.ui.save_queue")
 SCREEN_WAIT_MS = 200   # the longest a click's save holds the window
 RETRY_WAIT_MS = 500    # each try of the writer: a cancel (quit) is seen within a second
 RETRY_PAUSE_S = 0.05   # between tries, should a locked database answer at once
+UNREACHABLE_PAUSE_S = 0.5   # between tries while the server cannot be reached (each is a new connection)
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,9 @@ class SaveQueue(QObject):
             try:
                 before = self._session.read(click.image_id)
                 return SavedClick(click, before, click.step.apply(self._session, click.image_id))
-            except DatabaseLockedError:
-                if cancel.wait(RETRY_PAUSE_S):
+            except (DatabaseLockedError, DatabaseUnreachableError) as error:
+                pause = UNREACHABLE_PAUSE_S if isinstance(error, DatabaseUnreachableError) else RETRY_PAUSE_S
+                if cancel.wait(pause):
                     raise CancelledError("Saving was stopped with clicks not saved.") from None
             except OctantError as error:   # refused for a reason of its own: said, not tried again
                 return SavedClick(click, None, None, error)
@@ -168,4 +170,4 @@ class SaveQueue(QObject):
 def unsaved_clicks_line(reader: str, clicks: list[KeptClick]) -> str:
     """One log line naming every click that was not saved (the reader can give them again)."""
     named = "; ".join(f"image {click.image_id}: {click.label}" for click in clicks)
-    return f"Not saved (the database was busy in another program), {reader}'s clicks: {named}."
+    return f"Not saved (the database was busy in another program or out of reach), {reader}'s clicks: {named}."

@@ -18,7 +18,13 @@ from sqlalchemy.engine import make_url
 from main import main
 from storage import postgresql
 from storage.database import Database, current_revision, known_revisions, translated_errors
-from storage.errors import ConcurrentChangeError, DatabaseError, DatabaseLockedError, SchemaTooNewError
+from storage.errors import (
+    ConcurrentChangeError,
+    DatabaseError,
+    DatabaseLockedError,
+    DatabaseUnreachableError,
+    SchemaTooNewError,
+)
 from storage.project import create_project, open_project
 from storage.readers import list_readers
 from storage.reading import ReaderSession
@@ -110,6 +116,20 @@ def test_an_unreachable_server_is_one_sentence_and_exit_1(tmp_path, capsys, stor
     assert capsys.readouterr().err == f"octant: {postgresql.UNREACHABLE}\n"
     assert main(["init", str(tmp_path / "p"), "--admin", "Boss", "--database-url", nowhere]) == 1
     assert capsys.readouterr().err == f"octant: {postgresql.UNREACHABLE}\n"
+    # Its own type: a workstation keeps a click that met it and saves it once the server answers.
+    with pytest.raises(DatabaseUnreachableError):
+        Database.open(nowhere, tmp_path)
+
+
+def test_a_server_shutting_down_or_starting_up_is_out_of_reach_for_now():
+    """Between a stop and a start the server answers with these FATAL reasons (no SQLSTATE on a
+    failed connection): kept clicks are tried again, as when nothing listens."""
+    from sqlalchemy import exc as sa_exc
+
+    for reason in ("the database system is shutting down", "the database system is starting up"):
+        failed = sa_exc.OperationalError("connect", {}, type("OperationalError", (Exception,), {
+            "__module__": "psycopg", "sqlstate": None})(f'connection failed: FATAL:  {reason}'))
+        assert isinstance(postgresql.user_error(failed), DatabaseUnreachableError)
 
 @pytest.mark.parametrize("url", ["postgres://host/octant", "octant.sqlite", "nosuchdb+driver://host/x"])
 def test_a_url_octant_cannot_use_says_how_to_write_one(url, tmp_path, capsys, storage_commands_only):

@@ -197,7 +197,7 @@ def test_a_restore_waits_for_the_clicks_kept_for_a_busy_database_and_writes_noth
     assert window.controller.image.id == image
     other_program = sqlite3.connect(clinic.folder / DATABASE_FILENAME, isolation_level=None)
     kept_where = str(clinic.folder / "backups")
-    waits = ("Your last clicks are not saved yet (the database is busy in another program): restore once the "
+    waits = ("Your last clicks are not saved yet (the database is busy or out of reach): restore once the "
              f"status bar says Saved ✓, so that they are in the copy the restore keeps in {kept_where}.")
     try:
         other_program.execute("BEGIN IMMEDIATE")

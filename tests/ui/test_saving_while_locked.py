@@ -295,3 +295,47 @@ def test_a_recovery_folder_that_cannot_be_changed_is_said_at_sign_in_and_its_cli
     assert window.hint_label.text() == ("Clicks not saved when Octant was stopped could not be saved now "
                                         f"(Permission denied); they are kept in {path.parent}.")
     assert recovery_files(reading_project.folder, ana) == [path] and stored_regions(reading_project, image) == frozenset()
+
+
+@pytest.fixture
+def server_down(monkeypatch):
+    """The database server out of reach while ``down`` is set: every transaction and read raises
+    what ``translated_errors`` makes of a stopped PostgreSQL server or a dropped network."""
+    from contextlib import contextmanager
+
+    from storage.database import Database
+    from storage.errors import DatabaseUnreachableError
+    from storage.postgresql import UNREACHABLE
+
+    state = {"down": False}
+    for name in ("transaction", "reading"):
+        real = getattr(Database, name).__wrapped__
+
+        def unreachable_when_down(self, *args, _real=real, **options):
+            if state["down"]:
+                raise DatabaseUnreachableError(UNREACHABLE)
+            yield from _real(self, *args, **options)
+
+        monkeypatch.setattr(Database, name, contextmanager(unreachable_when_down))
+    return state
+
+
+def test_clicks_while_the_server_cannot_be_reached_are_kept_and_saved_once_it_answers(
+        qtbot, reading_project, server_down):
+    # A PostgreSQL server stopped for 20 s: each click got a box ("cannot be reached") and was lost.
+    landmarks_placed(reading_project.project, reading_project.readers["Ana"].id)
+    window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
+    c, image = window.controller, window.controller.image.id
+    press(qtbot, window, "h")
+    server_down["down"] = True
+    press(qtbot, window, "1", "5")
+    assert c.kept_clicks() == 2
+    assert window.saved_label.text() == "Saving… 2 clicks kept: the database server cannot be reached; tried again until it answers"
+    events_are_processed(qtbot)
+    assert not [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    press(qtbot, window, "Space")                                        # moving on waits for them
+    assert c.image.id == image and "not saved yet" in window.hint_label.text()
+    server_down["down"] = False
+    qtbot.waitUntil(lambda: c.kept_clicks() == 0, timeout=10000)
+    assert window.saved_label.text().startswith("Saved ✓")
+    assert stored_regions(reading_project, image) == {1, 5}
