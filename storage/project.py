@@ -144,7 +144,11 @@ def create_project(
         )
     if root.exists() and not root.is_dir():
         raise InvalidRequestError(f"{root} is a file; choose a folder for the project.")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:   # read-only disk, no rights, a file on the way: `init` printed a traceback
+        raise InvalidRequestError(f"Cannot create the project folder {root} ({error.strerror}); choose a "
+                                  "folder you may write to.") from None
     database = Database.open(database_url or sqlite_url(root / DATABASE_FILENAME), root, create=True)
     try:
         with database.transaction(lock="project") as session:

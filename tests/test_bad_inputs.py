@@ -545,6 +545,19 @@ def test_a_file_given_as_the_project_folder_is_called_a_file_not_sent_to_init(en
                                        f"{env.project}.\n")
 
 
+def test_init_where_no_folder_can_be_made_is_one_sentence(env, capsys):
+    # A new-user trial: `init` under a file (or on a read-only disk) ended in mkdir's traceback.
+    notes = env.root / "notes.txt"
+    notes.write_text("not a folder")
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(["init", str(notes / "clinic"), "--admin", "Dr Chen"]) == FAILED
+    err = capsys.readouterr().err
+    assert err == (f"octant: Cannot create the project folder {notes / 'clinic'} (Not a directory); choose a "
+                   "folder you may write to.\n"), err
+    assert snapshot(env) == before
+
+
 # ------------------------------------------------------------------ pipes, moved photos, non-fundus pictures
 class ClosedPipe(io.StringIO):
     def write(self, text: str) -> int:
