@@ -361,7 +361,20 @@ def audit_export_as(out: str, *extra):
     return lambda env: ["audit", "export", "--out", env.root / out, *extra, "--as", "Boss", "--project", env.project]
 
 
+def under_a_file(command: str, *words: str):
+    """--out inside a file taken for a folder: a JSON export ended in a traceback (unlink's)."""
+    def setup(env: Env) -> list:
+        (env.root / "notes.txt").write_text("a file, not a folder\n")
+        return [*command.split(), "--out", env.root / "notes.txt" / words[0], *words[1:], "--as", "Boss",
+                "--project", env.project]
+    return setup
+
+
 EXPORT_CASES = [
+    ("export-json-under-a-file", under_a_file("export", "x.json"), "x.json (Not a directory); choose a folder"),
+    ("export-csv-under-a-file", under_a_file("export", "x.csv"), "x.csv (Not a directory); choose a folder"),
+    ("export-coco-under-a-file", under_a_file("export", "x.json", "--format", "coco"), "(Not a directory)"),
+    ("audit-export-under-a-file", under_a_file("audit export", "trail.csv"), "trail.csv (Not a directory)"),
     ("export-onto-an-existing-file", export_onto_existing, "labels.csv already exists; add --force"),
     ("export-json-into-csv-name", export_as("x.csv", "--format", "json"), "--format json does not match the file name x.csv"),
     ("export-csv-into-json-name", export_as("x.json", "--format", "csv"), "--format csv does not match the file name x.json"),

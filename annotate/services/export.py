@@ -16,6 +16,7 @@ COCO (``annotate.services.coco_export``) has the final labels as polygons; masks
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -170,7 +171,8 @@ def _write_atomically(path: Path, write) -> None:
             write(handle)
         os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):   # a file where the folder should be: unlink fails as well
+            temporary.unlink(missing_ok=True)
         raise OctantError(f"Cannot write {path} ({error.strerror}); choose a folder you can write to.") from None
 
 
