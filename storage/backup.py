@@ -280,14 +280,20 @@ def _keep_files(root: Path, folder: Path) -> None:
         shutil.copy2(path, folder / path.name)
 
 
+# SQLite errors that say nothing of ``live``'s health: a lock, or the copy's own disk (full, read-only).
+_NOT_DAMAGE = ("locked", "disk is full", "unable to open", "readonly")
+
+
 def _keep_a_copy(live: Path, kept: Path, cancel: threading.Event | None, progress: Callable[[float], None]) -> None:
     """A consistent copy of ``live`` in ``kept``, checked; _LiveDatabaseDamaged when it cannot be
-    read (a lock or a cancel is not damage: it goes on up)."""
+    read (a lock, a cancel or a copy that cannot be written is not damage: it goes on up, and the
+    restore stops with the project as it was, never moving a healthy database aside)."""
     try:
         _copy_database_in_steps(live, kept, cancel, progress)
         _seal(kept, cancel)
     except (DatabaseError, sqlite3.Error) as error:
-        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+        if isinstance(error, sqlite3.OperationalError) and any(words in str(error) for words in _NOT_DAMAGE):
+            kept.unlink(missing_ok=True)
             raise
         kept.unlink(missing_ok=True)
         raise _LiveDatabaseDamaged(str(error)) from error

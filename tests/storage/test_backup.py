@@ -175,6 +175,30 @@ def test_restore_replaces_a_broken_database_and_keeps_the_broken_one(clinic, tmp
 
 
 @pytest.mark.sqlite_only
+def test_a_healthy_database_that_cannot_be_kept_for_want_of_space_is_not_moved_aside(
+        clinic, tmp_path, backend, monkeypatch):
+    # A full disk while the copy of what the project holds is written is no damage: the restore stops
+    # and the project is as it was. (Taken for damage, the live database was moved aside whole while
+    # other workstations had it open: their saves from then on went into the moved file.)
+    from storage import backup
+
+    root = clinic.project.root
+    session, image = changed_after_a_backup(clinic, tmp_path / "b")
+    seal = backup._seal
+
+    def disk_full_for_the_kept_copy(path, cancel=None):
+        if "before-restore" in str(path):
+            raise sqlite3.OperationalError("database or disk is full")
+        return seal(path, cancel)
+
+    monkeypatch.setattr(backup, "_seal", disk_full_for_the_kept_copy)
+    with pytest.raises(DatabaseError, match=r"\(database or disk is full\); the project is unchanged\.$"):
+        restore_project(root, tmp_path / "b")
+    assert session.read(image).regions == {"drusen": frozenset({7})} and (root / DATABASE_FILENAME).is_file()
+    assert (root / "patient.key").read_bytes() == b"new key" and not (root / "backups").exists()
+
+
+@pytest.mark.sqlite_only
 def test_daily_backups_rotate_keeping_seven(clinic, backend):
     root, db = clinic.project.root, clinic.project.database
     for day in range(1, 11):
