@@ -123,7 +123,8 @@ def run_screenshot(args: argparse.Namespace) -> int:
 
     if args.project is not None:   # a real project: the window shows that reader's labels, so they sign in
         sign_in_for_screenshot(args)
-    paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size)
+    paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size,
+                               database_url=args.database_url)
     for path in paths:
         print(path)
     return 0

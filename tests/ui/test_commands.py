@@ -65,3 +65,20 @@ def test_gui_without_a_display_says_what_to_do(monkeypatch, capsys):
     # A new-user trial: a mistyped option was only said once a display was found.
     assert main(["gui", "--precision", "fp8"]) == 1
     assert capsys.readouterr().err == "octant: Unknown precision 'fp8'; choose 'auto', 'fp32' or 'bf16'.\n"
+
+
+def test_screenshots_of_a_project_whose_database_is_at_a_url(qapp, reading_project, tmp_path):
+    # `screenshot --database-url` (a clinic's PostgreSQL) copied the folder's octant.sqlite, which such
+    # a project has not: a traceback ("unable to open database file").
+    from storage.database import sqlite_url
+
+    reading_project.project.close()
+    server = tmp_path / "server"
+    server.mkdir()
+    (reading_project.folder / "octant.sqlite").rename(server / "clinic.sqlite")
+    before = hashlib.sha256((server / "clinic.sqlite").read_bytes()).hexdigest()
+    paths = render_screenshots(tmp_path / "shots", project=reading_project.folder, reader="Ana", size=(1000, 700),
+                               database_url=sqlite_url(server / "clinic.sqlite"))
+    assert [p.name for p in paths][:2] == ["1-queue.png", "2-regions.png"]
+    assert hashlib.sha256((server / "clinic.sqlite").read_bytes()).hexdigest() == before
+    assert not (reading_project.folder / "octant.sqlite").exists()

@@ -15,10 +15,11 @@ from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtWidgets import QApplication
 
 from annotate.services.demo import create_demo_project
-from storage.database import sqlite_url
+from storage.database import Database, sqlite_url
 from storage.images import ImageRecord
 from storage.project import open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers
+from storage.snapshot import copy_to_sqlite
 from ui.app import make_app
 from ui.display_image import ViewAids
 from ui.main_window import MainWindow
@@ -81,7 +82,8 @@ def _scratch_settings(folder: Path):
 
 
 def render_screenshots(out: Path, project: Path | None = None, reader: str | None = None,
-                       size: tuple[int, int] = (1600, 1000)) -> list[Path]:
+                       size: tuple[int, int] = (1600, 1000), database_url: str | None = None) -> list[Path]:
+    """``database_url``: the project's database when it is not the folder's own file (PostgreSQL)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     app = make_app()
@@ -89,7 +91,14 @@ def render_screenshots(out: Path, project: Path | None = None, reader: str | Non
             _scratch_settings(Path(scratch) / "settings"):
         folder = Path(project) if project else _demo_with_presegmentation(Path(scratch) / "demo")
         database = Path(scratch) / "copy.sqlite"
-        _copy_database(folder / "octant.sqlite", database)
+        if project is not None and database_url is not None:
+            source = Database.open(database_url, folder)
+            try:
+                copy_to_sqlite(source, database)
+            finally:
+                source.dispose()
+        else:
+            _copy_database(folder / "octant.sqlite", database)
         handle = open_project(folder, database_url=sqlite_url(database))
         try:
             info = find_reader(handle.database, reader) if reader else \
