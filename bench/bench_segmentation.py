@@ -151,22 +151,29 @@ def bench_disc_cup_idrid(model, config, device) -> dict:
     """Cross-domain: the disc Dice on the 54 IDRiD-segmentation photos (1/3 scale, the lesion cache;
     disc truth = the optic_disc mask over half the pixel), started 0.3 disc diameters off, sized as
     on Drishti-GS1 (20 % too large, ``idrid_*``) and as the pipeline sizes it, 1/8 of the FOV
-    diameter (``idrid_fov_*``: where the shipped starter of 2026-11-26 left IDRiD_25's cup empty)."""
+    diameter (``idrid_fov_*``: where the shipped starter of 2026-11-26 left IDRiD_25's cup empty);
+    ``idrid_red_free_*`` the same on each photo's red-free version as the pipeline feeds it (its
+    green in ``pseudo_colour``). ``*_disc_radius_ratio_median``: the found disc's equivalent radius
+    (from its area) over the truth's, the median over the photos (below 1: drawn too small)."""
     images, masks, names = lesion_arrays()
     out = {}
-    for prefix in ("idrid", "idrid_fov"):
-        dices, empty_cups, found = [], 0, 0
+    for prefix in ("idrid", "idrid_fov", "idrid_red_free"):
+        dices, ratios, empty_cups, found = [], [], 0, 0
         for image, mask in zip(images, masks):
             image, disc_truth = np.ascontiguousarray(image), np.asarray(mask[4]) >= 128
             ys, xs = np.nonzero(disc_truth)
             diameter = max(np.ptp(xs), np.ptp(ys)) + 1
             size = 1.2 * diameter if prefix == "idrid" else 2 * detect_fov(image[..., ::-1]).r * DISC_PER_FOV
-            result = segment_disc_cup(model, image, (xs.mean() + 0.3 * diameter, ys.mean()), size, config, device)
+            seen = pseudo_colour(red_free_version(image)) if prefix == "idrid_red_free" else image
+            result = segment_disc_cup(model, seen, (xs.mean() + 0.3 * diameter, ys.mean()), size, config, device)
             found += result.found
             empty_cups += not result.cup_to_disc   # None (no disc) or 0.0 (no cup inside the disc)
-            dices.append(dice(result.paste(result.disc_prob, disc_truth.shape) >= config.threshold, disc_truth))
+            disc = result.paste(result.disc_prob, disc_truth.shape) >= config.threshold
+            dices.append(dice(disc, disc_truth))
+            ratios.append(float(np.sqrt(disc.sum() / disc_truth.sum())))
         worst = int(np.argmin(dices))
         out |= {f"{prefix}_disc_dice": float(np.mean(dices)), f"{prefix}_disc_dice_median": float(np.median(dices)),
+                f"{prefix}_disc_radius_ratio_median": float(np.median(ratios)),
                 f"{prefix}_poor_discs": int(sum(d < IDRID_POOR_DISC_DICE for d in dices)),
                 f"{prefix}_worst": f"{names[worst]} {dices[worst]:.3f}", f"{prefix}_empty_cups": empty_cups,
                 f"{prefix}_found": found}
