@@ -33,6 +33,18 @@ def _folder_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def _default_project() -> Path | None:
+    """With no photos named, the project every other command would use: $OCTANT_PROJECT, else the
+    current folder when it holds one (as presegment); None where neither names a project."""
+    import os
+
+    from storage.commands import default_project_folder
+    from storage.database import DATABASE_FILENAME
+
+    folder = default_project_folder()
+    return folder if os.environ.get("OCTANT_PROJECT") or (folder / DATABASE_FILENAME).is_file() else None
+
+
 def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
@@ -44,6 +56,8 @@ def run_screen(args: argparse.Namespace) -> int:
     from storage.errors import OctantError, about_file
 
     project = None
+    if args.project is None and args.database_url is None and not args.paths:
+        args.project = _default_project()   # `export OCTANT_PROJECT=…` (README) then `screen --out s/`
     if args.project is not None or args.database_url is not None:
         from storage.commands import open_project_from_args
 
@@ -136,7 +150,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("screen", help="pre-screen photos with the finding networks and the classifier",
                                    description=command_description(__doc__))
     parser.add_argument("paths", nargs="*", type=Path, metavar="IMAGE_OR_FOLDER",
-                        help="photos, or folders searched recursively (with --project and none: every project image)")
+                        help="photos, or folders searched recursively (none: every image of the project, "
+                             "--project, else $OCTANT_PROJECT, else the current folder's)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results (created)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
     add_project_argument(parser)

@@ -77,9 +77,43 @@ def test_screen_writes_a_folder_per_photo_and_stores_what_the_project_holds(phot
     assert stored["findings"] == result["findings"]
 
 
-def test_screen_needs_photos_or_a_project(tmp_path, capsys):
+def test_screen_needs_photos_or_a_project(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OCTANT_PROJECT", raising=False)
+    monkeypatch.chdir(tmp_path)
     assert main(["screen", "--out", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err.count("\n") == 1
+    assert capsys.readouterr().err == "octant: Name the photos or folders to screen, or a project with --project.\n"
+
+
+@pytest.mark.parametrize("named_by", ["environment", "current folder"])
+def test_screen_without_photos_screens_the_project_named_as_every_command_names_it(tmp_path, capsys, monkeypatch,
+                                                                                    named_by):
+    # A new-user trial: after the README's `export OCTANT_PROJECT=…`, `screen --out s/` answered
+    # "Name the photos or folders to screen, or a project with --project".
+    import models.findings.screening as screening
+    from annotate.services.importer import import_images
+    from models.diagnosis.attention_mask import AttentionConfig
+    from models.findings.screening import DiagnosisModel, ScreeningModels
+    from storage.predictions import FINDINGS_PREDICTION, latest_predictions
+    from storage.project import create_project, open_project
+
+    classifier = CountingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
+    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
+    image, *_ = synthetic_fundus(320, 240)
+    cv2.imwrite(str(tmp_path / "eye.png"), image)
+    project_folder = tmp_path / "project"
+    with create_project(project_folder) as project:
+        import_images(project, [tmp_path / "eye.png"])
+    if named_by == "environment":
+        monkeypatch.setenv("OCTANT_PROJECT", str(project_folder))
+    else:
+        monkeypatch.delenv("OCTANT_PROJECT", raising=False)
+        monkeypatch.chdir(project_folder)
+    assert main(["screen", "--out", str(tmp_path / "out")]) == 0
+    assert "stored 1 in the project" in capsys.readouterr().out and classifier.graded == 1
+    with open_project(project_folder) as project:
+        assert len(latest_predictions(project.database, FINDINGS_PREDICTION)) == 1
 
 
 class RecordingClassifier(torch.nn.Module):
