@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import make_url
 
 from storage.audit import record
 from storage.catalogue import (
@@ -112,6 +113,27 @@ def _role_lists(split_roles: Mapping[str, Iterable[str]]) -> dict[str, list[str]
     return result
 
 
+# In a project folder whose database is on a server (init --database-url): where it is, password
+# hidden. Without it, a workstation that forgot --database-url was told to `init` the folder, which
+# made a second, empty SQLite project beside the clinic's.
+DATABASE_ELSEWHERE = "database-url.txt"
+
+
+def _database_elsewhere(root: Path) -> str | None:
+    """The URL (password hidden) noted in ``root`` by ``init --database-url``, if any."""
+    try:
+        return (root / DATABASE_ELSEWHERE).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _note_database_elsewhere(root: Path, database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database == str(root / DATABASE_FILENAME):
+        return
+    (root / DATABASE_ELSEWHERE).write_text(url.render_as_string(hide_password=True) + "\n", encoding="utf-8")
+
+
 def _holds_a_database(path: Path) -> bool:
     """Whether ``path`` may hold a project: an empty file (a copy cut short, a full disk) holds
     none, unless its write-ahead log (which holds a young database's first pages) has some."""
@@ -142,6 +164,11 @@ def create_project(
         raise InvalidRequestError(
             f"{root} already holds an Octant project; open it instead of creating a new one."
         )
+    elsewhere = _database_elsewhere(root) if database_url is None else None
+    if elsewhere is not None:
+        raise InvalidRequestError(
+            f"{root} already holds an Octant project whose database is at {elsewhere}; open it with "
+            "--database-url instead of creating a new one.")
     if root.exists() and not root.is_dir():
         raise InvalidRequestError(f"{root} is a file; choose a folder for the project.")
     try:
@@ -179,6 +206,11 @@ def create_project(
     except BaseException:
         database.dispose()
         raise
+    if database_url is not None:
+        try:
+            _note_database_elsewhere(root, database_url)
+        except OSError:   # the project is made; only the hint for a forgotten --database-url is missing
+            pass
     return ProjectHandle(root, database)
 
 
@@ -196,6 +228,10 @@ def open_project(folder: str | Path, database_url: str | None = None) -> Project
                 raise NotFoundError(f"{root} is a project's database file; give its folder, {root.parent}.")
             raise NotFoundError(f"{root} is a file, not a project folder; give the folder that holds "
                                 f"{DATABASE_FILENAME}.")
+        elsewhere = None if found else _database_elsewhere(root)
+        if elsewhere is not None:
+            raise NotFoundError(f"The project in {root} keeps its database at {elsewhere}; give that URL, "
+                                "password included, with --database-url.")
         if not found:
             raise NotFoundError(
                 f"{root} holds no Octant project; run `python main.py init {root}` first."

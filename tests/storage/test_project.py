@@ -52,3 +52,21 @@ def test_findings_and_settings_changes_are_audited(tmp_project):
     assert [(e.entity, e.action) for e in events[-4:]] == [
         ("finding", "create"), ("finding", "update"), ("finding", "update"), ("project", "update")]
     assert events[-1].before == {"consensus_k": 2, "hide_suggestions_on_test": True}
+
+
+def test_a_folder_whose_database_is_at_a_url_says_so_instead_of_inviting_init(tmp_path):
+    # A workstation that forgot --database-url was told to `init` the clinic's folder, and init made a
+    # second, empty SQLite project there: readers would have labelled into it unseen by the others.
+    from storage.database import sqlite_url
+    from storage.project import open_project
+
+    (tmp_path / "server").mkdir()
+    url = sqlite_url(tmp_path / "server" / "clinic.sqlite")   # a server's database, as PostgreSQL's is
+    create_project(tmp_path / "clinic", database_url=url).close()
+    with pytest.raises(NotFoundError, match=f"keeps its database at {url}; give that URL"):
+        open_project(tmp_path / "clinic")
+    with pytest.raises(InvalidRequestError, match="whose database is at .*open it with --database-url"):
+        create_project(tmp_path / "clinic")
+    assert not (tmp_path / "clinic" / "octant.sqlite").exists()
+    with open_project(tmp_path / "clinic", url) as project:
+        assert project.settings().name == "clinic"
