@@ -23,8 +23,9 @@ def project_numbers(db: Database, reader_id: int, period: str = "week", block: i
     labels = final_labels(db, reads=reads)
     events = [ReadEvent(*action) for action in read_actions(db)]
     names = {r.id: r.name for r in list_readers(db, include_inactive=True)}
+    predictions = latest_predictions(db, FINDINGS_PREDICTION)
     numbers = report_numbers(
-        labels, latest_predictions(db, FINDINGS_PREDICTION), {f.code: f.name for f in settings.findings},
+        labels, predictions, {f.code: f.name for f in settings.findings},
         settings.diagnosis_classes, names, events, period, block)
     firsts = repeat_first_answers(db)
     if firsts:
@@ -35,7 +36,11 @@ def project_numbers(db: Database, reader_id: int, period: str = "week", block: i
     for warning in numbers.drift:
         numbers.notes.append("Drift: " + warning.sentence(names.get(warning.reader_id, str(warning.reader_id))))
     colour = numbers.images - numbers.red_free_images   # red-free ones have their own sentence
-    if not numbers.predicted_images and (colour or not numbers.images):
+    if not numbers.images and predictions:   # screened, not yet read: "run `screen`" misled
+        numbers.notes.append(f"{len(predictions)} images have a stored model prediction, but none of them "
+                             "has a reader's label yet: ROC, precision–recall, operating points and AIR come "
+                             "once they are read.")
+    elif not numbers.predicted_images and (colour or not numbers.images):
         which = (f"for the {colour} labelled colour photo{'s' if colour != 1 else ''} "
                  if numbers.red_free_images else "")
         numbers.notes.append(f"No model predictions are stored {which}yet: run `screen --project` on the photos "

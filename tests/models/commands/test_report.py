@@ -187,3 +187,19 @@ def test_red_free_photos_get_one_true_sentence_on_the_model(tmp_path, red_free, 
         assert said == [f"4 labelled red-free photos are left out of the model's numbers: {why}",
                         "No model predictions are stored for the 8 labelled colour photos yet: run `screen "
                         "--project` on the photos for ROC, precision–recall, operating points and AIR."]
+
+
+def test_a_screened_project_not_yet_read_is_not_told_to_run_screen(tmp_path, capsys):
+    # A new-user trial: right after `screen --project`, the report said "No model predictions are
+    # stored yet: run `screen --project` on the photos".
+    with create_project(tmp_path / "project", name="Clinic") as project:
+        db = project.database
+        add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
+        for image in add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
+                                     for i in range(3)]):
+            save_prediction(db, image, FINDINGS_PREDICTION, {"findings": {}, "diagnosis": {}}, "test-model")
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--as", "Reviewer", "--project", str(tmp_path / "project")]) == 0
+    summary = (out / SUMMARY).read_text(encoding="utf-8")
+    assert "3 images have a stored model prediction, but none of them has a reader" in summary
+    assert "run `screen --project`" not in summary
