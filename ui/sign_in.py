@@ -218,7 +218,9 @@ class SignInDialog(QDialog, Prompts):
             self.project = None
 
     # --- reader -------------------------------------------------------------------------------
-    def _reader_changed(self, item: QListWidgetItem | None, _previous=None) -> None:
+    def _reader_changed(self, item: QListWidgetItem | None, previous=None) -> None:
+        if previous is not None:   # "not right for Ana" stayed up, in red, once Ben was chosen
+            self.message.clear()
         has_pin = bool(item and item.data(Qt.ItemDataRole.UserRole)[1])
         self.pin.setEnabled(has_pin)
         self.pin.setPlaceholderText(item.data(Qt.ItemDataRole.UserRole)[2] if item and has_pin else "no PIN")

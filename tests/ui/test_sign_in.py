@@ -66,6 +66,18 @@ def test_reader_with_pin_signs_in_only_with_the_right_pin(qtbot, reading_project
     dialog.project.close()
 
 
+def test_choosing_another_reader_clears_the_last_readers_problem(qtbot, reading_project):
+    # A new-user trial: "Type the passphrase of Demo admin" stayed up, in red, under another reader.
+    add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
+    dialog = shown_dialog(qtbot, reading_project.folder, reader="Dina")
+    qtbot.keyClicks(dialog.pin, "111111")
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    assert "not right for Dina" in dialog.message.text()
+    _select(dialog, "Ana")
+    assert dialog.message.text() == ""
+    dialog.project.close()
+
+
 def test_the_field_asks_an_admin_for_their_passphrase_not_a_pin(qtbot, reading_project):
     # It said "PIN" to everyone; admins always have a passphrase and looked for digits they never had.
     add_reader_as_admin(reading_project.project.database, "Dina", role="ophthalmologist", pin=PIN)
