@@ -27,6 +27,7 @@ WRITE_LOCKS = {  # one per kind of action that checks what is stored before it w
     "images": 4,  # de-duplication by hash and path
     "assignment": 5,  # three distinct readers per image, queue positions
     "models": 6,  # one active model per network
+    "claims": 7,  # one process per image's model work (storage/work_claims.py)
 }
 _LOCK_STATEMENTS = {
     name: text(f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {key})") for name, key in WRITE_LOCKS.items()

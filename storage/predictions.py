@@ -32,11 +32,32 @@ def save_prediction(
 ) -> int:
     """Store one model output for an image (e.g. kind "regions", "lesions"); newest wins on read."""
     with db.transaction() as session:
-        _require_image(session, image_id)
-        prediction_id = session.execute(insert(Prediction).returning(Prediction.id), dict(
-            image_id=image_id, kind=kind, payload=payload, model_version=model_version, created_at=utc_now())).scalar_one()
-        record(session, "prediction", prediction_id, "create", None,
-               dict(image_id=image_id, kind=kind, model_version=model_version))
+        return _insert_prediction(session, image_id, kind, payload, model_version)
+
+
+def _insert_prediction(session: Session, image_id: int, kind: str, payload: dict[str, Any], model_version: str) -> int:
+    _require_image(session, image_id)
+    prediction_id = session.execute(insert(Prediction).returning(Prediction.id), dict(
+        image_id=image_id, kind=kind, payload=payload, model_version=model_version, created_at=utc_now())).scalar_one()
+    record(session, "prediction", prediction_id, "create", None,
+           dict(image_id=image_id, kind=kind, model_version=model_version))
+    return prediction_id
+
+
+def save_claimed_prediction(
+    db: Database, image_id: int, kind: str, payload: dict[str, Any], model_version: str, holder: str,
+    landmarks: tuple[tuple[float, float], tuple[float, float], str] | None = None,
+) -> int:
+    """An image's prediction, with the model's (disc, fovea, version) when there are landmarks, stored
+    whole or not at all; the holder's claim on the image goes in the same transaction
+    (``storage.work_claims``)."""
+    from storage.work_claims import settle_claim
+
+    with db.transaction(lock="claims") as session:
+        prediction_id = _insert_prediction(session, image_id, kind, payload, model_version)
+        if landmarks is not None:
+            _insert_model_landmarks(session, image_id, *landmarks)
+        settle_claim(session, image_id, kind, holder)
     return prediction_id
 
 
@@ -69,12 +90,17 @@ def save_model_landmarks(
 ) -> None:
     """A model's disc and fovea for an image, offered to readers by ``ReaderSession.model_landmarks``."""
     with db.transaction() as session:
-        _require_image(session, image_id)
-        landmark_id = session.execute(insert(Landmark).returning(Landmark.id), dict(
-            image_id=image_id, reader_id=None, source="model", disc_x=float(disc[0]), disc_y=float(disc[1]),
-            fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now())).scalar_one()
-        record(session, "landmark", landmark_id, "create", None,
-               dict(image_id=image_id, disc=list(disc), fovea=list(fovea), model_version=model_version))
+        _insert_model_landmarks(session, image_id, disc, fovea, model_version)
+
+
+def _insert_model_landmarks(session: Session, image_id: int, disc: tuple[float, float], fovea: tuple[float, float],
+                            model_version: str) -> None:
+    _require_image(session, image_id)
+    landmark_id = session.execute(insert(Landmark).returning(Landmark.id), dict(
+        image_id=image_id, reader_id=None, source="model", disc_x=float(disc[0]), disc_y=float(disc[1]),
+        fovea_x=float(fovea[0]), fovea_y=float(fovea[1]), model_version=model_version, updated_at=utc_now())).scalar_one()
+    record(session, "landmark", landmark_id, "create", None,
+           dict(image_id=image_id, disc=list(disc), fovea=list(fovea), model_version=model_version))
 
 
 def latest_model_landmarks(db: Database, image_id: int) -> Landmarks | None:

@@ -287,3 +287,16 @@ class TrainedModel(Base):
     path: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class WorkClaim(Base):
+    """One process's claim on one image's model work (e.g. pre-segmentation) until ``expires_at``
+    (seconds since the epoch): workstations and commands sharing a project do each image once, and
+    take over the claims of one that crashed. Coordination only, deleted once the work is stored:
+    not audited, no answer or result lives here (``storage/work_claims.py``)."""
+    __tablename__ = "work_claim"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), primary_key=True)   # the prediction kind it will store
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[float] = mapped_column(Float)

@@ -97,8 +97,9 @@ class PresegmentAhead(QObject):
 
     def _on_finished(self, summary) -> None:
         unreadable = f", {len(summary.failed)} unreadable" if summary.failed else ""
+        shared = f", {summary.elsewhere} by another workstation" if summary.elsewhere else ""
         self.status.emit(f"Pre-segmentation ready for your queue ({summary.done} new, "
-                         f"{summary.skipped} done before{unreadable}).")
+                         f"{summary.skipped} done before{shared}{unreadable}).")
         self.stopped.emit()
 
     def _on_failed(self, message: str) -> None:

@@ -13,6 +13,14 @@ Under ``torchrun --nproc_per_node=N`` each process takes its ``shard`` of the ph
 (``models.engine.device.DistributedWorld``: photo i of the stable order goes to rank i % N) and writes
 only those photos' folders and predictions; a rerun with any N skips what is done. Rank 0 shows its
 progress and the summary of all processes.
+
+Into a project, processes that do not know each other (two workstations pre-segmenting ahead, a
+workstation and ``presegment``) share the work through claims in the project database
+(``storage.work_claims``): each image is claimed as the pipeline takes it, one batch ahead, and its
+prediction stored with the claim settled in one transaction; images another process holds are
+looked at again once this process's own are done, until their results are stored (reported done)
+or their claims expire (taken over). The torchrun shard is the static split within one launch
+and works for folders too; claims cover everything else.
 """
 from __future__ import annotations
 
@@ -21,10 +29,11 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +63,8 @@ if TYPE_CHECKING:
     from storage.project import ProjectHandle
 
 RESULT_FILE = "result.json"
+DONE_ELSEWHERE = "pre-segmented by another workstation or process"
+HELD_POLL_S = 2.0   # how often images another process holds are looked at again
 
 
 @dataclass
@@ -74,6 +85,7 @@ class PresegmentSummary:
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
     red_free: int = 0      # photos done that were red-free (grey or green): no lesion regions suggested (RED_FREE_NOTE)
+    elsewhere: int = 0     # a project's images another process pre-segmented during this pass
 
 
 def decode_reduction(path: Path, lesion_fov_px: int = LesionNetConfig().fov_diameter_px) -> tuple[int, int, int]:
@@ -142,21 +154,32 @@ def _outcome(future: Future):
     return error if error is not None else future.result()
 
 
-def pipeline_results(paths: list[Path], models: PipelineModels, batch_size: int = 1,
-                     sha256s: list[str | None] | None = None
+def pipeline_results(paths: Iterable[Path], models: PipelineModels, batch_size: int = 1,
+                     sha256s: Iterable[str | None] | None = None
                      ) -> Generator[tuple[Path, PipelineResult | Exception], None, None]:
-    """(path, result or the reason it failed) in the order of ``paths``. The next batch is decoded
-    on threads while this one runs; a photo that breaks its batch is retried alone, so only it fails.
+    """(path, result or the reason it failed) in the order of ``paths``, which are taken one batch
+    ahead (a project's photos are claimed as they are taken). The next batch is decoded on threads
+    while this one runs; a photo that breaks its batch is retried alone, so only it fails.
     ``sha256s``: each project photo's SHA-256 from import (``decode_photo``), None for a plain file."""
-    expected = sha256s if sha256s is not None else [None] * len(paths)
-    step = max(1, batch_size)
-    chunks = [list(zip(paths[i:i + step], expected[i:i + step])) for i in range(0, len(paths), step)]
+    return _results_of(zip(paths, sha256s) if sha256s is not None else ((path, None) for path in paths),
+                       models, batch_size)
+
+
+def _results_of(photos: Iterable[tuple[Path, str | None]], models: PipelineModels, batch_size: int
+                ) -> Generator[tuple[Path, PipelineResult | Exception], None, None]:
+    remaining = iter(photos)
+
+    def next_chunk() -> list[tuple[Path, str | None]]:
+        return list(islice(remaining, max(1, batch_size)))
     with helper_pool(min(batch_size, current_thread_plan().decode)) as decoders:
-        upcoming = [decoders.submit(decode_photo, *photo) for photo in chunks[0]] if chunks else []
-        for k, chunk in enumerate(chunks):
+        chunk = next_chunk()
+        upcoming = [decoders.submit(decode_photo, *photo) for photo in chunk]
+        while chunk:
             decoded = [_outcome(future) for future in upcoming]
-            upcoming = [decoders.submit(decode_photo, *photo) for photo in chunks[k + 1]] if k + 1 < len(chunks) else []
+            following = next_chunk()
+            upcoming = [decoders.submit(decode_photo, *photo) for photo in following]
             yield from zip([path for path, _ in chunk], _run_batch(decoded, models))
+            chunk = following
 
 
 def _run_batch(decoded: list, models: PipelineModels) -> list[PipelineResult | Exception]:
@@ -198,12 +221,19 @@ class _Job:
     sha256: str | None = None   # a project photo's, from import: a file that changed since is skipped
 
 
-def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
+def _run_jobs(jobs: Iterable[_Job], models: PipelineModels, summary: PresegmentSummary, report: Callable,
               batch_size: int, cancel: threading.Event | None) -> None:
     """Each job's photo through the pipeline, its outputs written on threads (one photo's PNGs
-    take longer than its networks on a GPU), finished in order. A cancel is seen between photos
-    and, through ``models.engine.cancel``, inside a photo; the photos finished before it are stored."""
+    take longer than its networks on a GPU), finished in order; ``jobs`` are taken one batch ahead.
+    A cancel is seen between photos and, through ``models.engine.cancel``, inside a photo; the
+    photos finished before it are stored."""
     pending: deque[tuple[_Job, Future, PipelineResult]] = deque()
+    taken: deque[_Job] = deque()
+
+    def photos() -> Iterator[tuple[Path, str | None]]:
+        for job in jobs:
+            taken.append(job)
+            yield job.path, job.sha256
     stopped = False
 
     def finish_oldest() -> None:
@@ -220,10 +250,11 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             summary.failed.append((str(job.path), message))
             report(job.path, "failed", message, job.image_id)
 
-    results = pipeline_results([job.path for job in jobs], models, batch_size, [job.sha256 for job in jobs])
+    results = _results_of(photos(), models, batch_size)
     with helper_pool(current_thread_plan().write) as writers:
         try:
-            for job, (_, outcome) in zip(jobs, results):
+            for _, outcome in results:
+                job = taken.popleft()
                 if isinstance(outcome, Exception):
                     message = describe_failure(outcome)
                     summary.failed.append((str(job.path), message))
@@ -240,7 +271,18 @@ def _run_jobs(jobs: list[_Job], models: PipelineModels, summary: PresegmentSumma
             while pending:
                 finish_oldest()
     if stopped:
-        raise CancelledError(f"Pre-segmentation stopped after {summary.done} photos; run it again to continue.")
+        raise CancelledError(_stopped_after(summary))
+
+
+def _stopped_after(summary: PresegmentSummary) -> str:
+    return f"Pre-segmentation stopped after {summary.done} photos; run it again to continue."
+
+
+def _wait_unless_cancelled(seconds: float, cancel: threading.Event | None, summary: PresegmentSummary) -> None:
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        raise CancelledError(_stopped_after(summary))
 
 
 def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, source: Path) -> None:
@@ -310,10 +352,14 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
     suggested regions per finding code), the model's landmarks, and PNG masks under
     ``<project>/predictions/<image id>/``. The images are ``image_ids`` in that order (e.g. a
     reader's queue), else those at ``paths``, else every image of the project (by number);
-    ``shard(i)`` keeps those at the positions i this process takes (default: all)."""
+    ``shard(i)`` keeps those at the positions i this process takes (default: all). Each image is
+    claimed before its photo is decoded (module docstring): one another process holds is waited
+    for, and counted in ``summary.elsewhere`` once that process has stored it."""
     from annotate.services.photos import sha256_of_file
     from storage.images import find_image_by_sha256, get_image, list_images
-    from storage.predictions import latest_prediction, save_model_landmarks, save_prediction
+    from storage.predictions import latest_prediction, save_claimed_prediction
+    from storage.schema import utc_now
+    from storage.work_claims import CLAIMED, DONE, claim_image, new_holder, release_claims
 
     db = project.database
     if image_ids is not None:
@@ -334,25 +380,51 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
             channel_to_findings.setdefault(finding.lesion_channel, []).append(finding.code)
     summary, started = PresegmentSummary(), time.perf_counter()
     report = _reporter(len(records), progress)
-    jobs = []
+    holder, pass_started = new_holder(), utc_now()
+    to_do = []
     for record in records:
         if not redo and latest_prediction(db, record.id, PREDICTION_KIND) is not None:
             summary.skipped += 1
             report(record.path, "skipped", "", record.id)
-            continue
-        folder = project.root / "predictions" / str(record.id)
+        else:
+            to_do.append(record)
 
-        def store(result: PipelineResult, record=record) -> None:
+    def job(record) -> _Job:
+        def store(result: PipelineResult) -> None:
             payload = {**result.to_json(), "mask_folder": f"predictions/{record.id}",
                        "finding_regions": finding_regions(result, channel_to_findings)}
             version = ";".join(f"{k}={v}" for k, v in sorted(result.model_versions.items()))
-            save_prediction(db, record.id, PREDICTION_KIND, payload, version)
-            if result.disc is not None and result.fovea is not None:
-                save_model_landmarks(db, record.id, result.disc, result.fovea, result.model_versions["landmarks"])
+            landmarks = ((result.disc, result.fovea, result.model_versions["landmarks"])
+                         if result.disc is not None and result.fovea is not None else None)
+            save_claimed_prediction(db, record.id, PREDICTION_KIND, payload, version, holder, landmarks)
 
-        jobs.append(_Job(record.path, partial(write_outputs, folder=folder, probabilities=False, source=record.path),
-                         store, record.id, record.sha256))
-    _run_jobs(jobs, models, summary, report, batch_size or default_batch_size(models.device), cancel)
+        folder = project.root / "predictions" / str(record.id)
+        return _Job(record.path, partial(write_outputs, folder=folder, probabilities=False, source=record.path),
+                    store, record.id, record.sha256)
+
+    def claimed(candidates: list, held: list) -> Iterator[_Job]:
+        """The candidates this process claims, as the pipeline takes them; those another process
+        finished are reported done, those it holds go to ``held``."""
+        for record in candidates:
+            outcome = claim_image(db, record.id, PREDICTION_KIND, holder, stored_since=pass_started if redo else None)
+            if outcome == CLAIMED:
+                yield job(record)
+            elif outcome == DONE:
+                summary.elsewhere += 1
+                report(record.path, "done", DONE_ELSEWHERE, record.id)
+            else:
+                held.append(record)
+
+    batch = batch_size or default_batch_size(models.device)
+    try:
+        held: list = []
+        _run_jobs(claimed(to_do, held), models, summary, report, batch, cancel)
+        while held:   # another process's images: their results, or their claims once expired
+            _wait_unless_cancelled(HELD_POLL_S, cancel, summary)
+            waiting, held = held, []
+            _run_jobs(claimed(waiting, held), models, summary, report, batch, cancel)
+    finally:
+        release_claims(db, PREDICTION_KIND, holder)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -438,14 +510,15 @@ def presegment_command(args) -> int:
         else:
             summary = presegment_to_folder(paths or [], Path(args.out), models, args.probabilities, args.redo, show,
                                            batch_size=args.batch_size, shard=world.shard)
-    done, skipped, failed, red_free = world.total([summary.done, summary.skipped, len(summary.failed),
-                                                   summary.red_free])   # waits for all
+    done, skipped, failed, red_free, elsewhere = world.total([
+        summary.done, summary.skipped, len(summary.failed), summary.red_free, summary.elsewhere])   # waits for all
     minutes = (time.perf_counter() - started) / 60
     world.teardown()
     if world.rank == 0:
         processes = f" by {world.size} processes" if world.active else ""
-        print(f"{done} photos pre-segmented, {skipped} already done, {failed} skipped as unreadable{processes}, "
-              f"in {minutes:.1f} min.", file=sys.stderr)
+        shared = f", {elsewhere} by another workstation or process meanwhile" if elsewhere else ""
+        print(f"{done} photos pre-segmented, {skipped} already done{shared}, {failed} skipped as unreadable"
+              f"{processes}, in {minutes:.1f} min.", file=sys.stderr)
         if red_free:
             photos = "was a red-free photo" if red_free == 1 else "were red-free photos"
             print(f"{red_free} of them {photos}: no lesion regions are suggested on those, as the lesion networks "
