@@ -517,8 +517,8 @@ def presegment_command(args) -> int:
     if world.rank == 0:
         processes = f" by {world.size} processes" if world.active else ""
         shared = f", {elsewhere} by another workstation or process meanwhile" if elsewhere else ""
-        print(f"{done} photos pre-segmented, {skipped} already done{shared}, {failed} skipped as unreadable"
-              f"{processes}, in {minutes:.1f} min.", file=sys.stderr)
+        print(f"{done} photos pre-segmented, {skipped} already done{shared}, {failed} skipped (unreadable, "
+              f"or changed since import){processes}, in {minutes:.1f} min.", file=sys.stderr)
         if red_free:
             photos = "was a red-free photo" if red_free == 1 else "were red-free photos"
             print(f"{red_free} of them {photos}: no lesion regions are suggested on those, as the lesion networks "

@@ -74,7 +74,7 @@ def test_torchrun_presegments_each_project_photo_once_and_a_rerun_does_nothing(t
     progress = [line for line in first.stderr.splitlines() if "photo/s" in line or "s/photo" in line]
     assert progress and all(line.startswith("process 1 of 2") for line in progress)   # one bar: rank 0's
     assert "2/2" in progress[-1]                                                   # its half of the photos
-    assert "4 photos pre-segmented, 0 already done, 0 skipped as unreadable by 2 processes" in first.stderr
+    assert "4 photos pre-segmented, 0 already done, 0 skipped (unreadable, or changed since import) by 2 processes" in first.stderr
     assert all((folder / "predictions" / str(image_id) / "disc.png").is_file() for image_id in per_image)
 
     assert main.main(["presegment", *options]) == 0   # a rerun, here by one process, skips every photo
