@@ -1,14 +1,14 @@
 """Claims on images' model work, so workstations sharing a project pre-segment each image once.
 
-Revision ID: 0010_work_claims
-Revises: 0009_reading_order
+Revision ID: 0011_work_claims
+Revises: 0010_long_model_versions
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010_work_claims'
-down_revision = '0009_reading_order'
+revision = '0011_work_claims'
+down_revision = '0010_long_model_versions'
 branch_labels = None
 depends_on = None
 
