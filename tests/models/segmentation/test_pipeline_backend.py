@@ -40,7 +40,12 @@ def test_auto_runs_every_network_through_onnx_runtime_with_fp32_pytorchs_maps(ti
     for name in MASK_NAMES:
         ours, theirs = through_onnx.mask(name), in_pytorch.mask(name)
         assert (ours is None) == (theirs is None)
-    assert (through_onnx.disc, through_onnx.lesion_regions) == (in_pytorch.disc, in_pytorch.lesion_regions)
+    # The disc's centre is a mean over the thresholded map: the two backends' last float digits may differ.
+    assert (through_onnx.disc is None) == (in_pytorch.disc is None)
+    if through_onnx.disc is not None:
+        np.testing.assert_allclose(np.asarray(through_onnx.disc, dtype=float), np.asarray(in_pytorch.disc, dtype=float),
+                                   atol=1e-2)
+    assert through_onnx.lesion_regions == in_pytorch.lesion_regions
 
 
 def test_without_onnx_runtime_auto_keeps_native_bf16_in_pytorch(tiny_weights, native_bf16_cpu, monkeypatch):
