@@ -34,6 +34,25 @@ class OctantParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`.\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """An unknown option is refused by the command given it, so the hint is that command's help
+        (`octant status --help`); argparse's top level pointed at the list of commands."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.command_parser(sys.argv[1:] if args is None else args).error(
+                f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def command_parser(self, words) -> argparse.ArgumentParser:
+        """The innermost (sub-)command parser that ``words`` name (``readers add``: its own)."""
+        parser: argparse.ArgumentParser = self
+        for word in words:
+            commands = next((action.choices for action in parser._actions
+                             if isinstance(action, argparse._SubParsersAction)), None)
+            if commands is not None and word in commands:
+                parser = commands[word]
+        return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OctantParser(

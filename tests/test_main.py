@@ -39,6 +39,18 @@ def test_every_command_has_help(command, capsys):
     assert not description.startswith(("positional arguments", "options")), description
 
 
+@pytest.mark.parametrize("argv, command", [(["status", "--projct", "x"], "octant status"),
+                                           (["readers", "add", "Dr A", "--role", "reviewer", "--colour", "red"], "octant readers add"),
+                                           (["--nonsense"], "octant")])
+def test_an_unknown_option_points_at_its_own_commands_help(argv, command, capsys):
+    # A new-user trial: `status --projct DIR` said "see `octant --help`", which lists commands only.
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{command}: unrecognized arguments: ") and err.endswith(f"; see `{command} --help`.\n"), err
+
+
 def test_a_missing_project_is_one_clear_line_and_exit_1(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "main.py"), "status", "--project", str(tmp_path / "nowhere")],
