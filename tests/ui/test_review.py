@@ -96,6 +96,23 @@ def test_side_by_side_shows_each_readers_regions_and_the_consensus(qtbot, review
     assert "No active model for haemorrhage" in sbs.model.details.text()
 
 
+def test_the_consensus_says_no_diagnosis_was_given_rather_than_no_majority(qtbot, review_project):
+    # Three readers who gave no diagnosis at all read "Diagnosis: no majority", as if they had split.
+    from storage.reading import ReaderSession
+    from ui.review.queues import DISAGREEMENTS
+
+    image = review_project.image_ids[1]
+    for name in ("Ana", "Ben", "Cleo"):
+        ReaderSession(review_project.project.database, review_project.readers[name].id).set_diagnosis(image, None)
+    window = open_review(qtbot, review_project)
+    window.tabs.setCurrentWidget(window.side_by_side)
+    choose_queue(window, DISAGREEMENTS)
+    window.queues.list.setCurrentRow(0)  # image 1
+    qtbot.waitUntil(lambda: image in window.photos, timeout=5000)
+    text = window.side_by_side.consensus.details.text()
+    assert "Diagnosis: none given" in text and "no majority" not in text
+
+
 def test_agreement_numbers_match_annotate_agreement(qtbot, review_project):
     from annotate.agreement import agreement_report
     from annotate.consensus import consensus_for_project

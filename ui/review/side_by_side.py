@@ -50,6 +50,13 @@ class Panel(QFrame):
         self.details.setText("<br>".join(lines))
 
 
+def _consensus_diagnosis(diagnosis: str | None, reads: dict) -> str:
+    """"no majority" only where readers gave diagnoses that split; it was said also where none gave one."""
+    if diagnosis:
+        return diagnosis
+    return "no majority" if any(state.done and state.diagnosis for state in reads.values()) else "none given"
+
+
 class SideBySide(QWidget):
     """Reader 1–3 on the top row, consensus and model below (a 3 + 2 grid)."""
 
@@ -116,7 +123,7 @@ class SideBySide(QWidget):
         lines = [f"<b>{name}: {found.state}</b> — {found.votes} of {image.gradable_reads} gradable "
                  f"readers marked it (present needs {k})",
                  f"Regions (all that they marked): {regions_text(found.cue_regions)}",
-                 f"Diagnosis: {image.diagnosis or 'no majority'}"
+                 f"Diagnosis: {_consensus_diagnosis(image.diagnosis, reads)}"
                  + (" · <b>ungradable</b> (majority)" if image.ungradable else ""),
                  f"Done reads: {image.reads}"
                  + (f" · {len(reads) - READER_SLOTS} more reader(s) not shown above" if len(reads) > READER_SLOTS else "")]
