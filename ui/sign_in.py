@@ -70,6 +70,10 @@ class SignInDialog(QDialog, Prompts):
         super().__init__(parent)
         self._url_folder = Path(folder).expanduser().resolve() if folder is not None and database_url else None
         self._database_url = database_url
+        # The command line's reader, chosen again whenever the list is filled: a project that opens
+        # only on a second try (the server was down) listed the admin first, and the reader's PIN
+        # went to the admin's account as a wrong try.
+        self._wanted_reader = reader
         self.setWindowTitle("Octant — sign in")
         self.setWindowIcon(qta.icon("mdi6.eye-outline"))
         self.project: ProjectHandle | None = None
@@ -122,8 +126,6 @@ class SignInDialog(QDialog, Prompts):
         if folder is not None:
             self.folder.setCurrentText(str(folder))
         self._load_project()
-        if reader:
-            self.select_reader(reader)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Enter in the project field (which passes it on to here) opens that project and moves on
@@ -211,6 +213,8 @@ class SignInDialog(QDialog, Prompts):
             self.readers.addItem(item)
         if readers:
             self.readers.setCurrentRow(0)
+            if self._wanted_reader:
+                self.select_reader(self._wanted_reader)
 
     def _close_project(self) -> None:
         if self.project is not None:

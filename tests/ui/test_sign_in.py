@@ -202,3 +202,26 @@ def test_cancelling_the_admin_sign_in_adds_nobody(qtbot, reading_project, monkey
     dialog.add.click()
     assert dialog.readers.count() == 4
     dialog.project.close()
+
+
+def test_the_command_lines_reader_is_chosen_when_the_project_opens_on_a_second_try(qtbot, reading_project, tmp_path):
+    # `gui --reader Ben` with the clinic's database server down: once it was back and the project
+    # opened (Enter in the project field), the admin was chosen, and Ben's PIN counted as the
+    # admin's wrong try.
+    from storage.database import sqlite_url
+
+    add_reader_as_admin(reading_project.project.database, "Ben2", role="ophthalmologist", pin=PIN)
+    reading_project.project.close()
+    database = reading_project.folder / "octant.sqlite"
+    away = tmp_path / "server-down.sqlite"
+    database.rename(away)                    # the server cannot be reached: nothing at the URL
+    dialog = SignInDialog(reading_project.folder, reader="Ben2", database_url=sqlite_url(database))
+    qtbot.addWidget(dialog)
+    assert dialog.readers.count() == 0 and dialog.message.text()
+    away.rename(database)                    # back
+    dialog._load_project()
+    assert dialog.readers.currentItem().text().startswith("Ben2")
+    dialog.pin.setText(PIN)
+    dialog._sign_in()
+    assert dialog.reader_id is not None
+    dialog.project.close()
