@@ -8,7 +8,7 @@ paper's Fig. 3 rendering). No project is needed; with ``--project`` the project'
 are used, each photo already in the project (same SHA-256) gets the result stored as a
 prediction for the model queues and the report, and without photos every project image is screened.
 A red-free photo gets no finding probability and no diagnosis: its line and result.json say why
-(the networks learnt on colour photos).
+(the networks learnt on colour photos); so does a picture with no retina in it ("No fundus found").
 """
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ def run_screen(args: argparse.Namespace) -> int:
     from annotate.services.image_files import find_image_files
     from annotate.services.photos import check_unchanged, read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
-    from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
     from storage.catalogue import DEFAULT_FINDINGS
     from storage.errors import OctantError, about_file
 
@@ -89,7 +88,7 @@ def run_screen(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
-        failed = stored = red_free = 0
+        failed = stored = red_free = no_fundus = 0
         for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
             try:
                 photo = read_photograph(path)
@@ -115,12 +114,14 @@ def run_screen(args: argparse.Namespace) -> int:
             if project is not None:
                 stored += _store(project, path, result, sha256_of_file)
             red_free += result.red_free
+            no_fundus += result.no_fundus is not None
             calls = ", ".join(f"{code} {r.probability:.2f}" for code, r in result.findings.items())
-            said = SCREENING_RED_FREE_NOTE if result.red_free else calls or "no finding networks"
+            said = result.note or calls or "no finding networks"
             print(f"[{number}/{len(paths)}] {name}: {said}")
-        summary = f"Screened {len(paths) - failed - red_free} of {len(paths)} photos into {out}"
-        if red_free:
-            summary += f" ({red_free} red-free, not screened)"
+        summary = f"Screened {len(paths) - failed - red_free - no_fundus} of {len(paths)} photos into {out}"
+        left_out = [f"{red_free} red-free"] * bool(red_free) + [f"{no_fundus} with no fundus"] * bool(no_fundus)
+        if left_out:
+            summary += f" ({', '.join(left_out)}, not screened)"
         if project is not None:
             summary += f"; stored {stored} in the project"
         print(summary + ".")

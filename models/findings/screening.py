@@ -15,7 +15,8 @@ The classifier sees the photo times the attention mask from the disc/cup and ves
 (``models.diagnosis.attention_mask``); without their weights it is skipped with a message.
 A red-free photo (``models.segmentation.red_free``) is not screened: every network learnt on colour
 photos, so its result holds no finding and no diagnosis, and says why (``SCREENING_RED_FREE_NOTE``),
-as pre-segmentation suggests no lesion regions on one.
+as pre-segmentation suggests no lesion regions on one. Nor is a picture with no retina in it
+(``annotate.fov.no_fundus_reason``, the check pre-segmentation makes): "No fundus found" and why.
 """
 from __future__ import annotations
 
@@ -101,15 +102,24 @@ class ScreeningResult:
     crop_rgb: np.ndarray                 # the photo inside its crop box
     models: dict[str, str]
     red_free: bool = False               # not screened: no findings, no diagnosis (module docstring)
+    no_fundus: str | None = None         # why the picture is no retina: not screened either
+
+    @property
+    def note(self) -> str | None:
+        """Why nothing was screened (None when it was)."""
+        if self.no_fundus is not None:
+            return f"No fundus found: {self.no_fundus}; not screened (no finding probabilities, no diagnosis grade)."
+        return SCREENING_RED_FREE_NOTE if self.red_free else None
 
     def payload(self) -> dict:
         """The stored prediction (``storage.predictions.FINDINGS_PREDICTION``) and result.json."""
         payload = dict(findings={code: r.to_json() for code, r in self.findings.items()}, diagnosis=self.diagnosis,
                        models=self.models, disc=[float(v) for v in self.disc] if self.disc else None,
                        fovea=[float(v) for v in self.fovea] if self.fovea else None,
-                       crop_box=[int(v) for v in self.crop_box], red_free=self.red_free)
-        if self.red_free:
-            payload["note"] = SCREENING_RED_FREE_NOTE
+                       crop_box=[int(v) for v in self.crop_box], red_free=self.red_free,
+                       no_fundus=self.no_fundus is not None)
+        if self.note is not None:
+            payload["note"] = self.note
         return payload
 
 
@@ -233,7 +243,7 @@ def _landmarks(models: ScreeningModels, rgb: np.ndarray, fov):
 
 def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Event | None = None) -> ScreeningResult:
     """Every loaded network on one decoded photo (BGR uint8 as ``read_fundus`` gives it)."""
-    from annotate.fov import crop_box, detect_fov
+    from annotate.fov import crop_box, detect_fov, no_fundus_reason
     from models.diagnosis.attention_mask import structure_maps, structure_mask
     from models.findings.inference import prepare_guided_input, run_guided
     from storage.errors import GeometryError
@@ -244,6 +254,9 @@ def screen_photo(bgr: np.ndarray, models: ScreeningModels, cancel: threading.Eve
     x0, y0, x1, y1 = box
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    reason = no_fundus_reason(bgr, fov)   # a blank page or a snapshot: graded it got "no DR 0.41"
+    if reason is not None:
+        return ScreeningResult({}, {}, None, None, box, crop, models.versions(), no_fundus=reason)
     if is_red_free(bgr):
         return ScreeningResult({}, {}, None, None, box, crop, models.versions(), red_free=True)
     disc, fovea = _landmarks(models, rgb, fov)

@@ -199,6 +199,38 @@ def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, m
     assert stored["red_free"] and stored["diagnosis"] == {}   # the earlier grade is no longer in force
 
 
+def test_screen_gives_a_picture_with_no_retina_no_grade_and_says_why(tmp_path, capsys, monkeypatch):
+    # A new-user trial: a flat-coloured 81-megapixel picture was screened "no DR 0.41, moderate NPDR
+    # 0.27", where presegment said "No fundus found".
+    import models.findings.screening as screening
+    from models.diagnosis.attention_mask import AttentionConfig
+    from models.findings.screening import DiagnosisModel, ScreeningModels
+
+    classifier = CountingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
+    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image, *_ = synthetic_fundus(320, 240)
+    cv2.imwrite(str(folder / "a_eye.png"), image)
+    cv2.imwrite(str(folder / "b_flat.jpg"), np.full((240, 320, 3), (20, 40, 120), np.uint8))
+    sky = np.random.default_rng(0).normal((200, 120, 60), 25, (240, 320, 3))   # BGR: blue above red
+    cv2.imwrite(str(folder / "c_sky.png"), np.clip(sky, 0, 255).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["screen", str(folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert classifier.graded == 1                                      # the retina alone
+    assert "b_flat: No fundus found: the picture is one flat colour; not screened" in printed
+    assert "c_sky: No fundus found: its colours are not those of a retina" in printed
+    assert "Screened 1 of 3 photos" in printed and "(2 with no fundus, not screened)" in printed
+    for name in ("b_flat", "c_sky"):
+        result = json.loads((out / name / "result.json").read_text())
+        assert result["no_fundus"] and result["note"].startswith("No fundus found")
+        assert result["findings"] == {} and result["diagnosis"] == {} and result["disc"] is None
+    assert json.loads((out / "a_eye" / "result.json").read_text())["no_fundus"] is False
+
+
 def test_screening_a_project_skips_a_photo_replaced_since_import_and_screens_the_rest(tmp_path, capsys, monkeypatch):
     # Project photos are read where they were imported from: a camera numbering its files again
     # put another patient's photo under a known name, and it was screened as the imported image.
