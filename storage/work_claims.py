@@ -75,6 +75,14 @@ def release_claims(db: Database, kind: str, holder: str) -> None:
         session.execute(delete(WorkClaim).where(WorkClaim.kind == kind, WorkClaim.holder == holder))
 
 
+def release_claim(db: Database, image_id: int, kind: str, holder: str) -> None:
+    """The holder lets one image go that it could not do (its photo unreadable here, changed since
+    import): another process may try it at once, not only once this one's pass ends."""
+    with db.transaction(lock="claims") as session:
+        session.execute(delete(WorkClaim).where(WorkClaim.image_id == image_id, WorkClaim.kind == kind,
+                                                WorkClaim.holder == holder))
+
+
 def claim_holders(db: Database, kind: str) -> dict[int, str]:
     """Image id → holder of every ``kind`` claim, expired or not (tests, support)."""
     with db.reading() as session:

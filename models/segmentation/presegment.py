@@ -285,6 +285,15 @@ def _wait_unless_cancelled(seconds: float, cancel: threading.Event | None, summa
         raise CancelledError(_stopped_after(summary))
 
 
+def _courtesy(release: Callable[[], None]) -> None:
+    """Letting claims go early is a courtesy (they expire ``CLAIM_SECONDS`` after this process's last
+    stored image): a busy or unreachable database then neither fails the pass nor hides its stop."""
+    try:
+        release()
+    except OctantError:
+        pass
+
+
 def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, source: Path) -> None:
     """PNG masks at the original size (0/255), ``regions.png`` (codes 0–8), optional 8-bit
     probability maps, and ``result.json`` last."""
@@ -359,7 +368,7 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
     from storage.images import find_image_by_sha256, get_image, list_images
     from storage.predictions import latest_prediction, save_claimed_prediction
     from storage.schema import utc_now
-    from storage.work_claims import CLAIMED, DONE, claim_image, new_holder, release_claims
+    from storage.work_claims import CLAIMED, DONE, claim_image, new_holder, release_claim, release_claims
 
     db = project.database
     if image_ids is not None:
@@ -415,16 +424,23 @@ def presegment_project(project: ProjectHandle, paths: list[Path] | None, models:
             else:
                 held.append(record)
 
+    def reported(path: Path, status: str, message: str, image_id: int | None) -> None:
+        """A claimed image this process could not do is let go at once (each stored image renews the
+        holder's claims: kept, it would wait for this whole pass)."""
+        if status == "failed" and image_id is not None:
+            _courtesy(lambda: release_claim(db, image_id, PREDICTION_KIND, holder))
+        report(path, status, message, image_id)
+
     batch = batch_size or default_batch_size(models.device)
     try:
         held: list = []
-        _run_jobs(claimed(to_do, held), models, summary, report, batch, cancel)
+        _run_jobs(claimed(to_do, held), models, summary, reported, batch, cancel)
         while held:   # another process's images: their results, or their claims once expired
             _wait_unless_cancelled(HELD_POLL_S, cancel, summary)
             waiting, held = held, []
-            _run_jobs(claimed(waiting, held), models, summary, report, batch, cancel)
+            _run_jobs(claimed(waiting, held), models, summary, reported, batch, cancel)
     finally:
-        release_claims(db, PREDICTION_KIND, holder)
+        _courtesy(lambda: release_claims(db, PREDICTION_KIND, holder))
     summary.seconds = time.perf_counter() - started
     return summary
 

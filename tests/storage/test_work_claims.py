@@ -18,6 +18,7 @@ from storage.work_claims import (
     claim_holders,
     claim_image,
     new_holder,
+    release_claim,
     release_claims,
 )
 from tests.storage.conftest import add_fake_images
@@ -85,3 +86,15 @@ def test_releasing_frees_only_the_holders_claims(tmp_project):
     release_claims(db, KIND, holder)
     assert claim_holders(db, KIND) == {theirs: other}
     assert claim_image(db, mine, KIND, other) == CLAIMED
+
+
+def test_letting_one_image_go_frees_only_that_claim_of_that_holder(tmp_project):
+    db = tmp_project.database
+    failed, working, theirs = add_fake_images(tmp_project, 3)
+    holder, other = new_holder(), new_holder()
+    for image, who in ((failed, holder), (working, holder), (theirs, other)):
+        assert claim_image(db, image, KIND, who) == CLAIMED
+    release_claim(db, failed, KIND, holder)
+    release_claim(db, theirs, KIND, holder)            # not its claim: left alone
+    assert claim_holders(db, KIND) == {working: holder, theirs: other}
+    assert claim_image(db, failed, KIND, other) == CLAIMED

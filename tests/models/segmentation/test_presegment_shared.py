@@ -98,3 +98,41 @@ def test_a_cancel_while_waiting_for_another_process_stops_the_pass_and_releases_
     assert not worker.is_alive() and outcome == ["Pre-segmentation stopped after 2 photos; run it again to continue."]
     assert predictions_per_image(db) == {ids[2]: 1, ids[3]: 1}
     assert claim_holders(db, KIND) == {ids[0]: other, ids[1]: other}   # its own went, the other's stay
+
+
+def test_an_image_this_process_could_not_do_is_left_to_the_others_at_once(project, tiny_weights, monkeypatch):
+    # Its photo changed since import here (or cannot be read from this workstation): the claim goes with
+    # the failure, not at the end of the pass (it was renewed with every image stored meanwhile, so
+    # another workstation that can read the photo waited for this whole pass).
+    db = project.database
+    records = list_images(db)
+    ids = [record.id for record in records]
+    records[1].path.write_bytes(records[1].path.read_bytes() + b"changed")
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    other, seen = new_holder(), {}
+
+    def progress(event):
+        if event.image_id == ids[2] and event.status == "done":   # the next image after the failed one
+            seen["claim"] = claim_image(db, ids[1], KIND, other)
+
+    summary = presegment_project(project, None, models, progress=progress, image_ids=ids)
+    assert [path for path, _ in summary.failed] == [str(records[1].path)] and summary.done == 3
+    assert seen == {"claim": CLAIMED}                               # the other workstation may try it now
+    assert claim_holders(db, KIND) == {ids[1]: other}
+
+
+def test_a_cancel_while_the_database_is_busy_is_still_said_as_a_stop(project, tiny_weights, monkeypatch):
+    # Releasing the claims is a courtesy (they expire): a busy database then does not hide the stop.
+    from storage.errors import DatabaseLockedError
+
+    def busy(*_args, **_kwargs):
+        raise DatabaseLockedError("The project database is busy in another program.")
+
+    import storage.work_claims
+
+    monkeypatch.setattr(storage.work_claims, "release_claims", busy)
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        presegment_project(project, None, models, cancel=cancel, image_ids=[r.id for r in list_images(project.database)])
