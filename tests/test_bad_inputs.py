@@ -622,6 +622,8 @@ def test_a_picture_that_is_no_retina_gets_no_fundus_found_and_no_suggestions(tmp
     code = main.main(["presegment", str(tmp_path / "picture.png"), "--out", str(tmp_path / "out"),
                       "--weights-dir", str(tmp_path / "no-weights"), "--device", "cpu"])
     assert code == 0
+    # A new-user trial: the console said only "1 photos pre-segmented"; the blank went unnoticed.
+    assert "1 of them held no retina (\"No fundus found\"): nothing is suggested for it" in capsys.readouterr().err
     result = json.loads(next((tmp_path / "out").rglob("result.json")).read_text())
     assert result["no_fundus"] is True and any(m.startswith("No fundus found") for m in result["messages"])
     assert result["disc"] is None and result["cup_to_disc"] is None and not result["lesion_regions"]

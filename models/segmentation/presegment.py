@@ -85,6 +85,7 @@ class PresegmentSummary:
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
     red_free: int = 0      # photos done that were red-free (grey or green): no lesion regions suggested (RED_FREE_NOTE)
+    no_fundus: int = 0     # pictures done that held no retina: nothing suggested ("No fundus found")
     elsewhere: int = 0     # a project's images another process pre-segmented during this pass
 
 
@@ -244,6 +245,7 @@ def _run_jobs(jobs: Iterable[_Job], models: PipelineModels, summary: PresegmentS
                 job.record(result)
             summary.done += 1
             summary.red_free += result.red_free
+            summary.no_fundus += result.no_fundus
             report(job.path, "done", "", job.image_id)
         except Exception as error:
             message = describe_failure(error)
@@ -526,8 +528,8 @@ def presegment_command(args) -> int:
         else:
             summary = presegment_to_folder(paths or [], Path(args.out), models, args.probabilities, args.redo, show,
                                            batch_size=args.batch_size, shard=world.shard)
-    done, skipped, failed, red_free, elsewhere = world.total([
-        summary.done, summary.skipped, len(summary.failed), summary.red_free, summary.elsewhere])   # waits for all
+    done, skipped, failed, red_free, no_fundus, elsewhere = world.total([   # waits for all
+        summary.done, summary.skipped, len(summary.failed), summary.red_free, summary.no_fundus, summary.elsewhere])
     minutes = (time.perf_counter() - started) / 60
     world.teardown()
     if world.rank == 0:
@@ -539,4 +541,9 @@ def presegment_command(args) -> int:
             photos = "was a red-free photo" if red_free == 1 else "were red-free photos"
             print(f"{red_free} of them {photos}: no lesion regions are suggested on those, as the lesion networks "
                   "learnt on colour photos and tell haemorrhages and exudates apart by their colour.", file=sys.stderr)
+        if no_fundus:   # only result.json said so: "2 photos pre-segmented" hid a blank page among them
+            one = no_fundus == 1
+            print(f"{no_fundus} of them held no retina (\"No fundus found\"): nothing is suggested for "
+                  f"{'it; check that it is a fundus photograph' if one else 'them; check that they are fundus photographs'}.",
+                  file=sys.stderr)
     return 0 if not failed else 2
