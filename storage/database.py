@@ -24,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import postgresql
@@ -133,7 +134,9 @@ def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
         _install_sqlite_pragmas(engine, busy_timeout_ms)
         return engine
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        parsed = make_url(url)
+        connect_args = postgresql.network_settings(parsed.query) if parsed.get_backend_name() == "postgresql" else {}
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (ImportError, sa_exc.ArgumentError) as error:  # not a URL, or its driver is missing
         raise DatabaseError(
             "Octant cannot use that database URL; write it as postgresql+psycopg://USER@HOST/DATABASE "

@@ -11,6 +11,7 @@ SQLite; driver errors a user can act on become ``storage.errors`` types with one
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
@@ -40,6 +41,17 @@ _CONNECTION_LOST = ("08", "57P")  # connection exceptions; server shut down or r
 # A server on its way down or up refuses connections with these words (and no SQLSTATE here).
 _RESTARTING = re.compile(r"the database system is (starting up|shutting down|in recovery mode|not yet accepting)")
 
+# A network that drops packets without a word (a cable pulled, the Wi-Fi gone) never answers: a
+# save then waited for the kernel's TCP retries, about 15 minutes, with the workstation frozen.
+# With these libpq settings an action gives up after about 6 s (the pool's ping, then a new
+# connection) as "cannot be reached": the workstation keeps the click and saves it once the server
+# answers. A URL's own values win.
+NETWORK_SETTINGS = {
+    "connect_timeout": 3,           # seconds to set up a connection
+    "tcp_user_timeout": 3000,       # ms that sent data may stay unacknowledged
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,   # an idle link
+}
+
 UNREACHABLE = (
     "The PostgreSQL server cannot be reached; check that it is running and that the database URL "
     "names the right host and port, then try again."
@@ -52,6 +64,11 @@ CONCURRENT_CHANGE = (
     "Another workstation changed the same data at the same moment, so this action was not saved; "
     "try it again."
 )
+
+
+def network_settings(url_query: Mapping[str, object]) -> dict[str, int]:
+    """``NETWORK_SETTINGS`` less those the database URL sets itself (its ``?name=value`` options)."""
+    return {name: value for name, value in NETWORK_SETTINGS.items() if name not in url_query}
 
 
 def configure_engine(engine: Engine, lock_timeout_ms: int) -> None:

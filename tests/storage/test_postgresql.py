@@ -247,3 +247,23 @@ def test_a_workstation_reconnects_after_the_server_ended_its_connections(clinic,
     assert session.set_regions(image, "drusen", {1, 2}).regions == {"drusen": frozenset({1, 2})}
     assert [r.name for r in list_readers(clinic.project.database)][:2] == ["Admin", "Dr O0"]
     assert current_revision(clinic.project.database.engine) == known_revisions()[1]
+
+
+@pytest.mark.postgresql_only
+def test_connections_give_up_on_a_silent_network_within_seconds(tmp_project, database_url):
+    """A network that drops packets silently left a save waiting for the kernel's TCP retries (about
+    15 minutes, the workstation frozen; measured in a network namespace whose server address was
+    pointed at a missing MAC). libpq's timeouts end it in seconds; a URL's own values are kept."""
+    from sqlalchemy import text
+
+    for url, connect_timeout in ((database_url, "3"), (f"{database_url}&connect_timeout=20"
+                                                        if "?" in database_url else f"{database_url}?connect_timeout=20", "20")):
+        database = Database.open(url)
+        try:
+            with database.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+                parameters = connection.connection.dbapi_connection.info.get_parameters()
+        finally:
+            database.dispose()
+        assert parameters["connect_timeout"] == connect_timeout
+        assert parameters["tcp_user_timeout"] == "3000" and parameters["keepalives_idle"] == "10"
