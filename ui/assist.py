@@ -52,7 +52,17 @@ def suggestion_from_payload(payload: dict | None, project_root: Path) -> ModelSu
     folder = payload.get("mask_folder")
     return ModelSuggestion({c: r for c, r in regions.items() if r},
                            project_root / folder if folder else None,
-                           RED_FREE_NOTE if payload.get("red_free") else "")
+                           _no_fundus_note(payload) or (RED_FREE_NOTE if payload.get("red_free") else ""))
+
+
+def _no_fundus_note(payload: dict) -> str:
+    """The pipeline's "No fundus found: why" and what the reader can do; "" for a retina. A blank
+    picture showed only "Click the centre of the optic disc." there."""
+    if not payload.get("no_fundus"):
+        return ""
+    said = next((m for m in payload.get("messages") or [] if str(m).startswith("No fundus found")),
+                "No fundus found by the model; nothing is suggested for this picture.")
+    return f"{said} If it is a fundus photograph, click its optic disc; if not, U marks it ungradable."
 
 
 def accepted(state: ReadState, suggestion: ModelSuggestion, findings: set[str]) -> ReadState:

@@ -58,6 +58,19 @@ def test_a_red_free_photo_says_why_no_lesion_regions_are_suggested(qtbot, readin
     assert RED_FREE_NOTE in window.hint_label.text() and "Model suggests" not in window.hint_label.text()
 
 
+def test_a_picture_with_no_retina_says_so_and_what_the_reader_can_do(qtbot, reading_project):
+    # A new-user trial: a blank picture pre-segmented "No fundus found" showed only "Click the centre
+    # of the optic disc." at the workstation.
+    project, ana = reading_project.project, reading_project.readers["Ana"]
+    image_id = ReaderSession(project.database, ana.id).queue()[0].id
+    found = "No fundus found: the picture is one flat colour; nothing is suggested for this picture."
+    save_prediction(project.database, image_id, PRESEGMENTATION,   # as the pipeline stores a blank picture's
+                    {"finding_regions": {}, "no_fundus": True, "red_free": False, "mask_folder": None,
+                     "messages": [found]}, model_version="test-1")
+    window = open_window(qtbot, project, ana.id)
+    assert found in window.hint_label.text() and "U marks it ungradable" in window.hint_label.text()
+
+
 def test_vessel_overlay_is_drawn_from_the_stored_mask(qtbot, reading_project):
     project, ana = reading_project.project, reading_project.readers["Ana"]
     image_id = ReaderSession(project.database, ana.id).queue()[0].id
