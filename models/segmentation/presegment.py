@@ -296,22 +296,37 @@ def _courtesy(release: Callable[[], None]) -> None:
         pass
 
 
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """One mask, whole or not at all: written beside its name, then renamed over it (a redo or a
+    process that took an expired claim over never leaves a torn mask under the name the workstation
+    opens), and a failed write raises (cv2.imwrite says it only by returning False)."""
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])   # fast: masks compress well
+    if not ok:
+        raise OSError(f"{path.name} could not be encoded as PNG")
+    temporary = path.with_name(path.name + ".partial")
+    try:
+        temporary.write_bytes(encoded.tobytes())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(f"{path} could not be written ({error.strerror or error})") from error
+
+
 def write_outputs(result: PipelineResult, folder: Path, probabilities: bool, source: Path) -> None:
     """PNG masks at the original size (0/255), ``regions.png`` (codes 0–8), optional 8-bit
     probability maps, and ``result.json`` last."""
     folder.mkdir(parents=True, exist_ok=True)
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]   # fast: binary masks compress well anyway
     for name in MASK_NAMES:
         prob = result.probability(name)
         if prob is None:
             continue
         threshold = result.thresholds.get(name, 0.5)
-        cv2.imwrite(str(folder / f"{name}.png"), ((prob >= threshold) * 255).astype(np.uint8), png)
+        _write_png(folder / f"{name}.png", ((prob >= threshold) * 255).astype(np.uint8))
         if probabilities:
-            cv2.imwrite(str(folder / f"{name}_probability.png"), np.clip(prob * 255 + 0.5, 0, 255).astype(np.uint8), png)
+            _write_png(folder / f"{name}_probability.png", np.clip(prob * 255 + 0.5, 0, 255).astype(np.uint8))
     regions = result.region_map()
     if regions is not None:
-        cv2.imwrite(str(folder / "regions.png"), regions, png)
+        _write_png(folder / "regions.png", regions)
     payload = {"image": str(source), **result.to_json()}
     temporary = folder / (RESULT_FILE + ".partial")
     temporary.write_text(json.dumps(payload, indent=1))

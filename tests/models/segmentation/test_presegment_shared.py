@@ -136,3 +136,21 @@ def test_a_cancel_while_the_database_is_busy_is_still_said_as_a_stop(project, ti
     cancel.set()
     with pytest.raises(CancelledError):
         presegment_project(project, None, models, cancel=cancel, image_ids=[r.id for r in list_images(project.database)])
+
+
+def test_a_mask_that_cannot_be_written_fails_its_photo_instead_of_storing_a_prediction_without_it(
+        project, tiny_weights):
+    # cv2.imwrite says a failed write (a full disk, a name taken by a folder) only by returning False:
+    # the prediction was stored pointing at masks that were not there.
+    from models.segmentation.presegment import MASK_NAMES
+    from storage.predictions import latest_prediction
+
+    db = project.database
+    ids = [record.id for record in list_images(db)]
+    for name in (*MASK_NAMES, "regions"):
+        (project.root / "predictions" / str(ids[0]) / f"{name}.png").mkdir(parents=True)
+    models, _ = load_pipeline_models(tiny_weights, "cpu")
+    summary = presegment_project(project, None, models, image_ids=ids)
+    assert summary.done == 3 and len(summary.failed) == 1 and summary.failed[0][1].endswith("disc.png could not be written (Is a directory)")
+    assert latest_prediction(db, ids[0], KIND) is None and claim_holders(db, KIND) == {}
+    assert not list((project.root / "predictions" / str(ids[0])).glob("*.partial"))
