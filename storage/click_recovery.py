@@ -196,17 +196,19 @@ def recover_unsaved_clicks(db: Database, project_root: Path, reader_id: int,
         taken = _take(path)
         if taken is None:
             continue
+        session = session or ReaderSession(db, reader_id, lock_wait_ms=lock_wait_ms)
         try:
             document = json.loads(taken.read_text(encoding="utf-8"))
             stopped_at = datetime.fromisoformat(document["stopped_at"])
             clicks = [UnsavedClick(str(c["label"]), int(c["image_id"]), ReaderStep.from_json(c["step"]))
                       for c in document["clicks"]]
+            if document["reader"] != session.reader.name:   # the id of another reader before a restore
+                raise ValueError("written for another reader")
         except (OSError, ValueError, KeyError, TypeError, InvalidRequestError):
             _put_back(taken, path)
             outcome.unreadable.append(_waiting_name(path))
             continue
         outcome.stopped_at = outcome.stopped_at or stopped_at
-        session = session or ReaderSession(db, reader_id, lock_wait_ms=lock_wait_ms)
         for done, click in enumerate(clicks):
             try:
                 click.step.apply(session, click.image_id)

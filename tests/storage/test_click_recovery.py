@@ -185,3 +185,12 @@ def test_arguments_a_click_cannot_take_make_the_file_unreadable_not_a_traceback(
     outcome = recover_unsaved_clicks(db, root, reader.id)
     assert outcome.unreadable == [path] and path.exists() and outcome.saved == 0
     assert ReaderSession(db, reader.id).read(image).regions == {}
+
+
+def test_a_file_written_for_another_reader_of_the_same_id_is_kept_not_saved(clinic):
+    # A restore of an older backup can give a reader added later's id to the next reader added.
+    db, root, reader, image = clinic.project.database, clinic.project.root, _reader(clinic), _own_image(clinic)
+    path = write_recovery_file(root, reader.id, "Dr Gone", _toggles(image, 5))
+    outcome = recover_unsaved_clicks(db, root, reader.id)
+    assert outcome.unreadable == [path] and path.exists() and outcome.saved == 0
+    assert ReaderSession(db, reader.id).read(image).regions == {}
