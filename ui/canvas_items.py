@@ -111,6 +111,8 @@ class RegionOverlay(QGraphicsItem):
             number.setBrush(QColor(255, 255, 255, 230))
             number.setPen(QPen(QColor(0, 0, 0, 200), 0.8))
             number.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            box = number.boundingRect()   # centred on its anchor (screen pixels): it hung down-right of it
+            number.setTransform(QTransform.fromTranslate(-box.width() / 2, -box.height() / 2))
             self.numbers[code] = number
         self.setVisible(False)
 

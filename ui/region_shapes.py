@@ -22,6 +22,9 @@ from annotate.geometry import REGION_NAMES, canonical_region_shapes, region_exte
 
 # Where each region's number is written, in the landmarks' frame (a/D, b/D; b points superior):
 # candidates in order, the first that falls inside the image and field of view is used.
+# An anchor counts as inside only with this much room (in D) on every side: a number's glyph is
+# about 0.06 D at the fitted zoom, so one whose anchor was barely inside hung off the photo's edge.
+LABEL_ROOM = 0.06
 LABEL_ANCHORS: dict[int, tuple[tuple[float, float], ...]] = {
     1: ((1.0, 0.42), (1.0, -0.42)),
     2: ((-0.02, 0.24),),
@@ -113,14 +116,17 @@ def number_position(code: int, placed: QPainterPath, to_image: QTransform,
                     clip: QPainterPath) -> QPointF | None:
     """Where region ``code``'s number goes, in image pixels; None when none of it is visible.
 
-    The first of its ``LABEL_ANCHORS`` inside image ∩ FOV; failing those (a thin strip left at the
+    The first of its ``LABEL_ANCHORS`` inside image ∩ FOV with ``LABEL_ROOM`` around it (the number
+    is drawn centred there); failing those (a thin strip left at the
     edge of the field of view), a point inside the visible part itself (shapely's
     ``representative_point``), so that no visible region goes without its number.
     """
     for a, b in LABEL_ANCHORS[code]:
-        anchor = to_image.map(QPointF(a, b))
-        if clip.contains(anchor):
-            return anchor
+        room = [to_image.map(QPointF(a + da, b + db)) for da, db in
+                ((0, 0), (-LABEL_ROOM, -LABEL_ROOM), (LABEL_ROOM, -LABEL_ROOM),
+                 (-LABEL_ROOM, LABEL_ROOM), (LABEL_ROOM, LABEL_ROOM))]
+        if all(clip.contains(point) for point in room):
+            return room[0]
     visible = placed.intersected(clip)
     if visible.isEmpty():
         return None

@@ -58,3 +58,33 @@ def test_superior_stays_up_in_both_eyes(qapp):
         paths = region_paths_in_frame(8.0)
         above_disc = (disc[0], disc[1] - 0.2 * frame.distance)
         assert drawn_region(paths, frame, *above_disc) == [2]  # superior disc
+
+
+def test_a_number_is_not_written_where_it_would_hang_off_the_photo(qapp):
+    # A new-user trial: region 6's number sat on the bottom edge of an IDRiD photo (its anchor barely
+    # inside), half of it or all of it below the picture; the next anchor, well inside, is used now.
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPainterPath, QTransform
+
+    from ui.region_shapes import number_position
+
+    to_image = QTransform(200, 0, 0, -200, 500, 500)      # D = 200 px, b (superior) points up
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, 1000, 712))                 # the first anchor (1.05, -1.05) is at y = 710
+    region = QPainterPath()
+    region.addRect(QRectF(0, 0, 1000, 1000))
+    point = number_position(6, region, to_image, clip)
+    assert (point.x(), point.y()) == pytest.approx((610, 650))   # the second, (0.55, -0.75)
+    clip = QPainterPath()
+    clip.addRect(QRectF(0, 0, 1000, 1000))
+    point = number_position(6, region, to_image, clip)
+    assert (point.x(), point.y()) == pytest.approx((710, 710))   # with room, the first as before
+
+
+def test_the_workstations_numbers_are_centred_on_their_anchors(qapp):
+    from ui.canvas_items import RegionOverlay
+
+    overlay = RegionOverlay()
+    for number in overlay.numbers.values():
+        box = number.transform().mapRect(number.boundingRect())
+        assert box.center().x() == pytest.approx(0, abs=0.01) and box.center().y() == pytest.approx(0, abs=0.01)
