@@ -24,7 +24,14 @@ from storage.errors import InvalidRequestError
 from storage.images import list_images, move_images_to_split
 from storage.options import positive_int
 from storage.progress_table import ReaderSplitProgress, ordered_splits, progress_table
-from storage.project import LABEL_SOURCES, ProjectHandle, create_project, open_project, update_settings
+from storage.project import (
+    LABEL_SOURCES,
+    ProjectHandle,
+    check_new_project_folder,
+    create_project,
+    open_project,
+    update_settings,
+)
 from storage.readers import (
     REVIEW_ROLES,
     ReaderInfo,
@@ -124,6 +131,7 @@ def add_as_argument(parser: argparse.ArgumentParser, who: str = "an admin") -> N
 
 
 def run_init(args: argparse.Namespace) -> int:
+    check_new_project_folder(args.dir, args.database_url)   # before the passphrase is asked, twice
     passphrase = read_secret(f"Passphrase for the admin {args.admin}", CREDENTIAL_ENV, confirm=True,
                              older_env=OLDER_ADMIN_PASSPHRASE_ENV)
     credentials.check_new_secret(passphrase, needs_passphrase=True)   # before anything is created

@@ -143,6 +143,23 @@ def _holds_a_database(path: Path) -> bool:
     return path.stat().st_size > 0 or (wal.exists() and wal.stat().st_size > 0)
 
 
+def check_new_project_folder(folder: str | Path, database_url: str | None = None) -> None:
+    """Refuse a folder that already holds a project (here or on a server) or is a file; `init` asks
+    this before the passphrase, which was typed twice only to hear that the project exists."""
+    root = Path(folder).expanduser().resolve()
+    if database_url is None and _holds_a_database(root / DATABASE_FILENAME):
+        raise InvalidRequestError(
+            f"{root} already holds an Octant project; open it instead of creating a new one."
+        )
+    elsewhere = _database_elsewhere(root) if database_url is None else None
+    if elsewhere is not None:
+        raise InvalidRequestError(
+            f"{root} already holds an Octant project whose database is at {elsewhere}; open it with "
+            "--database-url instead of creating a new one.")
+    if root.exists() and not root.is_dir():
+        raise InvalidRequestError(f"{root} is a file; choose a folder for the project.")
+
+
 def create_project(
     folder: str | Path,
     name: str | None = None,
@@ -160,17 +177,7 @@ def create_project(
     check_findings(findings)
     _check_consensus_k(consensus_k)
     roles = _role_lists(DEFAULT_SPLIT_ROLES if split_roles is None else split_roles)
-    if database_url is None and _holds_a_database(root / DATABASE_FILENAME):
-        raise InvalidRequestError(
-            f"{root} already holds an Octant project; open it instead of creating a new one."
-        )
-    elsewhere = _database_elsewhere(root) if database_url is None else None
-    if elsewhere is not None:
-        raise InvalidRequestError(
-            f"{root} already holds an Octant project whose database is at {elsewhere}; open it with "
-            "--database-url instead of creating a new one.")
-    if root.exists() and not root.is_dir():
-        raise InvalidRequestError(f"{root} is a file; choose a folder for the project.")
+    check_new_project_folder(root, database_url)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:   # read-only disk, no rights, a file on the way: `init` printed a traceback

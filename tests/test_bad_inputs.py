@@ -558,6 +558,20 @@ def test_a_file_given_as_the_project_folder_is_called_a_file_not_sent_to_init(en
                                        f"{env.project}.\n")
 
 
+def test_init_on_a_project_says_so_before_asking_for_a_passphrase(env, capsys, monkeypatch):
+    # A new-user trial: `init` run twice asked the new admin's passphrase (twice, at a terminal)
+    # and only then said the folder already holds a project.
+    monkeypatch.delenv("OCTANT_CREDENTIAL")
+    monkeypatch.delenv("OCTANT_ADMIN_PASSPHRASE")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))   # nothing piped: asking would fail
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(["init", str(env.project), "--admin", "Dr Chen"]) == FAILED
+    assert capsys.readouterr().err == (f"octant: {env.project} already holds an Octant project; open it instead "
+                                       "of creating a new one.\n")
+    assert snapshot(env) == before
+
+
 def test_init_where_no_folder_can_be_made_is_one_sentence(env, capsys):
     # A new-user trial: `init` under a file (or on a read-only disk) ended in mkdir's traceback.
     notes = env.root / "notes.txt"
