@@ -41,6 +41,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -120,7 +121,8 @@ def main() -> None:
     parser.add_argument("--data", help="folder of the public data sets (default $OCTANT_PUBLIC_DATA)")
     parser.add_argument("--skip-throughput", action="store_true", help="no throughput pass")
     parser.add_argument("--variants", default="fp32/torch,fp32/onnxruntime,bf16/torch",
-                        help="precision/backend pairs timed side by side ('' skips)")
+                        help="precision/backend pairs timed side by side ('' skips); PAIR@DIR runs the weights "
+                             "of folder DIR (e.g. auto/auto@/tmp/other-weights), else --weights-dir's")
     parser.add_argument("--compare-photos", type=int, default=3, help="photos of --photos in the side-by-side timing")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the side-by-side timing")
     parser.add_argument("--slow-limit", type=float, default=60.0,
@@ -272,18 +274,20 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
     interleaved; each variant's masks against fp32 PyTorch's (mean Dice over masks and photos)."""
     loaded, given_backend = {}, os.environ.get(BACKEND_ENV)   # the caller's setting, back after loading
     for variant in variants:
-        precision, _, backend = variant.partition("/")
+        pair, _, weights_dir = variant.partition("@")
+        precision, _, backend = pair.partition("/")
         os.environ[BACKEND_ENV] = backend or "auto"
         set_precision(precision)
         if backend == "onnxruntime" and onnxruntime_missing():
             print(f"{variant}: {onnxruntime_missing()}; skipped", flush=True)
             continue
-        loaded[variant] = load_pipeline_models(args.weights_dir, args.device)[0]
+        loaded[variant] = load_pipeline_models(weights_dir or args.weights_dir, args.device)[0]
         print(f"{variant}: {loaded[variant].backend_line()}", flush=True)
     os.environ.pop(BACKEND_ENV, None)
     if given_backend is not None:   # e.g. OCTANT_BACKEND=torch: the accuracy pass in PyTorch's choice
         os.environ[BACKEND_ENV] = given_backend
     times = {variant: [] for variant in loaded}
+    cpu_times: dict[str, list[float]] = {variant: [] for variant in loaded}   # all threads: the load does not inflate it
     stages: dict[str, dict[str, list[float]]] = {variant: {} for variant in loaded}
     masks: dict[tuple[str, int], dict] = {}
     for _ in range(args.rounds):
@@ -291,10 +295,11 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
             for variant, models in loaded.items():
                 if times[variant] and max(times[variant]) > args.slow_limit:
                     continue   # emulated bf16: one photo says enough
-                set_precision(variant.partition("/")[0])
-                start = time.perf_counter()
+                set_precision(variant.partition("@")[0].partition("/")[0])
+                start, cpu_start = time.perf_counter(), process_cpu_seconds()
                 result = process_photo(path, models)
                 times[variant].append(time.perf_counter() - start)
+                cpu_times[variant].append(process_cpu_seconds() - cpu_start)
                 for stage, seconds in result.timings.items():
                     stages[variant].setdefault(stage, []).append(seconds)
                 masks.setdefault((variant, index), {name: result.mask(name) for name in MASK_NAMES})
@@ -307,13 +312,21 @@ def compare_variants(paths: list[Path], variants: list[str], args) -> dict:
                  for name in MASK_NAMES if masks[(reference, i)][name] is not None]
         out[variant] = {"networks": loaded[variant].backend_line(),
                         "median_s": float(np.median(seconds)), "min_s": float(np.min(seconds)), "runs": len(seconds),
+                        "median_cpu_s": float(np.median(cpu_times[variant])),
                         "dice_vs_fp32_torch": float(np.mean(dices)) if dices else None,
                         "min_dice_vs_fp32_torch": float(np.min(dices)) if dices else None,
                         "stages_median_s": {k: float(np.median(v)) for k, v in stages[variant].items()}}
-        print(f"{variant}: median {out[variant]['median_s']:.2f} s per photo over {len(seconds)} runs, "
+        print(f"{variant}: median {out[variant]['median_s']:.2f} s per photo over {len(seconds)} runs "
+              f"({out[variant]['median_cpu_s']:.2f} CPU s), "
               f"Dice against fp32 PyTorch {out[variant]['dice_vs_fp32_torch']}", flush=True)
     set_precision("auto")
     return out
+
+
+def process_cpu_seconds() -> float:
+    """CPU time of this process's threads so far (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def dice(a: np.ndarray | None, b: np.ndarray | None) -> float:
