@@ -342,6 +342,21 @@ def test_presegment_onto_a_file_is_one_sentence_and_leaves_the_file(env, capsys)
     assert target.read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize("where", ["onto", "under"])
+def test_screenshot_onto_or_under_a_file_is_one_sentence_and_leaves_the_file(env, capsys, where):
+    # A new-user trial: `screenshot --out /etc/passwd` ended in mkdir's FileExistsError traceback.
+    target = env.root / "notes.txt"
+    target.write_text("keep me\n")
+    out = target if where == "onto" else target / "shots"
+    before = snapshot(env)
+    capsys.readouterr()
+    assert main.main(["screenshot", "--out", str(out), "--project", str(env.project)]) == FAILED
+    err = capsys.readouterr().err
+    phrase = "notes.txt is a file, not a folder" if where == "onto" else "shots (Not a directory); choose a folder"
+    assert err.startswith("octant: ") and err.count("\n") == 1 and phrase in err, err
+    assert snapshot(env) == before
+
+
 # ------------------------------------------------------------------ export
 def export_onto_existing(env: Env) -> list:
     (env.root / "labels.csv").write_text("someone's spreadsheet\n")

@@ -108,6 +108,17 @@ def sign_in_for_screenshot(args: argparse.Namespace) -> None:
             signed_in_reader(project, name)
 
 
+def _make_out_folder(out: Path) -> None:
+    from storage.errors import OctantError
+
+    if out.exists() and not out.is_dir():
+        raise OctantError(f"{out} is a file, not a folder; give --out a folder for the screenshots.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:   # read-only, no rights, a file on the way: mkdir's traceback before
+        raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
+
+
 def run_screenshot(args: argparse.Namespace) -> int:
     from ui.app import use_offscreen_without_display
 
@@ -121,6 +132,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     check_qt_can_open_windows()
     from ui.screenshots.workstation import render_screenshots
 
+    _make_out_folder(Path(args.out))   # before a sign-in and a demo's pre-segmentation, not after
     if args.project is not None:   # a real project: the window shows that reader's labels, so they sign in
         sign_in_for_screenshot(args)
     paths = render_screenshots(args.out, project=args.project, reader=args.reader, size=args.size,
