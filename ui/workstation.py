@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from storage.click_recovery import recover_unsaved_clicks, recovery_folder
 from storage.errors import OctantError
+from storage.network_folder import network_filesystem, several_workstations_warning
 from storage.project import ProjectHandle, open_project
 from storage.readers import REVIEW_ROLES, find_reader, list_readers, sign_in
 from ui.app import show_message
@@ -32,6 +33,8 @@ def build_window(project: ProjectHandle, reader_id: int, run_ahead: bool = False
     if recovered:
         window.show_hint(recovered)
         show_message(recovered, window, warning=not all_saved)
+    elif (shared := _sqlite_in_a_network_folder(project)) is not None:
+        window.show_problem(shared)
     from ui.backup_actions import start_daily_backup
 
     start_daily_backup(window)
@@ -51,6 +54,15 @@ def _recover_clicks(project: ProjectHandle, reader_id: int) -> tuple[str, bool]:
         return (f"Clicks not saved when Octant was stopped could not be saved now ({error.strerror or error}); "
                 f"they are kept in {recovery_folder(project.root)}."), False
     return outcome.sentence(), outcome.saved > 0 and not (outcome.refused or outcome.waiting or outcome.unreadable)
+
+
+def _sqlite_in_a_network_folder(project: ProjectHandle) -> str | None:
+    """The warning for a SQLite database in a network folder (storage/network_folder.py), else None."""
+    engine_url = project.database.engine.url
+    if engine_url.get_backend_name() != "sqlite" or not engine_url.database:
+        return None
+    kind = network_filesystem(Path(engine_url.database))
+    return None if kind is None else several_workstations_warning(kind)
 
 
 def _direct_sign_in(folder: Path, reader: str | None, database_url: str | None,

@@ -1,6 +1,8 @@
 """Opening the workstation from the command line's reader; refusing landmarks with no regions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QPointF
 
 from storage.reading import ReaderSession
@@ -195,3 +197,23 @@ def test_sign_in_as_another_reader_stays_on_the_same_database(qtbot, tmp_path, m
             release_window(open_window_)
             open_window_.close()
             open_window_.controller.project.close()
+
+
+def test_a_sqlite_project_in_a_network_folder_is_told_it_is_safe_for_one_workstation_at_a_time(
+        qtbot, reading_project, monkeypatch):
+    # Two computers opening one octant.sqlite on a share (the write-ahead log's index lives in one
+    # computer's memory) can damage it; nothing said so.
+    from ui import workstation
+
+    seen: list[Path] = []
+    monkeypatch.setattr(workstation, "network_filesystem", lambda path: seen.append(path) or "cifs")
+    window = open_workstation(reading_project.folder, "Ben")
+    qtbot.addWidget(window)
+    try:
+        assert seen == [(reading_project.folder / "octant.sqlite").resolve()]
+        assert window.hint_label.text().startswith("This project's database is in a network folder (cifs): "
+                                                   "one workstation at a time is safe")
+    finally:
+        release_window(window)
+        window.close()
+        window.controller.project.close()
