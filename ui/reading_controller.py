@@ -3,8 +3,8 @@
 Every action goes straight to the signed-in reader's ``ReaderSession`` (one transaction each), so
 it is durable when the call returns; the window only shows what the controller says. A save waits
 for another program's lock a fifth of a second at most: a click that finds the database still
-locked is kept and saved in order by ``ui/save_queue.py`` (the status bar says "Saving…" until
-it is in), and the reader stays on the image until their kept clicks are saved. Only a
+locked, or whose server cannot be reached, is kept and saved in order by ``ui/save_queue.py``
+(the status bar says "Saving…" until it is in), and the reader stays on the image until their kept clicks are saved. Only a
 ReaderSession is ever used here, never a ReviewSession: a reader sees their own answers and a
 model's guesses, nothing of the other readers (blind reading, Son et al. §2.1: three readers per
 image, independently).

@@ -1,4 +1,5 @@
-"""Clicks kept while another program holds the project database's write lock, saved in order.
+"""Clicks kept while another program holds the project database's write lock (or its PostgreSQL
+server cannot be reached: stopped, restarting, the network down), saved in order.
 
 The workstation saves each click at once on the GUI thread, waiting at most ``SCREEN_WAIT_MS``
 for the lock (``ReaderSession(lock_wait_ms=...)``): never the busy timeout, tried twice, which
