@@ -357,6 +357,18 @@ def test_screenshot_onto_or_under_a_file_is_one_sentence_and_leaves_the_file(env
     assert snapshot(env) == before
 
 
+def test_presegment_under_a_file_is_one_sentence_not_a_skip_per_photo(env, capsys):
+    # A new-user trial: `presegment photos --out /etc/passwd/sub` ran the networks, then called every
+    # photo "skipped" with "[Errno 20] Not a directory: …".
+    target = env.root / "notes.txt"
+    target.write_text("keep me\n")
+    capsys.readouterr()
+    assert main.main(["presegment", str(env.root / "good"), "--out", str(target / "masks"), "--device", "cpu"]) == FAILED
+    err = capsys.readouterr().err
+    assert err == f"octant: Cannot create {target / 'masks'} (Not a directory); choose a folder you can write to.\n"
+    assert target.read_text() == "keep me\n"
+
+
 # ------------------------------------------------------------------ export
 def export_onto_existing(env: Env) -> list:
     (env.root / "labels.csv").write_text("someone's spreadsheet\n")

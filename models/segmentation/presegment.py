@@ -500,6 +500,10 @@ def presegment_command(args) -> int:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise OctantError(f"{out} is a file, not a folder; give --out a folder for the results.")
+        try:   # read-only, no rights, a file on the way: each photo was "skipped" with an [Errno 30]
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
     from models.engine.precision import apply_precision_argument
 
     world = DistributedWorld(args.device)   # under torchrun: this process's rank and device
