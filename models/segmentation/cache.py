@@ -37,6 +37,8 @@ def public_sets_cache_dir() -> Path:
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    if not path.is_file():   # asked first: OpenCV's imread prints a WARN line of its own
+        raise FileNotFoundError(f"cannot read {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"cannot read {path}")
@@ -44,6 +46,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_gray(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot read {path}")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise FileNotFoundError(f"cannot read {path}")

@@ -163,4 +163,12 @@ def ensure_caches(task: str, data: str | Path | None) -> None:
         source = public_data_dir(data)   # one sentence saying how to point to it when missing
         for cache in missing:
             print(f"building the cache {Path(cache.file).name} from {source} ...", file=sys.stderr, flush=True)
-            cache.build(source)
+            try:
+                cache.build(source)
+            except OSError as error:   # a folder without the sets: "cannot read …/21_training.tif" traceback
+                from storage.errors import NotFoundError
+
+                lacking = f"no {error.filename}" if error.filename else str(error)
+                raise NotFoundError(f"{source} does not hold the public data sets as published ({lacking}); "
+                                    "pass --data DIR or set OCTANT_PUBLIC_DATA=DIR to the folder holding DRIVE, "
+                                    "IDRiD-landmarks, IDRiD-segmentation and Drishti-GS1.") from None

@@ -71,6 +71,22 @@ def test_ensure_caches_builds_only_the_missing_caches_of_a_spec(tmp_path, monkey
     assert "building the cache made.npz" in capsys.readouterr().err
 
 
+def test_a_data_folder_without_the_sets_is_one_sentence(tmp_path, monkeypatch, capfd):
+    # A new-user trial: `train-seg --task vessels --data FOLDER` on a folder of other photos ended in
+    # FileNotFoundError("cannot read FOLDER/DRIVE/training/images/21_training.tif") and its traceback.
+    from main import main
+
+    monkeypatch.setenv("OCTANT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "photos").mkdir()
+    assert main(["train-seg", "--task", "vessels", "--data", str(tmp_path / "photos"), "--epochs", "1"]) == 1
+    err = capfd.readouterr().err.splitlines()   # capfd: OpenCV's own warnings go to the descriptor
+    assert err[-1] == (f"octant: {tmp_path / 'photos'} does not hold the public data sets as published (cannot read "
+                       f"{tmp_path / 'photos' / 'DRIVE' / 'training' / 'images' / '21_training.tif'}); pass --data DIR "
+                       "or set OCTANT_PUBLIC_DATA=DIR to the folder holding DRIVE, IDRiD-landmarks, "
+                       "IDRiD-segmentation and Drishti-GS1."), err
+    assert not list((tmp_path / "cache").rglob("*.npz")) and not any("WARN" in line for line in err)
+
+
 def test_a_missing_network_says_its_own_fallback_and_train_command(tmp_path, monkeypatch):
     from models.segmentation.pipeline import load_pipeline_models
 
