@@ -325,23 +325,28 @@ def store_detail_blend(path: Path, given: str) -> float:
 MIRROR_SUFFIX = "-mirror"
 
 
+MIRROR_CHOICES = {"on": ("lesions", "lesion_detail"), "lesions-only": ("lesions",), "off": ()}
+
+
 def store_mirror_average(folder: Path, given: str) -> dict[str, str]:
-    """Turn the mirror average (``LesionNetConfig.mirror_average``) on or off in the lesion and
-    detail networks' files of ``folder``; only the header changes. The maps change, so the version
-    does too (predictions and kept maps name it)."""
+    """Turn the mirror average (``LesionNetConfig.mirror_average``) on in the lesion and detail
+    networks' files of ``folder`` (``on``), in the lesion network's alone (``lesions-only``) or in
+    neither (``off``); only the headers change. The maps change, so the versions do too
+    (predictions and kept maps name them)."""
     from models.engine.weights import rewrite_metadata
 
-    if given not in ("on", "off"):
-        raise SystemExit(f"--set-mirror-average wants on or off, not {given!r}.")
+    if given not in MIRROR_CHOICES:
+        raise SystemExit(f"--set-mirror-average wants {', '.join(MIRROR_CHOICES)}, not {given!r}.")
     versions = {}
     for name in ("lesions", "lesion_detail"):
         path = folder / f"{name}.safetensors"
         if not path.is_file():
             continue
         metadata = read_metadata(path)
-        metadata["config"]["mirror_average"] = given == "on"
+        on = name in MIRROR_CHOICES[given]
+        metadata["config"]["mirror_average"] = on
         base = str(metadata.get("version", path.stem)).removesuffix(MIRROR_SUFFIX)
-        metadata["version"] = base + (MIRROR_SUFFIX if given == "on" else "")
+        metadata["version"] = base + (MIRROR_SUFFIX if on else "")
         rewrite_metadata(path, metadata)
         versions[name] = metadata["version"]
     return versions
@@ -511,10 +516,10 @@ def main() -> None:
                         help="store the detail network's share W of the pipeline's map for its channels (1: it "
                              "replaces the lesion network's) in <weights-dir>/lesion_detail.safetensors, then stop; "
                              "re-tune its thresholds after (--only lesion_detail --tune-lesion-thresholds)")
-    parser.add_argument("--set-mirror-average", choices=("on", "off"),
+    parser.add_argument("--set-mirror-average", choices=("on", "lesions-only", "off"),
                         help="average each lesion map with the mirrored photo's (test-time augmentation) in "
-                             "<weights-dir>/lesions.safetensors and lesion_detail.safetensors, or stop doing so, then stop; "
-                             "re-tune the thresholds and suggestion rules after")
+                             "<weights-dir>/lesions.safetensors and lesion_detail.safetensors (lesions-only: the "
+                             "first alone), or in neither, then stop; re-tune the suggestion rules after")
     parser.add_argument("--device", default=None)
     parser.add_argument("--red-free", action="store_true",
                         help="landmarks: also on red-free (grey) versions of the validation photos")

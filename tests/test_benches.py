@@ -250,7 +250,10 @@ def test_the_mirror_average_is_switched_in_both_lesion_files_with_their_versions
     for name, tensors in before.items():
         after = load_file(str(tmp_path / f"{name}.safetensors"))
         assert tensors.keys() == after.keys() and all(torch.equal(tensors[k], after[k]) for k in tensors)
-    assert bench.store_mirror_average(tmp_path, "off")["lesions"] == "lesions-v"
+    assert bench.store_mirror_average(tmp_path, "lesions-only") == {"lesions": "lesions-v-mirror",
+                                                                    "lesion_detail": "lesion_detail-v"}
     assert read_metadata(tmp_path / "lesion_detail.safetensors")["config"]["mirror_average"] is False
+    assert bench.store_mirror_average(tmp_path, "off")["lesions"] == "lesions-v"
+    assert read_metadata(tmp_path / "lesions.safetensors")["config"]["mirror_average"] is False
     with pytest.raises(SystemExit, match="--set-mirror-average"):
         bench.store_mirror_average(tmp_path, "yes")
