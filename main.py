@@ -8,6 +8,7 @@ options. Commands live beside the code they drive (``storage/commands.py``, ``an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shlex
@@ -97,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("octant: interrupted; everything saved so far is kept.", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def one_line_errors(prog: str):
+    """What ``main`` does with an error the user can act on, for scripts of their own (the benches):
+    an ``OctantError`` (no public data named, a bad option) is one line on stderr and exit status 1,
+    not a traceback."""
+    from storage.errors import OctantError
+
+    try:
+        yield
+    except OctantError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _discard_stdout() -> None:

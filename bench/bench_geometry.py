@@ -109,4 +109,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from main import one_line_errors  # no public data named: one line, not a traceback
+
+    with one_line_errors(Path(__file__).name):
+        sys.exit(main())

@@ -364,4 +364,7 @@ def throughput(paths: list[Path], models, batch_sizes: list[int], count: int) ->
 
 
 if __name__ == "__main__":
-    main()
+    from main import one_line_errors  # no public data named: one line, not a traceback
+
+    with one_line_errors(Path(__file__).name):
+        main()

@@ -628,4 +628,7 @@ def update_card(card: Path, figures: dict, variants: list[tuple[str, dict]]) -> 
 
 
 if __name__ == "__main__":
-    main()
+    from main import one_line_errors  # no public data named: one line, not a traceback
+
+    with one_line_errors(Path(__file__).name):
+        main()

@@ -449,4 +449,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from main import one_line_errors  # no public data named: one line, not a traceback
+
+    with one_line_errors(Path(__file__).name):
+        main()

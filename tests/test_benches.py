@@ -24,6 +24,28 @@ def test_every_bench_answers_help(bench, tmp_path):
     assert not (tmp_path / "bench").exists()   # nothing measured, nothing written
 
 
+READS_PUBLIC_DATA = ("bench_attention_mask.py", "bench_geometry.py", "bench_guided.py", "bench_labels.py",
+                     "bench_pipeline.py", "bench_red_free.py", "bench_report.py", "bench_segmentation.py",
+                     "bench_suggestions.py", "bench_workstation.py")
+
+
+@pytest.mark.parametrize("bench", ["bench_geometry.py", "bench_labels.py", "bench_workstation.py"])
+def test_a_bench_without_the_public_data_says_so_in_one_line(bench, tmp_path):
+    # A new-user trial: every bench run without --data or OCTANT_PUBLIC_DATA ended in a traceback.
+    done = subprocess.run([sys.executable, str(REPO / "bench" / bench)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, env={"OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen",
+                                            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr == (f"{bench}: Say where the public data sets (DRIVE, IDRiD, Drishti-GS1) are: pass --data "
+                           "DIR or set OCTANT_PUBLIC_DATA=DIR.\n")
+
+
+@pytest.mark.parametrize("bench", READS_PUBLIC_DATA)
+def test_every_bench_that_reads_the_public_data_reports_it_missing_in_one_line(bench):
+    source = (REPO / "bench" / bench).read_text(encoding="utf-8")
+    assert "with one_line_errors(Path(__file__).name):" in source.split('if __name__ == "__main__":')[-1]
+
+
 def load_bench(name: str, monkeypatch=None):
     """The bench script as a module (registered in sys.modules through ``monkeypatch`` where its
     dataclasses look their module up)."""
