@@ -322,32 +322,30 @@ def test_gui_review_opens_the_screen_for_a_reviewer_only(qtbot, review_project, 
         window.controller.project.close()
 
 
-def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot, review_project):
+def first_reader_panel_of_an_unreadable_photo(qtbot, made):
+    """Ana's side-by-side panel for the first disagreement (image 1), once its photo could not be shown."""
     from ui.review.queues import DISAGREEMENTS
 
-    record_path = review_project.project.database.root / "photos" / "eye_1.jpg"
-    record_path.unlink()
-    window = open_review(qtbot, review_project)
+    window = open_review(qtbot, made)
     window.tabs.setCurrentWidget(window.side_by_side)
     choose_queue(window, DISAGREEMENTS)
     window.queues.list.setCurrentRow(0)
-    qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photo_errors, timeout=5000)
-    panel = window.side_by_side.readers[0]
+    qtbot.waitUntil(lambda: made.image_ids[1] in window.photo_errors, timeout=5000)
+    return window.side_by_side.readers[0]
+
+
+def test_a_missing_photo_is_said_in_the_panels_and_the_answers_still_show(qtbot, review_project):
+    record_path = review_project.project.database.root / "photos" / "eye_1.jpg"
+    record_path.unlink()
+    panel = first_reader_panel_of_an_unreadable_photo(qtbot, review_project)
     assert panel.picture.image is None and "eye_1.jpg" in panel.picture.text
     assert "1 macula" in panel.details.text()
 
 
 def test_a_photo_replaced_since_import_is_not_shown_side_by_side_as_that_image(qtbot, review_project):
-    from ui.review.queues import DISAGREEMENTS
-
     photos = review_project.project.database.root / "photos"
     (photos / "eye_1.jpg").write_bytes((photos / "eye_2.jpg").read_bytes())   # another photograph under its name
-    window = open_review(qtbot, review_project)
-    window.tabs.setCurrentWidget(window.side_by_side)
-    choose_queue(window, DISAGREEMENTS)
-    window.queues.list.setCurrentRow(0)
-    qtbot.waitUntil(lambda: review_project.image_ids[1] in window.photo_errors, timeout=5000)
-    panel = window.side_by_side.readers[0]
+    panel = first_reader_panel_of_an_unreadable_photo(qtbot, review_project)
     assert panel.picture.image is None and "eye_1.jpg has changed since it was imported" in panel.picture.text
     assert "1 macula" in panel.details.text()                  # the answers still show
 

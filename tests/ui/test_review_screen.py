@@ -89,7 +89,8 @@ def test_keys_put_each_reader_the_consensus_and_the_model_on_the_whole_canvas(qt
     assert enlarged.canvas.width() > 700
 
 
-def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_project, tmp_path):
+def activate_a_tiny_model(made, tmp_path) -> None:
+    """An active guided model for the finding, small enough to run at once on a tiny crop."""
     import torch
 
     from models.engine.weights import save_weights
@@ -100,8 +101,12 @@ def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_proj
     config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
     path = tmp_path / "tiny.safetensors"
     save_weights(GuidedNet(config), path, {"architecture": "guided"})
-    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 0.5},
+    register_model(made.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 0.5},
                    {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+
+
+def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_project, tmp_path):
+    activate_a_tiny_model(review_project, tmp_path)
     window = open_active(qtbot, review_project)
     go_to_disagreement(qtbot, window)
     press(qtbot, window, "M")
@@ -117,15 +122,7 @@ def test_the_model_key_shows_its_activation_map_over_the_crop(qtbot, review_proj
 def test_a_photo_replaced_since_import_gets_no_activation_map_and_says_why(qtbot, review_project, tmp_path):
     # Photos are read where they were imported from: another patient's photo put under a known name
     # must not be run through the model as this image.
-    from models.engine.weights import save_weights
-    from models.findings.guided import GuidedConfig, GuidedNet
-    from storage.predictions import register_model
-
-    config = GuidedConfig(finding=FINDING, input_size=32, width=2, atrous_channels=2)
-    path = tmp_path / "tiny.safetensors"
-    save_weights(GuidedNet(config), path, {"architecture": "guided"})
-    register_model(review_project.project.database, "tiny", f"guided:{FINDING}", {"val_threshold": 0.5},
-                   {"task": {"network": "guided", **config.to_dict()}}, {}, str(path), active=True)
+    activate_a_tiny_model(review_project, tmp_path)
     window = open_active(qtbot, review_project)
     go_to_disagreement(qtbot, window)
     record = window.data.image(window.current[0])

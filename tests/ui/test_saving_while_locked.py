@@ -92,14 +92,21 @@ def test_a_disc_and_fovea_placed_while_the_database_is_locked_let_regions_follow
     assert stored.regions == {FINDING: frozenset({4})} and stored.landmarks.source == "manual"
 
 
-def closing_with_a_kept_click(qtbot, reading_project, other_program, region: str):
-    """Ana marks a haemorrhage in ``region`` while another program holds the write lock, then closes
-    the window, which refuses and asks; returns the window, the image and the question."""
+def a_kept_click(qtbot, reading_project, other_program, region: str):
+    """Ana marks a haemorrhage in ``region`` while another program holds the write lock; returns her
+    window and the image."""
     window = open_window(qtbot, reading_project.project, reading_project.readers["Ana"].id)
     image = window.controller.image.id
     press(qtbot, window, "h")
     other_program.execute("BEGIN IMMEDIATE")
     press(qtbot, window, region)
+    return window, image
+
+
+def closing_with_a_kept_click(qtbot, reading_project, other_program, region: str):
+    """Ana marks a haemorrhage in ``region`` while another program holds the write lock, then closes
+    the window, which refuses and asks; returns the window, the image and the question."""
+    window, image = a_kept_click(qtbot, reading_project, other_program, region)
     assert not window.close()
     return window, image, window.findChild(QMessageBox, "keptClicksQuestion")
 
@@ -212,11 +219,7 @@ def test_a_logout_writes_the_kept_click_to_the_recovery_file_and_the_next_sign_i
 
     monkeypatch.setattr(main_window, "LAST_TRY_MS", 100)   # the database stays locked: the last try fails
     ana = reading_project.readers["Ana"].id
-    window = open_window(qtbot, reading_project.project, ana)
-    image = window.controller.image.id
-    press(qtbot, window, "h")
-    other_program.execute("BEGIN IMMEDIATE")
-    press(qtbot, window, "5")
+    window, image = a_kept_click(qtbot, reading_project, other_program, "5")
     assert window.controller.kept_clicks() == 1
     logout = LoggingOut(window)
     on_signal(logout)
@@ -243,11 +246,7 @@ def test_a_logout_gives_the_kept_clicks_a_last_try_before_anything_is_written(
     from storage.click_recovery import recovery_files
 
     ana = reading_project.readers["Ana"].id
-    window = open_window(qtbot, reading_project.project, ana)
-    image = window.controller.image.id
-    press(qtbot, window, "h")
-    other_program.execute("BEGIN IMMEDIATE")
-    press(qtbot, window, "6")
+    window, image = a_kept_click(qtbot, reading_project, other_program, "6")
     assert window.controller.kept_clicks() == 1
     other_program.execute("ROLLBACK")        # free again as the logout comes: its last try saves the click
     on_signal(LoggingOut(window))
@@ -262,10 +261,7 @@ def test_a_quit_that_cannot_wait_writes_the_kept_clicks_to_the_recovery_file(qtb
     from ui.background import stop_all_background_work
 
     ana = reading_project.readers["Ana"].id
-    window = open_window(qtbot, reading_project.project, ana)
-    press(qtbot, window, "h")
-    other_program.execute("BEGIN IMMEDIATE")
-    press(qtbot, window, "7")
+    window, _image = a_kept_click(qtbot, reading_project, other_program, "7")
     stop_all_background_work()
     [path] = recovery_files(reading_project.folder, ana)
     assert "Haemorrhage: region 7" in path.read_text() and window.controller.saves.recovery_file == path

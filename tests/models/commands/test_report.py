@@ -26,16 +26,22 @@ def credential(monkeypatch):
     monkeypatch.setenv("OCTANT_CREDENTIAL", REVIEWER_PIN)
 
 
+def three_readers_and_a_reviewer_on_twelve_images(db, tmp_path) -> tuple[list[int], list[int | None]]:
+    """The clinic's people and photos, each photo given to the three readers: their ids and the images'."""
+    readers = [add_reader_as_admin(db, f"Dr {i}").id for i in range(3)]
+    add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
+    images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
+                             for i in range(12)])
+    assign_readers(db)
+    return readers, images
+
+
 @pytest.fixture
 def project_folder(tmp_path):
     rng = np.random.default_rng(5)
     with create_project(tmp_path / "project", name="Clinic") as project:
         db = project.database
-        readers = [add_reader_as_admin(db, f"Dr {i}").id for i in range(3)]
-        add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
-        images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
-                                 for i in range(12)])
-        assign_readers(db)
+        readers, images = three_readers_and_a_reviewer_on_twelve_images(db, tmp_path)
         for n, image in enumerate(images):
             present = n % 3 == 0
             for slot, reader in enumerate(readers):
@@ -163,11 +169,7 @@ def test_red_free_photos_get_one_true_sentence_on_the_model(tmp_path, red_free, 
     # probability, no diagnosis, marked red-free); the others not screened yet.
     with create_project(tmp_path / "project", name="Clinic") as project:
         db = project.database
-        readers = [add_reader_as_admin(db, f"Dr {i}").id for i in range(3)]
-        add_reader_as_admin(db, "Reviewer", Role.REVIEWER, REVIEWER_PIN)
-        images = add_images(db, [NewImage(tmp_path / f"eye{i}.jpg", f"{i + 1:064x}", 64, 48, None, "train")
-                                 for i in range(12)])
-        assign_readers(db)
+        readers, images = three_readers_and_a_reviewer_on_twelve_images(db, tmp_path)
         for n, image in enumerate(images):
             for reader in readers:
                 ReaderSession(db, reader).mark_normal(image)

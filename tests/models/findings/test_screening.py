@@ -39,14 +39,20 @@ def test_region_fractions_tile_the_crop():
 
 
 @pytest.fixture
-def photos(tmp_path):
+def photo_folder(tmp_path):
+    """An empty folder for a test's photos."""
     folder = tmp_path / "photos"
     folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def photos(photo_folder):
     for n in range(2):
         image, *_ = synthetic_fundus(360, 270, right_eye=bool(n), seed=n)
-        cv2.imwrite(str(folder / f"eye{n}.png"), image)
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
-    return folder
+        cv2.imwrite(str(photo_folder / f"eye{n}.png"), image)
+    (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return photo_folder
 
 
 def test_screen_writes_a_folder_per_photo_and_stores_what_the_project_holds(photos, tmp_path, capsys):
@@ -84,22 +90,39 @@ def test_screen_needs_photos_or_a_project(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == "octant: Name the photos or folders to screen, or a project with --project.\n"
 
 
-@pytest.mark.parametrize("named_by", ["environment", "current folder"])
-def test_screen_without_photos_screens_the_project_named_as_every_command_names_it(tmp_path, capsys, monkeypatch,
-                                                                                    named_by):
-    # A new-user trial: after the README's `export OCTANT_PROJECT=…`, `screen --out s/` answered
-    # "Name the photos or folders to screen, or a project with --project".
+class CountingClassifier(torch.nn.Module):
+    """Stands in for the classifier: counts the photos it grades, answers uniform logits."""
+
+    graded = 0
+
+    def forward(self, image):
+        self.graded += len(image)
+        return torch.zeros(len(image), 5)
+
+
+@pytest.fixture
+def classifier(monkeypatch) -> CountingClassifier:
+    """`screen` grades with a counting classifier in place of the starter networks."""
     import models.findings.screening as screening
-    from annotate.services.importer import import_images
     from models.diagnosis.attention_mask import AttentionConfig
     from models.findings.screening import DiagnosisModel, ScreeningModels
+
+    counting = CountingClassifier()
+    models = ScreeningModels(torch.device("cpu"))
+    models.diagnosis = DiagnosisModel(counting, AttentionConfig(input_size=16), "test", structure=None)
+    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
+    return counting
+
+
+@pytest.mark.parametrize("named_by", ["environment", "current folder"])
+def test_screen_without_photos_screens_the_project_named_as_every_command_names_it(tmp_path, capsys, monkeypatch,
+                                                                                    classifier, named_by):
+    # A new-user trial: after the README's `export OCTANT_PROJECT=…`, `screen --out s/` answered
+    # "Name the photos or folders to screen, or a project with --project".
+    from annotate.services.importer import import_images
     from storage.predictions import FINDINGS_PREDICTION, latest_predictions
     from storage.project import create_project, open_project
 
-    classifier = CountingClassifier()
-    models = ScreeningModels(torch.device("cpu"))
-    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
-    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
     image, *_ = synthetic_fundus(320, 240)
     cv2.imwrite(str(tmp_path / "eye.png"), image)
     project_folder = tmp_path / "project"
@@ -148,43 +171,24 @@ def test_screening_shows_the_classifier_the_mask_kind_it_was_trained_on(soft, mo
     torch.testing.assert_close(network.shown[0], expected)
 
 
-class CountingClassifier(torch.nn.Module):
-    """Stands in for the classifier: counts the photos it grades, answers uniform logits."""
-
-    graded = 0
-
-    def forward(self, image):
-        self.graded += len(image)
-        return torch.zeros(len(image), 5)
-
-
-def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, monkeypatch):
-    import models.findings.screening as screening
+def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, classifier, photo_folder):
     from annotate.services.importer import import_images
-    from models.diagnosis.attention_mask import AttentionConfig
-    from models.findings.screening import DiagnosisModel, ScreeningModels
     from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
     from storage.images import list_images
     from storage.predictions import FINDINGS_PREDICTION, latest_predictions, save_prediction
     from storage.project import create_project, open_project
 
-    classifier = CountingClassifier()
-    models = ScreeningModels(torch.device("cpu"))
-    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
-    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
-    folder = tmp_path / "photos"
-    folder.mkdir()
     image, *_ = synthetic_fundus(320, 240)
-    cv2.imwrite(str(folder / "a_colour.png"), image)
-    cv2.imwrite(str(folder / "b_grey.jpg"), image[..., 1])
-    cv2.imwrite(str(folder / "c_green.jpg"), image * np.array([0, 1, 0], np.uint8))   # a camera's green export
+    cv2.imwrite(str(photo_folder / "a_colour.png"), image)
+    cv2.imwrite(str(photo_folder / "b_grey.jpg"), image[..., 1])
+    cv2.imwrite(str(photo_folder / "c_green.jpg"), image * np.array([0, 1, 0], np.uint8))   # a camera's green export
     with create_project(tmp_path / "project") as project:
-        import_images(project, [folder / "c_green.jpg"])
+        import_images(project, [photo_folder / "c_green.jpg"])
         (record,) = list_images(project.database)
         save_prediction(project.database, record.id, FINDINGS_PREDICTION,   # an earlier, colour-blind grade
                         {"findings": {}, "diagnosis": {"PDR": 0.9}}, "older")
     out = tmp_path / "out"
-    code = main(["screen", str(folder), "--out", str(out), "--project", str(tmp_path / "project")])
+    code = main(["screen", str(photo_folder), "--out", str(out), "--project", str(tmp_path / "project")])
     printed = capsys.readouterr().out
     assert code == 0 and classifier.graded == 1                        # the colour photo alone
     assert f"b_grey: {SCREENING_RED_FREE_NOTE}" in printed and f"c_green: {SCREENING_RED_FREE_NOTE}" in printed
@@ -199,26 +203,16 @@ def test_screen_gives_a_red_free_photo_no_grade_and_says_why(tmp_path, capsys, m
     assert stored["red_free"] and stored["diagnosis"] == {}   # the earlier grade is no longer in force
 
 
-def test_screen_gives_a_picture_with_no_retina_no_grade_and_says_why(tmp_path, capsys, monkeypatch):
+def test_screen_gives_a_picture_with_no_retina_no_grade_and_says_why(tmp_path, capsys, classifier, photo_folder):
     # A new-user trial: a flat-coloured 81-megapixel picture was screened "no DR 0.41, moderate NPDR
     # 0.27", where presegment said "No fundus found".
-    import models.findings.screening as screening
-    from models.diagnosis.attention_mask import AttentionConfig
-    from models.findings.screening import DiagnosisModel, ScreeningModels
-
-    classifier = CountingClassifier()
-    models = ScreeningModels(torch.device("cpu"))
-    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
-    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
-    folder = tmp_path / "photos"
-    folder.mkdir()
     image, *_ = synthetic_fundus(320, 240)
-    cv2.imwrite(str(folder / "a_eye.png"), image)
-    cv2.imwrite(str(folder / "b_flat.jpg"), np.full((240, 320, 3), (20, 40, 120), np.uint8))
+    cv2.imwrite(str(photo_folder / "a_eye.png"), image)
+    cv2.imwrite(str(photo_folder / "b_flat.jpg"), np.full((240, 320, 3), (20, 40, 120), np.uint8))
     sky = np.random.default_rng(0).normal((200, 120, 60), 25, (240, 320, 3))   # BGR: blue above red
-    cv2.imwrite(str(folder / "c_sky.png"), np.clip(sky, 0, 255).astype(np.uint8))
+    cv2.imwrite(str(photo_folder / "c_sky.png"), np.clip(sky, 0, 255).astype(np.uint8))
     out = tmp_path / "out"
-    assert main(["screen", str(folder), "--out", str(out)]) == 0
+    assert main(["screen", str(photo_folder), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert classifier.graded == 1                                      # the retina alone
     assert "b_flat: No fundus found: the picture is one flat colour; not screened" in printed
@@ -231,28 +225,20 @@ def test_screen_gives_a_picture_with_no_retina_no_grade_and_says_why(tmp_path, c
     assert json.loads((out / "a_eye" / "result.json").read_text())["no_fundus"] is False
 
 
-def test_screening_a_project_skips_a_photo_replaced_since_import_and_screens_the_rest(tmp_path, capsys, monkeypatch):
+def test_screening_a_project_skips_a_photo_replaced_since_import_and_screens_the_rest(tmp_path, capsys, classifier,
+                                                                                     photo_folder):
     # Project photos are read where they were imported from: a camera numbering its files again
     # put another patient's photo under a known name, and it was screened as the imported image.
-    import models.findings.screening as screening
     from annotate.services.importer import import_images
-    from models.diagnosis.attention_mask import AttentionConfig
-    from models.findings.screening import DiagnosisModel, ScreeningModels
     from storage.predictions import FINDINGS_PREDICTION, latest_predictions
     from storage.project import create_project, open_project
 
-    classifier = CountingClassifier()
-    models = ScreeningModels(torch.device("cpu"))
-    models.diagnosis = DiagnosisModel(classifier, AttentionConfig(input_size=16), "test", structure=None)
-    monkeypatch.setattr(screening, "load_screening_models", lambda *args, **kwargs: models)
-    folder = tmp_path / "photos"
-    folder.mkdir()
     image, *_ = synthetic_fundus(320, 240)
-    cv2.imwrite(str(folder / "kept.png"), image)
-    cv2.imwrite(str(folder / "replaced.png"), cv2.flip(image, 1))
+    cv2.imwrite(str(photo_folder / "kept.png"), image)
+    cv2.imwrite(str(photo_folder / "replaced.png"), cv2.flip(image, 1))
     with create_project(tmp_path / "project") as project:
-        import_images(project, [folder])
-    cv2.imwrite(str(folder / "replaced.png"), cv2.flip(image, 0))   # another photo under the same name
+        import_images(project, [photo_folder])
+    cv2.imwrite(str(photo_folder / "replaced.png"), cv2.flip(image, 0))   # another photo under the same name
     code = main(["screen", "--out", str(tmp_path / "out"), "--project", str(tmp_path / "project")])
     captured = capsys.readouterr()
     assert code == 1 and classifier.graded == 1
