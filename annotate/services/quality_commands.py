@@ -26,6 +26,16 @@ def _finding(text: str) -> tuple[str, list[int]]:
     return code.strip(), codes
 
 
+def _mixed_sentence(added: int, gold_images: int | None) -> str:
+    """What ``gold mix`` did; ``gold_images`` (counted only when nothing was added) says why nothing was."""
+    if added:
+        return f"Mixed {added} gold-standard read{'s' if added != 1 else ''} into the readers' queues."
+    if not gold_images:
+        return "No gold-standard images yet, so nothing was mixed in; add one with `gold add IMAGE --as ADMIN`."
+    images = "the gold-standard image" if gold_images == 1 else f"each of the {gold_images} gold-standard images"
+    return f"Nothing to mix in: every reader already has a read of {images}."
+
+
 def run_gold(args: argparse.Namespace) -> int:
     from storage.commands import open_project_from_args, signed_in_reader
     from storage.quality import gold_answers, mark_gold, mix_gold_into_queues
@@ -40,7 +50,7 @@ def run_gold(args: argparse.Namespace) -> int:
             print(f"Gold answer for image {args.image}: {shown}; diagnosis {answer.diagnosis or 'not given'}.")
         elif args.gold_command == "mix":
             added = mix_gold_into_queues(db, reader.id, seed=args.seed)
-            print(f"Mixed {added} gold-standard reads into the readers' queues.")
+            print(_mixed_sentence(added, len(gold_answers(db)) if not added else None))
         else:
             if reader.role not in REVIEW_ROLES:
                 raise AccessDeniedError("Only reviewers and admins may see which images are gold; sign in as one.")

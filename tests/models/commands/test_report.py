@@ -106,6 +106,24 @@ def test_report_is_refused_to_readers_and_bad_folders_in_one_line(project_folder
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_gold_mix_says_why_nothing_was_mixed_in_or_how_many_reads_were(project_folder, capsys):
+    from storage.project import open_project
+    from storage.quality import mark_gold
+    from storage.readers import list_readers
+
+    where = ["--project", str(project_folder)]
+    assert main(["gold", "mix", "--as", "Admin", *where]) == 0
+    assert capsys.readouterr().out == ("No gold-standard images yet, so nothing was mixed in; add one with "
+                                       "`gold add IMAGE --as ADMIN`.\n")
+    with open_project(project_folder) as project:
+        admin = next(r for r in list_readers(project.database) if r.name == "Admin").id
+        fresh = add_images(project.database, [NewImage(project_folder / "new.jpg", f"{99:064x}", 64, 48, None,
+                                                       "train")])[0]
+        mark_gold(project.database, admin, fresh, {}, None)
+    assert main(["gold", "mix", "--as", "Admin", *where]) == 0
+    assert capsys.readouterr().out == "Mixed 3 gold-standard reads into the readers' queues.\n"
+
+
 def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_path, capsys):
     from storage.project import open_project
     from storage.readers import list_readers
@@ -116,7 +134,9 @@ def test_gold_commands_and_the_gold_scores_in_the_report(project_folder, tmp_pat
     assert main(["gold", "add", "1", "--as", "Admin", *where]) == 1
     assert "entered once" in capsys.readouterr().err
     assert main(["gold", "list", "--as", "Dr 0", *where]) == 1
-    assert main(["gold", "mix", "--as", "Admin", *where]) == 0
+    capsys.readouterr()
+    assert main(["gold", "mix", "--as", "Admin", *where]) == 0   # the three readers have image 1 already
+    assert capsys.readouterr().out == "Nothing to mix in: every reader already has a read of the gold-standard image.\n"
     assert main(["gold", "list", "--as", "Reviewer", *where]) == 0
     assert "haemorrhage 1,5" in capsys.readouterr().out
     out = tmp_path / "report"
