@@ -500,16 +500,18 @@ def presegment_command(args) -> int:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise OctantError(f"{out} is a file, not a folder; give --out a folder for the results.")
-        try:   # read-only, no rights, a file on the way: each photo was "skipped" with an [Errno 30]
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OctantError(f"Cannot create {out} ({error.strerror}); choose a folder you can write to.") from None
     from models.engine.precision import apply_precision_argument
 
     world = DistributedWorld(args.device)   # under torchrun: this process's rank and device
     device = world.device if world.active else args.device
     apply_precision_argument(args, device=str(world.device) if world.active else args.device,
                              warn=None if world.rank == 0 else (lambda text: None))
+    if args.out and not args.project:   # after the options are checked (a bad one makes no folder)
+        try:   # read-only, no rights, a file on the way: each photo was "skipped" with an [Errno 30]
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OctantError(f"Cannot create {args.out} ({error.strerror}); choose a folder you can "
+                              "write to.") from None
     models, messages = load_pipeline_models(args.weights_dir, device)
     if world.rank == 0:   # every process loads the same weights: their notes once
         print(f"octant: {models.backend_line()}", file=sys.stderr)
