@@ -32,6 +32,7 @@ class PresegmentAhead(QObject):
         super().__init__(parent)
         self.project, self.weights_dir, self.device = project, weights_dir, device
         self.run: Worker | None = None
+        self.without: list[str] = []   # networks this pass ran without (weights missing or damaged)
 
     def running(self) -> bool:
         """From ``start`` until the pass's outcome has arrived."""
@@ -41,6 +42,7 @@ class PresegmentAhead(QObject):
         """Pre-segment ``image_ids`` in this order (those already done are skipped quickly)."""
         if self.running() or not image_ids:
             return
+        self.without = []
         self.run = Worker(self._job(list(image_ids)), name="Pre-segmentation", owner=self)
         self.run.yielded.connect(self._on_progress)
         self.run.returned.connect(self._on_finished)
@@ -86,6 +88,7 @@ class PresegmentAhead(QObject):
             self.status.emit(event.text)
             return
         if isinstance(event, str):   # a network whose weights are missing: said once, work goes on without it
+            self.without.append(event.split(":", 1)[0])   # "lesions: no lesions weights at …"
             self.status.emit(f"Pre-segmentation: {event}")
             return
         if event.status == "done" and event.image_id is not None:
@@ -98,8 +101,12 @@ class PresegmentAhead(QObject):
     def _on_finished(self, summary) -> None:
         unreadable = f", {len(summary.failed)} unreadable" if summary.failed else ""
         shared = f", {summary.elsewhere} by another workstation" if summary.elsewhere else ""
+        # The missing weights were said once, then covered by the progress: the line that stays says it
+        # (short: a permanent status-bar label takes its whole width from the hint beside it).
+        named = ", ".join(self.without) if len(self.without) <= 2 else f"{len(self.without)} networks (README, Models)"
+        without = f"; no usable weights for {named}" if self.without else ""
         self.status.emit(f"Pre-segmentation ready for your queue ({summary.done} new, "
-                         f"{summary.skipped} done before{shared}{unreadable}).")
+                         f"{summary.skipped} done before{shared}{unreadable}){without}.")
         self.stopped.emit()
 
     def _on_failed(self, message: str) -> None:

@@ -139,6 +139,29 @@ def test_the_workstation_reads_the_stored_names_without_loading_torch():
     assert alone.stdout.strip() == "False", alone.stderr
 
 
+def test_the_line_that_stays_after_a_pass_names_the_networks_without_weights(qtbot, reading_project):
+    # A new-user trial (no weights/): "Pre-segmentation ready for your queue (6 new, 0 done before)."
+    # was all that stayed; each network's missing weights had been said for a moment, then covered.
+    from models.segmentation.presegment import PresegmentSummary
+    from ui.presegment_ahead import PresegmentAhead
+
+    ahead = PresegmentAhead(reading_project.project)
+    said: list[str] = []
+    ahead.status.connect(said.append)
+    for line in ("vessels: no vessels weights at /w/vessels.safetensors; vessels are not segmented",
+                 "lesions: The weights file /w/lesions.safetensors is damaged; lesions are not segmented"):
+        ahead._on_progress(line)
+    ahead._on_finished(PresegmentSummary(done=6))
+    assert said[-1] == ("Pre-segmentation ready for your queue (6 new, 0 done before); no usable weights for "
+                        "vessels, lesions.")
+    ahead._on_progress("disc_cup: no disc_cup weights at /w/disc_cup.safetensors")
+    ahead._on_finished(PresegmentSummary(done=6))
+    assert said[-1].endswith("; no usable weights for 3 networks (README, Models).")
+    ahead.without = []
+    ahead._on_finished(PresegmentSummary(done=6))
+    assert said[-1] == "Pre-segmentation ready for your queue (6 new, 0 done before)."
+
+
 def test_the_queue_is_presegmented_ahead_and_the_open_image_gets_the_models_landmarks(qtbot, reading_project,
                                                                                       tmp_path, monkeypatch):
     from storage.predictions import latest_prediction
