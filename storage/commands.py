@@ -145,12 +145,6 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _credential_word(reader: ReaderInfo) -> str:
-    """What the reader signs in with: an admin always with a passphrase (``storage.readers``), the
-    others with a PIN (or a passphrase; only its hash is kept, so which one is not known)."""
-    return "passphrase" if reader.role is Role.ADMIN else "PIN"
-
-
 def _new_secret_for(name: str, role: Role) -> str:
     kind = "Passphrase" if role is Role.ADMIN else "PIN or passphrase"
     return read_secret(f"{kind} for {name}", confirm=True)
@@ -166,7 +160,7 @@ def run_readers_add(args: argparse.Namespace) -> int:
             pin = _new_secret_for(args.name, role) if args.pin or role in REVIEW_ROLES else None
             reader = add_reader(project.database, args.name, role, pin, acting_reader_id=admin.id)
     print(f"Added reader {reader.id}: {reader.name} ({reader.role.value}"
-          f"{', ' + _credential_word(reader) if reader.has_pin else ''}).")
+          f"{', ' + reader.credential_name if reader.has_pin else ''}).")
     return 0
 
 
@@ -238,7 +232,7 @@ def run_readers_list(args: argparse.Namespace) -> int:
     if not readers:
         print("No readers yet; add one with `readers add NAME --role ROLE`.")
     for reader in readers:
-        flags = ", ".join(f for f, on in ((_credential_word(reader), reader.has_pin), ("retired", not reader.active)) if on)
+        flags = ", ".join(f for f, on in ((reader.credential_name, reader.has_pin), ("retired", not reader.active)) if on)
         print(f"{reader.id:>4}  {reader.name:<24} {reader.role.value:<20} {flags}")
     return 0
 

@@ -51,6 +51,11 @@ def is_pin(secret: str) -> bool:
     return secret.isascii() and secret.isdigit()
 
 
+def kind_of(secret: str) -> str:
+    """What the reader's table notes of a credential (``reader.credential_kind``): "pin" or "passphrase"."""
+    return "pin" if is_pin(secret) else "passphrase"
+
+
 def check_new_secret(secret: str, needs_passphrase: bool = False) -> None:
     """Refuse a credential that is too short, in one sentence that says what is needed."""
     if needs_passphrase:

@@ -9,7 +9,7 @@ reader in first (``sign_in``); what protects the database itself is in docs/role
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from sqlalchemy import func, insert, select, update
@@ -49,10 +49,26 @@ class ReaderInfo:
     role: Role
     has_pin: bool   # has a credential (PIN or passphrase)
     active: bool
+    credential_kind: str | None = None   # "pin" or "passphrase"; None: none, or not known yet
+
+    @property
+    def credential_name(self) -> str:
+        """What this reader signs in with, in the words a user meets: an admin always has a passphrase;
+        a credential set before its kind was noted (until typed once) is "PIN or passphrase"."""
+        if self.credential_kind == "pin":
+            return "PIN"
+        if self.credential_kind == "passphrase" or self.role is Role.ADMIN:
+            return "passphrase"
+        return "PIN or passphrase"
 
 
 def _info(reader: Reader) -> ReaderInfo:
-    return ReaderInfo(reader.id, reader.name, Role(reader.role), reader.pin_hash is not None, reader.active)
+    return ReaderInfo(reader.id, reader.name, Role(reader.role), reader.pin_hash is not None, reader.active,
+                      reader.credential_kind if reader.pin_hash is not None else None)
+
+
+def _kind(secret: str | None) -> str | None:
+    return credentials.kind_of(secret) if secret else None
 
 
 def _not_found(reader_id: int) -> NotFoundError:
@@ -93,7 +109,7 @@ def require_admin(db: Database, reader_id: int | None) -> ReaderInfo:
         return _info(check_admin(session, reader_id))
 
 
-def _insert_reader(session: Session, name: str, role: Role, pin_hash: str | None,
+def _insert_reader(session: Session, name: str, role: Role, pin_hash: str | None, credential_kind: str | None,
                    acting_reader_id: int | None) -> ReaderInfo:
     name = name.strip()
     if not name:
@@ -102,11 +118,12 @@ def _insert_reader(session: Session, name: str, role: Role, pin_hash: str | None
         raise InvalidRequestError(f"A reader called {name!r} exists already; choose another name.")
     reader_id = session.execute(
         insert(Reader).returning(Reader.id),
-        dict(name=name, role=role.value, pin_hash=pin_hash, active=True, failed_sign_ins=0),
+        dict(name=name, role=role.value, pin_hash=pin_hash, credential_kind=credential_kind, active=True,
+             failed_sign_ins=0),
     ).scalar_one()
     record(session, "reader", reader_id, "create", None,
            dict(name=name, role=role.value, has_pin=pin_hash is not None), acting_reader_id)
-    return ReaderInfo(reader_id, name, role, pin_hash is not None, True)
+    return ReaderInfo(reader_id, name, role, pin_hash is not None, True, credential_kind)
 
 
 def _admins_who_can_sign_in(session: Session) -> int:
@@ -127,7 +144,7 @@ def create_first_admin(db: Database, name: str, passphrase: str) -> ReaderInfo:
     with db.transaction(lock="readers") as session:
         if _admins_who_can_sign_in(session):
             raise AccessDeniedError("This project has an admin already; ask them to add you (`readers add`).")
-        return _insert_reader(session, name, Role.ADMIN, pin_hash, None)
+        return _insert_reader(session, name, Role.ADMIN, pin_hash, _kind(passphrase), None)
 
 
 def add_reader(
@@ -141,7 +158,7 @@ def add_reader(
     pin_hash = _checked_secret(role, pin, credential_later)
     with db.transaction(lock="readers") as session:
         check_admin(session, acting_reader_id)
-        return _insert_reader(session, name, role, pin_hash, acting_reader_id)
+        return _insert_reader(session, name, role, pin_hash, _kind(pin) if pin_hash else None, acting_reader_id)
 
 
 def list_readers(db: Database, include_inactive: bool = False) -> list[ReaderInfo]:
@@ -193,7 +210,7 @@ def sign_in(db: Database, reader_id: int, secret: str | None) -> ReaderInfo:
         if retry_after is not None and retry_after > now:
             seconds = int((retry_after - now).total_seconds()) + 1
             raise AccessDeniedError(f"Too many wrong tries for {reader.name}; try again in {seconds} s.")
-        stored, tries = reader.pin_hash, reader.failed_sign_ins + 1
+        stored, tries, kind_noted = reader.pin_hash, reader.failed_sign_ins + 1, reader.credential_kind is not None
         session.execute(update(Reader).where(Reader.id == reader_id).values(
             failed_sign_ins=tries, retry_after=credentials.retry_time(now, tries)))
     if not (secret and credentials.secret_matches(stored, secret)):
@@ -214,6 +231,11 @@ def sign_in(db: Database, reader_id: int, secret: str | None) -> ReaderInfo:
             record(session, "reader", reader_id, "sign_in", dict(wrong_tries=tries - 1), dict(wrong_tries=0),
                    reader_id)
         session.execute(update(Reader).where(Reader.id == reader_id).values(**values))
+        if not kind_noted:   # set before the kind was noted: the secret in hand tells it (unless reset meanwhile)
+            info = replace(info, credential_kind=credentials.kind_of(secret))
+            session.execute(update(Reader).where(Reader.id == reader_id, Reader.pin_hash == values.get("pin_hash", stored),
+                                                 Reader.credential_kind.is_(None))
+                            .values(credential_kind=info.credential_kind))
     return info
 
 
@@ -223,7 +245,8 @@ def change_own_pin(db: Database, reader_id: int, old: str | None, new: str | Non
     info = sign_in(db, reader_id, old)
     pin_hash = _checked_secret(info.role, new)
     with db.transaction(lock="readers") as session:
-        session.execute(update(Reader).where(Reader.id == reader_id).values(pin_hash=pin_hash))
+        session.execute(update(Reader).where(Reader.id == reader_id).values(pin_hash=pin_hash,
+                                                                            credential_kind=_kind(new)))
         record(session, "reader", reader_id, "set_pin", dict(has_pin=info.has_pin),
                dict(has_pin=pin_hash is not None), reader_id)
 
@@ -248,7 +271,7 @@ def reset_pin(db: Database, reader_id: int, new: str | None, *, acting_reader_id
         record(session, "reader", reader_id, "reset_pin", dict(has_pin=reader.pin_hash is not None),
                dict(has_pin=pin_hash is not None), acting_reader_id)
         session.execute(update(Reader).where(Reader.id == reader_id).values(
-            pin_hash=pin_hash, failed_sign_ins=0, retry_after=None))
+            pin_hash=pin_hash, credential_kind=_kind(new), failed_sign_ins=0, retry_after=None))
 
 
 def _other_active_admins(session: Session, reader_id: int) -> int:
@@ -267,6 +290,7 @@ def set_role(db: Database, reader_id: int, role: Role | str, *, acting_reader_id
     values: dict = dict(role=role.value)
     if new_pin is not None or role is Role.ADMIN or (role in REVIEW_ROLES and not current.has_pin):
         values["pin_hash"] = _checked_secret(role, new_pin)
+        values["credential_kind"] = _kind(new_pin)
     with db.transaction(lock="readers") as session:
         check_admin(session, acting_reader_id)
         reader = _role_unchanged(session.get(Reader, reader_id), reader_id, current.role)

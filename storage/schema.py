@@ -119,6 +119,9 @@ class Reader(Base):
     role: Mapped[str] = mapped_column(String(24))
     # PIN or passphrase as "scrypt$n$r$p$salt$hash" only (storage/credentials.py)
     pin_hash: Mapped[str | None] = mapped_column(String(200))
+    # "pin" (digits only) or "passphrase", noted when the credential is set or next typed right (the
+    # hash cannot tell); None with no credential, or one set before Octant 0012 not yet typed since.
+    credential_kind: Mapped[str | None] = mapped_column(String(12))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Wrong sign-in tries in a row and when the next try is allowed (credentials.wait_after).
     failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from storage import credentials
 from storage.catalogue import SPLITS
 from storage.errors import OctantError
 from storage.images import list_images, move_images_to_split
@@ -55,6 +56,12 @@ RETIRED_GREY = QColor("#5f6b6d")   # about 5:1 on the white and grey rows: greye
 
 def role_text(role: Role) -> str:
     return role.value.replace("_", " ")
+
+
+def _credential_of(reader: ReaderInfo | None) -> str:
+    """The selected reader's credential by its kind where known (an admin's is a passphrase); "PIN"
+    for none or one of unknown kind, as the button has always said."""
+    return "passphrase" if reader is not None and reader.credential_name == "passphrase" else "PIN"
 
 
 def _table(headers: list[str], multi: bool = False) -> QTableWidget:
@@ -144,7 +151,7 @@ class ProjectAdminDialog(QDialog, Prompts):
         self.reader_rows = list_readers(self.db, include_inactive=True)
         self.readers.setRowCount(len(self.reader_rows))
         for row, reader in enumerate(self.reader_rows):
-            cells = [reader.name, role_text(reader.role), "PIN or passphrase" if reader.has_pin else "none", "active" if reader.active else "retired"]
+            cells = [reader.name, role_text(reader.role), reader.credential_name if reader.has_pin else "none", "active" if reader.active else "retired"]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if not reader.active:
@@ -192,6 +199,7 @@ class ProjectAdminDialog(QDialog, Prompts):
         reader = self.selected_reader()
         for button in (self.change_role, self.reset):
             button.setEnabled(reader is not None)
+        self.reset.setText(f"Reset {_credential_of(reader)}…")
         self.retire.setEnabled(reader is not None and reader.active)
         self.reinstate.setEnabled(reader is not None and not reader.active)
         photos = bool(self.selected_photos())
@@ -234,7 +242,7 @@ class ProjectAdminDialog(QDialog, Prompts):
             added = add_reader(self.db, name, role, secret, acting_reader_id=admin_id)
             self.refresh()
             self.select_reader(added.name)
-            return f"Added {added.name} ({role_text(added.role)}{', with a PIN' if added.has_pin else ''})."
+            return f"Added {added.name} ({role_text(added.role)}{', with a ' + added.credential_name if added.has_pin else ''})."
 
         return self._as_admin(f"Adding {name} as {'an' if role is Role.ADMIN else 'a'} {role_text(role)}", add)
 
@@ -283,21 +291,22 @@ class ProjectAdminDialog(QDialog, Prompts):
         if reader is None:
             return False
         try:
-            secret = ask_new_secret(self, "Reset PIN", reader.name, reader.role,
+            secret = ask_new_secret(self, f"Reset {_credential_of(reader)}", reader.name, reader.role,
                                     optional=reader.role not in REVIEW_ROLES)
         except OctantError as error:
             self.show_problem(str(error))
             return False
         if secret is None:
             return False
-        done = (f"{reader.name}'s {'PIN is removed' if secret == '' else 'new PIN is set'}; "
-                "their wrong tries are cleared.")
+        changed = (f"{_credential_of(reader)} is removed" if secret == "" else
+                   f"new {'PIN' if credentials.is_pin(secret) else 'passphrase'} is set")
+        done = f"{reader.name}'s {changed}; their wrong tries are cleared."
 
         def change(admin_id: int) -> str:
             reset_pin(self.db, reader.id, secret or None, acting_reader_id=admin_id)
             return done
 
-        return self._as_admin(f"Resetting {reader.name}'s PIN", change)
+        return self._as_admin(f"Resetting {reader.name}'s {_credential_of(reader)}", change)
 
     def move_selected(self, split: str) -> bool:
         image_ids = self.selected_photos()

@@ -208,3 +208,31 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_readers_list_names_each_credential_by_what_it_is(tmp_path, capsys, monkeypatch, admin_env):
+    # It said "PIN" beside a reviewer who signs in with a passphrase.
+    from sqlalchemy import update
+
+    from storage.schema import Reader
+
+    folder = tmp_path / "clinic"
+    assert run(capsys, "init", str(folder), "--name", "Clinic", "--admin", "Boss")[0] == 0
+    monkeypatch.setenv("OCTANT_PROJECT", str(folder))
+    for name, role, secret in (("Rhea", "reviewer", "a reviewer's long phrase"), ("Dr P", "ophthalmologist", "246813"),
+                               ("Dr Old", "ophthalmologist", "135792")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"{secret}\n"))
+        assert run(capsys, "readers", "add", name, "--role", role, "--pin", *ADMIN)[0] == 0
+    with open_project(folder) as project:   # a credential set before Octant noted its kind
+        with project.database.transaction() as session:
+            session.execute(update(Reader).where(Reader.name == "Dr Old").values(credential_kind=None))
+
+    def listed() -> dict[str, str]:
+        out = run(capsys, "readers", "list")[1]
+        return {name: next(line.rstrip() for line in out.splitlines() if f" {name} " in line).split("  ")[-1].strip()
+                for name in ("Boss", "Rhea", "Dr P", "Dr Old")}
+
+    assert listed() == {"Boss": "passphrase", "Rhea": "passphrase", "Dr P": "PIN", "Dr Old": "PIN or passphrase"}
+    with open_project(folder) as project:   # typed right once, its kind is known from then on
+        sign_in(project.database, find_reader(project.database, "Dr Old").id, "135792")
+    assert listed()["Dr Old"] == "PIN"

@@ -160,6 +160,7 @@ def test_an_older_cheaper_hash_verifies_and_is_rehashed_at_the_current_cost(tmp_
     new = stored(db, reader.id).pin_hash
     assert new != old and not credentials.needs_rehash(new) and credentials.secret_matches(new, "2468")
     assert audit_events(db, "reader", reader.id)[-1].action == "rehash_credential"
+    assert stored(db, reader.id).credential_kind == "pin"   # noted with the re-hash
 
 
 def test_a_reader_changes_their_own_pin_only_with_the_old_one(tmp_project, admin):
@@ -173,6 +174,26 @@ def test_a_reader_changes_their_own_pin_only_with_the_old_one(tmp_project, admin
     assert sign_in(db, reader.id, "135791").id == reader.id
     with pytest.raises(InvalidRequestError, match="passphrase"):
         change_own_pin(db, admin.id, ADMIN_PASSPHRASE, "13579135791357")   # an admin keeps a passphrase
+
+
+def test_each_credential_is_named_by_its_kind_however_it_was_set(tmp_project, admin):
+    db = tmp_project.database
+    assert admin.credential_name == "passphrase" and get_reader(db, admin.id).credential_kind == "passphrase"
+    reader = add_reader(db, "Dr K", pin=PIN, acting_reader_id=admin.id)
+    assert reader.credential_name == "PIN" and get_reader(db, reader.id).credential_name == "PIN"
+    change_own_pin(db, reader.id, PIN, "a phrase of my own")
+    assert get_reader(db, reader.id).credential_name == "passphrase"
+    reset_pin(db, reader.id, "135791", acting_reader_id=admin.id)
+    assert get_reader(db, reader.id).credential_name == "PIN"
+    reset_pin(db, reader.id, None, acting_reader_id=admin.id)
+    assert get_reader(db, reader.id).credential_kind is None and not get_reader(db, reader.id).has_pin
+    set_role(db, reader.id, Role.REVIEWER, acting_reader_id=admin.id, new_pin="a reviewer's phrase")
+    assert get_reader(db, reader.id).credential_name == "passphrase"
+    with db.transaction() as session:   # set before Octant noted the kind: the sign-in notes it
+        session.execute(update(Reader).where(Reader.id == reader.id).values(credential_kind=None))
+    assert get_reader(db, reader.id).credential_name == "PIN or passphrase"
+    assert sign_in(db, reader.id, "a reviewer's phrase").credential_name == "passphrase"
+    assert get_reader(db, reader.id).credential_kind == "passphrase"
 
 
 def test_roles_change_by_an_admin_and_the_last_admin_stays(tmp_project, admin):
@@ -222,3 +243,28 @@ def test_a_reviewer_imported_without_a_credential_waits_for_the_admin(tmp_projec
             attempt()
     reset_pin(db, reviewer.id, PIN, acting_reader_id=admin.id)
     assert sign_in(db, reviewer.id, PIN).role is Role.REVIEWER
+
+
+def test_the_upgrade_notes_admins_passphrases_and_leaves_the_others_kind_to_their_next_sign_in(tmp_path):
+    # Migration 0012: before it no kind was kept; an admin's credential is always a passphrase.
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.database import alembic_config, make_engine, sqlite_url, upgrade_schema
+
+    engine = make_engine(sqlite_url(tmp_path / "old.sqlite"))
+    config = alembic_config()
+    with engine.begin() as connection:   # a database as Octant left it at 0011
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0011_work_claims")
+        for name, role, secret in (("Boss", "admin", ADMIN_PASSPHRASE), ("Dr K", "ophthalmologist", PIN)):
+            connection.execute(text("INSERT INTO reader (name, role, pin_hash, active, failed_sign_ins, created_at) "
+                                    "VALUES (:name, :role, :hash, 1, 0, '2026-01-01')"),
+                               dict(name=name, role=role, hash=credentials.hash_secret(secret)))
+        connection.execute(text("INSERT INTO reader (name, role, active, failed_sign_ins, created_at) "
+                                "VALUES ('Dr N', 'ophthalmologist', 1, 0, '2026-01-01')"))
+    upgrade_schema(engine)
+    with engine.connect() as connection:
+        kinds = dict(connection.execute(text("SELECT name, credential_kind FROM reader")).all())
+    engine.dispose()
+    assert kinds == {"Boss": "passphrase", "Dr K": None, "Dr N": None}   # Dr K's is known at the next sign-in

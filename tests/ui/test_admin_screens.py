@@ -133,6 +133,26 @@ def test_a_too_short_new_pin_is_refused_before_the_passphrase(qtbot, clinic, mon
     assert not get_reader(clinic.project.database, clinic.readers["Ben"].id).has_pin
 
 
+def test_the_readers_table_and_the_reset_button_name_each_credential_by_its_kind(qtbot, clinic, monkeypatch):
+    # The table said "PIN or passphrase" for everyone, the admin's passphrase included.
+    dialog = dialog_for(qtbot, clinic, "Admin")
+
+    def credential_cells() -> dict[str, str]:
+        table = dialog.readers
+        return {table.item(row, 0).text(): table.item(row, 2).text() for row in range(table.rowCount())}
+
+    assert credential_cells() == {"Admin": "passphrase", "Ana": "PIN", "Ben": "none", "Cleo": "none", "Rhea": "PIN"}
+    dialog.select_reader("Admin")
+    assert dialog.reset.text() == "Reset passphrase…"
+    dialog.select_reader("Ana")
+    assert dialog.reset.text() == "Reset PIN…"
+    answer(monkeypatch, dialog, texts=["a phrase for Ana", "a phrase for Ana", ADMIN_PASSPHRASE])
+    assert dialog.reset_pin_of_selected()
+    assert dialog.message.text() == "Ana's new passphrase is set; their wrong tries are cleared."
+    assert "Resetting Ana's PIN" in dialog.asked[-1]
+    assert credential_cells()["Ana"] == "passphrase" and dialog.reset.text() == "Reset passphrase…"
+
+
 # --- File → Change my PIN… ---------------------------------------------------------------------
 def change_my_pin(qtbot, clinic, monkeypatch, who, texts):
     from ui.own_credential import change_my_pin as change
