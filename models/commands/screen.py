@@ -112,7 +112,8 @@ def run_screen(args: argparse.Namespace) -> int:
                 raise OctantError(f"Cannot write into {folder} ({error.strerror}); choose a folder you can "
                                   "write to.") from None
             if project is not None:
-                stored += _store(project, path, result, sha256_of_file)
+                # a project image passed check_unchanged: its import hash is the file's, no third read
+                stored += _store(project, path, result, imported.get(path) or sha256_of_file(path))
             red_free += result.red_free
             no_fundus += result.no_fundus is not None
             calls = ", ".join(f"{code} {r.probability:.2f}" for code, r in result.findings.items())
@@ -131,11 +132,11 @@ def run_screen(args: argparse.Namespace) -> int:
             project.close()
 
 
-def _store(project: ProjectHandle, path: Path, result, sha256_of_file) -> int:
+def _store(project: ProjectHandle, path: Path, result, sha256: str) -> int:
     from storage.images import find_image_by_sha256
     from storage.predictions import FINDINGS_PREDICTION, save_prediction
 
-    record = find_image_by_sha256(project.database, sha256_of_file(path))
+    record = find_image_by_sha256(project.database, sha256)
     if record is None:
         print(f"{path}: not in the project (import it first to store its result).", file=sys.stderr)
         return 0
