@@ -292,10 +292,9 @@ def _keep_a_copy(live: Path, kept: Path, cancel: threading.Event | None, progres
         _copy_database_in_steps(live, kept, cancel, progress)
         _seal(kept, cancel)
     except (DatabaseError, sqlite3.Error) as error:
-        if isinstance(error, sqlite3.OperationalError) and any(words in str(error) for words in _NOT_DAMAGE):
-            kept.unlink(missing_ok=True)
-            raise
         kept.unlink(missing_ok=True)
+        if isinstance(error, sqlite3.OperationalError) and any(words in str(error) for words in _NOT_DAMAGE):
+            raise
         raise _LiveDatabaseDamaged(str(error)) from error
 
 
