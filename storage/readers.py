@@ -158,7 +158,7 @@ def add_reader(
     pin_hash = _checked_secret(role, pin, credential_later)
     with db.transaction(lock="readers") as session:
         check_admin(session, acting_reader_id)
-        return _insert_reader(session, name, role, pin_hash, _kind(pin) if pin_hash else None, acting_reader_id)
+        return _insert_reader(session, name, role, pin_hash, _kind(pin), acting_reader_id)
 
 
 def list_readers(db: Database, include_inactive: bool = False) -> list[ReaderInfo]:
