@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from storage.audit import record
 from storage.catalogue import (
@@ -67,9 +67,7 @@ class ProjectHandle:
         """The URL to open this project's database again (password included); None for the
         folder's own SQLite file, which ``open_project(root)`` finds by itself."""
         url = self.database.engine.url
-        if url.get_backend_name() == "sqlite" and url.database == str(self.root / DATABASE_FILENAME):
-            return None
-        return url.render_as_string(hide_password=False)
+        return None if _is_folder_database(url, self.root) else url.render_as_string(hide_password=False)
 
     def close(self) -> None:
         self.database.dispose()
@@ -127,9 +125,14 @@ def _database_elsewhere(root: Path) -> str | None:
         return None
 
 
+def _is_folder_database(url: URL, root: Path) -> bool:
+    """Whether ``url`` is the project folder's own SQLite file (found without a URL)."""
+    return url.get_backend_name() == "sqlite" and url.database == str(root / DATABASE_FILENAME)
+
+
 def _note_database_elsewhere(root: Path, database_url: str) -> None:
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database == str(root / DATABASE_FILENAME):
+    if _is_folder_database(url, root):
         return
     (root / DATABASE_ELSEWHERE).write_text(url.render_as_string(hide_password=True) + "\n", encoding="utf-8")
 
