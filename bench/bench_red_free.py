@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from annotate.services.image_files import find_image_files  # noqa: E402
-from models.segmentation.red_free import is_red_free  # noqa: E402
+from models.segmentation.red_free import is_red_free, red_free_version  # noqa: E402
 from storage.locations import public_data_dir  # noqa: E402
 
 FOLDERS = ("IDRiD-landmarks/images", "IDRiD-segmentation/images", "Drishti-GS1/images",
@@ -50,7 +50,7 @@ FORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
     "colour darkened to 20 %": (lambda i: (i * 0.2).astype(np.uint8), False),
     "colour, green and blue halved (reddish)": (lambda i: (i * np.array([0.5, 0.5, 1.0])).astype(np.uint8), False),
     "colour, blue replaced by green": (lambda i: np.stack([i[..., 1], i[..., 1], i[..., 2]], -1), False),
-    "grey (green on 3 channels), JPEG 70": (lambda i: jpeg(np.repeat(i[..., 1:2], 3, axis=2)), True),
+    "grey (green on 3 channels), JPEG 70": (lambda i: jpeg(red_free_version(i)), True),
     "green only (red = blue = 0), JPEG 70": (lambda i: jpeg(i * np.array([0, 1, 0], np.uint8)), True),
     "green, leak: red 0.15 G + 6, blue 0.1 G + 4": (lambda i: from_green(i, lambda g: 0.15 * g + 6,
                                                                           lambda g: 0.1 * g + 4), True),
