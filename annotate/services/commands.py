@@ -22,7 +22,7 @@ import cv2
 from annotate.fov import FieldOfView, detect_fov
 from annotate.overlay import render_region_overlay
 from annotate.services.export import FILE_SUFFIX, FORMATS, export_labels
-from annotate.services.image_files import IMAGE_SUFFIXES
+from annotate.services.image_files import IMAGE_SUFFIXES, other_file_kinds
 from annotate.services.importer import import_images, iter_report_lines
 from annotate.services.photos import read_fundus
 from storage.command_progress import CommandProgress
@@ -51,8 +51,6 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_images(project, args.paths, split=args.split, laterality=args.eye, copy=args.copy,
                                    progress=None if args.quiet else lambda step: bar.update(
                                        step.done, step.path.name[-30:], total=step.total))
-    from annotate.services.image_files import other_file_kinds
-
     others = other_file_kinds(args.paths)
     if not (report.added or report.duplicates or report.relinked or report.failed):
         raise InvalidRequestError(_nothing_found(args.paths, others))
