@@ -17,6 +17,7 @@ from storage.errors import NotFoundError
 from storage.labels import Landmarks, landmarks_of
 from storage.readers import REVIEW_ROLES
 from storage.schema import Image, Landmark, Prediction, Reader, TrainedModel, utc_now
+from storage.work_claims import settle_claim
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -51,8 +52,6 @@ def save_claimed_prediction(
     """An image's prediction, with the model's (disc, fovea, version) when there are landmarks, stored
     whole or not at all; the holder's claim on the image goes in the same transaction
     (``storage.work_claims``)."""
-    from storage.work_claims import settle_claim
-
     with db.transaction(lock="claims") as session:
         prediction_id = _insert_prediction(session, image_id, kind, payload, model_version)
         if landmarks is not None:
