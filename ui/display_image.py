@@ -54,13 +54,14 @@ def reduction_for(width: int, height: int, long_side: int | None = None) -> int:
 
 
 def decode_for_display(path: Path | str, original_size: tuple[int, int] | None = None,
-                       long_side: int | None = None) -> DisplayImage:
+                       long_side: int | None = None, sha256: str | None = None) -> DisplayImage:
     """Decode ``path`` at a reduction chosen from ``original_size`` (width, height).
 
-    ``annotate.services.photos.read_fundus`` turns every bad file into a BadImageError.
+    ``annotate.services.photos.read_fundus`` turns every bad file into a BadImageError, and with
+    ``sha256`` (the imported file's) one that changed since import.
     """
     factor = reduction_for(*original_size, long_side=long_side) if original_size else 1
-    bgr = read_fundus(path, reduce=factor)
+    bgr = read_fundus(path, reduce=factor, sha256=sha256)
     if original_size is None:
         original_size = (bgr.shape[1], bgr.shape[0])
     scale = original_size[0] / bgr.shape[1]

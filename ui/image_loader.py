@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from annotate.services.photos import check_unchanged, read_fundus
+from annotate.services.photos import read_fundus
 from storage.errors import BadImageError, OctantError
 from ui.assist import render_overlay
 from ui.background import Worker, worker_pool
@@ -45,9 +45,7 @@ def _render(path: Path, size: tuple[int, int] | None, display: DisplayImage | No
     Qt widgets."""
     try:
         if display is None:
-            display = decode_for_display(path, size)
-            if sha256 is not None:
-                check_unchanged(path, sha256)
+            display = decode_for_display(path, size, sha256=sha256)
         return display, render_shown(display.bgr, aids, fit_size), aids
     except OctantError:
         raise

@@ -84,6 +84,10 @@ def check_unchanged(path: Path | str, sha256: str) -> None:
         found = sha256_of_file(path)
     except OSError:
         return
+    _refuse_if_changed(path, found, sha256)
+
+
+def _refuse_if_changed(path: Path | str, found: str, sha256: str) -> None:
     if found != sha256:
         raise BadImageError(f"{path} has changed since it was imported (another photograph under its name, or "
                             "damage); put the original back, or move this file away and import the original again.")
@@ -183,12 +187,18 @@ def decode_fundus(data: bytes, name: str = "image", reduce: int = 1, verify: boo
     return image
 
 
-def read_fundus(path: Path | str, reduce: int = 1) -> np.ndarray:
+def read_fundus(path: Path | str, reduce: int = 1, sha256: str | None = None) -> np.ndarray:
     """The photograph at ``path`` as BGR uint8 (h, w, 3), optionally decoded at 1/2, 1/4 or 1/8 size.
-    A file whose header claims more than ``MAX_PHOTO_PIXELS`` is refused before it is decoded."""
+    A file whose header claims more than ``MAX_PHOTO_PIXELS`` is refused before it is decoded. With
+    ``sha256`` (the imported file's), a file that changed since is refused as ``check_unchanged``
+    refuses it, from the bytes already read (not a second read), after decoding so that damage
+    keeps its own sentence."""
     data = read_bytes(path)
     refuse_too_many_pixels(data, str(path))
-    return decode_fundus(data, str(path), reduce)
+    image = decode_fundus(data, str(path), reduce)
+    if sha256 is not None:
+        _refuse_if_changed(path, hashlib.sha256(data).hexdigest(), sha256)
+    return image
 
 
 def refuse_too_many_pixels(data: bytes, name: str) -> None:

@@ -141,12 +141,11 @@ class GuidedRunner:
 
     def _forward(self, model: ModelRecord, record: ImageRecord):
         """(probability, activation map, RGB crop, crop box in original pixels); all None for a red-free photo."""
-        from annotate.services.photos import check_unchanged, read_fundus
+        from annotate.services.photos import read_fundus
         from models.findings.inference import prepare_guided_input, run_guided
         from models.segmentation.red_free import is_red_free
 
-        photo = read_fundus(record.path)
-        check_unchanged(record.path, record.sha256)   # another photo under its name gets no activation map
+        photo = read_fundus(record.path, sha256=record.sha256)   # another photo under its name gets no activation map
         if is_red_free(photo):
             with self._lock:
                 self._probabilities[(model.id, record.id)] = None

@@ -12,7 +12,6 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from annotate.adjudication import review_queue
-from annotate.services.photos import check_unchanged
 from models.segmentation.stored_names import SCREENING_RED_FREE_NOTE
 from storage.adjudication import adjudicated_answers, record_adjudication
 from storage.errors import OctantError
@@ -513,6 +512,4 @@ def open_review_window(project: ProjectHandle, reader_id: int, parent: QWidget |
 def _photo_as_imported(record: ImageRecord, size: tuple[int, int]) -> DisplayImage:
     """The side-by-side photo, refused when its file holds another photograph than the one imported
     (checked after decoding, so that damage keeps its own sentence), as the workstation refuses it."""
-    display = decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE)
-    check_unchanged(record.path, record.sha256)
-    return display
+    return decode_for_display(record.path, size, long_side=PHOTO_LONG_SIDE, sha256=record.sha256)

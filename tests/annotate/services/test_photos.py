@@ -186,3 +186,15 @@ def test_the_jpeg_check_refuses_exactly_what_libjpeg_calls_corrupt(capfd):
         assert was_refused == libjpeg_warned
         noticed += libjpeg_warned
     assert 0 < noticed < 24   # both kinds were tried
+
+
+def test_a_photo_read_with_its_imported_hash_is_refused_once_the_file_changed(tmp_path):
+    path = write_photo(tmp_path / "a.png", size=(96, 64))
+    imported = sha256_of_file(path)
+    assert read_fundus(path, sha256=imported).shape == (64, 96, 3)
+    write_photo(path, size=(96, 64), seed=1)   # another photograph under the same name
+    with pytest.raises(BadImageError, match="has changed since it was imported"):
+        read_fundus(path, sha256=imported)
+    corrupt = write_corrupt_jpeg(tmp_path / "c.jpg")   # damage keeps its own sentence, hash or not
+    with pytest.raises(BadImageError, match="damaged JPEG"):
+        read_fundus(corrupt, sha256=imported)
