@@ -415,7 +415,7 @@ def restore_project(root: Path, source: Path, reader_id: int | None = None,
         _check(cancel, RESTORE_CANCELLED)
         _keep_files(root, kept)
         damaged = not live.exists()
-        if live.exists():
+        if not damaged:
             try:
                 _replace_keeping_a_copy(staging / DATABASE_FILENAME, live, kept / DATABASE_FILENAME, cancel,
                                         lambda done: say("Keeping what the project holds now…", 0.5 + 0.2 * done),
