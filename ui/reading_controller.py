@@ -362,12 +362,10 @@ class ReadingController(QObject):
             return True
         try:
             after = step.apply(self.session, image_id)
-        except DatabaseLockedError:   # another program holds the database: kept, saved when it is free
-            self._kept_because = BUSY_ELSEWHERE
-            self._keep(KeptClick(label, image_id, step, undoable))
-            return True
-        except DatabaseUnreachableError:   # the server stopped or the network dropped: the same, once it is back
-            self._kept_because = OUT_OF_REACH
+        except (DatabaseLockedError, DatabaseUnreachableError) as error:
+            # Another program holds the database, or its server stopped or the network dropped:
+            # kept, saved when it is free or back.
+            self._kept_because = OUT_OF_REACH if isinstance(error, DatabaseUnreachableError) else BUSY_ELSEWHERE
             self._keep(KeptClick(label, image_id, step, undoable))
             return True
         except StaleAnswerError as error:  # expected in a shared clinic: the status bar, no box
