@@ -189,8 +189,7 @@ class MainWindow(QMainWindow, Prompts):
         c.readSaved.connect(lambda image_id, state: self.queue_panel.set_done(image_id, state.done))
         c.findingChanged.connect(self._on_finding)
         c.leaving.connect(self.answer_panel.flush_comment)
-        c.queueGrew.connect(lambda status: self.queue_panel.set_queue(
-            [record for record, _ in status], {record.id: done for record, done in status}))
+        c.queueGrew.connect(self._list_queue)
         c.queueFinished.connect(lambda: self.show_hint(
             "Every image in your queue is done. Thank you! Use the queue to revisit any image."))
         self.loader.ready.connect(self._on_image_ready)
@@ -225,11 +224,15 @@ class MainWindow(QMainWindow, Prompts):
 
     def _show_queue(self, status: list[tuple[ImageRecord, bool]]) -> None:
         c = self.controller
-        self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
+        self._list_queue(status)
         self._allow_answering(bool(status))
         c.start()
         if not status:
             self.show_hint(self._empty_queue_hint(c.reader.role))
+
+    def _list_queue(self, status: list[tuple[ImageRecord, bool]]) -> None:
+        """The queue panel's list: every image of the queue with its done mark."""
+        self.queue_panel.set_queue([record for record, _ in status], {record.id: done for record, done in status})
 
     def _allow_answering(self, allowed: bool) -> None:
         """Nothing to answer (an empty queue, or one still being ordered): the answer panel and the
