@@ -57,6 +57,15 @@ def default_project_folder() -> Path:
     return Path(os.environ.get("OCTANT_PROJECT") or Path.cwd())
 
 
+def implied_project_folder() -> Path | None:
+    """The project a command names without --project: $OCTANT_PROJECT, else the current folder when
+    it holds a project's database; None where neither names one."""
+    from storage.database import DATABASE_FILENAME
+
+    folder = default_project_folder()
+    return folder if os.environ.get("OCTANT_PROJECT") or (folder / DATABASE_FILENAME).is_file() else None
+
+
 def add_project_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", type=Path, default=None, metavar="DIR",

@@ -33,18 +33,6 @@ def _folder_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _default_project() -> Path | None:
-    """With no photos named, the project every other command would use: $OCTANT_PROJECT, else the
-    current folder when it holds one (as presegment); None where neither names a project."""
-    import os
-
-    from storage.commands import default_project_folder
-    from storage.database import DATABASE_FILENAME
-
-    folder = default_project_folder()
-    return folder if os.environ.get("OCTANT_PROJECT") or (folder / DATABASE_FILENAME).is_file() else None
-
-
 def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
@@ -56,7 +44,9 @@ def run_screen(args: argparse.Namespace) -> int:
 
     project = None
     if args.project is None and args.database_url is None and not args.paths:
-        args.project = _default_project()   # `export OCTANT_PROJECT=…` (README) then `screen --out s/`
+        from storage.commands import implied_project_folder
+
+        args.project = implied_project_folder()   # `export OCTANT_PROJECT=…` (README) then `screen --out s/`
     if args.project is not None or args.database_url is not None:
         from storage.commands import open_project_from_args
 

@@ -490,12 +490,12 @@ def presegment_command(args) -> int:
     from models.engine.device import DistributedWorld
 
     if not args.project and not args.out:   # like every other command: $OCTANT_PROJECT, else this folder
-        from storage.commands import default_project_folder
+        from storage.commands import default_project_folder, implied_project_folder
 
-        folder = default_project_folder()
-        if not (os.environ.get("OCTANT_PROJECT") or args.database_url or (folder / "octant.sqlite").is_file()):
+        folder = implied_project_folder()
+        if folder is None and not args.database_url:
             raise OctantError("Say where the results go: --out DIR (files) or --project DIR (predictions).")
-        args.project = str(folder)
+        args.project = str(folder or default_project_folder())
     if args.out and not args.project:   # before the networks load, not once per photo as "unreadable"
         out = Path(args.out)
         if out.exists() and not out.is_dir():
