@@ -56,7 +56,6 @@ class ReviewWindow(QWidget):
         self.models = guided_models(project.database, self.finding_names)
         self.runner = GuidedRunner()
         self.model_queue: dict[int, dict[str, str]] | None = None
-        self.model_queue_skipped: list[str] = []   # why photos were left out of it (unreadable, changed since import)
         self.photos: dict[int, DisplayImage] = {}
         self.photo_errors: dict[int, str] = {}
         self._pending_photos: set[int] = set()
@@ -199,9 +198,8 @@ class ReviewWindow(QWidget):
             self._refresh_queue()
             self._request_agreement()
             if self.models:
-                skipped: list[str] = []
-                self.model_queue_skipped = skipped
-                self._submit(("model_queue",),
+                skipped: list[str] = []   # why photos were left out (unreadable, changed since import): with its run
+                self._submit(("model_queue", skipped),
                              lambda cancel: model_disagreements(result, self.models, self.runner, cancel, skipped),
                              takes_cancel=True)
         elif kind == "agreement" and tag[1] == self.queues.current_finding() and self.data is not None:
@@ -224,10 +222,11 @@ class ReviewWindow(QWidget):
                 self._refresh_queue(quiet=True)
         elif kind == "model_queue":
             self.model_queue = result
-            if self.model_queue_skipped:   # photos the model could not be run on: the rest have their calls
-                count = len(self.model_queue_skipped)
+            skipped = tag[1]
+            if skipped:   # photos the model could not be run on: the rest have their calls
+                count = len(skipped)
                 self.status.setText(f"The model vs consensus queue leaves out {count} photo{'s' if count != 1 else ''}: "
-                                    + " ".join(self.model_queue_skipped))
+                                    + " ".join(skipped))
             if self.queues.current_queue() == MODEL_VS_CONSENSUS:
                 self._refresh_queue()
 
