@@ -216,13 +216,17 @@ def refuse_too_many_pixels(data: bytes, name: str) -> None:
         check_photo_size((width, height), name)
 
 
-def read_photograph(path: Path | str, reduce: int = 1) -> np.ndarray:
+def read_photograph(path: Path | str, reduce: int = 1, sha256: str | None = None) -> np.ndarray:
     """A photo file refused exactly as import refuses it (too small or too large for a fundus photograph,
     damaged in mid-stream), for commands that take files rather than project images (``screen``,
-    ``presegment``): a 48 × 32 thumbnail or a grey-smeared JPEG must not get findings either."""
+    ``presegment``): a 48 × 32 thumbnail or a grey-smeared JPEG must not get findings either. With
+    ``sha256``, refused as ``read_fundus`` refuses a changed file, from the bytes already read."""
     data = read_bytes(path)
     check_photo_size(size_from_bytes(data, str(path)), str(path))
-    return decode_fundus(data, str(path), reduce, verify=True)
+    image = decode_fundus(data, str(path), reduce, verify=True)
+    if sha256 is not None:
+        _refuse_if_changed(path, hashlib.sha256(data).hexdigest(), sha256)
+    return image
 
 
 def checked_photo_size(path: Path | str) -> ImageSize:

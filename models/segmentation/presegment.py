@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from annotate.services.image_files import find_image_files
-from annotate.services.photos import check_unchanged, checked_photo_size, read_photograph
+from annotate.services.photos import checked_photo_size, read_photograph
 from models.engine.cancel import check_cancelled
 from models.engine.device import current_thread_plan
 from models.segmentation.lesions import LesionNetConfig
@@ -112,9 +112,7 @@ def decode_photo(path: Path, sha256: str | None = None) -> tuple[np.ndarray, Pip
     and, given the ``sha256`` stored at import, refused when the file holds another photograph now
     (checked after decoding, so that damage keeps its own sentence)."""
     reduce, width, height = decode_reduction(path)
-    image = read_photograph(path, reduce)
-    if sha256 is not None:
-        check_unchanged(path, sha256)
+    image = read_photograph(path, reduce, sha256)   # the bytes decoded are the bytes hashed: one read
     return image, PipelineOptions(input_scale=image.shape[1] / width, original_shape=(height, width))
 
 
