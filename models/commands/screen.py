@@ -37,7 +37,7 @@ def run_screen(args: argparse.Namespace) -> int:
     import cv2
 
     from annotate.services.image_files import find_image_files
-    from annotate.services.photos import check_unchanged, read_photograph, sha256_of_file
+    from annotate.services.photos import read_photograph, sha256_of_file
     from models.findings.screening import activation_picture, load_screening_models, require_some_model, screen_photo
     from storage.catalogue import DEFAULT_FINDINGS
     from storage.errors import OctantError, about_file
@@ -81,9 +81,8 @@ def run_screen(args: argparse.Namespace) -> int:
         failed = stored = red_free = no_fundus = 0
         for number, (path, name) in enumerate(zip(paths, _folder_names(paths)), 1):
             try:
-                photo = read_photograph(path)
-                if path in imported:   # read where it was imported from: another photo may be under its name now
-                    check_unchanged(path, imported[path])
+                # a project photo is read where it was imported from, refused if another photo is under its name now
+                photo = read_photograph(path, sha256=imported.get(path))
                 result = screen_photo(photo, models)
             except OctantError as error:
                 failed += 1
@@ -102,7 +101,7 @@ def run_screen(args: argparse.Namespace) -> int:
                 raise OctantError(f"Cannot write into {folder} ({error.strerror}); choose a folder you can "
                                   "write to.") from None
             if project is not None:
-                # a project image passed check_unchanged: its import hash is the file's, no third read
+                # a project image passed read_photograph's check: its import hash is the file's, not read again
                 stored += _store(project, path, result, imported.get(path) or sha256_of_file(path))
             red_free += result.red_free
             no_fundus += result.no_fundus is not None
