@@ -110,12 +110,18 @@ class GuidedRunner:
         with self._lock:
             return self._views.get((model_id, image_id))
 
-    def probability(self, model: ModelRecord, record: ImageRecord) -> float | None:
-        """The model's probability for the photo, None for a red-free one (kept; the queue asks for every photo)."""
+    def knows(self, model: ModelRecord, record: ImageRecord) -> bool:
+        """Whether the model's probability for the photo is kept already (no photo needed)."""
+        with self._lock:
+            return (model.id, record.id) in self._probabilities
+
+    def probability(self, model: ModelRecord, record: ImageRecord, photo: np.ndarray | None = None) -> float | None:
+        """The model's probability for the photo, None for a red-free one (kept; the queue asks for every
+        photo). ``photo``: the record's photo already read (``read_fundus`` with its SHA-256), else it is read."""
         with self._lock:
             if (model.id, record.id) in self._probabilities:
                 return self._probabilities[(model.id, record.id)]
-        return self._forward(model, record)[0]
+        return self._forward(model, record, photo)[0]
 
     def view(self, model: ModelRecord, record: ImageRecord) -> ModelView:
         cached = self.cached(model.id, record.id)
@@ -139,13 +145,13 @@ class GuidedRunner:
                 self._views.pop(next(iter(self._views)))
         return view
 
-    def _forward(self, model: ModelRecord, record: ImageRecord):
+    def _forward(self, model: ModelRecord, record: ImageRecord, photo: np.ndarray | None = None):
         """(probability, activation map, RGB crop, crop box in original pixels); all None for a red-free photo."""
-        from annotate.services.photos import read_fundus
         from models.findings.inference import prepare_guided_input, run_guided
         from models.segmentation.red_free import is_red_free
 
-        photo = read_fundus(record.path, sha256=record.sha256)   # another photo under its name gets no activation map
+        if photo is None:
+            photo = _read_as_imported(record)
         if is_red_free(photo):
             with self._lock:
                 self._probabilities[(model.id, record.id)] = None
@@ -184,6 +190,7 @@ def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunn
     """
     found: dict[int, dict[str, str]] = {}
     for record in data.images:
+        photo = None   # read once for every model that has no probability for it yet
         for code, model in models.items():
             if cancel is not None and cancel.is_set():
                 return found
@@ -191,7 +198,9 @@ def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunn
             if state is None or state.state == "uncertain":
                 continue
             try:
-                probability = runner.probability(model, record)
+                if photo is None and not runner.knows(model, record):
+                    photo = _read_as_imported(record)
+                probability = runner.probability(model, record, photo)
             except BadImageError as error:
                 if skipped is not None:
                     skipped.append(str(error))
@@ -201,3 +210,10 @@ def model_disagreements(data, models: dict[str, ModelRecord], runner: GuidedRunn
             if (probability >= model_threshold(model)) != (state.state == "present"):
                 found.setdefault(record.id, {})[code] = f"model p = {probability:.2f}, consensus {state.state}"
     return found
+
+
+def _read_as_imported(record: ImageRecord) -> np.ndarray:
+    """The record's photo; another photo under its name is refused (no call, no activation map)."""
+    from annotate.services.photos import read_fundus
+
+    return read_fundus(record.path, sha256=record.sha256)
